@@ -1,0 +1,44 @@
+# The front door. `make` builds into build/, `make test` runs every test, `make demo`
+# shows the main job. Missing Debian packages (and, for tests, the npm test peer) are
+# installed on first use by scripts/install-deps.sh; apt-get needs root or sudo.
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps test-deps build san test demo fuzz bench clean install
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh build
+
+test-deps:
+	@bash scripts/install-deps.sh test
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+# clang, AddressSanitizer + UndefinedBehaviorSanitizer, libFuzzer targets
+san: test-deps
+	@CC=clang cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DIROH_SANITIZE=ON -DIROH_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-san -j $(JOBS)
+
+test: test-deps build san
+	@echo "== sanitizer build (clang, ASan+UBSan): unit tests and fuzz corpora =="
+	@cd build-san && ctest --output-on-failure -j $(JOBS)
+	@echo "== main build (gcc): unit, command-line and interop tests =="
+	@cd build && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@bash scripts/demo.sh build/iroh-c
+
+bench: build
+	@cmake --build build --target benches -j $(JOBS)
+	@for b in build/bench/bench_*; do echo "== $$b"; $$b; done
+
+install: build
+	@cmake --install build
+
+clean:
+	rm -rf build build-san

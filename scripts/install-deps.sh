@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing iroh-c needs, only where it is missing.
+#   scripts/install-deps.sh build   Debian packages for the library and the command
+#   scripts/install-deps.sh test    the above, plus clang (sanitizer/fuzz build) and
+#                                   the npm test peer in tests/interop/node_modules
+# Debian packages are installed with apt-get, which needs root (or sudo).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+what=${1:-build}
+
+build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev)
+test_pkgs=(clang libclang-rt-14-dev)
+
+missing=()
+want=("${build_pkgs[@]}")
+[ "$what" = test ] && want+=("${test_pkgs[@]}")
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing Debian packages: ${missing[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -q >&2 || true
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+if [ "$what" = test ]; then
+  peer="$here/tests/interop"
+  if [ ! -f "$peer/node_modules/@number0/iroh/package.json" ]; then
+    echo "install-deps: installing the npm test peer (@number0/iroh, pinned in tests/interop/package.json)" >&2
+    (cd "$peer" && npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error >&2)
+  fi
+fi

@@ -1,0 +1,34 @@
+/* Small helpers shared by every layer: error details and a growable byte buffer. */
+#ifndef IR_BASE_UTIL_H
+#define IR_BASE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iroh.h"
+
+#if defined(__GNUC__)
+#define IR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define IR_PRINTF(a, b)
+#endif
+
+/* Records a detail message for iroh_last_error() and returns code, so that failures read
+ * `return ir_fail(IROH_ERR_INVALID_TICKET, "invalid symbol at %zu", i);`. */
+int ir_fail(int code, const char *fmt, ...) IR_PRINTF(2, 3);
+
+/* A growable byte buffer. After an allocation failure `oom` is set and further appends
+ * do nothing, so a writer can append freely and check once at the end. */
+typedef struct ir_buf {
+    uint8_t *data;
+    size_t len, cap;
+    int oom;
+} ir_buf;
+
+void ir_buf_init(ir_buf *b);
+void ir_buf_free(ir_buf *b);
+int ir_buf_reserve(ir_buf *b, size_t extra);
+void ir_buf_append(ir_buf *b, const void *data, size_t len);
+void ir_buf_byte(ir_buf *b, uint8_t v);
+
+#endif
