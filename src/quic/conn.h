@@ -1,0 +1,185 @@
+/* One QUIC connection as a sans-IO state machine (RFC 9000, 9001, 9002, 9221).
+ *
+ * The caller owns sockets and clocks: it hands in received datagrams with the time
+ * (ir_conn_recv), asks for datagrams to send (ir_conn_send), and calls
+ * ir_conn_on_timeout when ir_conn_timeout's deadline passes. Time is in nanoseconds on
+ * any monotonic clock. Nothing here blocks, sleeps, opens sockets or keeps global state.
+ *
+ * Paths: a path is identified by an opaque network address (ir_netaddr) that the caller
+ * gives with each datagram; the connection answers on the path a datagram came from.
+ * State is kept per path (path 0 today) so that multipath adds paths, not a redesign. */
+#ifndef IR_QUIC_CONN_H
+#define IR_QUIC_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iroh.h"
+#include "quic/packet.h"
+#include "quic/tp.h"
+#include "tls/tls.h"
+
+/* An opaque network address: the caller's encoding (e.g. a sockaddr), compared bytewise. */
+typedef struct ir_netaddr {
+    uint8_t len;
+    uint8_t data[31];
+} ir_netaddr;
+
+int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b);
+
+typedef struct ir_conn ir_conn;
+
+typedef enum ir_cc_algo { IR_CC_CUBIC = 0, IR_CC_NEWRENO = 1 } ir_cc_algo;
+
+typedef struct ir_conn_config {
+    const ir_tls_identity *identity;
+    const uint8_t *const *alpns; /* client: offered; server: accepted, by preference */
+    const size_t *alpn_lens;
+    size_t n_alpns;
+    const iroh_endpoint_id *remote_id; /* client: the EndpointId dialed */
+    int send_sni;                      /* client: iroh 1.0.2-style SNI */
+    ir_tp tp;                          /* our transport parameters (ir_tp_set_iroh_defaults) */
+    uint64_t keep_alive_ns;            /* PING after this much send idleness; 0 = off */
+    ir_cc_algo cc;
+    /* Randomness for connection ids, path challenges and grease. */
+    void (*random)(void *ctx, uint8_t *buf, size_t len);
+    void *random_ctx;
+    /* Key for stateless reset tokens: token = keyed BLAKE3(reset_key, cid)[0..16). */
+    uint8_t reset_key[32];
+    /* Stream receive window limits (bytes): start at the TP values, grow up to these. */
+    uint64_t max_stream_window, max_conn_window;
+    /* Send buffer limit per stream; writes beyond it are refused until acked. */
+    uint64_t max_stream_send_buffer;
+} ir_conn_config;
+
+/* Fills a config with iroh's defaults (transport parameters, 5 s keep-alive, CUBIC). */
+void ir_conn_config_defaults(ir_conn_config *cfg);
+
+/* Client: a new connection to a peer at `path`. The first flight is ready to send. */
+int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64_t now,
+                       ir_conn **out);
+
+/* Server: a new connection for a client Initial (its parsed header). The caller routes
+ * later datagrams to it by destination CID (ir_conn_owns_cid). */
+int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
+                       const ir_netaddr *path, uint64_t now, ir_conn **out);
+
+void ir_conn_free(ir_conn *c);
+
+/* Processes one received datagram (it is decrypted in place, so it must be writable). */
+void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len, uint64_t now);
+
+/* Writes the next datagram to send into buf (cap >= 1200 bytes, ideally 1472) and its
+ * destination into *to. Returns its length, or 0 when there is nothing to send now. */
+size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now);
+
+/* The next deadline (absolute ns), UINT64_MAX if none; then call ir_conn_on_timeout. */
+uint64_t ir_conn_timeout(const ir_conn *c);
+void ir_conn_on_timeout(ir_conn *c, uint64_t now);
+
+/* 1 if a datagram whose destination CID is `cid` belongs to this connection. */
+int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len);
+/* Our connection ids, for the caller's routing table: count and the i-th. */
+size_t ir_conn_cid_count(const ir_conn *c);
+const ir_cid *ir_conn_cid_at(const ir_conn *c, size_t i);
+/* The CID the client chose for its first Initial (server side: route its retransmits). */
+const ir_cid *ir_conn_odcid(const ir_conn *c);
+
+/* ---- state and events ------------------------------------------------------------------- */
+
+typedef enum ir_conn_state {
+    IR_CONN_HANDSHAKE,
+    IR_CONN_ESTABLISHED,
+    IR_CONN_CLOSING,  /* we sent CONNECTION_CLOSE */
+    IR_CONN_DRAINING, /* the peer closed */
+    IR_CONN_CLOSED,   /* nothing more to do: free it */
+} ir_conn_state;
+
+ir_conn_state ir_conn_get_state(const ir_conn *c);
+
+typedef enum ir_event_type {
+    IR_EV_NONE = 0,
+    IR_EV_CONNECTED,       /* handshake complete */
+    IR_EV_STREAM_OPENED,   /* the peer opened stream `stream_id` */
+    IR_EV_STREAM_READABLE, /* data or FIN (or a reset) can be read */
+    IR_EV_STREAM_WRITABLE, /* flow control or buffer space opened up */
+    IR_EV_STREAM_STOPPED,  /* the peer sent STOP_SENDING (code) */
+    IR_EV_STREAMS_AVAILABLE, /* more streams may be opened */
+    IR_EV_DATAGRAM,        /* a datagram can be read */
+    IR_EV_CLOSED,          /* the connection is closed (see ir_conn_close_info) */
+} ir_event_type;
+
+typedef struct ir_event {
+    ir_event_type type;
+    uint64_t stream_id;
+    uint64_t code;
+} ir_event;
+
+/* Takes the next event; returns 0 when there is none. */
+int ir_conn_poll_event(ir_conn *c, ir_event *ev);
+
+typedef struct ir_close_info {
+    int closed;        /* 1 once closing started */
+    int by_peer;       /* 1: the peer's CONNECTION_CLOSE; 0: ours (or a local error/timeout) */
+    int application;   /* 1: application close (0x1d) */
+    int idle_timeout;  /* 1: closed by idle timeout, silently */
+    int reset;         /* 1: the peer sent a stateless reset */
+    uint64_t code;
+    char reason[256];
+} ir_close_info;
+
+const ir_close_info *ir_conn_close_info(const ir_conn *c);
+
+/* Peer identity and ALPN, once the handshake is complete. */
+int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out);
+const uint8_t *ir_conn_alpn(const ir_conn *c, size_t *len);
+
+/* Closes with an application (app = 1) or transport error code. Queues CONNECTION_CLOSE. */
+void ir_conn_close(ir_conn *c, int app, uint64_t code, const char *reason, uint64_t now);
+
+/* Starts a key update (RFC 9001 section 6) at the next 1-RTT packet; -1 if not allowed
+ * now (handshake not confirmed, or the previous update is not acknowledged yet). */
+int ir_conn_initiate_key_update(ir_conn *c);
+
+/* ---- streams ---------------------------------------------------------------------------- */
+
+#define IR_AGAIN (-11)          /* nothing now: wait for an event */
+#define IR_STREAM_ERR (-12)     /* unknown stream, wrong direction, or closed */
+#define IR_STREAM_RESET (-13)   /* the peer reset the stream (code in *code) */
+
+/* Opens a stream (bidi or uni); IR_AGAIN when the peer's MAX_STREAMS does not allow it. */
+int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id);
+/* Buffers up to len bytes; returns how many were taken (maybe 0 if the buffer is full),
+ * or IR_STREAM_ERR. fin marks the end when all len bytes were taken. */
+long ir_conn_stream_write(ir_conn *c, uint64_t id, const uint8_t *data, size_t len, int fin);
+/* Reads up to cap bytes. Returns the count (> 0), 0 at the end of the stream (all data
+ * and FIN read), IR_AGAIN when nothing is ready, IR_STREAM_RESET (with *code), or
+ * IR_STREAM_ERR. */
+long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint64_t *code);
+int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code);
+int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code);
+/* 1 when everything written (and the FIN) is acknowledged by the peer. */
+int ir_conn_stream_send_done(const ir_conn *c, uint64_t id);
+
+/* ---- datagrams (RFC 9221) --------------------------------------------------------------- */
+
+/* Queues a datagram; IR_STREAM_ERR if the peer does not take them or it is too big for
+ * one packet, IR_AGAIN if the queue is full. */
+int ir_conn_datagram_send(ir_conn *c, const uint8_t *data, size_t len);
+/* Takes the next received datagram: its length, or IR_AGAIN. Longer ones are cut. */
+long ir_conn_datagram_recv(ir_conn *c, uint8_t *buf, size_t cap);
+/* The largest datagram payload that fits now. */
+size_t ir_conn_datagram_max(const ir_conn *c);
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+typedef struct ir_conn_stats {
+    uint64_t rtt_ns, rtt_var_ns, min_rtt_ns;
+    uint64_t cwnd, bytes_in_flight;
+    uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_recv;
+    uint64_t key_updates;
+} ir_conn_stats;
+
+void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);
+
+#endif

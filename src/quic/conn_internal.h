@@ -1,0 +1,249 @@
+/* Internal state of a QUIC connection, shared by conn.c (packets, frames, handshake),
+ * recovery.c (RTT, loss detection, congestion control) and the stream functions. */
+#ifndef IR_QUIC_CONN_INTERNAL_H
+#define IR_QUIC_CONN_INTERNAL_H
+
+#include "quic/conn.h"
+#include "quic/frame.h"
+#include "quic/ranges.h"
+#include "quic/stream.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_US 1000ull
+
+enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
+
+/* what a sent packet carried, so that a loss can be repaired and an ack can release */
+enum sent_kind {
+    SF_STREAM,          /* a = stream id, b = offset, c = length, fin */
+    SF_CRYPTO,          /* b = offset, c = length (space of the packet) */
+    SF_ACK,             /* a = largest acknowledged in that ACK */
+    SF_RESET_STREAM,    /* a = stream id */
+    SF_STOP_SENDING,    /* a = stream id */
+    SF_MAX_DATA,
+    SF_MAX_STREAM_DATA, /* a = stream id */
+    SF_MAX_STREAMS,     /* a = 1 bidi, 0 uni */
+    SF_NEW_CID,         /* a = sequence number */
+    SF_RETIRE_CID,      /* a = sequence number */
+    SF_HANDSHAKE_DONE,
+    SF_DATA_BLOCKED,
+    SF_PING,
+    SF_DATAGRAM,
+    SF_PATH_CHALLENGE,
+    SF_CLOSE,
+};
+
+typedef struct sent_frame {
+    uint8_t kind;
+    uint8_t fin;
+    uint64_t a, b, c;
+} sent_frame;
+
+#define MAX_SENT_FRAMES 16
+
+typedef struct sent_pkt {
+    uint64_t pn;
+    uint64_t time;
+    uint32_t size;
+    uint8_t ack_eliciting;
+    uint8_t in_flight;
+    uint8_t nframes;
+    sent_frame f[MAX_SENT_FRAMES];
+} sent_pkt;
+
+typedef struct pn_space {
+    uint64_t next_pn;
+    uint64_t largest_acked;      /* UINT64_MAX: none */
+    uint64_t largest_recv;       /* UINT64_MAX: none */
+    uint64_t largest_recv_time;
+    ir_ranges recv;              /* packet numbers received (for ACKs and duplicates) */
+    int ack_pending;             /* an ACK should go out */
+    unsigned ack_eliciting_since; /* ack-eliciting packets since our last ACK */
+    uint64_t ack_deadline;       /* UINT64_MAX: none */
+    sent_pkt *sent;              /* in pn order */
+    size_t nsent, capsent;
+    uint64_t loss_time;          /* UINT64_MAX: none */
+    uint64_t last_ack_eliciting_time;
+    uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
+    ir_pkt_keys rx, tx;
+    int have_rx, have_tx;
+    ir_sendbuf crypto_send;
+    ir_recvbuf crypto_recv;
+    int discarded;
+    int probe_pending;           /* PTO: send an ack-eliciting packet now */
+} pn_space;
+
+typedef struct qstream {
+    uint64_t id;
+    int local;          /* we opened it */
+    int has_send, has_recv;
+    ir_sendbuf send;
+    ir_recvbuf recv;
+    uint64_t send_max;  /* the peer's limit for our data */
+    uint64_t recv_max;  /* our advertised limit */
+    uint64_t recv_window;
+    uint64_t last_window_update;
+    int max_data_pending;
+    int reset_pending, reset_sent_acked, reset_sent;
+    uint64_t reset_code, reset_final;
+    int stop_pending, stop_sent;
+    uint64_t stop_code;
+    int peer_reset;
+    uint64_t peer_reset_code;
+    int peer_stopped;
+    int fin_read;       /* the application read the end */
+    int counted_closed; /* counted toward MAX_STREAMS credit */
+    int blocked_event;  /* writable event owed */
+} qstream;
+
+typedef struct local_cid {
+    uint64_t seq;
+    ir_cid cid;
+    uint8_t token[IR_RESET_TOKEN_LEN];
+    int retired;
+    int announce_pending; /* NEW_CONNECTION_ID to (re)send */
+} local_cid;
+
+typedef struct remote_cid {
+    uint64_t seq;
+    ir_cid cid;
+    uint8_t token[IR_RESET_TOKEN_LEN];
+    int has_token;
+    int retire_pending;
+    int used;
+} remote_cid;
+
+#define MAX_LOCAL_CIDS 8
+#define MAX_REMOTE_CIDS 8
+
+typedef struct qpath {
+    ir_netaddr addr;
+    int validated;
+    uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
+    int challenge_pending;           /* send PATH_CHALLENGE */
+    uint8_t challenge[8];
+    int challenge_outstanding;
+    int response_pending;
+    uint8_t response[8];
+    ir_netaddr response_addr;
+} qpath;
+
+typedef struct dgram {
+    uint8_t *data;
+    size_t len;
+} dgram;
+
+#define DGRAM_QUEUE 64
+
+struct ir_conn {
+    ir_conn_config cfg;
+    int is_server;
+    ir_conn_state state;
+    ir_tls *tls;
+    int handshake_complete, handshake_confirmed;
+    int handshake_done_pending;
+    int peer_tp_ok;
+    ir_tp peer_tp;
+    uint64_t now;
+
+    ir_cid odcid;       /* client's first DCID */
+    ir_cid initial_scid; /* the peer's SCID from its first long header */
+    int got_first_server_packet;
+    local_cid lcid[MAX_LOCAL_CIDS];
+    size_t nlcid;
+    uint64_t next_lcid_seq;
+    remote_cid rcid[MAX_REMOTE_CIDS];
+    size_t nrcid;
+    size_t active_rcid;
+    uint64_t rcid_retire_prior_to;
+
+    pn_space sp[SP_COUNT];
+    /* 1-RTT key update */
+    int key_phase;              /* phase of our send keys */
+    int rx_phase;               /* phase of the current receive keys */
+    uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
+    int key_update_pending_ack; /* our update not yet acknowledged */
+    uint64_t key_phase_start_pn; /* first pn sent in the current phase */
+    ir_pkt_keys rx_next;
+    int have_rx_next;
+    ir_pkt_keys rx_prev;
+    int have_rx_prev;
+    uint64_t rx_prev_expiry;
+    uint64_t key_updates;
+    int update_requested;
+
+    qpath path;
+
+    /* flow control */
+    uint64_t max_data_local;   /* what we allow the peer */
+    uint64_t conn_window;
+    uint64_t recv_data;        /* highest offsets summed */
+    uint64_t read_data;        /* consumed by the application */
+    int max_data_pending;
+    uint64_t last_conn_window_update;
+    uint64_t max_data_remote;  /* what the peer allows us */
+    uint64_t sent_data;        /* new stream bytes sent */
+    int data_blocked_pending;
+
+    /* streams */
+    qstream **streams;
+    size_t nstreams, capstreams;
+    size_t rr_next;            /* round robin position */
+    uint64_t next_stream[2];   /* our next stream number, [0] bidi, [1] uni */
+    uint64_t peer_max_streams[2]; /* how many we may open */
+    uint64_t peer_opened[2];   /* peer streams opened (count) */
+    uint64_t local_max_streams[2]; /* how many the peer may open */
+    uint64_t peer_closed[2];   /* peer streams fully done */
+    int max_streams_pending[2];
+
+    /* datagrams */
+    dgram dg_in[DGRAM_QUEUE];
+    size_t dg_in_head, dg_in_n;
+    dgram dg_out[DGRAM_QUEUE];
+    size_t dg_out_head, dg_out_n;
+
+    /* recovery */
+    uint64_t latest_rtt, smoothed_rtt, rttvar, min_rtt;
+    int have_rtt;
+    unsigned pto_count;
+    uint64_t bytes_in_flight;
+    uint64_t cwnd, ssthresh;
+    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
+    uint64_t max_datagram;
+    /* CUBIC */
+    uint64_t cubic_k_ns;
+    double cubic_wmax;
+    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
+    double cubic_w_est;
+
+    /* timers */
+    uint64_t idle_timeout_ns;
+    uint64_t last_activity;
+    uint64_t last_ack_eliciting_sent;
+    uint64_t close_deadline;
+    int close_pending;        /* (re)send CONNECTION_CLOSE */
+    ir_close_info close;
+    int closed_event_sent;
+
+    /* events */
+    ir_event *ev;
+    size_t ev_head, ev_n, ev_cap;
+
+    ir_conn_stats stats;
+};
+
+/* recovery.c */
+void ir_rec_init(ir_conn *c);
+uint64_t ir_rec_pto(const ir_conn *c, int space);
+void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p);
+int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now);
+void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
+uint64_t ir_rec_timer(const ir_conn *c);
+void ir_rec_on_timeout(ir_conn *c, uint64_t now);
+void ir_rec_discard_space(ir_conn *c, int space);
+/* conn.c, called by recovery */
+void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
+void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);
+void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
+
+#endif

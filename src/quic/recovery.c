@@ -1,0 +1,363 @@
+/* Loss detection and congestion control (RFC 9002): RTT estimation, packet and time
+ * thresholds, the probe timeout, and CUBIC (RFC 9438) or NewReno windows. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic/conn_internal.h"
+
+#define INITIAL_RTT (333 * NS_PER_MS) /* iroh's initial RTT (quic-tls.md 2.3) */
+#define GRANULARITY NS_PER_MS
+#define PACKET_THRESHOLD 3
+#define PERSISTENT_CONGESTION_THRESHOLD 3
+#define CUBIC_C 0.4
+#define CUBIC_BETA 0.7
+
+static uint64_t min_window(const ir_conn *c)
+{
+    return 2 * c->max_datagram;
+}
+
+void ir_rec_init(ir_conn *c)
+{
+    c->max_datagram = 1200;
+    c->cwnd = 10 * c->max_datagram;
+    c->ssthresh = UINT64_MAX;
+    c->recovery_start = UINT64_MAX;
+    c->smoothed_rtt = INITIAL_RTT;
+    c->rttvar = INITIAL_RTT / 2;
+    c->min_rtt = UINT64_MAX;
+    c->cubic_epoch = UINT64_MAX;
+    for (int s = 0; s < SP_COUNT; s++)
+        c->sp[s].loss_time = UINT64_MAX;
+}
+
+static uint64_t max_ack_delay_ns(const ir_conn *c)
+{
+    return c->peer_tp_ok ? c->peer_tp.max_ack_delay * NS_PER_MS : 25 * NS_PER_MS;
+}
+
+uint64_t ir_rec_pto(const ir_conn *c, int space)
+{
+    uint64_t var = 4 * c->rttvar;
+    if (var < GRANULARITY)
+        var = GRANULARITY;
+    uint64_t pto = c->smoothed_rtt + var;
+    if (space == SP_APP)
+        pto += max_ack_delay_ns(c);
+    return pto;
+}
+
+static void update_rtt(ir_conn *c, uint64_t latest, uint64_t ack_delay)
+{
+    c->latest_rtt = latest;
+    if (!c->have_rtt) {
+        c->have_rtt = 1;
+        c->min_rtt = latest;
+        c->smoothed_rtt = latest;
+        c->rttvar = latest / 2;
+        return;
+    }
+    if (latest < c->min_rtt)
+        c->min_rtt = latest;
+    if (c->handshake_confirmed && ack_delay > max_ack_delay_ns(c))
+        ack_delay = max_ack_delay_ns(c);
+    uint64_t adjusted = latest;
+    if (latest >= c->min_rtt + ack_delay)
+        adjusted = latest - ack_delay;
+    uint64_t diff = c->smoothed_rtt > adjusted ? c->smoothed_rtt - adjusted : adjusted - c->smoothed_rtt;
+    c->rttvar = (3 * c->rttvar + diff) / 4;
+    c->smoothed_rtt = (7 * c->smoothed_rtt + adjusted) / 8;
+}
+
+void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p)
+{
+    if (p->in_flight) {
+        c->bytes_in_flight += p->size;
+        if (p->ack_eliciting) {
+            c->sp[space].last_ack_eliciting_time = p->time;
+            c->sp[space].in_flight_ack_eliciting++;
+        }
+    }
+}
+
+/* ---- congestion control -------------------------------------------------------------- */
+
+static int in_recovery(const ir_conn *c, uint64_t sent_time)
+{
+    return c->recovery_start != UINT64_MAX && sent_time <= c->recovery_start;
+}
+
+static void cc_on_acked(ir_conn *c, const sent_pkt *p, uint64_t now)
+{
+    if (!p->in_flight)
+        return;
+    if (in_recovery(c, p->time))
+        return;
+    if (c->cwnd < c->ssthresh) {
+        c->cwnd += p->size;
+        return;
+    }
+    if (c->cfg.cc == IR_CC_NEWRENO) {
+        c->cwnd += c->max_datagram * p->size / c->cwnd;
+        return;
+    }
+    /* CUBIC congestion avoidance (RFC 9438 4.2, 4.3): W_cubic(t) = C (t - K)^3 + W_max,
+     * with the Reno-friendly estimate as a floor */
+    double mss = (double)c->max_datagram;
+    if (c->cubic_epoch == UINT64_MAX) {
+        c->cubic_epoch = now;
+        double wmax = c->cubic_wmax > 0 ? c->cubic_wmax : (double)c->cwnd;
+        if (wmax < (double)c->cwnd)
+            wmax = (double)c->cwnd;
+        c->cubic_wmax = wmax;
+        double k = cbrt((wmax - (double)c->cwnd) / mss / CUBIC_C);
+        c->cubic_k_ns = (uint64_t)(k * 1e9);
+        c->cubic_w_est = (double)c->cwnd;
+    }
+    double t = (double)(now - c->cubic_epoch + (c->have_rtt ? c->min_rtt : c->smoothed_rtt)) / 1e9;
+    double dk = t - (double)c->cubic_k_ns / 1e9;
+    double target = (CUBIC_C * dk * dk * dk) * mss + c->cubic_wmax;
+    c->cubic_w_est += mss * (3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)) * (double)p->size /
+                      (double)c->cwnd;
+    if (target < c->cubic_w_est)
+        target = c->cubic_w_est;
+    double cw = (double)c->cwnd;
+    if (target > 1.5 * cw)
+        target = 1.5 * cw;
+    if (target > cw)
+        c->cwnd += (uint64_t)((target - cw) * (double)p->size / cw);
+}
+
+static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
+{
+    if (in_recovery(c, sent_time))
+        return;
+    c->recovery_start = now;
+    if (c->cfg.cc == IR_CC_NEWRENO) {
+        c->ssthresh = c->cwnd / 2;
+    } else {
+        double cw = (double)c->cwnd;
+        /* fast convergence */
+        if (c->cubic_wmax > 0 && cw < c->cubic_wmax)
+            c->cubic_wmax = cw * (1.0 + CUBIC_BETA) / 2.0;
+        else
+            c->cubic_wmax = cw;
+        c->ssthresh = (uint64_t)(cw * CUBIC_BETA);
+        c->cubic_epoch = UINT64_MAX;
+    }
+    if (c->ssthresh < min_window(c))
+        c->ssthresh = min_window(c);
+    c->cwnd = c->ssthresh;
+}
+
+/* ---- sent packet bookkeeping -------------------------------------------------------- */
+
+static void remove_sent(ir_conn *c, int space, size_t i)
+{
+    pn_space *s = &c->sp[space];
+    sent_pkt *p = &s->sent[i];
+    if (p->in_flight) {
+        c->bytes_in_flight -= p->size < c->bytes_in_flight ? p->size : c->bytes_in_flight;
+        if (p->ack_eliciting && s->in_flight_ack_eliciting)
+            s->in_flight_ack_eliciting--;
+    }
+    memmove(&s->sent[i], &s->sent[i + 1], (s->nsent - i - 1) * sizeof *s->sent);
+    s->nsent--;
+}
+
+static void packet_lost(ir_conn *c, int space, size_t i)
+{
+    sent_pkt p = c->sp[space].sent[i];
+    remove_sent(c, space, i);
+    c->stats.pkts_lost++;
+    for (unsigned k = 0; k < p.nframes; k++)
+        ir_conn_on_frame_lost(c, space, &p.f[k]);
+}
+
+void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
+{
+    pn_space *s = &c->sp[space];
+    s->loss_time = UINT64_MAX;
+    if (s->largest_acked == UINT64_MAX)
+        return;
+    uint64_t rtt = c->latest_rtt > c->smoothed_rtt ? c->latest_rtt : c->smoothed_rtt;
+    uint64_t delay = rtt * 9 / 8;
+    if (delay < GRANULARITY)
+        delay = GRANULARITY;
+    uint64_t lost_before = now > delay ? now - delay : 0;
+    uint64_t first_lost_time = UINT64_MAX, last_lost_time = 0;
+    int any_lost = 0;
+    for (size_t i = 0; i < s->nsent;) {
+        sent_pkt *p = &s->sent[i];
+        if (p->pn > s->largest_acked)
+            break;
+        if (p->time <= lost_before || p->pn + PACKET_THRESHOLD <= s->largest_acked) {
+            if (p->in_flight) {
+                any_lost = 1;
+                if (p->time < first_lost_time)
+                    first_lost_time = p->time;
+                if (p->time > last_lost_time)
+                    last_lost_time = p->time;
+            }
+            packet_lost(c, space, i);
+            continue;
+        }
+        uint64_t t = p->time + delay;
+        if (t < s->loss_time)
+            s->loss_time = t;
+        i++;
+    }
+    if (any_lost) {
+        cc_on_congestion(c, last_lost_time, now);
+        /* persistent congestion: losses spanning 3 PTOs with an RTT sample */
+        uint64_t span = (c->smoothed_rtt + (4 * c->rttvar > GRANULARITY ? 4 * c->rttvar : GRANULARITY) +
+                         max_ack_delay_ns(c)) * PERSISTENT_CONGESTION_THRESHOLD;
+        if (c->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
+            c->cwnd = min_window(c);
+            c->recovery_start = UINT64_MAX;
+            c->cubic_epoch = UINT64_MAX;
+        }
+    }
+}
+
+int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
+{
+    pn_space *s = &c->sp[space];
+    if (ack->largest >= s->next_pn)
+        return -1; /* acknowledges a packet never sent: PROTOCOL_VIOLATION */
+    int newly_acked = 0, ack_eliciting_acked = 0;
+    uint64_t largest_newly = 0, largest_time = 0;
+    int largest_is_new = 0;
+    ir_ack_iter it;
+    uint64_t lo, hi;
+    ir_ack_iter_init(&it, ack);
+    while (ir_ack_iter_next(&it, &lo, &hi) == 1) {
+        /* sent packets are in pn order: find the first >= lo */
+        size_t a = 0, b = s->nsent;
+        while (a < b) {
+            size_t m = (a + b) / 2;
+            if (s->sent[m].pn < lo)
+                a = m + 1;
+            else
+                b = m;
+        }
+        while (a < s->nsent && s->sent[a].pn <= hi) {
+            sent_pkt p = s->sent[a];
+            remove_sent(c, space, a);
+            newly_acked = 1;
+            if (p.ack_eliciting)
+                ack_eliciting_acked = 1;
+            if (p.pn == ack->largest) {
+                largest_is_new = 1;
+                largest_time = p.time;
+            }
+            if (p.pn >= largest_newly)
+                largest_newly = p.pn;
+            cc_on_acked(c, &p, now);
+            for (unsigned k = 0; k < p.nframes; k++)
+                ir_conn_on_frame_acked(c, space, &p.f[k]);
+        }
+    }
+    if (s->largest_acked == UINT64_MAX || ack->largest > s->largest_acked)
+        s->largest_acked = ack->largest;
+    if (!newly_acked)
+        return 0;
+    if (largest_is_new && ack_eliciting_acked) {
+        uint64_t exp = c->peer_tp_ok ? c->peer_tp.ack_delay_exponent : 3;
+        uint64_t delay_us = exp < 20 ? ack->ack_delay << exp : 0;
+        update_rtt(c, now - largest_time, space == SP_APP ? delay_us * NS_PER_US : 0);
+    }
+    ir_rec_detect_lost(c, space, now);
+    /* the client keeps its PTO backoff until it knows the server validated it */
+    if (!(c->is_server == 0 && !c->handshake_complete && space == SP_INITIAL))
+        c->pto_count = 0;
+    return 0;
+}
+
+/* earliest loss time, or the PTO deadline of the spaces with ack-eliciting data out */
+static uint64_t pto_deadline(const ir_conn *c, int *space_out)
+{
+    uint64_t best = UINT64_MAX;
+    int best_space = -1;
+    uint64_t backoff = (uint64_t)1 << (c->pto_count < 20 ? c->pto_count : 20);
+    for (int s = 0; s < SP_COUNT; s++) {
+        const pn_space *sp = &c->sp[s];
+        if (sp->discarded || !sp->have_tx)
+            continue;
+        if (s == SP_APP && !c->handshake_confirmed && sp->in_flight_ack_eliciting == 0)
+            continue;
+        uint64_t base;
+        if (sp->in_flight_ack_eliciting)
+            base = sp->last_ack_eliciting_time;
+        else if (!c->is_server && !c->handshake_complete && s < SP_APP &&
+                 (s == SP_HANDSHAKE || !c->sp[SP_HANDSHAKE].have_tx))
+            base = c->last_ack_eliciting_sent; /* anti-deadlock probe of the client */
+        else
+            continue;
+        uint64_t t = base + ir_rec_pto(c, s) * backoff;
+        if (t < best) {
+            best = t;
+            best_space = s;
+        }
+    }
+    if (space_out)
+        *space_out = best_space;
+    return best;
+}
+
+uint64_t ir_rec_timer(const ir_conn *c)
+{
+    uint64_t t = UINT64_MAX;
+    for (int s = 0; s < SP_COUNT; s++)
+        if (!c->sp[s].discarded && c->sp[s].loss_time < t)
+            t = c->sp[s].loss_time;
+    if (t != UINT64_MAX)
+        return t;
+    /* the server is blocked by the amplification limit: no PTO */
+    if (c->is_server && !c->path.validated && c->path.bytes_sent >= 3 * c->path.bytes_recv)
+        return UINT64_MAX;
+    return pto_deadline(c, NULL);
+}
+
+void ir_rec_on_timeout(ir_conn *c, uint64_t now)
+{
+    for (int s = 0; s < SP_COUNT; s++) {
+        if (!c->sp[s].discarded && c->sp[s].loss_time <= now) {
+            ir_rec_detect_lost(c, s, now);
+            return;
+        }
+    }
+    int space;
+    uint64_t t = pto_deadline(c, &space);
+    if (t > now || space < 0)
+        return;
+    c->pto_count++;
+    /* probe: resend the oldest unacknowledged data of the space (its frames become
+     * "lost" for repair, the packet stays in flight until acked or declared lost) */
+    pn_space *sp = &c->sp[space];
+    sp->probe_pending = 2;
+    if (sp->nsent) {
+        sent_pkt *p = &sp->sent[0];
+        for (unsigned k = 0; k < p->nframes; k++)
+            if (p->f[k].kind == SF_CRYPTO || p->f[k].kind == SF_STREAM)
+                ir_conn_on_frame_lost(c, space, &p->f[k]);
+    }
+    /* during the handshake, probe the other space the client may be waiting on too */
+    if (!c->handshake_complete && space == SP_INITIAL && c->sp[SP_HANDSHAKE].have_tx &&
+        !c->sp[SP_HANDSHAKE].discarded)
+        c->sp[SP_HANDSHAKE].probe_pending = 1;
+}
+
+void ir_rec_discard_space(ir_conn *c, int space)
+{
+    pn_space *s = &c->sp[space];
+    while (s->nsent)
+        remove_sent(c, space, s->nsent - 1);
+    s->loss_time = UINT64_MAX;
+    s->discarded = 1;
+    s->probe_pending = 0;
+    s->ack_pending = 0;
+    s->in_flight_ack_eliciting = 0;
+    c->pto_count = 0;
+}
