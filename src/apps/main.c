@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "apps/cmds.h"
 #include "iroh.h"
 
 #define EXIT_USAGE 2
@@ -21,9 +22,14 @@ static const char USAGE[] =
     "  ticket encode ID [--relay URL]... [--addr IP:PORT]...\n"
     "                                    print the EndpointTicket of an address\n"
     "  ticket decode TICKET              print a ticket's contents as one line of JSON\n"
+    "  listen --alpn ALPN --echo [--bind IP:PORT] [--secret-file FILE]\n"
+    "                                    print a ticket, then echo every bidirectional\n"
+    "                                    stream of every connection on that ALPN\n"
+    "  connect TICKET --alpn ALPN [--timeout SECS]\n"
+    "                                    send stdin on one stream, print what comes back\n"
     "  version                           print the version\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int cli_usage(const char *fmt, const char *arg)
 {
     fputs("iroh-c: ", stderr);
     fprintf(stderr, fmt, arg ? arg : "");
@@ -31,7 +37,7 @@ static int usage_error(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static int api_error(const char *what, int rc)
+int cli_api_error(const char *what, int rc)
 {
     const char *detail = iroh_last_error();
     fprintf(stderr, "iroh-c: %s: %s%s%s\n", what, iroh_strerror(rc), *detail ? ": " : "", detail);
@@ -47,13 +53,13 @@ static int cmd_keygen(int argc, char **argv)
         if (strcmp(argv[i], "--output") == 0 && i + 1 < argc)
             output = argv[++i];
         else
-            return usage_error("keygen: unexpected argument '%s'", argv[i]);
+            return cli_usage("keygen: unexpected argument '%s'", argv[i]);
     }
     iroh_secret_key key;
     char hex[IROH_ID_HEX_LEN];
     int rc = iroh_secret_key_generate(&key);
     if (rc != IROH_OK) {
-        api_error("keygen", rc);
+        cli_api_error("keygen", rc);
         return 1;
     }
     iroh_secret_key_to_hex(&key, hex, sizeof hex);
@@ -80,7 +86,7 @@ static int cmd_keygen(int argc, char **argv)
 
 /* ---- id ------------------------------------------------------------------------------- */
 
-static int read_secret_file(const char *path, iroh_secret_key *key)
+int cli_read_secret_file(const char *path, iroh_secret_key *key)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -102,7 +108,7 @@ static int read_secret_file(const char *path, iroh_secret_key *key)
     int rc = iroh_secret_key_parse(buf, key);
     memset(buf, 0, sizeof buf);
     if (rc != IROH_OK)
-        return api_error(path, rc);
+        return cli_api_error(path, rc);
     return 0;
 }
 
@@ -111,13 +117,13 @@ static int cmd_id(int argc, char **argv)
     iroh_secret_key key;
     int rc;
     if (argc == 2 && strcmp(argv[0], "--secret-file") == 0) {
-        if ((rc = read_secret_file(argv[1], &key)) != 0)
+        if ((rc = cli_read_secret_file(argv[1], &key)) != 0)
             return rc;
     } else if (argc == 1 && argv[0][0] != '-') {
         if ((rc = iroh_secret_key_parse(argv[0], &key)) != IROH_OK)
-            return api_error("secret key", rc);
+            return cli_api_error("secret key", rc);
     } else {
-        return usage_error("usage: iroh-c id SECRET | iroh-c id --secret-file FILE%s", NULL);
+        return cli_usage("usage: iroh-c id SECRET | iroh-c id --secret-file FILE%s", NULL);
     }
     iroh_endpoint_id id;
     char hex[IROH_ID_HEX_LEN];
@@ -133,21 +139,21 @@ static int cmd_id(int argc, char **argv)
 static int ticket_encode(int argc, char **argv)
 {
     if (argc < 1 || argv[0][0] == '-')
-        return usage_error("usage: iroh-c ticket encode ID [--relay URL]... [--addr IP:PORT]...%s",
+        return cli_usage("usage: iroh-c ticket encode ID [--relay URL]... [--addr IP:PORT]...%s",
                            NULL);
     iroh_endpoint_id id;
     int rc = iroh_endpoint_id_parse(argv[0], &id);
     if (rc != IROH_OK)
-        return api_error("endpoint id", rc);
+        return cli_api_error("endpoint id", rc);
     iroh_endpoint_addr *addr = iroh_endpoint_addr_new(&id);
     if (!addr)
-        return api_error("ticket", IROH_ERR_NO_MEMORY);
+        return cli_api_error("ticket", IROH_ERR_NO_MEMORY);
     int status = 0;
     for (int i = 1; i < argc && status == 0; i++) {
         if (strcmp(argv[i], "--relay") == 0 && i + 1 < argc) {
             rc = iroh_endpoint_addr_add_relay(addr, argv[++i]);
             if (rc != IROH_OK)
-                status = api_error("relay url", rc);
+                status = cli_api_error("relay url", rc);
         } else if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) {
             iroh_socket_addr sa;
             rc = iroh_socket_addr_parse(argv[++i], &sa);
@@ -158,7 +164,7 @@ static int ticket_encode(int argc, char **argv)
                 status = EXIT_USAGE;
             }
         } else {
-            status = usage_error("ticket encode: unexpected argument '%s'", argv[i]);
+            status = cli_usage("ticket encode: unexpected argument '%s'", argv[i]);
         }
     }
     if (status == 0) {
@@ -166,7 +172,7 @@ static int ticket_encode(int argc, char **argv)
         iroh_endpoint_ticket_encode(addr, NULL, 0, &need);
         char *text = need ? malloc(need) : NULL;
         if (!text || (rc = iroh_endpoint_ticket_encode(addr, text, need, NULL)) != IROH_OK)
-            status = api_error("ticket", text ? rc : IROH_ERR_NO_MEMORY);
+            status = cli_api_error("ticket", text ? rc : IROH_ERR_NO_MEMORY);
         else
             printf("%s\n", text);
         free(text);
@@ -193,11 +199,11 @@ static void json_string(const char *s)
 static int ticket_decode(int argc, char **argv)
 {
     if (argc != 1)
-        return usage_error("usage: iroh-c ticket decode TICKET%s", NULL);
+        return cli_usage("usage: iroh-c ticket decode TICKET%s", NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(argv[0], &addr);
     if (rc != IROH_OK)
-        return api_error("ticket", rc);
+        return cli_api_error("ticket", rc);
     char hex[IROH_ID_HEX_LEN];
     iroh_endpoint_id_to_hex(iroh_endpoint_addr_id(addr), hex, sizeof hex);
     size_t n = iroh_endpoint_addr_len(addr), relays = 0, customs = 0;
@@ -259,13 +265,13 @@ static int cmd_ticket(int argc, char **argv)
         return ticket_encode(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "decode") == 0)
         return ticket_decode(argc - 1, argv + 1);
-    return usage_error("usage: iroh-c ticket encode|decode ...%s", NULL);
+    return cli_usage("usage: iroh-c ticket encode|decode ...%s", NULL);
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        return usage_error("missing command%s", NULL);
+        return cli_usage("missing command%s", NULL);
     const char *cmd = argv[1];
     int status;
     if (strcmp(cmd, "keygen") == 0)
@@ -274,6 +280,10 @@ int main(int argc, char **argv)
         status = cmd_id(argc - 2, argv + 2);
     else if (strcmp(cmd, "ticket") == 0)
         status = cmd_ticket(argc - 2, argv + 2);
+    else if (strcmp(cmd, "listen") == 0)
+        status = cmd_listen(argc - 2, argv + 2);
+    else if (strcmp(cmd, "connect") == 0)
+        status = cmd_connect(argc - 2, argv + 2);
     else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("iroh-c %s\n", iroh_version());
         status = 0;
@@ -281,7 +291,7 @@ int main(int argc, char **argv)
         fputs(USAGE, stdout);
         status = 0;
     } else
-        return usage_error("unknown command '%s'", cmd);
+        return cli_usage("unknown command '%s'", cmd);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "iroh-c: cannot write output: %s\n", strerror(errno));
         return 1;

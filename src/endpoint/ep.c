@@ -1,0 +1,440 @@
+#include "endpoint/ep.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "net/udp.h"
+#include "tls/tls.h"
+
+#define MAX_SOCKS 2
+#define MAX_DGRAM 1500
+#define OUR_CID_LEN 8
+
+typedef struct conn_slot {
+    ir_conn *c;
+    int sock;       /* index into ep->sock */
+    int accepted;   /* handed out by ir_ep_accept */
+    int inbound;
+} conn_slot;
+
+struct ir_ep {
+    ir_ep_config cfg;
+    iroh_endpoint_id id;
+    ir_tls_identity *ident;
+    int fd[MAX_SOCKS];
+    iroh_socket_addr bound[MAX_SOCKS];
+    int nsock;
+    conn_slot *conns;
+    size_t nconns, capconns;
+    uint8_t reset_key[32];
+    uint8_t *alpn_store;
+    const uint8_t **alpns;
+    size_t *alpn_lens;
+};
+
+uint64_t ir_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void random_bytes(void *ctx, uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            abort(); /* no randomness: nothing safe can be done */
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
+{
+    ir_ep *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    ep->cfg = *cfg;
+    ep->fd[0] = ep->fd[1] = -1;
+    iroh_secret_key_public(&cfg->key, &ep->id);
+    random_bytes(NULL, ep->reset_key, sizeof ep->reset_key);
+    int rc = ir_tls_identity_new(&cfg->key, &ep->ident);
+    if (rc != IROH_OK)
+        goto fail;
+    /* our own copy of the ALPN list */
+    if (cfg->n_alpns) {
+        size_t total = 0;
+        for (size_t i = 0; i < cfg->n_alpns; i++)
+            total += cfg->alpn_lens[i];
+        ep->alpn_store = malloc(total + 1);
+        ep->alpns = calloc(cfg->n_alpns, sizeof *ep->alpns);
+        ep->alpn_lens = calloc(cfg->n_alpns, sizeof *ep->alpn_lens);
+        if (!ep->alpn_store || !ep->alpns || !ep->alpn_lens) {
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+        size_t o = 0;
+        for (size_t i = 0; i < cfg->n_alpns; i++) {
+            memcpy(ep->alpn_store + o, cfg->alpns[i], cfg->alpn_lens[i]);
+            ep->alpns[i] = ep->alpn_store + o;
+            ep->alpn_lens[i] = cfg->alpn_lens[i];
+            o += cfg->alpn_lens[i];
+        }
+        ep->cfg.alpns = ep->alpns;
+        ep->cfg.alpn_lens = ep->alpn_lens;
+    }
+    iroh_socket_addr binds[MAX_SOCKS];
+    int nb = 0;
+    if (cfg->bind4.family == 4)
+        binds[nb++] = cfg->bind4;
+    if (cfg->bind6.family == 6)
+        binds[nb++] = cfg->bind6;
+    if (nb == 0) {
+        memset(&binds[0], 0, sizeof binds[0]);
+        binds[0].family = 4;
+        nb = 1;
+    }
+    for (int i = 0; i < nb; i++) {
+        int fd = ir_udp_open(&binds[i], &ep->bound[ep->nsock]);
+        if (fd < 0) {
+            rc = IROH_ERR_IO;
+            goto fail;
+        }
+        ep->fd[ep->nsock++] = fd;
+    }
+    *out = ep;
+    return IROH_OK;
+fail:
+    ir_ep_free(ep);
+    return rc;
+}
+
+void ir_ep_free(ir_ep *ep)
+{
+    if (!ep)
+        return;
+    for (size_t i = 0; i < ep->nconns; i++)
+        ir_conn_free(ep->conns[i].c);
+    free(ep->conns);
+    for (int i = 0; i < MAX_SOCKS; i++)
+        if (ep->fd[i] >= 0)
+            close(ep->fd[i]);
+    ir_tls_identity_free(ep->ident);
+    free(ep->alpn_store);
+    free(ep->alpns);
+    free(ep->alpn_lens);
+    free(ep);
+}
+
+const iroh_endpoint_id *ir_ep_id(const ir_ep *ep)
+{
+    return &ep->id;
+}
+
+static int unspecified(const iroh_socket_addr *a)
+{
+    static const uint8_t zero[16];
+    return memcmp(a->ip, zero, a->family == 4 ? 4 : 16) == 0;
+}
+
+size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
+{
+    size_t n = 0;
+    for (int i = 0; i < ep->nsock && n < max; i++) {
+        if (unspecified(&ep->bound[i]))
+            n += ir_local_addrs(ep->bound[i].family, ep->bound[i].port, out + n, max - n);
+        else
+            out[n++] = ep->bound[i];
+    }
+    return n;
+}
+
+static void base_config(ir_ep *ep, ir_conn_config *cfg)
+{
+    ir_conn_config_defaults(cfg);
+    /* multipath and NAT traversal are not implemented yet: do not offer them */
+    cfg->tp.has_initial_max_path_id = 0;
+    cfg->tp.nat_traversal = 0;
+    if (ep->cfg.idle_timeout_ms)
+        cfg->tp.max_idle_timeout = ep->cfg.idle_timeout_ms;
+    if (ep->cfg.keep_alive_ns)
+        cfg->keep_alive_ns = ep->cfg.keep_alive_ns;
+    cfg->identity = ep->ident;
+    cfg->random = random_bytes;
+    memcpy(cfg->reset_key, ep->reset_key, 32);
+}
+
+static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound)
+{
+    if (ep->nconns == ep->capconns) {
+        size_t cap = ep->capconns ? ep->capconns * 2 : 8;
+        conn_slot *p = realloc(ep->conns, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        ep->conns = p;
+        ep->capconns = cap;
+    }
+    conn_slot *s = &ep->conns[ep->nconns++];
+    memset(s, 0, sizeof *s);
+    s->c = c;
+    s->sock = sock;
+    s->inbound = inbound;
+    return s;
+}
+
+int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
+                  size_t alpn_len, ir_conn **out)
+{
+    /* first direct address of a family we have a socket for */
+    int sock = -1;
+    iroh_socket_addr target;
+    size_t n = iroh_endpoint_addr_len(addr);
+    for (size_t i = 0; i < n && sock < 0; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(addr, i, &t);
+        if (t.kind != IROH_TRANSPORT_IP)
+            continue;
+        for (int k = 0; k < ep->nsock; k++) {
+            if (ep->bound[k].family == t.ip.family) {
+                sock = k;
+                target = t.ip;
+                break;
+            }
+        }
+    }
+    if (sock < 0)
+        return ir_fail(IROH_ERR_INVALID_ADDR, "the address has no direct address this endpoint "
+                                              "can reach (relays are not supported yet)");
+    ir_conn_config cfg;
+    base_config(ep, &cfg);
+    const uint8_t *alpns[1] = {alpn};
+    size_t lens[1] = {alpn_len};
+    cfg.alpns = alpns;
+    cfg.alpn_lens = lens;
+    cfg.n_alpns = 1;
+    cfg.remote_id = iroh_endpoint_addr_id(addr);
+    ir_netaddr path;
+    ir_netaddr_from_socket_addr(&path, &target);
+    ir_conn *c;
+    int rc = ir_conn_client_new(&cfg, &path, ir_now_ns(), &c);
+    if (rc != IROH_OK)
+        return rc;
+    if (!add_conn(ep, c, sock, 0)) {
+        ir_conn_free(c);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    *out = c;
+    ir_ep_flush(ep);
+    return IROH_OK;
+}
+
+static conn_slot *route(ir_ep *ep, const ir_pkt_hdr *h)
+{
+    for (size_t i = 0; i < ep->nconns; i++) {
+        ir_conn *c = ep->conns[i].c;
+        if (ir_conn_owns_cid(c, h->dcid.data, h->dcid.len))
+            return &ep->conns[i];
+        /* a client's retransmitted first Initial still carries its chosen DCID */
+        if (h->type == IR_PT_INITIAL && ep->conns[i].inbound && ir_cid_eq(ir_conn_odcid(c), &h->dcid))
+            return &ep->conns[i];
+    }
+    return NULL;
+}
+
+static void send_raw(ir_ep *ep, int sock, const ir_netaddr *to, const uint8_t *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
+        return;
+    /* a full socket buffer drops the datagram, as the network would */
+    (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
+}
+
+static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
+{
+    uint8_t buf[MAX_DGRAM];
+    ir_netaddr to;
+    size_t n;
+    int budget = 256; /* keep the loop responsive under bulk sends */
+    while (budget-- > 0 && (n = ir_conn_send(s->c, buf, sizeof buf, &to, now)) > 0)
+        send_raw(ep, s->sock, &to, buf, n);
+}
+
+void ir_ep_flush(ir_ep *ep)
+{
+    uint64_t now = ir_now_ns();
+    for (size_t i = 0; i < ep->nconns; i++)
+        flush_conn(ep, &ep->conns[i], now);
+}
+
+static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t *buf,
+                            size_t len, uint64_t now)
+{
+    ir_pkt_hdr h;
+    if (ir_pkt_parse(buf, len, OUR_CID_LEN, &h) != 0)
+        return;
+    conn_slot *s = route(ep, &h);
+    if (s) {
+        ir_conn_recv(s->c, from, buf, len, now);
+        return;
+    }
+    if (h.type == IR_PT_1RTT || h.type == IR_PT_VN)
+        return; /* TODO: stateless reset for unknown connections */
+    if (h.version != IR_QUIC_V1) {
+        if (len >= IR_MIN_INITIAL_SIZE) {
+            uint8_t vn[128];
+            uint8_t r;
+            random_bytes(NULL, &r, 1);
+            size_t n = ir_pkt_write_vn(vn, sizeof vn, &h.dcid, &h.scid, r);
+            if (n)
+                send_raw(ep, sock, from, vn, n);
+        }
+        return;
+    }
+    /* a new connection: only a full-size client Initial, and only if we accept */
+    if (h.type != IR_PT_INITIAL || len < IR_MIN_INITIAL_SIZE || !ep->cfg.n_alpns)
+        return;
+    ir_conn_config cfg;
+    base_config(ep, &cfg);
+    cfg.alpns = ep->cfg.alpns;
+    cfg.alpn_lens = ep->cfg.alpn_lens;
+    cfg.n_alpns = ep->cfg.n_alpns;
+    ir_conn *c;
+    if (ir_conn_server_new(&cfg, &h, from, now, &c) != IROH_OK)
+        return;
+    s = add_conn(ep, c, sock, 1);
+    if (!s) {
+        ir_conn_free(c);
+        return;
+    }
+    ir_conn_recv(c, from, buf, len, now);
+}
+
+static void run_timers(ir_ep *ep, uint64_t now)
+{
+    for (size_t i = 0; i < ep->nconns; i++)
+        if (ir_conn_timeout(ep->conns[i].c) <= now)
+            ir_conn_on_timeout(ep->conns[i].c, now);
+}
+
+static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
+{
+    uint64_t t = UINT64_MAX;
+    for (size_t i = 0; i < ep->nconns; i++) {
+        uint64_t d = ir_conn_timeout(ep->conns[i].c);
+        if (d < t)
+            t = d;
+    }
+    if (t == UINT64_MAX)
+        return cap_ms;
+    if (t <= now)
+        return 0;
+    uint64_t ms = (t - now + 999999) / 1000000;
+    if (cap_ms >= 0 && ms > (uint64_t)cap_ms)
+        return cap_ms;
+    return ms > 60000 ? 60000 : (int)ms;
+}
+
+int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)
+{
+    struct pollfd pf[MAX_SOCKS + 16];
+    if (nextra > 16)
+        nextra = 16;
+    ir_ep_flush(ep);
+    uint64_t now = ir_now_ns();
+    int wait = next_timeout_ms(ep, now, timeout_ms);
+    for (int i = 0; i < ep->nsock; i++) {
+        pf[i].fd = ep->fd[i];
+        pf[i].events = POLLIN;
+        pf[i].revents = 0;
+    }
+    for (size_t i = 0; i < nextra; i++) {
+        pf[ep->nsock + i] = extra[i];
+        pf[ep->nsock + i].revents = 0;
+    }
+    int rc = poll(pf, (nfds_t)(ep->nsock + nextra), wait);
+    if (rc < 0 && errno != EINTR)
+        return ir_fail(IROH_ERR_IO, "poll: %s", strerror(errno)), -1;
+    now = ir_now_ns();
+    uint8_t buf[MAX_DGRAM + 1];
+    for (int i = 0; i < ep->nsock; i++) {
+        if (!(pf[i].revents & POLLIN))
+            continue;
+        for (int k = 0; k < 512; k++) {
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            ssize_t n = recvfrom(ep->fd[i], buf, sizeof buf, 0, (struct sockaddr *)&ss, &sl);
+            if (n < 0)
+                break;
+            if ((size_t)n > MAX_DGRAM)
+                continue; /* larger than any QUIC datagram we accept */
+            ir_netaddr from;
+            ir_netaddr_from_sockaddr(&from, (struct sockaddr *)&ss);
+            handle_datagram(ep, i, &from, buf, (size_t)n, now);
+        }
+    }
+    run_timers(ep, ir_now_ns());
+    ir_ep_flush(ep);
+    int ready = 0;
+    for (size_t i = 0; i < nextra; i++) {
+        extra[i].revents = pf[ep->nsock + i].revents;
+        ready += extra[i].revents != 0;
+    }
+    return ready;
+}
+
+ir_conn *ir_ep_accept(ir_ep *ep)
+{
+    for (size_t i = 0; i < ep->nconns; i++) {
+        if (ep->conns[i].inbound && !ep->conns[i].accepted) {
+            ep->conns[i].accepted = 1;
+            return ep->conns[i].c;
+        }
+    }
+    return NULL;
+}
+
+size_t ir_ep_conn_count(const ir_ep *ep)
+{
+    return ep->nconns;
+}
+
+ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i)
+{
+    return i < ep->nconns ? ep->conns[i].c : NULL;
+}
+
+void ir_ep_release(ir_ep *ep, ir_conn *c)
+{
+    for (size_t i = 0; i < ep->nconns; i++) {
+        if (ep->conns[i].c != c)
+            continue;
+        if (ir_conn_get_state(c) < IR_CONN_CLOSING) {
+            ir_conn_close(c, 1, 0, "", ir_now_ns());
+            flush_conn(ep, &ep->conns[i], ir_now_ns());
+        }
+        ir_conn_free(c);
+        memmove(&ep->conns[i], &ep->conns[i + 1], (ep->nconns - i - 1) * sizeof *ep->conns);
+        ep->nconns--;
+        return;
+    }
+}
+
+void ir_ep_close(ir_ep *ep, uint64_t code, const char *reason, int timeout_ms)
+{
+    uint64_t now = ir_now_ns();
+    for (size_t i = 0; i < ep->nconns; i++)
+        ir_conn_close(ep->conns[i].c, 1, code, reason, now);
+    ir_ep_flush(ep);
+    (void)timeout_ms; /* the close is sent once above; peers that miss it time out */
+}

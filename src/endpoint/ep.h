@@ -1,0 +1,64 @@
+/* The endpoint core: UDP sockets, the connections on them and the routing of datagrams
+ * between the two, driven by ir_ep_poll from one thread. The public API (iroh.h) runs
+ * this on its I/O thread; the iroh-c command drives it directly. */
+#ifndef IR_ENDPOINT_EP_H
+#define IR_ENDPOINT_EP_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iroh.h"
+#include "quic/conn.h"
+
+typedef struct ir_ep ir_ep;
+
+typedef struct ir_ep_config {
+    iroh_secret_key key;
+    /* ALPNs accepted from clients, by preference; none: the endpoint accepts nothing */
+    const uint8_t *const *alpns;
+    const size_t *alpn_lens;
+    size_t n_alpns;
+    /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 */
+    iroh_socket_addr bind4, bind6;
+    uint64_t keep_alive_ns; /* 0: iroh's 5 s */
+    uint64_t idle_timeout_ms; /* 0: iroh's 30 s */
+} ir_ep_config;
+
+int ir_ep_new(const ir_ep_config *cfg, ir_ep **out);
+void ir_ep_free(ir_ep *ep);
+
+const iroh_endpoint_id *ir_ep_id(const ir_ep *ep);
+/* The endpoint's direct addresses (interfaces when bound to an unspecified address). */
+size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max);
+
+/* Starts a connection to addr's direct addresses with one ALPN. The connection belongs to
+ * the endpoint; release it with ir_ep_release when done. */
+int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
+                  size_t alpn_len, ir_conn **out);
+
+/* Waits up to timeout_ms (-1: until something happens) for datagrams, timers or the extra
+ * descriptors, and processes what is due; sends what the connections have queued.
+ * Returns the number of extra descriptors ready (their revents set), or -1. */
+int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
+
+/* Sends whatever the connections have ready (call after writing to streams). */
+void ir_ep_flush(ir_ep *ep);
+
+/* Connections the peer opened since the last call, one at a time; NULL if none. */
+ir_conn *ir_ep_accept(ir_ep *ep);
+
+/* All live connections (for event polling). */
+size_t ir_ep_conn_count(const ir_ep *ep);
+ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i);
+
+/* Forgets and frees a connection (closing it first, without waiting, if still open). */
+void ir_ep_release(ir_ep *ep, ir_conn *c);
+
+/* Closes every connection (application code, reason) and runs until the closes are sent
+ * or timeout_ms passes. */
+void ir_ep_close(ir_ep *ep, uint64_t code, const char *reason, int timeout_ms);
+
+uint64_t ir_now_ns(void);
+
+#endif
