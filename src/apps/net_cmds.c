@@ -346,6 +346,11 @@ int cmd_listen(int argc, char **argv)
             ir_conn *c = ir_ep_conn_at(ep, i);
             ir_event ev;
             while (ir_conn_poll_event(c, &ev)) {
+                if (ev.type == IR_EV_DATAGRAM) {
+                    long n;
+                    while ((n = ir_conn_datagram_recv(c, rbuf, IO_CHUNK)) >= 0)
+                        ir_conn_datagram_send(c, rbuf, (size_t)n);
+                }
                 if (ev.type == IR_EV_STREAM_OPENED && !(ev.stream_id & 2)) {
                     if (nes == capes) {
                         capes = capes ? capes * 2 : 16;

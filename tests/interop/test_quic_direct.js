@@ -1,0 +1,173 @@
+// Direct QUIC connections over UDP on loopback between iroh-c and the real iroh 1.0.2
+// peer, both directions: echoes of a few bytes and of 4 MiB, several streams at once,
+// datagrams, and the failures (wrong EndpointId, wrong ALPN) ending cleanly.
+'use strict';
+const { spawn } = require('child_process');
+const { loadIroh, check, finish } = require('./peer');
+const iroh = loadIroh();
+const IROH_C = process.env.IROH_C;
+const ALPN = 'iroh-example/echo/0';
+const bytes = (s) => Array.from(Buffer.from(s));
+
+const children = new Set();
+function killAll() { for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } } }
+process.on('exit', killAll);
+process.on('uncaughtException', (e) => { console.error('FAIL: ' + e.stack); killAll(); process.exit(1); });
+const overall = setTimeout(() => { console.error('FAIL: test timed out'); killAll(); process.exit(1); }, 240000);
+
+function runIrohC(args, input, timeoutMs) {
+  return new Promise((resolve) => {
+    const p = spawn(IROH_C, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(p);
+    const out = [], err = [];
+    p.stdout.on('data', (d) => out.push(d));
+    p.stderr.on('data', (d) => err.push(d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code, sig) => {
+      clearTimeout(t);
+      children.delete(p);
+      resolve({ code, sig, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+    });
+    p.stdin.on('error', () => {});
+    p.stdin.end(input);
+  });
+}
+
+function startIrohCListen() {
+  return new Promise((resolve, reject) => {
+    const p = spawn(IROH_C, ['listen', '--alpn', ALPN, '--echo', '--bind', '127.0.0.1:0'],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let buf = '';
+    p.stderr.on('data', (d) => process.stderr.write('[iroh-c listen] ' + d));
+    p.stdout.on('data', (d) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve({ proc: p, ticket: buf.slice(0, nl).trim() });
+    });
+    p.on('close', (code) => { children.delete(p); reject(new Error('listen exited ' + code)); });
+  });
+}
+
+async function irohEndpoint(alpns) {
+  const b = iroh.Endpoint.builder();
+  iroh.presetMinimal(b);
+  if (alpns) b.alpns(alpns.map(bytes));
+  b.bindAddr('127.0.0.1:0');
+  b.relayMode(iroh.RelayMode.disabled());
+  return b.bind();
+}
+
+function pattern(n, seed) {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 255;
+  return b;
+}
+
+async function irohEchoServer(ep) {
+  for (;;) {
+    const inc = await ep.acceptNext();
+    if (!inc) return;
+    (async () => {
+      try {
+        const conn = await (await inc.accept()).connect();
+        for (;;) {
+          const bi = await conn.acceptBi();
+          (async () => {
+            const data = await bi.recv.readToEnd(64 << 20);
+            await bi.send.writeAll(data);
+            await bi.send.finish();
+          })().catch(() => {});
+        }
+      } catch (e) { /* connection closed */ }
+    })();
+  }
+}
+
+async function main() {
+  // ---- iroh-c connects to iroh --------------------------------------------------------
+  const server = await irohEndpoint([ALPN]);
+  irohEchoServer(server);
+  const ticket = iroh.EndpointTicket.fromAddr(server.addr()).toString();
+
+  for (const n of [13, 4 << 20]) {
+    const input = pattern(n, 1);
+    const t0 = Date.now();
+    const r = await runIrohC(['connect', ticket, '--alpn', ALPN], input, 60000);
+    check(r.code === 0 && r.stdout.equals(input),
+      `iroh-c connect echo of ${n} bytes: exit ${r.code} ${r.sig || ''}, got ${r.stdout.length} bytes, ${r.stderr.trim()}`);
+    console.log(`iroh-c -> iroh: ${n} bytes echoed in ${Date.now() - t0} ms`);
+  }
+
+  // wrong EndpointId: a ticket with iroh's address but another key
+  const other = iroh.SecretKey.generate().public();
+  const wrong = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(other, null, server.addr().directAddresses())).toString();
+  let t0 = Date.now();
+  let r = await runIrohC(['connect', wrong, '--alpn', ALPN, '--timeout', '10'], Buffer.from('x'), 30000);
+  check(r.code === 1 && /wrong key|unknown_ca/.test(r.stderr),
+    `wrong EndpointId: exit ${r.code}, stderr ${r.stderr.trim()}`);
+  console.log(`wrong EndpointId refused in ${Date.now() - t0} ms: ${r.stderr.trim()}`);
+
+  // wrong ALPN
+  t0 = Date.now();
+  r = await runIrohC(['connect', ticket, '--alpn', 'not-this/0', '--timeout', '10'], Buffer.from('x'), 30000);
+  check(r.code === 1 && /no_application_protocol|ALPN/.test(r.stderr),
+    `wrong ALPN: exit ${r.code}, stderr ${r.stderr.trim()}`);
+  console.log(`wrong ALPN refused in ${Date.now() - t0} ms: ${r.stderr.trim()}`);
+
+  // nobody there: a clear timeout, no hang
+  const dead = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(other, null, ['127.0.0.1:9'])).toString();
+  r = await runIrohC(['connect', dead, '--alpn', ALPN, '--timeout', '2'], Buffer.from('x'), 30000);
+  check(r.code === 1 && /timed out/.test(r.stderr), `unreachable peer: exit ${r.code}, stderr ${r.stderr.trim()}`);
+  await server.close();
+
+  // ---- iroh connects to iroh-c -----------------------------------------------------------
+  const listener = await startIrohCListen();
+  const client = await irohEndpoint(null);
+  const addr = iroh.EndpointTicket.fromString(listener.ticket).endpointAddr();
+  t0 = Date.now();
+  const conn = await client.connect(addr, bytes(ALPN));
+  console.log(`iroh -> iroh-c: connected in ${Date.now() - t0} ms`);
+  check(conn.remoteId().toString() === addr.id().toString(), 'iroh sees the EndpointId of the ticket');
+
+  async function echo(n, seed) {
+    const data = pattern(n, seed);
+    const bi = await conn.openBi();
+    await bi.send.writeAll(Array.from(data));
+    await bi.send.finish();
+    const back = Buffer.from(await bi.recv.readToEnd(n + 1));
+    return back.equals(data);
+  }
+  check(await echo(13, 2), 'iroh -> iroh-c: 13-byte echo');
+  t0 = Date.now();
+  check(await echo(4 << 20, 3), 'iroh -> iroh-c: 4 MiB echo');
+  console.log(`iroh -> iroh-c: 4 MiB echoed in ${Date.now() - t0} ms`);
+  // several streams at once
+  const many = await Promise.all(Array.from({ length: 8 }, (_, k) => echo(1000 + k * 5000, 10 + k)));
+  check(many.every((x) => x), `8 concurrent streams: ${many}`);
+  // datagrams
+  let dgOk = 0;
+  for (let k = 0; k < 5; k++) {
+    const d = Array.from(pattern(100 + k, k));
+    conn.sendDatagram(d);
+    const back = await Promise.race([conn.readDatagram(), new Promise((res) => setTimeout(() => res(null), 3000))]);
+    if (back && Buffer.from(back).equals(Buffer.from(d))) dgOk++;
+  }
+  check(dgOk >= 4, `datagram echoes: ${dgOk} of 5 came back`);
+  conn.close(0n, bytes('bye!'));
+  await client.close();
+
+  // iroh dialing iroh-c with the wrong key fails cleanly
+  const badAddr = new iroh.EndpointAddr(other, null, addr.directAddresses());
+  const client2 = await irohEndpoint(null);
+  let failed = false;
+  try { await client2.connect(badAddr, bytes(ALPN)); } catch (e) { failed = true; }
+  check(failed, 'iroh refuses iroh-c when the EndpointId does not match');
+  await client2.close();
+
+  listener.proc.kill('SIGTERM');
+  await new Promise((res) => { listener.proc.on('close', res); setTimeout(res, 3000); });
+  clearTimeout(overall);
+}
+
+main().then(finish, (e) => { console.error('FAIL: ' + (e.stack || e)); killAll(); process.exit(1); });
