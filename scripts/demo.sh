@@ -27,3 +27,17 @@ say "5. A malformed ticket is refused with a clear error and status 2:"
 set +e
 "$bin" ticket decode "${ticket%?}x" 2>&1 | sed 's/^/   /'
 echo "   (exit status ${PIPESTATUS[0]})"
+
+say "6. Two endpoints connecting by public key over QUIC (direct, on loopback; relays come next):"
+set -e
+out=$(mktemp)
+"$bin" listen --alpn iroh-example/echo/0 --echo --bind 127.0.0.1:0 --secret-file "$dir/secret.key" >"$out" 2>/dev/null &
+listener=$!
+trap 'kill $listener 2>/dev/null; rm -rf "$dir" "$out"' EXIT
+for _ in $(seq 50); do [ -s "$out" ] && break; sleep 0.1; done
+lticket=$(head -1 "$out")
+echo "   listener $id"
+echo "   its ticket: $lticket"
+echo "   connect, send 'Hello, iroh!' and read the echo:"
+echo "Hello, iroh!" | "$bin" connect "$lticket" --alpn iroh-example/echo/0 | sed 's/^/   < /'
+kill $listener 2>/dev/null || true
