@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/blake3.h"
 #include "base/util.h"
 #include "net/udp.h"
 #include "tls/tls.h"
@@ -32,6 +33,8 @@ struct ir_ep {
     conn_slot *conns;
     size_t nconns, capconns;
     uint8_t reset_key[32];
+    uint64_t reset_window_start; /* stateless resets sent in the current second */
+    unsigned resets_in_window;
     uint8_t *alpn_store;
     const uint8_t **alpns;
     size_t *alpn_lens;
@@ -66,7 +69,10 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
     ep->cfg = *cfg;
     ep->fd[0] = ep->fd[1] = -1;
     iroh_secret_key_public(&cfg->key, &ep->id);
-    random_bytes(NULL, ep->reset_key, sizeof ep->reset_key);
+    /* derived from the identity, so that a restarted endpoint with the same key can still
+     * reset connections its previous run had (the point of stateless resets) */
+    ir_blake3_derive_key("iroh-c 2026-11 stateless reset key", cfg->key.bytes, 32,
+                         ep->reset_key, sizeof ep->reset_key);
     int rc = ir_tls_identity_new(&cfg->key, &ep->ident);
     if (rc != IROH_OK)
         goto fail;
@@ -277,6 +283,32 @@ void ir_ep_flush(ir_ep *ep)
         flush_conn(ep, &ep->conns[i], now);
 }
 
+/* RFC 9000 10.3: a short-header packet for a connection we do not know gets a stateless
+ * reset carrying the token we gave out with that CID (keyed BLAKE3 of the CID under the
+ * endpoint's reset key, as ir_conn computes it). It is shorter than the packet that
+ * caused it, so two endpoints cannot loop, and at most 100 go out per second. */
+static void send_stateless_reset(ir_ep *ep, int sock, const ir_netaddr *to, const ir_cid *dcid,
+                                 size_t trigger_len, uint64_t now)
+{
+    enum { MIN_LEN = 21, MAX_LEN = 43, PER_SECOND = 100 };
+    if (trigger_len <= MIN_LEN || dcid->len != OUR_CID_LEN)
+        return;
+    if (now - ep->reset_window_start >= 1000000000ull) {
+        ep->reset_window_start = now;
+        ep->resets_in_window = 0;
+    }
+    if (ep->resets_in_window >= PER_SECOND)
+        return;
+    ep->resets_in_window++;
+    size_t len = trigger_len - 1 < MAX_LEN ? trigger_len - 1 : MAX_LEN;
+    uint8_t pkt[MAX_LEN], token[32];
+    random_bytes(NULL, pkt, len - IR_RESET_TOKEN_LEN);
+    pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40); /* looks like a short header */
+    ir_blake3_keyed_hash(ep->reset_key, dcid->data, dcid->len, token);
+    memcpy(pkt + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
+    send_raw(ep, sock, to, pkt, len);
+}
+
 static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t *buf,
                             size_t len, uint64_t now)
 {
@@ -288,8 +320,12 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
         ir_conn_recv(s->c, from, buf, len, now);
         return;
     }
-    if (h.type == IR_PT_1RTT || h.type == IR_PT_VN)
-        return; /* TODO: stateless reset for unknown connections */
+    if (h.type == IR_PT_1RTT) {
+        send_stateless_reset(ep, sock, from, &h.dcid, len, now);
+        return;
+    }
+    if (h.type == IR_PT_VN)
+        return;
     if (h.version != IR_QUIC_V1) {
         if (len >= IR_MIN_INITIAL_SIZE) {
             uint8_t vn[128];

@@ -33,10 +33,11 @@ function runIrohC(args, input, timeoutMs) {
   });
 }
 
-function startIrohCListen() {
+function startIrohCListen(bind, secretFile) {
   return new Promise((resolve, reject) => {
-    const p = spawn(IROH_C, ['listen', '--alpn', ALPN, '--echo', '--bind', '127.0.0.1:0'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = ['listen', '--alpn', ALPN, '--echo', '--bind', bind || '127.0.0.1:0'];
+    if (secretFile) args.push('--secret-file', secretFile);
+    const p = spawn(IROH_C, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(p);
     let buf = '';
     p.stderr.on('data', (d) => process.stderr.write('[iroh-c listen] ' + d));
@@ -167,6 +168,35 @@ async function main() {
 
   listener.proc.kill('SIGTERM');
   await new Promise((res) => { listener.proc.on('close', res); setTimeout(res, 3000); });
+
+  // stateless reset: the listener dies and comes back on the same port with the same
+  // key; iroh's next packet on the old connection is answered with a stateless reset
+  const fs = require('fs'), os = require('os'), path = require('path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iroh-c-reset-'));
+  const keyFile = path.join(dir, 'key');
+  fs.writeFileSync(keyFile, Buffer.from(iroh.SecretKey.generate().toBytes()).toString('hex') + '\n');
+  const first = await startIrohCListen('127.0.0.1:0', keyFile);
+  const firstAddr = iroh.EndpointTicket.fromString(first.ticket).endpointAddr();
+  const port = firstAddr.directAddresses()[0].split(':').pop();
+  const client3 = await irohEndpoint(null);
+  const conn3 = await client3.connect(firstAddr, bytes(ALPN));
+  const closed3 = conn3.closed();
+  first.proc.kill('SIGKILL');
+  await new Promise((res) => first.proc.on('close', res));
+  const second = await startIrohCListen('127.0.0.1:' + port, keyFile);
+  check(second.ticket === first.ticket, 'the restarted listener has the same ticket');
+  try {
+    const bi = await conn3.openBi();
+    await bi.send.writeAll([1, 2, 3]);
+    await bi.send.finish();
+    await bi.recv.readToEnd(10);
+  } catch (e) { /* the reset ends the stream */ }
+  const why = await Promise.race([closed3, new Promise((res) => setTimeout(() => res('no close'), 20000))]);
+  check(/reset/i.test(String(why)), `iroh's connection ends with a stateless reset: ${why}`);
+  await client3.close();
+  second.proc.kill('SIGTERM');
+  await new Promise((res) => { second.proc.on('close', res); setTimeout(res, 3000); });
+  fs.rmSync(dir, { recursive: true, force: true });
   clearTimeout(overall);
 }
 
