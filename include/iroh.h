@@ -50,6 +50,16 @@ typedef enum iroh_error {
     IROH_ERR_INVALID_ADDR = -6,      /* a malformed socket address or relay URL */
     IROH_ERR_INVALID_TICKET = -7,    /* a ticket with a wrong prefix, bad base32 or bad bytes */
     IROH_ERR_IO = -8,                /* an operating-system call failed (see iroh_last_error) */
+    IROH_ERR_TIMEOUT = -9,           /* the operation's time limit passed */
+    IROH_ERR_CONNECTION_CLOSED = -10, /* the connection is closed (iroh_connection_close_reason) */
+    IROH_ERR_HANDSHAKE = -11,        /* the handshake failed: wrong key, ALPN, or TLS error */
+    IROH_ERR_STREAM_RESET = -12,     /* the peer reset the stream (code: iroh_recv_stream_reset_code) */
+    IROH_ERR_STREAM_STOPPED = -13,   /* the peer asked us to stop sending (STOP_SENDING) */
+    IROH_ERR_FINISHED_EARLY = -14,   /* the stream ended before the bytes asked for */
+    IROH_ERR_TOO_LONG = -15,         /* more data than the given limit */
+    IROH_ERR_CLOSED = -16,           /* the endpoint (or router) is closed */
+    IROH_ERR_UNSUPPORTED = -17,      /* not possible with this peer or build (e.g. datagrams) */
+    IROH_ERR_STATE = -18,            /* not allowed now (e.g. writing after finish) */
 } iroh_error;
 
 /* A static English name for an error code ("invalid ticket"); never NULL. */
@@ -203,6 +213,220 @@ IROH_EXTERN int iroh_endpoint_ticket_encode(const iroh_endpoint_addr *addr, char
 /* Parses a ticket string exactly as iroh-tickets 1.0 does; on success *out is a new
  * address the caller frees. Errors: IROH_ERR_INVALID_TICKET with a detail message. */
 IROH_EXTERN int iroh_endpoint_ticket_decode(const char *ticket, iroh_endpoint_addr **out);
+
+/* ------------------------------------------------------------------------------------ */
+/* Endpoint                                                                             */
+/* ------------------------------------------------------------------------------------ */
+
+/* An endpoint: a QUIC socket identified by its EndpointId. It runs one I/O thread that
+ * owns every connection of it; the functions below are safe to call from any thread and
+ * block the caller (never the I/O thread) until they can complete.
+ *
+ * Ownership: iroh_endpoint_free frees the endpoint; every connection, stream and incoming
+ * of it must be freed before. Objects are not reference counted by the caller: each
+ * handle is freed exactly once. */
+typedef struct iroh_endpoint_builder iroh_endpoint_builder;
+typedef struct iroh_endpoint iroh_endpoint;
+typedef struct iroh_incoming iroh_incoming;
+typedef struct iroh_connection iroh_connection;
+typedef struct iroh_send_stream iroh_send_stream;
+typedef struct iroh_recv_stream iroh_recv_stream;
+
+/* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
+ * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout. */
+IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
+IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
+IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
+                                                 const iroh_secret_key *key);
+/* Adds an ALPN this endpoint accepts connections for (in order of preference). */
+IROH_EXTERN int iroh_endpoint_builder_alpn(iroh_endpoint_builder *b, const char *alpn);
+/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins). */
+IROH_EXTERN int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const char *addr);
+IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms);
+IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
+IROH_EXTERN int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
+
+/* Screening: called on the I/O thread once an incoming connection's peer is
+ * authenticated; return 0 to accept it, or a non-zero application error code to close it
+ * with that code (reason "refused"). Must not block or call back into the library. */
+typedef uint64_t (*iroh_accept_filter)(void *ctx, const iroh_endpoint_id *peer,
+                                       const uint8_t *alpn, size_t alpn_len);
+IROH_EXTERN int iroh_endpoint_builder_accept_filter(iroh_endpoint_builder *b,
+                                                    iroh_accept_filter fn, void *ctx);
+
+typedef enum iroh_event_kind {
+    IROH_EVENT_CONNECTED = 1,  /* a connection's handshake completed */
+    IROH_EVENT_CLOSED = 2,     /* a connection closed (code, by_peer) */
+} iroh_event_kind;
+
+typedef struct iroh_event {
+    iroh_event_kind kind;
+    iroh_endpoint_id peer;
+    int inbound;    /* 1: the peer dialed us */
+    uint64_t code;  /* CLOSED: the close code */
+    int by_peer;    /* CLOSED: 1 if the peer closed */
+} iroh_event;
+
+/* Called on the I/O thread for every event; must not block or call into the library. */
+typedef void (*iroh_event_callback)(void *ctx, const iroh_event *ev);
+IROH_EXTERN int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b,
+                                                     iroh_event_callback fn, void *ctx);
+
+/* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
+IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
+
+IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id *out);
+/* The endpoint's address: its id and direct addresses (interfaces when bound to an
+ * unspecified address). The caller frees it. */
+IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
+
+/* Connects to addr speaking alpn; blocks until the handshake completes. Tries the
+ * address's direct addresses (relays: a later version). Errors: IROH_ERR_HANDSHAKE (wrong
+ * key, ALPN refused; see iroh_last_error), IROH_ERR_TIMEOUT, IROH_ERR_CONNECTION_CLOSED. */
+IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
+                                      const char *alpn, iroh_connection **out);
+
+/* Waits up to timeout_ms (-1: forever) for an incoming connection. IROH_ERR_TIMEOUT, or
+ * IROH_ERR_CLOSED once the endpoint is closed. */
+IROH_EXTERN int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out);
+
+/* An incoming connection before the application decides on it. Each of accept, refuse
+ * and ignore frees the incoming. accept blocks until the handshake completes. */
+IROH_EXTERN int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out);
+IROH_EXTERN int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out);
+IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc); /* CONNECTION_REFUSED (0x2) */
+IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc); /* drop, send nothing */
+
+/* Closes every connection (application code 0, as iroh) and stops the I/O thread after
+ * the CONNECTION_CLOSE frames are sent. Idempotent. Later calls fail with
+ * IROH_ERR_CLOSED. */
+IROH_EXTERN void iroh_endpoint_close(iroh_endpoint *ep);
+/* Closes (if needed) and frees. All handles of the endpoint must be freed before. */
+IROH_EXTERN void iroh_endpoint_free(iroh_endpoint *ep);
+
+/* ------------------------------------------------------------------------------------ */
+/* Connection                                                                           */
+/* ------------------------------------------------------------------------------------ */
+
+IROH_EXTERN void iroh_connection_remote_id(const iroh_connection *c, iroh_endpoint_id *out);
+/* The negotiated ALPN as text (NUL-terminated; buflen 256 always fits). */
+IROH_EXTERN int iroh_connection_alpn(const iroh_connection *c, char *buf, size_t buflen);
+
+/* Opening blocks while the peer's stream limit is reached; accepting blocks until the
+ * peer opens a stream (timeout_ms -1: forever). A stream the peer opens becomes
+ * acceptable when its first data (or FIN) arrives. */
+IROH_EXTERN int iroh_connection_open_bi(iroh_connection *c, iroh_send_stream **send,
+                                        iroh_recv_stream **recv);
+IROH_EXTERN int iroh_connection_open_uni(iroh_connection *c, iroh_send_stream **send);
+IROH_EXTERN int iroh_connection_accept_bi(iroh_connection *c, int timeout_ms,
+                                          iroh_send_stream **send, iroh_recv_stream **recv);
+IROH_EXTERN int iroh_connection_accept_uni(iroh_connection *c, int timeout_ms,
+                                           iroh_recv_stream **recv);
+
+/* Unreliable datagrams (RFC 9221). send fails with IROH_ERR_UNSUPPORTED if the peer takes
+ * none or len is over iroh_connection_max_datagram_size; read blocks up to timeout_ms and
+ * cuts datagrams longer than cap (*len is the copied length). */
+IROH_EXTERN int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t len);
+IROH_EXTERN int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
+                                              size_t cap, size_t *len);
+IROH_EXTERN size_t iroh_connection_max_datagram_size(const iroh_connection *c);
+
+/* Closes with an application error code and reason (does not block). */
+IROH_EXTERN void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason);
+/* Waits until the connection is closed (by either side or a timeout); IROH_OK or
+ * IROH_ERR_TIMEOUT. */
+IROH_EXTERN int iroh_connection_closed(iroh_connection *c, int timeout_ms);
+
+typedef enum iroh_close_kind {
+    IROH_CLOSE_NONE = 0,             /* still open */
+    IROH_CLOSE_LOCAL = 1,            /* we closed it (iroh_connection_close / endpoint close) */
+    IROH_CLOSE_APPLICATION = 2,      /* the peer closed with an application code */
+    IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side) */
+    IROH_CLOSE_TIMED_OUT = 4,        /* idle timeout */
+    IROH_CLOSE_RESET = 5,            /* stateless reset from the peer */
+} iroh_close_kind;
+
+typedef struct iroh_close_reason {
+    iroh_close_kind kind;
+    int by_peer;
+    uint64_t code;
+    char reason[256];
+} iroh_close_reason;
+
+IROH_EXTERN void iroh_connection_close_reason(const iroh_connection *c, iroh_close_reason *out);
+
+typedef struct iroh_connection_stats {
+    uint64_t rtt_us, min_rtt_us;
+    uint64_t cwnd, bytes_in_flight;
+    uint64_t packets_sent, packets_received, packets_lost;
+    uint64_t bytes_sent, bytes_received;
+} iroh_connection_stats;
+
+IROH_EXTERN void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *out);
+IROH_EXTERN uint64_t iroh_connection_rtt_us(const iroh_connection *c);
+
+/* Frees the handle. If the connection is still open it is closed with code 0 (as
+ * dropping the last handle does in iroh). Free its streams first. */
+IROH_EXTERN void iroh_connection_free(iroh_connection *c);
+
+/* ------------------------------------------------------------------------------------ */
+/* Streams                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+IROH_EXTERN uint64_t iroh_send_stream_id(const iroh_send_stream *s);
+IROH_EXTERN uint64_t iroh_recv_stream_id(const iroh_recv_stream *s);
+
+/* write blocks until at least one byte is buffered and stores the count in *written;
+ * write_all blocks until all are. IROH_ERR_STREAM_STOPPED if the peer stopped it. */
+IROH_EXTERN int iroh_send_stream_write(iroh_send_stream *s, const void *data, size_t len,
+                                       size_t *written);
+IROH_EXTERN int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len);
+/* Marks the end of the stream (does not wait for delivery). */
+IROH_EXTERN int iroh_send_stream_finish(iroh_send_stream *s);
+/* Waits until the peer has acknowledged everything up to the FIN (or timeout). */
+IROH_EXTERN int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms);
+IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
+/* Frees the handle; an unfinished stream is finished (as dropping it in iroh). */
+IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
+
+/* read blocks until data, the end, or an error: *n = 0 at the end of the stream. */
+IROH_EXTERN int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n);
+/* exactly len bytes, or IROH_ERR_FINISHED_EARLY */
+IROH_EXTERN int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len);
+/* everything to the end into a new buffer (free with free()); IROH_ERR_TOO_LONG if the
+ * stream holds more than limit bytes. */
+IROH_EXTERN int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **out,
+                                             size_t *len);
+IROH_EXTERN uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s);
+IROH_EXTERN int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code);
+/* Frees the handle; an unfinished stream is stopped with code 0. */
+IROH_EXTERN void iroh_recv_stream_free(iroh_recv_stream *s);
+
+/* ------------------------------------------------------------------------------------ */
+/* Router                                                                               */
+/* ------------------------------------------------------------------------------------ */
+
+/* A protocol handler runs on its own thread for each accepted connection of its ALPN, the
+ * counterpart of iroh's ProtocolHandler::accept. The router frees the connection when the
+ * handler returns (closing it with code 0 if the handler left it open). Return 0, or
+ * non-zero to have the router log the failure. */
+typedef int (*iroh_protocol_handler)(void *ctx, iroh_connection *conn);
+
+typedef struct iroh_router_builder iroh_router_builder;
+typedef struct iroh_router iroh_router;
+
+/* The router takes the endpoint: iroh_router_shutdown closes it, iroh_router_free frees it. */
+IROH_EXTERN iroh_router_builder *iroh_router_builder_new(iroh_endpoint *ep);
+IROH_EXTERN int iroh_router_builder_accept(iroh_router_builder *rb, const char *alpn,
+                                           iroh_protocol_handler fn, void *ctx);
+/* Starts the accept loop; consumes the builder (also on failure). Connections whose ALPN
+ * has no handler are closed with code 0, as iroh's router does. */
+IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);
+IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
+/* Stops accepting, waits for running handlers to return, then closes the endpoint. */
+IROH_EXTERN int iroh_router_shutdown(iroh_router *r);
+/* Shuts down if needed, then frees the router and its endpoint. */
+IROH_EXTERN void iroh_router_free(iroh_router *r);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,16 @@ const char *iroh_strerror(int code)
     case IROH_ERR_INVALID_ADDR: return "invalid address";
     case IROH_ERR_INVALID_TICKET: return "invalid ticket";
     case IROH_ERR_IO: return "I/O error";
+    case IROH_ERR_TIMEOUT: return "timed out";
+    case IROH_ERR_CONNECTION_CLOSED: return "connection closed";
+    case IROH_ERR_HANDSHAKE: return "handshake failed";
+    case IROH_ERR_STREAM_RESET: return "stream reset by peer";
+    case IROH_ERR_STREAM_STOPPED: return "stream stopped by peer";
+    case IROH_ERR_FINISHED_EARLY: return "stream finished early";
+    case IROH_ERR_TOO_LONG: return "too long";
+    case IROH_ERR_CLOSED: return "endpoint closed";
+    case IROH_ERR_UNSUPPORTED: return "unsupported";
+    case IROH_ERR_STATE: return "invalid state";
     }
     return "unknown error";
 }

@@ -21,6 +21,7 @@ typedef struct conn_slot {
     int sock;       /* index into ep->sock */
     int accepted;   /* handed out by ir_ep_accept */
     int inbound;
+    ir_netaddr remote; /* the address the connection started with */
 } conn_slot;
 
 struct ir_ep {
@@ -179,7 +180,7 @@ static void base_config(ir_ep *ep, ir_conn_config *cfg)
     memcpy(cfg->reset_key, ep->reset_key, 32);
 }
 
-static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound)
+static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound, const ir_netaddr *remote)
 {
     if (ep->nconns == ep->capconns) {
         size_t cap = ep->capconns ? ep->capconns * 2 : 8;
@@ -194,6 +195,7 @@ static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound)
     s->c = c;
     s->sock = sock;
     s->inbound = inbound;
+    s->remote = *remote;
     return s;
 }
 
@@ -234,7 +236,7 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
     int rc = ir_conn_client_new(&cfg, &path, ir_now_ns(), &c);
     if (rc != IROH_OK)
         return rc;
-    if (!add_conn(ep, c, sock, 0)) {
+    if (!add_conn(ep, c, sock, 0, &path)) {
         ir_conn_free(c);
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     }
@@ -348,7 +350,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
     ir_conn *c;
     if (ir_conn_server_new(&cfg, &h, from, now, &c) != IROH_OK)
         return;
-    s = add_conn(ep, c, sock, 1);
+    s = add_conn(ep, c, sock, 1, from);
     if (!s) {
         ir_conn_free(c);
         return;
@@ -381,27 +383,21 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
     return ms > 60000 ? 60000 : (int)ms;
 }
 
-int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)
+int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
 {
-    struct pollfd pf[MAX_SOCKS + 16];
-    if (nextra > 16)
-        nextra = 16;
     ir_ep_flush(ep);
-    uint64_t now = ir_now_ns();
-    int wait = next_timeout_ms(ep, now, timeout_ms);
+    *timeout_ms = next_timeout_ms(ep, ir_now_ns(), *timeout_ms);
     for (int i = 0; i < ep->nsock; i++) {
         pf[i].fd = ep->fd[i];
         pf[i].events = POLLIN;
         pf[i].revents = 0;
     }
-    for (size_t i = 0; i < nextra; i++) {
-        pf[ep->nsock + i] = extra[i];
-        pf[ep->nsock + i].revents = 0;
-    }
-    int rc = poll(pf, (nfds_t)(ep->nsock + nextra), wait);
-    if (rc < 0 && errno != EINTR)
-        return ir_fail(IROH_ERR_IO, "poll: %s", strerror(errno)), -1;
-    now = ir_now_ns();
+    return ep->nsock;
+}
+
+void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
+{
+    uint64_t now = ir_now_ns();
     uint8_t buf[MAX_DGRAM + 1];
     for (int i = 0; i < ep->nsock; i++) {
         if (!(pf[i].revents & POLLIN))
@@ -421,9 +417,26 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)
     }
     run_timers(ep, ir_now_ns());
     ir_ep_flush(ep);
+}
+
+int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)
+{
+    struct pollfd pf[IR_EP_MAX_FDS + 16];
+    if (nextra > 16)
+        nextra = 16;
+    int wait = timeout_ms;
+    int n = ir_ep_prepare(ep, pf, &wait);
+    for (size_t i = 0; i < nextra; i++) {
+        pf[n + (int)i] = extra[i];
+        pf[n + (int)i].revents = 0;
+    }
+    int rc = poll(pf, (nfds_t)(n + (int)nextra), wait);
+    if (rc < 0 && errno != EINTR)
+        return ir_fail(IROH_ERR_IO, "poll: %s", strerror(errno)), -1;
+    ir_ep_process(ep, pf);
     int ready = 0;
     for (size_t i = 0; i < nextra; i++) {
-        extra[i].revents = pf[ep->nsock + i].revents;
+        extra[i].revents = pf[n + (int)i].revents;
         ready += extra[i].revents != 0;
     }
     return ready;
@@ -440,6 +453,14 @@ ir_conn *ir_ep_accept(ir_ep *ep)
     return NULL;
 }
 
+int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out)
+{
+    for (size_t i = 0; i < ep->nconns; i++)
+        if (ep->conns[i].c == c)
+            return ir_netaddr_to_socket_addr(&ep->conns[i].remote, out);
+    return -1;
+}
+
 size_t ir_ep_conn_count(const ir_ep *ep)
 {
     return ep->nconns;
@@ -452,10 +473,15 @@ ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i)
 
 void ir_ep_release(ir_ep *ep, ir_conn *c)
 {
+    ir_ep_release_quiet(ep, c, 0);
+}
+
+void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
+{
     for (size_t i = 0; i < ep->nconns; i++) {
         if (ep->conns[i].c != c)
             continue;
-        if (ir_conn_get_state(c) < IR_CONN_CLOSING) {
+        if (!quiet && ir_conn_get_state(c) < IR_CONN_CLOSING) {
             ir_conn_close(c, 1, 0, "", ir_now_ns());
             flush_conn(ep, &ep->conns[i], ir_now_ns());
         }

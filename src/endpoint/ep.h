@@ -42,6 +42,14 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
  * Returns the number of extra descriptors ready (their revents set), or -1. */
 int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
 
+/* The same in two halves, for a loop that polls other descriptors itself (the I/O
+ * thread of the public API): ir_ep_prepare fills at most IR_EP_MAX_FDS entries of pf
+ * with the sockets, returns their count, and lowers *timeout_ms (-1 = none) to the next
+ * timer; after poll(2), ir_ep_process handles what is ready and due. */
+#define IR_EP_MAX_FDS 2
+int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms);
+void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
+
 /* Sends whatever the connections have ready (call after writing to streams). */
 void ir_ep_flush(ir_ep *ep);
 
@@ -54,6 +62,10 @@ ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i);
 
 /* Forgets and frees a connection (closing it first, without waiting, if still open). */
 void ir_ep_release(ir_ep *ep, ir_conn *c);
+/* The same; with quiet set nothing is sent (an "ignored" incoming connection). */
+void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet);
+/* The address a connection started with. */
+int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out);
 
 /* Closes every connection (application code, reason) and runs until the closes are sent
  * or timeout_ms passes. */

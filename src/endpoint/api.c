@@ -1,0 +1,1242 @@
+/* The public, blocking, thread-safe API of include/iroh.h on top of the endpoint core.
+ *
+ * One I/O thread per endpoint runs the core (ir_ep) under the endpoint mutex, releasing it
+ * only while it sleeps in poll(2). Application threads take the same mutex, act on the
+ * sans-IO connection state directly, wake the I/O thread (an eventfd) when they queued
+ * something to send, and wait on the endpoint's condition variable, which the I/O thread
+ * broadcasts after every round in which anything happened. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "endpoint/ep.h"
+
+#define MAX_ALPNS 16
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+struct iroh_endpoint_builder {
+    iroh_secret_key key;
+    char *alpns[MAX_ALPNS];
+    size_t n_alpns;
+    iroh_socket_addr bind4, bind6;
+    uint32_t keep_alive_ms, idle_timeout_ms, connect_timeout_ms;
+    iroh_accept_filter filter;
+    void *filter_ctx;
+    iroh_event_callback event_cb;
+    void *event_ctx;
+};
+
+/* per-connection state kept by the API layer */
+struct iroh_connection {
+    iroh_endpoint *ep;
+    ir_conn *c;
+    int inbound;
+    int refs;          /* the application's handle + its stream handles */
+    int handle_freed;  /* the application freed the connection handle */
+    int handed_out;    /* given to the application (connect / accept) */
+    int connected;     /* handshake complete */
+    int closed;        /* CLOSED event seen */
+    int filtered;      /* the accept filter refused it */
+    iroh_endpoint_id peer;
+    uint64_t *opened[2]; /* peer-opened streams not yet accepted, [0] bidi, [1] uni */
+    size_t nopened[2], capopened[2];
+};
+
+struct iroh_send_stream {
+    iroh_connection *conn;
+    uint64_t id;
+    int finished, reset;
+};
+
+struct iroh_recv_stream {
+    iroh_connection *conn;
+    uint64_t id;
+    int ended;
+    uint64_t reset_code;
+};
+
+struct iroh_incoming {
+    iroh_connection *conn;
+};
+
+struct iroh_endpoint {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ir_ep *ep;
+    iroh_endpoint_id id;
+    pthread_t io;
+    int io_started;
+    int wake_fd;
+    int stop;
+    int closed;
+    uint32_t connect_timeout_ms;
+    iroh_accept_filter filter;
+    void *filter_ctx;
+    iroh_event_callback event_cb;
+    void *event_ctx;
+    iroh_connection **conns;
+    size_t nconns, capconns;
+    iroh_connection **incoming; /* inbound connections not yet handed to accept */
+    size_t nincoming, capincoming;
+};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, nc * elem);
+    if (!p)
+        return -1;
+    *arr = p;
+    *cap = nc;
+    return 0;
+}
+
+static void wake(iroh_endpoint *ep)
+{
+    uint64_t one = 1;
+    ssize_t n = write(ep->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+static struct timespec deadline_after(int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* waits on the endpoint's condition; returns 0, or IROH_ERR_TIMEOUT past the deadline */
+static int wait_until(iroh_endpoint *ep, int timeout_ms, const struct timespec *dl)
+{
+    if (timeout_ms < 0) {
+        pthread_cond_wait(&ep->cv, &ep->mu);
+        return 0;
+    }
+    if (pthread_cond_timedwait(&ep->cv, &ep->mu, dl) == ETIMEDOUT)
+        return IROH_ERR_TIMEOUT;
+    return 0;
+}
+
+static int conn_error(const iroh_connection *h)
+{
+    if (h->ep->closed && ir_conn_get_state(h->c) >= IR_CONN_CLOSING &&
+        !ir_conn_close_info(h->c)->by_peer)
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "the endpoint was closed");
+    const ir_close_info *ci = ir_conn_close_info(h->c);
+    if (ci->idle_timeout)
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection timed out");
+    if (ci->reset)
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection reset by the peer");
+    return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s code 0x%llx%s%s",
+                   ci->by_peer ? "by the peer" : "locally",
+                   ci->application ? "application" : "transport", (unsigned long long)ci->code,
+                   ci->reason[0] ? ": " : "", ci->reason);
+}
+
+static int is_closed(const iroh_connection *h)
+{
+    return ir_conn_get_state(h->c) >= IR_CONN_CLOSING;
+}
+
+/* ---- the I/O thread ---------------------------------------------------------------------- */
+
+static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
+{
+    if (!ep->event_cb)
+        return;
+    iroh_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.kind = kind;
+    ev.peer = h->peer;
+    ev.inbound = h->inbound;
+    if (kind == IROH_EVENT_CLOSED) {
+        const ir_close_info *ci = ir_conn_close_info(h->c);
+        ev.code = ci->code;
+        ev.by_peer = ci->by_peer;
+    }
+    ep->event_cb(ep->event_ctx, &ev);
+}
+
+static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
+{
+    if (grow((void **)&ep->conns, &ep->capconns, ep->nconns, sizeof *ep->conns) != 0)
+        return NULL;
+    iroh_connection *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->ep = ep;
+    h->c = c;
+    h->inbound = inbound;
+    ep->conns[ep->nconns++] = h;
+    return h;
+}
+
+static void free_handle(iroh_connection *h)
+{
+    free(h->opened[0]);
+    free(h->opened[1]);
+    free(h);
+}
+
+static void dispatch(iroh_endpoint *ep)
+{
+    ir_conn *nc;
+    while ((nc = ir_ep_accept(ep->ep)) != NULL) {
+        iroh_connection *h = new_handle(ep, nc, 1);
+        if (!h || grow((void **)&ep->incoming, &ep->capincoming, ep->nincoming,
+                       sizeof *ep->incoming) != 0) {
+            ir_conn_close(nc, 0, 0x1, "out of memory", ir_now_ns());
+            continue;
+        }
+        ep->incoming[ep->nincoming++] = h;
+    }
+    for (size_t i = 0; i < ep->nconns;) {
+        iroh_connection *h = ep->conns[i];
+        ir_event ev;
+        while (ir_conn_poll_event(h->c, &ev)) {
+            switch (ev.type) {
+            case IR_EV_CONNECTED:
+                h->connected = 1;
+                ir_conn_peer_id(h->c, &h->peer);
+                if (h->inbound && ep->filter) {
+                    size_t alen = 0;
+                    const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
+                    uint64_t code = ep->filter(ep->filter_ctx, &h->peer, alpn, alen);
+                    if (code) {
+                        h->filtered = 1;
+                        ir_conn_close(h->c, 1, code, "refused", ir_now_ns());
+                        break;
+                    }
+                }
+                emit(ep, IROH_EVENT_CONNECTED, h);
+                break;
+            case IR_EV_STREAM_OPENED: {
+                int uni = (ev.stream_id & 2) != 0;
+                if (grow((void **)&h->opened[uni], &h->capopened[uni], h->nopened[uni],
+                         sizeof(uint64_t)) == 0)
+                    h->opened[uni][h->nopened[uni]++] = ev.stream_id;
+                break;
+            }
+            case IR_EV_CLOSED:
+                h->closed = 1;
+                emit(ep, IROH_EVENT_CLOSED, h);
+                break;
+            default:
+                break;
+            }
+        }
+        /* the application is done with it and the connection is over: free it */
+        if (h->refs == 0 && (h->handle_freed || (!h->handed_out && h->filtered)) &&
+            ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
+            int queued = 0;
+            for (size_t k = 0; k < ep->nincoming; k++)
+                queued |= ep->incoming[k] == h;
+            if (!queued) {
+                ir_ep_release(ep->ep, h->c);
+                free_handle(h);
+                ep->conns[i] = ep->conns[--ep->nconns];
+                continue;
+            }
+        }
+        i++;
+    }
+}
+
+static void *io_main(void *arg)
+{
+    iroh_endpoint *ep = arg;
+    pthread_mutex_lock(&ep->mu);
+    while (!ep->stop) {
+        struct pollfd pf[IR_EP_MAX_FDS + 1];
+        int timeout = -1;
+        int n = ir_ep_prepare(ep->ep, pf, &timeout);
+        pf[n].fd = ep->wake_fd;
+        pf[n].events = POLLIN;
+        pf[n].revents = 0;
+        pthread_mutex_unlock(&ep->mu);
+        poll(pf, (nfds_t)n + 1, timeout);
+        pthread_mutex_lock(&ep->mu);
+        if (pf[n].revents & POLLIN) {
+            uint64_t v;
+            ssize_t r = read(ep->wake_fd, &v, sizeof v);
+            (void)r;
+        }
+        ir_ep_process(ep->ep, pf);
+        dispatch(ep);
+        pthread_cond_broadcast(&ep->cv);
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return NULL;
+}
+
+/* ---- builder --------------------------------------------------------------------------- */
+
+iroh_endpoint_builder *iroh_endpoint_builder_new(void)
+{
+    iroh_endpoint_builder *b = calloc(1, sizeof *b);
+    if (!b) {
+        ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        return NULL;
+    }
+    if (iroh_secret_key_generate(&b->key) != IROH_OK) {
+        free(b);
+        return NULL;
+    }
+    b->bind4.family = 4;
+    b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    return b;
+}
+
+void iroh_endpoint_builder_free(iroh_endpoint_builder *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n_alpns; i++)
+        free(b->alpns[i]);
+    memset(&b->key, 0, sizeof b->key);
+    free(b);
+}
+
+int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b, const iroh_secret_key *key)
+{
+    if (!b || !key)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->key = *key;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_alpn(iroh_endpoint_builder *b, const char *alpn)
+{
+    if (!b || !alpn || !*alpn || strlen(alpn) > 255)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "an ALPN has 1 to 255 bytes");
+    if (b->n_alpns == MAX_ALPNS)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "at most %d ALPNs", MAX_ALPNS);
+    b->alpns[b->n_alpns] = strdup(alpn);
+    if (!b->alpns[b->n_alpns])
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    b->n_alpns++;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const char *addr)
+{
+    iroh_socket_addr a;
+    if (!b || !addr)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = iroh_socket_addr_parse(addr, &a);
+    if (rc != IROH_OK)
+        return rc;
+    if (a.family == 4)
+        b->bind4 = a;
+    else
+        b->bind6 = a;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->keep_alive_ms = ms;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->idle_timeout_ms = ms;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t ms)
+{
+    if (!b || !ms)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a connect timeout must be positive");
+    b->connect_timeout_ms = ms;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_accept_filter(iroh_endpoint_builder *b, iroh_accept_filter fn, void *ctx)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->filter = fn;
+    b->filter_ctx = ctx;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b, iroh_event_callback fn,
+                                         void *ctx)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->event_cb = fn;
+    b->event_ctx = ctx;
+    return IROH_OK;
+}
+
+/* ---- endpoint ------------------------------------------------------------------------- */
+
+int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
+{
+    if (!b || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    ep->wake_fd = -1;
+    ir_ep_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.key = b->key;
+    const uint8_t *alpns[MAX_ALPNS];
+    size_t lens[MAX_ALPNS];
+    for (size_t i = 0; i < b->n_alpns; i++) {
+        alpns[i] = (const uint8_t *)b->alpns[i];
+        lens[i] = strlen(b->alpns[i]);
+    }
+    cfg.alpns = alpns;
+    cfg.alpn_lens = lens;
+    cfg.n_alpns = b->n_alpns;
+    cfg.bind4 = b->bind4;
+    cfg.bind6 = b->bind6;
+    cfg.keep_alive_ns = (uint64_t)b->keep_alive_ms * 1000000ull;
+    cfg.idle_timeout_ms = b->idle_timeout_ms;
+    ep->connect_timeout_ms = b->connect_timeout_ms;
+    ep->filter = b->filter;
+    ep->filter_ctx = b->filter_ctx;
+    ep->event_cb = b->event_cb;
+    ep->event_ctx = b->event_ctx;
+    int rc = ir_ep_new(&cfg, &ep->ep);
+    if (rc != IROH_OK) {
+        free(ep);
+        return rc;
+    }
+    iroh_secret_key_public(&b->key, &ep->id);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ep->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ep->mu, NULL);
+    ep->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (ep->wake_fd < 0 || pthread_create(&ep->io, NULL, io_main, ep) != 0) {
+        rc = ir_fail(IROH_ERR_IO, "cannot start the I/O thread: %s", strerror(errno));
+        iroh_endpoint_free(ep);
+        return rc;
+    }
+    ep->io_started = 1;
+    *out = ep;
+    return IROH_OK;
+}
+
+void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id *out)
+{
+    *out = ep->id;
+}
+
+int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out)
+{
+    iroh_endpoint_addr *a = iroh_endpoint_addr_new(&ep->id);
+    if (!a)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    iroh_socket_addr addrs[32];
+    pthread_mutex_lock(&ep->mu);
+    size_t n = ir_ep_addrs(ep->ep, addrs, 32);
+    pthread_mutex_unlock(&ep->mu);
+    for (size_t i = 0; i < n; i++)
+        iroh_endpoint_addr_add_ip(a, &addrs[i]);
+    *out = a;
+    return IROH_OK;
+}
+
+static int wait_connected(iroh_connection *h, int timeout_ms)
+{
+    iroh_endpoint *ep = h->ep;
+    struct timespec dl = deadline_after(timeout_ms);
+    while (!h->connected || h->filtered) {
+        if (is_closed(h) || h->filtered) {
+            const ir_close_info *ci = ir_conn_close_info(h->c);
+            if (!h->connected && !ci->application && !ci->idle_timeout)
+                return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx)",
+                               ci->reason[0] ? ci->reason : "handshake failed",
+                               ci->by_peer ? "closed by the peer with" : "error",
+                               (unsigned long long)ci->code);
+            if (!h->connected && ci->idle_timeout)
+                return ir_fail(IROH_ERR_TIMEOUT, "no answer from the peer");
+            return conn_error(h);
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0)
+            return ir_fail(IROH_ERR_TIMEOUT, "the handshake did not complete in %d ms", timeout_ms);
+    }
+    return IROH_OK;
+}
+
+int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr, const char *alpn,
+                          iroh_connection **out)
+{
+    if (!ep || !addr || !alpn || !*alpn || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument or empty ALPN");
+    pthread_mutex_lock(&ep->mu);
+    if (ep->closed) {
+        pthread_mutex_unlock(&ep->mu);
+        return ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+    }
+    ir_conn *c;
+    int rc = ir_ep_connect(ep->ep, addr, (const uint8_t *)alpn, strlen(alpn), &c);
+    iroh_connection *h = NULL;
+    if (rc == IROH_OK) {
+        h = new_handle(ep, c, 0);
+        if (!h) {
+            ir_ep_release(ep->ep, c);
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        }
+    }
+    if (rc == IROH_OK) {
+        h->handed_out = 1;
+        h->refs = 1;
+        wake(ep);
+        rc = wait_connected(h, (int)ep->connect_timeout_ms);
+        if (rc != IROH_OK) {
+            /* give the handle back: the I/O thread frees it once closed */
+            char saved[256];
+            snprintf(saved, sizeof saved, "%s", iroh_last_error());
+            if (!is_closed(h))
+                ir_conn_close(h->c, 0, 0, "connect timed out", ir_now_ns());
+            h->refs = 0;
+            h->handle_freed = 1;
+            wake(ep);
+            ir_fail(rc, "%s", saved);
+        } else {
+            *out = h;
+        }
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
+{
+    if (!ep || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_incoming *inc = malloc(sizeof *inc);
+    if (!inc)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    pthread_mutex_lock(&ep->mu);
+    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = IROH_OK;
+    while (!ep->nincoming) {
+        if (ep->closed) {
+            rc = ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+            break;
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no incoming connection within %d ms", timeout_ms);
+            break;
+        }
+    }
+    if (rc == IROH_OK) {
+        inc->conn = ep->incoming[0];
+        memmove(ep->incoming, ep->incoming + 1, (ep->nincoming - 1) * sizeof *ep->incoming);
+        ep->nincoming--;
+        inc->conn->refs = 1;
+        *out = inc;
+    } else {
+        free(inc);
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out)
+{
+    if (!inc || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = inc->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    int rc = ir_ep_conn_remote(ep->ep, inc->conn->c, out);
+    pthread_mutex_unlock(&ep->mu);
+    return rc == 0 ? IROH_OK : ir_fail(IROH_ERR_STATE, "address unknown");
+}
+
+int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out)
+{
+    if (!inc || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_connection *h = inc->conn;
+    iroh_endpoint *ep = h->ep;
+    free(inc);
+    pthread_mutex_lock(&ep->mu);
+    h->handed_out = 1;
+    int rc = wait_connected(h, (int)ep->connect_timeout_ms);
+    if (rc != IROH_OK) {
+        char saved[256];
+        snprintf(saved, sizeof saved, "%s", iroh_last_error());
+        if (!is_closed(h))
+            ir_conn_close(h->c, 0, 0, "handshake timed out", ir_now_ns());
+        h->refs = 0;
+        h->handle_freed = 1;
+        wake(ep);
+        ir_fail(rc, "%s", saved);
+    } else {
+        *out = h;
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+static void drop_incoming(iroh_incoming *inc, int quiet)
+{
+    if (!inc)
+        return;
+    iroh_connection *h = inc->conn;
+    iroh_endpoint *ep = h->ep;
+    free(inc);
+    pthread_mutex_lock(&ep->mu);
+    if (quiet) {
+        for (size_t i = 0; i < ep->nconns; i++) {
+            if (ep->conns[i] == h) {
+                ep->conns[i] = ep->conns[--ep->nconns];
+                break;
+            }
+        }
+        ir_ep_release_quiet(ep->ep, h->c, 1);
+        free_handle(h);
+    } else {
+        if (!is_closed(h))
+            ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */, "refused", ir_now_ns());
+        h->refs = 0;
+        h->handle_freed = 1;
+        wake(ep);
+    }
+    pthread_mutex_unlock(&ep->mu);
+}
+
+void iroh_incoming_refuse(iroh_incoming *inc)
+{
+    drop_incoming(inc, 0);
+}
+
+void iroh_incoming_ignore(iroh_incoming *inc)
+{
+    drop_incoming(inc, 1);
+}
+
+void iroh_endpoint_close(iroh_endpoint *ep)
+{
+    if (!ep)
+        return;
+    pthread_mutex_lock(&ep->mu);
+    if (ep->closed) {
+        pthread_mutex_unlock(&ep->mu);
+        return;
+    }
+    ep->closed = 1;
+    /* every connection gets CONNECTION_CLOSE (application 0), sent before we return */
+    for (size_t i = 0; i < ep->nconns; i++)
+        if (!is_closed(ep->conns[i]))
+            ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
+    ir_ep_flush(ep->ep);
+    ep->stop = 1;
+    pthread_cond_broadcast(&ep->cv);
+    pthread_mutex_unlock(&ep->mu);
+    wake(ep);
+    if (ep->io_started) {
+        pthread_join(ep->io, NULL);
+        ep->io_started = 0;
+    }
+    pthread_mutex_lock(&ep->mu);
+    dispatch(ep); /* final events (CLOSED) for the callback */
+    pthread_cond_broadcast(&ep->cv);
+    pthread_mutex_unlock(&ep->mu);
+}
+
+void iroh_endpoint_free(iroh_endpoint *ep)
+{
+    if (!ep)
+        return;
+    iroh_endpoint_close(ep);
+    for (size_t i = 0; i < ep->nconns; i++)
+        free_handle(ep->conns[i]);
+    free(ep->conns);
+    free(ep->incoming);
+    ir_ep_free(ep->ep);
+    if (ep->wake_fd >= 0)
+        close(ep->wake_fd);
+    pthread_mutex_destroy(&ep->mu);
+    pthread_cond_destroy(&ep->cv);
+    free(ep);
+}
+
+/* ---- connection ----------------------------------------------------------------------- */
+
+void iroh_connection_remote_id(const iroh_connection *c, iroh_endpoint_id *out)
+{
+    *out = c->peer;
+}
+
+int iroh_connection_alpn(const iroh_connection *c, char *buf, size_t buflen)
+{
+    pthread_mutex_lock(&c->ep->mu);
+    size_t len = 0;
+    const uint8_t *a = ir_conn_alpn(c->c, &len);
+    int rc = IROH_OK;
+    if (!a)
+        rc = ir_fail(IROH_ERR_STATE, "no ALPN negotiated");
+    else if (buflen < len + 1)
+        rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "need %zu bytes", len + 1);
+    else {
+        memcpy(buf, a, len);
+        buf[len] = 0;
+    }
+    pthread_mutex_unlock(&c->ep->mu);
+    return rc;
+}
+
+static iroh_send_stream *new_send(iroh_connection *h, uint64_t id)
+{
+    iroh_send_stream *s = calloc(1, sizeof *s);
+    if (s) {
+        s->conn = h;
+        s->id = id;
+        h->refs++;
+    }
+    return s;
+}
+
+static iroh_recv_stream *new_recv(iroh_connection *h, uint64_t id)
+{
+    iroh_recv_stream *s = calloc(1, sizeof *s);
+    if (s) {
+        s->conn = h;
+        s->id = id;
+        h->refs++;
+    }
+    return s;
+}
+
+static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, iroh_recv_stream **recv)
+{
+    iroh_endpoint *ep = h->ep;
+    pthread_mutex_lock(&ep->mu);
+    int rc;
+    uint64_t id;
+    for (;;) {
+        if (is_closed(h)) {
+            rc = conn_error(h);
+            break;
+        }
+        int r = ir_conn_stream_open(h->c, bidi, &id);
+        if (r == 0) {
+            *send = new_send(h, id);
+            if (recv)
+                *recv = new_recv(h, id);
+            rc = (*send && (!recv || *recv)) ? IROH_OK : ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            break;
+        }
+        if (r != IR_AGAIN) {
+            rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
+            break;
+        }
+        wait_until(ep, -1, NULL); /* the peer's MAX_STREAMS */
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_connection_open_bi(iroh_connection *c, iroh_send_stream **send, iroh_recv_stream **recv)
+{
+    if (!c || !send || !recv)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    return open_stream(c, 1, send, recv);
+}
+
+int iroh_connection_open_uni(iroh_connection *c, iroh_send_stream **send)
+{
+    if (!c || !send)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    return open_stream(c, 0, send, NULL);
+}
+
+static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_stream **send,
+                         iroh_recv_stream **recv)
+{
+    iroh_endpoint *ep = h->ep;
+    pthread_mutex_lock(&ep->mu);
+    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = IROH_OK;
+    while (!h->nopened[uni]) {
+        if (is_closed(h)) {
+            rc = conn_error(h);
+            break;
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no stream within %d ms", timeout_ms);
+            break;
+        }
+    }
+    if (rc == IROH_OK) {
+        uint64_t id = h->opened[uni][0];
+        memmove(h->opened[uni], h->opened[uni] + 1, (h->nopened[uni] - 1) * sizeof(uint64_t));
+        h->nopened[uni]--;
+        *recv = new_recv(h, id);
+        if (send)
+            *send = new_send(h, id);
+        if (!*recv || (send && !*send))
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_connection_accept_bi(iroh_connection *c, int timeout_ms, iroh_send_stream **send,
+                              iroh_recv_stream **recv)
+{
+    if (!c || !send || !recv)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    return accept_stream(c, 0, timeout_ms, send, recv);
+}
+
+int iroh_connection_accept_uni(iroh_connection *c, int timeout_ms, iroh_recv_stream **recv)
+{
+    if (!c || !recv)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    return accept_stream(c, 1, timeout_ms, NULL, recv);
+}
+
+int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t len)
+{
+    if (!c || (!data && len))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = c->ep;
+    pthread_mutex_lock(&ep->mu);
+    int rc = IROH_OK;
+    if (is_closed(c))
+        rc = conn_error(c);
+    else {
+        size_t max = ir_conn_datagram_max(c->c);
+        if (len > max)
+            rc = ir_fail(IROH_ERR_UNSUPPORTED, max ? "datagram of %zu bytes over the limit of %zu"
+                                                   : "the peer does not take datagrams (%zu, %zu)",
+                         len, max);
+        else if (ir_conn_datagram_send(c->c, data, len) != 0)
+            rc = IROH_OK; /* queue full: dropped, as the network could */
+        wake(ep);
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf, size_t cap,
+                                  size_t *len)
+{
+    if (!c || (!buf && cap) || !len)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = c->ep;
+    pthread_mutex_lock(&ep->mu);
+    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc;
+    for (;;) {
+        long n = ir_conn_datagram_recv(c->c, buf, cap);
+        if (n >= 0) {
+            *len = (size_t)n;
+            rc = IROH_OK;
+            break;
+        }
+        if (is_closed(c)) {
+            rc = conn_error(c);
+            break;
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no datagram within %d ms", timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+size_t iroh_connection_max_datagram_size(const iroh_connection *c)
+{
+    pthread_mutex_lock(&c->ep->mu);
+    size_t n = ir_conn_datagram_max(c->c);
+    pthread_mutex_unlock(&c->ep->mu);
+    return n;
+}
+
+void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->ep->mu);
+    ir_conn_close(c->c, 1, code, reason ? reason : "", ir_now_ns());
+    wake(c->ep);
+    pthread_cond_broadcast(&c->ep->cv);
+    pthread_mutex_unlock(&c->ep->mu);
+}
+
+int iroh_connection_closed(iroh_connection *c, int timeout_ms)
+{
+    iroh_endpoint *ep = c->ep;
+    pthread_mutex_lock(&ep->mu);
+    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = IROH_OK;
+    while (!is_closed(c) && !ep->closed) {
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "still open after %d ms", timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+void iroh_connection_close_reason(const iroh_connection *c, iroh_close_reason *out)
+{
+    pthread_mutex_lock(&c->ep->mu);
+    memset(out, 0, sizeof *out);
+    const ir_close_info *ci = ir_conn_close_info(c->c);
+    if (ci->closed) {
+        out->by_peer = ci->by_peer;
+        out->code = ci->code;
+        snprintf(out->reason, sizeof out->reason, "%s", ci->reason);
+        if (ci->idle_timeout)
+            out->kind = IROH_CLOSE_TIMED_OUT;
+        else if (ci->reset)
+            out->kind = IROH_CLOSE_RESET;
+        else if (!ci->by_peer && ci->application)
+            out->kind = IROH_CLOSE_LOCAL;
+        else if (ci->application)
+            out->kind = IROH_CLOSE_APPLICATION;
+        else
+            out->kind = IROH_CLOSE_TRANSPORT;
+    }
+    pthread_mutex_unlock(&c->ep->mu);
+}
+
+void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *out)
+{
+    ir_conn_stats st;
+    pthread_mutex_lock(&c->ep->mu);
+    ir_conn_get_stats(c->c, &st);
+    pthread_mutex_unlock(&c->ep->mu);
+    memset(out, 0, sizeof *out);
+    out->rtt_us = st.rtt_ns / 1000;
+    out->min_rtt_us = st.min_rtt_ns / 1000;
+    out->cwnd = st.cwnd;
+    out->bytes_in_flight = st.bytes_in_flight;
+    out->packets_sent = st.pkts_sent;
+    out->packets_received = st.pkts_recv;
+    out->packets_lost = st.pkts_lost;
+    out->bytes_sent = st.bytes_sent;
+    out->bytes_received = st.bytes_recv;
+}
+
+uint64_t iroh_connection_rtt_us(const iroh_connection *c)
+{
+    iroh_connection_stats st;
+    iroh_connection_stats_get(c, &st);
+    return st.rtt_us;
+}
+
+static void unref(iroh_connection *h)
+{
+    if (--h->refs > 0)
+        return;
+    if (!is_closed(h))
+        ir_conn_close(h->c, 1, 0, "", ir_now_ns());
+    wake(h->ep);
+}
+
+void iroh_connection_free(iroh_connection *c)
+{
+    if (!c)
+        return;
+    iroh_endpoint *ep = c->ep;
+    pthread_mutex_lock(&ep->mu);
+    c->handle_freed = 1;
+    unref(c);
+    pthread_mutex_unlock(&ep->mu);
+}
+
+/* ---- streams ----------------------------------------------------------------------------- */
+
+uint64_t iroh_send_stream_id(const iroh_send_stream *s)
+{
+    return s->id;
+}
+
+uint64_t iroh_recv_stream_id(const iroh_recv_stream *s)
+{
+    return s->id;
+}
+
+static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size_t *written, int all)
+{
+    iroh_connection *h = s->conn;
+    iroh_endpoint *ep = h->ep;
+    if (s->finished || s->reset)
+        return ir_fail(IROH_ERR_STATE, "the stream is finished");
+    pthread_mutex_lock(&ep->mu);
+    size_t done = 0;
+    int rc = IROH_OK;
+    while (done < len || len == 0) {
+        if (is_closed(h)) {
+            rc = conn_error(h);
+            break;
+        }
+        long w = ir_conn_stream_write(h->c, s->id, data + done, len - done, 0);
+        if (w < 0) {
+            rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+            break;
+        }
+        done += (size_t)w;
+        if (w > 0)
+            wake(ep);
+        if (len == 0 || (done > 0 && !all) || done == len)
+            break;
+        wait_until(ep, -1, NULL);
+    }
+    pthread_mutex_unlock(&ep->mu);
+    if (written)
+        *written = done;
+    return rc;
+}
+
+int iroh_send_stream_write(iroh_send_stream *s, const void *data, size_t len, size_t *written)
+{
+    if (!s || (!data && len))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    return write_some(s, data, len, written, 0);
+}
+
+int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len)
+{
+    if (!s || (!data && len))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (len == 0)
+        return IROH_OK;
+    return write_some(s, data, len, NULL, 1);
+}
+
+int iroh_send_stream_finish(iroh_send_stream *s)
+{
+    if (!s)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (s->finished || s->reset)
+        return ir_fail(IROH_ERR_STATE, "the stream is already finished");
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    int rc = IROH_OK;
+    if (is_closed(s->conn))
+        rc = conn_error(s->conn);
+    else if (ir_conn_stream_write(s->conn->c, s->id, NULL, 0, 1) < 0)
+        rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+    else
+        s->finished = 1;
+    wake(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
+{
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = IROH_OK;
+    while (!ir_conn_stream_send_done(s->conn->c, s->id)) {
+        if (is_closed(s->conn)) {
+            rc = conn_error(s->conn);
+            break;
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "not acknowledged within %d ms", timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code)
+{
+    if (!s)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    ir_conn_stream_reset(s->conn->c, s->id, code);
+    s->reset = 1;
+    wake(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return IROH_OK;
+}
+
+void iroh_send_stream_free(iroh_send_stream *s)
+{
+    if (!s)
+        return;
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    if (!s->finished && !s->reset && !is_closed(s->conn)) {
+        ir_conn_stream_write(s->conn->c, s->id, NULL, 0, 1);
+        wake(ep);
+    }
+    unref(s->conn);
+    pthread_mutex_unlock(&ep->mu);
+    free(s);
+}
+
+int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n)
+{
+    if (!s || (!buf && cap) || !n)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    *n = 0;
+    if (s->ended)
+        return IROH_OK;
+    iroh_connection *h = s->conn;
+    iroh_endpoint *ep = h->ep;
+    pthread_mutex_lock(&ep->mu);
+    int rc;
+    for (;;) {
+        uint64_t code = 0;
+        long r = ir_conn_stream_read(h->c, s->id, buf, cap, &code);
+        if (r > 0) {
+            *n = (size_t)r;
+            rc = IROH_OK;
+            wake(ep); /* window updates to send */
+            break;
+        }
+        if (r == 0) {
+            s->ended = 1;
+            rc = IROH_OK;
+            break;
+        }
+        if (r == IR_STREAM_RESET) {
+            s->reset_code = code;
+            rc = ir_fail(IROH_ERR_STREAM_RESET, "the peer reset the stream with code %llu",
+                         (unsigned long long)code);
+            break;
+        }
+        if (is_closed(h)) {
+            rc = conn_error(h);
+            break;
+        }
+        if (r != IR_AGAIN) {
+            rc = ir_fail(IROH_ERR_STATE, "the stream cannot be read");
+            break;
+        }
+        wait_until(ep, -1, NULL);
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        size_t n;
+        int rc = iroh_recv_stream_read(s, (uint8_t *)buf + got, len - got, &n);
+        if (rc != IROH_OK)
+            return rc;
+        if (n == 0)
+            return ir_fail(IROH_ERR_FINISHED_EARLY, "the stream ended after %zu of %zu bytes",
+                           got, len);
+        got += n;
+    }
+    return IROH_OK;
+}
+
+int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **out, size_t *len)
+{
+    if (!s || !out || !len)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    size_t cap = limit < 65536 ? limit + 1 : 65536, n = 0;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            if (cap > limit) {
+                free(buf);
+                return ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+            }
+            size_t nc = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+            uint8_t *p = realloc(buf, nc);
+            if (!p) {
+                free(buf);
+                return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            }
+            buf = p;
+            cap = nc;
+        }
+        size_t got;
+        int rc = iroh_recv_stream_read(s, buf + n, cap - n, &got);
+        if (rc != IROH_OK) {
+            free(buf);
+            return rc;
+        }
+        if (got == 0)
+            break;
+        n += got;
+        if (n > limit) {
+            free(buf);
+            iroh_recv_stream_stop(s, 0);
+            return ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+        }
+    }
+    *out = buf;
+    *len = n;
+    return IROH_OK;
+}
+
+uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s)
+{
+    return s->reset_code;
+}
+
+int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code)
+{
+    if (!s)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    ir_conn_stream_stop(s->conn->c, s->id, code);
+    s->ended = 1;
+    wake(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return IROH_OK;
+}
+
+void iroh_recv_stream_free(iroh_recv_stream *s)
+{
+    if (!s)
+        return;
+    iroh_endpoint *ep = s->conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    if (!s->ended && !is_closed(s->conn)) {
+        ir_conn_stream_stop(s->conn->c, s->id, 0);
+        wake(ep);
+    }
+    unref(s->conn);
+    pthread_mutex_unlock(&ep->mu);
+    free(s);
+}
