@@ -55,8 +55,9 @@
  *    from Unicode 14, is_ltr_letter(), is_nsm()).
  * Remaining differences, all on unusual names: in the piecewise path the contextual rules
  * (bidi, joiners) are checked per piece, and where the approximate bidi tables are unsure
- * a label is rejected, so a few names that mix right-to-left text with symbols or rare
- * scripts fail here and parse in Rust. Every A-label written is checked to read back to
+ * a label is rejected, so a few names that mix right-to-left text with symbols, long runs
+ * of digits or rare scripts, and labels with combining marks newer than libidn2's tables,
+ * fail here and parse in Rust. Every A-label written is checked to read back to
  * itself, so the result is always stable. */
 #include "base/url.h"
 

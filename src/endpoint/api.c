@@ -195,6 +195,22 @@ static void free_handle(iroh_connection *h)
     free(h);
 }
 
+/* incoming connections whose handshake failed (or that the filter refused) before anyone
+ * accepted them are of no use to the application: drop them from the queue */
+static void prune_incoming(iroh_endpoint *ep)
+{
+    for (size_t k = 0; k < ep->nincoming;) {
+        iroh_connection *h = ep->incoming[k];
+        if (ir_conn_get_state(h->c) >= IR_CONN_CLOSING && (!h->connected || h->filtered)) {
+            h->handle_freed = 1;
+            memmove(ep->incoming + k, ep->incoming + k + 1, (ep->nincoming - k - 1) * sizeof *ep->incoming);
+            ep->nincoming--;
+            continue;
+        }
+        k++;
+    }
+}
+
 static void dispatch(iroh_endpoint *ep)
 {
     ir_conn *nc;
@@ -257,6 +273,7 @@ static void dispatch(iroh_endpoint *ep)
         }
         i++;
     }
+    prune_incoming(ep);
 }
 
 static void *io_main(void *arg)
@@ -542,7 +559,10 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
     pthread_mutex_lock(&ep->mu);
     struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
     int rc = IROH_OK;
-    while (!ep->nincoming) {
+    for (;;) {
+        prune_incoming(ep);
+        if (ep->nincoming)
+            break;
         if (ep->closed) {
             rc = ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
             break;

@@ -1,0 +1,250 @@
+/* The public API in one process, two endpoints on loopback: errors, stream states,
+ * closing with connections open (LeakSanitizer checks that nothing leaks in the
+ * sanitizer build). */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "iroh.h"
+#include "test.h"
+
+static const char ALPN[] = "test/api/0";
+
+static iroh_endpoint *bind_ep(int accept, iroh_accept_filter filter)
+{
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint *ep = NULL;
+    CHECK_EQ_INT(iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0"), IROH_OK);
+    if (accept)
+        CHECK_EQ_INT(iroh_endpoint_builder_alpn(b, ALPN), IROH_OK);
+    if (filter)
+        CHECK_EQ_INT(iroh_endpoint_builder_accept_filter(b, filter, NULL), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_connect_timeout_ms(b, 3000), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    return ep;
+}
+
+typedef struct server {
+    iroh_endpoint *ep;
+    iroh_connection *conn;
+    pthread_t th;
+} server;
+
+static void *accept_one(void *arg)
+{
+    server *s = arg;
+    iroh_incoming *inc;
+    if (iroh_endpoint_accept(s->ep, 5000, &inc) == IROH_OK)
+        iroh_incoming_accept(inc, &s->conn);
+    return NULL;
+}
+
+static iroh_connection *pair(server *s, iroh_endpoint *client)
+{
+    s->conn = NULL;
+    pthread_create(&s->th, NULL, accept_one, s);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s->ep, &addr);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(client, addr, ALPN, &c), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    pthread_join(s->th, NULL);
+    CHECK(s->conn != NULL);
+    return c;
+}
+
+TEST(connect_errors)
+{
+    iroh_endpoint *srv = bind_ep(1, NULL), *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(srv, &addr);
+    iroh_connection *c = NULL;
+    /* wrong ALPN: the server refuses in the handshake */
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, "other/0", &c), IROH_ERR_HANDSHAKE);
+    CHECK(strstr(iroh_last_error(), "0x178") != NULL);
+    /* wrong key: the address with another id */
+    iroh_secret_key k;
+    iroh_endpoint_id other;
+    iroh_secret_key_generate(&k);
+    iroh_secret_key_public(&k, &other);
+    iroh_endpoint_addr *bad = iroh_endpoint_addr_new(&other);
+    iroh_transport_addr t;
+    iroh_endpoint_addr_get(addr, 0, &t);
+    iroh_endpoint_addr_add_ip(bad, &t.ip);
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, bad, ALPN, &c), IROH_ERR_HANDSHAKE);
+    CHECK(strstr(iroh_last_error(), "dialed") != NULL);
+    iroh_endpoint_addr_free(bad);
+    /* nobody listening: a timeout, not a hang */
+    iroh_endpoint_addr *dead = iroh_endpoint_addr_new(&other);
+    iroh_socket_addr sa;
+    iroh_socket_addr_parse("127.0.0.1:9", &sa);
+    iroh_endpoint_addr_add_ip(dead, &sa);
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, dead, ALPN, &c), IROH_ERR_TIMEOUT);
+    iroh_endpoint_addr_free(dead);
+    /* no direct address at all */
+    iroh_endpoint_addr *none = iroh_endpoint_addr_new(&other);
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, none, ALPN, &c), IROH_ERR_INVALID_ADDR);
+    iroh_endpoint_addr_free(none);
+    /* accept times out */
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(srv, 50, &inc), IROH_ERR_TIMEOUT);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
+TEST(stream_states)
+{
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    char alpn[256];
+    CHECK_EQ_INT(iroh_connection_alpn(c, alpn, sizeof alpn), IROH_OK);
+    CHECK_STR(alpn, ALPN);
+
+    /* read_to_end over its limit, read_exact short */
+    iroh_send_stream *cs, *ss;
+    iroh_recv_stream *cr, *sr;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "0123456789", 10), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(cs), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "x", 1), IROH_ERR_STATE);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, 5, &data, &len), IROH_ERR_TOO_LONG);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(cr);
+
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "abc", 3), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(cs), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    uint8_t buf[8];
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, buf, 8), IROH_ERR_FINISHED_EARLY);
+    /* the server resets its sending half: the client's read sees the code */
+    CHECK_EQ_INT(iroh_send_stream_reset(ss, 77), IROH_OK);
+    size_t n;
+    CHECK_EQ_INT(iroh_recv_stream_read(cr, buf, sizeof buf, &n), IROH_ERR_STREAM_RESET);
+    CHECK_EQ_INT(iroh_recv_stream_reset_code(cr), 77);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(cr);
+
+    /* STOP_SENDING: the writer learns it */
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &cs), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "hello", 5), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_stop(sr, 9), IROH_OK);
+    int rc = IROH_OK;
+    for (int i = 0; i < 200 && rc == IROH_OK; i++) {
+        rc = iroh_send_stream_write_all(cs, "more", 4);
+        usleep(5000);
+    }
+    CHECK_EQ_INT(rc, IROH_ERR_STREAM_STOPPED);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(sr);
+
+    /* datagrams both ways */
+    CHECK(iroh_connection_max_datagram_size(c) > 1000);
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, "ping", 4), IROH_OK);
+    char dg[16];
+    CHECK_EQ_INT(iroh_connection_read_datagram(s.conn, 5000, dg, sizeof dg, &n), IROH_OK);
+    CHECK(n == 4 && memcmp(dg, "ping", 4) == 0);
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, dg, 5000), IROH_ERR_UNSUPPORTED);
+
+    /* close with a code: the peer sees it */
+    iroh_connection_close(c, 42, "done here");
+    CHECK_EQ_INT(iroh_connection_closed(s.conn, 5000), IROH_OK);
+    iroh_close_reason why;
+    iroh_connection_close_reason(s.conn, &why);
+    CHECK_EQ_INT(why.kind, IROH_CLOSE_APPLICATION);
+    CHECK_EQ_INT(why.code, 42);
+    CHECK_STR(why.reason, "done here");
+    CHECK_EQ_INT(iroh_connection_open_bi(s.conn, &cs, &cr), IROH_ERR_CONNECTION_CLOSED);
+    iroh_connection_close_reason(c, &why);
+    CHECK_EQ_INT(why.kind, IROH_CLOSE_LOCAL);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+static uint64_t refuse_all(void *ctx, const iroh_endpoint_id *peer, const uint8_t *alpn, size_t n)
+{
+    return 451;
+}
+
+TEST(accept_filter)
+{
+    iroh_endpoint *srv = bind_ep(1, refuse_all), *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(srv, &addr);
+    iroh_connection *c = NULL;
+    int rc = iroh_endpoint_connect(cli, addr, ALPN, &c);
+    if (rc == IROH_OK) {
+        /* the client may finish its handshake before the refusal arrives */
+        CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(c, &why);
+        CHECK_EQ_INT(why.code, 451);
+        iroh_connection_free(c);
+    } else {
+        CHECK_EQ_INT(rc, IROH_ERR_CONNECTION_CLOSED);
+    }
+    /* the refused connection never reaches the application */
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(srv, 200, &inc), IROH_ERR_TIMEOUT);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
+TEST(close_endpoint_with_open_connections)
+{
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *conns[5];
+    iroh_connection *sconns[5];
+    for (int i = 0; i < 5; i++) {
+        conns[i] = pair(&s, cli);
+        sconns[i] = s.conn;
+    }
+    /* streams left open on both sides */
+    iroh_send_stream *cs;
+    iroh_recv_stream *cr;
+    CHECK_EQ_INT(iroh_connection_open_bi(conns[0], &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "pending", 7), IROH_OK);
+    iroh_endpoint_close(cli);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(iroh_connection_closed(sconns[i], 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(sconns[i], &why);
+        CHECK(why.by_peer && why.kind == IROH_CLOSE_APPLICATION && why.code == 0);
+    }
+    size_t n;
+    uint8_t b[4];
+    CHECK_EQ_INT(iroh_recv_stream_read(cr, b, sizeof b, &n), IROH_ERR_CONNECTION_CLOSED);
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(cli, 10, &inc), IROH_ERR_CLOSED);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(cr);
+    for (int i = 0; i < 5; i++) {
+        iroh_connection_free(conns[i]);
+        iroh_connection_free(sconns[i]);
+    }
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+int main(void)
+{
+    RUN(connect_errors);
+    RUN(stream_states);
+    RUN(accept_filter);
+    RUN(close_endpoint_with_open_connections);
+    TEST_EXIT();
+}
