@@ -22,11 +22,13 @@ static const char USAGE[] =
     "  ticket encode ID [--relay URL]... [--addr IP:PORT]...\n"
     "                                    print the EndpointTicket of an address\n"
     "  ticket decode TICKET              print a ticket's contents as one line of JSON\n"
-    "  listen --alpn ALPN --echo [--bind IP:PORT] [--secret-file FILE]\n"
-    "                                    print a ticket, then echo every bidirectional\n"
-    "                                    stream of every connection on that ALPN\n"
-    "  connect TICKET --alpn ALPN [--timeout SECS]\n"
-    "                                    send stdin on one stream, print what comes back\n"
+    "  listen --alpn ALPN [--echo] [--bind IP:PORT] [--secret-file FILE]\n"
+    "                                    print a ticket; with --echo, echo every stream and\n"
+    "                                    datagram of every connection until killed; without,\n"
+    "                                    pipe stdin/stdout over one connection's first stream\n"
+    "  connect TICKET --alpn ALPN [--timeout SECS] [--streams N] [--bind IP:PORT]\n"
+    "                                    send stdin on a stream (N streams: on each), print\n"
+    "                                    what comes back, close the connection\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)

@@ -1,8 +1,7 @@
-/* iroh-c listen / connect: direct QUIC connections over UDP.
- * A first cut on the endpoint core (src/endpoint/ep.h); the public-API issue moves these
- * commands onto include/iroh.h. */
+/* iroh-c listen / connect on the public API (include/iroh.h): an echo service, and a
+ * "dumb pipe" that carries stdin/stdout over one bidirectional stream. */
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +9,7 @@
 #include <unistd.h>
 
 #include "apps/cmds.h"
-#include "endpoint/ep.h"
 
-#define EXIT_USAGE 2
 #define IO_CHUNK 65536
 
 static volatile sig_atomic_t stop_requested;
@@ -23,56 +20,14 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static const char *tls_alert_name(uint64_t code)
+static void install_signals(void)
 {
-    switch (code) {
-    case 0x128: return "handshake_failure";
-    case 0x12a: return "bad_certificate";
-    case 0x12b: return "unsupported_certificate";
-    case 0x130: return "unknown_ca";
-    case 0x16d: return "missing_extension";
-    case 0x178: return "no_application_protocol";
-    default: return NULL;
-    }
-}
-
-static void describe_close(const ir_conn *c, char *out, size_t cap)
-{
-    const ir_close_info *ci = ir_conn_close_info(c);
-    if (ci->idle_timeout) {
-        snprintf(out, cap, "timed out (no answer from the peer)");
-        return;
-    }
-    if (ci->reset) {
-        snprintf(out, cap, "the peer reset the connection (stateless reset)");
-        return;
-    }
-    const char *alert = ci->application ? NULL : tls_alert_name(ci->code);
-    if (ci->code == 0x178 && ci->by_peer)
-        snprintf(out, cap, "the peer does not speak this ALPN (no_application_protocol, 0x178)");
-    else if (ci->code == 0x130 && !ci->by_peer)
-        snprintf(out, cap, "wrong key: %s (unknown_ca, 0x130)", ci->reason);
-    else
-        snprintf(out, cap, "%s %s error %s0x%llx%s%s%s%s",
-                 ci->by_peer ? "the peer closed the connection with" : "connection closed with",
-                 ci->application ? "application" : "transport", alert ? alert : "",
-                 (unsigned long long)ci->code, alert ? "" : "", *ci->reason ? " (" : "",
-                 ci->reason, *ci->reason ? ")" : "");
-    if (alert && !(ci->code == 0x178 && ci->by_peer) && !(ci->code == 0x130 && !ci->by_peer)) {
-        snprintf(out, cap, "%s TLS alert %s (0x%llx)%s%s%s",
-                 ci->by_peer ? "the peer closed the connection with" : "handshake failed:", alert,
-                 (unsigned long long)ci->code, *ci->reason ? ": " : "", ci->reason, "");
-    }
-}
-
-static int parse_alpn_opt(const char *v, const uint8_t **alpn, size_t *len)
-{
-    size_t n = strlen(v);
-    if (n == 0 || n > 255)
-        return -1;
-    *alpn = (const uint8_t *)v;
-    *len = n;
-    return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 static int write_all_fd(int fd, const uint8_t *p, size_t n)
@@ -90,27 +45,137 @@ static int write_all_fd(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* ---- connect -------------------------------------------------------------------------- */
+/* a one-line explanation of a failed connect */
+static void report_connect_error(int rc, double timeout_s)
+{
+    const char *d = iroh_last_error();
+    if (rc == IROH_ERR_TIMEOUT)
+        fprintf(stderr, "iroh-c: timed out after %.0f s connecting to the peer\n", timeout_s);
+    else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130"))
+        fprintf(stderr, "iroh-c: wrong key: %s (unknown_ca)\n", d);
+    else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x178"))
+        fprintf(stderr, "iroh-c: the peer does not speak this ALPN (no_application_protocol, 0x178)\n");
+    else
+        fprintf(stderr, "iroh-c: connect: %s: %s\n", iroh_strerror(rc), d);
+}
+
+/* ---- the pipe: stdin -> send stream on a thread, recv stream -> stdout here --------- */
+
+typedef struct pump {
+    iroh_send_stream *send;
+    int rc;
+} pump;
+
+static void *stdin_to_stream(void *arg)
+{
+    pump *p = arg;
+    uint8_t *buf = malloc(IO_CHUNK);
+    p->rc = buf ? IROH_OK : IROH_ERR_NO_MEMORY;
+    while (p->rc == IROH_OK) {
+        ssize_t n = read(0, buf, IO_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        p->rc = iroh_send_stream_write_all(p->send, buf, (size_t)n);
+    }
+    if (p->rc == IROH_OK)
+        p->rc = iroh_send_stream_finish(p->send);
+    free(buf);
+    return NULL;
+}
+
+static int stream_to_stdout(iroh_recv_stream *recv)
+{
+    uint8_t *buf = malloc(IO_CHUNK);
+    int rc = buf ? IROH_OK : IROH_ERR_NO_MEMORY;
+    for (;;) {
+        size_t n;
+        if (rc != IROH_OK || (rc = iroh_recv_stream_read(recv, buf, IO_CHUNK, &n)) != IROH_OK)
+            break;
+        if (n == 0)
+            break;
+        if (write_all_fd(1, buf, n) != 0) {
+            fprintf(stderr, "iroh-c: cannot write to stdout: %s\n", strerror(errno));
+            rc = IROH_ERR_IO;
+            break;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* pipes stdin/stdout over the stream pair; returns IROH_OK or the first error */
+static int pipe_streams(iroh_send_stream *send, iroh_recv_stream *recv)
+{
+    pump p = {send, IROH_OK};
+    pthread_t th;
+    if (pthread_create(&th, NULL, stdin_to_stream, &p) != 0)
+        return IROH_ERR_IO;
+    int rc = stream_to_stdout(recv);
+    if (rc != IROH_OK) {
+        /* the peer is gone: the stdin thread may block on a read; leave it */
+        pthread_detach(th);
+        return rc;
+    }
+    pthread_join(th, NULL);
+    return p.rc;
+}
+
+static void report_stream_error(int rc)
+{
+    if (rc == IROH_ERR_STREAM_RESET)
+        fprintf(stderr, "iroh-c: the peer reset the stream: %s\n", iroh_last_error());
+    else
+        fprintf(stderr, "iroh-c: %s: %s\n", iroh_strerror(rc), iroh_last_error());
+}
+
+/* ---- connect ---------------------------------------------------------------------------- */
+
+/* reads all of stdin (for --streams N, where every stream carries the same input) */
+static uint8_t *slurp_stdin(size_t *len)
+{
+    size_t cap = IO_CHUNK, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            uint8_t *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        ssize_t r = read(0, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    *len = n;
+    return buf;
+}
 
 int cmd_connect(int argc, char **argv)
 {
-    const char *ticket = NULL;
-    const uint8_t *alpn = NULL;
-    size_t alpn_len = 0;
+    const char *ticket = NULL, *alpn = NULL, *bind = NULL;
     double timeout_s = 10.0;
-    iroh_socket_addr bind;
-    memset(&bind, 0, sizeof bind);
+    long streams = 1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
-            if (parse_alpn_opt(argv[++i], &alpn, &alpn_len) != 0)
-                return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
+            alpn = argv[++i];
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             timeout_s = atof(argv[++i]);
-            if (timeout_s <= 0)
+            if (timeout_s <= 0 || timeout_s > 86400)
                 return cli_usage("--timeout takes a positive number of seconds%s", NULL);
+        } else if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
+            streams = atol(argv[++i]);
+            if (streams < 1 || streams > 10000)
+                return cli_usage("--streams takes a number from 1 to 10000%s", NULL);
         } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
-            if (iroh_socket_addr_parse(argv[++i], &bind) != IROH_OK)
-                return cli_usage("--bind: '%s' is not an IP:PORT address", argv[i]);
+            bind = argv[++i];
         } else if (argv[i][0] != '-' && !ticket) {
             ticket = argv[i];
         } else {
@@ -118,319 +183,300 @@ int cmd_connect(int argc, char **argv)
         }
     }
     if (!ticket || !alpn)
-        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS]%s", NULL);
+        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N]%s",
+                         NULL);
+    if (!*alpn || strlen(alpn) > 255)
+        return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
     if (rc != IROH_OK)
         return cli_api_error("ticket", rc);
 
-    ir_ep_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    iroh_secret_key_generate(&cfg.key);
-    if (bind.family == 4)
-        cfg.bind4 = bind;
-    else if (bind.family == 6)
-        cfg.bind6 = bind;
-    else {
-        /* sockets for the families the ticket has */
-        size_t n = iroh_endpoint_addr_len(addr);
-        for (size_t i = 0; i < n; i++) {
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    if (!b)
+        return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
+    iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(timeout_s * 1000));
+    if (bind && (rc = iroh_endpoint_builder_bind_addr(b, bind)) != IROH_OK) {
+        iroh_endpoint_builder_free(b);
+        iroh_endpoint_addr_free(addr);
+        return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
+    }
+    if (!bind) {
+        /* a socket for each family the ticket has */
+        int v4 = 0, v6 = 0;
+        for (size_t i = 0; i < iroh_endpoint_addr_len(addr); i++) {
             iroh_transport_addr t;
             iroh_endpoint_addr_get(addr, i, &t);
-            if (t.kind == IROH_TRANSPORT_IP && t.ip.family == 4)
-                cfg.bind4.family = 4;
-            if (t.kind == IROH_TRANSPORT_IP && t.ip.family == 6)
-                cfg.bind6.family = 6;
+            v4 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 4;
+            v6 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 6;
         }
+        if (v6)
+            iroh_endpoint_builder_bind_addr(b, "[::]:0");
+        (void)v4; /* the builder binds 0.0.0.0:0 by default */
     }
-    ir_ep *ep;
-    if ((rc = ir_ep_new(&cfg, &ep)) != IROH_OK) {
+    iroh_endpoint *ep;
+    rc = iroh_endpoint_bind(b, &ep);
+    iroh_endpoint_builder_free(b);
+    if (rc != IROH_OK) {
         iroh_endpoint_addr_free(addr);
         fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
         return 1;
     }
-    ir_conn *c;
-    rc = ir_ep_connect(ep, addr, alpn, alpn_len, &c);
+    install_signals();
+    iroh_connection *conn;
+    rc = iroh_endpoint_connect(ep, addr, alpn, &conn);
     iroh_endpoint_addr_free(addr);
     if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: connect: %s\n", iroh_last_error());
-        ir_ep_free(ep);
+        report_connect_error(rc, timeout_s);
+        iroh_endpoint_free(ep);
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    int status = -1;
-    int connected = 0, stdin_eof = 0, finished = 0;
-    uint64_t sid = 0;
-    int have_stream = 0;
-    uint8_t *pending = malloc(IO_CHUNK);
-    uint8_t *rbuf = malloc(IO_CHUNK);
-    size_t pend_off = 0, pend_len = 0;
-    uint64_t deadline = ir_now_ns() + (uint64_t)(timeout_s * 1e9);
-    int stdin_fd = 0;
-    fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
-    char why[512];
-    while (status < 0) {
-        if (stop_requested) {
-            fprintf(stderr, "iroh-c: interrupted\n");
+    int status = 0;
+    if (streams == 1) {
+        iroh_send_stream *send;
+        iroh_recv_stream *recv;
+        rc = iroh_connection_open_bi(conn, &send, &recv);
+        if (rc == IROH_OK) {
+            rc = pipe_streams(send, recv);
+            iroh_send_stream_free(send);
+            iroh_recv_stream_free(recv);
+        }
+        if (rc != IROH_OK) {
+            report_stream_error(rc);
             status = 1;
-            break;
         }
-        struct pollfd pf = {.fd = stdin_fd, .events = POLLIN};
-        int want_stdin = have_stream && !stdin_eof && pend_len == 0;
-        ir_ep_poll(ep, 200, want_stdin ? &pf : NULL, want_stdin ? 1 : 0);
-        ir_event ev;
-        while (ir_conn_poll_event(c, &ev)) {
-            if (ev.type == IR_EV_CONNECTED)
-                connected = 1;
-        }
-        if (ir_conn_get_state(c) >= IR_CONN_CLOSING) {
-            describe_close(c, why, sizeof why);
-            fprintf(stderr, "iroh-c: %s\n", why);
-            status = 1;
-            break;
-        }
-        if (!connected) {
-            if (ir_now_ns() > deadline) {
-                fprintf(stderr, "iroh-c: timed out after %.0f s connecting to the peer\n", timeout_s);
+    } else {
+        size_t len = 0;
+        uint8_t *input = slurp_stdin(&len);
+        for (long s = 0; s < streams && status == 0 && input; s++) {
+            iroh_send_stream *send;
+            iroh_recv_stream *recv;
+            uint8_t *back = NULL;
+            size_t blen = 0;
+            rc = iroh_connection_open_bi(conn, &send, &recv);
+            if (rc == IROH_OK) {
+                if ((rc = iroh_send_stream_write_all(send, input, len)) == IROH_OK &&
+                    (rc = iroh_send_stream_finish(send)) == IROH_OK &&
+                    (rc = iroh_recv_stream_read_to_end(recv, (size_t)1 << 30, &back, &blen)) == IROH_OK &&
+                    write_all_fd(1, back, blen) != 0)
+                    rc = IROH_ERR_IO;
+                free(back);
+                iroh_send_stream_free(send);
+                iroh_recv_stream_free(recv);
+            }
+            if (rc != IROH_OK) {
+                report_stream_error(rc);
                 status = 1;
             }
-            continue;
         }
-        if (!have_stream) {
-            if (ir_conn_stream_open(c, 1, &sid) == 0)
-                have_stream = 1;
-            continue;
+        if (!input) {
+            fprintf(stderr, "iroh-c: out of memory reading stdin\n");
+            status = 1;
         }
-        /* stdin -> stream */
-        if (want_stdin && (pf.revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = read(stdin_fd, pending, IO_CHUNK);
-            if (n > 0) {
-                pend_off = 0;
-                pend_len = (size_t)n;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                stdin_eof = 1;
-            }
-        }
-        if (pend_len) {
-            long w = ir_conn_stream_write(c, sid, pending + pend_off, pend_len, 0);
-            if (w > 0) {
-                pend_off += (size_t)w;
-                pend_len -= (size_t)w;
-            }
-        }
-        if (stdin_eof && !pend_len && !finished) {
-            ir_conn_stream_write(c, sid, NULL, 0, 1);
-            finished = 1;
-        }
-        /* stream -> stdout */
-        for (;;) {
-            uint64_t code;
-            long r = ir_conn_stream_read(c, sid, rbuf, IO_CHUNK, &code);
-            if (r > 0) {
-                if (write_all_fd(1, rbuf, (size_t)r) != 0) {
-                    fprintf(stderr, "iroh-c: cannot write to stdout: %s\n", strerror(errno));
-                    status = 1;
-                    break;
-                }
-                continue;
-            }
-            if (r == 0) {
-                /* the peer finished its side: close cleanly, as the echo guide does */
-                ir_conn_close(c, 1, 0, "bye!", ir_now_ns());
-                status = 0;
-            } else if (r == IR_STREAM_RESET) {
-                fprintf(stderr, "iroh-c: the peer reset the stream (code %llu)\n",
-                        (unsigned long long)code);
-                ir_conn_close(c, 1, 0, "", ir_now_ns());
-                status = 1;
-            }
-            break;
-        }
+        free(input);
     }
-    ir_ep_flush(ep);
-    free(pending);
-    free(rbuf);
-    ir_ep_free(ep);
+    /* we read last: we close, as iroh's echo guide does */
+    iroh_connection_close(conn, 0, "bye!");
+    iroh_connection_free(conn);
+    iroh_endpoint_close(ep);
+    iroh_endpoint_free(ep);
     return status;
 }
 
-/* ---- listen ---------------------------------------------------------------------------- */
+/* ---- listen ------------------------------------------------------------------------------ */
 
-typedef struct echo_stream {
-    ir_conn *c;
-    uint64_t id;
-    uint8_t *buf;
-    size_t len, cap;
-    int fin_seen, fin_sent;
-} echo_stream;
+typedef struct echo_job {
+    iroh_send_stream *send;
+    iroh_recv_stream *recv;
+} echo_job;
 
-int cmd_listen(int argc, char **argv)
+static void *echo_stream(void *arg)
 {
-    const uint8_t *alpn = NULL;
-    size_t alpn_len = 0;
-    int echo = 0;
-    const char *secret_file = NULL;
-    iroh_socket_addr bind;
-    memset(&bind, 0, sizeof bind);
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
-            if (parse_alpn_opt(argv[++i], &alpn, &alpn_len) != 0)
-                return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
-        } else if (strcmp(argv[i], "--echo") == 0) {
-            echo = 1;
-        } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
-            if (iroh_socket_addr_parse(argv[++i], &bind) != IROH_OK)
-                return cli_usage("--bind: '%s' is not an IP:PORT address", argv[i]);
-        } else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc) {
-            secret_file = argv[++i];
-        } else {
-            return cli_usage("listen: unexpected argument '%s'", argv[i]);
+    echo_job *j = arg;
+    uint8_t *buf = malloc(IO_CHUNK);
+    while (buf) {
+        size_t n;
+        if (iroh_recv_stream_read(j->recv, buf, IO_CHUNK, &n) != IROH_OK || n == 0)
+            break;
+        if (iroh_send_stream_write_all(j->send, buf, n) != IROH_OK)
+            break;
+    }
+    iroh_send_stream_finish(j->send);
+    free(buf);
+    iroh_send_stream_free(j->send);
+    iroh_recv_stream_free(j->recv);
+    free(j);
+    return NULL;
+}
+
+static void *echo_datagrams(void *arg)
+{
+    iroh_connection *c = arg;
+    uint8_t buf[2048];
+    size_t n;
+    while (iroh_connection_read_datagram(c, -1, buf, sizeof buf, &n) == IROH_OK)
+        iroh_connection_send_datagram(c, buf, n);
+    return NULL;
+}
+
+/* the --echo protocol handler: every bidirectional stream and datagram comes back */
+static int echo_handler(void *ctx, iroh_connection *conn)
+{
+    (void)ctx;
+    pthread_t dg;
+    int have_dg = pthread_create(&dg, NULL, echo_datagrams, conn) == 0;
+    pthread_t *threads = NULL;
+    size_t nt = 0, cap = 0;
+    for (;;) {
+        echo_job *j = malloc(sizeof *j);
+        if (!j || iroh_connection_accept_bi(conn, -1, &j->send, &j->recv) != IROH_OK) {
+            free(j);
+            break;
         }
+        if (nt == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            pthread_t *p = realloc(threads, nc * sizeof *p);
+            if (!p) {
+                echo_stream(j);
+                continue;
+            }
+            threads = p;
+            cap = nc;
+        }
+        if (pthread_create(&threads[nt], NULL, echo_stream, j) != 0)
+            echo_stream(j);
+        else
+            nt++;
     }
-    if (!alpn)
-        return cli_usage("usage: iroh-c listen --alpn ALPN --echo [--bind IP:PORT] "
-                         "[--secret-file F]%s", NULL);
-    if (!echo)
-        return cli_usage("listen: only --echo is supported so far%s", NULL);
-    ir_ep_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    int rc;
-    if (secret_file) {
-        if ((rc = cli_read_secret_file(secret_file, &cfg.key)) != 0)
-            return rc;
-    } else {
-        iroh_secret_key_generate(&cfg.key);
-    }
-    if (bind.family == 6)
-        cfg.bind6 = bind;
-    else if (bind.family == 4)
-        cfg.bind4 = bind;
-    const uint8_t *alpns[1] = {alpn};
-    size_t lens[1] = {alpn_len};
-    cfg.alpns = alpns;
-    cfg.alpn_lens = lens;
-    cfg.n_alpns = 1;
-    ir_ep *ep;
-    if ((rc = ir_ep_new(&cfg, &ep)) != IROH_OK) {
-        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        return 1;
-    }
-    /* the ticket: our id and direct addresses */
-    iroh_endpoint_addr *me = iroh_endpoint_addr_new(ir_ep_id(ep));
-    iroh_socket_addr addrs[16];
-    size_t na = ir_ep_addrs(ep, addrs, 16);
-    for (size_t i = 0; i < na; i++)
-        iroh_endpoint_addr_add_ip(me, &addrs[i]);
+    for (size_t i = 0; i < nt; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    if (have_dg)
+        pthread_join(dg, NULL);
+    return 0;
+}
+
+static void print_ticket(iroh_endpoint *ep)
+{
+    iroh_endpoint_addr *me;
+    if (iroh_endpoint_get_addr(ep, &me) != IROH_OK)
+        return;
     size_t need = 0;
     iroh_endpoint_ticket_encode(me, NULL, 0, &need);
     char *ticket = malloc(need);
-    iroh_endpoint_ticket_encode(me, ticket, need, NULL);
-    printf("%s\n", ticket);
+    if (ticket && iroh_endpoint_ticket_encode(me, ticket, need, NULL) == IROH_OK)
+        printf("%s\n", ticket);
     fflush(stdout);
     free(ticket);
     iroh_endpoint_addr_free(me);
+}
 
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    echo_stream *es = NULL;
-    size_t nes = 0, capes = 0;
-    uint8_t *rbuf = malloc(IO_CHUNK);
-    while (!stop_requested) {
-        ir_ep_poll(ep, 500, NULL, 0);
-        while (ir_ep_accept(ep)) {
-        }
-        for (size_t i = 0; i < ir_ep_conn_count(ep); i++) {
-            ir_conn *c = ir_ep_conn_at(ep, i);
-            ir_event ev;
-            while (ir_conn_poll_event(c, &ev)) {
-                if (ev.type == IR_EV_DATAGRAM) {
-                    long n;
-                    while ((n = ir_conn_datagram_recv(c, rbuf, IO_CHUNK)) >= 0)
-                        ir_conn_datagram_send(c, rbuf, (size_t)n);
-                }
-                if (ev.type == IR_EV_STREAM_OPENED && !(ev.stream_id & 2)) {
-                    if (nes == capes) {
-                        capes = capes ? capes * 2 : 16;
-                        es = realloc(es, capes * sizeof *es);
-                    }
-                    memset(&es[nes], 0, sizeof es[nes]);
-                    es[nes].c = c;
-                    es[nes].id = ev.stream_id;
-                    nes++;
-                }
-            }
-        }
-        /* move bytes: read what arrived, write it back */
-        for (size_t k = 0; k < nes; k++) {
-            echo_stream *s = &es[k];
-            if (s->len) {
-                long w = ir_conn_stream_write(s->c, s->id, s->buf, s->len, 0);
-                if (w > 0) {
-                    memmove(s->buf, s->buf + w, s->len - (size_t)w);
-                    s->len -= (size_t)w;
-                }
-            }
-            while (!s->fin_seen && s->len < (1u << 20)) {
-                uint64_t code;
-                long r = ir_conn_stream_read(s->c, s->id, rbuf, IO_CHUNK, &code);
-                if (r > 0) {
-                    if (s->len + (size_t)r > s->cap) {
-                        s->cap = (s->len + (size_t)r) * 2;
-                        s->buf = realloc(s->buf, s->cap);
-                    }
-                    memcpy(s->buf + s->len, rbuf, (size_t)r);
-                    s->len += (size_t)r;
-                    long w = ir_conn_stream_write(s->c, s->id, s->buf, s->len, 0);
-                    if (w > 0) {
-                        memmove(s->buf, s->buf + w, s->len - (size_t)w);
-                        s->len -= (size_t)w;
-                    }
-                    continue;
-                }
-                if (r == 0 || r == IR_STREAM_RESET || r == IR_STREAM_ERR)
-                    s->fin_seen = 1;
-                break;
-            }
-            if (s->fin_seen && !s->len && !s->fin_sent) {
-                ir_conn_stream_write(s->c, s->id, NULL, 0, 1);
-                s->fin_sent = 1;
-            }
-        }
-        /* forget finished streams and closed connections */
-        for (size_t k = 0; k < nes;) {
-            ir_conn_state st = ir_conn_get_state(es[k].c);
-            if ((es[k].fin_sent && !es[k].len) || st >= IR_CONN_CLOSING) {
-                free(es[k].buf);
-                es[k] = es[--nes];
-                continue;
-            }
-            k++;
-        }
-        for (size_t i = 0; i < ir_ep_conn_count(ep);) {
-            ir_conn *c = ir_ep_conn_at(ep, i);
-            if (ir_conn_get_state(c) == IR_CONN_CLOSED) {
-                for (size_t k = 0; k < nes;) {
-                    if (es[k].c == c) {
-                        free(es[k].buf);
-                        es[k] = es[--nes];
-                        continue;
-                    }
-                    k++;
-                }
-                ir_ep_release(ep, c);
-                continue;
-            }
-            i++;
-        }
+int cmd_listen(int argc, char **argv)
+{
+    const char *alpn = NULL, *bind = NULL, *secret_file = NULL;
+    int echo = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc)
+            alpn = argv[++i];
+        else if (strcmp(argv[i], "--echo") == 0)
+            echo = 1;
+        else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
+            bind = argv[++i];
+        else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
+            secret_file = argv[++i];
+        else
+            return cli_usage("listen: unexpected argument '%s'", argv[i]);
     }
-    ir_ep_close(ep, 0, "", 500);
-    for (size_t k = 0; k < nes; k++)
-        free(es[k].buf);
-    free(es);
-    free(rbuf);
-    ir_ep_free(ep);
-    return 0;
+    if (!alpn)
+        return cli_usage("usage: iroh-c listen --alpn ALPN [--echo] [--bind IP:PORT] "
+                         "[--secret-file F]%s", NULL);
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    if (!b)
+        return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
+    int rc;
+    if (secret_file) {
+        iroh_secret_key key;
+        if ((rc = cli_read_secret_file(secret_file, &key)) != 0) {
+            iroh_endpoint_builder_free(b);
+            return rc;
+        }
+        iroh_endpoint_builder_secret_key(b, &key);
+        memset(&key, 0, sizeof key);
+    }
+    if (bind && iroh_endpoint_builder_bind_addr(b, bind) != IROH_OK) {
+        iroh_endpoint_builder_free(b);
+        return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
+    }
+    if ((rc = iroh_endpoint_builder_alpn(b, alpn)) != IROH_OK) {
+        iroh_endpoint_builder_free(b);
+        return cli_api_error("--alpn", rc);
+    }
+    iroh_endpoint *ep;
+    rc = iroh_endpoint_bind(b, &ep);
+    iroh_endpoint_builder_free(b);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
+        return 1;
+    }
+    install_signals();
+    print_ticket(ep);
+
+    if (echo) {
+        iroh_router_builder *rb = iroh_router_builder_new(ep);
+        iroh_router *router;
+        if (!rb || (rc = iroh_router_builder_accept(rb, alpn, echo_handler, NULL)) != IROH_OK ||
+            (rc = iroh_router_spawn(rb, &router)) != IROH_OK) {
+            fprintf(stderr, "iroh-c: router: %s\n", iroh_last_error());
+            iroh_endpoint_free(ep);
+            return 1;
+        }
+        while (!stop_requested)
+            usleep(100000);
+        iroh_router_shutdown(router);
+        iroh_router_free(router); /* frees the endpoint too */
+        return 0;
+    }
+
+    /* dumb pipe: one connection, its first bidirectional stream <-> stdin/stdout */
+    iroh_incoming *inc = NULL;
+    iroh_connection *conn = NULL;
+    while (!stop_requested && !conn) {
+        rc = iroh_endpoint_accept(ep, 500, &inc);
+        if (rc == IROH_ERR_TIMEOUT)
+            continue;
+        if (rc != IROH_OK)
+            break;
+        if (iroh_incoming_accept(inc, &conn) != IROH_OK)
+            conn = NULL;
+    }
+    int status = 0;
+    if (conn) {
+        iroh_endpoint_id peer;
+        char hex[IROH_ID_HEX_LEN];
+        iroh_connection_remote_id(conn, &peer);
+        iroh_endpoint_id_to_hex(&peer, hex, sizeof hex);
+        fprintf(stderr, "iroh-c: connection from %s\n", hex);
+        iroh_send_stream *send;
+        iroh_recv_stream *recv;
+        rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
+        if (rc == IROH_OK) {
+            rc = pipe_streams(send, recv);
+            /* the peer reads last: wait for its close, briefly */
+            if (rc == IROH_OK)
+                iroh_connection_closed(conn, 5000);
+            iroh_send_stream_free(send);
+            iroh_recv_stream_free(recv);
+        }
+        if (rc != IROH_OK) {
+            report_stream_error(rc);
+            status = 1;
+        }
+        iroh_connection_free(conn);
+    } else if (!stop_requested) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
+        status = 1;
+    }
+    iroh_endpoint_close(ep);
+    iroh_endpoint_free(ep);
+    return status;
 }

@@ -193,7 +193,9 @@ async function main() {
   } catch (e) { /* the reset ends the stream */ }
   const why = await Promise.race([closed3, new Promise((res) => setTimeout(() => res('no close'), 20000))]);
   check(/reset/i.test(String(why)), `iroh's connection ends with a stateless reset: ${why}`);
-  await client3.close();
+  // iroh's Endpoint.close() sometimes never returns after its connection was reset
+  // (seen in about 1 run of 3 with the 1.1.0 binding); do not let that hang the test
+  await Promise.race([client3.close(), new Promise((res) => setTimeout(res, 5000))]);
   second.proc.kill('SIGTERM');
   await new Promise((res) => { second.proc.on('close', res); setTimeout(res, 3000); });
   fs.rmSync(dir, { recursive: true, force: true });
