@@ -17,6 +17,11 @@
  *    iroh_secret_key_generate (which reads the system's random source).
  *
  * Wire and text formats are those of iroh 1.0.x (iroh-base 1.0.2, iroh-tickets 1.0.0).
+ *
+ * Diagnostics: the environment variable IROH_LOG (error, warn, info, debug, trace;
+ * default warn) makes the library log to stderr; SSLKEYLOGFILE=path appends every TLS
+ * secret in NSS key log format (through GnuTLS), so that Wireshark or tshark can decrypt
+ * captured QUIC packets.
  */
 #ifndef IROH_H
 #define IROH_H

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "endpoint/ep.h"
 
@@ -231,6 +232,14 @@ static void dispatch(iroh_endpoint *ep)
             case IR_EV_CONNECTED:
                 h->connected = 1;
                 ir_conn_peer_id(h->c, &h->peer);
+                if (ir_log_enabled(IR_LOG_INFO)) {
+                    char id[IROH_ID_SHORT_LEN];
+                    size_t alen = 0;
+                    const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
+                    iroh_endpoint_id_fmt_short(&h->peer, id, sizeof id);
+                    ir_log(IR_LOG_INFO, "connection %s %s established (ALPN %.*s)",
+                           h->inbound ? "from" : "to", id, (int)alen, alpn ? (const char *)alpn : "");
+                }
                 if (h->inbound && ep->filter) {
                     size_t alen = 0;
                     const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
@@ -252,6 +261,18 @@ static void dispatch(iroh_endpoint *ep)
             }
             case IR_EV_CLOSED:
                 h->closed = 1;
+                if (ir_log_enabled(IR_LOG_INFO)) {
+                    const ir_close_info *ci = ir_conn_close_info(h->c);
+                    char id[IROH_ID_SHORT_LEN];
+                    iroh_endpoint_id_fmt_short(&h->peer, id, sizeof id);
+                    ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s code 0x%llx %s%s%s",
+                           h->inbound ? "from" : "to", h->connected ? id : "(handshake)",
+                           ci->by_peer ? " by the peer" : "",
+                           ci->idle_timeout ? "idle timeout," : ci->reset ? "stateless reset," :
+                           ci->application ? "application" : "transport",
+                           (unsigned long long)ci->code, ci->reason[0] ? "(" : "", ci->reason,
+                           ci->reason[0] ? ")" : "");
+                }
                 emit(ep, IROH_EVENT_CLOSED, h);
                 break;
             default:
@@ -460,6 +481,11 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
         return rc;
     }
     ep->io_started = 1;
+    if (ir_log_enabled(IR_LOG_INFO)) {
+        char id[IROH_ID_HEX_LEN];
+        iroh_endpoint_id_to_hex(&ep->id, id, sizeof id);
+        ir_log(IR_LOG_INFO, "endpoint %s bound", id);
+    }
     *out = ep;
     return IROH_OK;
 }

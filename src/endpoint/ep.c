@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/blake3.h"
+#include "base/log.h"
 #include "base/util.h"
 #include "net/udp.h"
 #include "tls/tls.h"
@@ -115,6 +116,11 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         if (fd < 0) {
             rc = IROH_ERR_IO;
             goto fail;
+        }
+        if (ir_log_enabled(IR_LOG_DEBUG)) {
+            char text[IROH_SOCKET_ADDR_LEN];
+            iroh_socket_addr_to_string(&ep->bound[ep->nsock], text, sizeof text);
+            ir_log(IR_LOG_DEBUG, "UDP socket bound to %s", text);
         }
         ep->fd[ep->nsock++] = fd;
     }
@@ -309,6 +315,7 @@ static void send_stateless_reset(ir_ep *ep, int sock, const ir_netaddr *to, cons
     ir_blake3_keyed_hash(ep->reset_key, dcid->data, dcid->len, token);
     memcpy(pkt + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
     send_raw(ep, sock, to, pkt, len);
+    IR_LOG(IR_LOG_DEBUG, "stateless reset sent for an unknown connection id (%zu bytes)", len);
 }
 
 static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t *buf,
@@ -336,6 +343,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
             size_t n = ir_pkt_write_vn(vn, sizeof vn, &h.dcid, &h.scid, r);
             if (n)
                 send_raw(ep, sock, from, vn, n);
+            IR_LOG(IR_LOG_DEBUG, "version negotiation for version 0x%08x", h.version);
         }
         return;
     }
@@ -348,8 +356,11 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
     cfg.alpn_lens = ep->cfg.alpn_lens;
     cfg.n_alpns = ep->cfg.n_alpns;
     ir_conn *c;
-    if (ir_conn_server_new(&cfg, &h, from, now, &c) != IROH_OK)
+    if (ir_conn_server_new(&cfg, &h, from, now, &c) != IROH_OK) {
+        IR_LOG(IR_LOG_WARN, "cannot start an incoming connection: %s", iroh_last_error());
         return;
+    }
+    IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
     s = add_conn(ep, c, sock, 1, from);
     if (!s) {
         ir_conn_free(c);

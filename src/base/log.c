@@ -1,0 +1,48 @@
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static int threshold = -1;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void read_env(void)
+{
+    static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
+    const char *v = getenv("IROH_LOG");
+    threshold = IR_LOG_WARN;
+    if (!v || !*v)
+        return;
+    for (int i = 0; i < 6; i++)
+        if (strcasecmp(v, names[i]) == 0)
+            threshold = i;
+}
+
+int ir_log_enabled(ir_log_level level)
+{
+    pthread_once(&once, read_env);
+    return (int)level <= threshold;
+}
+
+void ir_log(ir_log_level level, const char *fmt, ...)
+{
+    static const char *const tags[] = {"", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"};
+    char line[1024];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%06ld %-5s iroh: ", tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000, tags[level]);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* one write per line keeps lines whole across threads */
+    fprintf(stderr, "%s\n", line);
+}
