@@ -290,6 +290,11 @@ IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **o
  * key, ALPN refused; see iroh_last_error), IROH_ERR_TIMEOUT, IROH_ERR_CONNECTION_CLOSED. */
 IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                       const char *alpn, iroh_connection **out);
+/* The same offering several ALPNs (e.g. protocol versions, newest first); the server picks
+ * by its own preference; iroh_connection_alpn tells which. */
+IROH_EXTERN int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
+                                            const char *const *alpns, size_t n_alpns,
+                                            iroh_connection **out);
 
 /* Waits up to timeout_ms (-1: forever) for an incoming connection. IROH_ERR_TIMEOUT, or
  * IROH_ERR_CLOSED once the endpoint is closed. */

@@ -28,7 +28,8 @@ static const char USAGE[] =
     "                                    pipe stdin/stdout over one connection's first stream\n"
     "  connect TICKET --alpn ALPN [--timeout SECS] [--streams N] [--bind IP:PORT]\n"
     "                                    send stdin on a stream (N streams: on each), print\n"
-    "                                    what comes back, close the connection\n"
+    "                                    what comes back, close the connection; --alpn may\n"
+    "                                    repeat to offer several (by preference)\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)

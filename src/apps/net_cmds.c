@@ -160,12 +160,18 @@ static uint8_t *slurp_stdin(size_t *len)
 
 int cmd_connect(int argc, char **argv)
 {
-    const char *ticket = NULL, *alpn = NULL, *bind = NULL;
+    const char *ticket = NULL, *bind = NULL;
+    const char *alpns[16];
+    size_t n_alpns = 0;
     double timeout_s = 10.0;
     long streams = 1;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
-            alpn = argv[++i];
+            if (n_alpns == 16)
+                return cli_usage("at most 16 ALPNs%s", NULL);
+            alpns[n_alpns++] = argv[++i];
+            if (!*alpns[n_alpns - 1] || strlen(alpns[n_alpns - 1]) > 255)
+                return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             timeout_s = atof(argv[++i]);
             if (timeout_s <= 0 || timeout_s > 86400)
@@ -182,11 +188,9 @@ int cmd_connect(int argc, char **argv)
             return cli_usage("connect: unexpected argument '%s'", argv[i]);
         }
     }
-    if (!ticket || !alpn)
+    if (!ticket || !n_alpns)
         return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N]%s",
                          NULL);
-    if (!*alpn || strlen(alpn) > 255)
-        return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
     if (rc != IROH_OK)
@@ -224,7 +228,7 @@ int cmd_connect(int argc, char **argv)
     }
     install_signals();
     iroh_connection *conn;
-    rc = iroh_endpoint_connect(ep, addr, alpn, &conn);
+    rc = iroh_endpoint_connect_alpns(ep, addr, alpns, n_alpns, &conn);
     iroh_endpoint_addr_free(addr);
     if (rc != IROH_OK) {
         report_connect_error(rc, timeout_s);

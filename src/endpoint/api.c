@@ -535,15 +535,29 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
 int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr, const char *alpn,
                           iroh_connection **out)
 {
-    if (!ep || !addr || !alpn || !*alpn || !out)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument or empty ALPN");
+    return iroh_endpoint_connect_alpns(ep, addr, &alpn, 1, out);
+}
+
+int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
+                                const char *const *alpns, size_t n_alpns, iroh_connection **out)
+{
+    if (!ep || !addr || !alpns || !n_alpns || n_alpns > MAX_ALPNS || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument or no ALPN");
+    const uint8_t *ab[MAX_ALPNS];
+    size_t al[MAX_ALPNS];
+    for (size_t i = 0; i < n_alpns; i++) {
+        if (!alpns[i] || !*alpns[i] || strlen(alpns[i]) > 255)
+            return ir_fail(IROH_ERR_INVALID_ARGUMENT, "an ALPN has 1 to 255 bytes");
+        ab[i] = (const uint8_t *)alpns[i];
+        al[i] = strlen(alpns[i]);
+    }
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
         pthread_mutex_unlock(&ep->mu);
         return ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
     }
     ir_conn *c;
-    int rc = ir_ep_connect(ep->ep, addr, (const uint8_t *)alpn, strlen(alpn), &c);
+    int rc = ir_ep_connect_alpns(ep->ep, addr, ab, al, n_alpns, &c);
     iroh_connection *h = NULL;
     if (rc == IROH_OK) {
         h = new_handle(ep, c, 0);

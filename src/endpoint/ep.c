@@ -213,6 +213,14 @@ static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound, const i
 int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
                   size_t alpn_len, ir_conn **out)
 {
+    const uint8_t *alpns[1] = {alpn};
+    size_t lens[1] = {alpn_len};
+    return ir_ep_connect_alpns(ep, addr, alpns, lens, 1, out);
+}
+
+int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
+                        const size_t *alpn_lens, size_t n_alpns, ir_conn **out)
+{
     /* first direct address of a family we have a socket for */
     int sock = -1;
     iroh_socket_addr target;
@@ -235,11 +243,9 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
                                               "can reach (relays are not supported yet)");
     ir_conn_config cfg;
     base_config(ep, &cfg);
-    const uint8_t *alpns[1] = {alpn};
-    size_t lens[1] = {alpn_len};
     cfg.alpns = alpns;
-    cfg.alpn_lens = lens;
-    cfg.n_alpns = 1;
+    cfg.alpn_lens = alpn_lens;
+    cfg.n_alpns = n_alpns;
     cfg.remote_id = iroh_endpoint_addr_id(addr);
     ir_netaddr path;
     ir_netaddr_from_socket_addr(&path, &target);

@@ -36,6 +36,9 @@ size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max);
  * the endpoint; release it with ir_ep_release when done. */
 int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
                   size_t alpn_len, ir_conn **out);
+/* The same offering several ALPNs, by preference (the server picks by its own). */
+int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
+                        const size_t *alpn_lens, size_t n_alpns, ir_conn **out);
 
 /* Waits up to timeout_ms (-1: until something happens) for datagrams, timers or the extra
  * descriptors, and processes what is due; sends what the connections have queued.

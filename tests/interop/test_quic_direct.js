@@ -100,6 +100,10 @@ async function main() {
     console.log(`iroh-c -> iroh: ${n} bytes echoed in ${Date.now() - t0} ms`);
   }
 
+  // several ALPNs offered: iroh picks the one it speaks
+  r = await runIrohC(['connect', ticket, '--alpn', 'iroh-example/echo/9', '--alpn', ALPN], Buffer.from('v?'), 30000);
+  check(r.code === 0 && r.stdout.toString() === 'v?', `two ALPNs offered to iroh: ${r.code} ${r.stderr.trim()}`);
+
   // wrong EndpointId: a ticket with iroh's address but another key
   const other = iroh.SecretKey.generate().public();
   const wrong = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(other, null, server.addr().directAddresses())).toString();

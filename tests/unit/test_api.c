@@ -240,8 +240,87 @@ TEST(close_endpoint_with_open_connections)
     iroh_endpoint_free(s.ep);
 }
 
+static int answer(void *ctx, iroh_connection *conn)
+{
+    iroh_send_stream *s;
+    iroh_recv_stream *r;
+    if (iroh_connection_accept_bi(conn, 5000, &s, &r) != IROH_OK)
+        return 1;
+    uint8_t *req;
+    size_t len;
+    if (iroh_recv_stream_read_to_end(r, 100, &req, &len) == IROH_OK)
+        free(req);
+    iroh_send_stream_write_all(s, ctx, strlen(ctx));
+    iroh_send_stream_finish(s);
+    iroh_connection_closed(conn, 5000);
+    iroh_send_stream_free(s);
+    iroh_recv_stream_free(r);
+    return 0;
+}
+
+static void ask(iroh_endpoint *cli, const iroh_endpoint_addr *addr, const char *const *alpns,
+                size_t n, const char *want_alpn, const char *want_answer)
+{
+    iroh_connection *c;
+    CHECK_EQ_INT(iroh_endpoint_connect_alpns(cli, addr, alpns, n, &c), IROH_OK);
+    char alpn[256];
+    CHECK_EQ_INT(iroh_connection_alpn(c, alpn, sizeof alpn), IROH_OK);
+    CHECK_STR(alpn, want_alpn);
+    iroh_send_stream *s;
+    iroh_recv_stream *r;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &s, &r), IROH_OK);
+    iroh_send_stream_write_all(s, "?", 1);
+    iroh_send_stream_finish(s);
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(r, 100, &resp, &len), IROH_OK);
+    CHECK(len == strlen(want_answer) && memcmp(resp, want_answer, len) == 0);
+    free(resp);
+    iroh_send_stream_free(s);
+    iroh_recv_stream_free(r);
+    iroh_connection_close(c, 0, "bye!");
+    iroh_connection_free(c);
+}
+
+TEST(router_with_several_alpns)
+{
+    /* two protocols on one endpoint; clients offering several versions get the server's
+     * preferred one they offered */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint *ep;
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, "proto/2");
+    iroh_endpoint_builder_alpn(b, "proto/1");
+    iroh_endpoint_builder_alpn(b, "other/0");
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "proto/2", answer, "two"), IROH_OK);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "proto/1", answer, "one"), IROH_OK);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "other/0", answer, "other"), IROH_OK);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "other/0", answer, "x"), IROH_ERR_INVALID_ARGUMENT);
+    iroh_router *router;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &router), IROH_OK);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    const char *v1[] = {"proto/1"};
+    const char *both[] = {"proto/1", "proto/2"};
+    const char *newer[] = {"proto/3", "proto/1"};
+    const char *other[] = {"other/0"};
+    ask(cli, addr, v1, 1, "proto/1", "one");
+    ask(cli, addr, both, 2, "proto/2", "two");
+    ask(cli, addr, newer, 2, "proto/1", "one");
+    ask(cli, addr, other, 1, "other/0", "other");
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    CHECK_EQ_INT(iroh_router_shutdown(router), IROH_OK);
+    iroh_router_free(router);
+}
+
 int main(void)
 {
+    RUN(router_with_several_alpns);
     RUN(connect_errors);
     RUN(stream_states);
     RUN(accept_filter);
