@@ -101,8 +101,8 @@ async function main() {
   }
 
   // several ALPNs offered: iroh picks the one it speaks
-  r = await runIrohC(['connect', ticket, '--alpn', 'iroh-example/echo/9', '--alpn', ALPN], Buffer.from('v?'), 30000);
-  check(r.code === 0 && r.stdout.toString() === 'v?', `two ALPNs offered to iroh: ${r.code} ${r.stderr.trim()}`);
+  const two = await runIrohC(['connect', ticket, '--alpn', 'iroh-example/echo/9', '--alpn', ALPN], Buffer.from('v?'), 30000);
+  check(two.code === 0 && two.stdout.toString() === 'v?', `two ALPNs offered to iroh: ${two.code} ${two.stderr.trim()}`);
 
   // wrong EndpointId: a ticket with iroh's address but another key
   const other = iroh.SecretKey.generate().public();
