@@ -39,6 +39,7 @@ struct ir_ep {
     size_t nconns, capconns;
     int gso_off;                  /* the kernel refused UDP GSO */
     uint8_t batch[IR_EP_BATCH * MAX_DGRAM];
+    uint8_t rbuf[IR_EP_BATCH][MAX_DGRAM + 1];
     uint8_t reset_key[32];
     uint64_t reset_window_start; /* stateless resets sent in the current second */
     unsigned resets_in_window;
@@ -510,21 +511,36 @@ int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
 {
     uint64_t now = ir_now_ns();
-    uint8_t buf[MAX_DGRAM + 1];
     for (int i = 0; i < ep->nsock; i++) {
         if (!(pf[i].revents & POLLIN))
             continue;
-        for (int k = 0; k < 512; k++) {
-            struct sockaddr_storage ss;
-            socklen_t sl = sizeof ss;
-            ssize_t n = recvfrom(ep->fd[i], buf, sizeof buf, 0, (struct sockaddr *)&ss, &sl);
-            if (n < 0)
+        /* up to 16 rounds of IR_EP_BATCH datagrams per system call */
+        for (int round = 0; round < 16; round++) {
+            struct mmsghdr msgs[IR_EP_BATCH];
+            struct iovec iovs[IR_EP_BATCH];
+            struct sockaddr_storage from_ss[IR_EP_BATCH];
+            for (int k = 0; k < IR_EP_BATCH; k++) {
+                iovs[k].iov_base = ep->rbuf[k];
+                iovs[k].iov_len = MAX_DGRAM + 1;
+                memset(&msgs[k], 0, sizeof msgs[k]);
+                msgs[k].msg_hdr.msg_name = &from_ss[k];
+                msgs[k].msg_hdr.msg_namelen = sizeof from_ss[k];
+                msgs[k].msg_hdr.msg_iov = &iovs[k];
+                msgs[k].msg_hdr.msg_iovlen = 1;
+            }
+            int got = recvmmsg(ep->fd[i], msgs, IR_EP_BATCH, MSG_DONTWAIT, NULL);
+            if (got <= 0)
                 break;
-            if ((size_t)n > MAX_DGRAM)
-                continue; /* larger than any QUIC datagram we accept */
-            ir_netaddr from;
-            ir_netaddr_from_sockaddr(&from, (struct sockaddr *)&ss);
-            handle_datagram(ep, i, &from, buf, (size_t)n, now);
+            for (int k = 0; k < got; k++) {
+                size_t n = msgs[k].msg_len;
+                if (n > MAX_DGRAM || (msgs[k].msg_hdr.msg_flags & MSG_TRUNC))
+                    continue; /* larger than any QUIC datagram we accept */
+                ir_netaddr from;
+                ir_netaddr_from_sockaddr(&from, (struct sockaddr *)&from_ss[k]);
+                handle_datagram(ep, i, &from, ep->rbuf[k], n, now);
+            }
+            if (got < IR_EP_BATCH)
+                break;
         }
     }
     run_timers(ep, ir_now_ns());
