@@ -308,6 +308,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     }
     ir_rec_init(c);
     c->path.addr = *path;
+    c->path.validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
     c->idle_timeout_ns = cfg->tp.max_idle_timeout * NS_PER_MS;
@@ -1006,6 +1007,63 @@ static void retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
     }
 }
 
+/* ---- path validation (RFC 9000 8.2) ------------------------------------------------------ */
+
+/* Starts validating path 0 (a new peer address, or the path MTU of the current one): a new
+ * PATH_CHALLENGE, sent again after each PTO (doubling) until answered, abandoned after
+ * three times the larger of the PTO and the PTO of a new path (8.2.4). */
+static void start_validation(ir_conn *c)
+{
+    qpath *p = &c->path;
+    rnd(c, p->challenge, 8);
+    p->challenge_pending = 1;
+    p->challenge_outstanding = 1;
+    p->challenge_small = 0;
+    p->challenge_count = 0;
+    uint64_t pto = ir_rec_pto(c, SP_APP), first = ir_rec_initial_pto(c);
+    p->validation_deadline = c->now + 3 * (pto > first ? pto : first);
+}
+
+static void abandon_validation(ir_conn *c)
+{
+    qpath *p = &c->path;
+    p->challenge_pending = p->challenge_outstanding = p->challenge_small = 0;
+    p->validation_deadline = UINT64_MAX;
+    if (!p->validated && p->have_prev) {
+        /* back to the last validated address (9.3.2); packets from the new one with higher
+         * packet numbers would move us there again */
+        p->addr = p->prev_addr;
+        p->validated = 1;
+        p->have_prev = 0;
+    }
+}
+
+static uint64_t path_timer(const ir_conn *c)
+{
+    const qpath *p = &c->path;
+    if (!p->challenge_outstanding || c->state != IR_CONN_ESTABLISHED)
+        return UINT64_MAX;
+    uint64_t t = p->validation_deadline;
+    if (!p->challenge_pending && p->challenge_count) {
+        unsigned k = p->challenge_count - 1 < 10 ? p->challenge_count - 1 : 10;
+        uint64_t again = p->challenge_sent + (ir_rec_pto(c, SP_APP) << k);
+        if (again < t)
+            t = again;
+    }
+    return t;
+}
+
+static void path_on_timeout(ir_conn *c, uint64_t now)
+{
+    qpath *p = &c->path;
+    if (!p->challenge_outstanding || c->state != IR_CONN_ESTABLISHED)
+        return;
+    if (now >= p->validation_deadline)
+        abandon_validation(c);
+    else if (!p->challenge_pending && p->challenge_count && path_timer(c) <= now)
+        p->challenge_pending = 1; /* the challenge or its response was lost */
+}
+
 /* Returns 1 if the frames made the packet ack-eliciting, 0 if not, -1 after closing. */
 static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const ir_cid *pkt_dcid,
                           const uint8_t *p, size_t len, int *non_probing)
@@ -1126,8 +1184,18 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             }
             break;
         }
+        case IR_FT_STREAM_DATA_BLOCKED: {
+            /* only a sender blocks: not on a stream the peer cannot send on (RFC 9000
+             * 19.13); it opens a peer's stream like STREAM does (3.2) */
+            uint64_t err;
+            peer_stream(c, f.u.stream_limit.stream_id, 1, &err);
+            if (err) {
+                close_with(c, 0, err, "STREAM_DATA_BLOCKED for a stream the peer does not send on");
+                return -1;
+            }
+            break;
+        }
         case IR_FT_DATA_BLOCKED:
-        case IR_FT_STREAM_DATA_BLOCKED:
         case IR_FT_STREAMS_BLOCKED_BIDI:
         case IR_FT_STREAMS_BLOCKED_UNI:
             break;
@@ -1143,11 +1211,17 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             c->path.response_addr = *from;
             break;
         case IR_FT_PATH_RESPONSE:
+            /* it validates the path the challenge went out on, path 0, whatever path it
+             * comes back on (RFC 9000 8.2.2, 8.2.3) */
             if (c->path.challenge_outstanding && memcmp(f.u.path_data, c->path.challenge, 8) == 0) {
-                c->path.challenge_outstanding = 0;
-                c->path.challenge_pending = 0;
-                if (ir_netaddr_eq(from, &c->path.addr))
-                    c->path.validated = 1;
+                int small = c->path.challenge_small;
+                c->path.validated = 1;
+                c->path.have_prev = 0;
+                abandon_validation(c); /* done: clears the challenge and its timers */
+                /* a challenge that was not expanded leaves the path MTU to validate with
+                 * one in a full-size datagram (RFC 9000 8.2.1) */
+                if (small)
+                    start_validation(c);
             }
             break;
         case IR_FT_CONNECTION_CLOSE:
@@ -1252,15 +1326,18 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         c->rx_phase ^= 1;
         c->rx_phase_start_pn = pn;
         if (c->key_phase != c->rx_phase) {
-            /* the peer started it: follow with our send keys */
+            /* the peer started it: follow with our send keys. Like the initiator, we may
+             * start the next update only once a packet of this phase is acknowledged
+             * (RFC 9001 6.1). An update we started was counted when we started it. */
             if (ir_pkt_keys_update(&sp->tx, &sp->tx) != 0) {
                 close_with(c, 0, E_INTERNAL, "key update failed");
                 return -1;
             }
             c->key_phase = c->rx_phase;
             c->key_phase_start_pn = sp->next_pn;
+            c->key_update_pending_ack = 1;
+            c->key_updates++;
         }
-        c->key_updates++;
     }
     *pn_out = pn;
     return 0;
@@ -1337,13 +1414,15 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
         /* connection migration / NAT rebinding: the peer's newest packet moves path 0 */
         if (space == SP_APP && non_probing && c->handshake_confirmed &&
             !ir_netaddr_eq(from, &c->path.addr)) {
+            if (c->path.validated) {
+                c->path.prev_addr = c->path.addr;
+                c->path.have_prev = 1;
+            }
             c->path.addr = *from;
             c->path.validated = 0;
             c->path.bytes_recv = 0;
             c->path.bytes_sent = 0;
-            rnd(c, c->path.challenge, 8);
-            c->path.challenge_pending = 1;
-            c->path.challenge_outstanding = 1;
+            start_validation(c);
         }
     }
     return 1;
@@ -1355,7 +1434,8 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return;
     c->stats.bytes_recv += len;
-    if (ir_netaddr_eq(from, &c->path.addr))
+    int on_path = ir_netaddr_eq(from, &c->path.addr);
+    if (on_path)
         c->path.bytes_recv += len;
     if (c->state == IR_CONN_CLOSING) {
         c->close_pending = 1; /* answer whatever comes with our close again */
@@ -1375,19 +1455,23 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
             return;
         off += h.pkt_len;
     }
+    /* a datagram that moved path 0 to its address counts toward that path's
+     * anti-amplification allowance (RFC 9000 8.1, 9.3) */
+    if (!on_path && ir_netaddr_eq(from, &c->path.addr))
+        c->path.bytes_recv += len;
     if (!processed) {
-        /* a stateless reset from the peer? (RFC 9000 10.3.1) */
-        for (size_t i = 0; i < c->nrcid; i++) {
-            if (c->rcid[i].has_token && ir_pkt_is_stateless_reset(data, len, c->rcid[i].token)) {
-                c->close.closed = 1;
-                c->close.by_peer = 1;
-                c->close.reset = 1;
-                snprintf(c->close.reason, sizeof c->close.reason, "stateless reset");
-                c->state = IR_CONN_DRAINING;
-                c->close_deadline = now;
-                set_closed(c);
-                return;
-            }
+        /* a stateless reset from the peer? (RFC 9000 10.3.1). Only the token of the
+         * connection id in use counts: not those of ids we have not used, nor retired
+         * ones (which are forgotten). */
+        const remote_cid *r = c->nrcid ? &c->rcid[c->active_rcid] : NULL;
+        if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
+            c->close.closed = 1;
+            c->close.by_peer = 1;
+            c->close.reset = 1;
+            snprintf(c->close.reason, sizeof c->close.reason, "stateless reset");
+            c->state = IR_CONN_DRAINING;
+            c->close_deadline = now;
+            set_closed(c);
         }
     }
 }
@@ -1624,7 +1708,7 @@ static int app_control_pending(const ir_conn *c)
 static int keepalive_due(const ir_conn *c)
 {
     return c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
-           c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns;
+           (c->keepalive_pending || c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns);
 }
 
 static int app_data_pending(const ir_conn *c)
@@ -1637,15 +1721,10 @@ static int app_data_pending(const ir_conn *c)
     return 0;
 }
 
-static void write_app_control(ir_conn *c, pktw *w)
+/* PATH_RESPONSE and PATH_CHALLENGE go first in a packet: on a path limited by the
+ * anti-amplification limit an ACK with many ranges could otherwise leave no room */
+static void write_path_frames(ir_conn *c, pktw *w)
 {
-    if (c->handshake_done_pending && can_record(w)) {
-        ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
-        if (put_frame(w, &f)) {
-            c->handshake_done_pending = 0;
-            record(w, SF_HANDSHAKE_DONE, 0, 0, 0, 0, 1);
-        }
-    }
     if (c->path.response_pending && ir_netaddr_eq(&c->path.response_addr, &c->path.addr) &&
         can_record(w)) {
         ir_frame f = {.type = IR_FT_PATH_RESPONSE};
@@ -1661,6 +1740,17 @@ static void write_app_control(ir_conn *c, pktw *w)
         if (put_frame(w, &f)) {
             c->path.challenge_pending = 0;
             record(w, SF_PATH_CHALLENGE, 0, 0, 0, 0, 1);
+        }
+    }
+}
+
+static void write_app_control(ir_conn *c, pktw *w)
+{
+    if (c->handshake_done_pending && can_record(w)) {
+        ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
+        if (put_frame(w, &f)) {
+            c->handshake_done_pending = 0;
+            record(w, SF_HANDSHAKE_DONE, 0, 0, 0, 0, 1);
         }
     }
     if (c->max_data_pending && can_record(w)) {
@@ -1801,6 +1891,8 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
     if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
     } else {
+        if (s == SP_APP && c->handshake_complete)
+            write_path_frames(c, &w);
         if (ack_wanted(c, s) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
             write_ack(c, s, &w);
         write_crypto(c, s, &w);
@@ -1850,6 +1942,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         if (c->last_ack_eliciting_sent < c->last_activity)
             c->last_activity = c->now; /* RFC 9000 10.1: first ack-eliciting after receipt */
         c->last_ack_eliciting_sent = c->now;
+        c->keepalive_pending = 0;
     }
     if (w.rec.in_flight || w.rec.nframes) {
         if (w.rec.in_flight) {
@@ -1915,9 +2008,18 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
         allowed = allowed > c->path.bytes_sent ? allowed - c->path.bytes_sent : 0;
         if (allowed < limit)
             limit = (size_t)allowed;
-        if (limit < 1200 && c->state != IR_CONN_CLOSING)
-            return 0; /* anti-amplification: wait for more from the client */
+        /* anti-amplification: during the handshake, wait until a whole padded datagram
+         * is allowed; on a new path after a migration, send what is allowed (PATH_CHALLENGE
+         * in a smaller datagram if need be, RFC 9000 8.2.1) */
+        if (limit < 1200 && c->state != IR_CONN_CLOSING && !c->handshake_complete)
+            return 0;
     }
+    /* datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to 1200 bytes when the
+     * anti-amplification limit allows it (RFC 9000 8.2.1, 8.2.2) */
+    int had_challenge = c->path.challenge_pending;
+    int path_frames = c->state != IR_CONN_CLOSING &&
+                      (had_challenge || (c->path.response_pending &&
+                                         ir_netaddr_eq(&c->path.response_addr, &c->path.addr)));
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
         wants[s] = space_wants(c, s);
@@ -1935,7 +2037,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
             has_initial = 1;
         size_t pad = 0;
         /* every datagram with an Initial is at least 1200 bytes (RFC 9000 14.1) */
-        if (s == last && has_initial)
+        if (s == last && (has_initial || (s == SP_APP && path_frames)))
             pad = 1200 > off ? 1200 - off : 0;
         if (limit - off < 64)
             break;
@@ -1943,6 +2045,11 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     }
     if (c->state == IR_CONN_CLOSING)
         c->close_pending = 0;
+    if (had_challenge && !c->path.challenge_pending) {
+        c->path.challenge_small = off < 1200;
+        c->path.challenge_sent = now;
+        c->path.challenge_count++;
+    }
     if (!off)
         return 0;
     c->stats.bytes_sent += off;
@@ -2068,7 +2175,12 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     for (int s = 0; s < SP_COUNT; s++)
         if (!c->sp[s].discarded && c->sp[s].ack_deadline < t)
             t = c->sp[s].ack_deadline;
-    if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED) {
+    uint64_t pt = path_timer(c);
+    if (pt < t)
+        t = pt;
+    /* once fired, the keep-alive waits for ir_conn_send (which may be blocked, e.g. by
+     * the anti-amplification limit) instead of firing again and again */
+    if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending) {
         uint64_t k = c->last_ack_eliciting_sent + c->cfg.keep_alive_ns;
         if (k < t)
             t = k;
@@ -2097,6 +2209,10 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
         ir_pkt_keys_free(&c->rx_prev);
         c->have_rx_prev = 0;
     }
+    if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
+        now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns)
+        c->keepalive_pending = 1;
+    path_on_timeout(c, now);
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
     for (int s = 0; s < SP_COUNT; s++) {

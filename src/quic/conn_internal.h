@@ -47,6 +47,7 @@ typedef struct sent_pkt {
     uint32_t size;
     uint8_t ack_eliciting;
     uint8_t in_flight;
+    uint8_t gone;       /* acknowledged or lost: a hole in the list until it is compacted */
     uint8_t nframes;
     sent_frame f[MAX_SENT_FRAMES];
 } sent_pkt;
@@ -60,8 +61,10 @@ typedef struct pn_space {
     int ack_pending;             /* an ACK should go out */
     unsigned ack_eliciting_since; /* ack-eliciting packets since our last ACK */
     uint64_t ack_deadline;       /* UINT64_MAX: none */
-    sent_pkt *sent;              /* in pn order */
+    sent_pkt *sent;              /* in pn order, with holes (gone) */
     size_t nsent, capsent;
+    size_t sent_first;           /* every entry before this one is gone */
+    size_t sent_gone;            /* entries gone */
     uint64_t loss_time;          /* UINT64_MAX: none */
     uint64_t last_ack_eliciting_time;
     uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
@@ -123,6 +126,12 @@ typedef struct qpath {
     int challenge_pending;           /* send PATH_CHALLENGE */
     uint8_t challenge[8];
     int challenge_outstanding;
+    int challenge_small;             /* it went out in a datagram under 1200 bytes */
+    unsigned challenge_count;        /* times sent in this validation */
+    uint64_t challenge_sent;         /* when it was last sent */
+    uint64_t validation_deadline;    /* give up then (UINT64_MAX: none) */
+    ir_netaddr prev_addr;            /* the last validated address, to return to */
+    int have_prev;
     int response_pending;
     uint8_t response[8];
     ir_netaddr response_addr;
@@ -220,6 +229,7 @@ struct ir_conn {
     uint64_t idle_timeout_ns;
     uint64_t last_activity;
     uint64_t last_ack_eliciting_sent;
+    int keepalive_pending;    /* the keep-alive timer fired: send a PING when we can */
     uint64_t close_deadline;
     int close_pending;        /* (re)send CONNECTION_CLOSE */
     ir_close_info close;
@@ -235,6 +245,7 @@ struct ir_conn {
 /* recovery.c */
 void ir_rec_init(ir_conn *c);
 uint64_t ir_rec_pto(const ir_conn *c, int space);
+uint64_t ir_rec_initial_pto(const ir_conn *c);
 void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p);
 int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now);
 void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);

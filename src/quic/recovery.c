@@ -48,6 +48,12 @@ uint64_t ir_rec_pto(const ir_conn *c, int space)
     return pto;
 }
 
+/* the application-space PTO of a path without an RTT sample (kInitialRtt) */
+uint64_t ir_rec_initial_pto(const ir_conn *c)
+{
+    return INITIAL_RTT + 4 * (INITIAL_RTT / 2) + max_ack_delay_ns(c);
+}
+
 static void update_rtt(ir_conn *c, uint64_t latest, uint64_t ack_delay)
 {
     c->latest_rtt = latest;
@@ -153,17 +159,38 @@ static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
 
 /* ---- sent packet bookkeeping -------------------------------------------------------- */
 
+/* Removing a packet from the middle of the list would move everything after it, once
+ * per acknowledged packet: with thousands in flight that is quadratic. A removed entry is
+ * marked gone instead; leading gone entries are skipped through sent_first, and the list is
+ * compacted once the holes outnumber the live entries. */
 static void remove_sent(ir_conn *c, int space, size_t i)
 {
     pn_space *s = &c->sp[space];
     sent_pkt *p = &s->sent[i];
+    if (p->gone)
+        return;
     if (p->in_flight) {
         c->bytes_in_flight -= p->size < c->bytes_in_flight ? p->size : c->bytes_in_flight;
         if (p->ack_eliciting && s->in_flight_ack_eliciting)
             s->in_flight_ack_eliciting--;
     }
-    memmove(&s->sent[i], &s->sent[i + 1], (s->nsent - i - 1) * sizeof *s->sent);
-    s->nsent--;
+    p->gone = 1;
+    s->sent_gone++;
+    while (s->sent_first < s->nsent && s->sent[s->sent_first].gone)
+        s->sent_first++;
+}
+
+static void compact_sent(pn_space *s)
+{
+    if (s->sent_gone < 16 || 2 * s->sent_gone < s->nsent)
+        return;
+    size_t n = 0;
+    for (size_t i = s->sent_first; i < s->nsent; i++)
+        if (!s->sent[i].gone)
+            s->sent[n++] = s->sent[i];
+    s->nsent = n;
+    s->sent_first = 0;
+    s->sent_gone = 0;
 }
 
 static void packet_lost(ir_conn *c, int space, size_t i)
@@ -188,8 +215,10 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
     uint64_t lost_before = now > delay ? now - delay : 0;
     uint64_t first_lost_time = UINT64_MAX, last_lost_time = 0;
     int any_lost = 0;
-    for (size_t i = 0; i < s->nsent;) {
+    for (size_t i = s->sent_first; i < s->nsent; i++) {
         sent_pkt *p = &s->sent[i];
+        if (p->gone)
+            continue;
         if (p->pn > s->largest_acked)
             break;
         if (p->time <= lost_before || p->pn + PACKET_THRESHOLD <= s->largest_acked) {
@@ -206,8 +235,8 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
         uint64_t t = p->time + delay;
         if (t < s->loss_time)
             s->loss_time = t;
-        i++;
     }
+    compact_sent(s);
     if (any_lost) {
         cc_on_congestion(c, last_lost_time, now);
         /* persistent congestion: losses spanning 3 PTOs with an RTT sample */
@@ -234,7 +263,7 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
     ir_ack_iter_init(&it, ack);
     while (ir_ack_iter_next(&it, &lo, &hi) == 1) {
         /* sent packets are in pn order: find the first >= lo */
-        size_t a = 0, b = s->nsent;
+        size_t a = s->sent_first, b = s->nsent;
         while (a < b) {
             size_t m = (a + b) / 2;
             if (s->sent[m].pn < lo)
@@ -242,7 +271,9 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
             else
                 b = m;
         }
-        while (a < s->nsent && s->sent[a].pn <= hi) {
+        for (; a < s->nsent && s->sent[a].pn <= hi; a++) {
+            if (s->sent[a].gone)
+                continue;
             sent_pkt p = s->sent[a];
             remove_sent(c, space, a);
             newly_acked = 1;
@@ -263,6 +294,7 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
         s->largest_acked = ack->largest;
     if (!newly_acked)
         return 0;
+    compact_sent(s);
     if (largest_is_new && ack_eliciting_acked) {
         uint64_t exp = c->peer_tp_ok ? c->peer_tp.ack_delay_exponent : 3;
         uint64_t delay_us = exp < 20 ? ack->ack_delay << exp : 0;
@@ -337,8 +369,8 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
      * "lost" for repair, the packet stays in flight until acked or declared lost) */
     pn_space *sp = &c->sp[space];
     sp->probe_pending = 2;
-    if (sp->nsent) {
-        sent_pkt *p = &sp->sent[0];
+    if (sp->sent_first < sp->nsent) {
+        sent_pkt *p = &sp->sent[sp->sent_first];
         for (unsigned k = 0; k < p->nframes; k++)
             if (p->f[k].kind == SF_CRYPTO || p->f[k].kind == SF_STREAM)
                 ir_conn_on_frame_lost(c, space, &p->f[k]);
@@ -352,8 +384,9 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
 void ir_rec_discard_space(ir_conn *c, int space)
 {
     pn_space *s = &c->sp[space];
-    while (s->nsent)
-        remove_sent(c, space, s->nsent - 1);
+    for (size_t i = s->sent_first; i < s->nsent; i++)
+        remove_sent(c, space, i);
+    s->nsent = s->sent_first = s->sent_gone = 0;
     s->loss_time = UINT64_MAX;
     s->discarded = 1;
     s->probe_pending = 0;

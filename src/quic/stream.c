@@ -24,13 +24,16 @@ int ir_sendbuf_write(ir_sendbuf *b, const uint8_t *data, size_t len)
         return 0;
     size_t used = (size_t)(b->end - b->base);
     if (b->head + used + len > b->cap) {
-        if (b->head) { /* compact: amortized, happens only when the tail is full */
+        /* compact only when that moves at most 4 bytes for each byte it frees (amortized
+         * O(1)): moving a nearly full buffer to gain a little room at each write would be
+         * quadratic. Otherwise grow, to under 2.5 times what is held (plus len). */
+        if (b->head && 4 * b->head >= used) {
             memmove(b->data, b->data + b->head, used);
             b->head = 0;
         }
-        if (used + len > b->cap) {
+        if (b->head + used + len > b->cap) {
             size_t cap = b->cap ? b->cap : 4096;
-            while (cap < used + len)
+            while (cap < b->head + used + len)
                 cap *= 2;
             uint8_t *p = realloc(b->data, cap);
             if (!p)

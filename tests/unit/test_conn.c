@@ -1,8 +1,19 @@
 /* Whole QUIC connections between two iroh-c endpoints on a simulated network with a
- * virtual clock: handshake, streams, loss, reordering, duplication, flow control. */
+ * virtual clock: handshake, bulk transfers both ways, many streams, flow control stalls,
+ * key updates, closing, idle timeout and keep-alive, stateless reset, NAT rebinding and
+ * path validation, protocol violations, and freeing a connection in every state.
+ *
+ * Every test asserts on data and state, never on wall-clock speed. The network is a
+ * priority queue of datagrams ordered by delivery time; loss, duplication, reordering and
+ * delay are drawn from a seeded generator, so every run is the same (IR_SIM_SEED=n in the
+ * environment replays it with another seed). The test reads the connections' internals
+ * (conn_internal.h) only to check invariants (flow control limits, loss recovery
+ * bookkeeping, path validation), to look into packets, and to forge protected packets
+ * for the protocol-violation tests. */
 #include <stdlib.h>
 
-#include "quic/conn.h"
+#include "base/blake3.h"
+#include "quic/conn_internal.h"
 #include "test.h"
 
 /* ---- a deterministic random source -------------------------------------------------- */
@@ -20,10 +31,17 @@ static void rand_bytes(void *ctx, uint8_t *buf, size_t len)
     for (size_t i = 0; i < len; i++)
         buf[i] = (uint8_t)rng64();
 }
+/* 1 with probability ppm / 1e6 */
+static int chance(uint32_t ppm)
+{
+    return ppm && rng64() % 1000000 < ppm;
+}
+
+#define MS 1000000ull
+#define SEC 1000000000ull
 
 /* ---- the network ---------------------------------------------------------------------- */
 
-#define MAXQ 20000
 typedef struct pkt {
     uint64_t at, seq;
     int to; /* 0 client, 1 server */
@@ -32,39 +50,124 @@ typedef struct pkt {
     uint8_t data[1500];
 } pkt;
 
+typedef struct side {
+    ir_conn *c;
+} side;
+
 typedef struct net {
-    pkt *q;
-    size_t n;
+    pkt **heap; /* min-heap on (at, seq) */
+    size_t n, cap;
+    pkt **spare;
+    size_t nspare, capspare;
     uint64_t now;
-    double loss, dup, reorder;
-    uint64_t delay;
-    uint64_t delivered, dropped, seq;
+    uint32_t loss, dup, reorder; /* per million */
+    uint64_t delay;              /* one way */
+    uint64_t delivered, dropped, misrouted, seq, max_queue;
+    ir_netaddr caddr, saddr; /* the client's address as the server sees it (NAT), the server's */
+    int bad_dest;            /* the client sent somewhere else than the server */
+    /* the server lost its state: it answers short-header packets with stateless resets */
+    int server_forgot;
+    uint8_t server_reset_key[32];
+    uint64_t resets_sent;
+    int spin; /* events processed without the clock moving */
+    int stuck;
+    /* bytes the server sent to / received from addresses other than "client" */
+    uint64_t server_tx_to_new, server_rx_from_new;
+    /* sees every datagram as it is sent (from: the sending side); 1 drops it */
+    int (*tap)(struct net *nw, struct side *s, int from, const uint8_t *d, size_t len);
 } net;
+
+static int pkt_before(const pkt *a, const pkt *b)
+{
+    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static pkt *pkt_alloc(net *nw)
+{
+    if (nw->nspare)
+        return nw->spare[--nw->nspare];
+    pkt *p = malloc(sizeof *p);
+    if (!p)
+        abort();
+    return p;
+}
+
+static void pkt_release(net *nw, pkt *p)
+{
+    if (nw->nspare == nw->capspare) {
+        nw->capspare = nw->capspare ? nw->capspare * 2 : 256;
+        nw->spare = realloc(nw->spare, nw->capspare * sizeof *nw->spare);
+        if (!nw->spare)
+            abort();
+    }
+    nw->spare[nw->nspare++] = p;
+}
+
+static void heap_push(net *nw, pkt *p)
+{
+    if (nw->n == nw->cap) {
+        nw->cap = nw->cap ? nw->cap * 2 : 256;
+        nw->heap = realloc(nw->heap, nw->cap * sizeof *nw->heap);
+        if (!nw->heap)
+            abort();
+    }
+    size_t i = nw->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!pkt_before(p, nw->heap[parent]))
+            break;
+        nw->heap[i] = nw->heap[parent];
+        i = parent;
+    }
+    nw->heap[i] = p;
+    if (nw->n > nw->max_queue)
+        nw->max_queue = nw->n;
+}
+
+static pkt *heap_pop(net *nw)
+{
+    pkt *top = nw->heap[0], *last = nw->heap[--nw->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, best = i;
+        const pkt *b = last;
+        if (l < nw->n && pkt_before(nw->heap[l], b)) {
+            best = l;
+            b = nw->heap[l];
+        }
+        if (l + 1 < nw->n && pkt_before(nw->heap[l + 1], b))
+            best = l + 1;
+        if (best == i)
+            break;
+        nw->heap[i] = nw->heap[best];
+        i = best;
+    }
+    if (nw->n)
+        nw->heap[i] = last;
+    return top;
+}
 
 static void net_send(net *nw, int to, const ir_netaddr *from, const uint8_t *d, size_t len)
 {
-    if ((double)(rng64() % 10000) / 10000.0 < nw->loss) {
+    if (chance(nw->loss)) {
         nw->dropped++;
         return;
     }
-    int copies = (double)(rng64() % 10000) / 10000.0 < nw->dup ? 2 : 1;
-    for (int k = 0; k < copies && nw->n < MAXQ; k++) {
-        pkt *p = &nw->q[nw->n++];
+    int copies = chance(nw->dup) ? 2 : 1;
+    for (int k = 0; k < copies; k++) {
+        pkt *p = pkt_alloc(nw);
         p->at = nw->now + nw->delay;
         p->seq = nw->seq++;
-        if ((double)(rng64() % 10000) / 10000.0 < nw->reorder)
+        if (chance(nw->reorder))
             p->at += nw->delay / 2 + rng64() % (nw->delay + 1);
         p->to = to;
         p->from = *from;
         p->len = len;
         memcpy(p->data, d, len);
+        heap_push(nw, p);
     }
 }
 
-typedef struct side {
-    ir_conn *c;
-    ir_netaddr addr;
-} side;
 
 static ir_tls_identity *cid_, *sid_;
 static iroh_endpoint_id server_id;
@@ -93,30 +196,76 @@ static void config(ir_conn_config *cfg, int server)
     memset(cfg->reset_key, server ? 2 : 1, 32);
 }
 
-/* moves time forward to the next event and processes it; returns 0 when idle */
-static int step(net *nw, side *s, uint64_t limit)
+/* per-test configuration changes, applied to new connections */
+static void (*tweak_config)(ir_conn_config *cfg, int server);
+
+static void make_config(ir_conn_config *cfg, int server)
+{
+    config(cfg, server);
+    if (tweak_config)
+        tweak_config(cfg, server);
+}
+
+/* a stateless reset for a packet whose short header names dcid (RFC 9000 10.3) */
+static void send_stateless_reset(net *nw, const pkt *trigger)
+{
+    ir_pkt_hdr h;
+    if (ir_pkt_parse(trigger->data, trigger->len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+        return;
+    uint8_t full[32], d[64];
+    ir_blake3_keyed_hash(nw->server_reset_key, h.dcid.data, h.dcid.len, full);
+    size_t len = trigger->len > 42 ? 42 : trigger->len - 1;
+    if (len < IR_MIN_RESET_SIZE)
+        return;
+    rand_bytes(NULL, d, len - 16);
+    d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
+    memcpy(d + len - 16, full, 16);
+    net_send(nw, 0, &nw->saddr, d, len);
+    nw->resets_sent++;
+}
+
+/* the client's address before any NAT rebinding */
+static int first_client_addr(const ir_netaddr *a)
+{
+    return a->len == 6 && memcmp(a->data, "client", 6) == 0;
+}
+
+/* sends what both sides have to send now */
+static void drain(net *nw, side *s)
 {
     uint8_t buf[1500];
     ir_netaddr to;
-    int did = 0;
-    /* drain what both sides want to send now */
     for (int i = 0; i < 2; i++) {
         if (!s[i].c)
             continue;
         size_t n;
         while ((n = ir_conn_send(s[i].c, buf, sizeof buf, &to, nw->now)) > 0) {
-            net_send(nw, 1 - i, &s[i].addr, buf, n);
-            did = 1;
+            if (nw->tap && nw->tap(nw, s, i, buf, n)) {
+                nw->dropped++;
+                continue;
+            }
+            if (i == 0) {
+                if (!ir_netaddr_eq(&to, &nw->saddr))
+                    nw->bad_dest = 1;
+                net_send(nw, 1, &nw->caddr, buf, n);
+                continue;
+            }
+            if (!first_client_addr(&to))
+                nw->server_tx_to_new += n;
+            if (ir_netaddr_eq(&to, &nw->caddr))
+                net_send(nw, 0, &nw->saddr, buf, n);
+            else
+                nw->misrouted++; /* an address the NAT no longer maps */
         }
     }
-    /* next event: earliest packet or timer */
-    uint64_t next = UINT64_MAX;
-    size_t idx = SIZE_MAX;
-    for (size_t k = 0; k < nw->n; k++)
-        if (nw->q[k].at < next || (nw->q[k].at == next && nw->q[k].seq < nw->q[idx].seq)) {
-            next = nw->q[k].at;
-            idx = k;
-        }
+}
+
+/* moves time forward to the next event and processes it; returns 0 when there is none
+ * before limit */
+static int step(net *nw, side *s, uint64_t limit)
+{
+    drain(nw, s);
+    uint64_t next = nw->n ? nw->heap[0]->at : UINT64_MAX;
     int timer_side = -1;
     for (int i = 0; i < 2; i++) {
         if (!s[i].c)
@@ -125,61 +274,78 @@ static int step(net *nw, side *s, uint64_t limit)
         if (t < next) {
             next = t;
             timer_side = i;
-            idx = SIZE_MAX;
         }
     }
     if (next == UINT64_MAX || next > limit)
-        return did;
-    if (next > nw->now)
+        return 0;
+    if (next > nw->now) {
         nw->now = next;
-    if (idx != SIZE_MAX) {
-        pkt p = nw->q[idx];
-        nw->q[idx] = nw->q[--nw->n];
-        side *dst = &s[p.to];
-        if (!dst->c && p.to == 1) {
-            /* the server's first Initial creates its connection */
-            ir_pkt_hdr h;
-            if (ir_pkt_parse(p.data, p.len, 8, &h) == 0 && h.type == IR_PT_INITIAL) {
-                ir_conn_config cfg;
-                config(&cfg, 1);
-                ir_conn_server_new(&cfg, &h, &p.from, nw->now, &dst->c);
-            }
-        }
-        if (dst->c)
-            ir_conn_recv(dst->c, &p.from, p.data, p.len, nw->now);
-        nw->delivered++;
-    } else if (timer_side >= 0) {
-        ir_conn_on_timeout(s[timer_side].c, nw->now);
+        nw->spin = 0;
+    } else if (++nw->spin > 100000) {
+        nw->stuck = 1; /* a timer that does not move on */
+        return 0;
     }
+    if (timer_side >= 0) {
+        ir_conn_on_timeout(s[timer_side].c, nw->now);
+        return 1;
+    }
+    pkt *p = heap_pop(nw);
+    side *dst = &s[p->to];
+    if (!dst->c && p->to == 1) {
+        ir_pkt_hdr h;
+        if (nw->server_forgot) {
+            send_stateless_reset(nw, p);
+        } else if (ir_pkt_parse(p->data, p->len, 8, &h) == 0 && h.type == IR_PT_INITIAL) {
+            /* the server's first Initial creates its connection */
+            ir_conn_config cfg;
+            make_config(&cfg, 1);
+            ir_conn_server_new(&cfg, &h, &p->from, nw->now, &dst->c);
+        }
+    }
+    if (dst->c && p->to == 1 && !first_client_addr(&p->from))
+        nw->server_rx_from_new += p->len;
+    if (dst->c)
+        ir_conn_recv(dst->c, &p->from, p->data, p->len, nw->now);
+    nw->delivered++;
+    pkt_release(nw, p);
     return 1;
 }
 
 static void net_init(net *nw, double loss, uint64_t delay_ms)
 {
     memset(nw, 0, sizeof *nw);
-    nw->q = calloc(MAXQ, sizeof *nw->q);
-    nw->loss = loss;
-    nw->delay = delay_ms * 1000000ull;
-    nw->now = 1000000000ull;
+    nw->loss = (uint32_t)(loss * 1e6);
+    nw->delay = delay_ms * MS;
+    nw->now = 1000 * SEC;
+    nw->caddr.len = 6;
+    memcpy(nw->caddr.data, "client", 6);
+    nw->saddr.len = 6;
+    memcpy(nw->saddr.data, "server", 6);
 }
 
 static void sides_init(side *s, net *nw)
 {
     memset(s, 0, 2 * sizeof *s);
-    s[0].addr.len = 6;
-    memcpy(s[0].addr.data, "client", 6);
-    s[1].addr.len = 6;
-    memcpy(s[1].addr.data, "server", 6);
     ir_conn_config cfg;
-    config(&cfg, 0);
-    CHECK_EQ_INT(ir_conn_client_new(&cfg, &s[1].addr, nw->now, &s[0].c), IROH_OK);
+    make_config(&cfg, 0);
+    CHECK_EQ_INT(ir_conn_client_new(&cfg, &nw->saddr, nw->now, &s[0].c), IROH_OK);
 }
 
 static void sides_free(side *s, net *nw)
 {
+    CHECK(!nw->bad_dest);
+    CHECK(!nw->stuck);
     ir_conn_free(s[0].c);
     ir_conn_free(s[1].c);
-    free(nw->q);
+    s[0].c = s[1].c = NULL;
+    while (nw->n)
+        free(heap_pop(nw));
+    for (size_t i = 0; i < nw->nspare; i++)
+        free(nw->spare[i]);
+    free(nw->spare);
+    free(nw->heap);
+    nw->spare = NULL;
+    nw->heap = NULL;
 }
 
 static int run_until(net *nw, side *s, int (*done)(side *), uint64_t max_ns)
@@ -187,9 +353,19 @@ static int run_until(net *nw, side *s, int (*done)(side *), uint64_t max_ns)
     uint64_t limit = nw->now + max_ns;
     while (!done(s)) {
         if (!step(nw, s, limit))
-            return 0;
+            return done(s);
     }
     return 1;
+}
+
+/* runs the network for a while without an application */
+static void run_for(net *nw, side *s, uint64_t ns)
+{
+    uint64_t limit = nw->now + ns;
+    while (step(nw, s, limit)) {
+    }
+    if (nw->now < limit && !nw->stuck)
+        nw->now = limit;
 }
 
 static int both_established(side *s)
@@ -198,13 +374,27 @@ static int both_established(side *s)
            ir_conn_get_state(s[1].c) == IR_CONN_ESTABLISHED;
 }
 
+/* both established and the client's handshake confirmed (HANDSHAKE_DONE received) */
+static int both_confirmed(side *s)
+{
+    return both_established(s) && s[0].c->handshake_confirmed;
+}
+
+static void drop_events(side *s)
+{
+    ir_event ev;
+    for (int i = 0; i < 2; i++)
+        while (s[i].c && ir_conn_poll_event(s[i].c, &ev)) {
+        }
+}
+
 TEST(handshake)
 {
     net nw;
     side s[2];
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
-    CHECK(run_until(&nw, s, both_established, 5000000000ull));
+    CHECK(run_until(&nw, s, both_established, 5 * SEC));
     iroh_endpoint_id got;
     CHECK_EQ_INT(ir_conn_peer_id(s[0].c, &got), 0);
     CHECK(iroh_endpoint_id_equal(&got, &server_id));
@@ -217,115 +407,718 @@ TEST(handshake)
     sides_free(s, &nw);
 }
 
-/* ---- bulk transfer: client sends N bytes on a bidi stream, server echoes them ------- */
+/* ---- applications: flows of data on client-opened bidirectional streams ----------------
+ *
+ * Flow k is stream 4k. Side 0 (client) sends n[0] bytes and a FIN; side 1 (server) either
+ * sends n[1] bytes of its own or echoes what it reads. Each byte is a function of the
+ * flow, the direction and the offset, so the receiver checks every byte it reads. The
+ * application is driven by events only (STREAM_OPENED, READABLE, WRITABLE,
+ * STREAMS_AVAILABLE): a missing event shows as a stall. */
 
-typedef struct xfer {
-    uint8_t *src, *echo, *srv;
-    size_t n, sent, srv_got, srv_sent, got;
-    uint64_t sid;
-    int srv_fin, cli_fin, opened;
-} xfer;
+/* the bytes of flow k in direction d at offset o: pat[(o + salt(k, d)) % PAT]; pat holds
+ * two periods so that any run up to PAT bytes is contiguous */
+#define PAT 1048573 /* prime: no shift by a power of two maps the pattern onto itself */
+static uint8_t *pat;
 
-static xfer X;
-
-static int pump_app(side *s)
+static const uint8_t *expected(size_t flow, int dir, uint64_t off)
 {
-    ir_conn *cl = s[0].c, *sv = s[1].c;
-    if (!cl || !sv)
-        return 0;
-    if (!X.opened && ir_conn_get_state(cl) == IR_CONN_ESTABLISHED) {
-        if (ir_conn_stream_open(cl, 1, &X.sid) == 0)
-            X.opened = 1;
-    }
-    if (X.opened && X.sent < X.n) {
-        long w = ir_conn_stream_write(cl, X.sid, X.src + X.sent, X.n - X.sent, 1);
-        if (w > 0)
-            X.sent += (size_t)w;
-    }
-    /* server: read everything and write it back */
-    ir_event ev;
-    while (ir_conn_poll_event(sv, &ev)) {
-    }
-    if (X.opened) {
-        long r;
-        while ((r = ir_conn_stream_read(sv, X.sid, X.srv + X.srv_got, X.n - X.srv_got + 1, NULL)) > 0)
-            X.srv_got += (size_t)r;
-        if (r == 0)
-            X.srv_fin = 1;
-        if (X.srv_sent < X.srv_got || (X.srv_fin && X.srv_sent == X.srv_got)) {
-            long w = ir_conn_stream_write(sv, X.sid, X.srv + X.srv_sent, X.srv_got - X.srv_sent,
-                                          X.srv_fin);
-            if (w > 0)
-                X.srv_sent += (size_t)w;
-        }
-        while ((r = ir_conn_stream_read(cl, X.sid, X.echo + X.got, X.n - X.got + 1, NULL)) > 0)
-            X.got += (size_t)r;
-        if (r == 0)
-            X.cli_fin = 1;
-    }
-    while (ir_conn_poll_event(cl, &ev)) {
-    }
-    return X.cli_fin;
+    return pat + (off + flow * 7919 + (uint64_t)dir * 104729) % PAT;
 }
 
-static void echo_test(double loss, double reorder, double dup, size_t n, uint64_t delay_ms)
+static int same(const uint8_t *got, size_t flow, int dir, uint64_t off, size_t len)
+{
+    return memcmp(got, expected(flow, dir, off), len) == 0;
+}
+
+typedef struct half {
+    uint64_t n;        /* bytes this side sends (its own data) */
+    uint64_t sent;     /* bytes the connection took */
+    int fin_sent;
+    uint64_t got;      /* bytes read */
+    int fin_got;
+    uint8_t *ebuf;     /* echo: bytes read, not yet written back */
+    size_t elen;
+} half;
+
+typedef struct flow {
+    uint64_t id;
+    int opened, seen, done;
+    half h[2];
+} flow;
+
+#define CHUNK 65536
+
+typedef struct app {
+    flow *f;
+    size_t nflows, next_open, done;
+    int echo;           /* side 1 echoes side 0's bytes */
+    size_t ebuf_size;
+    int paused[2];      /* this side does not read */
+    uint64_t bad;       /* wrong bytes, resets, stream errors */
+    uint64_t opened_events, max_open;
+    int closed[2];
+    uint8_t chunk[CHUNK];
+} app;
+
+static void app_init(app *a, size_t nflows, uint64_t n0, uint64_t n1, int echo)
+{
+    memset(a, 0, sizeof *a);
+    a->f = calloc(nflows, sizeof *a->f);
+    a->nflows = nflows;
+    a->echo = echo;
+    a->ebuf_size = nflows > 8 ? 16384 : 262144;
+    for (size_t k = 0; k < nflows; k++) {
+        a->f[k].id = 4 * k;
+        a->f[k].h[0].n = n0;
+        a->f[k].h[1].n = echo ? n0 : n1;
+    }
+}
+
+static void app_free(app *a)
+{
+    for (size_t k = 0; k < a->nflows; k++)
+        free(a->f[k].h[1].ebuf);
+    free(a->f);
+}
+
+/* reads and writes what it can on flow k at side i */
+static void service(app *a, side *s, int i, size_t k)
+{
+    flow *f = &a->f[k];
+    half *h = &f->h[i];
+    ir_conn *c = s[i].c;
+    int echoing = a->echo && i == 1;
+    /* which sender's bytes this side reads */
+    int dir = i == 1 || a->echo ? 0 : 1;
+    if (!c || f->done || (i == 0 && !f->opened) || (i == 1 && !f->seen))
+        return;
+    if (echoing && !h->ebuf) {
+        h->ebuf = malloc(a->ebuf_size);
+        if (!h->ebuf)
+            abort();
+    }
+    for (int progress = 1; progress;) {
+        progress = 0;
+        while (!a->paused[i] && !h->fin_got) {
+            uint8_t *dst = echoing ? h->ebuf + h->elen : a->chunk;
+            size_t cap = echoing ? a->ebuf_size - h->elen : CHUNK;
+            if (!cap)
+                break;
+            uint64_t code = 0;
+            long r = ir_conn_stream_read(c, f->id, dst, cap, &code);
+            if (r > 0) {
+                if (!same(dst, k, dir, h->got, (size_t)r)) {
+                    a->bad++;
+                    fprintf(stderr, "flow %zu side %d: wrong bytes at %llu\n", k, i,
+                            (unsigned long long)h->got);
+                }
+                h->got += (uint64_t)r;
+                if (echoing)
+                    h->elen += (size_t)r;
+                progress = 1;
+            } else if (r == 0) {
+                h->fin_got = 1;
+                progress = 1;
+            } else {
+                if (r != IR_AGAIN) {
+                    a->bad++;
+                    fprintf(stderr, "flow %zu side %d: read error %ld\n", k, i, r);
+                    h->fin_got = 1;
+                }
+                break;
+            }
+        }
+        while (!h->fin_sent) {
+            const uint8_t *src;
+            size_t len;
+            int fin;
+            if (echoing) {
+                src = h->ebuf;
+                len = h->elen;
+                fin = h->fin_got;
+                if (!len && !fin)
+                    break;
+            } else {
+                len = h->n - h->sent < CHUNK ? (size_t)(h->n - h->sent) : CHUNK;
+                src = expected(k, i, h->sent);
+                fin = h->sent + len == h->n;
+            }
+            long w = ir_conn_stream_write(c, f->id, src, len, fin);
+            if (w < 0) {
+                a->bad++;
+                fprintf(stderr, "flow %zu side %d: write error %ld\n", k, i, w);
+                h->fin_sent = 1;
+                break;
+            }
+            h->sent += (uint64_t)w;
+            if (echoing) {
+                memmove(h->ebuf, h->ebuf + w, h->elen - (size_t)w);
+                h->elen -= (size_t)w;
+            }
+            if (w > 0)
+                progress = 1;
+            if (fin && (size_t)w == len) {
+                h->fin_sent = 1;
+                progress = 1;
+            }
+            if ((size_t)w < len || echoing)
+                break;
+        }
+    }
+    if (f->h[0].fin_got && f->h[1].fin_got && f->h[0].fin_sent && f->h[1].fin_sent) {
+        f->done = 1;
+        a->done++;
+    }
+}
+
+static void open_more(app *a, side *s)
+{
+    while (a->next_open < a->nflows) {
+        size_t k = a->next_open;
+        uint64_t id;
+        int rc = ir_conn_stream_open(s[0].c, 1, &id);
+        if (rc == IR_AGAIN)
+            return;
+        CHECK_EQ_INT(rc, 0);
+        CHECK_EQ_INT(id, a->f[k].id);
+        if (rc != 0 || id != a->f[k].id) {
+            a->bad++;
+            a->next_open = a->nflows;
+            return;
+        }
+        a->f[k].opened = 1;
+        a->next_open++;
+        uint64_t open = 0;
+        for (size_t j = 0; j < a->next_open; j++)
+            open += a->f[j].opened && !a->f[j].done;
+        if (open > a->max_open)
+            a->max_open = open;
+        service(a, s, 0, k);
+    }
+}
+
+static flow *flow_of(app *a, uint64_t id, size_t *k)
+{
+    if ((id & 3) != 0 || (id >> 2) >= a->nflows)
+        return NULL;
+    *k = (size_t)(id >> 2);
+    return &a->f[*k];
+}
+
+/* handles the events of both sides */
+static void pump(app *a, side *s)
+{
+    for (int i = 0; i < 2; i++) {
+        ir_conn *c = s[i].c;
+        ir_event ev;
+        while (c && ir_conn_poll_event(c, &ev)) {
+            size_t k;
+            flow *f;
+            switch (ev.type) {
+            case IR_EV_CONNECTED:
+            case IR_EV_STREAMS_AVAILABLE:
+                if (i == 0)
+                    open_more(a, s);
+                break;
+            case IR_EV_STREAM_OPENED:
+                f = flow_of(a, ev.stream_id, &k);
+                if (i != 1 || !f || f->seen) {
+                    a->bad++;
+                    fprintf(stderr, "unexpected STREAM_OPENED %llu on side %d\n",
+                            (unsigned long long)ev.stream_id, i);
+                    break;
+                }
+                f->seen = 1;
+                a->opened_events++;
+                service(a, s, i, k);
+                break;
+            case IR_EV_STREAM_READABLE:
+            case IR_EV_STREAM_WRITABLE:
+                if ((f = flow_of(a, ev.stream_id, &k)) != NULL)
+                    service(a, s, i, k);
+                break;
+            case IR_EV_CLOSED:
+                a->closed[i] = 1;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+}
+
+/* a side starts or stops reading; a side that starts again reads what is waiting */
+static void set_paused(app *a, side *s, int i, int paused)
+{
+    if (a->paused[i] == paused)
+        return;
+    a->paused[i] = paused;
+    if (!paused)
+        for (size_t k = 0; k < a->nflows; k++)
+            service(a, s, i, k);
+}
+
+/* checks on both connections after every event */
+typedef void (*watch_fn)(app *a, net *nw, side *s);
+
+/* runs until every flow is done; 0 on a stall, a close or the time limit */
+static int run_app(app *a, net *nw, side *s, uint64_t max_ns, watch_fn watch)
+{
+    uint64_t limit = nw->now + max_ns;
+    for (;;) {
+        pump(a, s);
+        if (watch)
+            watch(a, nw, s);
+        if (a->done == a->nflows)
+            return 1;
+        if (a->closed[0] || a->closed[1] || a->bad)
+            return 0;
+        if (!step(nw, s, limit))
+            return 0;
+    }
+}
+
+static void report(const char *what, app *a, net *nw, side *s, uint64_t start)
+{
+    ir_conn_stats c, v;
+    ir_conn_get_stats(s[0].c, &c);
+    ir_conn_get_stats(s[1].c, &v);
+    printf("    %s: %.2f s virtual, %llu delivered, %llu dropped, lost %llu/%llu, "
+           "rtt %.1f ms, max queue %llu\n",
+           what, (double)(nw->now - start) / 1e9, (unsigned long long)nw->delivered,
+           (unsigned long long)nw->dropped, (unsigned long long)c.pkts_lost,
+           (unsigned long long)v.pkts_lost, (double)c.rtt_ns / 1e6,
+           (unsigned long long)nw->max_queue);
+}
+
+/* checks that every flow arrived whole */
+static void check_flows(app *a)
+{
+    CHECK_EQ_INT(a->bad, 0);
+    CHECK_EQ_INT(a->done, a->nflows);
+    for (size_t k = 0; k < a->nflows; k++) {
+        flow *f = &a->f[k];
+        CHECK(f->h[0].fin_got && f->h[1].fin_got);
+        CHECK_EQ_INT(f->h[1].got, f->h[0].n);
+        CHECK_EQ_INT(f->h[0].got, f->h[1].n);
+        if (!f->done || f->h[1].got != f->h[0].n || f->h[0].got != f->h[1].n) {
+            fprintf(stderr, "flow %zu incomplete\n", k);
+            break;
+        }
+    }
+}
+
+/* streams still held by a connection once everything is done and acknowledged */
+static size_t live_streams(const ir_conn *c)
+{
+    return c->nstreams;
+}
+
+typedef struct netcfg {
+    double loss, reorder, dup;
+    uint64_t delay_ms;
+} netcfg;
+
+static void start(net *nw, side *s, const netcfg *nc)
+{
+    net_init(nw, nc->loss, nc->delay_ms);
+    nw->reorder = (uint32_t)(nc->reorder * 1e6);
+    nw->dup = (uint32_t)(nc->dup * 1e6);
+    sides_init(s, nw);
+}
+
+/* after the transfer, the connections settle: every stream is released on both sides */
+static void settle(app *a, net *nw, side *s)
+{
+    uint64_t limit = nw->now + 5 * SEC;
+    while (live_streams(s[0].c) + live_streams(s[1].c) > 0 && step(nw, s, limit))
+        pump(a, s);
+    CHECK_EQ_INT(live_streams(s[0].c), 0);
+    CHECK_EQ_INT(live_streams(s[1].c), 0);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+}
+
+/* ---- recovery bookkeeping ------------------------------------------------------------ */
+
+/* The sent-packet lists agree with the counters loss recovery keeps: bytes in flight,
+ * ack-eliciting packets in flight, the holes. Checked every few events. */
+static uint64_t recovery_errors, watch_calls;
+
+static void check_recovery(const ir_conn *c)
+{
+    uint64_t bif = 0;
+    for (int sp = 0; sp < SP_COUNT; sp++) {
+        const pn_space *p = &c->sp[sp];
+        uint64_t elicit = 0, gone = 0, prev = 0;
+        for (size_t i = 0; i < p->nsent; i++) {
+            const sent_pkt *e = &p->sent[i];
+            if (i && e->pn <= prev)
+                recovery_errors++; /* not in packet number order */
+            prev = e->pn;
+            if (e->gone) {
+                gone++;
+                continue;
+            }
+            if (i < p->sent_first || e->pn >= p->next_pn)
+                recovery_errors++;
+            if (e->in_flight) {
+                bif += e->size;
+                elicit += e->ack_eliciting;
+            }
+        }
+        if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
+            recovery_errors++;
+    }
+    if (bif != c->bytes_in_flight || c->cwnd < 2 * c->max_datagram)
+        recovery_errors++;
+}
+
+static void watch_recovery(app *a, net *nw, side *s)
+{
+    if (++watch_calls % 64)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (s[i].c)
+            check_recovery(s[i].c);
+}
+
+/* once everything is acknowledged nothing is left in flight (a keep-alive PING may be:
+ * wait for its acknowledgment) */
+static void check_quiet(net *nw, side *s)
+{
+    run_for(nw, s, 1 * SEC);
+    uint64_t limit = nw->now + 2 * SEC;
+    while ((s[0].c->bytes_in_flight || s[1].c->bytes_in_flight) && step(nw, s, limit)) {
+    }
+    for (int i = 0; i < 2; i++) {
+        const ir_conn *c = s[i].c;
+        check_recovery(c);
+        CHECK_EQ_INT(c->bytes_in_flight, 0);
+        CHECK_EQ_INT(c->sp[SP_APP].in_flight_ack_eliciting, 0);
+        CHECK_EQ_INT(c->sp[SP_APP].loss_time, UINT64_MAX);
+    }
+    CHECK_EQ_INT(recovery_errors, 0);
+}
+
+/* ---- small echoes (the original tests) -------------------------------------------------- */
+
+static void echo_test(const char *what, netcfg nc, size_t n)
 {
     net nw;
     side s[2];
-    net_init(&nw, loss, delay_ms);
-    nw.reorder = reorder;
-    nw.dup = dup;
-    sides_init(s, &nw);
-    memset(&X, 0, sizeof X);
-    X.n = n;
-    X.src = malloc(n);
-    X.echo = malloc(n + 1);
-    X.srv = malloc(n + 1);
-    for (size_t i = 0; i < n; i++)
-        X.src[i] = (uint8_t)(rng64() >> 13);
-    uint64_t start = nw.now, limit = nw.now + 600000000000ull;
-    int ok = 0;
-    while (nw.now < limit) {
-        if (pump_app(s)) {
-            ok = 1;
-            break;
-        }
-        if (!step(&nw, s, limit))
-            break;
-    }
-    CHECK(ok);
-    CHECK_EQ_INT(X.got, n);
-    CHECK(X.got == n && memcmp(X.echo, X.src, n) == 0);
-    ir_conn_stats st;
-    ir_conn_get_stats(s[0].c, &st);
-    printf("    %zu bytes echoed, loss %.0f%%, reorder %.0f%%, dup %.0f%%: %.2f s virtual, "
-           "%llu lost, rtt %.1f ms\n",
-           n, loss * 100, reorder * 100, dup * 100, (double)(nw.now - start) / 1e9,
-           (unsigned long long)st.pkts_lost, (double)st.rtt_ns / 1e6);
-    free(X.src);
-    free(X.echo);
-    free(X.srv);
+    app a;
+    start(&nw, s, &nc);
+    app_init(&a, 1, n, 0, 1);
+    uint64_t t0 = nw.now;
+    recovery_errors = 0;
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+    check_flows(&a);
+    report(what, &a, &nw, s, t0);
+    settle(&a, &nw, s);
+    check_quiet(&nw, s);
+    app_free(&a);
     sides_free(s, &nw);
 }
 
 TEST(echo_small)
 {
-    echo_test(0, 0, 0, 13, 5);
+    echo_test("13 bytes", (netcfg){0, 0, 0, 5}, 13);
+    echo_test("empty stream", (netcfg){0, 0, 0, 5}, 0);
 }
 
 TEST(echo_1mib_clean)
 {
-    echo_test(0, 0, 0, 1 << 20, 5);
+    echo_test("1 MiB clean", (netcfg){0, 0, 0, 5}, 1 << 20);
 }
 
 TEST(echo_1mib_lossy)
 {
-    echo_test(0.02, 0.05, 0.02, 1 << 20, 10);
+    echo_test("1 MiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 10}, 1 << 20);
 }
 
 TEST(echo_256k_heavy_loss)
 {
-    echo_test(0.10, 0.10, 0.05, 256 << 10, 10);
+    echo_test("256 KiB, 10% loss", (netcfg){0.10, 0.10, 0.05, 10}, 256 << 10);
+}
+
+/* ---- 1: 10 MiB each way at the same time ------------------------------------------------ */
+
+static void both_ways(const char *what, netcfg nc, uint64_t n)
+{
+    net nw;
+    side s[2];
+    app a;
+    start(&nw, s, &nc);
+    app_init(&a, 1, n, n, 0); /* one bidi stream, each side sends its own n bytes */
+    uint64_t t0 = nw.now;
+    recovery_errors = 0;
+    CHECK(run_app(&a, &nw, s, 3600 * SEC, watch_recovery));
+    check_flows(&a);
+    report(what, &a, &nw, s, t0);
+    settle(&a, &nw, s);
+    check_quiet(&nw, s);
+    app_free(&a);
+    sides_free(s, &nw);
+}
+
+TEST(bulk_both_ways)
+{
+    both_ways("10 MiB each way, clean", (netcfg){0, 0, 0, 5}, 10 << 20);
+    both_ways("10 MiB each way, 2% loss", (netcfg){0.02, 0.03, 0.01, 5}, 10 << 20);
+    both_ways("10 MiB each way, 10% loss", (netcfg){0.10, 0.10, 0.05, 2}, 10 << 20);
+    both_ways("10 MiB each way, 2% loss, 40 ms delay", (netcfg){0.02, 0.05, 0.01, 40}, 10 << 20);
+    both_ways("10 MiB each way, no loss, 30% reordered, 20% duplicated",
+              (netcfg){0, 0.30, 0.20, 10}, 10 << 20);
+}
+
+/* ---- 2: 100 concurrent streams, each echoed ---------------------------------------------- */
+
+static void many_streams(const char *what, netcfg nc, size_t nflows, uint64_t n)
+{
+    net nw;
+    side s[2];
+    app a;
+    start(&nw, s, &nc);
+    app_init(&a, nflows, n, 0, 1);
+    uint64_t t0 = nw.now;
+    recovery_errors = 0;
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+    check_flows(&a);
+    CHECK_EQ_INT(a.opened_events, nflows);
+    CHECK_EQ_INT(a.max_open, nflows < 100 ? nflows : 100);
+    report(what, &a, &nw, s, t0);
+    settle(&a, &nw, s);
+    check_quiet(&nw, s);
+    /* every stream the client opened gave back its credit: it may open 100 more */
+    CHECK_EQ_INT(s[1].c->local_max_streams[0], nflows + 100);
+    CHECK_EQ_INT(s[0].c->peer_max_streams[0], nflows + 100);
+    CHECK_EQ_INT(s[0].c->next_stream[0], nflows);
+    app_free(&a);
+    sides_free(s, &nw);
+}
+
+TEST(streams_100_concurrent)
+{
+    many_streams("100 streams x 20 KiB", (netcfg){0, 0, 0, 5}, 100, 20000);
+    many_streams("100 streams x 20 KiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 5}, 100, 20000);
+    /* more than the peer allows at once: MAX_STREAMS credit comes back as streams end */
+    many_streams("250 streams x 4 KiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 5}, 250, 4096);
+}
+
+/* ---- 3: flow-control stalls ------------------------------------------------------------- */
+
+#define FC_STREAM 65536
+#define FC_CONN 98304
+
+static void small_windows(ir_conn_config *cfg, int server)
+{
+    cfg->tp.initial_max_data = FC_CONN;
+    cfg->tp.initial_max_stream_data_bidi_local = FC_STREAM;
+    cfg->tp.initial_max_stream_data_bidi_remote = FC_STREAM;
+    cfg->tp.initial_max_stream_data_uni = FC_STREAM;
+    cfg->max_stream_window = FC_STREAM;
+    cfg->max_conn_window = FC_CONN;
+}
+
+static qstream *stream_at(const ir_conn *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->nstreams; i++)
+        if (c->streams[i]->id == id)
+            return c->streams[i];
+    return NULL;
+}
+
+static uint64_t fc_violations;
+
+/* what a sender has put on the wire never exceeds what the receiver advertised */
+static void watch_flow_control(app *a, net *nw, side *s)
+{
+    for (int i = 0; i < 2; i++) {
+        const ir_conn *snd = s[i].c, *rcv = s[1 - i].c;
+        if (!snd || !rcv || !snd->peer_tp_ok)
+            continue;
+        if (snd->sent_data > rcv->max_data_local || rcv->recv_data > rcv->max_data_local)
+            fc_violations++;
+        for (size_t k = 0; k < a->nflows; k++) {
+            const qstream *ss = stream_at(snd, a->f[k].id), *rs = stream_at(rcv, a->f[k].id);
+            if (ss && rs && ss->send.next > rs->recv_max)
+                fc_violations++;
+            if (rs && rs->recv.highest > rs->recv_max)
+                fc_violations++;
+        }
+    }
+}
+
+/* After a long stall of reader i: the sender (1 - i) has filled the windows reader i
+ * advertised and stopped there. Every stream with data left is blocked by its stream
+ * window or by the connection window, all of it has arrived, and nothing was read. */
+static void check_stalled(app *a, side *s, int i, uint64_t max_unread)
+{
+    const ir_conn *rcv = s[i].c, *snd = s[1 - i].c;
+    int conn_blocked = snd->sent_data == rcv->max_data_local;
+    CHECK(snd->sent_data <= rcv->max_data_local);
+    for (size_t k = 0; k < a->nflows; k++) {
+        const qstream *ss = stream_at(snd, a->f[k].id), *rs = stream_at(rcv, a->f[k].id);
+        if (!ss || !rs)
+            continue;
+        CHECK(ss->send.next <= rs->recv_max);
+        CHECK_EQ_INT(rs->recv.highest, ss->send.next); /* everything sent has arrived */
+        CHECK_EQ_INT(rs->recv.read, a->f[k].h[i].got);
+        CHECK(rs->recv_max - rs->recv.read <= rs->recv_window);
+        if (ss->send.next < ss->send.end)
+            CHECK(conn_blocked || ss->send.next == rs->recv_max);
+    }
+    /* unread data stays within the connection window */
+    CHECK(rcv->recv_data - rcv->read_data <= max_unread);
+    CHECK(rcv->max_data_local - rcv->read_data <= max_unread);
+}
+
+static void flow_control_case(const char *what, int small, uint64_t n)
+{
+    net nw;
+    side s[2];
+    app a;
+    tweak_config = small ? small_windows : NULL;
+    netcfg nc = {0.01, 0.02, 0.01, 5};
+    start(&nw, s, &nc);
+    app_init(&a, 2, n, n, 0);
+    CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
+    fc_violations = 0;
+    uint64_t t0 = nw.now;
+    int stalls = 0;
+    /* the readers stop reading (both, the client, both, the server, ...) while the writers
+     * keep writing, until no writer has sent anything new for half a second; then they
+     * read for 100 ms */
+    for (int round = 0; round < 12 && a.done < a.nflows; round++) {
+        int paused[2] = {round % 4 != 3, round % 4 != 1};
+        uint64_t got_before[2];
+        for (int i = 0; i < 2; i++) {
+            set_paused(&a, s, i, paused[i]);
+            got_before[i] = a.f[0].h[i].got + a.f[1].h[i].got;
+        }
+        run_app(&a, &nw, s, 500 * MS, watch_flow_control);
+        for (uint64_t prev = UINT64_MAX, k = 0; k < 200; k++) {
+            uint64_t toward_paused = 0; /* what the writers to the paused readers sent */
+            for (int i = 0; i < 2; i++)
+                toward_paused += paused[i] ? s[1 - i].c->sent_data : 0;
+            if (toward_paused == prev)
+                break;
+            prev = toward_paused;
+            run_app(&a, &nw, s, 500 * MS, watch_flow_control);
+        }
+        CHECK(!a.bad && !a.closed[0] && !a.closed[1]);
+        for (int i = 0; i < 2; i++) {
+            if (!paused[i])
+                continue;
+            CHECK_EQ_INT(a.f[0].h[i].got + a.f[1].h[i].got, got_before[i]);
+            /* the writer to reader i has data left: it is blocked at i's windows */
+            const qstream *st = stream_at(s[1 - i].c, a.f[0].id);
+            if (st && st->send.next < st->send.end) {
+                check_stalled(&a, s, i, small ? FC_CONN : UINT64_MAX);
+                stalls++;
+            }
+        }
+        for (int i = 0; i < 2; i++)
+            set_paused(&a, s, i, 0);
+        run_app(&a, &nw, s, 100 * MS, watch_flow_control);
+    }
+    printf("    %s: %d stalls at the window\n", what, stalls);
+    CHECK(stalls >= 6);
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_flow_control));
+    check_flows(&a);
+    CHECK_EQ_INT(fc_violations, 0);
+    report(what, &a, &nw, s, t0);
+    settle(&a, &nw, s);
+    app_free(&a);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+TEST(flow_control_stalls)
+{
+    /* two streams each way on small windows that do not grow: the connection window (1.5
+     * stream windows) binds as well as the stream windows */
+    flow_control_case("flow control stalls, 64 KiB windows", 1, 8 << 20);
+    /* iroh's windows, which grow while the reader keeps up */
+    flow_control_case("flow control stalls, default windows", 0, 24 << 20);
+}
+
+/* ---- 4: key updates mid-transfer -------------------------------------------------------- */
+
+typedef struct ku_plan {
+    int next;      /* index of the next update */
+    int who[4];    /* which side initiates each */
+    uint64_t at[4]; /* progress (bytes the client got) at which to initiate */
+    int count;
+} ku_plan;
+static ku_plan kup;
+
+static void watch_key_updates(app *a, net *nw, side *s)
+{
+    if (kup.next >= kup.count || a->f[0].h[0].got < kup.at[kup.next])
+        return;
+    /* RFC 9001 6.1: allowed once the previous update is acknowledged */
+    if (ir_conn_initiate_key_update(s[kup.who[kup.next]].c) == 0)
+        kup.next++;
+}
+
+TEST(key_update_mid_transfer)
+{
+    net nw;
+    side s[2];
+    app a;
+    netcfg nc = {0.02, 0.05, 0.02, 5};
+    start(&nw, s, &nc);
+    app_init(&a, 1, 4 << 20, 4 << 20, 0);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    /* the client updates; a second update before the peer acknowledged one is refused */
+    CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), 0);
+    CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), -1);
+    CHECK_EQ_INT(s[0].c->key_phase, 1);
+    /* the server follows when a packet of the new phase arrives; it may not start another
+     * update before the client acknowledged one of its packets of the new phase */
+    uint64_t limit = nw.now + 5 * SEC;
+    while (s[1].c->key_phase == 0 && step(&nw, s, limit)) {
+    }
+    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK_EQ_INT(ir_conn_initiate_key_update(s[1].c), -1);
+    memset(&kup, 0, sizeof kup);
+    kup.count = 4;
+    kup.who[0] = 1;
+    kup.who[1] = 0;
+    kup.who[2] = 1;
+    kup.who[3] = 0;
+    kup.at[0] = 512 << 10;
+    kup.at[1] = 1 << 20;
+    kup.at[2] = 2 << 20;
+    kup.at[3] = 3 << 20;
+    uint64_t t0 = nw.now;
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_key_updates));
+    check_flows(&a);
+    CHECK_EQ_INT(kup.next, 4);
+    settle(&a, &nw, s);
+    /* five updates in all, each counted once on each side */
+    ir_conn_stats c, v;
+    ir_conn_get_stats(s[0].c, &c);
+    ir_conn_get_stats(s[1].c, &v);
+    CHECK_EQ_INT(c.key_updates, 5);
+    CHECK_EQ_INT(v.key_updates, 5);
+    CHECK_EQ_INT(s[0].c->key_phase, 1);
+    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK_EQ_INT(s[0].c->rx_phase, 1);
+    CHECK_EQ_INT(s[1].c->rx_phase, 1);
+    report("key updates", &a, &nw, s, t0);
+    app_free(&a);
+    sides_free(s, &nw);
+}
+
+/* ---- 5: closing, idle timeout and keep-alive ------------------------------------------- */
+
+static uint64_t keep_alive_client, keep_alive_server;
+static void keep_alive_cfg(ir_conn_config *cfg, int server)
+{
+    cfg->keep_alive_ns = server ? keep_alive_server : keep_alive_client;
 }
 
 TEST(close_and_idle)
@@ -334,40 +1127,826 @@ TEST(close_and_idle)
     side s[2];
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
-    CHECK(run_until(&nw, s, both_established, 5000000000ull));
+    CHECK(run_until(&nw, s, both_established, 5 * SEC));
     ir_conn_close(s[0].c, 1, 42, "bye", nw.now);
     for (int i = 0; i < 1000 && ir_conn_get_state(s[1].c) < IR_CONN_DRAINING; i++)
-        if (!step(&nw, s, nw.now + 10000000000ull))
+        if (!step(&nw, s, nw.now + 10 * SEC))
             break;
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ci->closed && ci->by_peer && ci->application);
     CHECK_EQ_INT(ci->code, 42);
     CHECK_STR(ci->reason, "bye");
+    /* both reach CLOSED after the draining / closing period */
+    run_for(&nw, s, 5 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSED);
+    CHECK_EQ_INT(ir_conn_timeout(s[0].c), UINT64_MAX);
     sides_free(s, &nw);
 
-    /* idle timeout: keep-alive off, network cut after the handshake */
+    /* an application close during the handshake goes out as the transport error
+     * APPLICATION_ERROR without a reason (RFC 9000 10.2.3): by the client before it sent
+     * anything, by the server before the client finished */
+    for (int closer = 0; closer < 2; closer++) {
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        for (int i = 0; closer && i < 1000 && !s[1].c; i++)
+            step(&nw, s, nw.now + SEC);
+        CHECK(s[closer].c && ir_conn_get_state(s[closer].c) == IR_CONN_HANDSHAKE);
+        ir_conn_close(s[closer].c, 1, 77, "secret", nw.now);
+        run_for(&nw, s, 100 * MS);
+        CHECK(s[1 - closer].c != NULL);
+        if (s[1 - closer].c) {
+            ci = ir_conn_close_info(s[1 - closer].c);
+            CHECK(ci->closed && ci->by_peer && !ci->application);
+            CHECK_EQ_INT(ci->code, 0x0c);
+            CHECK_STR(ci->reason, "");
+        }
+        run_for(&nw, s, 5 * SEC);
+        CHECK_EQ_INT(ir_conn_get_state(s[closer].c), IR_CONN_CLOSED);
+        sides_free(s, &nw);
+    }
+
+    /* idle timeout: the network is cut after the handshake */
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
-    CHECK(run_until(&nw, s, both_established, 5000000000ull));
-    nw.loss = 1.0;
+    CHECK(run_until(&nw, s, both_established, 5 * SEC));
+    nw.loss = 1000000;
     for (int i = 0; i < 100000 && ir_conn_get_state(s[0].c) != IR_CONN_CLOSED; i++)
-        if (!step(&nw, s, nw.now + 100000000000ull))
+        if (!step(&nw, s, nw.now + 100 * SEC))
             break;
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
     CHECK(ir_conn_close_info(s[0].c)->idle_timeout);
     sides_free(s, &nw);
 }
 
+TEST(idle_and_keep_alive)
+{
+    net nw;
+    side s[2];
+    uint64_t idle = 30 * SEC; /* both sides' max_idle_timeout */
+
+    /* keep-alive off on both sides, the network up, nothing to say: both time out */
+    keep_alive_client = keep_alive_server = 0;
+    tweak_config = keep_alive_cfg;
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    drop_events(s);
+    uint64_t t0 = nw.now;
+    run_for(&nw, s, idle - 2 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    run_for(&nw, s, 4 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSED);
+    CHECK(ir_conn_close_info(s[0].c)->idle_timeout && ir_conn_close_info(s[1].c)->idle_timeout);
+    CHECK(nw.now - t0 >= idle);
+    ir_event ev;
+    int closed = 0;
+    while (ir_conn_poll_event(s[0].c, &ev))
+        closed += ev.type == IR_EV_CLOSED;
+    CHECK_EQ_INT(closed, 1);
+    sides_free(s, &nw);
+
+    /* keep-alive on one side only: both stay up for many idle timeouts, with some loss */
+    for (int who = 0; who < 2; who++) {
+        keep_alive_client = who == 0 ? 5 * SEC : 0;
+        keep_alive_server = who == 1 ? 5 * SEC : 0;
+        net_init(&nw, 0.05, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
+        ir_conn_stats before;
+        ir_conn_get_stats(s[who].c, &before);
+        run_for(&nw, s, 4 * idle);
+        CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+        CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+        ir_conn_stats after;
+        ir_conn_get_stats(s[who].c, &after);
+        /* a PING about every 5 s, not a flood */
+        uint64_t pings = after.pkts_sent - before.pkts_sent;
+        CHECK(pings >= 20 && pings <= 60);
+        /* still usable: a small echo */
+        nw.loss = 0;
+        app a;
+        app_init(&a, 1, 1000, 0, 1);
+        open_more(&a, s);
+        CHECK(run_app(&a, &nw, s, 10 * SEC, NULL));
+        check_flows(&a);
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
+/* ---- 6: stateless reset ------------------------------------------------------------------ */
+
+TEST(stateless_reset)
+{
+    net nw;
+    side s[2];
+    app a;
+    netcfg nc = {0, 0, 0, 10};
+    start(&nw, s, &nc);
+    app_init(&a, 1, 4 << 20, 0, 1);
+    /* a transfer is under way when the server forgets the connection (a reboot) */
+    uint64_t limit = nw.now + 60 * SEC;
+    while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
+        pump(&a, s);
+    CHECK(a.f[0].h[1].got >= (1 << 20));
+    CHECK(s[0].c->rcid[s[0].c->active_rcid].has_token);
+    ir_conn_free(s[1].c);
+    s[1].c = NULL;
+    nw.server_forgot = 1;
+    memset(nw.server_reset_key, 2, 32);
+    uint64_t t_forgot = nw.now;
+    limit = nw.now + 60 * SEC;
+    while (ir_conn_get_state(s[0].c) != IR_CONN_CLOSED && step(&nw, s, limit))
+        pump(&a, s);
+    const ir_close_info *ci = ir_conn_close_info(s[0].c);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
+    CHECK(ci->closed && ci->reset && ci->by_peer && !ci->idle_timeout);
+    CHECK(nw.resets_sent >= 1);
+    CHECK(nw.now - t_forgot < 2 * SEC); /* the reset, not a timeout, ended it */
+    CHECK(a.closed[0]);
+    /* the stream reports the end of the connection */
+    uint8_t b[16] = {0};
+    CHECK(ir_conn_stream_write(s[0].c, a.f[0].id, b, sizeof b, 0) < 0);
+    uint8_t out[1500];
+    ir_netaddr to;
+    CHECK_EQ_INT(ir_conn_send(s[0].c, out, sizeof out, &to, nw.now), 0);
+    CHECK_EQ_INT(ir_conn_timeout(s[0].c), UINT64_MAX);
+    app_free(&a);
+    sides_free(s, &nw);
+
+    /* a datagram that merely ends with some other token is no reset, nor one that ends
+     * with the token of a connection id the client has not used (RFC 9000 10.3.1) */
+    start(&nw, s, &nc);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    uint8_t d[64];
+    rand_bytes(NULL, d, sizeof d);
+    d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
+    ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    int unused = 0;
+    for (size_t i = 0; i < s[0].c->nrcid; i++) {
+        const remote_cid *r = &s[0].c->rcid[i];
+        if (i == s[0].c->active_rcid || !r->has_token)
+            continue;
+        rand_bytes(NULL, d, sizeof d);
+        d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
+        memcpy(d + sizeof d - 16, r->token, 16);
+        ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
+        unused++;
+    }
+    CHECK(unused >= 1);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK(!ir_conn_close_info(s[0].c)->closed);
+    sides_free(s, &nw);
+}
+
+/* ---- 7: NAT rebinding --------------------------------------------------------------------- */
+
+/* Decrypts a copy of a 1-RTT datagram with the receiver's current keys and reports the
+ * path frames it carries: a bit mask, 1 PATH_CHALLENGE, 2 PATH_RESPONSE. */
+static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+{
+    uint8_t copy[1500];
+    memcpy(copy, d, len);
+    ir_pkt_hdr h;
+    const pn_space *sp = &c->sp[SP_APP];
+    if (!sp->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+        return 0;
+    uint64_t pn;
+    size_t pn_len;
+    if (ir_pkt_unprotect_header(copy, &h, &sp->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
+        return 0;
+    if (((copy[0] >> 2) & 1) != c->rx_phase)
+        return 0;
+    const uint8_t *payload;
+    size_t plen;
+    if (ir_pkt_decrypt(copy, &h, pn_len, &sp->rx.aead, 0, pn, &payload, &plen) != 0)
+        return 0;
+    ir_cursor cur;
+    ir_cursor_init(&cur, payload, plen);
+    unsigned found = 0;
+    while (ir_cursor_left(&cur) > 0) {
+        ir_frame f;
+        if (ir_frame_decode(&cur, &f) != 0)
+            break;
+        if (f.type == IR_FT_PATH_CHALLENGE)
+            found |= 1;
+        if (f.type == IR_FT_PATH_RESPONSE)
+            found |= 2;
+    }
+    return found;
+}
+
+static int rebound, saw_unvalidated, validated_again;
+static ir_netaddr new_caddr;
+static uint64_t challenges, big_challenges, responses, small_path_dgrams;
+
+static int drop_first_challenge;
+
+static int tap_path_frames(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    if (!s[1 - from].c)
+        return 0;
+    unsigned f = peek_path_frames(s[1 - from].c, d, len);
+    /* RFC 9000 8.2: datagrams with PATH_CHALLENGE / PATH_RESPONSE are expanded to 1200
+     * bytes, a challenge only if the anti-amplification limit allows it */
+    if ((f & 1) && from == 1) {
+        const qpath *pa = &s[1].c->path;
+        uint64_t allowed = 3 * pa->bytes_recv - (pa->bytes_sent - len); /* before this one */
+        challenges++;
+        if (len >= 1200)
+            big_challenges++;
+        else if (pa->validated || allowed >= 1200)
+            small_path_dgrams++;
+    }
+    if ((f & 2) && from == 0) {
+        responses++;
+        if (len < 1200)
+            small_path_dgrams++;
+    }
+    if ((f & 1) && from == 1 && drop_first_challenge) {
+        drop_first_challenge = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static void watch_rebinding(app *a, net *nw, side *s)
+{
+    if (!rebound && a->f[0].h[0].got + a->f[0].h[1].got >= (1 << 20)) {
+        rebound = 1;
+        nw->caddr = new_caddr; /* the NAT gives the client a new mapping */
+    }
+    if (rebound && s[1].c && !s[1].c->path.validated)
+        saw_unvalidated = 1;
+    if (saw_unvalidated && !validated_again && s[1].c->path.validated) {
+        validated_again = 1;
+        /* before validation the server sent at most 3x what it received (RFC 9000 8.1) */
+        CHECK(nw->server_tx_to_new <= 3 * nw->server_rx_from_new);
+    }
+}
+
+TEST(nat_rebinding)
+{
+    for (int v = 0; v < 5; v++) {
+        net nw;
+        side s[2];
+        app a;
+        /* both ways clean; both ways with loss; a download (the client only acknowledges);
+         * an idle connection (keep-alive) rebound before the server has data to send; a
+         * download whose first PATH_CHALLENGE is lost (the server, held by the
+         * anti-amplification limit, can try again only when the client sends more) */
+        static const char *what[] = {"NAT rebinding", "NAT rebinding, 2% loss",
+                                     "NAT rebinding, download, 2% loss",
+                                     "NAT rebinding while idle, then a download",
+                                     "NAT rebinding, download, 2% loss, challenge lost"};
+        int lossy = v == 1 || v == 2 || v == 4;
+        netcfg nc = {lossy ? 0.02 : 0, lossy ? 0.02 : 0, 0, 10};
+        start(&nw, s, &nc);
+        app_init(&a, 1, v >= 2 ? 0 : 4 << 20, 4 << 20, 0);
+        rebound = saw_unvalidated = validated_again = 0;
+        challenges = big_challenges = responses = small_path_dgrams = 0;
+        drop_first_challenge = v == 4;
+        new_caddr.len = 7;
+        memcpy(new_caddr.data, "client2", 7);
+        nw.tap = tap_path_frames;
+        uint64_t t0 = nw.now;
+        if (v == 3) {
+            CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+            drop_events(s);
+            run_for(&nw, s, 2 * SEC);
+            rebound = 1;
+            nw.caddr = new_caddr;
+            saw_unvalidated = 1;
+            run_for(&nw, s, 8 * SEC); /* the client's keep-alive comes from the new address */
+            CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
+            open_more(&a, s);
+            t0 = nw.now;
+        }
+        int done = run_app(&a, &nw, s, 600 * SEC, watch_rebinding);
+        CHECK(done);
+        if (!done || !s[1].c->path.validated)
+            fprintf(stderr, "%s: done %d, closed %d/%d (%s / %s), server path %.*s validated %d "
+                    "challenge pending %d outstanding %d, at %.3f s\n",
+                    what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
+                    ir_conn_close_info(s[1].c)->reason, s[1].c->path.addr.len,
+                    (const char *)s[1].c->path.addr.data, s[1].c->path.validated,
+                    s[1].c->path.challenge_pending, s[1].c->path.challenge_outstanding,
+                    (double)(nw.now - t0) / 1e9);
+        /* the new path does not hold the server back: no waiting for keep-alives to
+         * build up its anti-amplification allowance (clean, this takes 0.2 s) */
+        if (v == 3)
+            CHECK(nw.now - t0 < 1 * SEC);
+        check_flows(&a);
+        CHECK(rebound);
+        /* the server moved path 0 to the new address and validated it (PATH_CHALLENGE /
+         * PATH_RESPONSE) */
+        CHECK(saw_unvalidated && validated_again);
+        CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
+        CHECK(s[1].c->path.validated);
+        CHECK(!s[1].c->path.challenge_outstanding);
+        CHECK(challenges >= 1 && responses >= 1);
+        CHECK(big_challenges >= 1); /* the path MTU was validated too */
+        CHECK_EQ_INT(small_path_dgrams, 0);
+        report(what[v], &a, &nw, s, t0);
+        settle(&a, &nw, s);
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+}
+
+/* The client's address changes while the connection is idle, and the server's first
+ * PATH_CHALLENGE is lost. Held by the anti-amplification limit, the server can only try
+ * again when the client's next keep-alive arrives (87 bytes allowed), with an ACK of many
+ * ranges (from an earlier lossy upload) to send as well: the challenge must get in. */
+TEST(rebinding_challenge_lost)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0.05, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 1 << 20, 1), 1 << 20);
+    uint64_t limit = nw.now + 120 * SEC;
+    while (!ir_conn_stream_send_done(s[0].c, id) && step(&nw, s, limit)) {
+    }
+    CHECK(ir_conn_stream_send_done(s[0].c, id));
+    nw.loss = 0;
+    run_for(&nw, s, 1 * SEC);
+    CHECK(s[1].c->sp[SP_APP].recv.n >= 30); /* the server's ACKs are long */
+    drop_events(s);
+    new_caddr.len = 7;
+    memcpy(new_caddr.data, "client2", 7);
+    nw.caddr = new_caddr;
+    nw.tap = tap_path_frames;
+    challenges = big_challenges = responses = small_path_dgrams = 0;
+    drop_first_challenge = 1;
+    run_for(&nw, s, 20 * SEC);
+    CHECK(!drop_first_challenge);
+    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
+    CHECK(s[1].c->path.validated);
+    CHECK(challenges >= 2 && responses >= 1);
+    CHECK_EQ_INT(small_path_dgrams, 0);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
+/* An on-path attacker forwards a copy of a client packet from its own address, and it
+ * arrives first (RFC 9000 9.3.2, 9.3.3): the server moves to the attacker's address, its
+ * validation fails, and it returns to the client's last validated address. The client
+ * stays silent meanwhile, so only that return can save the connection. */
+static int spoof_next;
+static ir_netaddr evil;
+
+static int tap_spoof(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    if (from != 0 || !spoof_next)
+        return 0;
+    spoof_next = 0;
+    pkt *p = pkt_alloc(nw);
+    p->at = nw->now + nw->delay - 1 * MS; /* just before the original */
+    p->seq = nw->seq++;
+    p->to = 1;
+    p->from = evil;
+    p->len = len;
+    memcpy(p->data, d, len);
+    heap_push(nw, p);
+    return 0;
+}
+
+TEST(spurious_migration)
+{
+    net nw;
+    side s[2];
+    keep_alive_client = 0;
+    keep_alive_server = 5 * SEC;
+    tweak_config = keep_alive_cfg;
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 500 * MS);
+    drop_events(s);
+    evil.len = 4;
+    memcpy(evil.data, "evil", 4);
+    nw.tap = tap_spoof;
+    /* the server sends a datagram; the client's acknowledgment is copied */
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
+    spoof_next = 1;
+    uint64_t limit = nw.now + 1 * SEC;
+    while (!ir_netaddr_eq(&s[1].c->path.addr, &evil) && step(&nw, s, limit)) {
+    }
+    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &evil));
+    CHECK(!s[1].c->path.validated);
+    run_for(&nw, s, 5 * SEC);
+    CHECK(nw.misrouted > 0);
+    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &nw.caddr));
+    CHECK(s[1].c->path.validated);
+    CHECK(!s[1].c->path.challenge_outstanding);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    /* and it works */
+    app a;
+    app_init(&a, 1, 100000, 0, 1);
+    open_more(&a, s);
+    CHECK(run_app(&a, &nw, s, 10 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+/* ---- 8: protocol violations by the peer --------------------------------------------------
+ *
+ * A real 1-RTT packet protected with the sender's current keys, carrying hand-built
+ * frames, is given to the receiver; it must close with the right transport error, and
+ * the sender must see that error in the receiver's CONNECTION_CLOSE. */
+
+typedef struct frames {
+    uint8_t b[1400];
+    size_t n;
+} frames;
+
+static void put(frames *fr, const ir_frame *f)
+{
+    size_t k = ir_frame_encode(fr->b + fr->n, sizeof fr->b - fr->n, f);
+    CHECK(k > 0);
+    fr->n += k;
+}
+
+static void put_stream(frames *fr, uint64_t id, uint64_t off, size_t len, int fin)
+{
+    static const uint8_t zeros[1024];
+    ir_frame f = {.type = ir_stream_frame_type(1, 1, fin)};
+    f.u.stream.stream_id = id;
+    f.u.stream.offset = off;
+    f.u.stream.data = zeros;
+    f.u.stream.len = len;
+    put(fr, &f);
+}
+
+static void put_raw(frames *fr, const char *hex)
+{
+    int k = t_unhex(hex, fr->b + fr->n, sizeof fr->b - fr->n);
+    CHECK(k > 0);
+    fr->n += (size_t)k;
+}
+
+/* a 1-RTT packet from c carrying the frames; reserved = header bits to set */
+static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
+{
+    pn_space *sp = &c->sp[SP_APP];
+    uint64_t pn = sp->next_pn++;
+    size_t pn_len = 4;
+    size_t h = ir_pkt_write_short(out, cap, &c->rcid[c->active_rcid].cid, c->key_phase, 0, pn,
+                                  pn_len);
+    out[0] |= reserved;
+    memcpy(out + h, fr->b, fr->n);
+    return ir_pkt_protect(out, h, pn_len, 0, fr->n, &sp->tx, 0, pn);
+}
+
+typedef struct violation {
+    const char *name;
+    int from;       /* the side that misbehaves */
+    uint64_t code;  /* the error the other side must close with */
+    void (*build)(frames *fr, side *s);
+    uint8_t reserved;
+    int setup;      /* 1: a client stream 0 with some data exists first */
+} violation;
+
+static void v_stream_fc(frames *fr, side *s)
+{
+    /* ends 5 bytes beyond the stream window the server advertised */
+    put_stream(fr, 0, 1250000 - 5, 10, 0);
+}
+static void v_conn_fc(frames *fr, side *s)
+{
+    /* within each stream's window, beyond the connection window (FC_CONN) together */
+    put_stream(fr, 0, FC_STREAM - 100, 100, 0);
+    put_stream(fr, 4, FC_CONN - FC_STREAM, 100, 0);
+}
+static void v_stream_limit(frames *fr, side *s)
+{
+    put_stream(fr, 4 * 100, 0, 10, 0); /* the 101st bidi stream: the server allows 100 */
+}
+static void v_send_only(frames *fr, side *s)
+{
+    put_stream(fr, 3, 0, 10, 0); /* the server's own unidirectional stream */
+}
+static void v_not_opened(frames *fr, side *s)
+{
+    put_stream(fr, 1, 0, 10, 0); /* a server bidi stream the server never opened */
+}
+static void v_final_size(frames *fr, side *s)
+{
+    put_stream(fr, 8, 0, 10, 1);
+    put_stream(fr, 8, 10, 5, 0);
+}
+static void v_final_size_reset(frames *fr, side *s)
+{
+    put_stream(fr, 8, 0, 100, 0);
+    ir_frame f = {.type = IR_FT_RESET_STREAM};
+    f.u.reset_stream.stream_id = 8;
+    f.u.reset_stream.final_size = 50;
+    put(fr, &f);
+}
+static void v_reset_fc(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_RESET_STREAM};
+    f.u.reset_stream.stream_id = 8;
+    f.u.reset_stream.final_size = 1250001;
+    put(fr, &f);
+}
+static void v_stop_recv_only(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_STOP_SENDING};
+    f.u.stop_sending.stream_id = 2; /* the client's own uni stream: receive-only for the server */
+    put(fr, &f);
+}
+static void v_max_stream_data_recv_only(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_MAX_STREAM_DATA};
+    f.u.stream_limit.stream_id = 2;
+    f.u.stream_limit.limit = 100000;
+    put(fr, &f);
+}
+static void v_ack_unsent(frames *fr, side *s)
+{
+    put_raw(fr, "02 80010000 00 00 00"); /* ACK of packet 65536 */
+}
+static void v_handshake_done(frames *fr, side *s)
+{
+    put_raw(fr, "1e");
+}
+static void v_new_token(frames *fr, side *s)
+{
+    put_raw(fr, "07 04 01020304");
+}
+static void v_unknown_frame(frames *fr, side *s)
+{
+    put_raw(fr, "01 21");
+}
+static void v_truncated(frames *fr, side *s)
+{
+    put_raw(fr, "01 10"); /* MAX_DATA without its value */
+}
+static void v_max_streams_big(frames *fr, side *s)
+{
+    put_raw(fr, "12 d000000000000001"); /* MAX_STREAMS 2^60 + 1 */
+}
+static void v_no_frames(frames *fr, side *s)
+{
+    fr->n = 0;
+}
+static void v_reserved_bits(frames *fr, side *s)
+{
+    put_raw(fr, "01");
+}
+static void v_cid_limit(frames *fr, side *s)
+{
+    /* the server allows 5 active connection ids; the client already gave it its limit */
+    for (int k = 0; k < 6; k++) {
+        uint8_t cid[8], token[16];
+        memset(cid, 0xa0 + k, 8);
+        memset(token, 0xb0 + k, 16);
+        ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
+        f.u.new_cid.seq = 20 + (uint64_t)k;
+        f.u.new_cid.cid = cid;
+        f.u.new_cid.cid_len = 8;
+        f.u.new_cid.reset_token = token;
+        put(fr, &f);
+    }
+}
+static void v_retire_unknown(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_RETIRE_CONNECTION_ID};
+    f.u.retire_cid.seq = 100;
+    put(fr, &f);
+}
+static void v_data_blocked_send_only(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_STREAM_DATA_BLOCKED};
+    f.u.stream_limit.stream_id = 3; /* send-only for the server */
+    f.u.stream_limit.limit = 10;
+    put(fr, &f);
+}
+static void v_streams_blocked_big(frames *fr, side *s)
+{
+    put_raw(fr, "16 d000000000000001"); /* STREAMS_BLOCKED 2^60 + 1 */
+}
+static void v_retire_in_use(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_RETIRE_CONNECTION_ID};
+    f.u.retire_cid.seq = 0; /* the server's id this very packet is sent to */
+    put(fr, &f);
+}
+static void v_stop_unopened(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_STOP_SENDING};
+    f.u.stop_sending.stream_id = 5; /* a server bidi stream the server never opened */
+    put(fr, &f);
+}
+static void v_reset_send_only(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_RESET_STREAM};
+    f.u.reset_stream.stream_id = 7; /* the server's own uni stream */
+    put(fr, &f);
+}
+static void v_stream_offset_big(frames *fr, side *s)
+{
+    put_raw(fr, "0e 00 bfffffffffffffff 02 0000"); /* data ending beyond 2^62 - 1 */
+}
+static void v_ack_bad_range(frames *fr, side *s)
+{
+    put_raw(fr, "02 05 00 00 06"); /* the first range reaches below packet 0 */
+}
+static void v_server_stream_unopened(frames *fr, side *s)
+{
+    put_stream(fr, 4 * 50, 0, 10, 0); /* a client bidi stream the client never opened */
+}
+
+static const violation violations[] = {
+    {"stream flow control", 0, 0x3, v_stream_fc, 0, 0},
+    {"connection flow control", 0, 0x3, v_conn_fc, 0, 0},
+    {"stream limit", 0, 0x4, v_stream_limit, 0, 0},
+    {"STREAM on a send-only stream", 0, 0x5, v_send_only, 0, 0},
+    {"STREAM on an unopened local stream", 0, 0x5, v_not_opened, 0, 0},
+    {"final size changed", 0, 0x6, v_final_size, 0, 0},
+    {"RESET_STREAM below received data", 0, 0x6, v_final_size_reset, 0, 0},
+    {"RESET_STREAM beyond flow control", 0, 0x3, v_reset_fc, 0, 0},
+    {"STOP_SENDING on a receive-only stream", 0, 0x5, v_stop_recv_only, 0, 0},
+    {"MAX_STREAM_DATA on a receive-only stream", 0, 0x5, v_max_stream_data_recv_only, 0, 0},
+    {"ACK of an unsent packet", 0, 0xa, v_ack_unsent, 0, 0},
+    {"HANDSHAKE_DONE from a client", 0, 0xa, v_handshake_done, 0, 0},
+    {"NEW_TOKEN from a client", 0, 0xa, v_new_token, 0, 0},
+    {"unknown frame type", 0, 0x7, v_unknown_frame, 0, 0},
+    {"truncated frame", 0, 0x7, v_truncated, 0, 0},
+    {"MAX_STREAMS above 2^60", 0, 0x7, v_max_streams_big, 0, 0},
+    {"packet without frames", 0, 0xa, v_no_frames, 0, 0},
+    {"reserved header bits", 0, 0xa, v_reserved_bits, 0x08, 0},
+    {"too many connection ids", 0, 0x9, v_cid_limit, 0, 0},
+    {"retiring an unissued connection id", 0, 0xa, v_retire_unknown, 0, 0},
+    {"STREAM_DATA_BLOCKED on a send-only stream", 0, 0x5, v_data_blocked_send_only, 0, 0},
+    {"STREAMS_BLOCKED above 2^60", 0, 0x7, v_streams_blocked_big, 0, 0},
+    {"retiring the connection id in use", 0, 0xa, v_retire_in_use, 0, 0},
+    {"STOP_SENDING on an unopened local stream", 0, 0x5, v_stop_unopened, 0, 0},
+    {"RESET_STREAM on a send-only stream", 0, 0x5, v_reset_send_only, 0, 0},
+    {"STREAM beyond 2^62", 0, 0x7, v_stream_offset_big, 0, 0},
+    {"ACK range below 0", 0, 0x7, v_ack_bad_range, 0, 0},
+    {"server STREAM on an unopened client stream", 1, 0x5, v_server_stream_unopened, 0, 0},
+};
+
+static void conn_fc_config(ir_conn_config *cfg, int server)
+{
+    if (server) {
+        cfg->tp.initial_max_data = FC_CONN;
+        cfg->tp.initial_max_stream_data_bidi_remote = FC_STREAM;
+    }
+}
+
+TEST(protocol_violations)
+{
+    for (size_t v = 0; v < sizeof violations / sizeof *violations; v++) {
+        const violation *vi = &violations[v];
+        net nw;
+        side s[2];
+        tweak_config = vi->build == v_conn_fc ? conn_fc_config : NULL;
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        run_for(&nw, s, 200 * MS); /* connection ids and acks exchanged */
+        drop_events(s);
+        frames fr;
+        fr.n = 0;
+        vi->build(&fr, s);
+        uint8_t d[1500];
+        size_t n = forge(s[vi->from].c, &fr, vi->reserved, d, sizeof d);
+        int to = 1 - vi->from;
+        ir_conn_recv(s[to].c, vi->from ? &nw.saddr : &nw.caddr, d, n, nw.now);
+        const ir_close_info *ci = ir_conn_close_info(s[to].c);
+        int ok = ir_conn_get_state(s[to].c) == IR_CONN_CLOSING && ci->closed && !ci->by_peer &&
+                 !ci->application && ci->code == vi->code;
+        if (!ok)
+            fprintf(stderr, "%s: state %d, code 0x%llx (want 0x%llx) \"%s\"\n", vi->name,
+                    (int)ir_conn_get_state(s[to].c), (unsigned long long)ci->code,
+                    (unsigned long long)vi->code, ci->reason);
+        CHECK(ok);
+        /* the misbehaving side learns why */
+        run_for(&nw, s, 1 * SEC);
+        const ir_close_info *pi = ir_conn_close_info(s[vi->from].c);
+        CHECK(pi->closed && pi->by_peer && !pi->application);
+        CHECK_EQ_INT(pi->code, vi->code);
+        CHECK(ir_conn_get_state(s[vi->from].c) >= IR_CONN_DRAINING);
+        run_for(&nw, s, 5 * SEC);
+        CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
+        CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSED);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
+/* ---- freeing in every state ------------------------------------------------------------ */
+
+TEST(free_in_every_state)
+{
+    net nw;
+    side s[2];
+    /* a client that never sent anything */
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    sides_free(s, &nw);
+
+    /* both mid-handshake: the server has answered, the client not finished */
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    for (int i = 0; i < 1000 && !s[1].c; i++)
+        step(&nw, s, nw.now + SEC);
+    CHECK(s[1].c && ir_conn_get_state(s[1].c) == IR_CONN_HANDSHAKE);
+    drain(&nw, s);
+    sides_free(s, &nw);
+
+    /* established with streams holding unsent, unacknowledged and unread data */
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    static uint8_t big[3 << 20];
+    CHECK(ir_conn_stream_write(s[0].c, id, big, sizeof big, 0) > 0);
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 0, &id), 0);
+    CHECK(ir_conn_stream_write(s[0].c, id, big, 5000, 1) > 0);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, big, 100), 0);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, big, 100), 0);
+    run_for(&nw, s, 50 * MS);
+    CHECK(ir_conn_initiate_key_update(s[1].c) == 0);
+    drain(&nw, s);
+    run_for(&nw, s, 5 * MS);
+    CHECK(s[1].c->nstreams > 0);
+    sides_free(s, &nw);
+
+    /* closing (ours) and draining (the peer's) */
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    CHECK_EQ_INT(ir_conn_stream_open(s[1].c, 1, &id), 0);
+    CHECK(ir_conn_stream_write(s[1].c, id, big, 100000, 0) > 0);
+    ir_conn_close(s[1].c, 0, 0, "done", nw.now);
+    run_for(&nw, s, 30 * MS);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSING);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_DRAINING);
+    sides_free(s, &nw);
+
+    /* closed */
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    ir_conn_close(s[0].c, 1, 7, "", nw.now);
+    run_for(&nw, s, 10 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_CLOSED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSED);
+    sides_free(s, &nw);
+
+    ir_conn_free(NULL);
+}
+
 int main(void)
 {
+    /* IR_SIM_SEED=n replays the whole run with another random sequence */
+    const char *seed = getenv("IR_SIM_SEED");
+    if (seed && strtoull(seed, NULL, 0))
+        rng_state = strtoull(seed, NULL, 0);
     setup_identities();
+    pat = malloc(2 * PAT);
+    if (!pat)
+        return 1;
+    rand_bytes(NULL, pat, PAT);
+    memcpy(pat + PAT, pat, PAT);
     RUN(handshake);
     RUN(echo_small);
     RUN(echo_1mib_clean);
     RUN(echo_1mib_lossy);
     RUN(echo_256k_heavy_loss);
+    RUN(bulk_both_ways);
+    RUN(streams_100_concurrent);
+    RUN(flow_control_stalls);
+    RUN(key_update_mid_transfer);
     RUN(close_and_idle);
+    RUN(idle_and_keep_alive);
+    RUN(stateless_reset);
+    RUN(nat_rebinding);
+    RUN(rebinding_challenge_lost);
+    RUN(spurious_migration);
+    RUN(protocol_violations);
+    RUN(free_in_every_state);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
+    free(pat);
     TEST_EXIT();
 }
