@@ -814,6 +814,15 @@ static void discard_space(ir_conn *c, int s)
     ir_pkt_keys_free(&c->sp[s].rx);
     ir_pkt_keys_free(&c->sp[s].tx);
     c->sp[s].have_rx = c->sp[s].have_tx = 0;
+    /* nothing of the space is needed any more: give its memory back */
+    free(c->sp[s].sent);
+    c->sp[s].sent = NULL;
+    c->sp[s].capsent = 0;
+    ir_sendbuf_free(&c->sp[s].crypto_send);
+    ir_recvbuf_free(&c->sp[s].crypto_recv);
+    ir_sendbuf_init(&c->sp[s].crypto_send);
+    ir_recvbuf_init(&c->sp[s].crypto_recv);
+    ir_ranges_free(&c->sp[s].recv);
 }
 
 static void issue_more_cids(ir_conn *c)
@@ -1947,7 +1956,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
     if (w.rec.in_flight || w.rec.nframes) {
         if (w.rec.in_flight) {
             if (sp->nsent == sp->capsent) {
-                size_t ncap = sp->capsent ? sp->capsent * 2 : 64;
+                size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
                 sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
                 if (!np) {
                     close_with(c, 0, E_INTERNAL, "out of memory");

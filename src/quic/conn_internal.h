@@ -39,7 +39,7 @@ typedef struct sent_frame {
     uint64_t a, b, c;
 } sent_frame;
 
-#define MAX_SENT_FRAMES 16
+#define MAX_SENT_FRAMES 8
 
 typedef struct sent_pkt {
     uint64_t pn;

@@ -182,6 +182,16 @@ static void remove_sent(ir_conn *c, int space, size_t i)
 
 static void compact_sent(pn_space *s)
 {
+    if (s->sent_first == s->nsent) {
+        /* everything acknowledged or lost: start over, and give back a big array */
+        s->nsent = s->sent_first = s->sent_gone = 0;
+        if (s->capsent > 64) {
+            free(s->sent);
+            s->sent = NULL;
+            s->capsent = 0;
+        }
+        return;
+    }
     if (s->sent_gone < 16 || 2 * s->sent_gone < s->nsent)
         return;
     size_t n = 0;
