@@ -251,6 +251,12 @@ IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, ui
 IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
 
+/* With on != 0 the endpoint answers every new client with a QUIC Retry and keeps no state
+ * until the client returns with the token (RFC 9000 8.1.2): it proves the client's address
+ * at the cost of one round trip. Off by default, as in iroh. Clients always follow a
+ * server's Retry. */
+IROH_EXTERN int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on);
+
 /* Screening: called on the I/O thread once an incoming connection's peer is
  * authenticated; return 0 to accept it, or a non-zero application error code to close it
  * with that code (reason "refused"). Must not block or call back into the library. */

@@ -13,5 +13,6 @@ int cli_read_secret_file(const char *path, iroh_secret_key *key);
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_relay(int argc, char **argv);
 
 #endif

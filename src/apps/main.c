@@ -22,14 +22,19 @@ static const char USAGE[] =
     "  ticket encode ID [--relay URL]... [--addr IP:PORT]...\n"
     "                                    print the EndpointTicket of an address\n"
     "  ticket decode TICKET              print a ticket's contents as one line of JSON\n"
-    "  listen --alpn ALPN [--echo] [--bind IP:PORT] [--secret-file FILE]\n"
+    "  listen --alpn ALPN [--echo] [--retry] [--bind IP:PORT] [--secret-file FILE]\n"
     "                                    print a ticket; with --echo, echo every stream and\n"
     "                                    datagram of every connection until killed; without,\n"
-    "                                    pipe stdin/stdout over one connection's first stream\n"
+    "                                    pipe stdin/stdout over one connection's first stream;\n"
+    "                                    --retry validates clients with a QUIC Retry first\n"
     "  connect TICKET --alpn ALPN [--timeout SECS] [--streams N] [--bind IP:PORT]\n"
     "                                    send stdin on a stream (N streams: on each), print\n"
     "                                    what comes back, close the connection; --alpn may\n"
     "                                    repeat to offer several (by preference)\n"
+    "  relay [--listen IP:PORT] [--ping-interval SECS] [--header-timeout SECS]\n"
+    "                                    run a relay server over plain HTTP (default\n"
+    "                                    127.0.0.1:3340) until SIGINT/SIGTERM; SIGUSR1\n"
+    "                                    prints its counters to stderr\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)
@@ -287,6 +292,8 @@ int main(int argc, char **argv)
         status = cmd_listen(argc - 2, argv + 2);
     else if (strcmp(cmd, "connect") == 0)
         status = cmd_connect(argc - 2, argv + 2);
+    else if (strcmp(cmd, "relay") == 0)
+        status = cmd_relay(argc - 2, argv + 2);
     else if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("iroh-c %s\n", iroh_version());
         status = 0;

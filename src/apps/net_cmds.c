@@ -378,12 +378,14 @@ static void print_ticket(iroh_endpoint *ep)
 int cmd_listen(int argc, char **argv)
 {
     const char *alpn = NULL, *bind = NULL, *secret_file = NULL;
-    int echo = 0;
+    int echo = 0, retry = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc)
             alpn = argv[++i];
         else if (strcmp(argv[i], "--echo") == 0)
             echo = 1;
+        else if (strcmp(argv[i], "--retry") == 0)
+            retry = 1;
         else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind = argv[++i];
         else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
@@ -411,6 +413,7 @@ int cmd_listen(int argc, char **argv)
         iroh_endpoint_builder_free(b);
         return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
     }
+    iroh_endpoint_builder_retry(b, retry);
     if ((rc = iroh_endpoint_builder_alpn(b, alpn)) != IROH_OK) {
         iroh_endpoint_builder_free(b);
         return cli_api_error("--alpn", rc);

@@ -28,6 +28,7 @@ struct iroh_endpoint_builder {
     size_t n_alpns;
     iroh_socket_addr bind4, bind6;
     uint32_t keep_alive_ms, idle_timeout_ms, connect_timeout_ms;
+    int retry;
     iroh_accept_filter filter;
     void *filter_ctx;
     iroh_event_callback event_cb;
@@ -412,6 +413,14 @@ int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t 
     return IROH_OK;
 }
 
+int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->retry = on != 0;
+    return IROH_OK;
+}
+
 int iroh_endpoint_builder_accept_filter(iroh_endpoint_builder *b, iroh_accept_filter fn, void *ctx)
 {
     if (!b)
@@ -457,6 +466,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.bind6 = b->bind6;
     cfg.keep_alive_ns = (uint64_t)b->keep_alive_ms * 1000000ull;
     cfg.idle_timeout_ms = b->idle_timeout_ms;
+    cfg.retry = b->retry;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
     ep->filter_ctx = b->filter_ctx;

@@ -420,6 +420,69 @@ static void send_stateless_reset(ir_ep *ep, int sock, const ir_netaddr *to, cons
     IR_LOG(IR_LOG_DEBUG, "stateless reset sent for an unknown connection id (%zu bytes)", len);
 }
 
+/* Retry tokens: expiry (8 bytes, ns) || odcid length (1) || odcid || keyed BLAKE3 of
+ * (client address || those bytes), 16 bytes. Only this endpoint can make them; they are
+ * bound to the client's address and valid for RETRY_TOKEN_NS. */
+#define RETRY_TOKEN_NS (10ull * 1000000000ull)
+
+static void retry_mac(const ir_ep *ep, const ir_netaddr *from, const uint8_t *body, size_t len,
+                      uint8_t mac[16])
+{
+    uint8_t key[32], full[32];
+    ir_blake3 h;
+    ir_blake3_derive_key("iroh-c 2026-11 retry token key", ep->reset_key, 32, key, 32);
+    ir_blake3_init_keyed(&h, key);
+    ir_blake3_update(&h, &from->len, 1);
+    ir_blake3_update(&h, from->data, from->len);
+    ir_blake3_update(&h, body, len);
+    ir_blake3_finalize(&h, full, 32);
+    memcpy(mac, full, 16);
+}
+
+static void send_retry(ir_ep *ep, int sock, const ir_netaddr *from, const ir_pkt_hdr *h, uint64_t now)
+{
+    uint8_t token[8 + 1 + IR_MAX_CID_LEN + 16], pkt[256], r;
+    uint64_t expiry = now + RETRY_TOKEN_NS;
+    for (int i = 0; i < 8; i++)
+        token[i] = (uint8_t)(expiry >> (56 - 8 * i));
+    token[8] = h->dcid.len;
+    memcpy(token + 9, h->dcid.data, h->dcid.len);
+    size_t body = 9 + h->dcid.len;
+    retry_mac(ep, from, token, body, token + body);
+    ir_cid scid;
+    scid.len = OUR_CID_LEN;
+    random_bytes(NULL, scid.data, OUR_CID_LEN);
+    random_bytes(NULL, &r, 1);
+    size_t n = ir_pkt_write_retry(pkt, sizeof pkt, &h->scid, &scid, &h->dcid, token, body + 16, r);
+    if (n) {
+        send_raw(ep, sock, from, pkt, n);
+        IR_LOG(IR_LOG_DEBUG, "Retry sent to validate a new client");
+    }
+}
+
+static int check_retry_token(const ir_ep *ep, const ir_netaddr *from, const ir_pkt_hdr *h,
+                             uint64_t now, ir_cid *odcid)
+{
+    const uint8_t *t = h->token;
+    size_t len = h->token_len;
+    if (len < 9 + 16 || t[8] > IR_MAX_CID_LEN || len != 9u + t[8] + 16u)
+        return -1;
+    uint8_t mac[16], diff = 0;
+    retry_mac(ep, from, t, len - 16, mac);
+    for (int i = 0; i < 16; i++)
+        diff |= mac[i] ^ t[len - 16 + i];
+    if (diff)
+        return -1;
+    uint64_t expiry = 0;
+    for (int i = 0; i < 8; i++)
+        expiry = expiry << 8 | t[i];
+    if (now > expiry)
+        return -1;
+    odcid->len = t[8];
+    memcpy(odcid->data, t + 9, t[8]);
+    return 0;
+}
+
 static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t *buf,
                             size_t len, uint64_t now)
 {
@@ -454,6 +517,19 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
         return;
     ir_conn_config cfg;
     base_config(ep, &cfg);
+    if (ep->cfg.retry) {
+        /* RFC 9000 8.1.2: no state until the client proves its address with our token */
+        if (h.token_len == 0) {
+            send_retry(ep, sock, from, &h, now);
+            return;
+        }
+        if (check_retry_token(ep, from, &h, now, &cfg.original_dcid) != 0) {
+            IR_LOG(IR_LOG_DEBUG, "invalid or expired Retry token: dropped");
+            return;
+        }
+        cfg.retried = 1;
+        cfg.retry_scid = h.dcid;
+    }
     cfg.alpns = ep->cfg.alpns;
     cfg.alpn_lens = ep->cfg.alpn_lens;
     cfg.n_alpns = ep->cfg.n_alpns;

@@ -22,6 +22,7 @@ typedef struct ir_ep_config {
     /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 */
     iroh_socket_addr bind4, bind6;
     uint64_t keep_alive_ns; /* 0: iroh's 5 s */
+    int retry;              /* validate client addresses with a Retry before any state */
     uint64_t idle_timeout_ms; /* 0: iroh's 30 s */
 } ir_ep_config;
 

@@ -272,8 +272,10 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
     if (!c->is_server) {
         if (!tp.has_original_dcid || !tp_cid_eq(&tp.original_dcid, &c->odcid))
             return E_TRANSPORT_PARAMETER;
-        if (tp.has_retry_scid)
-            return E_TRANSPORT_PARAMETER; /* we never followed a Retry */
+        /* RFC 9000 7.3: retry_source_connection_id iff we followed a Retry, equal to its SCID */
+        if (tp.has_retry_scid != c->retried ||
+            (c->retried && !tp_cid_eq(&tp.retry_scid, &c->retry_scid)))
+            return E_TRANSPORT_PARAMETER;
         if (tp.has_stateless_reset_token) {
             memcpy(c->rcid[0].token, tp.stateless_reset_token, 16);
             c->rcid[0].has_token = 1;
@@ -332,6 +334,11 @@ static int start_tls(ir_conn *c)
         memcpy(tp.original_dcid.id, c->odcid.data, c->odcid.len);
         tp.has_stateless_reset_token = 1;
         memcpy(tp.stateless_reset_token, c->lcid[0].token, 16);
+        if (c->retried) {
+            tp.has_retry_scid = 1;
+            tp.retry_scid.len = c->retry_scid.len;
+            memcpy(tp.retry_scid.id, c->retry_scid.data, c->retry_scid.len);
+        }
     }
     uint8_t enc[512];
     uint64_t seed;
@@ -409,12 +416,17 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 1;
-    c->odcid = initial->dcid;
+    c->odcid = cfg->retried ? cfg->original_dcid : initial->dcid;
+    if (cfg->retried) {
+        c->retried = 1;
+        c->retry_scid = cfg->retry_scid;
+        c->path.validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
+    }
     c->initial_scid = initial->scid;
     c->rcid[0].cid = initial->scid;
     c->nrcid = 1;
     issue_cid(c);
-    int rc = install_initial_keys(c, &c->odcid);
+    int rc = install_initial_keys(c, &initial->dcid);
     if (rc == IROH_OK)
         rc = start_tls(c);
     if (rc != IROH_OK) {
@@ -437,6 +449,7 @@ void ir_conn_free(ir_conn *c)
     if (!c)
         return;
     ir_tls_free(c->tls);
+    free(c->retry_token);
     for (int s = 0; s < SP_COUNT; s++) {
         pn_space *sp = &c->sp[s];
         ir_pkt_keys_free(&sp->rx);
@@ -1366,6 +1379,37 @@ static void schedule_ack(ir_conn *c, int space, uint64_t pn, int eliciting)
     }
 }
 
+/* RFC 9000 17.2.5.2: a client follows one valid Retry, before any other server packet:
+ * new DCID and Initial keys, the token in every later Initial, the ClientHello again. */
+static int follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
+{
+    if (c->is_server || c->retried || c->got_first_server_packet || h->token_len == 0 ||
+        !ir_cid_eq(&h->dcid, &c->lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
+        !ir_pkt_retry_valid(p, h->pkt_len, &c->odcid))
+        return 0;
+    uint8_t *tok = malloc(h->token_len);
+    if (!tok)
+        return 0;
+    memcpy(tok, h->token, h->token_len);
+    c->retry_token = tok;
+    c->retry_token_len = h->token_len;
+    c->retried = 1;
+    c->retry_scid = h->scid;
+    c->rcid[0].cid = h->scid;
+    if (install_initial_keys(c, &h->scid) != IROH_OK) {
+        close_with(c, 0, E_INTERNAL, "initial keys");
+        return 0;
+    }
+    /* what the Initial packets carried goes out again under the new keys */
+    pn_space *sp = &c->sp[SP_INITIAL];
+    ir_rec_discard_sent(c, SP_INITIAL);
+    sp->crypto_send.next = sp->crypto_send.base;
+    ir_ranges_free(&sp->crypto_send.lost);
+    ir_ranges_init(&sp->crypto_send.lost, 0);
+    c->pto_count = 0;
+    return 1;
+}
+
 /* Returns 1 if the packet was processed, 0 if dropped. */
 static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const ir_pkt_hdr *h)
 {
@@ -1382,8 +1426,10 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
         }
         return 0;
     }
-    if (h->version != IR_QUIC_V1 || h->type == IR_PT_RETRY || h->type == IR_PT_0RTT)
-        return 0; /* Retry is not followed yet; we never accept 0-RTT */
+    if (h->version == IR_QUIC_V1 && h->type == IR_PT_RETRY)
+        return follow_retry(c, p, h);
+    if (h->version != IR_QUIC_V1 || h->type == IR_PT_0RTT)
+        return 0; /* we never accept 0-RTT */
     int space = space_of_type(h->type);
     pn_space *sp = &c->sp[space];
     if (sp->discarded || !sp->have_rx)
@@ -1891,7 +1937,9 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         w.hdr_len = ir_pkt_write_short(buf, cap, dcid(c), c->key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                                      IR_QUIC_V1, dcid(c), &c->lcid[0].cid, NULL, 0, pn, w.pn_len,
+                                      IR_QUIC_V1, dcid(c), &c->lcid[0].cid,
+                                      s == SP_INITIAL ? c->retry_token : NULL,
+                                      s == SP_INITIAL ? c->retry_token_len : 0, pn, w.pn_len,
                                       &w.len_off);
     if (!w.hdr_len || cap < w.hdr_len + IR_AEAD_TAG_LEN + MIN_PAYLOAD)
         return 0;

@@ -50,6 +50,11 @@ typedef struct ir_conn_config {
     uint64_t max_stream_window, max_conn_window;
     /* Send buffer limit per stream; writes beyond it are refused until acked. */
     uint64_t max_stream_send_buffer;
+    /* Server only: the client came back with a valid Retry token; original_dcid is the
+     * DCID of its very first Initial (from the token) and retry_scid the SCID our Retry
+     * carried (the DCID of this Initial). */
+    int retried;
+    ir_cid original_dcid, retry_scid;
 } ir_conn_config;
 
 /* Fills a config with iroh's defaults (transport parameters, 5 s keep-alive, CUBIC). */

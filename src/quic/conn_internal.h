@@ -158,6 +158,10 @@ struct ir_conn {
     ir_cid odcid;       /* client's first DCID */
     ir_cid initial_scid; /* the peer's SCID from its first long header */
     int got_first_server_packet;
+    int retried;              /* client: followed a Retry; server: validated through one */
+    ir_cid retry_scid;        /* the SCID of that Retry */
+    uint8_t *retry_token;     /* client: the token to repeat in Initials */
+    size_t retry_token_len;
     local_cid lcid[MAX_LOCAL_CIDS];
     size_t nlcid;
     uint64_t next_lcid_seq;
@@ -252,6 +256,8 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
 uint64_t ir_rec_timer(const ir_conn *c);
 void ir_rec_on_timeout(ir_conn *c, uint64_t now);
 void ir_rec_discard_space(ir_conn *c, int space);
+/* forgets every sent packet of the space (nothing declared lost) */
+void ir_rec_discard_sent(ir_conn *c, int space);
 /* conn.c, called by recovery */
 void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
 void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);

@@ -391,6 +391,15 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
         c->sp[SP_HANDSHAKE].probe_pending = 1;
 }
 
+void ir_rec_discard_sent(ir_conn *c, int space)
+{
+    pn_space *s = &c->sp[space];
+    for (size_t i = s->sent_first; i < s->nsent; i++)
+        remove_sent(c, space, i);
+    s->nsent = s->sent_first = s->sent_gone = 0;
+    s->loss_time = UINT64_MAX;
+}
+
 void ir_rec_discard_space(ir_conn *c, int space)
 {
     pn_space *s = &c->sp[space];

@@ -100,7 +100,7 @@ function mutate(t) {
     default: return t.slice(0, 8 + p) + t.slice(9 + p);                   // delete a char
   }
 }
-let accepted = 0, rejected = 0;
+let accepted = 0, rejected = 0, withCustom = 0;
 for (let i = 0; i < 600 && corpus.length; i++) {
   const m = mutate(R.pick(corpus));
   let want = null;
@@ -113,6 +113,8 @@ for (let i = 0; i < 600 && corpus.length; i++) {
     accepted++;
     let got = null;
     try { got = JSON.parse(dec.stdout); } catch (e) { /* reported below */ }
+    // the binding does not expose custom-transport addresses: compare the rest
+    if (got && got.custom) { delete got.custom; withCustom++; }
     check(dec.status === 0 && got && JSON.stringify(got) === JSON.stringify(want),
       `mutant accepted by iroh ${m}:\n  got  ${dec.stdout.trim()} ${dec.stderr.trim()}\n  iroh ${JSON.stringify(want)}`);
   } else {
@@ -121,6 +123,6 @@ for (let i = 0; i < 600 && corpus.length; i++) {
       `mutant rejected by iroh ${m}: status ${dec.status} out ${dec.stdout.trim()} err ${dec.stderr.trim()}`);
   }
 }
-console.log(`mutants: ${accepted} accepted and ${rejected} rejected by iroh`);
+console.log(`mutants: ${accepted} accepted (${withCustom} with a custom address) and ${rejected} rejected by iroh`);
 check(failed_inputs === 0, `iroh refused ${failed_inputs} generated inputs`);
 finish();

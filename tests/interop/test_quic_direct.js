@@ -33,18 +33,18 @@ function runIrohC(args, input, timeoutMs) {
   });
 }
 
-function startIrohCListen(bind, secretFile) {
+function startIrohCListen(bind, secretFile, extra, env) {
   return new Promise((resolve, reject) => {
-    const args = ['listen', '--alpn', ALPN, '--echo', '--bind', bind || '127.0.0.1:0'];
+    const args = ['listen', '--alpn', ALPN, '--echo', '--bind', bind || '127.0.0.1:0'].concat(extra || []);
     if (secretFile) args.push('--secret-file', secretFile);
-    const p = spawn(IROH_C, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(IROH_C, args, { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({}, process.env, env || {}) });
     children.add(p);
-    let buf = '';
-    p.stderr.on('data', (d) => process.stderr.write('[iroh-c listen] ' + d));
+    let buf = '', err = '';
+    p.stderr.on('data', (d) => { err += d; if (!env) process.stderr.write('[iroh-c listen] ' + d); });
     p.stdout.on('data', (d) => {
       buf += d;
       const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve({ proc: p, ticket: buf.slice(0, nl).trim() });
+      if (nl >= 0) resolve({ proc: p, ticket: buf.slice(0, nl).trim(), stderr: () => err });
     });
     p.on('close', (code) => { children.delete(p); reject(new Error('listen exited ' + code)); });
   });
@@ -120,6 +120,28 @@ async function main() {
     `wrong ALPN: exit ${r.code}, stderr ${r.stderr.trim()}`);
   console.log(`wrong ALPN refused in ${Date.now() - t0} ms: ${r.stderr.trim()}`);
 
+  // Retry: an iroh server that asks every new client to prove its address first
+  const retrying = await irohEndpoint([ALPN]);
+  let retriesSent = 0;
+  (async () => {
+    for (;;) {
+      const inc = await retrying.acceptNext();
+      if (!inc) return;
+      if (!(await inc.remoteAddrValidated())) { retriesSent++; await inc.retry(); continue; }
+      (async () => {
+        const conn = await (await inc.accept()).connect();
+        const bi = await conn.acceptBi();
+        await bi.send.writeAll(await bi.recv.readToEnd(1 << 20));
+        await bi.send.finish();
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+  const rticket = iroh.EndpointTicket.fromAddr(retrying.addr()).toString();
+  r = await runIrohC(['connect', rticket, '--alpn', ALPN], Buffer.from('after a retry'), 30000);
+  check(r.code === 0 && r.stdout.toString() === 'after a retry' && retriesSent === 1,
+    `iroh-c follows iroh's Retry: exit ${r.code}, ${retriesSent} retries, ${r.stderr.trim()}`);
+  await retrying.close();
+
   // nobody there: a clear timeout, no hang
   const dead = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(other, null, ['127.0.0.1:9'])).toString();
   r = await runIrohC(['connect', dead, '--alpn', ALPN, '--timeout', '2'], Buffer.from('x'), 30000);
@@ -161,6 +183,20 @@ async function main() {
   check(dgOk >= 4, `datagram echoes: ${dgOk} of 5 came back`);
   conn.close(0n, bytes('bye!'));
   await client.close();
+
+  // an iroh-c listener that validates clients with a Retry first
+  const rlistener = await startIrohCListen('127.0.0.1:0', null, ['--retry'], { IROH_LOG: 'debug' });
+  const client4 = await irohEndpoint(null);
+  const conn4 = await client4.connect(iroh.EndpointTicket.fromString(rlistener.ticket).endpointAddr(), bytes(ALPN));
+  const bi4 = await conn4.openBi();
+  await bi4.send.writeAll(bytes('retried'));
+  await bi4.send.finish();
+  const back4 = Buffer.from(await bi4.recv.readToEnd(100)).toString();
+  check(back4 === 'retried' && /Retry sent/.test(rlistener.stderr()), `iroh follows iroh-c's Retry: ${back4}`);
+  conn4.close(0n, bytes('bye!'));
+  await client4.close();
+  rlistener.proc.kill('SIGTERM');
+  await new Promise((res) => { rlistener.proc.on('close', res); setTimeout(res, 3000); });
 
   // iroh dialing iroh-c with the wrong key fails cleanly
   const badAddr = new iroh.EndpointAddr(other, null, addr.directAddresses());

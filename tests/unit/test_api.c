@@ -318,8 +318,41 @@ TEST(router_with_several_alpns)
     iroh_router_free(router);
 }
 
+TEST(retry_both_ends)
+{
+    /* our server validates with a Retry, our client follows it */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint *srv;
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    CHECK_EQ_INT(iroh_endpoint_builder_retry(b, 1), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    server s = {srv, NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (c && s.conn) {
+        iroh_send_stream *cs, *ss;
+        iroh_recv_stream *cr, *sr;
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs, "x", 1), IROH_OK);
+        CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+        uint8_t x;
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, &x, 1), IROH_OK);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
 int main(void)
 {
+    RUN(retry_both_ends);
     RUN(router_with_several_alpns);
     RUN(connect_errors);
     RUN(stream_states);

@@ -1,0 +1,111 @@
+/* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
+ * Prints "relay listening on http://IP:PORT" once it listens; SIGINT/SIGTERM stop it
+ * (exit 0); SIGUSR1 prints a "relay stats: ..." line to stderr, as does the exit. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "apps/cmds.h"
+#include "relay/server.h"
+
+static ir_relay_server *volatile g_relay;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    ir_relay_server *s = g_relay;
+    if (s)
+        ir_relay_server_stop(s);
+}
+
+static void on_stats(int sig)
+{
+    (void)sig;
+    ir_relay_server *s = g_relay;
+    if (s)
+        ir_relay_server_request_stats(s);
+}
+
+/* seconds (a decimal number) to milliseconds; 0 on a bad value */
+static uint32_t parse_secs(const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v <= 0 || v > 86400)
+        return 0;
+    uint32_t msec = (uint32_t)(v * 1000 + 0.5);
+    return msec ? msec : 1;
+}
+
+/* Thousands of clients need thousands of descriptors: take the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int cmd_relay(int argc, char **argv)
+{
+    ir_relay_server_config cfg;
+    ir_relay_server_config_init(&cfg);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        uint32_t *secs = NULL;
+        if (strcmp(a, "--listen") == 0 && i + 1 < argc) {
+            cfg.listen = argv[++i];
+            continue;
+        }
+        if (strcmp(a, "--ping-interval") == 0)
+            secs = &cfg.ping_interval_ms;
+        else if (strcmp(a, "--header-timeout") == 0)
+            secs = &cfg.header_timeout_ms;
+        else if (strcmp(a, "--write-timeout") == 0)
+            secs = &cfg.write_timeout_ms;
+        if (!secs || i + 1 >= argc)
+            return cli_usage("relay: unexpected argument '%s'", a);
+        if (!(*secs = parse_secs(argv[++i])))
+            return cli_usage("relay: invalid number of seconds '%s'", argv[i]);
+    }
+    raise_fd_limit();
+    ir_relay_server *srv;
+    int rc = ir_relay_server_new(&cfg, &srv);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
+        return 1;
+    }
+    g_relay = srv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_stats;
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    iroh_socket_addr local;
+    char text[IROH_SOCKET_ADDR_LEN];
+    ir_relay_server_local_addr(srv, &local);
+    iroh_socket_addr_to_string(&local, text, sizeof text);
+    printf("relay listening on http://%s\n", text);
+    fflush(stdout);
+
+    rc = ir_relay_server_run(srv);
+    g_relay = NULL;
+    ir_relay_server_stats st;
+    char line[2048];
+    ir_relay_server_get_stats(srv, &st);
+    ir_relay_stats_format(&st, line, sizeof line);
+    fprintf(stderr, "relay stats: %s\n", line);
+    if (rc != IROH_OK)
+        fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
+    ir_relay_server_free(srv);
+    return rc == IROH_OK ? 0 : 1;
+}
