@@ -309,6 +309,8 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
         ir_recvbuf_init(&sp->crypto_recv);
     }
     ir_rec_init(c);
+    c->pace_tokens = 10 * c->max_datagram;
+    c->pace_time = now;
     c->path.addr = *path;
     c->path.validation_deadline = UINT64_MAX;
     c->last_activity = now;
@@ -1899,6 +1901,51 @@ static int cwnd_allows(const ir_conn *c)
     return c->bytes_in_flight + c->max_datagram <= c->cwnd;
 }
 
+/* Pacing (RFC 9002 7.7): credit accrues at 1.25 x cwnd / smoothed RTT and is capped at a
+ * burst of 10 datagrams or 2 ms worth of sending, whichever is larger (a loop that sleeps
+ * in whole milliseconds must still be able to keep up). */
+static uint64_t pace_burst(const ir_conn *c)
+{
+    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
+    uint64_t two_ms = (c->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
+    uint64_t ten = 10 * c->max_datagram;
+    return two_ms > ten ? two_ms : ten;
+}
+
+static uint64_t pace_credit(const ir_conn *c)
+{
+    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
+    uint64_t elapsed = c->now > c->pace_time ? c->now - c->pace_time : 0;
+    uint64_t burst = pace_burst(c);
+    /* elapsed * rate without overflow: rate in bytes per ns = cwnd * 1.25 / rtt */
+    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)c->cwnd * 1.25 / (double)rtt);
+    uint64_t t = c->pace_tokens + add;
+    return t > burst ? burst : t;
+}
+
+static int pace_allows(const ir_conn *c)
+{
+    return pace_credit(c) >= c->max_datagram;
+}
+
+static void pace_spend(ir_conn *c, uint64_t bytes)
+{
+    uint64_t t = pace_credit(c);
+    c->pace_tokens = t > bytes ? t - bytes : 0;
+    c->pace_time = c->now;
+}
+
+/* when enough credit for one datagram will have accrued */
+static uint64_t pace_deadline(const ir_conn *c)
+{
+    uint64_t have = pace_credit(c);
+    if (have >= c->max_datagram)
+        return c->now;
+    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
+    double need = (double)(c->max_datagram - have);
+    return c->now + (uint64_t)(need * (double)rtt / ((double)c->cwnd * 1.25)) + 1;
+}
+
 /* Does the space want a packet now? */
 static int space_wants(const ir_conn *c, int s)
 {
@@ -1917,7 +1964,7 @@ static int space_wants(const ir_conn *c, int s)
     if (s == SP_APP && c->handshake_complete) {
         if (app_control_pending(c) || keepalive_due(c))
             return 1;
-        if (cwnd_allows(c) && app_data_pending(c))
+        if (cwnd_allows(c) && pace_allows(c) && app_data_pending(c))
             return 1;
     }
     return 0;
@@ -1956,7 +2003,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         if (s == SP_APP && c->handshake_complete) {
             int probe = sp->probe_pending > 0;
             write_app_control(c, &w);
-            if (cwnd_allows(c) || probe) {
+            if ((cwnd_allows(c) && pace_allows(c)) || probe) {
                 write_datagrams(c, &w);
                 write_streams(c, &w);
             } else {
@@ -2015,6 +2062,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
             }
             sp->sent[sp->nsent++] = w.rec;
             ir_rec_on_sent(c, s, &w.rec);
+            pace_spend(c, w.rec.size);
         }
     }
     c->stats.pkts_sent++;
@@ -2235,6 +2283,12 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     uint64_t pt = path_timer(c);
     if (pt < t)
         t = pt;
+    /* paced data waiting for credit */
+    if (c->handshake_complete && !pace_allows(c) && cwnd_allows(c) && app_data_pending(c)) {
+        uint64_t p = pace_deadline(c);
+        if (p < t)
+            t = p;
+    }
     /* once fired, the keep-alive waits for ir_conn_send (which may be blocked, e.g. by
      * the anti-amplification limit) instead of firing again and again */
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending) {

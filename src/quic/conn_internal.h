@@ -223,6 +223,8 @@ struct ir_conn {
     uint64_t cwnd, ssthresh;
     uint64_t recovery_start; /* UINT64_MAX: not in recovery */
     uint64_t max_datagram;
+    uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
+    uint64_t pace_time;       /* when the credit was last topped up */
     /* CUBIC */
     uint64_t cubic_k_ns;
     double cubic_wmax;

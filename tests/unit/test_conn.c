@@ -1916,6 +1916,51 @@ TEST(free_in_every_state)
     ir_conn_free(NULL);
 }
 
+/* Pacing: with a large window and 40 ms of RTT a bulk sender must not put the whole
+ * window on the wire at once: after its burst credit ir_conn_send returns nothing and
+ * ir_conn_timeout names the moment the next datagram may go, well inside one RTT. */
+TEST(pacing)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 20);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    drop_events(s);
+    ir_conn *c = s[0].c;
+    c->cwnd = 1000 * c->max_datagram; /* as after a long slow start */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
+    static uint8_t data[2 << 20];
+    CHECK(ir_conn_stream_write(c, id, data, sizeof data, 0) > 0);
+    uint8_t buf[1500];
+    ir_netaddr to;
+    uint64_t now = nw.now + SEC, burst = 0;
+    ir_conn_on_timeout(c, now);
+    while (ir_conn_send(c, buf, sizeof buf, &to, now) > 0)
+        burst++;
+    /* a burst of 2 ms at 1.25 cwnd/RTT: about 1000 * 1.25 * 2 / 40 = 62 datagrams */
+    CHECK(burst >= 10 && burst < 120);
+    uint64_t next = ir_conn_timeout(c);
+    CHECK(next > now && next < now + 40 * NS_PER_MS / 10);
+    /* at that moment more may go, and over one RTT about 1.25 windows in all */
+    uint64_t sent = burst;
+    while (now < nw.now + SEC + 40 * NS_PER_MS) {
+        uint64_t t = ir_conn_timeout(c);
+        if (t > now)
+            now = t;
+        ir_conn_on_timeout(c, now);
+        size_t n;
+        int k = 0;
+        while ((n = ir_conn_send(c, buf, sizeof buf, &to, now)) > 0 && k++ < 2000)
+            sent++;
+    }
+    CHECK(sent > 1000 && sent < 1500);
+    printf("    paced: burst %llu datagrams, %llu over one RTT of 40 ms\n",
+           (unsigned long long)burst, (unsigned long long)sent);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -1945,6 +1990,7 @@ int main(void)
     RUN(spurious_migration);
     RUN(protocol_violations);
     RUN(free_in_every_state);
+    RUN(pacing);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
