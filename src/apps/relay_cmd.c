@@ -66,8 +66,6 @@ int cmd_relay(int argc, char **argv)
             secs = &cfg.ping_interval_ms;
         else if (strcmp(a, "--header-timeout") == 0)
             secs = &cfg.header_timeout_ms;
-        else if (strcmp(a, "--write-timeout") == 0)
-            secs = &cfg.write_timeout_ms;
         if (!secs || i + 1 >= argc)
             return cli_usage("relay: unexpected argument '%s'", a);
         if (!(*secs = parse_secs(argv[++i])))
