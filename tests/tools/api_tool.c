@@ -20,7 +20,7 @@
 
 #include <iroh.h>
 
-static void die(const char *what, int rc)
+static _Noreturn void die(const char *what, int rc)
 {
     fprintf(stderr, "api_tool: %s: %s: %s\n", what, iroh_strerror(rc), iroh_last_error());
     exit(1);
