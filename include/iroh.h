@@ -113,6 +113,12 @@ IROH_EXTERN int iroh_secret_key_parse(const char *text, iroh_secret_key *out);
 /* 64 lowercase hex characters. buflen >= 65. */
 IROH_EXTERN int iroh_secret_key_to_hex(const iroh_secret_key *key, char *buf, size_t buflen);
 
+/* Saves a key as one line of hex to a new file with mode 0600; refuses to overwrite an
+ * existing file (IROH_ERR_IO with the reason). Loads a key saved so (or any file holding
+ * one key in the forms iroh_secret_key_parse takes, surrounding whitespace allowed). */
+IROH_EXTERN int iroh_secret_key_save(const iroh_secret_key *key, const char *path);
+IROH_EXTERN int iroh_secret_key_load(const char *path, iroh_secret_key *out);
+
 /* The EndpointId (public key) of a secret key. */
 IROH_EXTERN void iroh_secret_key_public(const iroh_secret_key *key, iroh_endpoint_id *out);
 

@@ -1,11 +1,9 @@
 /* iroh-c: the command line of iroh-c. Uses only the public API (iroh.h).
  * Exit status: 0 on success, 2 (with one line on stderr) for bad input or usage. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "apps/cmds.h"
 #include "iroh.h"
@@ -70,25 +68,18 @@ static int cmd_keygen(int argc, char **argv)
         cli_api_error("keygen", rc);
         return 1;
     }
-    iroh_secret_key_to_hex(&key, hex, sizeof hex);
-    memset(&key, 0, sizeof key);
-    if (!output) {
-        printf("%s\n", hex);
+    if (output) {
+        rc = iroh_secret_key_save(&key, output);
+        memset(&key, 0, sizeof key);
+        if (rc != IROH_OK) {
+            fprintf(stderr, "iroh-c: keygen: %s\n", iroh_last_error());
+            return EXIT_USAGE;
+        }
         return 0;
     }
-    int fd = open(output, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        fprintf(stderr, "iroh-c: keygen: cannot create %s: %s\n", output, strerror(errno));
-        return EXIT_USAGE;
-    }
-    hex[64] = '\n';
-    ssize_t n = write(fd, hex, 65);
-    int close_rc = close(fd);
-    if (n != 65 || close_rc != 0) {
-        fprintf(stderr, "iroh-c: keygen: cannot write %s: %s\n", output, strerror(errno));
-        unlink(output);
-        return 1;
-    }
+    iroh_secret_key_to_hex(&key, hex, sizeof hex);
+    memset(&key, 0, sizeof key);
+    printf("%s\n", hex);
     return 0;
 }
 
@@ -96,25 +87,11 @@ static int cmd_keygen(int argc, char **argv)
 
 int cli_read_secret_file(const char *path, iroh_secret_key *key)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "iroh-c: cannot open %s: %s\n", path, strerror(errno));
+    int rc = iroh_secret_key_load(path, key);
+    if (rc == IROH_ERR_IO) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
         return EXIT_USAGE;
     }
-    char buf[256];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    int more = fgetc(f) != EOF;
-    fclose(f);
-    buf[n] = 0;
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
-                     buf[n - 1] == '\t'))
-        buf[--n] = 0;
-    if (more || strlen(buf) != n) {
-        fprintf(stderr, "iroh-c: %s does not hold a secret key\n", path);
-        return EXIT_USAGE;
-    }
-    int rc = iroh_secret_key_parse(buf, key);
-    memset(buf, 0, sizeof buf);
     if (rc != IROH_OK)
         return cli_api_error(path, rc);
     return 0;

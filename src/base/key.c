@@ -1,6 +1,9 @@
 #include "key.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <gmp.h>
 #include <nettle/eddsa.h>
 #include <string.h>
@@ -247,4 +250,52 @@ int iroh_endpoint_id_verify(const iroh_endpoint_id *id, const void *msg, size_t 
     if (!ed25519_sha512_verify(id->bytes, len, msg, sig->bytes))
         return ir_fail(IROH_ERR_INVALID_SIGNATURE, "signature does not verify");
     return IROH_OK;
+}
+
+int iroh_secret_key_save(const iroh_secret_key *key, const char *path)
+{
+    if (!key || !path)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    char line[66];
+    ir_hex_encode(key->bytes, 32, line);
+    line[64] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ir_fail(IROH_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    ssize_t n = write(fd, line, 65);
+    int err = n == 65 ? 0 : (n < 0 ? errno : EIO);
+    if (close(fd) != 0 && !err)
+        err = errno;
+    memset(line, 0, sizeof line);
+    if (err) {
+        unlink(path);
+        return ir_fail(IROH_ERR_IO, "cannot write %s: %s", path, strerror(err));
+    }
+    return IROH_OK;
+}
+
+int iroh_secret_key_load(const char *path, iroh_secret_key *out)
+{
+    if (!path || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return ir_fail(IROH_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    buf[n] = 0;
+    size_t start = 0;
+    while (start < n && (buf[start] == ' ' || buf[start] == '\t' || buf[start] == '\n' || buf[start] == '\r'))
+        start++;
+    while (n > start && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    int rc;
+    if (more || strlen(buf + start) != n - start)
+        rc = ir_fail(IROH_ERR_INVALID_KEY, "%s does not hold one secret key", path);
+    else
+        rc = iroh_secret_key_parse(buf + start, out);
+    memset(buf, 0, sizeof buf);
+    return rc;
 }

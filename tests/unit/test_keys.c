@@ -4,6 +4,9 @@
 #include "iroh.h"
 #include "test.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 static iroh_secret_key secret_from_hex(const char *hex)
 {
     iroh_secret_key k;
@@ -260,8 +263,36 @@ TEST(generate_and_buffers)
     CHECK_STR(iroh_strerror(IROH_ERR_INVALID_TICKET), "invalid ticket");
 }
 
+TEST(save_and_load)
+{
+    char path[] = "/tmp/iroh-c-key-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(path);
+    iroh_secret_key k, back;
+    iroh_secret_key_generate(&k);
+    CHECK_EQ_INT(iroh_secret_key_save(&k, path), IROH_OK);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK_EQ_INT(iroh_secret_key_save(&k, path), IROH_ERR_IO); /* never overwrites */
+    CHECK_EQ_INT(iroh_secret_key_load(path, &back), IROH_OK);
+    CHECK_MEM(back.bytes, k.bytes, 32);
+    FILE *f = fopen(path, "w");
+    fputs("  aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4a\n\n", f);
+    fclose(f);
+    CHECK_EQ_INT(iroh_secret_key_load(path, &back), IROH_OK);
+    f = fopen(path, "w");
+    fputs("two keys\nno\n", f);
+    fclose(f);
+    CHECK_EQ_INT(iroh_secret_key_load(path, &back), IROH_ERR_INVALID_KEY);
+    unlink(path);
+    CHECK_EQ_INT(iroh_secret_key_load(path, &back), IROH_ERR_IO);
+}
+
 int main(void)
 {
+    RUN(save_and_load);
     RUN(spec_key_vectors);
     RUN(tls_name_base32hex);
     RUN(signatures);
