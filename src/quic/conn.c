@@ -675,6 +675,12 @@ static void update_stream_window(ir_conn *c, qstream *s)
 
 static void update_conn_window(ir_conn *c)
 {
+    if (c->read_data >= c->max_data_local) {
+        /* everything allowed was consumed: advertise a full window again */
+        c->max_data_local = c->read_data + c->conn_window;
+        c->max_data_pending = 1;
+        return;
+    }
     if (c->max_data_local - c->read_data > c->conn_window / 2)
         return;
     uint64_t rtt = c->have_rtt ? c->smoothed_rtt : 100 * NS_PER_MS;
@@ -1154,6 +1160,10 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             }
             if (fs > s->recv_max) {
                 close_with(c, 0, E_FLOW_CONTROL, "RESET_STREAM beyond flow control");
+                return -1;
+            }
+            if (c->recv_data + (fs - s->recv.highest) > c->max_data_local) {
+                close_with(c, 0, E_FLOW_CONTROL, "RESET_STREAM beyond connection flow control");
                 return -1;
             }
             c->recv_data += fs - s->recv.highest;
