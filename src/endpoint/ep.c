@@ -26,6 +26,8 @@ typedef struct conn_slot {
     int accepted;   /* handed out by ir_ep_accept */
     int inbound;
     ir_netaddr remote; /* the address the connection started with */
+    ir_netaddr also[7];  /* client: the peer's other direct addresses, tried at once */
+    int nalso;
 } conn_slot;
 
 struct ir_ep {
@@ -222,15 +224,23 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
 int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
                         const size_t *alpn_lens, size_t n_alpns, ir_conn **out)
 {
-    /* first direct address of a family we have a socket for */
+    /* the first direct address of a family we have a socket for is path 0; the first
+     * flight also goes to the other addresses of that family (iroh's Initial fan-out) */
     int sock = -1;
     iroh_socket_addr target;
+    ir_netaddr also[7];
+    int nalso = 0;
     size_t n = iroh_endpoint_addr_len(addr);
-    for (size_t i = 0; i < n && sock < 0; i++) {
+    for (size_t i = 0; i < n; i++) {
         iroh_transport_addr t;
         iroh_endpoint_addr_get(addr, i, &t);
         if (t.kind != IROH_TRANSPORT_IP)
             continue;
+        if (sock >= 0) {
+            if (t.ip.family == ep->bound[sock].family && nalso < 7)
+                ir_netaddr_from_socket_addr(&also[nalso++], &t.ip);
+            continue;
+        }
         for (int k = 0; k < ep->nsock; k++) {
             if (ep->bound[k].family == t.ip.family) {
                 sock = k;
@@ -254,10 +264,13 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
     int rc = ir_conn_client_new(&cfg, &path, ir_now_ns(), &c);
     if (rc != IROH_OK)
         return rc;
-    if (!add_conn(ep, c, sock, 0, &path)) {
+    conn_slot *slot = add_conn(ep, c, sock, 0, &path);
+    if (!slot) {
         ir_conn_free(c);
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     }
+    memcpy(slot->also, also, sizeof also);
+    slot->nalso = nalso;
     *out = c;
     ir_ep_flush(ep);
     return IROH_OK;
@@ -346,6 +359,26 @@ static void send_batch(ir_ep *ep, int sock, const ir_netaddr *to, uint8_t *buf, 
 
 static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
 {
+    if (s->nalso) {
+        /* handshake to several addresses: every datagram to each of them, until the
+         * handshake is done (path 0 is then wherever the server answered from) */
+        if (ir_conn_get_state(s->c) != IR_CONN_HANDSHAKE) {
+            s->nalso = 0;
+        } else {
+            uint8_t buf[MAX_DGRAM];
+            ir_netaddr to;
+            size_t n;
+            while ((n = ir_conn_send(s->c, buf, sizeof buf, &to, now)) > 0) {
+                send_raw(ep, s->sock, &to, buf, n);
+                for (int i = 0; i < s->nalso; i++)
+                    if (!ir_netaddr_eq(&s->also[i], &to))
+                        send_raw(ep, s->sock, &s->also[i], buf, n);
+                if (!ir_netaddr_eq(&s->remote, &to))
+                    send_raw(ep, s->sock, &s->remote, buf, n);
+            }
+            return;
+        }
+    }
     /* gather consecutive equal-size datagrams to the same place into one batch */
     uint8_t *buf = ep->batch;
     ir_netaddr to, batch_to;

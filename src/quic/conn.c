@@ -1460,6 +1460,9 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
         c->rcid[0].cid = h->scid;
+        /* the first flight may have gone to several of the peer's addresses: path 0 is
+         * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
+        c->path.addr = *from;
     }
     if (ir_ranges_contains(&sp->recv, pn))
         return 1; /* duplicate */

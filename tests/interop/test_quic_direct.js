@@ -100,6 +100,12 @@ async function main() {
     console.log(`iroh-c -> iroh: ${n} bytes echoed in ${Date.now() - t0} ms`);
   }
 
+  // all direct addresses at once: a dead address sorts first in the ticket
+  const withDead = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(server.addr().id(), null,
+    ['127.0.0.1:9'].concat(server.addr().directAddresses()))).toString();
+  const dr = await runIrohC(['connect', withDead, '--alpn', ALPN, '--timeout', '5'], Buffer.from('fan-out'), 30000);
+  check(dr.code === 0 && dr.stdout.toString() === 'fan-out', `dead address first in the ticket: ${dr.code} ${dr.stderr.trim()}`);
+
   // several ALPNs offered: iroh picks the one it speaks
   const two = await runIrohC(['connect', ticket, '--alpn', 'iroh-example/echo/9', '--alpn', ALPN], Buffer.from('v?'), 30000);
   check(two.code === 0 && two.stdout.toString() === 'v?', `two ALPNs offered to iroh: ${two.code} ${two.stderr.trim()}`);

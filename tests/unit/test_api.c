@@ -350,8 +350,56 @@ TEST(retry_both_ends)
     iroh_endpoint_free(srv);
 }
 
+TEST(all_direct_addresses_at_once)
+{
+    /* the address sorts a dead address (port 9) before the real one: the handshake still
+     * completes at once, over the address that answers */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *real, *both;
+    iroh_endpoint_get_addr(s.ep, &real);
+    iroh_endpoint_id id;
+    iroh_endpoint_get_id(s.ep, &id);
+    both = iroh_endpoint_addr_new(&id);
+    iroh_socket_addr dead;
+    iroh_socket_addr_parse("127.0.0.1:9", &dead);
+    iroh_endpoint_addr_add_ip(both, &dead);
+    iroh_transport_addr t;
+    iroh_endpoint_addr_get(real, 0, &t);
+    iroh_endpoint_addr_add_ip(both, &t.ip);
+    iroh_endpoint_addr_get(both, 0, &t);
+    CHECK_EQ_INT(t.ip.port, 9);
+    pthread_create(&s.th, NULL, accept_one, &s);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, both, ALPN, &c), IROH_OK);
+    pthread_join(s.th, NULL);
+    CHECK(s.conn != NULL);
+    if (c) {
+        iroh_send_stream *cs;
+        iroh_recv_stream *cr;
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs, "y", 1), IROH_OK);
+        iroh_send_stream *ss;
+        iroh_recv_stream *sr;
+        CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+        uint8_t y;
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, &y, 1), IROH_OK);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_addr_free(real);
+    iroh_endpoint_addr_free(both);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 int main(void)
 {
+    RUN(all_direct_addresses_at_once);
     RUN(retry_both_ends);
     RUN(router_with_several_alpns);
     RUN(connect_errors);
