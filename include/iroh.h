@@ -256,6 +256,13 @@ IROH_EXTERN int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const 
 IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
+/* Transport limits (iroh's defaults: 100 and 100 concurrent streams the peer may open,
+ * 1.25 MB initial stream window growing up to 16 MiB, 65535-byte datagrams). */
+IROH_EXTERN int iroh_endpoint_builder_max_streams(iroh_endpoint_builder *b, uint32_t bidi,
+                                                  uint32_t uni);
+IROH_EXTERN int iroh_endpoint_builder_stream_window(iroh_endpoint_builder *b, uint32_t initial,
+                                                    uint32_t max);
+IROH_EXTERN int iroh_endpoint_builder_max_datagram_size(iroh_endpoint_builder *b, uint32_t size);
 
 /* With on != 0 the endpoint answers every new client with a QUIC Retry and keeps no state
  * until the client returns with the token (RFC 9000 8.1.2): it proves the client's address
@@ -272,8 +279,11 @@ IROH_EXTERN int iroh_endpoint_builder_accept_filter(iroh_endpoint_builder *b,
                                                     iroh_accept_filter fn, void *ctx);
 
 typedef enum iroh_event_kind {
-    IROH_EVENT_CONNECTED = 1,  /* a connection's handshake completed */
-    IROH_EVENT_CLOSED = 2,     /* a connection closed (code, by_peer) */
+    IROH_EVENT_CONNECTED = 1,      /* a connection's handshake completed (path: its address) */
+    IROH_EVENT_CLOSED = 2,         /* a connection closed (code, by_peer) */
+    IROH_EVENT_PATH_CHANGED = 3,   /* the peer moved to a new address (NAT rebinding,
+                                      migration); path: the new one, being validated */
+    IROH_EVENT_PATH_VALIDATED = 4, /* that address answered a path challenge */
 } iroh_event_kind;
 
 typedef struct iroh_event {
@@ -282,6 +292,7 @@ typedef struct iroh_event {
     int inbound;    /* 1: the peer dialed us */
     uint64_t code;  /* CLOSED: the close code */
     int by_peer;    /* CLOSED: 1 if the peer closed */
+    iroh_socket_addr path; /* CONNECTED, PATH_*: the peer's address on the path */
 } iroh_event;
 
 /* Called on the I/O thread for every event; must not block or call into the library. */

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "endpoint/ep.h"
+#include "net/udp.h"
 
 #define MAX_ALPNS 16
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -29,6 +30,7 @@ struct iroh_endpoint_builder {
     iroh_socket_addr bind4, bind6;
     uint32_t keep_alive_ms, idle_timeout_ms, connect_timeout_ms;
     int retry;
+    uint32_t max_bidi, max_uni, window, max_window, max_dgram;
     iroh_accept_filter filter;
     void *filter_ctx;
     iroh_event_callback event_cb;
@@ -168,6 +170,7 @@ static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
     ev.kind = kind;
     ev.peer = h->peer;
     ev.inbound = h->inbound;
+    ir_netaddr_to_socket_addr(ir_conn_path_addr(h->c), &ev.path);
     if (kind == IROH_EVENT_CLOSED) {
         const ir_close_info *ci = ir_conn_close_info(h->c);
         ev.code = ci->code;
@@ -260,6 +263,19 @@ static void dispatch(iroh_endpoint *ep)
                     h->opened[uni][h->nopened[uni]++] = ev.stream_id;
                 break;
             }
+            case IR_EV_PATH_CHANGED:
+            case IR_EV_PATH_VALIDATED:
+                if (ir_log_enabled(IR_LOG_INFO)) {
+                    iroh_socket_addr a;
+                    char text[IROH_SOCKET_ADDR_LEN] = "?";
+                    if (ir_netaddr_to_socket_addr(ir_conn_path_addr(h->c), &a) == 0)
+                        iroh_socket_addr_to_string(&a, text, sizeof text);
+                    ir_log(IR_LOG_INFO, "path of a connection %s %s", ev.type == IR_EV_PATH_CHANGED
+                           ? "moved to" : "validated at", text);
+                }
+                emit(ep, ev.type == IR_EV_PATH_CHANGED ? IROH_EVENT_PATH_CHANGED
+                                                       : IROH_EVENT_PATH_VALIDATED, h);
+                break;
             case IR_EV_CLOSED:
                 h->closed = 1;
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -413,6 +429,32 @@ int iroh_endpoint_builder_connect_timeout_ms(iroh_endpoint_builder *b, uint32_t 
     return IROH_OK;
 }
 
+int iroh_endpoint_builder_max_streams(iroh_endpoint_builder *b, uint32_t bidi, uint32_t uni)
+{
+    if (!b || !bidi || !uni)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "stream limits must be positive");
+    b->max_bidi = bidi;
+    b->max_uni = uni;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_stream_window(iroh_endpoint_builder *b, uint32_t initial, uint32_t max)
+{
+    if (!b || initial < 1024 || max < initial)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "windows: 1024 <= initial <= max");
+    b->window = initial;
+    b->max_window = max;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_max_datagram_size(iroh_endpoint_builder *b, uint32_t size)
+{
+    if (!b || !size)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the datagram size limit must be positive");
+    b->max_dgram = size;
+    return IROH_OK;
+}
+
 int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on)
 {
     if (!b)
@@ -467,6 +509,11 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.keep_alive_ns = (uint64_t)b->keep_alive_ms * 1000000ull;
     cfg.idle_timeout_ms = b->idle_timeout_ms;
     cfg.retry = b->retry;
+    cfg.max_streams_bidi = b->max_bidi;
+    cfg.max_streams_uni = b->max_uni;
+    cfg.stream_window = b->window;
+    cfg.max_stream_window = b->max_window;
+    cfg.max_datagram_frame = b->max_dgram;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
     ep->filter_ctx = b->filter_ctx;

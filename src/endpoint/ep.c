@@ -189,6 +189,19 @@ static void base_config(ir_ep *ep, ir_conn_config *cfg)
         cfg->tp.max_idle_timeout = ep->cfg.idle_timeout_ms;
     if (ep->cfg.keep_alive_ns)
         cfg->keep_alive_ns = ep->cfg.keep_alive_ns;
+    if (ep->cfg.max_streams_bidi)
+        cfg->tp.initial_max_streams_bidi = ep->cfg.max_streams_bidi;
+    if (ep->cfg.max_streams_uni)
+        cfg->tp.initial_max_streams_uni = ep->cfg.max_streams_uni;
+    if (ep->cfg.stream_window) {
+        cfg->tp.initial_max_stream_data_bidi_local = ep->cfg.stream_window;
+        cfg->tp.initial_max_stream_data_bidi_remote = ep->cfg.stream_window;
+        cfg->tp.initial_max_stream_data_uni = ep->cfg.stream_window;
+    }
+    if (ep->cfg.max_stream_window)
+        cfg->max_stream_window = ep->cfg.max_stream_window;
+    if (ep->cfg.max_datagram_frame)
+        cfg->tp.max_datagram_frame_size = ep->cfg.max_datagram_frame;
     cfg->identity = ep->ident;
     cfg->random = random_bytes;
     memcpy(cfg->reset_key, ep->reset_key, 32);

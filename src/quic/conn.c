@@ -474,6 +474,11 @@ void ir_conn_free(ir_conn *c)
     free(c);
 }
 
+const ir_netaddr *ir_conn_path_addr(const ir_conn *c)
+{
+    return &c->path.addr;
+}
+
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out)
 {
     return c->handshake_complete ? ir_tls_peer_id(c->tls, out) : -1;
@@ -1249,6 +1254,8 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
              * comes back on (RFC 9000 8.2.2, 8.2.3) */
             if (c->path.challenge_outstanding && memcmp(f.u.path_data, c->path.challenge, 8) == 0) {
                 int small = c->path.challenge_small;
+                if (!c->path.validated)
+                    ir_conn_push_event(c, IR_EV_PATH_VALIDATED, 0, 0);
                 c->path.validated = 1;
                 c->path.have_prev = 0;
                 abandon_validation(c); /* done: clears the challenge and its timers */
@@ -1493,6 +1500,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
             c->path.bytes_recv = 0;
             c->path.bytes_sent = 0;
             start_validation(c);
+            ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
         }
     }
     return 1;

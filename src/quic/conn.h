@@ -112,6 +112,8 @@ typedef enum ir_event_type {
     IR_EV_STREAMS_AVAILABLE, /* more streams may be opened */
     IR_EV_DATAGRAM,        /* a datagram can be read */
     IR_EV_CLOSED,          /* the connection is closed (see ir_conn_close_info) */
+    IR_EV_PATH_CHANGED,    /* path 0 moved to a new peer address (ir_conn_path_addr) */
+    IR_EV_PATH_VALIDATED,  /* path 0's current address answered a PATH_CHALLENGE */
 } ir_event_type;
 
 typedef struct ir_event {
@@ -134,6 +136,9 @@ typedef struct ir_close_info {
 } ir_close_info;
 
 const ir_close_info *ir_conn_close_info(const ir_conn *c);
+
+/* The peer address path 0 uses now. */
+const ir_netaddr *ir_conn_path_addr(const ir_conn *c);
 
 /* Peer identity and ALPN, once the handshake is complete. */
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out);

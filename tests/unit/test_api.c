@@ -397,8 +397,104 @@ TEST(all_direct_addresses_at_once)
     iroh_endpoint_free(s.ep);
 }
 
+static int events_seen[8];
+static iroh_socket_addr connected_path;
+static void on_event(void *ctx, const iroh_event *ev)
+{
+    if (ev->kind < 8)
+        events_seen[ev->kind]++;
+    if (ev->kind == IROH_EVENT_CONNECTED && !ev->inbound)
+        connected_path = ev->path;
+}
+
+typedef struct opener {
+    iroh_connection *c;
+    iroh_send_stream *s;
+    iroh_recv_stream *r;
+    volatile int done;
+} opener;
+
+static void *open_third(void *arg)
+{
+    opener *o = arg;
+    iroh_connection_open_bi(o->c, &o->s, &o->r);
+    o->done = 1;
+    return NULL;
+}
+
+TEST(transport_limits_and_events)
+{
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint *srv;
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    CHECK_EQ_INT(iroh_endpoint_builder_max_streams(b, 2, 2), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_stream_window(b, 65536, 1 << 20), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_max_datagram_size(b, 100), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_max_streams(b, 0, 2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    b = iroh_endpoint_builder_new();
+    iroh_endpoint *cli;
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_event_callback(b, on_event, NULL);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &cli), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    server s = {srv, NULL, 0};
+    iroh_connection *c = pair(&s, cli);
+    CHECK(iroh_connection_max_datagram_size(c) <= 100);
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, "x", 101), IROH_ERR_UNSUPPORTED);
+    CHECK_EQ_INT(events_seen[IROH_EVENT_CONNECTED], 1);
+    iroh_endpoint_addr *saddr;
+    iroh_endpoint_get_addr(srv, &saddr);
+    iroh_transport_addr t;
+    iroh_endpoint_addr_get(saddr, 0, &t);
+    CHECK(connected_path.port == t.ip.port);
+    iroh_endpoint_addr_free(saddr);
+    /* two streams at once are allowed, a third waits for MAX_STREAMS */
+    iroh_send_stream *cs[2], *ss[2];
+    iroh_recv_stream *cr[2], *sr[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &cs[i], &cr[i]), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs[i], "a", 1), IROH_OK);
+        CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss[i], &sr[i]), IROH_OK);
+    }
+    opener o = {c, NULL, NULL, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, open_third, &o);
+    usleep(300000);
+    CHECK(!o.done);
+    /* finish stream 0 both ways: the server grants a new stream */
+    uint8_t *d;
+    size_t n;
+    iroh_send_stream_finish(cs[0]);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr[0], 10, &d, &n), IROH_OK);
+    free(d);
+    iroh_send_stream_finish(ss[0]);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(cr[0], 10, &d, &n), IROH_OK);
+    free(d);
+    for (int i = 0; i < 100 && !o.done; i++)
+        usleep(20000);
+    CHECK(o.done);
+    pthread_join(th, NULL);
+    iroh_send_stream_free(o.s);
+    iroh_recv_stream_free(o.r);
+    for (int i = 0; i < 2; i++) {
+        iroh_send_stream_free(cs[i]);
+        iroh_recv_stream_free(cr[i]);
+        iroh_send_stream_free(ss[i]);
+        iroh_recv_stream_free(sr[i]);
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    CHECK_EQ_INT(events_seen[IROH_EVENT_CLOSED], 1);
+    iroh_endpoint_free(srv);
+}
+
 int main(void)
 {
+    RUN(transport_limits_and_events);
     RUN(all_direct_addresses_at_once);
     RUN(retry_both_ends);
     RUN(router_with_several_alpns);
