@@ -479,59 +479,27 @@ int ir_frame_decode(ir_cursor *c, ir_frame *f)
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t cap, pos;
-    int err;
-} wbuf;
 
-static void put_varint(wbuf *w, uint64_t v)
+static void put_u8(ir_writer *w, uint8_t v)
 {
-    if (w->err || v > IR_VARINT_MAX) {
-        w->err = 1;
-        return;
-    }
-    size_t n = ir_varint_len(v);
-    if (n > w->cap - w->pos) {
-        w->err = 1;
-        return;
-    }
-    ir_varint_put(w->p + w->pos, v);
-    w->pos += n;
+    ir_put_bytes(w, &v, 1);
 }
 
-static void put_bytes(wbuf *w, const uint8_t *b, size_t n)
+static void put_len_bytes(ir_writer *w, const uint8_t *b, size_t n)
 {
-    if (w->err || n > w->cap - w->pos || (n > 0 && !b)) {
-        w->err = 1;
-        return;
-    }
-    if (n > 0) {
-        memcpy(w->p + w->pos, b, n);
-        w->pos += n;
-    }
+    ir_put_varint(w, (uint64_t)n);
+    ir_put_bytes(w, b, n);
 }
 
-static void put_u8(wbuf *w, uint8_t v)
-{
-    put_bytes(w, &v, 1);
-}
-
-static void put_len_bytes(wbuf *w, const uint8_t *b, size_t n)
-{
-    put_varint(w, (uint64_t)n);
-    put_bytes(w, b, n);
-}
-
-static void put_path_id(wbuf *w, uint64_t id)
+static void put_path_id(ir_writer *w, uint64_t id)
 {
     if (id > IR_MAX_PATH_ID)
         w->err = 1;
     else
-        put_varint(w, id);
+        ir_put_varint(w, id);
 }
 
-static int encode_body(wbuf *w, const ir_frame *f)
+static int encode_body(ir_writer *w, const ir_frame *f)
 {
     uint64_t t = f->type;
     if (t >= IR_FT_STREAM && t <= (IR_FT_STREAM | 7)) {
@@ -540,13 +508,13 @@ static int encode_body(wbuf *w, const ir_frame *f)
             return -1;
         if (s->offset > IR_VARINT_MAX || s->len > IR_VARINT_MAX - s->offset)
             return -1;
-        put_varint(w, t);
-        put_varint(w, s->stream_id);
+        ir_put_varint(w, t);
+        ir_put_varint(w, s->stream_id);
         if (t & IR_FT_STREAM_OFF)
-            put_varint(w, s->offset);
+            ir_put_varint(w, s->offset);
         if (t & IR_FT_STREAM_LEN)
-            put_varint(w, (uint64_t)s->len);
-        put_bytes(w, s->data, s->len);
+            ir_put_varint(w, (uint64_t)s->len);
+        ir_put_bytes(w, s->data, s->len);
         return 0;
     }
     if (t == IR_FT_PADDING) {
@@ -558,7 +526,7 @@ static int encode_body(wbuf *w, const ir_frame *f)
     }
     if (!ir_frame_info(t))
         return -1;
-    put_varint(w, t);
+    ir_put_varint(w, t);
     switch (t) {
     case IR_FT_PING:
     case IR_FT_HANDSHAKE_DONE:
@@ -579,32 +547,32 @@ static int encode_body(wbuf *w, const ir_frame *f)
         ir_cursor_init(&rc, a->ranges, a->ranges_len);
         if (ack_walk(&rc, a->range_count, &smallest) || rc.pos != rc.len)
             return -1;
-        put_varint(w, a->largest);
-        put_varint(w, a->ack_delay);
-        put_varint(w, a->range_count);
-        put_varint(w, a->first_range);
-        put_bytes(w, a->ranges, a->ranges_len);
+        ir_put_varint(w, a->largest);
+        ir_put_varint(w, a->ack_delay);
+        ir_put_varint(w, a->range_count);
+        ir_put_varint(w, a->first_range);
+        ir_put_bytes(w, a->ranges, a->ranges_len);
         if (t == IR_FT_ACK_ECN || t == IR_FT_PATH_ACK_ECN) {
-            put_varint(w, a->ecn.ect0);
-            put_varint(w, a->ecn.ect1);
-            put_varint(w, a->ecn.ce);
+            ir_put_varint(w, a->ecn.ect0);
+            ir_put_varint(w, a->ecn.ect1);
+            ir_put_varint(w, a->ecn.ce);
         }
         break;
     }
     case IR_FT_RESET_STREAM:
-        put_varint(w, f->u.reset_stream.stream_id);
-        put_varint(w, f->u.reset_stream.error_code);
-        put_varint(w, f->u.reset_stream.final_size);
+        ir_put_varint(w, f->u.reset_stream.stream_id);
+        ir_put_varint(w, f->u.reset_stream.error_code);
+        ir_put_varint(w, f->u.reset_stream.final_size);
         break;
     case IR_FT_STOP_SENDING:
-        put_varint(w, f->u.stop_sending.stream_id);
-        put_varint(w, f->u.stop_sending.error_code);
+        ir_put_varint(w, f->u.stop_sending.stream_id);
+        ir_put_varint(w, f->u.stop_sending.error_code);
         break;
     case IR_FT_CRYPTO:
         if (f->u.crypto.offset > IR_VARINT_MAX ||
             f->u.crypto.len > IR_VARINT_MAX - f->u.crypto.offset)
             return -1;
-        put_varint(w, f->u.crypto.offset);
+        ir_put_varint(w, f->u.crypto.offset);
         put_len_bytes(w, f->u.crypto.data, f->u.crypto.len);
         break;
     case IR_FT_NEW_TOKEN:
@@ -614,7 +582,7 @@ static int encode_body(wbuf *w, const ir_frame *f)
         break;
     case IR_FT_MAX_DATA:
     case IR_FT_DATA_BLOCKED:
-        put_varint(w, f->u.limit);
+        ir_put_varint(w, f->u.limit);
         break;
     case IR_FT_MAX_STREAMS_BIDI:
     case IR_FT_MAX_STREAMS_UNI:
@@ -622,12 +590,12 @@ static int encode_body(wbuf *w, const ir_frame *f)
     case IR_FT_STREAMS_BLOCKED_UNI:
         if (f->u.limit > IR_MAX_STREAMS_LIMIT)
             return -1;
-        put_varint(w, f->u.limit);
+        ir_put_varint(w, f->u.limit);
         break;
     case IR_FT_MAX_STREAM_DATA:
     case IR_FT_STREAM_DATA_BLOCKED:
-        put_varint(w, f->u.stream_limit.stream_id);
-        put_varint(w, f->u.stream_limit.limit);
+        ir_put_varint(w, f->u.stream_limit.stream_id);
+        ir_put_varint(w, f->u.stream_limit.limit);
         break;
     case IR_FT_NEW_CONNECTION_ID:
     case IR_FT_PATH_NEW_CONNECTION_ID: {
@@ -637,51 +605,51 @@ static int encode_body(wbuf *w, const ir_frame *f)
             return -1;
         if (t == IR_FT_PATH_NEW_CONNECTION_ID)
             put_path_id(w, n->path_id);
-        put_varint(w, n->seq);
-        put_varint(w, n->retire_prior_to);
+        ir_put_varint(w, n->seq);
+        ir_put_varint(w, n->retire_prior_to);
         put_u8(w, n->cid_len);
-        put_bytes(w, n->cid, n->cid_len);
-        put_bytes(w, n->reset_token, IR_RESET_TOKEN_LEN);
+        ir_put_bytes(w, n->cid, n->cid_len);
+        ir_put_bytes(w, n->reset_token, IR_RESET_TOKEN_LEN);
         break;
     }
     case IR_FT_RETIRE_CONNECTION_ID:
-        put_varint(w, f->u.retire_cid.seq);
+        ir_put_varint(w, f->u.retire_cid.seq);
         break;
     case IR_FT_PATH_RETIRE_CONNECTION_ID:
         put_path_id(w, f->u.retire_cid.path_id);
-        put_varint(w, f->u.retire_cid.seq);
+        ir_put_varint(w, f->u.retire_cid.seq);
         break;
     case IR_FT_PATH_CHALLENGE:
     case IR_FT_PATH_RESPONSE:
-        put_bytes(w, f->u.path_data, 8);
+        ir_put_bytes(w, f->u.path_data, 8);
         break;
     case IR_FT_CONNECTION_CLOSE:
     case IR_FT_APPLICATION_CLOSE:
-        put_varint(w, f->u.close.error_code);
+        ir_put_varint(w, f->u.close.error_code);
         if (t == IR_FT_CONNECTION_CLOSE)
-            put_varint(w, f->u.close.frame_type);
+            ir_put_varint(w, f->u.close.frame_type);
         put_len_bytes(w, f->u.close.reason, f->u.close.reason_len);
         break;
     case IR_FT_DATAGRAM:
-        put_bytes(w, f->u.datagram.data, f->u.datagram.len);
+        ir_put_bytes(w, f->u.datagram.data, f->u.datagram.len);
         break;
     case IR_FT_DATAGRAM_LEN:
         put_len_bytes(w, f->u.datagram.data, f->u.datagram.len);
         break;
     case IR_FT_ACK_FREQUENCY:
-        put_varint(w, f->u.ack_frequency.seq);
-        put_varint(w, f->u.ack_frequency.ack_eliciting_threshold);
-        put_varint(w, f->u.ack_frequency.request_max_ack_delay);
-        put_varint(w, f->u.ack_frequency.reordering_threshold);
+        ir_put_varint(w, f->u.ack_frequency.seq);
+        ir_put_varint(w, f->u.ack_frequency.ack_eliciting_threshold);
+        ir_put_varint(w, f->u.ack_frequency.request_max_ack_delay);
+        ir_put_varint(w, f->u.ack_frequency.reordering_threshold);
         break;
     case IR_FT_PATH_ABANDON:
         put_path_id(w, f->u.path_abandon.path_id);
-        put_varint(w, f->u.path_abandon.error_code);
+        ir_put_varint(w, f->u.path_abandon.error_code);
         break;
     case IR_FT_PATH_STATUS_BACKUP:
     case IR_FT_PATH_STATUS_AVAILABLE:
         put_path_id(w, f->u.path_status.path_id);
-        put_varint(w, f->u.path_status.seq);
+        ir_put_varint(w, f->u.path_status.seq);
         break;
     case IR_FT_MAX_PATH_ID:
     case IR_FT_PATHS_BLOCKED:
@@ -689,7 +657,7 @@ static int encode_body(wbuf *w, const ir_frame *f)
         break;
     case IR_FT_PATH_CIDS_BLOCKED:
         put_path_id(w, f->u.path_cids_blocked.path_id);
-        put_varint(w, f->u.path_cids_blocked.next_seq);
+        ir_put_varint(w, f->u.path_cids_blocked.next_seq);
         break;
     case IR_FT_ADD_ADDRESS_V4:
     case IR_FT_REACH_OUT_V4:
@@ -700,13 +668,13 @@ static int encode_body(wbuf *w, const ir_frame *f)
         int v6 = t == IR_FT_ADD_ADDRESS_V6 || t == IR_FT_REACH_OUT_V6 ||
                  t == IR_FT_OBSERVED_ADDRESS_V6;
         uint8_t port[2] = {(uint8_t)(f->u.addr.port >> 8), (uint8_t)f->u.addr.port};
-        put_varint(w, f->u.addr.seq);
-        put_bytes(w, f->u.addr.ip, v6 ? 16 : 4);
-        put_bytes(w, port, 2);
+        ir_put_varint(w, f->u.addr.seq);
+        ir_put_bytes(w, f->u.addr.ip, v6 ? 16 : 4);
+        ir_put_bytes(w, port, 2);
         break;
     }
     case IR_FT_REMOVE_ADDRESS:
-        put_varint(w, f->u.remove_seq);
+        ir_put_varint(w, f->u.remove_seq);
         break;
     default:
         return -1;
@@ -716,7 +684,7 @@ static int encode_body(wbuf *w, const ir_frame *f)
 
 size_t ir_frame_encode(uint8_t *p, size_t cap, const ir_frame *f)
 {
-    wbuf w = {p, cap, 0, 0};
+    ir_writer w = {p, cap, 0, 0};
     if (encode_body(&w, f) || w.err)
         return 0;
     return w.pos;
@@ -850,22 +818,22 @@ size_t ir_ack_encode(uint8_t *p, size_t cap, int multipath, uint64_t path_id,
     if (k == 0)
         return 0;
 
-    wbuf w = {p, cap, 0, 0};
-    put_varint(&w, type);
+    ir_writer w = {p, cap, 0, 0};
+    ir_put_varint(&w, type);
     if (multipath)
-        put_varint(&w, path_id);
-    put_varint(&w, r[0].largest);
-    put_varint(&w, ack_delay);
-    put_varint(&w, (uint64_t)(k - 1));
-    put_varint(&w, r[0].largest - r[0].smallest);
+        ir_put_varint(&w, path_id);
+    ir_put_varint(&w, r[0].largest);
+    ir_put_varint(&w, ack_delay);
+    ir_put_varint(&w, (uint64_t)(k - 1));
+    ir_put_varint(&w, r[0].largest - r[0].smallest);
     for (size_t i = 1; i < k; i++) {
-        put_varint(&w, r[i - 1].smallest - r[i].largest - 2);
-        put_varint(&w, r[i].largest - r[i].smallest);
+        ir_put_varint(&w, r[i - 1].smallest - r[i].largest - 2);
+        ir_put_varint(&w, r[i].largest - r[i].smallest);
     }
     if (ecn) {
-        put_varint(&w, ecn->ect0);
-        put_varint(&w, ecn->ect1);
-        put_varint(&w, ecn->ce);
+        ir_put_varint(&w, ecn->ect0);
+        ir_put_varint(&w, ecn->ect1);
+        ir_put_varint(&w, ecn->ce);
     }
     if (w.err)
         return 0;

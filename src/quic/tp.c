@@ -217,58 +217,26 @@ int ir_tp_decode(const uint8_t *p, size_t len, int from_server, ir_tp *out)
 
 /* ---- encoding ------------------------------------------------------------------------- */
 
-typedef struct wbuf {
-    uint8_t *p;
-    size_t cap, pos;
-    int err;
-} wbuf;
 
-static void put_varint(wbuf *w, uint64_t v)
-{
-    if (w->err || v > IR_VARINT_MAX) {
-        w->err = 1;
-        return;
-    }
-    size_t n = ir_varint_len(v);
-    if (n > w->cap - w->pos) {
-        w->err = 1;
-        return;
-    }
-    ir_varint_put(w->p + w->pos, v);
-    w->pos += n;
-}
-
-static void put_bytes(wbuf *w, const uint8_t *b, size_t n)
-{
-    if (w->err || n > w->cap - w->pos) {
-        w->err = 1;
-        return;
-    }
-    if (n > 0) {
-        memcpy(w->p + w->pos, b, n);
-        w->pos += n;
-    }
-}
-
-static void put_int_param(wbuf *w, uint64_t id, uint64_t v)
+static void put_int_param(ir_writer *w, uint64_t id, uint64_t v)
 {
     if (v > IR_VARINT_MAX) {
         w->err = 1;
         return;
     }
-    put_varint(w, id);
-    put_varint(w, ir_varint_len(v));
-    put_varint(w, v);
+    ir_put_varint(w, id);
+    ir_put_varint(w, ir_varint_len(v));
+    ir_put_varint(w, v);
 }
 
-static void put_bytes_param(wbuf *w, uint64_t id, const uint8_t *b, size_t n)
+static void put_bytes_param(ir_writer *w, uint64_t id, const uint8_t *b, size_t n)
 {
-    put_varint(w, id);
-    put_varint(w, (uint64_t)n);
-    put_bytes(w, b, n);
+    ir_put_varint(w, id);
+    ir_put_varint(w, (uint64_t)n);
+    ir_put_bytes(w, b, n);
 }
 
-static void put_cid_param(wbuf *w, uint64_t id, const ir_tp_cid *cid)
+static void put_cid_param(ir_writer *w, uint64_t id, const ir_tp_cid *cid)
 {
     if (cid->len > sizeof cid->id)
         w->err = 1;
@@ -276,7 +244,7 @@ static void put_cid_param(wbuf *w, uint64_t id, const ir_tp_cid *cid)
         put_bytes_param(w, id, cid->id, cid->len);
 }
 
-static void put_preferred_address(wbuf *w, const ir_tp_preferred_address *pa)
+static void put_preferred_address(ir_writer *w, const ir_tp_preferred_address *pa)
 {
     uint8_t b[25 + 20 + 16];
     size_t cl = pa->cid.len;
@@ -308,7 +276,7 @@ static uint64_t mix(uint64_t *s)
 #define N_SLOTS 23
 
 /* Writes the parameter of slot i (in id order) if tp has it. */
-static void put_slot(wbuf *w, int i, const ir_tp *tp, int is_server)
+static void put_slot(ir_writer *w, int i, const ir_tp *tp, int is_server)
 {
     switch (i) {
     case 0:
@@ -426,7 +394,7 @@ size_t ir_tp_encode(uint8_t *p, size_t cap, const ir_tp *tp, int is_server,
         gbytes[8 + i] = (uint8_t)(b2 >> (8 * i));
     }
 
-    wbuf w = {p, cap, 0, 0};
+    ir_writer w = {p, cap, 0, 0};
     for (int i = 0; i <= N_SLOTS; i++) {
         if (i == gpos)
             put_bytes_param(&w, id, gbytes, glen);

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define IR_VARINT_MAX ((uint64_t)0x3fffffffffffffff)
 
@@ -97,6 +98,35 @@ static inline int ir_get_bytes(ir_cursor *c, size_t n, const uint8_t **out)
     *out = c->p + c->pos;
     c->pos += n;
     return 0;
+}
+
+/* A bounded writer: the first write that does not fit (or a value out of range) sets err
+ * and every later write does nothing, so an encoder writes freely and checks once. */
+typedef struct ir_writer {
+    uint8_t *p;
+    size_t cap, pos;
+    int err;
+} ir_writer;
+
+static inline void ir_put_varint(ir_writer *w, uint64_t v)
+{
+    if (w->err || v > IR_VARINT_MAX || ir_varint_len(v) > w->cap - w->pos) {
+        w->err = 1;
+        return;
+    }
+    w->pos += ir_varint_put(w->p + w->pos, v);
+}
+
+static inline void ir_put_bytes(ir_writer *w, const uint8_t *b, size_t n)
+{
+    if (w->err || n > w->cap - w->pos || (n > 0 && !b)) {
+        w->err = 1;
+        return;
+    }
+    if (n > 0) {
+        memcpy(w->p + w->pos, b, n);
+        w->pos += n;
+    }
 }
 
 #endif
