@@ -62,18 +62,23 @@ static void *handle_incoming(void *arg)
     return NULL;
 }
 
-/* the accept loop: ends when iroh_endpoint_close makes accept fail */
+/* the accept loop: ends when iroh_endpoint_close makes accept fail. Like the guide's
+ * advice to use a TaskTracker or JoinSet instead of bare tokio::spawn, it keeps its
+ * handler threads and joins them before returning, so none outlives the endpoint. */
 static void *accept_loop(void *arg)
 {
     iroh_endpoint *endpoint = arg;
     iroh_incoming *incoming;
+    pthread_t handlers[64];
+    int n = 0;
     while (iroh_endpoint_accept(endpoint, -1, &incoming) == IROH_OK) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, handle_incoming, incoming) == 0)
-            pthread_detach(t);
-        else
+        if (n == 64 || pthread_create(&handlers[n], NULL, handle_incoming, incoming) != 0)
             iroh_incoming_refuse(incoming);
+        else
+            n++;
     }
+    for (int i = 0; i < n; i++)
+        pthread_join(handlers[i], NULL);
     return NULL;
 }
 
