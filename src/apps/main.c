@@ -29,10 +29,10 @@ static const char USAGE[] =
     "                                    send stdin on a stream (N streams: on each), print\n"
     "                                    what comes back, close the connection; --alpn may\n"
     "                                    repeat to offer several (by preference)\n"
-    "  relay [--listen IP:PORT] [--ping-interval SECS] [--header-timeout SECS]\n"
-    "                                    run a relay server over plain HTTP (default\n"
-    "                                    127.0.0.1:3340) until SIGINT/SIGTERM; SIGUSR1\n"
-    "                                    prints its counters to stderr\n"
+    "  relay [--listen IP:PORT] [--tls-cert PEM --tls-key PEM] [--ping-interval SECS]\n"
+    "        [--header-timeout SECS]     run a relay server, plain HTTP (default\n"
+    "                                    127.0.0.1:3340) or HTTPS with the certificate,\n"
+    "                                    until SIGINT/SIGTERM; SIGUSR1 prints its counters\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)

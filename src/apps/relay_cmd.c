@@ -62,6 +62,14 @@ int cmd_relay(int argc, char **argv)
             cfg.listen = argv[++i];
             continue;
         }
+        if (strcmp(a, "--tls-cert") == 0 && i + 1 < argc) {
+            cfg.tls_cert_file = argv[++i];
+            continue;
+        }
+        if (strcmp(a, "--tls-key") == 0 && i + 1 < argc) {
+            cfg.tls_key_file = argv[++i];
+            continue;
+        }
         if (strcmp(a, "--ping-interval") == 0)
             secs = &cfg.ping_interval_ms;
         else if (strcmp(a, "--header-timeout") == 0)
@@ -92,7 +100,7 @@ int cmd_relay(int argc, char **argv)
     char text[IROH_SOCKET_ADDR_LEN];
     ir_relay_server_local_addr(srv, &local);
     iroh_socket_addr_to_string(&local, text, sizeof text);
-    printf("relay listening on http://%s\n", text);
+    printf("relay listening on %s://%s\n", cfg.tls_cert_file ? "https" : "http", text);
     fflush(stdout);
 
     rc = ir_relay_server_run(srv);

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
+
 #include "base/log.h"
 #include "base/util.h"
 #include "frame.h"
@@ -139,6 +141,8 @@ struct ir_relay_conn {
     uint32_t events;
     int shut, write_blocked;
     ir_relay_conn *grave_next;
+    gnutls_session_t tls;   /* HTTPS: the TLS session over fd */
+    int tls_ready;          /* its handshake is done */
 };
 
 struct ir_relay_core {
@@ -1548,7 +1552,25 @@ struct ir_relay_server {
     uint64_t refused;
     ir_relay_conn *grave;
     uint8_t *rbuf;
+    gnutls_certificate_credentials_t cred; /* HTTPS when set */
 };
+
+/* ---- TLS (HTTPS) in the shell: the core only ever sees the plaintext bytes ------------ */
+
+static int tls_export(void *ctx, const uint8_t context[32], uint8_t out[32])
+{
+    gnutls_session_t s = ctx;
+    return gnutls_prf_rfc5705(s, IR_RELAY_EXPORT_LABEL_LEN, IR_RELAY_EXPORT_LABEL, 32,
+                              (const char *)context, 32, (char *)out) == 0 ? 0 : -1;
+}
+
+static void tls_drop(ir_relay_conn *c)
+{
+    if (c->tls) {
+        gnutls_deinit(c->tls);
+        c->tls = NULL;
+    }
+}
 
 static uint64_t clock_ns(void)
 {
@@ -1622,6 +1644,20 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
     if (!srv->rbuf || (rc = ir_relay_core_new(&c, NULL, NULL, &srv->core)) != IROH_OK) {
         ir_fail(rc, "out of memory");
         goto fail;
+    }
+    if (c.tls_cert_file || c.tls_key_file) {
+        int grc;
+        if (!c.tls_cert_file || !c.tls_key_file) {
+            rc = ir_fail(IROH_ERR_INVALID_ARGUMENT, "HTTPS needs both a certificate and a key file");
+            goto fail;
+        }
+        if ((grc = gnutls_certificate_allocate_credentials(&srv->cred)) < 0 ||
+            (grc = gnutls_certificate_set_x509_key_file(srv->cred, c.tls_cert_file, c.tls_key_file,
+                                                        GNUTLS_X509_FMT_PEM)) < 0) {
+            rc = ir_fail(IROH_ERR_INVALID_ARGUMENT, "TLS certificate %s / key %s: %s",
+                         c.tls_cert_file, c.tls_key_file, gnutls_strerror(grc));
+            goto fail;
+        }
     }
     rc = IROH_ERR_IO;
     srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1736,6 +1772,18 @@ static void accept_ready(ir_relay_server *srv, uint64_t now)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->fd = fd;
         c->events = EPOLLIN;
+        if (srv->cred) {
+            if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0 ||
+                gnutls_set_default_priority(c->tls) < 0 ||
+                gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, srv->cred) < 0) {
+                tls_drop(c);
+                ir_relay_core_abort(srv->core, c, "TLS setup failed", now);
+                close(fd);
+                c->fd = -1;
+                continue;
+            }
+            gnutls_transport_set_int(c->tls, fd);
+        }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
             ir_relay_core_abort(srv->core, c, "epoll_ctl failed", now);
@@ -1752,6 +1800,23 @@ static void flush(ir_relay_server *srv, ir_relay_conn *c, uint64_t now)
         size_t total = 0;
         for (size_t i = 0; i < n; i++)
             total += iov[i].iov_len;
+        if (c->tls) {
+            if (!c->tls_ready)
+                return; /* the handshake first */
+            ssize_t w = gnutls_record_send(c->tls, iov[0].iov_base, iov[0].iov_len);
+            if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+                c->write_blocked = 1; /* called again with the same bytes, as GnuTLS asks */
+                return;
+            }
+            if (w < 0) {
+                char why[96];
+                snprintf(why, sizeof why, "TLS send: %s", gnutls_strerror((int)w));
+                ir_relay_core_abort(srv->core, c, why, now);
+                return;
+            }
+            ir_relay_core_sent(srv->core, c, (size_t)w, now);
+            continue;
+        }
         struct msghdr mh;
         memset(&mh, 0, sizeof mh);
         mh.msg_iov = iov;
@@ -1786,6 +1851,7 @@ static void sync_changed(ir_relay_server *srv, uint64_t now)
             s = ir_relay_conn_status(c);
         }
         if (s & IR_RELAY_CLOSED) {
+            tls_drop(c);
             if (c->fd >= 0) {
                 epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
                 close(c->fd);
@@ -1809,10 +1875,68 @@ static void sync_changed(ir_relay_server *srv, uint64_t now)
     }
 }
 
+static void tls_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, uint64_t now)
+{
+    if (!c->tls_ready) {
+        int rc = gnutls_handshake(c->tls);
+        if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+            uint32_t want = gnutls_record_get_direction(c->tls) ? EPOLLIN | EPOLLOUT : EPOLLIN;
+            if (want != c->events) {
+                struct epoll_event ev = {.events = want, .data.ptr = c};
+                epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                c->events = want;
+            }
+            return;
+        }
+        if (rc < 0) {
+            char why[96];
+            snprintf(why, sizeof why, "TLS handshake: %s", gnutls_strerror(rc));
+            ir_relay_core_abort(srv->core, c, why, now);
+            return;
+        }
+        c->tls_ready = 1;
+        ir_relay_conn_set_exporter(c, tls_export, c->tls);
+        mark_changed(srv->core, c); /* back to the events the core wants */
+    }
+    if (events & EPOLLOUT) {
+        c->write_blocked = 0;
+        mark_changed(srv->core, c);
+    }
+    /* GnuTLS may hold decrypted bytes beyond one read: drain them */
+    for (int k = 0; k < 64; k++) {
+        if (!(ir_relay_conn_status(c) & IR_RELAY_WANT_READ) || c->state == CS_CLOSED)
+            return;
+        ssize_t r = gnutls_record_recv(c->tls, srv->rbuf, READ_BUF);
+        if (r > 0) {
+            ir_relay_core_recv(srv->core, c, srv->rbuf, (size_t)r, now);
+        } else if (r == 0) {
+            ir_relay_core_eof(srv->core, c, now);
+            return;
+        } else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+            return;
+        } else {
+            char why[96];
+            snprintf(why, sizeof why, "TLS recv: %s", gnutls_strerror((int)r));
+            ir_relay_core_abort(srv->core, c, why, now);
+            return;
+        }
+        if (!gnutls_record_check_pending(c->tls))
+            return;
+    }
+}
+
 static void conn_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, uint64_t now)
 {
     if (c->state == CS_CLOSED)
         return;
+    if (c->tls) {
+        if (events & (EPOLLHUP | EPOLLERR) && !(events & EPOLLIN)) {
+            ir_relay_core_abort(srv->core, c, "connection reset", now);
+            return;
+        }
+        tls_event(srv, c, events, now);
+        return;
+    }
     if (events & EPOLLOUT) {
         c->write_blocked = 0;
         mark_changed(srv->core, c);
@@ -1902,11 +2026,13 @@ void ir_relay_server_free(ir_relay_server *srv)
     if (!srv)
         return;
     if (srv->core) {
-        for (ir_relay_conn *c = srv->core->all; c; c = c->all_next)
+        for (ir_relay_conn *c = srv->core->all; c; c = c->all_next) {
+            tls_drop(c);
             if (c->fd >= 0) {
                 close(c->fd);
                 c->fd = -1;
             }
+        }
         ir_relay_core_free(srv->core);
     }
     if (srv->lfd >= 0)
@@ -1916,5 +2042,7 @@ void ir_relay_server_free(ir_relay_server *srv)
     if (srv->evfd >= 0)
         close(srv->evfd);
     free(srv->rbuf);
+    if (srv->cred)
+        gnutls_certificate_free_credentials(srv->cred);
     free(srv);
 }

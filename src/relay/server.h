@@ -75,6 +75,8 @@ typedef struct ir_relay_server_config {
     uint32_t queue_control;        /* per-connection control queue (512) */
     uint32_t queue_bytes;          /* per-recipient datagram queue in bytes (4 MiB) */
     uint32_t max_connections;      /* TCP connections at once (shell; 100000) */
+    const char *tls_cert_file;     /* shell: PEM certificate chain; with tls_key_file, HTTPS */
+    const char *tls_key_file;      /* shell: PEM private key */
     ir_relay_access_fn access;     /* NULL: everyone is allowed */
     void *access_ctx;
 } ir_relay_server_config;
