@@ -30,9 +30,11 @@ static const char USAGE[] =
     "                                    what comes back, close the connection; --alpn may\n"
     "                                    repeat to offer several (by preference)\n"
     "  relay [--listen IP:PORT] [--tls-cert PEM --tls-key PEM] [--ping-interval SECS]\n"
-    "        [--header-timeout SECS]     run a relay server, plain HTTP (default\n"
+    "        [--header-timeout SECS] [--allow ID]... [--deny ID]... [--token T]...\n"
+    "                                    run a relay server, plain HTTP (default\n"
     "                                    127.0.0.1:3340) or HTTPS with the certificate,\n"
-    "                                    until SIGINT/SIGTERM; SIGUSR1 prints its counters\n"
+    "                                    until SIGINT/SIGTERM; SIGUSR1 prints its counters;\n"
+    "                                    access by EndpointId lists and Bearer tokens\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)

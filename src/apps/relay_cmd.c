@@ -29,6 +29,46 @@ static void on_stats(int sig)
         ir_relay_server_request_stats(s);
 }
 
+/* Access control (relay.md 2.4): --deny IDs are refused, with --allow only the listed
+ * IDs get in, and with --token (or IROH_RELAY_ACCESS_TOKEN, which replaces the list) the
+ * upgrade request must carry one of the tokens as "Authorization: Bearer". Every refusal
+ * says "not authorized", as upstream. */
+#define MAX_ACCESS 256
+typedef struct access_lists {
+    iroh_endpoint_id allow[MAX_ACCESS], deny[MAX_ACCESS];
+    size_t nallow, ndeny;
+    const char *tokens[MAX_ACCESS];
+    size_t ntokens;
+} access_lists;
+
+static int in_list(const iroh_endpoint_id *list, size_t n, const iroh_endpoint_id *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (iroh_endpoint_id_equal(&list[i], id))
+            return 1;
+    return 0;
+}
+
+static int check_access(void *ctx, const iroh_endpoint_id *id, int version, const char *token,
+                        size_t token_len, const char **reason)
+{
+    const access_lists *a = ctx;
+    (void)version;
+    *reason = NULL;
+    if (in_list(a->deny, a->ndeny, id))
+        return 0;
+    if (a->nallow && !in_list(a->allow, a->nallow, id))
+        return 0;
+    if (a->ntokens) {
+        int ok = 0;
+        for (size_t i = 0; i < a->ntokens && !ok; i++)
+            ok = token && strlen(a->tokens[i]) == token_len &&
+                 memcmp(a->tokens[i], token, token_len) == 0;
+        return ok;
+    }
+    return 1;
+}
+
 /* seconds (a decimal number) to milliseconds; 0 on a bad value */
 static uint32_t parse_secs(const char *s)
 {
@@ -55,9 +95,28 @@ int cmd_relay(int argc, char **argv)
 {
     ir_relay_server_config cfg;
     ir_relay_server_config_init(&cfg);
+    static access_lists acl;
+    memset(&acl, 0, sizeof acl);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         uint32_t *secs = NULL;
+        if ((strcmp(a, "--allow") == 0 || strcmp(a, "--deny") == 0) && i + 1 < argc) {
+            int allow = a[2] == 'a';
+            iroh_endpoint_id *list = allow ? acl.allow : acl.deny;
+            size_t *n = allow ? &acl.nallow : &acl.ndeny;
+            if (*n == MAX_ACCESS)
+                return cli_usage("relay: at most 256 ids per list%s", NULL);
+            if (iroh_endpoint_id_parse(argv[++i], &list[*n]) != IROH_OK)
+                return cli_usage("relay: '%s' is not an EndpointId", argv[i]);
+            (*n)++;
+            continue;
+        }
+        if (strcmp(a, "--token") == 0 && i + 1 < argc) {
+            if (acl.ntokens == MAX_ACCESS || !*argv[i + 1])
+                return cli_usage("relay: at most 256 non-empty tokens%s", NULL);
+            acl.tokens[acl.ntokens++] = argv[++i];
+            continue;
+        }
         if (strcmp(a, "--listen") == 0 && i + 1 < argc) {
             cfg.listen = argv[++i];
             continue;
@@ -78,6 +137,15 @@ int cmd_relay(int argc, char **argv)
             return cli_usage("relay: unexpected argument '%s'", a);
         if (!(*secs = parse_secs(argv[++i])))
             return cli_usage("relay: invalid number of seconds '%s'", argv[i]);
+    }
+    const char *env_token = getenv("IROH_RELAY_ACCESS_TOKEN");
+    if (env_token && *env_token) {
+        acl.tokens[0] = env_token;
+        acl.ntokens = 1;
+    }
+    if (acl.nallow || acl.ndeny || acl.ntokens) {
+        cfg.access = check_access;
+        cfg.access_ctx = &acl;
     }
     raise_fd_limit();
     ir_relay_server *srv;

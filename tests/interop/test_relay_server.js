@@ -144,17 +144,17 @@ class Raw {
   close() { this.sock.destroy(); }
 }
 
-function upgradeRequest(port, key, proto = 'iroh-relay-v2, iroh-relay-v1') {
+function upgradeRequest(port, key, proto = 'iroh-relay-v2, iroh-relay-v1', extra = '') {
   return `GET /relay HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nsec-websocket-protocol: ${proto}\r\n\r\n`;
+    `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nsec-websocket-protocol: ${proto}\r\n${extra}\r\n`;
 }
 
 // Upgrade and handshake; returns { r, key, first } where first is the frame after ClientAuth.
-async function relayClient(port, { key = newKey(), proto, badSig = false, authFrame } = {}) {
+async function relayClient(port, { key = newKey(), proto, badSig = false, authFrame, extraHeaders } = {}) {
   const r = new Raw(port);
   await r.ready;
   const wsKey = crypto.randomBytes(16).toString('base64');
-  r.send(upgradeRequest(port, wsKey, proto));
+  r.send(upgradeRequest(port, wsKey, proto, extraHeaders));
   const head = await r.readHead();
   if (!head || !/^HTTP\/1\.1 101 /.test(head)) throw new Error('no 101: ' + head);
   const accept = crypto.createHash('sha1').update(wsKey + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
@@ -544,6 +544,34 @@ async function main() {
     s.on('error', () => res(true));
   });
   check(refused, 'the port is closed after exit');
+
+  // access control (relay.md 2.4): an allow list, a deny list, and Bearer tokens
+  const ka = newKey(), kb = newKey();
+  const hex = (k) => k.pub.toString('hex');
+  const denied = (c) => c.first && c.first.payload.equals(Buffer.from('030e6e6f7420617574686f72697a6564', 'hex'));
+  const allowed = (c) => c.first && c.first.payload.length === 1 && c.first.payload[0] === 0x02;
+  const acl = await startRelay(['--allow', hex(ka)]);
+  let ca = await relayClient(acl.port, { key: ka });
+  let cb = await relayClient(acl.port, { key: kb });
+  check(allowed(ca) && denied(cb), '--allow: the listed id gets in, another gets 03 "not authorized"');
+  ca.r.close(); cb.r.close();
+  acl.proc.kill('SIGTERM');
+  await withTimeout(acl.exited, 10000, 'relay exit');
+  const deny = await startRelay(['--deny', hex(kb)]);
+  ca = await relayClient(deny.port, { key: ka });
+  cb = await relayClient(deny.port, { key: kb });
+  check(allowed(ca) && denied(cb), '--deny: the listed id is refused, others get in');
+  ca.r.close(); cb.r.close();
+  deny.proc.kill('SIGTERM');
+  await withTimeout(deny.exited, 10000, 'relay exit');
+  const tok = await startRelay(['--token', 's3cret']);
+  ca = await relayClient(tok.port, { key: ka, extraHeaders: 'authorization: Bearer s3cret\r\n' });
+  cb = await relayClient(tok.port, { key: kb, extraHeaders: 'authorization: Bearer wrong\r\n' });
+  const cc = await relayClient(tok.port, { key: newKey() });
+  check(allowed(ca) && denied(cb) && denied(cc), '--token: the right Bearer token gets in, a wrong or missing one does not');
+  ca.r.close(); cb.r.close(); cc.r.close();
+  tok.proc.kill('SIGTERM');
+  await withTimeout(tok.exited, 10000, 'relay exit');
   clearTimeout(overall);
 }
 
