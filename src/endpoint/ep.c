@@ -742,11 +742,3 @@ void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
     }
 }
 
-void ir_ep_close(ir_ep *ep, uint64_t code, const char *reason, int timeout_ms)
-{
-    uint64_t now = ir_now_ns();
-    for (size_t i = 0; i < ep->nconns; i++)
-        ir_conn_close(ep->conns[i].c, 1, code, reason, now);
-    ir_ep_flush(ep);
-    (void)timeout_ms; /* the close is sent once above; peers that miss it time out */
-}

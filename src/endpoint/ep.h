@@ -74,9 +74,6 @@ void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet);
 /* The address a connection started with. */
 int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out);
 
-/* Closes every connection (application code, reason) and runs until the closes are sent
- * or timeout_ms passes. */
-void ir_ep_close(ir_ep *ep, uint64_t code, const char *reason, int timeout_ms);
 
 uint64_t ir_now_ns(void);
 

@@ -122,10 +122,8 @@ static void close_with(ir_conn *c, int app, uint64_t code, const char *reason)
 void ir_conn_close(ir_conn *c, int app, uint64_t code, const char *reason, uint64_t now)
 {
     c->now = now;
-    if (c->state == IR_CONN_HANDSHAKE && app) {
-        /* before the handshake completes an application close is sent as a transport
-         * APPLICATION_ERROR (0x0c) in Initial/Handshake packets (RFC 9000 10.2.3) */
-    }
+    /* before the handshake completes write_close sends an application close as the
+     * transport error APPLICATION_ERROR (0x0c) without its reason (RFC 9000 10.2.3) */
     close_with(c, app, code, reason);
 }
 
@@ -740,7 +738,6 @@ int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code)
         return 0;
     s->reset_pending = 1;
     s->reset_code = code;
-    s->reset_final = s->send.next > s->send.end ? s->send.next : s->send.end;
     /* nothing of the stream's data is sent any more */
     s->reset_final = s->send.next;
     ir_ranges_free(&s->send.lost);
