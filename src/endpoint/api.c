@@ -159,6 +159,19 @@ static int is_closed(const iroh_connection *h)
     return ir_conn_get_state(h->c) >= IR_CONN_CLOSING;
 }
 
+/* One wait of a blocking call on a connection: IROH_OK to check again, or the error that
+ * ends the call (the connection closed, or the deadline passed; what names the awaited
+ * thing in the timeout message). */
+static int wait_on_conn(iroh_connection *h, int timeout_ms, const struct timespec *dl,
+                        const char *what)
+{
+    if (is_closed(h))
+        return conn_error(h);
+    if (wait_until(h->ep, timeout_ms, dl) != 0)
+        return ir_fail(IROH_ERR_TIMEOUT, "%s within %d ms", what, timeout_ms);
+    return IROH_OK;
+}
+
 /* ---- the I/O thread ---------------------------------------------------------------------- */
 
 static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
@@ -899,15 +912,7 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
     pthread_mutex_lock(&ep->mu);
     struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
     int rc = IROH_OK;
-    while (!h->nopened[uni]) {
-        if (is_closed(h)) {
-            rc = conn_error(h);
-            break;
-        }
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
-            rc = ir_fail(IROH_ERR_TIMEOUT, "no stream within %d ms", timeout_ms);
-            break;
-        }
+    while (!h->nopened[uni] && (rc = wait_on_conn(h, timeout_ms, &dl, "no stream")) == IROH_OK) {
     }
     if (rc == IROH_OK) {
         uint64_t id = h->opened[uni][0];
@@ -977,14 +982,8 @@ int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
             rc = IROH_OK;
             break;
         }
-        if (is_closed(c)) {
-            rc = conn_error(c);
+        if ((rc = wait_on_conn(c, timeout_ms, &dl, "no datagram")) != IROH_OK)
             break;
-        }
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
-            rc = ir_fail(IROH_ERR_TIMEOUT, "no datagram within %d ms", timeout_ms);
-            break;
-        }
     }
     pthread_mutex_unlock(&ep->mu);
     return rc;
@@ -1179,15 +1178,8 @@ int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
     pthread_mutex_lock(&ep->mu);
     struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
     int rc = IROH_OK;
-    while (!ir_conn_stream_send_done(s->conn->c, s->id)) {
-        if (is_closed(s->conn)) {
-            rc = conn_error(s->conn);
-            break;
-        }
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
-            rc = ir_fail(IROH_ERR_TIMEOUT, "not acknowledged within %d ms", timeout_ms);
-            break;
-        }
+    while (!ir_conn_stream_send_done(s->conn->c, s->id) &&
+           (rc = wait_on_conn(s->conn, timeout_ms, &dl, "not acknowledged")) == IROH_OK) {
     }
     pthread_mutex_unlock(&ep->mu);
     return rc;
