@@ -36,6 +36,7 @@ static double cpu(void)
 static iroh_endpoint *bind_ep(int accept)
 {
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *ep;
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     if (accept)

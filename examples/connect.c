@@ -1,5 +1,5 @@
 /* The other half of examples/listen.c: connect to a ticket, send argv[2] (or stdin), print
- * what comes back, and close. */
+ * what comes back, and close. argv[3]: ALPN; argv[4]: a relay URL or "none" (n0's relays). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: connect TICKET [MESSAGE] [ALPN]\n");
+        fprintf(stderr, "usage: connect TICKET [MESSAGE] [ALPN] [RELAY_URL|none]\n");
         return 2;
     }
     const char *msg = argc > 2 ? argv[2] : "Hello, iroh!";
@@ -19,9 +19,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "connect: %s\n", iroh_last_error());
         return 2;
     }
+    const char *relay = argc > 4 ? argv[4] : NULL; /* a URL, "none", or n0's relays */
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *ep;
-    if (iroh_endpoint_bind(b, &ep) != IROH_OK) {
+    if ((relay && strcmp(relay, "none") == 0 &&
+         iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED)) ||
+        (relay && strcmp(relay, "none") != 0 && iroh_endpoint_builder_relay_url(b, relay)) ||
+        iroh_endpoint_bind(b, &ep) != IROH_OK) {
         fprintf(stderr, "connect: %s\n", iroh_last_error());
         return 1;
     }

@@ -1,6 +1,6 @@
 /* The echo protocol without a Router, as in the appendix of iroh's guide "Writing your
  * own Protocol": our own accept loop on a thread, calling the handler for each incoming
- * connection on a thread of its own. */
+ * connection on a thread of its own. Arguments as examples/echo.c. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,17 @@
 
 static const char ALPN[] = "iroh-example/echo/0";
 static const char *bind_addr = "127.0.0.1:0";
+static const char *relay = NULL; /* NULL: n0's relays, "none": no relays, else a relay URL */
+
+/* The guide's endpoints use n0's relays; argv[2] can name another relay or "none". */
+static int use_relays(iroh_endpoint_builder *b)
+{
+    if (!relay)
+        return IROH_OK;
+    if (strcmp(relay, "none") == 0)
+        return iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    return iroh_endpoint_builder_relay_url(b, relay);
+}
 
 #define TRY(expr)                                                                          \
     do {                                                                                   \
@@ -86,6 +97,7 @@ static int start_accept_side(iroh_endpoint **endpoint, pthread_t *loop)
 {
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     TRY(iroh_endpoint_builder_bind_addr(b, bind_addr));
+    TRY(use_relays(b));
     // The accept side needs to opt-in to the protocols it accepts,
     // as any connection attempts that can't be found with a matching ALPN
     // will be rejected.
@@ -103,6 +115,7 @@ static int connect_side(const iroh_endpoint_addr *addr)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *endpoint;
     TRY(iroh_endpoint_builder_bind_addr(b, bind_addr));
+    TRY(use_relays(b));
     TRY(iroh_endpoint_bind(b, &endpoint));
     iroh_endpoint_builder_free(b);
     iroh_connection *conn;
@@ -130,10 +143,13 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         bind_addr = argv[1];
+    if (argc > 2)
+        relay = argv[2];
     iroh_endpoint *endpoint;
     pthread_t loop;
     TRY(start_accept_side(&endpoint, &loop));
     iroh_endpoint_addr *addr;
+    iroh_endpoint_online(endpoint, 10000); /* the address carries the home relay then */
     TRY(iroh_endpoint_get_addr(endpoint, &addr));
     TRY(connect_side(addr));
     iroh_endpoint_addr_free(addr);

@@ -3,8 +3,9 @@
  * hands each to echo_accept on its own thread; the connecting side sends "Hello, world!",
  * reads the echo and closes.
  *
- * Optional: argv[1] is an address to bind the endpoints to (default 127.0.0.1:0; the guide
- * uses n0's discovery, which needs relays: see the relay issue). */
+ * Optional: argv[1] is an address to bind the endpoints to (default 127.0.0.1:0), argv[2]
+ * a relay URL or "none" (default: n0's public relays, as the guide). The guide also
+ * publishes addresses through n0's DNS discovery, which iroh-c does not do yet. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,17 @@
 
 static const char ALPN[] = "iroh-example/echo/0";
 static const char *bind_addr = "127.0.0.1:0";
+static const char *relay = NULL; /* NULL: n0's relays, "none": no relays, else a relay URL */
+
+/* The guide's endpoints use n0's relays; argv[2] can name another relay or "none". */
+static int use_relays(iroh_endpoint_builder *b)
+{
+    if (!relay)
+        return IROH_OK;
+    if (strcmp(relay, "none") == 0)
+        return iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    return iroh_endpoint_builder_relay_url(b, relay);
+}
 
 #define TRY(expr)                                                                          \
     do {                                                                                   \
@@ -75,6 +87,7 @@ static int start_accept_side(iroh_router **router)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *endpoint;
     TRY(iroh_endpoint_builder_bind_addr(b, bind_addr));
+    TRY(use_relays(b));
     // The router accepts connections for the ALPNs of its handlers.
     TRY(iroh_endpoint_builder_alpn(b, ALPN));
     TRY(iroh_endpoint_bind(b, &endpoint));
@@ -92,6 +105,7 @@ static int connect_side(const iroh_endpoint_addr *addr)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *endpoint;
     TRY(iroh_endpoint_builder_bind_addr(b, bind_addr));
+    TRY(use_relays(b));
     TRY(iroh_endpoint_bind(b, &endpoint));
     iroh_endpoint_builder_free(b);
 
@@ -134,9 +148,13 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         bind_addr = argv[1];
+    if (argc > 2)
+        relay = argv[2];
     iroh_router *router;
     TRY(start_accept_side(&router));
     iroh_endpoint_addr *endpoint_addr;
+    // Wait (a little) for the home relay, so that the address carries it too.
+    iroh_endpoint_online(iroh_router_endpoint(router), 10000);
     TRY(iroh_endpoint_get_addr(iroh_router_endpoint(router), &endpoint_addr));
 
     TRY(connect_side(endpoint_addr));

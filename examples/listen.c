@@ -1,8 +1,10 @@
 /* The smallest useful listener: prints its ticket, then echoes the first bidirectional
  * stream of each connection on ALPN argv[1] (default iroh-example/echo/0), forever.
+ * argv[2]: bind address (0.0.0.0:0); argv[3]: a relay URL or "none" (n0's relays).
  * Pair it with examples/connect.c. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <iroh.h>
 
@@ -10,14 +12,19 @@ int main(int argc, char **argv)
 {
     const char *alpn = argc > 1 ? argv[1] : "iroh-example/echo/0";
     const char *bind = argc > 2 ? argv[2] : "0.0.0.0:0";
+    const char *relay = argc > 3 ? argv[3] : NULL; /* a URL, "none", or n0's relays */
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *ep;
-    if (iroh_endpoint_builder_alpn(b, alpn) || iroh_endpoint_builder_bind_addr(b, bind) ||
+    if ((relay && strcmp(relay, "none") == 0 &&
+         iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED)) ||
+        (relay && strcmp(relay, "none") != 0 && iroh_endpoint_builder_relay_url(b, relay)) ||
+        iroh_endpoint_builder_alpn(b, alpn) || iroh_endpoint_builder_bind_addr(b, bind) ||
         iroh_endpoint_bind(b, &ep)) {
         fprintf(stderr, "listen: %s\n", iroh_last_error());
         return 1;
     }
     iroh_endpoint_builder_free(b);
+    iroh_endpoint_online(ep, 10000); /* the ticket carries the home relay then */
 
     iroh_endpoint_addr *addr;
     char ticket[1024];

@@ -293,12 +293,37 @@ typedef struct iroh_event {
     uint64_t code;  /* CLOSED: the close code */
     int by_peer;    /* CLOSED: 1 if the peer closed */
     iroh_socket_addr path; /* CONNECTED, PATH_*: the peer's address on the path */
+    const char *relay_url; /* the same when the path goes through a relay: its URL (and
+                              path is all zero); NULL for a direct path. Valid during
+                              the callback. */
 } iroh_event;
 
 /* Called on the I/O thread for every event; must not block or call into the library. */
 typedef void (*iroh_event_callback)(void *ctx, const iroh_event *ev);
 IROH_EXTERN int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b,
                                                      iroh_event_callback fn, void *ctx);
+
+/* Relays (spec: iroh-relay 1.0). DEFAULT uses n0's public relays, as iroh's N0 preset
+ * (https://use1-1.relay.n0.iroh.iroh.link./ and the euc1-1 and aps1-1 ones); DISABLED
+ * uses none (direct addresses only); CUSTOM the URLs given with
+ * iroh_endpoint_builder_relay_url. The endpoint connects to its relays in the
+ * background: the one with the lowest latency becomes the home relay, advertised in
+ * iroh_endpoint_get_addr and tickets, and peers can reach this endpoint through it by
+ * EndpointId alone. Relays that cannot be reached never delay direct connections; the
+ * endpoint keeps retrying them with backoff. Relays of peers' addresses are dialed on
+ * demand. http:// URLs speak plain WebSocket (for local relays). */
+typedef enum iroh_relay_mode {
+    IROH_RELAY_MODE_DEFAULT = 0,
+    IROH_RELAY_MODE_DISABLED = 1,
+    IROH_RELAY_MODE_CUSTOM = 2,
+} iroh_relay_mode;
+IROH_EXTERN int iroh_endpoint_builder_relay_mode(iroh_endpoint_builder *b, iroh_relay_mode mode);
+/* Adds a relay (normalized as iroh_relay_url_normalize; at most 8) and selects CUSTOM.
+ * IROH_ERR_INVALID_ADDR for a malformed URL. */
+IROH_EXTERN int iroh_endpoint_builder_relay_url(iroh_endpoint_builder *b, const char *url);
+/* A Bearer token sent to every relay (relays with access control); NULL: none. */
+IROH_EXTERN int iroh_endpoint_builder_relay_auth_token(iroh_endpoint_builder *b,
+                                                       const char *token);
 
 /* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
@@ -308,8 +333,17 @@ IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id 
  * unspecified address). The caller frees it. */
 IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
 
-/* Connects to addr speaking alpn; blocks until the handshake completes. Tries the
- * address's direct addresses (relays: a later version). Errors: IROH_ERR_HANDSHAKE (wrong
+/* Waits up to timeout_ms (-1: forever) until the home relay is connected (at once when
+ * relays are disabled). IROH_ERR_TIMEOUT, IROH_ERR_CLOSED. */
+IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
+/* Copies the home relay's URL into buf. IROH_ERR_STATE when there is none (yet),
+ * IROH_ERR_BUFFER_TOO_SMALL. */
+IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len);
+
+/* Connects to addr speaking alpn; blocks until the handshake completes. The first
+ * flight goes to all of the address's direct addresses and its relay at once; the
+ * connection stays on whichever answers first (a relay path stays relayed: holepunching
+ * to a direct path comes with multipath). Errors: IROH_ERR_HANDSHAKE (wrong
  * key, ALPN refused; see iroh_last_error), IROH_ERR_TIMEOUT, IROH_ERR_CONNECTION_CLOSED. */
 IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                       const char *alpn, iroh_connection **out);
@@ -325,6 +359,7 @@ IROH_EXTERN int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_inc
 
 /* An incoming connection before the application decides on it. Each of accept, refuse
  * and ignore frees the incoming. accept blocks until the handshake completes. */
+/* The peer's address; IROH_ERR_STATE when the connection came through a relay. */
 IROH_EXTERN int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out);
 IROH_EXTERN int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out);
 IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc); /* CONNECTION_REFUSED (0x2) */
@@ -397,6 +432,10 @@ typedef struct iroh_connection_stats {
 
 IROH_EXTERN void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *out);
 IROH_EXTERN uint64_t iroh_connection_rtt_us(const iroh_connection *c);
+/* The connection's current path: 0 and *addr for a direct one; 1 and the relay's URL in
+ * relay_url (if not NULL, len bytes) for a relayed one. */
+IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
+                                     char *relay_url, size_t len);
 
 /* Frees the handle. If the connection is still open it is closed with code 0 (as
  * dropping the last handle does in iroh). Free its streams first. */

@@ -130,6 +130,44 @@ static void report_stream_error(int rc)
         fprintf(stderr, "iroh-c: %s: %s\n", iroh_strerror(rc), iroh_last_error());
 }
 
+/* ---- relays: --relay URL (repeatable), --no-relay; n0's public relays otherwise ---------- */
+
+typedef struct relay_opts {
+    const char *urls[8];
+    int n;
+    int none;
+} relay_opts;
+
+/* 1 if argv[*i] was a relay option (consumed), 0 if not, -1 on a usage error */
+static int relay_opt(relay_opts *r, int argc, char **argv, int *i)
+{
+    if (strcmp(argv[*i], "--no-relay") == 0) {
+        r->none = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--relay") == 0 && *i + 1 < argc) {
+        if (r->n == 8)
+            return -1;
+        r->urls[r->n++] = argv[++*i];
+        return 1;
+    }
+    return 0;
+}
+
+static int relay_apply(const relay_opts *r, iroh_endpoint_builder *b)
+{
+    if (r->none && r->n)
+        return cli_usage("--relay and --no-relay exclude each other%s", NULL);
+    if (r->none)
+        iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    for (int i = 0; i < r->n; i++) {
+        int rc = iroh_endpoint_builder_relay_url(b, r->urls[i]);
+        if (rc != IROH_OK)
+            return cli_usage("--relay: '%s' is not a relay URL", r->urls[i]);
+    }
+    return 0;
+}
+
 /* ---- connect ---------------------------------------------------------------------------- */
 
 /* reads all of stdin (for --streams N, where every stream carries the same input) */
@@ -165,6 +203,8 @@ int cmd_connect(int argc, char **argv)
     size_t n_alpns = 0;
     double timeout_s = 10.0;
     long streams = 1;
+    relay_opts relays = {0};
+    int ro;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
             if (n_alpns == 16)
@@ -182,6 +222,9 @@ int cmd_connect(int argc, char **argv)
                 return cli_usage("--streams takes a number from 1 to 10000%s", NULL);
         } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
             bind = argv[++i];
+        } else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
+            if (ro < 0)
+                return cli_usage("at most 8 --relay options%s", NULL);
         } else if (argv[i][0] != '-' && !ticket) {
             ticket = argv[i];
         } else {
@@ -189,7 +232,8 @@ int cmd_connect(int argc, char **argv)
         }
     }
     if (!ticket || !n_alpns)
-        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N]%s",
+        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] "
+                         "[--relay URL]... [--no-relay]%s",
                          NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
@@ -200,6 +244,11 @@ int cmd_connect(int argc, char **argv)
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
     iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(timeout_s * 1000));
+    if ((rc = relay_apply(&relays, b)) != 0) {
+        iroh_endpoint_builder_free(b);
+        iroh_endpoint_addr_free(addr);
+        return rc;
+    }
     if (bind && (rc = iroh_endpoint_builder_bind_addr(b, bind)) != IROH_OK) {
         iroh_endpoint_builder_free(b);
         iroh_endpoint_addr_free(addr);
@@ -378,7 +427,8 @@ static void print_ticket(iroh_endpoint *ep)
 int cmd_listen(int argc, char **argv)
 {
     const char *alpn = NULL, *bind = NULL, *secret_file = NULL;
-    int echo = 0, retry = 0;
+    int echo = 0, retry = 0, ro;
+    relay_opts relays = {0};
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc)
             alpn = argv[++i];
@@ -390,12 +440,16 @@ int cmd_listen(int argc, char **argv)
             bind = argv[++i];
         else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
             secret_file = argv[++i];
+        else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
+            if (ro < 0)
+                return cli_usage("at most 8 --relay options%s", NULL);
+        }
         else
             return cli_usage("listen: unexpected argument '%s'", argv[i]);
     }
     if (!alpn)
         return cli_usage("usage: iroh-c listen --alpn ALPN [--echo] [--bind IP:PORT] "
-                         "[--secret-file F]%s", NULL);
+                         "[--secret-file F] [--relay URL]... [--no-relay]%s", NULL);
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
@@ -414,6 +468,10 @@ int cmd_listen(int argc, char **argv)
         return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
     }
     iroh_endpoint_builder_retry(b, retry);
+    if ((rc = relay_apply(&relays, b)) != 0) {
+        iroh_endpoint_builder_free(b);
+        return rc;
+    }
     if ((rc = iroh_endpoint_builder_alpn(b, alpn)) != IROH_OK) {
         iroh_endpoint_builder_free(b);
         return cli_api_error("--alpn", rc);
@@ -426,6 +484,12 @@ int cmd_listen(int argc, char **argv)
         return 1;
     }
     install_signals();
+    if (!relays.none) {
+        /* the ticket names the home relay once one is connected: wait a little for it */
+        if (iroh_endpoint_online(ep, 10000) != IROH_OK)
+            fprintf(stderr, "iroh-c: no relay connected yet (%s); the ticket has direct "
+                            "addresses only\n", iroh_last_error());
+    }
     print_ticket(ep);
 
     if (echo) {

@@ -35,6 +35,17 @@ struct iroh_endpoint_builder {
     void *filter_ctx;
     iroh_event_callback event_cb;
     void *event_ctx;
+    iroh_relay_mode relay_mode;
+    char *relays[IR_EP_MAX_RELAYS];
+    size_t n_relays;
+    char *relay_token;
+};
+
+/* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
+static const char *const n0_relays[] = {
+    "https://use1-1.relay.n0.iroh.iroh.link./",
+    "https://euc1-1.relay.n0.iroh.iroh.link./",
+    "https://aps1-1.relay.n0.iroh.iroh.link./",
 };
 
 /* per-connection state kept by the API layer */
@@ -183,7 +194,7 @@ static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
     ev.kind = kind;
     ev.peer = h->peer;
     ev.inbound = h->inbound;
-    ir_netaddr_to_socket_addr(ir_conn_path_addr(h->c), &ev.path);
+    ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), &ev.path, &ev.relay_url);
     if (kind == IROH_EVENT_CLOSED) {
         const ir_close_info *ci = ir_conn_close_info(h->c);
         ev.code = ci->code;
@@ -378,6 +389,9 @@ void iroh_endpoint_builder_free(iroh_endpoint_builder *b)
         return;
     for (size_t i = 0; i < b->n_alpns; i++)
         free(b->alpns[i]);
+    for (size_t i = 0; i < b->n_relays; i++)
+        free(b->relays[i]);
+    free(b->relay_token);
     memset(&b->key, 0, sizeof b->key);
     free(b);
 }
@@ -497,6 +511,51 @@ int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b, iroh_event_ca
 
 /* ---- endpoint ------------------------------------------------------------------------- */
 
+int iroh_endpoint_builder_relay_mode(iroh_endpoint_builder *b, iroh_relay_mode mode)
+{
+    if (!b || (mode != IROH_RELAY_MODE_DEFAULT && mode != IROH_RELAY_MODE_DISABLED &&
+               mode != IROH_RELAY_MODE_CUSTOM))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "bad relay mode");
+    b->relay_mode = mode;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_relay_url(iroh_endpoint_builder *b, const char *url)
+{
+    if (!b || !url)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    char norm[512];
+    int rc = iroh_relay_url_normalize(url, norm, sizeof norm);
+    if (rc != IROH_OK)
+        return rc;
+    for (size_t i = 0; i < b->n_relays; i++)
+        if (strcmp(b->relays[i], norm) == 0)
+            goto done;
+    if (b->n_relays == IR_EP_MAX_RELAYS)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "at most %d relays", IR_EP_MAX_RELAYS);
+    if (!(b->relays[b->n_relays] = strdup(norm)))
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    b->n_relays++;
+done:
+    b->relay_mode = IROH_RELAY_MODE_CUSTOM;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_relay_auth_token(iroh_endpoint_builder *b, const char *token)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    for (const char *p = token; p && *p; p++)
+        if ((unsigned char)*p < 0x21 || *p == 0x7f)
+            return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the token has a space or control character");
+    char *copy = token ? strdup(token) : NULL;
+    if (token && !copy)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    free(b->relay_token);
+    b->relay_token = copy;
+    return IROH_OK;
+}
+
 int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
 {
     if (!b || !out)
@@ -527,6 +586,15 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.stream_window = b->window;
     cfg.max_stream_window = b->max_window;
     cfg.max_datagram_frame = b->max_dgram;
+    if (b->relay_mode == IROH_RELAY_MODE_DEFAULT) {
+        cfg.relay_urls = n0_relays;
+        cfg.n_relays = sizeof n0_relays / sizeof n0_relays[0];
+    } else if (b->relay_mode == IROH_RELAY_MODE_CUSTOM) {
+        cfg.relay_urls = (const char *const *)b->relays;
+        cfg.n_relays = b->n_relays;
+    }
+    cfg.relay_token = b->relay_token;
+    cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
     ep->filter_ctx = b->filter_ctx;
@@ -573,11 +641,57 @@ int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out)
     iroh_socket_addr addrs[32];
     pthread_mutex_lock(&ep->mu);
     size_t n = ir_ep_addrs(ep->ep, addrs, 32);
+    const char *home = ir_ep_home_relay(ep->ep);
+    int rc = home ? iroh_endpoint_addr_add_relay(a, home) : IROH_OK;
     pthread_mutex_unlock(&ep->mu);
-    for (size_t i = 0; i < n; i++)
-        iroh_endpoint_addr_add_ip(a, &addrs[i]);
+    for (size_t i = 0; i < n && rc == IROH_OK; i++)
+        rc = iroh_endpoint_addr_add_ip(a, &addrs[i]);
+    if (rc != IROH_OK) {
+        iroh_endpoint_addr_free(a);
+        return rc;
+    }
     *out = a;
     return IROH_OK;
+}
+
+int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len)
+{
+    if (!ep || !buf)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    pthread_mutex_lock(&ep->mu);
+    const char *home = ir_ep_home_relay(ep->ep);
+    int rc;
+    if (!home)
+        rc = ir_fail(IROH_ERR_STATE, "no home relay (yet)");
+    else if (strlen(home) >= len)
+        rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "the buffer is too small");
+    else {
+        strcpy(buf, home);
+        rc = IROH_OK;
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
+{
+    if (!ep)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    struct timespec dl = deadline_after(timeout_ms);
+    pthread_mutex_lock(&ep->mu);
+    int rc = IROH_OK;
+    while (ir_ep_relay_count(ep->ep) && !ir_ep_home_relay(ep->ep)) {
+        if (ep->closed) {
+            rc = ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+            break;
+        }
+        if (wait_until(ep, timeout_ms, &dl) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms", timeout_ms);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
 }
 
 static int wait_connected(iroh_connection *h, int timeout_ms)
@@ -701,8 +815,10 @@ int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     iroh_endpoint *ep = inc->conn->ep;
     pthread_mutex_lock(&ep->mu);
-    int rc = ir_ep_conn_remote(ep->ep, inc->conn->c, out);
+    int rc = ir_ep_conn_remote(ep->ep, inc->conn->c, out, NULL);
     pthread_mutex_unlock(&ep->mu);
+    if (rc == 1)
+        return ir_fail(IROH_ERR_STATE, "the connection came through a relay");
     return rc == 0 ? IROH_OK : ir_fail(IROH_ERR_STATE, "address unknown");
 }
 
@@ -1063,6 +1179,27 @@ void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *
     out->packets_lost = st.pkts_lost;
     out->bytes_sent = st.bytes_sent;
     out->bytes_received = st.bytes_recv;
+}
+
+int iroh_connection_path(iroh_connection *h, iroh_socket_addr *addr, char *relay_url, size_t len)
+{
+    if (!h)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = h->ep;
+    pthread_mutex_lock(&ep->mu);
+    const char *url = NULL;
+    iroh_socket_addr tmp;
+    int rc = ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), addr ? addr : &tmp, &url);
+    if (rc == 1 && relay_url && len) {
+        if (strlen(url) >= len)
+            rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "the buffer is too small");
+        else
+            strcpy(relay_url, url);
+    } else if (rc < 0) {
+        rc = ir_fail(IROH_ERR_STATE, "no path");
+    }
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
 }
 
 uint64_t iroh_connection_rtt_us(const iroh_connection *c)

@@ -12,6 +12,7 @@
 #include "base/blake3.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "endpoint/relay_link.h"
 #include "net/udp.h"
 #include "tls/tls.h"
 
@@ -22,11 +23,10 @@
 
 typedef struct conn_slot {
     ir_conn *c;
-    int sock;       /* index into ep->sock */
     int accepted;   /* handed out by ir_ep_accept */
     int inbound;
     ir_netaddr remote; /* the address the connection started with */
-    ir_netaddr also[7];  /* client: the peer's other direct addresses, tried at once */
+    ir_netaddr also[7];  /* client: the peer's other addresses (direct, relay), tried at once */
     int nalso;
 } conn_slot;
 
@@ -48,6 +48,14 @@ struct ir_ep {
     uint8_t *alpn_store;
     const uint8_t **alpns;
     size_t *alpn_lens;
+    /* relays: the configured ones first, then those dialed to reach peers */
+    ir_rlink *links[IR_EP_MAX_RELAYS];
+    size_t nlinks, nconfigured;
+    int home;                      /* index of the home relay, -1 before one is chosen */
+    int pf_link[IR_EP_MAX_RELAYS]; /* the links polled by the last prepare, in order */
+    int pf_fd[IR_EP_MAX_RELAYS];
+    int npf_links;
+    char *relay_token;
 };
 
 uint64_t ir_now_ns(void)
@@ -71,6 +79,105 @@ static void random_bytes(void *ctx, uint8_t *buf, size_t len)
     }
 }
 
+static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
+                            uint64_t now);
+
+/* A datagram that came through relay link idx from peer src. */
+static void relay_recv(void *ctx, unsigned idx, const uint8_t src[32], uint8_t *data, size_t len,
+                       uint64_t now)
+{
+    ir_netaddr from;
+    ir_netaddr_relay(&from, idx, src);
+    handle_datagram(ctx, &from, data, len, now);
+}
+
+/* The link for a relay URL (normalized here), made if new: its index, or a negative
+ * IROH_ERR_* code. */
+static int link_for_url(ir_ep *ep, const char *url)
+{
+    char norm[512];
+    int rc = iroh_relay_url_normalize(url, norm, sizeof norm);
+    if (rc != IROH_OK)
+        return rc;
+    for (size_t i = 0; i < ep->nlinks; i++)
+        if (strcmp(ir_rlink_url(ep->links[i]), norm) == 0)
+            return (int)i;
+    if (ep->nlinks == IR_EP_MAX_RELAYS)
+        return ir_fail(IROH_ERR_INVALID_ADDR, "too many relays (at most %d)", IR_EP_MAX_RELAYS);
+    ir_rlink_config lc;
+    memset(&lc, 0, sizeof lc);
+    lc.url = norm;
+    lc.idx = (unsigned)ep->nlinks;
+    lc.key = ep->cfg.key;
+    lc.auth_token = ep->relay_token;
+    lc.recv = relay_recv;
+    lc.recv_ctx = ep;
+    rc = ir_rlink_new(&lc, &ep->links[ep->nlinks]);
+    if (rc != IROH_OK)
+        return rc;
+    return (int)ep->nlinks++;
+}
+
+/* The home relay (spec relay.md 6): the configured relay with the lowest latency; a
+ * new one replaces the current home only below 2/3 of its latency. */
+static void choose_home(ir_ep *ep, uint64_t now)
+{
+    int best = -1;
+    uint64_t best_lat = 0;
+    for (size_t i = 0; i < ep->nconfigured; i++) {
+        ir_rlink *l = ep->links[i];
+        if (!ir_rlink_established(l))
+            continue;
+        uint64_t lat = ir_rlink_latency(l);
+        if (best < 0 || lat < best_lat) {
+            best = (int)i;
+            best_lat = lat;
+        }
+    }
+    if (best < 0 || best == ep->home)
+        return;
+    if (ep->home >= 0 && ir_rlink_established(ep->links[ep->home]) &&
+        best_lat * 3 >= ir_rlink_latency(ep->links[ep->home]) * 2)
+        return;
+    if (ep->home >= 0)
+        ir_rlink_want(ep->links[ep->home], -1, now); /* no longer kept for good */
+    ep->home = best;
+    ir_rlink_want(ep->links[best], 1, now);
+    IR_LOG(IR_LOG_INFO, "home relay: %s (%.1f ms)", ir_rlink_url(ep->links[best]),
+           (double)best_lat / 1e6);
+}
+
+const char *ir_ep_home_relay(const ir_ep *ep)
+{
+    if (ep->home < 0 || !ir_rlink_established(ep->links[ep->home]))
+        return NULL;
+    return ir_rlink_url(ep->links[ep->home]);
+}
+
+size_t ir_ep_relay_count(const ir_ep *ep)
+{
+    return ep->nconfigured;
+}
+
+int ir_ep_path_info(const ir_ep *ep, const ir_netaddr *a, iroh_socket_addr *out,
+                    const char **relay_url)
+{
+    unsigned idx;
+    if (ir_netaddr_is_relay(a, &idx, NULL)) {
+        if (idx >= ep->nlinks)
+            return -1;
+        if (relay_url)
+            *relay_url = ir_rlink_url(ep->links[idx]);
+        if (out)
+            memset(out, 0, sizeof *out);
+        return 1;
+    }
+    if (relay_url)
+        *relay_url = NULL;
+    iroh_socket_addr tmp;
+    return ir_netaddr_to_socket_addr(a, out ? out : &tmp);
+}
+
 int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
 {
     ir_ep *ep = calloc(1, sizeof *ep);
@@ -78,6 +185,7 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     ep->cfg = *cfg;
     ep->fd[0] = ep->fd[1] = -1;
+    ep->home = -1;
     iroh_secret_key_public(&cfg->key, &ep->id);
     /* derived from the identity, so that a restarted endpoint with the same key can still
      * reset connections its previous run had (the point of stateless resets) */
@@ -132,6 +240,22 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         }
         ep->fd[ep->nsock++] = fd;
     }
+    if (cfg->relay_token && !(ep->relay_token = strdup(cfg->relay_token))) {
+        rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        goto fail;
+    }
+    uint64_t now = ir_now_ns();
+    for (size_t i = 0; i < cfg->n_relays; i++) {
+        int idx = link_for_url(ep, cfg->relay_urls[i]);
+        if (idx < 0) {
+            rc = idx;
+            goto fail;
+        }
+        ir_rlink_want(ep->links[idx], 0, now); /* measured, then kept if it is the home */
+    }
+    ep->nconfigured = ep->nlinks;
+    ep->cfg.relay_urls = NULL; /* not kept: the links have their own copies */
+    ep->cfg.relay_token = NULL;
     *out = ep;
     return IROH_OK;
 fail:
@@ -149,6 +273,9 @@ void ir_ep_free(ir_ep *ep)
     for (int i = 0; i < MAX_SOCKS; i++)
         if (ep->fd[i] >= 0)
             close(ep->fd[i]);
+    for (size_t i = 0; i < ep->nlinks; i++)
+        ir_rlink_free(ep->links[i]);
+    free(ep->relay_token);
     ir_tls_identity_free(ep->ident);
     free(ep->alpn_store);
     free(ep->alpns);
@@ -207,7 +334,7 @@ static void base_config(ir_ep *ep, ir_conn_config *cfg)
     memcpy(cfg->reset_key, ep->reset_key, 32);
 }
 
-static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound, const ir_netaddr *remote)
+static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int inbound, const ir_netaddr *remote)
 {
     if (ep->nconns == ep->capconns) {
         size_t cap = ep->capconns ? ep->capconns * 2 : 8;
@@ -220,7 +347,6 @@ static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int sock, int inbound, const i
     conn_slot *s = &ep->conns[ep->nconns++];
     memset(s, 0, sizeof *s);
     s->c = c;
-    s->sock = sock;
     s->inbound = inbound;
     s->remote = *remote;
     return s;
@@ -237,53 +363,57 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
 int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
                         const size_t *alpn_lens, size_t n_alpns, ir_conn **out)
 {
-    /* the first direct address of a family we have a socket for is path 0; the first
-     * flight also goes to the other addresses of that family (iroh's Initial fan-out) */
-    int sock = -1;
-    iroh_socket_addr target;
-    ir_netaddr also[7];
-    int nalso = 0;
+    /* path 0 is the first direct address of a family we have a socket for, else the
+     * first relay; the first flight also goes to every other such address and relay
+     * (iroh's Initial fan-out, spec quic-tls.md 2.4) */
+    ir_netaddr cand[8];
+    int ncand = 0, have_direct = 0;
     size_t n = iroh_endpoint_addr_len(addr);
-    for (size_t i = 0; i < n; i++) {
-        iroh_transport_addr t;
-        iroh_endpoint_addr_get(addr, i, &t);
-        if (t.kind != IROH_TRANSPORT_IP)
-            continue;
-        if (sock >= 0) {
-            if (t.ip.family == ep->bound[sock].family && nalso < 7)
-                ir_netaddr_from_socket_addr(&also[nalso++], &t.ip);
-            continue;
-        }
-        for (int k = 0; k < ep->nsock; k++) {
-            if (ep->bound[k].family == t.ip.family) {
-                sock = k;
-                target = t.ip;
-                break;
+    const iroh_endpoint_id *rid = iroh_endpoint_addr_id(addr);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < n && ncand < 8; i++) {
+            iroh_transport_addr t;
+            iroh_endpoint_addr_get(addr, i, &t);
+            if (pass == 0 && t.kind == IROH_TRANSPORT_IP) {
+                for (int k = 0; k < ep->nsock; k++) {
+                    if (ep->bound[k].family == t.ip.family) {
+                        ir_netaddr_from_socket_addr(&cand[ncand++], &t.ip);
+                        have_direct = 1;
+                        break;
+                    }
+                }
+            } else if (pass == 1 && t.kind == IROH_TRANSPORT_RELAY && !ep->cfg.relays_disabled) {
+                int idx = link_for_url(ep, t.relay_url);
+                if (idx < 0) {
+                    IR_LOG(IR_LOG_WARN, "relay %s not usable: %s", t.relay_url,
+                           iroh_last_error());
+                    continue;
+                }
+                ir_netaddr_relay(&cand[ncand++], (unsigned)idx, rid->bytes);
             }
         }
     }
-    if (sock < 0)
-        return ir_fail(IROH_ERR_INVALID_ADDR, "the address has no direct address this endpoint "
-                                              "can reach (relays are not supported yet)");
+    if (ncand == 0)
+        return ir_fail(IROH_ERR_INVALID_ADDR,
+                       "the address has no direct address this endpoint can reach and no relay");
+    (void)have_direct;
     ir_conn_config cfg;
     base_config(ep, &cfg);
     cfg.alpns = alpns;
     cfg.alpn_lens = alpn_lens;
     cfg.n_alpns = n_alpns;
-    cfg.remote_id = iroh_endpoint_addr_id(addr);
-    ir_netaddr path;
-    ir_netaddr_from_socket_addr(&path, &target);
+    cfg.remote_id = rid;
     ir_conn *c;
-    int rc = ir_conn_client_new(&cfg, &path, ir_now_ns(), &c);
+    int rc = ir_conn_client_new(&cfg, &cand[0], ir_now_ns(), &c);
     if (rc != IROH_OK)
         return rc;
-    conn_slot *slot = add_conn(ep, c, sock, 0, &path);
+    conn_slot *slot = add_conn(ep, c, 0, &cand[0]);
     if (!slot) {
         ir_conn_free(c);
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     }
-    memcpy(slot->also, also, sizeof also);
-    slot->nalso = nalso;
+    for (int i = 1; i < ncand; i++)
+        slot->also[slot->nalso++] = cand[i];
     *out = c;
     ir_ep_flush(ep);
     return IROH_OK;
@@ -302,11 +432,35 @@ static conn_slot *route(ir_ep *ep, const ir_pkt_hdr *h)
     return NULL;
 }
 
-static void send_raw(ir_ep *ep, int sock, const ir_netaddr *to, const uint8_t *buf, size_t len)
+/* The UDP socket for a direct address: the one of its family. */
+static int sock_for(const ir_ep *ep, const ir_netaddr *to)
 {
+    for (int i = 0; i < ep->nsock; i++)
+        if (ep->bound[i].family == to->data[0])
+            return i;
+    return -1;
+}
+
+/* Relayed datagrams: to the peer through the link the path names. */
+static int send_relay(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_t len, size_t seg)
+{
+    unsigned idx;
+    const uint8_t *id;
+    if (!ir_netaddr_is_relay(to, &idx, &id))
+        return 0;
+    if (idx < ep->nlinks)
+        ir_rlink_send(ep->links[idx], id, buf, len, seg, ir_now_ns());
+    return 1;
+}
+
+static void send_raw(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_t len)
+{
+    if (send_relay(ep, to, buf, len, len))
+        return;
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
+    int sock = sock_for(ep, to);
+    if (sock < 0 || ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
         return;
     /* a full socket buffer drops the datagram, as the network would */
     (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
@@ -315,12 +469,14 @@ static void send_raw(ir_ep *ep, int sock, const ir_netaddr *to, const uint8_t *b
 /* Sends a batch of datagrams to one destination: all of seg bytes but the last, which
  * may be shorter. With UDP GSO (Linux 4.18+) that is one system call for the batch;
  * without it (or if the kernel refuses), one sendmmsg. */
-static void send_batch(ir_ep *ep, int sock, const ir_netaddr *to, uint8_t *buf, size_t len,
-                       size_t seg)
+static void send_batch(ir_ep *ep, const ir_netaddr *to, uint8_t *buf, size_t len, size_t seg)
 {
+    if (send_relay(ep, to, buf, len, seg))
+        return;
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
+    int sock = sock_for(ep, to);
+    if (sock < 0 || ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
         return;
     if (len <= seg) {
         (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
@@ -382,12 +538,12 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
             ir_netaddr to;
             size_t n;
             while ((n = ir_conn_send(s->c, buf, sizeof buf, &to, now)) > 0) {
-                send_raw(ep, s->sock, &to, buf, n);
+                send_raw(ep, &to, buf, n);
                 for (int i = 0; i < s->nalso; i++)
                     if (!ir_netaddr_eq(&s->also[i], &to))
-                        send_raw(ep, s->sock, &s->also[i], buf, n);
+                        send_raw(ep, &s->also[i], buf, n);
                 if (!ir_netaddr_eq(&s->remote, &to))
-                    send_raw(ep, s->sock, &s->remote, buf, n);
+                    send_raw(ep, &s->remote, buf, n);
             }
             return;
         }
@@ -399,7 +555,7 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
     int budget = 256; /* keep the loop responsive under bulk sends */
     while (budget-- > 0) {
         if (len + MAX_DGRAM > sizeof ep->batch || len / (seg ? seg : 1) >= IR_EP_BATCH) {
-            send_batch(ep, s->sock, &batch_to, buf, len, seg);
+            send_batch(ep, &batch_to, buf, len, seg);
             len = 0;
         }
         n = ir_conn_send(s->c, buf + len, MAX_DGRAM, &to, now);
@@ -415,7 +571,7 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
             /* cannot join: send the batch so far, start a new one with this datagram */
             uint8_t tmp[MAX_DGRAM];
             memcpy(tmp, buf + len, n);
-            send_batch(ep, s->sock, &batch_to, buf, len, seg);
+            send_batch(ep, &batch_to, buf, len, seg);
             memcpy(buf, tmp, n);
             batch_to = to;
             seg = n;
@@ -424,12 +580,12 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
         }
         len += n;
         if (n < seg) { /* a shorter one ends the batch */
-            send_batch(ep, s->sock, &batch_to, buf, len, seg);
+            send_batch(ep, &batch_to, buf, len, seg);
             len = 0;
         }
     }
     if (len)
-        send_batch(ep, s->sock, &batch_to, buf, len, seg);
+        send_batch(ep, &batch_to, buf, len, seg);
 }
 
 void ir_ep_flush(ir_ep *ep)
@@ -443,7 +599,7 @@ void ir_ep_flush(ir_ep *ep)
  * reset carrying the token we gave out with that CID (keyed BLAKE3 of the CID under the
  * endpoint's reset key, as ir_conn computes it). It is shorter than the packet that
  * caused it, so two endpoints cannot loop, and at most 100 go out per second. */
-static void send_stateless_reset(ir_ep *ep, int sock, const ir_netaddr *to, const ir_cid *dcid,
+static void send_stateless_reset(ir_ep *ep, const ir_netaddr *to, const ir_cid *dcid,
                                  size_t trigger_len, uint64_t now)
 {
     enum { MIN_LEN = 21, MAX_LEN = 43, PER_SECOND = 100 };
@@ -462,7 +618,7 @@ static void send_stateless_reset(ir_ep *ep, int sock, const ir_netaddr *to, cons
     pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40); /* looks like a short header */
     ir_blake3_keyed_hash(ep->reset_key, dcid->data, dcid->len, token);
     memcpy(pkt + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
-    send_raw(ep, sock, to, pkt, len);
+    send_raw(ep, to, pkt, len);
     IR_LOG(IR_LOG_DEBUG, "stateless reset sent for an unknown connection id (%zu bytes)", len);
 }
 
@@ -485,7 +641,7 @@ static void retry_mac(const ir_ep *ep, const ir_netaddr *from, const uint8_t *bo
     memcpy(mac, full, 16);
 }
 
-static void send_retry(ir_ep *ep, int sock, const ir_netaddr *from, const ir_pkt_hdr *h, uint64_t now)
+static void send_retry(ir_ep *ep, const ir_netaddr *from, const ir_pkt_hdr *h, uint64_t now)
 {
     uint8_t token[8 + 1 + IR_MAX_CID_LEN + 16], pkt[256], r;
     uint64_t expiry = now + RETRY_TOKEN_NS;
@@ -501,7 +657,7 @@ static void send_retry(ir_ep *ep, int sock, const ir_netaddr *from, const ir_pkt
     random_bytes(NULL, &r, 1);
     size_t n = ir_pkt_write_retry(pkt, sizeof pkt, &h->scid, &scid, &h->dcid, token, body + 16, r);
     if (n) {
-        send_raw(ep, sock, from, pkt, n);
+        send_raw(ep, from, pkt, n);
         IR_LOG(IR_LOG_DEBUG, "Retry sent to validate a new client");
     }
 }
@@ -529,8 +685,8 @@ static int check_retry_token(const ir_ep *ep, const ir_netaddr *from, const ir_p
     return 0;
 }
 
-static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t *buf,
-                            size_t len, uint64_t now)
+static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
+                            uint64_t now)
 {
     ir_pkt_hdr h;
     if (ir_pkt_parse(buf, len, OUR_CID_LEN, &h) != 0)
@@ -541,7 +697,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
         return;
     }
     if (h.type == IR_PT_1RTT) {
-        send_stateless_reset(ep, sock, from, &h.dcid, len, now);
+        send_stateless_reset(ep, from, &h.dcid, len, now);
         return;
     }
     if (h.type == IR_PT_VN)
@@ -553,7 +709,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
             random_bytes(NULL, &r, 1);
             size_t n = ir_pkt_write_vn(vn, sizeof vn, &h.dcid, &h.scid, r);
             if (n)
-                send_raw(ep, sock, from, vn, n);
+                send_raw(ep, from, vn, n);
             IR_LOG(IR_LOG_DEBUG, "version negotiation for version 0x%08x", h.version);
         }
         return;
@@ -566,7 +722,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
     if (ep->cfg.retry) {
         /* RFC 9000 8.1.2: no state until the client proves its address with our token */
         if (h.token_len == 0) {
-            send_retry(ep, sock, from, &h, now);
+            send_retry(ep, from, &h, now);
             return;
         }
         if (check_retry_token(ep, from, &h, now, &cfg.original_dcid) != 0) {
@@ -585,7 +741,7 @@ static void handle_datagram(ir_ep *ep, int sock, const ir_netaddr *from, uint8_t
         return;
     }
     IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
-    s = add_conn(ep, c, sock, 1, from);
+    s = add_conn(ep, c, 1, from);
     if (!s) {
         ir_conn_free(c);
         return;
@@ -600,12 +756,36 @@ static void run_timers(ir_ep *ep, uint64_t now)
             ir_conn_on_timeout(ep->conns[i].c, now);
 }
 
+/* Relay links: their descriptors' readiness (from the last prepare) and deadlines. */
+static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
+{
+    short rev[IR_EP_MAX_RELAYS] = {0};
+    for (int k = 0; pf && k < ep->npf_links; k++) {
+        int li = ep->pf_link[k];
+        struct pollfd cur;
+        /* a link whose socket changed since prepare gets no stale readiness */
+        if (ir_rlink_pollfd(ep->links[li], &cur) && cur.fd == ep->pf_fd[k])
+            rev[li] = pf[ep->nsock + k].revents;
+    }
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        uint64_t t = ir_rlink_timeout(ep->links[i]);
+        if (rev[i] || (t && t <= now))
+            ir_rlink_process(ep->links[i], rev[i], now);
+    }
+    choose_home(ep, now);
+}
+
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 {
     uint64_t t = UINT64_MAX;
     for (size_t i = 0; i < ep->nconns; i++) {
         uint64_t d = ir_conn_timeout(ep->conns[i].c);
         if (d < t)
+            t = d;
+    }
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        uint64_t d = ir_rlink_timeout(ep->links[i]);
+        if (d && d < t)
             t = d;
     }
     if (t == UINT64_MAX)
@@ -627,7 +807,16 @@ int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
         pf[i].events = POLLIN;
         pf[i].revents = 0;
     }
-    return ep->nsock;
+    int n = ep->nsock;
+    ep->npf_links = 0;
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        if (ir_rlink_pollfd(ep->links[i], &pf[n])) {
+            ep->pf_link[ep->npf_links] = (int)i;
+            ep->pf_fd[ep->npf_links++] = pf[n].fd;
+            n++;
+        }
+    }
+    return n;
 }
 
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
@@ -659,12 +848,13 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
                     continue; /* larger than any QUIC datagram we accept */
                 ir_netaddr from;
                 ir_netaddr_from_sockaddr(&from, (struct sockaddr *)&from_ss[k]);
-                handle_datagram(ep, i, &from, ep->rbuf[k], n, now);
+                handle_datagram(ep, &from, ep->rbuf[k], n, now);
             }
             if (got < IR_EP_BATCH)
                 break;
         }
     }
+    run_links(ep, pf, ir_now_ns());
     run_timers(ep, ir_now_ns());
     ir_ep_flush(ep);
 }
@@ -703,11 +893,12 @@ ir_conn *ir_ep_accept(ir_ep *ep)
     return NULL;
 }
 
-int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out)
+int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out,
+                      const char **relay_url)
 {
     for (size_t i = 0; i < ep->nconns; i++)
         if (ep->conns[i].c == c)
-            return ir_netaddr_to_socket_addr(&ep->conns[i].remote, out);
+            return ir_ep_path_info(ep, &ep->conns[i].remote, out, relay_url);
     return -1;
 }
 

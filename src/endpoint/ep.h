@@ -27,7 +27,14 @@ typedef struct ir_ep_config {
     uint32_t max_streams_bidi, max_streams_uni, stream_window, max_stream_window,
         max_datagram_frame;
     uint64_t idle_timeout_ms; /* 0: iroh's 30 s */
+    /* relays (normalized URLs): the home relay is chosen among them by latency */
+    const char *const *relay_urls;
+    size_t n_relays;
+    const char *relay_token; /* NULL or a Bearer token sent to every relay */
+    int relays_disabled;     /* relay URLs in peers' addresses are ignored too */
 } ir_ep_config;
+
+#define IR_EP_MAX_RELAYS 8
 
 int ir_ep_new(const ir_ep_config *cfg, ir_ep **out);
 void ir_ep_free(ir_ep *ep);
@@ -53,7 +60,7 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
  * thread of the public API): ir_ep_prepare fills at most IR_EP_MAX_FDS entries of pf
  * with the sockets, returns their count, and lowers *timeout_ms (-1 = none) to the next
  * timer; after poll(2), ir_ep_process handles what is ready and due. */
-#define IR_EP_MAX_FDS 2
+#define IR_EP_MAX_FDS (2 + IR_EP_MAX_RELAYS)
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms);
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
 
@@ -71,8 +78,18 @@ ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i);
 void ir_ep_release(ir_ep *ep, ir_conn *c);
 /* The same; with quiet set nothing is sent (an "ignored" incoming connection). */
 void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet);
-/* The address a connection started with. */
-int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out);
+/* The address a connection started with: 0 and *out for a direct one; 1 and *relay_url
+ * (the relay's URL, valid while the endpoint lives) for a relayed one; -1 if unknown. */
+int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out,
+                      const char **relay_url);
+/* The same for any path address. */
+int ir_ep_path_info(const ir_ep *ep, const ir_netaddr *a, iroh_socket_addr *out,
+                    const char **relay_url);
+
+/* The home relay's URL once connected to it, else NULL (valid while the endpoint lives). */
+const char *ir_ep_home_relay(const ir_ep *ep);
+/* The number of relays configured. */
+size_t ir_ep_relay_count(const ir_ep *ep);
 
 
 uint64_t ir_now_ns(void);

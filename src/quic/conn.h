@@ -22,7 +22,7 @@
 /* An opaque network address: the caller's encoding (e.g. a sockaddr), compared bytewise. */
 typedef struct ir_netaddr {
     uint8_t len;
-    uint8_t data[31];
+    uint8_t data[39]; /* UDP: family, port, IP; relay: see endpoint/relay_link.h */
 } ir_netaddr;
 
 int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b);

@@ -38,6 +38,8 @@ struct ir_relay_client {
     size_t out_off;
     /* timers (ns, 0: off) */
     uint64_t t_handshake, t_ping, t_pong;
+    uint64_t ping_sent_at; /* when the outstanding ping went out */
+    uint64_t rtt;          /* of the last answered ping (ns), 0 before one */
     uint8_t ping_data[8];
     int ping_outstanding;
     uint64_t now;
@@ -182,6 +184,7 @@ static void send_ping(ir_relay_client *c, uint64_t now)
     }
     c->st.pings_sent++;
     c->ping_outstanding = 1;
+    c->ping_sent_at = now;
     c->t_pong = now + c->cfg.pong_timeout_ms * NS_PER_MS;
     c->t_ping = now + c->cfg.ping_interval_ms * NS_PER_MS;
 }
@@ -226,7 +229,7 @@ int ir_relay_client_new(const ir_relay_client_config *cfg, ir_relay_client **out
     if (!c->cfg.max_queued)
         c->cfg.max_queued = 1024 * 1024;
     /* the config's strings are only needed here */
-    c->cfg.host = c->cfg.path = c->cfg.auth_token = NULL;
+    c->cfg.host = c->cfg.path = c->cfg.auth_token = c->cfg.client_auth = NULL;
     iroh_secret_key_public(&cfg->secret_key, &c->id);
     ir_buf_init(&c->out);
     c->http = malloc(sizeof *c->http);
@@ -245,8 +248,10 @@ int ir_relay_client_new(const ir_relay_client_config *cfg, ir_relay_client **out
     o.path = cfg->path;
     o.key = c->key;
     o.auth_token = cfg->auth_token;
+    o.client_auth = cfg->client_auth;
     size_t cap = 512 + strlen(cfg->host) + (cfg->path ? strlen(cfg->path) : 0) +
-                 (cfg->auth_token ? strlen(cfg->auth_token) : 0);
+                 (cfg->auth_token ? strlen(cfg->auth_token) : 0) +
+                 (cfg->client_auth ? strlen(cfg->client_auth) : 0);
     size_t n = 0;
     int rc = ir_buf_reserve(&c->out, cap);
     if (rc == IROH_OK)
@@ -385,6 +390,7 @@ static void on_relay_frame(ir_relay_client *c, const uint8_t *msg, size_t len, u
         if (c->ping_outstanding && memcmp(f.u.ping, c->ping_data, 8) == 0) {
             c->st.pongs_recv++;
             c->ping_outstanding = 0;
+            c->rtt = now > c->ping_sent_at ? now - c->ping_sent_at : 1;
             c->t_pong = 0;
         }
         break;
@@ -632,4 +638,9 @@ int ir_relay_client_send(ir_relay_client *c, const uint8_t dst[32], uint8_t ecn,
                          const uint8_t *data, size_t len)
 {
     return ir_relay_client_send_batch(c, dst, ecn, 0, data, len);
+}
+
+uint64_t ir_relay_client_rtt(const ir_relay_client *c)
+{
+    return c->rtt;
 }

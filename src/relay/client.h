@@ -47,6 +47,9 @@ typedef struct ir_relay_client_config {
     const char *host;       /* Host header: "host" or "host:port" (port only if explicit) */
     const char *path;       /* NULL: "/relay"; else "/relay?query" when the URL had a query */
     const char *auth_token; /* NULL or the Bearer token */
+    /* NULL, or the x-iroh-relay-client-auth-v1 value (spec 2.3; TLS only): the server may
+     * then confirm at once instead of sending a challenge (both are handled) */
+    const char *client_auth;
     ir_relay_client_random_fn random; /* required */
     void *random_ctx;
     uint64_t now;                  /* creation time (ns): start of the handshake deadline */
@@ -124,6 +127,8 @@ ir_relay_client_state_t ir_relay_client_state(const ir_relay_client *c);
 const char *ir_relay_client_failure(const ir_relay_client *c);
 /* The negotiated protocol version (IR_RELAY_V1 / V2) once upgraded, else 0. */
 int ir_relay_client_version(const ir_relay_client *c);
+/* Round-trip time of the last answered keepalive Ping (ns); 0 before the first Pong. */
+uint64_t ir_relay_client_rtt(const ir_relay_client *c);
 /* Our EndpointId. */
 const iroh_endpoint_id *ir_relay_client_id(const ir_relay_client *c);
 void ir_relay_client_stats_get(const ir_relay_client *c, ir_relay_client_stats *out);

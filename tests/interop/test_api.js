@@ -92,7 +92,7 @@ async function main() {
   const server = await irohEndpoint([ALPN]);
   irohEchoServer(server);
   const ticket = iroh.EndpointTicket.fromAddr(server.addr()).toString();
-  let r = await run(path.join(EXAMPLES, 'connect'), [ticket, 'Hello, world!'], 30000);
+  let r = await run(path.join(EXAMPLES, 'connect'), [ticket, 'Hello, world!', 'iroh-example/echo/0', 'none'], 30000);
   check(r.code === 0 && r.out === 'Hello, world!\n', `examples/connect to iroh: ${r.code} ${r.out} ${r.err}`);
   let t0 = Date.now();
   r = await run(API_TOOL, ['clients', ticket, ALPN, '20', '10', '20000'], 120000);
@@ -178,7 +178,7 @@ async function main() {
   await new Promise((res) => { closing.proc.on('close', res); setTimeout(res, 10000); });
 
   // ---- the listen example with an iroh client ---------------------------------------------
-  const lis = await start(path.join(EXAMPLES, 'listen'), [ALPN, '127.0.0.1:0']);
+  const lis = await start(path.join(EXAMPLES, 'listen'), [ALPN, '127.0.0.1:0', 'none']);
   const ep3 = await irohEndpoint(null);
   const conn3 = await ep3.connect(iroh.EndpointTicket.fromString(lis.ticket).endpointAddr(), bytes(ALPN));
   const bi3 = await conn3.openBi();

@@ -17,6 +17,8 @@ const overall = setTimeout(() => { console.error('FAIL: test timed out'); killAl
 
 function runIrohC(args, input, timeoutMs) {
   return new Promise((resolve) => {
+    // relays off: these connections are direct (the relayed ones: test_relay_endpoint.js)
+    if (args[0] === 'connect') args = ['connect', '--no-relay'].concat(args.slice(1));
     const p = spawn(IROH_C, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(p);
     const out = [], err = [];
@@ -35,7 +37,7 @@ function runIrohC(args, input, timeoutMs) {
 
 function startIrohCListen(bind, secretFile, extra, env) {
   return new Promise((resolve, reject) => {
-    const args = ['listen', '--alpn', ALPN, '--echo', '--bind', bind || '127.0.0.1:0'].concat(extra || []);
+    const args = ['listen', '--no-relay', '--alpn', ALPN, '--echo', '--bind', bind || '127.0.0.1:0'].concat(extra || []);
     if (secretFile) args.push('--secret-file', secretFile);
     const p = spawn(IROH_C, args, { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({}, process.env, env || {}) });
     children.add(p);

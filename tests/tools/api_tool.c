@@ -101,6 +101,24 @@ static uint64_t filter(void *ctx, const iroh_endpoint_id *peer, const uint8_t *a
     return have_refused && iroh_endpoint_id_equal(peer, &refused) ? 403 : 0;
 }
 
+/* Relays: API_TOOL_RELAY=URL makes it the endpoint's relay (and waits until connected);
+ * unset, relays are disabled (tests stay on loopback). */
+static void set_relays(iroh_endpoint_builder *b)
+{
+    const char *url = getenv("API_TOOL_RELAY");
+    int rc = url ? iroh_endpoint_builder_relay_url(b, url)
+                 : iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    if (rc != IROH_OK)
+        die("relay", rc);
+}
+
+static void wait_online(iroh_endpoint *ep)
+{
+    int rc;
+    if (getenv("API_TOOL_RELAY") && (rc = iroh_endpoint_online(ep, 10000)) != IROH_OK)
+        die("online", rc);
+}
+
 static int serve(int argc, char **argv)
 {
     const char *alpn = argv[0];
@@ -117,12 +135,14 @@ static int serve(int argc, char **argv)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *ep;
     int rc;
+    set_relays(b);
     if ((rc = iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0")) ||
         (rc = iroh_endpoint_builder_alpn(b, alpn)) ||
         (rc = iroh_endpoint_builder_accept_filter(b, filter, NULL)) ||
         (rc = iroh_endpoint_bind(b, &ep)))
         die("bind", rc);
     iroh_endpoint_builder_free(b);
+    wait_online(ep);
     iroh_router_builder *rb = iroh_router_builder_new(ep);
     iroh_router *router;
     if ((rc = iroh_router_builder_accept(rb, alpn, echo_handler, NULL)) ||
@@ -232,6 +252,7 @@ static iroh_endpoint *client_endpoint(void)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint *ep;
     int rc;
+    set_relays(b);
     if ((rc = iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0")) || (rc = iroh_endpoint_bind(b, &ep)))
         die("bind", rc);
     iroh_endpoint_builder_free(b);

@@ -12,6 +12,7 @@ static const char ALPN[] = "test/api/0";
 static iroh_endpoint *bind_ep(int accept, iroh_accept_filter filter)
 {
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *ep = NULL;
     CHECK_EQ_INT(iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0"), IROH_OK);
     if (accept)
@@ -287,6 +288,7 @@ TEST(router_with_several_alpns)
     /* two protocols on one endpoint; clients offering several versions get the server's
      * preferred one they offered */
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *ep;
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_alpn(b, "proto/2");
@@ -322,6 +324,7 @@ TEST(retry_both_ends)
 {
     /* our server validates with a Retry, our client follows it */
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *srv;
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_alpn(b, ALPN);
@@ -425,6 +428,7 @@ static void *open_third(void *arg)
 TEST(transport_limits_and_events)
 {
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *srv;
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_alpn(b, ALPN);
@@ -435,6 +439,7 @@ TEST(transport_limits_and_events)
     CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
     iroh_endpoint_builder_free(b);
     b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED); /* loopback only */
     iroh_endpoint *cli;
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_event_callback(b, on_event, NULL);

@@ -1,0 +1,756 @@
+#include "endpoint/relay_link.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "relay/client.h"
+#include "relay/handshake.h"
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+#define DNS_TIMEOUT_NS (3 * NS_PER_S)
+#define DNS_POLL_NS (10 * NS_PER_MS)
+#define CONNECT_TIMEOUT_NS (1500 * NS_PER_MS) /* per TCP attempt, as iroh */
+#define BACKOFF_MIN_MS 10
+#define BACKOFF_MAX_MS 16000
+#define IDLE_CLOSE_NS (60 * NS_PER_S) /* a non-home link unused this long is closed */
+#define QUEUE_MAX 64
+#define QUEUE_AGE_NS (3 * NS_PER_S)
+#define MAX_ADDRS 8
+
+void ir_netaddr_relay(ir_netaddr *out, unsigned idx, const uint8_t id[32])
+{
+    memset(out, 0, sizeof *out);
+    out->len = IR_NETADDR_RELAY_LEN;
+    out->data[0] = IR_NETADDR_RELAY;
+    out->data[1] = (uint8_t)(idx >> 8);
+    out->data[2] = (uint8_t)idx;
+    memcpy(out->data + 3, id, 32);
+}
+
+int ir_netaddr_is_relay(const ir_netaddr *a, unsigned *idx, const uint8_t **id)
+{
+    if (a->len != IR_NETADDR_RELAY_LEN || a->data[0] != IR_NETADDR_RELAY)
+        return 0;
+    if (idx)
+        *idx = (unsigned)a->data[1] << 8 | a->data[2];
+    if (id)
+        *id = a->data + 3;
+    return 1;
+}
+
+/* ---- name resolution on a helper thread ------------------------------------------- */
+
+typedef struct dns_job {
+    atomic_int refs; /* the link and the thread */
+    atomic_int done;
+    char host[256];
+    char port[8];
+    struct addrinfo *res;
+    int err;
+} dns_job;
+
+static void dns_job_put(dns_job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) == 1) {
+        if (j->res)
+            freeaddrinfo(j->res);
+        free(j);
+    }
+}
+
+static void *dns_thread(void *arg)
+{
+    dns_job *j = arg;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    j->err = getaddrinfo(j->host, j->port, &hints, &j->res);
+    atomic_store(&j->done, 1);
+    dns_job_put(j);
+    return NULL;
+}
+
+/* ---- the link ------------------------------------------------------------------------ */
+
+typedef enum lstate {
+    L_IDLE = 0,   /* not connected and not wanted */
+    L_BACKOFF,    /* waiting before the next attempt */
+    L_RESOLVING,  /* the name is being resolved */
+    L_CONNECTING, /* TCP connect in progress */
+    L_UP,         /* the relay client runs (upgrade, handshake, then datagrams) */
+} lstate;
+
+typedef struct queued {
+    uint64_t at;
+    uint8_t dst[32];
+    uint16_t seg;
+    size_t len;
+    uint8_t *data;
+} queued;
+
+struct ir_rlink {
+    ir_rlink_config cfg;
+    char url[512];
+    char host[256];     /* without brackets for IPv6 */
+    char host_hdr[300]; /* Host header: as in the URL, ":port" only if explicit */
+    char path[512];     /* "/relay" plus "?query" */
+    uint16_t port;
+    int tls;
+    char *token;
+    lstate st;
+    int wanted, forever;
+    uint64_t last_used;
+    /* resolution and connecting */
+    dns_job *dns;
+    uint64_t deadline; /* of the current step */
+    uint64_t dns_check_at;
+    struct sockaddr_storage addrs[MAX_ADDRS];
+    socklen_t addr_lens[MAX_ADDRS];
+    int naddrs, next_addr;
+    int fd;
+    ir_relay_client *cli;
+    int ready, established;
+    uint32_t backoff_ms;
+    uint64_t retry_at;
+    uint64_t latency;
+    uint64_t connects;
+    char err[256];
+    queued q[QUEUE_MAX];
+    int qn;
+    uint8_t rbuf[65536];
+};
+
+static void rnd(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    while (len) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            abort();
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Splits a normalized URL: scheme://[userinfo@]host[:port][/path][?query][#fragment].
+ * The path is replaced by /relay (spec 1.1); the query is kept. */
+static int split_url(ir_rlink *l, const char *url)
+{
+    const char *p = strstr(url, "://");
+    if (!p)
+        return -1;
+    size_t slen = (size_t)(p - url);
+    int plain = (slen == 4 && memcmp(url, "http", 4) == 0) || (slen == 2 && memcmp(url, "ws", 2) == 0);
+    l->tls = !plain;
+    const char *auth = p + 3;
+    const char *end = auth + strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', (size_t)(end - auth));
+    if (at)
+        auth = at + 1;
+    const char *hend;
+    const char *port = NULL;
+    if (*auth == '[') {
+        const char *rb = memchr(auth, ']', (size_t)(end - auth));
+        if (!rb)
+            return -1;
+        if ((size_t)(rb - auth - 1) >= sizeof l->host)
+            return -1;
+        memcpy(l->host, auth + 1, (size_t)(rb - auth - 1));
+        l->host[rb - auth - 1] = 0;
+        hend = rb + 1;
+        if (hend < end && *hend == ':')
+            port = hend + 1;
+        else if (hend != end)
+            return -1;
+    } else {
+        const char *colon = memchr(auth, ':', (size_t)(end - auth));
+        hend = colon ? colon : end;
+        if ((size_t)(hend - auth) >= sizeof l->host || hend == auth)
+            return -1;
+        memcpy(l->host, auth, (size_t)(hend - auth));
+        l->host[hend - auth] = 0;
+        if (colon)
+            port = colon + 1;
+    }
+    if (port && port < end) {
+        unsigned long v = 0;
+        for (const char *c = port; c < end; c++) {
+            if (*c < '0' || *c > '9')
+                return -1;
+            v = v * 10 + (unsigned long)(*c - '0');
+            if (v > 65535)
+                return -1;
+        }
+        l->port = (uint16_t)v;
+    } else {
+        port = NULL;
+        l->port = l->tls ? 443 : 80;
+    }
+    /* Host header: the authority without userinfo, as written */
+    const char *hstart = at ? at + 1 : p + 3;
+    if ((size_t)(end - hstart) >= sizeof l->host_hdr)
+        return -1;
+    memcpy(l->host_hdr, hstart, (size_t)(end - hstart));
+    l->host_hdr[end - hstart] = 0;
+    const char *q = strchr(end, '?');
+    const char *frag = strchr(end, '#');
+    if (q && (!frag || q < frag)) {
+        size_t qlen = frag ? (size_t)(frag - q) : strlen(q);
+        if (qlen + 7 > sizeof l->path)
+            return -1;
+        memcpy(l->path, "/relay", 6);
+        memcpy(l->path + 6, q, qlen);
+        l->path[6 + qlen] = 0;
+    } else {
+        strcpy(l->path, "/relay");
+    }
+    return 0;
+}
+
+int ir_rlink_new(const ir_rlink_config *cfg, ir_rlink **out)
+{
+    ir_rlink *l = calloc(1, sizeof *l);
+    if (!l)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    l->cfg = *cfg;
+    l->fd = -1;
+    if (strlen(cfg->url) >= sizeof l->url || split_url(l, cfg->url) != 0) {
+        free(l);
+        return ir_fail(IROH_ERR_INVALID_ADDR, "cannot dial relay URL %s", cfg->url);
+    }
+    strcpy(l->url, cfg->url);
+    l->cfg.url = l->url;
+    if (cfg->auth_token && !(l->token = strdup(cfg->auth_token))) {
+        free(l);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    l->cfg.auth_token = l->token;
+    l->cfg.ca_file = NULL; /* not kept: TLS relays take the system store for now */
+    *out = l;
+    return IROH_OK;
+}
+
+static void drop_queue(ir_rlink *l)
+{
+    for (int i = 0; i < l->qn; i++)
+        free(l->q[i].data);
+    l->qn = 0;
+}
+
+static void close_conn(ir_rlink *l)
+{
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    ir_relay_client_free(l->cli);
+    l->cli = NULL;
+    if (l->dns) {
+        dns_job_put(l->dns);
+        l->dns = NULL;
+    }
+    l->ready = 0;
+}
+
+void ir_rlink_free(ir_rlink *l)
+{
+    if (!l)
+        return;
+    close_conn(l);
+    drop_queue(l);
+    free(l->token);
+    free(l);
+}
+
+const char *ir_rlink_url(const ir_rlink *l)
+{
+    return l->url;
+}
+
+int ir_rlink_established(const ir_rlink *l)
+{
+    return l->ready && l->established;
+}
+
+uint64_t ir_rlink_latency(const ir_rlink *l)
+{
+    return l->latency;
+}
+
+const char *ir_rlink_last_error(const ir_rlink *l)
+{
+    return l->err;
+}
+
+uint64_t ir_rlink_connects(const ir_rlink *l)
+{
+    return l->connects;
+}
+
+/* The attempt failed (or the connection broke): close and wait before the next one.
+ * A connection that had been established is retried at once (spec relay.md 6). */
+static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->err, sizeof l->err, fmt, ap);
+    va_end(ap);
+    int was_established = l->established;
+    close_conn(l);
+    l->established = 0;
+    if (!l->wanted) {
+        l->st = L_IDLE;
+        drop_queue(l);
+        return;
+    }
+    uint32_t delay;
+    if (was_established) {
+        l->backoff_ms = 0;
+        delay = 0;
+    } else {
+        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (l->backoff_ms > BACKOFF_MAX_MS)
+            l->backoff_ms = BACKOFF_MAX_MS;
+        uint32_t jitter;
+        rnd(NULL, (uint8_t *)&jitter, sizeof jitter);
+        delay = l->backoff_ms / 2 + jitter % (l->backoff_ms / 2 + 1); /* [b/2, b] */
+    }
+    IR_LOG(was_established ? IR_LOG_INFO : IR_LOG_DEBUG, "relay %s: %s; retrying in %u ms",
+           l->url, l->err, delay);
+    l->st = L_BACKOFF;
+    l->retry_at = now + delay * NS_PER_MS;
+}
+
+static void start_tcp(ir_rlink *l, uint64_t now);
+
+static void start(ir_rlink *l, uint64_t now)
+{
+    l->naddrs = l->next_addr = 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, l->host, &a4) == 1) {
+        struct sockaddr_in *s = (struct sockaddr_in *)&l->addrs[0];
+        memset(s, 0, sizeof *s);
+        s->sin_family = AF_INET;
+        s->sin_port = htons(l->port);
+        s->sin_addr = a4;
+        l->addr_lens[0] = sizeof *s;
+        l->naddrs = 1;
+    } else if (inet_pton(AF_INET6, l->host, &a6) == 1) {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&l->addrs[0];
+        memset(s, 0, sizeof *s);
+        s->sin6_family = AF_INET6;
+        s->sin6_port = htons(l->port);
+        s->sin6_addr = a6;
+        l->addr_lens[0] = sizeof *s;
+        l->naddrs = 1;
+    }
+    if (l->naddrs) {
+        start_tcp(l, now);
+        return;
+    }
+    dns_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        failed(l, now, "out of memory");
+        return;
+    }
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->done, 0);
+    snprintf(j->host, sizeof j->host, "%s", l->host);
+    snprintf(j->port, sizeof j->port, "%u", l->port);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, dns_thread, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(j);
+        failed(l, now, "cannot start name resolution: %s", strerror(rc));
+        return;
+    }
+    l->dns = j;
+    l->st = L_RESOLVING;
+    l->deadline = now + DNS_TIMEOUT_NS;
+    l->dns_check_at = now + DNS_POLL_NS;
+}
+
+static void dns_check(ir_rlink *l, uint64_t now)
+{
+    dns_job *j = l->dns;
+    if (!atomic_load(&j->done)) {
+        if (now >= l->deadline)
+            failed(l, now, "resolving %s timed out", l->host);
+        return;
+    }
+    if (j->err) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", gai_strerror(j->err));
+        failed(l, now, "cannot resolve %s: %s", l->host, msg);
+        return;
+    }
+    /* IPv6 and IPv4 alternated, in the resolver's order within each family */
+    struct addrinfo *v6[MAX_ADDRS], *v4[MAX_ADDRS];
+    int n6 = 0, n4 = 0;
+    for (struct addrinfo *ai = j->res; ai; ai = ai->ai_next) {
+        if (ai->ai_family == AF_INET6 && n6 < MAX_ADDRS)
+            v6[n6++] = ai;
+        else if (ai->ai_family == AF_INET && n4 < MAX_ADDRS)
+            v4[n4++] = ai;
+    }
+    l->naddrs = 0;
+    for (int i = 0; (i < n6 || i < n4) && l->naddrs < MAX_ADDRS; i++) {
+        if (i < n6 && l->naddrs < MAX_ADDRS) {
+            memcpy(&l->addrs[l->naddrs], v6[i]->ai_addr, v6[i]->ai_addrlen);
+            l->addr_lens[l->naddrs++] = v6[i]->ai_addrlen;
+        }
+        if (i < n4 && l->naddrs < MAX_ADDRS) {
+            memcpy(&l->addrs[l->naddrs], v4[i]->ai_addr, v4[i]->ai_addrlen);
+            l->addr_lens[l->naddrs++] = v4[i]->ai_addrlen;
+        }
+    }
+    dns_job_put(j);
+    l->dns = NULL;
+    l->next_addr = 0;
+    if (!l->naddrs) {
+        failed(l, now, "%s has no address", l->host);
+        return;
+    }
+    start_tcp(l, now);
+}
+
+/* Connects to the next address of the list (one at a time, 1.5 s each). */
+static void start_tcp(ir_rlink *l, uint64_t now)
+{
+    while (l->next_addr < l->naddrs) {
+        struct sockaddr_storage *ss = &l->addrs[l->next_addr];
+        socklen_t sl = l->addr_lens[l->next_addr++];
+        int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(l->err, sizeof l->err, "socket: %s", strerror(errno));
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, (struct sockaddr *)ss, sl) != 0 && errno != EINPROGRESS) {
+            snprintf(l->err, sizeof l->err, "connect: %s", strerror(errno));
+            close(fd);
+            continue;
+        }
+        l->fd = fd;
+        l->st = L_CONNECTING;
+        l->deadline = now + CONNECT_TIMEOUT_NS;
+        return;
+    }
+    failed(l, now, "cannot connect to %s:%u (%s)", l->host, l->port,
+           l->err[0] ? l->err : "no address");
+}
+
+static int start_client(ir_rlink *l, uint64_t now)
+{
+    ir_relay_client_config cc;
+    ir_relay_client_config_init(&cc);
+    cc.secret_key = l->cfg.key;
+    cc.host = l->host_hdr;
+    cc.path = l->path;
+    cc.auth_token = l->token;
+    cc.random = rnd;
+    cc.now = now;
+    if (ir_relay_client_new(&cc, &l->cli) != IROH_OK)
+        return -1;
+    l->st = L_UP;
+    return 0;
+}
+
+static void flush_queue(ir_rlink *l, uint64_t now);
+
+static void write_out(ir_rlink *l, uint64_t now);
+
+/* Moves bytes between the socket and the client and handles its events. */
+static void pump(ir_rlink *l, short revents, uint64_t now)
+{
+    if (revents & POLLIN || revents & (POLLERR | POLLHUP)) {
+        for (int round = 0; round < 16; round++) {
+            ssize_t n = read(l->fd, l->rbuf, sizeof l->rbuf);
+            if (n > 0) {
+                ir_relay_client_recv(l->cli, l->rbuf, (size_t)n, now);
+                if ((size_t)n < sizeof l->rbuf)
+                    break;
+                continue;
+            }
+            if (n == 0) {
+                ir_relay_client_eof(l->cli, "the relay closed the connection");
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                char why[128];
+                snprintf(why, sizeof why, "read: %s", strerror(errno));
+                ir_relay_client_eof(l->cli, why);
+            }
+            break;
+        }
+    }
+    uint64_t t = ir_relay_client_timeout(l->cli);
+    if (t && now >= t)
+        ir_relay_client_on_timeout(l->cli, now);
+    ir_relay_client_event ev;
+    while (l->cli && ir_relay_client_poll(l->cli, &ev)) {
+        switch (ev.kind) {
+        case IR_RELAY_EV_READY:
+            l->ready = 1;
+            l->connects++;
+            l->err[0] = 0;
+            IR_LOG(IR_LOG_DEBUG, "relay %s: connected", l->url);
+            flush_queue(l, now);
+            break;
+        case IR_RELAY_EV_DATAGRAM: {
+            ir_relay_dgram_iter it;
+            ir_relay_dgram_iter_init(&it, &ev.dgrams);
+            const uint8_t *d;
+            size_t dl;
+            while (ir_relay_dgram_iter_next(&it, &d, &dl))
+                l->cfg.recv(l->cfg.recv_ctx, l->cfg.idx, ev.id.bytes, (uint8_t *)d, dl, now);
+            break;
+        }
+        case IR_RELAY_EV_STATUS:
+            IR_LOG(IR_LOG_DEBUG, "relay %s: status %u", l->url, ev.status);
+            break;
+        default:
+            break;
+        }
+    }
+    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_READY && !l->established &&
+        ir_relay_client_rtt(l->cli)) {
+        l->established = 1;
+        l->backoff_ms = 0;
+    }
+    if (ir_relay_client_rtt(l->cli))
+        l->latency = ir_relay_client_rtt(l->cli);
+    write_out(l, now);
+}
+
+/* Writes what the client has queued (never delivers anything: safe to call while the
+ * endpoint walks its connections). */
+static void write_out(ir_rlink *l, uint64_t now)
+{
+    const uint8_t *p;
+    size_t n;
+    while ((n = ir_relay_client_pending(l->cli, &p)) > 0) {
+        ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            ir_relay_client_consumed(l->cli, (size_t)w);
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        char why[128];
+        snprintf(why, sizeof why, "write: %s", w < 0 ? strerror(errno) : "nothing written");
+        ir_relay_client_eof(l->cli, why);
+        break;
+    }
+    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
+        failed(l, now, "%s", ir_relay_client_failure(l->cli));
+}
+
+static void send_now(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size_t len,
+                     size_t seg)
+{
+    int rc;
+    if (seg >= len)
+        rc = ir_relay_client_send(l->cli, dst, 0, data, len);
+    else
+        rc = ir_relay_client_send_batch(l->cli, dst, 0, (uint16_t)seg, data, len);
+    if (rc != IROH_OK)
+        IR_LOG(IR_LOG_TRACE, "relay %s: datagram dropped: %s", l->url, iroh_last_error());
+}
+
+static void flush_queue(ir_rlink *l, uint64_t now)
+{
+    for (int i = 0; i < l->qn; i++) {
+        if (now - l->q[i].at < QUEUE_AGE_NS)
+            send_now(l, l->q[i].dst, l->q[i].data, l->q[i].len, l->q[i].seg);
+        free(l->q[i].data);
+    }
+    l->qn = 0;
+}
+
+static void expire_queue(ir_rlink *l, uint64_t now)
+{
+    int k = 0;
+    for (int i = 0; i < l->qn; i++) {
+        if (now - l->q[i].at >= QUEUE_AGE_NS)
+            free(l->q[i].data);
+        else
+            l->q[k++] = l->q[i];
+    }
+    l->qn = k;
+}
+
+void ir_rlink_want(ir_rlink *l, int forever, uint64_t now)
+{
+    l->wanted = 1;
+    if (forever > 0)
+        l->forever = 1;
+    else if (forever < 0)
+        l->forever = 0;
+    l->last_used = now;
+    if (l->st == L_IDLE) {
+        l->backoff_ms = 0;
+        start(l, now);
+    }
+}
+
+void ir_rlink_send(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size_t len,
+                   size_t seg, uint64_t now)
+{
+    ir_rlink_want(l, 0, now);
+    if (l->st == L_UP && l->ready) {
+        send_now(l, dst, data, len, seg);
+        write_out(l, now);
+        return;
+    }
+    expire_queue(l, now);
+    if (l->qn >= QUEUE_MAX)
+        return;
+    queued *q = &l->q[l->qn];
+    q->data = malloc(len);
+    if (!q->data)
+        return;
+    memcpy(q->data, data, len);
+    memcpy(q->dst, dst, 32);
+    q->len = len;
+    q->seg = (uint16_t)(seg >= len ? len : seg);
+    q->at = now;
+    l->qn++;
+}
+
+int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
+{
+    if (l->fd < 0)
+        return 0;
+    pf->fd = l->fd;
+    pf->revents = 0;
+    if (l->st == L_CONNECTING) {
+        pf->events = POLLOUT;
+    } else {
+        const uint8_t *p;
+        pf->events = POLLIN;
+        if (l->cli && ir_relay_client_pending(l->cli, &p))
+            pf->events |= POLLOUT;
+    }
+    return 1;
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return a < b ? a : b;
+}
+
+uint64_t ir_rlink_timeout(const ir_rlink *l)
+{
+    uint64_t t = 0;
+    switch (l->st) {
+    case L_IDLE:
+        return 0;
+    case L_BACKOFF:
+        t = l->retry_at ? l->retry_at : 1;
+        break;
+    case L_RESOLVING:
+        t = l->dns_check_at; /* the resolver thread has no descriptor: look every 10 ms */
+        break;
+    case L_CONNECTING:
+        t = l->deadline;
+        break;
+    case L_UP:
+        t = ir_relay_client_timeout(l->cli);
+        break;
+    }
+    if (l->qn)
+        t = earliest(t, l->q[0].at + QUEUE_AGE_NS);
+    if (!l->forever)
+        t = earliest(t, l->last_used + IDLE_CLOSE_NS);
+    return t;
+}
+
+void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
+{
+    if (!l->forever && l->wanted && l->st != L_IDLE && now - l->last_used >= IDLE_CLOSE_NS &&
+        l->qn == 0) {
+        IR_LOG(IR_LOG_DEBUG, "relay %s: unused for 60 s, closing", l->url);
+        l->wanted = 0;
+        close_conn(l);
+        l->established = 0;
+        l->st = L_IDLE;
+        return;
+    }
+    if (l->qn)
+        expire_queue(l, now);
+    switch (l->st) {
+    case L_IDLE:
+        break;
+    case L_BACKOFF:
+        if (now >= l->retry_at)
+            start(l, now);
+        break;
+    case L_RESOLVING:
+        l->dns_check_at = now + DNS_POLL_NS;
+        dns_check(l, now);
+        break;
+    case L_CONNECTING: {
+        if (revents & (POLLOUT | POLLERR | POLLHUP)) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            if (err) {
+                snprintf(l->err, sizeof l->err, "connect: %s", strerror(err));
+                close(l->fd);
+                l->fd = -1;
+                start_tcp(l, now);
+                break;
+            }
+            if (l->tls) {
+                failed(l, now, "https relays are not supported yet");
+                break;
+            }
+            if (start_client(l, now) != 0) {
+                failed(l, now, "relay client: %s", iroh_last_error());
+                break;
+            }
+            pump(l, 0, now);
+        } else if (now >= l->deadline) {
+            snprintf(l->err, sizeof l->err, "connect: timed out");
+            close(l->fd);
+            l->fd = -1;
+            start_tcp(l, now);
+        }
+        break;
+    }
+    case L_UP:
+        pump(l, revents, now);
+        break;
+    }
+}
