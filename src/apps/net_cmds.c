@@ -81,6 +81,10 @@ static void *stdin_to_stream(void *arg)
     }
     if (p->rc == IROH_OK)
         p->rc = iroh_send_stream_finish(p->send);
+    /* closing the connection drops what is not yet delivered: wait until the peer has
+     * acknowledged all of it (or the connection ends) */
+    if (p->rc == IROH_OK)
+        p->rc = iroh_send_stream_flushed(p->send, -1);
     free(buf);
     return NULL;
 }

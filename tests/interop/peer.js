@@ -59,4 +59,99 @@ function finish() {
   process.exit(failed ? 1 : 0);
 }
 
-module.exports = { loadIroh, run, rng, check, finish };
+// ---- processes a test starts: all killed when the test ends, also on failure ----
+const { spawn } = require('child_process');
+const net = require('net');
+const children = new Set();
+function killAll() {
+  for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
+}
+process.on('exit', killAll);
+function track(p) {
+  children.add(p);
+  p.on('close', () => children.delete(p));
+  return p;
+}
+
+function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error('timeout: ' + what)), ms); })])
+    .finally(() => clearTimeout(t));
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+  });
+}
+
+// `iroh-c relay` on 127.0.0.1 (a free port, or the given one): resolves to
+// { proc, port, url, stats() } once it prints its "relay listening" line.
+async function startRelay(extra = [], fixedPort = 0) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = fixedPort || await freePort();
+    const p = track(spawn(IROH_C, ['relay', '--listen', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const relay = { proc: p, port, url: `http://127.0.0.1:${port}`, stderr: '', waiters: [] };
+    let partial = '';
+    p.stderr.on('data', (d) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop();
+      for (const line of lines) {
+        if (!line.startsWith('relay stats: ')) { relay.stderr += line + '\n'; continue; }
+        const w = relay.waiters; relay.waiters = []; w.forEach((f) => f(line));
+      }
+    });
+    relay.exited = new Promise((res) => p.on('close', (code, sig) => res({ code, sig })));
+    relay.stats = async () => {
+      const got = new Promise((res) => relay.waiters.push(res));
+      p.kill('SIGUSR1');
+      const line = await withTimeout(got, 5000, 'relay stats');
+      const st = {};
+      for (const m of line.matchAll(/(\w+)=(\d+)/g)) st[m[1]] = Number(m[2]);
+      return st;
+    };
+    relay.stop = async () => { p.kill('SIGTERM'); return withTimeout(relay.exited, 10000, 'relay exit'); };
+    const line = await new Promise((res) => {
+      let out = '';
+      p.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(out.split('\n')[0]); });
+      relay.exited.then(() => res(null));
+    });
+    if (line === `relay listening on ${relay.url}`) return relay;
+    p.kill('SIGKILL');
+    if (fixedPort) { await new Promise((r) => setTimeout(r, 300)); continue; }
+  }
+  throw new Error('the relay did not start');
+}
+
+// deterministic test data
+function pattern(n, seed) {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 255;
+  return b;
+}
+
+// echoes every bidirectional stream of every connection an iroh endpoint accepts
+function irohEchoServer(ep) {
+  (async () => {
+    for (;;) {
+      const inc = await ep.acceptNext();
+      if (!inc) return;
+      (async () => {
+        const conn = await (await inc.accept()).connect();
+        for (;;) {
+          const bi = await conn.acceptBi();
+          (async () => {
+            const data = await bi.recv.readToEnd(64 << 20);
+            await bi.send.writeAll(data);
+            await bi.send.finish();
+          })().catch(() => {});
+        }
+      })().catch(() => {});
+    }
+  })().catch(() => {});
+}
+
+module.exports = { loadIroh, run, rng, check, finish, track, killAll, withTimeout, freePort,
+  startRelay, pattern, irohEchoServer };
