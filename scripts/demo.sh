@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job, as far as iroh-c goes today: an identity, its EndpointId and a ticket,
-# decoded again. Later steps make this connect two endpoints through a local relay.
+# The main job: an identity, its EndpointId and a ticket; then a local relay, and two
+# endpoints connecting by public key through it (and directly).
 set -euo pipefail
 bin=${1:-build/iroh-c}
 dir=$(mktemp -d)
@@ -28,16 +28,45 @@ set +e
 "$bin" ticket decode "${ticket%?}x" 2>&1 | sed 's/^/   /'
 echo "   (exit status ${PIPESTATUS[0]})"
 
-say "6. Two endpoints connecting by public key over QUIC (direct, on loopback; relays come next):"
+say "6. A local relay server (iroh-c relay, plain HTTP on loopback):"
 set -e
-out=$(mktemp)
-"$bin" listen --alpn iroh-example/echo/0 --echo --bind 127.0.0.1:0 --secret-file "$dir/secret.key" >"$out" 2>/dev/null &
+relay_out="$dir/relay.out"
+port=3340
+start_relay() {
+    "$bin" relay --listen "127.0.0.1:$1" >"$relay_out" 2>"$dir/relay.err" &
+    relay=$!
+    for _ in $(seq 50); do [ -s "$relay_out" ] && return 0; kill -0 $relay 2>/dev/null || return 1; sleep 0.1; done
+    return 1
+}
+if ! start_relay $port; then
+    # the default port is taken: any free one will do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 3341)
+    start_relay "$port"
+fi
+relay_url="http://127.0.0.1:$port"
+trap 'kill $relay $listener 2>/dev/null; rm -rf "$dir"' EXIT
+echo "   $(head -1 "$relay_out")"
+
+say "7. An endpoint homed on that relay, echoing iroh-example/echo/0:"
+out="$dir/listen.out"
+listener=
+"$bin" listen --alpn iroh-example/echo/0 --echo --bind 127.0.0.1:0 --relay "$relay_url" \
+    --secret-file "$dir/secret.key" >"$out" 2>/dev/null &
 listener=$!
-trap 'kill $listener 2>/dev/null; rm -rf "$dir" "$out"' EXIT
-for _ in $(seq 50); do [ -s "$out" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
 lticket=$(head -1 "$out")
-echo "   listener $id"
-echo "   its ticket: $lticket"
+echo "   EndpointId $id"
+echo "   its ticket (home relay and direct addresses): $("$bin" ticket decode "$lticket")"
+
+say "8. A second endpoint dials it by public key alone, through the relay:"
+rticket=$("$bin" ticket encode "$id" --relay "$relay_url")
+echo "   ticket with only the id and the relay: $rticket"
 echo "   connect, send 'Hello, iroh!' and read the echo:"
-echo "Hello, iroh!" | "$bin" connect "$lticket" --alpn iroh-example/echo/0 | sed 's/^/   < /'
-kill $listener 2>/dev/null || true
+echo "Hello, iroh!" | "$bin" connect "$rticket" --alpn iroh-example/echo/0 --relay "$relay_url" | sed 's/^/   < /'
+kill -USR1 $relay
+sleep 0.2
+stats=$(grep 'relay stats' "$dir/relay.err" | tail -1)
+echo "   the relay forwarded $(echo "$stats" | sed -n 's/.*frames_relayed=\([0-9]*\).*/\1/p') datagram frames ($(echo "$stats" | sed -n 's/.*bytes_relayed=\([0-9]*\).*/\1/p') bytes) for it"
+
+say "9. The same two endpoints directly (the ticket's direct addresses, no relay):"
+echo "Hello, iroh!" | "$bin" connect "$lticket" --alpn iroh-example/echo/0 --no-relay | sed 's/^/   < /'
