@@ -29,6 +29,7 @@ struct ir_tls_stream {
     int started;      /* handshake called at least once */
     int hs_out;       /* the handshake waits to write */
     int write_held;   /* a write returned AGAIN: its record is held, POLLOUT */
+    int peer_gone;    /* TCP EOF without close_notify: GnuTLS invalidated the session */
     int read_out;     /* a read returned AGAIN while GnuTLS was writing */
     int sys_errno;    /* the last errno of the socket calls */
     char name[256];   /* server_name without brackets (verification and messages) */
@@ -316,6 +317,8 @@ ssize_t ir_tls_stream_read(ir_tls_stream *s, uint8_t *buf, size_t len)
         return rc;
     if (!buf || !len)
         return ir_fail(IROH_ERR_STATE, "TLS read: no buffer");
+    if (s->peer_gone)
+        return 0;
     /* non-fatal results (a TLS 1.2 renegotiation request, which is ignored, a warning
      * alert) are skipped; a bounded number, then it is left for the next call */
     for (int k = 0; k < 16; k++) {
@@ -330,6 +333,7 @@ ssize_t ir_tls_stream_read(ir_tls_stream *s, uint8_t *buf, size_t len)
         }
         if (r == GNUTLS_E_PREMATURE_TERMINATION) { /* TCP EOF without close_notify */
             s->read_out = 0;
+            s->peer_gone = 1;
             return 0;
         }
         if (r == GNUTLS_E_INTERRUPTED || !gnutls_error_is_fatal((int)r))
@@ -348,6 +352,9 @@ ssize_t ir_tls_stream_write(ir_tls_stream *s, const uint8_t *buf, size_t len)
         return 0;
     if (!buf)
         return ir_fail(IROH_ERR_STATE, "TLS write: no buffer");
+    if (s->peer_gone)
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "TLS write to %s: the server closed the connection",
+                       s->name);
     for (;;) {
         ssize_t w = gnutls_record_send(s->session, buf, len);
         if (w >= 0) {
@@ -398,7 +405,7 @@ void ir_tls_stream_free(ir_tls_stream *s)
 {
     if (!s)
         return;
-    if (s->state == ST_OPEN)
+    if (s->state == ST_OPEN && !s->peer_gone)
         (void)gnutls_bye(s->session, GNUTLS_SHUT_WR); /* one try: AGAIN is fine */
     gnutls_deinit(s->session);
     if (s->own_cred)

@@ -67,7 +67,8 @@ int ir_tls_stream_new(int fd, const ir_tls_stream_config *cfg, ir_tls_stream **o
 int ir_tls_stream_handshake(ir_tls_stream *s);
 
 /* After the handshake: > 0 plaintext bytes read into buf, 0 at the end of the stream
- * (close_notify, or TCP EOF without it: relay frames delimit themselves), -1
+ * (close_notify, or TCP EOF without it: relay frames delimit themselves; after the
+ * latter, read keeps returning 0 and write fails with IROH_ERR_CONNECTION_CLOSED), -1
  * (IR_TLS_STREAM_AGAIN) when nothing can be read now, or < -1 an error (IROH_ERR_IO,
  * IROH_ERR_HANDSHAKE for a TLS error or alert, IROH_ERR_STATE before the handshake is
  * complete or after an error) with iroh_last_error. After -1, read

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -101,8 +102,21 @@ typedef struct relay {
     uint16_t port;
 } relay;
 
+/* The servers' threads never take SIGPIPE (our relay server's TLS shell writes through
+ * GnuTLS's default transport, without MSG_NOSIGNAL; the applications ignore SIGPIPE). The
+ * main thread, where the stream runs, keeps the default action: a write of the stream
+ * that raised SIGPIPE would end the test. */
+static void block_sigpipe(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static void *relay_thread(void *arg)
 {
+    block_sigpipe();
     ir_relay_server_run((ir_relay_server *)arg);
     return NULL;
 }
@@ -166,6 +180,7 @@ static const uint8_t ctx_a[32] = {0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42
 static void *mini_thread(void *arg)
 {
     mini *m = arg;
+    block_sigpipe();
     struct pollfd pfd = {.fd = m->lfd, .events = POLLIN};
     if (poll(&pfd, 1, 5000) != 1)
         return NULL;
@@ -700,8 +715,37 @@ TEST(test_eof_without_close_notify)
         int eof = 0;
         CHECK_EQ_INT(read_until(s, fd, back, sizeof back, NULL, 5000, &eof), 3);
         CHECK(eof);
+        CHECK_EQ_INT(ir_tls_stream_read(s, back, sizeof back), 0); /* the end stays */
+        CHECK_EQ_INT(ir_tls_stream_write(s, back, 3), IROH_ERR_CONNECTION_CLOSED);
     }
     mini_join(&m);
+    ir_tls_stream_free(s);
+    if (fd >= 0)
+        close(fd);
+
+    /* the server is gone (its end not read yet): writing fails once the reset is back,
+     * without SIGPIPE */
+    CHECK_EQ_INT(mini_start(&m, M_TLS_ECHO_NO_NOTIFY, "NORMAL", 3), 0);
+    rc = connect_tls(m.port, "localhost", cert_file, 0, &fd, &s);
+    CHECK_EQ_INT(rc, IROH_OK);
+    if (rc == IROH_OK) {
+        CHECK_EQ_INT(write_all(s, fd, (const uint8_t *)"abc", 3, 5000), 0);
+        uint8_t back[3];
+        int eof = 0;
+        CHECK_EQ_INT(read_until(s, fd, back, sizeof back, NULL, 5000, &eof), 3);
+        mini_join(&m);
+        ssize_t w = 0;
+        for (int i = 0; i < 50 && (w >= 0 || w == IR_TLS_STREAM_AGAIN); i++) {
+            w = ir_tls_stream_write(s, (const uint8_t *)"more", 4);
+            if (w >= 0 || w == IR_TLS_STREAM_AGAIN)
+                usleep(10000);
+        }
+        CHECK_EQ_INT(w, IROH_ERR_IO);
+        printf("  write after close: %s\n", iroh_last_error());
+        CHECK_EQ_INT(ir_tls_stream_poll_events(s), 0);
+    } else {
+        mini_join(&m);
+    }
     ir_tls_stream_free(s);
     if (fd >= 0)
         close(fd);
