@@ -353,8 +353,8 @@ ssize_t ir_tls_stream_write(ir_tls_stream *s, const uint8_t *buf, size_t len)
     if (!buf)
         return ir_fail(IROH_ERR_STATE, "TLS write: no buffer");
     if (s->peer_gone)
-        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "TLS write to %s: the server closed the connection",
-                       s->name);
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED,
+                       "TLS write to %s: the server closed the connection", s->name);
     for (;;) {
         ssize_t w = gnutls_record_send(s->session, buf, len);
         if (w >= 0) {
