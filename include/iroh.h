@@ -325,6 +325,11 @@ IROH_EXTERN int iroh_endpoint_builder_relay_url(iroh_endpoint_builder *b, const 
 IROH_EXTERN int iroh_endpoint_builder_relay_auth_token(iroh_endpoint_builder *b,
                                                        const char *token);
 
+/* https relays: their certificates are checked against the system's trust store, or,
+ * with this, against the PEM certificates of path instead (a private CA, a self-signed
+ * relay). The file is read when a relay connection starts. NULL: the system store. */
+IROH_EXTERN int iroh_endpoint_builder_relay_ca_file(iroh_endpoint_builder *b, const char *path);
+
 /* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
 

@@ -49,8 +49,11 @@ static int write_all_fd(int fd, const uint8_t *p, size_t n)
 static void report_connect_error(int rc, double timeout_s)
 {
     const char *d = iroh_last_error();
-    if (rc == IROH_ERR_TIMEOUT)
-        fprintf(stderr, "iroh-c: timed out after %.0f s connecting to the peer\n", timeout_s);
+    if (rc == IROH_ERR_TIMEOUT) {
+        const char *relay = strstr(d, " (relay ");
+        fprintf(stderr, "iroh-c: timed out after %.0f s connecting to the peer%s\n", timeout_s,
+                relay ? relay : "");
+    }
     else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130"))
         fprintf(stderr, "iroh-c: wrong key: %s (unknown_ca)\n", d);
     else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x178"))
@@ -140,6 +143,7 @@ typedef struct relay_opts {
     const char *urls[8];
     int n;
     int none;
+    const char *ca_file;
 } relay_opts;
 
 /* 1 if argv[*i] was a relay option (consumed), 0 if not, -1 on a usage error */
@@ -147,6 +151,10 @@ static int relay_opt(relay_opts *r, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--no-relay") == 0) {
         r->none = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--relay-ca") == 0 && *i + 1 < argc) {
+        r->ca_file = argv[++*i];
         return 1;
     }
     if (strcmp(argv[*i], "--relay") == 0 && *i + 1 < argc) {
@@ -164,6 +172,8 @@ static int relay_apply(const relay_opts *r, iroh_endpoint_builder *b)
         return cli_usage("--relay and --no-relay exclude each other%s", NULL);
     if (r->none)
         iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    if (r->ca_file)
+        iroh_endpoint_builder_relay_ca_file(b, r->ca_file);
     for (int i = 0; i < r->n; i++) {
         int rc = iroh_endpoint_builder_relay_url(b, r->urls[i]);
         if (rc != IROH_OK)
@@ -237,7 +247,7 @@ int cmd_connect(int argc, char **argv)
     }
     if (!ticket || !n_alpns)
         return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] "
-                         "[--relay URL]... [--no-relay]%s",
+                         "[--relay URL]... [--relay-ca PEM] [--no-relay]%s",
                          NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
@@ -453,7 +463,7 @@ int cmd_listen(int argc, char **argv)
     }
     if (!alpn)
         return cli_usage("usage: iroh-c listen --alpn ALPN [--echo] [--bind IP:PORT] "
-                         "[--secret-file F] [--relay URL]... [--no-relay]%s", NULL);
+                         "[--secret-file F] [--relay URL]... [--relay-ca PEM] [--no-relay]%s", NULL);
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);

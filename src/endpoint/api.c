@@ -39,6 +39,7 @@ struct iroh_endpoint_builder {
     char *relays[IR_EP_MAX_RELAYS];
     size_t n_relays;
     char *relay_token;
+    char *relay_ca_file;
 };
 
 /* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
@@ -392,6 +393,7 @@ void iroh_endpoint_builder_free(iroh_endpoint_builder *b)
     for (size_t i = 0; i < b->n_relays; i++)
         free(b->relays[i]);
     free(b->relay_token);
+    free(b->relay_ca_file);
     memset(&b->key, 0, sizeof b->key);
     free(b);
 }
@@ -556,6 +558,18 @@ int iroh_endpoint_builder_relay_auth_token(iroh_endpoint_builder *b, const char 
     return IROH_OK;
 }
 
+int iroh_endpoint_builder_relay_ca_file(iroh_endpoint_builder *b, const char *path)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    char *copy = path ? strdup(path) : NULL;
+    if (path && !copy)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    free(b->relay_ca_file);
+    b->relay_ca_file = copy;
+    return IROH_OK;
+}
+
 int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
 {
     if (!b || !out)
@@ -594,6 +608,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
         cfg.n_relays = b->n_relays;
     }
     cfg.relay_token = b->relay_token;
+    cfg.relay_ca_file = b->relay_ca_file;
     cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
@@ -694,6 +709,18 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
     return rc;
 }
 
+/* " (relay URL: why it is not connected)" when a relay is down, else "" (the endpoint's
+ * mutex is held; the text lives until the next call on this thread) */
+static const char *relay_problem(iroh_endpoint *ep)
+{
+    static _Thread_local char text[600];
+    const char *url, *why;
+    if (!ir_ep_relay_problem(ep->ep, &url, &why))
+        return "";
+    snprintf(text, sizeof text, " (relay %s: %s)", url, why);
+    return text;
+}
+
 static int wait_connected(iroh_connection *h, int timeout_ms)
 {
     iroh_endpoint *ep = h->ep;
@@ -707,11 +734,13 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
                                ci->by_peer ? "closed by the peer with" : "error",
                                (unsigned long long)ci->code);
             if (!h->connected && ci->idle_timeout)
-                return ir_fail(IROH_ERR_TIMEOUT, "no answer from the peer");
+                return ir_fail(IROH_ERR_TIMEOUT, "no answer from the peer%s",
+                               relay_problem(ep));
             return conn_error(h);
         }
         if (wait_until(ep, timeout_ms, &dl) != 0)
-            return ir_fail(IROH_ERR_TIMEOUT, "the handshake did not complete in %d ms", timeout_ms);
+            return ir_fail(IROH_ERR_TIMEOUT, "the handshake did not complete in %d ms%s",
+                           timeout_ms, relay_problem(ep));
     }
     return IROH_OK;
 }

@@ -56,6 +56,7 @@ struct ir_ep {
     int pf_fd[IR_EP_MAX_RELAYS];
     int npf_links;
     char *relay_token;
+    char *relay_ca_file;
 };
 
 uint64_t ir_now_ns(void)
@@ -110,6 +111,7 @@ static int link_for_url(ir_ep *ep, const char *url)
     lc.idx = (unsigned)ep->nlinks;
     lc.key = ep->cfg.key;
     lc.auth_token = ep->relay_token;
+    lc.ca_file = ep->relay_ca_file;
     lc.recv = relay_recv;
     lc.recv_ctx = ep;
     rc = ir_rlink_new(&lc, &ep->links[ep->nlinks]);
@@ -152,6 +154,19 @@ const char *ir_ep_home_relay(const ir_ep *ep)
     if (ep->home < 0 || !ir_rlink_established(ep->links[ep->home]))
         return NULL;
     return ir_rlink_url(ep->links[ep->home]);
+}
+
+int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why)
+{
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        const ir_rlink *l = ep->links[i];
+        if (!ir_rlink_established(l) && ir_rlink_last_error(l)[0]) {
+            *url = ir_rlink_url(l);
+            *why = ir_rlink_last_error(l);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 size_t ir_ep_relay_count(const ir_ep *ep)
@@ -240,7 +255,8 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         }
         ep->fd[ep->nsock++] = fd;
     }
-    if (cfg->relay_token && !(ep->relay_token = strdup(cfg->relay_token))) {
+    if ((cfg->relay_token && !(ep->relay_token = strdup(cfg->relay_token))) ||
+        (cfg->relay_ca_file && !(ep->relay_ca_file = strdup(cfg->relay_ca_file)))) {
         rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
         goto fail;
     }
@@ -256,6 +272,7 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
     ep->nconfigured = ep->nlinks;
     ep->cfg.relay_urls = NULL; /* not kept: the links have their own copies */
     ep->cfg.relay_token = NULL;
+    ep->cfg.relay_ca_file = NULL;
     *out = ep;
     return IROH_OK;
 fail:
@@ -276,6 +293,7 @@ void ir_ep_free(ir_ep *ep)
     for (size_t i = 0; i < ep->nlinks; i++)
         ir_rlink_free(ep->links[i]);
     free(ep->relay_token);
+    free(ep->relay_ca_file);
     ir_tls_identity_free(ep->ident);
     free(ep->alpn_store);
     free(ep->alpns);

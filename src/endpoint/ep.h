@@ -32,6 +32,8 @@ typedef struct ir_ep_config {
     size_t n_relays;
     const char *relay_token; /* NULL or a Bearer token sent to every relay */
     int relays_disabled;     /* relay URLs in peers' addresses are ignored too */
+    const char *relay_ca_file; /* https relays: trust these PEM certificates instead of the
+                                  system store; NULL: the system store */
 } ir_ep_config;
 
 #define IR_EP_MAX_RELAYS 8
@@ -88,6 +90,9 @@ int ir_ep_path_info(const ir_ep *ep, const ir_netaddr *a, iroh_socket_addr *out,
 
 /* The home relay's URL once connected to it, else NULL (valid while the endpoint lives). */
 const char *ir_ep_home_relay(const ir_ep *ep);
+/* 1 and a relay that is wanted but not connected, with the reason of its last failure;
+ * 0 if there is none. */
+int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why);
 /* The number of relays configured. */
 size_t ir_ep_relay_count(const ir_ep *ep);
 

@@ -20,6 +20,7 @@
 #include "base/util.h"
 #include "relay/client.h"
 #include "relay/handshake.h"
+#include "relay/tls_stream.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
@@ -32,6 +33,7 @@
 #define QUEUE_MAX 64
 #define QUEUE_AGE_NS (3 * NS_PER_S)
 #define MAX_ADDRS 8
+#define TLS_TIMEOUT_NS (10 * NS_PER_S)
 
 void ir_netaddr_relay(ir_netaddr *out, unsigned idx, const uint8_t id[32])
 {
@@ -95,6 +97,7 @@ typedef enum lstate {
     L_BACKOFF,    /* waiting before the next attempt */
     L_RESOLVING,  /* the name is being resolved */
     L_CONNECTING, /* TCP connect in progress */
+    L_TLS,        /* TLS handshake (https relays) */
     L_UP,         /* the relay client runs (upgrade, handshake, then datagrams) */
 } lstate;
 
@@ -126,13 +129,17 @@ struct ir_rlink {
     socklen_t addr_lens[MAX_ADDRS];
     int naddrs, next_addr;
     int fd;
+    ir_tls_stream *tls_s;
+    size_t tls_held; /* bytes of a TLS write that must be offered again */
+    char *ca_file;
     ir_relay_client *cli;
     int ready, established;
     uint32_t backoff_ms;
     uint64_t retry_at;
     uint64_t latency;
     uint64_t connects;
-    char err[256];
+    char err[256];         /* why the last attempt failed */
+    char attempt_err[200]; /* what went wrong so far in the current attempt */
     queued q[QUEUE_MAX];
     int qn;
     uint8_t rbuf[65536];
@@ -246,7 +253,12 @@ int ir_rlink_new(const ir_rlink_config *cfg, ir_rlink **out)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     }
     l->cfg.auth_token = l->token;
-    l->cfg.ca_file = NULL; /* not kept: TLS relays take the system store for now */
+    if (cfg->ca_file && !(l->ca_file = strdup(cfg->ca_file))) {
+        free(l->token);
+        free(l);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    l->cfg.ca_file = l->ca_file;
     *out = l;
     return IROH_OK;
 }
@@ -260,6 +272,9 @@ static void drop_queue(ir_rlink *l)
 
 static void close_conn(ir_rlink *l)
 {
+    ir_tls_stream_free(l->tls_s);
+    l->tls_s = NULL;
+    l->tls_held = 0;
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
@@ -279,6 +294,7 @@ void ir_rlink_free(ir_rlink *l)
     close_conn(l);
     drop_queue(l);
     free(l->token);
+    free(l->ca_file);
     free(l);
 }
 
@@ -313,10 +329,12 @@ static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
 {
+    char text[sizeof l->err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(l->err, sizeof l->err, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap); /* the arguments may point into l->err */
     va_end(ap);
+    memcpy(l->err, text, sizeof text);
     int was_established = l->established;
     close_conn(l);
     l->established = 0;
@@ -348,6 +366,7 @@ static void start_tcp(ir_rlink *l, uint64_t now);
 static void start(ir_rlink *l, uint64_t now)
 {
     l->naddrs = l->next_addr = 0;
+    l->attempt_err[0] = 0; /* each attempt tells its own story */
     struct in_addr a4;
     struct in6_addr a6;
     if (inet_pton(AF_INET, l->host, &a4) == 1) {
@@ -449,13 +468,13 @@ static void start_tcp(ir_rlink *l, uint64_t now)
         socklen_t sl = l->addr_lens[l->next_addr++];
         int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            snprintf(l->err, sizeof l->err, "socket: %s", strerror(errno));
+            snprintf(l->attempt_err, sizeof l->attempt_err, "socket: %s", strerror(errno));
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, (struct sockaddr *)ss, sl) != 0 && errno != EINPROGRESS) {
-            snprintf(l->err, sizeof l->err, "connect: %s", strerror(errno));
+            snprintf(l->attempt_err, sizeof l->attempt_err, "connect: %s", strerror(errno));
             close(fd);
             continue;
         }
@@ -464,14 +483,30 @@ static void start_tcp(ir_rlink *l, uint64_t now)
         l->deadline = now + CONNECT_TIMEOUT_NS;
         return;
     }
-    failed(l, now, "cannot connect to %s:%u (%s)", l->host, l->port,
-           l->err[0] ? l->err : "no address");
+    char why[sizeof l->attempt_err];
+    snprintf(why, sizeof why, "%s", l->attempt_err[0] ? l->attempt_err : "no address");
+    failed(l, now, "cannot connect to %s:%u (%s)", l->host, l->port, why);
 }
 
 static int start_client(ir_rlink *l, uint64_t now)
 {
     ir_relay_client_config cc;
     ir_relay_client_config_init(&cc);
+    /* over TLS, the keying-material header (spec relay.md 2.3) lets the relay skip the
+     * challenge round trip */
+    char auth[IR_RELAY_KM_AUTH_TEXT_LEN + 1];
+    if (l->tls_s) {
+        iroh_endpoint_id me;
+        uint8_t material[32];
+        iroh_secret_key_public(&l->cfg.key, &me);
+        if (ir_tls_stream_export(l->tls_s, IR_RELAY_EXPORT_LABEL, me.bytes, 32, material, 32) ==
+            IROH_OK) {
+            ir_relay_km_auth a;
+            ir_relay_km_auth_make(&l->cfg.key, material, &a);
+            if (ir_relay_km_auth_encode(&a, auth, sizeof auth) == IROH_OK)
+                cc.client_auth = auth;
+        }
+    }
     cc.secret_key = l->cfg.key;
     cc.host = l->host_hdr;
     cc.path = l->path;
@@ -493,10 +528,26 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
 {
     if (revents & POLLIN || revents & (POLLERR | POLLHUP)) {
         for (int round = 0; round < 16; round++) {
-            ssize_t n = read(l->fd, l->rbuf, sizeof l->rbuf);
+            ssize_t n;
+            if (l->tls_s) {
+                n = ir_tls_stream_read(l->tls_s, l->rbuf, sizeof l->rbuf);
+                if (n == IR_TLS_STREAM_AGAIN) {
+                    if (ir_tls_stream_pending(l->tls_s))
+                        continue;
+                    break;
+                }
+                if (n < 0) {
+                    char why[300];
+                    snprintf(why, sizeof why, "TLS: %s", iroh_last_error());
+                    ir_relay_client_eof(l->cli, why);
+                    break;
+                }
+            } else {
+                n = read(l->fd, l->rbuf, sizeof l->rbuf);
+            }
             if (n > 0) {
                 ir_relay_client_recv(l->cli, l->rbuf, (size_t)n, now);
-                if ((size_t)n < sizeof l->rbuf)
+                if ((size_t)n < sizeof l->rbuf && !(l->tls_s && ir_tls_stream_pending(l->tls_s)))
                     break;
                 continue;
             }
@@ -556,6 +607,24 @@ static void write_out(ir_rlink *l, uint64_t now)
     const uint8_t *p;
     size_t n;
     while ((n = ir_relay_client_pending(l->cli, &p)) > 0) {
+        if (l->tls_s) {
+            /* a write GnuTLS held must be offered again with the same length */
+            size_t len = l->tls_held ? l->tls_held : n;
+            ssize_t w = ir_tls_stream_write(l->tls_s, p, len);
+            if (w > 0) {
+                l->tls_held = 0;
+                ir_relay_client_consumed(l->cli, (size_t)w);
+                continue;
+            }
+            if (w == IR_TLS_STREAM_AGAIN) {
+                l->tls_held = len;
+                break;
+            }
+            char why[300];
+            snprintf(why, sizeof why, "TLS: %s", iroh_last_error());
+            ir_relay_client_eof(l->cli, why);
+            break;
+        }
         ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL);
         if (w > 0) {
             ir_relay_client_consumed(l->cli, (size_t)w);
@@ -652,11 +721,15 @@ int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
     pf->revents = 0;
     if (l->st == L_CONNECTING) {
         pf->events = POLLOUT;
+    } else if (l->st == L_TLS) {
+        pf->events = ir_tls_stream_poll_events(l->tls_s);
     } else {
         const uint8_t *p;
         pf->events = POLLIN;
         if (l->cli && ir_relay_client_pending(l->cli, &p))
             pf->events |= POLLOUT;
+        if (l->tls_s)
+            pf->events |= ir_tls_stream_poll_events(l->tls_s);
     }
     return 1;
 }
@@ -683,6 +756,7 @@ uint64_t ir_rlink_timeout(const ir_rlink *l)
         t = l->dns_check_at; /* the resolver thread has no descriptor: look every 10 ms */
         break;
     case L_CONNECTING:
+    case L_TLS:
         t = l->deadline;
         break;
     case L_UP:
@@ -694,6 +768,22 @@ uint64_t ir_rlink_timeout(const ir_rlink *l)
     if (!l->forever)
         t = earliest(t, l->last_used + IDLE_CLOSE_NS);
     return t;
+}
+
+static void tls_step(ir_rlink *l, uint64_t now)
+{
+    int rc = ir_tls_stream_handshake(l->tls_s);
+    if (rc == 1)
+        return;
+    if (rc != IROH_OK) {
+        failed(l, now, "%s", iroh_last_error());
+        return;
+    }
+    if (start_client(l, now) != 0) {
+        failed(l, now, "relay client: %s", iroh_last_error());
+        return;
+    }
+    pump(l, 0, now);
 }
 
 void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
@@ -726,14 +816,25 @@ void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
             socklen_t el = sizeof err;
             getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &el);
             if (err) {
-                snprintf(l->err, sizeof l->err, "connect: %s", strerror(err));
+                snprintf(l->attempt_err, sizeof l->attempt_err, "connect: %s", strerror(err));
                 close(l->fd);
                 l->fd = -1;
                 start_tcp(l, now);
                 break;
             }
             if (l->tls) {
-                failed(l, now, "https relays are not supported yet");
+                ir_tls_stream_config tc;
+                memset(&tc, 0, sizeof tc);
+                tc.server_name = l->host;
+                tc.ca_file = l->ca_file;
+                tc.insecure_skip_verify = l->cfg.insecure_skip_verify;
+                if (ir_tls_stream_new(l->fd, &tc, &l->tls_s) != IROH_OK) {
+                    failed(l, now, "%s", iroh_last_error());
+                    break;
+                }
+                l->st = L_TLS;
+                l->deadline = now + TLS_TIMEOUT_NS;
+                tls_step(l, now);
                 break;
             }
             if (start_client(l, now) != 0) {
@@ -742,13 +843,19 @@ void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
             }
             pump(l, 0, now);
         } else if (now >= l->deadline) {
-            snprintf(l->err, sizeof l->err, "connect: timed out");
+            snprintf(l->attempt_err, sizeof l->attempt_err, "connect: timed out");
             close(l->fd);
             l->fd = -1;
             start_tcp(l, now);
         }
         break;
     }
+    case L_TLS:
+        if (now >= l->deadline)
+            failed(l, now, "TLS handshake with %s timed out", l->host);
+        else
+            tls_step(l, now);
+        break;
     case L_UP:
         pump(l, revents, now);
         break;
