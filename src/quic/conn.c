@@ -174,11 +174,11 @@ static void reset_token_for(const ir_conn *c, const ir_cid *cid, uint8_t out[16]
 
 static local_cid *issue_cid(ir_conn *c)
 {
-    if (c->nlcid >= MAX_LOCAL_CIDS)
+    if (c->path->nlcid >= MAX_LOCAL_CIDS)
         return NULL;
-    local_cid *l = &c->lcid[c->nlcid++];
+    local_cid *l = &c->path->lcid[c->path->nlcid++];
     memset(l, 0, sizeof *l);
-    l->seq = c->next_lcid_seq++;
+    l->seq = c->path->next_lcid_seq++;
     l->cid.len = CID_LEN;
     rnd(c, l->cid.data, CID_LEN);
     reset_token_for(c, &l->cid, l->token);
@@ -187,21 +187,27 @@ static local_cid *issue_cid(ir_conn *c)
 
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
 {
-    for (size_t i = 0; i < c->nlcid; i++)
-        if (!c->lcid[i].retired && c->lcid[i].cid.len == len &&
-            memcmp(c->lcid[i].cid.data, cid, len) == 0)
-            return 1;
+    for (size_t p = 0; p < c->npaths; p++) {
+        const qpath *q = &c->paths[p];
+        for (size_t i = 0; i < q->nlcid; i++)
+            if (!q->lcid[i].retired && q->lcid[i].cid.len == len &&
+                memcmp(q->lcid[i].cid.data, cid, len) == 0)
+                return 1;
+    }
     return 0;
 }
 
 size_t ir_conn_cid_count(const ir_conn *c)
 {
-    return c->nlcid;
+    size_t n = 0;
+    for (size_t p = 0; p < c->npaths; p++)
+        n += c->paths[p].nlcid;
+    return n;
 }
 
 const ir_cid *ir_conn_cid_at(const ir_conn *c, size_t i)
 {
-    return i < c->nlcid ? &c->lcid[i].cid : NULL;
+    return i < c->path->nlcid ? &c->path->lcid[i].cid : NULL;
 }
 
 const ir_cid *ir_conn_odcid(const ir_conn *c)
@@ -211,7 +217,7 @@ const ir_cid *ir_conn_odcid(const ir_conn *c)
 
 static const ir_cid *dcid(const ir_conn *c)
 {
-    return &c->rcid[c->active_rcid].cid;
+    return &c->path->rcid[c->path->active_rcid].cid;
 }
 
 /* ---- TLS callbacks ---------------------------------------------------------------------- */
@@ -231,7 +237,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
     ir_hash_alg hash;
     if (ir_suite_algs(suite, &aead, &hash) != 0)
         return -1;
-    pn_space *s = &c->sp[space_of_level(level)];
+    pn_space *s = &KEYS(c, space_of_level(level));
     if (rx) {
         ir_pkt_keys_free(&s->rx);
         if (ir_pkt_keys_init(&s->rx, aead, hash, rx, len) != 0)
@@ -250,7 +256,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
 static int tls_crypto(void *ctx, ir_level level, const uint8_t *data, size_t len)
 {
     ir_conn *c = ctx;
-    return ir_sendbuf_write(&c->sp[space_of_level(level)].crypto_send, data, len);
+    return ir_sendbuf_write(&SP(c, space_of_level(level)).crypto_send, data, len);
 }
 
 static int tp_cid_eq(const ir_tp_cid *a, const ir_cid *b)
@@ -275,8 +281,8 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
             (c->retried && !tp_cid_eq(&tp.retry_scid, &c->retry_scid)))
             return E_TRANSPORT_PARAMETER;
         if (tp.has_stateless_reset_token) {
-            memcpy(c->rcid[0].token, tp.stateless_reset_token, 16);
-            c->rcid[0].has_token = 1;
+            memcpy(c->path->rcid[0].token, tp.stateless_reset_token, 16);
+            c->path->rcid[0].has_token = 1;
         }
     }
     c->peer_tp = tp;
@@ -297,8 +303,10 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->cfg = *cfg;
     c->now = now;
     c->state = IR_CONN_HANDSHAKE;
+    c->npaths = 1; /* path 0 */
+    c->path = &c->paths[0];
     for (int s = 0; s < SP_COUNT; s++) {
-        pn_space *sp = &c->sp[s];
+        pn_space *sp = &SP(c, s);
         sp->largest_acked = UINT64_MAX;
         sp->largest_recv = UINT64_MAX;
         sp->ack_deadline = UINT64_MAX;
@@ -307,10 +315,10 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
         ir_recvbuf_init(&sp->crypto_recv);
     }
     ir_rec_init(c);
-    c->pace_tokens = 10 * c->max_datagram;
-    c->pace_time = now;
-    c->path.addr = *path;
-    c->path.validation_deadline = UINT64_MAX;
+    c->path->pace_tokens = 10 * c->path->max_datagram;
+    c->path->pace_time = now;
+    c->path->addr = *path;
+    c->path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
     c->idle_timeout_ns = cfg->tp.max_idle_timeout * NS_PER_MS;
@@ -326,14 +334,14 @@ static int start_tls(ir_conn *c)
 {
     ir_tp tp = c->cfg.tp;
     tp.has_initial_scid = 1;
-    tp.initial_scid.len = c->lcid[0].cid.len;
-    memcpy(tp.initial_scid.id, c->lcid[0].cid.data, c->lcid[0].cid.len);
+    tp.initial_scid.len = c->path->lcid[0].cid.len;
+    memcpy(tp.initial_scid.id, c->path->lcid[0].cid.data, c->path->lcid[0].cid.len);
     if (c->is_server) {
         tp.has_original_dcid = 1;
         tp.original_dcid.len = c->odcid.len;
         memcpy(tp.original_dcid.id, c->odcid.data, c->odcid.len);
         tp.has_stateless_reset_token = 1;
-        memcpy(tp.stateless_reset_token, c->lcid[0].token, 16);
+        memcpy(tp.stateless_reset_token, c->path->lcid[0].token, 16);
         if (c->retried) {
             tp.has_retry_scid = 1;
             tp.retry_scid.len = c->retry_scid.len;
@@ -366,7 +374,7 @@ static int install_initial_keys(ir_conn *c, const ir_cid *cid)
     ir_pkt_keys client, server;
     if (ir_initial_keys(cid->data, cid->len, &client, &server) != 0)
         return ir_fail(IROH_ERR_IO, "initial keys");
-    pn_space *s = &c->sp[SP_INITIAL];
+    pn_space *s = &SP(c, SP_INITIAL);
     ir_pkt_keys_free(&s->rx);
     ir_pkt_keys_free(&s->tx);
     s->rx = c->is_server ? client : server;
@@ -385,11 +393,11 @@ int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 0;
-    c->path.validated = 1; /* a client trusts the address it dials */
+    c->path->validated = 1; /* a client trusts the address it dials */
     c->odcid.len = CLIENT_DCID_LEN;
     rnd(c, c->odcid.data, CLIENT_DCID_LEN);
-    c->rcid[0].cid = c->odcid;
-    c->nrcid = 1;
+    c->path->rcid[0].cid = c->odcid;
+    c->path->nrcid = 1;
     issue_cid(c);
     int rc = install_initial_keys(c, &c->odcid);
     if (rc == IROH_OK)
@@ -420,11 +428,11 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
     if (cfg->retried) {
         c->retried = 1;
         c->retry_scid = cfg->retry_scid;
-        c->path.validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
+        c->path->validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
     }
     c->initial_scid = initial->scid;
-    c->rcid[0].cid = initial->scid;
-    c->nrcid = 1;
+    c->path->rcid[0].cid = initial->scid;
+    c->path->nrcid = 1;
     issue_cid(c);
     int rc = install_initial_keys(c, &initial->dcid);
     if (rc == IROH_OK)
@@ -450,8 +458,9 @@ void ir_conn_free(ir_conn *c)
         return;
     ir_tls_free(c->tls);
     free(c->retry_token);
-    for (int s = 0; s < SP_COUNT; s++) {
-        pn_space *sp = &c->sp[s];
+    for (size_t i = 0; i <= SP_HANDSHAKE + c->npaths; i++) {
+        /* the Initial and Handshake spaces, then each path's 1-RTT space */
+        pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
         ir_pkt_keys_free(&sp->rx);
         ir_pkt_keys_free(&sp->tx);
         free(sp->sent);
@@ -474,7 +483,7 @@ void ir_conn_free(ir_conn *c)
 
 const ir_netaddr *ir_conn_path_addr(const ir_conn *c)
 {
-    return &c->path.addr;
+    return &c->path->addr;
 }
 
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out)
@@ -667,7 +676,7 @@ static void update_stream_window(ir_conn *c, qstream *s)
         return;
     if (s->recv_max - read > s->recv_window / 2)
         return;
-    uint64_t rtt = c->have_rtt ? c->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
     if (s->last_window_update && c->now - s->last_window_update < 2 * rtt &&
         s->recv_window * 2 <= c->cfg.max_stream_window)
         s->recv_window *= 2;
@@ -686,7 +695,7 @@ static void update_conn_window(ir_conn *c)
     }
     if (c->max_data_local - c->read_data > c->conn_window / 2)
         return;
-    uint64_t rtt = c->have_rtt ? c->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
     if (c->last_conn_window_update && c->now - c->last_conn_window_update < 2 * rtt &&
         c->conn_window * 2 <= c->cfg.max_conn_window)
         c->conn_window *= 2;
@@ -771,7 +780,7 @@ size_t ir_conn_datagram_max(const ir_conn *c)
     if (!c->peer_tp_ok || !c->peer_tp.max_datagram_frame_size)
         return 0;
     /* one short-header packet: 1 + dcid + 4 (pn) + tag, frame type + length */
-    size_t room = c->max_datagram - 1 - dcid(c)->len - 4 - IR_AEAD_TAG_LEN - 1 - 2;
+    size_t room = c->path->max_datagram - 1 - dcid(c)->len - 4 - IR_AEAD_TAG_LEN - 1 - 2;
     if (room > c->peer_tp.max_datagram_frame_size)
         room = (size_t)c->peer_tp.max_datagram_frame_size;
     return room;
@@ -831,21 +840,21 @@ static void datagram_received(ir_conn *c, const uint8_t *data, size_t len)
 
 static void discard_space(ir_conn *c, int s)
 {
-    if (c->sp[s].discarded)
+    if (SP(c, s).discarded)
         return;
     ir_rec_discard_space(c, s);
-    ir_pkt_keys_free(&c->sp[s].rx);
-    ir_pkt_keys_free(&c->sp[s].tx);
-    c->sp[s].have_rx = c->sp[s].have_tx = 0;
+    ir_pkt_keys_free(&SP(c, s).rx);
+    ir_pkt_keys_free(&SP(c, s).tx);
+    SP(c, s).have_rx = SP(c, s).have_tx = 0;
     /* nothing of the space is needed any more: give its memory back */
-    free(c->sp[s].sent);
-    c->sp[s].sent = NULL;
-    c->sp[s].capsent = 0;
-    ir_sendbuf_free(&c->sp[s].crypto_send);
-    ir_recvbuf_free(&c->sp[s].crypto_recv);
-    ir_sendbuf_init(&c->sp[s].crypto_send);
-    ir_recvbuf_init(&c->sp[s].crypto_recv);
-    ir_ranges_free(&c->sp[s].recv);
+    free(SP(c, s).sent);
+    SP(c, s).sent = NULL;
+    SP(c, s).capsent = 0;
+    ir_sendbuf_free(&SP(c, s).crypto_send);
+    ir_recvbuf_free(&SP(c, s).crypto_recv);
+    ir_sendbuf_init(&SP(c, s).crypto_send);
+    ir_recvbuf_init(&SP(c, s).crypto_recv);
+    ir_ranges_free(&SP(c, s).recv);
 }
 
 static void issue_more_cids(ir_conn *c)
@@ -854,9 +863,9 @@ static void issue_more_cids(ir_conn *c)
     if (limit > MAX_LOCAL_CIDS)
         limit = MAX_LOCAL_CIDS;
     size_t active = 0;
-    for (size_t i = 0; i < c->nlcid; i++)
-        active += !c->lcid[i].retired;
-    while (active < limit && c->nlcid < MAX_LOCAL_CIDS) {
+    for (size_t i = 0; i < c->path->nlcid; i++)
+        active += !c->path->lcid[i].retired;
+    while (active < limit && c->path->nlcid < MAX_LOCAL_CIDS) {
         local_cid *l = issue_cid(c);
         if (!l)
             break;
@@ -882,7 +891,7 @@ static void on_handshake_complete(ir_conn *c)
 
 static void crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 {
-    pn_space *sp = &c->sp[space];
+    pn_space *sp = &SP(c, space);
     if (f->offset + f->len > sp->crypto_recv.read + 65536) {
         close_with(c, 0, 0x0d /* CRYPTO_BUFFER_EXCEEDED */, "too much handshake data buffered");
         return;
@@ -967,37 +976,37 @@ static void stream_frame(ir_conn *c, const ir_frame *f)
 
 static void new_cid_frame(ir_conn *c, const ir_frame_new_cid *f)
 {
-    for (size_t i = 0; i < c->nrcid; i++) {
-        if (c->rcid[i].seq == f->seq) {
-            if (c->rcid[i].cid.len != f->cid_len || memcmp(c->rcid[i].cid.data, f->cid, f->cid_len))
+    for (size_t i = 0; i < c->path->nrcid; i++) {
+        if (c->path->rcid[i].seq == f->seq) {
+            if (c->path->rcid[i].cid.len != f->cid_len || memcmp(c->path->rcid[i].cid.data, f->cid, f->cid_len))
                 close_with(c, 0, E_PROTOCOL_VIOLATION, "connection id sequence reused");
             return;
         }
     }
-    if (f->seq < c->rcid_retire_prior_to) {
+    if (f->seq < c->path->rcid_retire_prior_to) {
         /* already retired: retire it again right away */
-        if (c->nrcid < MAX_REMOTE_CIDS) {
-            remote_cid *r = &c->rcid[c->nrcid++];
+        if (c->path->nrcid < MAX_REMOTE_CIDS) {
+            remote_cid *r = &c->path->rcid[c->path->nrcid++];
             memset(r, 0, sizeof *r);
             r->seq = f->seq;
             r->retire_pending = 1;
         }
         return;
     }
-    if (f->retire_prior_to > c->rcid_retire_prior_to) {
-        c->rcid_retire_prior_to = f->retire_prior_to;
-        for (size_t i = 0; i < c->nrcid; i++)
-            if (c->rcid[i].seq < f->retire_prior_to)
-                c->rcid[i].retire_pending = 1;
+    if (f->retire_prior_to > c->path->rcid_retire_prior_to) {
+        c->path->rcid_retire_prior_to = f->retire_prior_to;
+        for (size_t i = 0; i < c->path->nrcid; i++)
+            if (c->path->rcid[i].seq < f->retire_prior_to)
+                c->path->rcid[i].retire_pending = 1;
     }
     size_t live = 0;
-    for (size_t i = 0; i < c->nrcid; i++)
-        live += !c->rcid[i].retire_pending;
-    if (live + 1 > c->cfg.tp.active_connection_id_limit || c->nrcid >= MAX_REMOTE_CIDS) {
+    for (size_t i = 0; i < c->path->nrcid; i++)
+        live += !c->path->rcid[i].retire_pending;
+    if (live + 1 > c->cfg.tp.active_connection_id_limit || c->path->nrcid >= MAX_REMOTE_CIDS) {
         close_with(c, 0, E_CONNECTION_ID_LIMIT, "too many connection ids");
         return;
     }
-    remote_cid *r = &c->rcid[c->nrcid++];
+    remote_cid *r = &c->path->rcid[c->path->nrcid++];
     memset(r, 0, sizeof *r);
     r->seq = f->seq;
     r->cid.len = f->cid_len;
@@ -1005,10 +1014,10 @@ static void new_cid_frame(ir_conn *c, const ir_frame_new_cid *f)
     memcpy(r->token, f->reset_token, IR_RESET_TOKEN_LEN);
     r->has_token = 1;
     /* move off a retired active id */
-    if (c->rcid[c->active_rcid].retire_pending) {
-        for (size_t i = 0; i < c->nrcid; i++) {
-            if (!c->rcid[i].retire_pending) {
-                c->active_rcid = i;
+    if (c->path->rcid[c->path->active_rcid].retire_pending) {
+        for (size_t i = 0; i < c->path->nrcid; i++) {
+            if (!c->path->rcid[i].retire_pending) {
+                c->path->active_rcid = i;
                 break;
             }
         }
@@ -1017,12 +1026,12 @@ static void new_cid_frame(ir_conn *c, const ir_frame_new_cid *f)
 
 static void retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
 {
-    if (seq >= c->next_lcid_seq) {
+    if (seq >= c->path->next_lcid_seq) {
         close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring a connection id never issued");
         return;
     }
-    for (size_t i = 0; i < c->nlcid; i++) {
-        local_cid *l = &c->lcid[i];
+    for (size_t i = 0; i < c->path->nlcid; i++) {
+        local_cid *l = &c->path->lcid[i];
         if (l->seq != seq || l->retired)
             continue;
         if (ir_cid_eq(&l->cid, pkt_dcid)) {
@@ -1032,8 +1041,8 @@ static void retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
         l->retired = 1;
         l->announce_pending = 0;
         /* reuse the slot: compact the table */
-        memmove(l, l + 1, (c->nlcid - i - 1) * sizeof *l);
-        c->nlcid--;
+        memmove(l, l + 1, (c->path->nlcid - i - 1) * sizeof *l);
+        c->path->nlcid--;
         issue_more_cids(c);
         return;
     }
@@ -1046,7 +1055,7 @@ static void retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
  * three times the larger of the PTO and the PTO of a new path (8.2.4). */
 static void start_validation(ir_conn *c)
 {
-    qpath *p = &c->path;
+    qpath *p = c->path;
     rnd(c, p->challenge, 8);
     p->challenge_pending = 1;
     p->challenge_outstanding = 1;
@@ -1058,7 +1067,7 @@ static void start_validation(ir_conn *c)
 
 static void abandon_validation(ir_conn *c)
 {
-    qpath *p = &c->path;
+    qpath *p = c->path;
     p->challenge_pending = p->challenge_outstanding = p->challenge_small = 0;
     p->validation_deadline = UINT64_MAX;
     if (!p->validated && p->have_prev) {
@@ -1072,7 +1081,7 @@ static void abandon_validation(ir_conn *c)
 
 static uint64_t path_timer(const ir_conn *c)
 {
-    const qpath *p = &c->path;
+    const qpath *p = c->path;
     if (!p->challenge_outstanding || c->state != IR_CONN_ESTABLISHED)
         return UINT64_MAX;
     uint64_t t = p->validation_deadline;
@@ -1087,7 +1096,7 @@ static uint64_t path_timer(const ir_conn *c)
 
 static void path_on_timeout(ir_conn *c, uint64_t now)
 {
-    qpath *p = &c->path;
+    qpath *p = c->path;
     if (!p->challenge_outstanding || c->state != IR_CONN_ESTABLISHED)
         return;
     if (now >= p->validation_deadline)
@@ -1242,19 +1251,19 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             retire_cid_frame(c, f.u.retire_cid.seq, pkt_dcid);
             break;
         case IR_FT_PATH_CHALLENGE:
-            c->path.response_pending = 1;
-            memcpy(c->path.response, f.u.path_data, 8);
-            c->path.response_addr = *from;
+            c->path->response_pending = 1;
+            memcpy(c->path->response, f.u.path_data, 8);
+            c->path->response_addr = *from;
             break;
         case IR_FT_PATH_RESPONSE:
             /* it validates the path the challenge went out on, path 0, whatever path it
              * comes back on (RFC 9000 8.2.2, 8.2.3) */
-            if (c->path.challenge_outstanding && memcmp(f.u.path_data, c->path.challenge, 8) == 0) {
-                int small = c->path.challenge_small;
-                if (!c->path.validated)
+            if (c->path->challenge_outstanding && memcmp(f.u.path_data, c->path->challenge, 8) == 0) {
+                int small = c->path->challenge_small;
+                if (!c->path->validated)
                     ir_conn_push_event(c, IR_EV_PATH_VALIDATED, 0, 0);
-                c->path.validated = 1;
-                c->path.have_prev = 0;
+                c->path->validated = 1;
+                c->path->have_prev = 0;
                 abandon_validation(c); /* done: clears the challenge and its timers */
                 /* a challenge that was not expanded leaves the path MTU to validate with
                  * one in a full-size datagram (RFC 9000 8.2.1) */
@@ -1286,7 +1295,7 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             datagram_received(c, f.u.datagram.data, f.u.datagram.len);
             break;
         case IR_FT_IMMEDIATE_ACK:
-            c->sp[space].ack_pending = 1;
+            SP(c, space).ack_pending = 1;
             break;
         case IR_FT_ACK_FREQUENCY:
             break; /* we keep our own ack policy; the peer's request is only a hint */
@@ -1312,13 +1321,14 @@ static int space_of_type(ir_pkt_type t)
 static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
                           const uint8_t **payload, size_t *plen)
 {
-    pn_space *sp = &c->sp[space];
+    pn_space *sp = &SP(c, space);
     uint64_t pn;
     size_t pn_len;
-    if (ir_pkt_unprotect_header(p, h, &sp->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
+    pn_space *ks = &KEYS(c, space);
+    if (ir_pkt_unprotect_header(p, h, &ks->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return -1;
     if (space != SP_APP) {
-        if (ir_pkt_decrypt(p, h, pn_len, &sp->rx.aead, 0, pn, payload, plen) != 0)
+        if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0)
             return -1;
         if (p[0] & 0x0c) {
             close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
@@ -1328,14 +1338,14 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         return 0;
     }
     int phase = (p[0] >> 2) & 1;
-    const ir_aead *aead = &sp->rx.aead;
+    const ir_aead *aead = &ks->rx.aead;
     int rotate = 0;
     if (phase != c->rx_phase) {
         if (c->have_rx_prev && pn < c->rx_phase_start_pn) {
             aead = &c->rx_prev.aead;
         } else {
             if (!c->have_rx_next) {
-                if (ir_pkt_keys_update(&c->rx_next, &sp->rx) != 0)
+                if (ir_pkt_keys_update(&c->rx_next, &ks->rx) != 0)
                     return -1;
                 c->have_rx_next = 1;
             }
@@ -1343,7 +1353,7 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
             rotate = 1;
         }
     }
-    if (ir_pkt_decrypt(p, h, pn_len, aead, 0, pn, payload, plen) != 0)
+    if (ir_pkt_decrypt(p, h, pn_len, aead, (uint32_t)c->path->id, pn, payload, plen) != 0)
         return -1;
     if (p[0] & 0x18) {
         close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
@@ -1355,10 +1365,10 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
             return -1;
         }
         ir_pkt_keys_free(&c->rx_prev);
-        c->rx_prev = sp->rx;
+        c->rx_prev = ks->rx;
         c->have_rx_prev = 1;
         c->rx_prev_expiry = c->now + 3 * ir_rec_pto(c, SP_APP);
-        sp->rx = c->rx_next;
+        ks->rx = c->rx_next;
         memset(&c->rx_next, 0, sizeof c->rx_next);
         c->have_rx_next = 0;
         c->rx_phase ^= 1;
@@ -1367,7 +1377,7 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
             /* the peer started it: follow with our send keys. Like the initiator, we may
              * start the next update only once a packet of this phase is acknowledged
              * (RFC 9001 6.1). An update we started was counted when we started it. */
-            if (ir_pkt_keys_update(&sp->tx, &sp->tx) != 0) {
+            if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0) {
                 close_with(c, 0, E_INTERNAL, "key update failed");
                 return -1;
             }
@@ -1383,7 +1393,7 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
 
 static void schedule_ack(ir_conn *c, int space, uint64_t pn, int eliciting)
 {
-    pn_space *sp = &c->sp[space];
+    pn_space *sp = &SP(c, space);
     if (!eliciting)
         return;
     sp->ack_eliciting_since++;
@@ -1400,7 +1410,7 @@ static void schedule_ack(ir_conn *c, int space, uint64_t pn, int eliciting)
 static int follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
 {
     if (c->is_server || c->retried || c->got_first_server_packet || h->token_len == 0 ||
-        !ir_cid_eq(&h->dcid, &c->lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
+        !ir_cid_eq(&h->dcid, &c->path->lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
         !ir_pkt_retry_valid(p, h->pkt_len, &c->odcid))
         return 0;
     uint8_t *tok = malloc(h->token_len);
@@ -1411,18 +1421,18 @@ static int follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
     c->retry_token_len = h->token_len;
     c->retried = 1;
     c->retry_scid = h->scid;
-    c->rcid[0].cid = h->scid;
+    c->path->rcid[0].cid = h->scid;
     if (install_initial_keys(c, &h->scid) != IROH_OK) {
         close_with(c, 0, E_INTERNAL, "initial keys");
         return 0;
     }
     /* what the Initial packets carried goes out again under the new keys */
-    pn_space *sp = &c->sp[SP_INITIAL];
+    pn_space *sp = &SP(c, SP_INITIAL);
     ir_rec_discard_sent(c, SP_INITIAL);
     sp->crypto_send.next = sp->crypto_send.base;
     ir_ranges_free(&sp->crypto_send.lost);
     ir_ranges_init(&sp->crypto_send.lost, 0);
-    c->pto_count = 0;
+    c->path->pto_count = 0;
     return 1;
 }
 
@@ -1435,7 +1445,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
             int lists_v1 = 0;
             for (size_t o = h->pn_offset; o + 4 <= h->pkt_len; o += 4)
                 lists_v1 |= p[o] == 0 && p[o + 1] == 0 && p[o + 2] == 0 && p[o + 3] == 1;
-            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->lcid[0].cid)) {
+            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->path->lcid[0].cid)) {
                 close_with(c, 0, E_NO_ERROR, "the peer does not support QUIC version 1");
                 set_closed(c);
             }
@@ -1447,8 +1457,8 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     if (h->version != IR_QUIC_V1 || h->type == IR_PT_0RTT)
         return 0; /* we never accept 0-RTT */
     int space = space_of_type(h->type);
-    pn_space *sp = &c->sp[space];
-    if (sp->discarded || !sp->have_rx)
+    pn_space *sp = &SP(c, space);
+    if (sp->discarded || !KEYS(c, space).have_rx)
         return 0;
     if (space == SP_APP && c->is_server && !c->handshake_complete)
         return 0; /* RFC 9001 5.7: no 1-RTT processing before the handshake completes */
@@ -1463,15 +1473,15 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
-        c->rcid[0].cid = h->scid;
+        c->path->rcid[0].cid = h->scid;
         /* the first flight may have gone to several of the peer's addresses: path 0 is
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
-        c->path.addr = *from;
+        c->path->addr = *from;
     }
     if (ir_ranges_contains(&sp->recv, pn))
         return 1; /* duplicate */
     if (c->is_server && space == SP_HANDSHAKE) {
-        c->path.validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
+        c->path->validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
         discard_space(c, SP_INITIAL);
     }
     c->last_activity = c->now;
@@ -1487,15 +1497,15 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
         sp->largest_recv_time = c->now;
         /* connection migration / NAT rebinding: the peer's newest packet moves path 0 */
         if (space == SP_APP && non_probing && c->handshake_confirmed &&
-            !ir_netaddr_eq(from, &c->path.addr)) {
-            if (c->path.validated) {
-                c->path.prev_addr = c->path.addr;
-                c->path.have_prev = 1;
+            !ir_netaddr_eq(from, &c->path->addr)) {
+            if (c->path->validated) {
+                c->path->prev_addr = c->path->addr;
+                c->path->have_prev = 1;
             }
-            c->path.addr = *from;
-            c->path.validated = 0;
-            c->path.bytes_recv = 0;
-            c->path.bytes_sent = 0;
+            c->path->addr = *from;
+            c->path->validated = 0;
+            c->path->bytes_recv = 0;
+            c->path->bytes_sent = 0;
             start_validation(c);
             ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
         }
@@ -1509,9 +1519,9 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return;
     c->stats.bytes_recv += len;
-    int on_path = ir_netaddr_eq(from, &c->path.addr);
+    int on_path = ir_netaddr_eq(from, &c->path->addr);
     if (on_path)
-        c->path.bytes_recv += len;
+        c->path->bytes_recv += len;
     if (c->state == IR_CONN_CLOSING) {
         c->close_pending = 1; /* answer whatever comes with our close again */
         return;
@@ -1522,7 +1532,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         ir_pkt_hdr h;
         if (ir_pkt_parse(data + off, len - off, CID_LEN, &h) != 0)
             break;
-        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->lcid[0].cid) &&
+        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->path->lcid[0].cid) &&
             !ir_conn_owns_cid(c, h.dcid.data, h.dcid.len) && !ir_cid_eq(&h.dcid, &c->odcid))
             break; /* coalesced packets must share the DCID */
         processed |= process_packet(c, from, data + off, &h);
@@ -1532,13 +1542,13 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     }
     /* a datagram that moved path 0 to its address counts toward that path's
      * anti-amplification allowance (RFC 9000 8.1, 9.3) */
-    if (!on_path && ir_netaddr_eq(from, &c->path.addr))
-        c->path.bytes_recv += len;
+    if (!on_path && ir_netaddr_eq(from, &c->path->addr))
+        c->path->bytes_recv += len;
     if (!processed) {
         /* a stateless reset from the peer? (RFC 9000 10.3.1). Only the token of the
          * connection id in use counts: not those of ids we have not used, nor retired
          * ones (which are forgotten). */
-        const remote_cid *r = c->nrcid ? &c->rcid[c->active_rcid] : NULL;
+        const remote_cid *r = c->path->nrcid ? &c->path->rcid[c->path->active_rcid] : NULL;
         if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
             c->close.closed = 1;
             c->close.by_peer = 1;
@@ -1594,7 +1604,7 @@ static int put_frame(pktw *w, const ir_frame *f)
 
 static int ack_wanted(const ir_conn *c, int space)
 {
-    const pn_space *sp = &c->sp[space];
+    const pn_space *sp = &SP(c, space);
     if (sp->largest_recv == UINT64_MAX)
         return 0;
     return sp->ack_pending || (sp->ack_deadline != UINT64_MAX && sp->ack_deadline <= c->now);
@@ -1602,7 +1612,7 @@ static int ack_wanted(const ir_conn *c, int space)
 
 static void write_ack(ir_conn *c, int space, pktw *w)
 {
-    pn_space *sp = &c->sp[space];
+    pn_space *sp = &SP(c, space);
     if (!can_record(w))
         return;
     ir_ack_range r[ACK_RANGES_MAX];
@@ -1630,7 +1640,7 @@ static void write_ack(ir_conn *c, int space, pktw *w)
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
 {
-    ir_sendbuf *b = &c->sp[space].crypto_send;
+    ir_sendbuf *b = &SP(c, space).crypto_send;
     while (can_record(w)) {
         uint64_t off;
         size_t len, n;
@@ -1769,13 +1779,13 @@ static int stream_has_data(const ir_conn *c, const qstream *s)
 static int app_control_pending(const ir_conn *c)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->path.response_pending || c->path.challenge_pending)
+        c->max_streams_pending[1] || c->path->response_pending || c->path->challenge_pending)
         return 1;
-    for (size_t i = 0; i < c->nlcid; i++)
-        if (c->lcid[i].announce_pending)
+    for (size_t i = 0; i < c->path->nlcid; i++)
+        if (c->path->lcid[i].announce_pending)
             return 1;
-    for (size_t i = 0; i < c->nrcid; i++)
-        if (c->rcid[i].retire_pending)
+    for (size_t i = 0; i < c->path->nrcid; i++)
+        if (c->path->rcid[i].retire_pending)
             return 1;
     return 0;
 }
@@ -1800,20 +1810,20 @@ static int app_data_pending(const ir_conn *c)
  * anti-amplification limit an ACK with many ranges could otherwise leave no room */
 static void write_path_frames(ir_conn *c, pktw *w)
 {
-    if (c->path.response_pending && ir_netaddr_eq(&c->path.response_addr, &c->path.addr) &&
+    if (c->path->response_pending && ir_netaddr_eq(&c->path->response_addr, &c->path->addr) &&
         can_record(w)) {
         ir_frame f = {.type = IR_FT_PATH_RESPONSE};
-        memcpy(f.u.path_data, c->path.response, 8);
+        memcpy(f.u.path_data, c->path->response, 8);
         if (put_frame(w, &f)) {
-            c->path.response_pending = 0;
+            c->path->response_pending = 0;
             record(w, SF_PING, 0, 0, 0, 0, 1);
         }
     }
-    if (c->path.challenge_pending && can_record(w)) {
+    if (c->path->challenge_pending && can_record(w)) {
         ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
-        memcpy(f.u.path_data, c->path.challenge, 8);
+        memcpy(f.u.path_data, c->path->challenge, 8);
         if (put_frame(w, &f)) {
-            c->path.challenge_pending = 0;
+            c->path->challenge_pending = 0;
             record(w, SF_PATH_CHALLENGE, 0, 0, 0, 0, 1);
         }
     }
@@ -1846,8 +1856,8 @@ static void write_app_control(ir_conn *c, pktw *w)
             }
         }
     }
-    for (size_t i = 0; i < c->nlcid && can_record(w); i++) {
-        local_cid *l = &c->lcid[i];
+    for (size_t i = 0; i < c->path->nlcid && can_record(w); i++) {
+        local_cid *l = &c->path->lcid[i];
         if (!l->announce_pending || l->retired)
             continue;
         ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
@@ -1861,9 +1871,9 @@ static void write_app_control(ir_conn *c, pktw *w)
         l->announce_pending = 0;
         record(w, SF_NEW_CID, l->seq, 0, 0, 0, 1);
     }
-    for (size_t i = 0; i < c->nrcid && can_record(w); i++) {
-        remote_cid *r = &c->rcid[i];
-        if (!r->retire_pending || i == c->active_rcid)
+    for (size_t i = 0; i < c->path->nrcid && can_record(w); i++) {
+        remote_cid *r = &c->path->rcid[i];
+        if (!r->retire_pending || i == c->path->active_rcid)
             continue;
         ir_frame f = {.type = IR_FT_RETIRE_CONNECTION_ID};
         f.u.retire_cid.seq = r->seq;
@@ -1872,10 +1882,10 @@ static void write_app_control(ir_conn *c, pktw *w)
         r->retire_pending = 0;
         record(w, SF_RETIRE_CID, r->seq, 0, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
-        memmove(r, r + 1, (c->nrcid - i - 1) * sizeof *r);
-        c->nrcid--;
-        if (c->active_rcid > i)
-            c->active_rcid--;
+        memmove(r, r + 1, (c->path->nrcid - i - 1) * sizeof *r);
+        c->path->nrcid--;
+        if (c->path->active_rcid > i)
+            c->path->active_rcid--;
         i--;
     }
 }
@@ -1916,7 +1926,7 @@ static void write_streams(ir_conn *c, pktw *w)
 
 static int cwnd_allows(const ir_conn *c)
 {
-    return c->bytes_in_flight + c->max_datagram <= c->cwnd;
+    return c->path->bytes_in_flight + c->path->max_datagram <= c->path->cwnd;
 }
 
 /* Pacing (RFC 9002 7.7): credit accrues at 1.25 x cwnd / smoothed RTT and is capped at a
@@ -1924,51 +1934,51 @@ static int cwnd_allows(const ir_conn *c)
  * in whole milliseconds must still be able to keep up). */
 static uint64_t pace_burst(const ir_conn *c)
 {
-    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
-    uint64_t two_ms = (c->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
-    uint64_t ten = 10 * c->max_datagram;
+    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
+    uint64_t two_ms = (c->path->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
+    uint64_t ten = 10 * c->path->max_datagram;
     return two_ms > ten ? two_ms : ten;
 }
 
 static uint64_t pace_credit(const ir_conn *c)
 {
-    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
-    uint64_t elapsed = c->now > c->pace_time ? c->now - c->pace_time : 0;
+    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
+    uint64_t elapsed = c->now > c->path->pace_time ? c->now - c->path->pace_time : 0;
     uint64_t burst = pace_burst(c);
     /* elapsed * rate without overflow: rate in bytes per ns = cwnd * 1.25 / rtt */
-    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)c->cwnd * 1.25 / (double)rtt);
-    uint64_t t = c->pace_tokens + add;
+    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)c->path->cwnd * 1.25 / (double)rtt);
+    uint64_t t = c->path->pace_tokens + add;
     return t > burst ? burst : t;
 }
 
 static int pace_allows(const ir_conn *c)
 {
-    return pace_credit(c) >= c->max_datagram;
+    return pace_credit(c) >= c->path->max_datagram;
 }
 
 static void pace_spend(ir_conn *c, uint64_t bytes)
 {
     uint64_t t = pace_credit(c);
-    c->pace_tokens = t > bytes ? t - bytes : 0;
-    c->pace_time = c->now;
+    c->path->pace_tokens = t > bytes ? t - bytes : 0;
+    c->path->pace_time = c->now;
 }
 
 /* when enough credit for one datagram will have accrued */
 static uint64_t pace_deadline(const ir_conn *c)
 {
     uint64_t have = pace_credit(c);
-    if (have >= c->max_datagram)
+    if (have >= c->path->max_datagram)
         return c->now;
-    uint64_t rtt = c->smoothed_rtt ? c->smoothed_rtt : 1;
-    double need = (double)(c->max_datagram - have);
-    return c->now + (uint64_t)(need * (double)rtt / ((double)c->cwnd * 1.25)) + 1;
+    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
+    double need = (double)(c->path->max_datagram - have);
+    return c->now + (uint64_t)(need * (double)rtt / ((double)c->path->cwnd * 1.25)) + 1;
 }
 
 /* Does the space want a packet now? */
 static int space_wants(const ir_conn *c, int s)
 {
-    const pn_space *sp = &c->sp[s];
-    if (!sp->have_tx || sp->discarded)
+    const pn_space *sp = &SP(c, s);
+    if (!KEYS(c, s).have_tx || sp->discarded)
         return 0;
     if (c->state == IR_CONN_CLOSING)
         return c->close_pending;
@@ -1992,7 +2002,7 @@ static int space_wants(const ir_conn *c, int s)
  * least pad_to bytes after buf. Returns its length (0: nothing written). */
 static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to)
 {
-    pn_space *sp = &c->sp[s];
+    pn_space *sp = &SP(c, s);
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
@@ -2002,7 +2012,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         w.hdr_len = ir_pkt_write_short(buf, cap, dcid(c), c->key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                                      IR_QUIC_V1, dcid(c), &c->lcid[0].cid,
+                                      IR_QUIC_V1, dcid(c), &c->path->lcid[0].cid,
                                       s == SP_INITIAL ? c->retry_token : NULL,
                                       s == SP_INITIAL ? c->retry_token_len : 0, pn, w.pn_len,
                                       &w.len_off);
@@ -2052,7 +2062,10 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         padded = 1;
     }
     payload = w.pos - w.hdr_len;
-    size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload, &sp->tx, 0, pn);
+    /* the nonce carries the path id (multipath draft; 0 gives the RFC 9001 nonce) */
+    uint32_t path_id = s == SP_APP ? (uint32_t)c->path->id : 0;
+    size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload,
+                                  &KEYS(c, s).tx, path_id, pn);
     sp->next_pn++;
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
@@ -2093,8 +2106,8 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
 static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to)
 {
     /* answer a probe from another address on that address, padded (RFC 9000 8.2.2) */
-    pn_space *sp = &c->sp[SP_APP];
-    if (!sp->have_tx || cap < 1200)
+    pn_space *sp = &SP(c, SP_APP);
+    if (!KEYS(c, SP_APP).have_tx || cap < 1200)
         return 0;
     uint64_t pn = sp->next_pn;
     size_t pn_len = ir_pn_encode_len(pn, sp->largest_acked);
@@ -2103,14 +2116,15 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
         return 0;
     size_t pos = h;
     buf[pos++] = IR_FT_PATH_RESPONSE;
-    memcpy(buf + pos, c->path.response, 8);
+    memcpy(buf + pos, c->path->response, 8);
     pos += 8;
     size_t end = 1200 - IR_AEAD_TAG_LEN;
     memset(buf + pos, 0, end - pos);
-    size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &sp->tx, 0, pn);
+    size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &KEYS(c, SP_APP).tx,
+                                  (uint32_t)c->path->id, pn);
     sp->next_pn++;
-    c->path.response_pending = 0;
-    *to = c->path.response_addr;
+    c->path->response_pending = 0;
+    *to = c->path->response_addr;
     return total;
 }
 
@@ -2119,16 +2133,16 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     c->now = now;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
-    if (cap > c->max_datagram)
-        cap = c->max_datagram;
-    if (c->state != IR_CONN_CLOSING && c->path.response_pending &&
-        !ir_netaddr_eq(&c->path.response_addr, &c->path.addr))
+    if (cap > c->path->max_datagram)
+        cap = c->path->max_datagram;
+    if (c->state != IR_CONN_CLOSING && c->path->response_pending &&
+        !ir_netaddr_eq(&c->path->response_addr, &c->path->addr))
         return send_path_response_elsewhere(c, buf, cap, to);
-    *to = c->path.addr;
+    *to = c->path->addr;
     size_t limit = cap;
-    if (c->is_server && !c->path.validated) {
-        uint64_t allowed = 3 * c->path.bytes_recv;
-        allowed = allowed > c->path.bytes_sent ? allowed - c->path.bytes_sent : 0;
+    if (c->is_server && !c->path->validated) {
+        uint64_t allowed = 3 * c->path->bytes_recv;
+        allowed = allowed > c->path->bytes_sent ? allowed - c->path->bytes_sent : 0;
         if (allowed < limit)
             limit = (size_t)allowed;
         /* anti-amplification: during the handshake, wait until a whole padded datagram
@@ -2139,10 +2153,10 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     }
     /* datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to 1200 bytes when the
      * anti-amplification limit allows it (RFC 9000 8.2.1, 8.2.2) */
-    int had_challenge = c->path.challenge_pending;
+    int had_challenge = c->path->challenge_pending;
     int path_frames = c->state != IR_CONN_CLOSING &&
-                      (had_challenge || (c->path.response_pending &&
-                                         ir_netaddr_eq(&c->path.response_addr, &c->path.addr)));
+                      (had_challenge || (c->path->response_pending &&
+                                         ir_netaddr_eq(&c->path->response_addr, &c->path->addr)));
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
         wants[s] = space_wants(c, s);
@@ -2154,7 +2168,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     size_t off = 0;
     int has_initial = 0;
     for (int s = 0; s <= last; s++) {
-        if (!wants[s] || !c->sp[s].have_tx)
+        if (!wants[s] || !KEYS(c, s).have_tx)
             continue;
         if (s == SP_INITIAL)
             has_initial = 1;
@@ -2168,15 +2182,15 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     }
     if (c->state == IR_CONN_CLOSING)
         c->close_pending = 0;
-    if (had_challenge && !c->path.challenge_pending) {
-        c->path.challenge_small = off < 1200;
-        c->path.challenge_sent = now;
-        c->path.challenge_count++;
+    if (had_challenge && !c->path->challenge_pending) {
+        c->path->challenge_small = off < 1200;
+        c->path->challenge_sent = now;
+        c->path->challenge_count++;
     }
     if (!off)
         return 0;
     c->stats.bytes_sent += off;
-    c->path.bytes_sent += off;
+    c->path->bytes_sent += off;
     return off;
 }
 
@@ -2200,7 +2214,7 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
             maybe_release_stream(c, s);
         break;
     case SF_CRYPTO:
-        ir_sendbuf_on_ack(&c->sp[space].crypto_send, f->b, (size_t)f->c, 0);
+        ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_RESET_STREAM:
         s = find_stream(c, f->a);
@@ -2224,8 +2238,8 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
             ir_sendbuf_on_lost(&s->send, f->b, (size_t)f->c, f->fin);
         break;
     case SF_CRYPTO:
-        if (!c->sp[space].discarded)
-            ir_sendbuf_on_lost(&c->sp[space].crypto_send, f->b, (size_t)f->c, 0);
+        if (!SP(c, space).discarded)
+            ir_sendbuf_on_lost(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_RESET_STREAM:
         s = find_stream(c, f->a);
@@ -2251,13 +2265,13 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         c->max_streams_pending[f->a ? 0 : 1] = 1;
         break;
     case SF_NEW_CID:
-        for (size_t i = 0; i < c->nlcid; i++)
-            if (c->lcid[i].seq == f->a && !c->lcid[i].retired)
-                c->lcid[i].announce_pending = 1;
+        for (size_t i = 0; i < c->path->nlcid; i++)
+            if (c->path->lcid[i].seq == f->a && !c->path->lcid[i].retired)
+                c->path->lcid[i].announce_pending = 1;
         break;
     case SF_RETIRE_CID:
-        if (c->nrcid < MAX_REMOTE_CIDS) {
-            remote_cid *r = &c->rcid[c->nrcid++];
+        if (c->path->nrcid < MAX_REMOTE_CIDS) {
+            remote_cid *r = &c->path->rcid[c->path->nrcid++];
             memset(r, 0, sizeof *r);
             r->seq = f->a;
             r->retire_pending = 1;
@@ -2267,8 +2281,8 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         c->handshake_done_pending = 1;
         break;
     case SF_PATH_CHALLENGE:
-        if (c->path.challenge_outstanding)
-            c->path.challenge_pending = 1;
+        if (c->path->challenge_outstanding)
+            c->path->challenge_pending = 1;
         break;
     default:
         break;
@@ -2296,8 +2310,8 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     if (r < t)
         t = r;
     for (int s = 0; s < SP_COUNT; s++)
-        if (!c->sp[s].discarded && c->sp[s].ack_deadline < t)
-            t = c->sp[s].ack_deadline;
+        if (!SP(c, s).discarded && SP(c, s).ack_deadline < t)
+            t = SP(c, s).ack_deadline;
     uint64_t pt = path_timer(c);
     if (pt < t)
         t = pt;
@@ -2345,20 +2359,21 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
     for (int s = 0; s < SP_COUNT; s++) {
-        if (c->sp[s].ack_deadline <= now) {
-            c->sp[s].ack_pending = 1;
-            c->sp[s].ack_deadline = UINT64_MAX;
+        if (SP(c, s).ack_deadline <= now) {
+            SP(c, s).ack_pending = 1;
+            SP(c, s).ack_deadline = UINT64_MAX;
         }
     }
 }
 
 int ir_conn_initiate_key_update(ir_conn *c)
 {
-    pn_space *sp = &c->sp[SP_APP];
+    pn_space *sp = &SP(c, SP_APP);
+    pn_space *ks = &KEYS(c, SP_APP);
     if (!c->handshake_confirmed || c->key_update_pending_ack || c->key_phase != c->rx_phase ||
-        !sp->have_tx)
+        !ks->have_tx)
         return -1;
-    if (ir_pkt_keys_update(&sp->tx, &sp->tx) != 0)
+    if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0)
         return -1;
     c->key_phase ^= 1;
     c->key_phase_start_pn = sp->next_pn;
@@ -2370,10 +2385,10 @@ int ir_conn_initiate_key_update(ir_conn *c)
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)
 {
     *out = c->stats;
-    out->rtt_ns = c->smoothed_rtt;
-    out->rtt_var_ns = c->rttvar;
-    out->min_rtt_ns = c->min_rtt == UINT64_MAX ? 0 : c->min_rtt;
-    out->cwnd = c->cwnd;
-    out->bytes_in_flight = c->bytes_in_flight;
+    out->rtt_ns = c->path->smoothed_rtt;
+    out->rtt_var_ns = c->path->rttvar;
+    out->min_rtt_ns = c->path->min_rtt == UINT64_MAX ? 0 : c->path->min_rtt;
+    out->cwnd = c->path->cwnd;
+    out->bytes_in_flight = c->path->bytes_in_flight;
     out->key_updates = c->key_updates;
 }

@@ -120,6 +120,7 @@ typedef struct remote_cid {
 #define MAX_REMOTE_CIDS 8
 
 typedef struct qpath {
+    uint64_t id;                     /* path id (multipath draft): 0 for the first */
     ir_netaddr addr;
     int validated;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
@@ -135,7 +136,46 @@ typedef struct qpath {
     int response_pending;
     uint8_t response[8];
     ir_netaddr response_addr;
+
+    /* the path's 1-RTT packet number space (its own numbers, ACKs and sent packets) */
+    pn_space app;
+
+    /* its connection ids: ours (the peer sends to them) and the peer's */
+    local_cid lcid[MAX_LOCAL_CIDS];
+    size_t nlcid;
+    uint64_t next_lcid_seq;
+    remote_cid rcid[MAX_REMOTE_CIDS];
+    size_t nrcid;
+    size_t active_rcid;
+    uint64_t rcid_retire_prior_to;
+
+    /* its recovery and congestion control (RFC 9002; Initial and Handshake packets
+     * count on path 0) */
+    uint64_t latest_rtt, smoothed_rtt, rttvar, min_rtt;
+    int have_rtt;
+    unsigned pto_count;
+    uint64_t bytes_in_flight;
+    uint64_t cwnd, ssthresh;
+    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
+    uint64_t max_datagram;
+    uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
+    uint64_t pace_time;       /* when the credit was last topped up */
+    /* CUBIC */
+    uint64_t cubic_k_ns;
+    double cubic_wmax;
+    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
+    double cubic_w_est;
 } qpath;
+
+/* paths a connection can have at once (1 until multipath is negotiated) */
+#define IR_MAX_PATHS 1
+
+/* The packet number space `space` (SP_*) of connection c: Initial and Handshake are the
+ * connection's, 1-RTT is the current path's. An lvalue: SP(c, s).next_pn, &SP(c, s). */
+#define SP(c, space) (*((space) == SP_APP ? &(c)->path->app : &(c)->sp[(space)]))
+/* The space holding the keys of `space`: the 1-RTT keys (and key phase) belong to the
+ * connection and are shared by all paths (multipath draft), kept in path 0's space. */
+#define KEYS(c, space) (*((space) == SP_APP ? &(c)->paths[0].app : &(c)->sp[(space)]))
 
 typedef struct dgram {
     uint8_t *data;
@@ -162,15 +202,9 @@ struct ir_conn {
     ir_cid retry_scid;        /* the SCID of that Retry */
     uint8_t *retry_token;     /* client: the token to repeat in Initials */
     size_t retry_token_len;
-    local_cid lcid[MAX_LOCAL_CIDS];
-    size_t nlcid;
-    uint64_t next_lcid_seq;
-    remote_cid rcid[MAX_REMOTE_CIDS];
-    size_t nrcid;
-    size_t active_rcid;
-    uint64_t rcid_retire_prior_to;
-
-    pn_space sp[SP_COUNT];
+    /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
+     * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
+    pn_space sp[SP_APP];
     /* 1-RTT key update */
     int key_phase;              /* phase of our send keys */
     int rx_phase;               /* phase of the current receive keys */
@@ -185,7 +219,11 @@ struct ir_conn {
     uint64_t key_updates;
     int update_requested;
 
-    qpath path;
+    /* paths (multipath draft): all per-path state lives in qpath; today a connection
+     * has path 0 only and `path` points at it. The multipath issue adds paths here. */
+    qpath paths[IR_MAX_PATHS];
+    size_t npaths;
+    qpath *path;
 
     /* flow control */
     uint64_t max_data_local;   /* what we allow the peer */
@@ -215,21 +253,6 @@ struct ir_conn {
     dgram dg_out[DGRAM_QUEUE];
     size_t dg_out_head, dg_out_n;
 
-    /* recovery */
-    uint64_t latest_rtt, smoothed_rtt, rttvar, min_rtt;
-    int have_rtt;
-    unsigned pto_count;
-    uint64_t bytes_in_flight;
-    uint64_t cwnd, ssthresh;
-    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
-    uint64_t max_datagram;
-    uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
-    uint64_t pace_time;       /* when the credit was last topped up */
-    /* CUBIC */
-    uint64_t cubic_k_ns;
-    double cubic_wmax;
-    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
-    double cubic_w_est;
 
     /* timers */
     uint64_t idle_timeout_ns;

@@ -15,21 +15,21 @@
 
 static uint64_t min_window(const ir_conn *c)
 {
-    return 2 * c->max_datagram;
+    return 2 * c->path->max_datagram;
 }
 
 void ir_rec_init(ir_conn *c)
 {
-    c->max_datagram = 1200;
-    c->cwnd = 10 * c->max_datagram;
-    c->ssthresh = UINT64_MAX;
-    c->recovery_start = UINT64_MAX;
-    c->smoothed_rtt = INITIAL_RTT;
-    c->rttvar = INITIAL_RTT / 2;
-    c->min_rtt = UINT64_MAX;
-    c->cubic_epoch = UINT64_MAX;
+    c->path->max_datagram = 1200;
+    c->path->cwnd = 10 * c->path->max_datagram;
+    c->path->ssthresh = UINT64_MAX;
+    c->path->recovery_start = UINT64_MAX;
+    c->path->smoothed_rtt = INITIAL_RTT;
+    c->path->rttvar = INITIAL_RTT / 2;
+    c->path->min_rtt = UINT64_MAX;
+    c->path->cubic_epoch = UINT64_MAX;
     for (int s = 0; s < SP_COUNT; s++)
-        c->sp[s].loss_time = UINT64_MAX;
+        SP(c, s).loss_time = UINT64_MAX;
 }
 
 static uint64_t max_ack_delay_ns(const ir_conn *c)
@@ -39,10 +39,10 @@ static uint64_t max_ack_delay_ns(const ir_conn *c)
 
 uint64_t ir_rec_pto(const ir_conn *c, int space)
 {
-    uint64_t var = 4 * c->rttvar;
+    uint64_t var = 4 * c->path->rttvar;
     if (var < GRANULARITY)
         var = GRANULARITY;
-    uint64_t pto = c->smoothed_rtt + var;
+    uint64_t pto = c->path->smoothed_rtt + var;
     if (space == SP_APP)
         pto += max_ack_delay_ns(c);
     return pto;
@@ -56,33 +56,33 @@ uint64_t ir_rec_initial_pto(const ir_conn *c)
 
 static void update_rtt(ir_conn *c, uint64_t latest, uint64_t ack_delay)
 {
-    c->latest_rtt = latest;
-    if (!c->have_rtt) {
-        c->have_rtt = 1;
-        c->min_rtt = latest;
-        c->smoothed_rtt = latest;
-        c->rttvar = latest / 2;
+    c->path->latest_rtt = latest;
+    if (!c->path->have_rtt) {
+        c->path->have_rtt = 1;
+        c->path->min_rtt = latest;
+        c->path->smoothed_rtt = latest;
+        c->path->rttvar = latest / 2;
         return;
     }
-    if (latest < c->min_rtt)
-        c->min_rtt = latest;
+    if (latest < c->path->min_rtt)
+        c->path->min_rtt = latest;
     if (c->handshake_confirmed && ack_delay > max_ack_delay_ns(c))
         ack_delay = max_ack_delay_ns(c);
     uint64_t adjusted = latest;
-    if (latest >= c->min_rtt + ack_delay)
+    if (latest >= c->path->min_rtt + ack_delay)
         adjusted = latest - ack_delay;
-    uint64_t diff = c->smoothed_rtt > adjusted ? c->smoothed_rtt - adjusted : adjusted - c->smoothed_rtt;
-    c->rttvar = (3 * c->rttvar + diff) / 4;
-    c->smoothed_rtt = (7 * c->smoothed_rtt + adjusted) / 8;
+    uint64_t diff = c->path->smoothed_rtt > adjusted ? c->path->smoothed_rtt - adjusted : adjusted - c->path->smoothed_rtt;
+    c->path->rttvar = (3 * c->path->rttvar + diff) / 4;
+    c->path->smoothed_rtt = (7 * c->path->smoothed_rtt + adjusted) / 8;
 }
 
 void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p)
 {
     if (p->in_flight) {
-        c->bytes_in_flight += p->size;
+        c->path->bytes_in_flight += p->size;
         if (p->ack_eliciting) {
-            c->sp[space].last_ack_eliciting_time = p->time;
-            c->sp[space].in_flight_ack_eliciting++;
+            SP(c, space).last_ack_eliciting_time = p->time;
+            SP(c, space).in_flight_ack_eliciting++;
         }
     }
 }
@@ -91,7 +91,7 @@ void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p)
 
 static int in_recovery(const ir_conn *c, uint64_t sent_time)
 {
-    return c->recovery_start != UINT64_MAX && sent_time <= c->recovery_start;
+    return c->path->recovery_start != UINT64_MAX && sent_time <= c->path->recovery_start;
 }
 
 static void cc_on_acked(ir_conn *c, const sent_pkt *p, uint64_t now)
@@ -100,61 +100,61 @@ static void cc_on_acked(ir_conn *c, const sent_pkt *p, uint64_t now)
         return;
     if (in_recovery(c, p->time))
         return;
-    if (c->cwnd < c->ssthresh) {
-        c->cwnd += p->size;
+    if (c->path->cwnd < c->path->ssthresh) {
+        c->path->cwnd += p->size;
         return;
     }
     if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->cwnd += c->max_datagram * p->size / c->cwnd;
+        c->path->cwnd += c->path->max_datagram * p->size / c->path->cwnd;
         return;
     }
     /* CUBIC congestion avoidance (RFC 9438 4.2, 4.3): W_cubic(t) = C (t - K)^3 + W_max,
      * with the Reno-friendly estimate as a floor */
-    double mss = (double)c->max_datagram;
-    if (c->cubic_epoch == UINT64_MAX) {
-        c->cubic_epoch = now;
-        double wmax = c->cubic_wmax > 0 ? c->cubic_wmax : (double)c->cwnd;
-        if (wmax < (double)c->cwnd)
-            wmax = (double)c->cwnd;
-        c->cubic_wmax = wmax;
-        double k = cbrt((wmax - (double)c->cwnd) / mss / CUBIC_C);
-        c->cubic_k_ns = (uint64_t)(k * 1e9);
-        c->cubic_w_est = (double)c->cwnd;
+    double mss = (double)c->path->max_datagram;
+    if (c->path->cubic_epoch == UINT64_MAX) {
+        c->path->cubic_epoch = now;
+        double wmax = c->path->cubic_wmax > 0 ? c->path->cubic_wmax : (double)c->path->cwnd;
+        if (wmax < (double)c->path->cwnd)
+            wmax = (double)c->path->cwnd;
+        c->path->cubic_wmax = wmax;
+        double k = cbrt((wmax - (double)c->path->cwnd) / mss / CUBIC_C);
+        c->path->cubic_k_ns = (uint64_t)(k * 1e9);
+        c->path->cubic_w_est = (double)c->path->cwnd;
     }
-    double t = (double)(now - c->cubic_epoch + (c->have_rtt ? c->min_rtt : c->smoothed_rtt)) / 1e9;
-    double dk = t - (double)c->cubic_k_ns / 1e9;
-    double target = (CUBIC_C * dk * dk * dk) * mss + c->cubic_wmax;
-    c->cubic_w_est += mss * (3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)) * (double)p->size /
-                      (double)c->cwnd;
-    if (target < c->cubic_w_est)
-        target = c->cubic_w_est;
-    double cw = (double)c->cwnd;
+    double t = (double)(now - c->path->cubic_epoch + (c->path->have_rtt ? c->path->min_rtt : c->path->smoothed_rtt)) / 1e9;
+    double dk = t - (double)c->path->cubic_k_ns / 1e9;
+    double target = (CUBIC_C * dk * dk * dk) * mss + c->path->cubic_wmax;
+    c->path->cubic_w_est += mss * (3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)) * (double)p->size /
+                      (double)c->path->cwnd;
+    if (target < c->path->cubic_w_est)
+        target = c->path->cubic_w_est;
+    double cw = (double)c->path->cwnd;
     if (target > 1.5 * cw)
         target = 1.5 * cw;
     if (target > cw)
-        c->cwnd += (uint64_t)((target - cw) * (double)p->size / cw);
+        c->path->cwnd += (uint64_t)((target - cw) * (double)p->size / cw);
 }
 
 static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
 {
     if (in_recovery(c, sent_time))
         return;
-    c->recovery_start = now;
+    c->path->recovery_start = now;
     if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->ssthresh = c->cwnd / 2;
+        c->path->ssthresh = c->path->cwnd / 2;
     } else {
-        double cw = (double)c->cwnd;
+        double cw = (double)c->path->cwnd;
         /* fast convergence */
-        if (c->cubic_wmax > 0 && cw < c->cubic_wmax)
-            c->cubic_wmax = cw * (1.0 + CUBIC_BETA) / 2.0;
+        if (c->path->cubic_wmax > 0 && cw < c->path->cubic_wmax)
+            c->path->cubic_wmax = cw * (1.0 + CUBIC_BETA) / 2.0;
         else
-            c->cubic_wmax = cw;
-        c->ssthresh = (uint64_t)(cw * CUBIC_BETA);
-        c->cubic_epoch = UINT64_MAX;
+            c->path->cubic_wmax = cw;
+        c->path->ssthresh = (uint64_t)(cw * CUBIC_BETA);
+        c->path->cubic_epoch = UINT64_MAX;
     }
-    if (c->ssthresh < min_window(c))
-        c->ssthresh = min_window(c);
-    c->cwnd = c->ssthresh;
+    if (c->path->ssthresh < min_window(c))
+        c->path->ssthresh = min_window(c);
+    c->path->cwnd = c->path->ssthresh;
 }
 
 /* ---- sent packet bookkeeping -------------------------------------------------------- */
@@ -165,12 +165,12 @@ static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
  * compacted once the holes outnumber the live entries. */
 static void remove_sent(ir_conn *c, int space, size_t i)
 {
-    pn_space *s = &c->sp[space];
+    pn_space *s = &SP(c, space);
     sent_pkt *p = &s->sent[i];
     if (p->gone)
         return;
     if (p->in_flight) {
-        c->bytes_in_flight -= p->size < c->bytes_in_flight ? p->size : c->bytes_in_flight;
+        c->path->bytes_in_flight -= p->size < c->path->bytes_in_flight ? p->size : c->path->bytes_in_flight;
         if (p->ack_eliciting && s->in_flight_ack_eliciting)
             s->in_flight_ack_eliciting--;
     }
@@ -205,7 +205,7 @@ static void compact_sent(pn_space *s)
 
 static void packet_lost(ir_conn *c, int space, size_t i)
 {
-    sent_pkt p = c->sp[space].sent[i];
+    sent_pkt p = SP(c, space).sent[i];
     remove_sent(c, space, i);
     c->stats.pkts_lost++;
     for (unsigned k = 0; k < p.nframes; k++)
@@ -214,11 +214,11 @@ static void packet_lost(ir_conn *c, int space, size_t i)
 
 void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
 {
-    pn_space *s = &c->sp[space];
+    pn_space *s = &SP(c, space);
     s->loss_time = UINT64_MAX;
     if (s->largest_acked == UINT64_MAX)
         return;
-    uint64_t rtt = c->latest_rtt > c->smoothed_rtt ? c->latest_rtt : c->smoothed_rtt;
+    uint64_t rtt = c->path->latest_rtt > c->path->smoothed_rtt ? c->path->latest_rtt : c->path->smoothed_rtt;
     uint64_t delay = rtt * 9 / 8;
     if (delay < GRANULARITY)
         delay = GRANULARITY;
@@ -250,19 +250,19 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
     if (any_lost) {
         cc_on_congestion(c, last_lost_time, now);
         /* persistent congestion: losses spanning 3 PTOs with an RTT sample */
-        uint64_t span = (c->smoothed_rtt + (4 * c->rttvar > GRANULARITY ? 4 * c->rttvar : GRANULARITY) +
+        uint64_t span = (c->path->smoothed_rtt + (4 * c->path->rttvar > GRANULARITY ? 4 * c->path->rttvar : GRANULARITY) +
                          max_ack_delay_ns(c)) * PERSISTENT_CONGESTION_THRESHOLD;
-        if (c->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
-            c->cwnd = min_window(c);
-            c->recovery_start = UINT64_MAX;
-            c->cubic_epoch = UINT64_MAX;
+        if (c->path->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
+            c->path->cwnd = min_window(c);
+            c->path->recovery_start = UINT64_MAX;
+            c->path->cubic_epoch = UINT64_MAX;
         }
     }
 }
 
 int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
 {
-    pn_space *s = &c->sp[space];
+    pn_space *s = &SP(c, space);
     if (ack->largest >= s->next_pn)
         return -1; /* acknowledges a packet never sent: PROTOCOL_VIOLATION */
     int newly_acked = 0, ack_eliciting_acked = 0;
@@ -313,7 +313,7 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
     ir_rec_detect_lost(c, space, now);
     /* the client keeps its PTO backoff until it knows the server validated it */
     if (!(c->is_server == 0 && !c->handshake_complete && space == SP_INITIAL))
-        c->pto_count = 0;
+        c->path->pto_count = 0;
     return 0;
 }
 
@@ -322,9 +322,9 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
 {
     uint64_t best = UINT64_MAX;
     int best_space = -1;
-    uint64_t backoff = (uint64_t)1 << (c->pto_count < 20 ? c->pto_count : 20);
+    uint64_t backoff = (uint64_t)1 << (c->path->pto_count < 20 ? c->path->pto_count : 20);
     for (int s = 0; s < SP_COUNT; s++) {
-        const pn_space *sp = &c->sp[s];
+        const pn_space *sp = &SP(c, s);
         if (sp->discarded || !sp->have_tx)
             continue;
         if (s == SP_APP && !c->handshake_confirmed && sp->in_flight_ack_eliciting == 0)
@@ -333,7 +333,7 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
         if (sp->in_flight_ack_eliciting)
             base = sp->last_ack_eliciting_time;
         else if (!c->is_server && !c->handshake_complete && s < SP_APP &&
-                 (s == SP_HANDSHAKE || !c->sp[SP_HANDSHAKE].have_tx))
+                 (s == SP_HANDSHAKE || !SP(c, SP_HANDSHAKE).have_tx))
             base = c->last_ack_eliciting_sent; /* anti-deadlock probe of the client */
         else
             continue;
@@ -352,12 +352,12 @@ uint64_t ir_rec_timer(const ir_conn *c)
 {
     uint64_t t = UINT64_MAX;
     for (int s = 0; s < SP_COUNT; s++)
-        if (!c->sp[s].discarded && c->sp[s].loss_time < t)
-            t = c->sp[s].loss_time;
+        if (!SP(c, s).discarded && SP(c, s).loss_time < t)
+            t = SP(c, s).loss_time;
     if (t != UINT64_MAX)
         return t;
     /* the server is blocked by the amplification limit: no PTO */
-    if (c->is_server && !c->path.validated && c->path.bytes_sent >= 3 * c->path.bytes_recv)
+    if (c->is_server && !c->path->validated && c->path->bytes_sent >= 3 * c->path->bytes_recv)
         return UINT64_MAX;
     return pto_deadline(c, NULL);
 }
@@ -365,7 +365,7 @@ uint64_t ir_rec_timer(const ir_conn *c)
 void ir_rec_on_timeout(ir_conn *c, uint64_t now)
 {
     for (int s = 0; s < SP_COUNT; s++) {
-        if (!c->sp[s].discarded && c->sp[s].loss_time <= now) {
+        if (!SP(c, s).discarded && SP(c, s).loss_time <= now) {
             ir_rec_detect_lost(c, s, now);
             return;
         }
@@ -374,10 +374,10 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
     uint64_t t = pto_deadline(c, &space);
     if (t > now || space < 0)
         return;
-    c->pto_count++;
+    c->path->pto_count++;
     /* probe: resend the oldest unacknowledged data of the space (its frames become
      * "lost" for repair, the packet stays in flight until acked or declared lost) */
-    pn_space *sp = &c->sp[space];
+    pn_space *sp = &SP(c, space);
     sp->probe_pending = 2;
     if (sp->sent_first < sp->nsent) {
         sent_pkt *p = &sp->sent[sp->sent_first];
@@ -386,14 +386,14 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
                 ir_conn_on_frame_lost(c, space, &p->f[k]);
     }
     /* during the handshake, probe the other space the client may be waiting on too */
-    if (!c->handshake_complete && space == SP_INITIAL && c->sp[SP_HANDSHAKE].have_tx &&
-        !c->sp[SP_HANDSHAKE].discarded)
-        c->sp[SP_HANDSHAKE].probe_pending = 1;
+    if (!c->handshake_complete && space == SP_INITIAL && SP(c, SP_HANDSHAKE).have_tx &&
+        !SP(c, SP_HANDSHAKE).discarded)
+        SP(c, SP_HANDSHAKE).probe_pending = 1;
 }
 
 void ir_rec_discard_sent(ir_conn *c, int space)
 {
-    pn_space *s = &c->sp[space];
+    pn_space *s = &SP(c, space);
     for (size_t i = s->sent_first; i < s->nsent; i++)
         remove_sent(c, space, i);
     s->nsent = s->sent_first = s->sent_gone = 0;
@@ -402,7 +402,7 @@ void ir_rec_discard_sent(ir_conn *c, int space)
 
 void ir_rec_discard_space(ir_conn *c, int space)
 {
-    pn_space *s = &c->sp[space];
+    pn_space *s = &SP(c, space);
     for (size_t i = s->sent_first; i < s->nsent; i++)
         remove_sent(c, space, i);
     s->nsent = s->sent_first = s->sent_gone = 0;
@@ -411,5 +411,5 @@ void ir_rec_discard_space(ir_conn *c, int space)
     s->probe_pending = 0;
     s->ack_pending = 0;
     s->in_flight_ack_eliciting = 0;
-    c->pto_count = 0;
+    c->path->pto_count = 0;
 }

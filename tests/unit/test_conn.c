@@ -749,7 +749,7 @@ static void check_recovery(const ir_conn *c)
 {
     uint64_t bif = 0;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *p = &c->sp[sp];
+        const pn_space *p = &SP(c, sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
         for (size_t i = 0; i < p->nsent; i++) {
             const sent_pkt *e = &p->sent[i];
@@ -770,7 +770,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->bytes_in_flight || c->cwnd < 2 * c->max_datagram)
+    if (bif != c->path->bytes_in_flight || c->path->cwnd < 2 * c->path->max_datagram)
         recovery_errors++;
 }
 
@@ -789,14 +789,14 @@ static void check_quiet(net *nw, side *s)
 {
     run_for(nw, s, 1 * SEC);
     uint64_t limit = nw->now + 2 * SEC;
-    while ((s[0].c->bytes_in_flight || s[1].c->bytes_in_flight) && step(nw, s, limit)) {
+    while ((s[0].c->path->bytes_in_flight || s[1].c->path->bytes_in_flight) && step(nw, s, limit)) {
     }
     for (int i = 0; i < 2; i++) {
         const ir_conn *c = s[i].c;
         check_recovery(c);
-        CHECK_EQ_INT(c->bytes_in_flight, 0);
-        CHECK_EQ_INT(c->sp[SP_APP].in_flight_ack_eliciting, 0);
-        CHECK_EQ_INT(c->sp[SP_APP].loss_time, UINT64_MAX);
+        CHECK_EQ_INT(c->path->bytes_in_flight, 0);
+        CHECK_EQ_INT(SP(c, SP_APP).in_flight_ack_eliciting, 0);
+        CHECK_EQ_INT(SP(c, SP_APP).loss_time, UINT64_MAX);
     }
     CHECK_EQ_INT(recovery_errors, 0);
 }
@@ -1253,7 +1253,7 @@ TEST(stateless_reset)
     while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
         pump(&a, s);
     CHECK(a.f[0].h[1].got >= (1 << 20));
-    CHECK(s[0].c->rcid[s[0].c->active_rcid].has_token);
+    CHECK(s[0].c->path->rcid[s[0].c->path->active_rcid].has_token);
     ir_conn_free(s[1].c);
     s[1].c = NULL;
     nw.server_forgot = 1;
@@ -1289,9 +1289,9 @@ TEST(stateless_reset)
     ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     int unused = 0;
-    for (size_t i = 0; i < s[0].c->nrcid; i++) {
-        const remote_cid *r = &s[0].c->rcid[i];
-        if (i == s[0].c->active_rcid || !r->has_token)
+    for (size_t i = 0; i < s[0].c->path->nrcid; i++) {
+        const remote_cid *r = &s[0].c->path->rcid[i];
+        if (i == s[0].c->path->active_rcid || !r->has_token)
             continue;
         rand_bytes(NULL, d, sizeof d);
         d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
@@ -1314,7 +1314,7 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
     uint8_t copy[1500];
     memcpy(copy, d, len);
     ir_pkt_hdr h;
-    const pn_space *sp = &c->sp[SP_APP];
+    const pn_space *sp = &SP(c, SP_APP);
     if (!sp->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
         return 0;
     uint64_t pn;
@@ -1356,7 +1356,7 @@ static int tap_path_frames(net *nw, side *s, int from, const uint8_t *d, size_t 
     /* RFC 9000 8.2: datagrams with PATH_CHALLENGE / PATH_RESPONSE are expanded to 1200
      * bytes, a challenge only if the anti-amplification limit allows it */
     if ((f & 1) && from == 1) {
-        const qpath *pa = &s[1].c->path;
+        const qpath *pa = s[1].c->path;
         uint64_t allowed = 3 * pa->bytes_recv - (pa->bytes_sent - len); /* before this one */
         challenges++;
         if (len >= 1200)
@@ -1382,9 +1382,9 @@ static void watch_rebinding(app *a, net *nw, side *s)
         rebound = 1;
         nw->caddr = new_caddr; /* the NAT gives the client a new mapping */
     }
-    if (rebound && s[1].c && !s[1].c->path.validated)
+    if (rebound && s[1].c && !s[1].c->path->validated)
         saw_unvalidated = 1;
-    if (saw_unvalidated && !validated_again && s[1].c->path.validated) {
+    if (saw_unvalidated && !validated_again && s[1].c->path->validated) {
         validated_again = 1;
         /* before validation the server sent at most 3x what it received (RFC 9000 8.1) */
         CHECK(nw->server_tx_to_new <= 3 * nw->server_rx_from_new);
@@ -1424,19 +1424,19 @@ TEST(nat_rebinding)
             nw.caddr = new_caddr;
             saw_unvalidated = 1;
             run_for(&nw, s, 8 * SEC); /* the client's keep-alive comes from the new address */
-            CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
+            CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
             open_more(&a, s);
             t0 = nw.now;
         }
         int done = run_app(&a, &nw, s, 600 * SEC, watch_rebinding);
         CHECK(done);
-        if (!done || !s[1].c->path.validated)
+        if (!done || !s[1].c->path->validated)
             fprintf(stderr, "%s: done %d, closed %d/%d (%s / %s), server path %.*s validated %d "
                     "challenge pending %d outstanding %d, at %.3f s\n",
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
-                    ir_conn_close_info(s[1].c)->reason, s[1].c->path.addr.len,
-                    (const char *)s[1].c->path.addr.data, s[1].c->path.validated,
-                    s[1].c->path.challenge_pending, s[1].c->path.challenge_outstanding,
+                    ir_conn_close_info(s[1].c)->reason, s[1].c->path->addr.len,
+                    (const char *)s[1].c->path->addr.data, s[1].c->path->validated,
+                    s[1].c->path->challenge_pending, s[1].c->path->challenge_outstanding,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1447,9 +1447,9 @@ TEST(nat_rebinding)
         /* the server moved path 0 to the new address and validated it (PATH_CHALLENGE /
          * PATH_RESPONSE) */
         CHECK(saw_unvalidated && validated_again);
-        CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
-        CHECK(s[1].c->path.validated);
-        CHECK(!s[1].c->path.challenge_outstanding);
+        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+        CHECK(s[1].c->path->validated);
+        CHECK(!s[1].c->path->challenge_outstanding);
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1480,7 +1480,7 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(s[1].c->sp[SP_APP].recv.n >= 30); /* the server's ACKs are long */
+    CHECK(SP(s[1].c, SP_APP).recv.n >= 30); /* the server's ACKs are long */
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1490,8 +1490,8 @@ TEST(rebinding_challenge_lost)
     drop_first_challenge = 1;
     run_for(&nw, s, 20 * SEC);
     CHECK(!drop_first_challenge);
-    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &new_caddr));
-    CHECK(s[1].c->path.validated);
+    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+    CHECK(s[1].c->path->validated);
     CHECK(challenges >= 2 && responses >= 1);
     CHECK_EQ_INT(small_path_dgrams, 0);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
@@ -1541,15 +1541,15 @@ TEST(spurious_migration)
     CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
     spoof_next = 1;
     uint64_t limit = nw.now + 1 * SEC;
-    while (!ir_netaddr_eq(&s[1].c->path.addr, &evil) && step(&nw, s, limit)) {
+    while (!ir_netaddr_eq(&s[1].c->path->addr, &evil) && step(&nw, s, limit)) {
     }
-    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &evil));
-    CHECK(!s[1].c->path.validated);
+    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &evil));
+    CHECK(!s[1].c->path->validated);
     run_for(&nw, s, 5 * SEC);
     CHECK(nw.misrouted > 0);
-    CHECK(ir_netaddr_eq(&s[1].c->path.addr, &nw.caddr));
-    CHECK(s[1].c->path.validated);
-    CHECK(!s[1].c->path.challenge_outstanding);
+    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &nw.caddr));
+    CHECK(s[1].c->path->validated);
+    CHECK(!s[1].c->path->challenge_outstanding);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -1602,10 +1602,10 @@ static void put_raw(frames *fr, const char *hex)
 /* a 1-RTT packet from c carrying the frames; reserved = header bits to set */
 static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
 {
-    pn_space *sp = &c->sp[SP_APP];
+    pn_space *sp = &SP(c, SP_APP);
     uint64_t pn = sp->next_pn++;
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->rcid[c->active_rcid].cid, c->key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, c->key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
@@ -1928,7 +1928,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->cwnd = 1000 * c->max_datagram; /* as after a long slow start */
+    c->path->cwnd = 1000 * c->path->max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
