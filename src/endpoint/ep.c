@@ -566,44 +566,13 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
             return;
         }
     }
-    /* gather consecutive equal-size datagrams to the same place into one batch */
-    uint8_t *buf = ep->batch;
-    ir_netaddr to, batch_to;
-    size_t len = 0, seg = 0, n;
-    int budget = 256; /* keep the loop responsive under bulk sends */
-    while (budget-- > 0) {
-        if (len + MAX_DGRAM > sizeof ep->batch || len / (seg ? seg : 1) >= IR_EP_BATCH) {
-            send_batch(ep, &batch_to, buf, len, seg);
-            len = 0;
-        }
-        n = ir_conn_send(s->c, buf + len, MAX_DGRAM, &to, now);
-        if (!n)
-            break;
-        if (len == 0) {
-            batch_to = to;
-            seg = n;
-            len = n;
-            continue;
-        }
-        if (!ir_netaddr_eq(&to, &batch_to) || n > seg) {
-            /* cannot join: send the batch so far, start a new one with this datagram */
-            uint8_t tmp[MAX_DGRAM];
-            memcpy(tmp, buf + len, n);
-            send_batch(ep, &batch_to, buf, len, seg);
-            memcpy(buf, tmp, n);
-            batch_to = to;
-            seg = n;
-            len = n;
-            continue;
-        }
-        len += n;
-        if (n < seg) { /* a shorter one ends the batch */
-            send_batch(ep, &batch_to, buf, len, seg);
-            len = 0;
-        }
-    }
-    if (len)
-        send_batch(ep, &batch_to, buf, len, seg);
+    /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
+    ir_netaddr to;
+    size_t seg, len;
+    int budget = 16; /* batches per call: keep the loop responsive under bulk sends */
+    while (budget-- > 0 &&
+           (len = ir_conn_send_batch(s->c, ep->batch, sizeof ep->batch, MAX_DGRAM, &to, &seg, now)) > 0)
+        send_batch(ep, &to, ep->batch, len, seg);
 }
 
 void ir_ep_flush(ir_ep *ep)

@@ -2128,6 +2128,45 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
     return total;
 }
 
+size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap, ir_netaddr *to,
+                          size_t *seg, uint64_t now)
+{
+    if (dgram_cap > IR_CONN_MAX_DGRAM)
+        dgram_cap = IR_CONN_MAX_DGRAM;
+    size_t len = 0;
+    *seg = 0;
+    if (c->held_len) {
+        if (c->held_len > cap)
+            return 0;
+        memcpy(buf, c->held, c->held_len);
+        *to = c->held_to;
+        *seg = len = c->held_len;
+        c->held_len = 0;
+    }
+    while (len + dgram_cap <= cap) {
+        ir_netaddr t;
+        size_t n = ir_conn_send(c, buf + len, dgram_cap, &t, now);
+        if (!n)
+            break;
+        if (len == 0) {
+            *to = t;
+            *seg = len = n;
+            continue;
+        }
+        if (!ir_netaddr_eq(&t, to) || n > *seg) {
+            /* cannot join: keep it for the next call */
+            memcpy(c->held, buf + len, n);
+            c->held_len = n;
+            c->held_to = t;
+            break;
+        }
+        len += n;
+        if (n < *seg)
+            break; /* a shorter datagram ends the batch */
+    }
+    return len;
+}
+
 size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
 {
     c->now = now;
@@ -2303,6 +2342,8 @@ uint64_t ir_conn_timeout(const ir_conn *c)
 {
     if (c->state == IR_CONN_CLOSED)
         return UINT64_MAX;
+    if (c->held_len)
+        return c->now; /* a datagram waits for ir_conn_send_batch */
     if (c->state >= IR_CONN_CLOSING)
         return c->close_deadline;
     uint64_t t = idle_deadline(c);

@@ -77,6 +77,14 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
 /* Writes the next datagram to send into buf (cap >= 1200 bytes, ideally 1472) and its
  * destination into *to. Returns its length, or 0 when there is nothing to send now. */
 size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now);
+/* The same in batches ready for UDP GSO: consecutive datagrams of at most dgram_cap
+ * bytes each (1200 <= dgram_cap <= IR_CONN_MAX_DGRAM) to one destination, all of *seg
+ * bytes but the last, which may be shorter; at most cap bytes. Returns the total (0:
+ * nothing to send). A datagram that cannot join the batch (another destination, a larger
+ * one) is kept and comes first in the next call, so call until it returns 0. */
+#define IR_CONN_MAX_DGRAM 1500
+size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap, ir_netaddr *to,
+                          size_t *seg, uint64_t now);
 
 /* The next deadline (absolute ns), UINT64_MAX if none; then call ir_conn_on_timeout. */
 uint64_t ir_conn_timeout(const ir_conn *c);

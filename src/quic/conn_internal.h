@@ -269,6 +269,11 @@ struct ir_conn {
     size_t ev_head, ev_n, ev_cap;
 
     ir_conn_stats stats;
+
+    /* ir_conn_send_batch: a datagram built but not joining the last batch */
+    uint8_t held[IR_CONN_MAX_DGRAM];
+    size_t held_len;
+    ir_netaddr held_to;
 };
 
 /* recovery.c */
