@@ -330,6 +330,12 @@ IROH_EXTERN int iroh_endpoint_builder_relay_auth_token(iroh_endpoint_builder *b,
  * relay). The file is read when a relay connection starts. NULL: the system store. */
 IROH_EXTERN int iroh_endpoint_builder_relay_ca_file(iroh_endpoint_builder *b, const char *path);
 
+/* QUIC address discovery: the endpoint learns its public address (as the home relay
+ * sees it) over a QUIC connection from its UDP socket to the relay's UDP port, and adds
+ * it to its direct addresses. https relays only (the relay's certificate is checked as
+ * for its URL). port: that UDP port (default 7842, iroh's); 0 turns it off. */
+IROH_EXTERN int iroh_endpoint_builder_relay_quic_port(iroh_endpoint_builder *b, uint16_t port);
+
 /* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
 

@@ -144,6 +144,7 @@ typedef struct relay_opts {
     int n;
     int none;
     const char *ca_file;
+    long quic_port; /* -1: default */
 } relay_opts;
 
 /* 1 if argv[*i] was a relay option (consumed), 0 if not, -1 on a usage error */
@@ -151,6 +152,13 @@ static int relay_opt(relay_opts *r, int argc, char **argv, int *i)
 {
     if (strcmp(argv[*i], "--no-relay") == 0) {
         r->none = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--relay-quic-port") == 0 && *i + 1 < argc) {
+        char *end;
+        r->quic_port = strtol(argv[++*i], &end, 10);
+        if (*end || r->quic_port < 0 || r->quic_port > 65535)
+            return -2;
         return 1;
     }
     if (strcmp(argv[*i], "--relay-ca") == 0 && *i + 1 < argc) {
@@ -174,6 +182,8 @@ static int relay_apply(const relay_opts *r, iroh_endpoint_builder *b)
         iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
     if (r->ca_file)
         iroh_endpoint_builder_relay_ca_file(b, r->ca_file);
+    if (r->quic_port >= 0)
+        iroh_endpoint_builder_relay_quic_port(b, (uint16_t)r->quic_port);
     for (int i = 0; i < r->n; i++) {
         int rc = iroh_endpoint_builder_relay_url(b, r->urls[i]);
         if (rc != IROH_OK)
@@ -217,7 +227,7 @@ int cmd_connect(int argc, char **argv)
     size_t n_alpns = 0;
     double timeout_s = 10.0;
     long streams = 1;
-    relay_opts relays = {0};
+    relay_opts relays = {.quic_port = -1};
     int ro;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
@@ -238,7 +248,8 @@ int cmd_connect(int argc, char **argv)
             bind = argv[++i];
         } else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
             if (ro < 0)
-                return cli_usage("at most 8 --relay options%s", NULL);
+                return cli_usage(ro == -2 ? "--relay-quic-port takes a port (0 turns it off)%s"
+                                          : "at most 8 --relay options%s", NULL);
         } else if (argv[i][0] != '-' && !ticket) {
             ticket = argv[i];
         } else {
@@ -247,7 +258,7 @@ int cmd_connect(int argc, char **argv)
     }
     if (!ticket || !n_alpns)
         return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] "
-                         "[--relay URL]... [--relay-ca PEM] [--no-relay]%s",
+                         "[--relay URL]... [--relay-ca PEM] [--relay-quic-port N] [--no-relay]%s",
                          NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
@@ -442,7 +453,7 @@ int cmd_listen(int argc, char **argv)
 {
     const char *alpn = NULL, *bind = NULL, *secret_file = NULL;
     int echo = 0, retry = 0, ro;
-    relay_opts relays = {0};
+    relay_opts relays = {.quic_port = -1};
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc)
             alpn = argv[++i];
@@ -456,14 +467,16 @@ int cmd_listen(int argc, char **argv)
             secret_file = argv[++i];
         else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
             if (ro < 0)
-                return cli_usage("at most 8 --relay options%s", NULL);
+                return cli_usage(ro == -2 ? "--relay-quic-port takes a port (0 turns it off)%s"
+                                          : "at most 8 --relay options%s", NULL);
         }
         else
             return cli_usage("listen: unexpected argument '%s'", argv[i]);
     }
     if (!alpn)
         return cli_usage("usage: iroh-c listen --alpn ALPN [--echo] [--bind IP:PORT] "
-                         "[--secret-file F] [--relay URL]... [--relay-ca PEM] [--no-relay]%s", NULL);
+                         "[--secret-file F] [--relay URL]... [--relay-ca PEM] [--relay-quic-port N]\n"
+                         "       [--no-relay]%s", NULL);
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);

@@ -40,6 +40,7 @@ struct iroh_endpoint_builder {
     size_t n_relays;
     char *relay_token;
     char *relay_ca_file;
+    int relay_quic_port; /* QUIC address discovery port of https relays; -1: 7842 */
 };
 
 /* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
@@ -381,6 +382,7 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
     }
     b->bind4.family = 4;
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+    b->relay_quic_port = -1;
     return b;
 }
 
@@ -570,6 +572,14 @@ int iroh_endpoint_builder_relay_ca_file(iroh_endpoint_builder *b, const char *pa
     return IROH_OK;
 }
 
+int iroh_endpoint_builder_relay_quic_port(iroh_endpoint_builder *b, uint16_t port)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    b->relay_quic_port = port;
+    return IROH_OK;
+}
+
 int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
 {
     if (!b || !out)
@@ -609,6 +619,8 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     }
     cfg.relay_token = b->relay_token;
     cfg.relay_ca_file = b->relay_ca_file;
+    cfg.qad_client = b->relay_quic_port != 0;
+    cfg.qad_port = b->relay_quic_port > 0 ? (uint16_t)b->relay_quic_port : 0;
     cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;

@@ -57,6 +57,13 @@ struct ir_ep {
     int npf_links;
     char *relay_token;
     char *relay_ca_file;
+    /* QUIC address discovery with the home relay: one internal connection, not in conns */
+    conn_slot qad;
+    int qad_link;             /* the link it went to */
+    uint64_t qad_retry_at;
+    ir_tls_identity *qad_ident;
+    iroh_socket_addr public_addr;
+    int have_public;
 };
 
 uint64_t ir_now_ns(void)
@@ -206,9 +213,12 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
      * reset connections its previous run had (the point of stateless resets) */
     ir_blake3_derive_key("iroh-c 2026-11 stateless reset key", cfg->key.bytes, 32,
                          ep->reset_key, sizeof ep->reset_key);
-    int rc = ir_tls_identity_new(&cfg->key, &ep->ident);
+    int rc = cfg->x509_cert_file
+                 ? ir_tls_identity_new_x509_server(cfg->x509_cert_file, cfg->x509_key_file, &ep->ident)
+                 : ir_tls_identity_new(&cfg->key, &ep->ident);
     if (rc != IROH_OK)
         goto fail;
+    ep->qad_link = -1;
     /* our own copy of the ALPN list */
     if (cfg->n_alpns) {
         size_t total = 0;
@@ -273,6 +283,7 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
     ep->cfg.relay_urls = NULL; /* not kept: the links have their own copies */
     ep->cfg.relay_token = NULL;
     ep->cfg.relay_ca_file = NULL;
+    ep->cfg.x509_cert_file = ep->cfg.x509_key_file = NULL;
     *out = ep;
     return IROH_OK;
 fail:
@@ -292,6 +303,8 @@ void ir_ep_free(ir_ep *ep)
             close(ep->fd[i]);
     for (size_t i = 0; i < ep->nlinks; i++)
         ir_rlink_free(ep->links[i]);
+    ir_conn_free(ep->qad.c);
+    ir_tls_identity_free(ep->qad_ident);
     free(ep->relay_token);
     free(ep->relay_ca_file);
     ir_tls_identity_free(ep->ident);
@@ -321,6 +334,16 @@ size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
         else
             out[n++] = ep->bound[i];
     }
+    /* the address the home relay sees us at, when it is not one of those */
+    if (ep->have_public && n < max) {
+        const iroh_socket_addr *p = &ep->public_addr;
+        int known = 0;
+        for (size_t i = 0; i < n; i++)
+            known |= out[i].family == p->family && out[i].port == p->port &&
+                     memcmp(out[i].ip, p->ip, p->family == 4 ? 4 : 16) == 0;
+        if (!known)
+            out[n++] = ep->public_addr;
+    }
     return n;
 }
 
@@ -347,6 +370,13 @@ static void base_config(ir_ep *ep, ir_conn_config *cfg)
         cfg->max_stream_window = ep->cfg.max_stream_window;
     if (ep->cfg.max_datagram_frame)
         cfg->tp.max_datagram_frame_size = ep->cfg.max_datagram_frame;
+    if (ep->cfg.qad_server) {
+        /* report each client's address; nothing else is offered */
+        cfg->tp.has_observed_address = 1;
+        cfg->tp.observed_address_role = 0;
+        cfg->addr_of = ir_netaddr_to_socket_addr;
+        cfg->tp.initial_max_streams_bidi = cfg->tp.initial_max_streams_uni = 0;
+    }
     cfg->identity = ep->ident;
     cfg->random = random_bytes;
     memcpy(cfg->reset_key, ep->reset_key, 32);
@@ -439,6 +469,8 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
 
 static conn_slot *route(ir_ep *ep, const ir_pkt_hdr *h)
 {
+    if (ep->qad.c && ir_conn_owns_cid(ep->qad.c, h->dcid.data, h->dcid.len))
+        return &ep->qad;
     for (size_t i = 0; i < ep->nconns; i++) {
         ir_conn *c = ep->conns[i].c;
         if (ir_conn_owns_cid(c, h->dcid.data, h->dcid.len))
@@ -578,6 +610,8 @@ static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
 void ir_ep_flush(ir_ep *ep)
 {
     uint64_t now = ir_now_ns();
+    if (ep->qad.c)
+        flush_conn(ep, &ep->qad, now);
     for (size_t i = 0; i < ep->nconns; i++)
         flush_conn(ep, &ep->conns[i], now);
 }
@@ -738,9 +772,126 @@ static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, siz
 
 static void run_timers(ir_ep *ep, uint64_t now)
 {
+    if (ep->qad.c && ir_conn_timeout(ep->qad.c) <= now)
+        ir_conn_on_timeout(ep->qad.c, now);
     for (size_t i = 0; i < ep->nconns; i++)
         if (ir_conn_timeout(ep->conns[i].c) <= now)
             ir_conn_on_timeout(ep->conns[i].c, now);
+}
+
+/* QUIC address discovery (spec relay.md 4.3): a connection from our UDP socket to the
+ * home relay's UDP port 7842, ALPN /iroh-qad/0, the relay's certificate checked as for
+ * its https URL; the relay reports the address it sees us at (OBSERVED_ADDRESS), which
+ * becomes one of our direct addresses. Kept open (keep-alive 25 s, idle 35 s) for
+ * updates; retried a minute after it fails. https relays only (QAD needs TLS). */
+#define QAD_ALPN "/iroh-qad/0"
+#define QAD_RETRY_NS (60ull * 1000000000ull)
+
+static void qad_close(ir_ep *ep, uint64_t now, int retry_soon)
+{
+    if (ep->qad.c) {
+        if (ir_conn_get_state(ep->qad.c) < IR_CONN_CLOSING) {
+            /* as iroh's client: application error 1, "finished" */
+            ir_conn_close(ep->qad.c, 1, 1, "finished", now);
+            flush_conn(ep, &ep->qad, now);
+        }
+        ir_conn_free(ep->qad.c);
+    }
+    memset(&ep->qad, 0, sizeof ep->qad);
+    ep->qad_link = -1;
+    ep->qad_retry_at = now + (retry_soon ? 0 : QAD_RETRY_NS);
+}
+
+static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
+{
+    iroh_socket_addr ip;
+    if (ir_rlink_remote_ip(l, &ip) != 0)
+        return;
+    ip.port = ep->cfg.qad_port ? ep->cfg.qad_port : 7842;
+    ir_netaddr path;
+    ir_netaddr_from_socket_addr(&path, &ip);
+    if (sock_for(ep, &path) < 0)
+        return; /* no socket of the relay's family */
+    ep->qad_retry_at = now + QAD_RETRY_NS; /* if this fails at once */
+    if (!ep->qad_ident &&
+        ir_tls_identity_new_x509_client(ep->relay_ca_file, &ep->qad_ident) != IROH_OK) {
+        IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
+        return;
+    }
+    static const uint8_t alpn[] = QAD_ALPN;
+    const uint8_t *alpns[1] = {alpn};
+    size_t lens[1] = {sizeof alpn - 1};
+    ir_conn_config cfg;
+    base_config(ep, &cfg);
+    cfg.identity = ep->qad_ident;
+    cfg.tls_server_name = ir_rlink_host(l);
+    cfg.alpns = alpns;
+    cfg.alpn_lens = lens;
+    cfg.n_alpns = 1;
+    cfg.remote_id = NULL;
+    cfg.tp.has_observed_address = 1;
+    cfg.tp.observed_address_role = 1; /* receive only */
+    cfg.tp.max_idle_timeout = 35000;
+    cfg.keep_alive_ns = 25ull * 1000000000ull;
+    cfg.tp.initial_max_streams_bidi = cfg.tp.initial_max_streams_uni = 0;
+    ir_conn *c;
+    if (ir_conn_client_new(&cfg, &path, now, &c) != IROH_OK) {
+        IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
+        return;
+    }
+    memset(&ep->qad, 0, sizeof ep->qad);
+    ep->qad.c = c;
+    ep->qad.remote = path;
+    IR_LOG(IR_LOG_DEBUG, "address discovery with %s started", ir_rlink_url(l));
+}
+
+static void qad_tick(ir_ep *ep, uint64_t now)
+{
+    if (!ep->cfg.qad_client)
+        return;
+    int home = ep->home;
+    int usable = home >= 0 && ir_rlink_established(ep->links[home]) &&
+                 ir_rlink_is_tls(ep->links[home]);
+    if (ep->qad.c && ep->qad_link != home) {
+        qad_close(ep, now, 1); /* the home relay changed */
+    }
+    if (!ep->qad.c) {
+        if (usable && now >= ep->qad_retry_at) {
+            qad_start(ep, ep->links[home], now);
+            if (ep->qad.c)
+                ep->qad_link = home;
+        }
+        return;
+    }
+    ir_event ev;
+    while (ir_conn_poll_event(ep->qad.c, &ev)) {
+        if (ev.type != IR_EV_OBSERVED_ADDRESS)
+            continue;
+        iroh_socket_addr a;
+        if (ir_conn_observed_addr(ep->qad.c, &a) != 0)
+            continue;
+        if (!ep->have_public || a.family != ep->public_addr.family ||
+            a.port != ep->public_addr.port || memcmp(a.ip, ep->public_addr.ip, 16) != 0) {
+            char text[IROH_SOCKET_ADDR_LEN];
+            iroh_socket_addr_to_string(&a, text, sizeof text);
+            IR_LOG(IR_LOG_INFO, "public address (QUIC address discovery): %s", text);
+        }
+        ep->public_addr = a;
+        ep->have_public = 1;
+    }
+    if (ir_conn_get_state(ep->qad.c) == IR_CONN_CLOSED) {
+        const ir_close_info *ci = ir_conn_close_info(ep->qad.c);
+        IR_LOG(IR_LOG_DEBUG, "address discovery closed: %s", ci->reason[0] ? ci->reason : "-");
+        qad_close(ep, now, 0);
+    }
+}
+
+int ir_ep_public_addr(const ir_ep *ep, iroh_socket_addr *out)
+{
+    if (!ep->have_public)
+        return -1;
+    *out = ep->public_addr;
+    return 0;
 }
 
 /* Relay links: their descriptors' readiness (from the last prepare) and deadlines. */
@@ -760,6 +911,7 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
             ir_rlink_process(ep->links[i], rev[i], now);
     }
     choose_home(ep, now);
+    qad_tick(ep, now);
 }
 
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
@@ -775,6 +927,11 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
         if (d && d < t)
             t = d;
     }
+    if (ep->qad.c && ir_conn_timeout(ep->qad.c) < t)
+        t = ir_conn_timeout(ep->qad.c);
+    if (ep->cfg.qad_client && !ep->qad.c && ep->home >= 0 && ep->qad_retry_at > now &&
+        ep->qad_retry_at < t)
+        t = ep->qad_retry_at;
     if (t == UINT64_MAX)
         return cap_ms;
     if (t <= now)

@@ -34,6 +34,15 @@ typedef struct ir_ep_config {
     int relays_disabled;     /* relay URLs in peers' addresses are ignored too */
     const char *relay_ca_file; /* https relays: trust these PEM certificates instead of the
                                   system store; NULL: the system store */
+    /* QUIC address discovery (spec relay.md 4.3), client side: learn our public address
+     * from the home relay (https relays only: its certificate is checked) on UDP qad_port
+     * (0: 7842) */
+    int qad_client;
+    uint16_t qad_port;
+    /* ... and the relay's side: an X.509 identity (PEM certificate chain and key) instead
+     * of the raw public key, ALPN /iroh-qad/0, no streams, each client's address reported */
+    const char *x509_cert_file, *x509_key_file;
+    int qad_server;
 } ir_ep_config;
 
 #define IR_EP_MAX_RELAYS 8
@@ -93,6 +102,8 @@ const char *ir_ep_home_relay(const ir_ep *ep);
 /* 1 and a relay that is wanted but not connected, with the reason of its last failure;
  * 0 if there is none. */
 int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why);
+/* Our address as the home relay sees it (QUIC address discovery): 0, or -1 if unknown. */
+int ir_ep_public_addr(const ir_ep *ep, iroh_socket_addr *out);
 /* The number of relays configured. */
 size_t ir_ep_relay_count(const ir_ep *ep);
 

@@ -318,6 +318,41 @@ const char *ir_rlink_last_error(const ir_rlink *l)
     return l->err;
 }
 
+const char *ir_rlink_host(const ir_rlink *l)
+{
+    return l->host;
+}
+
+int ir_rlink_is_tls(const ir_rlink *l)
+{
+    return l->tls;
+}
+
+int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out)
+{
+    if (l->st != L_UP || l->fd < 0)
+        return -1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(l->fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    memset(out, 0, sizeof *out);
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        out->family = 4;
+        memcpy(out->ip, &s4->sin_addr, 4);
+        out->port = ntohs(s4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        out->family = 6;
+        memcpy(out->ip, &s6->sin6_addr, 16);
+        out->port = ntohs(s6->sin6_port);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 uint64_t ir_rlink_connects(const ir_rlink *l)
 {
     return l->connects;

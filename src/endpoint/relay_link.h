@@ -74,6 +74,11 @@ int ir_rlink_established(const ir_rlink *l);
 uint64_t ir_rlink_latency(const ir_rlink *l);
 /* Why the last attempt failed ("" if none). */
 const char *ir_rlink_last_error(const ir_rlink *l);
+/* The relay's host (as in the URL, without brackets) and whether the link uses TLS. */
+const char *ir_rlink_host(const ir_rlink *l);
+int ir_rlink_is_tls(const ir_rlink *l);
+/* The address of the relay the link is connected to: 0, or -1 when not connected. */
+int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out);
 /* Times the link came up (authenticated); for tests and stats. */
 uint64_t ir_rlink_connects(const ir_rlink *l);
 

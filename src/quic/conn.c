@@ -362,6 +362,7 @@ static int start_tls(ir_conn *c)
         .n_alpns = c->cfg.n_alpns,
         .expected_peer = c->cfg.remote_id,
         .send_sni = c->cfg.send_sni,
+        .server_name = c->cfg.tls_server_name,
         .local_tp = enc,
         .local_tp_len = n,
     };
@@ -386,7 +387,9 @@ static int install_initial_keys(ir_conn *c, const ir_cid *cid)
 int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64_t now,
                        ir_conn **out)
 {
-    if (!cfg->remote_id || !cfg->random || !cfg->identity || !cfg->n_alpns)
+    int x509 = ir_tls_identity_is_x509(cfg->identity);
+    if ((!cfg->remote_id && !x509) || (x509 && !cfg->tls_server_name) || !cfg->random ||
+        !cfg->identity || !cfg->n_alpns)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "client config incomplete");
     ir_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -880,6 +883,13 @@ static void on_handshake_complete(ir_conn *c)
         return;
     c->handshake_complete = 1;
     c->state = IR_CONN_ESTABLISHED;
+    /* address discovery: we report if we may send and the peer wants to receive */
+    if (c->cfg.tp.has_observed_address && c->peer_tp.has_observed_address) {
+        uint64_t mine = c->cfg.tp.observed_address_role, theirs = c->peer_tp.observed_address_role;
+        c->qad_send = (mine == 0 || mine == 2) && (theirs == 1 || theirs == 2) && c->cfg.addr_of;
+        c->qad_recv = (mine == 1 || mine == 2) && (theirs == 0 || theirs == 2);
+        c->observed_pending = c->qad_send;
+    }
     if (c->is_server) {
         c->handshake_confirmed = 1;
         c->handshake_done_pending = 1;
@@ -930,8 +940,9 @@ static int extension_ok(const ir_conn *c, unsigned info)
         return 0;
     if ((info & IR_FRAME_NEEDS_ACK_FREQUENCY) && !c->cfg.tp.has_min_ack_delay)
         return 0;
-    if (info & (IR_FRAME_NEEDS_MULTIPATH | IR_FRAME_NEEDS_NAT_TRAVERSAL |
-                IR_FRAME_NEEDS_ADDR_DISCOVERY))
+    if ((info & IR_FRAME_NEEDS_ADDR_DISCOVERY) && !c->qad_recv)
+        return 0; /* only a receiver of address reports may get them */
+    if (info & (IR_FRAME_NEEDS_MULTIPATH | IR_FRAME_NEEDS_NAT_TRAVERSAL))
         return 0; /* not offered yet */
     return 1;
 }
@@ -1106,6 +1117,40 @@ static void path_on_timeout(ir_conn *c, uint64_t now)
 }
 
 /* Returns 1 if the frames made the packet ack-eliciting, 0 if not, -1 after closing. */
+/* OBSERVED_ADDRESS: the newest report (by sequence number) is our address as the peer
+ * sees it; an IPv4-mapped IPv6 address counts as IPv4 */
+static void observed_address(ir_conn *c, const ir_frame *f)
+{
+    if (c->have_observed && f->u.addr.seq <= c->observed_recv_seq)
+        return; /* older or repeated */
+    iroh_socket_addr a;
+    memset(&a, 0, sizeof a);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (f->type == IR_FT_OBSERVED_ADDRESS_V4) {
+        a.family = 4;
+        memcpy(a.ip, f->u.addr.ip, 4);
+    } else if (memcmp(f->u.addr.ip, mapped, 12) == 0) {
+        a.family = 4;
+        memcpy(a.ip, f->u.addr.ip + 12, 4);
+    } else {
+        a.family = 6;
+        memcpy(a.ip, f->u.addr.ip, 16);
+    }
+    a.port = f->u.addr.port;
+    c->observed = a;
+    c->observed_recv_seq = f->u.addr.seq;
+    c->have_observed = 1;
+    ir_conn_push_event(c, IR_EV_OBSERVED_ADDRESS, 0, 0);
+}
+
+int ir_conn_observed_addr(const ir_conn *c, iroh_socket_addr *out)
+{
+    if (!c->have_observed)
+        return -1;
+    *out = c->observed;
+    return 0;
+}
+
 static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const ir_cid *pkt_dcid,
                           const uint8_t *p, size_t len, int *non_probing)
 {
@@ -1299,6 +1344,10 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             break;
         case IR_FT_ACK_FREQUENCY:
             break; /* we keep our own ack policy; the peer's request is only a hint */
+        case IR_FT_OBSERVED_ADDRESS_V4:
+        case IR_FT_OBSERVED_ADDRESS_V6:
+            observed_address(c, &f); /* extension_ok checked that we receive them */
+            break;
         default:
             if ((f.type & ~(uint64_t)7) == IR_FT_STREAM) {
                 stream_frame(c, &f);
@@ -1507,6 +1556,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
             c->path->bytes_recv = 0;
             c->path->bytes_sent = 0;
             start_validation(c);
+            c->observed_pending = c->qad_send; /* tell the peer its new address */
             ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
         }
     }
@@ -1779,7 +1829,8 @@ static int stream_has_data(const ir_conn *c, const qstream *s)
 static int app_control_pending(const ir_conn *c)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->path->response_pending || c->path->challenge_pending)
+        c->max_streams_pending[1] || c->path->response_pending || c->path->challenge_pending ||
+        c->observed_pending)
         return 1;
     for (size_t i = 0; i < c->path->nlcid; i++)
         if (c->path->lcid[i].announce_pending)
@@ -1831,6 +1882,27 @@ static void write_path_frames(ir_conn *c, pktw *w)
 
 static void write_app_control(ir_conn *c, pktw *w)
 {
+    if (c->observed_pending && can_record(w)) {
+        iroh_socket_addr a;
+        if (c->cfg.addr_of(&c->path->addr, &a) != 0) {
+            c->observed_pending = 0; /* not an IP path (a relay): nothing to tell */
+        } else {
+            ir_frame f;
+            memset(&f, 0, sizeof f);
+            /* an IPv4-mapped IPv6 address goes out as IPv4 */
+            static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            int v4 = a.family == 4 || memcmp(a.ip, mapped, 12) == 0;
+            f.type = v4 ? IR_FT_OBSERVED_ADDRESS_V4 : IR_FT_OBSERVED_ADDRESS_V6;
+            f.u.addr.seq = c->observed_seq;
+            memcpy(f.u.addr.ip, a.family == 4 ? a.ip : v4 ? a.ip + 12 : a.ip, v4 ? 4 : 16);
+            f.u.addr.port = a.port;
+            if (put_frame(w, &f)) {
+                c->observed_pending = 0;
+                c->observed_sent_seq = c->observed_seq++;
+                record(w, SF_OBSERVED_ADDRESS, c->observed_sent_seq, 0, 0, 0, 1);
+            }
+        }
+    }
     if (c->handshake_done_pending && can_record(w)) {
         ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
         if (put_frame(w, &f)) {
@@ -2318,6 +2390,10 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         break;
     case SF_HANDSHAKE_DONE:
         c->handshake_done_pending = 1;
+        break;
+    case SF_OBSERVED_ADDRESS:
+        if (f->a == c->observed_sent_seq) /* the latest report was lost: send it again */
+            c->observed_pending = 1;
         break;
     case SF_PATH_CHALLENGE:
         if (c->path->challenge_outstanding)

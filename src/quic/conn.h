@@ -38,6 +38,15 @@ typedef struct ir_conn_config {
     size_t n_alpns;
     const iroh_endpoint_id *remote_id; /* client: the EndpointId dialed */
     int send_sni;                      /* client: iroh 1.0.2-style SNI */
+    /* X.509 client (an X.509 identity, remote_id NULL): the name the server's certificate
+     * must carry (QUIC address discovery with a relay) */
+    const char *tls_server_name;
+    /* QUIC address discovery (draft-seemann-quic-address-discovery as noq, spec relay.md
+     * 4.3), on when tp.has_observed_address: a sender role (0 or 2) reports the peer's
+     * address on each new path with OBSERVED_ADDRESS; addr_of turns a path address into
+     * an IP address (returns 0) for that. A receiver role (1 or 2) gets
+     * IR_EV_OBSERVED_ADDRESS and ir_conn_observed_addr. */
+    int (*addr_of)(const ir_netaddr *a, iroh_socket_addr *out);
     ir_tp tp;                          /* our transport parameters (ir_tp_set_iroh_defaults) */
     uint64_t keep_alive_ns;            /* PING after this much send idleness; 0 = off */
     ir_cc_algo cc;
@@ -122,6 +131,7 @@ typedef enum ir_event_type {
     IR_EV_CLOSED,          /* the connection is closed (see ir_conn_close_info) */
     IR_EV_PATH_CHANGED,    /* path 0 moved to a new peer address (ir_conn_path_addr) */
     IR_EV_PATH_VALIDATED,  /* path 0's current address answered a PATH_CHALLENGE */
+    IR_EV_OBSERVED_ADDRESS, /* the peer told us our address (ir_conn_observed_addr) */
 } ir_event_type;
 
 typedef struct ir_event {
@@ -147,6 +157,8 @@ const ir_close_info *ir_conn_close_info(const ir_conn *c);
 
 /* The peer address path 0 uses now. */
 const ir_netaddr *ir_conn_path_addr(const ir_conn *c);
+/* Our address as the peer last reported it (QUIC address discovery): 0, or -1 if none. */
+int ir_conn_observed_addr(const ir_conn *c, iroh_socket_addr *out);
 
 /* Peer identity and ALPN, once the handshake is complete. */
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out);

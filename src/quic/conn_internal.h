@@ -31,6 +31,7 @@ enum sent_kind {
     SF_DATAGRAM,
     SF_PATH_CHALLENGE,
     SF_CLOSE,
+    SF_OBSERVED_ADDRESS, /* a = sequence number */
 };
 
 typedef struct sent_frame {
@@ -269,6 +270,15 @@ struct ir_conn {
     size_t ev_head, ev_n, ev_cap;
 
     ir_conn_stats stats;
+
+    /* QUIC address discovery */
+    int qad_send, qad_recv;     /* negotiated roles: we report / we are told */
+    int observed_pending;       /* send OBSERVED_ADDRESS for the current path */
+    uint64_t observed_seq;      /* next sequence number we send */
+    uint64_t observed_sent_seq; /* the one in flight */
+    int have_observed;          /* what the peer told us */
+    uint64_t observed_recv_seq;
+    iroh_socket_addr observed;
 
     /* ir_conn_send_batch: a datagram built but not joining the last batch */
     uint8_t held[IR_CONN_MAX_DGRAM];

@@ -1,5 +1,6 @@
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -20,6 +21,11 @@ static const char PRIORITY[] =
     "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:-SIGN-ALL:+SIGN-EDDSA-ED25519:"
     "-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK:%DISABLE_TLS13_COMPAT_MODE";
 
+/* X.509 (address discovery with relays): the same, with ordinary certificates. */
+static const char PRIORITY_X509[] =
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
+    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%DISABLE_TLS13_COMPAT_MODE";
+
 static const uint8_t SPKI_PREFIX[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
                                         0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
 
@@ -32,7 +38,54 @@ void ir_ed25519_spki(const uint8_t key[32], uint8_t out[IR_SPKI_LEN])
 struct ir_tls_identity {
     gnutls_certificate_credentials_t cred;
     iroh_endpoint_id id;
+    int x509; /* 1: X.509 server, 2: X.509 client (trust only) */
 };
+
+int ir_tls_identity_new_x509_server(const char *cert_file, const char *key_file,
+                                    ir_tls_identity **out)
+{
+    ir_tls_identity *ident = calloc(1, sizeof *ident);
+    if (!ident)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    ident->x509 = 1;
+    int rc = gnutls_certificate_allocate_credentials(&ident->cred);
+    if (rc >= 0)
+        rc = gnutls_certificate_set_x509_key_file(ident->cred, cert_file, key_file,
+                                                  GNUTLS_X509_FMT_PEM);
+    if (rc < 0) {
+        ir_tls_identity_free(ident);
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "certificate %s / key %s: %s", cert_file,
+                       key_file, gnutls_strerror(rc));
+    }
+    *out = ident;
+    return IROH_OK;
+}
+
+int ir_tls_identity_new_x509_client(const char *ca_file, ir_tls_identity **out)
+{
+    ir_tls_identity *ident = calloc(1, sizeof *ident);
+    if (!ident)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    ident->x509 = 2;
+    int rc = gnutls_certificate_allocate_credentials(&ident->cred);
+    if (rc >= 0)
+        rc = ca_file ? gnutls_certificate_set_x509_trust_file(ident->cred, ca_file,
+                                                             GNUTLS_X509_FMT_PEM)
+                     : gnutls_certificate_set_x509_system_trust(ident->cred);
+    if (rc <= 0) {
+        ir_tls_identity_free(ident);
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "trusted certificates (%s): %s",
+                       ca_file ? ca_file : "system store",
+                       rc < 0 ? gnutls_strerror(rc) : "none found");
+    }
+    *out = ident;
+    return IROH_OK;
+}
+
+int ir_tls_identity_is_x509(const ir_tls_identity *id)
+{
+    return id && id->x509;
+}
 
 int ir_tls_identity_new(const iroh_secret_key *key, ir_tls_identity **out)
 {
@@ -253,9 +306,13 @@ static ssize_t no_push(gnutls_transport_ptr_t p, const void *buf, size_t len)
 
 int ir_tls_new(const ir_tls_config *cfg, const ir_tls_callbacks *cb, ir_tls **out)
 {
-    if (!cfg || !cfg->identity || !cfg->n_alpns || (!cfg->is_server && !cfg->expected_peer))
+    int x509 = cfg && cfg->identity && cfg->identity->x509;
+    if (!cfg || !cfg->identity || !cfg->n_alpns ||
+        (!cfg->is_server && !x509 && !cfg->expected_peer) ||
+        (!cfg->is_server && x509 && (!cfg->server_name || cfg->identity->x509 != 2)) ||
+        (cfg->is_server && x509 && cfg->identity->x509 != 1))
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "TLS config needs an identity, ALPNs and "
-                                                  "(client) the expected peer");
+                                                  "(client) the expected peer or name");
     ir_tls *t = calloc(1, sizeof *t);
     if (!t)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
@@ -278,22 +335,37 @@ int ir_tls_new(const ir_tls_config *cfg, const ir_tls_callbacks *cb, ir_tls **ou
         t->alpn_list[i].size = (unsigned)cfg->alpn_lens[i];
     }
 
-    unsigned flags = (cfg->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_ENABLE_RAWPK |
-                     GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_NO_TICKETS | GNUTLS_NONBLOCK;
+    unsigned flags = (cfg->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+                     (x509 ? 0 : GNUTLS_ENABLE_RAWPK) | GNUTLS_NO_END_OF_EARLY_DATA |
+                     GNUTLS_NO_TICKETS | GNUTLS_NONBLOCK;
     int rc;
     const char *what = "gnutls_init";
     if ((rc = gnutls_init(&t->s, flags)) < 0)
         goto fail;
     gnutls_session_set_ptr(t->s, t);
     what = "priority";
-    if ((rc = gnutls_priority_set_direct(t->s, PRIORITY, NULL)) < 0)
+    if ((rc = gnutls_priority_set_direct(t->s, x509 ? PRIORITY_X509 : PRIORITY, NULL)) < 0)
         goto fail;
     what = "credentials";
     if ((rc = gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, cfg->identity->cred)) < 0)
         goto fail;
-    if (cfg->is_server)
-        gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
-    gnutls_session_set_verify_function(t->s, verify_func);
+    if (x509) {
+        /* the server asks no certificate; the client checks the chain and the name */
+        if (!cfg->is_server) {
+            gnutls_session_set_verify_cert(t->s, cfg->server_name, 0);
+            unsigned char ip[16];
+            int literal = inet_pton(AF_INET, cfg->server_name, ip) == 1 ||
+                          inet_pton(AF_INET6, cfg->server_name, ip) == 1;
+            what = "server name";
+            if (!literal && (rc = gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, cfg->server_name,
+                                                         strlen(cfg->server_name))) < 0)
+                goto fail;
+        }
+    } else {
+        if (cfg->is_server)
+            gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+        gnutls_session_set_verify_function(t->s, verify_func);
+    }
     what = "alpn";
     if ((rc = gnutls_alpn_set_protocols(t->s, t->alpn_list, (unsigned)t->n_alpns,
                                         GNUTLS_ALPN_MANDATORY |

@@ -21,6 +21,15 @@ typedef enum ir_level {
  * connections of the endpoint; immutable after creation, so usable from any thread. */
 typedef struct ir_tls_identity ir_tls_identity;
 int ir_tls_identity_new(const iroh_secret_key *key, ir_tls_identity **out);
+/* X.509 instead of raw public keys, for QUIC address discovery with a relay (spec
+ * relay.md 4.3: the relay's own certificate, no client certificate). Server: a PEM
+ * certificate chain and its key. Client: the certificates to trust (a PEM file, or NULL
+ * for the system store); the server's name is checked (ir_tls_config.server_name).
+ * IROH_ERR_INVALID_ARGUMENT for files that cannot be read. */
+int ir_tls_identity_new_x509_server(const char *cert_file, const char *key_file,
+                                    ir_tls_identity **out);
+int ir_tls_identity_new_x509_client(const char *ca_file, ir_tls_identity **out);
+int ir_tls_identity_is_x509(const ir_tls_identity *id);
 void ir_tls_identity_free(ir_tls_identity *id);
 
 typedef struct ir_tls_callbacks {
@@ -48,6 +57,9 @@ typedef struct ir_tls_config {
     const iroh_endpoint_id *expected_peer;
     /* Client: send SNI <base32hex(id)>.iroh.invalid as iroh 1.0.2 does (default: none). */
     int send_sni;
+    /* X.509 client: the name (DNS name or IP literal) the server's certificate must carry;
+     * sent as SNI when it is a DNS name. */
+    const char *server_name;
     /* Our encoded transport parameters. */
     const uint8_t *local_tp;
     size_t local_tp_len;
@@ -69,7 +81,7 @@ int ir_tls_complete(const ir_tls *t);
 /* After a failure: the QUIC error code to close with (0x100 + TLS alert, or the code the
  * on_peer_tp callback returned) and a static reason text. */
 uint64_t ir_tls_error(const ir_tls *t, const char **reason);
-/* The peer's EndpointId (from its raw public key), once verified. */
+/* The peer's EndpointId (from its raw public key), once verified; -1 in X.509 mode. */
 int ir_tls_peer_id(const ir_tls *t, iroh_endpoint_id *out);
 /* The negotiated ALPN (NULL before it is known). */
 const uint8_t *ir_tls_alpn(const ir_tls *t, size_t *len);

@@ -1962,6 +1962,90 @@ TEST(pacing)
     sides_free(s, &nw);
 }
 
+/* ---- QUIC address discovery (relay.md 4.3): the server reports the client's address --- */
+
+static int qad_addr_of(const ir_netaddr *a, iroh_socket_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (a->len == 6 && memcmp(a->data, "client", 6) == 0) {
+        out->family = 4;
+        memcpy(out->ip, "\xc0\x00\x02\x01", 4); /* 192.0.2.1:1000 */
+        out->port = 1000;
+        return 0;
+    }
+    if (a->len == 7 && memcmp(a->data, "client2", 7) == 0) {
+        out->family = 6; /* an IPv4-mapped IPv6 address: reported as 192.0.2.2:2000 */
+        memcpy(out->ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff\xc0\x00\x02\x02", 16);
+        out->port = 2000;
+        return 0;
+    }
+    return -1;
+}
+
+static int qad_server_role = 0, qad_client_offers = 1;
+static void qad_tweak(ir_conn_config *cfg, int server)
+{
+    if (server) {
+        cfg->tp.has_observed_address = 1;
+        cfg->tp.observed_address_role = (uint64_t)qad_server_role;
+        cfg->addr_of = qad_addr_of;
+    } else if (qad_client_offers) {
+        cfg->tp.has_observed_address = 1;
+        cfg->tp.observed_address_role = 1;
+    }
+}
+
+static int count_observed(side *s)
+{
+    ir_event ev;
+    int n = 0;
+    while (ir_conn_poll_event(s[0].c, &ev))
+        n += ev.type == IR_EV_OBSERVED_ADDRESS;
+    return n;
+}
+
+TEST(address_discovery)
+{
+    tweak_config = qad_tweak;
+    for (int v = 0; v < 3; v++) {
+        /* v0: both sides offer; v1: the client does not; v2: the server only receives */
+        qad_client_offers = v != 1;
+        qad_server_role = v == 2 ? 1 : 0;
+        net nw;
+        side s[2];
+        netcfg nc = {0, 0, 0, 10};
+        start(&nw, s, &nc);
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        if (!both_confirmed(s))
+            fprintf(stderr, "address discovery v%d: %s / %s\n", v, ir_conn_close_info(s[0].c)->reason,
+                    ir_conn_close_info(s[1].c)->reason);
+        run_for(&nw, s, SEC / 10);
+        iroh_socket_addr a;
+        int got = ir_conn_observed_addr(s[0].c, &a);
+        int events = count_observed(s);
+        if (v != 0) {
+            CHECK(got != 0 && events == 0); /* not negotiated: nothing reported */
+            sides_free(s, &nw);
+            continue;
+        }
+        CHECK_EQ_INT(got, 0);
+        CHECK_EQ_INT(events, 1);
+        CHECK(a.family == 4 && memcmp(a.ip, "\xc0\x00\x02\x01", 4) == 0 && a.port == 1000);
+        /* the NAT rebinds the client: the server reports the new address once it moved */
+        new_caddr.len = 7;
+        memcpy(new_caddr.data, "client2", 7);
+        nw.caddr = new_caddr;
+        run_for(&nw, s, 8 * SEC); /* a keep-alive comes from the new address */
+        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+        CHECK_EQ_INT(ir_conn_observed_addr(s[0].c, &a), 0);
+        CHECK(count_observed(s) >= 1);
+        CHECK(a.family == 4 && memcmp(a.ip, "\xc0\x00\x02\x02", 4) == 0 && a.port == 2000);
+        CHECK(ir_conn_get_state(s[0].c) == IR_CONN_ESTABLISHED);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -1992,6 +2076,7 @@ int main(void)
     RUN(protocol_violations);
     RUN(free_in_every_state);
     RUN(pacing);
+    RUN(address_discovery);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
