@@ -1,6 +1,7 @@
 /* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
- * Prints "relay listening on http://IP:PORT" once it listens; SIGINT/SIGTERM stop it
- * (exit 0); SIGUSR1 prints a "relay stats: ..." line to stderr, as does the exit. */
+ * Prints "relay listening on http://IP:PORT" once it listens (and, with --metrics-listen,
+ * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it (exit 0); SIGUSR1
+ * prints a "relay stats: ..." line to stderr, as does the exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,10 @@ int cmd_relay(int argc, char **argv)
             cfg.listen = argv[++i];
             continue;
         }
+        if (strcmp(a, "--metrics-listen") == 0 && i + 1 < argc) {
+            cfg.metrics_listen = argv[++i];
+            continue;
+        }
         if (strcmp(a, "--tls-cert") == 0 && i + 1 < argc) {
             cfg.tls_cert_file = argv[++i];
             continue;
@@ -169,6 +174,10 @@ int cmd_relay(int argc, char **argv)
     ir_relay_server_local_addr(srv, &local);
     iroh_socket_addr_to_string(&local, text, sizeof text);
     printf("relay listening on %s://%s\n", cfg.tls_cert_file ? "https" : "http", text);
+    if (ir_relay_server_metrics_addr(srv, &local)) {
+        iroh_socket_addr_to_string(&local, text, sizeof text);
+        printf("metrics listening on http://%s/metrics\n", text);
+    }
     fflush(stdout);
 
     rc = ir_relay_server_run(srv);
