@@ -82,6 +82,17 @@ static uint32_t parse_secs(const char *s)
     return msec ? msec : 1;
 }
 
+/* a byte count 1..4294967295; 0 on a bad value */
+static uint32_t parse_bytes(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v == 0 || v > UINT32_MAX)
+        return 0;
+    return (uint32_t)v;
+}
+
 /* Thousands of clients need thousands of descriptors: take the hard limit. */
 static void raise_fd_limit(void)
 {
@@ -122,6 +133,12 @@ int cmd_relay(int argc, char **argv)
             cfg.listen = argv[++i];
             continue;
         }
+        if ((strcmp(a, "--rate-limit") == 0 || strcmp(a, "--rate-burst") == 0) && i + 1 < argc) {
+            uint32_t *field = a[7] == 'l' ? &cfg.rx_bytes_per_second : &cfg.rx_max_burst_bytes;
+            if (!(*field = parse_bytes(argv[++i])))
+                return cli_usage("relay: invalid number of bytes '%s'", argv[i]);
+            continue;
+        }
         if (strcmp(a, "--metrics-listen") == 0 && i + 1 < argc) {
             cfg.metrics_listen = argv[++i];
             continue;
@@ -143,6 +160,8 @@ int cmd_relay(int argc, char **argv)
         if (!(*secs = parse_secs(argv[++i])))
             return cli_usage("relay: invalid number of seconds '%s'", argv[i]);
     }
+    if (cfg.rx_max_burst_bytes && !cfg.rx_bytes_per_second)
+        return cli_usage("relay: --rate-burst needs --rate-limit%s", NULL);
     const char *env_token = getenv("IROH_RELAY_ACCESS_TOKEN");
     if (env_token && *env_token) {
         acl.tokens[0] = env_token;

@@ -79,7 +79,10 @@ enum conn_state {
     CS_CLOSED,
 };
 
-enum conn_timer { T_HEAD, T_HANDSHAKE, T_WRITE, T_PING, T_PONG, T_LINGER, T_COUNT };
+enum conn_timer { T_HEAD, T_HANDSHAKE, T_WRITE, T_PING, T_PONG, T_LINGER, T_RATE, T_COUNT };
+
+/* The rate limiter's refill period (spec 3.5: upstream refills every 100 ms). */
+#define RL_TICK (100 * NS_PER_MS)
 
 /* The set of EndpointIds an endpoint sent datagrams to (for EndpointGone). */
 typedef struct id_set {
@@ -129,6 +132,13 @@ struct ir_relay_conn {
     size_t cur_off;
     out_queue ctl, dg;
     uint32_t ctl_limit; /* the control queue's length limit */
+    /* receive rate limit (token bucket) once upgraded */
+    int rl_on;
+    int64_t rl_tokens;    /* may go negative: a debt from an over-long read */
+    uint64_t rl_tick_at;  /* time of the last refill tick */
+    int rl_held;          /* held back in the last refill period */
+    int rl_counted;       /* counted in conns_rx_ratelimited */
+    int rl_status_sent;   /* Status 2 sent */
     int eof;          /* the peer closed its side */
     int shutdown_wr;  /* the write side is to be shut down */
     /* bookkeeping */
@@ -147,6 +157,7 @@ struct ir_relay_conn {
 
 struct ir_relay_core {
     ir_relay_server_config cfg;
+    uint64_t rl_rate, rl_burst; /* bytes per second, bucket size; rate 0: off */
     uint64_t header_timeout, keepalive_idle, hs_timeout, write_timeout, ping_interval,
         pong_timeout, linger;
     ir_relay_random_fn rnd;
@@ -227,6 +238,10 @@ int ir_relay_core_new(const ir_relay_server_config *cfg, ir_relay_random_fn rnd,
     core->ping_interval = ms(core->cfg.ping_interval_ms);
     core->pong_timeout = ms(core->cfg.pong_timeout_ms);
     core->linger = ms(core->cfg.linger_ms);
+    core->rl_rate = core->cfg.rx_bytes_per_second;
+    core->rl_burst = core->cfg.rx_max_burst_bytes ? core->cfg.rx_max_burst_bytes : core->rl_rate / 10;
+    if (core->rl_rate && !core->rl_burst)
+        core->rl_burst = 1;
     core->rnd = rnd ? rnd : getrandom_fill;
     core->rnd_ctx = rnd_ctx;
     uint64_t seed[3];
@@ -769,13 +784,93 @@ void ir_relay_core_sent(ir_relay_core *core, ir_relay_conn *c, size_t n, uint64_
     mark_changed(core, c);
 }
 
+/* ---- the receive rate limiter (spec 3.5) ------------------------------------------------ */
+
+/* The limit applies to the upgraded stream (WebSocket frames), as upstream's. */
+static int rl_applies(const ir_relay_conn *c)
+{
+    return c->rl_on && (c->state == CS_AUTH || c->state == CS_RELAY);
+}
+
+static int rl_holding(const ir_relay_conn *c)
+{
+    return rl_applies(c) && c->rl_tokens <= 0;
+}
+
+static void rl_start(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    if (!core->rl_rate)
+        return;
+    c->rl_on = 1;
+    c->rl_tokens = (int64_t)core->rl_burst;
+    c->rl_tick_at = now;
+}
+
+/* Adds the tokens of the ticks since the last one, up to the bucket's size. */
+static void rl_refill(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    if (now < c->rl_tick_at + RL_TICK)
+        return;
+    uint64_t ticks = (now - c->rl_tick_at) / RL_TICK;
+    c->rl_tick_at += ticks * RL_TICK;
+    if (c->rl_tokens > 0)
+        c->rl_held = 0; /* the bucket lasted a whole period: not held back any more */
+    if (ticks > 1000)
+        ticks = 1000; /* 100 s: more than any bucket holds */
+    uint64_t add = core->rl_rate * ticks / 10;
+    if (!add)
+        add = ticks;
+    int64_t t = c->rl_tokens + (int64_t)add;
+    if (t > (int64_t)core->rl_burst)
+        t = (int64_t)core->rl_burst;
+    c->rl_tokens = t;
+}
+
+/* len bytes are about to be read; 1 if this empties the bucket (the client is held back). */
+static int rl_take(ir_relay_core *core, ir_relay_conn *c, size_t len, uint64_t now)
+{
+    rl_refill(core, c, now);
+    if (c->rl_held)
+        core->st.bytes_rx_ratelimited += len;
+    c->rl_tokens -= len > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)len;
+    if (c->rl_tokens > 0)
+        return 0;
+    c->rl_held = 1;
+    if (!c->rl_counted) {
+        c->rl_counted = 1;
+        core->st.conns_rx_ratelimited++;
+    }
+    c->t[T_RATE] = c->rl_tick_at + RL_TICK;
+    return 1;
+}
+
+/* The refill timer of a held-back client. */
+static void rl_timer(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    rl_refill(core, c, now);
+    if (c->rl_tokens > 0) {
+        c->t[T_RATE] = 0;
+        mark_changed(core, c); /* readable again */
+    } else {
+        c->t[T_RATE] = c->rl_tick_at + RL_TICK;
+    }
+}
+
+size_t ir_relay_conn_read_max(const ir_relay_conn *c)
+{
+    if (!rl_applies(c))
+        return SIZE_MAX;
+    return c->rl_tokens > 0 ? (size_t)c->rl_tokens : 0;
+}
+
 unsigned ir_relay_conn_status(const ir_relay_conn *c)
 {
     if (c->state == CS_CLOSED)
         return IR_RELAY_CLOSED;
     unsigned s = 0;
-    /* backpressure: a client that does not read its pongs (or HTTP responses) is not read */
-    if (!c->eof && (c->state >= CS_CLOSING || c->ctl.n < c->ctl_limit))
+    /* backpressure: a client that does not read its pongs (or HTTP responses) is not read,
+     * nor one over its rate limit */
+    if (!c->eof && (c->state >= CS_CLOSING || (c->ctl.n < c->ctl_limit && !rl_holding(c))))
         s |= IR_RELAY_WANT_READ;
     if (has_output(c))
         s |= IR_RELAY_WANT_WRITE;
@@ -1327,6 +1422,7 @@ static void upgrade(ir_relay_core *core, ir_relay_conn *c, const ir_ws_upgrade *
     free(c->http);
     c->http = NULL;
     c->state = CS_AUTH;
+    rl_start(core, c, now);
     ir_ws_parser_init(&c->ws, IR_WS_ROLE_SERVER, WS_MAX_MESSAGE);
     c->ws_init = 1;
     c->t[T_HEAD] = 0;
@@ -1463,10 +1559,22 @@ void ir_relay_core_recv(ir_relay_core *core, ir_relay_conn *c, uint8_t *data, si
     if (c->state == CS_CLOSED)
         return;
     core->st.bytes_recv += len;
-    if (c->state == CS_HTTP)
+    if (c->state == CS_HTTP) {
         http_input(core, c, data, len, now);
-    else if (c->state == CS_AUTH || c->state == CS_RELAY)
+    } else if (c->state == CS_AUTH || c->state == CS_RELAY) {
+        int held = rl_applies(c) && rl_take(core, c, len, now);
         ws_input(core, c, data, len, now);
+        if (held && c->state == CS_RELAY && !c->rl_status_sent && c->version == IR_RELAY_V2) {
+            /* upstream main tells v2 clients once (1.0.x clients log the unknown status);
+             * v1 has no such news (a Health text would be wrong) */
+            ir_relay_frame f;
+            memset(&f, 0, sizeof f);
+            f.type = IR_RELAY_FT_STATUS;
+            f.u.status = IR_RELAY_STATUS_RATE_LIMITED;
+            if (send_frame(core, c, &f, now) == 0)
+                c->rl_status_sent = 1;
+        }
+    }
     /* CLOSING, LINGER: input is discarded */
     if (c->state != CS_CLOSED)
         reschedule(core, c);
@@ -1503,6 +1611,8 @@ void ir_relay_core_on_timeout(ir_relay_core *core, uint64_t now)
             conn_close(core, c, now, "pong timeout");
         } else if (expired(c, T_PING, now)) {
             send_ping(core, c, now);
+        } else if (expired(c, T_RATE, now)) {
+            rl_timer(core, c, now);
         }
         if (c->state == CS_CLOSED)
             continue;
@@ -1526,14 +1636,16 @@ int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap
                     F(dropped_full) F(dropped_invalid) F(control_dropped) F(pings_recv) F(pongs_sent)
                         F(pings_sent) F(pongs_recv) F(endpoint_gone_sent) F(protocol_errors)
                             F(header_timeouts) F(handshake_timeouts) F(pong_timeouts)
-                                F(write_timeouts) F(bytes_recv) F(bytes_sent),
+                                F(write_timeouts) F(bytes_recv) F(bytes_sent)
+                                    F(bytes_rx_ratelimited) F(conns_rx_ratelimited),
         V(conns), V(accepts), V(refused), V(http_requests), V(http_bad), V(upgrades),
         V(upgrades_refused), V(handshakes), V(handshake_failures), V(clients), V(clients_inactive),
         V(clients_replaced), V(clients_inactive_removed), V(disconnects), V(frames_recv),
         V(frames_relayed), V(bytes_relayed), V(dgram_bytes_recv), V(dropped_absent),
         V(dropped_full), V(dropped_invalid), V(control_dropped), V(pings_recv), V(pongs_sent),
         V(pings_sent), V(pongs_recv), V(endpoint_gone_sent), V(protocol_errors), V(header_timeouts),
-        V(handshake_timeouts), V(pong_timeouts), V(write_timeouts), V(bytes_recv), V(bytes_sent));
+        V(handshake_timeouts), V(pong_timeouts), V(write_timeouts), V(bytes_recv), V(bytes_sent),
+        V(bytes_rx_ratelimited), V(conns_rx_ratelimited));
 #undef F
 #undef V
 }
@@ -1562,6 +1674,12 @@ int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t c
          0, st->pings_recv},
         {"relayserver_sent_pong", "Number of times the server has sent a Pong to a client.", 0,
          st->pongs_sent},
+        {"relayserver_bytes_rx_ratelimited",
+         "Number of bytes received from client connection which have been rate-limited.", 0,
+         st->bytes_rx_ratelimited},
+        {"relayserver_conns_rx_ratelimited",
+         "Number of client connections which have had any frames rate-limited.", 0,
+         st->conns_rx_ratelimited},
         {"relayserver_accepts", "Number of times this server has accepted a connection.", 0,
          st->handshakes},
         {"relayserver_disconnects", "Number of clients that have then disconnected.", 0,
@@ -1989,6 +2107,8 @@ static void flush(ir_relay_server *srv, ir_relay_conn *c, uint64_t now)
     }
 }
 
+static void tls_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, uint64_t now);
+
 /* Brings each changed connection's socket in line with what the core wants. */
 static void sync_changed(ir_relay_server *srv, uint64_t now)
 {
@@ -2021,6 +2141,10 @@ static void sync_changed(ir_relay_server *srv, uint64_t now)
             epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
             c->events = want;
         }
+        /* readable again (rate limit, backpressure) with plaintext already decrypted by
+         * GnuTLS: the socket may never become readable for it, so read it now */
+        if (c->tls && c->tls_ready && (s & IR_RELAY_WANT_READ) && gnutls_record_check_pending(c->tls))
+            tls_event(srv, c, 0, now);
     }
 }
 
@@ -2055,7 +2179,8 @@ static void tls_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, u
     for (int k = 0; k < 64; k++) {
         if (!(ir_relay_conn_status(c) & IR_RELAY_WANT_READ) || c->state == CS_CLOSED)
             return;
-        ssize_t r = gnutls_record_recv(c->tls, srv->rbuf, READ_BUF);
+        size_t cap = ir_relay_conn_read_max(c);
+        ssize_t r = gnutls_record_recv(c->tls, srv->rbuf, cap < READ_BUF ? cap : READ_BUF);
         if (r > 0) {
             ir_relay_core_recv(srv->core, c, srv->rbuf, (size_t)r, now);
         } else if (r == 0) {
@@ -2097,7 +2222,10 @@ static void conn_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, 
             ir_relay_core_abort(srv->core, c, "connection reset", now);
         return;
     }
-    ssize_t r = recv(c->fd, srv->rbuf, READ_BUF, MSG_DONTWAIT);
+    size_t cap = ir_relay_conn_read_max(c);
+    if (cap > READ_BUF)
+        cap = READ_BUF;
+    ssize_t r = recv(c->fd, srv->rbuf, cap, MSG_DONTWAIT);
     if (r > 0) {
         ir_relay_core_recv(srv->core, c, srv->rbuf, (size_t)r, now);
     } else if (r == 0) {

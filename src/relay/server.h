@@ -77,6 +77,12 @@ typedef struct ir_relay_server_config {
     uint32_t queue_control;        /* per-connection control queue (512) */
     uint32_t queue_bytes;          /* per-recipient datagram queue in bytes (4 MiB) */
     uint32_t max_connections;      /* TCP connections at once (shell; 100000) */
+    /* Per-client receive rate limit (spec 3.5): a token bucket on the bytes read from each
+     * upgraded connection (after TLS), refilled every 100 ms; a client over it is not
+     * read from until it has tokens again (backpressure, nothing is dropped). v2 clients
+     * get Status 2 (RateLimited) once, on the first throttle. 0: off. */
+    uint32_t rx_bytes_per_second;
+    uint32_t rx_max_burst_bytes;   /* the bucket's size; 0: rx_bytes_per_second / 10 */
     const char *tls_cert_file;     /* shell: PEM certificate chain; with tls_key_file, HTTPS */
     const char *tls_key_file;      /* shell: PEM private key */
     const char *metrics_listen;    /* shell: "IP:PORT" of a plain-HTTP Prometheus/OpenMetrics
@@ -117,6 +123,8 @@ typedef struct ir_relay_server_stats {
     uint64_t protocol_errors;     /* connections closed for a bad frame or WebSocket error */
     uint64_t header_timeouts, handshake_timeouts, pong_timeouts, write_timeouts;
     uint64_t bytes_recv, bytes_sent; /* on the sockets */
+    uint64_t bytes_rx_ratelimited; /* bytes read after the rate limiter held a client back */
+    uint64_t conns_rx_ratelimited; /* connections the rate limiter held back at least once */
 } ir_relay_server_stats;
 
 /* One line "key=value key=value ..." (no newline); returns the length (snprintf). */
@@ -161,6 +169,11 @@ size_t ir_relay_conn_output(const ir_relay_conn *c, struct iovec *iov, size_t ma
 void ir_relay_core_sent(ir_relay_core *core, ir_relay_conn *c, size_t n, uint64_t now);
 /* IR_RELAY_WANT_* / IR_RELAY_CLOSED flags. */
 unsigned ir_relay_conn_status(const ir_relay_conn *c);
+/* At most this many bytes should be read for the connection now (the rate limiter's
+ * tokens; SIZE_MAX without a limit). While a client is held back, its status has no
+ * IR_RELAY_WANT_READ and its deadline is the next refill. More may be given to
+ * ir_relay_core_recv; the excess is then a debt paid back before it is read again. */
+size_t ir_relay_conn_read_max(const ir_relay_conn *c);
 /* The next connection whose status may have changed since it was last returned (new
  * output, closed, ...), or NULL. A shell drains this after every call into the core. */
 ir_relay_conn *ir_relay_core_next_changed(ir_relay_core *core);

@@ -3,7 +3,8 @@
 # port (GET / and /metrics; 404 elsewhere; never on the relay port), well-formed (HELP,
 # TYPE, one sample per family, "# EOF" at the end), upstream's relayserver_* names, and
 # counters that move: TCP accepts and HTTP requests after /ping, websocket_accepts after an
-# upgrade. Bad or taken metrics addresses fail cleanly. Loopback only, ports chosen by the
+# upgrade. Bad or taken metrics addresses and bad --rate-limit/--rate-burst values fail
+# cleanly (the rate limit itself is tested on a virtual clock in unit/test_relay_ratelimit). Loopback only, ports chosen by the
 # kernel (port 0) and read from the command's output.
 set -u
 bin=${IROH_C:?IROH_C not set}
@@ -33,7 +34,7 @@ start_relay() {
 metrics() { curl -s --max-time 10 "http://127.0.0.1:$mport${1:-/metrics}" | tr -d '\r'; }
 value() { sed -n "s/^$1 \\([0-9]*\\)\$/\\1/p" <<< "$2"; }
 
-start_relay --metrics-listen 127.0.0.1:0 ||
+start_relay --metrics-listen 127.0.0.1:0 --rate-limit 1000000 --rate-burst 200000 ||
   { echo "FAIL: the relay did not start: $(cat "$dir/relay.out" "$dir/relay.err")"; exit 1; }
 [ "$port" != "$mport" ] && ok || bad "metrics on the relay port"
 
@@ -57,6 +58,7 @@ for name in relayserver_bytes_sent_total relayserver_bytes_recv_total \
     relayserver_send_packets_dropped_total relayserver_got_ping_total relayserver_sent_pong_total \
     relayserver_accepts_total relayserver_disconnects_total relayserver_websocket_accepts_total \
     relayserver_clients_inactive_added_total relayserver_clients_inactive_removed_total \
+    relayserver_bytes_rx_ratelimited_total relayserver_conns_rx_ratelimited_total \
     irohc_relay_conns irohc_relay_clients irohc_relay_tcp_accepts_total; do
   [ -n "$(value "$name" "$m")" ] && ok || bad "no $name"
 done
@@ -105,6 +107,12 @@ out=$("$bin" relay --listen 127.0.0.1:0 --metrics-listen nonsense 2>&1); st=$?
 start_relay --metrics-listen 127.0.0.1:0 || bad "second start"
 out=$(timeout 5 "$bin" relay --listen 127.0.0.1:0 --metrics-listen "127.0.0.1:$mport" 2>&1); st=$?
 [ $st = 1 ] && [[ "$out" == *"cannot bind"* ]] && ok || bad "metrics port in use: $st $out"
+# rate limit options: positive byte counts, a burst only with a rate
+for args in "--rate-limit 0" "--rate-limit x" "--rate-limit -5" "--rate-limit 4294967296" \
+    "--rate-burst 100" "--rate-limit 1000 --rate-burst 0"; do
+  out=$("$bin" relay --listen 127.0.0.1:0 $args 2>&1); st=$?
+  [ $st = 2 ] && ok || bad "relay $args: status $st ($out)"
+done
 # without --metrics-listen there is no metrics line
 kill -TERM $rpid; wait $rpid
 want=1 start_relay
