@@ -18,6 +18,8 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 # start_relay LINES ARGS...: waits for LINES lines on stdout; sets rpid, scheme, port, mport
 start_relay() {
   local lines=$1; shift
+  # emptied here: the background redirection may truncate only after the first check
+  : > "$dir/relay.out"; : > "$dir/relay.err"
   "$bin" relay "$@" > "$dir/relay.out" 2> "$dir/relay.err" &
   rpid=$!
   pids+=($rpid)

@@ -19,6 +19,8 @@ bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 # start_relay ARGS...: sets rpid, port (relay) and mport (metrics)
 start_relay() {
+  # emptied here: the background redirection may truncate only after the first check
+  : > "$dir/relay.out"; : > "$dir/relay.err"
   "$bin" relay --listen 127.0.0.1:0 "$@" > "$dir/relay.out" 2> "$dir/relay.err" &
   rpid=$!
   pids+=($rpid)
