@@ -1,6 +1,7 @@
 /* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
- * Prints "relay listening on http://IP:PORT" once it listens; SIGINT/SIGTERM stop it
- * (exit 0); SIGUSR1 prints a "relay stats: ..." line to stderr, as does the exit. */
+ * Prints "relay listening on http://IP:PORT" once it listens (and, with --metrics-listen,
+ * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it (exit 0); SIGUSR1
+ * prints a "relay stats: ..." line to stderr, as does the exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "apps/cmds.h"
+#include "relay/config.h"
 #include "relay/server.h"
 
 static ir_relay_server *volatile g_relay;
@@ -31,14 +33,16 @@ static void on_stats(int sig)
 
 /* Access control (relay.md 2.4): --deny IDs are refused, with --allow only the listed
  * IDs get in, and with --token (or IROH_RELAY_ACCESS_TOKEN, which replaces the list) the
- * upgrade request must carry one of the tokens as "Authorization: Bearer". Every refusal
- * says "not authorized", as upstream. */
+ * upgrade request must carry one of the tokens as "Authorization: Bearer". The config
+ * file's `access` fills the same lists unless the command line gives any of them. Every
+ * refusal says "not authorized", as upstream. */
 #define MAX_ACCESS 256
 typedef struct access_lists {
-    iroh_endpoint_id allow[MAX_ACCESS], deny[MAX_ACCESS];
+    const iroh_endpoint_id *allow, *deny;
     size_t nallow, ndeny;
-    const char *tokens[MAX_ACCESS];
+    const char *const *tokens;
     size_t ntokens;
+    int nobody; /* an empty allowlist or token list in the config file */
 } access_lists;
 
 static int in_list(const iroh_endpoint_id *list, size_t n, const iroh_endpoint_id *id)
@@ -55,6 +59,8 @@ static int check_access(void *ctx, const iroh_endpoint_id *id, int version, cons
     const access_lists *a = ctx;
     (void)version;
     *reason = NULL;
+    if (a->nobody)
+        return 0;
     if (in_list(a->deny, a->ndeny, id))
         return 0;
     if (a->nallow && !in_list(a->allow, a->nallow, id))
@@ -81,6 +87,17 @@ static uint32_t parse_secs(const char *s)
     return msec ? msec : 1;
 }
 
+/* a byte count 1..4294967295; 0 on a bad value */
+static uint32_t parse_bytes(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v == 0 || v > UINT32_MAX)
+        return 0;
+    return (uint32_t)v;
+}
+
 /* Thousands of clients need thousands of descriptors: take the hard limit. */
 static void raise_fd_limit(void)
 {
@@ -91,19 +108,80 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Reads and parses the config file into *fc. A missing file gives the defaults (upstream
+ * does the same), said on stderr. 0, or the exit status for an error (said on stderr). */
+static int load_config(const char *path, ir_relay_file_config *fc)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f && errno == ENOENT) {
+        fprintf(stderr, "iroh-c: relay: config file '%s' does not exist; using the defaults\n", path);
+        ir_relay_file_config_parse("", 0, fc);
+        return 0;
+    }
+    enum { MAX_CONFIG = 1 << 20 };
+    char *text = malloc(MAX_CONFIG + 1);
+    size_t n = 0;
+    if (f && text) {
+        n = fread(text, 1, MAX_CONFIG + 1, f);
+        if (ferror(f))
+            n = (size_t)-1;
+    }
+    int err = errno;
+    if (f)
+        fclose(f);
+    if (!f || !text || n == (size_t)-1 || n > MAX_CONFIG) {
+        fprintf(stderr, "iroh-c: relay: cannot read config file '%s': %s\n", path,
+                !text ? "out of memory" : n != (size_t)-1 && n > MAX_CONFIG ? "larger than 1 MiB"
+                                                                         : strerror(err));
+        free(text);
+        ir_relay_file_config_parse("", 0, fc);
+        return 2;
+    }
+    int rc = ir_relay_file_config_parse(text, n, fc);
+    free(text);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: relay: %s: %s\n", path, fc->error);
+        return 2;
+    }
+    for (const char *l = fc->notes; *l;) {
+        const char *nl = strchr(l, '\n');
+        int len = nl ? (int)(nl - l) : (int)strlen(l);
+        fprintf(stderr, "iroh-c: relay: %s: %.*s\n", path, len, l);
+        l += len + (nl != NULL);
+    }
+    return 0;
+}
+
+/* "IP:PORT" of addr's IP (or the default listen address's) with another port. */
+static const char *with_port(const char *addr, uint16_t port, char *buf, size_t cap)
+{
+    iroh_socket_addr a;
+    if (iroh_socket_addr_parse(addr ? addr : IR_RELAY_DEFAULT_LISTEN, &a) != IROH_OK)
+        iroh_socket_addr_parse(IR_RELAY_DEFAULT_LISTEN, &a);
+    a.port = port;
+    iroh_socket_addr_to_string(&a, buf, cap);
+    return buf;
+}
+
 int cmd_relay(int argc, char **argv)
 {
     ir_relay_server_config cfg;
     ir_relay_server_config_init(&cfg);
     static access_lists acl;
+    static iroh_endpoint_id allow[MAX_ACCESS], deny[MAX_ACCESS];
+    static const char *tokens[MAX_ACCESS];
+    size_t nallow = 0, ndeny = 0, ntokens = 0;
     memset(&acl, 0, sizeof acl);
+    /* the command line, applied over the config file below */
+    const char *config_path = NULL, *listen = NULL, *metrics = NULL, *cert = NULL, *key = NULL;
+    uint32_t rate = 0, burst = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         uint32_t *secs = NULL;
         if ((strcmp(a, "--allow") == 0 || strcmp(a, "--deny") == 0) && i + 1 < argc) {
-            int allow = a[2] == 'a';
-            iroh_endpoint_id *list = allow ? acl.allow : acl.deny;
-            size_t *n = allow ? &acl.nallow : &acl.ndeny;
+            int is_allow = a[2] == 'a';
+            iroh_endpoint_id *list = is_allow ? allow : deny;
+            size_t *n = is_allow ? &nallow : &ndeny;
             if (*n == MAX_ACCESS)
                 return cli_usage("relay: at most 256 ids per list%s", NULL);
             if (iroh_endpoint_id_parse(argv[++i], &list[*n]) != IROH_OK)
@@ -112,21 +190,25 @@ int cmd_relay(int argc, char **argv)
             continue;
         }
         if (strcmp(a, "--token") == 0 && i + 1 < argc) {
-            if (acl.ntokens == MAX_ACCESS || !*argv[i + 1])
+            if (ntokens == MAX_ACCESS || !*argv[i + 1])
                 return cli_usage("relay: at most 256 non-empty tokens%s", NULL);
-            acl.tokens[acl.ntokens++] = argv[++i];
+            tokens[ntokens++] = argv[++i];
             continue;
         }
-        if (strcmp(a, "--listen") == 0 && i + 1 < argc) {
-            cfg.listen = argv[++i];
+        const char **text = strcmp(a, "--listen") == 0           ? &listen
+                            : strcmp(a, "--metrics-listen") == 0 ? &metrics
+                            : strcmp(a, "--tls-cert") == 0       ? &cert
+                            : strcmp(a, "--tls-key") == 0        ? &key
+                            : strcmp(a, "--config") == 0         ? &config_path
+                                                                 : NULL;
+        if (text && i + 1 < argc) {
+            *text = argv[++i];
             continue;
         }
-        if (strcmp(a, "--tls-cert") == 0 && i + 1 < argc) {
-            cfg.tls_cert_file = argv[++i];
-            continue;
-        }
-        if (strcmp(a, "--tls-key") == 0 && i + 1 < argc) {
-            cfg.tls_key_file = argv[++i];
+        if ((strcmp(a, "--rate-limit") == 0 || strcmp(a, "--rate-burst") == 0) && i + 1 < argc) {
+            uint32_t *field = a[7] == 'l' ? &rate : &burst;
+            if (!(*field = parse_bytes(argv[++i])))
+                return cli_usage("relay: invalid number of bytes '%s'", argv[i]);
             continue;
         }
         if (strcmp(a, "--ping-interval") == 0)
@@ -138,12 +220,93 @@ int cmd_relay(int argc, char **argv)
         if (!(*secs = parse_secs(argv[++i])))
             return cli_usage("relay: invalid number of seconds '%s'", argv[i]);
     }
-    const char *env_token = getenv("IROH_RELAY_ACCESS_TOKEN");
-    if (env_token && *env_token) {
-        acl.tokens[0] = env_token;
-        acl.ntokens = 1;
+
+    /* the config file (upstream's keys; see src/relay/config.h) */
+    static ir_relay_file_config fc;
+    static char listen_buf[IROH_SOCKET_ADDR_LEN], metrics_buf[IROH_SOCKET_ADDR_LEN];
+    static char cert_buf[4096], key_buf[4096];
+    if (config_path) {
+        int st = load_config(config_path, &fc);
+        if (st) {
+            ir_relay_file_config_free(&fc);
+            return st;
+        }
+        if (fc.tls) {
+            /* all relay services on the HTTPS address (upstream then serves only the
+             * captive portal on http_bind_addr, which we do not) */
+            cfg.listen = fc.https_bind_addr ? fc.https_bind_addr
+                                            : with_port(fc.http_bind_addr, 443, listen_buf, sizeof listen_buf);
+            const char *dir = fc.cert_dir ? fc.cert_dir : ".";
+            if (fc.manual_cert_path)
+                cfg.tls_cert_file = fc.manual_cert_path;
+            else if (snprintf(cert_buf, sizeof cert_buf, "%s/default.crt", dir) < (int)sizeof cert_buf)
+                cfg.tls_cert_file = cert_buf;
+            if (fc.manual_key_path)
+                cfg.tls_key_file = fc.manual_key_path;
+            else if (snprintf(key_buf, sizeof key_buf, "%s/default.key", dir) < (int)sizeof key_buf)
+                cfg.tls_key_file = key_buf;
+            if (fc.http_bind_addr)
+                fprintf(stderr, "iroh-c: relay: %s: with [tls] everything is served over HTTPS; "
+                        "no plain-HTTP captive-portal port on http_bind_addr\n", config_path);
+        } else if (fc.http_bind_addr) {
+            cfg.listen = fc.http_bind_addr;
+        }
+        if (fc.enable_metrics)
+            cfg.metrics_listen = fc.metrics_bind_addr
+                                     ? fc.metrics_bind_addr
+                                     : with_port(fc.http_bind_addr, 9090, metrics_buf, sizeof metrics_buf);
+        cfg.rx_bytes_per_second = fc.rx_bytes_per_second;
+        cfg.rx_max_burst_bytes = fc.rx_max_burst_bytes;
+        if (fc.access == IR_RELAY_ACCESS_ALLOWLIST) {
+            acl.allow = fc.ids;
+            acl.nallow = fc.n_ids;
+            acl.nobody = !fc.n_ids;
+        } else if (fc.access == IR_RELAY_ACCESS_DENYLIST) {
+            acl.deny = fc.ids;
+            acl.ndeny = fc.n_ids;
+        } else if (fc.access == IR_RELAY_ACCESS_SHARED_TOKEN) {
+            acl.tokens = (const char *const *)fc.tokens;
+            acl.ntokens = fc.n_tokens;
+            acl.nobody = !fc.n_tokens;
+        }
     }
-    if (acl.nallow || acl.ndeny || acl.ntokens) {
+
+    /* the command line wins */
+    if (listen)
+        cfg.listen = listen;
+    if (metrics)
+        cfg.metrics_listen = metrics;
+    if (cert)
+        cfg.tls_cert_file = cert;
+    if (key)
+        cfg.tls_key_file = key;
+    if (rate) {
+        cfg.rx_bytes_per_second = rate;
+        cfg.rx_max_burst_bytes = burst;
+    } else if (burst) {
+        if (!cfg.rx_bytes_per_second)
+            return cli_usage("relay: --rate-burst needs --rate-limit%s", NULL);
+        cfg.rx_max_burst_bytes = burst;
+    }
+    if (nallow || ndeny || ntokens) {
+        acl.nobody = 0;
+        acl.allow = allow;
+        acl.nallow = nallow;
+        acl.deny = deny;
+        acl.ndeny = ndeny;
+        acl.tokens = tokens;
+        acl.ntokens = ntokens;
+    }
+    const char *env_token = getenv("IROH_RELAY_ACCESS_TOKEN");
+    static const char *env_tokens[1];
+    if (env_token && *env_token) {
+        env_tokens[0] = env_token;
+        acl.tokens = env_tokens;
+        acl.ntokens = 1;
+        if (!acl.nallow)
+            acl.nobody = 0; /* the environment's token replaces an empty token list */
+    }
+    if (acl.nallow || acl.ndeny || acl.ntokens || acl.nobody) {
         cfg.access = check_access;
         cfg.access_ctx = &acl;
     }
@@ -152,6 +315,7 @@ int cmd_relay(int argc, char **argv)
     int rc = ir_relay_server_new(&cfg, &srv);
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
+        ir_relay_file_config_free(&fc);
         return 1;
     }
     g_relay = srv;
@@ -169,6 +333,15 @@ int cmd_relay(int argc, char **argv)
     ir_relay_server_local_addr(srv, &local);
     iroh_socket_addr_to_string(&local, text, sizeof text);
     printf("relay listening on %s://%s\n", cfg.tls_cert_file ? "https" : "http", text);
+    if (cfg.rx_bytes_per_second)
+        fprintf(stderr, "iroh-c: relay: receive rate limit %lu bytes/s per client, burst %lu\n",
+                (unsigned long)cfg.rx_bytes_per_second,
+                (unsigned long)(cfg.rx_max_burst_bytes ? cfg.rx_max_burst_bytes
+                                : cfg.rx_bytes_per_second / 10 ? cfg.rx_bytes_per_second / 10 : 1));
+    if (ir_relay_server_metrics_addr(srv, &local)) {
+        iroh_socket_addr_to_string(&local, text, sizeof text);
+        printf("metrics listening on http://%s/metrics\n", text);
+    }
     fflush(stdout);
 
     rc = ir_relay_server_run(srv);
@@ -181,5 +354,6 @@ int cmd_relay(int argc, char **argv)
     if (rc != IROH_OK)
         fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
     ir_relay_server_free(srv);
+    ir_relay_file_config_free(&fc);
     return rc == IROH_OK ? 0 : 1;
 }

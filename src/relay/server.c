@@ -79,7 +79,10 @@ enum conn_state {
     CS_CLOSED,
 };
 
-enum conn_timer { T_HEAD, T_HANDSHAKE, T_WRITE, T_PING, T_PONG, T_LINGER, T_COUNT };
+enum conn_timer { T_HEAD, T_HANDSHAKE, T_WRITE, T_PING, T_PONG, T_LINGER, T_RATE, T_COUNT };
+
+/* The rate limiter's refill period (spec 3.5: upstream refills every 100 ms). */
+#define RL_TICK (100 * NS_PER_MS)
 
 /* The set of EndpointIds an endpoint sent datagrams to (for EndpointGone). */
 typedef struct id_set {
@@ -129,6 +132,13 @@ struct ir_relay_conn {
     size_t cur_off;
     out_queue ctl, dg;
     uint32_t ctl_limit; /* the control queue's length limit */
+    /* receive rate limit (token bucket) once upgraded */
+    int rl_on;
+    int64_t rl_tokens;    /* may go negative: a debt from an over-long read */
+    uint64_t rl_tick_at;  /* time of the last refill tick */
+    int rl_held;          /* held back in the last refill period */
+    int rl_counted;       /* counted in conns_rx_ratelimited */
+    int rl_status_sent;   /* Status 2 sent */
     int eof;          /* the peer closed its side */
     int shutdown_wr;  /* the write side is to be shut down */
     /* bookkeeping */
@@ -147,6 +157,7 @@ struct ir_relay_conn {
 
 struct ir_relay_core {
     ir_relay_server_config cfg;
+    uint64_t rl_rate, rl_burst; /* bytes per second, bucket size; rate 0: off */
     uint64_t header_timeout, keepalive_idle, hs_timeout, write_timeout, ping_interval,
         pong_timeout, linger;
     ir_relay_random_fn rnd;
@@ -227,6 +238,10 @@ int ir_relay_core_new(const ir_relay_server_config *cfg, ir_relay_random_fn rnd,
     core->ping_interval = ms(core->cfg.ping_interval_ms);
     core->pong_timeout = ms(core->cfg.pong_timeout_ms);
     core->linger = ms(core->cfg.linger_ms);
+    core->rl_rate = core->cfg.rx_bytes_per_second;
+    core->rl_burst = core->cfg.rx_max_burst_bytes ? core->cfg.rx_max_burst_bytes : core->rl_rate / 10;
+    if (core->rl_rate && !core->rl_burst)
+        core->rl_burst = 1;
     core->rnd = rnd ? rnd : getrandom_fill;
     core->rnd_ctx = rnd_ctx;
     uint64_t seed[3];
@@ -769,13 +784,93 @@ void ir_relay_core_sent(ir_relay_core *core, ir_relay_conn *c, size_t n, uint64_
     mark_changed(core, c);
 }
 
+/* ---- the receive rate limiter (spec 3.5) ------------------------------------------------ */
+
+/* The limit applies to the upgraded stream (WebSocket frames), as upstream's. */
+static int rl_applies(const ir_relay_conn *c)
+{
+    return c->rl_on && (c->state == CS_AUTH || c->state == CS_RELAY);
+}
+
+static int rl_holding(const ir_relay_conn *c)
+{
+    return rl_applies(c) && c->rl_tokens <= 0;
+}
+
+static void rl_start(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    if (!core->rl_rate)
+        return;
+    c->rl_on = 1;
+    c->rl_tokens = (int64_t)core->rl_burst;
+    c->rl_tick_at = now;
+}
+
+/* Adds the tokens of the ticks since the last one, up to the bucket's size. */
+static void rl_refill(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    if (now < c->rl_tick_at + RL_TICK)
+        return;
+    uint64_t ticks = (now - c->rl_tick_at) / RL_TICK;
+    c->rl_tick_at += ticks * RL_TICK;
+    if (c->rl_tokens > 0)
+        c->rl_held = 0; /* the bucket lasted a whole period: not held back any more */
+    if (ticks > 1000)
+        ticks = 1000; /* 100 s: more than any bucket holds */
+    uint64_t add = core->rl_rate * ticks / 10;
+    if (!add)
+        add = ticks;
+    int64_t t = c->rl_tokens + (int64_t)add;
+    if (t > (int64_t)core->rl_burst)
+        t = (int64_t)core->rl_burst;
+    c->rl_tokens = t;
+}
+
+/* len bytes are about to be read; 1 if this empties the bucket (the client is held back). */
+static int rl_take(ir_relay_core *core, ir_relay_conn *c, size_t len, uint64_t now)
+{
+    rl_refill(core, c, now);
+    if (c->rl_held)
+        core->st.bytes_rx_ratelimited += len;
+    c->rl_tokens -= len > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)len;
+    if (c->rl_tokens > 0)
+        return 0;
+    c->rl_held = 1;
+    if (!c->rl_counted) {
+        c->rl_counted = 1;
+        core->st.conns_rx_ratelimited++;
+    }
+    c->t[T_RATE] = c->rl_tick_at + RL_TICK;
+    return 1;
+}
+
+/* The refill timer of a held-back client. */
+static void rl_timer(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
+{
+    rl_refill(core, c, now);
+    if (c->rl_tokens > 0) {
+        c->t[T_RATE] = 0;
+        mark_changed(core, c); /* readable again */
+    } else {
+        c->t[T_RATE] = c->rl_tick_at + RL_TICK;
+    }
+}
+
+size_t ir_relay_conn_read_max(const ir_relay_conn *c)
+{
+    if (!rl_applies(c))
+        return SIZE_MAX;
+    return c->rl_tokens > 0 ? (size_t)c->rl_tokens : 0;
+}
+
 unsigned ir_relay_conn_status(const ir_relay_conn *c)
 {
     if (c->state == CS_CLOSED)
         return IR_RELAY_CLOSED;
     unsigned s = 0;
-    /* backpressure: a client that does not read its pongs (or HTTP responses) is not read */
-    if (!c->eof && (c->state >= CS_CLOSING || c->ctl.n < c->ctl_limit))
+    /* backpressure: a client that does not read its pongs (or HTTP responses) is not read,
+     * nor one over its rate limit */
+    if (!c->eof && (c->state >= CS_CLOSING || (c->ctl.n < c->ctl_limit && !rl_holding(c))))
         s |= IR_RELAY_WANT_READ;
     if (has_output(c))
         s |= IR_RELAY_WANT_WRITE;
@@ -936,6 +1031,7 @@ static void unregister(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
     ep_entry *e = c->entry;
     c->entry = NULL;
     core->st.clients--;
+    core->st.disconnects++;
     if (e->active == c) {
         if (e->inactive) {
             ir_relay_conn *p = e->inactive;
@@ -943,6 +1039,7 @@ static void unregister(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
             p->inactive_next = NULL;
             e->active = p;
             core->st.clients_inactive--;
+            core->st.clients_inactive_removed++;
             send_status(core, p, IR_RELAY_STATUS_HEALTHY, now);
         } else {
             e->active = NULL;
@@ -956,6 +1053,7 @@ static void unregister(ir_relay_core *core, ir_relay_conn *c, uint64_t now)
         if (*p) {
             *p = c->inactive_next;
             core->st.clients_inactive--;
+            core->st.clients_inactive_removed++;
         }
         c->inactive_next = NULL;
     }
@@ -966,6 +1064,7 @@ static void forward(ir_relay_core *core, ir_relay_conn *c, const ir_relay_frame 
 {
     const ir_relay_datagrams *d = &f->u.dgram.d;
     core->st.frames_recv++;
+    core->st.dgram_bytes_recv += d->len;
     size_t hl = ir_relay_dgram_header_len(d->segment_size);
     if (d->len == 0 || hl + d->len > IR_RELAY_MAX_PACKET_SIZE) {
         /* upstream would forward these and break the recipient's connection (spec 3.1) */
@@ -1323,6 +1422,7 @@ static void upgrade(ir_relay_core *core, ir_relay_conn *c, const ir_ws_upgrade *
     free(c->http);
     c->http = NULL;
     c->state = CS_AUTH;
+    rl_start(core, c, now);
     ir_ws_parser_init(&c->ws, IR_WS_ROLE_SERVER, WS_MAX_MESSAGE);
     c->ws_init = 1;
     c->t[T_HEAD] = 0;
@@ -1459,10 +1559,22 @@ void ir_relay_core_recv(ir_relay_core *core, ir_relay_conn *c, uint8_t *data, si
     if (c->state == CS_CLOSED)
         return;
     core->st.bytes_recv += len;
-    if (c->state == CS_HTTP)
+    if (c->state == CS_HTTP) {
         http_input(core, c, data, len, now);
-    else if (c->state == CS_AUTH || c->state == CS_RELAY)
+    } else if (c->state == CS_AUTH || c->state == CS_RELAY) {
+        int held = rl_applies(c) && rl_take(core, c, len, now);
         ws_input(core, c, data, len, now);
+        if (held && c->state == CS_RELAY && !c->rl_status_sent && c->version == IR_RELAY_V2) {
+            /* upstream main tells v2 clients once (1.0.x clients log the unknown status);
+             * v1 has no such news (a Health text would be wrong) */
+            ir_relay_frame f;
+            memset(&f, 0, sizeof f);
+            f.type = IR_RELAY_FT_STATUS;
+            f.u.status = IR_RELAY_STATUS_RATE_LIMITED;
+            if (send_frame(core, c, &f, now) == 0)
+                c->rl_status_sent = 1;
+        }
+    }
     /* CLOSING, LINGER: input is discarded */
     if (c->state != CS_CLOSED)
         reschedule(core, c);
@@ -1499,6 +1611,8 @@ void ir_relay_core_on_timeout(ir_relay_core *core, uint64_t now)
             conn_close(core, c, now, "pong timeout");
         } else if (expired(c, T_PING, now)) {
             send_ping(core, c, now);
+        } else if (expired(c, T_RATE, now)) {
+            rl_timer(core, c, now);
         }
         if (c->state == CS_CLOSED)
             continue;
@@ -1518,19 +1632,117 @@ int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap
         buf, cap,
         "conns=%llu" F(accepts) F(refused) F(http_requests) F(http_bad) F(upgrades)
             F(upgrades_refused) F(handshakes) F(handshake_failures) F(clients) F(clients_inactive)
-                F(clients_replaced) F(frames_recv) F(frames_relayed) F(bytes_relayed) F(dropped_absent)
+                F(clients_replaced) F(clients_inactive_removed) F(disconnects) F(frames_recv) F(frames_relayed) F(bytes_relayed) F(dgram_bytes_recv) F(dropped_absent)
                     F(dropped_full) F(dropped_invalid) F(control_dropped) F(pings_recv) F(pongs_sent)
                         F(pings_sent) F(pongs_recv) F(endpoint_gone_sent) F(protocol_errors)
                             F(header_timeouts) F(handshake_timeouts) F(pong_timeouts)
-                                F(write_timeouts) F(bytes_recv) F(bytes_sent),
+                                F(write_timeouts) F(bytes_recv) F(bytes_sent)
+                                    F(bytes_rx_ratelimited) F(conns_rx_ratelimited),
         V(conns), V(accepts), V(refused), V(http_requests), V(http_bad), V(upgrades),
         V(upgrades_refused), V(handshakes), V(handshake_failures), V(clients), V(clients_inactive),
-        V(clients_replaced), V(frames_recv), V(frames_relayed), V(bytes_relayed), V(dropped_absent),
+        V(clients_replaced), V(clients_inactive_removed), V(disconnects), V(frames_recv),
+        V(frames_relayed), V(bytes_relayed), V(dgram_bytes_recv), V(dropped_absent),
         V(dropped_full), V(dropped_invalid), V(control_dropped), V(pings_recv), V(pongs_sent),
         V(pings_sent), V(pongs_recv), V(endpoint_gone_sent), V(protocol_errors), V(header_timeouts),
-        V(handshake_timeouts), V(pong_timeouts), V(write_timeouts), V(bytes_recv), V(bytes_sent));
+        V(handshake_timeouts), V(pong_timeouts), V(write_timeouts), V(bytes_recv), V(bytes_sent),
+        V(bytes_rx_ratelimited), V(conns_rx_ratelimited));
 #undef F
 #undef V
+}
+
+/* One metric family of the OpenMetrics text: counters get the sample suffix "_total". */
+typedef struct metric_line {
+    const char *name, *help;
+    int gauge;
+    uint64_t v;
+} metric_line;
+
+int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t cap)
+{
+    /* upstream's group "relayserver" (iroh-relay server/metrics.rs) where ours count the
+     * same thing; "accepts" upstream counts registered clients, not TCP accepts */
+    const metric_line m[] = {
+        {"relayserver_bytes_sent", "Number of bytes sent.", 0, st->bytes_relayed},
+        {"relayserver_bytes_recv", "Number of bytes received.", 0, st->dgram_bytes_recv},
+        {"relayserver_send_packets_sent", "Number of 'send' packets relayed.", 0, st->frames_relayed},
+        {"relayserver_send_packets_recv", "Number of 'send' packets received.", 0, st->frames_recv},
+        {"relayserver_send_packets_dropped", "Number of 'send' packets dropped.", 0,
+         st->dropped_absent + st->dropped_full + st->dropped_invalid},
+        {"relayserver_other_packets_dropped",
+         "Number of times a non-disco, non-send packet was dropped.", 0, st->control_dropped},
+        {"relayserver_got_ping", "Number of times the server has received a Ping from a client.",
+         0, st->pings_recv},
+        {"relayserver_sent_pong", "Number of times the server has sent a Pong to a client.", 0,
+         st->pongs_sent},
+        {"relayserver_bytes_rx_ratelimited",
+         "Number of bytes received from client connection which have been rate-limited.", 0,
+         st->bytes_rx_ratelimited},
+        {"relayserver_conns_rx_ratelimited",
+         "Number of client connections which have had any frames rate-limited.", 0,
+         st->conns_rx_ratelimited},
+        {"relayserver_accepts", "Number of times this server has accepted a connection.", 0,
+         st->handshakes},
+        {"relayserver_disconnects", "Number of clients that have then disconnected.", 0,
+         st->disconnects},
+        {"relayserver_websocket_accepts", "Number of accepted websocket connections", 0,
+         st->upgrades},
+        {"relayserver_clients_inactive_added",
+         "Number of client connections that became inactive (same EndpointId connected again)", 0,
+         st->clients_replaced},
+        {"relayserver_clients_inactive_removed",
+         "Number of inactive client connections that were promoted or went away", 0,
+         st->clients_inactive_removed},
+        /* ours */
+        {"irohc_relay_conns", "Open TCP connections.", 1, st->conns},
+        {"irohc_relay_clients", "Registered relay clients (active and inactive).", 1, st->clients},
+        {"irohc_relay_clients_inactive", "Registered relay clients replaced by a newer one.", 1,
+         st->clients_inactive},
+        {"irohc_relay_tcp_accepts", "TCP connections accepted.", 0, st->accepts},
+        {"irohc_relay_tcp_refused", "TCP connections refused at accept (limit, memory).", 0,
+         st->refused},
+        {"irohc_relay_http_requests", "HTTP request heads parsed.", 0, st->http_requests},
+        {"irohc_relay_http_bad", "Malformed or oversized HTTP request heads.", 0, st->http_bad},
+        {"irohc_relay_upgrades_refused", "Upgrade requests answered with 400.", 0,
+         st->upgrades_refused},
+        {"irohc_relay_handshake_failures", "Bad ClientAuth frames, bad signatures, denials.", 0,
+         st->handshake_failures},
+        {"irohc_relay_datagrams_dropped_absent", "Datagram frames for endpoints not connected.", 0,
+         st->dropped_absent},
+        {"irohc_relay_datagrams_dropped_full", "Datagram frames dropped on a full queue.", 0,
+         st->dropped_full},
+        {"irohc_relay_datagrams_dropped_invalid", "Empty or oversized datagram frames dropped.", 0,
+         st->dropped_invalid},
+        {"irohc_relay_pings_sent", "Pings sent to clients.", 0, st->pings_sent},
+        {"irohc_relay_pongs_recv", "Pongs received for them.", 0, st->pongs_recv},
+        {"irohc_relay_endpoint_gone_sent", "EndpointGone frames sent.", 0, st->endpoint_gone_sent},
+        {"irohc_relay_protocol_errors", "Connections closed for a bad frame or WebSocket error.", 0,
+         st->protocol_errors},
+        {"irohc_relay_header_timeouts", "Request heads not complete in time.", 0,
+         st->header_timeouts},
+        {"irohc_relay_handshake_timeouts", "Handshakes not complete in time.", 0,
+         st->handshake_timeouts},
+        {"irohc_relay_pong_timeouts", "Clients closed for a missing pong.", 0, st->pong_timeouts},
+        {"irohc_relay_write_timeouts", "Clients closed for not reading.", 0, st->write_timeouts},
+        {"irohc_relay_socket_bytes_recv", "Bytes read from client sockets (after TLS).", 0,
+         st->bytes_recv},
+        {"irohc_relay_socket_bytes_sent", "Bytes written to client sockets (before TLS).", 0,
+         st->bytes_sent},
+    };
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        int w = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0,
+                         "# HELP %s %s\n# TYPE %s %s\n%s%s %llu\n", m[i].name, m[i].help,
+                         m[i].name, m[i].gauge ? "gauge" : "counter", m[i].name,
+                         m[i].gauge ? "" : "_total", (unsigned long long)m[i].v);
+        if (w < 0)
+            return w;
+        n += (size_t)w;
+    }
+    int w = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0, "# EOF\n");
+    if (w < 0)
+        return w;
+    n += (size_t)w;
+    return (int)n;
 }
 
 /* ======================================================================================
@@ -1541,9 +1753,25 @@ int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap
 #define MAX_EVENTS 256
 #define IOV_BATCH 64
 
+/* A scrape of the metrics listener: read the request head, write one response, close. */
+#define METRICS_SLOTS 16
+#define METRICS_HEAD_MAX 4096
+#define METRICS_TIMEOUT (10 * NS_PER_S)
+typedef struct metrics_conn {
+    int fd; /* -1: a free slot */
+    uint64_t deadline;
+    size_t in_len;
+    uint8_t in[METRICS_HEAD_MAX];
+    char *out;
+    size_t out_len, out_off;
+} metrics_conn;
+
 struct ir_relay_server {
     ir_relay_core *core;
     int epfd, lfd, evfd;
+    int mfd; /* the metrics listener, -1: none */
+    iroh_socket_addr mlocal;
+    metrics_conn mc[METRICS_SLOTS];
     volatile sig_atomic_t stop, want_stats;
     iroh_socket_addr local;
     uint32_t max_conns;
@@ -1617,6 +1845,42 @@ static void from_sockaddr(const struct sockaddr_storage *ss, iroh_socket_addr *a
     }
 }
 
+/* A non-blocking listening TCP socket on text; its bound address in *bound. On failure a
+ * negative IROH_ERR_* code (error detail set). */
+static int listen_on(const char *text, int backlog, iroh_socket_addr *bound)
+{
+    iroh_socket_addr addr;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (iroh_socket_addr_parse(text, &addr) != IROH_OK || to_sockaddr(&addr, &ss, &sl) < 0) {
+        return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", text);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return ir_fail(IROH_ERR_IO, "socket: %s", strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+        int rc = ir_fail(IROH_ERR_IO, "cannot bind %s: %s", text, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    if (listen(fd, backlog) < 0) {
+        int rc = ir_fail(IROH_ERR_IO, "cannot listen on %s: %s", text, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        int rc = ir_fail(IROH_ERR_IO, "getsockname: %s", strerror(errno));
+        close(fd);
+        return rc;
+    }
+    from_sockaddr(&ss, bound);
+    return fd;
+}
+
 int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out)
 {
     *out = NULL;
@@ -1627,17 +1891,17 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
         ir_relay_server_config_init(&c);
     const char *listen_text = c.listen ? c.listen : IR_RELAY_DEFAULT_LISTEN;
     iroh_socket_addr addr;
-    if (iroh_socket_addr_parse(listen_text, &addr) != IROH_OK)
+    if (iroh_socket_addr_parse(listen_text, &addr) != IROH_OK || (addr.family != 4 && addr.family != 6))
         return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", listen_text);
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (to_sockaddr(&addr, &ss, &sl) < 0)
-        return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", listen_text);
+    if (c.metrics_listen && iroh_socket_addr_parse(c.metrics_listen, &addr) != IROH_OK)
+        return ir_fail(IROH_ERR_INVALID_ADDR, "invalid metrics address '%s'", c.metrics_listen);
 
     ir_relay_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-    srv->lfd = srv->epfd = srv->evfd = -1;
+    srv->lfd = srv->epfd = srv->evfd = srv->mfd = -1;
+    for (int i = 0; i < METRICS_SLOTS; i++)
+        srv->mc[i].fd = -1;
     srv->max_conns = c.max_connections ? c.max_connections : 100000;
     srv->rbuf = malloc(READ_BUF);
     int rc = IROH_ERR_NO_MEMORY;
@@ -1659,28 +1923,21 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
             goto fail;
         }
     }
-    rc = IROH_ERR_IO;
-    srv->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    srv->lfd = listen_on(listen_text, 4096, &srv->local);
     if (srv->lfd < 0) {
-        ir_fail(IROH_ERR_IO, "socket: %s", strerror(errno));
+        rc = srv->lfd;
+        srv->lfd = -1;
         goto fail;
     }
-    int one = 1;
-    setsockopt(srv->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(srv->lfd, (struct sockaddr *)&ss, sl) < 0) {
-        ir_fail(IROH_ERR_IO, "cannot bind %s: %s", listen_text, strerror(errno));
-        goto fail;
+    if (c.metrics_listen) {
+        srv->mfd = listen_on(c.metrics_listen, 64, &srv->mlocal);
+        if (srv->mfd < 0) {
+            rc = srv->mfd;
+            srv->mfd = -1;
+            goto fail;
+        }
     }
-    if (listen(srv->lfd, 4096) < 0) {
-        ir_fail(IROH_ERR_IO, "cannot listen on %s: %s", listen_text, strerror(errno));
-        goto fail;
-    }
-    sl = sizeof ss;
-    if (getsockname(srv->lfd, (struct sockaddr *)&ss, &sl) < 0) {
-        ir_fail(IROH_ERR_IO, "getsockname: %s", strerror(errno));
-        goto fail;
-    }
-    from_sockaddr(&ss, &srv->local);
+    rc = IROH_ERR_IO;
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (srv->epfd < 0 || srv->evfd < 0) {
@@ -1689,8 +1946,10 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->lfd};
     struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &srv->evfd};
+    struct epoll_event ev3 = {.events = EPOLLIN, .data.ptr = &srv->mfd};
     if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &ev) < 0 ||
-        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ev2) < 0) {
+        epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ev2) < 0 ||
+        (srv->mfd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->mfd, &ev3) < 0)) {
         ir_fail(IROH_ERR_IO, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
@@ -1704,6 +1963,14 @@ fail:
 void ir_relay_server_local_addr(const ir_relay_server *srv, iroh_socket_addr *out)
 {
     *out = srv->local;
+}
+
+int ir_relay_server_metrics_addr(const ir_relay_server *srv, iroh_socket_addr *out)
+{
+    if (srv->mfd < 0)
+        return 0;
+    *out = srv->mlocal;
+    return 1;
 }
 
 void ir_relay_server_stop(ir_relay_server *srv)
@@ -1840,6 +2107,8 @@ static void flush(ir_relay_server *srv, ir_relay_conn *c, uint64_t now)
     }
 }
 
+static void tls_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, uint64_t now);
+
 /* Brings each changed connection's socket in line with what the core wants. */
 static void sync_changed(ir_relay_server *srv, uint64_t now)
 {
@@ -1872,6 +2141,10 @@ static void sync_changed(ir_relay_server *srv, uint64_t now)
             epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
             c->events = want;
         }
+        /* readable again (rate limit, backpressure) with plaintext already decrypted by
+         * GnuTLS: the socket may never become readable for it, so read it now */
+        if (c->tls && c->tls_ready && (s & IR_RELAY_WANT_READ) && gnutls_record_check_pending(c->tls))
+            tls_event(srv, c, 0, now);
     }
 }
 
@@ -1906,7 +2179,8 @@ static void tls_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, u
     for (int k = 0; k < 64; k++) {
         if (!(ir_relay_conn_status(c) & IR_RELAY_WANT_READ) || c->state == CS_CLOSED)
             return;
-        ssize_t r = gnutls_record_recv(c->tls, srv->rbuf, READ_BUF);
+        size_t cap = ir_relay_conn_read_max(c);
+        ssize_t r = gnutls_record_recv(c->tls, srv->rbuf, cap < READ_BUF ? cap : READ_BUF);
         if (r > 0) {
             ir_relay_core_recv(srv->core, c, srv->rbuf, (size_t)r, now);
         } else if (r == 0) {
@@ -1948,7 +2222,10 @@ static void conn_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, 
             ir_relay_core_abort(srv->core, c, "connection reset", now);
         return;
     }
-    ssize_t r = recv(c->fd, srv->rbuf, READ_BUF, MSG_DONTWAIT);
+    size_t cap = ir_relay_conn_read_max(c);
+    if (cap > READ_BUF)
+        cap = READ_BUF;
+    ssize_t r = recv(c->fd, srv->rbuf, cap, MSG_DONTWAIT);
     if (r > 0) {
         ir_relay_core_recv(srv->core, c, srv->rbuf, (size_t)r, now);
     } else if (r == 0) {
@@ -1958,6 +2235,172 @@ static void conn_event(ir_relay_server *srv, ir_relay_conn *c, uint32_t events, 
         snprintf(why, sizeof why, "recv: %s", strerror(errno));
         ir_relay_core_abort(srv->core, c, why, now);
     }
+}
+
+/* ---- the metrics listener (plain HTTP, one response per connection) ------------------- */
+
+static void metrics_close(ir_relay_server *srv, metrics_conn *m)
+{
+    epoll_ctl(srv->epfd, EPOLL_CTL_DEL, m->fd, NULL);
+    close(m->fd);
+    m->fd = -1;
+    free(m->out);
+    m->out = NULL;
+    m->out_len = m->out_off = m->in_len = 0;
+    m->deadline = 0;
+}
+
+static void metrics_accept(ir_relay_server *srv, uint64_t now)
+{
+    for (int k = 0; k < 16; k++) {
+        int fd = accept4(srv->mfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        metrics_conn *m = NULL;
+        for (int i = 0; i < METRICS_SLOTS && !m; i++)
+            if (srv->mc[i].fd < 0)
+                m = &srv->mc[i];
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = m};
+        if (!m || epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd); /* all slots busy: scrapes are rare, this one can retry */
+            continue;
+        }
+        m->fd = fd;
+        m->in_len = 0;
+        m->deadline = now + METRICS_TIMEOUT;
+    }
+}
+
+/* Builds the whole response to the request head in m->in. */
+static void metrics_respond(ir_relay_server *srv, metrics_conn *m)
+{
+    ir_http_request req;
+    int status = 200;
+    const char *phrase = "OK";
+    int head_only = 0;
+    if (ir_http_parse_request(m->in, m->in_len, &req) != IROH_OK) {
+        status = 400;
+        phrase = "Bad Request";
+    } else {
+        int get = req.method_len == 3 && memcmp(req.method, "GET", 3) == 0;
+        head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+        if (!get && !head_only) {
+            status = 405;
+            phrase = "Method Not Allowed";
+        } else if (!((req.path_len == 1 && req.path[0] == '/') ||
+                     (req.path_len == 8 && memcmp(req.path, "/metrics", 8) == 0))) {
+            status = 404;
+            phrase = "Not Found";
+        }
+    }
+    char *body = NULL;
+    size_t body_len = 0;
+    if (status == 200) {
+        ir_relay_server_stats st;
+        ir_relay_server_get_stats(srv, &st);
+        int n = ir_relay_metrics_format(&st, NULL, 0);
+        if (n > 0 && (body = malloc((size_t)n + 1)) != NULL) {
+            ir_relay_metrics_format(&st, body, (size_t)n + 1);
+            body_len = (size_t)n;
+        } else {
+            status = 500;
+            phrase = "Internal Server Error";
+        }
+    } else {
+        body = malloc(64);
+        if (body)
+            body_len = (size_t)snprintf(body, 64, "%s\n", phrase);
+    }
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n"
+                      "connection: close\r\n\r\n",
+                      status, phrase,
+                      status == 200 ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                    : "text/plain; charset=utf-8",
+                      body_len);
+    size_t total = (size_t)hl + (head_only ? 0 : body_len);
+    m->out = malloc(total);
+    if (m->out) {
+        memcpy(m->out, head, (size_t)hl);
+        if (!head_only && body_len)
+            memcpy(m->out + hl, body, body_len);
+        m->out_len = total;
+        m->out_off = 0;
+    }
+    free(body);
+}
+
+static void metrics_event(ir_relay_server *srv, metrics_conn *m, uint32_t events)
+{
+    if (m->fd < 0)
+        return;
+    if (!m->out) {
+        ssize_t r = recv(m->fd, m->in + m->in_len, sizeof m->in - m->in_len, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (r <= 0) {
+            metrics_close(srv, m);
+            return;
+        }
+        m->in_len += (size_t)r;
+        ir_http_reader hr;
+        size_t used;
+        ir_http_reader_init(&hr);
+        int rc = ir_http_reader_feed(&hr, m->in, m->in_len, &used);
+        if (rc == 0 && m->in_len < sizeof m->in)
+            return; /* more of the head to come */
+        if (rc == 1)
+            m->in_len = used;
+        else
+            m->in_len = 0; /* too large: answered 400 */
+        metrics_respond(srv, m);
+        if (!m->out) {
+            metrics_close(srv, m);
+            return;
+        }
+    }
+    (void)events;
+    while (m->out_off < m->out_len) {
+        ssize_t w = send(m->fd, m->out + m->out_off, m->out_len - m->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = m};
+            epoll_ctl(srv->epfd, EPOLL_CTL_MOD, m->fd, &ev);
+            return;
+        }
+        if (w <= 0)
+            break;
+        m->out_off += (size_t)w;
+    }
+    shutdown(m->fd, SHUT_WR);
+    metrics_close(srv, m);
+}
+
+static metrics_conn *as_metrics_conn(ir_relay_server *srv, void *p)
+{
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)&srv->mc[0], hi = (uintptr_t)&srv->mc[METRICS_SLOTS];
+    return a >= lo && a < hi ? p : NULL;
+}
+
+/* The earliest metrics deadline (0: none); closes the expired ones. */
+static uint64_t metrics_timers(ir_relay_server *srv, uint64_t now)
+{
+    uint64_t next = 0;
+    for (int i = 0; i < METRICS_SLOTS; i++) {
+        metrics_conn *m = &srv->mc[i];
+        if (m->fd < 0)
+            continue;
+        if (m->deadline <= now) {
+            metrics_close(srv, m);
+            continue;
+        }
+        if (!next || m->deadline < next)
+            next = m->deadline;
+    }
+    return next;
 }
 
 static void reap(ir_relay_server *srv)
@@ -1978,6 +2421,9 @@ int ir_relay_server_run(ir_relay_server *srv)
         uint64_t next = ir_relay_core_next_timeout(srv->core);
         if (srv->listen_paused && (!next || srv->listen_resume_at < next))
             next = srv->listen_resume_at;
+        uint64_t mnext = srv->mfd >= 0 ? metrics_timers(srv, now) : 0;
+        if (mnext && (!next || mnext < next))
+            next = mnext;
         int timeout = -1;
         if (next) {
             uint64_t d = next > now ? next - now : 0;
@@ -2000,6 +2446,10 @@ int ir_relay_server_run(ir_relay_server *srv)
                 uint64_t v;
                 ssize_t r = read(srv->evfd, &v, sizeof v);
                 (void)r;
+            } else if (p == &srv->mfd) {
+                metrics_accept(srv, now);
+            } else if (as_metrics_conn(srv, p)) {
+                metrics_event(srv, p, evs[i].events);
             } else {
                 conn_event(srv, p, evs[i].events, now);
             }
@@ -2037,6 +2487,13 @@ void ir_relay_server_free(ir_relay_server *srv)
     }
     if (srv->lfd >= 0)
         close(srv->lfd);
+    for (int i = 0; i < METRICS_SLOTS; i++) {
+        if (srv->mc[i].fd >= 0)
+            close(srv->mc[i].fd);
+        free(srv->mc[i].out);
+    }
+    if (srv->mfd >= 0)
+        close(srv->mfd);
     if (srv->epfd >= 0)
         close(srv->epfd);
     if (srv->evfd >= 0)

@@ -13,7 +13,9 @@
  *    clock and takes its randomness from a callback.
  *  - ir_relay_server, the shell: a TCP listener, one epoll loop with non-blocking sockets
  *    (no thread per client), the clock, getrandom, and a self-pipe (eventfd) so that
- *    ir_relay_server_stop can be called from a signal handler.
+ *    ir_relay_server_stop can be called from a signal handler. Optionally a second
+ *    listener on another address serves the counters as Prometheus/OpenMetrics text
+ *    (plain HTTP, never on the relay port), from the same loop.
  *
  * Typical use (what `iroh-c relay` does):
  *
@@ -75,8 +77,16 @@ typedef struct ir_relay_server_config {
     uint32_t queue_control;        /* per-connection control queue (512) */
     uint32_t queue_bytes;          /* per-recipient datagram queue in bytes (4 MiB) */
     uint32_t max_connections;      /* TCP connections at once (shell; 100000) */
+    /* Per-client receive rate limit (spec 3.5): a token bucket on the bytes read from each
+     * upgraded connection (after TLS), refilled every 100 ms; a client over it is not
+     * read from until it has tokens again (backpressure, nothing is dropped). v2 clients
+     * get Status 2 (RateLimited) once, on the first throttle. 0: off. */
+    uint32_t rx_bytes_per_second;
+    uint32_t rx_max_burst_bytes;   /* the bucket's size; 0: rx_bytes_per_second / 10 */
     const char *tls_cert_file;     /* shell: PEM certificate chain; with tls_key_file, HTTPS */
     const char *tls_key_file;      /* shell: PEM private key */
+    const char *metrics_listen;    /* shell: "IP:PORT" of a plain-HTTP Prometheus/OpenMetrics
+                                    * endpoint (GET / or /metrics); NULL: none */
     ir_relay_access_fn access;     /* NULL: everyone is allowed */
     void *access_ctx;
 } ir_relay_server_config;
@@ -98,9 +108,12 @@ typedef struct ir_relay_server_stats {
     uint64_t clients;             /* registered connections now (active and inactive) */
     uint64_t clients_inactive;    /* of which replaced by a newer one of the same id */
     uint64_t clients_replaced;    /* same EndpointId connected again (total) */
+    uint64_t clients_inactive_removed; /* inactive connections promoted or gone (total) */
+    uint64_t disconnects;         /* registered connections that went away (total) */
     uint64_t frames_recv;         /* datagram frames received (0x04, 0x05) */
     uint64_t frames_relayed;      /* datagram frames forwarded (0x06, 0x07) */
     uint64_t bytes_relayed;       /* datagram payload bytes forwarded */
+    uint64_t dgram_bytes_recv;    /* datagram payload bytes received */
     uint64_t dropped_absent;      /* datagram frames for endpoints not connected */
     uint64_t dropped_full;        /* datagram frames dropped on a full queue */
     uint64_t dropped_invalid;     /* empty or oversized datagram frames dropped */
@@ -110,10 +123,18 @@ typedef struct ir_relay_server_stats {
     uint64_t protocol_errors;     /* connections closed for a bad frame or WebSocket error */
     uint64_t header_timeouts, handshake_timeouts, pong_timeouts, write_timeouts;
     uint64_t bytes_recv, bytes_sent; /* on the sockets */
+    uint64_t bytes_rx_ratelimited; /* bytes read after the rate limiter held a client back */
+    uint64_t conns_rx_ratelimited; /* connections the rate limiter held back at least once */
 } ir_relay_server_stats;
 
 /* One line "key=value key=value ..." (no newline); returns the length (snprintf). */
 int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap);
+
+/* The stats in the OpenMetrics text format (what Prometheus scrapes), ending in "# EOF\n".
+ * Names follow upstream's metrics group "relayserver" where there is an equivalent
+ * (relayserver_<name>_total for counters); the rest are prefixed "irohc_". Returns the
+ * length (snprintf semantics: >= cap means truncated). */
+int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t cap);
 
 /* ---- the sans-IO core ------------------------------------------------------------------ */
 
@@ -148,6 +169,11 @@ size_t ir_relay_conn_output(const ir_relay_conn *c, struct iovec *iov, size_t ma
 void ir_relay_core_sent(ir_relay_core *core, ir_relay_conn *c, size_t n, uint64_t now);
 /* IR_RELAY_WANT_* / IR_RELAY_CLOSED flags. */
 unsigned ir_relay_conn_status(const ir_relay_conn *c);
+/* At most this many bytes should be read for the connection now (the rate limiter's
+ * tokens; SIZE_MAX without a limit). While a client is held back, its status has no
+ * IR_RELAY_WANT_READ and its deadline is the next refill. More may be given to
+ * ir_relay_core_recv; the excess is then a debt paid back before it is read again. */
+size_t ir_relay_conn_read_max(const ir_relay_conn *c);
 /* The next connection whose status may have changed since it was last returned (new
  * output, closed, ...), or NULL. A shell drains this after every call into the core. */
 ir_relay_conn *ir_relay_core_next_changed(ir_relay_core *core);
@@ -173,6 +199,8 @@ typedef struct ir_relay_server ir_relay_server;
 int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out);
 /* The address actually bound (the real port when 0 was asked for). */
 void ir_relay_server_local_addr(const ir_relay_server *srv, iroh_socket_addr *out);
+/* The metrics listener's address; 0 when there is none (metrics_listen was NULL). */
+int ir_relay_server_metrics_addr(const ir_relay_server *srv, iroh_socket_addr *out);
 /* Serves until ir_relay_server_stop; then closes every connection and returns IROH_OK
  * (or IROH_ERR_IO if epoll itself failed). */
 int ir_relay_server_run(ir_relay_server *srv);
