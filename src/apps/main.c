@@ -29,17 +29,21 @@ static const char USAGE[] =
     "                                    send stdin on a stream (N streams: on each), print\n"
     "                                    what comes back, close the connection; --alpn may\n"
     "                                    repeat to offer several (by preference)\n"
+    "    listen and connect also take:   --relay URL (repeatable; default: n0's relays),\n"
+    "                                    --no-relay, --relay-ca PEM (trust for https relays),\n"
+    "                                    --relay-quic-port N (address discovery; 0: off)\n"
     "  relay [--listen IP:PORT] [--tls-cert PEM --tls-key PEM] [--ping-interval SECS]\n"
     "        [--header-timeout SECS] [--allow ID]... [--deny ID]... [--token T]...\n"
     "        [--metrics-listen IP:PORT] [--rate-limit BYTES_PER_SEC [--rate-burst BYTES]]\n"
-    "        [--config FILE]\n"
+    "        [--config FILE] [--qad-listen IP:PORT | --no-qad]\n"
     "                                    run a relay server, plain HTTP (default\n"
     "                                    127.0.0.1:3340) or HTTPS with the certificate,\n"
     "                                    until SIGINT/SIGTERM; SIGUSR1 prints its counters;\n"
     "                                    access by EndpointId lists and Bearer tokens;\n"
     "                                    Prometheus metrics on a separate plain-HTTP port;\n"
     "                                    per-client receive rate limit (burst: rate/10);\n"
-    "                                    --config reads iroh-relay's TOML keys (options win)\n"
+    "                                    --config reads iroh-relay's TOML keys (options win);\n"
+    "                                    with TLS, QUIC address discovery on UDP 7842\n"
     "  version                           print the version\n";
 
 int cli_usage(const char *fmt, const char *arg)

@@ -11,9 +11,12 @@
 
 #include "apps/cmds.h"
 #include "relay/config.h"
+#include "endpoint/qad.h"
 #include "relay/server.h"
+#include <pthread.h>
 
 static ir_relay_server *volatile g_relay;
+static ir_qad_server *volatile g_qad;
 
 static void on_stop(int sig)
 {
@@ -21,6 +24,15 @@ static void on_stop(int sig)
     ir_relay_server *s = g_relay;
     if (s)
         ir_relay_server_stop(s);
+    ir_qad_server *q = g_qad;
+    if (q)
+        ir_qad_server_stop(q);
+}
+
+static void *qad_thread(void *arg)
+{
+    ir_qad_server_run(arg);
+    return NULL;
 }
 
 static void on_stats(int sig)
@@ -174,6 +186,8 @@ int cmd_relay(int argc, char **argv)
     memset(&acl, 0, sizeof acl);
     /* the command line, applied over the config file below */
     const char *config_path = NULL, *listen = NULL, *metrics = NULL, *cert = NULL, *key = NULL;
+    const char *qad_listen = NULL;
+    int no_qad = 0, qad_on = 0, qad_explicit = 0;
     uint32_t rate = 0, burst = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -189,6 +203,10 @@ int cmd_relay(int argc, char **argv)
             (*n)++;
             continue;
         }
+        if (strcmp(a, "--no-qad") == 0) {
+            no_qad = 1;
+            continue;
+        }
         if (strcmp(a, "--token") == 0 && i + 1 < argc) {
             if (ntokens == MAX_ACCESS || !*argv[i + 1])
                 return cli_usage("relay: at most 256 non-empty tokens%s", NULL);
@@ -200,6 +218,7 @@ int cmd_relay(int argc, char **argv)
                             : strcmp(a, "--tls-cert") == 0       ? &cert
                             : strcmp(a, "--tls-key") == 0        ? &key
                             : strcmp(a, "--config") == 0         ? &config_path
+                            : strcmp(a, "--qad-listen") == 0     ? &qad_listen
                                                                  : NULL;
         if (text && i + 1 < argc) {
             *text = argv[++i];
@@ -255,6 +274,17 @@ int cmd_relay(int argc, char **argv)
             cfg.metrics_listen = fc.metrics_bind_addr
                                      ? fc.metrics_bind_addr
                                      : with_port(fc.http_bind_addr, 9090, metrics_buf, sizeof metrics_buf);
+        if (fc.enable_qad && !fc.tls) {
+            fprintf(stderr, "iroh-c: relay: %s: enable_quic_addr_discovery needs a [tls] section\n",
+                    config_path);
+            ir_relay_file_config_free(&fc);
+            return 2;
+        }
+        if (fc.enable_qad) {
+            qad_explicit = 1;
+            if (!qad_listen && fc.quic_bind_addr)
+                qad_listen = fc.quic_bind_addr;
+        }
         cfg.rx_bytes_per_second = fc.rx_bytes_per_second;
         cfg.rx_max_burst_bytes = fc.rx_max_burst_bytes;
         if (fc.access == IR_RELAY_ACCESS_ALLOWLIST) {
@@ -310,6 +340,16 @@ int cmd_relay(int argc, char **argv)
         cfg.access = check_access;
         cfg.access_ctx = &acl;
     }
+    /* QUIC address discovery (relay.md 4.3): with TLS, on the relay's IP at UDP 7842
+     * unless moved by --qad-listen or turned off by --no-qad */
+    if (qad_listen && !cfg.tls_cert_file)
+        return cli_usage("relay: --qad-listen needs --tls-cert and --tls-key (QUIC address "
+                         "discovery uses the relay's certificate)%s", NULL);
+    if (qad_listen)
+        qad_explicit = 1;
+    /* a config file follows upstream: off unless enable_quic_addr_discovery */
+    qad_on = !no_qad && cfg.tls_cert_file && cfg.tls_key_file &&
+             (!config_path || fc.enable_qad || qad_listen);
     raise_fd_limit();
     ir_relay_server *srv;
     int rc = ir_relay_server_new(&cfg, &srv);
@@ -342,10 +382,50 @@ int cmd_relay(int argc, char **argv)
         iroh_socket_addr_to_string(&local, text, sizeof text);
         printf("metrics listening on http://%s/metrics\n", text);
     }
+    ir_qad_server *qad = NULL;
+    pthread_t qad_th;
+    if (qad_on) {
+        char where[IROH_SOCKET_ADDR_LEN];
+        if (qad_listen) {
+            snprintf(where, sizeof where, "%s", qad_listen);
+        } else {
+            ir_relay_server_local_addr(srv, &local);
+            local.port = IR_QAD_DEFAULT_PORT;
+            iroh_socket_addr_to_string(&local, where, sizeof where);
+        }
+        if (ir_qad_server_new(where, cfg.tls_cert_file, cfg.tls_key_file, &qad) != IROH_OK) {
+            fprintf(stderr, "iroh-c: relay: QUIC address discovery on %s: %s\n", where,
+                    iroh_last_error());
+            if (qad_explicit) {
+                g_relay = NULL;
+                ir_relay_server_free(srv);
+                ir_relay_file_config_free(&fc);
+                return 1;
+            }
+            qad = NULL; /* the default place is taken: serve without it */
+        } else if (pthread_create(&qad_th, NULL, qad_thread, qad) != 0) {
+            ir_qad_server_free(qad);
+            qad = NULL;
+        } else {
+            g_qad = qad;
+            ir_qad_server_local_addr(qad, &local);
+            iroh_socket_addr_to_string(&local, text, sizeof text);
+            printf("QUIC address discovery on udp %s\n", text);
+        }
+    }
     fflush(stdout);
 
     rc = ir_relay_server_run(srv);
     g_relay = NULL;
+    if (qad) {
+        ir_qad_server_stop(qad);
+        pthread_join(qad_th, NULL);
+        g_qad = NULL;
+        ir_qad_stats qs;
+        ir_qad_server_stats(qad, &qs);
+        fprintf(stderr, "qad stats: connections=%llu\n", (unsigned long long)qs.connections);
+        ir_qad_server_free(qad);
+    }
     ir_relay_server_stats st;
     char line[2048];
     ir_relay_server_get_stats(srv, &st);

@@ -536,8 +536,7 @@ static int apply(parser *ps, const char *key, tval *v)
     } else if (!strcmp(key, "enable_quic_addr_discovery")) {
         if (want(ps, key, v, V_BOOL) < 0)
             return -1;
-        if (v->b)
-            return fail(ps, "QUIC address discovery (enable_quic_addr_discovery = true) is not supported");
+        c->enable_qad = v->b;
     } else if (!strcmp(key, "key_cache_capacity")) {
         if (want(ps, key, v, V_INT) < 0)
             return -1;
@@ -581,9 +580,7 @@ static int apply(parser *ps, const char *key, tval *v)
     } else if (!strcmp(key, "tls.https_bind_addr")) {
         return take_addr(ps, key, v, &c->https_bind_addr);
     } else if (!strcmp(key, "tls.quic_bind_addr")) {
-        if (take_addr(ps, key, v, NULL) < 0)
-            return -1;
-        note(ps, key, "no QUIC address discovery");
+        return take_addr(ps, key, v, &c->quic_bind_addr);
     } else if (!strcmp(key, "tls.cert_mode")) {
         if (want(ps, key, v, V_STR) < 0)
             return -1;
@@ -741,6 +738,8 @@ void ir_relay_file_config_free(ir_relay_file_config *c)
     free(c->http_bind_addr);
     free(c->metrics_bind_addr);
     free(c->https_bind_addr);
+    free(c->quic_bind_addr);
+    c->quic_bind_addr = NULL;
     free(c->cert_dir);
     free(c->manual_cert_path);
     free(c->manual_key_path);

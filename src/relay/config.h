@@ -11,7 +11,7 @@
  * Keys (anything else is an error naming the line):
  *   enable_relay (bool, true; false is refused: there would be nothing to serve)
  *   http_bind_addr, metrics_bind_addr (socket address strings), enable_metrics (bool, true)
- *   enable_quic_addr_discovery (false only: QAD is not implemented)
+ *   enable_quic_addr_discovery (bool, false; true needs [tls])
  *   key_cache_capacity (integer; accepted, ignored: our key cache has a fixed size)
  *   access = "everyone" | { allowlist = [ids] } | { denylist = [ids] } |
  *            { shared_token = [tokens] }   (also as `access.allowlist = [...]` or an
@@ -19,7 +19,8 @@
  *            refused)
  *   [tls] https_bind_addr, cert_mode ("Manual" only; "LetsEncrypt" and "Reloading" are
  *         refused; default "Manual"), cert_dir, manual_cert_path, manual_key_path;
- *         quic_bind_addr, hostname, contact, prod_tls are accepted and ignored (QAD, ACME)
+ *         quic_bind_addr (QUIC address discovery; default: the HTTPS IP, port 7842);
+ *         hostname, contact, prod_tls are accepted and ignored (ACME)
  *   [limits] accept_conn_limit, accept_conn_burst (accepted, ignored: upstream does not
  *         implement them either)
  *   [limits.client.rx] bytes_per_second, max_burst_bytes (1 .. 2^32-1; a burst needs a
@@ -52,6 +53,8 @@ typedef struct ir_relay_file_config {
     char **tokens;                 /* shared_token */
     size_t n_tokens;
     int tls;                       /* a [tls] table is present */
+    int enable_qad;                /* enable_quic_addr_discovery */
+    char *quic_bind_addr;          /* NULL: not given */
     char *https_bind_addr, *cert_dir, *manual_cert_path, *manual_key_path; /* NULL: not given */
     uint32_t rx_bytes_per_second;  /* 0: no limit */
     uint32_t rx_max_burst_bytes;   /* 0: not given */

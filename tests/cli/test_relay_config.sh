@@ -2,7 +2,7 @@
 # iroh-c relay --config FILE: upstream's TOML keys (http_bind_addr, enable_metrics,
 # metrics_bind_addr, [limits.client.rx], [tls] with Manual certificates, access), the
 # command line overriding the file, a missing file meaning the defaults (said on stderr),
-# and errors (unknown key, LetsEncrypt, QAD, bad TOML, a directory) exiting 2 with the
+# and errors (unknown key, LetsEncrypt, QAD without [tls], bad TOML, a directory) exiting 2 with the
 # file and line named. Loopback only; port 0 everywhere, the real ports read from stdout.
 set -u
 bin=${IROH_C:?IROH_C not set}
@@ -94,10 +94,13 @@ fi
 if command -v openssl > /dev/null &&
    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/default.key" \
      -out "$dir/default.crt" -days 1 -subj /CN=localhost > /dev/null 2>&1; then
+  qport=$((20000 + RANDOM % 30000))
   cat > "$dir/tls.toml" <<EOF
 enable_metrics = false
+enable_quic_addr_discovery = true
 [tls]
 https_bind_addr = "127.0.0.1:0"
+quic_bind_addr = "127.0.0.1:$qport"
 cert_mode = "Manual"
 cert_dir = "$dir"
 EOF
@@ -105,6 +108,8 @@ EOF
     [ "$scheme" = https ] && ok || bad "not https: $(cat "$dir/relay.out")"
     [ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 "https://127.0.0.1:$port/ping")" = 200 ] && ok ||
       bad "https /ping"
+    grep -q "QUIC address discovery on udp 127.0.0.1:$qport" "$dir/relay.out" && ok ||
+      bad "quic_bind_addr: $(cat "$dir/relay.out")"
     stop_relay
   else
     bad "TLS relay did not start: $(cat "$dir/relay.err")"
@@ -128,7 +133,7 @@ expect_error "line 3: unknown key 'enable_stun'"
 printf '[tls]\ncert_mode = "LetsEncrypt"\nhostname = "relay.example.com"\n' > "$dir/bad.toml"
 expect_error 'line 2: cert_mode "LetsEncrypt" is not supported'
 printf 'enable_quic_addr_discovery = true\n' > "$dir/bad.toml"
-expect_error 'line 1: QUIC address discovery'
+expect_error 'enable_quic_addr_discovery needs a [tls] section'
 printf 'access.allowlist = ["not-an-id"]\n' > "$dir/bad.toml"
 expect_error "line 1: 'access.allowlist': 'not-an-id' is not an EndpointId"
 printf 'access = { http = { url = "https://auth.example" } }\n' > "$dir/bad.toml"

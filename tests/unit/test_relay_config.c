@@ -131,7 +131,9 @@ TEST(test_toml_subset)
                        "quic_bind_addr = \"[::]:7842\"\n"),
                  IROH_OK);
     CHECK(cfg.tls && strstr(cfg.notes, "'tls.hostname' ignored (only used by LetsEncrypt)") != NULL);
-    CHECK(strstr(cfg.notes, "'tls.quic_bind_addr' ignored") != NULL);
+    CHECK_STR(cfg.quic_bind_addr, "[::]:7842");
+    CHECK_EQ_INT(parse("enable_quic_addr_discovery = true\n"), IROH_OK);
+    CHECK_EQ_INT(cfg.enable_qad, 1);
     CHECK_EQ_INT(parse("[tls]\n"), IROH_OK); /* an empty [tls]: Manual, default paths */
     CHECK_EQ_INT(cfg.tls, 1);
     CHECK(cfg.manual_cert_path == NULL);
@@ -148,7 +150,7 @@ TEST(test_errors)
     ERR("[tls]\ncert_mode = \"LetsEncrypt\"\n", "line 2: cert_mode \"LetsEncrypt\" is not supported");
     ERR("[tls]\ncert_mode = \"Reloading\"\n", "line 2: cert_mode \"Reloading\" is not supported");
     ERR("[tls]\ncert_mode = \"manual\"\n", "line 2: unknown cert_mode");
-    ERR("enable_quic_addr_discovery = true\n", "line 1: QUIC address discovery");
+    ERR("enable_quic_addr_discovery = 1\n", "line 1: 'enable_quic_addr_discovery' must be a boolean");
     ERR("enable_relay = false\n", "line 1: enable_relay = false is not supported");
     ERR("enable_relay = \"yes\"\n", "line 1: 'enable_relay' must be a boolean");
     ERR("enable_metrics = 1\n", "line 1: 'enable_metrics' must be a boolean");
