@@ -36,8 +36,8 @@
  *    exporter on the connection (ir_relay_conn_set_exporter); without one the header is
  *    decoded (an undecodable header drops the connection, as upstream) and the challenge
  *    is used.
- *  - QUIC address discovery (spec 4.3): a UDP socket the shell would add to its epoll set
- *    next to the listener; nothing in the core depends on it.
+ *  - QUIC address discovery (spec 4.3) is not part of this server: `iroh-c relay` runs
+ *    endpoint/qad.h on a thread of its own next to it.
  *  - Access control (spec 2.4): the `access` callback of the configuration.
  */
 #ifndef IR_RELAY_SERVER_H
