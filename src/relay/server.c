@@ -2040,7 +2040,7 @@ static void accept_ready(ir_relay_server *srv, uint64_t now)
         c->fd = fd;
         c->events = EPOLLIN;
         if (srv->cred) {
-            if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK) < 0 ||
+            if (gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0 ||
                 gnutls_set_default_priority(c->tls) < 0 ||
                 gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, srv->cred) < 0) {
                 tls_drop(c);

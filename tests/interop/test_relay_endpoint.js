@@ -135,6 +135,18 @@ async function main() {
   check(after.bytes_relayed - before.bytes_relayed >= 2 << 20,
     `the relay carried it: ${after.bytes_relayed - before.bytes_relayed} bytes`);
 
+  // ---- both a relay and direct addresses: the first flight goes to all, the first answer wins
+  // iroh -> iroh-c: iroh sends its Initial over the relay and UDP; iroh-c answers the first copy
+  const full = new iroh.EndpointAddr(iroh.EndpointId.fromString(dec.id), relayUrl, dec.addrs.filter((x) => x.startsWith('127.')));
+  const both = await withTimeout(cli.connect(full, bytes(ALPN)), 20000, 'iroh -> iroh-c, relay + direct');
+  check(await withTimeout(echo(both, 4096, 4), 20000, 'echo relay+direct'), `iroh -> iroh-c with relay and direct addresses: ${pathsText(both)}`);
+  console.log(`iroh -> iroh-c with relay and direct addresses: paths ${pathsText(both)}`);
+  both.close(0n, bytes('bye'));
+  // iroh-c -> iroh with iroh's full address (relay and direct)
+  const fullTicket = iroh.EndpointTicket.fromAddr(srv.addr()).toString();
+  r = await runIrohC(['connect', fullTicket, '--alpn', ALPN, '--relay', relay.url], Buffer.from('both ways'), 30000);
+  check(r.code === 0 && r.out.toString() === 'both ways', `iroh-c -> iroh with relay and direct addresses: ${r.code} '${r.out}' ${r.err}`);
+
   // ---- iroh-c <-> iroh-c through the relay, a dumb pipe across a relay restart ------------
   const pipe = await startListen(relay, []);
   pipe.proc.stdin.end(); /* nothing goes back: connect exits once its input is through */
@@ -172,7 +184,7 @@ async function main() {
   check(st2.handshakes >= 4, `the endpoints reconnected to the restarted relay: ${st2.handshakes} handshakes`);
   check(st2.bytes_relayed >= part2.length, `the restarted relay carried the rest: ${st2.bytes_relayed} bytes`);
 
-  try { conn.close(0, bytes('done')); } catch (e) { /* already closed */ }
+  conn.close(0n, bytes('done'));
   lis.proc.kill('SIGTERM');
   pipe.proc.kill('SIGTERM');
   await Promise.race([Promise.all([srv.close(), cli.close()]), sleep(5000)]);
