@@ -513,7 +513,7 @@ int cmd_listen(int argc, char **argv)
     install_signals();
     if (!relays.none) {
         /* the ticket names the home relay once one is connected: wait a little for it */
-        if (iroh_endpoint_online(ep, 10000) != IROH_OK)
+        if (iroh_endpoint_online(ep, 5000) != IROH_OK)
             fprintf(stderr, "iroh-c: no relay connected yet (%s); the ticket has direct "
                             "addresses only\n", iroh_last_error());
     }

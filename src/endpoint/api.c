@@ -700,6 +700,18 @@ int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len)
     return rc;
 }
 
+/* " (relay URL: why it is not connected)" when a relay is down, else "" (the endpoint's
+ * mutex is held; the text lives until the next call on this thread) */
+static const char *relay_problem(iroh_endpoint *ep)
+{
+    static _Thread_local char text[600];
+    const char *url, *why;
+    if (!ir_ep_relay_problem(ep->ep, &url, &why))
+        return "";
+    snprintf(text, sizeof text, " (relay %s: %s)", url, why);
+    return text;
+}
+
 int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
 {
     if (!ep)
@@ -713,24 +725,13 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
             break;
         }
         if (wait_until(ep, timeout_ms, &dl) != 0) {
-            rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms", timeout_ms);
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
+                         relay_problem(ep));
             break;
         }
     }
     pthread_mutex_unlock(&ep->mu);
     return rc;
-}
-
-/* " (relay URL: why it is not connected)" when a relay is down, else "" (the endpoint's
- * mutex is held; the text lives until the next call on this thread) */
-static const char *relay_problem(iroh_endpoint *ep)
-{
-    static _Thread_local char text[600];
-    const char *url, *why;
-    if (!ir_ep_relay_problem(ep->ep, &url, &why))
-        return "";
-    snprintf(text, sizeof text, " (relay %s: %s)", url, why);
-    return text;
 }
 
 static int wait_connected(iroh_connection *h, int timeout_ms)
