@@ -35,6 +35,18 @@ static void *qad_thread(void *arg)
     return NULL;
 }
 
+/* The address discovery thread takes no signals: they all go to the main thread, whose
+ * handlers stop both servers. */
+static int start_qad_thread(pthread_t *th, ir_qad_server *qad)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(th, NULL, qad_thread, qad);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 static void on_stats(int sig)
 {
     (void)sig;
@@ -403,7 +415,7 @@ int cmd_relay(int argc, char **argv)
                 return 1;
             }
             qad = NULL; /* the default place is taken: serve without it */
-        } else if (pthread_create(&qad_th, NULL, qad_thread, qad) != 0) {
+        } else if (start_qad_thread(&qad_th, qad) != 0) {
             ir_qad_server_free(qad);
             qad = NULL;
         } else {
@@ -418,9 +430,9 @@ int cmd_relay(int argc, char **argv)
     rc = ir_relay_server_run(srv);
     g_relay = NULL;
     if (qad) {
+        g_qad = NULL; /* signals reach this thread only: no handler can hold it now */
         ir_qad_server_stop(qad);
         pthread_join(qad_th, NULL);
-        g_qad = NULL;
         ir_qad_stats qs;
         ir_qad_server_stats(qad, &qs);
         fprintf(stderr, "qad stats: connections=%llu\n", (unsigned long long)qs.connections);

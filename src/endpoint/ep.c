@@ -128,7 +128,8 @@ static int link_for_url(ir_ep *ep, const char *url)
 }
 
 /* The home relay (spec relay.md 6): the configured relay with the lowest latency; a
- * new one replaces the current home only below 2/3 of its latency. */
+ * new one replaces the current home only below 2/3 of its latency, or when the home is
+ * down. */
 static void choose_home(ir_ep *ep, uint64_t now)
 {
     int best = -1;
@@ -148,10 +149,7 @@ static void choose_home(ir_ep *ep, uint64_t now)
     if (ep->home >= 0 && ir_rlink_established(ep->links[ep->home]) &&
         best_lat * 3 >= ir_rlink_latency(ep->links[ep->home]) * 2)
         return;
-    if (ep->home >= 0)
-        ir_rlink_want(ep->links[ep->home], -1, now); /* no longer kept for good */
     ep->home = best;
-    ir_rlink_want(ep->links[best], 1, now);
     IR_LOG(IR_LOG_INFO, "home relay: %s (%.1f ms)", ir_rlink_url(ep->links[best]),
            (double)best_lat / 1e6);
 }
@@ -277,7 +275,10 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
             rc = idx;
             goto fail;
         }
-        ir_rlink_want(ep->links[idx], 0, now); /* measured, then kept if it is the home */
+        /* configured relays stay connected (reconnecting with backoff for as long as it
+         * takes): their keepalive round trips keep the latencies current, and the home
+         * fails over to another when it goes down */
+        ir_rlink_want(ep->links[idx], 1, now);
     }
     ep->nconfigured = ep->nlinks;
     ep->cfg.relay_urls = NULL; /* not kept: the links have their own copies */
@@ -738,6 +739,8 @@ static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, siz
     /* a new connection: only a full-size client Initial, and only if we accept */
     if (h.type != IR_PT_INITIAL || len < IR_MIN_INITIAL_SIZE || !ep->cfg.n_alpns)
         return;
+    if (ep->cfg.max_connections && ep->nconns >= ep->cfg.max_connections)
+        return; /* full: the client will try again */
     ir_conn_config cfg;
     base_config(ep, &cfg);
     if (ep->cfg.retry) {

@@ -23,6 +23,7 @@ typedef struct ir_ep_config {
     iroh_socket_addr bind4, bind6;
     uint64_t keep_alive_ns; /* 0: iroh's 5 s */
     int retry;              /* validate client addresses with a Retry before any state */
+    size_t max_connections; /* new incoming connections are dropped at this many; 0: no limit */
     /* transport limits; 0 = iroh's default */
     uint32_t max_streams_bidi, max_streams_uni, stream_window, max_stream_window,
         max_datagram_frame;

@@ -49,6 +49,10 @@ int ir_qad_server_new(const char *listen, const char *cert_file, const char *key
     cfg.x509_key_file = key_file;
     cfg.qad_server = 1;
     cfg.idle_timeout_ms = 35000; /* as the clients' */
+    /* anyone may send Initials here: no state before the client proves its address
+     * (Retry), and a bound on connections */
+    cfg.retry = 1;
+    cfg.max_connections = 20000;
     if ((rc = ir_ep_new(&cfg, &q->ep)) != IROH_OK)
         goto fail;
     q->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -3,7 +3,8 @@
  * relay by its X.509 certificate (the one of its https listener), and are told the
  * address the relay sees them at (OBSERVED_ADDRESS), again whenever it changes. The
  * server allows no streams and keeps each connection until the client closes it or it
- * idles out. Runs the endpoint core (ep.h) on a loop of its own. */
+ * idles out. Clients prove their address with a Retry first, and at most 20000
+ * connections are kept. Runs the endpoint core (ep.h) on a loop of its own. */
 #ifndef IR_ENDPOINT_QAD_H
 #define IR_ENDPOINT_QAD_H
 

@@ -561,7 +561,9 @@ static void write_out(ir_rlink *l, uint64_t now);
 /* Moves bytes between the socket and the client and handles its events. */
 static void pump(ir_rlink *l, short revents, uint64_t now)
 {
-    if (revents & POLLIN || revents & (POLLERR | POLLHUP)) {
+    /* a TLS read may be blocked on a write (GnuTLS answering the server): POLLOUT
+     * resumes it too */
+    if (revents & (POLLIN | POLLERR | POLLHUP) || (l->tls_s && (revents & POLLOUT))) {
         for (int round = 0; round < 16; round++) {
             ssize_t n;
             if (l->tls_s) {
@@ -600,7 +602,7 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
     if (t && now >= t)
         ir_relay_client_on_timeout(l->cli, now);
     ir_relay_client_event ev;
-    while (l->cli && ir_relay_client_poll(l->cli, &ev)) {
+    while (ir_relay_client_poll(l->cli, &ev)) {
         switch (ev.kind) {
         case IR_RELAY_EV_READY:
             l->ready = 1;
@@ -633,10 +635,13 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
     if (ir_relay_client_rtt(l->cli))
         l->latency = ir_relay_client_rtt(l->cli);
     write_out(l, now);
+    /* the only place a running client is given up (its events are all handled) */
+    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
+        failed(l, now, "%s", ir_relay_client_failure(l->cli));
 }
 
-/* Writes what the client has queued (never delivers anything: safe to call while the
- * endpoint walks its connections). */
+/* Writes what the client has queued. Never delivers anything and never frees the client,
+ * so it is safe while the endpoint walks its connections or pump walks its events. */
 static void write_out(ir_rlink *l, uint64_t now)
 {
     const uint8_t *p;
@@ -672,8 +677,9 @@ static void write_out(ir_rlink *l, uint64_t now)
         ir_relay_client_eof(l->cli, why);
         break;
     }
-    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
-        failed(l, now, "%s", ir_relay_client_failure(l->cli));
+    /* a failure found here is handled by the next pump (ir_rlink_timeout makes it due at
+     * once): this may run inside pump's event loop, from a datagram callback that sends
+     * through this very link, while the client and its events are in use */
 }
 
 static void send_now(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size_t len,
@@ -796,6 +802,8 @@ uint64_t ir_rlink_timeout(const ir_rlink *l)
         break;
     case L_UP:
         t = ir_relay_client_timeout(l->cli);
+        if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
+            t = 1; /* failed while sending: close and back off at the next round */
         break;
     }
     if (l->qn)
