@@ -39,9 +39,9 @@ start_relay() {
     return 1
 }
 if ! start_relay $port; then
-    # the default port is taken: any free one will do
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 3341)
-    start_relay "$port"
+    # the default port is taken: any free one will do (the relay prints which)
+    start_relay 0
+    port=$(sed -n 's|^relay listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$relay_out")
 fi
 relay_url="http://127.0.0.1:$port"
 trap 'kill $relay $listener 2>/dev/null; rm -rf "$dir"' EXIT
