@@ -831,6 +831,8 @@ static void tls_step(ir_rlink *l, uint64_t now)
 
 void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
 {
+    if (l->qn)
+        expire_queue(l, now);
     if (!l->forever && l->wanted && l->st != L_IDLE && now - l->last_used >= IDLE_CLOSE_NS &&
         l->qn == 0) {
         IR_LOG(IR_LOG_DEBUG, "relay %s: unused for 60 s, closing", l->url);
@@ -840,8 +842,6 @@ void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
         l->st = L_IDLE;
         return;
     }
-    if (l->qn)
-        expire_queue(l, now);
     switch (l->st) {
     case L_IDLE:
         break;

@@ -204,6 +204,27 @@ int main(void)
     CHECK(strstr(ir_rlink_last_error(dead), "connect") != NULL);
     uint64_t t = ir_rlink_timeout(dead);
     CHECK(t > ir_now_ns()); /* waiting for the next attempt, not spinning */
+    /* kept for good (a configured relay): still retrying two minutes later (the clock is
+     * the caller's, so the future can be handed in) */
+    uint64_t later = ir_now_ns() + 120ull * 1000000000ull;
+    ir_rlink_process(dead, 0, later);
+    CHECK(ir_rlink_timeout(dead) != 0);
+    CHECK(strstr(ir_rlink_last_error(dead), "connect") != NULL);
     ir_rlink_free(dead);
+
+    /* dialed on demand (a peer's relay) and unused: closed after 60 s, and dialed again
+     * by the next send */
+    ir_rlink *ondemand = make_link("http://127.0.0.1:1/", 0xc4, &g_a, 0);
+    CHECK(ondemand != NULL);
+    uint64_t t0 = ir_now_ns();
+    ir_rlink_send(ondemand, idb.bytes, (const uint8_t *)"x", 1, 1, t0);
+    CHECK(ir_rlink_timeout(ondemand) != 0);
+    ir_rlink_process(ondemand, 0, t0 + 61ull * 1000000000ull);
+    CHECK(ir_rlink_timeout(ondemand) == 0); /* idle: nothing to do */
+    struct pollfd pfd;
+    CHECK(!ir_rlink_pollfd(ondemand, &pfd));
+    ir_rlink_send(ondemand, idb.bytes, (const uint8_t *)"y", 1, 1, t0 + 62ull * 1000000000ull);
+    CHECK(ir_rlink_timeout(ondemand) != 0); /* trying again */
+    ir_rlink_free(ondemand);
     TEST_EXIT();
 }
