@@ -244,7 +244,8 @@ typedef struct iroh_send_stream iroh_send_stream;
 typedef struct iroh_recv_stream iroh_recv_stream;
 
 /* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
- * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout. */
+ * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
+ * relays (IROH_RELAY_MODE_DEFAULT) with QUIC address discovery on their port 7842. */
 IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
 IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
 IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
@@ -307,7 +308,8 @@ IROH_EXTERN int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b,
  * (https://use1-1.relay.n0.iroh.iroh.link./ and the euc1-1 and aps1-1 ones); DISABLED
  * uses none (direct addresses only); CUSTOM the URLs given with
  * iroh_endpoint_builder_relay_url. The endpoint connects to its relays in the
- * background: the one with the lowest latency becomes the home relay, advertised in
+ * background and keeps them connected: the one with the lowest latency (round trip of
+ * the relay protocol's keepalive ping) becomes the home relay, advertised in
  * iroh_endpoint_get_addr and tickets, and peers can reach this endpoint through it by
  * EndpointId alone. Relays that cannot be reached never delay direct connections; the
  * endpoint keeps retrying them with backoff. Relays of peers' addresses are dialed on
@@ -340,8 +342,10 @@ IROH_EXTERN int iroh_endpoint_builder_relay_quic_port(iroh_endpoint_builder *b, 
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
 
 IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id *out);
-/* The endpoint's address: its id and direct addresses (interfaces when bound to an
- * unspecified address). The caller frees it. */
+/* The endpoint's address: its id, its home relay once connected (see
+ * iroh_endpoint_online), and its direct addresses (interfaces when bound to an
+ * unspecified address, plus the public address QUIC address discovery found). The
+ * caller frees it. */
 IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
 
 /* Waits up to timeout_ms (-1: forever) until the home relay is connected (at once when
