@@ -1557,6 +1557,10 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
             c->path->bytes_sent = 0;
             start_validation(c);
             c->observed_pending = c->qad_send; /* tell the peer its new address */
+            /* a new path: its MTU and capacity are unknown again (RFC 9000 9.4) */
+            ir_rec_new_path(c, c->now);
+            c->path->mtu_state = MTU_IDLE;
+            c->path->mtu_tries = 0;
             ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
         }
     }
@@ -2117,6 +2121,12 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
             w.buf[w.pos++] = IR_FT_PING;
             record(&w, SF_PING, 0, 0, 0, 0, 1);
         }
+        if (s == SP_APP && c->mtu_probe_writing && can_record(&w) && room(&w) >= 1) {
+            /* a path MTU probe: ack-eliciting, padded to the probed size below */
+            w.buf[w.pos++] = IR_FT_PING;
+            record(&w, SF_MTU_PROBE, pad_to, 0, 0, 0, 1);
+            w.rec.mtu_probe = 1;
+        }
     }
     size_t payload = w.pos - w.hdr_len;
     if (payload == 0)
@@ -2239,11 +2249,62 @@ size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap
     return len;
 }
 
+/* The size to probe on the current path, or 0 when there is nothing to probe. */
+static size_t mtu_target(const ir_conn *c)
+{
+    uint64_t t = IR_MTU_PROBE_SIZE;
+    if (c->peer_tp.max_udp_payload_size < t)
+        t = c->peer_tp.max_udp_payload_size;
+    if (c->cfg.tp.max_udp_payload_size < t)
+        t = c->cfg.tp.max_udp_payload_size;
+    return t > c->path->max_datagram ? (size_t)t : 0;
+}
+
+/* Sends the path MTU probe when one is due (after the handshake is confirmed and the path
+ * validated, when congestion control has room for it). */
+static size_t send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to)
+{
+    qpath *p = c->path;
+    if (p->mtu_state == MTU_IDLE && c->handshake_confirmed && p->validated &&
+        c->state == IR_CONN_ESTABLISHED && c->peer_tp_ok)
+        p->mtu_state = mtu_target(c) ? MTU_DUE : MTU_DONE;
+    if (p->mtu_state != MTU_DUE || c->now < p->mtu_next)
+        return 0;
+    size_t size = mtu_target(c);
+    if (!size) {
+        p->mtu_state = MTU_DONE;
+        return 0;
+    }
+    if (cap < size || p->bytes_in_flight + size > p->cwnd || !KEYS(c, SP_APP).have_tx)
+        return 0;
+    c->mtu_probe_writing = 1;
+    size_t n = write_packet(c, SP_APP, buf, size, size);
+    c->mtu_probe_writing = 0;
+    if (n == size) {
+        p->mtu_state = MTU_IN_FLIGHT;
+        *to = p->addr;
+    }
+    return n;
+}
+
+void ir_conn_mtu_black_hole(ir_conn *c)
+{
+    if (c->path->max_datagram <= 1200)
+        return;
+    c->path->max_datagram = 1200;
+    c->path->mtu_state = MTU_DONE; /* no second try on this path */
+}
+
 size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
 {
     c->now = now;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
+    if (c->state == IR_CONN_ESTABLISHED && !c->path->response_pending) {
+        size_t n = send_mtu_probe(c, buf, cap, to);
+        if (n)
+            return n;
+    }
     if (cap > c->path->max_datagram)
         cap = c->path->max_datagram;
     if (c->state != IR_CONN_CLOSING && c->path->response_pending &&
@@ -2327,6 +2388,12 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
     case SF_CRYPTO:
         ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
         break;
+    case SF_MTU_PROBE:
+        /* the path carries datagrams of this size: use them from now on */
+        if (f->a > c->path->max_datagram)
+            c->path->max_datagram = f->a;
+        c->path->mtu_state = MTU_DONE;
+        break;
     case SF_RESET_STREAM:
         s = find_stream(c, f->a);
         if (s) {
@@ -2395,6 +2462,13 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         if (f->a == c->observed_sent_seq) /* the latest report was lost: send it again */
             c->observed_pending = 1;
         break;
+    case SF_MTU_PROBE:
+        if (c->path->mtu_state == MTU_IN_FLIGHT) {
+            /* lost: maybe the path is too narrow; twice more, a little apart */
+            c->path->mtu_state = ++c->path->mtu_tries >= 3 ? MTU_DONE : MTU_DUE;
+            c->path->mtu_next = c->now + (c->path->smoothed_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS);
+        }
+        break;
     case SF_PATH_CHALLENGE:
         if (c->path->challenge_outstanding)
             c->path->challenge_pending = 1;
@@ -2438,6 +2512,10 @@ uint64_t ir_conn_timeout(const ir_conn *c)
         if (p < t)
             t = p;
     }
+    /* the next path MTU probe (only a future time: a due probe blocked by congestion
+     * control waits for acknowledgements, not for the timer) */
+    if (c->path->mtu_state == MTU_DUE && c->path->mtu_next > c->now && c->path->mtu_next < t)
+        t = c->path->mtu_next;
     /* once fired, the keep-alive waits for ir_conn_send (which may be blocked, e.g. by
      * the anti-amplification limit) instead of firing again and again */
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending) {

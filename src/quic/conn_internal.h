@@ -32,6 +32,7 @@ enum sent_kind {
     SF_PATH_CHALLENGE,
     SF_CLOSE,
     SF_OBSERVED_ADDRESS, /* a = sequence number */
+    SF_MTU_PROBE,        /* a = the probe's size */
 };
 
 typedef struct sent_frame {
@@ -49,6 +50,7 @@ typedef struct sent_pkt {
     uint8_t ack_eliciting;
     uint8_t in_flight;
     uint8_t gone;       /* acknowledged or lost: a hole in the list until it is compacted */
+    uint8_t mtu_probe;  /* a path MTU probe: its loss says nothing about congestion */
     uint8_t nframes;
     sent_frame f[MAX_SENT_FRAMES];
 } sent_pkt;
@@ -166,7 +168,19 @@ typedef struct qpath {
     double cubic_wmax;
     uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
     double cubic_w_est;
+
+    /* path MTU discovery (RFC 9000 14.3, RFC 8899 in brief): one probe size, tried up to
+     * three times once the path is validated; max_datagram grows when one is acknowledged
+     * and falls back to 1200 when the larger packets stop getting through */
+    uint8_t mtu_state; /* MTU_IDLE, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE */
+    uint8_t mtu_tries;
+    uint64_t mtu_next; /* earliest time of the next probe */
 } qpath;
+
+enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
+/* the size probed: 1500-byte links under IPv6 (and IPv4) carry it; at most the peer's
+ * max_udp_payload_size */
+#define IR_MTU_PROBE_SIZE 1452
 
 /* paths a connection can have at once (1 until multipath is negotiated) */
 #define IR_MAX_PATHS 1
@@ -280,6 +294,8 @@ struct ir_conn {
     uint64_t observed_recv_seq;
     iroh_socket_addr observed;
 
+    int mtu_probe_writing; /* write_packet is building a path MTU probe */
+
     /* ir_conn_send_batch: a datagram built but not joining the last batch */
     uint8_t held[IR_CONN_MAX_DGRAM];
     size_t held_len;
@@ -296,8 +312,12 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
 uint64_t ir_rec_timer(const ir_conn *c);
 void ir_rec_on_timeout(ir_conn *c, uint64_t now);
 void ir_rec_discard_space(ir_conn *c, int space);
+/* the current path moved to a new address: congestion control starts over */
+void ir_rec_new_path(ir_conn *c, uint64_t now);
 /* forgets every sent packet of the space (nothing declared lost) */
 void ir_rec_discard_sent(ir_conn *c, int space);
+/* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
+void ir_conn_mtu_black_hole(ir_conn *c);
 /* conn.c, called by recovery */
 void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
 void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);

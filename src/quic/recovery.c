@@ -32,6 +32,20 @@ void ir_rec_init(ir_conn *c)
         SP(c, s).loss_time = UINT64_MAX;
 }
 
+void ir_rec_new_path(ir_conn *c, uint64_t now)
+{
+    /* RFC 9000 9.4: the congestion controller starts over on a new path (the RTT
+     * estimate is kept: the peer is the same and PTOs stay sane). Losses of packets
+     * sent before now belong to the old path and are not congestion here. */
+    c->path->max_datagram = 1200;
+    c->path->cwnd = 10 * c->path->max_datagram;
+    c->path->ssthresh = UINT64_MAX;
+    c->path->recovery_start = now;
+    c->path->cubic_epoch = UINT64_MAX;
+    c->path->cubic_wmax = 0;
+    c->path->pto_count = 0;
+}
+
 static uint64_t max_ack_delay_ns(const ir_conn *c)
 {
     return c->peer_tp_ok ? c->peer_tp.max_ack_delay * NS_PER_MS : 25 * NS_PER_MS;
@@ -232,7 +246,8 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
         if (p->pn > s->largest_acked)
             break;
         if (p->time <= lost_before || p->pn + PACKET_THRESHOLD <= s->largest_acked) {
-            if (p->in_flight) {
+            /* a lost MTU probe says nothing about congestion (RFC 9000 14.4) */
+            if (p->in_flight && !p->mtu_probe) {
                 any_lost = 1;
                 if (p->time < first_lost_time)
                     first_lost_time = p->time;
@@ -253,6 +268,8 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
         uint64_t span = (c->path->smoothed_rtt + (4 * c->path->rttvar > GRANULARITY ? 4 * c->path->rttvar : GRANULARITY) +
                          max_ack_delay_ns(c)) * PERSISTENT_CONGESTION_THRESHOLD;
         if (c->path->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
+            /* persistent congestion after the datagrams grew: maybe they stopped fitting */
+            ir_conn_mtu_black_hole(c);
             c->path->cwnd = min_window(c);
             c->path->recovery_start = UINT64_MAX;
             c->path->cubic_epoch = UINT64_MAX;
@@ -375,6 +392,8 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
     if (t > now || space < 0)
         return;
     c->path->pto_count++;
+    if (c->path->pto_count >= 3)
+        ir_conn_mtu_black_hole(c); /* nothing gets through: try small datagrams again */
     /* probe: resend the oldest unacknowledged data of the space (its frames become
      * "lost" for repair, the packet stays in flight until acked or declared lost) */
     pn_space *sp = &SP(c, space);

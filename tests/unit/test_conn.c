@@ -75,6 +75,9 @@ typedef struct net {
     uint64_t server_tx_to_new, server_rx_from_new;
     /* sees every datagram as it is sent (from: the sending side); 1 drops it */
     int (*tap)(struct net *nw, struct side *s, int from, const uint8_t *d, size_t len);
+    size_t mtu;        /* datagrams larger than this vanish (0: no limit) */
+    size_t largest;    /* the largest datagram delivered */
+    uint64_t too_big;  /* datagrams dropped for their size */
 } net;
 
 static int pkt_before(const pkt *a, const pkt *b)
@@ -149,6 +152,12 @@ static pkt *heap_pop(net *nw)
 
 static void net_send(net *nw, int to, const ir_netaddr *from, const uint8_t *d, size_t len)
 {
+    if (nw->mtu && len > nw->mtu) {
+        nw->too_big++;
+        return;
+    }
+    if (len > nw->largest)
+        nw->largest = len;
     if (chance(nw->loss)) {
         nw->dropped++;
         return;
@@ -2046,6 +2055,62 @@ TEST(address_discovery)
     tweak_config = NULL;
 }
 
+/* ---- path MTU discovery: one probe of 1452 bytes once the path is validated ---------- */
+
+static size_t mtu_limit_at_half; /* black hole: the path narrows halfway through */
+static void watch_mtu(app *a, net *nw, side *s)
+{
+    (void)s;
+    if (mtu_limit_at_half && a->f[0].h[0].got + a->f[0].h[1].got > (1u << 20))
+        nw->mtu = mtu_limit_at_half;
+}
+
+TEST(path_mtu)
+{
+    for (int v = 0; v < 3; v++) {
+        /* v0: a clean path carries 1452-byte datagrams; v1: the path takes 1300 at most,
+         * probes fail without hurting the transfer; v2: the path narrows to 1300 in the
+         * middle of a transfer that already uses 1452 (a black hole) */
+        static const char *what[] = {"path MTU 1452", "path MTU 1300 (probes lost)",
+                                     "path MTU black hole"};
+        net nw;
+        side s[2];
+        app a;
+        netcfg nc = {0, 0, 0, 10};
+        start(&nw, s, &nc);
+        nw.mtu = v == 1 ? 1300 : 0;
+        mtu_limit_at_half = v == 2 ? 1300 : 0;
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        run_for(&nw, s, v == 1 ? 5 * SEC : SEC); /* lost probes are found by PTOs */
+        if (v == 1) {
+            /* three probes lost, no congestion response, back to 1200 for good */
+            CHECK_EQ_INT(s[0].c->path->max_datagram, 1200);
+            CHECK_EQ_INT(s[0].c->path->mtu_state, MTU_DONE);
+            CHECK(nw.too_big >= 3);
+            CHECK(s[0].c->path->ssthresh == UINT64_MAX);
+        } else {
+            CHECK_EQ_INT(s[0].c->path->max_datagram, 1452);
+            CHECK_EQ_INT(s[1].c->path->max_datagram, 1452);
+        }
+        drop_events(s);
+        app_init(&a, 1, 0, 4 << 20, 0); /* a download */
+        open_more(&a, s);
+        uint64_t t0 = nw.now;
+        CHECK(run_app(&a, &nw, s, 600 * SEC, watch_mtu));
+        check_flows(&a);
+        report(what[v], &a, &nw, s, t0);
+        if (v == 0)
+            CHECK_EQ_INT(nw.largest, 1452); /* the bulk went in large datagrams */
+        if (v == 2) {
+            CHECK(nw.too_big > 0);
+            CHECK_EQ_INT(s[1].c->path->max_datagram, 1200); /* fell back */
+        }
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+    mtu_limit_at_half = 0;
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -2077,6 +2142,7 @@ int main(void)
     RUN(free_in_every_state);
     RUN(pacing);
     RUN(address_discovery);
+    RUN(path_mtu);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
