@@ -192,6 +192,31 @@ static int relay_apply(const relay_opts *r, iroh_endpoint_builder *b)
     return 0;
 }
 
+/* one line on stderr: the connection's path, RTT, datagram size and packet counts */
+static void print_stats(iroh_connection *conn)
+{
+    iroh_connection_stats st;
+    iroh_connection_stats_get(conn, &st);
+    iroh_socket_addr a;
+    char where[600], url[512];
+    int kind = iroh_connection_path(conn, &a, url, sizeof url);
+    if (kind == 1) {
+        snprintf(where, sizeof where, "relay %s", url);
+    } else if (kind == 0) {
+        char text[IROH_SOCKET_ADDR_LEN];
+        iroh_socket_addr_to_string(&a, text, sizeof text);
+        snprintf(where, sizeof where, "direct %s", text);
+    } else {
+        snprintf(where, sizeof where, "unknown");
+    }
+    fprintf(stderr,
+            "iroh-c: connection stats: path %s, rtt %.1f ms, path mtu %llu, packets sent %llu, "
+            "received %llu, lost %llu\n",
+            where, (double)st.rtt_us / 1000.0, (unsigned long long)st.path_mtu,
+            (unsigned long long)st.packets_sent, (unsigned long long)st.packets_received,
+            (unsigned long long)st.packets_lost);
+}
+
 /* ---- connect ---------------------------------------------------------------------------- */
 
 /* reads all of stdin (for --streams N, where every stream carries the same input) */
@@ -228,7 +253,7 @@ int cmd_connect(int argc, char **argv)
     double timeout_s = 10.0;
     long streams = 1;
     relay_opts relays = {.quic_port = -1};
-    int ro;
+    int ro, stats = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
             if (n_alpns == 16)
@@ -246,6 +271,8 @@ int cmd_connect(int argc, char **argv)
                 return cli_usage("--streams takes a number from 1 to 10000%s", NULL);
         } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
             bind = argv[++i];
+        } else if (strcmp(argv[i], "--stats") == 0) {
+            stats = 1;
         } else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
             if (ro < 0)
                 return cli_usage(ro == -2 ? "--relay-quic-port takes a port (0 turns it off)%s"
@@ -257,7 +284,7 @@ int cmd_connect(int argc, char **argv)
         }
     }
     if (!ticket || !n_alpns)
-        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] "
+        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] [--stats] "
                          "[--relay URL]... [--relay-ca PEM] [--relay-quic-port N] [--no-relay]%s",
                          NULL);
     iroh_endpoint_addr *addr;
@@ -353,6 +380,8 @@ int cmd_connect(int argc, char **argv)
         }
         free(input);
     }
+    if (stats)
+        print_stats(conn);
     /* we read last: we close, as iroh's echo guide does */
     iroh_connection_close(conn, 0, "bye!");
     iroh_connection_free(conn);

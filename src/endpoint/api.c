@@ -1221,6 +1221,7 @@ void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *
     out->packets_lost = st.pkts_lost;
     out->bytes_sent = st.bytes_sent;
     out->bytes_received = st.bytes_recv;
+    out->path_mtu = st.max_datagram;
 }
 
 int iroh_connection_path(iroh_connection *h, iroh_socket_addr *addr, char *relay_url, size_t len)

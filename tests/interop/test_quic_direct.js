@@ -96,9 +96,13 @@ async function main() {
   for (const n of [13, 4 << 20]) {
     const input = pattern(n, 1);
     const t0 = Date.now();
-    const r = await runIrohC(['connect', ticket, '--alpn', ALPN], input, 60000);
+    const r = await runIrohC(['connect', ticket, '--alpn', ALPN, '--stats'], input, 60000);
     check(r.code === 0 && r.stdout.equals(input),
       `iroh-c connect echo of ${n} bytes: exit ${r.code} ${r.sig || ''}, got ${r.stdout.length} bytes, ${r.stderr.trim()}`);
+    // iroh acknowledged our path MTU probe: the transfer used 1452-byte datagrams
+    if (n > 13)
+      check(/path direct 127\.0\.0\.1:\d+, rtt [\d.]+ ms, path mtu 1452,/.test(r.stderr),
+        `path MTU probe acknowledged by iroh: ${r.stderr.trim()}`);
     console.log(`iroh-c -> iroh: ${n} bytes echoed in ${Date.now() - t0} ms`);
   }
 

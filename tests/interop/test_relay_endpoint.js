@@ -104,8 +104,9 @@ async function main() {
   console.log(`iroh-c -> iroh, 13 bytes through the relay in ${Date.now() - t0} ms (with process start)`);
   const big = pattern(1 << 20, 3);
   t0 = Date.now();
-  r = await runIrohC(['connect', rticket, '--alpn', ALPN, '--relay', relay.url], big, 60000);
+  r = await runIrohC(['connect', rticket, '--alpn', ALPN, '--relay', relay.url, '--stats'], big, 60000);
   check(r.code === 0 && r.out.equals(big), `iroh-c -> iroh: 1 MiB echoed through the relay (${r.code}, ${r.out.length} bytes) ${r.err}`);
+  check(r.err.includes(`path relay ${relayUrl}`), `the connection's path is the relay: ${r.err.trim()}`);
   console.log(`iroh-c -> iroh, 1 MiB echoed through the relay in ${Date.now() - t0} ms`);
   let after = await relay.stats();
   check(after.bytes_relayed - before.bytes_relayed >= 2 << 20,
