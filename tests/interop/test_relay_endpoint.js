@@ -112,6 +112,12 @@ async function main() {
   check(after.bytes_relayed - before.bytes_relayed >= 2 << 20,
     `the relay carried both directions: ${after.bytes_relayed - before.bytes_relayed} bytes, ${after.frames_relayed - before.frames_relayed} frames`);
 
+  // a relay that cannot be reached does not stand in the way of a direct connection
+  const direct = iroh.EndpointTicket.fromAddr(new iroh.EndpointAddr(srv.id(), null, srv.addr().directAddresses())).toString();
+  r = await runIrohC(['connect', direct, '--alpn', ALPN, '--relay', 'http://127.0.0.1:1', '--stats'], Buffer.from('direct'), 30000);
+  check(r.code === 0 && r.out.toString() === 'direct' && /path direct /.test(r.err),
+    `direct connection while the own relay is unreachable: ${r.code} ${r.err.trim()}`);
+
   // without --relay, the relay of the ticket is dialed on demand; with --no-relay it is not
   r = await runIrohC(['connect', rticket, '--alpn', ALPN, '--no-relay', '--timeout', '2'], Buffer.from('x'), 30000);
   check(r.code !== 0 && /no direct address/.test(r.err), `--no-relay refuses a relay-only ticket: ${r.code} ${r.err.trim()}`);
