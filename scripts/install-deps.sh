@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
 
 build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev)
-test_pkgs=(clang libclang-rt-14-dev openssl curl)
+test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2)
 
 missing=()
 want=("${build_pkgs[@]}")

@@ -59,6 +59,13 @@ int ir_udp_open(const iroh_socket_addr *addr, iroh_socket_addr *bound)
     int one = 1;
     if (addr->family == 6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* QUIC does its own path MTU discovery: never fragment, and do not let the
+     * kernel's PMTU cache shrink what we send (RFC 9000 14) */
+    int probe = addr->family == 4 ? IP_PMTUDISC_PROBE : IPV6_PMTUDISC_PROBE;
+    if (addr->family == 4)
+        setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+    else
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof probe);
     int size = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
