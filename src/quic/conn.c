@@ -2099,6 +2099,14 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
     if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
     } else {
+        if (s == SP_APP && c->mtu_probe_writing) {
+            /* a path MTU probe: its PING first, so that it is always there (ack-eliciting,
+             * padded to the probed size below); other frames may share the packet */
+            w.buf[w.pos++] = IR_FT_PING;
+            record(&w, SF_MTU_PROBE, pad_to, 0, 0, 0, 1);
+            w.rec.mtu_probe = 1;
+            c->mtu_probe_writing = 2; /* it is in */
+        }
         if (s == SP_APP && c->handshake_complete)
             write_path_frames(c, &w);
         if (ack_wanted(c, s) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
@@ -2120,12 +2128,6 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
             can_record(&w) && room(&w) >= 1) {
             w.buf[w.pos++] = IR_FT_PING;
             record(&w, SF_PING, 0, 0, 0, 0, 1);
-        }
-        if (s == SP_APP && c->mtu_probe_writing && can_record(&w) && room(&w) >= 1) {
-            /* a path MTU probe: ack-eliciting, padded to the probed size below */
-            w.buf[w.pos++] = IR_FT_PING;
-            record(&w, SF_MTU_PROBE, pad_to, 0, 0, 0, 1);
-            w.rec.mtu_probe = 1;
         }
     }
     size_t payload = w.pos - w.hdr_len;
@@ -2275,12 +2277,15 @@ static size_t send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *t
         p->mtu_state = MTU_DONE;
         return 0;
     }
-    if (cap < size || p->bytes_in_flight + size > p->cwnd || !KEYS(c, SP_APP).have_tx)
+    /* it takes the place of one ordinary packet (else a bulk transfer that keeps the
+     * window full would never leave room for the larger one) */
+    if (cap < size || !cwnd_allows(c) || !KEYS(c, SP_APP).have_tx)
         return 0;
     c->mtu_probe_writing = 1;
     size_t n = write_packet(c, SP_APP, buf, size, size);
+    int in = c->mtu_probe_writing == 2;
     c->mtu_probe_writing = 0;
-    if (n == size) {
+    if (n && in) {
         p->mtu_state = MTU_IN_FLIGHT;
         *to = p->addr;
     }
