@@ -2,7 +2,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <string.h>
 
 static _Thread_local char last_error[256];
@@ -98,4 +100,19 @@ void ir_buf_append(ir_buf *b, const void *data, size_t len)
 void ir_buf_byte(ir_buf *b, uint8_t v)
 {
     ir_buf_append(b, &v, 1);
+}
+
+void ir_random_bytes(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    while (len) {
+        ssize_t n = getrandom(buf, len, 0);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            abort();
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
 }

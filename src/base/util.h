@@ -31,4 +31,9 @@ int ir_buf_reserve(ir_buf *b, size_t extra);
 void ir_buf_append(ir_buf *b, const void *data, size_t len);
 void ir_buf_byte(ir_buf *b, uint8_t v);
 
+/* Fills buf with len bytes from the kernel's CSPRNG (getrandom); aborts if there is no
+ * randomness at all, as nothing safe could be done. ctx is unused: the signature fits
+ * the random callbacks of the sans-IO cores. */
+void ir_random_bytes(void *ctx, uint8_t *buf, size_t len);
+
 #endif

@@ -73,19 +73,6 @@ uint64_t ir_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void random_bytes(void *ctx, uint8_t *buf, size_t len)
-{
-    while (len) {
-        ssize_t n = getrandom(buf, len, 0);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            abort(); /* no randomness: nothing safe can be done */
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
 
 static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
                             uint64_t now);
@@ -379,7 +366,7 @@ static void base_config(ir_ep *ep, ir_conn_config *cfg)
         cfg->tp.initial_max_streams_bidi = cfg->tp.initial_max_streams_uni = 0;
     }
     cfg->identity = ep->ident;
-    cfg->random = random_bytes;
+    cfg->random = ir_random_bytes;
     memcpy(cfg->reset_key, ep->reset_key, 32);
 }
 
@@ -636,7 +623,7 @@ static void send_stateless_reset(ir_ep *ep, const ir_netaddr *to, const ir_cid *
     ep->resets_in_window++;
     size_t len = trigger_len - 1 < MAX_LEN ? trigger_len - 1 : MAX_LEN;
     uint8_t pkt[MAX_LEN], token[32];
-    random_bytes(NULL, pkt, len - IR_RESET_TOKEN_LEN);
+    ir_random_bytes(NULL, pkt, len - IR_RESET_TOKEN_LEN);
     pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40); /* looks like a short header */
     ir_blake3_keyed_hash(ep->reset_key, dcid->data, dcid->len, token);
     memcpy(pkt + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
@@ -675,8 +662,8 @@ static void send_retry(ir_ep *ep, const ir_netaddr *from, const ir_pkt_hdr *h, u
     retry_mac(ep, from, token, body, token + body);
     ir_cid scid;
     scid.len = OUR_CID_LEN;
-    random_bytes(NULL, scid.data, OUR_CID_LEN);
-    random_bytes(NULL, &r, 1);
+    ir_random_bytes(NULL, scid.data, OUR_CID_LEN);
+    ir_random_bytes(NULL, &r, 1);
     size_t n = ir_pkt_write_retry(pkt, sizeof pkt, &h->scid, &scid, &h->dcid, token, body + 16, r);
     if (n) {
         send_raw(ep, from, pkt, n);
@@ -728,7 +715,7 @@ static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, siz
         if (len >= IR_MIN_INITIAL_SIZE) {
             uint8_t vn[128];
             uint8_t r;
-            random_bytes(NULL, &r, 1);
+            ir_random_bytes(NULL, &r, 1);
             size_t n = ir_pkt_write_vn(vn, sizeof vn, &h.dcid, &h.scid, r);
             if (n)
                 send_raw(ep, from, vn, n);

@@ -145,20 +145,6 @@ struct ir_rlink {
     uint8_t rbuf[65536];
 };
 
-static void rnd(void *ctx, uint8_t *buf, size_t len)
-{
-    (void)ctx;
-    while (len) {
-        ssize_t n = getrandom(buf, len, 0);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            abort();
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
 
 /* Splits a normalized URL: scheme://[userinfo@]host[:port][/path][?query][#fragment].
  * The path is replaced by /relay (spec 1.1); the query is kept. */
@@ -387,7 +373,7 @@ static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
         if (l->backoff_ms > BACKOFF_MAX_MS)
             l->backoff_ms = BACKOFF_MAX_MS;
         uint32_t jitter;
-        rnd(NULL, (uint8_t *)&jitter, sizeof jitter);
+        ir_random_bytes(NULL, (uint8_t *)&jitter, sizeof jitter);
         delay = l->backoff_ms / 2 + jitter % (l->backoff_ms / 2 + 1); /* [b/2, b] */
     }
     IR_LOG(was_established ? IR_LOG_INFO : IR_LOG_DEBUG, "relay %s: %s; retrying in %u ms",
@@ -546,7 +532,7 @@ static int start_client(ir_rlink *l, uint64_t now)
     cc.host = l->host_hdr;
     cc.path = l->path;
     cc.auth_token = l->token;
-    cc.random = rnd;
+    cc.random = ir_random_bytes;
     cc.now = now;
     if (ir_relay_client_new(&cc, &l->cli) != IROH_OK)
         return -1;

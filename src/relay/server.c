@@ -177,20 +177,6 @@ struct ir_relay_core {
     ir_relay_server_stats st;
 };
 
-static void getrandom_fill(void *ctx, uint8_t *buf, size_t len)
-{
-    (void)ctx;
-    while (len) {
-        ssize_t n = getrandom(buf, len, 0);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            abort(); /* no randomness: nothing safe can be done */
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
 
 static uint64_t prng_next(ir_relay_core *core)
 {
@@ -242,7 +228,7 @@ int ir_relay_core_new(const ir_relay_server_config *cfg, ir_relay_random_fn rnd,
     core->rl_burst = core->cfg.rx_max_burst_bytes ? core->cfg.rx_max_burst_bytes : core->rl_rate / 10;
     if (core->rl_rate && !core->rl_burst)
         core->rl_burst = 1;
-    core->rnd = rnd ? rnd : getrandom_fill;
+    core->rnd = rnd ? rnd : ir_random_bytes;
     core->rnd_ctx = rnd_ctx;
     uint64_t seed[3];
     core->rnd(core->rnd_ctx, (uint8_t *)seed, sizeof seed);

@@ -3,8 +3,7 @@
 # MTU 1500 the connection moves to 1452-byte datagrams; with MTU 1300 the probe cannot
 # leave (the sockets never fragment) and the connection stays at 1200 bytes; a 1 MiB echo
 # is intact either way. Needs root (network namespaces); skips otherwise.
-set -u
-bin=${IROH_C:?IROH_C not set}
+source "$(dirname "$0")/common.bash"
 if [ "$(id -u)" != 0 ] || ! command -v ip > /dev/null; then
   echo "SKIP: needs root and iproute2 for network namespaces"; exit 0
 fi
@@ -13,18 +12,10 @@ if ! ip netns add "$a" 2> /dev/null; then
   echo "SKIP: cannot create network namespaces here"; exit 0
 fi
 ip netns add "$b"
-dir=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
+cleanup_extra() {
   ip netns del "$a" 2> /dev/null
   ip netns del "$b" 2> /dev/null
-  rm -rf "$dir"
 }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
 
 ip link add va-$$ type veth peer name vb-$$ || { echo "FAIL: veth"; exit 1; }
 ip link set va-$$ netns "$a"

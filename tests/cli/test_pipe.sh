@@ -1,15 +1,7 @@
 #!/usr/bin/env bash
 # Two iroh-c processes on loopback: listen (dumb pipe) and connect, data both ways; an
 # echo listener and connect --streams; and the clean failures.
-set -u
-bin=${IROH_C:?IROH_C not set}
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/common.bash"
 
 wait_ticket() { # file -> ticket on stdout
   for _ in $(seq 100); do [ -s "$1" ] && head -1 "$1" && return 0; sleep 0.05; done

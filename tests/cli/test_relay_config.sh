@@ -4,16 +4,8 @@
 # command line overriding the file, a missing file meaning the defaults (said on stderr),
 # and errors (unknown key, LetsEncrypt, QAD without [tls], bad TOML, a directory) exiting 2 with the
 # file and line named. Loopback only; port 0 everywhere, the real ports read from stdout.
-set -u
-bin=${IROH_C:?IROH_C not set}
 command -v curl > /dev/null || { echo "SKIP: no curl"; exit 0; }
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/common.bash"
 
 # start_relay LINES ARGS...: waits for LINES lines on stdout; sets rpid, scheme, port, mport
 start_relay() {

@@ -3,15 +3,7 @@
 # challenge, /healthz, /, /robots.txt, 404), a malformed upgrade refused with 400, a bad
 # listen address, and SIGTERM ending it with status 0 and the port closed. Uses curl when
 # present, else bash's /dev/tcp.
-set -u
-bin=${IROH_C:?IROH_C not set}
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/common.bash"
 
 # start the relay on a free port (retry if another process takes it first)
 start_relay() {

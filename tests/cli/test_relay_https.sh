@@ -5,15 +5,7 @@
 # the connection fails cleanly. (Name mismatches: unit/test_tls_stream.) QUIC address
 # discovery (relay.md 4.3): the relay serves it on UDP with the same certificate and the
 # endpoint learns its address from it.
-set -u
-bin=${IROH_C:?IROH_C not set}
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/common.bash"
 
 if ! command -v openssl >/dev/null; then
   echo "SKIP: openssl is not installed (scripts/install-deps.sh test installs it)"; exit 0

@@ -6,16 +6,8 @@
 # upgrade. Bad or taken metrics addresses and bad --rate-limit/--rate-burst values fail
 # cleanly (the rate limit itself is tested on a virtual clock in unit/test_relay_ratelimit). Loopback only, ports chosen by the
 # kernel (port 0) and read from the command's output.
-set -u
-bin=${IROH_C:?IROH_C not set}
 command -v curl > /dev/null || { echo "SKIP: no curl"; exit 0; }
-dir=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$dir"; }
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+source "$(dirname "$0")/common.bash"
 
 # start_relay ARGS...: sets rpid, port (relay) and mport (metrics)
 start_relay() {

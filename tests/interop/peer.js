@@ -100,6 +100,7 @@ async function startRelay(extra = [], fixedPort = 0) {
       partial = lines.pop();
       for (const line of lines) {
         if (!line.startsWith('relay stats: ')) { relay.stderr += line + '\n'; continue; }
+        relay.lastStats = line;
         const w = relay.waiters; relay.waiters = []; w.forEach((f) => f(line));
       }
     });
@@ -132,14 +133,17 @@ function pattern(n, seed) {
   return b;
 }
 
-// echoes every bidirectional stream of every connection an iroh endpoint accepts
-function irohEchoServer(ep) {
+// echoes every bidirectional stream and every datagram of every connection an iroh
+// endpoint accepts; onConn(conn), if given, takes over each connection instead
+function irohEchoServer(ep, onConn) {
   (async () => {
     for (;;) {
       const inc = await ep.acceptNext();
       if (!inc) return;
       (async () => {
         const conn = await (await inc.accept()).connect();
+        if (onConn) return onConn(conn);
+        (async () => { for (;;) conn.sendDatagram(await conn.readDatagram()); })().catch(() => {});
         for (;;) {
           const bi = await conn.acceptBi();
           (async () => {
@@ -153,5 +157,31 @@ function irohEchoServer(ep) {
   })().catch(() => {});
 }
 
+// an iroh endpoint (iroh = the loaded binding) on loopback homed on our relay at url
+async function irohRelayPeer(iroh, url, alpns) {
+  const b = iroh.Endpoint.builder();
+  iroh.presetMinimal(b);
+  if (alpns) b.alpns(alpns.map((a) => Array.from(Buffer.from(a))));
+  b.bindAddr('127.0.0.1:0');
+  const m = iroh.RelayMap.empty();
+  m.insert({ url });
+  b.relayMode(iroh.RelayMode.custom(m));
+  return b.bind();
+}
+
+// sends n bytes of pattern(n, seed) on a new stream of an iroh connection; true if they
+// all come back
+async function irohEcho(conn, n, seed) {
+  const data = pattern(n, seed);
+  const bi = await conn.openBi();
+  await bi.send.writeAll(Array.from(data));
+  await bi.send.finish();
+  const back = Buffer.from(await bi.recv.readToEnd(n + 1));
+  return back.equals(data);
+}
+
+const pathsText = (conn) => JSON.stringify(conn.paths().map((p) =>
+  ({ relay: p.isRelay, ip: p.isIp, selected: p.isSelected, addr: p.remoteAddr })));
+
 module.exports = { loadIroh, run, rng, check, finish, track, killAll, withTimeout, freePort,
-  startRelay, pattern, irohEchoServer };
+  startRelay, pattern, irohEchoServer, irohRelayPeer, irohEcho, pathsText };

@@ -5,7 +5,7 @@
 'use strict';
 const path = require('path');
 const { spawn } = require('child_process');
-const { loadIroh, check, finish } = require('./peer');
+const { loadIroh, check, finish, irohEchoServer } = require('./peer');
 const iroh = loadIroh();
 const API_TOOL = process.env.API_TOOL;
 const EXAMPLES = path.join(process.env.IROH_BUILD || '', 'examples');
@@ -61,28 +61,6 @@ async function irohEndpoint(alpns) {
   b.bindAddr('127.0.0.1:0');
   b.relayMode(iroh.RelayMode.disabled());
   return b.bind();
-}
-
-function irohEchoServer(ep, onConn) {
-  (async () => {
-    for (;;) {
-      const inc = await ep.acceptNext();
-      if (!inc) return;
-      (async () => {
-        const conn = await (await inc.accept()).connect();
-        if (onConn) return onConn(conn);
-        (async () => { for (;;) { conn.sendDatagram(await conn.readDatagram()); } })().catch(() => {});
-        for (;;) {
-          const bi = await conn.acceptBi();
-          (async () => {
-            const d = await bi.recv.readToEnd(64 << 20);
-            await bi.send.writeAll(d);
-            await bi.send.finish();
-          })().catch(() => {});
-        }
-      })().catch(() => {});
-    }
-  })();
 }
 
 const pattern = (n, seed) => Array.from({ length: n }, (_, i) => (i * 131 + seed * 17 + (i >> 10)) & 255);

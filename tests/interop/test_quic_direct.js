@@ -3,7 +3,7 @@
 // datagrams, and the failures (wrong EndpointId, wrong ALPN) ending cleanly.
 'use strict';
 const { spawn } = require('child_process');
-const { loadIroh, check, finish } = require('./peer');
+const { loadIroh, check, finish, pattern, irohEchoServer, irohEcho } = require('./peer');
 const iroh = loadIroh();
 const IROH_C = process.env.IROH_C;
 const ALPN = 'iroh-example/echo/0';
@@ -59,32 +59,6 @@ async function irohEndpoint(alpns) {
   b.bindAddr('127.0.0.1:0');
   b.relayMode(iroh.RelayMode.disabled());
   return b.bind();
-}
-
-function pattern(n, seed) {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 255;
-  return b;
-}
-
-async function irohEchoServer(ep) {
-  for (;;) {
-    const inc = await ep.acceptNext();
-    if (!inc) return;
-    (async () => {
-      try {
-        const conn = await (await inc.accept()).connect();
-        for (;;) {
-          const bi = await conn.acceptBi();
-          (async () => {
-            const data = await bi.recv.readToEnd(64 << 20);
-            await bi.send.writeAll(data);
-            await bi.send.finish();
-          })().catch(() => {});
-        }
-      } catch (e) { /* connection closed */ }
-    })();
-  }
 }
 
 async function main() {
@@ -169,14 +143,7 @@ async function main() {
   console.log(`iroh -> iroh-c: connected in ${Date.now() - t0} ms`);
   check(conn.remoteId().toString() === addr.id().toString(), 'iroh sees the EndpointId of the ticket');
 
-  async function echo(n, seed) {
-    const data = pattern(n, seed);
-    const bi = await conn.openBi();
-    await bi.send.writeAll(Array.from(data));
-    await bi.send.finish();
-    const back = Buffer.from(await bi.recv.readToEnd(n + 1));
-    return back.equals(data);
-  }
+  const echo = (n, seed) => irohEcho(conn, n, seed);
   check(await echo(13, 2), 'iroh -> iroh-c: 13-byte echo');
   t0 = Date.now();
   check(await echo(4 << 20, 3), 'iroh -> iroh-c: 4 MiB echo');

@@ -10,7 +10,7 @@
 'use strict';
 const { spawn } = require('child_process');
 const { loadIroh, run, check, finish, track, killAll, withTimeout, startRelay, pattern,
-  irohEchoServer } = require('./peer');
+  irohEchoServer, irohRelayPeer, irohEcho: echo, pathsText } = require('./peer');
 const iroh = loadIroh();
 const IROH_C = process.env.IROH_C;
 const ALPN = 'iroh-c-test/relayed/0';
@@ -21,16 +21,7 @@ process.on('uncaughtException', (e) => { console.error('FAIL: ' + e.stack); kill
 process.on('unhandledRejection', (e) => { console.error('FAIL: ' + (e && e.stack)); killAll(); process.exit(1); });
 setTimeout(() => { console.error('FAIL: test timed out'); killAll(); process.exit(1); }, 240000).unref();
 
-async function irohPeer(relay, alpns) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  if (alpns) b.alpns(alpns.map(bytes));
-  b.bindAddr('127.0.0.1:0');
-  const m = iroh.RelayMap.empty();
-  m.insert({ url: relay.url });
-  b.relayMode(iroh.RelayMode.custom(m));
-  return b.bind();
-}
+const irohPeer = (relay, alpns) => irohRelayPeer(iroh, relay.url, alpns);
 
 // runs iroh-c with the given stdin; resolves { code, out (Buffer), err }
 function runIrohC(args, input, ms) {
@@ -72,17 +63,6 @@ function startListen(relay, extra) {
     p.on('close', (code) => reject(new Error(`listen exited ${code}: ${err}`)));
   });
 }
-
-async function echo(conn, n, seed) {
-  const data = pattern(n, seed);
-  const bi = await conn.openBi();
-  await bi.send.writeAll(Array.from(data));
-  await bi.send.finish();
-  const back = Buffer.from(await bi.recv.readToEnd(n + 1));
-  return back.equals(data);
-}
-
-const pathsText = (conn) => JSON.stringify(conn.paths().map((p) => ({ relay: p.isRelay, ip: p.isIp, selected: p.isSelected, addr: p.remoteAddr })));
 
 async function main() {
   let relay = await startRelay(['--ping-interval', '2']);

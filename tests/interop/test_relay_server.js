@@ -8,29 +8,23 @@
 'use strict';
 const net = require('net');
 const crypto = require('crypto');
-const { spawn } = require('child_process');
-const { loadIroh, check, finish } = require('./peer');
+const { loadIroh, check, finish, withTimeout, startRelay, pattern, irohEchoServer, irohRelayPeer,
+  irohEcho: echo, pathsText } = require('./peer');
 const iroh = loadIroh();
-const IROH_C = process.env.IROH_C;
 const ALPN = 'iroh-c-test/relay-echo/0';
 const bytes = (s) => Array.from(Buffer.from(s));
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
-const children = new Set();
+// raw client sockets; processes are peer.js's (killed on exit)
 const sockets = new Set();
 function killAll() {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch (e) { /* gone */ } }
   for (const s of sockets) { try { s.destroy(); } catch (e) { /* gone */ } }
+  require('./peer').killAll();
 }
 process.on('exit', killAll);
 process.on('uncaughtException', (e) => { console.error('FAIL: ' + e.stack); killAll(); process.exit(1); });
 const overall = setTimeout(() => { console.error('FAIL: test timed out'); killAll(); process.exit(1); }, 240000);
 
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error('timeout: ' + what)), ms); })])
-    .finally(() => clearTimeout(t));
-}
 
 // ---- BLAKE3 derive_key for inputs of one block (the handshake's context and challenge) ----
 const IV = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
@@ -185,101 +179,8 @@ async function nextRelayFrame(c, ms = 5000) {
   }
 }
 
-// ---- the relay process ----
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
-  });
-}
-
-async function startRelay(extra) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const p = spawn(IROH_C, ['relay', '--listen', `127.0.0.1:${port}`, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(p);
-    // stderr: "relay stats:" lines go to the waiters, everything else to relay.stderr
-    const relay = { proc: p, port, url: `http://127.0.0.1:${port}`, stderr: '', partial: '', statsWaiters: [] };
-    p.stderr.on('data', (d) => {
-      const lines = (relay.partial + d).split('\n');
-      relay.partial = lines.pop();
-      for (const line of lines) {
-        if (!line.startsWith('relay stats: ')) { relay.stderr += line + '\n'; continue; }
-        relay.lastStats = line;
-        const w = relay.statsWaiters; relay.statsWaiters = []; w.forEach((f) => f(line));
-      }
-    });
-    relay.exited = new Promise((res) => p.on('close', (code, sig) => { children.delete(p); res({ code, sig }); }));
-    const line = await new Promise((res) => {
-      let out = '';
-      p.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(out.split('\n')[0]); });
-      relay.exited.then(() => res(null));
-    });
-    if (line === `relay listening on ${relay.url}`) return relay;
-    console.log(`relay on port ${port} did not start (${line}): ${relay.stderr.trim()}; retrying`);
-    p.kill('SIGKILL');
-  }
-  throw new Error('the relay did not start');
-}
-
-async function relayStats(relay) {
-  const got = new Promise((res) => relay.statsWaiters.push(res));
-  relay.proc.kill('SIGUSR1');
-  const line = await withTimeout(got, 5000, 'relay stats');
-  const st = {};
-  for (const m of line.matchAll(/(\w+)=(\d+)/g)) st[m[1]] = Number(m[2]);
-  return st;
-}
-
 // ---- iroh peers ----
-async function irohPeer(relay, alpns) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  if (alpns) b.alpns(alpns.map(bytes));
-  b.bindAddr('127.0.0.1:0');
-  const m = iroh.RelayMap.empty();
-  m.insert({ url: relay.url });
-  b.relayMode(iroh.RelayMode.custom(m));
-  return b.bind();
-}
-
-function irohEchoServer(ep) {
-  (async () => {
-    for (;;) {
-      const inc = await ep.acceptNext();
-      if (!inc) return;
-      (async () => {
-        const conn = await (await inc.accept()).connect();
-        for (;;) {
-          const bi = await conn.acceptBi();
-          (async () => {
-            const data = await bi.recv.readToEnd(16 << 20);
-            await bi.send.writeAll(data);
-            await bi.send.finish();
-          })().catch(() => {});
-        }
-      })().catch(() => {});
-    }
-  })().catch(() => {});
-}
-
-function pattern(n, seed) {
-  const b = Buffer.alloc(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + (i >> 9)) & 255;
-  return b;
-}
-
-async function echo(conn, n, seed) {
-  const data = pattern(n, seed);
-  const bi = await conn.openBi();
-  await bi.send.writeAll(Array.from(data));
-  await bi.send.finish();
-  const back = Buffer.from(await bi.recv.readToEnd(n + 1));
-  return back.equals(data);
-}
-
-const pathsText = (conn) => JSON.stringify(conn.paths().map((p) => ({ relay: p.isRelay, ip: p.isIp, selected: p.isSelected, addr: p.remoteAddr })));
+const irohPeer = (relay, alpns) => irohRelayPeer(iroh, relay.url, alpns);
 
 async function main() {
   // vectors of the handshake helpers (spec relay.md section 7)
@@ -305,7 +206,7 @@ async function main() {
   const relayUrl = b.addr().relayUrl();
   check(relayUrl === relay.url + '/', `iroh's home relay is ours: ${relayUrl}`);
   irohEchoServer(b);
-  const before = await relayStats(relay);
+  const before = await relay.stats();
   const addr = new iroh.EndpointAddr(b.id(), relayUrl, []);
   t0 = Date.now();
   const conn = await withTimeout(a.connect(addr, bytes(ALPN)), 20000, 'iroh connect through the relay');
@@ -315,7 +216,7 @@ async function main() {
   check(await withTimeout(echo(conn, 1 << 20, 2), 60000, '1 MiB echo'), 'iroh echo of 1 MiB');
   console.log(`iroh: 1 MiB echoed in ${Date.now() - t0} ms; paths ${pathsText(conn)}`);
   check(conn.paths().some((p) => p.isRelay && p.remoteAddr === relayUrl), `the connection has a relay path: ${pathsText(conn)}`);
-  const after = await relayStats(relay);
+  const after = await relay.stats();
   // the connection was set up through the relay (a dial with only the relay URL): QUIC
   // packets went both ways through it. On one machine iroh then holepunches to a direct
   // loopback path, so the bulk may leave the relay; the raw clients below carry bulk.
@@ -512,11 +413,11 @@ async function main() {
   for (const c of [c1, c2]) c.r.close();
   try { conn.close(0n, bytes('done')); conn2.close(0n, bytes('done')); } catch (e) { /* closed */ }
   await sleep(200);
-  const base = await relayStats(relay);
+  const base = await relay.stats();
   let st = base;
   for (let i = 0; i < 25 && st.pongs_recv - base.pongs_recv < 1; i++) {
     await sleep(1000);
-    st = await relayStats(relay);
+    st = await relay.stats();
   }
   console.log('relay stats: ' + relay.lastStats.replace('relay stats: ', ''));
   check(st.pongs_recv - base.pongs_recv >= 1 && st.pong_timeouts === base.pong_timeouts && st.clients === 3,
