@@ -403,7 +403,7 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
      * first relay; the first flight also goes to every other such address and relay
      * (iroh's Initial fan-out, spec quic-tls.md 2.4) */
     ir_netaddr cand[8];
-    int ncand = 0, have_direct = 0;
+    int ncand = 0;
     size_t n = iroh_endpoint_addr_len(addr);
     const iroh_endpoint_id *rid = iroh_endpoint_addr_id(addr);
     for (int pass = 0; pass < 2; pass++) {
@@ -414,7 +414,6 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
                 for (int k = 0; k < ep->nsock; k++) {
                     if (ep->bound[k].family == t.ip.family) {
                         ir_netaddr_from_socket_addr(&cand[ncand++], &t.ip);
-                        have_direct = 1;
                         break;
                     }
                 }
@@ -432,7 +431,6 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
     if (ncand == 0)
         return ir_fail(IROH_ERR_INVALID_ADDR,
                        "the address has no direct address this endpoint can reach and no relay");
-    (void)have_direct;
     ir_conn_config cfg;
     base_config(ep, &cfg);
     cfg.alpns = alpns;

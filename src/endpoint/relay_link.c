@@ -133,7 +133,7 @@ struct ir_rlink {
     size_t tls_held; /* bytes of a TLS write that must be offered again */
     char *ca_file;
     ir_relay_client *cli;
-    int ready, established;
+    int established; /* the first keepalive Pong arrived on this connection */
     uint32_t backoff_ms;
     uint64_t retry_at;
     uint64_t latency;
@@ -270,7 +270,6 @@ static void close_conn(ir_rlink *l)
         dns_job_put(l->dns);
         l->dns = NULL;
     }
-    l->ready = 0;
 }
 
 void ir_rlink_free(ir_rlink *l)
@@ -289,9 +288,15 @@ const char *ir_rlink_url(const ir_rlink *l)
     return l->url;
 }
 
+/* authenticated by the relay: datagrams can flow */
+static int is_ready(const ir_rlink *l)
+{
+    return l->st == L_UP && ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_READY;
+}
+
 int ir_rlink_established(const ir_rlink *l)
 {
-    return l->ready && l->established;
+    return is_ready(l) && l->established;
 }
 
 uint64_t ir_rlink_latency(const ir_rlink *l)
@@ -591,7 +596,6 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
     while (ir_relay_client_poll(l->cli, &ev)) {
         switch (ev.kind) {
         case IR_RELAY_EV_READY:
-            l->ready = 1;
             l->connects++;
             l->err[0] = 0;
             IR_LOG(IR_LOG_DEBUG, "relay %s: connected", l->url);
@@ -720,7 +724,7 @@ void ir_rlink_send(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size
                    size_t seg, uint64_t now)
 {
     ir_rlink_want(l, 0, now);
-    if (l->st == L_UP && l->ready) {
+    if (is_ready(l)) {
         send_now(l, dst, data, len, seg);
         write_out(l, now);
         return;
