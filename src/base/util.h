@@ -31,6 +31,16 @@ int ir_buf_reserve(ir_buf *b, size_t extra);
 void ir_buf_append(ir_buf *b, const void *data, size_t len);
 void ir_buf_byte(ir_buf *b, uint8_t v);
 
+/* The earlier of two deadlines where 0 means "none" (the relay layers' timer convention). */
+static inline uint64_t ir_earliest(uint64_t a, uint64_t b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    return a < b ? a : b;
+}
+
 /* Fills buf with len bytes from the kernel's CSPRNG (getrandom); aborts if there is no
  * randomness at all, as nothing safe could be done. ctx is unused: the signature fits
  * the random callbacks of the sans-IO cores. */

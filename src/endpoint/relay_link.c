@@ -765,14 +765,6 @@ int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
     return 1;
 }
 
-static uint64_t earliest(uint64_t a, uint64_t b)
-{
-    if (!a)
-        return b;
-    if (!b)
-        return a;
-    return a < b ? a : b;
-}
 
 uint64_t ir_rlink_timeout(const ir_rlink *l)
 {
@@ -797,9 +789,9 @@ uint64_t ir_rlink_timeout(const ir_rlink *l)
         break;
     }
     if (l->qn)
-        t = earliest(t, l->q[0].at + QUEUE_AGE_NS);
+        t = ir_earliest(t, l->q[0].at + QUEUE_AGE_NS);
     if (!l->forever)
-        t = earliest(t, l->last_used + IDLE_CLOSE_NS);
+        t = ir_earliest(t, l->last_used + IDLE_CLOSE_NS);
     return t;
 }
 

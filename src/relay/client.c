@@ -526,20 +526,12 @@ void ir_relay_client_eof(ir_relay_client *c, const char *why)
 
 /* ---- timers ------------------------------------------------------------------------ */
 
-static uint64_t earliest(uint64_t a, uint64_t b)
-{
-    if (!a)
-        return b;
-    if (!b)
-        return a;
-    return a < b ? a : b;
-}
 
 uint64_t ir_relay_client_timeout(const ir_relay_client *c)
 {
     if (c->state == IR_RELAY_CLIENT_FAILED)
         return 0;
-    return earliest(earliest(c->t_handshake, c->t_ping), c->t_pong);
+    return ir_earliest(ir_earliest(c->t_handshake, c->t_ping), c->t_pong);
 }
 
 void ir_relay_client_on_timeout(ir_relay_client *c, uint64_t now)
