@@ -12,6 +12,7 @@
 #include "base/blake3.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "crypto/crypto.h"
 #include "endpoint/relay_link.h"
 #include "net/udp.h"
 #include "tls/tls.h"
@@ -676,11 +677,9 @@ static int check_retry_token(const ir_ep *ep, const ir_netaddr *from, const ir_p
     size_t len = h->token_len;
     if (len < 9 + 16 || t[8] > IR_MAX_CID_LEN || len != 9u + t[8] + 16u)
         return -1;
-    uint8_t mac[16], diff = 0;
+    uint8_t mac[16];
     retry_mac(ep, from, t, len - 16, mac);
-    for (int i = 0; i < 16; i++)
-        diff |= mac[i] ^ t[len - 16 + i];
-    if (diff)
+    if (!ir_ct_equal(mac, t + len - 16, 16))
         return -1;
     uint64_t expiry = 0;
     for (int i = 0; i < 8; i++)

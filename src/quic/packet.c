@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "crypto/crypto.h"
 #include "quic/varint.h"
 
 int ir_cid_eq(const ir_cid *a, const ir_cid *b)
@@ -284,18 +285,12 @@ int ir_pkt_retry_valid(const uint8_t *p, size_t len, const ir_cid *odcid)
         return 0;
     if (ir_retry_tag(odcid->data, odcid->len, p, len - IR_RETRY_TAG_LEN, tag) != 0)
         return 0;
-    uint8_t diff = 0;
-    for (size_t i = 0; i < IR_RETRY_TAG_LEN; i++)
-        diff |= tag[i] ^ p[len - IR_RETRY_TAG_LEN + i];
-    return diff == 0;
+    return ir_ct_equal(tag, p + len - IR_RETRY_TAG_LEN, IR_RETRY_TAG_LEN);
 }
 
 int ir_pkt_is_stateless_reset(const uint8_t *p, size_t len, const uint8_t token[16])
 {
     if (len < IR_MIN_RESET_SIZE)
         return 0;
-    uint8_t diff = 0;
-    for (size_t i = 0; i < IR_RESET_TOKEN_LEN; i++)
-        diff |= p[len - IR_RESET_TOKEN_LEN + i] ^ token[i];
-    return diff == 0;
+    return ir_ct_equal(p + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
 }

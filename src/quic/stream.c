@@ -122,16 +122,12 @@ void ir_sendbuf_on_lost(ir_sendbuf *b, uint64_t off, size_t len, int fin)
 {
     /* only what is not acknowledged in the meantime needs sending again */
     uint64_t start = off < b->base ? b->base : off, end = off + len;
-    for (uint64_t p = start; p < end;) {
-        if (ir_ranges_contains(&b->acked, p)) {
-            p = ir_ranges_contiguous_end(&b->acked, p);
-            continue;
-        }
-        uint64_t q = p + 1;
-        while (q < end && !ir_ranges_contains(&b->acked, q))
-            q++;
-        ir_ranges_add(&b->lost, p, q);
-        p = q;
+    if (start < end && ir_ranges_add(&b->lost, start, end) == 0) {
+        /* the acknowledged parts are not lost: take every acked range overlapping
+         * [start, end) out again (a range at a time, not a byte at a time) */
+        for (size_t i = 0; i < b->acked.n && b->acked.r[i].start < end; i++)
+            if (b->acked.r[i].end > start)
+                ir_ranges_remove(&b->lost, b->acked.r[i].start, b->acked.r[i].end);
     }
     if (fin && !b->fin_acked)
         b->fin_lost = 1;
