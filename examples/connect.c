@@ -38,8 +38,8 @@ int main(int argc, char **argv)
         iroh_endpoint_free(ep);
         return 1;
     }
-    iroh_send_stream *send;
-    iroh_recv_stream *recv;
+    iroh_send_stream *send = NULL;
+    iroh_recv_stream *recv = NULL;
     uint8_t *reply = NULL;
     size_t len = 0;
     rc = iroh_connection_open_bi(conn, &send, &recv);

@@ -444,6 +444,7 @@ typedef struct iroh_connection_stats {
     uint64_t packets_sent, packets_received, packets_lost;
     uint64_t bytes_sent, bytes_received;
     uint64_t path_mtu; /* UDP payload size in use on the path: 1200, more once probed */
+    int retried;       /* the handshake went through a QUIC Retry (address validation) */
 } iroh_connection_stats;
 
 IROH_EXTERN void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *out);

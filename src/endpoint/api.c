@@ -57,9 +57,7 @@ struct iroh_connection {
     int inbound;
     int refs;          /* the application's handle + its stream handles */
     int handle_freed;  /* the application freed the connection handle */
-    int handed_out;    /* given to the application (connect / accept) */
     int connected;     /* handshake complete */
-    int closed;        /* CLOSED event seen */
     int filtered;      /* the accept filter refused it */
     iroh_endpoint_id peer;
     uint64_t *opened[2]; /* peer-opened streams not yet accepted, [0] bidi, [1] uni */
@@ -250,6 +248,8 @@ static void dispatch(iroh_endpoint *ep)
         if (!h || grow((void **)&ep->incoming, &ep->capincoming, ep->nincoming,
                        sizeof *ep->incoming) != 0) {
             ir_conn_close(nc, 0, 0x1, "out of memory", ir_now_ns());
+            if (h)
+                h->handle_freed = 1; /* nobody will take it: freed once closed */
             continue;
         }
         ep->incoming[ep->nincoming++] = h;
@@ -303,7 +303,6 @@ static void dispatch(iroh_endpoint *ep)
                                                        : IROH_EVENT_PATH_VALIDATED, h);
                 break;
             case IR_EV_CLOSED:
-                h->closed = 1;
                 if (ir_log_enabled(IR_LOG_INFO)) {
                     const ir_close_info *ci = ir_conn_close_info(h->c);
                     char id[IROH_ID_SHORT_LEN];
@@ -323,17 +322,13 @@ static void dispatch(iroh_endpoint *ep)
             }
         }
         /* the application is done with it and the connection is over: free it */
-        if (h->refs == 0 && (h->handle_freed || (!h->handed_out && h->filtered)) &&
-            ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
-            int queued = 0;
-            for (size_t k = 0; k < ep->nincoming; k++)
-                queued |= ep->incoming[k] == h;
-            if (!queued) {
-                ir_ep_release(ep->ep, h->c);
-                free_handle(h);
-                ep->conns[i] = ep->conns[--ep->nconns];
-                continue;
-            }
+        /* (a handle still queued for accept is never marked freed: prune_incoming marks
+         * the ones it drops) */
+        if (h->refs == 0 && h->handle_freed && ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
+            ir_ep_release(ep->ep, h->c);
+            free_handle(h);
+            ep->conns[i] = ep->conns[--ep->nconns];
+            continue;
         }
         i++;
     }
@@ -793,7 +788,6 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
         }
     }
     if (rc == IROH_OK) {
-        h->handed_out = 1;
         h->refs = 1;
         wake(ep);
         rc = wait_connected(h, (int)ep->connect_timeout_ms);
@@ -872,7 +866,6 @@ int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out)
     iroh_endpoint *ep = h->ep;
     free(inc);
     pthread_mutex_lock(&ep->mu);
-    h->handed_out = 1;
     int rc = wait_connected(h, (int)ep->connect_timeout_ms);
     if (rc != IROH_OK) {
         char saved[256];
@@ -1036,7 +1029,22 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             *send = new_send(h, id);
             if (recv)
                 *recv = new_recv(h, id);
-            rc = (*send && (!recv || *recv)) ? IROH_OK : ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            if (*send && (!recv || *recv)) {
+                rc = IROH_OK;
+                break;
+            }
+            /* out of memory: give back the half that was made (and its reference) */
+            if (*send) {
+                h->refs--;
+                free(*send);
+                *send = NULL;
+            }
+            if (recv && *recv) {
+                h->refs--;
+                free(*recv);
+                *recv = NULL;
+            }
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
             break;
         }
         if (r != IR_AGAIN) {
@@ -1222,6 +1230,7 @@ void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *
     out->bytes_sent = st.bytes_sent;
     out->bytes_received = st.bytes_recv;
     out->path_mtu = st.max_datagram;
+    out->retried = st.retried;
 }
 
 int iroh_connection_path(iroh_connection *h, iroh_socket_addr *addr, char *relay_url, size_t len)

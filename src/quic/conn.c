@@ -2592,4 +2592,5 @@ void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)
     out->bytes_in_flight = c->path->bytes_in_flight;
     out->key_updates = c->key_updates;
     out->max_datagram = c->path->max_datagram;
+    out->retried = c->retried;
 }

@@ -209,6 +209,7 @@ typedef struct ir_conn_stats {
     uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_recv;
     uint64_t key_updates;
     uint64_t max_datagram; /* the current path's datagram size (1200, or more after PMTUD) */
+    int retried;           /* the handshake went through a Retry (client followed, server sent) */
 } ir_conn_stats;
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);

@@ -334,7 +334,13 @@ TEST(retry_both_ends)
     server s = {srv, NULL, 0};
     iroh_endpoint *cli = bind_ep(0, NULL);
     iroh_connection *c = pair(&s, cli);
+    CHECK(c && s.conn);
     if (c && s.conn) {
+        /* the Retry really happened, on both ends */
+        iroh_connection_stats cst, sst;
+        iroh_connection_stats_get(c, &cst);
+        iroh_connection_stats_get(s.conn, &sst);
+        CHECK(cst.retried && sst.retried);
         iroh_send_stream *cs, *ss;
         iroh_recv_stream *cr, *sr;
         CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
@@ -378,6 +384,9 @@ TEST(all_direct_addresses_at_once)
     pthread_join(s.th, NULL);
     CHECK(s.conn != NULL);
     if (c) {
+        iroh_connection_stats st;
+        iroh_connection_stats_get(c, &st);
+        CHECK(!st.retried); /* no Retry without the server option */
         iroh_send_stream *cs;
         iroh_recv_stream *cr;
         CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
