@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "crypto/crypto.h"
+#include "endpoint/qad.h"
 #include "endpoint/relay_link.h"
 #include "net/udp.h"
 #include "tls/tls.h"
@@ -314,6 +315,12 @@ static int unspecified(const iroh_socket_addr *a)
     return memcmp(a->ip, zero, a->family == 4 ? 4 : 16) == 0;
 }
 
+static int same_socket_addr(const iroh_socket_addr *a, const iroh_socket_addr *b)
+{
+    return a->family == b->family && a->port == b->port &&
+           memcmp(a->ip, b->ip, a->family == 4 ? 4 : 16) == 0;
+}
+
 size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
 {
     size_t n = 0;
@@ -328,8 +335,7 @@ size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
         const iroh_socket_addr *p = &ep->public_addr;
         int known = 0;
         for (size_t i = 0; i < n; i++)
-            known |= out[i].family == p->family && out[i].port == p->port &&
-                     memcmp(out[i].ip, p->ip, p->family == 4 ? 4 : 16) == 0;
+            known |= same_socket_addr(&out[i], p);
         if (!known)
             out[n++] = ep->public_addr;
     }
@@ -397,6 +403,8 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
     return ir_ep_connect_alpns(ep, addr, alpns, lens, 1, out);
 }
 
+static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now);
+
 int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
                         const size_t *alpn_lens, size_t n_alpns, ir_conn **out)
 {
@@ -450,7 +458,7 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
     for (int i = 1; i < ncand; i++)
         slot->also[slot->nalso++] = cand[i];
     *out = c;
-    ir_ep_flush(ep);
+    flush_conn(ep, slot, ir_now_ns()); /* the first flight, at once */
     return IROH_OK;
 }
 
@@ -771,7 +779,6 @@ static void run_timers(ir_ep *ep, uint64_t now)
  * its https URL; the relay reports the address it sees us at (OBSERVED_ADDRESS), which
  * becomes one of our direct addresses. Kept open (keep-alive 25 s, idle 35 s) for
  * updates; retried a minute after it fails. https relays only (QAD needs TLS). */
-#define QAD_ALPN "/iroh-qad/0"
 #define QAD_RETRY_NS (60ull * 1000000000ull)
 
 static void qad_close(ir_ep *ep, uint64_t now, int retry_soon)
@@ -794,7 +801,7 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     iroh_socket_addr ip;
     if (ir_rlink_remote_ip(l, &ip) != 0)
         return;
-    ip.port = ep->cfg.qad_port ? ep->cfg.qad_port : 7842;
+    ip.port = ep->cfg.qad_port ? ep->cfg.qad_port : IR_QAD_DEFAULT_PORT;
     ir_netaddr path;
     ir_netaddr_from_socket_addr(&path, &ip);
     if (sock_for(ep, &path) < 0)
@@ -805,7 +812,7 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
         IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
         return;
     }
-    static const uint8_t alpn[] = QAD_ALPN;
+    static const uint8_t alpn[] = IR_QAD_ALPN;
     const uint8_t *alpns[1] = {alpn};
     size_t lens[1] = {sizeof alpn - 1};
     ir_conn_config cfg;
@@ -857,8 +864,7 @@ static void qad_tick(ir_ep *ep, uint64_t now)
         iroh_socket_addr a;
         if (ir_conn_observed_addr(ep->qad.c, &a) != 0)
             continue;
-        if (!ep->have_public || a.family != ep->public_addr.family ||
-            a.port != ep->public_addr.port || memcmp(a.ip, ep->public_addr.ip, 16) != 0) {
+        if (!ep->have_public || !same_socket_addr(&a, &ep->public_addr)) {
             char text[IROH_SOCKET_ADDR_LEN];
             iroh_socket_addr_to_string(&a, text, sizeof text);
             IR_LOG(IR_LOG_INFO, "public address (QUIC address discovery): %s", text);
@@ -873,13 +879,6 @@ static void qad_tick(ir_ep *ep, uint64_t now)
     }
 }
 
-int ir_ep_public_addr(const ir_ep *ep, iroh_socket_addr *out)
-{
-    if (!ep->have_public)
-        return -1;
-    *out = ep->public_addr;
-    return 0;
-}
 
 /* Relay links: their descriptors' readiness (from the last prepare) and deadlines. */
 static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
@@ -987,7 +986,7 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
     }
     run_links(ep, pf, ir_now_ns());
     run_timers(ep, ir_now_ns());
-    ir_ep_flush(ep);
+    /* what this produced goes out in the next ir_ep_prepare, before anything waits */
 }
 
 int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)

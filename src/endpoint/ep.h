@@ -103,8 +103,6 @@ const char *ir_ep_home_relay(const ir_ep *ep);
 /* 1 and a relay that is wanted but not connected, with the reason of its last failure;
  * 0 if there is none. */
 int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why);
-/* Our address as the home relay sees it (QUIC address discovery): 0, or -1 if unknown. */
-int ir_ep_public_addr(const ir_ep *ep, iroh_socket_addr *out);
 /* The number of relays configured. */
 size_t ir_ep_relay_count(const ir_ep *ep);
 

@@ -29,7 +29,7 @@ int ir_qad_server_new(const char *listen, const char *cert_file, const char *key
     if (!q)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     q->stop_fd = -1;
-    static const uint8_t alpn[] = "/iroh-qad/0";
+    static const uint8_t alpn[] = IR_QAD_ALPN;
     const uint8_t *alpns[1] = {alpn};
     size_t lens[1] = {sizeof alpn - 1};
     ir_ep_config cfg;

@@ -13,6 +13,7 @@
 #include "iroh.h"
 
 #define IR_QAD_DEFAULT_PORT 7842
+#define IR_QAD_ALPN "/iroh-qad/0"
 
 typedef struct ir_qad_server ir_qad_server;
 

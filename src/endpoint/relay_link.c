@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "net/udp.h"
 #include "relay/client.h"
 #include "relay/handshake.h"
 #include "relay/tls_stream.h"
@@ -327,20 +328,7 @@ int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out)
     socklen_t len = sizeof ss;
     if (getpeername(l->fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
-    memset(out, 0, sizeof *out);
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
-        out->family = 4;
-        memcpy(out->ip, &s4->sin_addr, 4);
-        out->port = ntohs(s4->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-        out->family = 6;
-        memcpy(out->ip, &s6->sin6_addr, 16);
-        out->port = ntohs(s6->sin6_port);
-    } else {
-        return -1;
-    }
+    ir_socket_addr_from_sockaddr(out, (struct sockaddr *)&ss);
     return 0;
 }
 
@@ -393,26 +381,16 @@ static void start(ir_rlink *l, uint64_t now)
 {
     l->naddrs = l->next_addr = 0;
     l->attempt_err[0] = 0; /* each attempt tells its own story */
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, l->host, &a4) == 1) {
-        struct sockaddr_in *s = (struct sockaddr_in *)&l->addrs[0];
-        memset(s, 0, sizeof *s);
-        s->sin_family = AF_INET;
-        s->sin_port = htons(l->port);
-        s->sin_addr = a4;
-        l->addr_lens[0] = sizeof *s;
+    /* an IP literal needs no resolution */
+    iroh_socket_addr ip;
+    memset(&ip, 0, sizeof ip);
+    ip.port = l->port;
+    if (inet_pton(AF_INET, l->host, ip.ip) == 1)
+        ip.family = 4;
+    else if (inet_pton(AF_INET6, l->host, ip.ip) == 1)
+        ip.family = 6;
+    if (ip.family && ir_sockaddr_from_socket_addr(&ip, &l->addrs[0], &l->addr_lens[0]) == 0) {
         l->naddrs = 1;
-    } else if (inet_pton(AF_INET6, l->host, &a6) == 1) {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&l->addrs[0];
-        memset(s, 0, sizeof *s);
-        s->sin6_family = AF_INET6;
-        s->sin6_port = htons(l->port);
-        s->sin6_addr = a6;
-        l->addr_lens[0] = sizeof *s;
-        l->naddrs = 1;
-    }
-    if (l->naddrs) {
         start_tcp(l, now);
         return;
     }

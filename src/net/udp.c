@@ -10,9 +10,11 @@
 
 #include "base/util.h"
 
-static void to_sockaddr(const iroh_socket_addr *a, struct sockaddr_storage *ss, socklen_t *len)
+int ir_sockaddr_from_socket_addr(const iroh_socket_addr *a, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof *ss);
+    if (a->family != 4 && a->family != 6)
+        return -1;
     if (a->family == 4) {
         struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
         s4->sin_family = AF_INET;
@@ -26,9 +28,10 @@ static void to_sockaddr(const iroh_socket_addr *a, struct sockaddr_storage *ss, 
         memcpy(&s6->sin6_addr, a->ip, 16);
         *len = sizeof *s6;
     }
+    return 0;
 }
 
-static void from_sockaddr(iroh_socket_addr *a, const struct sockaddr *sa)
+void ir_socket_addr_from_sockaddr(iroh_socket_addr *a, const struct sockaddr *sa)
 {
     memset(a, 0, sizeof *a);
     if (sa->sa_family == AF_INET) {
@@ -71,7 +74,7 @@ int ir_udp_open(const iroh_socket_addr *addr, iroh_socket_addr *bound)
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
     struct sockaddr_storage ss;
     socklen_t len;
-    to_sockaddr(addr, &ss, &len);
+    ir_sockaddr_from_socket_addr(addr, &ss, &len);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
         char text[IROH_SOCKET_ADDR_LEN];
         iroh_socket_addr_to_string(addr, text, sizeof text);
@@ -81,7 +84,7 @@ int ir_udp_open(const iroh_socket_addr *addr, iroh_socket_addr *bound)
     }
     len = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &len);
-    from_sockaddr(bound, (struct sockaddr *)&ss);
+    ir_socket_addr_from_sockaddr(bound, (struct sockaddr *)&ss);
     return fd;
 }
 
@@ -99,7 +102,7 @@ void ir_netaddr_from_socket_addr(ir_netaddr *out, const iroh_socket_addr *a)
 void ir_netaddr_from_sockaddr(ir_netaddr *out, const struct sockaddr *sa)
 {
     iroh_socket_addr a;
-    from_sockaddr(&a, sa);
+    ir_socket_addr_from_sockaddr(&a, sa);
     ir_netaddr_from_socket_addr(out, &a);
 }
 
@@ -124,7 +127,7 @@ int ir_netaddr_to_sockaddr(const ir_netaddr *a, struct sockaddr_storage *ss, soc
     iroh_socket_addr s;
     if (ir_netaddr_to_socket_addr(a, &s) != 0)
         return -1;
-    to_sockaddr(&s, ss, len);
+    ir_sockaddr_from_socket_addr(&s, ss, len);
     return 0;
 }
 
@@ -145,7 +148,7 @@ size_t ir_local_addrs(int family, uint16_t port, iroh_socket_addr *out, size_t m
             if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr))
                 continue; /* needs a scope id, which tickets cannot carry */
         }
-        from_sockaddr(&out[n], i->ifa_addr);
+        ir_socket_addr_from_sockaddr(&out[n], i->ifa_addr);
         out[n].port = port;
         n++;
     }

@@ -15,6 +15,12 @@
  * (with iroh_last_error set). The bound address (with the real port) goes to *bound. */
 int ir_udp_open(const iroh_socket_addr *addr, iroh_socket_addr *bound);
 
+/* iroh_socket_addr <-> struct sockaddr. From: an IPv4-mapped IPv6 address (a dual-stack
+ * socket's IPv4 peer) becomes IPv4. To: -1 for a family that is neither 4 nor 6. */
+void ir_socket_addr_from_sockaddr(iroh_socket_addr *a, const struct sockaddr *sa);
+int ir_sockaddr_from_socket_addr(const iroh_socket_addr *a, struct sockaddr_storage *ss,
+                                 socklen_t *len);
+
 /* ir_netaddr <-> socket address: family byte, port (big-endian), address bytes. */
 void ir_netaddr_from_sockaddr(ir_netaddr *out, const struct sockaddr *sa);
 void ir_netaddr_from_socket_addr(ir_netaddr *out, const iroh_socket_addr *a);

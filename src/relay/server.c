@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "frame.h"
+#include "net/udp.h"
 #include "handshake.h"
 #include "http.h"
 #include "ws.h"
@@ -1793,44 +1794,6 @@ static uint64_t clock_ns(void)
     return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-static int to_sockaddr(const iroh_socket_addr *a, struct sockaddr_storage *ss, socklen_t *len)
-{
-    memset(ss, 0, sizeof *ss);
-    if (a->family == 4) {
-        struct sockaddr_in *s = (struct sockaddr_in *)ss;
-        s->sin_family = AF_INET;
-        s->sin_port = htons(a->port);
-        memcpy(&s->sin_addr, a->ip, 4);
-        *len = sizeof *s;
-        return 0;
-    }
-    if (a->family == 6) {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)ss;
-        s->sin6_family = AF_INET6;
-        s->sin6_port = htons(a->port);
-        memcpy(&s->sin6_addr, a->ip, 16);
-        *len = sizeof *s;
-        return 0;
-    }
-    return -1;
-}
-
-static void from_sockaddr(const struct sockaddr_storage *ss, iroh_socket_addr *a)
-{
-    memset(a, 0, sizeof *a);
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
-        a->family = 4;
-        a->port = ntohs(s->sin_port);
-        memcpy(a->ip, &s->sin_addr, 4);
-    } else {
-        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
-        a->family = 6;
-        a->port = ntohs(s->sin6_port);
-        memcpy(a->ip, &s->sin6_addr, 16);
-    }
-}
-
 /* A non-blocking listening TCP socket on text; its bound address in *bound. On failure a
  * negative IROH_ERR_* code (error detail set). */
 static int listen_on(const char *text, int backlog, iroh_socket_addr *bound)
@@ -1838,7 +1801,7 @@ static int listen_on(const char *text, int backlog, iroh_socket_addr *bound)
     iroh_socket_addr addr;
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (iroh_socket_addr_parse(text, &addr) != IROH_OK || to_sockaddr(&addr, &ss, &sl) < 0) {
+    if (iroh_socket_addr_parse(text, &addr) != IROH_OK || ir_sockaddr_from_socket_addr(&addr, &ss, &sl) < 0) {
         return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", text);
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1863,7 +1826,7 @@ static int listen_on(const char *text, int backlog, iroh_socket_addr *bound)
         close(fd);
         return rc;
     }
-    from_sockaddr(&ss, bound);
+    ir_socket_addr_from_sockaddr(bound, (struct sockaddr *)&ss);
     return fd;
 }
 
