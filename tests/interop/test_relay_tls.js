@@ -111,7 +111,6 @@ async function main() {
   const km = s.exportKeyingMaterial(32, 'iroh-relay handshake v1', pub);
   const sig = crypto.sign(null, km.subarray(0, 16), priv);
   const header = Buffer.concat([pub, Buffer.from([0x40]), sig, km.subarray(16)]).toString('base64url');
-  check(header.length === 151, `header length ${header.length}`);
   r = await upgradeAndFirstFrame(s, `x-iroh-relay-client-auth-v1: ${header}\r\n`);
   check(/^HTTP\/1\.1 101/.test(r.head) && r.frame && r.frame.length === 1 && r.frame[0] === 0x02,
     `keying-material header accepted: first frame ${r.frame && r.frame.toString('hex')}`);

@@ -179,7 +179,7 @@ static void net_send(net *nw, int to, const ir_netaddr *from, const uint8_t *d, 
 
 
 static ir_tls_identity *cid_, *sid_;
-static iroh_endpoint_id server_id;
+static iroh_endpoint_id server_id, client_id;
 static const uint8_t *alpns[] = {(const uint8_t *)"test/1"};
 static const size_t alpn_lens[] = {6};
 
@@ -191,6 +191,7 @@ static void setup_identities(void)
     ir_tls_identity_new(&a, &cid_);
     ir_tls_identity_new(&b, &sid_);
     iroh_secret_key_public(&b, &server_id);
+    iroh_secret_key_public(&a, &client_id);
 }
 
 static void config(ir_conn_config *cfg, int server)
@@ -408,6 +409,7 @@ TEST(handshake)
     CHECK_EQ_INT(ir_conn_peer_id(s[0].c, &got), 0);
     CHECK(iroh_endpoint_id_equal(&got, &server_id));
     CHECK_EQ_INT(ir_conn_peer_id(s[1].c, &got), 0);
+    CHECK(iroh_endpoint_id_equal(&got, &client_id)); /* the server learned who dialed */
     ir_event ev;
     int connected = 0;
     while (ir_conn_poll_event(s[0].c, &ev))
