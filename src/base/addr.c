@@ -628,3 +628,9 @@ const char *iroh_endpoint_addr_relay_url(const iroh_endpoint_addr *addr)
         return addr->addrs[0].relay;
     return NULL;
 }
+
+int ir_ip6_is_v4_mapped(const uint8_t ip[16])
+{
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(ip, prefix, 12) == 0;
+}

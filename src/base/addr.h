@@ -24,6 +24,9 @@ struct iroh_endpoint_addr {
 
 /* Parses Rust's SocketAddr text; strict like Rust (no leading zeros in IPv4 octets).
  * The IPv6 scope id is accepted and dropped, as iroh's encoding drops it. */
+/* 1 if the 16-byte IPv6 address is IPv4-mapped (::ffff:a.b.c.d): an IPv4 address. */
+int ir_ip6_is_v4_mapped(const uint8_t ip[16]);
+
 int ir_socket_addr_parse(const char *text, size_t len, iroh_socket_addr *out);
 /* Rust's Display; returns the length written (buf has IROH_SOCKET_ADDR_LEN bytes). */
 size_t ir_socket_addr_format(const iroh_socket_addr *a, char *buf);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/addr.h"
 #include "base/util.h"
 
 int ir_sockaddr_from_socket_addr(const iroh_socket_addr *a, struct sockaddr_storage *ss, socklen_t *len)
@@ -42,8 +43,7 @@ void ir_socket_addr_from_sockaddr(iroh_socket_addr *a, const struct sockaddr *sa
     } else {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         /* an IPv4-mapped peer on a dual-stack socket is an IPv4 peer */
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(&s6->sin6_addr, mapped, 12) == 0) {
+        if (ir_ip6_is_v4_mapped((const uint8_t *)&s6->sin6_addr)) {
             a->family = 4;
             memcpy(a->ip, (const uint8_t *)&s6->sin6_addr + 12, 4);
         } else {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/addr.h"
 #include "base/blake3.h"
 #include "base/util.h"
 #include "quic/conn_internal.h"
@@ -195,19 +196,6 @@ int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
                 return 1;
     }
     return 0;
-}
-
-size_t ir_conn_cid_count(const ir_conn *c)
-{
-    size_t n = 0;
-    for (size_t p = 0; p < c->npaths; p++)
-        n += c->paths[p].nlcid;
-    return n;
-}
-
-const ir_cid *ir_conn_cid_at(const ir_conn *c, size_t i)
-{
-    return i < c->path->nlcid ? &c->path->lcid[i].cid : NULL;
 }
 
 const ir_cid *ir_conn_odcid(const ir_conn *c)
@@ -1125,11 +1113,10 @@ static void observed_address(ir_conn *c, const ir_frame *f)
         return; /* older or repeated */
     iroh_socket_addr a;
     memset(&a, 0, sizeof a);
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     if (f->type == IR_FT_OBSERVED_ADDRESS_V4) {
         a.family = 4;
         memcpy(a.ip, f->u.addr.ip, 4);
-    } else if (memcmp(f->u.addr.ip, mapped, 12) == 0) {
+    } else if (ir_ip6_is_v4_mapped(f->u.addr.ip)) {
         a.family = 4;
         memcpy(a.ip, f->u.addr.ip + 12, 4);
     } else {
@@ -1894,8 +1881,7 @@ static void write_app_control(ir_conn *c, pktw *w)
             ir_frame f;
             memset(&f, 0, sizeof f);
             /* an IPv4-mapped IPv6 address goes out as IPv4 */
-            static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            int v4 = a.family == 4 || memcmp(a.ip, mapped, 12) == 0;
+            int v4 = a.family == 4 || ir_ip6_is_v4_mapped(a.ip);
             f.type = v4 ? IR_FT_OBSERVED_ADDRESS_V4 : IR_FT_OBSERVED_ADDRESS_V6;
             f.u.addr.seq = c->observed_seq;
             memcpy(f.u.addr.ip, a.family == 4 ? a.ip : v4 ? a.ip + 12 : a.ip, v4 ? 4 : 16);
@@ -2163,22 +2149,20 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
         c->last_ack_eliciting_sent = c->now;
         c->keepalive_pending = 0;
     }
-    if (w.rec.in_flight || w.rec.nframes) {
-        if (w.rec.in_flight) {
-            if (sp->nsent == sp->capsent) {
-                size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
-                sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
-                if (!np) {
-                    close_with(c, 0, E_INTERNAL, "out of memory");
-                    return total;
-                }
-                sp->sent = np;
-                sp->capsent = ncap;
+    if (w.rec.in_flight) {
+        if (sp->nsent == sp->capsent) {
+            size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
+            sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
+            if (!np) {
+                close_with(c, 0, E_INTERNAL, "out of memory");
+                return total;
             }
-            sp->sent[sp->nsent++] = w.rec;
-            ir_rec_on_sent(c, s, &w.rec);
-            pace_spend(c, w.rec.size);
+            sp->sent = np;
+            sp->capsent = ncap;
         }
+        sp->sent[sp->nsent++] = w.rec;
+        ir_rec_on_sent(c, s, &w.rec);
+        pace_spend(c, w.rec.size);
     }
     c->stats.pkts_sent++;
     /* the client drops its Initial keys once it sends a Handshake packet */

@@ -101,9 +101,6 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now);
 
 /* 1 if a datagram whose destination CID is `cid` belongs to this connection. */
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len);
-/* Our connection ids, for the caller's routing table: count and the i-th. */
-size_t ir_conn_cid_count(const ir_conn *c);
-const ir_cid *ir_conn_cid_at(const ir_conn *c, size_t i);
 /* The CID the client chose for its first Initial (server side: route its retransmits). */
 const ir_cid *ir_conn_odcid(const ir_conn *c);
 

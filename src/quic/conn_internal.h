@@ -26,11 +26,9 @@ enum sent_kind {
     SF_NEW_CID,         /* a = sequence number */
     SF_RETIRE_CID,      /* a = sequence number */
     SF_HANDSHAKE_DONE,
-    SF_DATA_BLOCKED,
     SF_PING,
     SF_DATAGRAM,
     SF_PATH_CHALLENGE,
-    SF_CLOSE,
     SF_OBSERVED_ADDRESS, /* a = sequence number */
     SF_MTU_PROBE,        /* a = the probe's size */
 };
@@ -116,7 +114,6 @@ typedef struct remote_cid {
     uint8_t token[IR_RESET_TOKEN_LEN];
     int has_token;
     int retire_pending;
-    int used;
 } remote_cid;
 
 #define MAX_LOCAL_CIDS 8
@@ -232,7 +229,6 @@ struct ir_conn {
     int have_rx_prev;
     uint64_t rx_prev_expiry;
     uint64_t key_updates;
-    int update_requested;
 
     /* paths (multipath draft): all per-path state lives in qpath; today a connection
      * has path 0 only and `path` points at it. The multipath issue adds paths here. */
@@ -249,7 +245,6 @@ struct ir_conn {
     uint64_t last_conn_window_update;
     uint64_t max_data_remote;  /* what the peer allows us */
     uint64_t sent_data;        /* new stream bytes sent */
-    int data_blocked_pending;
 
     /* streams */
     qstream **streams;

@@ -18,16 +18,23 @@ static uint64_t min_window(const ir_conn *c)
     return 2 * c->path->max_datagram;
 }
 
-void ir_rec_init(ir_conn *c)
+/* congestion control from the start: 1200-byte datagrams, the initial window */
+static void cc_reset(ir_conn *c)
 {
     c->path->max_datagram = 1200;
     c->path->cwnd = 10 * c->path->max_datagram;
     c->path->ssthresh = UINT64_MAX;
     c->path->recovery_start = UINT64_MAX;
+    c->path->cubic_epoch = UINT64_MAX;
+    c->path->cubic_wmax = 0;
+}
+
+void ir_rec_init(ir_conn *c)
+{
+    cc_reset(c);
     c->path->smoothed_rtt = INITIAL_RTT;
     c->path->rttvar = INITIAL_RTT / 2;
     c->path->min_rtt = UINT64_MAX;
-    c->path->cubic_epoch = UINT64_MAX;
     for (int s = 0; s < SP_COUNT; s++)
         SP(c, s).loss_time = UINT64_MAX;
 }
@@ -37,12 +44,8 @@ void ir_rec_new_path(ir_conn *c, uint64_t now)
     /* RFC 9000 9.4: the congestion controller starts over on a new path (the RTT
      * estimate is kept: the peer is the same and PTOs stay sane). Losses of packets
      * sent before now belong to the old path and are not congestion here. */
-    c->path->max_datagram = 1200;
-    c->path->cwnd = 10 * c->path->max_datagram;
-    c->path->ssthresh = UINT64_MAX;
+    cc_reset(c);
     c->path->recovery_start = now;
-    c->path->cubic_epoch = UINT64_MAX;
-    c->path->cubic_wmax = 0;
     c->path->pto_count = 0;
 }
 
@@ -422,10 +425,7 @@ void ir_rec_discard_sent(ir_conn *c, int space)
 void ir_rec_discard_space(ir_conn *c, int space)
 {
     pn_space *s = &SP(c, space);
-    for (size_t i = s->sent_first; i < s->nsent; i++)
-        remove_sent(c, space, i);
-    s->nsent = s->sent_first = s->sent_gone = 0;
-    s->loss_time = UINT64_MAX;
+    ir_rec_discard_sent(c, space);
     s->discarded = 1;
     s->probe_pending = 0;
     s->ack_pending = 0;
