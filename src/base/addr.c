@@ -381,35 +381,6 @@ void ir_endpoint_addr_encode(const iroh_endpoint_addr *addr, ir_buf *out)
     }
 }
 
-/* Strict UTF-8 as Rust's str::from_utf8 checks it. */
-static int utf8_valid(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; min = 0x80; }
-        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; min = 0x800; }
-        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return 0;
-        if (n > len - i - 1)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
-}
 
 static int decode_fail(ir_pc_reader *r, int code, const char *what)
 {
@@ -447,7 +418,7 @@ int ir_endpoint_addr_decode(ir_pc_reader *r, int code, iroh_endpoint_addr **out)
                 rc = decode_fail(r, code, "relay url");
                 break;
             }
-            if (!utf8_valid(s, len)) {
+            if (!ir_utf8_valid(s, len)) {
                 rc = ir_fail(code, "relay url is not valid UTF-8");
                 break;
             }

@@ -117,3 +117,43 @@ long ir_b32_decode(ir_b32_alphabet a, const char *text, size_t textlen, uint8_t 
     }
     return (long)o;
 }
+
+int ir_utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0)
+                lo = 0xa0; /* no overlong forms */
+            else if (c == 0xed)
+                hi = 0x9f; /* no surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f; /* nothing above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (len - i < n)
+            return 0;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k < n; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n;
+    }
+    return 1;
+}

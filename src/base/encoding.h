@@ -36,4 +36,7 @@ long ir_b32_decode(ir_b32_alphabet a, const char *text, size_t textlen, uint8_t 
 /* Bytes produced by decoding textlen base32 characters (floor(5*textlen/8)). */
 size_t ir_b32_decoded_len(size_t textlen);
 
+/* 1 if the bytes are valid UTF-8 as Rust's std::str::from_utf8 defines it, else 0. */
+int ir_utf8_valid(const uint8_t *p, size_t len);
+
 #endif

@@ -263,16 +263,6 @@ int ir_http_value_is(const ir_http_header *h, const char *s)
     return h->value_len == n && memcmp(h->value, s, n) == 0;
 }
 
-int ir_http_value_is_nocase(const ir_http_header *h, const char *s)
-{
-    size_t n = strlen(s);
-    if (h->value_len != n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)h->value[i]) != lower((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
 
 int ir_http_visible_ascii(const char *s, size_t len)
 {

@@ -80,9 +80,8 @@ int ir_http_parse_response(const uint8_t *head, size_t len, ir_http_response *re
 /* The first / last header of that name (ASCII case-insensitive), or NULL. */
 const ir_http_header *ir_http_find(const ir_http_header *h, size_t n, const char *name);
 const ir_http_header *ir_http_find_last(const ir_http_header *h, size_t n, const char *name);
-/* 1 if the value equals s exactly (case-sensitive) / ignoring ASCII case. */
+/* 1 if the value equals s exactly (case-sensitive). */
 int ir_http_value_is(const ir_http_header *h, const char *s);
-int ir_http_value_is_nocase(const ir_http_header *h, const char *s);
 /* 1 if the bytes are visible ASCII or tab (http's HeaderValue::to_str rule). */
 int ir_http_visible_ascii(const char *s, size_t len);
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/encoding.h"
+
 typedef enum ir_b64_alphabet {
     IR_B64_STD = 0, /* A-Z a-z 0-9 + /, '=' padding (RFC 4648 section 4) */
     IR_B64_URL = 1, /* A-Z a-z 0-9 - _, no padding (RFC 4648 section 5, data_encoding's
@@ -25,7 +27,6 @@ void ir_b64_encode(ir_b64_alphabet a, const uint8_t *in, size_t len, char *out);
  * more than outcap bytes). */
 long ir_b64_decode(ir_b64_alphabet a, const char *text, size_t len, uint8_t *out, size_t outcap);
 
-/* 1 if the bytes are valid UTF-8 as Rust's std::str::from_utf8 defines it, else 0. */
-int ir_utf8_valid(const uint8_t *p, size_t len);
+/* ir_utf8_valid: base/encoding.h */
 
 #endif
