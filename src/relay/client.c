@@ -19,7 +19,7 @@
 typedef struct ev_node {
     struct ev_node *next;
     ir_relay_client_event ev;
-    uint8_t *data; /* owned copy of the datagram contents */
+    uint8_t data[]; /* DATAGRAM: the contents (ev.dgrams.contents points here) */
 } ev_node;
 
 struct ir_relay_client {
@@ -51,20 +51,32 @@ struct ir_relay_client {
     uint8_t scratch[SCRATCH];
 };
 
+/* the defaults of relay/client.h, for every field left 0 */
+static void apply_defaults(ir_relay_client_config *cfg)
+{
+    if (!cfg->handshake_timeout_ms)
+        cfg->handshake_timeout_ms = 10000;
+    if (!cfg->ping_interval_ms)
+        cfg->ping_interval_ms = 15000;
+    if (!cfg->pong_timeout_ms)
+        cfg->pong_timeout_ms = 5000;
+    if (!cfg->max_queued)
+        cfg->max_queued = 1024 * 1024;
+}
+
 void ir_relay_client_config_init(ir_relay_client_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->handshake_timeout_ms = 10000;
-    cfg->ping_interval_ms = 15000;
-    cfg->pong_timeout_ms = 5000;
-    cfg->max_queued = 1024 * 1024;
+    apply_defaults(cfg);
 }
 
 /* ---- events ------------------------------------------------------------------------ */
 
-static ev_node *push_event(ir_relay_client *c, ir_relay_client_event_kind kind)
+/* A new event at the end of the queue, with room for extra bytes of data; NULL when out of
+ * memory. */
+static ev_node *push_event(ir_relay_client *c, ir_relay_client_event_kind kind, size_t extra)
 {
-    ev_node *n = calloc(1, sizeof *n);
+    ev_node *n = calloc(1, sizeof *n + extra);
     if (!n)
         return NULL;
     n->ev.kind = kind;
@@ -81,7 +93,6 @@ static void free_node(ir_relay_client *c, ev_node *n)
 {
     if (!n)
         return;
-    free(n->data);
     free(n);
 }
 
@@ -98,7 +109,7 @@ int ir_relay_client_poll(ir_relay_client *c, ir_relay_client_event *ev)
     if (!c->ev_head)
         c->ev_tail = NULL;
     c->ev_count--;
-    if (n->data)
+    if (n->ev.kind == IR_RELAY_EV_DATAGRAM)
         c->ev_bytes -= n->ev.dgrams.len;
     c->ev_current = n;
     *ev = n->ev;
@@ -121,7 +132,7 @@ static void fail(ir_relay_client *c, const char *fmt, ...)
     c->out.len = 0;
     c->out_off = 0;
     c->t_handshake = c->t_ping = c->t_pong = 0;
-    ev_node *n = push_event(c, IR_RELAY_EV_FAILED);
+    ev_node *n = push_event(c, IR_RELAY_EV_FAILED, 0);
     if (n)
         n->ev.reason = c->reason;
 }
@@ -220,14 +231,7 @@ int ir_relay_client_new(const ir_relay_client_config *cfg, ir_relay_client **out
     if (!c)
         return ir_fail(IROH_ERR_NO_MEMORY, "relay client: out of memory");
     c->cfg = *cfg;
-    if (!c->cfg.handshake_timeout_ms)
-        c->cfg.handshake_timeout_ms = 10000;
-    if (!c->cfg.ping_interval_ms)
-        c->cfg.ping_interval_ms = 15000;
-    if (!c->cfg.pong_timeout_ms)
-        c->cfg.pong_timeout_ms = 5000;
-    if (!c->cfg.max_queued)
-        c->cfg.max_queued = 1024 * 1024;
+    apply_defaults(&c->cfg);
     /* the config's strings are only needed here */
     c->cfg.host = c->cfg.path = c->cfg.auth_token = c->cfg.client_auth = NULL;
     iroh_secret_key_public(&cfg->secret_key, &c->id);
@@ -298,22 +302,16 @@ static void on_datagram(ir_relay_client *c, const ir_relay_frame *f)
         c->st.events_dropped++;
         return;
     }
-    uint8_t *copy = malloc(d->len);
-    if (!copy) {
-        c->st.events_dropped++;
-        return;
-    }
-    ev_node *n = push_event(c, IR_RELAY_EV_DATAGRAM);
+    /* the event and a copy of the contents in one allocation */
+    ev_node *n = push_event(c, IR_RELAY_EV_DATAGRAM, d->len);
     if (!n) {
-        free(copy);
         c->st.events_dropped++;
         return;
     }
-    memcpy(copy, d->contents, d->len);
-    n->data = copy;
+    memcpy(n->data, d->contents, d->len);
     n->ev.id = f->u.dgram.id;
     n->ev.dgrams = *d;
-    n->ev.dgrams.contents = copy;
+    n->ev.dgrams.contents = n->data;
     c->ev_bytes += d->len;
 }
 
@@ -342,7 +340,7 @@ static void on_handshake_frame(ir_relay_client *c, const uint8_t *msg, size_t le
     case IR_RELAY_FT_SERVER_CONFIRMS_AUTH:
         c->state = IR_RELAY_CLIENT_READY;
         c->t_handshake = 0;
-        push_event(c, IR_RELAY_EV_READY);
+        push_event(c, IR_RELAY_EV_READY, 0);
         send_ping(c, now);
         break;
     case IR_RELAY_FT_SERVER_DENIES_AUTH:
@@ -369,7 +367,7 @@ static void on_relay_frame(ir_relay_client *c, const uint8_t *msg, size_t len, u
         on_datagram(c, &f);
         break;
     case IR_RELAY_FT_ENDPOINT_GONE:
-        n = push_event(c, IR_RELAY_EV_ENDPOINT_GONE);
+        n = push_event(c, IR_RELAY_EV_ENDPOINT_GONE, 0);
         if (n)
             n->ev.id = f.u.endpoint_gone;
         break;
@@ -395,12 +393,12 @@ static void on_relay_frame(ir_relay_client *c, const uint8_t *msg, size_t len, u
         }
         break;
     case IR_RELAY_FT_STATUS:
-        n = push_event(c, IR_RELAY_EV_STATUS);
+        n = push_event(c, IR_RELAY_EV_STATUS, 0);
         if (n)
             n->ev.status = f.u.status;
         break;
     case IR_RELAY_FT_RESTARTING:
-        n = push_event(c, IR_RELAY_EV_RESTARTING);
+        n = push_event(c, IR_RELAY_EV_RESTARTING, 0);
         if (n) {
             n->ev.reconnect_in_ms = f.u.restarting.reconnect_in_ms;
             n->ev.try_for_ms = f.u.restarting.try_for_ms;
