@@ -101,6 +101,11 @@ static int both_established(void *ctx)
     (void)ctx;
     return ir_rlink_established(links2[0]) && ir_rlink_established(links2[1]);
 }
+static int one_established(void *ctx)
+{
+    (void)ctx;
+    return ir_rlink_established(links2[1]);
+}
 static int got_n(void *ctx)
 {
     const unsigned *want = ctx;
@@ -157,10 +162,14 @@ int main(void)
     links2[1] = make_link(r.url, 0xb2, &g_b, 1);
     CHECK(links2[0] && links2[1]);
     uint64_t now = ir_now_ns();
-    /* sent before anything is connected: queued until the link is up */
-    ir_rlink_send(links2[0], idb.bytes, (const uint8_t *)"early", 5, 5, now);
+    /* the receiver first: the relay drops datagrams for a peer it does not know yet, so
+     * "early" must not overtake B's registration (under load it could) */
     ir_rlink_want(links2[1], 1, now);
-    CHECK(run_links(links2, 2, 5000, both_established, NULL));
+    CHECK(run_links(&links2[1], 1, 10000, one_established, NULL));
+    /* sent before its link is connected: queued until the link is up */
+    CHECK(!ir_rlink_established(links2[0]));
+    ir_rlink_send(links2[0], idb.bytes, (const uint8_t *)"early", 5, 5, ir_now_ns());
+    CHECK(run_links(links2, 2, 10000, both_established, NULL));
     CHECK(ir_rlink_latency(links2[0]) > 0);
     unsigned want = 1;
     CHECK(run_links(links2, 2, 3000, got_n, &want));
