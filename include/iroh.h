@@ -381,10 +381,16 @@ IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc); /* CONNECTION_REFUSED
 IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc); /* drop, send nothing */
 
 /* Closes every connection (application code 0, as iroh) and stops the I/O thread after
- * the CONNECTION_CLOSE frames are sent. Idempotent. Later calls fail with
- * IROH_ERR_CLOSED. */
+ * the CONNECTION_CLOSE frames are sent. Safe from any thread, idempotent (a second
+ * caller returns once the first has finished). Every thread blocked in a call of the
+ * endpoint wakes at once: iroh_endpoint_connect*, iroh_endpoint_accept and
+ * iroh_endpoint_online return IROH_ERR_CLOSED ("the endpoint was closed"); calls on its
+ * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail);
+ * iroh_connection_closed returns IROH_OK. Later calls fail the same way. */
 IROH_EXTERN void iroh_endpoint_close(iroh_endpoint *ep);
-/* Closes (if needed) and frees. All handles of the endpoint must be freed before. */
+/* Closes (if needed), waits until the threads that were blocked in calls of the endpoint
+ * have returned from them, and frees. Every connection, stream and incoming handle of the
+ * endpoint must have been freed before, and no call may start on it or them after. */
 IROH_EXTERN void iroh_endpoint_free(iroh_endpoint *ep);
 
 /* ------------------------------------------------------------------------------------ */
@@ -414,10 +420,13 @@ IROH_EXTERN int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms
                                               size_t cap, size_t *len);
 IROH_EXTERN size_t iroh_connection_max_datagram_size(const iroh_connection *c);
 
-/* Closes with an application error code and reason (does not block). */
+/* Closes with an application error code and reason (does not block). Safe while other
+ * threads are blocked on the connection or its streams: they wake at once and return
+ * IROH_ERR_CONNECTION_CLOSED, detail e.g. "connection closed locally with application
+ * code 0x0: interrupted" (iroh_connection_closed returns IROH_OK). */
 IROH_EXTERN void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason);
 /* Waits until the connection is closed (by either side or a timeout); IROH_OK or
- * IROH_ERR_TIMEOUT. */
+ * IROH_ERR_TIMEOUT (IROH_ERR_CLOSED if another thread frees the handle meanwhile). */
 IROH_EXTERN int iroh_connection_closed(iroh_connection *c, int timeout_ms);
 
 typedef enum iroh_close_kind {
@@ -454,8 +463,12 @@ IROH_EXTERN uint64_t iroh_connection_rtt_us(const iroh_connection *c);
 IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
                                      char *relay_url, size_t len);
 
-/* Frees the handle. If the connection is still open it is closed with code 0 (as
- * dropping the last handle does in iroh). Free its streams first. */
+/* Frees the handle. Its streams stay usable and keep the connection open until they are
+ * freed too; once the connection handle and all its stream handles are freed, a
+ * connection still open is closed with code 0 (as dropping the last handle does in
+ * iroh). Threads blocked in calls on the connection itself (open_*, accept_*,
+ * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed");
+ * calls blocked on its streams go on. */
 IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 
 /* ------------------------------------------------------------------------------------ */
@@ -475,7 +488,10 @@ IROH_EXTERN int iroh_send_stream_finish(iroh_send_stream *s);
 /* Waits until the peer has acknowledged everything up to the FIN (or timeout). */
 IROH_EXTERN int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms);
 IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
-/* Frees the handle; an unfinished stream is finished (as dropping it in iroh). */
+/* Frees the handle; an unfinished stream is finished (as dropping it in iroh): what was
+ * written so far is delivered, then the end. Safe while another thread is blocked in a
+ * call on this stream: that call returns IROH_ERR_CLOSED ("the stream was freed") and
+ * the memory goes when it has left. */
 IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
 
 /* read blocks until data, the end, or an error: *n = 0 at the end of the stream. */
@@ -488,7 +504,8 @@ IROH_EXTERN int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, 
                                              size_t *len);
 IROH_EXTERN uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s);
 IROH_EXTERN int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code);
-/* Frees the handle; an unfinished stream is stopped with code 0. */
+/* Frees the handle; an unfinished stream is stopped with code 0. Safe while another
+ * thread is blocked in a call on this stream, as iroh_send_stream_free. */
 IROH_EXTERN void iroh_recv_stream_free(iroh_recv_stream *s);
 
 /* ------------------------------------------------------------------------------------ */

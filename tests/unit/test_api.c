@@ -2,6 +2,7 @@
  * closing with connections open (LeakSanitizer checks that nothing leaks in the
  * sanitizer build). */
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iroh.h"
@@ -506,6 +507,418 @@ TEST(transport_limits_and_events)
     iroh_endpoint_free(srv);
 }
 
+/* ---- calls blocked in another thread -------------------------------------------------
+ *
+ * Each case starts one blocking call on a thread of its own, makes sure it is blocked,
+ * then closes or frees something from the main thread and checks that the call returns
+ * within a generous 2 s with the expected error. */
+
+typedef struct call call;
+typedef int (*call_fn)(call *k);
+struct call {
+    call_fn fn;
+    const char *name;
+    iroh_endpoint *ep;
+    const iroh_endpoint_addr *addr;
+    iroh_connection *conn;
+    iroh_send_stream *send;
+    iroh_recv_stream *recv;
+    iroh_connection *got_conn; /* what the call produced, if anything */
+    iroh_send_stream *got_send;
+    iroh_recv_stream *got_recv;
+    iroh_incoming *got_inc;
+    size_t got_n;
+    int rc;
+    char err[256];
+    int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+};
+
+static void *call_main(void *arg)
+{
+    call *k = arg;
+    int rc = k->fn(k);
+    pthread_mutex_lock(&k->mu);
+    k->rc = rc;
+    snprintf(k->err, sizeof k->err, "%s", iroh_last_error());
+    k->done = 1;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+static void call_start(call *k, call_fn fn, const char *name)
+{
+    k->fn = fn;
+    k->name = name;
+    k->done = 0;
+    k->rc = 1;
+    k->err[0] = 0;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_create(&k->th, NULL, call_main, k);
+}
+
+/* 1 once the call has returned, waiting up to ms */
+static int call_wait(call *k, int ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (!k->done && pthread_cond_timedwait(&k->cv, &k->mu, &dl) == 0) {
+    }
+    int done = k->done;
+    pthread_mutex_unlock(&k->mu);
+    return done;
+}
+
+/* the call is blocked: it has not returned after 300 ms */
+static int call_blocked(call *k)
+{
+    int blocked = !call_wait(k, 300);
+    if (!blocked)
+        fprintf(stderr, "%s did not block: %d %s\n", k->name, k->rc, k->err);
+    return blocked;
+}
+
+/* waits up to 2 s for the call, checks its result, and joins it; 0 if it never returned
+ * (then the thread is left behind) */
+static int call_finish(call *k, int want_rc, const char *want_err)
+{
+    int done = call_wait(k, 2000);
+    CHECK(done);
+    if (!done) {
+        fprintf(stderr, "%s still blocked after 2 s\n", k->name);
+        pthread_detach(k->th);
+        return 0;
+    }
+    pthread_join(k->th, NULL);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    CHECK_EQ_INT(k->rc, want_rc);
+    if (want_err && !strstr(k->err, want_err)) {
+        CHECK(strstr(k->err, want_err) != NULL);
+        fprintf(stderr, "%s: error \"%s\", expected \"%s\"\n", k->name, k->err, want_err);
+    }
+    return 1;
+}
+
+static int f_connect(call *k)
+{
+    return iroh_endpoint_connect(k->ep, k->addr, ALPN, &k->got_conn);
+}
+
+static int f_accept(call *k)
+{
+    return iroh_endpoint_accept(k->ep, -1, &k->got_inc);
+}
+
+static int f_online(call *k)
+{
+    return iroh_endpoint_online(k->ep, -1);
+}
+
+static int f_open_bi(call *k)
+{
+    return iroh_connection_open_bi(k->conn, &k->got_send, &k->got_recv);
+}
+
+static int f_open_uni(call *k)
+{
+    return iroh_connection_open_uni(k->conn, &k->got_send);
+}
+
+static int f_accept_bi(call *k)
+{
+    return iroh_connection_accept_bi(k->conn, -1, &k->got_send, &k->got_recv);
+}
+
+static int f_accept_uni(call *k)
+{
+    return iroh_connection_accept_uni(k->conn, -1, &k->got_recv);
+}
+
+static int f_read_datagram(call *k)
+{
+    char buf[64];
+    return iroh_connection_read_datagram(k->conn, -1, buf, sizeof buf, &k->got_n);
+}
+
+static int f_closed(call *k)
+{
+    return iroh_connection_closed(k->conn, -1);
+}
+
+#define BIG (16u << 20) /* more than the send buffer and the peer's window take */
+static uint8_t big[BIG];
+
+static int f_write_all(call *k)
+{
+    return iroh_send_stream_write_all(k->send, big, BIG);
+}
+
+/* writes until a write blocks and fails */
+static int f_write(call *k)
+{
+    for (;;) {
+        size_t w;
+        int rc = iroh_send_stream_write(k->send, big, 65536, &w);
+        k->got_n += w;
+        if (rc != IROH_OK)
+            return rc;
+    }
+}
+
+/* more than the peer's window, then the end: flushed waits for the peer to read */
+static int f_flushed(call *k)
+{
+    int rc = iroh_send_stream_write_all(k->send, big, 200000);
+    if (rc == IROH_OK)
+        rc = iroh_send_stream_finish(k->send);
+    if (rc == IROH_OK)
+        rc = iroh_send_stream_flushed(k->send, -1);
+    return rc;
+}
+
+static int f_read(call *k)
+{
+    char buf[64];
+    return iroh_recv_stream_read(k->recv, buf, sizeof buf, &k->got_n);
+}
+
+static int f_read_exact(call *k)
+{
+    char buf[64];
+    return iroh_recv_stream_read_exact(k->recv, buf, sizeof buf);
+}
+
+static int f_read_to_end(call *k)
+{
+    uint8_t *data = NULL;
+    int rc = iroh_recv_stream_read_to_end(k->recv, 1000, &data, &k->got_n);
+    free(data);
+    return rc;
+}
+
+/* a server whose peers may open one stream of each kind and send 64 KiB on a stream
+ * before it reads */
+static iroh_endpoint *bind_small_server(void)
+{
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_max_streams(b, 1, 1);
+    iroh_endpoint_builder_stream_window(b, 65536, 65536);
+    iroh_endpoint *ep = NULL;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    return ep;
+}
+
+typedef enum {
+    END_CLOSE_ENDPOINT,   /* iroh_endpoint_close on the blocked call's endpoint */
+    END_CLOSE_CONNECTION, /* iroh_connection_close(0, "interrupted") */
+    END_FREE_STREAM,      /* free the stream handle the call is blocked on */
+    END_FREE_CONNECTION,  /* free the connection handle the call is blocked on */
+} ending;
+
+/* what a connection-level call is blocked on, and how to set it up */
+typedef struct conn_case {
+    const char *name;
+    call_fn fn;
+    int stream; /* 0: on the connection; 1: on a send stream; 2: on a receive stream */
+} conn_case;
+
+static const conn_case conn_cases[] = {
+    {"open_bi", f_open_bi, 0},       {"open_uni", f_open_uni, 0},
+    {"accept_bi", f_accept_bi, 0},   {"accept_uni", f_accept_uni, 0},
+    {"read_datagram", f_read_datagram, 0}, {"closed", f_closed, 0},
+    {"write_all", f_write_all, 1},   {"write", f_write, 1},
+    {"flushed", f_flushed, 1},       {"read", f_read, 2},
+    {"read_exact", f_read_exact, 2}, {"read_to_end", f_read_to_end, 2},
+};
+
+/* One blocked call on a fresh client connection to srv, ended as `how`. */
+static void blocked_conn_call(iroh_endpoint *srv, const conn_case *cc, ending how)
+{
+    server s = {srv, NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    /* the client's streams: one of each kind uses up the server's limits */
+    iroh_send_stream *bs = NULL, *us = NULL;
+    iroh_recv_stream *br = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "x", 1), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = cli;
+    k.conn = c;
+    k.send = bs;
+    k.recv = br;
+    char name[64];
+    snprintf(name, sizeof name, "%s (ending %d)", cc->name, (int)how);
+    call_start(&k, cc->fn, name);
+    CHECK(call_blocked(&k));
+    int want = IROH_ERR_CONNECTION_CLOSED;
+    const char *err = NULL;
+    switch (how) {
+    case END_CLOSE_ENDPOINT:
+        iroh_endpoint_close(cli);
+        err = "the endpoint was closed";
+        break;
+    case END_CLOSE_CONNECTION:
+        iroh_connection_close(c, 0, "interrupted");
+        err = "closed locally with application code 0x0: interrupted";
+        break;
+    case END_FREE_STREAM:
+        if (cc->stream == 1) {
+            iroh_send_stream_free(bs);
+            bs = NULL;
+        } else {
+            iroh_recv_stream_free(br);
+            br = NULL;
+        }
+        want = IROH_ERR_CLOSED;
+        err = "the stream was freed";
+        break;
+    case END_FREE_CONNECTION:
+        iroh_connection_free(c);
+        c = NULL;
+        want = IROH_ERR_CLOSED;
+        err = "the connection was freed";
+        break;
+    }
+    if (cc->fn == f_closed && how != END_FREE_CONNECTION) {
+        want = IROH_OK;
+        err = NULL;
+    }
+    if (!call_finish(&k, want, err))
+        return; /* the thread still uses everything: leave it all */
+    iroh_send_stream_free(k.got_send);
+    iroh_recv_stream_free(k.got_recv);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+}
+
+TEST(close_wakes_blocked_calls)
+{
+    iroh_endpoint *srv = bind_small_server();
+    for (size_t i = 0; i < sizeof conn_cases / sizeof conn_cases[0]; i++) {
+        blocked_conn_call(srv, &conn_cases[i], END_CLOSE_ENDPOINT);
+        blocked_conn_call(srv, &conn_cases[i], END_CLOSE_CONNECTION);
+    }
+    iroh_endpoint_free(srv);
+}
+
+TEST(free_wakes_blocked_calls)
+{
+    iroh_endpoint *srv = bind_small_server();
+    for (size_t i = 0; i < sizeof conn_cases / sizeof conn_cases[0]; i++)
+        blocked_conn_call(srv, &conn_cases[i],
+                          conn_cases[i].stream ? END_FREE_STREAM : END_FREE_CONNECTION);
+    iroh_endpoint_free(srv);
+}
+
+TEST(endpoint_close_wakes_endpoint_calls)
+{
+    /* accept */
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    call_start(&k, f_accept, "accept");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+
+    /* connect while dialing an address that never answers */
+    ep = bind_ep(0, NULL);
+    iroh_secret_key key;
+    iroh_endpoint_id other;
+    iroh_secret_key_generate(&key);
+    iroh_secret_key_public(&key, &other);
+    iroh_endpoint_addr *dead = iroh_endpoint_addr_new(&other);
+    iroh_socket_addr sa;
+    iroh_socket_addr_parse("127.0.0.1:9", &sa);
+    iroh_endpoint_addr_add_ip(dead, &sa);
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    k.addr = dead;
+    call_start(&k, f_connect, "connect");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+    iroh_endpoint_addr_free(dead);
+
+    /* online, waiting for a relay that refuses connections */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    CHECK_EQ_INT(iroh_endpoint_builder_relay_url(b, "http://127.0.0.1:9/"), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    call_start(&k, f_online, "online");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+}
+
+TEST(stream_outlives_its_connection_handle)
+{
+    /* a read blocked on a stream goes on when the connection handle is freed (the
+     * stream keeps the connection open) and returns the data that comes */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    iroh_send_stream *cs, *ss;
+    iroh_recv_stream *cr, *sr;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "q", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.recv = cr;
+    call_start(&k, f_read, "read after the connection handle is freed");
+    CHECK(call_blocked(&k));
+    iroh_connection_free(c);
+    CHECK(call_blocked(&k));
+    CHECK_EQ_INT(iroh_send_stream_write_all(ss, "answer", 6), IROH_OK);
+    if (call_finish(&k, IROH_OK, NULL)) {
+        CHECK_EQ_INT(k.got_n, 6);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+        iroh_connection_free(s.conn);
+        iroh_endpoint_free(cli);
+        iroh_endpoint_free(s.ep);
+    }
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -516,5 +929,9 @@ int main(void)
     RUN(stream_states);
     RUN(accept_filter);
     RUN(close_endpoint_with_open_connections);
+    RUN(close_wakes_blocked_calls);
+    RUN(free_wakes_blocked_calls);
+    RUN(endpoint_close_wakes_endpoint_calls);
+    RUN(stream_outlives_its_connection_handle);
     TEST_EXIT();
 }
