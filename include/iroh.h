@@ -401,9 +401,14 @@ IROH_EXTERN void iroh_connection_remote_id(const iroh_connection *c, iroh_endpoi
 /* The negotiated ALPN as text (NUL-terminated; buflen 256 always fits). */
 IROH_EXTERN int iroh_connection_alpn(const iroh_connection *c, char *buf, size_t buflen);
 
-/* Opening blocks while the peer's stream limit is reached; accepting blocks until the
- * peer opens a stream (timeout_ms -1: forever). A stream the peer opens becomes
- * acceptable when its first data (or FIN) arrives. */
+/* Opening blocks while the peer's stream limit is reached, up to the connection's time
+ * limit (iroh_connection_set_timeout; IROH_ERR_TIMEOUT); accepting blocks until the peer
+ * opens a stream (timeout_ms -1: forever). A stream the peer opens becomes acceptable
+ * when its first data (or FIN) arrives. */
+/* The time limit, in the style of SO_RCVTIMEO, of each open_bi / open_uni on this handle:
+ * -1 (the default) waits as long as it takes, 0 fails at once when the call would wait.
+ * Calls that take a timeout_ms of their own keep it. IROH_ERR_INVALID_ARGUMENT below -1. */
+IROH_EXTERN int iroh_connection_set_timeout(iroh_connection *c, int timeout_ms);
 IROH_EXTERN int iroh_connection_open_bi(iroh_connection *c, iroh_send_stream **send,
                                         iroh_recv_stream **recv);
 IROH_EXTERN int iroh_connection_open_uni(iroh_connection *c, iroh_send_stream **send);
@@ -478,8 +483,19 @@ IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 IROH_EXTERN uint64_t iroh_send_stream_id(const iroh_send_stream *s);
 IROH_EXTERN uint64_t iroh_recv_stream_id(const iroh_recv_stream *s);
 
-/* write blocks until at least one byte is buffered and stores the count in *written;
- * write_all blocks until all are. IROH_ERR_STREAM_STOPPED if the peer stopped it. */
+/* The time limit, in the style of SO_SNDTIMEO / SO_RCVTIMEO, of each blocking call on this
+ * stream handle (write, write_all; read, read_exact, read_to_end): -1 (the default) waits
+ * as long as it takes, 0 fails at once when the call would wait; a call that runs out
+ * returns IROH_ERR_TIMEOUT. The limit covers the whole call. iroh_send_stream_flushed
+ * keeps its own timeout_ms. IROH_ERR_INVALID_ARGUMENT below -1. */
+IROH_EXTERN int iroh_send_stream_set_timeout(iroh_send_stream *s, int timeout_ms);
+IROH_EXTERN int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms);
+
+/* write blocks until at least one byte is buffered and stores the count in *written
+ * (after IROH_ERR_TIMEOUT it is 0: nothing was queued); write_all blocks until all are
+ * (after IROH_ERR_TIMEOUT what it queued stays queued and will be sent: the stream is
+ * then at an unknown offset, so reset it or write on knowing that).
+ * IROH_ERR_STREAM_STOPPED if the peer stopped it. */
 IROH_EXTERN int iroh_send_stream_write(iroh_send_stream *s, const void *data, size_t len,
                                        size_t *written);
 IROH_EXTERN int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len);
@@ -494,7 +510,9 @@ IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
  * the memory goes when it has left. */
 IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
 
-/* read blocks until data, the end, or an error: *n = 0 at the end of the stream. */
+/* read blocks until data, the end, or an error: *n = 0 at the end of the stream.
+ * After IROH_ERR_TIMEOUT from read_exact or read_to_end, the bytes they had read are
+ * lost to the caller (the stream goes on after them). */
 IROH_EXTERN int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n);
 /* exactly len bytes, or IROH_ERR_FINISHED_EARLY */
 IROH_EXTERN int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len);

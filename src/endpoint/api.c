@@ -64,6 +64,7 @@ struct iroh_connection {
     int refs;          /* the application's handle + its stream handles not yet released */
     int users;         /* threads inside a blocking call on the connection */
     int handle_freed;  /* the application freed the connection handle */
+    int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
     int filtered;      /* the accept filter refused it */
     iroh_endpoint_id peer;
@@ -77,6 +78,7 @@ typedef struct stream_handle {
     uint64_t id;
     int users; /* threads inside a call on the stream */
     int freed; /* the application freed it: released when the last user leaves */
+    int timeout_ms; /* time limit of each blocking call (flushed has its own); -1: none */
 } stream_handle;
 
 struct iroh_send_stream {
@@ -330,6 +332,7 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
     h->ep = ep;
     h->c = c;
     h->inbound = inbound;
+    h->timeout_ms = -1;
     ep->conns[ep->nconns++] = h;
     return h;
 }
@@ -1134,6 +1137,7 @@ static iroh_send_stream *new_send(iroh_connection *h, uint64_t id)
     if (s) {
         s->h.conn = h;
         s->h.id = id;
+        s->h.timeout_ms = -1;
         h->refs++;
     }
     return s;
@@ -1145,6 +1149,7 @@ static iroh_recv_stream *new_recv(iroh_connection *h, uint64_t id)
     if (s) {
         s->h.conn = h;
         s->h.id = id;
+        s->h.timeout_ms = -1;
         h->refs++;
     }
     return s;
@@ -1155,7 +1160,7 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(h);
-    deadline d = deadline_in(-1);
+    deadline d = deadline_in(h->timeout_ms);
     int rc;
     uint64_t id;
     for (;;) {
@@ -1416,6 +1421,25 @@ uint64_t iroh_connection_rtt_us(const iroh_connection *c)
     return st.rtt_us;
 }
 
+static int valid_timeout(const void *handle, int timeout_ms)
+{
+    if (!handle || timeout_ms < -1)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a handle and a time limit of -1 (none) or "
+                                                  "more are needed");
+    return IROH_OK;
+}
+
+int iroh_connection_set_timeout(iroh_connection *c, int timeout_ms)
+{
+    int rc = valid_timeout(c, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    pthread_mutex_lock(&c->ep->mu);
+    c->timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&c->ep->mu);
+    return IROH_OK;
+}
+
 void iroh_connection_free(iroh_connection *c)
 {
     if (!c)
@@ -1441,13 +1465,34 @@ uint64_t iroh_recv_stream_id(const iroh_recv_stream *s)
     return s->h.id;
 }
 
+static int stream_set_timeout(stream_handle *s, int timeout_ms)
+{
+    int rc = valid_timeout(s, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    pthread_mutex_lock(&s->conn->ep->mu);
+    s->timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&s->conn->ep->mu);
+    return IROH_OK;
+}
+
+int iroh_send_stream_set_timeout(iroh_send_stream *s, int timeout_ms)
+{
+    return stream_set_timeout(s ? &s->h : NULL, timeout_ms);
+}
+
+int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms)
+{
+    return stream_set_timeout(s ? &s->h : NULL, timeout_ms);
+}
+
 static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size_t *written, int all)
 {
     iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
-    deadline d = deadline_in(-1);
+    deadline d = deadline_in(s->h.timeout_ms);
     size_t done = 0;
     int rc = IROH_OK;
     if (s->finished || s->reset)
@@ -1601,7 +1646,7 @@ int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n)
     iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
-    deadline d = deadline_in(-1);
+    deadline d = deadline_in(s->h.timeout_ms);
     int rc = read_locked(s, buf, cap, n, &d);
     stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);
@@ -1615,7 +1660,7 @@ int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len)
     iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
-    deadline d = deadline_in(-1);
+    deadline d = deadline_in(s->h.timeout_ms);
     int rc = IROH_OK;
     size_t got = 0;
     while (got < len) {
@@ -1646,7 +1691,7 @@ int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **ou
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
-    deadline d = deadline_in(-1);
+    deadline d = deadline_in(s->h.timeout_ms);
     int rc = IROH_OK;
     for (;;) {
         if (n == cap) {

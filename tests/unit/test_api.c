@@ -919,6 +919,90 @@ TEST(stream_outlives_its_connection_handle)
     }
 }
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* the call returned IROH_ERR_TIMEOUT, and not before its time limit (minus the clock's
+ * rounding) */
+#define CHECK_TIMES_OUT(call, ms)                                                          \
+    do {                                                                                   \
+        struct timespec t_0;                                                               \
+        clock_gettime(CLOCK_MONOTONIC, &t_0);                                              \
+        CHECK_EQ_INT(call, IROH_ERR_TIMEOUT);                                              \
+        CHECK(ms_since(&t_0) >= (ms) - 5);                                                 \
+    } while (0)
+
+TEST(per_handle_timeouts)
+{
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 12));
+    server s = {bind_small_server(), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, -2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_connection_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+
+    /* open_bi / open_uni at the peer's stream limit (one of each) */
+    iroh_send_stream *bs, *us, *xs = NULL;
+    iroh_recv_stream *br, *xr = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, 200), IROH_OK);
+    CHECK_TIMES_OUT(iroh_connection_open_bi(c, &xs, &xr), 200);
+    CHECK(strstr(iroh_last_error(), "200 ms") != NULL);
+    CHECK_TIMES_OUT(iroh_connection_open_uni(c, &xs), 200);
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, 0), IROH_OK); /* 0: do not wait at all */
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &xs), IROH_ERR_TIMEOUT);
+
+    /* reads of a stream the peer sends nothing on */
+    uint8_t buf[64];
+    size_t n = 99;
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(br, 150), IROH_OK);
+    CHECK_TIMES_OUT(iroh_recv_stream_read(br, buf, sizeof buf, &n), 150);
+    CHECK_EQ_INT(n, 0);
+    CHECK_TIMES_OUT(iroh_recv_stream_read_exact(br, buf, sizeof buf), 150);
+    uint8_t *all = NULL;
+    size_t alen = 0;
+    CHECK_TIMES_OUT(iroh_recv_stream_read_to_end(br, 100, &all, &alen), 150);
+    CHECK(all == NULL);
+
+    /* writes beyond what the send buffer and the peer's window take */
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(bs, 200), IROH_OK);
+    CHECK_TIMES_OUT(iroh_send_stream_write_all(bs, big, BIG), 200);
+    size_t w = 99;
+    CHECK_TIMES_OUT(iroh_send_stream_write(bs, big, 65536, &w), 200);
+    CHECK_EQ_INT(w, 0);
+    /* what write_all queued before its time ran out stays queued: the peer reads a
+     * prefix of the data, then the end */
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(bs, -1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(bs), IROH_OK);
+    iroh_send_stream *ss;
+    iroh_recv_stream *sr;
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(sr, 20000), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, BIG, &all, &alen), IROH_OK);
+    CHECK(alen > 65536 && alen < BIG);
+    CHECK(all && memcmp(all, big, alen) == 0);
+    free(all);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -933,5 +1017,6 @@ int main(void)
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(stream_outlives_its_connection_handle);
+    RUN(per_handle_timeouts);
     TEST_EXIT();
 }
