@@ -547,7 +547,11 @@ IROH_EXTERN int iroh_router_builder_accept(iroh_router_builder *rb, const char *
  * has no handler are closed with code 0, as iroh's router does. */
 IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);
 IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
-/* Stops accepting, waits for running handlers to return, then closes the endpoint. */
+/* Stops accepting (within 200 ms), closes the connections of running handlers with
+ * application code 0 and reason "shutting down" (so handlers blocked on them return
+ * and the peers see an application close), waits for the handlers to return, then
+ * closes the endpoint. A handler blocked on something other than its connection delays
+ * this until it returns. */
 IROH_EXTERN int iroh_router_shutdown(iroh_router *r);
 /* Shuts down if needed, then frees the router and its endpoint. */
 IROH_EXTERN void iroh_router_free(iroh_router *r);

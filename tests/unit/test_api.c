@@ -1003,6 +1003,74 @@ TEST(per_handle_timeouts)
     iroh_endpoint_free(s.ep);
 }
 
+/* a handler that waits for a stream forever */
+static volatile int handler_waiting;
+static int wait_for_stream(void *ctx, iroh_connection *conn)
+{
+    iroh_send_stream *s;
+    iroh_recv_stream *r;
+    handler_waiting = 1;
+    int rc = iroh_connection_accept_bi(conn, -1, &s, &r);
+    if (rc == IROH_OK) {
+        iroh_send_stream_free(s);
+        iroh_recv_stream_free(r);
+    }
+    return 0;
+}
+
+static void *shutdown_router(void *arg)
+{
+    iroh_router_shutdown(arg);
+    return NULL;
+}
+
+TEST(router_shutdown_with_a_blocked_handler)
+{
+    /* shutdown closes the handlers' connections (application code 0) before it waits for
+     * them, so a handler blocked in accept_bi(-1) returns and shutdown ends */
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, ALPN, wait_for_stream, NULL), IROH_OK);
+    iroh_router *router;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &router), IROH_OK);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = NULL;
+    handler_waiting = 0;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    for (int i = 0; i < 500 && !handler_waiting; i++)
+        usleep(10000);
+    CHECK(handler_waiting);
+    usleep(100000); /* inside accept_bi */
+    pthread_t th;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_create(&th, NULL, shutdown_router, router);
+    int done = 0;
+    while (!done && ms_since(&t0) < 2000) {
+        done = pthread_tryjoin_np(th, NULL) == 0;
+        if (!done)
+            usleep(10000);
+    }
+    CHECK(done);
+    if (c) {
+        CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(c, &why);
+        CHECK_EQ_INT(why.kind, IROH_CLOSE_APPLICATION);
+        CHECK(why.by_peer && why.code == 0);
+        if (!done)
+            iroh_connection_close(c, 1, "unstick the handler");
+        iroh_connection_free(c);
+    }
+    if (!done)
+        pthread_join(th, NULL);
+    iroh_router_free(router);
+    iroh_endpoint_free(cli);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -1018,5 +1086,6 @@ int main(void)
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(stream_outlives_its_connection_handle);
     RUN(per_handle_timeouts);
+    RUN(router_shutdown_with_a_blocked_handler);
     TEST_EXIT();
 }
