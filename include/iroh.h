@@ -369,16 +369,27 @@ IROH_EXTERN int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoi
                                             iroh_connection **out);
 
 /* Waits up to timeout_ms (-1: forever) for an incoming connection. IROH_ERR_TIMEOUT, or
- * IROH_ERR_CLOSED once the endpoint is closed. */
+ * IROH_ERR_CLOSED once the endpoint is closed.
+ *
+ * The endpoint runs the handshakes of incoming connections on its I/O thread, all at
+ * once; accept hands out only connections whose handshake completed (and that the
+ * accept filter let through), in the order they completed, so a slow or silent peer
+ * never delays another. Up to 128 such connections wait for accept; beyond that new ones
+ * are closed with CONNECTION_REFUSED ("too many connections waiting to be accepted"). */
 IROH_EXTERN int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out);
 
-/* An incoming connection before the application decides on it. Each of accept, refuse
- * and ignore frees the incoming. accept blocks until the handshake completes. */
+/* An incoming connection before the application decides on it: its handshake is done and
+ * the peer authenticated. Each of accept, refuse and ignore frees the incoming. */
 /* The peer's address; IROH_ERR_STATE when the connection came through a relay. */
 IROH_EXTERN int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out);
+/* Returns the connection at once (IROH_ERR_CLOSED if the endpoint was closed meanwhile).
+ * The peer may have closed it since; the connection's calls then say so. */
 IROH_EXTERN int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out);
-IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc); /* CONNECTION_REFUSED (0x2) */
-IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc); /* drop, send nothing */
+/* Closes it with the transport error CONNECTION_REFUSED (0x2), reason "refused". */
+IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc);
+/* Forgets it without sending anything (the peer finds out when its next packet gets a
+ * stateless reset, or by its idle timeout). */
+IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc);
 
 /* Closes every connection (application code 0, as iroh) and stops the I/O thread after
  * the CONNECTION_CLOSE frames are sent. Safe from any thread, idempotent (a second

@@ -28,6 +28,9 @@
 
 #define MAX_ALPNS 16
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* connections whose handshake completed wait for iroh_endpoint_accept; beyond this many
+ * new ones are refused (CONNECTION_REFUSED), as a listen(2) backlog */
+#define ACCEPT_BACKLOG 128
 
 struct iroh_endpoint_builder {
     iroh_secret_key key;
@@ -63,10 +66,12 @@ struct iroh_connection {
     int inbound;
     int refs;          /* the application's handle + its stream handles not yet released */
     int users;         /* threads inside a blocking call on the connection */
-    int handle_freed;  /* the application freed the connection handle */
+    int handle_freed;  /* the application freed the connection handle (inbound: set
+                          until accept hands it out, since nobody owns it before) */
+    int queued;        /* waiting in the endpoint's accept queue */
+    struct iroh_connection *next_queued;
     int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
-    int filtered;      /* the accept filter refused it */
     iroh_endpoint_id peer;
     uint64_t *opened[2]; /* peer-opened streams not yet accepted, [0] bidi, [1] uni */
     size_t nopened[2], capopened[2];
@@ -115,8 +120,12 @@ struct iroh_endpoint {
     void *event_ctx;
     iroh_connection **conns;
     size_t nconns, capconns;
-    iroh_connection **incoming; /* inbound connections not yet handed to accept */
-    size_t nincoming, capincoming;
+    /* inbound connections whose handshake completed (and that the accept filter let
+     * through), in order, for iroh_endpoint_accept: a list through the handles, so
+     * queueing never allocates */
+    iroh_connection *queue_head, *queue_tail;
+    size_t nqueued;
+    int backlog_warned; /* said once that the backlog is full (again once it drained) */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -344,35 +353,72 @@ static void free_handle(iroh_connection *h)
     free(h);
 }
 
-/* incoming connections whose handshake failed (or that the filter refused) before anyone
- * accepted them are of no use to the application: drop them from the queue */
-static void prune_incoming(iroh_endpoint *ep)
+static void enqueue(iroh_endpoint *ep, iroh_connection *h)
 {
-    for (size_t k = 0; k < ep->nincoming;) {
-        iroh_connection *h = ep->incoming[k];
-        if (ir_conn_get_state(h->c) >= IR_CONN_CLOSING && (!h->connected || h->filtered)) {
-            h->handle_freed = 1;
-            memmove(ep->incoming + k, ep->incoming + k + 1, (ep->nincoming - k - 1) * sizeof *ep->incoming);
-            ep->nincoming--;
-            continue;
+    h->queued = 1;
+    h->next_queued = NULL;
+    if (ep->queue_tail)
+        ep->queue_tail->next_queued = h;
+    else
+        ep->queue_head = h;
+    ep->queue_tail = h;
+    ep->nqueued++;
+}
+
+static iroh_connection *dequeue(iroh_endpoint *ep)
+{
+    iroh_connection *h = ep->queue_head;
+    if (!h)
+        return NULL;
+    ep->queue_head = h->next_queued;
+    if (!ep->queue_head)
+        ep->queue_tail = NULL;
+    ep->nqueued--;
+    if (ep->nqueued < ACCEPT_BACKLOG / 2)
+        ep->backlog_warned = 0;
+    h->queued = 0;
+    h->next_queued = NULL;
+    return h;
+}
+
+/* an inbound connection finished its handshake: the filter decides, then it waits for
+ * iroh_endpoint_accept; 0 if it was refused */
+static int admit(iroh_endpoint *ep, iroh_connection *h)
+{
+    if (ep->filter) {
+        size_t alen = 0;
+        const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
+        uint64_t code = ep->filter(ep->filter_ctx, &h->peer, alpn, alen);
+        if (code) {
+            ir_conn_close(h->c, 1, code, "refused", ir_now_ns());
+            return 0;
         }
-        k++;
     }
+    if (ep->nqueued >= ACCEPT_BACKLOG) {
+        if (!ep->backlog_warned)
+            IR_LOG(IR_LOG_WARN, "%d connections wait to be accepted: refusing new ones",
+                   ACCEPT_BACKLOG);
+        ep->backlog_warned = 1;
+        ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */,
+                      "too many connections waiting to be accepted", ir_now_ns());
+        return 0;
+    }
+    enqueue(ep, h);
+    return 1;
 }
 
 static void dispatch(iroh_endpoint *ep)
 {
     ir_conn *nc;
+    /* new incoming connections: the I/O thread runs their handshakes; nobody owns them
+     * until accept hands them out, so they are freed once closed */
     while ((nc = ir_ep_accept(ep->ep)) != NULL) {
         iroh_connection *h = new_handle(ep, nc, 1);
-        if (!h || grow((void **)&ep->incoming, &ep->capincoming, ep->nincoming,
-                       sizeof *ep->incoming) != 0) {
-            ir_conn_close(nc, 0, 0x1, "out of memory", ir_now_ns());
-            if (h)
-                h->handle_freed = 1; /* nobody will take it: freed once closed */
+        if (!h) {
+            ir_ep_release(ep->ep, nc); /* out of memory: closed and forgotten */
             continue;
         }
-        ep->incoming[ep->nincoming++] = h;
+        h->handle_freed = 1;
     }
     for (size_t i = 0; i < ep->nconns;) {
         iroh_connection *h = ep->conns[i];
@@ -390,16 +436,8 @@ static void dispatch(iroh_endpoint *ep)
                     ir_log(IR_LOG_INFO, "connection %s %s established (ALPN %.*s)",
                            h->inbound ? "from" : "to", id, (int)alen, alpn ? (const char *)alpn : "");
                 }
-                if (h->inbound && ep->filter) {
-                    size_t alen = 0;
-                    const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
-                    uint64_t code = ep->filter(ep->filter_ctx, &h->peer, alpn, alen);
-                    if (code) {
-                        h->filtered = 1;
-                        ir_conn_close(h->c, 1, code, "refused", ir_now_ns());
-                        break;
-                    }
-                }
+                if (h->inbound && !admit(ep, h))
+                    break;
                 emit(ep, IROH_EVENT_CONNECTED, h);
                 break;
             case IR_EV_STREAM_OPENED: {
@@ -441,10 +479,9 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             }
         }
-        /* the application is done with it and the connection is over: free it */
-        /* (a handle still queued for accept is never marked freed: prune_incoming marks
-         * the ones it drops) */
-        if (h->refs == 0 && h->users == 0 && h->handle_freed &&
+        /* the application is done with it (or never had it) and the connection is over:
+         * free it */
+        if (h->refs == 0 && h->users == 0 && h->handle_freed && !h->queued &&
             ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
             ir_ep_release(ep->ep, h->c);
             free_handle(h);
@@ -453,7 +490,6 @@ static void dispatch(iroh_endpoint *ep)
         }
         i++;
     }
-    prune_incoming(ep);
 }
 
 static void *io_main(void *arg)
@@ -852,14 +888,15 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
     return rc;
 }
 
+/* a connection we dial: until its handshake completes */
 static int wait_connected(iroh_connection *h, int timeout_ms)
 {
     iroh_endpoint *ep = h->ep;
     deadline d = deadline_in(timeout_ms);
-    while (!h->connected || h->filtered) {
+    while (!h->connected) {
         if (ep->closed)
             return endpoint_closed_error();
-        if (is_closed(h) || h->filtered) {
+        if (is_closed(h)) {
             const ir_close_info *ci = ir_conn_close_info(h->c);
             if (!h->connected && !ci->application && !ci->idle_timeout)
                 return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx)",
@@ -948,8 +985,7 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
     for (;;) {
-        prune_incoming(ep);
-        if (ep->nincoming)
+        if (ep->queue_head)
             break;
         if (ep->closed) {
             rc = endpoint_closed_error();
@@ -961,10 +997,9 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
         }
     }
     if (rc == IROH_OK) {
-        inc->conn = ep->incoming[0];
-        memmove(ep->incoming, ep->incoming + 1, (ep->nincoming - 1) * sizeof *ep->incoming);
-        ep->nincoming--;
-        inc->conn->refs = 1;
+        inc->conn = dequeue(ep);
+        inc->conn->handle_freed = 0;
+        inc->conn->refs = 1; /* the incoming's, then the application's */
         *out = inc;
     } else {
         free(inc);
@@ -994,22 +1029,16 @@ int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out)
     iroh_connection *h = inc->conn;
     iroh_endpoint *ep = h->ep;
     free(inc);
+    /* its handshake is done: nothing to wait for */
     pthread_mutex_lock(&ep->mu);
-    ep_enter(ep);
-    int rc = wait_connected(h, (int)ep->connect_timeout_ms);
-    if (rc != IROH_OK) {
-        char saved[256];
-        snprintf(saved, sizeof saved, "%s", iroh_last_error());
-        if (!is_closed(h))
-            ir_conn_close(h->c, 0, 0, "handshake timed out", ir_now_ns());
+    int rc = IROH_OK;
+    if (ep->closed) {
         h->refs = 0;
         h->handle_freed = 1;
-        wake(ep);
-        ir_fail(rc, "%s", saved);
+        rc = endpoint_closed_error();
     } else {
         *out = h;
     }
-    ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1097,7 +1126,6 @@ void iroh_endpoint_free(iroh_endpoint *ep)
     for (size_t i = 0; i < ep->nconns; i++)
         free_handle(ep->conns[i]);
     free(ep->conns);
-    free(ep->incoming);
     ir_ep_free(ep->ep);
     if (ep->wake_fd >= 0)
         close(ep->wake_fd);

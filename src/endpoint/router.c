@@ -154,7 +154,7 @@ static void *accept_main(void *arg)
         }
         iroh_connection *conn;
         if (iroh_incoming_accept(inc, &conn) != IROH_OK)
-            continue; /* the handshake failed: nothing to hand over */
+            break; /* the endpoint was closed */
         char alpn[256];
         const protocol *proto = NULL;
         if (iroh_connection_alpn(conn, alpn, sizeof alpn) == IROH_OK)

@@ -1,7 +1,11 @@
 /* The public API in one process, two endpoints on loopback: errors, stream states,
  * closing with connections open (LeakSanitizer checks that nothing leaks in the
  * sanitizer build). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1071,6 +1075,232 @@ TEST(router_shutdown_with_a_blocked_handler)
     iroh_endpoint_free(cli);
 }
 
+/* ---- accept hands out finished connections ---------------------------------------- */
+
+/* A UDP socket standing between a client and a server that passes on the client's first
+ * datagram only: the server gets a real first flight, then the client is silent. */
+typedef struct one_way {
+    int fd;
+    iroh_socket_addr addr;  /* where the client is told the server is */
+    struct sockaddr_in srv; /* the real server */
+    pthread_t th;
+    int forwarded;
+} one_way;
+
+static void *one_way_main(void *arg)
+{
+    one_way *w = arg;
+    uint8_t buf[1500];
+    struct pollfd pf = {.fd = w->fd, .events = POLLIN};
+    if (poll(&pf, 1, 5000) == 1) {
+        ssize_t n = recv(w->fd, buf, sizeof buf, 0);
+        if (n > 0 && sendto(w->fd, buf, (size_t)n, 0, (struct sockaddr *)&w->srv, sizeof w->srv) == n)
+            w->forwarded = 1;
+    }
+    return NULL; /* everything after that stays unread */
+}
+
+static void one_way_start(one_way *w, const iroh_socket_addr *to)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ_INT(bind(w->fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(w->fd, (struct sockaddr *)&a, &len);
+    iroh_socket_addr_parse("127.0.0.1:1", &w->addr);
+    w->addr.port = ntohs(a.sin_port);
+    w->srv.sin_family = AF_INET;
+    memcpy(&w->srv.sin_addr, to->ip, 4);
+    w->srv.sin_port = htons(to->port);
+    pthread_create(&w->th, NULL, one_way_main, w);
+}
+
+/* the server's first direct address */
+static iroh_socket_addr first_ip(iroh_endpoint *ep)
+{
+    iroh_endpoint_addr *a;
+    iroh_transport_addr t;
+    iroh_endpoint_get_addr(ep, &a);
+    iroh_endpoint_addr_get(a, 0, &t);
+    iroh_endpoint_addr_free(a);
+    return t.ip;
+}
+
+typedef struct acceptor {
+    iroh_endpoint *ep;
+    iroh_connection *conn;
+    int attempts;
+    long ms; /* until the connection was handed over */
+} acceptor;
+
+/* an application's accept loop, as the router's or the command's: takes the first
+ * connection whose handshake succeeds */
+static void *accept_loop(void *arg)
+{
+    acceptor *a = arg;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    iroh_incoming *inc;
+    while (!a->conn && iroh_endpoint_accept(a->ep, 10000, &inc) == IROH_OK) {
+        a->attempts++;
+        if (iroh_incoming_accept(inc, &a->conn) != IROH_OK)
+            a->conn = NULL;
+    }
+    a->ms = ms_since(&t0);
+    return NULL;
+}
+
+TEST(stalled_handshake_does_not_block_accept)
+{
+    /* a server that would wait 20 s for a handshake */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_connect_timeout_ms(b, 20000);
+    iroh_endpoint *srv;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id srv_id;
+    iroh_endpoint_get_id(srv, &srv_id);
+    iroh_socket_addr srv_ip = first_ip(srv);
+
+    /* the stalled client: its first flight reaches the server, nothing after it */
+    one_way w;
+    one_way_start(&w, &srv_ip);
+    b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_connect_timeout_ms(b, 30000);
+    iroh_endpoint *stalled;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &stalled), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_addr *via = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(via, &w.addr);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = stalled;
+    k.addr = via;
+    call_start(&k, f_connect, "stalled connect");
+    pthread_join(w.th, NULL);
+    CHECK(w.forwarded);
+    usleep(100000); /* the server has it */
+
+    /* the application's accept loop, then an honest client */
+    acceptor a = {srv, NULL, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, accept_loop, &a);
+    iroh_endpoint *honest = bind_ep(0, NULL);
+    iroh_endpoint_addr *direct = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(direct, &srv_ip);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(honest, direct, ALPN, &c), IROH_OK);
+    pthread_join(th, NULL);
+    /* the honest client came first, at once (not after the stalled one's 20 s) */
+    CHECK(a.conn != NULL);
+    CHECK_EQ_INT(a.attempts, 1);
+    CHECK(a.ms < 3000);
+    if (a.conn) {
+        iroh_endpoint_id want, got;
+        iroh_endpoint_get_id(honest, &want);
+        iroh_connection_remote_id(a.conn, &got);
+        CHECK(iroh_endpoint_id_equal(&want, &got));
+    }
+    iroh_connection_free(a.conn);
+    iroh_connection_free(c);
+    iroh_endpoint_close(stalled); /* cancels the stalled connect */
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(stalled);
+    close(w.fd);
+    iroh_endpoint_addr_free(via);
+    iroh_endpoint_addr_free(direct);
+    iroh_endpoint_free(honest);
+    iroh_endpoint_free(srv);
+}
+
+TEST(refuse_and_ignore)
+{
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s.ep, &addr);
+    /* refuse: the client's connection closes with CONNECTION_REFUSED (transport 0x2) */
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 5000, &inc), IROH_OK);
+    iroh_incoming_refuse(inc);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_close_reason why;
+    iroh_connection_close_reason(c, &why);
+    CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.by_peer && why.code == 2);
+    iroh_connection_free(c);
+    /* ignore: nothing is sent */
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 5000, &inc), IROH_OK);
+    iroh_incoming_ignore(inc);
+    CHECK_EQ_INT(iroh_connection_closed(c, 300), IROH_ERR_TIMEOUT);
+    iroh_connection_free(c);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(accept_backlog)
+{
+    /* connections nobody accepts wait up to a backlog of 128; beyond that new ones are
+     * refused (CONNECTION_REFUSED) instead of piling up */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s.ep, &addr);
+    enum { BACKLOG = 128 };
+    iroh_connection *conns[BACKLOG + 1];
+    for (int i = 0; i < BACKLOG; i++)
+        CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &conns[i]), IROH_OK);
+    int rc = iroh_endpoint_connect(cli, addr, ALPN, &conns[BACKLOG]);
+    if (rc == IROH_OK) {
+        /* the client may finish its handshake before the refusal arrives */
+        CHECK_EQ_INT(iroh_connection_closed(conns[BACKLOG], 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(conns[BACKLOG], &why);
+        CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.code == 2);
+        CHECK_STR(why.reason, "too many connections waiting to be accepted");
+        iroh_connection_free(conns[BACKLOG]);
+    } else {
+        CHECK_EQ_INT(rc, IROH_ERR_CONNECTION_CLOSED);
+    }
+    CHECK_EQ_INT(iroh_connection_closed(conns[0], 0), IROH_ERR_TIMEOUT); /* still open */
+    /* the first in is the first out; after it, one more fits */
+    iroh_incoming *inc;
+    iroh_connection *first = NULL;
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 1000, &inc), IROH_OK);
+    CHECK_EQ_INT(iroh_incoming_accept(inc, &first), IROH_OK);
+    iroh_connection *extra = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &extra), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_closed(extra, 300), IROH_ERR_TIMEOUT);
+    if (first) {
+        /* the first connection dialed is the first accepted: its stream arrives there */
+        iroh_send_stream *cs, *ss;
+        iroh_recv_stream *cr, *sr;
+        CHECK_EQ_INT(iroh_connection_open_bi(conns[0], &cs, &cr), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs, "1", 1), IROH_OK);
+        CHECK_EQ_INT(iroh_connection_accept_bi(first, 5000, &ss, &sr), IROH_OK);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    iroh_connection_free(first);
+    iroh_connection_free(extra);
+    for (int i = 0; i < BACKLOG; i++)
+        iroh_connection_free(conns[i]);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -1087,5 +1317,8 @@ int main(void)
     RUN(stream_outlives_its_connection_handle);
     RUN(per_handle_timeouts);
     RUN(router_shutdown_with_a_blocked_handler);
+    RUN(stalled_handshake_does_not_block_accept);
+    RUN(refuse_and_ignore);
+    RUN(accept_backlog);
     TEST_EXIT();
 }
