@@ -73,8 +73,7 @@ struct iroh_connection {
     int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
     iroh_endpoint_id peer;
-    uint64_t *opened[2]; /* peer-opened streams not yet accepted, [0] bidi, [1] uni */
-    size_t nopened[2], capopened[2];
+    uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
 };
 
 /* what both kinds of stream handle share (their first member) */
@@ -348,8 +347,6 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
 
 static void free_handle(iroh_connection *h)
 {
-    free(h->opened[0]);
-    free(h->opened[1]);
     free(h);
 }
 
@@ -440,13 +437,6 @@ static void dispatch(iroh_endpoint *ep)
                     break;
                 emit(ep, IROH_EVENT_CONNECTED, h);
                 break;
-            case IR_EV_STREAM_OPENED: {
-                int uni = (ev.stream_id & 2) != 0;
-                if (grow((void **)&h->opened[uni], &h->capopened[uni], h->nopened[uni],
-                         sizeof(uint64_t)) == 0)
-                    h->opened[uni][h->nopened[uni]++] = ev.stream_id;
-                break;
-            }
             case IR_EV_PATH_CHANGED:
             case IR_EV_PATH_VALIDATED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -1252,18 +1242,27 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
     conn_enter(h);
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    while (!h->nopened[uni] && (rc = conn_check(h)) == IROH_OK &&
-           (rc = wait_conn(h, &d, "no stream")) == IROH_OK) {
+    /* the peer's streams, counted by the connection: nothing to lose */
+    while (h->accepted[uni] >= ir_conn_peer_streams(h->c, uni) &&
+           (rc = conn_check(h)) == IROH_OK && (rc = wait_conn(h, &d, "no stream")) == IROH_OK) {
     }
     if (rc == IROH_OK) {
-        uint64_t id = h->opened[uni][0];
-        memmove(h->opened[uni], h->opened[uni] + 1, (h->nopened[uni] - 1) * sizeof(uint64_t));
-        h->nopened[uni]--;
-        *recv = new_recv(h, id);
-        if (send)
-            *send = new_send(h, id);
-        if (!*recv || (send && !*send))
+        uint64_t id = ir_conn_peer_stream_id(h->c, uni, h->accepted[uni]);
+        iroh_recv_stream *r = new_recv(h, id);
+        iroh_send_stream *w = send && r ? new_send(h, id) : NULL;
+        if (r && (!send || w)) {
+            h->accepted[uni]++;
+            *recv = r;
+            if (send)
+                *send = w;
+        } else {
+            /* out of memory: give back what was made; the stream stays to be accepted */
+            if (r) {
+                h->refs--;
+                free(r);
+            }
             rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        }
     }
     conn_leave(h);
     pthread_mutex_unlock(&ep->mu);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "failalloc.h"
 #include "iroh.h"
 #include "test.h"
 
@@ -1301,6 +1302,45 @@ TEST(accept_backlog)
     iroh_endpoint_free(s.ep);
 }
 
+TEST(accept_stream_out_of_memory)
+{
+    /* an allocation failing in accept_bi (either half of the stream pair) gives back what
+     * was made, and the stream stays acceptable */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *cs, *ss = NULL;
+    iroh_recv_stream *cr, *sr = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "a", 1), IROH_OK);
+    for (int nth = 1; nth <= 2; nth++) {
+        long before = fa_failures();
+        fa_fail_nth(nth); /* 1: the receive half, 2: the send half */
+        CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_ERR_NO_MEMORY);
+        fa_reset();
+        CHECK_EQ_INT(fa_failures(), before + 1);
+    }
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    if (ss && sr) {
+        CHECK_EQ_INT(iroh_recv_stream_id(sr), iroh_send_stream_id(cs));
+        uint8_t a = 0;
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, &a, 1), IROH_OK);
+        CHECK_EQ_INT(a, 'a');
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    /* no reference was left behind: freeing the server's handle closes the connection */
+    iroh_connection_free(s.conn);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(cr);
+    iroh_connection_free(c);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -1320,5 +1360,6 @@ int main(void)
     RUN(stalled_handshake_does_not_block_accept);
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
+    RUN(accept_stream_out_of_memory);
     TEST_EXIT();
 }
