@@ -208,8 +208,8 @@ static int conn_error(const iroh_connection *h)
         !ir_conn_close_info(h->c)->by_peer)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "the endpoint was closed");
     const ir_close_info *ci = ir_conn_close_info(h->c);
-    if (ci->idle_timeout)
-        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection timed out");
+    if (ci->idle_timeout) /* "timed out: no packets from the peer for 30 s" */
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "%s", ci->reason);
     if (ci->reset)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection reset by the peer");
     return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s code 0x%llx%s%s",

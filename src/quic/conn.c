@@ -2570,7 +2570,17 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     if (now >= idle_deadline(c)) {
         c->close.closed = 1;
         c->close.idle_timeout = 1;
-        snprintf(c->close.reason, sizeof c->close.reason, "idle timeout");
+        /* the negotiated idle timeout in seconds: "30 s", "1.5 s", "0.25 s" */
+        uint64_t ms = c->idle_timeout_ns / NS_PER_MS;
+        char secs[32];
+        int n = snprintf(secs, sizeof secs, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                         (unsigned long long)(ms % 1000));
+        while (n > 0 && secs[n - 1] == '0')
+            secs[--n] = 0;
+        if (n > 0 && secs[n - 1] == '.')
+            secs[--n] = 0;
+        snprintf(c->close.reason, sizeof c->close.reason,
+                 "timed out: no packets from the peer for %s s", secs);
         set_closed(c);
         return;
     }

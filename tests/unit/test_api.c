@@ -1101,7 +1101,7 @@ static void *one_way_main(void *arg)
     return NULL; /* everything after that stays unread */
 }
 
-static void one_way_start(one_way *w, const iroh_socket_addr *to)
+static void one_way_socket(one_way *w, const iroh_socket_addr *to)
 {
     memset(w, 0, sizeof *w);
     w->fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -1114,6 +1114,11 @@ static void one_way_start(one_way *w, const iroh_socket_addr *to)
     w->srv.sin_family = AF_INET;
     memcpy(&w->srv.sin_addr, to->ip, 4);
     w->srv.sin_port = htons(to->port);
+}
+
+static void one_way_start(one_way *w, const iroh_socket_addr *to)
+{
+    one_way_socket(w, to);
     pthread_create(&w->th, NULL, one_way_main, w);
 }
 
@@ -1341,6 +1346,127 @@ TEST(accept_stream_out_of_memory)
     iroh_endpoint_free(s.ep);
 }
 
+/* ---- a dead peer ---------------------------------------------------------------------- */
+
+/* A UDP relay between one client and a server that can be cut: then nothing passes. */
+typedef struct relay {
+    int fd;
+    iroh_socket_addr addr;       /* the server's address as the client is told it */
+    struct sockaddr_in srv, cli; /* the real server; the client, once it sent */
+    int have_cli;
+    volatile int cut, stop;
+    pthread_t th;
+} relay;
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    uint8_t buf[2048];
+    while (!r->stop) {
+        struct pollfd pf = {.fd = r->fd, .events = POLLIN};
+        if (poll(&pf, 1, 50) != 1)
+            continue;
+        struct sockaddr_in from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(r->fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
+        if (n <= 0 || r->cut)
+            continue;
+        int from_srv = from.sin_port == r->srv.sin_port && from.sin_addr.s_addr == r->srv.sin_addr.s_addr;
+        if (!from_srv) {
+            r->cli = from;
+            r->have_cli = 1;
+        }
+        const struct sockaddr_in *to = from_srv ? &r->cli : &r->srv;
+        if (from_srv && !r->have_cli)
+            continue;
+        ssize_t m = sendto(r->fd, buf, (size_t)n, 0, (const struct sockaddr *)to, sizeof *to);
+        (void)m;
+    }
+    return NULL;
+}
+
+static void relay_start(relay *r, const iroh_socket_addr *to)
+{
+    memset(r, 0, sizeof *r);
+    one_way w; /* the same socket setup */
+    one_way_socket(&w, to);
+    r->fd = w.fd;
+    r->addr = w.addr;
+    r->srv = w.srv;
+    pthread_create(&r->th, NULL, relay_main, r);
+}
+
+static void relay_stop(relay *r)
+{
+    r->stop = 1;
+    pthread_join(r->th, NULL);
+    close(r->fd);
+}
+
+TEST(dead_peer_idle_timeout_reason)
+{
+    /* idle timeout 1 s (keep-alives every 200 ms meanwhile); the path is cut: a blocked
+     * read and the close reason say what happened */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_idle_timeout_ms(b, 1000);
+    iroh_endpoint_builder_keep_alive_ms(b, 200);
+    iroh_endpoint *srv;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_idle_timeout_ms(b, 2000);
+    iroh_endpoint_builder_keep_alive_ms(b, 200);
+    iroh_endpoint *cli;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &cli), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id srv_id;
+    iroh_endpoint_get_id(srv, &srv_id);
+    iroh_socket_addr srv_ip = first_ip(srv);
+    relay r;
+    relay_start(&r, &srv_ip);
+    iroh_endpoint_addr *via = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(via, &r.addr);
+    server s = {srv, NULL, 0};
+    pthread_create(&s.th, NULL, accept_one, &s);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, via, ALPN, &c), IROH_OK);
+    pthread_join(s.th, NULL);
+    if (c && s.conn) {
+        iroh_send_stream *cs;
+        iroh_recv_stream *cr;
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+        usleep(1500000); /* longer than the idle timeout: keep-alives hold it open */
+        CHECK_EQ_INT(iroh_connection_closed(c, 0), IROH_ERR_TIMEOUT);
+        call k;
+        memset(&k, 0, sizeof k);
+        k.recv = cr;
+        call_start(&k, f_read, "read from a peer that vanishes");
+        CHECK(call_blocked(&k));
+        r.cut = 1;
+        const char *want = "timed out: no packets from the peer for 1 s";
+        CHECK(call_wait(&k, 5000));
+        if (call_finish(&k, IROH_ERR_CONNECTION_CLOSED, want)) {
+            iroh_close_reason why;
+            iroh_connection_close_reason(c, &why);
+            CHECK_EQ_INT(why.kind, IROH_CLOSE_TIMED_OUT);
+            CHECK_STR(why.reason, want);
+            iroh_send_stream_free(cs);
+            iroh_recv_stream_free(cr);
+        }
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    relay_stop(&r);
+    iroh_endpoint_addr_free(via);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -1361,5 +1487,6 @@ int main(void)
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
+    RUN(dead_peer_idle_timeout_reason);
     TEST_EXIT();
 }

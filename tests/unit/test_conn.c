@@ -2114,6 +2114,49 @@ TEST(path_mtu)
     mtu_limit_at_half = 0;
 }
 
+/* the idle timeout each side offers (ms), for tweak_config */
+static uint64_t idle_offer[2];
+static void idle_offers(ir_conn_config *cfg, int server)
+{
+    cfg->tp.max_idle_timeout = idle_offer[server];
+}
+
+TEST(idle_timeout_reason)
+{
+    /* a dead peer: the close reason says so, with the negotiated timeout (the smaller
+     * offer) */
+    static const struct {
+        uint64_t client, server;
+        const char *reason;
+    } cases[] = {
+        {30000, 30000, "timed out: no packets from the peer for 30 s"},
+        {10000, 30000, "timed out: no packets from the peer for 10 s"},
+        {30000, 1500, "timed out: no packets from the peer for 1.5 s"},
+        {0, 250, "timed out: no packets from the peer for 0.25 s"}, /* 0: no limit offered */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        idle_offer[0] = cases[k].client;
+        idle_offer[1] = cases[k].server;
+        tweak_config = idle_offers;
+        net nw;
+        side s[2];
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_established, 5 * SEC));
+        run_for(&nw, s, 100 * MS); /* HANDSHAKE_DONE and the last ACKs */
+        nw.loss = 1000000;
+        run_for(&nw, s, 60 * SEC);
+        for (int i = 0; i < 2; i++) {
+            CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_CLOSED);
+            const ir_close_info *ci = ir_conn_close_info(s[i].c);
+            CHECK(ci->idle_timeout && !ci->by_peer);
+            CHECK_STR(ci->reason, cases[k].reason);
+        }
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
 /* ---- events when memory runs out ------------------------------------------------------ */
 
 /* fills c's event queue to its capacity with events that are not coalesced, and arms the
@@ -2213,6 +2256,7 @@ int main(void)
     RUN(address_discovery);
     RUN(path_mtu);
     RUN(events_without_memory);
+    RUN(idle_timeout_reason);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
