@@ -244,7 +244,7 @@ typedef struct iroh_send_stream iroh_send_stream;
 typedef struct iroh_recv_stream iroh_recv_stream;
 
 /* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
- * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
+ * to 0.0.0.0:0 and [::]:0 (IPv4 alone where the host has no IPv6), 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
  * relays (IROH_RELAY_MODE_DEFAULT) with QUIC address discovery on their port 7842. */
 IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
 IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
@@ -252,7 +252,9 @@ IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
                                                  const iroh_secret_key *key);
 /* Adds an ALPN this endpoint accepts connections for (in order of preference). */
 IROH_EXTERN int iroh_endpoint_builder_alpn(iroh_endpoint_builder *b, const char *alpn);
-/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins). */
+/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins).
+ * Once any is given the endpoint binds exactly those: "[::1]:P" alone opens no IPv4
+ * socket, and it then reaches only peers with an IPv6 address (or through a relay). */
 IROH_EXTERN int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const char *addr);
 IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);

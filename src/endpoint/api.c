@@ -522,7 +522,6 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
         free(b);
         return NULL;
     }
-    b->bind4.family = 4;
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
     return b;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* link-wrap: malloc calloc realloc */
 #include "failalloc.h"
 #include "iroh.h"
 #include "test.h"
