@@ -1075,9 +1075,13 @@ void iroh_endpoint_close(iroh_endpoint *ep)
         return;
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
-        /* another thread is closing it: return once it is closed */
+        /* another thread is closing it: return once it is closed. A user meanwhile, so
+         * that an iroh_endpoint_free (whose own close may be that other one) waits for
+         * this thread to leave before the memory goes. */
+        ep_enter(ep);
         while (!ep->close_done)
             pthread_cond_wait(&ep->cv, &ep->mu);
+        ep_leave(ep);
         pthread_mutex_unlock(&ep->mu);
         return;
     }
