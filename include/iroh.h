@@ -619,9 +619,11 @@ IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
  * application code 0 and reason "shutting down" (so handlers blocked on them return
  * and the peers see an application close), waits for the handlers to return, then
  * closes the endpoint. A handler blocked on something other than its connection delays
- * this until it returns. */
+ * this until it returns. A handler may call it: it then waits for the other handlers,
+ * not for the one calling (iroh_router_free joins that one later). */
 IROH_EXTERN int iroh_router_shutdown(iroh_router *r);
-/* Shuts down if needed, then frees the router and its endpoint. */
+/* Shuts down if needed, waits for every handler to return, then frees the router and its
+ * endpoint. Not from a handler of the router. */
 IROH_EXTERN void iroh_router_free(iroh_router *r);
 
 #ifdef __cplusplus

@@ -79,10 +79,16 @@ int iroh_router_builder_accept(iroh_router_builder *rb, const char *alpn,
     return IROH_OK;
 }
 
+/* the handler run on this thread, if it is a handler's: iroh_router_shutdown called from a
+ * handler does not wait for that handler (it would wait for itself) */
+static _Thread_local handler_run *current_run;
+
 static void *handler_main(void *arg)
 {
     handler_run *run = arg;
+    current_run = run;
     int rc = run->proto->fn(run->proto->ctx, run->conn);
+    current_run = NULL;
     if (rc != 0) {
         iroh_endpoint_id peer;
         char hex[IROH_ID_SHORT_LEN];
@@ -105,11 +111,13 @@ static void *handler_main(void *arg)
     return NULL;
 }
 
-/* joins handler threads that have returned */
+/* joins handler threads that have returned; with all, waits for every handler but the
+ * calling thread's own */
 static void reap(struct iroh_router *r, int all)
 {
     for (;;) {
         handler_run *done = NULL, **pp;
+        int others = 0; /* runs still going, the caller's own aside */
         pthread_mutex_lock(&r->mu);
         for (pp = &r->runs; *pp; pp = &(*pp)->next) {
             if ((*pp)->done) {
@@ -117,8 +125,10 @@ static void reap(struct iroh_router *r, int all)
                 *pp = done->next;
                 break;
             }
+            if (*pp != current_run)
+                others = 1;
         }
-        if (!done && all && r->runs) {
+        if (!done && all && others) {
             pthread_cond_wait(&r->cv, &r->mu);
             pthread_mutex_unlock(&r->mu);
             continue;
@@ -258,6 +268,7 @@ void iroh_router_free(iroh_router *r)
     if (!r)
         return;
     iroh_router_shutdown(r);
+    reap(r, 1); /* a handler that shut the router down itself may still be running */
     free_protocols(r->p, r->n);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);

@@ -147,9 +147,76 @@ TEST(free_waits_for_a_concurrent_close)
     CHECK(!free_returned_early);
 }
 
+/* ---- router shutdown from a handler ----------------------------------------------------- */
+
+/* a router on a new endpoint with one handler */
+static iroh_router *router_with(iroh_protocol_handler fn)
+{
+    iroh_endpoint *ep = bind_local(1);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, ALPN, fn, NULL), IROH_OK);
+    iroh_router *r = NULL;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &r), IROH_OK);
+    return r;
+}
+
+/* a client on a new endpoint connected to the router's */
+static void connect_to(iroh_router *r, iroh_endpoint **cli, iroh_connection **c)
+{
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(iroh_router_endpoint(r), &addr);
+    *cli = bind_local(0);
+    *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(*cli, addr, ALPN, c), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+}
+
+static iroh_router *self_router;
+static int self_rc = 1, self_returned;
+
+/* a handler that stops the server (a "quit" request, say) */
+static int shut_from_handler(void *ctx, iroh_connection *conn)
+{
+    (void)ctx;
+    (void)conn;
+    self_rc = iroh_router_shutdown(self_router);
+    t_set(&self_returned);
+    return 0;
+}
+
+TEST(handler_shuts_the_router_down)
+{
+    /* a handler may shut its router down: the shutdown cannot wait for the handler that
+     * called it (that would wait forever); iroh_router_free, called later from another
+     * thread, joins it */
+    iroh_router *r = router_with(shut_from_handler);
+    self_router = r;
+    iroh_endpoint *cli;
+    iroh_connection *c;
+    connect_to(r, &cli, &c);
+    int returned = t_wait(&self_returned, 3000);
+    CHECK(returned);
+    if (!returned)
+        return; /* that handler thread is stuck with the router: leave it all */
+    CHECK_EQ_INT(self_rc, IROH_OK);
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(iroh_router_endpoint(r), 0, &inc), IROH_ERR_CLOSED);
+    if (c) {
+        /* the peer sees the endpoint's close */
+        CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(c, &why);
+        CHECK(why.by_peer && why.kind == IROH_CLOSE_APPLICATION && why.code == 0);
+    }
+    iroh_router_free(r);
+    iroh_connection_free(c);
+    iroh_endpoint_free(cli);
+}
+
 int main(void)
 {
     t_init();
     RUN(free_waits_for_a_concurrent_close);
+    RUN(handler_shuts_the_router_down);
     TEST_EXIT();
 }
