@@ -620,7 +620,8 @@ IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
  * and the peers see an application close), waits for the handlers to return, then
  * closes the endpoint. A handler blocked on something other than its connection delays
  * this until it returns. A handler may call it: it then waits for the other handlers,
- * not for the one calling (iroh_router_free joins that one later). */
+ * not for the one calling (iroh_router_free joins that one later). Safe from any thread;
+ * a second caller returns once the first has finished (a handler's at once). */
 IROH_EXTERN int iroh_router_shutdown(iroh_router *r);
 /* Shuts down if needed, waits for every handler to return, then frees the router and its
  * endpoint. Not from a handler of the router. */

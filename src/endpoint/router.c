@@ -41,6 +41,7 @@ struct iroh_router {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stopping, shut_down;
+    int shutdown_done; /* iroh_router_shutdown has finished (later callers wait for it) */
     handler_run *runs;
     size_t running;
 };
@@ -244,6 +245,11 @@ int iroh_router_shutdown(iroh_router *r)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL router");
     pthread_mutex_lock(&r->mu);
     if (r->shut_down) {
+        /* another thread is shutting down: return once it has finished (iroh_router_free
+         * frees the router and its endpoint after this); a handler of this router cannot
+         * wait for that, since the shutdown waits for it */
+        while (!r->shutdown_done && !(current_run && current_run->r == r))
+            pthread_cond_wait(&r->cv, &r->mu);
         pthread_mutex_unlock(&r->mu);
         return IROH_OK;
     }
@@ -260,6 +266,10 @@ int iroh_router_shutdown(iroh_router *r)
     pthread_mutex_unlock(&r->mu);
     reap(r, 1); /* running handlers finish */
     iroh_endpoint_close(r->ep);
+    pthread_mutex_lock(&r->mu);
+    r->shutdown_done = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
     return IROH_OK;
 }
 

@@ -147,7 +147,38 @@ TEST(free_waits_for_a_concurrent_close)
     CHECK(!free_returned_early);
 }
 
-/* ---- router shutdown from a handler ----------------------------------------------------- */
+/* ---- router shutdown from several threads, and from a handler -------------------------- */
+
+static int handler_entered, gate_open, some_shutdown_returned;
+static iroh_router *gate_router;
+static int gate_rc = 1;
+
+/* a handler held by the test, not by its connection: shutdown has to wait for it. Once
+ * let through it shuts the router down too, while the others' shutdown waits for it */
+static int wait_at_gate(void *ctx, iroh_connection *conn)
+{
+    (void)ctx;
+    (void)conn;
+    t_set(&handler_entered);
+    t_wait(&gate_open, 10000);
+    gate_rc = iroh_router_shutdown(gate_router);
+    return 0;
+}
+
+typedef struct shutter {
+    iroh_router *r;
+    pthread_t th;
+    int rc, done;
+} shutter;
+
+static void *shut(void *arg)
+{
+    shutter *s = arg;
+    s->rc = iroh_router_shutdown(s->r);
+    t_set(&s->done);
+    t_set(&some_shutdown_returned);
+    return NULL;
+}
 
 /* a router on a new endpoint with one handler */
 static iroh_router *router_with(iroh_protocol_handler fn)
@@ -169,6 +200,34 @@ static void connect_to(iroh_router *r, iroh_endpoint **cli, iroh_connection **c)
     *c = NULL;
     CHECK_EQ_INT(iroh_endpoint_connect(*cli, addr, ALPN, c), IROH_OK);
     iroh_endpoint_addr_free(addr);
+}
+
+TEST(second_shutdown_waits_for_the_first)
+{
+    /* iroh_router_shutdown returns once the handlers have returned and the endpoint is
+     * closed, also for a second caller (iroh_router_free is one: it frees the endpoint
+     * and the router after it); a handler calling it meanwhile returns at once */
+    iroh_router *r = router_with(wait_at_gate);
+    gate_router = r;
+    iroh_endpoint *cli;
+    iroh_connection *c;
+    connect_to(r, &cli, &c);
+    CHECK(t_wait(&handler_entered, 5000));
+    shutter a = {r, 0, 0, 0}, b = {r, 0, 0, 0};
+    pthread_create(&a.th, NULL, shut, &a);
+    pthread_create(&b.th, NULL, shut, &b);
+    /* the handler is held: neither shutdown may return */
+    CHECK(!t_wait(&some_shutdown_returned, 1000));
+    t_set(&gate_open);
+    CHECK(t_wait(&a.done, 5000) && t_wait(&b.done, 5000));
+    pthread_join(a.th, NULL);
+    pthread_join(b.th, NULL);
+    CHECK_EQ_INT(a.rc, IROH_OK);
+    CHECK_EQ_INT(b.rc, IROH_OK);
+    CHECK_EQ_INT(gate_rc, IROH_OK);
+    iroh_router_free(r);
+    iroh_connection_free(c);
+    iroh_endpoint_free(cli);
 }
 
 static iroh_router *self_router;
@@ -217,6 +276,7 @@ int main(void)
 {
     t_init();
     RUN(free_waits_for_a_concurrent_close);
+    RUN(second_shutdown_waits_for_the_first);
     RUN(handler_shuts_the_router_down);
     TEST_EXIT();
 }
