@@ -1178,6 +1178,15 @@ static iroh_recv_stream *new_recv(iroh_connection *h, uint64_t id)
 
 static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, iroh_recv_stream **recv)
 {
+    /* the handles first: once the connection has opened a stream it cannot give it back
+     * (its id is used; the peer would count it against the limit for good) */
+    iroh_send_stream *ws = calloc(1, sizeof *ws);
+    iroh_recv_stream *rs = recv ? calloc(1, sizeof *rs) : NULL;
+    if (!ws || (recv && !rs)) {
+        free(ws);
+        free(rs);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(h);
@@ -1189,25 +1198,16 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             break;
         int r = ir_conn_stream_open(h->c, bidi, &id);
         if (r == 0) {
-            *send = new_send(h, id);
-            if (recv)
-                *recv = new_recv(h, id);
-            if (*send && (!recv || *recv)) {
-                rc = IROH_OK;
-                break;
+            ws->h = (stream_handle){.conn = h, .id = id, .timeout_ms = -1};
+            h->refs++;
+            *send = ws;
+            ws = NULL;
+            if (recv) {
+                rs->h = (stream_handle){.conn = h, .id = id, .timeout_ms = -1};
+                h->refs++;
+                *recv = rs;
+                rs = NULL;
             }
-            /* out of memory: give back the half that was made (and its reference) */
-            if (*send) {
-                h->refs--;
-                free(*send);
-                *send = NULL;
-            }
-            if (recv && *recv) {
-                h->refs--;
-                free(*recv);
-                *recv = NULL;
-            }
-            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
             break;
         }
         if (r != IR_AGAIN) {
@@ -1220,6 +1220,8 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
     }
     conn_leave(h);
     pthread_mutex_unlock(&ep->mu);
+    free(ws); /* the handles not handed out */
+    free(rs);
     return rc;
 }
 

@@ -1392,6 +1392,45 @@ TEST(accept_stream_out_of_memory)
     iroh_endpoint_free(s.ep);
 }
 
+TEST(open_stream_out_of_memory)
+{
+    /* an allocation failing in open_bi / open_uni (in the library's handles or in the
+     * connection's stream) uses up no stream: with a peer that allows one stream of each
+     * kind, the next open still gets it */
+    for (int uni = 0; uni < 2; uni++) {
+        for (int nth = 1; nth <= 4; nth++) {
+            server s = {bind_small_server(), NULL, 0};
+            iroh_endpoint *cli = bind_ep(0, NULL);
+            iroh_connection *c = pair(&s, cli);
+            iroh_send_stream *cs = NULL;
+            iroh_recv_stream *cr = NULL;
+            if (c && s.conn) {
+                long before = fa_failures();
+                fa_fail_nth(nth);
+                int rc = uni ? iroh_connection_open_uni(c, &cs)
+                             : iroh_connection_open_bi(c, &cs, &cr);
+                fa_reset();
+                if (fa_failures() > before) {
+                    CHECK(rc != IROH_OK);
+                    CHECK_EQ_INT(iroh_connection_set_timeout(c, 2000), IROH_OK);
+                    rc = uni ? iroh_connection_open_uni(c, &cs)
+                             : iroh_connection_open_bi(c, &cs, &cr);
+                    if (rc != IROH_OK)
+                        fprintf(stderr, "open_%s after allocation %d failed: %s\n",
+                                uni ? "uni" : "bi", nth, iroh_last_error());
+                }
+                CHECK_EQ_INT(rc, IROH_OK);
+            }
+            iroh_send_stream_free(cs);
+            iroh_recv_stream_free(cr);
+            iroh_connection_free(c);
+            iroh_connection_free(s.conn);
+            iroh_endpoint_free(cli);
+            iroh_endpoint_free(s.ep);
+        }
+    }
+}
+
 /* ---- a dead peer ---------------------------------------------------------------------- */
 
 /* A UDP relay between one client and a server that can be cut: then nothing passes. */
@@ -1533,6 +1572,7 @@ int main(void)
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
+    RUN(open_stream_out_of_memory);
     RUN(dead_peer_idle_timeout_reason);
     TEST_EXIT();
 }
