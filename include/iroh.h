@@ -569,7 +569,9 @@ IROH_EXTERN int iroh_send_stream_write(iroh_send_stream *s, const void *data, si
 IROH_EXTERN int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len);
 /* Marks the end of the stream (does not wait for delivery). */
 IROH_EXTERN int iroh_send_stream_finish(iroh_send_stream *s);
-/* Waits until the peer has acknowledged everything up to the FIN (or timeout). */
+/* Waits until the peer has acknowledged everything up to the FIN (or timeout).
+ * IROH_ERR_STREAM_STOPPED if the peer stopped the stream before that (not all of it was
+ * delivered; the code is in the detail), IROH_ERR_STATE after iroh_send_stream_reset. */
 IROH_EXTERN int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms);
 IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
 /* Frees the handle; an unfinished stream is finished (as dropping it in iroh): what was

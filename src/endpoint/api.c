@@ -83,6 +83,7 @@ typedef struct stream_handle {
     int users; /* threads inside a call on the stream */
     int freed; /* the application freed it: released when the last user leaves */
     int timeout_ms; /* time limit of each blocking call (flushed has its own); -1: none */
+    int held;       /* a send handle: the connection keeps how the sending ended for it */
 } stream_handle;
 
 struct iroh_send_stream {
@@ -287,6 +288,8 @@ static void stream_enter(stream_handle *s)
 static void stream_release(stream_handle *s)
 {
     iroh_connection *h = s->conn;
+    if (s->held)
+        ir_conn_stream_hold(h->c, s->id, 0);
     free(s);
     unref(h);
 }
@@ -1198,7 +1201,8 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             break;
         int r = ir_conn_stream_open(h->c, bidi, &id);
         if (r == 0) {
-            ws->h = (stream_handle){.conn = h, .id = id, .timeout_ms = -1};
+            ws->h = (stream_handle){.conn = h, .id = id, .timeout_ms = -1, .held = 1};
+            ir_conn_stream_hold(h->c, id, 1);
             h->refs++;
             *send = ws;
             ws = NULL;
@@ -1258,8 +1262,11 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
         if (r && (!send || w)) {
             h->accepted[uni]++;
             *recv = r;
-            if (send)
+            if (send) {
+                w->h.held = 1;
+                ir_conn_stream_hold(h->c, id, 1);
                 *send = w;
+            }
         } else {
             /* out of memory: give back what was made; the stream stays to be accepted */
             if (r) {
@@ -1598,8 +1605,24 @@ int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
     stream_enter(&s->h);
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    while (!ir_conn_stream_send_done(h->c, s->h.id) && (rc = stream_check(&s->h)) == IROH_OK &&
-           (rc = wait_conn(h, &d, "not acknowledged")) == IROH_OK) {
+    for (;;) {
+        uint64_t code = 0;
+        int res = ir_conn_stream_send_result(h->c, s->h.id, &code);
+        if (res == IR_SEND_DELIVERED)
+            break;
+        if (res == IR_SEND_STOPPED) {
+            rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream (code %llu) "
+                         "before it had all of it", (unsigned long long)code);
+            break;
+        }
+        if (res == IR_SEND_RESET) {
+            rc = ir_fail(IROH_ERR_STATE, "the stream was reset (code %llu)",
+                         (unsigned long long)code);
+            break;
+        }
+        if ((rc = stream_check(&s->h)) != IROH_OK ||
+            (rc = wait_conn(h, &d, "not acknowledged")) != IROH_OK)
+            break;
     }
     stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);

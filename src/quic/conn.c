@@ -652,6 +652,9 @@ static void maybe_release_stream(ir_conn *c, qstream *s)
             c->max_streams_pending[uni] = 1;
         }
     }
+    /* a handle may still ask whether everything was delivered: keep one that was not */
+    if (s->held && !ir_sendbuf_done(&s->send))
+        return;
     /* free it */
     for (size_t i = 0; i < c->nstreams; i++) {
         if (c->streams[i] == s) {
@@ -804,6 +807,29 @@ int ir_conn_stream_send_done(const ir_conn *c, uint64_t id)
     qstream *s = find_stream(c, id);
     /* a stream that is gone was finished and released */
     return !s || ir_sendbuf_done(&s->send) || s->reset_sent_acked;
+}
+
+int ir_conn_stream_send_result(const ir_conn *c, uint64_t id, uint64_t *code)
+{
+    qstream *s = find_stream(c, id);
+    /* gone: released once done, and a held one that ended by a reset is kept */
+    if (!s || !s->has_send || ir_sendbuf_done(&s->send))
+        return IR_SEND_DELIVERED;
+    if (s->peer_stopped || s->reset_pending || s->reset_sent) {
+        *code = s->reset_code; /* a peer's STOP_SENDING resets with its code */
+        return s->peer_stopped ? IR_SEND_STOPPED : IR_SEND_RESET;
+    }
+    return IR_SEND_OPEN;
+}
+
+void ir_conn_stream_hold(ir_conn *c, uint64_t id, int hold)
+{
+    qstream *s = find_stream(c, id);
+    if (!s)
+        return;
+    s->held = hold != 0;
+    if (!s->held)
+        maybe_release_stream(c, s);
 }
 
 /* ---- datagrams ---------------------------------------------------------------------- */

@@ -195,6 +195,17 @@ int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code);
 /* 1 when everything written (and the FIN) is acknowledged by the peer. */
 int ir_conn_stream_send_done(const ir_conn *c, uint64_t id);
 
+/* How the sending half of a stream ended (ir_conn_stream_send_result). */
+#define IR_SEND_OPEN 0      /* not yet */
+#define IR_SEND_DELIVERED 1 /* everything and the FIN acknowledged (or the stream is gone) */
+#define IR_SEND_STOPPED 2   /* the peer sent STOP_SENDING before that (*code: its code) */
+#define IR_SEND_RESET 3     /* we reset it (*code: our code) */
+int ir_conn_stream_send_result(const ir_conn *c, uint64_t id, uint64_t *code);
+/* hold = 1: an application handle needs the answer above for as long as it lives, so a
+ * stream whose sending ended by a reset is not freed when both halves are done (its
+ * MAX_STREAMS credit is still given back at once); hold = 0 lets it go. */
+void ir_conn_stream_hold(ir_conn *c, uint64_t id, int hold);
+
 /* ---- datagrams (RFC 9221) --------------------------------------------------------------- */
 
 /* Queues a datagram; IR_STREAM_ERR if the peer does not take them or it is too big for

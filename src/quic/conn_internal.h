@@ -95,6 +95,8 @@ typedef struct qstream {
     int peer_reset;
     uint64_t peer_reset_code;
     int peer_stopped;
+    int held;           /* an application handle may still ask how the sending ended
+                           (ir_conn_stream_hold): one that ended by a reset is kept */
     int fin_read;       /* the application read the end */
     int counted_closed; /* counted toward MAX_STREAMS credit */
     int blocked_event;  /* writable event owed */

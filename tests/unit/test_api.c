@@ -1431,6 +1431,60 @@ TEST(open_stream_out_of_memory)
     }
 }
 
+TEST(flushed_when_the_peer_stops)
+{
+    /* flushed waits until everything up to the FIN is acknowledged: when the peer stops
+     * the stream before it has all of it, flushed fails with IROH_ERR_STREAM_STOPPED (and
+     * the peer's code) instead of reporting the data as delivered */
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 12));
+    server s = {bind_small_server(), NULL, 0}; /* windows of 64 KiB */
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    uint8_t buf[10];
+    /* more than the peer's window, and the end: the peer reads 10 bytes, then stops */
+    iroh_send_stream *us;
+    iroh_recv_stream *ur;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(us, big, 200000), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(us), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &ur), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(ur, buf, sizeof buf), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_stop(ur, 7), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(us, 5000), IROH_ERR_STREAM_STOPPED);
+    CHECK(strstr(iroh_last_error(), "code 7") != NULL);
+    /* a stream never finished, stopped after its first bytes: it never got to the FIN */
+    iroh_send_stream *bs, *ss;
+    iroh_recv_stream *br, *sr;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "hello", 5), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, buf, 5), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_stop(sr, 8), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(bs, 5000), IROH_ERR_STREAM_STOPPED);
+    CHECK(strstr(iroh_last_error(), "code 8") != NULL);
+    /* the server's half of that stream, written in full and read to the end: delivered */
+    CHECK_EQ_INT(iroh_send_stream_write_all(ss, "answer", 6), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(ss), IROH_OK);
+    uint8_t *all = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(br, 100, &all, &n), IROH_OK);
+    free(all);
+    CHECK_EQ_INT(iroh_send_stream_flushed(ss, 5000), IROH_OK);
+    iroh_send_stream_free(us);
+    iroh_recv_stream_free(ur);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 /* ---- a dead peer ---------------------------------------------------------------------- */
 
 /* A UDP relay between one client and a server that can be cut: then nothing passes. */
@@ -1573,6 +1627,7 @@ int main(void)
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
     RUN(open_stream_out_of_memory);
+    RUN(flushed_when_the_peer_stops);
     RUN(dead_peer_idle_timeout_reason);
     TEST_EXIT();
 }
