@@ -26,13 +26,9 @@
 
 #include <iroh.h>
 
-#include "base/util.h"
-#include "crypto/crypto.h"
-#include "quic/conn.h"
-#include "quic/packet.h"
-#include "tls/tls.h"
+#include "initials.h"
 
-#define DGRAM 1200
+#define DGRAM IR_FLOOD_DGRAM
 #define BATCH 16
 
 static _Noreturn void usage(const char *why)
@@ -48,119 +44,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* a version-1 Initial header with a random DCID, no token and a 2-byte length that covers
- * the rest of the datagram; returns the header length (up to the packet number) */
-static size_t junk_initial(uint8_t *p)
-{
-    ir_random_bytes(NULL, p, DGRAM);
-    size_t o = 0;
-    p[o++] = (uint8_t)(0xc0 | (p[0] & 0x0f)); /* long header, fixed bit, Initial */
-    p[o++] = 0;
-    p[o++] = 0;
-    p[o++] = 0;
-    p[o++] = 1;
-    p[o++] = 8; /* DCID: 8 random bytes */
-    o += 8;
-    p[o++] = 8; /* SCID: 8 random bytes */
-    o += 8;
-    p[o++] = 0; /* no token */
-    size_t length = DGRAM - o - 2;
-    p[o++] = (uint8_t)(0x40 | (length >> 8));
-    p[o++] = (uint8_t)length;
-    return o;
-}
-
-/* The plaintext of a real client's first Initial (its CRYPTO frame with the ClientHello,
- * then padding) and the SCID it used. */
-typedef struct hello {
-    uint8_t frames[DGRAM];
-    size_t len;
-    ir_cid scid;
-} hello;
-
-static void make_hello(const char *alpn, hello *out)
-{
-    iroh_secret_key key, peer;
-    iroh_endpoint_id peer_id;
-    ir_tls_identity *ident;
-    if (iroh_secret_key_generate(&key) != IROH_OK || iroh_secret_key_generate(&peer) != IROH_OK ||
-        ir_tls_identity_new(&key, &ident) != IROH_OK) {
-        fprintf(stderr, "initial_flood: cannot make a TLS identity: %s\n", iroh_last_error());
-        exit(1);
-    }
-    iroh_secret_key_public(&peer, &peer_id);
-    const uint8_t *alpns[1] = {(const uint8_t *)alpn};
-    size_t lens[1] = {strlen(alpn)};
-    ir_conn_config cfg;
-    ir_conn_config_defaults(&cfg);
-    cfg.identity = ident;
-    cfg.alpns = alpns;
-    cfg.alpn_lens = lens;
-    cfg.n_alpns = 1;
-    cfg.remote_id = &peer_id;
-    cfg.random = ir_random_bytes;
-    ir_netaddr to = {0};
-    to.len = 1;
-    ir_conn *c;
-    uint8_t d[1500];
-    ir_netaddr dst;
-    size_t n;
-    if (ir_conn_client_new(&cfg, &to, 0, &c) != IROH_OK ||
-        (n = ir_conn_send(c, d, sizeof d, &dst, 0)) == 0) {
-        fprintf(stderr, "initial_flood: no first flight: %s\n", iroh_last_error());
-        exit(1);
-    }
-    ir_pkt_hdr h;
-    ir_pkt_keys ck, sk;
-    uint64_t pn;
-    size_t pn_len;
-    const uint8_t *payload;
-    size_t plen;
-    if (ir_pkt_parse(d, n, 8, &h) != 0 || h.type != IR_PT_INITIAL ||
-        ir_initial_keys(h.dcid.data, h.dcid.len, &ck, &sk) != 0 ||
-        ir_pkt_unprotect_header(d, &h, &ck.hp, UINT64_MAX, &pn, &pn_len) != 0 ||
-        ir_pkt_decrypt(d, &h, pn_len, &ck.aead, 0, pn, &payload, &plen) != 0 || plen > DGRAM) {
-        fprintf(stderr, "initial_flood: cannot read our own first Initial\n");
-        exit(1);
-    }
-    memcpy(out->frames, payload, plen);
-    out->len = plen;
-    out->scid = h.scid;
-    ir_pkt_keys_free(&ck);
-    ir_pkt_keys_free(&sk);
-    ir_conn_free(c);
-    ir_tls_identity_free(ident);
-}
-
-/* the ClientHello again under the Initial keys of dcid (NULL: a new random one), with a
- * token if one is given; 1200 bytes */
-static void valid_initial(const hello *hl, uint8_t *p, const ir_cid *to, const uint8_t *token,
-                          size_t token_len)
-{
-    ir_cid dcid;
-    if (to) {
-        dcid = *to;
-    } else {
-        dcid.len = 8;
-        ir_random_bytes(NULL, dcid.data, dcid.len);
-    }
-    size_t lo;
-    size_t hdr = ir_pkt_write_long(p, DGRAM, IR_PT_INITIAL, IR_QUIC_V1, &dcid, &hl->scid, token,
-                                   token_len, 0, 4, &lo);
-    size_t room = DGRAM - hdr - IR_AEAD_TAG_LEN;
-    size_t plen = hl->len < room ? hl->len : room;
-    memcpy(p + hdr, hl->frames, plen);
-    memset(p + hdr + plen, 0, room - plen); /* PADDING */
-    ir_pkt_keys ck, sk;
-    if (ir_initial_keys(dcid.data, dcid.len, &ck, &sk) != 0) {
-        fprintf(stderr, "initial_flood: initial keys\n");
-        exit(1);
-    }
-    ir_pkt_protect(p, hdr, 4, lo, room, &ck, 0, 0);
-    ir_pkt_keys_free(&ck);
-    ir_pkt_keys_free(&sk);
 }
 
 int main(int argc, char **argv)
@@ -225,9 +108,13 @@ int main(int argc, char **argv)
         perror("initial_flood: socket");
         return 1;
     }
-    hello hl;
-    if (valid)
-        make_hello(alpn, &hl);
+    ir_flood_hello_t hl;
+    if (valid) {
+        if (ir_flood_hello(alpn, &hl) != 0) {
+            fprintf(stderr, "initial_flood: cannot make a ClientHello: %s\n", iroh_last_error());
+            return 1;
+        }
+    }
     static uint8_t bufs[BATCH][DGRAM];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
@@ -258,16 +145,16 @@ int main(int argc, char **argv)
             if (ir_pkt_parse(in, (size_t)got, 8, &h) != 0 || h.type != IR_PT_RETRY ||
                 h.token_len > 200)
                 continue;
-            valid_initial(&hl, bufs[nf++], &h.scid, h.token, h.token_len);
+            ir_flood_valid(&hl, bufs[nf++], &h.scid, h.token, h.token_len);
             followed++;
         }
         for (int k = 0; k < n; k++) {
             if (k < nf)
                 ;
             else if (valid)
-                valid_initial(&hl, bufs[k], NULL, NULL, 0);
+                ir_flood_valid(&hl, bufs[k], NULL, NULL, 0);
             else
-                junk_initial(bufs[k]);
+                ir_flood_junk(bufs[k]);
             iov[k].iov_base = bufs[k];
             iov[k].iov_len = DGRAM;
             memset(&msgs[k], 0, sizeof msgs[k]);
