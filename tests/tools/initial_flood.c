@@ -13,10 +13,13 @@
  *        with its token): clients that prove their address and then go away.
  *
  * Sends --count datagrams (default 20000), or for --duration seconds, at --rate per second
- * (default 5000; 0: as fast as the socket takes them), in batches of sendmmsg. Prints one
- * line: "sent N datagrams in S s". Exit status 0, or 2 for bad arguments. */
+ * (default 5000; 0: as fast as the socket takes them), in batches of sendmmsg, and reads
+ * what comes back. SIGTERM or SIGINT end it early. Prints one line at the end: "sent N
+ * datagrams in S s; received R Retries and D other datagrams". Exit status 0, or 2 for
+ * bad arguments. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,14 @@
 
 #define DGRAM IR_FLOOD_DGRAM
 #define BATCH 16
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
 
 static _Noreturn void usage(const char *why)
 {
@@ -118,14 +129,35 @@ int main(int argc, char **argv)
     static uint8_t bufs[BATCH][DGRAM];
     struct mmsghdr msgs[BATCH];
     struct iovec iov[BATCH];
-    long long sent = 0, followed = 0;
+    long long sent = 0, followed = 0, retries = 0, others = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     double t0 = now_s();
-    for (;;) {
+    while (!stop) {
         double el = now_s() - t0;
         if (count >= 0 ? sent >= count : el >= duration)
             break;
+        /* what came back: Retries are counted (and followed, in retry mode, below) */
+        int nf = 0;
+        uint8_t in[1500];
+        ssize_t got;
+        while ((!follow || nf < BATCH) && (got = recv(fd, in, sizeof in, MSG_DONTWAIT)) > 0) {
+            ir_pkt_hdr h;
+            if (ir_pkt_parse(in, (size_t)got, 8, &h) != 0 || h.type != IR_PT_RETRY) {
+                others++;
+                continue;
+            }
+            retries++;
+            if (follow && h.token_len <= 200) {
+                ir_flood_valid(&hl, bufs[nf++], &h.scid, h.token, h.token_len);
+                followed++;
+            }
+        }
         long long due = rate ? (long long)(el * (double)rate) + 1 : sent + BATCH;
-        if (due <= sent) {
+        if (due <= sent && nf == 0) {
             struct timespec ts = {0, 500000};
             nanosleep(&ts, NULL);
             continue;
@@ -134,20 +166,8 @@ int main(int argc, char **argv)
         if (count >= 0 && want > count - sent)
             want = count - sent;
         int n = want > BATCH ? BATCH : (int)want;
-        /* Retries that came back go first (retry mode), then new clients */
-        int nf = 0;
-        while (follow && nf < n) {
-            uint8_t in[1500];
-            ssize_t got = recv(fd, in, sizeof in, MSG_DONTWAIT);
-            if (got <= 0)
-                break;
-            ir_pkt_hdr h;
-            if (ir_pkt_parse(in, (size_t)got, 8, &h) != 0 || h.type != IR_PT_RETRY ||
-                h.token_len > 200)
-                continue;
-            ir_flood_valid(&hl, bufs[nf++], &h.scid, h.token, h.token_len);
-            followed++;
-        }
+        if (n < nf)
+            n = nf; /* clients following their Retry go first, then new ones */
         for (int k = 0; k < n; k++) {
             if (k < nf)
                 ;
@@ -175,7 +195,7 @@ int main(int argc, char **argv)
     printf("sent %lld datagrams in %.2f s", sent, now_s() - t0);
     if (follow)
         printf(" (%lld of them following a Retry)", followed);
-    printf("\n");
+    printf("; received %lld Retries and %lld other datagrams\n", retries, others);
     close(fd);
     return 0;
 }
