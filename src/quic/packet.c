@@ -160,10 +160,9 @@ int ir_pkt_initial_opens(const uint8_t *p, const ir_pkt_hdr *h)
     if (h->type != IR_PT_INITIAL || h->version != IR_QUIC_V1 ||
         h->pkt_len > IR_INITIAL_CHECK_MAX || h->pn_offset + 4 + IR_HP_SAMPLE_LEN > h->pkt_len)
         return 0;
-    uint8_t secret[32], server[32];
+    uint8_t secret[32];
     ir_pkt_keys k;
-    ir_initial_secrets(h->dcid.data, h->dcid.len, secret, server);
-    explicit_bzero(server, sizeof server);
+    ir_initial_secrets(h->dcid.data, h->dcid.len, secret, NULL);
     int rc = ir_pkt_keys_init(&k, IR_AEAD_AES_128_GCM, IR_HASH_SHA256, secret, sizeof secret);
     explicit_bzero(secret, sizeof secret);
     if (rc != 0)
