@@ -74,6 +74,32 @@ static void pump(ir_ep *ep, int ms)
     pump2(ep, NULL, ms);
 }
 
+static ir_ep *client_ep(void)
+{
+    ir_ep_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    iroh_secret_key_generate(&cfg.key);
+    iroh_socket_addr_parse("127.0.0.1:0", &cfg.bind4);
+    ir_ep *cep = NULL;
+    CHECK(ir_ep_new(&cfg, &cep) == IROH_OK);
+    return cep;
+}
+
+/* starts a connection from cep to the server endpoint sep */
+static ir_conn *dial(ir_ep *cep, ir_ep *sep)
+{
+    static const uint8_t *alpns[1] = {(const uint8_t *)ALPN};
+    static size_t lens[1] = {sizeof ALPN - 1};
+    iroh_endpoint_addr *to = iroh_endpoint_addr_new(ir_ep_id(sep));
+    iroh_socket_addr a;
+    ir_ep_addrs(sep, &a, 1);
+    iroh_endpoint_addr_add_ip(to, &a);
+    ir_conn *c = NULL;
+    CHECK(ir_ep_connect_alpns(cep, to, alpns, lens, 1, &c) == IROH_OK);
+    iroh_endpoint_addr_free(to);
+    return c;
+}
+
 /* what came back to the attacker: datagrams, bytes, and the Retry packets (copied into
  * retries, at most max of them) */
 typedef struct answers {
@@ -283,6 +309,19 @@ TEST(handshakes_that_never_complete_end)
     ir_ep_get_counters(ep, &k);
     CHECK_EQ_INT(k.half_open, 0);
     close(fd);
+    /* a handshake that completes is not touched by the deadline */
+    ir_ep *cep = client_ep();
+    ir_conn *c = dial(cep, ep);
+    pump2(ep, cep, 200);
+    ir_conn *sc = ir_ep_accept(ep);
+    CHECK(c && ir_conn_get_state(c) == IR_CONN_ESTABLISHED);
+    CHECK(sc && ir_conn_get_state(sc) == IR_CONN_ESTABLISHED);
+    pump2(ep, cep, 600);
+    if (sc)
+        ir_conn_on_timeout(sc, ir_now_ns()); /* any timer, past the deadline */
+    CHECK(c && ir_conn_get_state(c) == IR_CONN_ESTABLISHED);
+    CHECK(sc && ir_conn_get_state(sc) == IR_CONN_ESTABLISHED);
+    ir_ep_free(cep);
     ir_ep_free(ep);
 }
 
@@ -325,14 +364,7 @@ TEST(amplification_limit_toward_a_silent_client)
 static int honest_connect(ir_ep *sep, int fd, int junk, const ir_flood_hello_t *hl, int ms,
                           int *retried)
 {
-    static const uint8_t *alpns[1] = {(const uint8_t *)ALPN};
-    static size_t lens[1] = {sizeof ALPN - 1};
-    ir_ep_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    iroh_secret_key_generate(&cfg.key);
-    iroh_socket_addr_parse("127.0.0.1:0", &cfg.bind4);
-    ir_ep *cep = NULL;
-    CHECK(ir_ep_new(&cfg, &cep) == IROH_OK);
+    ir_ep *cep = client_ep();
     uint8_t p[IR_FLOOD_DGRAM];
     for (int i = 0; i < 50; i++) { /* the flood is on before the client starts */
         if (junk)
@@ -342,13 +374,7 @@ static int honest_connect(ir_ep *sep, int fd, int junk, const ir_flood_hello_t *
         send(fd, p, sizeof p, 0);
     }
     ir_ep_poll(sep, 20, NULL, 0);
-    iroh_endpoint_addr *to = iroh_endpoint_addr_new(ir_ep_id(sep));
-    iroh_socket_addr a;
-    ir_ep_addrs(sep, &a, 1);
-    iroh_endpoint_addr_add_ip(to, &a);
-    ir_conn *c = NULL;
-    CHECK(ir_ep_connect_alpns(cep, to, alpns, lens, 1, &c) == IROH_OK);
-    iroh_endpoint_addr_free(to);
+    ir_conn *c = dial(cep, sep);
     int ok = 0;
     uint64_t end = ms_now() + (uint64_t)ms;
     while (c && ms_now() < end) {
