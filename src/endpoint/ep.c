@@ -950,6 +950,18 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
 #define TRIM_AFTER 64                    /* connections freed */
 #define TRIM_EVERY_NS 1000000000ull      /* at most once a second */
 
+static void maybe_trim(ir_ep *ep, uint64_t now)
+{
+    if (ep->freed_since_trim >= TRIM_AFTER && now - ep->last_trim >= TRIM_EVERY_NS) {
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+        ep->counters.trims++;
+        ep->freed_since_trim = 0;
+        ep->last_trim = now;
+    }
+}
+
 static void reap(ir_ep *ep, uint64_t now)
 {
     size_t k = 0;
@@ -965,14 +977,7 @@ static void reap(ir_ep *ep, uint64_t now)
         k++;
     }
     ep->nconns = k;
-    if (ep->freed_since_trim >= TRIM_AFTER && now - ep->last_trim >= TRIM_EVERY_NS) {
-#ifdef __GLIBC__
-        malloc_trim(0);
-#endif
-        ep->counters.trims++;
-        ep->freed_since_trim = 0;
-        ep->last_trim = now;
-    }
+    maybe_trim(ep, now);
 }
 
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
@@ -990,6 +995,9 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
     }
     if (ep->qad.c && ir_conn_timeout(ep->qad.c) < t)
         t = ir_conn_timeout(ep->qad.c);
+    /* a trim that waits for its turn (frees also happen between rounds, by the API) */
+    if (ep->freed_since_trim >= TRIM_AFTER && ep->last_trim + TRIM_EVERY_NS < t)
+        t = ep->last_trim + TRIM_EVERY_NS;
     if (ep->cfg.qad_client && !ep->qad.c && ep->home >= 0 && ep->qad_retry_at > now &&
         ep->qad_retry_at < t)
         t = ep->qad_retry_at;
@@ -1006,6 +1014,7 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
 {
     ir_ep_flush(ep);
+    maybe_trim(ep, ir_now_ns());
     *timeout_ms = next_timeout_ms(ep, ir_now_ns(), *timeout_ms);
     for (int i = 0; i < ep->nsock; i++) {
         pf[i].fd = ep->fd[i];
