@@ -716,6 +716,12 @@ static size_t half_open(const ir_ep *ep)
     return n;
 }
 
+void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out)
+{
+    *out = ep->counters;
+    out->half_open = half_open(ep);
+}
+
 static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
                             uint64_t now)
 {
@@ -1149,9 +1155,3 @@ void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
     }
 }
 
-
-void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out)
-{
-    *out = ep->counters;
-    out->half_open = half_open(ep);
-}
