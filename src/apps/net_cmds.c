@@ -306,19 +306,7 @@ int cmd_connect(int argc, char **argv)
         iroh_endpoint_addr_free(addr);
         return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
     }
-    if (!bind) {
-        /* a socket for each family the ticket has */
-        int v4 = 0, v6 = 0;
-        for (size_t i = 0; i < iroh_endpoint_addr_len(addr); i++) {
-            iroh_transport_addr t;
-            iroh_endpoint_addr_get(addr, i, &t);
-            v4 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 4;
-            v6 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 6;
-        }
-        if (v6)
-            iroh_endpoint_builder_bind_addr(b, "[::]:0");
-        (void)v4; /* the builder binds 0.0.0.0:0 by default */
-    }
+    /* without --bind the endpoint binds both families (0.0.0.0:0 and [::]:0) */
     iroh_endpoint *ep;
     rc = iroh_endpoint_bind(b, &ep);
     iroh_endpoint_builder_free(b);
