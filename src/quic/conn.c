@@ -56,6 +56,10 @@ void ir_conn_config_defaults(ir_conn_config *cfg)
 
 /* ---- events -------------------------------------------------------------------------- */
 
+/* The queue holds the events that are hints (readable, writable, path changes, ...): when
+ * it cannot grow, a new hint is dropped. The events whose loss would lose something are
+ * raised without it: CONNECTED and CLOSED by flags, STREAM_OPENED from the count of the
+ * peer's streams. */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
 {
     /* coalesce repeated readable/writable events for the same stream */
@@ -85,14 +89,37 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     c->ev_n++;
 }
 
+static uint64_t peer_stream_id(const ir_conn *c, int uni, uint64_t k);
+
+/* Order: CONNECTED, the peer's new streams, the queued hints, CLOSED last. */
 int ir_conn_poll_event(ir_conn *c, ir_event *ev)
 {
-    if (!c->ev_n)
-        return 0;
-    *ev = c->ev[c->ev_head];
-    c->ev_head = (c->ev_head + 1) % c->ev_cap;
-    c->ev_n--;
-    return 1;
+    memset(ev, 0, sizeof *ev);
+    if (c->connected_pending) {
+        c->connected_pending = 0;
+        ev->type = IR_EV_CONNECTED;
+        return 1;
+    }
+    for (int uni = 0; uni < 2; uni++) {
+        if (c->opened_reported[uni] < c->peer_opened[uni]) {
+            ev->type = IR_EV_STREAM_OPENED;
+            ev->stream_id = peer_stream_id(c, uni, c->opened_reported[uni]++);
+            return 1;
+        }
+    }
+    if (c->ev_n) {
+        *ev = c->ev[c->ev_head];
+        c->ev_head = (c->ev_head + 1) % c->ev_cap;
+        c->ev_n--;
+        return 1;
+    }
+    if (c->closed_pending) {
+        c->closed_pending = 0;
+        ev->type = IR_EV_CLOSED;
+        ev->code = c->close.code;
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- closing --------------------------------------------------------------------------- */
@@ -101,7 +128,7 @@ static void enter_closed_event(ir_conn *c)
 {
     if (!c->closed_event_sent) {
         c->closed_event_sent = 1;
-        ir_conn_push_event(c, IR_EV_CLOSED, 0, c->close.code);
+        c->closed_pending = 1;
     }
 }
 
@@ -547,6 +574,21 @@ static qstream *new_stream(ir_conn *c, uint64_t id)
     return s;
 }
 
+static uint64_t peer_stream_id(const ir_conn *c, int uni, uint64_t k)
+{
+    return (k << 2) | (uni ? STREAM_UNI : 0) | (c->is_server ? 0 : STREAM_SERVER);
+}
+
+uint64_t ir_conn_peer_streams(const ir_conn *c, int uni)
+{
+    return c->peer_opened[uni != 0];
+}
+
+uint64_t ir_conn_peer_stream_id(const ir_conn *c, int uni, uint64_t k)
+{
+    return peer_stream_id(c, uni != 0, k);
+}
+
 /* The stream a frame from the peer refers to, opening peer streams implicitly (RFC 9000
  * 3.2). Sets *err to a transport error for streams the peer may not use. NULL with
  * *err == 0 means an old stream that is gone: ignore the frame. */
@@ -579,13 +621,13 @@ static qstream *peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err)
         return s;
     /* open every lower-numbered stream of this type too */
     for (uint64_t k = c->peer_opened[uni]; k <= n; k++) {
-        uint64_t sid = (k << 2) | (uni ? STREAM_UNI : 0) | (c->is_server ? 0 : STREAM_SERVER);
+        uint64_t sid = peer_stream_id(c, uni, k);
         s = new_stream(c, sid);
         if (!s) {
             *err = E_INTERNAL;
             return NULL;
         }
-        ir_conn_push_event(c, IR_EV_STREAM_OPENED, sid, 0);
+        /* STREAM_OPENED comes from the count (ir_conn_poll_event) */
     }
     c->peer_opened[uni] = n + 1;
     return s;
@@ -884,7 +926,7 @@ static void on_handshake_complete(ir_conn *c)
         discard_space(c, SP_HANDSHAKE);
     }
     issue_more_cids(c);
-    ir_conn_push_event(c, IR_EV_CONNECTED, 0, 0);
+    c->connected_pending = 1;
 }
 
 static void crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
@@ -2528,7 +2570,17 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     if (now >= idle_deadline(c)) {
         c->close.closed = 1;
         c->close.idle_timeout = 1;
-        snprintf(c->close.reason, sizeof c->close.reason, "idle timeout");
+        /* the negotiated idle timeout in seconds: "30 s", "1.5 s", "0.25 s" */
+        uint64_t ms = c->idle_timeout_ns / NS_PER_MS;
+        char secs[32];
+        int n = snprintf(secs, sizeof secs, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                         (unsigned long long)(ms % 1000));
+        while (n > 0 && secs[n - 1] == '0')
+            secs[--n] = 0;
+        if (n > 0 && secs[n - 1] == '.')
+            secs[--n] = 0;
+        snprintf(c->close.reason, sizeof c->close.reason,
+                 "timed out: no packets from the peer for %s s", secs);
         set_closed(c);
         return;
     }

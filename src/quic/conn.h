@@ -137,8 +137,15 @@ typedef struct ir_event {
     uint64_t code;
 } ir_event;
 
-/* Takes the next event; returns 0 when there is none. */
+/* Takes the next event; returns 0 when there is none. CONNECTED, STREAM_OPENED and CLOSED
+ * never get lost (they need no memory); the other events are hints that may be dropped
+ * when memory runs out (state is always there to read). */
 int ir_conn_poll_event(ir_conn *c, ir_event *ev);
+
+/* The number of streams the peer has opened so far (uni 0: bidirectional, 1:
+ * unidirectional), and the id of the k-th of them (0-based). */
+uint64_t ir_conn_peer_streams(const ir_conn *c, int uni);
+uint64_t ir_conn_peer_stream_id(const ir_conn *c, int uni, uint64_t k);
 
 typedef struct ir_close_info {
     int closed;        /* 1 once closing started */
