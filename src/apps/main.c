@@ -197,7 +197,8 @@ static int cmd_id(int argc, char **argv)
     } else if (argc == 0) {
         return cli_usage("id: a SECRET or --secret-file FILE is needed%s", NULL);
     } else {
-        return cli_usage("id: unexpected argument '%s'", argv[argc == 1 || argv[0][0] == '-' ? 0 : 1]);
+        int extra = strcmp(argv[0], "--secret-file") == 0 ? 2 : argv[0][0] == '-' ? 0 : 1;
+        return cli_usage("id: unexpected argument '%s'", argv[extra]);
     }
     iroh_endpoint_id id;
     char hex[IROH_ID_HEX_LEN];

@@ -110,6 +110,7 @@ one_line "unexpected argument '--bogus'" -- keygen --bogus
 one_line "--output needs a value" -- keygen --output
 one_line "unexpected argument '--bogus'" -- id --bogus
 one_line "--secret-file needs a value" -- id --secret-file
+one_line "unexpected argument 'extra'" -- id --secret-file "$dir/sk" extra
 one_line "unexpected argument '--bogus'" -- ticket encode $ID --bogus
 one_line "--relay needs a value" -- ticket encode $ID --relay
 one_line "unexpected argument 'b'" -- ticket decode a b
