@@ -1,6 +1,25 @@
 /*
  * iroh.h - the public API of libiroh, a C implementation of iroh 1.x.
  *
+ * Two kinds of functions:
+ *
+ *  - Values (keys, EndpointIds, signatures, addresses, tickets): computations on the
+ *    caller's data. They never block and do no I/O, except iroh_secret_key_generate (the
+ *    system's random source) and iroh_secret_key_save / _load (a file).
+ *  - Networking (endpoints, incoming connections, connections, streams, the router). An
+ *    endpoint runs an I/O thread of its own that does all its network I/O. Every call
+ *    is safe from any thread. These block the calling thread (never the I/O thread)
+ *    until they can complete, up to their time limit:
+ *      iroh_endpoint_online, iroh_endpoint_connect / _connect_alpns (the handshake),
+ *      iroh_endpoint_accept, iroh_connection_open_bi / _open_uni (while the peer's
+ *      stream limit is reached), iroh_connection_accept_bi / _accept_uni,
+ *      iroh_connection_read_datagram, iroh_connection_closed,
+ *      iroh_send_stream_write / _write_all (while the send buffer and the peer's window
+ *      are full), iroh_send_stream_flushed, iroh_recv_stream_read / _read_exact /
+ *      _read_to_end, iroh_router_shutdown (until the handlers return) and
+ *      iroh_endpoint_close / _free (until the I/O thread has stopped).
+ *    The others return at once (they may wait briefly for the endpoint's lock).
+ *
  * Conventions (they hold for every function below unless its comment says otherwise):
  *
  *  - Functions that can fail return an `int`: IROH_OK (0) or a negative IROH_ERR_* code.
@@ -10,18 +29,50 @@
  *    and always NUL-terminate on success; they fail with IROH_ERR_BUFFER_TOO_SMALL when
  *    the text does not fit. The *_LEN constants give sizes that always fit.
  *  - Opaque objects are created by iroh_<object>_new (or a parse function) and released
- *    by iroh_<object>_free, which accepts NULL.
- *  - Thread safety: functions on distinct objects may run concurrently from any thread.
- *    A single object may be read from several threads at once but not modified while
- *    another thread uses it. Nothing here blocks or does I/O except
- *    iroh_secret_key_generate (which reads the system's random source).
+ *    by iroh_<object>_free, which accepts NULL. Each handle is freed exactly once, and no
+ *    call may start on a handle after it was freed.
+ *  - Value objects, builders and incomings: functions on distinct objects may run
+ *    concurrently; one object may be read from several threads at once but not modified
+ *    or freed while another thread uses it.
+ *
+ * Time limits. Every blocking call has one. Calls with a timeout_ms argument take it
+ * there (-1: none). open_bi / open_uni, writes and reads use the limit their handle
+ * carries (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
+ * iroh_recv_stream_set_timeout; -1, none, by default), in the style of SO_RCVTIMEO;
+ * connecting uses the builder's connect timeout (10 s). Past it a call fails with
+ * IROH_ERR_TIMEOUT.
+ *
+ * Cancellation. Another thread (one that handles signals, say) ends blocked calls:
+ *  - iroh_endpoint_close(ep) wakes every call blocked on the endpoint, its connections
+ *    and their streams at once: iroh_endpoint_connect*, _accept and _online return
+ *    IROH_ERR_CLOSED ("the endpoint was closed"), calls on connections and streams
+ *    IROH_ERR_CONNECTION_CLOSED;
+ *  - iroh_connection_close(c, code, reason) wakes every call blocked on c and its streams
+ *    with IROH_ERR_CONNECTION_CLOSED and the close in the detail ("connection closed
+ *    locally with application code 0x0: interrupted");
+ *  - iroh_connection_closed returns IROH_OK in both cases. The peer sees an application
+ *    close with the code (0 for an endpoint close), not a timeout.
+ *
+ * Freeing while another thread is blocked. Allowed for these handles, and the blocked
+ * call returns at once:
+ *  - a send or receive stream: the call on it returns IROH_ERR_CLOSED ("the stream was
+ *    freed"); the memory goes when that call has left;
+ *  - a connection: calls on the connection itself (open_*, accept_*, read_datagram,
+ *    closed) return IROH_ERR_CLOSED ("the connection was freed"); its streams stay valid
+ *    handles that keep the connection open, and calls blocked on them go on;
+ *  - an endpoint: iroh_endpoint_free closes it (waking every call as above) and waits
+ *    until those threads have left the library. Its connection, stream and incoming
+ *    handles must have been freed before (threads still blocked on them count as
+ *    users: close first, let them return, free their handles, then free the endpoint).
  *
  * Wire and text formats are those of iroh 1.0.x (iroh-base 1.0.2, iroh-tickets 1.0.0).
  *
- * Diagnostics: the environment variable IROH_LOG (error, warn, info, debug, trace;
- * default warn) makes the library log to stderr; SSLKEYLOGFILE=path appends every TLS
- * secret in NSS key log format (through GnuTLS), so that Wireshark or tshark can decrypt
- * captured QUIC packets.
+ * Diagnostics: the environment variable IROH_LOG sets how much the library logs to
+ * stderr: error, warn, info, debug or trace (each includes the ones before it), or off;
+ * case-insensitive; default warn. Another value is reported once on stderr (one line
+ * naming it and the accepted ones) and the default used. SSLKEYLOGFILE=path appends
+ * every TLS secret in NSS key log format (through GnuTLS), so that Wireshark or tshark
+ * can decrypt captured QUIC packets.
  */
 #ifndef IROH_H
 #define IROH_H
@@ -230,12 +281,14 @@ IROH_EXTERN int iroh_endpoint_ticket_decode(const char *ticket, iroh_endpoint_ad
 /* ------------------------------------------------------------------------------------ */
 
 /* An endpoint: a QUIC socket identified by its EndpointId. It runs one I/O thread that
- * owns every connection of it; the functions below are safe to call from any thread and
- * block the caller (never the I/O thread) until they can complete.
+ * owns every connection of it; the functions below are safe to call from any thread,
+ * and the blocking ones (see the top of this file) block the caller, never the I/O
+ * thread.
  *
  * Ownership: iroh_endpoint_free frees the endpoint; every connection, stream and incoming
  * of it must be freed before. Objects are not reference counted by the caller: each
- * handle is freed exactly once. */
+ * handle is freed exactly once (a connection stays alive inside the library while its
+ * streams do). */
 typedef struct iroh_endpoint_builder iroh_endpoint_builder;
 typedef struct iroh_endpoint iroh_endpoint;
 typedef struct iroh_incoming iroh_incoming;
@@ -244,7 +297,7 @@ typedef struct iroh_send_stream iroh_send_stream;
 typedef struct iroh_recv_stream iroh_recv_stream;
 
 /* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
- * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
+ * to 0.0.0.0:0 and [::]:0 (IPv4 alone where the host has no IPv6), 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
  * relays (IROH_RELAY_MODE_DEFAULT) with QUIC address discovery on their port 7842. */
 IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
 IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
@@ -252,7 +305,9 @@ IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
                                                  const iroh_secret_key *key);
 /* Adds an ALPN this endpoint accepts connections for (in order of preference). */
 IROH_EXTERN int iroh_endpoint_builder_alpn(iroh_endpoint_builder *b, const char *alpn);
-/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins). */
+/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins).
+ * Once any is given the endpoint binds exactly those: "[::1]:P" alone opens no IPv4
+ * socket, and it then reaches only peers with an IPv6 address (or through a relay). */
 IROH_EXTERN int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const char *addr);
 IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);

@@ -575,17 +575,7 @@ int cmd_connect(int argc, char **argv)
         iroh_endpoint_addr_free(addr);
         return rc;
     }
-    if (!opts.n_binds) {
-        /* a socket for each family the ticket has */
-        int v6 = 0;
-        for (size_t i = 0; i < iroh_endpoint_addr_len(addr); i++) {
-            iroh_transport_addr t;
-            iroh_endpoint_addr_get(addr, i, &t);
-            v6 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 6;
-        }
-        if (v6)
-            iroh_endpoint_builder_bind_addr(b, "[::]:0");
-    }
+    /* without --bind the endpoint binds both families (0.0.0.0:0 and [::]:0) */
     if (cli_stop_start() != 0) {
         iroh_endpoint_builder_free(b);
         iroh_endpoint_addr_free(addr);

@@ -522,7 +522,6 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
         free(b);
         return NULL;
     }
-    b->bind4.family = 4;
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
     return b;
@@ -975,12 +974,12 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
     for (;;) {
-        if (ep->queue_head)
-            break;
-        if (ep->closed) {
+        if (ep->closed) { /* what is still queued goes with the endpoint */
             rc = endpoint_closed_error();
             break;
         }
+        if (ep->queue_head)
+            break;
         if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no incoming connection within %d ms", timeout_ms);
             break;

@@ -228,19 +228,27 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         ep->cfg.alpns = ep->alpns;
         ep->cfg.alpn_lens = ep->alpn_lens;
     }
+    /* exactly the addresses asked for; none: both families, as iroh (0.0.0.0:0 and
+     * [::]:0), and IPv4 alone where the host has no IPv6 */
     iroh_socket_addr binds[MAX_SOCKS];
-    int nb = 0;
+    int nb = 0, optional6 = 0;
     if (cfg->bind4.family == 4)
         binds[nb++] = cfg->bind4;
     if (cfg->bind6.family == 6)
         binds[nb++] = cfg->bind6;
     if (nb == 0) {
-        memset(&binds[0], 0, sizeof binds[0]);
+        memset(binds, 0, 2 * sizeof binds[0]);
         binds[0].family = 4;
-        nb = 1;
+        binds[1].family = 6;
+        nb = 2;
+        optional6 = 1;
     }
     for (int i = 0; i < nb; i++) {
         int fd = ir_udp_open(&binds[i], &ep->bound[ep->nsock]);
+        if (fd < 0 && optional6 && binds[i].family == 6) {
+            IR_LOG(IR_LOG_DEBUG, "no IPv6 socket (%s): IPv4 only", iroh_last_error());
+            continue;
+        }
         if (fd < 0) {
             rc = IROH_ERR_IO;
             goto fail;

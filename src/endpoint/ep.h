@@ -19,7 +19,8 @@ typedef struct ir_ep_config {
     const uint8_t *const *alpns;
     const size_t *alpn_lens;
     size_t n_alpns;
-    /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 */
+    /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 and [::]:0 (the
+     * latter only where the host has IPv6) */
     iroh_socket_addr bind4, bind6;
     uint64_t keep_alive_ns; /* 0: iroh's 5 s */
     int retry;              /* validate client addresses with a Retry before any state */

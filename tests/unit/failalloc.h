@@ -1,8 +1,8 @@
 /* Allocation failures on demand, for tests of out-of-memory paths.
  *
- * A test that includes this header (exactly one file per executable) is linked with
- * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc (tests/CMakeLists.txt does it for the
- * tests that list it): every malloc/calloc/realloc of the library and the test then goes
+ * A test that includes this header (exactly one file per executable) puts the line
+ *   / * link-wrap: malloc calloc realloc * /   (without the inner spaces)
+ * in its source, so that tests/CMakeLists.txt links it with -Wl,--wrap=malloc etc.: every malloc/calloc/realloc of the library and the test then goes
  * through the wrappers below, which fail the allocations a test asks for and otherwise
  * call the real ones. The library itself is built exactly as always; the production
  * library has no hook. The settings are per thread, so a test can fail an allocation in a

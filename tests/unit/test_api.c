@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* link-wrap: malloc calloc realloc */
 #include "failalloc.h"
 #include "iroh.h"
 #include "test.h"
@@ -1247,6 +1248,16 @@ TEST(refuse_and_ignore)
     CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 5000, &inc), IROH_OK);
     iroh_incoming_ignore(inc);
     CHECK_EQ_INT(iroh_connection_closed(c, 300), IROH_ERR_TIMEOUT);
+    iroh_connection_free(c);
+    /* closing the endpoint: what waits to be accepted is closed (application 0), and
+     * accept says the endpoint is closed */
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    usleep(100000); /* queued at the server */
+    iroh_endpoint_close(s.ep);
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 0, &inc), IROH_ERR_CLOSED);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_connection_close_reason(c, &why);
+    CHECK(why.kind == IROH_CLOSE_APPLICATION && why.by_peer && why.code == 0);
     iroh_connection_free(c);
     iroh_endpoint_addr_free(addr);
     iroh_endpoint_free(cli);

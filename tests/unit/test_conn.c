@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "base/blake3.h"
+/* link-wrap: malloc calloc realloc */
 #include "failalloc.h"
 #include "quic/conn_internal.h"
 #include "test.h"
