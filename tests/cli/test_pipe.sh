@@ -108,6 +108,19 @@ wait_exit $ppid2 10
   bad "pipe listener with two ALPNs, the first: $status '$(cat "$dir/p2.out")' $(cat "$dir/p2c.err" "$dir/p2.err")"
 grep -q "connection from [0-9a-f]\{64\} (ALPN one/0)" "$dir/p2.err" && ok || bad "the pipe listener did not say which ALPN: $(cat "$dir/p2.err")"
 
+# --- --bind binds exactly that; connect without --bind reaches either family ---
+"$bin" listen --no-relay --alpn v6/0 --echo --bind '[::1]:0' > "$dir/v6.out" 2> "$dir/v6.err" &
+v6pid=$!; pids+=($v6pid)
+if v6ticket=$(wait_ticket "$dir/v6.out"); then
+  addrs=$("$bin" ticket decode "$v6ticket" | sed 's/.*"addrs":\[\(.*\)\]}$/\1/')
+  [[ "$addrs" =~ ^\"\[::1\]:[0-9]+\"$ ]] && ok || bad "listen --bind [::1]:0 advertises $addrs"
+  out=$(echo six | timeout -k 5 30 "$bin" connect --no-relay "$v6ticket" --alpn v6/0 2>&1)
+  [ "$out" = six ] && ok || bad "connect to an IPv6-only listener: $out"
+  kill -TERM $v6pid; wait_exit $v6pid 10
+else
+  echo "note: no IPv6 loopback here ($(cat "$dir/v6.err")): --bind [::1] not tested"
+fi
+
 # --- echo listener, several streams on one connection ---
 "$bin" listen --no-relay --alpn echo/0 --echo --bind 127.0.0.1:0 > "$dir/echo.out" 2> "$dir/echo.err" &
 pids+=($!); epid=$!
