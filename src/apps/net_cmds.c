@@ -427,15 +427,16 @@ const char USAGE_CONNECT[] =
     "  --stats              the path, RTT, path MTU and packet counts on stderr at the end\n"
     "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
     "                       random key); the file must be private (chmod 600)\n"
-    "  --bind IP:PORT       the local address (repeatable: one IPv4, one IPv6)\n"
+    "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
+    "                       default: any port, both families)\n"
     "  --relay URL          use this relay (repeatable; default: n0's public relays)\n"
     "  --no-relay           no relays: direct addresses only (ticket relays ignored)\n"
     "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
-    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: error, warn,\n"
-    "info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
+    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
 
 /* reads all of stdin (for --streams N, where every stream carries the same input); NULL
  * with *len 0 after a signal */
@@ -659,8 +660,8 @@ const char USAGE_LISTEN[] =
     "  --echo               the echo service instead of the pipe\n"
     "  --secret-file FILE   the secret key, for a stable EndpointId (default: IROH_SECRET,\n"
     "                       else a new random key); the file must be private (chmod 600)\n"
-    "  --bind IP:PORT       the local address (repeatable: one IPv4, one IPv6; default:\n"
-    "                       any port on every interface, listed in the ticket)\n"
+    "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
+    "                       default: any port on every interface of both families)\n"
     "  --retry              validate clients' addresses with a QUIC Retry first\n"
     "  --relay URL          home on this relay (repeatable; default: n0's public relays);\n"
     "                       listen waits up to 5 s for it so that the ticket names it\n"
@@ -669,8 +670,8 @@ const char USAGE_LISTEN[] =
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
-    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: error, warn,\n"
-    "info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
+    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
 
 typedef struct echo_job {
     iroh_send_stream *send;
