@@ -297,8 +297,9 @@ typedef struct iroh_send_stream iroh_send_stream;
 typedef struct iroh_recv_stream iroh_recv_stream;
 
 /* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
- * to 0.0.0.0:0 and [::]:0 (IPv4 alone where the host has no IPv6), 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
- * relays (IROH_RELAY_MODE_DEFAULT) with QUIC address discovery on their port 7842. */
+ * to 0.0.0.0:0 and [::]:0 (IPv4 alone where the host has no IPv6), 5 s keep-alive,
+ * 30 s idle timeout, 10 s connect timeout, n0's public relays (IROH_RELAY_MODE_DEFAULT)
+ * with QUIC address discovery on their port 7842. */
 IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
 IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
 IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
