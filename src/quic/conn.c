@@ -186,6 +186,11 @@ ir_conn_state ir_conn_get_state(const ir_conn *c)
     return c->state;
 }
 
+int ir_conn_handshake_complete(const ir_conn *c)
+{
+    return c->handshake_complete;
+}
+
 const ir_close_info *ir_conn_close_info(const ir_conn *c)
 {
     return &c->close;
@@ -225,9 +230,9 @@ int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
     return 0;
 }
 
-const ir_cid *ir_conn_odcid(const ir_conn *c)
+const ir_cid *ir_conn_initial_dcid(const ir_conn *c)
 {
-    return &c->odcid;
+    return c->is_server && c->retried ? &c->retry_scid : &c->odcid;
 }
 
 static const ir_cid *dcid(const ir_conn *c)
@@ -336,6 +341,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
+    c->handshake_deadline = UINT64_MAX;
     c->idle_timeout_ns = cfg->tp.max_idle_timeout * NS_PER_MS;
     c->max_data_local = cfg->tp.initial_max_data;
     c->conn_window = cfg->tp.initial_max_data;
@@ -448,6 +454,8 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
         c->retry_scid = cfg->retry_scid;
         c->path->validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
     }
+    if (cfg->handshake_timeout_ns)
+        c->handshake_deadline = now + cfg->handshake_timeout_ns;
     c->initial_scid = initial->scid;
     c->path->rcid[0].cid = initial->scid;
     c->path->nrcid = 1;
@@ -2554,6 +2562,8 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     if (c->state >= IR_CONN_CLOSING)
         return c->close_deadline;
     uint64_t t = idle_deadline(c);
+    if (c->state == IR_CONN_HANDSHAKE && c->handshake_deadline < t)
+        t = c->handshake_deadline;
     uint64_t r = ir_rec_timer(c);
     if (r < t)
         t = r;
@@ -2607,6 +2617,14 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
             secs[--n] = 0;
         snprintf(c->close.reason, sizeof c->close.reason,
                  "timed out: no packets from the peer for %s s", secs);
+        set_closed(c);
+        return;
+    }
+    if (c->state == IR_CONN_HANDSHAKE && now >= c->handshake_deadline) {
+        /* silently, as an idle timeout: nothing more goes to an address that may be forged */
+        c->close.closed = 1;
+        c->close.idle_timeout = 1;
+        snprintf(c->close.reason, sizeof c->close.reason, "handshake timed out");
         set_closed(c);
         return;
     }

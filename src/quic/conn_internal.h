@@ -269,6 +269,7 @@ struct ir_conn {
     /* timers */
     uint64_t idle_timeout_ns;
     uint64_t last_activity;
+    uint64_t handshake_deadline; /* server: cfg.handshake_timeout_ns after creation */
     uint64_t last_ack_eliciting_sent;
     int keepalive_pending;    /* the keep-alive timer fired: send a PING when we can */
     uint64_t close_deadline;
