@@ -208,9 +208,6 @@ static void from_core(peer *p, size_t max, int feed)
     }
     if (total)
         ir_relay_core_sent(W.core, p->conn, total, W.now);
-    unsigned st = ir_relay_conn_status(p->conn);
-    if ((st & IR_RELAY_WANT_SHUTDOWN) && p->cl && feed)
-        ; /* the write side closes; the peer would see EOF after the output */
     reap();
 }
 
