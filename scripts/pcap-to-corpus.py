@@ -11,7 +11,10 @@ GET and HEAD heads also for the metrics listener),
 fuzz/relay_server (the client's stream as an attacker's raw bytes), fuzz/relay_client (the
 server's stream after its 101), fuzz/relay_ws (either stream) and fuzz/relay_frame (each
 relay frame inside). Inputs are capped at 4000 bytes (the ctest cases use -max_len=4096)
-and named by their SHA-1, so running it twice adds nothing twice. OUTDIR/<target>/ is
+and named by their SHA-1, so running it twice adds nothing twice. A bulk transfer
+captures hundreds of thousands of datagrams alike: at most a few of each kind (header
+form and type, version, length in steps of 100) are kept, and of relay frames a few per
+type and length step. OUTDIR/<target>/ is
 meant to be merged into tests/fuzz/corpus/<target>/ with libFuzzer's -merge=1, which keeps
 only what adds coverage. Standard library only."""
 import hashlib
@@ -129,6 +132,12 @@ def main():
                 f.write(data)
             written[target] = written.get(target, 0) + 1
 
+    kinds = {}
+
+    def few(kind, n=3):
+        kinds[kind] = kinds.get(kind, 0) + 1
+        return kinds[kind] <= n
+
     flows = {}  # (src, sport, dst, dport) -> {seq: payload}
     base = {}
     seen_udp = 0
@@ -141,6 +150,10 @@ def main():
             payload = body[8:]
             if looks_quic(payload) and len(payload) <= 1500:
                 seen_udp += 1
+                form = payload[0] & 0xf0 if payload[0] & 0x80 else 0x40
+                if not few(('udp', form, payload[1:5] if form & 0x80 else b'',
+                            len(payload) // 100)):
+                    continue
                 put('packet', payload)
                 head = struct.pack('>BH', 0, len(payload))
                 put('ep', b'\x00' + head + payload + b'\x02\x08')
@@ -180,7 +193,7 @@ def main():
             put('relay_server', b'\x00' + ops + b'\x05\x03')
             put('relay_ws', b'\x40\x07\x02\x40' + rest)
             for op, m in ws_messages(rest, True)[:64]:
-                if op == 2 and m:
+                if op == 2 and m and few(('frame', m[0], len(m) // 64), 2):
                     put('relay_frame', m)
         elif stream[:4] in (b'GET ', b'HEAD') and b'\r\n\r\n' in stream:
             # other requests (pages, /metrics): the relay's core and the metrics listener
@@ -196,7 +209,7 @@ def main():
             put('relay_client', b'\x15' + rest)  # the same in 7-byte pieces
             put('relay_ws', b'\x40\x40\x40\x40' + stream)
             for op, m in ws_messages(rest, False)[:64]:
-                if op == 2 and m:
+                if op == 2 and m and few(('frame', m[0], len(m) // 64), 2):
                     put('relay_frame', m)
     print('capture: %d QUIC datagrams, %d TCP flows' % (seen_udp, len(flows)))
     for t in sorted(written):
