@@ -319,6 +319,13 @@ static ssize_t no_push(gnutls_transport_ptr_t p, const void *buf, size_t len)
 int ir_tls_new(const ir_tls_config *cfg, const ir_tls_callbacks *cb, ir_tls **out)
 {
     int x509 = cfg && cfg->identity && cfg->identity->x509;
+    /* the name an X.509 client checks: printable ASCII only (GnuTLS's name check would
+     * skip control characters, matching "local\rhost" to a certificate for localhost) */
+    int name_ok = cfg && cfg->server_name && cfg->server_name[0];
+    for (const char *p = name_ok ? cfg->server_name : ""; *p; p++)
+        name_ok &= *p > 0x20 && *p < 0x7f;
+    if (cfg && !cfg->is_server && x509 && !name_ok)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "TLS: bad server name");
     if (!cfg || !cfg->identity || !cfg->n_alpns ||
         (!cfg->is_server && !x509 && !cfg->expected_peer) ||
         (!cfg->is_server && x509 && (!cfg->server_name || cfg->identity->x509 != 2)) ||

@@ -58,7 +58,7 @@ typedef struct ir_tls_config {
     /* Client: send SNI <base32hex(id)>.iroh.invalid as iroh 1.0.2 does (default: none). */
     int send_sni;
     /* X.509 client: the name (DNS name or IP literal) the server's certificate must carry;
-     * sent as SNI when it is a DNS name. */
+     * sent as SNI when it is a DNS name. Printable ASCII only (else ir_tls_new fails). */
     const char *server_name;
     /* Our encoded transport parameters. */
     const uint8_t *local_tp;

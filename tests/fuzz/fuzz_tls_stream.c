@@ -1,8 +1,10 @@
 /* The non-blocking TLS client stream of https relays (relay/tls_stream.h) against a hostile
  * server, over a socketpair.
  *
- * Mode byte: bits 0-1 the server name the client wants ("localhost", "127.0.0.1",
- * "[::1]", "other.test"; the server's certificate carries the first two); bit 2 the
+ * Mode byte: bits 0-1 and 6 the server name the client wants ("localhost", "127.0.0.1",
+ * "[::1]", "other.test", then "local\rhost", "localhost\t", "loc\x7falhost", "LOCALHOST";
+ * the server's certificate carries the first two and the last: GnuTLS itself would also
+ * match the ones with control characters, which the stream must refuse); bit 2 the
  * client skips verification (insecure_skip_verify); bit 3 raw mode; bit 4 the server
  * speaks TLS 1.2 only; bit 5 the client trusts the system store instead of the server's
  * certificate.
@@ -278,8 +280,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&S, 0, sizeof S);
     uint8_t mode = data[0];
     fx_rd r = {data, size, 1};
-    static const char *names[4] = {"localhost", "127.0.0.1", "[::1]", "other.test"};
-    int name = mode & 3, insecure = (mode >> 2) & 1, raw = (mode >> 3) & 1,
+    static const char *names[8] = {"localhost",   "127.0.0.1",     "[::1]",
+                                   "other.test",  "local\rhost",  "localhost\t",
+                                   "loc\177alhost", "LOCALHOST"};
+    int name = (mode & 3) | ((mode >> 4) & 4), insecure = (mode >> 2) & 1, raw = (mode >> 3) & 1,
         tls12 = (mode >> 4) & 1, system = (mode >> 5) & 1;
 
     int sv[2];
@@ -292,7 +296,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.ca_file = system ? NULL : fx_cert_file;
     cfg.insecure_skip_verify = insecure;
     ir_tls_stream *c = NULL;
-    if (ir_tls_stream_new(sv[0], &cfg, &c) != IROH_OK) {
+    int rc = ir_tls_stream_new(sv[0], &cfg, &c);
+    if (rc == IROH_OK && name >= 4 && name <= 6 && !insecure)
+        abort(); /* a name with control characters is not a host name */
+    if (rc != IROH_OK) {
         close(sv[0]);
         close(sv[1]);
         return 0;
@@ -331,7 +338,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         S.mutating = 0;
         if (crc == 1 && !disturbed)
             abort(); /* the handshake neither finished nor failed with both ends live */
-        int name_ok = insecure || (name < 2 && !system);
+        int name_ok = insecure || ((name < 2 || name == 7) && !system);
         if (crc == IROH_OK && !insecure && !name_ok && !disturbed)
             abort(); /* a certificate accepted for a name it does not carry */
         if (crc == IROH_OK && !name_ok)
