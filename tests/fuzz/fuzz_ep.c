@@ -122,6 +122,8 @@ static struct {
     uint8_t token[256];
     size_t token_len;  /* the last Retry's token */
     ir_cid retry_scid;
+    ir_cid odcid;      /* the DCID of the client's first Initial */
+    int pending_first; /* that Initial was taken from the client but not delivered yet */
     int disturbed;
 } W;
 
@@ -266,6 +268,11 @@ static int round_trip(void)
     ir_netaddr to;
     size_t n;
     timers();
+    if (W.pending_first) {
+        W.pending_first = 0;
+        inject_checked(&addr[0], W.last.d, W.last.len, 0);
+        moved = 1;
+    }
     while ((n = ir_conn_send(W.cl, b, sizeof b, &to, W.now)) > 0) {
         W.last.len = n;
         memcpy(W.last.d, b, n);
@@ -393,7 +400,7 @@ static void crafted_short(fx_rd *r)
             cid = &c->path->rcid[c->path->active_rcid].cid;
         break;
     case 2:
-        cid = ir_conn_odcid(c);
+        cid = &W.odcid;
         break;
     default: {
         const uint8_t *b = fx_bytes(r, (sel & 3) == 1 ? 8 : 20, &got);
@@ -425,7 +432,14 @@ static void mutate_next(fx_rd *r)
     uint8_t b[MAXD];
     ir_netaddr to;
     timers();
-    size_t len = ir_conn_send(W.cl, b, sizeof b, &to, W.now);
+    size_t len;
+    if (W.pending_first) {
+        W.pending_first = 0;
+        len = W.last.len;
+        memcpy(b, W.last.d, len);
+    } else {
+        len = ir_conn_send(W.cl, b, sizeof b, &to, W.now);
+    }
     if (!len)
         return;
     for (unsigned i = 0; i < n; i++) {
@@ -496,6 +510,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ir_conn_client_new(&cc, &W.ep_addr, W.now, &W.cl) != IROH_OK)
         abort();
+    {
+        /* the first Initial waits in the client: its DCID is the original one */
+        uint8_t b[MAXD];
+        ir_netaddr to;
+        ir_pkt_hdr h;
+        size_t n = ir_conn_send(W.cl, b, sizeof b, &to, W.now);
+        if (!n || ir_pkt_parse(b, n, 8, &h) != 0)
+            abort();
+        W.odcid = h.dcid;
+        W.last.len = n;
+        memcpy(W.last.d, b, n);
+        W.pending_first = 1;
+    }
 
     for (int ops = 0; ops < 300 && r.pos < r.len; ops++) {
         uint8_t op = fx_u8(&r);
