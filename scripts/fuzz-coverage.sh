@@ -19,7 +19,7 @@ nice -n 10 cmake --build "$cov" -j 2 >/dev/null
 # target -> the files it is meant to reach
 declare -A files=(
   [ep]="src/endpoint/ep.c"
-  [qad]="src/quic/conn.c src/endpoint/qad.c"
+  [qad]="src/quic/conn.c"
   [relay_server]="src/relay/server.c"
   [relay_http]="src/relay/server.c src/relay/http.c src/relay/ws.c"
   [relay_link]="src/endpoint/relay_link.c src/relay/client.c"
@@ -40,6 +40,6 @@ for t in "${targets[@]}"; do
   echo "== $t ($(ls "tests/fuzz/corpus/$t" | wc -l) inputs)"
   # shellcheck disable=SC2086
   llvm-cov report "$bin" -instr-profile="$work/$t.profdata" ${files[$t]:-} |
-    awk 'index($1, "/src/") { f = substr($1, index($1, "/src/") + 1);
-         printf "  %-28s functions %7s  lines %7s  branches %7s\n", f, $7, $10, $13 }'
+    awk '$1 ~ /\.c$/ { f = $1; if (index(f, "/src/")) f = substr(f, index(f, "/src/") + 5);
+         printf "  %-24s functions %7s  lines %7s  branches %7s\n", f, $7, $10, $13 }'
 done
