@@ -1,6 +1,25 @@
 /*
  * iroh.h - the public API of libiroh, a C implementation of iroh 1.x.
  *
+ * Two kinds of functions:
+ *
+ *  - Values (keys, EndpointIds, signatures, addresses, tickets): computations on the
+ *    caller's data. They never block and do no I/O, except iroh_secret_key_generate (the
+ *    system's random source) and iroh_secret_key_save / _load (a file).
+ *  - Networking (endpoints, incoming connections, connections, streams, the router). An
+ *    endpoint runs an I/O thread of its own that does all its network I/O. Every call
+ *    is safe from any thread. These block the calling thread (never the I/O thread)
+ *    until they can complete, up to their time limit:
+ *      iroh_endpoint_online, iroh_endpoint_connect / _connect_alpns (the handshake),
+ *      iroh_endpoint_accept, iroh_connection_open_bi / _open_uni (while the peer's
+ *      stream limit is reached), iroh_connection_accept_bi / _accept_uni,
+ *      iroh_connection_read_datagram, iroh_connection_closed,
+ *      iroh_send_stream_write / _write_all (while the send buffer and the peer's window
+ *      are full), iroh_send_stream_flushed, iroh_recv_stream_read / _read_exact /
+ *      _read_to_end, iroh_router_shutdown (until the handlers return) and
+ *      iroh_endpoint_close / _free (until the I/O thread has stopped).
+ *    The others return at once (they may wait briefly for the endpoint's lock).
+ *
  * Conventions (they hold for every function below unless its comment says otherwise):
  *
  *  - Functions that can fail return an `int`: IROH_OK (0) or a negative IROH_ERR_* code.
@@ -10,18 +29,50 @@
  *    and always NUL-terminate on success; they fail with IROH_ERR_BUFFER_TOO_SMALL when
  *    the text does not fit. The *_LEN constants give sizes that always fit.
  *  - Opaque objects are created by iroh_<object>_new (or a parse function) and released
- *    by iroh_<object>_free, which accepts NULL.
- *  - Thread safety: functions on distinct objects may run concurrently from any thread.
- *    A single object may be read from several threads at once but not modified while
- *    another thread uses it. Nothing here blocks or does I/O except
- *    iroh_secret_key_generate (which reads the system's random source).
+ *    by iroh_<object>_free, which accepts NULL. Each handle is freed exactly once, and no
+ *    call may start on a handle after it was freed.
+ *  - Value objects, builders and incomings: functions on distinct objects may run
+ *    concurrently; one object may be read from several threads at once but not modified
+ *    or freed while another thread uses it.
+ *
+ * Time limits. Every blocking call has one. Calls with a timeout_ms argument take it
+ * there (-1: none). open_bi / open_uni, writes and reads use the limit their handle
+ * carries (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
+ * iroh_recv_stream_set_timeout; -1, none, by default), in the style of SO_RCVTIMEO;
+ * connecting uses the builder's connect timeout (10 s). Past it a call fails with
+ * IROH_ERR_TIMEOUT.
+ *
+ * Cancellation. Another thread (one that handles signals, say) ends blocked calls:
+ *  - iroh_endpoint_close(ep) wakes every call blocked on the endpoint, its connections
+ *    and their streams at once: iroh_endpoint_connect*, _accept and _online return
+ *    IROH_ERR_CLOSED ("the endpoint was closed"), calls on connections and streams
+ *    IROH_ERR_CONNECTION_CLOSED;
+ *  - iroh_connection_close(c, code, reason) wakes every call blocked on c and its streams
+ *    with IROH_ERR_CONNECTION_CLOSED and the close in the detail ("connection closed
+ *    locally with application code 0x0: interrupted");
+ *  - iroh_connection_closed returns IROH_OK in both cases. The peer sees an application
+ *    close with the code (0 for an endpoint close), not a timeout.
+ *
+ * Freeing while another thread is blocked. Allowed for these handles, and the blocked
+ * call returns at once:
+ *  - a send or receive stream: the call on it returns IROH_ERR_CLOSED ("the stream was
+ *    freed"); the memory goes when that call has left;
+ *  - a connection: calls on the connection itself (open_*, accept_*, read_datagram,
+ *    closed) return IROH_ERR_CLOSED ("the connection was freed"); its streams stay valid
+ *    handles that keep the connection open, and calls blocked on them go on;
+ *  - an endpoint: iroh_endpoint_free closes it (waking every call as above) and waits
+ *    until those threads have left the library. Its connection, stream and incoming
+ *    handles must have been freed before (threads still blocked on them count as
+ *    users: close first, let them return, free their handles, then free the endpoint).
  *
  * Wire and text formats are those of iroh 1.0.x (iroh-base 1.0.2, iroh-tickets 1.0.0).
  *
- * Diagnostics: the environment variable IROH_LOG (error, warn, info, debug, trace;
- * default warn) makes the library log to stderr; SSLKEYLOGFILE=path appends every TLS
- * secret in NSS key log format (through GnuTLS), so that Wireshark or tshark can decrypt
- * captured QUIC packets.
+ * Diagnostics: the environment variable IROH_LOG sets how much the library logs to
+ * stderr: error, warn, info, debug or trace (each includes the ones before it), or off;
+ * case-insensitive; default warn. Another value is reported once on stderr (one line
+ * naming it and the accepted ones) and the default used. SSLKEYLOGFILE=path appends
+ * every TLS secret in NSS key log format (through GnuTLS), so that Wireshark or tshark
+ * can decrypt captured QUIC packets.
  */
 #ifndef IROH_H
 #define IROH_H
@@ -230,12 +281,14 @@ IROH_EXTERN int iroh_endpoint_ticket_decode(const char *ticket, iroh_endpoint_ad
 /* ------------------------------------------------------------------------------------ */
 
 /* An endpoint: a QUIC socket identified by its EndpointId. It runs one I/O thread that
- * owns every connection of it; the functions below are safe to call from any thread and
- * block the caller (never the I/O thread) until they can complete.
+ * owns every connection of it; the functions below are safe to call from any thread,
+ * and the blocking ones (see the top of this file) block the caller, never the I/O
+ * thread.
  *
  * Ownership: iroh_endpoint_free frees the endpoint; every connection, stream and incoming
  * of it must be freed before. Objects are not reference counted by the caller: each
- * handle is freed exactly once. */
+ * handle is freed exactly once (a connection stays alive inside the library while its
+ * streams do). */
 typedef struct iroh_endpoint_builder iroh_endpoint_builder;
 typedef struct iroh_endpoint iroh_endpoint;
 typedef struct iroh_incoming iroh_incoming;
@@ -244,15 +297,18 @@ typedef struct iroh_send_stream iroh_send_stream;
 typedef struct iroh_recv_stream iroh_recv_stream;
 
 /* A builder with iroh's defaults: a random secret key, no ALPNs (accepts nothing), bound
- * to 0.0.0.0:0, 5 s keep-alive, 30 s idle timeout, 10 s connect timeout, n0's public
- * relays (IROH_RELAY_MODE_DEFAULT) with QUIC address discovery on their port 7842. */
+ * to 0.0.0.0:0 and [::]:0 (IPv4 alone where the host has no IPv6), 5 s keep-alive,
+ * 30 s idle timeout, 10 s connect timeout, n0's public relays (IROH_RELAY_MODE_DEFAULT)
+ * with QUIC address discovery on their port 7842. */
 IROH_EXTERN iroh_endpoint_builder *iroh_endpoint_builder_new(void);
 IROH_EXTERN void iroh_endpoint_builder_free(iroh_endpoint_builder *b);
 IROH_EXTERN int iroh_endpoint_builder_secret_key(iroh_endpoint_builder *b,
                                                  const iroh_secret_key *key);
 /* Adds an ALPN this endpoint accepts connections for (in order of preference). */
 IROH_EXTERN int iroh_endpoint_builder_alpn(iroh_endpoint_builder *b, const char *alpn);
-/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins). */
+/* Binds to "IP:PORT" (one IPv4 and/or one IPv6 address; the last of each family wins).
+ * Once any is given the endpoint binds exactly those: "[::1]:P" alone opens no IPv4
+ * socket, and it then reaches only peers with an IPv6 address (or through a relay). */
 IROH_EXTERN int iroh_endpoint_builder_bind_addr(iroh_endpoint_builder *b, const char *addr);
 IROH_EXTERN int iroh_endpoint_builder_keep_alive_ms(iroh_endpoint_builder *b, uint32_t ms);
 IROH_EXTERN int iroh_endpoint_builder_idle_timeout_ms(iroh_endpoint_builder *b, uint32_t ms);
@@ -369,22 +425,39 @@ IROH_EXTERN int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoi
                                             iroh_connection **out);
 
 /* Waits up to timeout_ms (-1: forever) for an incoming connection. IROH_ERR_TIMEOUT, or
- * IROH_ERR_CLOSED once the endpoint is closed. */
+ * IROH_ERR_CLOSED once the endpoint is closed.
+ *
+ * The endpoint runs the handshakes of incoming connections on its I/O thread, all at
+ * once; accept hands out only connections whose handshake completed (and that the
+ * accept filter let through), in the order they completed, so a slow or silent peer
+ * never delays another. Up to 128 such connections wait for accept; beyond that new ones
+ * are closed with CONNECTION_REFUSED ("too many connections waiting to be accepted"). */
 IROH_EXTERN int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out);
 
-/* An incoming connection before the application decides on it. Each of accept, refuse
- * and ignore frees the incoming. accept blocks until the handshake completes. */
+/* An incoming connection before the application decides on it: its handshake is done and
+ * the peer authenticated. Each of accept, refuse and ignore frees the incoming. */
 /* The peer's address; IROH_ERR_STATE when the connection came through a relay. */
 IROH_EXTERN int iroh_incoming_remote_addr(const iroh_incoming *inc, iroh_socket_addr *out);
+/* Returns the connection at once (IROH_ERR_CLOSED if the endpoint was closed meanwhile).
+ * The peer may have closed it since; the connection's calls then say so. */
 IROH_EXTERN int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out);
-IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc); /* CONNECTION_REFUSED (0x2) */
-IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc); /* drop, send nothing */
+/* Closes it with the transport error CONNECTION_REFUSED (0x2), reason "refused". */
+IROH_EXTERN void iroh_incoming_refuse(iroh_incoming *inc);
+/* Forgets it without sending anything (the peer finds out when its next packet gets a
+ * stateless reset, or by its idle timeout). */
+IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc);
 
 /* Closes every connection (application code 0, as iroh) and stops the I/O thread after
- * the CONNECTION_CLOSE frames are sent. Idempotent. Later calls fail with
- * IROH_ERR_CLOSED. */
+ * the CONNECTION_CLOSE frames are sent. Safe from any thread, idempotent (a second
+ * caller returns once the first has finished). Every thread blocked in a call of the
+ * endpoint wakes at once: iroh_endpoint_connect*, iroh_endpoint_accept and
+ * iroh_endpoint_online return IROH_ERR_CLOSED ("the endpoint was closed"); calls on its
+ * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail);
+ * iroh_connection_closed returns IROH_OK. Later calls fail the same way. */
 IROH_EXTERN void iroh_endpoint_close(iroh_endpoint *ep);
-/* Closes (if needed) and frees. All handles of the endpoint must be freed before. */
+/* Closes (if needed), waits until the threads that were blocked in calls of the endpoint
+ * have returned from them, and frees. Every connection, stream and incoming handle of the
+ * endpoint must have been freed before, and no call may start on it or them after. */
 IROH_EXTERN void iroh_endpoint_free(iroh_endpoint *ep);
 
 /* ------------------------------------------------------------------------------------ */
@@ -395,9 +468,14 @@ IROH_EXTERN void iroh_connection_remote_id(const iroh_connection *c, iroh_endpoi
 /* The negotiated ALPN as text (NUL-terminated; buflen 256 always fits). */
 IROH_EXTERN int iroh_connection_alpn(const iroh_connection *c, char *buf, size_t buflen);
 
-/* Opening blocks while the peer's stream limit is reached; accepting blocks until the
- * peer opens a stream (timeout_ms -1: forever). A stream the peer opens becomes
- * acceptable when its first data (or FIN) arrives. */
+/* Opening blocks while the peer's stream limit is reached, up to the connection's time
+ * limit (iroh_connection_set_timeout; IROH_ERR_TIMEOUT); accepting blocks until the peer
+ * opens a stream (timeout_ms -1: forever). A stream the peer opens becomes acceptable
+ * when its first data (or FIN) arrives. */
+/* The time limit, in the style of SO_RCVTIMEO, of each open_bi / open_uni on this handle:
+ * -1 (the default) waits as long as it takes, 0 fails at once when the call would wait.
+ * Calls that take a timeout_ms of their own keep it. IROH_ERR_INVALID_ARGUMENT below -1. */
+IROH_EXTERN int iroh_connection_set_timeout(iroh_connection *c, int timeout_ms);
 IROH_EXTERN int iroh_connection_open_bi(iroh_connection *c, iroh_send_stream **send,
                                         iroh_recv_stream **recv);
 IROH_EXTERN int iroh_connection_open_uni(iroh_connection *c, iroh_send_stream **send);
@@ -414,10 +492,13 @@ IROH_EXTERN int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms
                                               size_t cap, size_t *len);
 IROH_EXTERN size_t iroh_connection_max_datagram_size(const iroh_connection *c);
 
-/* Closes with an application error code and reason (does not block). */
+/* Closes with an application error code and reason (does not block). Safe while other
+ * threads are blocked on the connection or its streams: they wake at once and return
+ * IROH_ERR_CONNECTION_CLOSED, detail e.g. "connection closed locally with application
+ * code 0x0: interrupted" (iroh_connection_closed returns IROH_OK). */
 IROH_EXTERN void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason);
 /* Waits until the connection is closed (by either side or a timeout); IROH_OK or
- * IROH_ERR_TIMEOUT. */
+ * IROH_ERR_TIMEOUT (IROH_ERR_CLOSED if another thread frees the handle meanwhile). */
 IROH_EXTERN int iroh_connection_closed(iroh_connection *c, int timeout_ms);
 
 typedef enum iroh_close_kind {
@@ -425,7 +506,8 @@ typedef enum iroh_close_kind {
     IROH_CLOSE_LOCAL = 1,            /* we closed it (iroh_connection_close / endpoint close) */
     IROH_CLOSE_APPLICATION = 2,      /* the peer closed with an application code */
     IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side) */
-    IROH_CLOSE_TIMED_OUT = 4,        /* idle timeout */
+    IROH_CLOSE_TIMED_OUT = 4,        /* idle timeout; reason e.g. "timed out: no packets from
+                                        the peer for 30 s" (the negotiated timeout) */
     IROH_CLOSE_RESET = 5,            /* stateless reset from the peer */
 } iroh_close_kind;
 
@@ -454,8 +536,12 @@ IROH_EXTERN uint64_t iroh_connection_rtt_us(const iroh_connection *c);
 IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
                                      char *relay_url, size_t len);
 
-/* Frees the handle. If the connection is still open it is closed with code 0 (as
- * dropping the last handle does in iroh). Free its streams first. */
+/* Frees the handle. Its streams stay usable and keep the connection open until they are
+ * freed too; once the connection handle and all its stream handles are freed, a
+ * connection still open is closed with code 0 (as dropping the last handle does in
+ * iroh). Threads blocked in calls on the connection itself (open_*, accept_*,
+ * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed");
+ * calls blocked on its streams go on. */
 IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 
 /* ------------------------------------------------------------------------------------ */
@@ -465,8 +551,19 @@ IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 IROH_EXTERN uint64_t iroh_send_stream_id(const iroh_send_stream *s);
 IROH_EXTERN uint64_t iroh_recv_stream_id(const iroh_recv_stream *s);
 
-/* write blocks until at least one byte is buffered and stores the count in *written;
- * write_all blocks until all are. IROH_ERR_STREAM_STOPPED if the peer stopped it. */
+/* The time limit, in the style of SO_SNDTIMEO / SO_RCVTIMEO, of each blocking call on this
+ * stream handle (write, write_all; read, read_exact, read_to_end): -1 (the default) waits
+ * as long as it takes, 0 fails at once when the call would wait; a call that runs out
+ * returns IROH_ERR_TIMEOUT. The limit covers the whole call. iroh_send_stream_flushed
+ * keeps its own timeout_ms. IROH_ERR_INVALID_ARGUMENT below -1. */
+IROH_EXTERN int iroh_send_stream_set_timeout(iroh_send_stream *s, int timeout_ms);
+IROH_EXTERN int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms);
+
+/* write blocks until at least one byte is buffered and stores the count in *written
+ * (after IROH_ERR_TIMEOUT it is 0: nothing was queued); write_all blocks until all are
+ * (after IROH_ERR_TIMEOUT what it queued stays queued and will be sent: the stream is
+ * then at an unknown offset, so reset it or write on knowing that).
+ * IROH_ERR_STREAM_STOPPED if the peer stopped it. */
 IROH_EXTERN int iroh_send_stream_write(iroh_send_stream *s, const void *data, size_t len,
                                        size_t *written);
 IROH_EXTERN int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len);
@@ -475,10 +572,15 @@ IROH_EXTERN int iroh_send_stream_finish(iroh_send_stream *s);
 /* Waits until the peer has acknowledged everything up to the FIN (or timeout). */
 IROH_EXTERN int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms);
 IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
-/* Frees the handle; an unfinished stream is finished (as dropping it in iroh). */
+/* Frees the handle; an unfinished stream is finished (as dropping it in iroh): what was
+ * written so far is delivered, then the end. Safe while another thread is blocked in a
+ * call on this stream: that call returns IROH_ERR_CLOSED ("the stream was freed") and
+ * the memory goes when it has left. */
 IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
 
-/* read blocks until data, the end, or an error: *n = 0 at the end of the stream. */
+/* read blocks until data, the end, or an error: *n = 0 at the end of the stream.
+ * After IROH_ERR_TIMEOUT from read_exact or read_to_end, the bytes they had read are
+ * lost to the caller (the stream goes on after them). */
 IROH_EXTERN int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n);
 /* exactly len bytes, or IROH_ERR_FINISHED_EARLY */
 IROH_EXTERN int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len);
@@ -488,7 +590,8 @@ IROH_EXTERN int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, 
                                              size_t *len);
 IROH_EXTERN uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s);
 IROH_EXTERN int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code);
-/* Frees the handle; an unfinished stream is stopped with code 0. */
+/* Frees the handle; an unfinished stream is stopped with code 0. Safe while another
+ * thread is blocked in a call on this stream, as iroh_send_stream_free. */
 IROH_EXTERN void iroh_recv_stream_free(iroh_recv_stream *s);
 
 /* ------------------------------------------------------------------------------------ */
@@ -512,7 +615,11 @@ IROH_EXTERN int iroh_router_builder_accept(iroh_router_builder *rb, const char *
  * has no handler are closed with code 0, as iroh's router does. */
 IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);
 IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
-/* Stops accepting, waits for running handlers to return, then closes the endpoint. */
+/* Stops accepting (within 200 ms), closes the connections of running handlers with
+ * application code 0 and reason "shutting down" (so handlers blocked on them return
+ * and the peers see an application close), waits for the handlers to return, then
+ * closes the endpoint. A handler blocked on something other than its connection delays
+ * this until it returns. */
 IROH_EXTERN int iroh_router_shutdown(iroh_router *r);
 /* Shuts down if needed, then frees the router and its endpoint. */
 IROH_EXTERN void iroh_router_free(iroh_router *r);

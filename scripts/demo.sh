@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: an identity, its EndpointId and a ticket; then a local relay, and two
-# endpoints connecting by public key through it (and directly).
+# endpoints connecting by public key through it (and directly); last, a dumb pipe.
 set -euo pipefail
 bin=${1:-build/iroh-c}
 dir=$(mktemp -d)
@@ -70,3 +70,19 @@ echo "   the relay forwarded $(echo "$stats" | sed -n 's/.*frames_relayed=\([0-9
 
 say "9. The same two endpoints directly (the ticket's direct addresses, no relay):"
 echo "Hello, iroh!" | "$bin" connect "$lticket" --alpn iroh-example/echo/0 --no-relay | sed 's/^/   < /'
+
+say "10. A dumb pipe: listen's stdout carries only the bytes it receives (its ticket is on stderr):"
+echo "Hello from the listener" | "$bin" listen --alpn demo/pipe/0 --no-relay --bind 127.0.0.1:0 \
+    >"$dir/pipe.out" 2>"$dir/pipe.err" &
+piper=$!
+trap 'kill $relay $listener $piper 2>/dev/null; rm -rf "$dir"' EXIT
+pticket=
+for _ in $(seq 100); do
+    pticket=$(sed -n 's/^iroh-c: ticket: //p' "$dir/pipe.err")
+    [ -n "$pticket" ] && break
+    sleep 0.1
+done
+echo "   stderr: iroh-c: ticket: ${pticket:0:40}..."
+echo "Hello from the dialer" | "$bin" connect "$pticket" --alpn demo/pipe/0 --no-relay | sed 's/^/   connect < /'
+wait $piper
+echo "   listen  < $(cat "$dir/pipe.out")"

@@ -1,8 +1,14 @@
 /* iroh-c listen / connect on the public API (include/iroh.h): an echo service, and a
- * "dumb pipe" that carries stdin/stdout over one bidirectional stream. */
+ * "dumb pipe" that carries stdin/stdout over one bidirectional stream.
+ *
+ * Threads: the command's own (dialing or accepting, then reading the stream into
+ * stdout), one reading stdin into the stream (it polls stdin together with a wake pipe,
+ * so it can always be joined), the signal watcher of stop.c, and the library's. Every
+ * blocking library call ends when the watcher closes the connection or the endpoint. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,24 +17,11 @@
 #include "apps/cmds.h"
 
 #define IO_CHUNK 65536
+#define MAX_ALPNS 16
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
+/* what a busy dumb-pipe listener tells further clients */
+#define BUSY_CODE 1
+#define BUSY_REASON "busy: this listener serves one connection"
 
 static int write_all_fd(int fd, const uint8_t *p, size_t n)
 {
@@ -45,42 +38,126 @@ static int write_all_fd(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Waits until fd has input (or its end) or until woken: by wake (if >= 0) or by a signal.
+ * 1: read fd now; 0: woken. */
+static int wait_input(int fd, int wake)
+{
+    struct pollfd p[3] = {{fd, POLLIN, 0}, {cli_stop_fd(), POLLIN, 0}, {wake, POLLIN, 0}};
+    for (;;) {
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1; /* let read() say what is wrong */
+        }
+        if (p[1].revents || p[2].revents)
+            return 0;
+        return 1;
+    }
+}
+
+/* a strictly parsed decimal number in [min, max]; 0 on success */
+static int parse_number(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- how a connection or a transfer ended, in one line ---------------------------------- */
+
 /* a one-line explanation of a failed connect */
 static void report_connect_error(int rc, double timeout_s)
 {
     const char *d = iroh_last_error();
     if (rc == IROH_ERR_TIMEOUT) {
         const char *relay = strstr(d, " (relay ");
-        fprintf(stderr, "iroh-c: timed out after %.0f s connecting to the peer%s\n", timeout_s,
+        fprintf(stderr, "iroh-c: timed out after %g s connecting to the peer%s\n", timeout_s,
                 relay ? relay : "");
-    }
-    else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130"))
-        fprintf(stderr, "iroh-c: wrong key: %s (unknown_ca)\n", d);
-    else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x178"))
+    } else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130")) {
+        fprintf(stderr, "iroh-c: wrong key: the peer is not the endpoint the ticket names "
+                        "(TLS unknown_ca): %s\n", d);
+    } else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x178")) {
         fprintf(stderr, "iroh-c: the peer does not speak this ALPN (no_application_protocol, 0x178)\n");
-    else
+    } else {
         fprintf(stderr, "iroh-c: connect: %s: %s\n", iroh_strerror(rc), d);
+    }
+}
+
+/* One line on stderr for a transfer that ended with rc (detail: its message): the
+ * connection's close reason when it is closed (the peer's words, or the library's for a
+ * timeout), else the stream error. Nothing after a signal: the user asked for the end. */
+static void report_end(iroh_connection *conn, int rc, const char *detail)
+{
+    if (cli_stop_signal())
+        return;
+    iroh_close_reason cr;
+    iroh_connection_close_reason(conn, &cr);
+    const char *why = cr.reason[0] ? cr.reason : detail;
+    switch (cr.kind) {
+    case IROH_CLOSE_APPLICATION:
+        fprintf(stderr, "iroh-c: the peer closed the connection: %s (code %llu)\n",
+                cr.reason[0] ? cr.reason : "no reason given", (unsigned long long)cr.code);
+        return;
+    case IROH_CLOSE_TIMED_OUT:
+        fprintf(stderr, "iroh-c: connection lost: %s\n", *why ? why : "timed out");
+        return;
+    case IROH_CLOSE_TRANSPORT:
+        fprintf(stderr, "iroh-c: connection failed: %s (%s transport error 0x%llx)\n",
+                *why ? why : "no reason given", cr.by_peer ? "the peer's" : "a local",
+                (unsigned long long)cr.code);
+        return;
+    case IROH_CLOSE_RESET:
+        fprintf(stderr, "iroh-c: connection lost: the peer reset it (stateless reset)\n");
+        return;
+    default:
+        break;
+    }
+    if (rc == IROH_ERR_STREAM_STOPPED)
+        fprintf(stderr, "iroh-c: the peer stopped reading%s%s\n", *detail ? ": " : "", detail);
+    else if (*detail)
+        fprintf(stderr, "iroh-c: %s\n", detail);
+    else
+        fprintf(stderr, "iroh-c: %s\n", iroh_strerror(rc));
 }
 
 /* ---- the pipe: stdin -> send stream on a thread, recv stream -> stdout here --------- */
 
 typedef struct pump {
     iroh_send_stream *send;
+    int wake; /* read end of the pipe that ends the thread */
     int rc;
+    char detail[300];
 } pump;
 
 static void *stdin_to_stream(void *arg)
 {
     pump *p = arg;
     uint8_t *buf = malloc(IO_CHUNK);
-    p->rc = buf ? IROH_OK : IROH_ERR_NO_MEMORY;
-    while (p->rc == IROH_OK) {
+    if (!buf) {
+        p->rc = IROH_ERR_NO_MEMORY;
+        snprintf(p->detail, sizeof p->detail, "out of memory");
+        return NULL;
+    }
+    for (;;) {
+        if (!wait_input(0, p->wake))
+            goto out; /* the transfer ended (or a signal): nothing more to do */
         ssize_t n = read(0, buf, IO_CHUNK);
-        if (n < 0 && errno == EINTR)
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
-        if (n <= 0)
+        if (n < 0) {
+            p->rc = IROH_ERR_IO;
+            snprintf(p->detail, sizeof p->detail, "cannot read stdin: %s", strerror(errno));
+            iroh_send_stream_reset(p->send, 1); /* the peer must not take it as complete */
+            goto out;
+        }
+        if (n == 0)
             break;
-        p->rc = iroh_send_stream_write_all(p->send, buf, (size_t)n);
+        if ((p->rc = iroh_send_stream_write_all(p->send, buf, (size_t)n)) != IROH_OK)
+            break;
     }
     if (p->rc == IROH_OK)
         p->rc = iroh_send_stream_finish(p->send);
@@ -88,23 +165,37 @@ static void *stdin_to_stream(void *arg)
      * acknowledged all of it (or the connection ends) */
     if (p->rc == IROH_OK)
         p->rc = iroh_send_stream_flushed(p->send, -1);
+    if (p->rc != IROH_OK)
+        snprintf(p->detail, sizeof p->detail, "%s", iroh_last_error());
+out:
     free(buf);
     return NULL;
 }
 
-static int stream_to_stdout(iroh_recv_stream *recv)
+/* The stream into stdout until its end; *out_closed when stdout went away (EPIPE). */
+static int stream_to_stdout(iroh_recv_stream *recv, int *out_closed, char *detail, size_t len)
 {
     uint8_t *buf = malloc(IO_CHUNK);
-    int rc = buf ? IROH_OK : IROH_ERR_NO_MEMORY;
+    if (!buf) {
+        snprintf(detail, len, "out of memory");
+        return IROH_ERR_NO_MEMORY;
+    }
+    int rc;
     for (;;) {
         size_t n;
-        if (rc != IROH_OK || (rc = iroh_recv_stream_read(recv, buf, IO_CHUNK, &n)) != IROH_OK)
+        if ((rc = iroh_recv_stream_read(recv, buf, IO_CHUNK, &n)) != IROH_OK) {
+            snprintf(detail, len, "%s", iroh_last_error());
             break;
+        }
         if (n == 0)
             break;
         if (write_all_fd(1, buf, n) != 0) {
-            fprintf(stderr, "iroh-c: cannot write to stdout: %s\n", strerror(errno));
-            rc = IROH_ERR_IO;
+            if (errno == EPIPE) {
+                *out_closed = 1;
+            } else {
+                rc = IROH_ERR_IO;
+                snprintf(detail, len, "cannot write to stdout: %s", strerror(errno));
+            }
             break;
         }
     }
@@ -112,84 +203,185 @@ static int stream_to_stdout(iroh_recv_stream *recv)
     return rc;
 }
 
-/* pipes stdin/stdout over the stream pair; returns IROH_OK or the first error */
-static int pipe_streams(iroh_send_stream *send, iroh_recv_stream *recv)
+typedef struct pipe_result {
+    int rc;              /* IROH_OK, or the first error */
+    char detail[300];    /* its message */
+    int output_closed;   /* stdout went away: a quiet end */
+} pipe_result;
+
+/* Pipes stdin/stdout over the stream pair of conn. The stdin thread is always joined
+ * before this returns, so the caller may free the streams. */
+static void pipe_streams(iroh_connection *conn, iroh_send_stream *send, iroh_recv_stream *recv,
+                         pipe_result *res)
 {
-    pump p = {send, IROH_OK};
+    memset(res, 0, sizeof *res);
+    int wake[2];
+    if (pipe2(wake, O_CLOEXEC) != 0) {
+        res->rc = IROH_ERR_IO;
+        snprintf(res->detail, sizeof res->detail, "pipe: %s", strerror(errno));
+        return;
+    }
+    pump p = {send, wake[0], IROH_OK, ""};
     pthread_t th;
-    if (pthread_create(&th, NULL, stdin_to_stream, &p) != 0)
-        return IROH_ERR_IO;
-    int rc = stream_to_stdout(recv);
-    if (rc != IROH_OK) {
-        /* the peer is gone: the stdin thread may block on a read; leave it */
-        pthread_detach(th);
-        return rc;
+    if (pthread_create(&th, NULL, stdin_to_stream, &p) != 0) {
+        res->rc = IROH_ERR_IO;
+        snprintf(res->detail, sizeof res->detail, "cannot start a thread");
+        close(wake[0]);
+        close(wake[1]);
+        return;
+    }
+    int rc = stream_to_stdout(recv, &res->output_closed, res->detail, sizeof res->detail);
+    if (res->output_closed || rc != IROH_OK) {
+        /* the transfer is over: tell the peer, and end the stdin thread, wherever it
+         * waits (on stdin: the wake pipe; in the library: the closed connection) */
+        if (res->output_closed)
+            iroh_recv_stream_stop(recv, 0);
+        iroh_connection_close(conn, 0, res->output_closed ? "output closed" : "transfer failed");
+        ssize_t w = write(wake[1], "", 1);
+        (void)w;
     }
     pthread_join(th, NULL);
-    return p.rc;
+    close(wake[0]);
+    close(wake[1]);
+    if (res->output_closed) {
+        res->rc = IROH_OK;
+    } else if (rc != IROH_OK) {
+        res->rc = rc;
+    } else if (p.rc != IROH_OK) {
+        res->rc = p.rc;
+        snprintf(res->detail, sizeof res->detail, "%s", p.detail);
+    }
 }
 
-static void report_stream_error(int rc)
-{
-    if (rc == IROH_ERR_STREAM_RESET)
-        fprintf(stderr, "iroh-c: the peer reset the stream: %s\n", iroh_last_error());
-    else
-        fprintf(stderr, "iroh-c: %s: %s\n", iroh_strerror(rc), iroh_last_error());
-}
+/* ---- options both commands take: identity and relays ---------------------------------- */
 
-/* ---- relays: --relay URL (repeatable), --no-relay; n0's public relays otherwise ---------- */
-
-typedef struct relay_opts {
-    const char *urls[8];
-    int n;
-    int none;
-    const char *ca_file;
+typedef struct net_opts {
+    const char *relays[8];
+    int n_relays;
+    int no_relay;
+    const char *relay_ca;
+    const char *relay_token;
     long quic_port; /* -1: default */
-} relay_opts;
+    const char *secret_file;
+    const char *binds[2];
+    int n_binds;
+} net_opts;
 
-/* 1 if argv[*i] was a relay option (consumed), 0 if not, -1 on a usage error */
-static int relay_opt(relay_opts *r, int argc, char **argv, int *i)
+/* 1 if argv[*i] was one of these options (consumed), 0 if not, -1 on a usage error
+ * (said on stderr) */
+static int net_opt(net_opts *o, int argc, char **argv, int *i)
 {
+    const char *v;
+    int r;
     if (strcmp(argv[*i], "--no-relay") == 0) {
-        r->none = 1;
+        o->no_relay = 1;
         return 1;
     }
-    if (strcmp(argv[*i], "--relay-quic-port") == 0 && *i + 1 < argc) {
-        char *end;
-        r->quic_port = strtol(argv[++*i], &end, 10);
-        if (*end || r->quic_port < 0 || r->quic_port > 65535)
-            return -2;
-        return 1;
-    }
-    if (strcmp(argv[*i], "--relay-ca") == 0 && *i + 1 < argc) {
-        r->ca_file = argv[++*i];
-        return 1;
-    }
-    if (strcmp(argv[*i], "--relay") == 0 && *i + 1 < argc) {
-        if (r->n == 8)
+    if ((r = cli_opt(argc, argv, i, "--relay-quic-port", &v)) != 0) {
+        double port;
+        if (r < 0)
             return -1;
-        r->urls[r->n++] = argv[++*i];
+        if (parse_number(v, 0, 65535, &port) != 0 || port != (long)port) {
+            cli_usage("--relay-quic-port takes a port number (0 turns it off), not '%s'", v);
+            return -1;
+        }
+        o->quic_port = (long)port;
+        return 1;
+    }
+    if ((r = cli_opt(argc, argv, i, "--relay-ca", &o->relay_ca)) != 0)
+        return r;
+    if ((r = cli_opt(argc, argv, i, "--relay-token", &o->relay_token)) != 0)
+        return r;
+    if ((r = cli_opt(argc, argv, i, "--secret-file", &o->secret_file)) != 0)
+        return r;
+    if ((r = cli_opt(argc, argv, i, "--relay", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (o->n_relays == 8) {
+            cli_usage("at most 8 --relay options%s", NULL);
+            return -1;
+        }
+        o->relays[o->n_relays++] = v;
+        return 1;
+    }
+    if ((r = cli_opt(argc, argv, i, "--bind", &v)) != 0) {
+        if (r < 0)
+            return -1;
+        if (o->n_binds == 2) {
+            cli_usage("at most two --bind options (one IPv4, one IPv6)%s", NULL);
+            return -1;
+        }
+        o->binds[o->n_binds++] = v;
         return 1;
     }
     return 0;
 }
 
-static int relay_apply(const relay_opts *r, iroh_endpoint_builder *b)
+/* The options into the builder: 0, or an exit status (said on stderr). Files named by
+ * the options are checked here, at the start, not when they are first needed. */
+static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
 {
-    if (r->none && r->n)
+    int rc;
+    if (o->no_relay && o->n_relays)
         return cli_usage("--relay and --no-relay exclude each other%s", NULL);
-    if (r->none)
-        iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
-    if (r->ca_file)
-        iroh_endpoint_builder_relay_ca_file(b, r->ca_file);
-    if (r->quic_port >= 0)
-        iroh_endpoint_builder_relay_quic_port(b, (uint16_t)r->quic_port);
-    for (int i = 0; i < r->n; i++) {
-        int rc = iroh_endpoint_builder_relay_url(b, r->urls[i]);
-        if (rc != IROH_OK)
-            return cli_usage("--relay: '%s' is not a relay URL", r->urls[i]);
+    /* the identity: --secret-file, else IROH_SECRET, else a new random key */
+    iroh_secret_key key;
+    const char *env = getenv("IROH_SECRET");
+    if (o->secret_file) {
+        if ((rc = cli_read_secret_file(o->secret_file, &key)) != 0)
+            return rc;
+        iroh_endpoint_builder_secret_key(b, &key);
+    } else if (env && *env) {
+        if ((rc = iroh_secret_key_parse(env, &key)) != IROH_OK) {
+            fprintf(stderr, "iroh-c: IROH_SECRET is not a secret key (64 hex or 52 base32 "
+                            "characters): %s\n", iroh_last_error());
+            return EXIT_USAGE;
+        }
+        iroh_endpoint_builder_secret_key(b, &key);
     }
+    memset(&key, 0, sizeof key);
+    for (int i = 0; i < o->n_binds; i++)
+        if (iroh_endpoint_builder_bind_addr(b, o->binds[i]) != IROH_OK)
+            return cli_usage("--bind: '%s' is not an IP:PORT address", o->binds[i]);
+    if (o->no_relay)
+        iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    if (o->relay_ca) {
+        if ((rc = cli_check_readable("--relay-ca", o->relay_ca)) != 0)
+            return rc;
+        iroh_endpoint_builder_relay_ca_file(b, o->relay_ca);
+    }
+    if (o->relay_token && (!*o->relay_token ||
+                           iroh_endpoint_builder_relay_auth_token(b, o->relay_token) != IROH_OK))
+        return cli_usage("--relay-token: a token is one word of printable characters%s", NULL);
+    if (o->quic_port >= 0)
+        iroh_endpoint_builder_relay_quic_port(b, (uint16_t)o->quic_port);
+    for (int i = 0; i < o->n_relays; i++)
+        if (iroh_endpoint_builder_relay_url(b, o->relays[i]) != IROH_OK)
+            return cli_usage("--relay: '%s' is not a relay URL", o->relays[i]);
     return 0;
+}
+
+/* --alpn ALPN: 1 if consumed (added to alpns, duplicates skipped), 0 if another
+ * argument, -1 on a usage error */
+static int alpn_opt(const char **alpns, size_t *n, int argc, char **argv, int *i)
+{
+    const char *v;
+    int r = cli_opt(argc, argv, i, "--alpn", &v);
+    if (r <= 0)
+        return r;
+    if (!*v || strlen(v) > 255) {
+        cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
+        return -1;
+    }
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp(alpns[k], v) == 0)
+            return 1;
+    if (*n == MAX_ALPNS) {
+        cli_usage("at most 16 ALPNs%s", NULL);
+        return -1;
+    }
+    alpns[(*n)++] = v;
+    return 1;
 }
 
 /* one line on stderr: the connection's path, RTT, datagram size and packet counts */
@@ -219,11 +411,40 @@ static void print_stats(iroh_connection *conn)
 
 /* ---- connect ---------------------------------------------------------------------------- */
 
-/* reads all of stdin (for --streams N, where every stream carries the same input) */
+const char USAGE_CONNECT[] =
+    "usage: iroh-c connect TICKET --alpn ALPN [options]\n"
+    "\n"
+    "Dials the endpoint of TICKET (its relay and all its direct addresses at once), sends\n"
+    "stdin on one bidirectional stream, writes what comes back to stdout, and closes the\n"
+    "connection once both directions are done. A closed stdout ends the transfer quietly\n"
+    "(status 0); SIGINT and SIGTERM close the connection (\"interrupted\") and exit with\n"
+    "130 and 143. Failures say why on one line and exit 1.\n"
+    "\n"
+    "options:\n"
+    "  --alpn ALPN          the protocol to speak (repeatable: offered by preference)\n"
+    "  --timeout SECS       give up connecting after SECS (default 10)\n"
+    "  --streams N          send all of stdin on each of N streams of one connection\n"
+    "  --stats              the path, RTT, path MTU and packet counts on stderr at the end\n"
+    "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
+    "                       random key); the file must be private (chmod 600)\n"
+    "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
+    "                       default: any port, both families)\n"
+    "  --relay URL          use this relay (repeatable; default: n0's public relays)\n"
+    "  --no-relay           no relays: direct addresses only (ticket relays ignored)\n"
+    "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
+    "  --relay-token TOKEN  access token for relays that require one\n"
+    "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
+    "\n"
+    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
+    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+
+/* reads all of stdin (for --streams N, where every stream carries the same input); NULL
+ * with *len 0 after a signal */
 static uint8_t *slurp_stdin(size_t *len)
 {
     size_t cap = IO_CHUNK, n = 0;
     uint8_t *buf = malloc(cap);
+    *len = 0;
     while (buf) {
         if (n == cap) {
             uint8_t *p = realloc(buf, cap * 2);
@@ -234,8 +455,12 @@ static uint8_t *slurp_stdin(size_t *len)
             buf = p;
             cap *= 2;
         }
+        if (!wait_input(0, -1)) {
+            free(buf);
+            return NULL;
+        }
         ssize_t r = read(0, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (r <= 0)
             break;
@@ -245,152 +470,208 @@ static uint8_t *slurp_stdin(size_t *len)
     return buf;
 }
 
+/* --streams N: stdin on each of N streams, the answers to stdout in turn */
+static int connect_streams(iroh_connection *conn, long streams)
+{
+    size_t len = 0;
+    uint8_t *input = slurp_stdin(&len);
+    if (!input) {
+        if (!cli_stop_signal())
+            fprintf(stderr, "iroh-c: out of memory reading stdin\n");
+        return 1;
+    }
+    int status = 0;
+    for (long s = 0; s < streams && status == 0; s++) {
+        iroh_send_stream *send;
+        iroh_recv_stream *recv;
+        uint8_t *back = NULL;
+        size_t blen = 0;
+        int rc = iroh_connection_open_bi(conn, &send, &recv);
+        char detail[300] = "";
+        if (rc == IROH_OK) {
+            if ((rc = iroh_send_stream_write_all(send, input, len)) != IROH_OK ||
+                (rc = iroh_send_stream_finish(send)) != IROH_OK ||
+                (rc = iroh_recv_stream_read_to_end(recv, (size_t)1 << 30, &back, &blen)) != IROH_OK)
+                snprintf(detail, sizeof detail, "%s", iroh_last_error());
+            iroh_send_stream_free(send);
+            iroh_recv_stream_free(recv);
+        } else {
+            snprintf(detail, sizeof detail, "%s", iroh_last_error());
+        }
+        if (rc == IROH_OK && write_all_fd(1, back, blen) != 0) {
+            free(back);
+            if (errno == EPIPE) { /* stdout went away: a quiet end */
+                iroh_connection_close(conn, 0, "output closed");
+                break;
+            }
+            fprintf(stderr, "iroh-c: cannot write to stdout: %s\n", strerror(errno));
+            status = 1;
+            break;
+        }
+        free(back);
+        if (rc != IROH_OK) {
+            report_end(conn, rc, detail);
+            status = 1;
+        }
+    }
+    free(input);
+    return status;
+}
+
 int cmd_connect(int argc, char **argv)
 {
-    const char *ticket = NULL, *bind = NULL;
-    const char *alpns[16];
+    const char *ticket = NULL;
+    const char *alpns[MAX_ALPNS];
     size_t n_alpns = 0;
-    double timeout_s = 10.0;
-    long streams = 1;
-    relay_opts relays = {.quic_port = -1};
-    int ro, stats = 0;
+    double timeout_s = 10.0, streams = 1;
+    net_opts opts = {.quic_port = -1};
+    int r, stats = 0;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc) {
-            if (n_alpns == 16)
-                return cli_usage("at most 16 ALPNs%s", NULL);
-            alpns[n_alpns++] = argv[++i];
-            if (!*alpns[n_alpns - 1] || strlen(alpns[n_alpns - 1]) > 255)
-                return cli_usage("--alpn takes 1 to 255 bytes%s", NULL);
-        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
-            timeout_s = atof(argv[++i]);
-            if (timeout_s <= 0 || timeout_s > 86400)
-                return cli_usage("--timeout takes a positive number of seconds%s", NULL);
-        } else if (strcmp(argv[i], "--streams") == 0 && i + 1 < argc) {
-            streams = atol(argv[++i]);
-            if (streams < 1 || streams > 10000)
-                return cli_usage("--streams takes a number from 1 to 10000%s", NULL);
-        } else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc) {
-            bind = argv[++i];
+        const char *v;
+        if (cli_is_help(argv[i])) {
+            fputs(USAGE_CONNECT, stdout);
+            return 0;
+        }
+        if ((r = alpn_opt(alpns, &n_alpns, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if ((r = cli_opt(argc, argv, &i, "--timeout", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (parse_number(v, 0.001, 86400, &timeout_s) != 0)
+                return cli_usage("--timeout takes a number of seconds from 0.001 to 86400, not '%s'", v);
+        } else if ((r = cli_opt(argc, argv, &i, "--streams", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (parse_number(v, 1, 10000, &streams) != 0 || streams != (long)streams)
+                return cli_usage("--streams takes a whole number from 1 to 10000, not '%s'", v);
         } else if (strcmp(argv[i], "--stats") == 0) {
             stats = 1;
-        } else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
-            if (ro < 0)
-                return cli_usage(ro == -2 ? "--relay-quic-port takes a port (0 turns it off)%s"
-                                          : "at most 8 --relay options%s", NULL);
+        } else if ((r = net_opt(&opts, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
         } else if (argv[i][0] != '-' && !ticket) {
             ticket = argv[i];
         } else {
             return cli_usage("connect: unexpected argument '%s'", argv[i]);
         }
     }
-    if (!ticket || !n_alpns)
-        return cli_usage("usage: iroh-c connect TICKET --alpn ALPN [--timeout SECS] [--streams N] [--stats] "
-                         "[--relay URL]... [--relay-ca PEM] [--relay-quic-port N] [--no-relay]%s",
-                         NULL);
+    if (!ticket)
+        return cli_usage("connect: a TICKET is needed%s", NULL);
+    if (!n_alpns)
+        return cli_usage("connect: --alpn ALPN is needed%s", NULL);
     iroh_endpoint_addr *addr;
     int rc = iroh_endpoint_ticket_decode(ticket, &addr);
     if (rc != IROH_OK)
         return cli_api_error("ticket", rc);
 
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
-    if (!b)
+    if (!b) {
+        iroh_endpoint_addr_free(addr);
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
-    iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(timeout_s * 1000));
-    if ((rc = relay_apply(&relays, b)) != 0) {
+    }
+    iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(timeout_s * 1000 + 0.5));
+    if ((rc = net_apply(&opts, b)) != 0) {
         iroh_endpoint_builder_free(b);
         iroh_endpoint_addr_free(addr);
         return rc;
     }
-    if (bind && (rc = iroh_endpoint_builder_bind_addr(b, bind)) != IROH_OK) {
+    /* without --bind the endpoint binds both families (0.0.0.0:0 and [::]:0) */
+    if (cli_stop_start() != 0) {
         iroh_endpoint_builder_free(b);
         iroh_endpoint_addr_free(addr);
-        return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
-    }
-    if (!bind) {
-        /* a socket for each family the ticket has */
-        int v4 = 0, v6 = 0;
-        for (size_t i = 0; i < iroh_endpoint_addr_len(addr); i++) {
-            iroh_transport_addr t;
-            iroh_endpoint_addr_get(addr, i, &t);
-            v4 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 4;
-            v6 |= t.kind == IROH_TRANSPORT_IP && t.ip.family == 6;
-        }
-        if (v6)
-            iroh_endpoint_builder_bind_addr(b, "[::]:0");
-        (void)v4; /* the builder binds 0.0.0.0:0 by default */
+        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
     }
     iroh_endpoint *ep;
     rc = iroh_endpoint_bind(b, &ep);
     iroh_endpoint_builder_free(b);
+    int status = 0;
     if (rc != IROH_OK) {
         iroh_endpoint_addr_free(addr);
         fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        return 1;
+        cli_stop_end();
+        return cli_stop_status(1);
     }
-    install_signals();
-    iroh_connection *conn;
-    rc = iroh_endpoint_connect_alpns(ep, addr, alpns, n_alpns, &conn);
-    iroh_endpoint_addr_free(addr);
-    if (rc != IROH_OK) {
-        report_connect_error(rc, timeout_s);
-        iroh_endpoint_free(ep);
-        return 1;
-    }
-    int status = 0;
-    if (streams == 1) {
-        iroh_send_stream *send;
-        iroh_recv_stream *recv;
-        rc = iroh_connection_open_bi(conn, &send, &recv);
-        if (rc == IROH_OK) {
-            rc = pipe_streams(send, recv);
-            iroh_send_stream_free(send);
-            iroh_recv_stream_free(recv);
-        }
+    iroh_connection *conn = NULL;
+    if (cli_stop_watch_endpoint(ep) == 0) {
+        rc = iroh_endpoint_connect_alpns(ep, addr, alpns, n_alpns, &conn);
         if (rc != IROH_OK) {
-            report_stream_error(rc);
+            if (!cli_stop_signal())
+                report_connect_error(rc, timeout_s);
             status = 1;
+            conn = NULL;
         }
-    } else {
-        size_t len = 0;
-        uint8_t *input = slurp_stdin(&len);
-        for (long s = 0; s < streams && status == 0 && input; s++) {
+    }
+    iroh_endpoint_addr_free(addr);
+    if (conn && cli_stop_watch_conn(conn) == 0) {
+        if (streams == 1) {
             iroh_send_stream *send;
             iroh_recv_stream *recv;
-            uint8_t *back = NULL;
-            size_t blen = 0;
+            pipe_result res;
             rc = iroh_connection_open_bi(conn, &send, &recv);
             if (rc == IROH_OK) {
-                if ((rc = iroh_send_stream_write_all(send, input, len)) == IROH_OK &&
-                    (rc = iroh_send_stream_finish(send)) == IROH_OK &&
-                    (rc = iroh_recv_stream_read_to_end(recv, (size_t)1 << 30, &back, &blen)) == IROH_OK &&
-                    write_all_fd(1, back, blen) != 0)
-                    rc = IROH_ERR_IO;
-                free(back);
+                pipe_streams(conn, send, recv, &res);
                 iroh_send_stream_free(send);
                 iroh_recv_stream_free(recv);
+            } else {
+                res.rc = rc;
+                snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
             }
-            if (rc != IROH_OK) {
-                report_stream_error(rc);
+            if (res.rc != IROH_OK) {
+                report_end(conn, res.rc, res.detail);
                 status = 1;
             }
+        } else {
+            status = connect_streams(conn, (long)streams);
         }
-        if (!input) {
-            fprintf(stderr, "iroh-c: out of memory reading stdin\n");
-            status = 1;
-        }
-        free(input);
+        if (stats)
+            print_stats(conn);
     }
-    if (stats)
-        print_stats(conn);
-    /* we read last: we close, as iroh's echo guide does */
-    iroh_connection_close(conn, 0, "bye!");
-    iroh_connection_free(conn);
+    if (conn) {
+        /* we read last: we close, as iroh's echo guide does */
+        iroh_connection_close(conn, 0, "bye!");
+        cli_stop_forget_conn(conn);
+        iroh_connection_free(conn);
+    }
+    cli_stop_forget_endpoint();
     iroh_endpoint_close(ep);
     iroh_endpoint_free(ep);
-    return status;
+    cli_stop_end();
+    return cli_stop_status(status);
 }
 
 /* ---- listen ------------------------------------------------------------------------------ */
+
+const char USAGE_LISTEN[] =
+    "usage: iroh-c listen --alpn ALPN [--alpn ALPN]... [--echo] [options]\n"
+    "\n"
+    "Accepts connections for each ALPN given. Without --echo, a dumb pipe: the first\n"
+    "connection's first bidirectional stream carries stdin to the peer and the peer's\n"
+    "data to stdout. stdout carries exactly the bytes received; the ticket and all\n"
+    "messages go to stderr (\"iroh-c: ticket: endpoint...\"). Further clients are refused\n"
+    "at once (code 1, \"" BUSY_REASON "\").\n"
+    "With --echo, a service: the ticket is the first line of stdout, and every stream and\n"
+    "datagram of every connection is echoed until SIGINT or SIGTERM.\n"
+    "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
+    "\n"
+    "options:\n"
+    "  --alpn ALPN          a protocol to accept (repeatable: all are served)\n"
+    "  --echo               the echo service instead of the pipe\n"
+    "  --secret-file FILE   the secret key, for a stable EndpointId (default: IROH_SECRET,\n"
+    "                       else a new random key); the file must be private (chmod 600)\n"
+    "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
+    "                       default: any port on every interface of both families)\n"
+    "  --retry              validate clients' addresses with a QUIC Retry first\n"
+    "  --relay URL          home on this relay (repeatable; default: n0's public relays);\n"
+    "                       listen waits up to 5 s for it so that the ticket names it\n"
+    "  --no-relay           no relays: direct addresses only\n"
+    "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
+    "  --relay-token TOKEN  access token for relays that require one\n"
+    "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
+    "\n"
+    "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
+    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
 
 typedef struct echo_job {
     iroh_send_stream *send;
@@ -426,10 +707,13 @@ static void *echo_datagrams(void *arg)
     return NULL;
 }
 
-/* the --echo protocol handler: every bidirectional stream and datagram comes back */
+/* the --echo protocol handler: every bidirectional stream and datagram comes back; a
+ * signal closes the connection, which ends every call below */
 static int echo_handler(void *ctx, iroh_connection *conn)
 {
     (void)ctx;
+    if (cli_stop_watch_conn(conn) != 0)
+        return 0;
     pthread_t dg;
     int have_dg = pthread_create(&dg, NULL, echo_datagrams, conn) == 0;
     pthread_t *threads = NULL;
@@ -460,10 +744,12 @@ static int echo_handler(void *ctx, iroh_connection *conn)
     free(threads);
     if (have_dg)
         pthread_join(dg, NULL);
+    cli_stop_forget_conn(conn);
     return 0;
 }
 
-static void print_ticket(iroh_endpoint *ep)
+/* the endpoint's ticket: on stdout as its first line (echo), or on stderr (pipe) */
+static void print_ticket(iroh_endpoint *ep, int to_stdout)
 {
     iroh_endpoint_addr *me;
     if (iroh_endpoint_get_addr(ep, &me) != IROH_OK)
@@ -471,139 +757,210 @@ static void print_ticket(iroh_endpoint *ep)
     size_t need = 0;
     iroh_endpoint_ticket_encode(me, NULL, 0, &need);
     char *ticket = malloc(need);
-    if (ticket && iroh_endpoint_ticket_encode(me, ticket, need, NULL) == IROH_OK)
-        printf("%s\n", ticket);
-    fflush(stdout);
+    if (ticket && iroh_endpoint_ticket_encode(me, ticket, need, NULL) == IROH_OK) {
+        if (to_stdout) {
+            printf("%s\n", ticket);
+            fflush(stdout);
+            clearerr(stdout); /* nobody reads it (>&-, a closed pipe): serve anyway */
+        } else {
+            fprintf(stderr, "iroh-c: ticket: %s\n", ticket);
+        }
+    }
     free(ticket);
     iroh_endpoint_addr_free(me);
 }
 
+/* Serves until a signal. *ep_freed when the router took the endpoint (and freed it). */
+static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns, int *ep_freed)
+{
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    iroh_router *router = NULL;
+    int rc = rb ? IROH_OK : IROH_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n_alpns && rc == IROH_OK; i++)
+        rc = iroh_router_builder_accept(rb, alpns[i], echo_handler, NULL);
+    char detail[300];
+    snprintf(detail, sizeof detail, "%s", iroh_last_error());
+    if (rb && iroh_router_spawn(rb, &router) != IROH_OK) { /* consumes the builder */
+        rc = rc != IROH_OK ? rc : IROH_ERR_IO;
+        snprintf(detail, sizeof detail, "%s", iroh_last_error());
+    }
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: router: %s\n", detail);
+        if (router) {
+            cli_stop_forget_endpoint();
+            iroh_router_free(router); /* frees the endpoint too */
+            *ep_freed = 1;
+        }
+        return 1;
+    }
+    cli_stop_wait();
+    /* the watcher closed the connections ("interrupted") and the endpoint; the router
+     * waits for the handlers, which those closes end */
+    cli_stop_forget_endpoint();
+    iroh_router_shutdown(router);
+    iroh_router_free(router); /* frees the endpoint too */
+    *ep_freed = 1;
+    return 0;
+}
+
+/* the dumb pipe's listener serves one connection: later ones are closed at once with a
+ * reason the client shows */
+static void *refuse_others(void *arg)
+{
+    iroh_endpoint *ep = arg;
+    iroh_incoming *inc;
+    while (iroh_endpoint_accept(ep, -1, &inc) == IROH_OK) {
+        iroh_connection *c;
+        if (iroh_incoming_accept(inc, &c) != IROH_OK)
+            continue;
+        iroh_endpoint_id peer;
+        char hex[IROH_ID_HEX_LEN];
+        iroh_connection_remote_id(c, &peer);
+        iroh_endpoint_id_to_hex(&peer, hex, sizeof hex);
+        iroh_connection_close(c, BUSY_CODE, BUSY_REASON);
+        iroh_connection_free(c);
+        fprintf(stderr, "iroh-c: refused %s: %s\n", hex, BUSY_REASON);
+    }
+    return NULL;
+}
+
+static int serve_pipe(iroh_endpoint *ep, size_t n_alpns)
+{
+    iroh_connection *conn = NULL;
+    int rc = IROH_OK;
+    while (!conn) {
+        iroh_incoming *inc;
+        if ((rc = iroh_endpoint_accept(ep, -1, &inc)) != IROH_OK)
+            break;
+        if (iroh_incoming_accept(inc, &conn) != IROH_OK)
+            conn = NULL; /* its handshake failed: wait for the next */
+    }
+    if (!conn) {
+        if (cli_stop_signal())
+            return 0;
+        fprintf(stderr, "iroh-c: accept: %s\n", iroh_last_error());
+        return 1;
+    }
+    pthread_t refuser;
+    int have_refuser = pthread_create(&refuser, NULL, refuse_others, ep) == 0;
+    int status = 0;
+    if (cli_stop_watch_conn(conn) == 0) {
+        iroh_endpoint_id peer;
+        char hex[IROH_ID_HEX_LEN], alpn[256];
+        iroh_connection_remote_id(conn, &peer);
+        iroh_endpoint_id_to_hex(&peer, hex, sizeof hex);
+        if (n_alpns > 1 && iroh_connection_alpn(conn, alpn, sizeof alpn) == IROH_OK)
+            fprintf(stderr, "iroh-c: connection from %s (ALPN %s)\n", hex, alpn);
+        else
+            fprintf(stderr, "iroh-c: connection from %s\n", hex);
+        iroh_send_stream *send;
+        iroh_recv_stream *recv;
+        pipe_result res;
+        rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
+        if (rc == IROH_OK) {
+            pipe_streams(conn, send, recv, &res);
+            /* the peer reads last: wait for its close, briefly */
+            if (res.rc == IROH_OK && !res.output_closed)
+                iroh_connection_closed(conn, 5000);
+            iroh_send_stream_free(send);
+            iroh_recv_stream_free(recv);
+        } else {
+            res.rc = rc;
+            snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
+        }
+        if (res.rc != IROH_OK) {
+            report_end(conn, res.rc, res.detail);
+            status = 1;
+        }
+    }
+    cli_stop_forget_conn(conn);
+    iroh_connection_free(conn);
+    /* closing the endpoint ends the refuser's accept */
+    cli_stop_forget_endpoint();
+    iroh_endpoint_close(ep);
+    if (have_refuser)
+        pthread_join(refuser, NULL);
+    return status;
+}
+
 int cmd_listen(int argc, char **argv)
 {
-    const char *alpn = NULL, *bind = NULL, *secret_file = NULL;
-    int echo = 0, retry = 0, ro;
-    relay_opts relays = {.quic_port = -1};
+    const char *alpns[MAX_ALPNS];
+    size_t n_alpns = 0;
+    int echo = 0, retry = 0, r;
+    net_opts opts = {.quic_port = -1};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--alpn") == 0 && i + 1 < argc)
-            alpn = argv[++i];
-        else if (strcmp(argv[i], "--echo") == 0)
-            echo = 1;
-        else if (strcmp(argv[i], "--retry") == 0)
-            retry = 1;
-        else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
-            bind = argv[++i];
-        else if (strcmp(argv[i], "--secret-file") == 0 && i + 1 < argc)
-            secret_file = argv[++i];
-        else if ((ro = relay_opt(&relays, argc, argv, &i)) != 0) {
-            if (ro < 0)
-                return cli_usage(ro == -2 ? "--relay-quic-port takes a port (0 turns it off)%s"
-                                          : "at most 8 --relay options%s", NULL);
+        if (cli_is_help(argv[i])) {
+            fputs(USAGE_LISTEN, stdout);
+            return 0;
         }
-        else
+        if ((r = alpn_opt(alpns, &n_alpns, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--echo") == 0) {
+            echo = 1;
+        } else if (strcmp(argv[i], "--retry") == 0) {
+            retry = 1;
+        } else if ((r = net_opt(&opts, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else {
             return cli_usage("listen: unexpected argument '%s'", argv[i]);
+        }
     }
-    if (!alpn)
-        return cli_usage("usage: iroh-c listen --alpn ALPN [--echo] [--bind IP:PORT] "
-                         "[--secret-file F] [--relay URL]... [--relay-ca PEM] [--relay-quic-port N]\n"
-                         "       [--no-relay]%s", NULL);
+    if (!n_alpns)
+        return cli_usage("listen: --alpn ALPN is needed%s", NULL);
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
     int rc;
-    if (secret_file) {
-        iroh_secret_key key;
-        if ((rc = cli_read_secret_file(secret_file, &key)) != 0) {
-            iroh_endpoint_builder_free(b);
-            return rc;
-        }
-        iroh_endpoint_builder_secret_key(b, &key);
-        memset(&key, 0, sizeof key);
-    }
-    if (bind && iroh_endpoint_builder_bind_addr(b, bind) != IROH_OK) {
-        iroh_endpoint_builder_free(b);
-        return cli_usage("--bind: '%s' is not an IP:PORT address", bind);
-    }
-    iroh_endpoint_builder_retry(b, retry);
-    if ((rc = relay_apply(&relays, b)) != 0) {
+    if ((rc = net_apply(&opts, b)) != 0) {
         iroh_endpoint_builder_free(b);
         return rc;
     }
-    if ((rc = iroh_endpoint_builder_alpn(b, alpn)) != IROH_OK) {
+    iroh_endpoint_builder_retry(b, retry);
+    for (size_t i = 0; i < n_alpns; i++) {
+        if ((rc = iroh_endpoint_builder_alpn(b, alpns[i])) != IROH_OK) {
+            iroh_endpoint_builder_free(b);
+            return cli_api_error("--alpn", rc);
+        }
+    }
+    if (cli_stop_start() != 0) {
         iroh_endpoint_builder_free(b);
-        return cli_api_error("--alpn", rc);
+        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
     }
     iroh_endpoint *ep;
     rc = iroh_endpoint_bind(b, &ep);
     iroh_endpoint_builder_free(b);
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        return 1;
-    }
-    install_signals();
-    if (!relays.none) {
-        /* the ticket names the home relay once one is connected: wait a little for it */
-        if (iroh_endpoint_online(ep, 5000) != IROH_OK)
-            fprintf(stderr, "iroh-c: no relay connected yet (%s); the ticket has direct "
-                            "addresses only\n", iroh_last_error());
-    }
-    print_ticket(ep);
-
-    if (echo) {
-        iroh_router_builder *rb = iroh_router_builder_new(ep);
-        iroh_router *router;
-        if (!rb || (rc = iroh_router_builder_accept(rb, alpn, echo_handler, NULL)) != IROH_OK ||
-            (rc = iroh_router_spawn(rb, &router)) != IROH_OK) {
-            fprintf(stderr, "iroh-c: router: %s\n", iroh_last_error());
-            iroh_endpoint_free(ep);
-            return 1;
-        }
-        while (!stop_requested)
-            usleep(100000);
-        iroh_router_shutdown(router);
-        iroh_router_free(router); /* frees the endpoint too */
-        return 0;
-    }
-
-    /* dumb pipe: one connection, its first bidirectional stream <-> stdin/stdout */
-    iroh_incoming *inc = NULL;
-    iroh_connection *conn = NULL;
-    while (!stop_requested && !conn) {
-        rc = iroh_endpoint_accept(ep, 500, &inc);
-        if (rc == IROH_ERR_TIMEOUT)
-            continue;
-        if (rc != IROH_OK)
-            break;
-        if (iroh_incoming_accept(inc, &conn) != IROH_OK)
-            conn = NULL;
+        cli_stop_end();
+        return cli_stop_status(1);
     }
     int status = 0;
-    if (conn) {
-        iroh_endpoint_id peer;
-        char hex[IROH_ID_HEX_LEN];
-        iroh_connection_remote_id(conn, &peer);
-        iroh_endpoint_id_to_hex(&peer, hex, sizeof hex);
-        fprintf(stderr, "iroh-c: connection from %s\n", hex);
-        iroh_send_stream *send;
-        iroh_recv_stream *recv;
-        rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
-        if (rc == IROH_OK) {
-            rc = pipe_streams(send, recv);
-            /* the peer reads last: wait for its close, briefly */
-            if (rc == IROH_OK)
-                iroh_connection_closed(conn, 5000);
-            iroh_send_stream_free(send);
-            iroh_recv_stream_free(recv);
-        }
-        if (rc != IROH_OK) {
-            report_stream_error(rc);
-            status = 1;
-        }
-        iroh_connection_free(conn);
-    } else if (!stop_requested) {
-        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        status = 1;
+    if (cli_stop_watch_endpoint(ep) == 0 && !opts.no_relay) {
+        /* the ticket names the home relay once one is connected: wait a little for it */
+        if (iroh_endpoint_online(ep, 5000) != IROH_OK && !cli_stop_signal())
+            fprintf(stderr, "iroh-c: no home relay yet, the ticket has direct addresses "
+                            "only: %s\n", iroh_last_error());
     }
-    iroh_endpoint_close(ep);
-    iroh_endpoint_free(ep);
-    return status;
+    if (!cli_stop_signal()) {
+        print_ticket(ep, echo);
+        if (echo) {
+            int freed = 0;
+            status = serve_echo(ep, alpns, n_alpns, &freed);
+            if (freed)
+                ep = NULL;
+        } else {
+            status = serve_pipe(ep, n_alpns);
+        }
+    }
+    if (ep) {
+        cli_stop_forget_endpoint();
+        iroh_endpoint_close(ep);
+        iroh_endpoint_free(ep);
+    }
+    cli_stop_end();
+    return cli_stop_status(status);
 }

@@ -1,13 +1,15 @@
 /* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
  * Prints "relay listening on http://IP:PORT" once it listens (and, with --metrics-listen,
- * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it (exit 0); SIGUSR1
- * prints a "relay stats: ..." line to stderr, as does the exit. */
+ * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it cleanly (exit
+ * 130/143, as every iroh-c command; a second one exits at once); SIGUSR1 prints a
+ * "relay stats: ..." line to stderr, as does the exit. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "apps/cmds.h"
 #include "relay/config.h"
@@ -17,10 +19,13 @@
 
 static ir_relay_server *volatile g_relay;
 static ir_qad_server *volatile g_qad;
+static volatile sig_atomic_t g_signo;
 
 static void on_stop(int sig)
 {
-    (void)sig;
+    if (g_signo)
+        _exit(128 + sig); /* the second: at once */
+    g_signo = sig;
     ir_relay_server *s = g_relay;
     if (s)
         ir_relay_server_stop(s);
@@ -187,6 +192,30 @@ static const char *with_port(const char *addr, uint16_t port, char *buf, size_t 
     return buf;
 }
 
+static const char USAGE_RELAY[] =
+    "usage: iroh-c relay [options]\n"
+    "\n"
+    "Runs an iroh relay server: plain HTTP (iroh's local mode) or, with --tls-cert and\n"
+    "--tls-key, HTTPS (then also QUIC address discovery on UDP 7842). Prints \"relay\n"
+    "listening on URL\" once it listens; serves until SIGINT or SIGTERM (exit 130, 143);\n"
+    "SIGUSR1 prints its counters on stderr.\n"
+    "\n"
+    "options:\n"
+    "  --listen IP:PORT          where to listen (default 127.0.0.1:3340)\n"
+    "  --tls-cert PEM --tls-key PEM\n"
+    "                            serve HTTPS with this certificate and key\n"
+    "  --qad-listen IP:PORT      QUIC address discovery here (default: the relay's IP,\n"
+    "                            UDP 7842); --no-qad: none\n"
+    "  --metrics-listen IP:PORT  Prometheus metrics on a separate plain-HTTP port\n"
+    "  --allow ID, --deny ID     admit only / refuse these EndpointIds (repeatable)\n"
+    "  --token TOKEN             admit only clients with this Bearer token (repeatable;\n"
+    "                            IROH_RELAY_ACCESS_TOKEN replaces the list)\n"
+    "  --rate-limit BYTES_PER_SEC [--rate-burst BYTES]\n"
+    "                            limit what each client may send (burst: rate/10)\n"
+    "  --ping-interval SECS      keepalive ping interval\n"
+    "  --header-timeout SECS     time a client has to send its HTTP request\n"
+    "  --config FILE             iroh-relay's TOML configuration (options win)\n";
+
 int cmd_relay(int argc, char **argv)
 {
     ir_relay_server_config cfg;
@@ -202,16 +231,24 @@ int cmd_relay(int argc, char **argv)
     int no_qad = 0, qad_on = 0, qad_explicit = 0;
     uint32_t rate = 0, burst = 0;
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
         uint32_t *secs = NULL;
-        if ((strcmp(a, "--allow") == 0 || strcmp(a, "--deny") == 0) && i + 1 < argc) {
+        int r;
+        if (cli_is_help(a)) {
+            fputs(USAGE_RELAY, stdout);
+            return 0;
+        }
+        if ((r = cli_opt(argc, argv, &i, "--allow", &v)) != 0 ||
+            (r = cli_opt(argc, argv, &i, "--deny", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
             int is_allow = a[2] == 'a';
             iroh_endpoint_id *list = is_allow ? allow : deny;
             size_t *n = is_allow ? &nallow : &ndeny;
             if (*n == MAX_ACCESS)
                 return cli_usage("relay: at most 256 ids per list%s", NULL);
-            if (iroh_endpoint_id_parse(argv[++i], &list[*n]) != IROH_OK)
-                return cli_usage("relay: '%s' is not an EndpointId", argv[i]);
+            if (iroh_endpoint_id_parse(v, &list[*n]) != IROH_OK)
+                return cli_usage("relay: '%s' is not an EndpointId", v);
             (*n)++;
             continue;
         }
@@ -219,10 +256,12 @@ int cmd_relay(int argc, char **argv)
             no_qad = 1;
             continue;
         }
-        if (strcmp(a, "--token") == 0 && i + 1 < argc) {
-            if (ntokens == MAX_ACCESS || !*argv[i + 1])
+        if ((r = cli_opt(argc, argv, &i, "--token", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (ntokens == MAX_ACCESS || !*v)
                 return cli_usage("relay: at most 256 non-empty tokens%s", NULL);
-            tokens[ntokens++] = argv[++i];
+            tokens[ntokens++] = v;
             continue;
         }
         const char **text = strcmp(a, "--listen") == 0           ? &listen
@@ -232,24 +271,29 @@ int cmd_relay(int argc, char **argv)
                             : strcmp(a, "--config") == 0         ? &config_path
                             : strcmp(a, "--qad-listen") == 0     ? &qad_listen
                                                                  : NULL;
-        if (text && i + 1 < argc) {
-            *text = argv[++i];
+        if (text) {
+            if (cli_opt(argc, argv, &i, a, text) < 0)
+                return EXIT_USAGE;
             continue;
         }
-        if ((strcmp(a, "--rate-limit") == 0 || strcmp(a, "--rate-burst") == 0) && i + 1 < argc) {
+        if (strcmp(a, "--rate-limit") == 0 || strcmp(a, "--rate-burst") == 0) {
             uint32_t *field = a[7] == 'l' ? &rate : &burst;
-            if (!(*field = parse_bytes(argv[++i])))
-                return cli_usage("relay: invalid number of bytes '%s'", argv[i]);
+            if (cli_opt(argc, argv, &i, a, &v) < 0)
+                return EXIT_USAGE;
+            if (!(*field = parse_bytes(v)))
+                return cli_usage("relay: invalid number of bytes '%s' (1 to 4294967295)", v);
             continue;
         }
         if (strcmp(a, "--ping-interval") == 0)
             secs = &cfg.ping_interval_ms;
         else if (strcmp(a, "--header-timeout") == 0)
             secs = &cfg.header_timeout_ms;
-        if (!secs || i + 1 >= argc)
+        if (!secs)
             return cli_usage("relay: unexpected argument '%s'", a);
-        if (!(*secs = parse_secs(argv[++i])))
-            return cli_usage("relay: invalid number of seconds '%s'", argv[i]);
+        if (cli_opt(argc, argv, &i, a, &v) < 0)
+            return EXIT_USAGE;
+        if (!(*secs = parse_secs(v)))
+            return cli_usage("relay: invalid number of seconds '%s' (more than 0, at most 86400)", v);
     }
 
     /* the config file (upstream's keys; see src/relay/config.h) */
@@ -362,13 +406,19 @@ int cmd_relay(int argc, char **argv)
     /* a config file follows upstream: off unless enable_quic_addr_discovery */
     qad_on = !no_qad && cfg.tls_cert_file && cfg.tls_key_file &&
              (!config_path || fc.enable_qad || qad_listen);
+    int bad_file;
+    if ((cfg.tls_cert_file && (bad_file = cli_check_readable("relay: TLS certificate", cfg.tls_cert_file))) ||
+        (cfg.tls_key_file && (bad_file = cli_check_readable("relay: TLS key", cfg.tls_key_file)))) {
+        ir_relay_file_config_free(&fc);
+        return bad_file;
+    }
     raise_fd_limit();
     ir_relay_server *srv;
     int rc = ir_relay_server_new(&cfg, &srv);
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
         ir_relay_file_config_free(&fc);
-        return 1;
+        return rc == IROH_ERR_IO ? 1 : EXIT_USAGE; /* a port taken, or a bad value */
     }
     g_relay = srv;
     struct sigaction sa;
@@ -447,5 +497,7 @@ int cmd_relay(int argc, char **argv)
         fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
     ir_relay_server_free(srv);
     ir_relay_file_config_free(&fc);
-    return rc == IROH_OK ? 0 : 1;
+    if (rc != IROH_OK)
+        return 1;
+    return g_signo ? 128 + g_signo : 0;
 }

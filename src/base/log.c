@@ -18,9 +18,21 @@ static void read_env(void)
     threshold = IR_LOG_WARN;
     if (!v || !*v)
         return;
-    for (int i = 0; i < 6; i++)
-        if (strcasecmp(v, names[i]) == 0)
+    for (int i = 0; i < 6; i++) {
+        if (strcasecmp(v, names[i]) == 0) {
             threshold = i;
+            return;
+        }
+    }
+    /* said once (this runs once per process), on one line: the value is cut short and
+     * anything unprintable in it shown as '?' */
+    char shown[65];
+    size_t n = 0;
+    for (; v[n] && n < sizeof shown - 1; n++)
+        shown[n] = (v[n] >= 0x20 && v[n] < 0x7f) ? v[n] : '?';
+    shown[n] = 0;
+    fprintf(stderr, "iroh: IROH_LOG=%s%s is not a log level (error, warn, info, debug, trace "
+                    "or off); using warn\n", shown, v[n] ? "..." : "");
 }
 
 int ir_log_enabled(ir_log_level level)

@@ -1,5 +1,6 @@
 /* Logging to stderr, by level, chosen with the environment variable IROH_LOG
- * (error, warn, info, debug, trace; default: warn). */
+ * (error, warn, info, debug, trace, or off; case-insensitive; default: warn). Any other
+ * value is reported once on stderr and the default used. */
 #ifndef IR_BASE_LOG_H
 #define IR_BASE_LOG_H
 

@@ -53,6 +53,10 @@ void ir_hkdf_extract(ir_hash_alg h, const uint8_t *salt, size_t salt_len, const 
                      size_t ikm_len, uint8_t *prk);
 void ir_hkdf_expand_label(ir_hash_alg h, const uint8_t *secret, size_t secret_len,
                           const char *label, uint8_t *out, size_t out_len);
+/* Several labels from one secret (the HMAC key is set up once): labels[i] -> outs[i] of
+ * out_lens[i] bytes, each as ir_hkdf_expand_label would give it. */
+void ir_hkdf_expand_labels(ir_hash_alg h, const uint8_t *secret, size_t secret_len, size_t n,
+                           const char *const *labels, uint8_t *const *outs, const size_t *out_lens);
 
 /* AEAD state for one direction: the raw key and IV ("quic key", "quic iv") and a GnuTLS
  * AEAD handle keyed with it. All-zero (handle NULL) means "no key". */
@@ -100,7 +104,8 @@ int ir_pkt_keys_update(ir_pkt_keys *next, const ir_pkt_keys *cur);
 /* Releases the AEAD handle and wipes all key material. Idempotent; safe on zeroed keys. */
 void ir_pkt_keys_free(ir_pkt_keys *k);
 
-/* RFC 9001 initial secrets for QUIC v1 from the client's first Destination Connection ID. */
+/* RFC 9001 initial secrets for QUIC v1 from the client's first Destination Connection ID
+ * (server_secret may be NULL: the client's only, for a server's first check). */
 void ir_initial_secrets(const uint8_t *dcid, size_t dcid_len, uint8_t client_secret[32],
                         uint8_t server_secret[32]);
 /* Convenience: both Initial keys (AES-128-GCM / SHA-256). Returns 0 or -1. */

@@ -53,30 +53,42 @@ void ir_hkdf_extract(ir_hash_alg h, const uint8_t *salt, size_t salt_len, const 
     }
 }
 
-static void hkdf_expand_raw(ir_hash_alg h, const uint8_t *prk, size_t prk_len,
-                            const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+/* HMAC keyed once with the secret; nettle's digest leaves the context keyed again, so
+ * several expansions share the key setup (two compression function calls each saved). */
+typedef struct keyed_mac {
+    ir_hash_alg h;
+    union {
+        struct hmac_sha256_ctx s256;
+        struct hmac_sha384_ctx s384;
+    } u;
+} keyed_mac;
+
+static void mac_init(keyed_mac *m, ir_hash_alg h, const uint8_t *key, size_t key_len)
 {
-    if (h == IR_HASH_SHA384) {
-        struct hmac_sha384_ctx c;
-        hmac_sha384_set_key(&c, prk_len, prk);
-        hkdf_expand(&c, mac384_update, mac384_digest, SHA384_DIGEST_SIZE, info_len, info,
-                    out_len, out);
-        explicit_bzero(&c, sizeof c);
-    } else {
-        struct hmac_sha256_ctx c;
-        hmac_sha256_set_key(&c, prk_len, prk);
-        hkdf_expand(&c, mac256_update, mac256_digest, SHA256_DIGEST_SIZE, info_len, info,
-                    out_len, out);
-        explicit_bzero(&c, sizeof c);
-    }
+    if (!key || key_len == 0) { key = empty; key_len = 0; }
+    m->h = h;
+    if (h == IR_HASH_SHA384)
+        hmac_sha384_set_key(&m->u.s384, key_len, key);
+    else
+        hmac_sha256_set_key(&m->u.s256, key_len, key);
+}
+
+static void hkdf_expand_raw(keyed_mac *m, const uint8_t *info, size_t info_len, uint8_t *out,
+                            size_t out_len)
+{
+    if (m->h == IR_HASH_SHA384)
+        hkdf_expand(&m->u.s384, mac384_update, mac384_digest, SHA384_DIGEST_SIZE, info_len,
+                    info, out_len, out);
+    else
+        hkdf_expand(&m->u.s256, mac256_update, mac256_digest, SHA256_DIGEST_SIZE, info_len,
+                    info, out_len, out);
 }
 
 #define LABEL_PREFIX "tls13 "
 #define LABEL_PREFIX_LEN 6
 #define MAX_LABEL_LEN (255 - LABEL_PREFIX_LEN)
 
-void ir_hkdf_expand_label(ir_hash_alg h, const uint8_t *secret, size_t secret_len,
-                          const char *label, uint8_t *out, size_t out_len)
+static void expand_label(keyed_mac *m, const char *label, uint8_t *out, size_t out_len)
 {
     /* struct { uint16 length; opaque label<7..255> = "tls13 " + Label;
      *          opaque context<0..255> = ""; } HkdfLabel; */
@@ -85,11 +97,10 @@ void ir_hkdf_expand_label(ir_hash_alg h, const uint8_t *secret, size_t secret_le
     size_t n = 0;
 
     if (out_len == 0) return;
-    if (label_len > MAX_LABEL_LEN || out_len > 255 * ir_hash_len(h) || out_len > 0xffff) {
+    if (label_len > MAX_LABEL_LEN || out_len > 255 * ir_hash_len(m->h) || out_len > 0xffff) {
         memset(out, 0, out_len);
         return;
     }
-    if (!secret || secret_len == 0) { secret = empty; secret_len = 0; }
     info[n++] = (uint8_t)(out_len >> 8);
     info[n++] = (uint8_t)out_len;
     info[n++] = (uint8_t)(LABEL_PREFIX_LEN + label_len);
@@ -98,5 +109,21 @@ void ir_hkdf_expand_label(ir_hash_alg h, const uint8_t *secret, size_t secret_le
     if (label_len) memcpy(info + n, label, label_len);
     n += label_len;
     info[n++] = 0; /* empty context */
-    hkdf_expand_raw(h, secret, secret_len, info, n, out, out_len);
+    hkdf_expand_raw(m, info, n, out, out_len);
+}
+
+void ir_hkdf_expand_label(ir_hash_alg h, const uint8_t *secret, size_t secret_len,
+                          const char *label, uint8_t *out, size_t out_len)
+{
+    ir_hkdf_expand_labels(h, secret, secret_len, 1, &label, &out, &out_len);
+}
+
+void ir_hkdf_expand_labels(ir_hash_alg h, const uint8_t *secret, size_t secret_len, size_t n,
+                           const char *const *labels, uint8_t *const *outs, const size_t *out_lens)
+{
+    keyed_mac m;
+    mac_init(&m, h, secret, secret_len);
+    for (size_t i = 0; i < n; i++)
+        expand_label(&m, labels[i], outs[i], out_lens[i]);
+    explicit_bzero(&m, sizeof m);
 }

@@ -11,14 +11,15 @@ static int derive(ir_pkt_keys *k, const ir_hp *hp_from)
     size_t key_len = ir_aead_key_len(k->alg);
     int rc = 0;
 
-    ir_hkdf_expand_label(k->hash, k->secret, k->secret_len, "quic key", key, key_len);
-    ir_hkdf_expand_label(k->hash, k->secret, k->secret_len, "quic iv", iv, sizeof iv);
+    static const char *const labels[3] = {"quic key", "quic iv", "quic hp"};
+    uint8_t *const outs[3] = {key, iv, hp};
+    const size_t lens[3] = {key_len, sizeof iv, key_len};
+    ir_hkdf_expand_labels(k->hash, k->secret, k->secret_len, hp_from ? 2 : 3, labels, outs, lens);
     if (ir_aead_init(&k->aead, k->alg, key, iv) < 0) rc = -1;
     if (rc == 0) {
         if (hp_from) {
             k->hp = *hp_from;
         } else {
-            ir_hkdf_expand_label(k->hash, k->secret, k->secret_len, "quic hp", hp, key_len);
             if (ir_hp_init(&k->hp, k->alg, hp) < 0) rc = -1;
         }
     }
@@ -90,8 +91,11 @@ void ir_initial_secrets(const uint8_t *dcid, size_t dcid_len, uint8_t client_sec
     uint8_t prk[32];
     ir_hkdf_extract(IR_HASH_SHA256, initial_salt_v1, sizeof initial_salt_v1, dcid, dcid_len,
                     prk);
-    ir_hkdf_expand_label(IR_HASH_SHA256, prk, sizeof prk, "client in", client_secret, 32);
-    ir_hkdf_expand_label(IR_HASH_SHA256, prk, sizeof prk, "server in", server_secret, 32);
+    static const char *const labels[2] = {"client in", "server in"};
+    uint8_t *const outs[2] = {client_secret, server_secret};
+    const size_t lens[2] = {32, 32};
+    ir_hkdf_expand_labels(IR_HASH_SHA256, prk, sizeof prk, server_secret ? 2 : 1, labels, outs,
+                          lens);
     explicit_bzero(prk, sizeof prk);
 }
 

@@ -4,7 +4,13 @@
  * only while it sleeps in poll(2). Application threads take the same mutex, act on the
  * sans-IO connection state directly, wake the I/O thread (an eventfd) when they queued
  * something to send, and wait on the endpoint's condition variable, which the I/O thread
- * broadcasts after every round in which anything happened. */
+ * broadcasts after every round in which anything happened.
+ *
+ * Lifetimes. A thread inside a blocking call is a "user" of the handle it blocks on and of
+ * the endpoint: freeing a handle marks it freed and wakes the waiters, who see the mark
+ * and return IROH_ERR_CLOSED; the memory goes when the last user leaves. A stream handle
+ * holds a reference on its connection until its memory goes, so the connection (and the
+ * endpoint's core connection) outlive every thread still using one of its streams. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +28,9 @@
 
 #define MAX_ALPNS 16
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* connections whose handshake completed wait for iroh_endpoint_accept; beyond this many
+ * new ones are refused (CONNECTION_REFUSED), as a listen(2) backlog */
+#define ACCEPT_BACKLOG 128
 
 struct iroh_endpoint_builder {
     iroh_secret_key key;
@@ -55,24 +64,34 @@ struct iroh_connection {
     iroh_endpoint *ep;
     ir_conn *c;
     int inbound;
-    int refs;          /* the application's handle + its stream handles */
-    int handle_freed;  /* the application freed the connection handle */
+    int refs;          /* the application's handle + its stream handles not yet released */
+    int users;         /* threads inside a blocking call on the connection */
+    int handle_freed;  /* the application freed the connection handle (inbound: set
+                          until accept hands it out, since nobody owns it before) */
+    int queued;        /* waiting in the endpoint's accept queue */
+    struct iroh_connection *next_queued;
+    int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
-    int filtered;      /* the accept filter refused it */
     iroh_endpoint_id peer;
-    uint64_t *opened[2]; /* peer-opened streams not yet accepted, [0] bidi, [1] uni */
-    size_t nopened[2], capopened[2];
+    uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
 };
 
-struct iroh_send_stream {
+/* what both kinds of stream handle share (their first member) */
+typedef struct stream_handle {
     iroh_connection *conn;
     uint64_t id;
+    int users; /* threads inside a call on the stream */
+    int freed; /* the application freed it: released when the last user leaves */
+    int timeout_ms; /* time limit of each blocking call (flushed has its own); -1: none */
+} stream_handle;
+
+struct iroh_send_stream {
+    stream_handle h;
     int finished, reset;
 };
 
 struct iroh_recv_stream {
-    iroh_connection *conn;
-    uint64_t id;
+    stream_handle h;
     int ended;
     uint64_t reset_code;
 };
@@ -90,7 +109,9 @@ struct iroh_endpoint {
     int io_started;
     int wake_fd;
     int stop;
-    int closed;
+    int closed;     /* iroh_endpoint_close has begun */
+    int close_done; /* ... and finished */
+    int users;      /* threads inside blocking calls (iroh_endpoint_free waits for them) */
     uint32_t connect_timeout_ms;
     iroh_accept_filter filter;
     void *filter_ctx;
@@ -98,8 +119,12 @@ struct iroh_endpoint {
     void *event_ctx;
     iroh_connection **conns;
     size_t nconns, capconns;
-    iroh_connection **incoming; /* inbound connections not yet handed to accept */
-    size_t nincoming, capincoming;
+    /* inbound connections whose handshake completed (and that the accept filter let
+     * through), in order, for iroh_endpoint_accept: a list through the handles, so
+     * queueing never allocates */
+    iroh_connection *queue_head, *queue_tail;
+    size_t nqueued;
+    int backlog_warned; /* said once that the backlog is full (again once it drained) */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -124,29 +149,57 @@ static void wake(iroh_endpoint *ep)
     (void)n;
 }
 
-static struct timespec deadline_after(int timeout_ms)
+/* the time limit of one blocking call: ms < 0 means none */
+typedef struct deadline {
+    int ms;
+    struct timespec at;
+} deadline;
+
+static deadline deadline_in(int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
+    deadline d;
+    d.ms = ms;
+    clock_gettime(CLOCK_MONOTONIC, &d.at);
+    if (ms > 0) {
+        d.at.tv_sec += ms / 1000;
+        d.at.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (d.at.tv_nsec >= 1000000000L) {
+            d.at.tv_sec++;
+            d.at.tv_nsec -= 1000000000L;
+        }
     }
-    return ts;
+    return d;
 }
 
-/* waits on the endpoint's condition; returns 0, or IROH_ERR_TIMEOUT past the deadline */
-static int wait_until(iroh_endpoint *ep, int timeout_ms, const struct timespec *dl)
+/* waits once on the endpoint's condition; 0, or IROH_ERR_TIMEOUT once the deadline has
+ * passed (the caller writes the detail) */
+static int wait_for(iroh_endpoint *ep, const deadline *d)
 {
-    if (timeout_ms < 0) {
+    if (d->ms < 0) {
         pthread_cond_wait(&ep->cv, &ep->mu);
         return 0;
     }
-    if (pthread_cond_timedwait(&ep->cv, &ep->mu, dl) == ETIMEDOUT)
+    if (pthread_cond_timedwait(&ep->cv, &ep->mu, &d->at) == ETIMEDOUT)
         return IROH_ERR_TIMEOUT;
     return 0;
+}
+
+/* A thread enters and leaves a blocking call of the endpoint (the mutex held):
+ * iroh_endpoint_free waits until every such thread has left. */
+static void ep_enter(iroh_endpoint *ep)
+{
+    ep->users++;
+}
+
+static void ep_leave(iroh_endpoint *ep)
+{
+    if (--ep->users == 0)
+        pthread_cond_broadcast(&ep->cv);
+}
+
+static int endpoint_closed_error(void)
+{
+    return ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
 }
 
 static int conn_error(const iroh_connection *h)
@@ -155,8 +208,8 @@ static int conn_error(const iroh_connection *h)
         !ir_conn_close_info(h->c)->by_peer)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "the endpoint was closed");
     const ir_close_info *ci = ir_conn_close_info(h->c);
-    if (ci->idle_timeout)
-        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection timed out");
+    if (ci->idle_timeout) /* "timed out: no packets from the peer for 30 s" */
+        return ir_fail(IROH_ERR_CONNECTION_CLOSED, "%s", ci->reason);
     if (ci->reset)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection reset by the peer");
     return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s code 0x%llx%s%s",
@@ -170,17 +223,91 @@ static int is_closed(const iroh_connection *h)
     return ir_conn_get_state(h->c) >= IR_CONN_CLOSING;
 }
 
-/* One wait of a blocking call on a connection: IROH_OK to check again, or the error that
- * ends the call (the connection closed, or the deadline passed; what names the awaited
- * thing in the timeout message). */
-static int wait_on_conn(iroh_connection *h, int timeout_ms, const struct timespec *dl,
-                        const char *what)
+/* A call on a connection or one of its streams can go on waiting: IROH_OK, or the error
+ * that ends it (the handle was freed, the connection closed). */
+static int conn_check(const iroh_connection *h)
 {
+    if (h->handle_freed)
+        return ir_fail(IROH_ERR_CLOSED, "the connection was freed");
     if (is_closed(h))
         return conn_error(h);
-    if (wait_until(h->ep, timeout_ms, dl) != 0)
-        return ir_fail(IROH_ERR_TIMEOUT, "%s within %d ms", what, timeout_ms);
     return IROH_OK;
+}
+
+static int stream_check(const stream_handle *s)
+{
+    if (s->freed)
+        return ir_fail(IROH_ERR_CLOSED, "the stream was freed");
+    if (is_closed(s->conn))
+        return conn_error(s->conn);
+    return IROH_OK;
+}
+
+/* One wait of a blocking call on a connection or stream: IROH_OK to check again, or
+ * IROH_ERR_TIMEOUT (what names the awaited thing in the message). */
+static int wait_conn(iroh_connection *h, const deadline *d, const char *what)
+{
+    if (wait_for(h->ep, d) != 0)
+        return ir_fail(IROH_ERR_TIMEOUT, "%s within %d ms", what, d->ms);
+    return IROH_OK;
+}
+
+/* the application's last reference to a connection is gone: close it as dropping it does
+ * in iroh, and let the I/O thread free it once closed */
+static void unref(iroh_connection *h)
+{
+    if (--h->refs > 0)
+        return;
+    if (!is_closed(h))
+        ir_conn_close(h->c, 1, 0, "", ir_now_ns());
+    wake(h->ep);
+}
+
+static void conn_enter(iroh_connection *h)
+{
+    h->users++;
+    ep_enter(h->ep);
+}
+
+static void conn_leave(iroh_connection *h)
+{
+    iroh_endpoint *ep = h->ep;
+    if (--h->users == 0 && h->refs == 0 && h->handle_freed)
+        wake(ep); /* the I/O thread may free it now */
+    ep_leave(ep);
+}
+
+static void stream_enter(stream_handle *s)
+{
+    s->users++;
+    ep_enter(s->conn->ep);
+}
+
+/* the stream handle's memory goes, and with it its reference on the connection */
+static void stream_release(stream_handle *s)
+{
+    iroh_connection *h = s->conn;
+    free(s);
+    unref(h);
+}
+
+/* the handle may be gone when this returns */
+static void stream_leave(stream_handle *s)
+{
+    iroh_endpoint *ep = s->conn->ep;
+    if (--s->users == 0 && s->freed)
+        stream_release(s);
+    ep_leave(ep);
+}
+
+/* the application frees a stream handle: threads blocked on it wake and leave */
+static void stream_free(stream_handle *s)
+{
+    s->freed = 1;
+    if (s->users)
+        pthread_cond_broadcast(&s->conn->ep->cv);
+    else
+        stream_release(s);
 }
 
 /* ---- the I/O thread ---------------------------------------------------------------------- */
@@ -213,46 +340,82 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
     h->ep = ep;
     h->c = c;
     h->inbound = inbound;
+    h->timeout_ms = -1;
     ep->conns[ep->nconns++] = h;
     return h;
 }
 
 static void free_handle(iroh_connection *h)
 {
-    free(h->opened[0]);
-    free(h->opened[1]);
     free(h);
 }
 
-/* incoming connections whose handshake failed (or that the filter refused) before anyone
- * accepted them are of no use to the application: drop them from the queue */
-static void prune_incoming(iroh_endpoint *ep)
+static void enqueue(iroh_endpoint *ep, iroh_connection *h)
 {
-    for (size_t k = 0; k < ep->nincoming;) {
-        iroh_connection *h = ep->incoming[k];
-        if (ir_conn_get_state(h->c) >= IR_CONN_CLOSING && (!h->connected || h->filtered)) {
-            h->handle_freed = 1;
-            memmove(ep->incoming + k, ep->incoming + k + 1, (ep->nincoming - k - 1) * sizeof *ep->incoming);
-            ep->nincoming--;
-            continue;
+    h->queued = 1;
+    h->next_queued = NULL;
+    if (ep->queue_tail)
+        ep->queue_tail->next_queued = h;
+    else
+        ep->queue_head = h;
+    ep->queue_tail = h;
+    ep->nqueued++;
+}
+
+static iroh_connection *dequeue(iroh_endpoint *ep)
+{
+    iroh_connection *h = ep->queue_head;
+    if (!h)
+        return NULL;
+    ep->queue_head = h->next_queued;
+    if (!ep->queue_head)
+        ep->queue_tail = NULL;
+    ep->nqueued--;
+    if (ep->nqueued < ACCEPT_BACKLOG / 2)
+        ep->backlog_warned = 0;
+    h->queued = 0;
+    h->next_queued = NULL;
+    return h;
+}
+
+/* an inbound connection finished its handshake: the filter decides, then it waits for
+ * iroh_endpoint_accept; 0 if it was refused */
+static int admit(iroh_endpoint *ep, iroh_connection *h)
+{
+    if (ep->filter) {
+        size_t alen = 0;
+        const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
+        uint64_t code = ep->filter(ep->filter_ctx, &h->peer, alpn, alen);
+        if (code) {
+            ir_conn_close(h->c, 1, code, "refused", ir_now_ns());
+            return 0;
         }
-        k++;
     }
+    if (ep->nqueued >= ACCEPT_BACKLOG) {
+        if (!ep->backlog_warned)
+            IR_LOG(IR_LOG_WARN, "%d connections wait to be accepted: refusing new ones",
+                   ACCEPT_BACKLOG);
+        ep->backlog_warned = 1;
+        ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */,
+                      "too many connections waiting to be accepted", ir_now_ns());
+        return 0;
+    }
+    enqueue(ep, h);
+    return 1;
 }
 
 static void dispatch(iroh_endpoint *ep)
 {
     ir_conn *nc;
+    /* new incoming connections: the I/O thread runs their handshakes; nobody owns them
+     * until accept hands them out, so they are freed once closed */
     while ((nc = ir_ep_accept(ep->ep)) != NULL) {
         iroh_connection *h = new_handle(ep, nc, 1);
-        if (!h || grow((void **)&ep->incoming, &ep->capincoming, ep->nincoming,
-                       sizeof *ep->incoming) != 0) {
-            ir_conn_close(nc, 0, 0x1, "out of memory", ir_now_ns());
-            if (h)
-                h->handle_freed = 1; /* nobody will take it: freed once closed */
+        if (!h) {
+            ir_ep_release(ep->ep, nc); /* out of memory: closed and forgotten */
             continue;
         }
-        ep->incoming[ep->nincoming++] = h;
+        h->handle_freed = 1;
     }
     for (size_t i = 0; i < ep->nconns;) {
         iroh_connection *h = ep->conns[i];
@@ -270,25 +433,10 @@ static void dispatch(iroh_endpoint *ep)
                     ir_log(IR_LOG_INFO, "connection %s %s established (ALPN %.*s)",
                            h->inbound ? "from" : "to", id, (int)alen, alpn ? (const char *)alpn : "");
                 }
-                if (h->inbound && ep->filter) {
-                    size_t alen = 0;
-                    const uint8_t *alpn = ir_conn_alpn(h->c, &alen);
-                    uint64_t code = ep->filter(ep->filter_ctx, &h->peer, alpn, alen);
-                    if (code) {
-                        h->filtered = 1;
-                        ir_conn_close(h->c, 1, code, "refused", ir_now_ns());
-                        break;
-                    }
-                }
+                if (h->inbound && !admit(ep, h))
+                    break;
                 emit(ep, IROH_EVENT_CONNECTED, h);
                 break;
-            case IR_EV_STREAM_OPENED: {
-                int uni = (ev.stream_id & 2) != 0;
-                if (grow((void **)&h->opened[uni], &h->capopened[uni], h->nopened[uni],
-                         sizeof(uint64_t)) == 0)
-                    h->opened[uni][h->nopened[uni]++] = ev.stream_id;
-                break;
-            }
             case IR_EV_PATH_CHANGED:
             case IR_EV_PATH_VALIDATED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -321,10 +469,10 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             }
         }
-        /* the application is done with it and the connection is over: free it */
-        /* (a handle still queued for accept is never marked freed: prune_incoming marks
-         * the ones it drops) */
-        if (h->refs == 0 && h->handle_freed && ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
+        /* the application is done with it (or never had it) and the connection is over:
+         * free it */
+        if (h->refs == 0 && h->users == 0 && h->handle_freed && !h->queued &&
+            ir_conn_get_state(h->c) == IR_CONN_CLOSED) {
             ir_ep_release(ep->ep, h->c);
             free_handle(h);
             ep->conns[i] = ep->conns[--ep->nconns];
@@ -332,7 +480,6 @@ static void dispatch(iroh_endpoint *ep)
         }
         i++;
     }
-    prune_incoming(ep);
 }
 
 static void *io_main(void *arg)
@@ -375,7 +522,6 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
         free(b);
         return NULL;
     }
-    b->bind4.family = 4;
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
     return b;
@@ -711,30 +857,35 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
 {
     if (!ep)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    struct timespec dl = deadline_after(timeout_ms);
+    deadline d = deadline_in(timeout_ms);
     pthread_mutex_lock(&ep->mu);
+    ep_enter(ep);
     int rc = IROH_OK;
     while (ir_ep_relay_count(ep->ep) && !ir_ep_home_relay(ep->ep)) {
         if (ep->closed) {
-            rc = ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+            rc = endpoint_closed_error();
             break;
         }
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
+        if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
                          relay_problem(ep));
             break;
         }
     }
+    ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
 
+/* a connection we dial: until its handshake completes */
 static int wait_connected(iroh_connection *h, int timeout_ms)
 {
     iroh_endpoint *ep = h->ep;
-    struct timespec dl = deadline_after(timeout_ms);
-    while (!h->connected || h->filtered) {
-        if (is_closed(h) || h->filtered) {
+    deadline d = deadline_in(timeout_ms);
+    while (!h->connected) {
+        if (ep->closed)
+            return endpoint_closed_error();
+        if (is_closed(h)) {
             const ir_close_info *ci = ir_conn_close_info(h->c);
             if (!h->connected && !ci->application && !ci->idle_timeout)
                 return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx)",
@@ -746,7 +897,7 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
                                relay_problem(ep));
             return conn_error(h);
         }
-        if (wait_until(ep, timeout_ms, &dl) != 0)
+        if (wait_for(ep, &d) != 0)
             return ir_fail(IROH_ERR_TIMEOUT, "the handshake did not complete in %d ms%s",
                            timeout_ms, relay_problem(ep));
     }
@@ -775,8 +926,9 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
         pthread_mutex_unlock(&ep->mu);
-        return ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+        return endpoint_closed_error();
     }
+    ep_enter(ep);
     ir_conn *c;
     int rc = ir_ep_connect_alpns(ep->ep, addr, ab, al, n_alpns, &c);
     iroh_connection *h = NULL;
@@ -805,6 +957,7 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
             *out = h;
         }
     }
+    ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -817,30 +970,30 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
     if (!inc)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&ep->mu);
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    ep_enter(ep);
+    deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
     for (;;) {
-        prune_incoming(ep);
-        if (ep->nincoming)
-            break;
-        if (ep->closed) {
-            rc = ir_fail(IROH_ERR_CLOSED, "the endpoint is closed");
+        if (ep->closed) { /* what is still queued goes with the endpoint */
+            rc = endpoint_closed_error();
             break;
         }
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
+        if (ep->queue_head)
+            break;
+        if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no incoming connection within %d ms", timeout_ms);
             break;
         }
     }
     if (rc == IROH_OK) {
-        inc->conn = ep->incoming[0];
-        memmove(ep->incoming, ep->incoming + 1, (ep->nincoming - 1) * sizeof *ep->incoming);
-        ep->nincoming--;
-        inc->conn->refs = 1;
+        inc->conn = dequeue(ep);
+        inc->conn->handle_freed = 0;
+        inc->conn->refs = 1; /* the incoming's, then the application's */
         *out = inc;
     } else {
         free(inc);
     }
+    ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -865,17 +1018,13 @@ int iroh_incoming_accept(iroh_incoming *inc, iroh_connection **out)
     iroh_connection *h = inc->conn;
     iroh_endpoint *ep = h->ep;
     free(inc);
+    /* its handshake is done: nothing to wait for */
     pthread_mutex_lock(&ep->mu);
-    int rc = wait_connected(h, (int)ep->connect_timeout_ms);
-    if (rc != IROH_OK) {
-        char saved[256];
-        snprintf(saved, sizeof saved, "%s", iroh_last_error());
-        if (!is_closed(h))
-            ir_conn_close(h->c, 0, 0, "handshake timed out", ir_now_ns());
+    int rc = IROH_OK;
+    if (ep->closed) {
         h->refs = 0;
         h->handle_freed = 1;
-        wake(ep);
-        ir_fail(rc, "%s", saved);
+        rc = endpoint_closed_error();
     } else {
         *out = h;
     }
@@ -926,6 +1075,9 @@ void iroh_endpoint_close(iroh_endpoint *ep)
         return;
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
+        /* another thread is closing it: return once it is closed */
+        while (!ep->close_done)
+            pthread_cond_wait(&ep->cv, &ep->mu);
         pthread_mutex_unlock(&ep->mu);
         return;
     }
@@ -936,7 +1088,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
             ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
     ir_ep_flush(ep->ep);
     ep->stop = 1;
-    pthread_cond_broadcast(&ep->cv);
+    pthread_cond_broadcast(&ep->cv); /* every blocked call wakes and returns */
     pthread_mutex_unlock(&ep->mu);
     wake(ep);
     if (ep->io_started) {
@@ -945,6 +1097,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     }
     pthread_mutex_lock(&ep->mu);
     dispatch(ep); /* final events (CLOSED) for the callback */
+    ep->close_done = 1;
     pthread_cond_broadcast(&ep->cv);
     pthread_mutex_unlock(&ep->mu);
 }
@@ -954,10 +1107,14 @@ void iroh_endpoint_free(iroh_endpoint *ep)
     if (!ep)
         return;
     iroh_endpoint_close(ep);
+    /* threads that were blocked in calls of the endpoint are on their way out */
+    pthread_mutex_lock(&ep->mu);
+    while (ep->users)
+        pthread_cond_wait(&ep->cv, &ep->mu);
+    pthread_mutex_unlock(&ep->mu);
     for (size_t i = 0; i < ep->nconns; i++)
         free_handle(ep->conns[i]);
     free(ep->conns);
-    free(ep->incoming);
     ir_ep_free(ep->ep);
     if (ep->wake_fd >= 0)
         close(ep->wake_fd);
@@ -995,8 +1152,9 @@ static iroh_send_stream *new_send(iroh_connection *h, uint64_t id)
 {
     iroh_send_stream *s = calloc(1, sizeof *s);
     if (s) {
-        s->conn = h;
-        s->id = id;
+        s->h.conn = h;
+        s->h.id = id;
+        s->h.timeout_ms = -1;
         h->refs++;
     }
     return s;
@@ -1006,8 +1164,9 @@ static iroh_recv_stream *new_recv(iroh_connection *h, uint64_t id)
 {
     iroh_recv_stream *s = calloc(1, sizeof *s);
     if (s) {
-        s->conn = h;
-        s->id = id;
+        s->h.conn = h;
+        s->h.id = id;
+        s->h.timeout_ms = -1;
         h->refs++;
     }
     return s;
@@ -1017,13 +1176,13 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
 {
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
+    conn_enter(h);
+    deadline d = deadline_in(h->timeout_ms);
     int rc;
     uint64_t id;
     for (;;) {
-        if (is_closed(h)) {
-            rc = conn_error(h);
+        if ((rc = conn_check(h)) != IROH_OK)
             break;
-        }
         int r = ir_conn_stream_open(h->c, bidi, &id);
         if (r == 0) {
             *send = new_send(h, id);
@@ -1051,8 +1210,11 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
             break;
         }
-        wait_until(ep, -1, NULL); /* the peer's MAX_STREAMS */
+        /* the peer's MAX_STREAMS */
+        if ((rc = wait_conn(h, &d, "the peer allowed no new stream")) != IROH_OK)
+            break;
     }
+    conn_leave(h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1076,20 +1238,32 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
 {
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    conn_enter(h);
+    deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    while (!h->nopened[uni] && (rc = wait_on_conn(h, timeout_ms, &dl, "no stream")) == IROH_OK) {
+    /* the peer's streams, counted by the connection: nothing to lose */
+    while (h->accepted[uni] >= ir_conn_peer_streams(h->c, uni) &&
+           (rc = conn_check(h)) == IROH_OK && (rc = wait_conn(h, &d, "no stream")) == IROH_OK) {
     }
     if (rc == IROH_OK) {
-        uint64_t id = h->opened[uni][0];
-        memmove(h->opened[uni], h->opened[uni] + 1, (h->nopened[uni] - 1) * sizeof(uint64_t));
-        h->nopened[uni]--;
-        *recv = new_recv(h, id);
-        if (send)
-            *send = new_send(h, id);
-        if (!*recv || (send && !*send))
+        uint64_t id = ir_conn_peer_stream_id(h->c, uni, h->accepted[uni]);
+        iroh_recv_stream *r = new_recv(h, id);
+        iroh_send_stream *w = send && r ? new_send(h, id) : NULL;
+        if (r && (!send || w)) {
+            h->accepted[uni]++;
+            *recv = r;
+            if (send)
+                *send = w;
+        } else {
+            /* out of memory: give back what was made; the stream stays to be accepted */
+            if (r) {
+                h->refs--;
+                free(r);
+            }
             rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        }
     }
+    conn_leave(h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1139,7 +1313,8 @@ int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    conn_enter(c);
+    deadline d = deadline_in(timeout_ms);
     int rc;
     for (;;) {
         long n = ir_conn_datagram_recv(c->c, buf, cap);
@@ -1148,9 +1323,10 @@ int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
             rc = IROH_OK;
             break;
         }
-        if ((rc = wait_on_conn(c, timeout_ms, &dl, "no datagram")) != IROH_OK)
+        if ((rc = conn_check(c)) != IROH_OK || (rc = wait_conn(c, &d, "no datagram")) != IROH_OK)
             break;
     }
+    conn_leave(c);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1176,16 +1352,26 @@ void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason
 
 int iroh_connection_closed(iroh_connection *c, int timeout_ms)
 {
+    if (!c)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    conn_enter(c);
+    deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    while (!is_closed(c) && !ep->closed) {
-        if (wait_until(ep, timeout_ms, &dl) != 0) {
+    for (;;) {
+        if (c->handle_freed) {
+            rc = ir_fail(IROH_ERR_CLOSED, "the connection was freed");
+            break;
+        }
+        if (is_closed(c) || ep->closed)
+            break;
+        if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "still open after %d ms", timeout_ms);
             break;
         }
     }
+    conn_leave(c);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1261,13 +1447,23 @@ uint64_t iroh_connection_rtt_us(const iroh_connection *c)
     return st.rtt_us;
 }
 
-static void unref(iroh_connection *h)
+static int valid_timeout(const void *handle, int timeout_ms)
 {
-    if (--h->refs > 0)
-        return;
-    if (!is_closed(h))
-        ir_conn_close(h->c, 1, 0, "", ir_now_ns());
-    wake(h->ep);
+    if (!handle || timeout_ms < -1)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a handle and a time limit of -1 (none) or "
+                                                  "more are needed");
+    return IROH_OK;
+}
+
+int iroh_connection_set_timeout(iroh_connection *c, int timeout_ms)
+{
+    int rc = valid_timeout(c, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    pthread_mutex_lock(&c->ep->mu);
+    c->timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&c->ep->mu);
+    return IROH_OK;
 }
 
 void iroh_connection_free(iroh_connection *c)
@@ -1277,6 +1473,8 @@ void iroh_connection_free(iroh_connection *c)
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
     c->handle_freed = 1;
+    if (c->users)
+        pthread_cond_broadcast(&ep->cv); /* calls blocked on it return */
     unref(c);
     pthread_mutex_unlock(&ep->mu);
 }
@@ -1285,29 +1483,50 @@ void iroh_connection_free(iroh_connection *c)
 
 uint64_t iroh_send_stream_id(const iroh_send_stream *s)
 {
-    return s->id;
+    return s->h.id;
 }
 
 uint64_t iroh_recv_stream_id(const iroh_recv_stream *s)
 {
-    return s->id;
+    return s->h.id;
+}
+
+static int stream_set_timeout(stream_handle *s, int timeout_ms)
+{
+    int rc = valid_timeout(s, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    pthread_mutex_lock(&s->conn->ep->mu);
+    s->timeout_ms = timeout_ms;
+    pthread_mutex_unlock(&s->conn->ep->mu);
+    return IROH_OK;
+}
+
+int iroh_send_stream_set_timeout(iroh_send_stream *s, int timeout_ms)
+{
+    return stream_set_timeout(s ? &s->h : NULL, timeout_ms);
+}
+
+int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms)
+{
+    return stream_set_timeout(s ? &s->h : NULL, timeout_ms);
 }
 
 static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size_t *written, int all)
 {
-    iroh_connection *h = s->conn;
+    iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
-    if (s->finished || s->reset)
-        return ir_fail(IROH_ERR_STATE, "the stream is finished");
     pthread_mutex_lock(&ep->mu);
+    stream_enter(&s->h);
+    deadline d = deadline_in(s->h.timeout_ms);
     size_t done = 0;
     int rc = IROH_OK;
-    while (done < len || len == 0) {
-        if (is_closed(h)) {
-            rc = conn_error(h);
+    if (s->finished || s->reset)
+        rc = ir_fail(IROH_ERR_STATE, "the stream is finished");
+    while (rc == IROH_OK && (done < len || len == 0)) {
+        if ((rc = stream_check(&s->h)) != IROH_OK)
             break;
-        }
-        long w = ir_conn_stream_write(h->c, s->id, data + done, len - done, 0);
+        long w = ir_conn_stream_write(h->c, s->h.id, data + done, len - done, 0);
         if (w < 0) {
             rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
             break;
@@ -1317,11 +1536,12 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
             wake(ep);
         if (len == 0 || (done > 0 && !all) || done == len)
             break;
-        wait_until(ep, -1, NULL);
+        rc = wait_conn(h, &d, "no room in the stream's send buffer");
     }
-    pthread_mutex_unlock(&ep->mu);
     if (written)
         *written = done;
+    stream_leave(&s->h);
+    pthread_mutex_unlock(&ep->mu);
     return rc;
 }
 
@@ -1345,14 +1565,15 @@ int iroh_send_stream_finish(iroh_send_stream *s)
 {
     if (!s)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    if (s->finished || s->reset)
-        return ir_fail(IROH_ERR_STATE, "the stream is already finished");
-    iroh_endpoint *ep = s->conn->ep;
+    iroh_connection *h = s->h.conn;
+    iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     int rc = IROH_OK;
-    if (is_closed(s->conn))
-        rc = conn_error(s->conn);
-    else if (ir_conn_stream_write(s->conn->c, s->id, NULL, 0, 1) < 0)
+    if (s->finished || s->reset)
+        rc = ir_fail(IROH_ERR_STATE, "the stream is already finished");
+    else if (is_closed(h))
+        rc = conn_error(h);
+    else if (ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1) < 0)
         rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
     else
         s->finished = 1;
@@ -1363,13 +1584,18 @@ int iroh_send_stream_finish(iroh_send_stream *s)
 
 int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
 {
-    iroh_endpoint *ep = s->conn->ep;
+    if (!s)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_connection *h = s->h.conn;
+    iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    struct timespec dl = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    stream_enter(&s->h);
+    deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    while (!ir_conn_stream_send_done(s->conn->c, s->id) &&
-           (rc = wait_on_conn(s->conn, timeout_ms, &dl, "not acknowledged")) == IROH_OK) {
+    while (!ir_conn_stream_send_done(h->c, s->h.id) && (rc = stream_check(&s->h)) == IROH_OK &&
+           (rc = wait_conn(h, &d, "not acknowledged")) == IROH_OK) {
     }
+    stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1378,9 +1604,9 @@ int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code)
 {
     if (!s)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    iroh_endpoint *ep = s->conn->ep;
+    iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
-    ir_conn_stream_reset(s->conn->c, s->id, code);
+    ir_conn_stream_reset(s->h.conn->c, s->h.id, code);
     s->reset = 1;
     wake(ep);
     pthread_mutex_unlock(&ep->mu);
@@ -1391,76 +1617,92 @@ void iroh_send_stream_free(iroh_send_stream *s)
 {
     if (!s)
         return;
-    iroh_endpoint *ep = s->conn->ep;
+    iroh_connection *h = s->h.conn;
+    iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    if (!s->finished && !s->reset && !is_closed(s->conn)) {
-        ir_conn_stream_write(s->conn->c, s->id, NULL, 0, 1);
+    if (!s->finished && !s->reset && !is_closed(h)) {
+        ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
+        s->finished = 1;
         wake(ep);
     }
-    unref(s->conn);
+    stream_free(&s->h);
     pthread_mutex_unlock(&ep->mu);
-    free(s);
+}
+
+/* one read with the endpoint's mutex held and the caller a user of the stream */
+static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, const deadline *d)
+{
+    iroh_connection *h = s->h.conn;
+    *n = 0;
+    for (;;) {
+        if (s->h.freed)
+            return ir_fail(IROH_ERR_CLOSED, "the stream was freed");
+        if (s->ended)
+            return IROH_OK;
+        uint64_t code = 0;
+        long r = ir_conn_stream_read(h->c, s->h.id, buf, cap, &code);
+        if (r > 0) {
+            *n = (size_t)r;
+            wake(h->ep); /* window updates to send */
+            return IROH_OK;
+        }
+        if (r == 0) {
+            s->ended = 1;
+            return IROH_OK;
+        }
+        if (r == IR_STREAM_RESET) {
+            s->reset_code = code;
+            return ir_fail(IROH_ERR_STREAM_RESET, "the peer reset the stream with code %llu",
+                           (unsigned long long)code);
+        }
+        if (is_closed(h))
+            return conn_error(h);
+        if (r != IR_AGAIN)
+            return ir_fail(IROH_ERR_STATE, "the stream cannot be read");
+        int rc = wait_conn(h, d, "no data");
+        if (rc != IROH_OK)
+            return rc;
+    }
 }
 
 int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap, size_t *n)
 {
     if (!s || (!buf && cap) || !n)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    *n = 0;
-    if (s->ended)
-        return IROH_OK;
-    iroh_connection *h = s->conn;
-    iroh_endpoint *ep = h->ep;
+    iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
-    int rc;
-    for (;;) {
-        uint64_t code = 0;
-        long r = ir_conn_stream_read(h->c, s->id, buf, cap, &code);
-        if (r > 0) {
-            *n = (size_t)r;
-            rc = IROH_OK;
-            wake(ep); /* window updates to send */
-            break;
-        }
-        if (r == 0) {
-            s->ended = 1;
-            rc = IROH_OK;
-            break;
-        }
-        if (r == IR_STREAM_RESET) {
-            s->reset_code = code;
-            rc = ir_fail(IROH_ERR_STREAM_RESET, "the peer reset the stream with code %llu",
-                         (unsigned long long)code);
-            break;
-        }
-        if (is_closed(h)) {
-            rc = conn_error(h);
-            break;
-        }
-        if (r != IR_AGAIN) {
-            rc = ir_fail(IROH_ERR_STATE, "the stream cannot be read");
-            break;
-        }
-        wait_until(ep, -1, NULL);
-    }
+    stream_enter(&s->h);
+    deadline d = deadline_in(s->h.timeout_ms);
+    int rc = read_locked(s, buf, cap, n, &d);
+    stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
 
 int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len)
 {
+    if (!s || (!buf && len))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    iroh_endpoint *ep = s->h.conn->ep;
+    pthread_mutex_lock(&ep->mu);
+    stream_enter(&s->h);
+    deadline d = deadline_in(s->h.timeout_ms);
+    int rc = IROH_OK;
     size_t got = 0;
     while (got < len) {
         size_t n;
-        int rc = iroh_recv_stream_read(s, (uint8_t *)buf + got, len - got, &n);
-        if (rc != IROH_OK)
-            return rc;
-        if (n == 0)
-            return ir_fail(IROH_ERR_FINISHED_EARLY, "the stream ended after %zu of %zu bytes",
-                           got, len);
+        if ((rc = read_locked(s, (uint8_t *)buf + got, len - got, &n, &d)) != IROH_OK)
+            break;
+        if (n == 0) {
+            rc = ir_fail(IROH_ERR_FINISHED_EARLY, "the stream ended after %zu of %zu bytes",
+                         got, len);
+            break;
+        }
         got += n;
     }
-    return IROH_OK;
+    stream_leave(&s->h);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
 }
 
 int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **out, size_t *len)
@@ -1471,35 +1713,44 @@ int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **ou
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    iroh_connection *h = s->h.conn;
+    iroh_endpoint *ep = h->ep;
+    pthread_mutex_lock(&ep->mu);
+    stream_enter(&s->h);
+    deadline d = deadline_in(s->h.timeout_ms);
+    int rc = IROH_OK;
     for (;;) {
         if (n == cap) {
             if (cap > limit) {
-                free(buf);
-                return ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+                rc = ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+                break;
             }
             size_t nc = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
             uint8_t *p = realloc(buf, nc);
             if (!p) {
-                free(buf);
-                return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+                rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+                break;
             }
             buf = p;
             cap = nc;
         }
         size_t got;
-        int rc = iroh_recv_stream_read(s, buf + n, cap - n, &got);
-        if (rc != IROH_OK) {
-            free(buf);
-            return rc;
-        }
-        if (got == 0)
+        if ((rc = read_locked(s, buf + n, cap - n, &got, &d)) != IROH_OK || got == 0)
             break;
         n += got;
         if (n > limit) {
-            free(buf);
-            iroh_recv_stream_stop(s, 0);
-            return ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+            ir_conn_stream_stop(h->c, s->h.id, 0);
+            s->ended = 1;
+            wake(ep);
+            rc = ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
+            break;
         }
+    }
+    stream_leave(&s->h);
+    pthread_mutex_unlock(&ep->mu);
+    if (rc != IROH_OK) {
+        free(buf);
+        return rc;
     }
     *out = buf;
     *len = n;
@@ -1515,9 +1766,9 @@ int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code)
 {
     if (!s)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    iroh_endpoint *ep = s->conn->ep;
+    iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
-    ir_conn_stream_stop(s->conn->c, s->id, code);
+    ir_conn_stream_stop(s->h.conn->c, s->h.id, code);
     s->ended = 1;
     wake(ep);
     pthread_mutex_unlock(&ep->mu);
@@ -1528,13 +1779,14 @@ void iroh_recv_stream_free(iroh_recv_stream *s)
 {
     if (!s)
         return;
-    iroh_endpoint *ep = s->conn->ep;
+    iroh_connection *h = s->h.conn;
+    iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    if (!s->ended && !is_closed(s->conn)) {
-        ir_conn_stream_stop(s->conn->c, s->id, 0);
+    if (!s->ended && !is_closed(h)) {
+        ir_conn_stream_stop(h->c, s->h.id, 0);
+        s->ended = 1;
         wake(ep);
     }
-    unref(s->conn);
+    stream_free(&s->h);
     pthread_mutex_unlock(&ep->mu);
-    free(s);
 }

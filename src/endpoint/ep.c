@@ -1,6 +1,9 @@
 #include "endpoint/ep.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -66,6 +69,9 @@ struct ir_ep {
     ir_tls_identity *qad_ident;
     iroh_socket_addr public_addr;
     int have_public;
+    ir_ep_counters counters;
+    size_t freed_since_trim; /* connections freed since the last malloc_trim */
+    uint64_t last_trim;
 };
 
 uint64_t ir_now_ns(void)
@@ -228,19 +234,27 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         ep->cfg.alpns = ep->alpns;
         ep->cfg.alpn_lens = ep->alpn_lens;
     }
+    /* exactly the addresses asked for; none: both families, as iroh (0.0.0.0:0 and
+     * [::]:0), and IPv4 alone where the host has no IPv6 */
     iroh_socket_addr binds[MAX_SOCKS];
-    int nb = 0;
+    int nb = 0, optional6 = 0;
     if (cfg->bind4.family == 4)
         binds[nb++] = cfg->bind4;
     if (cfg->bind6.family == 6)
         binds[nb++] = cfg->bind6;
     if (nb == 0) {
-        memset(&binds[0], 0, sizeof binds[0]);
+        memset(binds, 0, 2 * sizeof binds[0]);
         binds[0].family = 4;
-        nb = 1;
+        binds[1].family = 6;
+        nb = 2;
+        optional6 = 1;
     }
     for (int i = 0; i < nb; i++) {
         int fd = ir_udp_open(&binds[i], &ep->bound[ep->nsock]);
+        if (fd < 0 && optional6 && binds[i].family == 6) {
+            IR_LOG(IR_LOG_DEBUG, "no IPv6 socket (%s): IPv4 only", iroh_last_error());
+            continue;
+        }
         if (fd < 0) {
             rc = IROH_ERR_IO;
             goto fail;
@@ -471,7 +485,7 @@ static conn_slot *route(ir_ep *ep, const ir_pkt_hdr *h)
         if (ir_conn_owns_cid(c, h->dcid.data, h->dcid.len))
             return &ep->conns[i];
         /* a client's retransmitted first Initial still carries its chosen DCID */
-        if (h->type == IR_PT_INITIAL && ep->conns[i].inbound && ir_cid_eq(ir_conn_odcid(c), &h->dcid))
+        if (h->type == IR_PT_INITIAL && ep->conns[i].inbound && ir_cid_eq(ir_conn_initial_dcid(c), &h->dcid))
             return &ep->conns[i];
     }
     return NULL;
@@ -699,6 +713,23 @@ static int check_retry_token(const ir_ep *ep, const ir_netaddr *from, const ir_p
     return 0;
 }
 
+/* Incoming connections whose handshake is not complete and that still hold memory
+ * (also those closing without ever completing: a ClientHello we refuse) */
+static size_t half_open(const ir_ep *ep)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ep->nconns; i++)
+        n += ep->conns[i].inbound && !ir_conn_handshake_complete(ep->conns[i].c) &&
+             ir_conn_get_state(ep->conns[i].c) != IR_CONN_CLOSED;
+    return n;
+}
+
+void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out)
+{
+    *out = ep->counters;
+    out->half_open = half_open(ep);
+}
+
 static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
                             uint64_t now)
 {
@@ -731,23 +762,48 @@ static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, siz
     /* a new connection: only a full-size client Initial, and only if we accept */
     if (h.type != IR_PT_INITIAL || len < IR_MIN_INITIAL_SIZE || !ep->cfg.n_alpns)
         return;
-    if (ep->cfg.max_connections && ep->nconns >= ep->cfg.max_connections)
+    /* nothing is kept, and nothing is answered, before the Initial decrypts: anyone can
+     * derive its keys from the DCID, but random bytes do not authenticate (a copy is
+     * opened: the datagram stays as it came for the connection) */
+    if (!ir_pkt_initial_opens(buf, &h)) {
+        ep->counters.initials_undecryptable++;
+        IR_LOG(IR_LOG_TRACE, "an Initial that does not decrypt: dropped");
+        return;
+    }
+    size_t half = half_open(ep);
+    if ((ep->cfg.max_connections && ep->nconns >= ep->cfg.max_connections) ||
+        half >= (ep->cfg.half_open_max ? ep->cfg.half_open_max : IR_EP_HALF_OPEN_MAX)) {
+        ep->counters.initials_full++;
+        IR_LOG(IR_LOG_DEBUG, "new client dropped: %zu handshakes in progress, %zu connections",
+               half, ep->nconns);
         return; /* full: the client will try again */
+    }
     ir_conn_config cfg;
     base_config(ep, &cfg);
-    if (ep->cfg.retry) {
-        /* RFC 9000 8.1.2: no state until the client proves its address with our token */
-        if (h.token_len == 0) {
-            send_retry(ep, from, &h, now);
-            return;
+    /* RFC 9000 8.1.2: when configured, or under load (many handshakes in progress), no
+     * state until the client proves its address with our token */
+    int need_retry = ep->cfg.retry ||
+                     half >= (ep->cfg.retry_above ? ep->cfg.retry_above : IR_EP_RETRY_ABOVE);
+    if (h.token_len) {
+        if (check_retry_token(ep, from, &h, now, &cfg.original_dcid) == 0) {
+            cfg.retried = 1;
+            cfg.retry_scid = h.dcid;
+        } else {
+            ep->counters.bad_tokens++;
+            if (need_retry) {
+                IR_LOG(IR_LOG_DEBUG, "invalid or expired Retry token: dropped");
+                return;
+            }
+            /* not one of our Retry tokens (we issue no NEW_TOKEN): as if it had none */
         }
-        if (check_retry_token(ep, from, &h, now, &cfg.original_dcid) != 0) {
-            IR_LOG(IR_LOG_DEBUG, "invalid or expired Retry token: dropped");
-            return;
-        }
-        cfg.retried = 1;
-        cfg.retry_scid = h.dcid;
+    } else if (need_retry) {
+        send_retry(ep, from, &h, now);
+        ep->counters.retries_sent++;
+        return;
     }
+    cfg.handshake_timeout_ns = (ep->cfg.handshake_timeout_ms ? ep->cfg.handshake_timeout_ms
+                                                             : IR_EP_HANDSHAKE_TIMEOUT_MS) *
+                               1000000ull;
     cfg.alpns = ep->cfg.alpns;
     cfg.alpn_lens = ep->cfg.alpn_lens;
     cfg.n_alpns = ep->cfg.n_alpns;
@@ -757,6 +813,7 @@ static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, siz
         return;
     }
     IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
+    ep->counters.incoming++;
     s = add_conn(ep, c, 1, from);
     if (!s) {
         ir_conn_free(c);
@@ -900,6 +957,43 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
     qad_tick(ep, now);
 }
 
+/* Incoming connections that closed before anyone accepted them (handshakes that never
+ * completed) belong to nobody: freed here. After a burst of frees the heap is trimmed:
+ * glibc keeps freed memory in its arenas (also pages in the middle of a heap) until asked,
+ * and a flood's memory should go back to the system. */
+#define TRIM_AFTER 64                    /* connections freed */
+#define TRIM_EVERY_NS 1000000000ull      /* at most once a second */
+
+static void maybe_trim(ir_ep *ep, uint64_t now)
+{
+    if (ep->freed_since_trim >= TRIM_AFTER && now - ep->last_trim >= TRIM_EVERY_NS) {
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+        ep->counters.trims++;
+        ep->freed_since_trim = 0;
+        ep->last_trim = now;
+    }
+}
+
+static void reap(ir_ep *ep, uint64_t now)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ep->nconns; i++) {
+        conn_slot *s = &ep->conns[i];
+        if (s->inbound && !s->accepted && ir_conn_get_state(s->c) == IR_CONN_CLOSED) {
+            ir_conn_free(s->c);
+            ep->freed_since_trim++;
+            continue;
+        }
+        if (k != i)
+            ep->conns[k] = *s;
+        k++;
+    }
+    ep->nconns = k;
+    maybe_trim(ep, now);
+}
+
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 {
     uint64_t t = UINT64_MAX;
@@ -915,6 +1009,9 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
     }
     if (ep->qad.c && ir_conn_timeout(ep->qad.c) < t)
         t = ir_conn_timeout(ep->qad.c);
+    /* a trim that waits for its turn (frees also happen between rounds, by the API) */
+    if (ep->freed_since_trim >= TRIM_AFTER && ep->last_trim + TRIM_EVERY_NS < t)
+        t = ep->last_trim + TRIM_EVERY_NS;
     if (ep->cfg.qad_client && !ep->qad.c && ep->home >= 0 && ep->qad_retry_at > now &&
         ep->qad_retry_at < t)
         t = ep->qad_retry_at;
@@ -931,6 +1028,7 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
 {
     ir_ep_flush(ep);
+    maybe_trim(ep, ir_now_ns());
     *timeout_ms = next_timeout_ms(ep, ir_now_ns(), *timeout_ms);
     for (int i = 0; i < ep->nsock; i++) {
         pf[i].fd = ep->fd[i];
@@ -986,6 +1084,7 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
     }
     run_links(ep, pf, ir_now_ns());
     run_timers(ep, ir_now_ns());
+    reap(ep, ir_now_ns());
     /* what this produced goes out in the next ir_ep_prepare, before anything waits */
 }
 
@@ -1059,6 +1158,7 @@ void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
         ir_conn_free(c);
         memmove(&ep->conns[i], &ep->conns[i + 1], (ep->nconns - i - 1) * sizeof *ep->conns);
         ep->nconns--;
+        ep->freed_since_trim++;
         return;
     }
 }

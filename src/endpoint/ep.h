@@ -19,11 +19,19 @@ typedef struct ir_ep_config {
     const uint8_t *const *alpns;
     const size_t *alpn_lens;
     size_t n_alpns;
-    /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 */
+    /* bind addresses; family 0 = not used. Neither given: 0.0.0.0:0 and [::]:0 (the
+     * latter only where the host has IPv6) */
     iroh_socket_addr bind4, bind6;
     uint64_t keep_alive_ns; /* 0: iroh's 5 s */
     int retry;              /* validate client addresses with a Retry before any state */
     size_t max_connections; /* new incoming connections are dropped at this many; 0: no limit */
+    /* Incoming handshakes (half-open: inbound, handshake not complete, state not yet
+     * freed). From retry_above of them on, a new client must come back with a Retry token;
+     * at half_open_max, new clients are dropped; a handshake not complete after
+     * handshake_timeout_ms ends. 0: the defaults (IR_EP_RETRY_ABOVE, IR_EP_HALF_OPEN_MAX,
+     * IR_EP_HANDSHAKE_TIMEOUT_MS) */
+    size_t retry_above, half_open_max;
+    uint64_t handshake_timeout_ms;
     /* transport limits; 0 = iroh's default */
     uint32_t max_streams_bidi, max_streams_uni, stream_window, max_stream_window,
         max_datagram_frame;
@@ -47,6 +55,9 @@ typedef struct ir_ep_config {
 } ir_ep_config;
 
 #define IR_EP_MAX_RELAYS 8
+#define IR_EP_RETRY_ABOVE 64
+#define IR_EP_HALF_OPEN_MAX 256
+#define IR_EP_HANDSHAKE_TIMEOUT_MS 10000
 
 int ir_ep_new(const ir_ep_config *cfg, ir_ep **out);
 void ir_ep_free(ir_ep *ep);
@@ -105,6 +116,18 @@ const char *ir_ep_home_relay(const ir_ep *ep);
 int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why);
 /* The number of relays configured. */
 size_t ir_ep_relay_count(const ir_ep *ep);
+
+/* What became of datagrams that would have started a connection. */
+typedef struct ir_ep_counters {
+    uint64_t initials_undecryptable; /* did not open under their DCID's Initial keys */
+    uint64_t retries_sent;           /* answered with a Retry (configured or load) */
+    uint64_t bad_tokens;             /* a token that is not a valid Retry token of ours */
+    uint64_t initials_full;          /* dropped: half_open_max or max_connections reached */
+    uint64_t incoming;               /* connections started */
+    size_t half_open;                /* now */
+    uint64_t trims;                  /* malloc_trim calls after bursts of frees */
+} ir_ep_counters;
+void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out);
 
 
 uint64_t ir_now_ns(void);

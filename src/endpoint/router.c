@@ -28,6 +28,7 @@ typedef struct handler_run {
     const protocol *proto;
     iroh_connection *conn;
     pthread_t th;
+    int conn_released; /* the handler thread has let go of conn (under the router's mutex) */
     int done;
     struct handler_run *next;
 } handler_run;
@@ -90,8 +91,12 @@ static void *handler_main(void *arg)
         fprintf(stderr, "iroh router: handler for %s failed (%d) on a connection from %s\n",
                 run->proto->alpn, rc, hex);
     }
-    iroh_connection_free(run->conn); /* closes with code 0 if still open */
     struct iroh_router *r = run->r;
+    /* from here on shutdown leaves the connection alone */
+    pthread_mutex_lock(&r->mu);
+    run->conn_released = 1;
+    pthread_mutex_unlock(&r->mu);
+    iroh_connection_free(run->conn); /* closes with code 0 if still open */
     pthread_mutex_lock(&r->mu);
     run->done = 1;
     r->running--;
@@ -149,7 +154,7 @@ static void *accept_main(void *arg)
         }
         iroh_connection *conn;
         if (iroh_incoming_accept(inc, &conn) != IROH_OK)
-            continue; /* the handshake failed: nothing to hand over */
+            break; /* the endpoint was closed */
         char alpn[256];
         const protocol *proto = NULL;
         if (iroh_connection_alpn(conn, alpn, sizeof alpn) == IROH_OK)
@@ -236,7 +241,14 @@ int iroh_router_shutdown(iroh_router *r)
     r->shut_down = 1;
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->accept_th, NULL); /* stops within one accept timeout */
-    reap(r, 1);                        /* running handlers finish */
+    /* close the connections the handlers have (application code 0, as iroh's endpoint
+     * close), so that handlers blocked on them wake up and return */
+    pthread_mutex_lock(&r->mu);
+    for (handler_run *run = r->runs; run; run = run->next)
+        if (!run->conn_released)
+            iroh_connection_close(run->conn, 0, "shutting down");
+    pthread_mutex_unlock(&r->mu);
+    reap(r, 1); /* running handlers finish */
     iroh_endpoint_close(r->ep);
     return IROH_OK;
 }

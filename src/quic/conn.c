@@ -56,6 +56,10 @@ void ir_conn_config_defaults(ir_conn_config *cfg)
 
 /* ---- events -------------------------------------------------------------------------- */
 
+/* The queue holds the events that are hints (readable, writable, path changes, ...): when
+ * it cannot grow, a new hint is dropped. The events whose loss would lose something are
+ * raised without it: CONNECTED and CLOSED by flags, STREAM_OPENED from the count of the
+ * peer's streams. */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
 {
     /* coalesce repeated readable/writable events for the same stream */
@@ -85,14 +89,37 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     c->ev_n++;
 }
 
+static uint64_t peer_stream_id(const ir_conn *c, int uni, uint64_t k);
+
+/* Order: CONNECTED, the peer's new streams, the queued hints, CLOSED last. */
 int ir_conn_poll_event(ir_conn *c, ir_event *ev)
 {
-    if (!c->ev_n)
-        return 0;
-    *ev = c->ev[c->ev_head];
-    c->ev_head = (c->ev_head + 1) % c->ev_cap;
-    c->ev_n--;
-    return 1;
+    memset(ev, 0, sizeof *ev);
+    if (c->connected_pending) {
+        c->connected_pending = 0;
+        ev->type = IR_EV_CONNECTED;
+        return 1;
+    }
+    for (int uni = 0; uni < 2; uni++) {
+        if (c->opened_reported[uni] < c->peer_opened[uni]) {
+            ev->type = IR_EV_STREAM_OPENED;
+            ev->stream_id = peer_stream_id(c, uni, c->opened_reported[uni]++);
+            return 1;
+        }
+    }
+    if (c->ev_n) {
+        *ev = c->ev[c->ev_head];
+        c->ev_head = (c->ev_head + 1) % c->ev_cap;
+        c->ev_n--;
+        return 1;
+    }
+    if (c->closed_pending) {
+        c->closed_pending = 0;
+        ev->type = IR_EV_CLOSED;
+        ev->code = c->close.code;
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- closing --------------------------------------------------------------------------- */
@@ -101,7 +128,7 @@ static void enter_closed_event(ir_conn *c)
 {
     if (!c->closed_event_sent) {
         c->closed_event_sent = 1;
-        ir_conn_push_event(c, IR_EV_CLOSED, 0, c->close.code);
+        c->closed_pending = 1;
     }
 }
 
@@ -159,6 +186,11 @@ ir_conn_state ir_conn_get_state(const ir_conn *c)
     return c->state;
 }
 
+int ir_conn_handshake_complete(const ir_conn *c)
+{
+    return c->handshake_complete;
+}
+
 const ir_close_info *ir_conn_close_info(const ir_conn *c)
 {
     return &c->close;
@@ -198,9 +230,9 @@ int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
     return 0;
 }
 
-const ir_cid *ir_conn_odcid(const ir_conn *c)
+const ir_cid *ir_conn_initial_dcid(const ir_conn *c)
 {
-    return &c->odcid;
+    return c->is_server && c->retried ? &c->retry_scid : &c->odcid;
 }
 
 static const ir_cid *dcid(const ir_conn *c)
@@ -309,6 +341,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
+    c->handshake_deadline = UINT64_MAX;
     c->idle_timeout_ns = cfg->tp.max_idle_timeout * NS_PER_MS;
     c->max_data_local = cfg->tp.initial_max_data;
     c->conn_window = cfg->tp.initial_max_data;
@@ -421,6 +454,8 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
         c->retry_scid = cfg->retry_scid;
         c->path->validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
     }
+    if (cfg->handshake_timeout_ns)
+        c->handshake_deadline = now + cfg->handshake_timeout_ns;
     c->initial_scid = initial->scid;
     c->path->rcid[0].cid = initial->scid;
     c->path->nrcid = 1;
@@ -547,6 +582,21 @@ static qstream *new_stream(ir_conn *c, uint64_t id)
     return s;
 }
 
+static uint64_t peer_stream_id(const ir_conn *c, int uni, uint64_t k)
+{
+    return (k << 2) | (uni ? STREAM_UNI : 0) | (c->is_server ? 0 : STREAM_SERVER);
+}
+
+uint64_t ir_conn_peer_streams(const ir_conn *c, int uni)
+{
+    return c->peer_opened[uni != 0];
+}
+
+uint64_t ir_conn_peer_stream_id(const ir_conn *c, int uni, uint64_t k)
+{
+    return peer_stream_id(c, uni != 0, k);
+}
+
 /* The stream a frame from the peer refers to, opening peer streams implicitly (RFC 9000
  * 3.2). Sets *err to a transport error for streams the peer may not use. NULL with
  * *err == 0 means an old stream that is gone: ignore the frame. */
@@ -579,13 +629,13 @@ static qstream *peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err)
         return s;
     /* open every lower-numbered stream of this type too */
     for (uint64_t k = c->peer_opened[uni]; k <= n; k++) {
-        uint64_t sid = (k << 2) | (uni ? STREAM_UNI : 0) | (c->is_server ? 0 : STREAM_SERVER);
+        uint64_t sid = peer_stream_id(c, uni, k);
         s = new_stream(c, sid);
         if (!s) {
             *err = E_INTERNAL;
             return NULL;
         }
-        ir_conn_push_event(c, IR_EV_STREAM_OPENED, sid, 0);
+        /* STREAM_OPENED comes from the count (ir_conn_poll_event) */
     }
     c->peer_opened[uni] = n + 1;
     return s;
@@ -884,7 +934,7 @@ static void on_handshake_complete(ir_conn *c)
         discard_space(c, SP_HANDSHAKE);
     }
     issue_more_cids(c);
-    ir_conn_push_event(c, IR_EV_CONNECTED, 0, 0);
+    c->connected_pending = 1;
 }
 
 static void crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
@@ -2486,6 +2536,8 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     if (c->state >= IR_CONN_CLOSING)
         return c->close_deadline;
     uint64_t t = idle_deadline(c);
+    if (c->state == IR_CONN_HANDSHAKE && c->handshake_deadline < t)
+        t = c->handshake_deadline;
     uint64_t r = ir_rec_timer(c);
     if (r < t)
         t = r;
@@ -2528,7 +2580,25 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     if (now >= idle_deadline(c)) {
         c->close.closed = 1;
         c->close.idle_timeout = 1;
-        snprintf(c->close.reason, sizeof c->close.reason, "idle timeout");
+        /* the negotiated idle timeout in seconds: "30 s", "1.5 s", "0.25 s" */
+        uint64_t ms = c->idle_timeout_ns / NS_PER_MS;
+        char secs[32];
+        int n = snprintf(secs, sizeof secs, "%llu.%03llu", (unsigned long long)(ms / 1000),
+                         (unsigned long long)(ms % 1000));
+        while (n > 0 && secs[n - 1] == '0')
+            secs[--n] = 0;
+        if (n > 0 && secs[n - 1] == '.')
+            secs[--n] = 0;
+        snprintf(c->close.reason, sizeof c->close.reason,
+                 "timed out: no packets from the peer for %s s", secs);
+        set_closed(c);
+        return;
+    }
+    if (c->state == IR_CONN_HANDSHAKE && now >= c->handshake_deadline) {
+        /* silently, as an idle timeout: nothing more goes to an address that may be forged */
+        c->close.closed = 1;
+        c->close.idle_timeout = 1;
+        snprintf(c->close.reason, sizeof c->close.reason, "handshake timed out");
         set_closed(c);
         return;
     }

@@ -64,6 +64,9 @@ typedef struct ir_conn_config {
      * carried (the DCID of this Initial). */
     int retried;
     ir_cid original_dcid, retry_scid;
+    /* Server only: a handshake not complete this long after the connection was made ends
+     * it silently (close reason "handshake timed out"), whatever the idle timeout; 0: none */
+    uint64_t handshake_timeout_ns;
 } ir_conn_config;
 
 /* Fills a config with iroh's defaults (transport parameters, 5 s keep-alive, CUBIC). */
@@ -101,8 +104,9 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now);
 
 /* 1 if a datagram whose destination CID is `cid` belongs to this connection. */
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len);
-/* The CID the client chose for its first Initial (server side: route its retransmits). */
-const ir_cid *ir_conn_odcid(const ir_conn *c);
+/* Server side: the DCID of the client's Initials, to route its retransmits: the one it
+ * chose for its first Initial or, after our Retry, the Retry's SCID. */
+const ir_cid *ir_conn_initial_dcid(const ir_conn *c);
 
 /* ---- state and events ------------------------------------------------------------------- */
 
@@ -115,6 +119,8 @@ typedef enum ir_conn_state {
 } ir_conn_state;
 
 ir_conn_state ir_conn_get_state(const ir_conn *c);
+/* 1 once the handshake completed (it stays 1 after the connection closes). */
+int ir_conn_handshake_complete(const ir_conn *c);
 
 typedef enum ir_event_type {
     IR_EV_NONE = 0,
@@ -137,8 +143,15 @@ typedef struct ir_event {
     uint64_t code;
 } ir_event;
 
-/* Takes the next event; returns 0 when there is none. */
+/* Takes the next event; returns 0 when there is none. CONNECTED, STREAM_OPENED and CLOSED
+ * never get lost (they need no memory); the other events are hints that may be dropped
+ * when memory runs out (state is always there to read). */
 int ir_conn_poll_event(ir_conn *c, ir_event *ev);
+
+/* The number of streams the peer has opened so far (uni 0: bidirectional, 1:
+ * unidirectional), and the id of the k-th of them (0-based). */
+uint64_t ir_conn_peer_streams(const ir_conn *c, int uni);
+uint64_t ir_conn_peer_stream_id(const ir_conn *c, int uni, uint64_t k);
 
 typedef struct ir_close_info {
     int closed;        /* 1 once closing started */

@@ -267,16 +267,20 @@ struct ir_conn {
     /* timers */
     uint64_t idle_timeout_ns;
     uint64_t last_activity;
+    uint64_t handshake_deadline; /* server: cfg.handshake_timeout_ns after creation */
     uint64_t last_ack_eliciting_sent;
     int keepalive_pending;    /* the keep-alive timer fired: send a PING when we can */
     uint64_t close_deadline;
     int close_pending;        /* (re)send CONNECTION_CLOSE */
     ir_close_info close;
-    int closed_event_sent;
+    int closed_event_sent;    /* CLOSED was raised (once per connection) */
 
-    /* events */
+    /* events. CONNECTED, STREAM_OPENED and CLOSED never go through the queue (which
+     * allocates and may drop on failure): flags and counters raise them */
     ir_event *ev;
     size_t ev_head, ev_n, ev_cap;
+    int connected_pending, closed_pending;
+    uint64_t opened_reported[2]; /* peer streams (bidi, uni) STREAM_OPENED has named */
 
     ir_conn_stats stats;
 

@@ -155,6 +155,38 @@ int ir_pkt_decrypt(uint8_t *p, const ir_pkt_hdr *h, size_t pn_len, const ir_aead
     return 0;
 }
 
+int ir_pkt_initial_opens(const uint8_t *p, const ir_pkt_hdr *h)
+{
+    if (h->type != IR_PT_INITIAL || h->version != IR_QUIC_V1 ||
+        h->pkt_len > IR_INITIAL_CHECK_MAX || h->pn_offset + 4 + IR_HP_SAMPLE_LEN > h->pkt_len)
+        return 0;
+    uint8_t secret[32];
+    ir_pkt_keys k;
+    ir_initial_secrets(h->dcid.data, h->dcid.len, secret, NULL);
+    int rc = ir_pkt_keys_init(&k, IR_AEAD_AES_128_GCM, IR_HASH_SHA256, secret, sizeof secret);
+    explicit_bzero(secret, sizeof secret);
+    if (rc != 0)
+        return 0;
+    /* the header is unmasked in a copy; the payload opens from p into the copy */
+    uint8_t copy[IR_INITIAL_CHECK_MAX];
+    memcpy(copy, p, h->pn_offset + 4);
+    uint8_t mask[IR_HP_MASK_LEN];
+    ir_hp_mask(&k.hp, p + h->pn_offset + 4, mask);
+    copy[0] ^= mask[0] & 0x0f;
+    size_t pn_len = (size_t)(copy[0] & 3) + 1;
+    uint64_t pn = 0;
+    for (size_t i = 0; i < pn_len; i++) {
+        copy[h->pn_offset + i] ^= mask[1 + i];
+        pn = pn << 8 | copy[h->pn_offset + i];
+    }
+    size_t hdr_len = h->pn_offset + pn_len;
+    int ok = h->pkt_len >= hdr_len + IR_AEAD_TAG_LEN &&
+             ir_aead_open(&k.aead, 0, pn, copy, hdr_len, p + hdr_len, h->pkt_len - hdr_len,
+                          copy + hdr_len) >= 0;
+    ir_pkt_keys_free(&k);
+    return ok;
+}
+
 static size_t put_pn(uint8_t *p, uint64_t pn, size_t pn_len)
 {
     for (size_t i = 0; i < pn_len; i++)

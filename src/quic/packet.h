@@ -49,6 +49,14 @@ typedef struct ir_pkt_hdr {
  * packet of an unknown version parses as far as the invariant header (pkt_len = len). */
 int ir_pkt_parse(const uint8_t *p, size_t len, size_t short_dcid_len, ir_pkt_hdr *h);
 
+/* 1 if the version-1 client Initial at p (h from ir_pkt_parse) opens under the Initial
+ * keys of its own DCID (RFC 9001 5.2): header protection removed and the payload
+ * authenticated on a copy, p left as it is (a failed in-place open would destroy it).
+ * What a server checks before it keeps any state for a new client. 0 for anything else,
+ * including packets over IR_INITIAL_CHECK_MAX bytes. */
+#define IR_INITIAL_CHECK_MAX 1500
+int ir_pkt_initial_opens(const uint8_t *p, const ir_pkt_hdr *h);
+
 /* Packet numbers (RFC 9000 A.2, A.3). largest_acked is UINT64_MAX when nothing was acked. */
 size_t ir_pn_encode_len(uint64_t pn, uint64_t largest_acked);
 uint64_t ir_pn_decode(uint64_t largest_pn, uint64_t truncated, size_t pn_len);

@@ -14,3 +14,13 @@ trap cleanup EXIT
 pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# milliseconds since the epoch, for the liveness bounds
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# wait_exit PID [SECS]: waits up to SECS (default 20) for PID to exit, killing it then;
+# sets st to its exit status (137 when it had to be killed)
+wait_exit() {
+  local n=$(( ${2:-20} * 20 ))
+  for _ in $(seq $n); do kill -0 "$1" 2> /dev/null || break; sleep 0.05; done
+  kill -9 "$1" 2> /dev/null
+  wait "$1"; st=$?
+}

@@ -26,5 +26,10 @@ done
 echo hi | timeout 30 "$bin" connect --no-relay "$ticket" --alpn diag/0 > /dev/null 2> "$dir/quiet.err"
 [ ! -s "$dir/quiet.err" ] && ok || bad "default log level printed: $(cat "$dir/quiet.err")"
 
+# an invalid IROH_LOG is reported (one line naming it), and the command works on
+out=$(echo hi | IROH_LOG=loud timeout -k 5 30 "$bin" connect --no-relay "$ticket" --alpn diag/0 2> "$dir/bad.err"); st=$?
+[ $st = 0 ] && [ "$out" = hi ] && ok || bad "IROH_LOG=loud: status $st, '$out'"
+[ "$(wc -l < "$dir/bad.err")" = 1 ] && grep -q 'IROH_LOG=loud' "$dir/bad.err" && ok || bad "IROH_LOG=loud was not reported in one line: $(cat "$dir/bad.err")"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # iroh-c relay: the plain-HTTP endpoints (/ping, /generate_204 with and without a
 # challenge, /healthz, /, /robots.txt, 404), a malformed upgrade refused with 400, a bad
-# listen address, and SIGTERM ending it with status 0 and the port closed. Uses curl when
+# listen address, and SIGTERM ending it with status 143 and the port closed. Uses curl when
 # present, else bash's /dev/tcp.
 source "$(dirname "$0")/common.bash"
 
@@ -118,17 +118,17 @@ fi
 
 # a bad listen address and a taken port fail cleanly
 out=$("$bin" relay --listen nonsense 2>&1); st=$?
-[ $st != 0 ] && [[ "$out" == *"invalid listen address"* ]] && ok || bad "bad listen address: $st $out"
+[ $st = 2 ] && [[ "$out" == *"invalid listen address"* ]] && ok || bad "bad listen address: $st $out"
 out=$(timeout 5 "$bin" relay --listen "127.0.0.1:$port" 2>&1); st=$?
 [ $st = 1 ] && [[ "$out" == *"cannot bind"* ]] && ok || bad "port in use: $st $out"
 out=$("$bin" relay --bogus 2>&1); st=$?
 [ $st = 2 ] && ok || bad "unknown option: $st $out"
 
-# SIGTERM: exit 0, the port closed
+# SIGTERM: exit 143 (128 + 15, as every iroh-c command), the port closed
 kill -TERM $rpid
 for _ in $(seq 100); do kill -0 $rpid 2>/dev/null || break; sleep 0.05; done
 wait $rpid; st=$?
-[ $st = 0 ] && ok || bad "relay exit status after SIGTERM: $st ($(cat "$dir/relay.err"))"
+[ $st = 143 ] && ok || bad "relay exit status after SIGTERM: $st ($(cat "$dir/relay.err"))"
 grep -q '^relay stats: .*http_requests=' "$dir/relay.err" && ok || bad "no stats line at exit: $(cat "$dir/relay.err")"
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then bad "port $port still open after exit"; else ok; fi
 

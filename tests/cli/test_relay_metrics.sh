@@ -93,12 +93,12 @@ printf 'GET /metrics HTTP/1.1\r\n' >&4
 exec 4<&-
 
 kill -TERM $rpid; wait $rpid; st=$?
-[ $st = 0 ] && ok || bad "exit status $st after SIGTERM"
+[ $st = 143 ] && ok || bad "exit status $st after SIGTERM (want 143)"
 if (exec 3<>"/dev/tcp/127.0.0.1/$mport") 2>/dev/null; then bad "metrics port still open after exit"; else ok; fi
 
 # bad and taken metrics addresses
 out=$("$bin" relay --listen 127.0.0.1:0 --metrics-listen nonsense 2>&1); st=$?
-[ $st = 1 ] && [[ "$out" == *"invalid metrics address"* ]] && ok || bad "bad metrics address: $st $out"
+[ $st = 2 ] && [[ "$out" == *"invalid metrics address"* ]] && ok || bad "bad metrics address: $st $out"
 start_relay --metrics-listen 127.0.0.1:0 || bad "second start"
 out=$(timeout 5 "$bin" relay --listen 127.0.0.1:0 --metrics-listen "127.0.0.1:$mport" 2>&1); st=$?
 [ $st = 1 ] && [[ "$out" == *"cannot bind"* ]] && ok || bad "metrics port in use: $st $out"

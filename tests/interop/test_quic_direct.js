@@ -193,7 +193,7 @@ async function main() {
   const fs = require('fs'), os = require('os'), path = require('path');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'iroh-c-reset-'));
   const keyFile = path.join(dir, 'key');
-  fs.writeFileSync(keyFile, Buffer.from(iroh.SecretKey.generate().toBytes()).toString('hex') + '\n');
+  fs.writeFileSync(keyFile, Buffer.from(iroh.SecretKey.generate().toBytes()).toString('hex') + '\n', { mode: 0o600 });
   const first = await startIrohCListen('127.0.0.1:0', keyFile);
   const firstAddr = iroh.EndpointTicket.fromString(first.ticket).endpointAddr();
   const port = firstAddr.directAddresses()[0].split(':').pop();

@@ -38,26 +38,31 @@ function runIrohC(args, input, ms) {
   });
 }
 
-// iroh-c listen (echo or pipe) homed on the relay; resolves with its ticket
+// iroh-c listen (echo or pipe) homed on the relay; resolves with its ticket: the first
+// line of stdout for --echo; for the pipe, stderr's "iroh-c: ticket: ..." (its stdout
+// carries the received bytes only, collected in out)
 function startListen(relay, extra) {
   return new Promise((resolve, reject) => {
     const p = track(spawn(IROH_C, ['listen', '--alpn', ALPN, '--bind', '127.0.0.1:0',
       '--relay', relay.url, ...extra], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    const echo = extra.includes('--echo');
     let buf = '', err = '';
     const out = [];
-    p.stderr.on('data', (d) => { err += d; });
+    const found = (ticket) => resolve({ proc: p, ticket, err: () => err, out });
+    p.stderr.on('data', (d) => {
+      err += d;
+      const m = !echo && err.match(/^iroh-c: ticket: (endpoint[a-z0-9]+)$/m);
+      if (m) found(m[1]);
+    });
     p.stdout.on('data', (d) => {
+      if (!echo) { out.push(d); return; }
       if (buf !== null) {
         buf += d;
         const nl = buf.indexOf('\n');
         if (nl >= 0) {
-          const rest = Buffer.from(buf.slice(nl + 1));
-          if (rest.length) out.push(rest);
-          resolve({ proc: p, ticket: buf.slice(0, nl).trim(), err: () => err, out });
+          found(buf.slice(0, nl).trim());
           buf = null;
         }
-      } else {
-        out.push(d);
       }
     });
     p.on('close', (code) => reject(new Error(`listen exited ${code}: ${err}`)));
@@ -153,7 +158,7 @@ async function main() {
   // ---- the relay restarts --------------------------------------------------------------------
   const port = relay.port;
   const st = await relay.stop();
-  check(st.code === 0, `relay stopped cleanly: ${JSON.stringify(st)}`);
+  check(st.code === 143, `relay stopped cleanly (status 143 after SIGTERM): ${JSON.stringify(st)}`);
   await sleep(1000);
   relay = await startRelay(['--ping-interval', '2'], port);
   t0 = Date.now();

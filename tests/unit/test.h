@@ -52,12 +52,28 @@ static int t_checks;
         }                                                                                  \
     } while (0)
 
+/* TEST_ONLY=name[,name...] in the environment runs only the tests named */
+static inline int t_selected(const char *name)
+{
+    const char *only = getenv("TEST_ONLY");
+    if (!only || !*only)
+        return 1;
+    size_t n = strlen(name);
+    for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+            return 1;
+    return 0;
+}
+
 #define TEST(name) static void name(void)
 #define RUN(name)                                                                          \
     do {                                                                                   \
         int t_before = t_failures;                                                         \
+        if (!t_selected(#name))                                                            \
+            break;                                                                         \
         name();                                                                            \
         printf("%s %s\n", t_failures == t_before ? "ok  " : "FAIL", #name);                \
+        fflush(stdout);                                                                    \
     } while (0)
 #define TEST_EXIT()                                                                        \
     do {                                                                                   \

@@ -1,9 +1,16 @@
 /* The public API in one process, two endpoints on loopback: errors, stream states,
  * closing with connections open (LeakSanitizer checks that nothing leaks in the
  * sanitizer build). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+/* link-wrap: malloc calloc realloc */
+#include "failalloc.h"
 #include "iroh.h"
 #include "test.h"
 
@@ -506,6 +513,1006 @@ TEST(transport_limits_and_events)
     iroh_endpoint_free(srv);
 }
 
+/* ---- calls blocked in another thread -------------------------------------------------
+ *
+ * Each case starts one blocking call on a thread of its own, makes sure it is blocked,
+ * then closes or frees something from the main thread and checks that the call returns
+ * within a generous 2 s with the expected error. */
+
+typedef struct call call;
+typedef int (*call_fn)(call *k);
+struct call {
+    call_fn fn;
+    const char *name;
+    iroh_endpoint *ep;
+    const iroh_endpoint_addr *addr;
+    iroh_connection *conn;
+    iroh_send_stream *send;
+    iroh_recv_stream *recv;
+    iroh_connection *got_conn; /* what the call produced, if anything */
+    iroh_send_stream *got_send;
+    iroh_recv_stream *got_recv;
+    iroh_incoming *got_inc;
+    size_t got_n;
+    int rc;
+    char err[256];
+    int ready; /* the call that blocks is next (set through call_ready) */
+    int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+};
+
+static void *call_main(void *arg)
+{
+    call *k = arg;
+    int rc = k->fn(k);
+    pthread_mutex_lock(&k->mu);
+    k->rc = rc;
+    snprintf(k->err, sizeof k->err, "%s", iroh_last_error());
+    k->done = 1;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+static int f_write(call *k);
+static int f_flushed(call *k);
+
+/* a function that makes several calls says when the one meant to block comes next, so
+ * that nothing is freed under it before that call has begun */
+static void call_ready(call *k)
+{
+    __atomic_store_n(&k->ready, 1, __ATOMIC_SEQ_CST);
+}
+
+static void call_start(call *k, call_fn fn, const char *name)
+{
+    k->fn = fn;
+    k->name = name;
+    k->done = 0;
+    k->rc = 1;
+    k->err[0] = 0;
+    k->ready = fn != f_write && fn != f_flushed;
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_create(&k->th, NULL, call_main, k);
+}
+
+/* 1 once the call has returned, waiting up to ms */
+static int call_wait(call *k, int ms)
+{
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += ms / 1000;
+    dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (!k->done && pthread_cond_timedwait(&k->cv, &k->mu, &dl) == 0) {
+    }
+    int done = k->done;
+    pthread_mutex_unlock(&k->mu);
+    return done;
+}
+
+/* the call is blocked: it has not returned 300 ms after it began */
+static int call_blocked(call *k)
+{
+    for (int i = 0; i < 2000 && !__atomic_load_n(&k->ready, __ATOMIC_SEQ_CST); i++)
+        if (call_wait(k, 10))
+            break;
+    int blocked = !call_wait(k, 300);
+    if (!blocked)
+        fprintf(stderr, "%s did not block: %d %s\n", k->name, k->rc, k->err);
+    return blocked;
+}
+
+/* waits up to 2 s for the call, checks its result, and joins it; 0 if it never returned
+ * (then the thread is left behind) */
+static int call_finish(call *k, int want_rc, const char *want_err)
+{
+    int done = call_wait(k, 2000);
+    CHECK(done);
+    if (!done) {
+        fprintf(stderr, "%s still blocked after 2 s\n", k->name);
+        pthread_detach(k->th);
+        return 0;
+    }
+    pthread_join(k->th, NULL);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    CHECK_EQ_INT(k->rc, want_rc);
+    if (want_err && !strstr(k->err, want_err)) {
+        CHECK(strstr(k->err, want_err) != NULL);
+        fprintf(stderr, "%s: error \"%s\", expected \"%s\"\n", k->name, k->err, want_err);
+    }
+    return 1;
+}
+
+static int f_connect(call *k)
+{
+    return iroh_endpoint_connect(k->ep, k->addr, ALPN, &k->got_conn);
+}
+
+static int f_accept(call *k)
+{
+    return iroh_endpoint_accept(k->ep, -1, &k->got_inc);
+}
+
+static int f_online(call *k)
+{
+    return iroh_endpoint_online(k->ep, -1);
+}
+
+static int f_open_bi(call *k)
+{
+    return iroh_connection_open_bi(k->conn, &k->got_send, &k->got_recv);
+}
+
+static int f_open_uni(call *k)
+{
+    return iroh_connection_open_uni(k->conn, &k->got_send);
+}
+
+static int f_accept_bi(call *k)
+{
+    return iroh_connection_accept_bi(k->conn, -1, &k->got_send, &k->got_recv);
+}
+
+static int f_accept_uni(call *k)
+{
+    return iroh_connection_accept_uni(k->conn, -1, &k->got_recv);
+}
+
+static int f_read_datagram(call *k)
+{
+    char buf[64];
+    return iroh_connection_read_datagram(k->conn, -1, buf, sizeof buf, &k->got_n);
+}
+
+static int f_closed(call *k)
+{
+    return iroh_connection_closed(k->conn, -1);
+}
+
+#define BIG (16u << 20) /* more than the send buffer and the peer's window take */
+static uint8_t big[BIG];
+
+static int f_write_all(call *k)
+{
+    return iroh_send_stream_write_all(k->send, big, BIG);
+}
+
+/* fills the send buffer (writes with a short time limit until one times out), then a
+ * write that blocks */
+static int f_write(call *k)
+{
+    int rc;
+    size_t w;
+    iroh_send_stream_set_timeout(k->send, 100);
+    while ((rc = iroh_send_stream_write(k->send, big, 65536, &w)) == IROH_OK) {
+    }
+    if (rc != IROH_ERR_TIMEOUT)
+        return rc;
+    iroh_send_stream_set_timeout(k->send, -1);
+    call_ready(k);
+    return iroh_send_stream_write(k->send, big, 65536, &w);
+}
+
+/* more than the peer's window, then the end: flushed waits for the peer to read */
+static int f_flushed(call *k)
+{
+    int rc = iroh_send_stream_write_all(k->send, big, 200000);
+    if (rc == IROH_OK)
+        rc = iroh_send_stream_finish(k->send);
+    call_ready(k);
+    if (rc == IROH_OK)
+        rc = iroh_send_stream_flushed(k->send, -1);
+    return rc;
+}
+
+static int f_read(call *k)
+{
+    char buf[64];
+    return iroh_recv_stream_read(k->recv, buf, sizeof buf, &k->got_n);
+}
+
+static int f_read_exact(call *k)
+{
+    char buf[64];
+    return iroh_recv_stream_read_exact(k->recv, buf, sizeof buf);
+}
+
+static int f_read_to_end(call *k)
+{
+    uint8_t *data = NULL;
+    int rc = iroh_recv_stream_read_to_end(k->recv, 1000, &data, &k->got_n);
+    free(data);
+    return rc;
+}
+
+/* a server whose peers may open one stream of each kind and send 64 KiB on a stream
+ * before it reads */
+static iroh_endpoint *bind_small_server(void)
+{
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_max_streams(b, 1, 1);
+    iroh_endpoint_builder_stream_window(b, 65536, 65536);
+    iroh_endpoint *ep = NULL;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    return ep;
+}
+
+typedef enum {
+    END_CLOSE_ENDPOINT,   /* iroh_endpoint_close on the blocked call's endpoint */
+    END_CLOSE_CONNECTION, /* iroh_connection_close(0, "interrupted") */
+    END_FREE_STREAM,      /* free the stream handle the call is blocked on */
+    END_FREE_CONNECTION,  /* free the connection handle the call is blocked on */
+} ending;
+
+/* what a connection-level call is blocked on, and how to set it up */
+typedef struct conn_case {
+    const char *name;
+    call_fn fn;
+    int stream; /* 0: on the connection; 1: on a send stream; 2: on a receive stream */
+} conn_case;
+
+static const conn_case conn_cases[] = {
+    {"open_bi", f_open_bi, 0},       {"open_uni", f_open_uni, 0},
+    {"accept_bi", f_accept_bi, 0},   {"accept_uni", f_accept_uni, 0},
+    {"read_datagram", f_read_datagram, 0}, {"closed", f_closed, 0},
+    {"write_all", f_write_all, 1},   {"write", f_write, 1},
+    {"flushed", f_flushed, 1},       {"read", f_read, 2},
+    {"read_exact", f_read_exact, 2}, {"read_to_end", f_read_to_end, 2},
+};
+
+/* One blocked call on a fresh client connection to srv, ended as `how`. */
+static void blocked_conn_call(iroh_endpoint *srv, const conn_case *cc, ending how)
+{
+    server s = {srv, NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    /* the client's streams: one of each kind uses up the server's limits */
+    iroh_send_stream *bs = NULL, *us = NULL;
+    iroh_recv_stream *br = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "x", 1), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = cli;
+    k.conn = c;
+    k.send = bs;
+    k.recv = br;
+    char name[64];
+    snprintf(name, sizeof name, "%s (ending %d)", cc->name, (int)how);
+    call_start(&k, cc->fn, name);
+    CHECK(call_blocked(&k));
+    int want = IROH_ERR_CONNECTION_CLOSED;
+    const char *err = NULL;
+    switch (how) {
+    case END_CLOSE_ENDPOINT:
+        iroh_endpoint_close(cli);
+        err = "the endpoint was closed";
+        break;
+    case END_CLOSE_CONNECTION:
+        iroh_connection_close(c, 0, "interrupted");
+        err = "closed locally with application code 0x0: interrupted";
+        break;
+    case END_FREE_STREAM:
+        if (cc->stream == 1) {
+            iroh_send_stream_free(bs);
+            bs = NULL;
+        } else {
+            iroh_recv_stream_free(br);
+            br = NULL;
+        }
+        want = IROH_ERR_CLOSED;
+        err = "the stream was freed";
+        break;
+    case END_FREE_CONNECTION:
+        iroh_connection_free(c);
+        c = NULL;
+        want = IROH_ERR_CLOSED;
+        err = "the connection was freed";
+        break;
+    }
+    if (cc->fn == f_closed && how != END_FREE_CONNECTION) {
+        want = IROH_OK;
+        err = NULL;
+    }
+    if (!call_finish(&k, want, err))
+        return; /* the thread still uses everything: leave it all */
+    iroh_send_stream_free(k.got_send);
+    iroh_recv_stream_free(k.got_recv);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+}
+
+TEST(close_wakes_blocked_calls)
+{
+    iroh_endpoint *srv = bind_small_server();
+    for (size_t i = 0; i < sizeof conn_cases / sizeof conn_cases[0]; i++) {
+        blocked_conn_call(srv, &conn_cases[i], END_CLOSE_ENDPOINT);
+        blocked_conn_call(srv, &conn_cases[i], END_CLOSE_CONNECTION);
+    }
+    iroh_endpoint_free(srv);
+}
+
+TEST(free_wakes_blocked_calls)
+{
+    iroh_endpoint *srv = bind_small_server();
+    for (size_t i = 0; i < sizeof conn_cases / sizeof conn_cases[0]; i++)
+        blocked_conn_call(srv, &conn_cases[i],
+                          conn_cases[i].stream ? END_FREE_STREAM : END_FREE_CONNECTION);
+    iroh_endpoint_free(srv);
+}
+
+TEST(endpoint_close_wakes_endpoint_calls)
+{
+    /* accept */
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    call_start(&k, f_accept, "accept");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+
+    /* connect while dialing an address that never answers */
+    ep = bind_ep(0, NULL);
+    iroh_secret_key key;
+    iroh_endpoint_id other;
+    iroh_secret_key_generate(&key);
+    iroh_secret_key_public(&key, &other);
+    iroh_endpoint_addr *dead = iroh_endpoint_addr_new(&other);
+    iroh_socket_addr sa;
+    iroh_socket_addr_parse("127.0.0.1:9", &sa);
+    iroh_endpoint_addr_add_ip(dead, &sa);
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    k.addr = dead;
+    call_start(&k, f_connect, "connect");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+    iroh_endpoint_addr_free(dead);
+
+    /* online, waiting for a relay that refuses connections */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    CHECK_EQ_INT(iroh_endpoint_builder_relay_url(b, "http://127.0.0.1:9/"), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    memset(&k, 0, sizeof k);
+    k.ep = ep;
+    call_start(&k, f_online, "online");
+    CHECK(call_blocked(&k));
+    iroh_endpoint_close(ep);
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(ep);
+}
+
+TEST(stream_outlives_its_connection_handle)
+{
+    /* a read blocked on a stream goes on when the connection handle is freed (the
+     * stream keeps the connection open) and returns the data that comes */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    iroh_send_stream *cs, *ss;
+    iroh_recv_stream *cr, *sr;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "q", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.recv = cr;
+    call_start(&k, f_read, "read after the connection handle is freed");
+    CHECK(call_blocked(&k));
+    iroh_connection_free(c);
+    CHECK(call_blocked(&k));
+    CHECK_EQ_INT(iroh_send_stream_write_all(ss, "answer", 6), IROH_OK);
+    if (call_finish(&k, IROH_OK, NULL)) {
+        CHECK_EQ_INT(k.got_n, 6);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+        iroh_connection_free(s.conn);
+        iroh_endpoint_free(cli);
+        iroh_endpoint_free(s.ep);
+    }
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* the call returned IROH_ERR_TIMEOUT, and not before its time limit (minus the clock's
+ * rounding) */
+#define CHECK_TIMES_OUT(call, ms)                                                          \
+    do {                                                                                   \
+        struct timespec t_0;                                                               \
+        clock_gettime(CLOCK_MONOTONIC, &t_0);                                              \
+        CHECK_EQ_INT(call, IROH_ERR_TIMEOUT);                                              \
+        CHECK(ms_since(&t_0) >= (ms) - 5);                                                 \
+    } while (0)
+
+TEST(per_handle_timeouts)
+{
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + (i >> 12));
+    server s = {bind_small_server(), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, -2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_connection_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(NULL, 10), IROH_ERR_INVALID_ARGUMENT);
+
+    /* open_bi / open_uni at the peer's stream limit (one of each) */
+    iroh_send_stream *bs, *us, *xs = NULL;
+    iroh_recv_stream *br, *xr = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, 200), IROH_OK);
+    CHECK_TIMES_OUT(iroh_connection_open_bi(c, &xs, &xr), 200);
+    CHECK(strstr(iroh_last_error(), "200 ms") != NULL);
+    CHECK_TIMES_OUT(iroh_connection_open_uni(c, &xs), 200);
+    CHECK_EQ_INT(iroh_connection_set_timeout(c, 0), IROH_OK); /* 0: do not wait at all */
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &xs), IROH_ERR_TIMEOUT);
+
+    /* reads of a stream the peer sends nothing on */
+    uint8_t buf[64];
+    size_t n = 99;
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(br, 150), IROH_OK);
+    CHECK_TIMES_OUT(iroh_recv_stream_read(br, buf, sizeof buf, &n), 150);
+    CHECK_EQ_INT(n, 0);
+    CHECK_TIMES_OUT(iroh_recv_stream_read_exact(br, buf, sizeof buf), 150);
+    uint8_t *all = NULL;
+    size_t alen = 0;
+    CHECK_TIMES_OUT(iroh_recv_stream_read_to_end(br, 100, &all, &alen), 150);
+    CHECK(all == NULL);
+
+    /* writes beyond what the send buffer and the peer's window take: write until one
+     * times out having queued nothing (acknowledgements may free room for a while) */
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(bs, 200), IROH_OK);
+    size_t off = 0, w = 0;
+    int rc = IROH_OK;
+    struct timespec t0;
+    while (rc == IROH_OK && off < BIG / 2) {
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        w = 99;
+        rc = iroh_send_stream_write(bs, big + off, 65536, &w);
+        if (rc == IROH_OK)
+            off += w;
+    }
+    CHECK_EQ_INT(rc, IROH_ERR_TIMEOUT);
+    CHECK(ms_since(&t0) >= 195);
+    CHECK_EQ_INT(w, 0);
+    CHECK(off > 65536);
+    CHECK_TIMES_OUT(iroh_send_stream_write_all(bs, big + off, BIG - off), 200);
+    /* what write_all queued before its time ran out stays queued: the peer reads the
+     * data in order, then the end */
+    CHECK_EQ_INT(iroh_send_stream_set_timeout(bs, -1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(bs), IROH_OK);
+    iroh_send_stream *ss;
+    iroh_recv_stream *sr;
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_set_timeout(sr, 20000), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, BIG, &all, &alen), IROH_OK);
+    CHECK(alen >= off && alen < BIG);
+    CHECK(all && memcmp(all, big, alen) == 0);
+    free(all);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+/* a handler that waits for a stream forever */
+static volatile int handler_waiting;
+static int wait_for_stream(void *ctx, iroh_connection *conn)
+{
+    iroh_send_stream *s;
+    iroh_recv_stream *r;
+    handler_waiting = 1;
+    int rc = iroh_connection_accept_bi(conn, -1, &s, &r);
+    if (rc == IROH_OK) {
+        iroh_send_stream_free(s);
+        iroh_recv_stream_free(r);
+    }
+    return 0;
+}
+
+static void *shutdown_router(void *arg)
+{
+    iroh_router_shutdown(arg);
+    return NULL;
+}
+
+TEST(router_shutdown_with_a_blocked_handler)
+{
+    /* shutdown closes the handlers' connections (application code 0) before it waits for
+     * them, so a handler blocked in accept_bi(-1) returns and shutdown ends */
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, ALPN, wait_for_stream, NULL), IROH_OK);
+    iroh_router *router;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &router), IROH_OK);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = NULL;
+    handler_waiting = 0;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    for (int i = 0; i < 500 && !handler_waiting; i++)
+        usleep(10000);
+    CHECK(handler_waiting);
+    usleep(100000); /* inside accept_bi */
+    pthread_t th;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_create(&th, NULL, shutdown_router, router);
+    int done = 0;
+    while (!done && ms_since(&t0) < 2000) {
+        done = pthread_tryjoin_np(th, NULL) == 0;
+        if (!done)
+            usleep(10000);
+    }
+    CHECK(done);
+    if (c) {
+        CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(c, &why);
+        CHECK_EQ_INT(why.kind, IROH_CLOSE_APPLICATION);
+        CHECK(why.by_peer && why.code == 0);
+        if (!done)
+            iroh_connection_close(c, 1, "unstick the handler");
+        iroh_connection_free(c);
+    }
+    if (!done)
+        pthread_join(th, NULL);
+    iroh_router_free(router);
+    iroh_endpoint_free(cli);
+}
+
+/* ---- accept hands out finished connections ---------------------------------------- */
+
+/* A UDP socket standing between a client and a server that passes on the client's first
+ * datagram only: the server gets a real first flight, then the client is silent. */
+typedef struct one_way {
+    int fd;
+    iroh_socket_addr addr;  /* where the client is told the server is */
+    struct sockaddr_in srv; /* the real server */
+    pthread_t th;
+    int forwarded;
+} one_way;
+
+static void *one_way_main(void *arg)
+{
+    one_way *w = arg;
+    uint8_t buf[1500];
+    struct pollfd pf = {.fd = w->fd, .events = POLLIN};
+    if (poll(&pf, 1, 5000) == 1) {
+        ssize_t n = recv(w->fd, buf, sizeof buf, 0);
+        if (n > 0 && sendto(w->fd, buf, (size_t)n, 0, (struct sockaddr *)&w->srv, sizeof w->srv) == n)
+            w->forwarded = 1;
+    }
+    return NULL; /* everything after that stays unread */
+}
+
+static void one_way_socket(one_way *w, const iroh_socket_addr *to)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ_INT(bind(w->fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(w->fd, (struct sockaddr *)&a, &len);
+    iroh_socket_addr_parse("127.0.0.1:1", &w->addr);
+    w->addr.port = ntohs(a.sin_port);
+    w->srv.sin_family = AF_INET;
+    memcpy(&w->srv.sin_addr, to->ip, 4);
+    w->srv.sin_port = htons(to->port);
+}
+
+static void one_way_start(one_way *w, const iroh_socket_addr *to)
+{
+    one_way_socket(w, to);
+    pthread_create(&w->th, NULL, one_way_main, w);
+}
+
+/* the server's first direct address */
+static iroh_socket_addr first_ip(iroh_endpoint *ep)
+{
+    iroh_endpoint_addr *a;
+    iroh_transport_addr t;
+    iroh_endpoint_get_addr(ep, &a);
+    iroh_endpoint_addr_get(a, 0, &t);
+    iroh_endpoint_addr_free(a);
+    return t.ip;
+}
+
+typedef struct acceptor {
+    iroh_endpoint *ep;
+    iroh_connection *conn;
+    int attempts;
+    long ms; /* until the connection was handed over */
+} acceptor;
+
+/* an application's accept loop, as the router's or the command's: takes the first
+ * connection whose handshake succeeds */
+static void *accept_loop(void *arg)
+{
+    acceptor *a = arg;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    iroh_incoming *inc;
+    while (!a->conn && iroh_endpoint_accept(a->ep, 10000, &inc) == IROH_OK) {
+        a->attempts++;
+        if (iroh_incoming_accept(inc, &a->conn) != IROH_OK)
+            a->conn = NULL;
+    }
+    a->ms = ms_since(&t0);
+    return NULL;
+}
+
+TEST(stalled_handshake_does_not_block_accept)
+{
+    /* a server that would wait 20 s for a handshake */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_connect_timeout_ms(b, 20000);
+    iroh_endpoint *srv;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id srv_id;
+    iroh_endpoint_get_id(srv, &srv_id);
+    iroh_socket_addr srv_ip = first_ip(srv);
+
+    /* the stalled client: its first flight reaches the server, nothing after it */
+    one_way w;
+    one_way_start(&w, &srv_ip);
+    b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_connect_timeout_ms(b, 30000);
+    iroh_endpoint *stalled;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &stalled), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_addr *via = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(via, &w.addr);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.ep = stalled;
+    k.addr = via;
+    call_start(&k, f_connect, "stalled connect");
+    pthread_join(w.th, NULL);
+    CHECK(w.forwarded);
+    usleep(100000); /* the server has it */
+
+    /* the application's accept loop, then an honest client */
+    acceptor a = {srv, NULL, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, accept_loop, &a);
+    iroh_endpoint *honest = bind_ep(0, NULL);
+    iroh_endpoint_addr *direct = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(direct, &srv_ip);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(honest, direct, ALPN, &c), IROH_OK);
+    pthread_join(th, NULL);
+    /* the honest client came first, at once (not after the stalled one's 20 s) */
+    printf("    accept with a stalled handshake pending: the honest client in %ld ms\n", a.ms);
+    CHECK(a.conn != NULL);
+    CHECK_EQ_INT(a.attempts, 1);
+    CHECK(a.ms < 3000);
+    if (a.conn) {
+        iroh_endpoint_id want, got;
+        iroh_endpoint_get_id(honest, &want);
+        iroh_connection_remote_id(a.conn, &got);
+        CHECK(iroh_endpoint_id_equal(&want, &got));
+    }
+    iroh_connection_free(a.conn);
+    iroh_connection_free(c);
+    iroh_endpoint_close(stalled); /* cancels the stalled connect */
+    if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
+        iroh_endpoint_free(stalled);
+    close(w.fd);
+    iroh_endpoint_addr_free(via);
+    iroh_endpoint_addr_free(direct);
+    iroh_endpoint_free(honest);
+    iroh_endpoint_free(srv);
+}
+
+TEST(refuse_and_ignore)
+{
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s.ep, &addr);
+    /* refuse: the client's connection closes with CONNECTION_REFUSED (transport 0x2) */
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    iroh_incoming *inc;
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 5000, &inc), IROH_OK);
+    iroh_incoming_refuse(inc);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_close_reason why;
+    iroh_connection_close_reason(c, &why);
+    CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.by_peer && why.code == 2);
+    iroh_connection_free(c);
+    /* ignore: nothing is sent (after the handshake's last acknowledgements, which would
+     * otherwise meet a stateless reset) */
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    usleep(300000);
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 5000, &inc), IROH_OK);
+    iroh_incoming_ignore(inc);
+    CHECK_EQ_INT(iroh_connection_closed(c, 300), IROH_ERR_TIMEOUT);
+    iroh_connection_free(c);
+    /* closing the endpoint: what waits to be accepted is closed (application 0), and
+     * accept says the endpoint is closed */
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    usleep(100000); /* queued at the server */
+    iroh_endpoint_close(s.ep);
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 0, &inc), IROH_ERR_CLOSED);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_connection_close_reason(c, &why);
+    CHECK(why.kind == IROH_CLOSE_APPLICATION && why.by_peer && why.code == 0);
+    iroh_connection_free(c);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(accept_backlog)
+{
+    /* connections nobody accepts wait up to a backlog of 128; beyond that new ones are
+     * refused (CONNECTION_REFUSED) instead of piling up */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s.ep, &addr);
+    enum { BACKLOG = 128 };
+    iroh_connection *conns[BACKLOG + 1];
+    for (int i = 0; i < BACKLOG; i++)
+        CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &conns[i]), IROH_OK);
+    int rc = iroh_endpoint_connect(cli, addr, ALPN, &conns[BACKLOG]);
+    if (rc == IROH_OK) {
+        /* the client may finish its handshake before the refusal arrives */
+        CHECK_EQ_INT(iroh_connection_closed(conns[BACKLOG], 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(conns[BACKLOG], &why);
+        CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.code == 2);
+        CHECK_STR(why.reason, "too many connections waiting to be accepted");
+        iroh_connection_free(conns[BACKLOG]);
+    } else {
+        CHECK_EQ_INT(rc, IROH_ERR_CONNECTION_CLOSED);
+    }
+    CHECK_EQ_INT(iroh_connection_closed(conns[0], 0), IROH_ERR_TIMEOUT); /* still open */
+    /* the first in is the first out; after it, one more fits */
+    iroh_incoming *inc;
+    iroh_connection *first = NULL;
+    CHECK_EQ_INT(iroh_endpoint_accept(s.ep, 1000, &inc), IROH_OK);
+    CHECK_EQ_INT(iroh_incoming_accept(inc, &first), IROH_OK);
+    iroh_connection *extra = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &extra), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_closed(extra, 300), IROH_ERR_TIMEOUT);
+    if (first) {
+        /* the first connection dialed is the first accepted: its stream arrives there */
+        iroh_send_stream *cs, *ss;
+        iroh_recv_stream *cr, *sr;
+        CHECK_EQ_INT(iroh_connection_open_bi(conns[0], &cs, &cr), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs, "1", 1), IROH_OK);
+        CHECK_EQ_INT(iroh_connection_accept_bi(first, 5000, &ss, &sr), IROH_OK);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    iroh_connection_free(first);
+    iroh_connection_free(extra);
+    for (int i = 0; i < BACKLOG; i++)
+        iroh_connection_free(conns[i]);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(accept_stream_out_of_memory)
+{
+    /* an allocation failing in accept_bi (either half of the stream pair) gives back what
+     * was made, and the stream stays acceptable */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *cs, *ss = NULL;
+    iroh_recv_stream *cr, *sr = NULL;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "a", 1), IROH_OK);
+    for (int nth = 1; nth <= 2; nth++) {
+        long before = fa_failures();
+        fa_fail_nth(nth); /* 1: the receive half, 2: the send half */
+        CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_ERR_NO_MEMORY);
+        fa_reset();
+        CHECK_EQ_INT(fa_failures(), before + 1);
+    }
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    if (ss && sr) {
+        CHECK_EQ_INT(iroh_recv_stream_id(sr), iroh_send_stream_id(cs));
+        uint8_t a = 0;
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, &a, 1), IROH_OK);
+        CHECK_EQ_INT(a, 'a');
+        iroh_send_stream_free(ss);
+        iroh_recv_stream_free(sr);
+    }
+    /* no reference was left behind: freeing the server's handle closes the connection */
+    iroh_connection_free(s.conn);
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(cr);
+    iroh_connection_free(c);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+/* ---- a dead peer ---------------------------------------------------------------------- */
+
+/* A UDP relay between one client and a server that can be cut: then nothing passes. */
+typedef struct relay {
+    int fd;
+    iroh_socket_addr addr;       /* the server's address as the client is told it */
+    struct sockaddr_in srv, cli; /* the real server; the client, once it sent */
+    int have_cli;
+    volatile int cut, stop;
+    pthread_t th;
+} relay;
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    uint8_t buf[2048];
+    while (!r->stop) {
+        struct pollfd pf = {.fd = r->fd, .events = POLLIN};
+        if (poll(&pf, 1, 50) != 1)
+            continue;
+        struct sockaddr_in from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(r->fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
+        if (n <= 0 || r->cut)
+            continue;
+        int from_srv = from.sin_port == r->srv.sin_port && from.sin_addr.s_addr == r->srv.sin_addr.s_addr;
+        if (!from_srv) {
+            r->cli = from;
+            r->have_cli = 1;
+        }
+        const struct sockaddr_in *to = from_srv ? &r->cli : &r->srv;
+        if (from_srv && !r->have_cli)
+            continue;
+        ssize_t m = sendto(r->fd, buf, (size_t)n, 0, (const struct sockaddr *)to, sizeof *to);
+        (void)m;
+    }
+    return NULL;
+}
+
+static void relay_start(relay *r, const iroh_socket_addr *to)
+{
+    memset(r, 0, sizeof *r);
+    one_way w; /* the same socket setup */
+    one_way_socket(&w, to);
+    r->fd = w.fd;
+    r->addr = w.addr;
+    r->srv = w.srv;
+    pthread_create(&r->th, NULL, relay_main, r);
+}
+
+static void relay_stop(relay *r)
+{
+    r->stop = 1;
+    pthread_join(r->th, NULL);
+    close(r->fd);
+}
+
+TEST(dead_peer_idle_timeout_reason)
+{
+    /* idle timeout 2 s (keep-alives every 200 ms meanwhile); the path is cut: a blocked
+     * read and the close reason say what happened */
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_alpn(b, ALPN);
+    iroh_endpoint_builder_idle_timeout_ms(b, 2000);
+    iroh_endpoint_builder_keep_alive_ms(b, 200);
+    iroh_endpoint *srv;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &srv), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_idle_timeout_ms(b, 3000);
+    iroh_endpoint_builder_keep_alive_ms(b, 200);
+    iroh_endpoint *cli;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &cli), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id srv_id;
+    iroh_endpoint_get_id(srv, &srv_id);
+    iroh_socket_addr srv_ip = first_ip(srv);
+    relay r;
+    relay_start(&r, &srv_ip);
+    iroh_endpoint_addr *via = iroh_endpoint_addr_new(&srv_id);
+    iroh_endpoint_addr_add_ip(via, &r.addr);
+    server s = {srv, NULL, 0};
+    pthread_create(&s.th, NULL, accept_one, &s);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, via, ALPN, &c), IROH_OK);
+    pthread_join(s.th, NULL);
+    if (c && s.conn) {
+        iroh_send_stream *cs;
+        iroh_recv_stream *cr;
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &cs, &cr), IROH_OK);
+        usleep(2500000); /* longer than the idle timeout: keep-alives hold it open */
+        CHECK_EQ_INT(iroh_connection_closed(c, 0), IROH_ERR_TIMEOUT);
+        call k;
+        memset(&k, 0, sizeof k);
+        k.recv = cr;
+        call_start(&k, f_read, "read from a peer that vanishes");
+        CHECK(call_blocked(&k));
+        r.cut = 1;
+        const char *want = "timed out: no packets from the peer for 2 s";
+        CHECK(call_wait(&k, 8000));
+        if (call_finish(&k, IROH_ERR_CONNECTION_CLOSED, want)) {
+            iroh_close_reason why;
+            iroh_connection_close_reason(c, &why);
+            CHECK_EQ_INT(why.kind, IROH_CLOSE_TIMED_OUT);
+            CHECK_STR(why.reason, want);
+            iroh_send_stream_free(cs);
+            iroh_recv_stream_free(cr);
+        }
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    relay_stop(&r);
+    iroh_endpoint_addr_free(via);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
 int main(void)
 {
     RUN(transport_limits_and_events);
@@ -516,5 +1523,16 @@ int main(void)
     RUN(stream_states);
     RUN(accept_filter);
     RUN(close_endpoint_with_open_connections);
+    RUN(close_wakes_blocked_calls);
+    RUN(free_wakes_blocked_calls);
+    RUN(endpoint_close_wakes_endpoint_calls);
+    RUN(stream_outlives_its_connection_handle);
+    RUN(per_handle_timeouts);
+    RUN(router_shutdown_with_a_blocked_handler);
+    RUN(stalled_handshake_does_not_block_accept);
+    RUN(refuse_and_ignore);
+    RUN(accept_backlog);
+    RUN(accept_stream_out_of_memory);
+    RUN(dead_peer_idle_timeout_reason);
     TEST_EXIT();
 }

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 
 #include "base/blake3.h"
+/* link-wrap: malloc calloc realloc */
+#include "failalloc.h"
 #include "quic/conn_internal.h"
 #include "test.h"
 
@@ -2113,6 +2115,115 @@ TEST(path_mtu)
     mtu_limit_at_half = 0;
 }
 
+/* the idle timeout each side offers (ms), for tweak_config */
+static uint64_t idle_offer[2];
+static void idle_offers(ir_conn_config *cfg, int server)
+{
+    cfg->tp.max_idle_timeout = idle_offer[server];
+}
+
+TEST(idle_timeout_reason)
+{
+    /* a dead peer: the close reason says so, with the negotiated timeout (the smaller
+     * offer) */
+    static const struct {
+        uint64_t client, server;
+        const char *reason;
+    } cases[] = {
+        {30000, 30000, "timed out: no packets from the peer for 30 s"},
+        {10000, 30000, "timed out: no packets from the peer for 10 s"},
+        {30000, 1500, "timed out: no packets from the peer for 1.5 s"},
+        {0, 250, "timed out: no packets from the peer for 0.25 s"}, /* 0: no limit offered */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        idle_offer[0] = cases[k].client;
+        idle_offer[1] = cases[k].server;
+        tweak_config = idle_offers;
+        net nw;
+        side s[2];
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_established, 5 * SEC));
+        run_for(&nw, s, 100 * MS); /* HANDSHAKE_DONE and the last ACKs */
+        nw.loss = 1000000;
+        run_for(&nw, s, 60 * SEC);
+        for (int i = 0; i < 2; i++) {
+            CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_CLOSED);
+            const ir_close_info *ci = ir_conn_close_info(s[i].c);
+            CHECK(ci->idle_timeout && !ci->by_peer);
+            CHECK_STR(ci->reason, cases[k].reason);
+        }
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* ---- events when memory runs out ------------------------------------------------------ */
+
+/* fills c's event queue to its capacity with events that are not coalesced, and arms the
+ * allocation hook to fail the queue's next growth; checks that it does */
+static void fill_events_and_fail_growth(ir_conn *c)
+{
+    if (!c->ev_cap)
+        ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
+    while (c->ev_n < c->ev_cap)
+        ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
+    fa_fail_size(2 * c->ev_cap * sizeof(ir_event));
+    long before = fa_failures();
+    size_t n = c->ev_n;
+    ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0); /* a hint: may be dropped */
+    CHECK(fa_failures() == before + 1 && c->ev_n == n);
+}
+
+static int count_events(ir_conn *c, ir_event_type t, uint64_t *id)
+{
+    int n = 0;
+    ir_event ev;
+    while (ir_conn_poll_event(c, &ev)) {
+        if (ev.type == t) {
+            n++;
+            if (id)
+                *id = ev.stream_id;
+        }
+    }
+    return n;
+}
+
+TEST(events_without_memory)
+{
+    /* CONNECTED, STREAM_OPENED and CLOSED arrive even when the event queue is full and
+     * cannot grow: losing them would lose the connection, a peer's stream, or the
+     * application's chance to free the connection */
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    fill_events_and_fail_growth(s[0].c);
+    CHECK(run_until(&nw, s, both_established, 5 * SEC));
+    fa_reset();
+    CHECK_EQ_INT(count_events(s[0].c, IR_EV_CONNECTED, NULL), 1);
+    drop_events(s);
+
+    fill_events_and_fail_growth(s[1].c);
+    uint64_t id = 99, got = 77;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, (const uint8_t *)"hi", 2, 1), 2);
+    run_for(&nw, s, 200 * MS);
+    fa_reset();
+    CHECK_EQ_INT(count_events(s[1].c, IR_EV_STREAM_OPENED, &got), 1);
+    CHECK_EQ_INT(got, id);
+
+    fill_events_and_fail_growth(s[1].c);
+    ir_conn_close(s[1].c, 1, 0, "bye", nw.now);
+    fa_reset();
+    CHECK_EQ_INT(count_events(s[1].c, IR_EV_CLOSED, NULL), 1);
+    /* and exactly once */
+    run_for(&nw, s, 5 * SEC);
+    CHECK_EQ_INT(count_events(s[1].c, IR_EV_CLOSED, NULL), 0);
+    CHECK_EQ_INT(count_events(s[0].c, IR_EV_CLOSED, NULL), 1);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -2145,6 +2256,8 @@ int main(void)
     RUN(pacing);
     RUN(address_discovery);
     RUN(path_mtu);
+    RUN(events_without_memory);
+    RUN(idle_timeout_reason);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
