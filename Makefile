@@ -37,6 +37,11 @@ bench: build
 	@cmake --build build --target benches -j $(JOBS)
 	@for b in build/bench/bench_*; do echo "== $$b"; $$b; done
 
+# every libFuzzer target for FUZZ_SECONDS (default 60) each, one at a time, under nice;
+# prints the executions per target and the total (scripts/fuzz.sh says more)
+fuzz: san
+	@bash scripts/fuzz.sh
+
 install: build
 	@cmake --install build
 

@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh build   Debian packages for the library and the command
 #   scripts/install-deps.sh test    the above, plus clang (sanitizer/fuzz build) and
 #                                   the npm test peer in tests/interop/node_modules
+#   scripts/install-deps.sh record  tcpdump, for scripts/record-corpus.sh
 # Debian packages are installed with apt-get, which needs root (or sudo).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,10 +11,12 @@ what=${1:-build}
 
 build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev)
 test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2)
+record_pkgs=(tcpdump)
 
 missing=()
 want=("${build_pkgs[@]}")
 [ "$what" = test ] && want+=("${test_pkgs[@]}")
+[ "$what" = record ] && want=("${record_pkgs[@]}")
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -1163,3 +1163,11 @@ void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
     }
 }
 
+
+/* Test hook (tests/fuzz/fuzz_ep.c): one datagram into the demux as if a socket had read it
+ * from `from` at `now`, without sockets. */
+void ir_ep_inject_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *data, size_t len,
+                           uint64_t now)
+{
+    handle_datagram(ep, from, data, len, now);
+}

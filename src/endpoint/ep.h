@@ -132,4 +132,10 @@ void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out);
 
 uint64_t ir_now_ns(void);
 
+/* Test hook for the fuzzer: hands one datagram to the endpoint's demux (routing by CID,
+ * Retry, stateless resets, version negotiation, new connections) as if it had been read
+ * from a socket; data may be modified. Replies still go out through the sockets. */
+void ir_ep_inject_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *data, size_t len,
+                           uint64_t now);
+
 #endif

@@ -553,7 +553,9 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
             }
             if (n > 0) {
                 ir_relay_client_recv(l->cli, l->rbuf, (size_t)n, now);
-                if ((size_t)n < sizeof l->rbuf && !(l->tls_s && ir_tls_stream_pending(l->tls_s)))
+                /* a short plain read emptied the socket; a TLS read returns one record
+                 * at most, so read on until the stream says AGAIN */
+                if (!l->tls_s && (size_t)n < sizeof l->rbuf)
                     break;
                 continue;
             }

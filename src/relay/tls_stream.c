@@ -127,7 +127,12 @@ int ir_tls_stream_new(int fd, const ir_tls_stream_config *cfg, ir_tls_stream **o
     ir_tls_stream *s = calloc(1, sizeof *s);
     if (!s)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-    if (nlen == 0 || nlen >= sizeof s->name) {
+    /* a host name or IP literal: printable ASCII only (GnuTLS's name check would skip
+     * control characters, matching "local\rhost" to a certificate for localhost) */
+    int printable = 1;
+    for (size_t i = 0; i < nlen; i++)
+        printable &= n[i] > 0x20 && n[i] < 0x7f;
+    if (nlen == 0 || nlen >= sizeof s->name || !printable) {
         free(s);
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "TLS stream: bad server name");
     }

@@ -37,7 +37,8 @@ typedef struct ir_tls_stream ir_tls_stream;
 typedef struct ir_tls_stream_config {
     /* The host of the relay URL without port: a DNS name (sent as SNI, and the name the
      * certificate must carry) or an IP literal (IPv6 with or without brackets: no SNI,
-     * the certificate must carry the address as an IP SAN). Required. */
+     * the certificate must carry the address as an IP SAN). Required; printable ASCII
+     * only (GnuTLS's own name check ignores control characters). */
     const char *server_name;
     /* NULL: the system trust store. Else a PEM file of CA (or self-signed server)
      * certificates trusted instead of the system store. */

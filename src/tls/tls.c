@@ -259,8 +259,28 @@ static int tp_recv(gnutls_session_t s, const unsigned char *data, size_t len)
     return 0;
 }
 
-/* Checks the peer's raw public key: exactly one certificate, an Ed25519 SPKI, a key that
- * is not of small order, and on the client the EndpointId that was dialed. */
+int ir_tls_check_peer_spki(const uint8_t *spki, size_t len, const iroh_endpoint_id *expected,
+                           iroh_endpoint_id *out, const char **reason)
+{
+    if (len != IR_SPKI_LEN || memcmp(spki, SPKI_PREFIX, sizeof SPKI_PREFIX) != 0) {
+        *reason = "peer certificate is not one Ed25519 public key";
+        return GNUTLS_A_BAD_CERTIFICATE;
+    }
+    const uint8_t *key = spki + sizeof SPKI_PREFIX;
+    if (!ir_ed25519_point_valid(key) || ir_ed25519_small_order(key)) {
+        *reason = "peer key is weak or invalid";
+        return GNUTLS_A_BAD_CERTIFICATE;
+    }
+    if (expected && memcmp(key, expected->bytes, 32) != 0) {
+        *reason = "peer key is not the EndpointId that was dialed";
+        return GNUTLS_A_UNKNOWN_CA;
+    }
+    memcpy(out->bytes, key, 32);
+    return 0;
+}
+
+/* Checks the peer's raw public key: exactly one certificate, and it passes
+ * ir_tls_check_peer_spki. */
 static int verify_func(gnutls_session_t s)
 {
     ir_tls *t = from_session(s);
@@ -271,23 +291,15 @@ static int verify_func(gnutls_session_t s)
                   "peer did not present a raw public key");
         return -1;
     }
-    if (!certs || n != 1 || certs[0].size != IR_SPKI_LEN ||
-        memcmp(certs[0].data, SPKI_PREFIX, sizeof SPKI_PREFIX) != 0) {
-        set_error(t, TLS_ALERT_BASE + GNUTLS_A_BAD_CERTIFICATE,
-                  "peer certificate is not one Ed25519 public key");
+    const char *reason = "peer certificate is not one Ed25519 public key";
+    int alert = !certs || n != 1 ? GNUTLS_A_BAD_CERTIFICATE
+                                 : ir_tls_check_peer_spki(certs[0].data, certs[0].size,
+                                                          t->have_expected ? &t->expected : NULL,
+                                                          &t->peer, &reason);
+    if (alert) {
+        set_error(t, TLS_ALERT_BASE + (uint64_t)alert, reason);
         return -1;
     }
-    const uint8_t *key = certs[0].data + sizeof SPKI_PREFIX;
-    if (!ir_ed25519_point_valid(key) || ir_ed25519_small_order(key)) {
-        set_error(t, TLS_ALERT_BASE + GNUTLS_A_BAD_CERTIFICATE, "peer key is weak or invalid");
-        return -1;
-    }
-    if (t->have_expected && memcmp(key, t->expected.bytes, 32) != 0) {
-        set_error(t, TLS_ALERT_BASE + GNUTLS_A_UNKNOWN_CA,
-                  "peer key is not the EndpointId that was dialed");
-        return -1;
-    }
-    memcpy(t->peer.bytes, key, 32);
     t->have_peer = 1;
     return 0;
 }
@@ -307,6 +319,13 @@ static ssize_t no_push(gnutls_transport_ptr_t p, const void *buf, size_t len)
 int ir_tls_new(const ir_tls_config *cfg, const ir_tls_callbacks *cb, ir_tls **out)
 {
     int x509 = cfg && cfg->identity && cfg->identity->x509;
+    /* the name an X.509 client checks: printable ASCII only (GnuTLS's name check would
+     * skip control characters, matching "local\rhost" to a certificate for localhost) */
+    int name_ok = cfg && cfg->server_name && cfg->server_name[0];
+    for (const char *p = name_ok ? cfg->server_name : ""; *p; p++)
+        name_ok &= *p > 0x20 && *p < 0x7f;
+    if (cfg && !cfg->is_server && x509 && !name_ok)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "TLS: bad server name");
     if (!cfg || !cfg->identity || !cfg->n_alpns ||
         (!cfg->is_server && !x509 && !cfg->expected_peer) ||
         (!cfg->is_server && x509 && (!cfg->server_name || cfg->identity->x509 != 2)) ||

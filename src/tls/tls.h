@@ -58,7 +58,7 @@ typedef struct ir_tls_config {
     /* Client: send SNI <base32hex(id)>.iroh.invalid as iroh 1.0.2 does (default: none). */
     int send_sni;
     /* X.509 client: the name (DNS name or IP literal) the server's certificate must carry;
-     * sent as SNI when it is a DNS name. */
+     * sent as SNI when it is a DNS name. Printable ASCII only (else ir_tls_new fails). */
     const char *server_name;
     /* Our encoded transport parameters. */
     const uint8_t *local_tp;
@@ -89,5 +89,12 @@ const uint8_t *ir_tls_alpn(const ir_tls *t, size_t *len);
 /* The 44-byte DER SubjectPublicKeyInfo of an Ed25519 key (spec quic-tls.md 1.4). */
 #define IR_SPKI_LEN 44
 void ir_ed25519_spki(const uint8_t key[32], uint8_t out[IR_SPKI_LEN]);
+
+/* The check of a peer's raw public key during the handshake (spec quic-tls.md 6): one
+ * 44-byte Ed25519 SPKI whose key is a valid point not of small order and, when expected
+ * is not NULL, the EndpointId that was dialed. 0 and the key in *out, or the TLS alert to
+ * send (bad_certificate, unknown_ca) and a static reason. */
+int ir_tls_check_peer_spki(const uint8_t *spki, size_t len, const iroh_endpoint_id *expected,
+                           iroh_endpoint_id *out, const char **reason);
 
 #endif

@@ -48,6 +48,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#ifndef FUZZ_CONN_QAD
+#define QAD_X509 0
+#endif
+
 #define MAX_DGRAM 1500
 #define QLEN 32
 #define MAX_OPS 400
@@ -61,6 +65,14 @@ static iroh_endpoint_id server_id;
 static const uint8_t *alpns[] = {(const uint8_t *)"fuzz/1", (const uint8_t *)"n0/iroh/0"};
 static const size_t alpn_lens[] = {6, 9};
 
+#ifdef FUZZ_CONN_QAD
+/* fuzz_qad.c: see fuzz_conn_qad.h, included below */
+static unsigned qad_mode;
+#define QAD_X509 ((qad_mode >> 4) & 1)
+static void qad_setup(void);
+static void qad_config(ir_conn_config *cfg, int server);
+#endif
+
 static void setup(void)
 {
     if (initialized)
@@ -72,6 +84,9 @@ static void setup(void)
         ir_tls_identity_new(&b, &server_ident) != IROH_OK)
         abort();
     iroh_secret_key_public(&b, &server_id);
+#ifdef FUZZ_CONN_QAD
+    qad_setup();
+#endif
     initialized = 1;
 }
 
@@ -108,6 +123,9 @@ static void config(ir_conn_config *cfg, int server)
     cfg->max_stream_window = 64 << 10;
     cfg->max_conn_window = 256 << 10;
     cfg->max_stream_send_buffer = 1 << 16;
+#ifdef FUZZ_CONN_QAD
+    qad_config(cfg, server);
+#endif
 }
 
 /* ---- the input ---------------------------------------------------------------------------- */
@@ -312,7 +330,8 @@ static void poll_events(int side)
         case IR_EV_CONNECTED: {
             iroh_endpoint_id id;
             size_t alen = 0;
-            if (ir_conn_peer_id(c, &id) != 0 || !ir_conn_alpn(c, &alen) || alen == 0)
+            if ((ir_conn_peer_id(c, &id) != 0 && !QAD_X509) || !ir_conn_alpn(c, &alen) ||
+                alen == 0)
                 abort();
             break;
         }
@@ -616,6 +635,10 @@ static void bulk(rd *r, int side)
     service(side);
 }
 
+#ifdef FUZZ_CONN_QAD
+#include "fuzz_conn_qad.h"
+#endif
+
 /* ---- the target --------------------------------------------------------------------------- */
 
 static void world_free(void)
@@ -645,6 +668,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     W.addr[3].len = 0;
     W.server_addr.len = 6;
     memcpy(W.server_addr.data, "server", 6);
+#ifdef FUZZ_CONN_QAD
+    if (size < 1)
+        return 0;
+    qad_start(data[0]);
+    data++;
+    size--;
+#endif
 
     ir_conn_config ccfg, scfg;
     config(&ccfg, 0);
@@ -746,6 +776,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     check_liveness();
+#ifdef FUZZ_CONN_QAD
+    qad_check();
+#endif
 #ifdef FUZZ_CONN_TRACE
     for (int i = 0; i < 2; i++) {
         ir_conn_stats st;
