@@ -15,6 +15,9 @@
 #define CLIENT_DCID_LEN 16
 #define MIN_PAYLOAD 4 /* pn + payload must allow a header-protection sample */
 #define ACK_RANGES_MAX 32
+/* ranges of received packet numbers kept exactly for duplicate detection (16 bytes each):
+ * beyond them the oldest gap is filled, so at most 4 KiB per packet number space */
+#define SEEN_RANGES_MAX 256
 #define MAX_CLOSE_REASON 200
 
 /* transport error codes (RFC 9000 20.1) */
@@ -330,7 +333,8 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
         sp->largest_acked = UINT64_MAX;
         sp->largest_recv = UINT64_MAX;
         sp->ack_deadline = UINT64_MAX;
-        ir_ranges_init(&sp->recv, ACK_RANGES_MAX);
+        ir_pn_seen_init(&sp->seen, SEEN_RANGES_MAX);
+        ir_ranges_init(&sp->ack_ranges, ACK_RANGES_MAX);
         ir_sendbuf_init(&sp->crypto_send);
         ir_recvbuf_init(&sp->crypto_recv);
     }
@@ -490,7 +494,8 @@ void ir_conn_free(ir_conn *c)
         ir_pkt_keys_free(&sp->rx);
         ir_pkt_keys_free(&sp->tx);
         free(sp->sent);
-        ir_ranges_free(&sp->recv);
+        ir_pn_seen_free(&sp->seen);
+        ir_ranges_free(&sp->ack_ranges);
         ir_sendbuf_free(&sp->crypto_send);
         ir_recvbuf_free(&sp->crypto_recv);
     }
@@ -895,7 +900,8 @@ static void discard_space(ir_conn *c, int s)
     ir_recvbuf_free(&SP(c, s).crypto_recv);
     ir_sendbuf_init(&SP(c, s).crypto_send);
     ir_recvbuf_init(&SP(c, s).crypto_recv);
-    ir_ranges_free(&SP(c, s).recv);
+    ir_pn_seen_free(&SP(c, s).seen);
+    ir_ranges_free(&SP(c, s).ack_ranges);
 }
 
 static void issue_more_cids(ir_conn *c)
@@ -1404,6 +1410,8 @@ static int space_of_type(ir_pkt_type t)
     return t == IR_PT_INITIAL ? SP_INITIAL : t == IR_PT_HANDSHAKE ? SP_HANDSHAKE : SP_APP;
 }
 
+/* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
+ * violation closed the connection), or 1: a duplicate, dropped before any key is tried. */
 static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
                           const uint8_t **payload, size_t *plen)
 {
@@ -1413,6 +1421,11 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
     pn_space *ks = &KEYS(c, space);
     if (ir_pkt_unprotect_header(p, h, &ks->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return -1;
+    /* RFC 9000 12.3: a packet number already processed (or below the floor of what the
+     * space tracks) is a duplicate; checked before the AEAD, so replays cost no decryption
+     * and never count as authentication failures or start a key update */
+    if (ir_pn_seen_has(&sp->seen, pn))
+        return 1;
     if (space != SP_APP) {
         if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0)
             return -1;
@@ -1555,7 +1568,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     const uint8_t *payload;
     size_t plen;
     if (decrypt_packet(c, p, h, space, &pn, &payload, &plen) != 0)
-        return 0;
+        return 0; /* a duplicate counts as not processed: it was not authenticated */
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
@@ -1564,8 +1577,6 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
         c->path->addr = *from;
     }
-    if (ir_ranges_contains(&sp->recv, pn))
-        return 1; /* duplicate */
     if (c->is_server && space == SP_HANDSHAKE) {
         c->path->validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
         discard_space(c, SP_INITIAL);
@@ -1576,7 +1587,10 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     int eliciting = process_frames(c, space, from, &h->dcid, payload, plen, &non_probing);
     if (eliciting < 0)
         return 1;
-    ir_ranges_add(&sp->recv, pn, pn + 1);
+    ir_pn_seen_add(&sp->seen, pn);
+    /* without memory for another range the lowest is dropped: that packet goes
+     * unacknowledged and the peer repairs it as lost */
+    ir_ranges_add(&sp->ack_ranges, pn, pn + 1);
     schedule_ack(c, space, pn, eliciting);
     if (sp->largest_recv == UINT64_MAX || pn > sp->largest_recv) {
         sp->largest_recv = pn;
@@ -1708,9 +1722,9 @@ static void write_ack(ir_conn *c, int space, pktw *w)
         return;
     ir_ack_range r[ACK_RANGES_MAX];
     size_t n = 0;
-    for (size_t i = sp->recv.n; i-- > 0 && n < ACK_RANGES_MAX;) {
-        r[n].smallest = sp->recv.r[i].start;
-        r[n].largest = sp->recv.r[i].end - 1;
+    for (size_t i = sp->ack_ranges.n; i-- > 0 && n < ACK_RANGES_MAX;) {
+        r[n].smallest = sp->ack_ranges.r[i].start;
+        r[n].largest = sp->ack_ranges.r[i].end - 1;
         n++;
     }
     if (!n)
@@ -2427,6 +2441,18 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
     case SF_CRYPTO:
         ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
         break;
+    case SF_ACK: {
+        /* the peer has our ACK frame: it need not hear again of the packets up to its
+         * largest (RFC 9000 13.2.4). The largest received stays, so that later ACK frames
+         * still report it (and their ACK delay is its own). Duplicates are told by
+         * `seen`, which this does not touch. */
+        pn_space *sp = &SP(c, space);
+        uint64_t below = f->a + 1;
+        if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
+            below = sp->largest_recv;
+        ir_ranges_drop_below(&sp->ack_ranges, below);
+        break;
+    }
     case SF_MTU_PROBE:
         /* the path carries datagrams of this size: use them from now on */
         if (f->a > c->path->max_datagram)

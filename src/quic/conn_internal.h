@@ -17,7 +17,7 @@ enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 enum sent_kind {
     SF_STREAM,          /* a = stream id, b = offset, c = length, fin */
     SF_CRYPTO,          /* b = offset, c = length (space of the packet) */
-    SF_ACK,             /* a = largest acknowledged in that ACK */
+    SF_ACK,             /* a = largest acknowledged in that ACK (its ack prunes ack_ranges) */
     SF_RESET_STREAM,    /* a = stream id */
     SF_STOP_SENDING,    /* a = stream id */
     SF_MAX_DATA,
@@ -58,7 +58,13 @@ typedef struct pn_space {
     uint64_t largest_acked;      /* UINT64_MAX: none */
     uint64_t largest_recv;       /* UINT64_MAX: none */
     uint64_t largest_recv_time;
-    ir_ranges recv;              /* packet numbers received (for ACKs and duplicates) */
+    /* received packet numbers, twice: `seen` discards duplicates (RFC 9000 12.3; exact
+     * above a floor, bounded); `ack_ranges` is what our ACK frames report: at most
+     * ACK_RANGES_MAX ranges (the lowest dropped beyond), and everything below the largest
+     * acknowledged of an ACK frame of ours is dropped once the peer acknowledges the
+     * packet that carried it (RFC 9000 13.2.4), except the largest received */
+    ir_pn_seen seen;
+    ir_ranges ack_ranges;
     int ack_pending;             /* an ACK should go out */
     unsigned ack_eliciting_since; /* ack-eliciting packets since our last ACK */
     uint64_t ack_deadline;       /* UINT64_MAX: none */

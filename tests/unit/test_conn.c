@@ -1493,7 +1493,7 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(SP(s[1].c, SP_APP).recv.n >= 30); /* the server's ACKs are long */
+    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1612,17 +1612,24 @@ static void put_raw(frames *fr, const char *hex)
     fr->n += (size_t)k;
 }
 
-/* a 1-RTT packet from c carrying the frames; reserved = header bits to set */
-static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
+/* a 1-RTT packet from c with packet number pn carrying the frames; reserved = header bits
+ * to set */
+static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
+                       size_t cap)
 {
     pn_space *sp = &SP(c, SP_APP);
-    uint64_t pn = sp->next_pn++;
     size_t pn_len = 4;
     size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, c->key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
     return ir_pkt_protect(out, h, pn_len, 0, fr->n, &sp->tx, 0, pn);
+}
+
+/* the same with c's next packet number */
+static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
+{
+    return forge_at(c, fr, reserved, SP(c, SP_APP).next_pn++, out, cap);
 }
 
 typedef struct violation {
@@ -1863,6 +1870,252 @@ TEST(protocol_violations)
         sides_free(s, &nw);
     }
     tweak_config = NULL;
+}
+
+/* ---- 9: duplicates and ACK-of-ACK (RFC 9000 12.3, 13.2.4) -------------------------------
+ *
+ * The receiver must process a packet number once, however many gaps the sender left: its
+ * ACK frames may forget old ranges, its duplicate detection may not. Datagrams show it to
+ * the application: every datagram carries its number, and each must arrive once. */
+
+#define DG_IDS 2048
+static unsigned dg_count[DG_IDS];
+
+/* reads c's datagrams and counts them by the number in their first 4 bytes */
+static void count_datagrams(ir_conn *c)
+{
+    uint8_t b[1500];
+    long n;
+    while ((n = ir_conn_datagram_recv(c, b, sizeof b)) >= 4) {
+        uint32_t id = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        if (id < DG_IDS)
+            dg_count[id]++;
+    }
+}
+
+/* runs the network for a while, both applications reading their datagrams after every
+ * event (their queues hold 64) */
+static void run_reading(net *nw, side *s, uint64_t ns)
+{
+    uint64_t limit = nw->now + ns;
+    while (step(nw, s, limit))
+        for (int i = 0; i < 2; i++)
+            if (s[i].c)
+                count_datagrams(s[i].c);
+    if (nw->now < limit && !nw->stuck)
+        nw->now = limit;
+}
+
+static void dg_payload(uint8_t *b, uint32_t id, size_t len)
+{
+    memset(b, (int)(id & 0xff), len);
+    b[0] = (uint8_t)(id >> 24);
+    b[1] = (uint8_t)(id >> 16);
+    b[2] = (uint8_t)(id >> 8);
+    b[3] = (uint8_t)id;
+}
+
+static unsigned dg_max_count(void)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < DG_IDS; i++)
+        m = dg_count[i] > m ? dg_count[i] : m;
+    return m;
+}
+
+/* the client's 1-RTT datagrams: every other one is lost (a gap at the server), the others
+ * are delivered and kept, to be delivered again later */
+#define REPLAY_MAX 1024
+typedef struct replayed {
+    size_t len;
+    uint8_t d[1500];
+} replayed;
+static replayed *replays;
+static size_t nreplays;
+static uint64_t tapped;
+
+/* counts the client's 1-RTT datagrams (one packet each) */
+static int tap_count(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)s;
+    (void)len;
+    if (from == 0 && !(d[0] & 0x80))
+        tapped++;
+    return 0;
+}
+
+static int tap_gaps(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)s;
+    if (from != 0 || (d[0] & 0x80))
+        return 0;
+    if (tapped++ % 2)
+        return 1;
+    if (nreplays < REPLAY_MAX) {
+        memcpy(replays[nreplays].d, d, len);
+        replays[nreplays++].len = len;
+    }
+    return 0;
+}
+
+/* delivers every kept datagram again, a few at a time, the server's application reading;
+ * checks that the server processed none of them (only what the client sent meanwhile) */
+static void replay_all(net *nw, side *s)
+{
+    ir_conn_stats before, after;
+    ir_conn_get_stats(s[1].c, &before);
+    nw->tap = tap_count;
+    tapped = 0;
+    for (size_t k = 0; k < nreplays; k++) {
+        net_send(nw, 1, &nw->caddr, replays[k].d, replays[k].len);
+        if (k % 16 == 15)
+            run_reading(nw, s, 5 * MS);
+    }
+    run_reading(nw, s, 200 * MS);
+    nw->tap = NULL;
+    ir_conn_get_stats(s[1].c, &after);
+    CHECK_EQ_INT(after.pkts_recv - before.pkts_recv, tapped);
+}
+
+TEST(duplicates_after_many_gaps)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    replays = calloc(REPLAY_MAX, sizeof *replays);
+    nreplays = 0;
+    tapped = 0;
+    nw.tap = tap_gaps;
+    /* 300 datagrams, one a packet: the server sees about 150 gaps */
+    uint8_t b[100];
+    for (uint32_t id = 0; id < 300; id++) {
+        dg_payload(b, id, sizeof b);
+        CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+        run_reading(&nw, s, 2 * MS);
+    }
+    run_reading(&nw, s, 300 * MS);
+    nw.tap = NULL;
+    unsigned once = 0;
+    for (size_t i = 0; i < DG_IDS; i++)
+        once += dg_count[i] == 1;
+    CHECK(once >= 100);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK(tapped >= 2 * 100);
+    /* the server's ACK frames carry as many ranges as they may */
+    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    CHECK(ssp->ack_ranges.n >= 30);
+    /* every packet the server got is delivered again: none is processed twice */
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+
+    /* ACK-of-ACK: the server sends an ACK frame in an ack-eliciting packet (with a
+     * datagram); once the client acknowledges that packet the server's ACK ranges shrink
+     * to the newest packet (RFC 9000 13.2.4) */
+    size_t ranges_before = ssp->ack_ranges.n;
+    dg_payload(b, 1000, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+    uint64_t limit = nw.now + 1 * SEC;
+    while (dg_count[1000] == 0 && step(&nw, s, limit))
+        count_datagrams(s[1].c);
+    CHECK_EQ_INT(dg_count[1000], 1);
+    CHECK_EQ_INT(ssp->ack_ranges.n, ranges_before); /* nothing acknowledged yet */
+    dg_payload(b, 1001, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, b, sizeof b), 0);
+    run_reading(&nw, s, 300 * MS);
+    CHECK_EQ_INT(dg_count[1001], 1);
+    CHECK_EQ_INT(ssp->ack_ranges.n, 1);
+    CHECK_EQ_INT(ssp->ack_ranges.r[0].end - 1, ssp->largest_recv);
+    /* and the duplicates are still told apart */
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    free(replays);
+    replays = NULL;
+    sides_free(s, &nw);
+}
+
+/* A hostile client leaves a gap after every packet, 700 of them (the server tracks 256
+ * exactly): the server's memory stays bounded, every packet it got is refused when
+ * replayed, a straggler into one of the newest gaps is taken, one into the oldest gaps is
+ * refused (what the gaps cost the peer). */
+TEST(duplicates_hostile_gaps)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    replays = calloc(REPLAY_MAX, sizeof *replays);
+    nreplays = 0;
+    pn_space *csp = &SP(s[0].c, SP_APP);
+    uint64_t first_pn = 0, last_pn = 0;
+    uint8_t b[64];
+    for (uint32_t id = 0; id < 700; id++) {
+        frames fr;
+        fr.n = 0;
+        dg_payload(b, id, sizeof b);
+        ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+        f.u.datagram.data = b;
+        f.u.datagram.len = sizeof b;
+        put(&fr, &f);
+        uint64_t pn = csp->next_pn;
+        csp->next_pn += 2; /* the next one is never sent */
+        if (id == 0)
+            first_pn = pn;
+        last_pn = pn;
+        replayed *r = &replays[nreplays++];
+        r->len = forge_at(s[0].c, &fr, 0, pn, r->d, sizeof r->d);
+        net_send(&nw, 1, &nw.caddr, r->d, r->len);
+        if (id % 16 == 15)
+            run_reading(&nw, s, 2 * MS);
+    }
+    run_reading(&nw, s, 100 * MS);
+    for (uint32_t id = 0; id < 700; id++)
+        CHECK_EQ_INT(dg_count[id], 1);
+    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    CHECK_EQ_INT(ssp->seen.max, 256);
+    CHECK(ssp->seen.above.n <= ssp->seen.max && ssp->seen.above.cap <= ssp->seen.max);
+    CHECK(ssp->seen.floor > first_pn + 1);
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    /* stragglers: into the oldest gap (refused), into the newest (taken, once) */
+    static const struct {
+        uint32_t id;
+        unsigned want;
+    } late[2] = {{1500, 0}, {1501, 1}};
+    for (int k = 0; k < 2; k++) {
+        frames fr;
+        fr.n = 0;
+        dg_payload(b, late[k].id, sizeof b);
+        ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+        f.u.datagram.data = b;
+        f.u.datagram.len = sizeof b;
+        put(&fr, &f);
+        uint8_t d[1500];
+        size_t n = forge_at(s[0].c, &fr, 0, k == 0 ? first_pn + 1 : last_pn + 1, d, sizeof d);
+        for (int copy = 0; copy < 2; copy++) {
+            net_send(&nw, 1, &nw.caddr, d, n);
+            run_reading(&nw, s, 50 * MS);
+        }
+        CHECK_EQ_INT(dg_count[late[k].id], late[k].want);
+    }
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    free(replays);
+    replays = NULL;
+    sides_free(s, &nw);
 }
 
 /* ---- freeing in every state ------------------------------------------------------------ */
@@ -2252,6 +2505,8 @@ int main(void)
     RUN(rebinding_challenge_lost);
     RUN(spurious_migration);
     RUN(protocol_violations);
+    RUN(duplicates_after_many_gaps);
+    RUN(duplicates_hostile_gaps);
     RUN(free_in_every_state);
     RUN(pacing);
     RUN(address_discovery);
