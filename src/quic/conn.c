@@ -1410,6 +1410,15 @@ static int space_of_type(ir_pkt_type t)
     return t == IR_PT_INITIAL ? SP_INITIAL : t == IR_PT_HANDSHAKE ? SP_HANDSHAKE : SP_APP;
 }
 
+/* ---- AEAD limits (RFC 9001 6.6) ------------------------------------------------------- */
+
+/* a packet did not authenticate under k */
+static void open_failed(ir_conn *c, ir_pkt_keys *k)
+{
+    k->open_failed++;
+    c->aead_failures++;
+}
+
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
  * violation closed the connection), or 1: a duplicate, dropped before any key is tried. */
 static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
@@ -1427,8 +1436,10 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
     if (ir_pn_seen_has(&sp->seen, pn))
         return 1;
     if (space != SP_APP) {
-        if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0)
+        if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0) {
+            open_failed(c, &ks->rx);
             return -1;
+        }
         if (p[0] & 0x0c) {
             close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
             return -1;
@@ -1437,23 +1448,25 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         return 0;
     }
     int phase = (p[0] >> 2) & 1;
-    const ir_aead *aead = &ks->rx.aead;
+    ir_pkt_keys *k = &ks->rx;
     int rotate = 0;
     if (phase != c->rx_phase) {
         if (c->have_rx_prev && pn < c->rx_phase_start_pn) {
-            aead = &c->rx_prev.aead;
+            k = &c->rx_prev;
         } else {
             if (!c->have_rx_next) {
                 if (ir_pkt_keys_update(&c->rx_next, &ks->rx) != 0)
                     return -1;
                 c->have_rx_next = 1;
             }
-            aead = &c->rx_next.aead;
+            k = &c->rx_next;
             rotate = 1;
         }
     }
-    if (ir_pkt_decrypt(p, h, pn_len, aead, (uint32_t)c->path->id, pn, payload, plen) != 0)
+    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)c->path->id, pn, payload, plen) != 0) {
+        open_failed(c, k);
         return -1;
+    }
     if (p[0] & 0x18) {
         close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
         return -1;
@@ -2200,6 +2213,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
     uint32_t path_id = s == SP_APP ? (uint32_t)c->path->id : 0;
     size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload,
                                   &KEYS(c, s).tx, path_id, pn);
+    KEYS(c, s).tx.sealed++;
     sp->next_pn++;
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
@@ -2254,6 +2268,7 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
     memset(buf + pos, 0, end - pos);
     size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &KEYS(c, SP_APP).tx,
                                   (uint32_t)c->path->id, pn);
+    KEYS(c, SP_APP).tx.sealed++;
     sp->next_pn++;
     c->path->response_pending = 0;
     *to = c->path->response_addr;

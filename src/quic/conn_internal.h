@@ -235,6 +235,10 @@ struct ir_conn {
     int have_rx_prev;
     uint64_t rx_prev_expiry;
     uint64_t key_updates;
+    uint64_t key_update_confirmed; /* when our last update was acknowledged (0: never) */
+    /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
+     * each key counts its own sealed packets and failures (ir_pkt_keys) */
+    uint64_t aead_failures;
 
     /* paths (multipath draft): all per-path state lives in qpath; today a connection
      * has path 0 only and `path` points at it. The multipath issue adds paths here. */
