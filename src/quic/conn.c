@@ -34,6 +34,7 @@ enum {
     E_CONNECTION_ID_LIMIT = 0x9,
     E_PROTOCOL_VIOLATION = 0xa,
     E_KEY_UPDATE = 0xe,
+    E_AEAD_LIMIT_REACHED = 0xf,
 };
 
 int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b)
@@ -1231,8 +1232,10 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
                 return -1;
             }
             if (space == SP_APP && c->key_update_pending_ack &&
-                f.u.ack.largest >= c->key_phase_start_pn)
-                c->key_update_pending_ack = 0;
+                f.u.ack.largest >= c->key_phase_start_pn) {
+                c->key_update_pending_ack = 0; /* the current key phase is confirmed */
+                c->key_update_confirmed = c->now ? c->now : 1;
+            }
             break;
         case IR_FT_CRYPTO:
             crypto_received(c, space, &f.u.crypto);
@@ -1412,11 +1415,55 @@ static int space_of_type(ir_pkt_type t)
 
 /* ---- AEAD limits (RFC 9001 6.6) ------------------------------------------------------- */
 
-/* a packet did not authenticate under k */
+static uint64_t aead_limit(uint64_t suite, uint64_t cfg)
+{
+    if (cfg && cfg < 16)
+        cfg = 16;
+    return cfg && cfg < suite ? cfg : suite;
+}
+
+static uint64_t conf_limit(const ir_conn *c, const ir_pkt_keys *k)
+{
+    return aead_limit(ir_aead_conf_limit(k->alg), c->cfg.aead_conf_limit);
+}
+
+/* a packet did not authenticate under k: more such packets in the connection than the
+ * integrity limit of the key's AEAD end it at once (RFC 9001 6.6), and nothing more is
+ * processed (a closing connection only answers with its CONNECTION_CLOSE) */
 static void open_failed(ir_conn *c, ir_pkt_keys *k)
 {
     k->open_failed++;
     c->aead_failures++;
+    if (c->aead_failures > aead_limit(ir_aead_integrity_limit(k->alg), c->cfg.aead_integrity_limit))
+        close_with(c, 0, E_AEAD_LIMIT_REACHED, "AEAD integrity limit: too many packets failed authentication");
+}
+
+static int start_key_update(ir_conn *c);
+
+/* Before a datagram is built (RFC 9001 6.6): from half the confidentiality limit on, the
+ * 1-RTT keys are updated as soon as 6.1 and 6.5 allow it; a key at 15/16 of the limit that
+ * was not updated (or cannot be: Initial, Handshake) closes the connection with
+ * AEAD_LIMIT_REACHED, and the rest of the limit is left for the CONNECTION_CLOSE. */
+static void check_conf_limits(ir_conn *c)
+{
+    for (int s = 0; s < SP_COUNT; s++) {
+        pn_space *ks = &KEYS(c, s);
+        if (!ks->have_tx || SP(c, s).discarded)
+            continue;
+        uint64_t limit = conf_limit(c, &ks->tx);
+        if (s == SP_APP && ks->tx.sealed >= limit / 2 && c->state == IR_CONN_ESTABLISHED)
+            start_key_update(c); /* refused while not allowed yet: tried again next time */
+        if (ks->tx.sealed >= limit - limit / 16 && c->state < IR_CONN_CLOSING)
+            close_with(c, 0, E_AEAD_LIMIT_REACHED,
+                       "AEAD confidentiality limit: the keys could not be updated in time");
+    }
+}
+
+/* 1 if the space's send key may seal one more packet: never beyond the limit */
+static int can_seal(const ir_conn *c, int s)
+{
+    const ir_pkt_keys *k = &KEYS(c, s).tx;
+    return k->sealed < conf_limit(c, k);
 }
 
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
@@ -2142,6 +2189,8 @@ static int space_wants(const ir_conn *c, int s)
 static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to)
 {
     pn_space *sp = &SP(c, s);
+    if (!can_seal(c, s))
+        return 0;
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
@@ -2253,7 +2302,7 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
 {
     /* answer a probe from another address on that address, padded (RFC 9000 8.2.2) */
     pn_space *sp = &SP(c, SP_APP);
-    if (!KEYS(c, SP_APP).have_tx || cap < 1200)
+    if (!KEYS(c, SP_APP).have_tx || cap < 1200 || !can_seal(c, SP_APP))
         return 0;
     uint64_t pn = sp->next_pn;
     size_t pn_len = ir_pn_encode_len(pn, sp->largest_acked);
@@ -2368,6 +2417,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     c->now = now;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
+    check_conf_limits(c);
     if (c->state == IR_CONN_ESTABLISHED && !c->path->response_pending) {
         size_t n = send_mtu_probe(c, buf, cap, to);
         if (n)
@@ -2661,12 +2711,18 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     }
 }
 
-int ir_conn_initiate_key_update(ir_conn *c)
+/* RFC 9001 6.1: not before the handshake is confirmed, nor before a packet of the current
+ * key phase is acknowledged (which also covers an update the peer started and we
+ * followed); 6.5: three PTOs after that acknowledgment, so that the peer had time to
+ * discard its old keys and make the next ones (a SHOULD, as ngtcp2 does). */
+static int start_key_update(ir_conn *c)
 {
     pn_space *sp = &SP(c, SP_APP);
     pn_space *ks = &KEYS(c, SP_APP);
     if (!c->handshake_confirmed || c->key_update_pending_ack || c->key_phase != c->rx_phase ||
         !ks->have_tx)
+        return -1;
+    if (c->key_update_confirmed && c->now < c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP))
         return -1;
     if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0)
         return -1;
@@ -2675,6 +2731,11 @@ int ir_conn_initiate_key_update(ir_conn *c)
     c->key_update_pending_ack = 1;
     c->key_updates++;
     return 0;
+}
+
+int ir_conn_initiate_key_update(ir_conn *c)
+{
+    return start_key_update(c);
 }
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)

@@ -1614,16 +1614,21 @@ static void put_raw(frames *fr, const char *hex)
 
 /* a 1-RTT packet from c with packet number pn carrying the frames; reserved = header bits
  * to set */
-static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
-                       size_t cap)
+static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const ir_pkt_keys *k,
+                         int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
-    pn_space *sp = &SP(c, SP_APP);
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, c->key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
-    return ir_pkt_protect(out, h, pn_len, 0, fr->n, &sp->tx, 0, pn);
+    return ir_pkt_protect(out, h, pn_len, 0, fr->n, k, 0, pn);
+}
+
+static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
+                       size_t cap)
+{
+    return forge_keys(c, fr, reserved, &SP(c, SP_APP).tx, c->key_phase, pn, out, cap);
 }
 
 /* the same with c's next packet number */
@@ -2118,6 +2123,248 @@ TEST(duplicates_hostile_gaps)
     sides_free(s, &nw);
 }
 
+/* ---- 10: AEAD limits (RFC 9001 6.6) and when keys may update (6.1, 6.5) ----------------
+ *
+ * The limits are set low in the config: the confidentiality limit makes the sender update
+ * its keys from half of it on and never seal more than the limit with one key; failed
+ * opens beyond the integrity limit close the connection with AEAD_LIMIT_REACHED. */
+
+#define E_AEAD_LIMIT_REACHED 0xf
+static uint64_t conf_limit_cfg, integrity_limit_cfg;
+static void aead_limits_cfg(ir_conn_config *cfg, int server)
+{
+    (void)server;
+    cfg->aead_conf_limit = conf_limit_cfg;
+    cfg->aead_integrity_limit = integrity_limit_cfg;
+}
+
+/* the most packets any one key of the side sent with, seen right after each datagram */
+static uint64_t max_sealed[2], datagrams_from[2];
+static int tap_sealed(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)d;
+    (void)len;
+    datagrams_from[from]++;
+    for (int sp = 0; sp < SP_COUNT; sp++) {
+        const pn_space *k = &KEYS(s[from].c, sp);
+        if (k->have_tx && k->tx.sealed > max_sealed[from])
+            max_sealed[from] = k->tx.sealed;
+    }
+    return 0;
+}
+
+static void send_datagram(side *s, int i, uint32_t id)
+{
+    uint8_t b[64];
+    dg_payload(b, id, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[i].c, b, sizeof b), 0);
+}
+
+/* 8 MiB each way with keys limited to 4096 packets (about 6,000 packets each way): both
+ * sides update their keys on their own, often, the data arrives whole, and no key sealed
+ * 4096 packets */
+TEST(key_updates_at_confidentiality_limit)
+{
+    conf_limit_cfg = 4096;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    app a;
+    netcfg nc = {0.01, 0.02, 0.01, 5};
+    start(&nw, s, &nc);
+    app_init(&a, 1, 8 << 20, 8 << 20, 0);
+    memset(max_sealed, 0, sizeof max_sealed);
+    nw.tap = tap_sealed;
+    uint64_t t0 = nw.now;
+    recovery_errors = 0;
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+    check_flows(&a);
+    settle(&a, &nw, s);
+    report("8 MiB each way, 4096 packets per key", &a, &nw, s, t0);
+    ir_conn_stats c, v;
+    ir_conn_get_stats(s[0].c, &c);
+    ir_conn_get_stats(s[1].c, &v);
+    printf("    packets sent %llu / %llu, key updates %llu / %llu, most with one key %llu / %llu\n",
+           (unsigned long long)c.pkts_sent, (unsigned long long)v.pkts_sent,
+           (unsigned long long)c.key_updates, (unsigned long long)v.key_updates,
+           (unsigned long long)max_sealed[0], (unsigned long long)max_sealed[1]);
+    CHECK(c.pkts_sent > 4096 && v.pkts_sent > 4096);
+    CHECK(max_sealed[0] < 4096 && max_sealed[1] < 4096);
+    /* each key seals about half the limit before its update (updates by either side
+     * renew both sides' keys, so each side counts them all) */
+    CHECK(c.key_updates >= c.pkts_sent / 2048 - 1 && v.key_updates >= v.pkts_sent / 2048 - 1);
+    CHECK_EQ_INT(s[0].c->key_phase, s[1].c->key_phase);
+    check_quiet(&nw, s);
+    app_free(&a);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+static int client_complete(side *s)
+{
+    return s[0].c && s[0].c->handshake_complete;
+}
+
+/* The update the confidentiality limit asks for waits for what RFC 9001 requires: the
+ * confirmed handshake (6.1), the acknowledgment of the previous update (6.1), three PTOs
+ * after it (6.5, a SHOULD); a key that reaches 15/16 of the limit without an update
+ * possible closes the connection with AEAD_LIMIT_REACHED, and then seals nothing more
+ * once at the limit. (The counts are set by hand, as after a long connection.) */
+TEST(key_update_waits_for_confirmation)
+{
+    conf_limit_cfg = 1024;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, client_complete, 5 * SEC));
+    CHECK(!s[0].c->handshake_confirmed);
+    ir_conn *c = s[0].c;
+    ir_pkt_keys *tx = &KEYS(c, SP_APP).tx;
+    tx->sealed = 512;
+    send_datagram(s, 0, 1);
+    drain(&nw, s);
+    CHECK(tx->sealed > 512); /* the datagram went out, with the same keys */
+    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->key_updates, 0);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    CHECK_EQ_INT(c->key_phase, 0);
+    send_datagram(s, 0, 2);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1); /* confirmed: the update comes with the next packet */
+    CHECK_EQ_INT(c->key_updates, 1);
+    CHECK(c->key_update_pending_ack);
+    CHECK(tx->sealed < 8);
+    /* the new keys are used up at once: no second update before the first is confirmed */
+    tx->sealed = 512;
+    send_datagram(s, 0, 3);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1);
+    CHECK_EQ_INT(c->key_updates, 1);
+    uint64_t limit = nw.now + 2 * SEC;
+    while (c->key_update_pending_ack && step(&nw, s, limit)) {
+    }
+    CHECK(!c->key_update_pending_ack);
+    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    /* confirmed; the next update waits three PTOs */
+    uint64_t allowed = c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP);
+    CHECK(nw.now < allowed);
+    send_datagram(s, 0, 4);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1);
+    run_for(&nw, s, allowed - nw.now + 1);
+    send_datagram(s, 0, 5);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->key_updates, 2);
+    CHECK(c->key_update_pending_ack);
+    /* again used up before the update is confirmed, to 15/16 of the limit: the client
+     * closes with AEAD_LIMIT_REACHED */
+    tx->sealed = 1024 - 1024 / 16;
+    send_datagram(s, 0, 6);
+    drain(&nw, s);
+    const ir_close_info *ci = ir_conn_close_info(c);
+    CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_CLOSING);
+    CHECK(ci->closed && !ci->by_peer && !ci->application);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK(tx->sealed <= 1024);
+    run_for(&nw, s, 100 * MS);
+    const ir_close_info *si = ir_conn_close_info(s[1].c);
+    CHECK(si->closed && si->by_peer);
+    CHECK_EQ_INT(si->code, E_AEAD_LIMIT_REACHED);
+    /* at the limit the key seals nothing more, not even the close it owes the peer */
+    tx->sealed = 1024;
+    c->close_pending = 1;
+    memset(datagrams_from, 0, sizeof datagrams_from);
+    nw.tap = tap_sealed;
+    drain(&nw, s);
+    CHECK_EQ_INT(datagrams_from[0], 0);
+    CHECK_EQ_INT(tx->sealed, 1024);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+/* Initial and Handshake keys never update: one at 15/16 of the limit closes. */
+TEST(aead_limit_handshake_keys)
+{
+    conf_limit_cfg = 1024;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    uint64_t limit = nw.now + 5 * SEC;
+    while (!KEYS(s[0].c, SP_HANDSHAKE).have_tx && step(&nw, s, limit)) {
+    }
+    CHECK(KEYS(s[0].c, SP_HANDSHAKE).have_tx);
+    KEYS(s[0].c, SP_HANDSHAKE).tx.sealed = 1024 - 1024 / 16;
+    run_for(&nw, s, 1 * SEC);
+    const ir_close_info *ci = ir_conn_close_info(s[0].c);
+    CHECK(ci->closed && !ci->by_peer);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    const ir_close_info *si = s[1].c ? ir_conn_close_info(s[1].c) : NULL;
+    CHECK(si && si->closed && si->by_peer);
+    CHECK_EQ_INT(si ? si->code : 0, E_AEAD_LIMIT_REACHED);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+/* Forged 1-RTT packets (a genuine one with its tag changed): up to the integrity limit
+ * they are dropped and the connection carries on; one more closes it with
+ * AEAD_LIMIT_REACHED. */
+TEST(aead_integrity_limit)
+{
+    conf_limit_cfg = 0;
+    integrity_limit_cfg = 20;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    for (int k = 0; k <= 20; k++) {
+        frames fr;
+        fr.n = 0;
+        put_raw(&fr, "01"); /* PING */
+        uint8_t d[1500];
+        size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+        d[n - 1] ^= 0x55; /* the tag no longer matches */
+        net_send(&nw, 1, &nw.caddr, d, n);
+        run_for(&nw, s, 20 * MS);
+        if (k < 20) {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+            CHECK_EQ_INT(s[1].c->aead_failures, (uint64_t)k + 1);
+        }
+        if (k == 19) {
+            /* at the limit, still working: a datagram each way */
+            send_datagram(s, 0, 7);
+            send_datagram(s, 1, 8);
+            run_reading(&nw, s, 100 * MS);
+            CHECK_EQ_INT(dg_count[7], 1);
+            CHECK_EQ_INT(dg_count[8], 1);
+        }
+    }
+    CHECK_EQ_INT(KEYS(s[1].c, SP_APP).rx.open_failed, 21);
+    const ir_close_info *ci = ir_conn_close_info(s[1].c);
+    CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
+    CHECK(ci->closed && !ci->by_peer && !ci->application);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    run_for(&nw, s, 1 * SEC);
+    const ir_close_info *pi = ir_conn_close_info(s[0].c);
+    CHECK(pi->closed && pi->by_peer);
+    CHECK_EQ_INT(pi->code, E_AEAD_LIMIT_REACHED);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
 /* ---- freeing in every state ------------------------------------------------------------ */
 
 TEST(free_in_every_state)
@@ -2507,6 +2754,10 @@ int main(void)
     RUN(protocol_violations);
     RUN(duplicates_after_many_gaps);
     RUN(duplicates_hostile_gaps);
+    RUN(key_updates_at_confidentiality_limit);
+    RUN(key_update_waits_for_confirmation);
+    RUN(aead_limit_handshake_keys);
+    RUN(aead_integrity_limit);
     RUN(free_in_every_state);
     RUN(pacing);
     RUN(address_discovery);
