@@ -353,6 +353,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->local_max_streams[0] = cfg->tp.initial_max_streams_bidi;
     c->local_max_streams[1] = cfg->tp.initial_max_streams_uni;
     c->key_phase_start_pn = 0;
+    c->rx_old_largest = UINT64_MAX;
     return 0;
 }
 
@@ -1518,6 +1519,17 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
         return -1;
     }
+    /* RFC 9001 6.4: a peer never protects a packet with older keys than a packet with a
+     * lower number. Everything opened before a rotation used older keys than the new ones;
+     * a packet opened with the previous keys after it must be below every new one. */
+    uint64_t old_largest = rotate ? sp->largest_recv : c->rx_old_largest;
+    if (k == &c->rx_prev) {
+        if (c->rx_old_largest == UINT64_MAX || pn > c->rx_old_largest)
+            c->rx_old_largest = pn;
+    } else if (old_largest != UINT64_MAX && pn < old_largest) {
+        close_with(c, 0, E_KEY_UPDATE, "a packet under old keys numbered above one under newer keys");
+        return -1;
+    }
     if (rotate) {
         if (!c->handshake_confirmed && !c->is_server) {
             close_with(c, 0, E_KEY_UPDATE, "key update before the handshake was confirmed");
@@ -1532,6 +1544,7 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         c->have_rx_next = 0;
         c->rx_phase ^= 1;
         c->rx_phase_start_pn = pn;
+        c->rx_old_largest = sp->largest_recv;
         if (c->key_phase != c->rx_phase) {
             /* the peer started it: follow with our send keys. Like the initiator, we may
              * start the next update only once a packet of this phase is acknowledged

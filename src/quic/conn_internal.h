@@ -227,6 +227,8 @@ struct ir_conn {
     int key_phase;              /* phase of our send keys */
     int rx_phase;               /* phase of the current receive keys */
     uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
+    uint64_t rx_old_largest;    /* largest pn opened with older keys than rx_phase's
+                                 * (UINT64_MAX: none), for RFC 9001 6.4 */
     int key_update_pending_ack; /* our update not yet acknowledged */
     uint64_t key_phase_start_pn; /* first pn sent in the current phase */
     ir_pkt_keys rx_next;

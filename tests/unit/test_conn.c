@@ -2288,6 +2288,73 @@ TEST(key_update_waits_for_confirmation)
     tweak_config = NULL;
 }
 
+/* RFC 9001 6.4: a packet that opens with older keys than a packet with a lower number is
+ * a KEY_UPDATE_ERROR. The client's packets are forged with its keys from before an update
+ * ("old") and after it ("new"), numbered and delivered in three orders: old X then new
+ * Y < X (found at the server's key rotation); new Y1, old X < Y1, new Y2 < X (found after
+ * it); and, as honest reordering, new Y1, then old X < Y1, then new Y2 > X (no error). */
+TEST(key_update_old_keys_after_new)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        net nw;
+        side s[2];
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        run_for(&nw, s, 200 * MS);
+        drop_events(s);
+        ir_conn *c = s[0].c;
+        const ir_pkt_keys *cur = &KEYS(c, SP_APP).tx;
+        ir_pkt_keys old;
+        CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
+        int old_phase = c->key_phase;
+        CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
+        pn_space *csp = &SP(c, SP_APP);
+        frames fr;
+        fr.n = 0;
+        put_raw(&fr, "01"); /* PING */
+        struct {
+            int old;
+            uint64_t pn;
+        } order[3];
+        size_t n = 0;
+        if (variant == 0) {
+            uint64_t y = csp->next_pn++, x = csp->next_pn++;
+            order[n].old = 1, order[n++].pn = x;
+            order[n].old = 0, order[n++].pn = y;
+        } else {
+            uint64_t a = csp->next_pn++, b = csp->next_pn++, d = csp->next_pn++;
+            /* variant 1: Y2 = a < X = b < Y1 = d; variant 2: X = a < Y1 = b, Y2 = d */
+            order[n].old = 0, order[n++].pn = variant == 1 ? d : b;
+            order[n].old = 1, order[n++].pn = a + (variant == 1);
+            order[n].old = 0, order[n++].pn = variant == 1 ? a : d;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint8_t d[1500];
+            size_t len = order[i].old ? forge_keys(c, &fr, 0, &old, old_phase, order[i].pn, d, sizeof d)
+                                      : forge_at(c, &fr, 0, order[i].pn, d, sizeof d);
+            ir_conn_recv(s[1].c, &nw.caddr, d, len, nw.now);
+            if (i + 1 < n)
+                CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+        }
+        if (variant > 0) /* the server did rotate (variant 0: the rotation is refused) */
+            CHECK_EQ_INT(s[1].c->rx_phase, c->key_phase);
+        const ir_close_info *ci = ir_conn_close_info(s[1].c);
+        if (variant == 2) {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+            CHECK(!ci->closed);
+        } else {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSING);
+            CHECK(ci->closed && !ci->by_peer && !ci->application);
+            CHECK_EQ_INT(ci->code, 0xe); /* KEY_UPDATE_ERROR */
+            run_for(&nw, s, 1 * SEC);
+            CHECK_EQ_INT(ir_conn_close_info(s[0].c)->code, 0xe);
+        }
+        ir_pkt_keys_free(&old);
+        sides_free(s, &nw);
+    }
+}
+
 /* Initial and Handshake keys never update: one at 15/16 of the limit closes. */
 TEST(aead_limit_handshake_keys)
 {
@@ -2757,6 +2824,7 @@ int main(void)
     RUN(key_updates_at_confidentiality_limit);
     RUN(key_update_waits_for_confirmation);
     RUN(aead_limit_handshake_keys);
+    RUN(key_update_old_keys_after_new);
     RUN(aead_integrity_limit);
     RUN(free_in_every_state);
     RUN(pacing);
