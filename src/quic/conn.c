@@ -1641,7 +1641,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     const uint8_t *payload;
     size_t plen;
     if (decrypt_packet(c, p, h, space, &pn, &payload, &plen) != 0)
-        return 0; /* a duplicate counts as not processed: it was not authenticated */
+        return 0; /* dropped; a duplicate too (not authenticated: not processed) */
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
