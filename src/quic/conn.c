@@ -1468,7 +1468,7 @@ static int can_seal(const ir_conn *c, int s)
 }
 
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
- * violation closed the connection), or 1: a duplicate, dropped before any key is tried. */
+ * violation closed the connection), or 1 (a duplicate, to drop). */
 static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
                           const uint8_t **payload, size_t *plen)
 {
@@ -1479,15 +1479,15 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
     if (ir_pkt_unprotect_header(p, h, &ks->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return -1;
     /* RFC 9000 12.3: a packet number already processed (or below the floor of what the
-     * space tracks) is a duplicate; checked before the AEAD, so replays cost no decryption
-     * and never count as authentication failures or start a key update */
-    if (ir_pn_seen_has(&sp->seen, pn))
-        return 1;
+     * space tracks) is a duplicate. Checked only once the packet opened: dropping before
+     * would tell an attacker by the timing which packet numbers were seen (RFC 9001 9.5) */
     if (space != SP_APP) {
         if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0) {
             open_failed(c, &ks->rx);
             return -1;
         }
+        if (ir_pn_seen_has(&sp->seen, pn))
+            return 1;
         if (p[0] & 0x0c) {
             close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
             return -1;
@@ -1515,6 +1515,9 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         open_failed(c, k);
         return -1;
     }
+    /* (a duplicate never opens with the next keys: those would have been rotated in) */
+    if (ir_pn_seen_has(&sp->seen, pn))
+        return 1;
     if (p[0] & 0x18) {
         close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
         return -1;
@@ -1640,8 +1643,9 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     uint64_t pn;
     const uint8_t *payload;
     size_t plen;
-    if (decrypt_packet(c, p, h, space, &pn, &payload, &plen) != 0)
-        return 0; /* dropped; a duplicate too (not authenticated: not processed) */
+    int rc = decrypt_packet(c, p, h, space, &pn, &payload, &plen);
+    if (rc != 0)
+        return rc > 0; /* dropped; a duplicate was authenticated (no stateless reset) */
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
