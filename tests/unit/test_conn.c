@@ -2383,7 +2383,10 @@ TEST(aead_limit_handshake_keys)
 
 /* Forged 1-RTT packets (a genuine one with its tag changed): up to the integrity limit
  * they are dropped and the connection carries on; one more closes it with
- * AEAD_LIMIT_REACHED. */
+ * AEAD_LIMIT_REACHED, and nothing is processed after. The first forgery reuses the
+ * number of a packet the server processed: it must still be tried with the AEAD (and
+ * count), as duplicates are told only after packet protection is removed (RFC 9000
+ * 12.3). */
 TEST(aead_integrity_limit)
 {
     conf_limit_cfg = 0;
@@ -2397,12 +2400,18 @@ TEST(aead_integrity_limit)
     run_for(&nw, s, 200 * MS);
     drop_events(s);
     memset(dg_count, 0, sizeof dg_count);
+    frames ping;
+    ping.n = 0;
+    put_raw(&ping, "01"); /* PING */
+    uint8_t g[1500];
+    uint64_t seen_pn = SP(s[0].c, SP_APP).next_pn;
+    size_t gn = forge(s[0].c, &ping, 0, g, sizeof g);
+    ir_conn_recv(s[1].c, &nw.caddr, g, gn, nw.now);
+    CHECK_EQ_INT(SP(s[1].c, SP_APP).largest_recv, seen_pn);
     for (int k = 0; k <= 20; k++) {
-        frames fr;
-        fr.n = 0;
-        put_raw(&fr, "01"); /* PING */
         uint8_t d[1500];
-        size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+        size_t n = k == 0 ? forge_at(s[0].c, &ping, 0, seen_pn, d, sizeof d)
+                          : forge(s[0].c, &ping, 0, d, sizeof d);
         d[n - 1] ^= 0x55; /* the tag no longer matches */
         net_send(&nw, 1, &nw.caddr, d, n);
         run_for(&nw, s, 20 * MS);
@@ -2424,6 +2433,25 @@ TEST(aead_integrity_limit)
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
     CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    /* a genuine packet after that is not processed */
+    ir_conn_stats st;
+    ir_conn_get_stats(s[1].c, &st);
+    uint8_t d[1500];
+    frames dg;
+    dg.n = 0;
+    uint8_t b[64];
+    dg_payload(b, 9, sizeof b);
+    ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+    f.u.datagram.data = b;
+    f.u.datagram.len = sizeof b;
+    put(&dg, &f);
+    size_t n = forge(s[0].c, &dg, 0, d, sizeof d);
+    ir_conn_recv(s[1].c, &nw.caddr, d, n, nw.now);
+    count_datagrams(s[1].c);
+    CHECK_EQ_INT(dg_count[9], 0);
+    ir_conn_stats st2;
+    ir_conn_get_stats(s[1].c, &st2);
+    CHECK_EQ_INT(st2.pkts_recv, st.pkts_recv);
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *pi = ir_conn_close_info(s[0].c);
     CHECK(pi->closed && pi->by_peer);
