@@ -90,6 +90,11 @@ typedef struct ir_pkt_keys {
     ir_hash_alg hash;
     uint8_t secret[IR_MAX_SECRET_LEN];
     size_t secret_len;
+    /* RFC 9001 6.6: how much this key was used: packets sealed with it, packets that failed
+     * to authenticate under it. The user of the key counts (it knows what a packet is);
+     * ir_pkt_keys_init and ir_pkt_keys_update start a key at zero. */
+    uint64_t sealed;
+    uint64_t open_failed;
 } ir_pkt_keys;
 
 /* Derives "quic key", "quic iv", "quic hp" from a traffic secret of ir_hash_len(hash)
@@ -98,8 +103,9 @@ typedef struct ir_pkt_keys {
 int ir_pkt_keys_init(ir_pkt_keys *k, ir_aead_alg aead, ir_hash_alg hash, const uint8_t *secret,
                      size_t secret_len);
 /* Key update (RFC 9001 section 6): next = HKDF-Expand-Label(secret, "quic ku"); new AEAD
- * key/iv, SAME hp key. next must not hold live keys (they would leak) unless next == cur,
- * in which case cur's keys are replaced in place. Returns 0 or -1. */
+ * key/iv, SAME hp key, usage counters at zero. next must not hold live keys (they would
+ * leak) unless next == cur, in which case cur's keys are replaced in place. Returns 0 or
+ * -1. */
 int ir_pkt_keys_update(ir_pkt_keys *next, const ir_pkt_keys *cur);
 /* Releases the AEAD handle and wipes all key material. Idempotent; safe on zeroed keys. */
 void ir_pkt_keys_free(ir_pkt_keys *k);

@@ -15,6 +15,9 @@
 #define CLIENT_DCID_LEN 16
 #define MIN_PAYLOAD 4 /* pn + payload must allow a header-protection sample */
 #define ACK_RANGES_MAX 32
+/* ranges of received packet numbers kept exactly for duplicate detection (16 bytes each):
+ * beyond them the oldest gap is filled, so at most 4 KiB per packet number space */
+#define SEEN_RANGES_MAX 256
 #define MAX_CLOSE_REASON 200
 
 /* transport error codes (RFC 9000 20.1) */
@@ -31,6 +34,7 @@ enum {
     E_CONNECTION_ID_LIMIT = 0x9,
     E_PROTOCOL_VIOLATION = 0xa,
     E_KEY_UPDATE = 0xe,
+    E_AEAD_LIMIT_REACHED = 0xf,
 };
 
 int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b)
@@ -330,7 +334,8 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
         sp->largest_acked = UINT64_MAX;
         sp->largest_recv = UINT64_MAX;
         sp->ack_deadline = UINT64_MAX;
-        ir_ranges_init(&sp->recv, ACK_RANGES_MAX);
+        ir_pn_seen_init(&sp->seen, SEEN_RANGES_MAX);
+        ir_ranges_init(&sp->ack_ranges, ACK_RANGES_MAX);
         ir_sendbuf_init(&sp->crypto_send);
         ir_recvbuf_init(&sp->crypto_recv);
     }
@@ -348,6 +353,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->local_max_streams[0] = cfg->tp.initial_max_streams_bidi;
     c->local_max_streams[1] = cfg->tp.initial_max_streams_uni;
     c->key_phase_start_pn = 0;
+    c->rx_old_largest = UINT64_MAX;
     return 0;
 }
 
@@ -490,7 +496,8 @@ void ir_conn_free(ir_conn *c)
         ir_pkt_keys_free(&sp->rx);
         ir_pkt_keys_free(&sp->tx);
         free(sp->sent);
-        ir_ranges_free(&sp->recv);
+        ir_pn_seen_free(&sp->seen);
+        ir_ranges_free(&sp->ack_ranges);
         ir_sendbuf_free(&sp->crypto_send);
         ir_recvbuf_free(&sp->crypto_recv);
     }
@@ -921,7 +928,8 @@ static void discard_space(ir_conn *c, int s)
     ir_recvbuf_free(&SP(c, s).crypto_recv);
     ir_sendbuf_init(&SP(c, s).crypto_send);
     ir_recvbuf_init(&SP(c, s).crypto_recv);
-    ir_ranges_free(&SP(c, s).recv);
+    ir_pn_seen_free(&SP(c, s).seen);
+    ir_ranges_free(&SP(c, s).ack_ranges);
 }
 
 static void issue_more_cids(ir_conn *c)
@@ -1251,8 +1259,10 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
                 return -1;
             }
             if (space == SP_APP && c->key_update_pending_ack &&
-                f.u.ack.largest >= c->key_phase_start_pn)
-                c->key_update_pending_ack = 0;
+                f.u.ack.largest >= c->key_phase_start_pn) {
+                c->key_update_pending_ack = 0; /* the current key phase is confirmed */
+                c->key_update_confirmed = c->now ? c->now : 1;
+            }
             break;
         case IR_FT_CRYPTO:
             crypto_received(c, space, &f.u.crypto);
@@ -1430,6 +1440,61 @@ static int space_of_type(ir_pkt_type t)
     return t == IR_PT_INITIAL ? SP_INITIAL : t == IR_PT_HANDSHAKE ? SP_HANDSHAKE : SP_APP;
 }
 
+/* ---- AEAD limits (RFC 9001 6.6) ------------------------------------------------------- */
+
+static uint64_t aead_limit(uint64_t suite, uint64_t cfg)
+{
+    if (cfg && cfg < 16)
+        cfg = 16;
+    return cfg && cfg < suite ? cfg : suite;
+}
+
+static uint64_t conf_limit(const ir_conn *c, const ir_pkt_keys *k)
+{
+    return aead_limit(ir_aead_conf_limit(k->alg), c->cfg.aead_conf_limit);
+}
+
+/* a packet did not authenticate under k: more such packets in the connection than the
+ * integrity limit of the key's AEAD end it at once (RFC 9001 6.6), and nothing more is
+ * processed (a closing connection only answers with its CONNECTION_CLOSE) */
+static void open_failed(ir_conn *c, ir_pkt_keys *k)
+{
+    k->open_failed++;
+    c->aead_failures++;
+    if (c->aead_failures > aead_limit(ir_aead_integrity_limit(k->alg), c->cfg.aead_integrity_limit))
+        close_with(c, 0, E_AEAD_LIMIT_REACHED, "AEAD integrity limit: too many packets failed authentication");
+}
+
+static int start_key_update(ir_conn *c);
+
+/* Before a datagram is built (RFC 9001 6.6): from half the confidentiality limit on, the
+ * 1-RTT keys are updated as soon as 6.1 and 6.5 allow it; a key at 15/16 of the limit that
+ * was not updated (or cannot be: Initial, Handshake) closes the connection with
+ * AEAD_LIMIT_REACHED, and the rest of the limit is left for the CONNECTION_CLOSE. */
+static void check_conf_limits(ir_conn *c)
+{
+    for (int s = 0; s < SP_COUNT; s++) {
+        pn_space *ks = &KEYS(c, s);
+        if (!ks->have_tx || SP(c, s).discarded)
+            continue;
+        uint64_t limit = conf_limit(c, &ks->tx);
+        if (s == SP_APP && ks->tx.sealed >= limit / 2 && c->state == IR_CONN_ESTABLISHED)
+            start_key_update(c); /* refused while not allowed yet: tried again next time */
+        if (ks->tx.sealed >= limit - limit / 16 && c->state < IR_CONN_CLOSING)
+            close_with(c, 0, E_AEAD_LIMIT_REACHED,
+                       "AEAD confidentiality limit: the keys could not be updated in time");
+    }
+}
+
+/* 1 if the space's send key may seal one more packet: never beyond the limit */
+static int can_seal(const ir_conn *c, int s)
+{
+    const ir_pkt_keys *k = &KEYS(c, s).tx;
+    return k->sealed < conf_limit(c, k);
+}
+
+/* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
+ * violation closed the connection), or 1 (a duplicate, to drop). */
 static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
                           const uint8_t **payload, size_t *plen)
 {
@@ -1439,9 +1504,16 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
     pn_space *ks = &KEYS(c, space);
     if (ir_pkt_unprotect_header(p, h, &ks->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return -1;
+    /* RFC 9000 12.3: a packet number already processed (or below the floor of what the
+     * space tracks) is a duplicate. Checked only once the packet opened: dropping before
+     * would tell an attacker by the timing which packet numbers were seen (RFC 9001 9.5) */
     if (space != SP_APP) {
-        if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0)
+        if (ir_pkt_decrypt(p, h, pn_len, &ks->rx.aead, 0, pn, payload, plen) != 0) {
+            open_failed(c, &ks->rx);
             return -1;
+        }
+        if (ir_pn_seen_has(&sp->seen, pn))
+            return 1;
         if (p[0] & 0x0c) {
             close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
             return -1;
@@ -1450,25 +1522,41 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         return 0;
     }
     int phase = (p[0] >> 2) & 1;
-    const ir_aead *aead = &ks->rx.aead;
+    ir_pkt_keys *k = &ks->rx;
     int rotate = 0;
     if (phase != c->rx_phase) {
         if (c->have_rx_prev && pn < c->rx_phase_start_pn) {
-            aead = &c->rx_prev.aead;
+            k = &c->rx_prev;
         } else {
             if (!c->have_rx_next) {
                 if (ir_pkt_keys_update(&c->rx_next, &ks->rx) != 0)
                     return -1;
                 c->have_rx_next = 1;
             }
-            aead = &c->rx_next.aead;
+            k = &c->rx_next;
             rotate = 1;
         }
     }
-    if (ir_pkt_decrypt(p, h, pn_len, aead, (uint32_t)c->path->id, pn, payload, plen) != 0)
+    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)c->path->id, pn, payload, plen) != 0) {
+        open_failed(c, k);
         return -1;
+    }
+    /* (a duplicate never opens with the next keys: those would have been rotated in) */
+    if (ir_pn_seen_has(&sp->seen, pn))
+        return 1;
     if (p[0] & 0x18) {
         close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
+        return -1;
+    }
+    /* RFC 9001 6.4: a peer never protects a packet with older keys than a packet with a
+     * lower number. Everything opened before a rotation used older keys than the new ones;
+     * a packet opened with the previous keys after it must be below every new one. */
+    uint64_t old_largest = rotate ? sp->largest_recv : c->rx_old_largest;
+    if (k == &c->rx_prev) {
+        if (c->rx_old_largest == UINT64_MAX || pn > c->rx_old_largest)
+            c->rx_old_largest = pn;
+    } else if (old_largest != UINT64_MAX && pn < old_largest) {
+        close_with(c, 0, E_KEY_UPDATE, "a packet under old keys numbered above one under newer keys");
         return -1;
     }
     if (rotate) {
@@ -1485,6 +1573,7 @@ static int decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space
         c->have_rx_next = 0;
         c->rx_phase ^= 1;
         c->rx_phase_start_pn = pn;
+        c->rx_old_largest = sp->largest_recv;
         if (c->key_phase != c->rx_phase) {
             /* the peer started it: follow with our send keys. Like the initiator, we may
              * start the next update only once a packet of this phase is acknowledged
@@ -1580,8 +1669,9 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     uint64_t pn;
     const uint8_t *payload;
     size_t plen;
-    if (decrypt_packet(c, p, h, space, &pn, &payload, &plen) != 0)
-        return 0;
+    int rc = decrypt_packet(c, p, h, space, &pn, &payload, &plen);
+    if (rc != 0)
+        return rc > 0; /* dropped; a duplicate was authenticated (no stateless reset) */
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
@@ -1590,8 +1680,6 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
         c->path->addr = *from;
     }
-    if (ir_ranges_contains(&sp->recv, pn))
-        return 1; /* duplicate */
     if (c->is_server && space == SP_HANDSHAKE) {
         c->path->validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
         discard_space(c, SP_INITIAL);
@@ -1602,7 +1690,10 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     int eliciting = process_frames(c, space, from, &h->dcid, payload, plen, &non_probing);
     if (eliciting < 0)
         return 1;
-    ir_ranges_add(&sp->recv, pn, pn + 1);
+    ir_pn_seen_add(&sp->seen, pn);
+    /* without memory for another range the lowest is dropped: that packet goes
+     * unacknowledged and the peer repairs it as lost */
+    ir_ranges_add(&sp->ack_ranges, pn, pn + 1);
     schedule_ack(c, space, pn, eliciting);
     if (sp->largest_recv == UINT64_MAX || pn > sp->largest_recv) {
         sp->largest_recv = pn;
@@ -1734,9 +1825,9 @@ static void write_ack(ir_conn *c, int space, pktw *w)
         return;
     ir_ack_range r[ACK_RANGES_MAX];
     size_t n = 0;
-    for (size_t i = sp->recv.n; i-- > 0 && n < ACK_RANGES_MAX;) {
-        r[n].smallest = sp->recv.r[i].start;
-        r[n].largest = sp->recv.r[i].end - 1;
+    for (size_t i = sp->ack_ranges.n; i-- > 0 && n < ACK_RANGES_MAX;) {
+        r[n].smallest = sp->ack_ranges.r[i].start;
+        r[n].largest = sp->ack_ranges.r[i].end - 1;
         n++;
     }
     if (!n)
@@ -2141,6 +2232,8 @@ static int space_wants(const ir_conn *c, int s)
 static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to)
 {
     pn_space *sp = &SP(c, s);
+    if (!can_seal(c, s))
+        return 0;
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
@@ -2212,6 +2305,7 @@ static size_t write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t p
     uint32_t path_id = s == SP_APP ? (uint32_t)c->path->id : 0;
     size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload,
                                   &KEYS(c, s).tx, path_id, pn);
+    KEYS(c, s).tx.sealed++;
     sp->next_pn++;
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
@@ -2251,7 +2345,7 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
 {
     /* answer a probe from another address on that address, padded (RFC 9000 8.2.2) */
     pn_space *sp = &SP(c, SP_APP);
-    if (!KEYS(c, SP_APP).have_tx || cap < 1200)
+    if (!KEYS(c, SP_APP).have_tx || cap < 1200 || !can_seal(c, SP_APP))
         return 0;
     uint64_t pn = sp->next_pn;
     size_t pn_len = ir_pn_encode_len(pn, sp->largest_acked);
@@ -2266,6 +2360,7 @@ static size_t send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap,
     memset(buf + pos, 0, end - pos);
     size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &KEYS(c, SP_APP).tx,
                                   (uint32_t)c->path->id, pn);
+    KEYS(c, SP_APP).tx.sealed++;
     sp->next_pn++;
     c->path->response_pending = 0;
     *to = c->path->response_addr;
@@ -2365,6 +2460,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     c->now = now;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
+    check_conf_limits(c);
     if (c->state == IR_CONN_ESTABLISHED && !c->path->response_pending) {
         size_t n = send_mtu_probe(c, buf, cap, to);
         if (n)
@@ -2453,6 +2549,18 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
     case SF_CRYPTO:
         ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
         break;
+    case SF_ACK: {
+        /* the peer has our ACK frame: it need not hear again of the packets up to its
+         * largest (RFC 9000 13.2.4). The largest received stays, so that later ACK frames
+         * still report it (and their ACK delay is its own). Duplicates are told by
+         * `seen`, which this does not touch. */
+        pn_space *sp = &SP(c, space);
+        uint64_t below = f->a + 1;
+        if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
+            below = sp->largest_recv;
+        ir_ranges_drop_below(&sp->ack_ranges, below);
+        break;
+    }
     case SF_MTU_PROBE:
         /* the path carries datagrams of this size: use them from now on */
         if (f->a > c->path->max_datagram)
@@ -2646,12 +2754,18 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     }
 }
 
-int ir_conn_initiate_key_update(ir_conn *c)
+/* RFC 9001 6.1: not before the handshake is confirmed, nor before a packet of the current
+ * key phase is acknowledged (which also covers an update the peer started and we
+ * followed); 6.5: three PTOs after that acknowledgment, so that the peer had time to
+ * discard its old keys and make the next ones (a SHOULD, as ngtcp2 does). */
+static int start_key_update(ir_conn *c)
 {
     pn_space *sp = &SP(c, SP_APP);
     pn_space *ks = &KEYS(c, SP_APP);
     if (!c->handshake_confirmed || c->key_update_pending_ack || c->key_phase != c->rx_phase ||
         !ks->have_tx)
+        return -1;
+    if (c->key_update_confirmed && c->now < c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP))
         return -1;
     if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0)
         return -1;
@@ -2660,6 +2774,11 @@ int ir_conn_initiate_key_update(ir_conn *c)
     c->key_update_pending_ack = 1;
     c->key_updates++;
     return 0;
+}
+
+int ir_conn_initiate_key_update(ir_conn *c)
+{
+    return start_key_update(c);
 }
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)

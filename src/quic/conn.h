@@ -67,6 +67,16 @@ typedef struct ir_conn_config {
     /* Server only: a handshake not complete this long after the connection was made ends
      * it silently (close reason "handshake timed out"), whatever the idle timeout; 0: none */
     uint64_t handshake_timeout_ns;
+    /* AEAD usage limits (RFC 9001 6.6), 0 for the negotiated suite's: packets sealed with
+     * one key (AES-GCM 2^23; ChaCha20-Poly1305 none below 2^62) and packets failing
+     * authentication in the whole connection (AES-GCM 2^52, ChaCha20-Poly1305 2^36). A
+     * lower value replaces the suite's (tests; at least 16). From half the confidentiality
+     * limit on the 1-RTT keys are updated as soon as that is allowed; a key that reaches
+     * 15/16 of it (no update possible in time, or Initial and Handshake keys, which never
+     * update) closes the connection with AEAD_LIMIT_REACHED, and no key seals more than
+     * the limit. More failed opens than the integrity limit close it likewise. */
+    uint64_t aead_conf_limit;
+    uint64_t aead_integrity_limit;
 } ir_conn_config;
 
 /* Fills a config with iroh's defaults (transport parameters, 5 s keep-alive, CUBIC). */
@@ -178,7 +188,8 @@ const uint8_t *ir_conn_alpn(const ir_conn *c, size_t *len);
 void ir_conn_close(ir_conn *c, int app, uint64_t code, const char *reason, uint64_t now);
 
 /* Starts a key update (RFC 9001 section 6) at the next 1-RTT packet; -1 if not allowed
- * now (handshake not confirmed, or the previous update is not acknowledged yet). */
+ * now: the handshake is not confirmed, or the previous update is not acknowledged yet
+ * (6.1), or it was acknowledged less than three PTOs ago (6.5). */
 int ir_conn_initiate_key_update(ir_conn *c);
 
 /* ---- streams ---------------------------------------------------------------------------- */

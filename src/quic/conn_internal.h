@@ -17,7 +17,7 @@ enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 enum sent_kind {
     SF_STREAM,          /* a = stream id, b = offset, c = length, fin */
     SF_CRYPTO,          /* b = offset, c = length (space of the packet) */
-    SF_ACK,             /* a = largest acknowledged in that ACK */
+    SF_ACK,             /* a = largest acknowledged in that ACK (its ack prunes ack_ranges) */
     SF_RESET_STREAM,    /* a = stream id */
     SF_STOP_SENDING,    /* a = stream id */
     SF_MAX_DATA,
@@ -58,7 +58,13 @@ typedef struct pn_space {
     uint64_t largest_acked;      /* UINT64_MAX: none */
     uint64_t largest_recv;       /* UINT64_MAX: none */
     uint64_t largest_recv_time;
-    ir_ranges recv;              /* packet numbers received (for ACKs and duplicates) */
+    /* received packet numbers, twice: `seen` discards duplicates (RFC 9000 12.3; exact
+     * above a floor, bounded); `ack_ranges` is what our ACK frames report: at most
+     * ACK_RANGES_MAX ranges (the lowest dropped beyond), and everything below the largest
+     * acknowledged of an ACK frame of ours is dropped once the peer acknowledges the
+     * packet that carried it (RFC 9000 13.2.4), except the largest received */
+    ir_pn_seen seen;
+    ir_ranges ack_ranges;
     int ack_pending;             /* an ACK should go out */
     unsigned ack_eliciting_since; /* ack-eliciting packets since our last ACK */
     uint64_t ack_deadline;       /* UINT64_MAX: none */
@@ -223,6 +229,8 @@ struct ir_conn {
     int key_phase;              /* phase of our send keys */
     int rx_phase;               /* phase of the current receive keys */
     uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
+    uint64_t rx_old_largest;    /* largest pn opened with older keys than rx_phase's
+                                 * (UINT64_MAX: none), for RFC 9001 6.4 */
     int key_update_pending_ack; /* our update not yet acknowledged */
     uint64_t key_phase_start_pn; /* first pn sent in the current phase */
     ir_pkt_keys rx_next;
@@ -231,6 +239,10 @@ struct ir_conn {
     int have_rx_prev;
     uint64_t rx_prev_expiry;
     uint64_t key_updates;
+    uint64_t key_update_confirmed; /* when our last update was acknowledged (0: never) */
+    /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
+     * each key counts its own sealed packets and failures (ir_pkt_keys) */
+    uint64_t aead_failures;
 
     /* paths (multipath draft): all per-path state lives in qpath; today a connection
      * has path 0 only and `path` points at it. The multipath issue adds paths here. */

@@ -47,6 +47,11 @@ int ir_ranges_add(ir_ranges *s, uint64_t start, uint64_t end)
 {
     if (start >= end)
         return 0;
+    if (s->n && start == s->r[s->n - 1].end) {
+        /* the common case of packet numbers in order: the last range grows */
+        s->r[s->n - 1].end = end;
+        return 0;
+    }
     size_t i = lower(s, start);
     if (i == s->n || s->r[i].start > end) {
         /* no overlap or contact: insert */
@@ -139,4 +144,66 @@ uint64_t ir_ranges_contiguous_end(const ir_ranges *s, uint64_t v)
     if (i < s->n && s->r[i].start <= v && v < s->r[i].end)
         return s->r[i].end;
     return v;
+}
+
+/* ---- received packet numbers ------------------------------------------------------------ */
+
+void ir_pn_seen_init(ir_pn_seen *t, size_t max)
+{
+    t->floor = 0;
+    ir_ranges_init(&t->above, 0);
+    t->max = max ? max : 1;
+}
+
+void ir_pn_seen_free(ir_pn_seen *t)
+{
+    ir_ranges_free(&t->above);
+}
+
+/* the gap below the lowest range counts as received from now on: the floor moves up to the
+ * end of that range */
+static void fill_oldest_gap(ir_pn_seen *t)
+{
+    ir_ranges *s = &t->above;
+    t->floor = s->r[0].end;
+    memmove(&s->r[0], &s->r[1], (s->n - 1) * sizeof *s->r);
+    s->n--;
+}
+
+void ir_pn_seen_add(ir_pn_seen *t, uint64_t pn)
+{
+    ir_ranges *s = &t->above;
+    for (;;) {
+        if (pn < t->floor)
+            return;
+        if (pn == t->floor) {
+            /* in order (or the oldest gap's last number): the floor moves, and takes the
+             * lowest range along when it now touches it */
+            t->floor = pn + 1;
+            if (s->n && s->r[0].start == t->floor)
+                fill_oldest_gap(t);
+            return;
+        }
+        if (s->n && pn == s->r[s->n - 1].end) {
+            s->r[s->n - 1].end = pn + 1; /* in order after a gap */
+            return;
+        }
+        size_t i = lower(s, pn);
+        if (i < s->n && s->r[i].start <= pn + 1) {
+            ir_ranges_add(s, pn, pn + 1); /* inside or next to a range: no new one, no memory */
+            return;
+        }
+        if (s->n < t->max && grow(s) == 0) {
+            memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof *s->r);
+            s->r[i].start = pn;
+            s->r[i].end = pn + 1;
+            s->n++;
+            return;
+        }
+        if (s->n == 0) {
+            t->floor = pn + 1; /* no memory even for one range: everything below is seen */
+            return;
+        }
+        fill_oldest_gap(t); /* and try again, with room for one range */
+    }
 }

@@ -1493,7 +1493,7 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(SP(s[1].c, SP_APP).recv.n >= 30); /* the server's ACKs are long */
+    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1612,17 +1612,29 @@ static void put_raw(frames *fr, const char *hex)
     fr->n += (size_t)k;
 }
 
-/* a 1-RTT packet from c carrying the frames; reserved = header bits to set */
-static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
+/* a 1-RTT packet from c with packet number pn carrying the frames; reserved = header bits
+ * to set */
+static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const ir_pkt_keys *k,
+                         int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
-    pn_space *sp = &SP(c, SP_APP);
-    uint64_t pn = sp->next_pn++;
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, c->key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
-    return ir_pkt_protect(out, h, pn_len, 0, fr->n, &sp->tx, 0, pn);
+    return ir_pkt_protect(out, h, pn_len, 0, fr->n, k, 0, pn);
+}
+
+static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
+                       size_t cap)
+{
+    return forge_keys(c, fr, reserved, &SP(c, SP_APP).tx, c->key_phase, pn, out, cap);
+}
+
+/* the same with c's next packet number */
+static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
+{
+    return forge_at(c, fr, reserved, SP(c, SP_APP).next_pn++, out, cap);
 }
 
 typedef struct violation {
@@ -1862,6 +1874,589 @@ TEST(protocol_violations)
         CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSED);
         sides_free(s, &nw);
     }
+    tweak_config = NULL;
+}
+
+/* ---- 9: duplicates and ACK-of-ACK (RFC 9000 12.3, 13.2.4) -------------------------------
+ *
+ * The receiver must process a packet number once, however many gaps the sender left: its
+ * ACK frames may forget old ranges, its duplicate detection may not. Datagrams show it to
+ * the application: every datagram carries its number, and each must arrive once. */
+
+#define DG_IDS 2048
+static unsigned dg_count[DG_IDS];
+
+/* reads c's datagrams and counts them by the number in their first 4 bytes */
+static void count_datagrams(ir_conn *c)
+{
+    uint8_t b[1500];
+    long n;
+    while ((n = ir_conn_datagram_recv(c, b, sizeof b)) >= 4) {
+        uint32_t id = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        if (id < DG_IDS)
+            dg_count[id]++;
+    }
+}
+
+/* runs the network for a while, both applications reading their datagrams after every
+ * event (their queues hold 64) */
+static void run_reading(net *nw, side *s, uint64_t ns)
+{
+    uint64_t limit = nw->now + ns;
+    while (step(nw, s, limit))
+        for (int i = 0; i < 2; i++)
+            if (s[i].c)
+                count_datagrams(s[i].c);
+    if (nw->now < limit && !nw->stuck)
+        nw->now = limit;
+}
+
+static void dg_payload(uint8_t *b, uint32_t id, size_t len)
+{
+    memset(b, (int)(id & 0xff), len);
+    b[0] = (uint8_t)(id >> 24);
+    b[1] = (uint8_t)(id >> 16);
+    b[2] = (uint8_t)(id >> 8);
+    b[3] = (uint8_t)id;
+}
+
+static unsigned dg_max_count(void)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < DG_IDS; i++)
+        m = dg_count[i] > m ? dg_count[i] : m;
+    return m;
+}
+
+/* the client's 1-RTT datagrams: every other one is lost (a gap at the server), the others
+ * are delivered and kept, to be delivered again later */
+#define REPLAY_MAX 1024
+typedef struct replayed {
+    size_t len;
+    uint8_t d[1500];
+} replayed;
+static replayed *replays;
+static size_t nreplays;
+static uint64_t tapped;
+
+/* counts the client's 1-RTT datagrams (one packet each) */
+static int tap_count(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)s;
+    (void)len;
+    if (from == 0 && !(d[0] & 0x80))
+        tapped++;
+    return 0;
+}
+
+static int tap_gaps(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)s;
+    if (from != 0 || (d[0] & 0x80))
+        return 0;
+    if (tapped++ % 2)
+        return 1;
+    if (nreplays < REPLAY_MAX) {
+        memcpy(replays[nreplays].d, d, len);
+        replays[nreplays++].len = len;
+    }
+    return 0;
+}
+
+/* delivers every kept datagram again, a few at a time, the server's application reading;
+ * checks that the server processed none of them (only what the client sent meanwhile) */
+static void replay_all(net *nw, side *s)
+{
+    ir_conn_stats before, after;
+    ir_conn_get_stats(s[1].c, &before);
+    nw->tap = tap_count;
+    tapped = 0;
+    for (size_t k = 0; k < nreplays; k++) {
+        net_send(nw, 1, &nw->caddr, replays[k].d, replays[k].len);
+        if (k % 16 == 15)
+            run_reading(nw, s, 5 * MS);
+    }
+    run_reading(nw, s, 200 * MS);
+    nw->tap = NULL;
+    ir_conn_get_stats(s[1].c, &after);
+    CHECK_EQ_INT(after.pkts_recv - before.pkts_recv, tapped);
+}
+
+TEST(duplicates_after_many_gaps)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    replays = calloc(REPLAY_MAX, sizeof *replays);
+    nreplays = 0;
+    tapped = 0;
+    nw.tap = tap_gaps;
+    /* 300 datagrams, one a packet: the server sees about 150 gaps */
+    uint8_t b[100];
+    for (uint32_t id = 0; id < 300; id++) {
+        dg_payload(b, id, sizeof b);
+        CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+        run_reading(&nw, s, 2 * MS);
+    }
+    run_reading(&nw, s, 300 * MS);
+    nw.tap = NULL;
+    unsigned once = 0;
+    for (size_t i = 0; i < DG_IDS; i++)
+        once += dg_count[i] == 1;
+    CHECK(once >= 100);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK(tapped >= 2 * 100);
+    /* the server's ACK frames carry as many ranges as they may */
+    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    CHECK(ssp->ack_ranges.n >= 30);
+    /* every packet the server got is delivered again: none is processed twice */
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+
+    /* ACK-of-ACK: the server sends an ACK frame in an ack-eliciting packet (with a
+     * datagram); once the client acknowledges that packet the server's ACK ranges shrink
+     * to the newest packet (RFC 9000 13.2.4) */
+    size_t ranges_before = ssp->ack_ranges.n;
+    dg_payload(b, 1000, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+    uint64_t limit = nw.now + 1 * SEC;
+    while (dg_count[1000] == 0 && step(&nw, s, limit))
+        count_datagrams(s[1].c);
+    CHECK_EQ_INT(dg_count[1000], 1);
+    CHECK_EQ_INT(ssp->ack_ranges.n, ranges_before); /* nothing acknowledged yet */
+    dg_payload(b, 1001, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, b, sizeof b), 0);
+    run_reading(&nw, s, 300 * MS);
+    CHECK_EQ_INT(dg_count[1001], 1);
+    CHECK_EQ_INT(ssp->ack_ranges.n, 1);
+    CHECK_EQ_INT(ssp->ack_ranges.r[0].end - 1, ssp->largest_recv);
+    /* and the duplicates are still told apart */
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    free(replays);
+    replays = NULL;
+    sides_free(s, &nw);
+}
+
+/* A hostile client leaves a gap after every packet, 700 of them (the server tracks 256
+ * exactly): the server's memory stays bounded, every packet it got is refused when
+ * replayed, a straggler into one of the newest gaps is taken, one into the oldest gaps is
+ * refused (what the gaps cost the peer). */
+TEST(duplicates_hostile_gaps)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    replays = calloc(REPLAY_MAX, sizeof *replays);
+    nreplays = 0;
+    pn_space *csp = &SP(s[0].c, SP_APP);
+    uint64_t first_pn = 0, last_pn = 0;
+    uint8_t b[64];
+    for (uint32_t id = 0; id < 700; id++) {
+        frames fr;
+        fr.n = 0;
+        dg_payload(b, id, sizeof b);
+        ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+        f.u.datagram.data = b;
+        f.u.datagram.len = sizeof b;
+        put(&fr, &f);
+        uint64_t pn = csp->next_pn;
+        csp->next_pn += 2; /* the next one is never sent */
+        if (id == 0)
+            first_pn = pn;
+        last_pn = pn;
+        replayed *r = &replays[nreplays++];
+        r->len = forge_at(s[0].c, &fr, 0, pn, r->d, sizeof r->d);
+        net_send(&nw, 1, &nw.caddr, r->d, r->len);
+        if (id % 16 == 15)
+            run_reading(&nw, s, 2 * MS);
+    }
+    run_reading(&nw, s, 100 * MS);
+    for (uint32_t id = 0; id < 700; id++)
+        CHECK_EQ_INT(dg_count[id], 1);
+    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    CHECK_EQ_INT(ssp->seen.max, 256);
+    CHECK(ssp->seen.above.n <= ssp->seen.max && ssp->seen.above.cap <= ssp->seen.max);
+    CHECK(ssp->seen.floor > first_pn + 1);
+    replay_all(&nw, s);
+    CHECK_EQ_INT(dg_max_count(), 1);
+    /* stragglers: into the oldest gap (refused), into the newest (taken, once) */
+    static const struct {
+        uint32_t id;
+        unsigned want;
+    } late[2] = {{1500, 0}, {1501, 1}};
+    for (int k = 0; k < 2; k++) {
+        frames fr;
+        fr.n = 0;
+        dg_payload(b, late[k].id, sizeof b);
+        ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+        f.u.datagram.data = b;
+        f.u.datagram.len = sizeof b;
+        put(&fr, &f);
+        uint8_t d[1500];
+        size_t n = forge_at(s[0].c, &fr, 0, k == 0 ? first_pn + 1 : last_pn + 1, d, sizeof d);
+        for (int copy = 0; copy < 2; copy++) {
+            net_send(&nw, 1, &nw.caddr, d, n);
+            run_reading(&nw, s, 50 * MS);
+        }
+        CHECK_EQ_INT(dg_count[late[k].id], late[k].want);
+    }
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    free(replays);
+    replays = NULL;
+    sides_free(s, &nw);
+}
+
+/* ---- 10: AEAD limits (RFC 9001 6.6) and when keys may update (6.1, 6.5) ----------------
+ *
+ * The limits are set low in the config: the confidentiality limit makes the sender update
+ * its keys from half of it on and never seal more than the limit with one key; failed
+ * opens beyond the integrity limit close the connection with AEAD_LIMIT_REACHED. */
+
+#define E_AEAD_LIMIT_REACHED 0xf
+static uint64_t conf_limit_cfg, integrity_limit_cfg;
+static void aead_limits_cfg(ir_conn_config *cfg, int server)
+{
+    (void)server;
+    cfg->aead_conf_limit = conf_limit_cfg;
+    cfg->aead_integrity_limit = integrity_limit_cfg;
+}
+
+/* the most packets any one key of the side sent with, seen right after each datagram */
+static uint64_t max_sealed[2], datagrams_from[2];
+static int tap_sealed(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    (void)d;
+    (void)len;
+    datagrams_from[from]++;
+    for (int sp = 0; sp < SP_COUNT; sp++) {
+        const pn_space *k = &KEYS(s[from].c, sp);
+        if (k->have_tx && k->tx.sealed > max_sealed[from])
+            max_sealed[from] = k->tx.sealed;
+    }
+    return 0;
+}
+
+static void send_datagram(side *s, int i, uint32_t id)
+{
+    uint8_t b[64];
+    dg_payload(b, id, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[i].c, b, sizeof b), 0);
+}
+
+/* 8 MiB each way with keys limited to 4096 packets (about 6,000 packets each way): both
+ * sides update their keys on their own, often, the data arrives whole, and no key sealed
+ * 4096 packets */
+TEST(key_updates_at_confidentiality_limit)
+{
+    conf_limit_cfg = 4096;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    app a;
+    netcfg nc = {0.01, 0.02, 0.01, 5};
+    start(&nw, s, &nc);
+    app_init(&a, 1, 8 << 20, 8 << 20, 0);
+    memset(max_sealed, 0, sizeof max_sealed);
+    nw.tap = tap_sealed;
+    uint64_t t0 = nw.now;
+    recovery_errors = 0;
+    CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+    check_flows(&a);
+    settle(&a, &nw, s);
+    report("8 MiB each way, 4096 packets per key", &a, &nw, s, t0);
+    ir_conn_stats c, v;
+    ir_conn_get_stats(s[0].c, &c);
+    ir_conn_get_stats(s[1].c, &v);
+    printf("    packets sent %llu / %llu, key updates %llu / %llu, most with one key %llu / %llu\n",
+           (unsigned long long)c.pkts_sent, (unsigned long long)v.pkts_sent,
+           (unsigned long long)c.key_updates, (unsigned long long)v.key_updates,
+           (unsigned long long)max_sealed[0], (unsigned long long)max_sealed[1]);
+    CHECK(c.pkts_sent > 4096 && v.pkts_sent > 4096);
+    CHECK(max_sealed[0] < 4096 && max_sealed[1] < 4096);
+    /* each key seals about half the limit before its update (updates by either side
+     * renew both sides' keys, so each side counts them all) */
+    CHECK(c.key_updates >= c.pkts_sent / 2048 - 1 && v.key_updates >= v.pkts_sent / 2048 - 1);
+    CHECK_EQ_INT(s[0].c->key_phase, s[1].c->key_phase);
+    check_quiet(&nw, s);
+    app_free(&a);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+static int client_complete(side *s)
+{
+    return s[0].c && s[0].c->handshake_complete;
+}
+
+/* The update the confidentiality limit asks for waits for what RFC 9001 requires: the
+ * confirmed handshake (6.1), the acknowledgment of the previous update (6.1), three PTOs
+ * after it (6.5, a SHOULD); a key that reaches 15/16 of the limit without an update
+ * possible closes the connection with AEAD_LIMIT_REACHED, and then seals nothing more
+ * once at the limit. (The counts are set by hand, as after a long connection.) */
+TEST(key_update_waits_for_confirmation)
+{
+    conf_limit_cfg = 1024;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, client_complete, 5 * SEC));
+    CHECK(!s[0].c->handshake_confirmed);
+    ir_conn *c = s[0].c;
+    ir_pkt_keys *tx = &KEYS(c, SP_APP).tx;
+    tx->sealed = 512;
+    send_datagram(s, 0, 1);
+    drain(&nw, s);
+    CHECK(tx->sealed > 512); /* the datagram went out, with the same keys */
+    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->key_updates, 0);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    CHECK_EQ_INT(c->key_phase, 0);
+    send_datagram(s, 0, 2);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1); /* confirmed: the update comes with the next packet */
+    CHECK_EQ_INT(c->key_updates, 1);
+    CHECK(c->key_update_pending_ack);
+    CHECK(tx->sealed < 8);
+    /* the new keys are used up at once: no second update before the first is confirmed */
+    tx->sealed = 512;
+    send_datagram(s, 0, 3);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1);
+    CHECK_EQ_INT(c->key_updates, 1);
+    uint64_t limit = nw.now + 2 * SEC;
+    while (c->key_update_pending_ack && step(&nw, s, limit)) {
+    }
+    CHECK(!c->key_update_pending_ack);
+    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    /* confirmed; the next update waits three PTOs */
+    uint64_t allowed = c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP);
+    CHECK(nw.now < allowed);
+    send_datagram(s, 0, 4);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 1);
+    run_for(&nw, s, allowed - nw.now + 1);
+    send_datagram(s, 0, 5);
+    drain(&nw, s);
+    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->key_updates, 2);
+    CHECK(c->key_update_pending_ack);
+    /* again used up before the update is confirmed, to 15/16 of the limit: the client
+     * closes with AEAD_LIMIT_REACHED */
+    tx->sealed = 1024 - 1024 / 16;
+    send_datagram(s, 0, 6);
+    drain(&nw, s);
+    const ir_close_info *ci = ir_conn_close_info(c);
+    CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_CLOSING);
+    CHECK(ci->closed && !ci->by_peer && !ci->application);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK(tx->sealed <= 1024);
+    run_for(&nw, s, 100 * MS);
+    const ir_close_info *si = ir_conn_close_info(s[1].c);
+    CHECK(si->closed && si->by_peer);
+    CHECK_EQ_INT(si->code, E_AEAD_LIMIT_REACHED);
+    /* at the limit the key seals nothing more, not even the close it owes the peer */
+    tx->sealed = 1024;
+    c->close_pending = 1;
+    memset(datagrams_from, 0, sizeof datagrams_from);
+    nw.tap = tap_sealed;
+    drain(&nw, s);
+    CHECK_EQ_INT(datagrams_from[0], 0);
+    CHECK_EQ_INT(tx->sealed, 1024);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+/* RFC 9001 6.4: a packet that opens with older keys than a packet with a lower number is
+ * a KEY_UPDATE_ERROR. The client's packets are forged with its keys from before an update
+ * ("old") and after it ("new"), numbered and delivered in three orders: old X then new
+ * Y < X (found at the server's key rotation); new Y1, old X < Y1, new Y2 < X (found after
+ * it); and, as honest reordering, new Y1, then old X < Y1, then new Y2 > X (no error). */
+TEST(key_update_old_keys_after_new)
+{
+    for (int variant = 0; variant < 3; variant++) {
+        net nw;
+        side s[2];
+        net_init(&nw, 0, 10);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        run_for(&nw, s, 200 * MS);
+        drop_events(s);
+        ir_conn *c = s[0].c;
+        const ir_pkt_keys *cur = &KEYS(c, SP_APP).tx;
+        ir_pkt_keys old;
+        CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
+        int old_phase = c->key_phase;
+        CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
+        pn_space *csp = &SP(c, SP_APP);
+        frames fr;
+        fr.n = 0;
+        put_raw(&fr, "01"); /* PING */
+        struct {
+            int old;
+            uint64_t pn;
+        } order[3];
+        size_t n = 0;
+        if (variant == 0) {
+            uint64_t y = csp->next_pn++, x = csp->next_pn++;
+            order[n].old = 1, order[n++].pn = x;
+            order[n].old = 0, order[n++].pn = y;
+        } else {
+            uint64_t a = csp->next_pn++, b = csp->next_pn++, d = csp->next_pn++;
+            /* variant 1: Y2 = a < X = b < Y1 = d; variant 2: X = a < Y1 = b, Y2 = d */
+            order[n].old = 0, order[n++].pn = variant == 1 ? d : b;
+            order[n].old = 1, order[n++].pn = a + (variant == 1);
+            order[n].old = 0, order[n++].pn = variant == 1 ? a : d;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint8_t d[1500];
+            size_t len = order[i].old ? forge_keys(c, &fr, 0, &old, old_phase, order[i].pn, d, sizeof d)
+                                      : forge_at(c, &fr, 0, order[i].pn, d, sizeof d);
+            ir_conn_recv(s[1].c, &nw.caddr, d, len, nw.now);
+            if (i + 1 < n)
+                CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+        }
+        if (variant > 0) /* the server did rotate (variant 0: the rotation is refused) */
+            CHECK_EQ_INT(s[1].c->rx_phase, c->key_phase);
+        const ir_close_info *ci = ir_conn_close_info(s[1].c);
+        if (variant == 2) {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+            CHECK(!ci->closed);
+        } else {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_CLOSING);
+            CHECK(ci->closed && !ci->by_peer && !ci->application);
+            CHECK_EQ_INT(ci->code, 0xe); /* KEY_UPDATE_ERROR */
+            run_for(&nw, s, 1 * SEC);
+            CHECK_EQ_INT(ir_conn_close_info(s[0].c)->code, 0xe);
+        }
+        ir_pkt_keys_free(&old);
+        sides_free(s, &nw);
+    }
+}
+
+/* Initial and Handshake keys never update: one at 15/16 of the limit closes. */
+TEST(aead_limit_handshake_keys)
+{
+    conf_limit_cfg = 1024;
+    integrity_limit_cfg = 0;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    uint64_t limit = nw.now + 5 * SEC;
+    while (!KEYS(s[0].c, SP_HANDSHAKE).have_tx && step(&nw, s, limit)) {
+    }
+    CHECK(KEYS(s[0].c, SP_HANDSHAKE).have_tx);
+    KEYS(s[0].c, SP_HANDSHAKE).tx.sealed = 1024 - 1024 / 16;
+    run_for(&nw, s, 1 * SEC);
+    const ir_close_info *ci = ir_conn_close_info(s[0].c);
+    CHECK(ci->closed && !ci->by_peer);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    const ir_close_info *si = s[1].c ? ir_conn_close_info(s[1].c) : NULL;
+    CHECK(si && si->closed && si->by_peer);
+    CHECK_EQ_INT(si ? si->code : 0, E_AEAD_LIMIT_REACHED);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
+/* Forged 1-RTT packets (a genuine one with its tag changed): up to the integrity limit
+ * they are dropped and the connection carries on; one more closes it with
+ * AEAD_LIMIT_REACHED, and nothing is processed after. The first forgery reuses the
+ * number of a packet the server processed: it must still be tried with the AEAD (and
+ * count), as duplicates are told only after packet protection is removed (RFC 9000
+ * 12.3). */
+TEST(aead_integrity_limit)
+{
+    conf_limit_cfg = 0;
+    integrity_limit_cfg = 20;
+    tweak_config = aead_limits_cfg;
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(dg_count, 0, sizeof dg_count);
+    frames ping;
+    ping.n = 0;
+    put_raw(&ping, "01"); /* PING */
+    uint8_t g[1500];
+    uint64_t seen_pn = SP(s[0].c, SP_APP).next_pn;
+    size_t gn = forge(s[0].c, &ping, 0, g, sizeof g);
+    ir_conn_recv(s[1].c, &nw.caddr, g, gn, nw.now);
+    CHECK_EQ_INT(SP(s[1].c, SP_APP).largest_recv, seen_pn);
+    for (int k = 0; k <= 20; k++) {
+        uint8_t d[1500];
+        size_t n = k == 0 ? forge_at(s[0].c, &ping, 0, seen_pn, d, sizeof d)
+                          : forge(s[0].c, &ping, 0, d, sizeof d);
+        d[n - 1] ^= 0x55; /* the tag no longer matches */
+        net_send(&nw, 1, &nw.caddr, d, n);
+        run_for(&nw, s, 20 * MS);
+        if (k < 20) {
+            CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+            CHECK_EQ_INT(s[1].c->aead_failures, (uint64_t)k + 1);
+        }
+        if (k == 19) {
+            /* at the limit, still working: a datagram each way */
+            send_datagram(s, 0, 7);
+            send_datagram(s, 1, 8);
+            run_reading(&nw, s, 100 * MS);
+            CHECK_EQ_INT(dg_count[7], 1);
+            CHECK_EQ_INT(dg_count[8], 1);
+        }
+    }
+    CHECK_EQ_INT(KEYS(s[1].c, SP_APP).rx.open_failed, 21);
+    const ir_close_info *ci = ir_conn_close_info(s[1].c);
+    CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
+    CHECK(ci->closed && !ci->by_peer && !ci->application);
+    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    /* a genuine packet after that is not processed */
+    ir_conn_stats st;
+    ir_conn_get_stats(s[1].c, &st);
+    uint8_t d[1500];
+    frames dg;
+    dg.n = 0;
+    uint8_t b[64];
+    dg_payload(b, 9, sizeof b);
+    ir_frame f = {.type = IR_FT_DATAGRAM_LEN};
+    f.u.datagram.data = b;
+    f.u.datagram.len = sizeof b;
+    put(&dg, &f);
+    size_t n = forge(s[0].c, &dg, 0, d, sizeof d);
+    ir_conn_recv(s[1].c, &nw.caddr, d, n, nw.now);
+    count_datagrams(s[1].c);
+    CHECK_EQ_INT(dg_count[9], 0);
+    ir_conn_stats st2;
+    ir_conn_get_stats(s[1].c, &st2);
+    CHECK_EQ_INT(st2.pkts_recv, st.pkts_recv);
+    run_for(&nw, s, 1 * SEC);
+    const ir_close_info *pi = ir_conn_close_info(s[0].c);
+    CHECK(pi->closed && pi->by_peer);
+    CHECK_EQ_INT(pi->code, E_AEAD_LIMIT_REACHED);
+    sides_free(s, &nw);
     tweak_config = NULL;
 }
 
@@ -2252,6 +2847,13 @@ int main(void)
     RUN(rebinding_challenge_lost);
     RUN(spurious_migration);
     RUN(protocol_violations);
+    RUN(duplicates_after_many_gaps);
+    RUN(duplicates_hostile_gaps);
+    RUN(key_updates_at_confidentiality_limit);
+    RUN(key_update_waits_for_confirmation);
+    RUN(aead_limit_handshake_keys);
+    RUN(key_update_old_keys_after_new);
+    RUN(aead_integrity_limit);
     RUN(free_in_every_state);
     RUN(pacing);
     RUN(address_discovery);

@@ -145,7 +145,12 @@ TEST(suites)
     CHECK_EQ_INT(ir_aead_key_len(IR_AEAD_AES_128_GCM), 16);
     CHECK_EQ_INT(ir_aead_key_len(IR_AEAD_AES_256_GCM), 32);
     CHECK_EQ_INT(ir_aead_key_len(IR_AEAD_CHACHA20_POLY1305), 32);
+    /* RFC 9001 6.6 */
     CHECK(ir_aead_conf_limit(IR_AEAD_AES_128_GCM) == (uint64_t)1 << 23);
+    CHECK(ir_aead_conf_limit(IR_AEAD_AES_256_GCM) == (uint64_t)1 << 23);
+    CHECK(ir_aead_conf_limit(IR_AEAD_CHACHA20_POLY1305) >= (uint64_t)1 << 62);
+    CHECK(ir_aead_integrity_limit(IR_AEAD_AES_128_GCM) == (uint64_t)1 << 52);
+    CHECK(ir_aead_integrity_limit(IR_AEAD_AES_256_GCM) == (uint64_t)1 << 52);
     CHECK(ir_aead_integrity_limit(IR_AEAD_CHACHA20_POLY1305) == (uint64_t)1 << 36);
 }
 
@@ -640,6 +645,20 @@ TEST(key_update)
         CHECK_EQ_INT(ir_aead_seal(&n2.aead, 3, 9, NULL, 0, pt, sizeof pt, ct), 0);
         CHECK_EQ_INT(ir_aead_open(&inplace.aead, 3, 9, NULL, 0, ct, sizeof ct, out),
                      (long)sizeof pt);
+        /* Usage counters (RFC 9001 6.6) belong to one key: a new key, or an updated one
+         * (in place too), starts at zero. */
+        CHECK(k.sealed == 0 && k.open_failed == 0 && fresh.sealed == 0);
+        n2.sealed = 7;
+        n2.open_failed = 3;
+        inplace.sealed = 1000;
+        inplace.open_failed = 2;
+        ir_pkt_keys n3;
+        CHECK_EQ_INT(ir_pkt_keys_update(&n3, &n2), 0);
+        CHECK(n3.sealed == 0 && n3.open_failed == 0);
+        CHECK(n2.sealed == 7 && n2.open_failed == 3);
+        CHECK_EQ_INT(ir_pkt_keys_update(&inplace, &inplace), 0);
+        CHECK(inplace.sealed == 0 && inplace.open_failed == 0);
+        ir_pkt_keys_free(&n3);
         ir_pkt_keys_free(&inplace);
         ir_pkt_keys_free(&fresh);
         ir_pkt_keys_free(&n2);
