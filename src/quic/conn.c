@@ -33,11 +33,6 @@ enum {
     E_KEY_UPDATE = 0xe,
 };
 
-int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b)
-{
-    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
-}
-
 static void rnd(ir_conn *c, void *buf, size_t len)
 {
     c->cfg.random(c->cfg.random_ctx, buf, len);

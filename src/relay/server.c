@@ -22,7 +22,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "frame.h"
-#include "net/udp.h"
+#include "net/netaddr.h"
 #include "handshake.h"
 #include "http.h"
 #include "ws.h"
