@@ -69,26 +69,6 @@ static int path_is(const ir_http_request *req, const char *p)
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
 }
 
-/* 1 if a comma-separated header value lists the token (ASCII case-insensitive). */
-static int has_token(const ir_http_header *h, const char *tok)
-{
-    size_t tl = strlen(tok);
-    const char *s = h->value, *end = h->value + h->value_len;
-    while (s < end) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *e = comma ? comma : end;
-        const char *a = s, *b = e;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
-        if ((size_t)(b - a) == tl && strncasecmp(a, tok, tl) == 0)
-            return 1;
-        s = e + 1;
-    }
-    return 0;
-}
-
 /* The refused upgrade: 400 with upstream's text (or a 404 routed elsewhere). */
 static void reject_upgrade(ir_relay_core *core, ir_relay_conn *c, const ir_ws_upgrade *u, uint64_t now)
 {
@@ -211,7 +191,7 @@ static void handle_request(ir_relay_core *core, ir_relay_conn *c, size_t leftove
     const ir_http_header *cl = ir_http_find(req.headers, req.n_headers, "content-length");
     const ir_http_header *te = ir_http_find(req.headers, req.n_headers, "transfer-encoding");
     /* keep-alive for HTTP/1.1 requests without a body; bodies are never read */
-    int keep = req.minor_version == 1 && !(conn_h && has_token(conn_h, "close")) && !te &&
+    int keep = req.minor_version == 1 && !(conn_h && ir_http_has_token(conn_h, "close")) && !te &&
                !(cl && !ir_http_value_is(cl, "0"));
     if (!is_get && !is_head) {
         respond(core, c, 404, "Not Found", NULL, NULL, "Not Found", 9, 0, keep, now);
