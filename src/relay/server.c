@@ -92,19 +92,6 @@ int ir_relay_core_new(const ir_relay_server_config *cfg, ir_relay_random_fn rnd,
     return IROH_OK;
 }
 
-void ir_rs_mark_changed(ir_relay_core *core, ir_relay_conn *c)
-{
-    if (c->changed)
-        return;
-    c->changed = 1;
-    c->changed_next = NULL;
-    if (core->changed_tail)
-        core->changed_tail->changed_next = c;
-    else
-        core->changed_head = c;
-    core->changed_tail = c;
-}
-
 ir_relay_conn *ir_relay_core_next_changed(ir_relay_core *core)
 {
     ir_relay_conn *c = core->changed_head;

@@ -24,6 +24,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "frame.h"
 #include "http.h"
@@ -143,8 +144,20 @@ struct ir_relay_core {
 
 /* splitmix64 on the core's seed: ping payloads and jitter */
 uint64_t ir_rs_prng_next(ir_relay_core *core);
-/* Puts c on the change list (ir_relay_core_next_changed), once. */
-void ir_rs_mark_changed(ir_relay_core *core, ir_relay_conn *c);
+/* Puts c on the change list (ir_relay_core_next_changed), once. Inline, as
+ * ir_rs_frame_new: both are on the path of every datagram. */
+static inline void ir_rs_mark_changed(ir_relay_core *core, ir_relay_conn *c)
+{
+    if (c->changed)
+        return;
+    c->changed = 1;
+    c->changed_next = NULL;
+    if (core->changed_tail)
+        core->changed_tail->changed_next = c;
+    else
+        core->changed_head = c;
+    core->changed_tail = c;
+}
 /* Closes c at once (unregistering it); its socket is to be closed. */
 void ir_rs_conn_close(ir_relay_core *core, ir_relay_conn *c, uint64_t now, const char *why);
 /* Ends c gracefully: queued output first, then shutdown and linger. */
@@ -172,7 +185,15 @@ void ir_rs_forward(ir_relay_core *core, ir_relay_conn *c, const ir_relay_frame *
 
 /* ---- server_output.c: output queues --------------------------------------------------- */
 
-out_frame *ir_rs_frame_new(size_t len);
+static inline out_frame *ir_rs_frame_new(size_t len)
+{
+    out_frame *f = malloc(sizeof *f + len);
+    if (f) {
+        f->next = NULL;
+        f->len = len;
+    }
+    return f;
+}
 void ir_rs_q_free(out_queue *q);
 /* Queues f (OUT_CTL or OUT_DGRAM) and starts the write timer if the queues were empty. */
 void ir_rs_enqueue(ir_relay_core *core, ir_relay_conn *c, out_frame *f, int kind, uint64_t now);

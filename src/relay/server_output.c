@@ -6,16 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-out_frame *ir_rs_frame_new(size_t len)
-{
-    out_frame *f = malloc(sizeof *f + len);
-    if (f) {
-        f->next = NULL;
-        f->len = len;
-    }
-    return f;
-}
-
 static void q_push(out_queue *q, out_frame *f)
 {
     f->next = NULL;
