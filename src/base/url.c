@@ -2,9 +2,11 @@
  * what iroh's RelayUrl produces: iroh wraps Rust's `url` crate (2.5.8), whose IDNA step is
  * the `idna` crate (1.1, UTS #46 non-transitional with CheckHyphens=false,
  * CheckBidi=true, CheckJoiners=true, UseSTD3ASCIIRules=false, VerifyDnsLength=false and
- * the WHATWG forbidden domain code points as deny list).
+ * the WHATWG forbidden domain code points as deny list). This file holds the URL record,
+ * the parser's states and the serializer; hosts, IDNA and the percent-encode sets are in
+ * the files url_internal.h lists.
  *
- * Where the `url` crate differs from the current standard, this file follows the crate,
+ * Where the `url` crate differs from the current standard, the parser follows the crate,
  * since a ticket that iroh reads back must give the same text:
  *  - the path percent-encode set does not contain '^';
  *  - an opaque path keeps a space before '?' or '#' (no "%20");
