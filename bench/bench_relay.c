@@ -1,4 +1,4 @@
-/* The relay server under many clients, on loopback: our server (src/relay/server.c) runs
+/* The relay server under many clients, on loopback: our server (src/relay/server*.c) runs
  * in a child process (fork; so that its memory can be measured apart from the clients'),
  * and N sans-IO relay clients (src/relay/client.h, default 1000) run over non-blocking
  * TCP sockets in one epoll loop here. Prints:

@@ -37,11 +37,6 @@ enum {
     E_AEAD_LIMIT_REACHED = 0xf,
 };
 
-int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b)
-{
-    return a->len == b->len && memcmp(a->data, b->data, a->len) == 0;
-}
-
 static void rnd(ir_conn *c, void *buf, size_t len)
 {
     c->cfg.random(c->cfg.random_ctx, buf, len);

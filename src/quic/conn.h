@@ -15,17 +15,10 @@
 #include <stdint.h>
 
 #include "iroh.h"
+#include "net/netaddr.h"
 #include "quic/packet.h"
 #include "quic/tp.h"
 #include "tls/tls.h"
-
-/* An opaque network address: the caller's encoding (e.g. a sockaddr), compared bytewise. */
-typedef struct ir_netaddr {
-    uint8_t len;
-    uint8_t data[39]; /* UDP: family, port, IP; relay: see endpoint/relay_link.h */
-} ir_netaddr;
-
-int ir_netaddr_eq(const ir_netaddr *a, const ir_netaddr *b);
 
 typedef struct ir_conn ir_conn;
 

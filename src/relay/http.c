@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "base/util.h"
 
@@ -272,4 +273,43 @@ int ir_http_visible_ascii(const char *s, size_t len)
             return 0;
     }
     return 1;
+}
+
+void ir_http_list_init(ir_http_list *l, const char *value, size_t len)
+{
+    l->s = value;
+    l->end = value + len;
+    l->done = 0;
+}
+
+int ir_http_list_next(ir_http_list *l, const char **item, size_t *item_len)
+{
+    if (l->done)
+        return 0;
+    const char *comma = memchr(l->s, ',', (size_t)(l->end - l->s));
+    const char *e = comma ? comma : l->end;
+    const char *a = l->s, *b = e;
+    while (a < b && (*a == ' ' || *a == '\t'))
+        a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+        b--;
+    *item = a;
+    *item_len = (size_t)(b - a);
+    if (comma)
+        l->s = comma + 1;
+    else
+        l->done = 1;
+    return 1;
+}
+
+int ir_http_has_token(const ir_http_header *h, const char *tok)
+{
+    size_t tl = strlen(tok), n;
+    const char *a;
+    ir_http_list l;
+    ir_http_list_init(&l, h->value, h->value_len);
+    while (ir_http_list_next(&l, &a, &n))
+        if (n == tl && strncasecmp(a, tok, tl) == 0)
+            return 1;
+    return 0;
 }

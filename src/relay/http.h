@@ -85,4 +85,18 @@ int ir_http_value_is(const ir_http_header *h, const char *s);
 /* 1 if the bytes are visible ASCII or tab (http's HeaderValue::to_str rule). */
 int ir_http_visible_ascii(const char *s, size_t len);
 
+/* The items of a comma-separated header value (RFC 9110 5.6.1), each without the spaces
+ * and tabs around it, empty ones included ("a, ,b" is "a", "", "b"; "" is one empty item):
+ *     ir_http_list l;
+ *     ir_http_list_init(&l, h->value, h->value_len);
+ *     while (ir_http_list_next(&l, &item, &item_len)) ... */
+typedef struct ir_http_list {
+    const char *s, *end;
+    int done;
+} ir_http_list;
+void ir_http_list_init(ir_http_list *l, const char *value, size_t len);
+int ir_http_list_next(ir_http_list *l, const char **item, size_t *item_len);
+/* 1 if a comma-separated header value lists the token (ASCII case-insensitive). */
+int ir_http_has_token(const ir_http_header *h, const char *tok);
+
 #endif

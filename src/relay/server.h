@@ -17,6 +17,9 @@
  *    listener on another address serves the counters as Prometheus/OpenMetrics text
  *    (plain HTTP, never on the relay port), from the same loop.
  *
+ * The core is server.c and server_*.c, the shell server_shell.c (server_core.h lists the
+ * files and their concerns).
+ *
  * Typical use (what `iroh-c relay` does):
  *
  *     ir_relay_server_config cfg;

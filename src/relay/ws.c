@@ -532,21 +532,14 @@ int ir_ws_check_upgrade(const ir_http_request *req, ir_ws_upgrade *u)
         return reject(u, 0, "invalid header value for sec-websocket-protocol: header value is "
                             "not ascii");
     int best = 0;
-    const char *s = proto->value, *end = proto->value + proto->value_len;
-    while (s <= end) {
-        const char *comma = memchr(s, ',', (size_t)(end - s));
-        const char *e = comma ? comma : end;
-        const char *a = s, *b = e;
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
-        int v = protocol_version(a, (size_t)(b - a));
+    const char *item;
+    size_t item_len;
+    ir_http_list l;
+    ir_http_list_init(&l, proto->value, proto->value_len);
+    while (ir_http_list_next(&l, &item, &item_len)) {
+        int v = protocol_version(item, item_len);
         if (v > best)
             best = v;
-        if (!comma)
-            break;
-        s = comma + 1;
     }
     if (!best)
         return reject(u, 0,

@@ -809,6 +809,52 @@ TEST(http_syntax)
         CHECK(ir_http_parse_request((const uint8_t *)valid, k, &request) < 0);
 }
 
+/* Comma-separated header values: items trimmed of spaces and tabs, empty ones kept. */
+TEST(http_lists)
+{
+    static const struct {
+        const char *value;
+        const char *items; /* the items joined with '|' */
+    } cases[] = {
+        {"", ""},
+        {"a", "a"},
+        {" a ,\tb\t, c", "a|b|c"},
+        {"a,,b", "a||b"},
+        {"a, ,b,", "a||b|"},
+        {",", "|"},
+        {"  ", ""},
+        {"x y , z", "x y|z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char got[64] = "";
+        size_t n = 0, len;
+        const char *item;
+        int count = 0;
+        ir_http_list l;
+        ir_http_list_init(&l, cases[i].value, strlen(cases[i].value));
+        while (ir_http_list_next(&l, &item, &len)) {
+            if (count++)
+                got[n++] = '|';
+            memcpy(got + n, item, len);
+            n += len;
+            got[n] = 0;
+        }
+        CHECK(count >= 1); /* an empty value is one empty item */
+        CHECK_STR(got, cases[i].items);
+        CHECK_EQ_INT(ir_http_list_next(&l, &item, &len), 0);
+    }
+    ir_http_header h = {.name = "connection", .name_len = 10};
+    h.value = "keep-alive, Close";
+    h.value_len = strlen(h.value);
+    CHECK(ir_http_has_token(&h, "close"));
+    CHECK(ir_http_has_token(&h, "KEEP-ALIVE"));
+    CHECK(!ir_http_has_token(&h, "clos"));
+    CHECK(!ir_http_has_token(&h, "keep-alive, close"));
+    h.value = "";
+    h.value_len = 0;
+    CHECK(!ir_http_has_token(&h, "close"));
+}
+
 TEST(response_101_roundtrip)
 {
     ir_ws_upgrade u;
@@ -997,6 +1043,7 @@ int main(void)
     RUN(server_upgrade_checks);
     RUN(request_limits);
     RUN(http_syntax);
+    RUN(http_lists);
     RUN(response_101_roundtrip);
     RUN(client_response_checks);
     RUN(reject_responses);
