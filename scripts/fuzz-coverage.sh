@@ -20,8 +20,8 @@ nice -n 10 cmake --build "$cov" -j 2 >/dev/null
 declare -A files=(
   [ep]="src/endpoint/ep.c"
   [qad]="src/quic/conn.c"
-  [relay_server]="src/relay/server.c"
-  [relay_http]="src/relay/server.c src/relay/http.c src/relay/ws.c"
+  [relay_server]="src/relay/server.c src/relay/server_relay.c src/relay/server_routing.c src/relay/server_output.c src/relay/server_ratelimit.c src/relay/server_timers.c"
+  [relay_http]="src/relay/server.c src/relay/server_http.c src/relay/server_metrics.c src/relay/server_shell.c src/relay/http.c src/relay/ws.c"
   [relay_link]="src/endpoint/relay_link.c src/relay/client.c"
   [tls_stream]="src/relay/tls_stream.c"
   [cert]="src/tls/tls.c"
