@@ -95,8 +95,14 @@ int __wrap_pthread_join(pthread_t th, void **ret)
 static _Thread_local int arm_wait;
 static int second_waiting, free_returned, free_returned_early;
 
+/* set on a thread whose waits the test follows: the wrapper sets *waiting before each
+ * wait, so the test knows the thread is blocked inside the library */
+static _Thread_local int *waiting;
+
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 {
+    if (waiting && cv != &t_cv)
+        t_set(waiting);
     if (!arm_wait)
         return __real_pthread_cond_wait(cv, mu);
     arm_wait = 0;
@@ -128,7 +134,7 @@ static void *close_again(void *arg)
 static void start_second_closer(void)
 {
     pthread_create(&second_closer, NULL, close_again, NULL);
-    CHECK(t_wait(&second_waiting, 5000));
+    CHECK(t_wait(&second_waiting, 10000));
 }
 
 TEST(free_waits_for_a_concurrent_close)
@@ -169,12 +175,15 @@ typedef struct shutter {
     iroh_router *r;
     pthread_t th;
     int rc, done;
+    int waiting; /* it waits inside iroh_router_shutdown */
 } shutter;
 
 static void *shut(void *arg)
 {
     shutter *s = arg;
+    waiting = &s->waiting;
     s->rc = iroh_router_shutdown(s->r);
+    waiting = NULL;
     t_set(&s->done);
     t_set(&some_shutdown_returned);
     return NULL;
@@ -212,14 +221,16 @@ TEST(second_shutdown_waits_for_the_first)
     iroh_endpoint *cli;
     iroh_connection *c;
     connect_to(r, &cli, &c);
-    CHECK(t_wait(&handler_entered, 5000));
-    shutter a = {r, 0, 0, 0}, b = {r, 0, 0, 0};
+    CHECK(t_wait(&handler_entered, 10000));
+    shutter a = {r, 0, 0, 0, 0}, b = {r, 0, 0, 0, 0};
     pthread_create(&a.th, NULL, shut, &a);
     pthread_create(&b.th, NULL, shut, &b);
-    /* the handler is held: neither shutdown may return */
-    CHECK(!t_wait(&some_shutdown_returned, 1000));
+    /* both wait inside the library, one for the handler, the other for the first; the
+     * handler is held: neither shutdown may return */
+    CHECK(t_wait(&a.waiting, 10000) && t_wait(&b.waiting, 10000));
+    CHECK(!t_wait(&some_shutdown_returned, 0));
     t_set(&gate_open);
-    CHECK(t_wait(&a.done, 5000) && t_wait(&b.done, 5000));
+    CHECK(t_wait(&a.done, 10000) && t_wait(&b.done, 10000));
     pthread_join(a.th, NULL);
     pthread_join(b.th, NULL);
     CHECK_EQ_INT(a.rc, IROH_OK);
@@ -253,7 +264,7 @@ TEST(handler_shuts_the_router_down)
     iroh_endpoint *cli;
     iroh_connection *c;
     connect_to(r, &cli, &c);
-    int returned = t_wait(&self_returned, 3000);
+    int returned = t_wait(&self_returned, 10000);
     CHECK(returned);
     if (!returned)
         return; /* that handler thread is stuck with the router: leave it all */
