@@ -1251,9 +1251,18 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
     conn_enter(h);
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    /* the peer's streams, counted by the connection: nothing to lose */
-    while (h->accepted[uni] >= ir_conn_peer_streams(h->c, uni) &&
-           (rc = conn_check(h)) == IROH_OK && (rc = wait_conn(h, &d, "no stream")) == IROH_OK) {
+    /* the peer's streams, counted by the connection: nothing to lose. A freed handle
+     * hands out nothing, even what arrived meanwhile; a closed connection still hands out
+     * the streams that came before the close. */
+    for (;;) {
+        if (h->handle_freed) {
+            rc = conn_check(h);
+            break;
+        }
+        if (h->accepted[uni] < ir_conn_peer_streams(h->c, uni))
+            break;
+        if ((rc = conn_check(h)) != IROH_OK || (rc = wait_conn(h, &d, "no stream")) != IROH_OK)
+            break;
     }
     if (rc == IROH_OK) {
         uint64_t id = ir_conn_peer_stream_id(h->c, uni, h->accepted[uni]);
@@ -1330,6 +1339,10 @@ int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
     deadline d = deadline_in(timeout_ms);
     int rc;
     for (;;) {
+        if (c->handle_freed) { /* nothing for a freed handle, even what came meanwhile */
+            rc = conn_check(c);
+            break;
+        }
         long n = ir_conn_datagram_recv(c->c, buf, cap);
         if (n >= 0) {
             *len = (size_t)n;

@@ -540,6 +540,23 @@ TEST(all_direct_addresses_at_once)
     iroh_endpoint_free(s.ep);
 }
 
+/* holds the watched thread when the wait it is in (or its next one) returns */
+static void watch_hold(watch *w)
+{
+    t_set(&w->hold, 1);
+}
+
+/* 1 once the watched thread is held (waiting up to ms) */
+static int watch_held(watch *w, int ms)
+{
+    return t_wait_for(&w->held, 1, NULL, ms);
+}
+
+static void watch_release(watch *w)
+{
+    t_set(&w->release, 1);
+}
+
 /* ---- calls blocked in another thread -------------------------------------------------
  *
  * Each case starts one blocking call on a thread of its own, waits until that thread is
@@ -1010,6 +1027,51 @@ TEST(endpoint_close_wakes_endpoint_calls)
     iroh_endpoint_close(ep);
     if (call_finish(&k, IROH_ERR_CLOSED, "the endpoint was closed"))
         iroh_endpoint_free(ep);
+}
+
+TEST(freed_connection_hands_out_nothing)
+{
+    /* a stream or datagram that arrives while another thread frees the connection handle
+     * is not handed out by the call blocked on that handle: it says the handle was freed
+     * (the caller, who freed it, would not expect streams to free) */
+    static const call_fn fns[] = {f_accept_bi, f_accept_uni, f_read_datagram};
+    static const char *const names[] = {"accept_bi", "accept_uni", "read_datagram"};
+    for (int i = 0; i < 3; i++) {
+        server s = {bind_ep(1, NULL), NULL, 0};
+        iroh_endpoint *cli = bind_ep(0, NULL);
+        iroh_connection *c = pair(&s, cli);
+        if (!c || !s.conn)
+            return;
+        call k;
+        memset(&k, 0, sizeof k);
+        k.conn = s.conn;
+        call_start(&k, fns[i], names[i]);
+        CHECK(call_blocked(&k));
+        watch_hold(&k.w); /* it looks again only when the test lets it */
+        /* what it waits for reaches the server (a stream acknowledged up to its end; a
+         * datagram goes out before the stream data written after it) */
+        if (fns[i] == f_read_datagram)
+            CHECK_EQ_INT(iroh_connection_send_datagram(c, "d", 1), IROH_OK);
+        iroh_send_stream *cs = NULL;
+        iroh_recv_stream *cr = NULL;
+        CHECK_EQ_INT(fns[i] == f_accept_bi ? iroh_connection_open_bi(c, &cs, &cr)
+                                           : iroh_connection_open_uni(c, &cs), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_write_all(cs, "x", 1), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_finish(cs), IROH_OK);
+        CHECK_EQ_INT(iroh_send_stream_flushed(cs, 5000), IROH_OK);
+        CHECK(watch_held(&k.w, 10000));
+        iroh_connection_free(s.conn);
+        watch_release(&k.w);
+        if (!call_finish(&k, IROH_ERR_CLOSED, "the connection was freed"))
+            return; /* the thread still uses everything: leave it all */
+        iroh_send_stream_free(k.got_send);
+        iroh_recv_stream_free(k.got_recv);
+        iroh_send_stream_free(cs);
+        iroh_recv_stream_free(cr);
+        iroh_connection_free(c);
+        iroh_endpoint_free(cli);
+        iroh_endpoint_free(s.ep);
+    }
 }
 
 TEST(stream_outlives_its_connection_handle)
@@ -1752,6 +1814,7 @@ int main(void)
     RUN(close_wakes_blocked_calls);
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
+    RUN(freed_connection_hands_out_nothing);
     RUN(stream_outlives_its_connection_handle);
     RUN(per_handle_timeouts);
     RUN(router_shutdown_with_a_blocked_handler);
