@@ -1072,6 +1072,16 @@ void iroh_incoming_ignore(iroh_incoming *inc)
     drop_incoming(inc, 1);
 }
 
+/* closes every connection still open (application code 0, as iroh's endpoint close) and
+ * sends the CONNECTION_CLOSE frames now */
+static void close_all(iroh_endpoint *ep)
+{
+    for (size_t i = 0; i < ep->nconns; i++)
+        if (!is_closed(ep->conns[i]))
+            ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
+    ir_ep_flush(ep->ep);
+}
+
 void iroh_endpoint_close(iroh_endpoint *ep)
 {
     if (!ep)
@@ -1090,10 +1100,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     }
     ep->closed = 1;
     /* every connection gets CONNECTION_CLOSE (application 0), sent before we return */
-    for (size_t i = 0; i < ep->nconns; i++)
-        if (!is_closed(ep->conns[i]))
-            ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
-    ir_ep_flush(ep->ep);
+    close_all(ep);
     ep->stop = 1;
     pthread_cond_broadcast(&ep->cv); /* every blocked call wakes and returns */
     pthread_mutex_unlock(&ep->mu);
@@ -1103,6 +1110,10 @@ void iroh_endpoint_close(iroh_endpoint *ep)
         ep->io_started = 0;
     }
     pthread_mutex_lock(&ep->mu);
+    /* the I/O thread's last round may have begun connections (a datagram it read):
+     * they are closed too, so that every peer hears of it rather than timing out */
+    dispatch(ep);
+    close_all(ep);
     dispatch(ep); /* final events (CLOSED) for the callback */
     ep->close_done = 1;
     pthread_cond_broadcast(&ep->cv);
