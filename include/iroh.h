@@ -577,7 +577,9 @@ IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
 /* Frees the handle; an unfinished stream is finished (as dropping it in iroh): what was
  * written so far is delivered, then the end. Safe while another thread is blocked in a
  * call on this stream: that call returns IROH_ERR_CLOSED ("the stream was freed") and
- * the memory goes when it has left. */
+ * the memory goes when it has left. If that call is a write or write_all, its data was
+ * cut short, so the stream is reset with code 0 instead of finished: the peer sees
+ * IROH_ERR_STREAM_RESET, not a clean end after part of the data. */
 IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
 
 /* read blocks until data, the end, or an error: *n = 0 at the end of the stream.
@@ -587,10 +589,14 @@ IROH_EXTERN int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap
 /* exactly len bytes, or IROH_ERR_FINISHED_EARLY */
 IROH_EXTERN int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len);
 /* everything to the end into a new buffer (free with free()); IROH_ERR_TOO_LONG if the
- * stream holds more than limit bytes. */
+ * stream holds more than limit bytes (the stream is then stopped with code 0). */
 IROH_EXTERN int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **out,
                                              size_t *len);
 IROH_EXTERN uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s);
+/* Asks the peer to stop sending (STOP_SENDING with code); what arrives is discarded. A
+ * stream stopped before its end has none to report: every read on it, also one blocked
+ * in another thread when it was stopped, fails with IROH_ERR_STATE ("the stream was
+ * stopped"). After the end was read it changes nothing. */
 IROH_EXTERN int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code);
 /* Frees the handle; an unfinished stream is stopped with code 0. Safe while another
  * thread is blocked in a call on this stream, as iroh_send_stream_free. */

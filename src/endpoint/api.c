@@ -89,11 +89,13 @@ typedef struct stream_handle {
 struct iroh_send_stream {
     stream_handle h;
     int finished, reset;
+    int writers; /* threads inside write / write_all: a free meanwhile cuts them short */
 };
 
 struct iroh_recv_stream {
     stream_handle h;
-    int ended;
+    int ended;   /* its end (FIN) was read */
+    int stopped; /* we stopped it before its end: reads fail */
     uint64_t reset_code;
 };
 
@@ -1555,6 +1557,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
+    s->writers++;
     deadline d = deadline_in(s->h.timeout_ms);
     size_t done = 0;
     int rc = IROH_OK;
@@ -1577,6 +1580,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
     }
     if (written)
         *written = done;
+    s->writers--;
     stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
@@ -1674,8 +1678,15 @@ void iroh_send_stream_free(iroh_send_stream *s)
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     if (!s->finished && !s->reset && !is_closed(h)) {
-        ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
-        s->finished = 1;
+        if (s->writers) {
+            /* a write is blocked on it: what it was to send is cut short, so the peer is
+             * told so (a reset) rather than shown a clean end after part of it */
+            ir_conn_stream_reset(h->c, s->h.id, 0);
+            s->reset = 1;
+        } else {
+            ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
+            s->finished = 1;
+        }
         wake(ep);
     }
     stream_free(&s->h);
@@ -1690,6 +1701,8 @@ static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, co
     for (;;) {
         if (s->h.freed)
             return ir_fail(IROH_ERR_CLOSED, "the stream was freed");
+        if (s->stopped)
+            return ir_fail(IROH_ERR_STATE, "the stream was stopped");
         if (s->ended)
             return IROH_OK;
         uint64_t code = 0;
@@ -1793,7 +1806,7 @@ int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **ou
         n += got;
         if (n > limit) {
             ir_conn_stream_stop(h->c, s->h.id, 0);
-            s->ended = 1;
+            s->stopped = 1;
             wake(ep);
             rc = ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
             break;
@@ -1821,9 +1834,13 @@ int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
-    ir_conn_stream_stop(s->h.conn->c, s->h.id, code);
-    s->ended = 1;
-    wake(ep);
+    if (!s->ended && !s->stopped) {
+        ir_conn_stream_stop(s->h.conn->c, s->h.id, code);
+        s->stopped = 1;
+        wake(ep);
+        if (s->h.users)
+            pthread_cond_broadcast(&ep->cv); /* a read blocked on it fails now */
+    }
     pthread_mutex_unlock(&ep->mu);
     return IROH_OK;
 }
@@ -1835,9 +1852,9 @@ void iroh_recv_stream_free(iroh_recv_stream *s)
     iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    if (!s->ended && !is_closed(h)) {
+    if (!s->ended && !s->stopped && !is_closed(h)) {
         ir_conn_stream_stop(h->c, s->h.id, 0);
-        s->ended = 1;
+        s->stopped = 1;
         wake(ep);
     }
     stream_free(&s->h);

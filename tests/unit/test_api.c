@@ -1074,6 +1074,111 @@ TEST(freed_connection_hands_out_nothing)
     }
 }
 
+TEST(reads_after_stop_fail)
+{
+    /* a receive stream we stopped has no end to report: a read blocked on it when
+     * another thread stops it, and every later read, fail with IROH_ERR_STATE instead of
+     * returning 0 bytes (a clean end of the stream) */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *cs;
+    iroh_recv_stream *sr;
+    uint8_t buf[16];
+    size_t n = 99;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &cs), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(cs, "abc", 3), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, buf, 3), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.recv = sr;
+    call_start(&k, f_read, "read of a stream stopped meanwhile");
+    CHECK(call_blocked(&k));
+    CHECK_EQ_INT(iroh_recv_stream_stop(sr, 5), IROH_OK);
+    if (!call_finish(&k, IROH_ERR_STATE, "the stream was stopped"))
+        return; /* the thread still uses everything: leave it all */
+    CHECK_EQ_INT(iroh_recv_stream_read(sr, buf, sizeof buf, &n), IROH_ERR_STATE);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(sr, buf, 1), IROH_ERR_STATE);
+    uint8_t *all = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, 100, &all, &len), IROH_ERR_STATE);
+    free(all); /* (none) */
+    all = NULL;
+    iroh_send_stream_free(cs);
+    iroh_recv_stream_free(sr);
+    /* read_to_end over its limit stops the stream too */
+    iroh_send_stream *bs, *ss;
+    iroh_recv_stream *br;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "0123456789", 10), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ss, &sr), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, 5, &all, &len), IROH_ERR_TOO_LONG);
+    CHECK_EQ_INT(iroh_recv_stream_read(sr, buf, sizeof buf, &n), IROH_ERR_STATE);
+    CHECK(strstr(iroh_last_error(), "stopped") != NULL);
+    /* a stream read to its end stays ended: stopping it then changes nothing */
+    CHECK_EQ_INT(iroh_send_stream_write_all(ss, "xy", 2), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(ss), IROH_OK);
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(br, 100, &all, &len), IROH_OK);
+    free(all);
+    CHECK_EQ_INT(iroh_recv_stream_stop(br, 0), IROH_OK);
+    n = 99;
+    CHECK_EQ_INT(iroh_recv_stream_read(br, buf, sizeof buf, &n), IROH_OK);
+    CHECK_EQ_INT(n, 0);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(free_during_a_write_resets)
+{
+    /* a send stream freed while another thread's write or write_all on it is blocked: the
+     * write was cut short, so the peer sees a reset with code 0, not a clean end after
+     * part of the data */
+    static const call_fn fns[] = {f_write_all, f_write};
+    for (int i = 0; i < 2; i++) {
+        server s = {bind_small_server(), NULL, 0}; /* windows of 64 KiB */
+        iroh_endpoint *cli = bind_ep(0, NULL);
+        iroh_connection *c = pair(&s, cli);
+        if (!c || !s.conn)
+            return;
+        iroh_send_stream *us;
+        CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+        call k;
+        memset(&k, 0, sizeof k);
+        k.send = us;
+        call_start(&k, fns[i], i ? "write" : "write_all");
+        CHECK(call_blocked(&k));
+        iroh_send_stream_free(us);
+        if (!call_finish(&k, IROH_ERR_CLOSED, "the stream was freed"))
+            return; /* the thread still uses everything: leave it all */
+        iroh_recv_stream *sr;
+        CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &sr), IROH_OK);
+        CHECK_EQ_INT(iroh_recv_stream_set_timeout(sr, 20000), IROH_OK);
+        uint8_t *all = NULL;
+        size_t len = 0;
+        int rc = iroh_recv_stream_read_to_end(sr, BIG, &all, &len);
+        if (rc == IROH_OK)
+            fprintf(stderr, "%s: the peer read a clean end after %zu bytes\n", k.name, len);
+        CHECK_EQ_INT(rc, IROH_ERR_STREAM_RESET);
+        CHECK_EQ_INT(iroh_recv_stream_reset_code(sr), 0);
+        free(all);
+        iroh_recv_stream_free(sr);
+        iroh_connection_free(c);
+        iroh_connection_free(s.conn);
+        iroh_endpoint_free(cli);
+        iroh_endpoint_free(s.ep);
+    }
+}
+
 TEST(stream_outlives_its_connection_handle)
 {
     /* a read blocked on a stream goes on when the connection handle is freed (the
@@ -1816,6 +1921,8 @@ int main(void)
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(freed_connection_hands_out_nothing);
     RUN(stream_outlives_its_connection_handle);
+    RUN(reads_after_stop_fail);
+    RUN(free_during_a_write_resets);
     RUN(per_handle_timeouts);
     RUN(router_shutdown_with_a_blocked_handler);
     RUN(stalled_handshake_does_not_block_accept);
