@@ -452,7 +452,8 @@ IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc);
  * caller returns once the first has finished). Every thread blocked in a call of the
  * endpoint wakes at once: iroh_endpoint_connect*, iroh_endpoint_accept and
  * iroh_endpoint_online return IROH_ERR_CLOSED ("the endpoint was closed"); calls on its
- * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail);
+ * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail; a connection
+ * that had closed before, by a timeout or a code, keeps saying how);
  * iroh_connection_closed returns IROH_OK. Later calls fail the same way. */
 IROH_EXTERN void iroh_endpoint_close(iroh_endpoint *ep);
 /* Closes (if needed), waits until the threads that were blocked in calls of the endpoint

@@ -72,6 +72,7 @@ struct iroh_connection {
     struct iroh_connection *next_queued;
     int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
+    int endpoint_closed_it; /* still open when iroh_endpoint_close closed it */
     iroh_endpoint_id peer;
     uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
 };
@@ -207,8 +208,7 @@ static int endpoint_closed_error(void)
 
 static int conn_error(const iroh_connection *h)
 {
-    if (h->ep->closed && ir_conn_get_state(h->c) >= IR_CONN_CLOSING &&
-        !ir_conn_close_info(h->c)->by_peer)
+    if (h->endpoint_closed_it) /* else how it ended before (a timeout, a code) stands */
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "the endpoint was closed");
     const ir_close_info *ci = ir_conn_close_info(h->c);
     if (ci->idle_timeout) /* "timed out: no packets from the peer for 30 s" */
@@ -1078,9 +1078,12 @@ void iroh_incoming_ignore(iroh_incoming *inc)
  * sends the CONNECTION_CLOSE frames now */
 static void close_all(iroh_endpoint *ep)
 {
-    for (size_t i = 0; i < ep->nconns; i++)
-        if (!is_closed(ep->conns[i]))
+    for (size_t i = 0; i < ep->nconns; i++) {
+        if (!is_closed(ep->conns[i])) {
             ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
+            ep->conns[i]->endpoint_closed_it = 1;
+        }
+    }
     ir_ep_flush(ep->ep);
 }
 

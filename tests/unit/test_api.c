@@ -1179,6 +1179,34 @@ TEST(free_during_a_write_resets)
     }
 }
 
+TEST(close_reason_survives_the_endpoint_close)
+{
+    /* a connection closed before its endpoint keeps its own reason; one the endpoint's
+     * close closed says so */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    iroh_connection *s1 = s.conn;
+    iroh_connection *open = pair(&s, cli);
+    iroh_send_stream *xs = NULL;
+    iroh_recv_stream *xr = NULL;
+    if (c && open) {
+        iroh_connection_close(c, 42, "done here");
+        iroh_endpoint_close(cli);
+        CHECK_EQ_INT(iroh_connection_open_bi(c, &xs, &xr), IROH_ERR_CONNECTION_CLOSED);
+        CHECK_STR(iroh_last_error(), "connection closed locally with application code 0x2a: "
+                                     "done here");
+        CHECK_EQ_INT(iroh_connection_open_bi(open, &xs, &xr), IROH_ERR_CONNECTION_CLOSED);
+        CHECK_STR(iroh_last_error(), "the endpoint was closed");
+    }
+    iroh_connection_free(c);
+    iroh_connection_free(open);
+    iroh_connection_free(s1);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 TEST(stream_outlives_its_connection_handle)
 {
     /* a read blocked on a stream goes on when the connection handle is freed (the
@@ -1893,6 +1921,13 @@ TEST(dead_peer_idle_timeout_reason)
             iroh_connection_close_reason(c, &why);
             CHECK_EQ_INT(why.kind, IROH_CLOSE_TIMED_OUT);
             CHECK_STR(why.reason, want);
+            /* closing the endpoint later does not rewrite how it ended */
+            iroh_endpoint_close(cli);
+            uint8_t buf[8];
+            size_t n;
+            CHECK_EQ_INT(iroh_recv_stream_read(cr, buf, sizeof buf, &n),
+                         IROH_ERR_CONNECTION_CLOSED);
+            CHECK_STR(iroh_last_error(), want);
             iroh_send_stream_free(cs);
             iroh_recv_stream_free(cr);
         }
@@ -1921,6 +1956,7 @@ int main(void)
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(freed_connection_hands_out_nothing);
     RUN(stream_outlives_its_connection_handle);
+    RUN(close_reason_survives_the_endpoint_close);
     RUN(reads_after_stop_fail);
     RUN(free_during_a_write_resets);
     RUN(per_handle_timeouts);
