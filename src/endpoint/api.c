@@ -1230,6 +1230,10 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             }
             break;
         }
+        if (r == IR_NO_MEMORY) {
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            break;
+        }
         if (r != IR_AGAIN) {
             rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
             break;
