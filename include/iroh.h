@@ -36,8 +36,9 @@
  *    or freed while another thread uses it.
  *
  * Time limits. Every blocking call has one. Calls with a timeout_ms argument take it
- * there (-1: none). open_bi / open_uni, writes and reads use the limit their handle
- * carries (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
+ * there (-1: none; 0: do not wait; below -1: IROH_ERR_INVALID_ARGUMENT, as the setters
+ * below). open_bi / open_uni, writes and reads use the limit their handle carries
+ * (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
  * iroh_recv_stream_set_timeout; -1, none, by default), in the style of SO_RCVTIMEO;
  * connecting uses the builder's connect timeout (10 s). Past it a call fails with
  * IROH_ERR_TIMEOUT.
@@ -405,7 +406,8 @@ IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id 
 IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
 
 /* Waits up to timeout_ms (-1: forever) until the home relay is connected (at once when
- * relays are disabled). IROH_ERR_TIMEOUT, IROH_ERR_CLOSED. */
+ * relays are disabled). IROH_ERR_TIMEOUT; IROH_ERR_CLOSED once the endpoint is closed
+ * (also with relays disabled or a home relay connected). */
 IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
 /* Copies the home relay's URL into buf. IROH_ERR_STATE when there is none (yet),
  * IROH_ERR_BUFFER_TOO_SMALL. */

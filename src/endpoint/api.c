@@ -206,6 +206,18 @@ static int endpoint_closed_error(void)
     return ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
 }
 
+/* the arguments of a call that takes a timeout_ms: its pointers (ok: none is NULL) and a
+ * time limit of -1 (none) or more */
+static int check_args(int ok, int timeout_ms)
+{
+    if (!ok)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (timeout_ms < -1)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a time limit is -1 (none) or more, not %d",
+                       timeout_ms);
+    return IROH_OK;
+}
+
 static int conn_error(const iroh_connection *h)
 {
     if (h->endpoint_closed_it) /* else how it ended before (a timeout, a code) stands */
@@ -860,17 +872,19 @@ static const char *relay_problem(iroh_endpoint *ep)
 
 int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
 {
-    if (!ep)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(ep != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     deadline d = deadline_in(timeout_ms);
     pthread_mutex_lock(&ep->mu);
     ep_enter(ep);
-    int rc = IROH_OK;
-    while (ir_ep_relay_count(ep->ep) && !ir_ep_home_relay(ep->ep)) {
-        if (ep->closed) {
+    for (;;) {
+        if (ep->closed) { /* also with no relay to wait for: later calls fail */
             rc = endpoint_closed_error();
             break;
         }
+        if (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep))
+            break;
         if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
                          relay_problem(ep));
@@ -969,15 +983,15 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
 
 int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
 {
-    if (!ep || !out)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(ep && out, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_incoming *inc = malloc(sizeof *inc);
     if (!inc)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&ep->mu);
     ep_enter(ep);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
         if (ep->closed) { /* what is still queued goes with the endpoint */
             rc = endpoint_closed_error();
@@ -1313,15 +1327,17 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
 int iroh_connection_accept_bi(iroh_connection *c, int timeout_ms, iroh_send_stream **send,
                               iroh_recv_stream **recv)
 {
-    if (!c || !send || !recv)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && send && recv, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     return accept_stream(c, 0, timeout_ms, send, recv);
 }
 
 int iroh_connection_accept_uni(iroh_connection *c, int timeout_ms, iroh_recv_stream **recv)
 {
-    if (!c || !recv)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && recv, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     return accept_stream(c, 1, timeout_ms, NULL, recv);
 }
 
@@ -1351,13 +1367,13 @@ int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t l
 int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf, size_t cap,
                                   size_t *len)
 {
-    if (!c || (!buf && cap) || !len)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && (buf || !cap) && len, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(c);
     deadline d = deadline_in(timeout_ms);
-    int rc;
     for (;;) {
         if (c->handle_freed) { /* nothing for a freed handle, even what came meanwhile */
             rc = conn_check(c);
@@ -1398,13 +1414,13 @@ void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason
 
 int iroh_connection_closed(iroh_connection *c, int timeout_ms)
 {
-    if (!c)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(c);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
         if (c->handle_freed) {
             rc = ir_fail(IROH_ERR_CLOSED, "the connection was freed");
@@ -1632,14 +1648,14 @@ int iroh_send_stream_finish(iroh_send_stream *s)
 
 int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
 {
-    if (!s)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(s != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
         uint64_t code = 0;
         int res = ir_conn_stream_send_result(h->c, s->h.id, &code);

@@ -1207,6 +1207,75 @@ TEST(close_reason_survives_the_endpoint_close)
     iroh_endpoint_free(s.ep);
 }
 
+TEST(time_limits_below_minus_one)
+{
+    /* timeout_ms below -1 is a bad argument (-1 is "none"), as the setters say; here each
+     * call would otherwise return at once with what is ready */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    CHECK_EQ_INT(iroh_endpoint_online(cli, -2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_endpoint_online(cli, -1), IROH_OK); /* relays disabled */
+    /* a second connection waits to be accepted */
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(s.ep, &addr);
+    iroh_connection *c2 = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c2), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    iroh_incoming *inc = NULL;
+    int rc = iroh_endpoint_accept(s.ep, -2, &inc);
+    CHECK_EQ_INT(rc, IROH_ERR_INVALID_ARGUMENT);
+    if (rc == IROH_OK)
+        iroh_incoming_refuse(inc);
+    /* a stream of each kind and a datagram have arrived */
+    iroh_send_stream *bs, *us, *ss = NULL;
+    iroh_recv_stream *br, *sr = NULL;
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, "d", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(bs), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(us), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(bs, 5000), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(us, 5000), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(us, -2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, -2, &ss, &sr), IROH_ERR_INVALID_ARGUMENT);
+    iroh_send_stream_free(ss);
+    iroh_recv_stream_free(sr);
+    sr = NULL;
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, -2, &sr), IROH_ERR_INVALID_ARGUMENT);
+    iroh_recv_stream_free(sr);
+    char dg[8];
+    size_t n;
+    CHECK_EQ_INT(iroh_connection_read_datagram(s.conn, -2, dg, sizeof dg, &n),
+                 IROH_ERR_INVALID_ARGUMENT);
+    iroh_connection_close(c, 0, "bye");
+    CHECK_EQ_INT(iroh_connection_closed(c, -2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_connection_closed(c, INT32_MIN), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_connection_closed(c, -1), IROH_OK);
+    iroh_send_stream_free(bs);
+    iroh_recv_stream_free(br);
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(c2);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(online_after_close)
+{
+    /* with relays disabled online has nothing to wait for, but after the endpoint's close
+     * it fails as every later call does */
+    iroh_endpoint *ep = bind_ep(0, NULL);
+    CHECK_EQ_INT(iroh_endpoint_online(ep, 0), IROH_OK);
+    iroh_endpoint_close(ep);
+    CHECK_EQ_INT(iroh_endpoint_online(ep, 0), IROH_ERR_CLOSED);
+    CHECK_EQ_INT(iroh_endpoint_online(ep, -1), IROH_ERR_CLOSED);
+    iroh_endpoint_free(ep);
+}
+
 TEST(stream_outlives_its_connection_handle)
 {
     /* a read blocked on a stream goes on when the connection handle is freed (the
@@ -1959,6 +2028,8 @@ int main(void)
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(freed_connection_hands_out_nothing);
     RUN(stream_outlives_its_connection_handle);
+    RUN(time_limits_below_minus_one);
+    RUN(online_after_close);
     RUN(close_reason_survives_the_endpoint_close);
     RUN(reads_after_stop_fail);
     RUN(free_during_a_write_resets);
