@@ -609,10 +609,11 @@ IROH_EXTERN void iroh_recv_stream_free(iroh_recv_stream *s);
 /* Router                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
-/* A protocol handler runs on its own thread for each accepted connection of its ALPN, the
- * counterpart of iroh's ProtocolHandler::accept. The router frees the connection when the
- * handler returns (closing it with code 0 if the handler left it open). Return 0, or
- * non-zero to have the router log the failure. */
+/* A protocol handler runs on its own thread for each accepted connection of its ALPN (at
+ * most iroh_router_builder_max_handlers at once), the counterpart of iroh's
+ * ProtocolHandler::accept. The router frees the connection when the handler returns
+ * (closing it with code 0 if the handler left it open). Return 0, or non-zero to have
+ * the router log the failure. */
 typedef int (*iroh_protocol_handler)(void *ctx, iroh_connection *conn);
 
 typedef struct iroh_router_builder iroh_router_builder;
@@ -622,6 +623,11 @@ typedef struct iroh_router iroh_router;
 IROH_EXTERN iroh_router_builder *iroh_router_builder_new(iroh_endpoint *ep);
 IROH_EXTERN int iroh_router_builder_accept(iroh_router_builder *rb, const char *alpn,
                                            iroh_protocol_handler fn, void *ctx);
+/* At most n handlers run at once (n > 0; default 1024), each on its thread. A connection
+ * that comes while n are running is closed at once with application code 1 and reason
+ * "too many connections" (its peer sees that close); a place is free again as soon as a
+ * handler returns. */
+IROH_EXTERN int iroh_router_builder_max_handlers(iroh_router_builder *rb, uint32_t n);
 /* Starts the accept loop; consumes the builder (also on failure). Connections whose ALPN
  * has no handler are closed with code 0, as iroh's router does. */
 IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);

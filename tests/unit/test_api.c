@@ -1467,6 +1467,74 @@ TEST(router_shutdown_with_a_blocked_handler)
     iroh_endpoint_free(cli);
 }
 
+/* handlers that stay until the gate opens */
+static int handlers_in, handler_gate;
+static int wait_at_handler_gate(void *ctx, iroh_connection *conn)
+{
+    (void)ctx;
+    (void)conn;
+    pthread_mutex_lock(&t_mu);
+    handlers_in++;
+    pthread_cond_broadcast(&t_cv);
+    pthread_mutex_unlock(&t_mu);
+    t_wait_for(&handler_gate, 1, NULL, 30000);
+    return 0;
+}
+
+/* the peer closed c with an application code and reason */
+static void check_app_close(iroh_connection *c, uint64_t code, const char *reason)
+{
+    CHECK_EQ_INT(iroh_connection_closed(c, 5000), IROH_OK);
+    iroh_close_reason why;
+    iroh_connection_close_reason(c, &why);
+    CHECK(why.kind == IROH_CLOSE_APPLICATION && why.by_peer);
+    CHECK_EQ_INT(why.code, code);
+    CHECK_STR(why.reason, reason);
+}
+
+TEST(router_handler_cap)
+{
+    /* at most max_handlers handlers at once: a connection beyond them is closed at once
+     * with application code 1, "too many connections"; a place frees when a handler
+     * returns */
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_max_handlers(rb, 0), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_router_builder_max_handlers(NULL, 2), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_router_builder_max_handlers(rb, 2), IROH_OK);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, ALPN, wait_at_handler_gate, NULL), IROH_OK);
+    iroh_router *router;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &router), IROH_OK);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    handlers_in = handler_gate = 0;
+    iroh_connection *c[4] = {NULL, NULL, NULL, NULL};
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c[0]), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c[1]), IROH_OK);
+    CHECK(t_wait_for(&handlers_in, 2, NULL, 10000));
+    /* two run: the third is closed */
+    int rc = iroh_endpoint_connect(cli, addr, ALPN, &c[2]);
+    if (rc == IROH_OK) /* the client may finish its handshake before the close comes */
+        check_app_close(c[2], 1, "too many connections");
+    else
+        CHECK(rc == IROH_ERR_CONNECTION_CLOSED && strstr(iroh_last_error(), "too many"));
+    CHECK_EQ_INT(iroh_connection_closed(c[0], 0), IROH_ERR_TIMEOUT); /* still open */
+    /* the handlers return (the router closes their connections): room for one more */
+    t_set(&handler_gate, 1);
+    check_app_close(c[0], 0, "");
+    check_app_close(c[1], 0, "");
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c[3]), IROH_OK);
+    CHECK(t_wait_for(&handlers_in, 3, NULL, 10000));
+    if (c[3])
+        check_app_close(c[3], 0, "");
+    iroh_endpoint_addr_free(addr);
+    for (int i = 0; i < 4; i++)
+        iroh_connection_free(c[i]);
+    iroh_endpoint_free(cli);
+    iroh_router_free(router);
+}
+
 /* ---- accept hands out finished connections ---------------------------------------- */
 
 /* A UDP socket standing between a client and a server that passes on the client's first
@@ -2035,6 +2103,7 @@ int main(void)
     RUN(free_during_a_write_resets);
     RUN(per_handle_timeouts);
     RUN(router_shutdown_with_a_blocked_handler);
+    RUN(router_handler_cap);
     RUN(stalled_handshake_does_not_block_accept);
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
