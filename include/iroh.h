@@ -57,10 +57,12 @@
  * Freeing while another thread is blocked. Allowed for these handles, and the blocked
  * call returns at once:
  *  - a send or receive stream: the call on it returns IROH_ERR_CLOSED ("the stream was
- *    freed"); the memory goes when that call has left;
+ *    freed"); the memory goes when that call has left (a send stream freed under a
+ *    write is reset, not finished: see iroh_send_stream_free);
  *  - a connection: calls on the connection itself (open_*, accept_*, read_datagram,
- *    closed) return IROH_ERR_CLOSED ("the connection was freed"); its streams stay valid
- *    handles that keep the connection open, and calls blocked on them go on;
+ *    closed) return IROH_ERR_CLOSED ("the connection was freed"), also when a stream or
+ *    datagram arrived meanwhile; its streams stay valid handles that keep the
+ *    connection open, and calls blocked on them go on;
  *  - an endpoint: iroh_endpoint_free closes it (waking every call as above) and waits
  *    until those threads have left the library. Its connection, stream and incoming
  *    handles must have been freed before (threads still blocked on them count as
@@ -543,8 +545,9 @@ IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
  * freed too; once the connection handle and all its stream handles are freed, a
  * connection still open is closed with code 0 (as dropping the last handle does in
  * iroh). Threads blocked in calls on the connection itself (open_*, accept_*,
- * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed");
- * calls blocked on its streams go on. */
+ * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed"),
+ * never a stream or datagram that arrived meanwhile; calls blocked on its streams go
+ * on. */
 IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 
 /* ------------------------------------------------------------------------------------ */
