@@ -1657,6 +1657,10 @@ int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
     stream_enter(&s->h);
     deadline d = deadline_in(timeout_ms);
     for (;;) {
+        if (s->h.freed) { /* first: a freed handle hears nothing more */
+            rc = stream_check(&s->h);
+            break;
+        }
         uint64_t code = 0;
         int res = ir_conn_stream_send_result(h->c, s->h.id, &code);
         if (res == IR_SEND_DELIVERED)

@@ -64,6 +64,13 @@ static struct timespec in_ms(int ms)
     return t;
 }
 
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 /* sets *v (under the test mutex) and wakes who waits for it */
 static void t_set(int *v, int value)
 {
@@ -720,7 +727,6 @@ static int f_closed(call *k)
     return iroh_connection_closed(k->conn, -1);
 }
 
-
 static int f_write_all(call *k)
 {
     return iroh_send_stream_write_all(k->send, big, BIG);
@@ -1276,6 +1282,52 @@ TEST(online_after_close)
     iroh_endpoint_free(ep);
 }
 
+TEST(freed_send_stream_hears_nothing)
+{
+    /* the same for a stream: flushed blocked on a send stream that another thread frees
+     * returns IROH_ERR_CLOSED, also when the acknowledgement it waited for came meanwhile */
+    server s = {bind_small_server(), NULL, 0}; /* windows of 64 KiB */
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *us;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    call k;
+    memset(&k, 0, sizeof k);
+    k.send = us;
+    call_start(&k, f_flushed, "flushed");
+    CHECK(call_blocked(&k));
+    watch_hold(&k.w);
+    /* the peer reads it all: the acknowledgement of the end reaches the client (nothing
+     * of it is in flight any more) */
+    iroh_recv_stream *sr;
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &sr), IROH_OK);
+    uint8_t *all = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(sr, BIG, &all, &len), IROH_OK);
+    CHECK_EQ_INT(len, 200000);
+    free(all);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    iroh_connection_stats st;
+    do {
+        usleep(1000); /* polls a condition, bounded */
+        iroh_connection_stats_get(c, &st);
+    } while (st.bytes_in_flight && ms_since(&t0) < 10000);
+    CHECK_EQ_INT(st.bytes_in_flight, 0);
+    CHECK(watch_held(&k.w, 10000));
+    iroh_send_stream_free(us);
+    watch_release(&k.w);
+    if (!call_finish(&k, IROH_ERR_CLOSED, "the stream was freed"))
+        return; /* the thread still uses everything: leave it all */
+    iroh_recv_stream_free(sr);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 TEST(stream_outlives_its_connection_handle)
 {
     /* a read blocked on a stream goes on when the connection handle is freed (the
@@ -1306,13 +1358,6 @@ TEST(stream_outlives_its_connection_handle)
         iroh_endpoint_free(cli);
         iroh_endpoint_free(s.ep);
     }
-}
-
-static long ms_since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* the call returned IROH_ERR_TIMEOUT, and not before its time limit (minus the clock's
@@ -2095,6 +2140,7 @@ int main(void)
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(freed_connection_hands_out_nothing);
+    RUN(freed_send_stream_hears_nothing);
     RUN(stream_outlives_its_connection_handle);
     RUN(time_limits_below_minus_one);
     RUN(online_after_close);
