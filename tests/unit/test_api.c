@@ -1193,20 +1193,20 @@ TEST(close_reason_survives_the_endpoint_close)
     iroh_endpoint *cli = bind_ep(0, NULL);
     iroh_connection *c = pair(&s, cli);
     iroh_connection *s1 = s.conn;
-    iroh_connection *open = pair(&s, cli);
+    iroh_connection *still_open = pair(&s, cli);
     iroh_send_stream *xs = NULL;
     iroh_recv_stream *xr = NULL;
-    if (c && open) {
+    if (c && still_open) {
         iroh_connection_close(c, 42, "done here");
         iroh_endpoint_close(cli);
         CHECK_EQ_INT(iroh_connection_open_bi(c, &xs, &xr), IROH_ERR_CONNECTION_CLOSED);
         CHECK_STR(iroh_last_error(), "connection closed locally with application code 0x2a: "
                                      "done here");
-        CHECK_EQ_INT(iroh_connection_open_bi(open, &xs, &xr), IROH_ERR_CONNECTION_CLOSED);
+        CHECK_EQ_INT(iroh_connection_open_bi(still_open, &xs, &xr), IROH_ERR_CONNECTION_CLOSED);
         CHECK_STR(iroh_last_error(), "the endpoint was closed");
     }
     iroh_connection_free(c);
-    iroh_connection_free(open);
+    iroh_connection_free(still_open);
     iroh_connection_free(s1);
     iroh_connection_free(s.conn);
     iroh_endpoint_free(cli);
