@@ -36,8 +36,9 @@
  *    or freed while another thread uses it.
  *
  * Time limits. Every blocking call has one. Calls with a timeout_ms argument take it
- * there (-1: none). open_bi / open_uni, writes and reads use the limit their handle
- * carries (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
+ * there (-1: none; 0: do not wait; below -1: IROH_ERR_INVALID_ARGUMENT, as the setters
+ * below). open_bi / open_uni, writes and reads use the limit their handle carries
+ * (iroh_connection_set_timeout, iroh_send_stream_set_timeout,
  * iroh_recv_stream_set_timeout; -1, none, by default), in the style of SO_RCVTIMEO;
  * connecting uses the builder's connect timeout (10 s). Past it a call fails with
  * IROH_ERR_TIMEOUT.
@@ -56,10 +57,12 @@
  * Freeing while another thread is blocked. Allowed for these handles, and the blocked
  * call returns at once:
  *  - a send or receive stream: the call on it returns IROH_ERR_CLOSED ("the stream was
- *    freed"); the memory goes when that call has left;
+ *    freed"); the memory goes when that call has left (a send stream freed under a
+ *    write is reset, not finished: see iroh_send_stream_free);
  *  - a connection: calls on the connection itself (open_*, accept_*, read_datagram,
- *    closed) return IROH_ERR_CLOSED ("the connection was freed"); its streams stay valid
- *    handles that keep the connection open, and calls blocked on them go on;
+ *    closed) return IROH_ERR_CLOSED ("the connection was freed"), also when a stream or
+ *    datagram arrived meanwhile; its streams stay valid handles that keep the
+ *    connection open, and calls blocked on them go on;
  *  - an endpoint: iroh_endpoint_free closes it (waking every call as above) and waits
  *    until those threads have left the library. Its connection, stream and incoming
  *    handles must have been freed before (threads still blocked on them count as
@@ -405,7 +408,8 @@ IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id 
 IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
 
 /* Waits up to timeout_ms (-1: forever) until the home relay is connected (at once when
- * relays are disabled). IROH_ERR_TIMEOUT, IROH_ERR_CLOSED. */
+ * relays are disabled). IROH_ERR_TIMEOUT; IROH_ERR_CLOSED once the endpoint is closed
+ * (also with relays disabled or a home relay connected). */
 IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
 /* Copies the home relay's URL into buf. IROH_ERR_STATE when there is none (yet),
  * IROH_ERR_BUFFER_TOO_SMALL. */
@@ -452,7 +456,8 @@ IROH_EXTERN void iroh_incoming_ignore(iroh_incoming *inc);
  * caller returns once the first has finished). Every thread blocked in a call of the
  * endpoint wakes at once: iroh_endpoint_connect*, iroh_endpoint_accept and
  * iroh_endpoint_online return IROH_ERR_CLOSED ("the endpoint was closed"); calls on its
- * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail);
+ * connections and streams return IROH_ERR_CONNECTION_CLOSED (same detail; a connection
+ * that had closed before, by a timeout or a code, keeps saying how);
  * iroh_connection_closed returns IROH_OK. Later calls fail the same way. */
 IROH_EXTERN void iroh_endpoint_close(iroh_endpoint *ep);
 /* Closes (if needed), waits until the threads that were blocked in calls of the endpoint
@@ -540,8 +545,9 @@ IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
  * freed too; once the connection handle and all its stream handles are freed, a
  * connection still open is closed with code 0 (as dropping the last handle does in
  * iroh). Threads blocked in calls on the connection itself (open_*, accept_*,
- * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed");
- * calls blocked on its streams go on. */
+ * read_datagram, closed) wake and return IROH_ERR_CLOSED ("the connection was freed"),
+ * never a stream or datagram that arrived meanwhile; calls blocked on its streams go
+ * on. */
 IROH_EXTERN void iroh_connection_free(iroh_connection *c);
 
 /* ------------------------------------------------------------------------------------ */
@@ -577,7 +583,9 @@ IROH_EXTERN int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code);
 /* Frees the handle; an unfinished stream is finished (as dropping it in iroh): what was
  * written so far is delivered, then the end. Safe while another thread is blocked in a
  * call on this stream: that call returns IROH_ERR_CLOSED ("the stream was freed") and
- * the memory goes when it has left. */
+ * the memory goes when it has left. If that call is a write or write_all, its data was
+ * cut short, so the stream is reset with code 0 instead of finished: the peer sees
+ * IROH_ERR_STREAM_RESET, not a clean end after part of the data. */
 IROH_EXTERN void iroh_send_stream_free(iroh_send_stream *s);
 
 /* read blocks until data, the end, or an error: *n = 0 at the end of the stream.
@@ -587,10 +595,14 @@ IROH_EXTERN int iroh_recv_stream_read(iroh_recv_stream *s, void *buf, size_t cap
 /* exactly len bytes, or IROH_ERR_FINISHED_EARLY */
 IROH_EXTERN int iroh_recv_stream_read_exact(iroh_recv_stream *s, void *buf, size_t len);
 /* everything to the end into a new buffer (free with free()); IROH_ERR_TOO_LONG if the
- * stream holds more than limit bytes. */
+ * stream holds more than limit bytes (the stream is then stopped with code 0). */
 IROH_EXTERN int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **out,
                                              size_t *len);
 IROH_EXTERN uint64_t iroh_recv_stream_reset_code(const iroh_recv_stream *s);
+/* Asks the peer to stop sending (STOP_SENDING with code); what arrives is discarded. A
+ * stream stopped before its end has none to report: every read on it, also one blocked
+ * in another thread when it was stopped, fails with IROH_ERR_STATE ("the stream was
+ * stopped"). After the end was read it changes nothing. */
 IROH_EXTERN int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code);
 /* Frees the handle; an unfinished stream is stopped with code 0. Safe while another
  * thread is blocked in a call on this stream, as iroh_send_stream_free. */
@@ -600,10 +612,11 @@ IROH_EXTERN void iroh_recv_stream_free(iroh_recv_stream *s);
 /* Router                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
-/* A protocol handler runs on its own thread for each accepted connection of its ALPN, the
- * counterpart of iroh's ProtocolHandler::accept. The router frees the connection when the
- * handler returns (closing it with code 0 if the handler left it open). Return 0, or
- * non-zero to have the router log the failure. */
+/* A protocol handler runs on its own thread for each accepted connection of its ALPN (at
+ * most iroh_router_builder_max_handlers at once), the counterpart of iroh's
+ * ProtocolHandler::accept. The router frees the connection when the handler returns
+ * (closing it with code 0 if the handler left it open). Return 0, or non-zero to have
+ * the router log the failure. */
 typedef int (*iroh_protocol_handler)(void *ctx, iroh_connection *conn);
 
 typedef struct iroh_router_builder iroh_router_builder;
@@ -613,6 +626,11 @@ typedef struct iroh_router iroh_router;
 IROH_EXTERN iroh_router_builder *iroh_router_builder_new(iroh_endpoint *ep);
 IROH_EXTERN int iroh_router_builder_accept(iroh_router_builder *rb, const char *alpn,
                                            iroh_protocol_handler fn, void *ctx);
+/* At most n handlers run at once (n > 0; default 1024), each on its thread. A connection
+ * that comes while n are running is closed at once with application code 1 and reason
+ * "too many connections" (its peer sees that close); a place is free again as soon as a
+ * handler returns. */
+IROH_EXTERN int iroh_router_builder_max_handlers(iroh_router_builder *rb, uint32_t n);
 /* Starts the accept loop; consumes the builder (also on failure). Connections whose ALPN
  * has no handler are closed with code 0, as iroh's router does. */
 IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);

@@ -72,6 +72,7 @@ struct iroh_connection {
     struct iroh_connection *next_queued;
     int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
     int connected;     /* handshake complete */
+    int endpoint_closed_it; /* still open when iroh_endpoint_close closed it */
     iroh_endpoint_id peer;
     uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
 };
@@ -89,11 +90,13 @@ typedef struct stream_handle {
 struct iroh_send_stream {
     stream_handle h;
     int finished, reset;
+    int writers; /* threads inside write / write_all: a free meanwhile cuts them short */
 };
 
 struct iroh_recv_stream {
     stream_handle h;
-    int ended;
+    int ended;   /* its end (FIN) was read */
+    int stopped; /* we stopped it before its end: reads fail */
     uint64_t reset_code;
 };
 
@@ -203,10 +206,21 @@ static int endpoint_closed_error(void)
     return ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
 }
 
+/* the arguments of a call that takes a timeout_ms: its pointers (ok: none is NULL) and a
+ * time limit of -1 (none) or more */
+static int check_args(int ok, int timeout_ms)
+{
+    if (!ok)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (timeout_ms < -1)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a time limit is -1 (none) or more, not %d",
+                       timeout_ms);
+    return IROH_OK;
+}
+
 static int conn_error(const iroh_connection *h)
 {
-    if (h->ep->closed && ir_conn_get_state(h->c) >= IR_CONN_CLOSING &&
-        !ir_conn_close_info(h->c)->by_peer)
+    if (h->endpoint_closed_it) /* else how it ended before (a timeout, a code) stands */
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "the endpoint was closed");
     const ir_close_info *ci = ir_conn_close_info(h->c);
     if (ci->idle_timeout) /* "timed out: no packets from the peer for 30 s" */
@@ -858,17 +872,19 @@ static const char *relay_problem(iroh_endpoint *ep)
 
 int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
 {
-    if (!ep)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(ep != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     deadline d = deadline_in(timeout_ms);
     pthread_mutex_lock(&ep->mu);
     ep_enter(ep);
-    int rc = IROH_OK;
-    while (ir_ep_relay_count(ep->ep) && !ir_ep_home_relay(ep->ep)) {
-        if (ep->closed) {
+    for (;;) {
+        if (ep->closed) { /* also with no relay to wait for: later calls fail */
             rc = endpoint_closed_error();
             break;
         }
+        if (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep))
+            break;
         if (wait_for(ep, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
                          relay_problem(ep));
@@ -967,15 +983,15 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
 
 int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
 {
-    if (!ep || !out)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(ep && out, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_incoming *inc = malloc(sizeof *inc);
     if (!inc)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     pthread_mutex_lock(&ep->mu);
     ep_enter(ep);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
         if (ep->closed) { /* what is still queued goes with the endpoint */
             rc = endpoint_closed_error();
@@ -1072,6 +1088,19 @@ void iroh_incoming_ignore(iroh_incoming *inc)
     drop_incoming(inc, 1);
 }
 
+/* closes every connection still open (application code 0, as iroh's endpoint close) and
+ * sends the CONNECTION_CLOSE frames now */
+static void close_all(iroh_endpoint *ep)
+{
+    for (size_t i = 0; i < ep->nconns; i++) {
+        if (!is_closed(ep->conns[i])) {
+            ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
+            ep->conns[i]->endpoint_closed_it = 1;
+        }
+    }
+    ir_ep_flush(ep->ep);
+}
+
 void iroh_endpoint_close(iroh_endpoint *ep)
 {
     if (!ep)
@@ -1090,10 +1119,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     }
     ep->closed = 1;
     /* every connection gets CONNECTION_CLOSE (application 0), sent before we return */
-    for (size_t i = 0; i < ep->nconns; i++)
-        if (!is_closed(ep->conns[i]))
-            ir_conn_close(ep->conns[i]->c, 1, 0, "", ir_now_ns());
-    ir_ep_flush(ep->ep);
+    close_all(ep);
     ep->stop = 1;
     pthread_cond_broadcast(&ep->cv); /* every blocked call wakes and returns */
     pthread_mutex_unlock(&ep->mu);
@@ -1103,6 +1129,10 @@ void iroh_endpoint_close(iroh_endpoint *ep)
         ep->io_started = 0;
     }
     pthread_mutex_lock(&ep->mu);
+    /* the I/O thread's last round may have begun connections (a datagram it read):
+     * they are closed too, so that every peer hears of it rather than timing out */
+    dispatch(ep);
+    close_all(ep);
     dispatch(ep); /* final events (CLOSED) for the callback */
     ep->close_done = 1;
     pthread_cond_broadcast(&ep->cv);
@@ -1214,6 +1244,10 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             }
             break;
         }
+        if (r == IR_NO_MEMORY) {
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            break;
+        }
         if (r != IR_AGAIN) {
             rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
             break;
@@ -1251,9 +1285,18 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
     conn_enter(h);
     deadline d = deadline_in(timeout_ms);
     int rc = IROH_OK;
-    /* the peer's streams, counted by the connection: nothing to lose */
-    while (h->accepted[uni] >= ir_conn_peer_streams(h->c, uni) &&
-           (rc = conn_check(h)) == IROH_OK && (rc = wait_conn(h, &d, "no stream")) == IROH_OK) {
+    /* the peer's streams, counted by the connection: nothing to lose. A freed handle
+     * hands out nothing, even what arrived meanwhile; a closed connection still hands out
+     * the streams that came before the close. */
+    for (;;) {
+        if (h->handle_freed) {
+            rc = conn_check(h);
+            break;
+        }
+        if (h->accepted[uni] < ir_conn_peer_streams(h->c, uni))
+            break;
+        if ((rc = conn_check(h)) != IROH_OK || (rc = wait_conn(h, &d, "no stream")) != IROH_OK)
+            break;
     }
     if (rc == IROH_OK) {
         uint64_t id = ir_conn_peer_stream_id(h->c, uni, h->accepted[uni]);
@@ -1284,15 +1327,17 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
 int iroh_connection_accept_bi(iroh_connection *c, int timeout_ms, iroh_send_stream **send,
                               iroh_recv_stream **recv)
 {
-    if (!c || !send || !recv)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && send && recv, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     return accept_stream(c, 0, timeout_ms, send, recv);
 }
 
 int iroh_connection_accept_uni(iroh_connection *c, int timeout_ms, iroh_recv_stream **recv)
 {
-    if (!c || !recv)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && recv, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     return accept_stream(c, 1, timeout_ms, NULL, recv);
 }
 
@@ -1322,14 +1367,18 @@ int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t l
 int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf, size_t cap,
                                   size_t *len)
 {
-    if (!c || (!buf && cap) || !len)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c && (buf || !cap) && len, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(c);
     deadline d = deadline_in(timeout_ms);
-    int rc;
     for (;;) {
+        if (c->handle_freed) { /* nothing for a freed handle, even what came meanwhile */
+            rc = conn_check(c);
+            break;
+        }
         long n = ir_conn_datagram_recv(c->c, buf, cap);
         if (n >= 0) {
             *len = (size_t)n;
@@ -1365,13 +1414,13 @@ void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason
 
 int iroh_connection_closed(iroh_connection *c, int timeout_ms)
 {
-    if (!c)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(c != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_endpoint *ep = c->ep;
     pthread_mutex_lock(&ep->mu);
     conn_enter(c);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
         if (c->handle_freed) {
             rc = ir_fail(IROH_ERR_CLOSED, "the connection was freed");
@@ -1531,6 +1580,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
+    s->writers++;
     deadline d = deadline_in(s->h.timeout_ms);
     size_t done = 0;
     int rc = IROH_OK;
@@ -1553,6 +1603,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
     }
     if (written)
         *written = done;
+    s->writers--;
     stream_leave(&s->h);
     pthread_mutex_unlock(&ep->mu);
     return rc;
@@ -1597,15 +1648,19 @@ int iroh_send_stream_finish(iroh_send_stream *s)
 
 int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
 {
-    if (!s)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    int rc = check_args(s != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
     iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     stream_enter(&s->h);
     deadline d = deadline_in(timeout_ms);
-    int rc = IROH_OK;
     for (;;) {
+        if (s->h.freed) { /* first: a freed handle hears nothing more */
+            rc = stream_check(&s->h);
+            break;
+        }
         uint64_t code = 0;
         int res = ir_conn_stream_send_result(h->c, s->h.id, &code);
         if (res == IR_SEND_DELIVERED)
@@ -1650,8 +1705,15 @@ void iroh_send_stream_free(iroh_send_stream *s)
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
     if (!s->finished && !s->reset && !is_closed(h)) {
-        ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
-        s->finished = 1;
+        if (s->writers) {
+            /* a write is blocked on it: what it was to send is cut short, so the peer is
+             * told so (a reset) rather than shown a clean end after part of it */
+            ir_conn_stream_reset(h->c, s->h.id, 0);
+            s->reset = 1;
+        } else {
+            ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
+            s->finished = 1;
+        }
         wake(ep);
     }
     stream_free(&s->h);
@@ -1666,6 +1728,8 @@ static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, co
     for (;;) {
         if (s->h.freed)
             return ir_fail(IROH_ERR_CLOSED, "the stream was freed");
+        if (s->stopped)
+            return ir_fail(IROH_ERR_STATE, "the stream was stopped");
         if (s->ended)
             return IROH_OK;
         uint64_t code = 0;
@@ -1769,7 +1833,7 @@ int iroh_recv_stream_read_to_end(iroh_recv_stream *s, size_t limit, uint8_t **ou
         n += got;
         if (n > limit) {
             ir_conn_stream_stop(h->c, s->h.id, 0);
-            s->ended = 1;
+            s->stopped = 1;
             wake(ep);
             rc = ir_fail(IROH_ERR_TOO_LONG, "the stream is longer than %zu bytes", limit);
             break;
@@ -1797,9 +1861,13 @@ int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     iroh_endpoint *ep = s->h.conn->ep;
     pthread_mutex_lock(&ep->mu);
-    ir_conn_stream_stop(s->h.conn->c, s->h.id, code);
-    s->ended = 1;
-    wake(ep);
+    if (!s->ended && !s->stopped) {
+        ir_conn_stream_stop(s->h.conn->c, s->h.id, code);
+        s->stopped = 1;
+        wake(ep);
+        if (s->h.users)
+            pthread_cond_broadcast(&ep->cv); /* a read blocked on it fails now */
+    }
     pthread_mutex_unlock(&ep->mu);
     return IROH_OK;
 }
@@ -1811,9 +1879,9 @@ void iroh_recv_stream_free(iroh_recv_stream *s)
     iroh_connection *h = s->h.conn;
     iroh_endpoint *ep = h->ep;
     pthread_mutex_lock(&ep->mu);
-    if (!s->ended && !is_closed(h)) {
+    if (!s->ended && !s->stopped && !is_closed(h)) {
         ir_conn_stream_stop(h->c, s->h.id, 0);
-        s->ended = 1;
+        s->stopped = 1;
         wake(ep);
     }
     stream_free(&s->h);

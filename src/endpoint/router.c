@@ -1,14 +1,20 @@
 /* The Router: an accept loop that hands each connection to the handler registered for
- * its ALPN, on a thread of its own (iroh's ProtocolHandler::accept on a spawned task). */
+ * its ALPN, on a thread of its own (iroh's ProtocolHandler::accept on a spawned task), up
+ * to a number of handlers at once. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "base/util.h"
 #include "iroh.h"
 
 #define MAX_PROTOCOLS 16
+#define DEFAULT_MAX_HANDLERS 1024
+/* how a connection beyond the handler cap is closed */
+#define BUSY_CODE 1
+#define BUSY_REASON "too many connections"
 
 typedef struct protocol {
     char *alpn;
@@ -21,6 +27,7 @@ struct iroh_router_builder {
     protocol p[MAX_PROTOCOLS];
     size_t n;
     int failed;
+    uint32_t max_handlers;
 };
 
 typedef struct handler_run {
@@ -43,7 +50,9 @@ struct iroh_router {
     int stopping, shut_down;
     int shutdown_done; /* iroh_router_shutdown has finished (later callers wait for it) */
     handler_run *runs;
-    size_t running;
+    size_t running;      /* handlers that have not returned yet */
+    size_t max_handlers; /* beyond this many, new connections are closed at once */
+    int cap_warned;      /* said once that the cap is reached (again once it drained) */
 };
 
 iroh_router_builder *iroh_router_builder_new(iroh_endpoint *ep)
@@ -58,7 +67,16 @@ iroh_router_builder *iroh_router_builder_new(iroh_endpoint *ep)
         return NULL;
     }
     rb->ep = ep;
+    rb->max_handlers = DEFAULT_MAX_HANDLERS;
     return rb;
+}
+
+int iroh_router_builder_max_handlers(iroh_router_builder *rb, uint32_t n)
+{
+    if (!rb || !n)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the handler limit must be positive");
+    rb->max_handlers = n;
+    return IROH_OK;
 }
 
 int iroh_router_builder_accept(iroh_router_builder *rb, const char *alpn,
@@ -90,6 +108,14 @@ static void *handler_main(void *arg)
     current_run = run;
     int rc = run->proto->fn(run->proto->ctx, run->conn);
     current_run = NULL;
+    struct iroh_router *r = run->r;
+    /* its place under the cap is free from here on (before the connection's close goes
+     * out, so a peer that sees the close can count on the place) */
+    pthread_mutex_lock(&r->mu);
+    r->running--;
+    if (r->running < r->max_handlers / 2)
+        r->cap_warned = 0;
+    pthread_mutex_unlock(&r->mu);
     if (rc != 0) {
         iroh_endpoint_id peer;
         char hex[IROH_ID_SHORT_LEN];
@@ -98,7 +124,6 @@ static void *handler_main(void *arg)
         fprintf(stderr, "iroh router: handler for %s failed (%d) on a connection from %s\n",
                 run->proto->alpn, rc, hex);
     }
-    struct iroh_router *r = run->r;
     /* from here on shutdown leaves the connection alone */
     pthread_mutex_lock(&r->mu);
     run->conn_released = 1;
@@ -106,7 +131,6 @@ static void *handler_main(void *arg)
     iroh_connection_free(run->conn); /* closes with code 0 if still open */
     pthread_mutex_lock(&r->mu);
     run->done = 1;
-    r->running--;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -176,6 +200,19 @@ static void *accept_main(void *arg)
             iroh_connection_free(conn); /* no handler: closed with code 0, as iroh */
             continue;
         }
+        pthread_mutex_lock(&r->mu);
+        int full = r->running >= r->max_handlers;
+        int warn = full && !r->cap_warned;
+        r->cap_warned |= full;
+        pthread_mutex_unlock(&r->mu);
+        if (full) {
+            if (warn)
+                IR_LOG(IR_LOG_WARN, "%zu protocol handlers running: closing new connections",
+                       r->max_handlers);
+            iroh_connection_close(conn, BUSY_CODE, BUSY_REASON);
+            iroh_connection_free(conn);
+            continue;
+        }
         handler_run *run = calloc(1, sizeof *run);
         if (!run) {
             iroh_connection_free(conn);
@@ -194,6 +231,7 @@ static void *accept_main(void *arg)
             r->runs = run->next;
             r->running--;
             pthread_mutex_unlock(&r->mu);
+            iroh_connection_close(conn, BUSY_CODE, "cannot start a handler");
             iroh_connection_free(conn);
             free(run);
         }
@@ -220,6 +258,7 @@ int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out)
     r->ep = rb->ep;
     memcpy(r->p, rb->p, sizeof rb->p);
     r->n = rb->n;
+    r->max_handlers = rb->max_handlers;
     free(rb);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);

@@ -686,7 +686,7 @@ int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id)
     uint64_t sid = (c->next_stream[uni] << 2) | (uni ? STREAM_UNI : 0) |
                    (c->is_server ? STREAM_SERVER : 0);
     if (!new_stream(c, sid))
-        return IR_STREAM_ERR;
+        return IR_NO_MEMORY;
     c->next_stream[uni]++;
     *id = sid;
     return 0;

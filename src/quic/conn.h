@@ -190,8 +190,10 @@ int ir_conn_initiate_key_update(ir_conn *c);
 #define IR_AGAIN (-11)          /* nothing now: wait for an event */
 #define IR_STREAM_ERR (-12)     /* unknown stream, wrong direction, or closed */
 #define IR_STREAM_RESET (-13)   /* the peer reset the stream (code in *code) */
+#define IR_NO_MEMORY (-14)      /* an allocation failed */
 
-/* Opens a stream (bidi or uni); IR_AGAIN when the peer's MAX_STREAMS does not allow it. */
+/* Opens a stream (bidi or uni); IR_AGAIN when the peer's MAX_STREAMS does not allow it,
+ * IR_NO_MEMORY (nothing used up), IR_STREAM_ERR when the connection cannot have one. */
 int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id);
 /* Buffers up to len bytes; returns how many were taken (maybe 0 if the buffer is full),
  * or IR_STREAM_ERR. fin marks the end when all len bytes were taken. */

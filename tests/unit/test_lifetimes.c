@@ -1,11 +1,14 @@
 /* Lifetimes of endpoints and routers when several threads close and free them at once.
  *
- * Some interleavings are hard to reach by timing alone, so this test wraps pthread_join
- * and pthread_cond_wait at link time: a wrapper does nothing unless the calling thread
- * armed it, and an armed one stops the thread at a chosen point (a thread the scheduler
- * leaves waiting there is allowed by POSIX). */
-/* link-wrap: pthread_join pthread_cond_wait */
+ * Some interleavings are hard to reach by timing alone, so this test wraps pthread_join,
+ * pthread_cond_wait, pthread_create and poll at link time: a wrapper does nothing unless
+ * the calling thread armed it (or, for poll, the endpoint's I/O thread the test tagged
+ * when it was created), and an armed one stops the thread at a chosen point (a thread the
+ * scheduler leaves waiting there is allowed by POSIX). */
+/* link-wrap: pthread_join pthread_cond_wait pthread_create poll */
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +19,12 @@ int __real_pthread_join(pthread_t th, void **ret);
 int __wrap_pthread_join(pthread_t th, void **ret);
 int __real_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu);
+int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __real_poll(struct pollfd *pf, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *pf, nfds_t n, int timeout);
 
 static const char ALPN[] = "test/lifetimes/0";
 
@@ -95,8 +104,14 @@ int __wrap_pthread_join(pthread_t th, void **ret)
 static _Thread_local int arm_wait;
 static int second_waiting, free_returned, free_returned_early;
 
+/* set on a thread whose waits the test follows: the wrapper sets *waiting before each
+ * wait, so the test knows the thread is blocked inside the library */
+static _Thread_local int *waiting;
+
 int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
 {
+    if (waiting && cv != &t_cv)
+        t_set(waiting);
     if (!arm_wait)
         return __real_pthread_cond_wait(cv, mu);
     arm_wait = 0;
@@ -109,6 +124,64 @@ int __wrap_pthread_cond_wait(pthread_cond_t *cv, pthread_mutex_t *mu)
         pthread_exit(NULL);
     }
     pthread_mutex_lock(mu);
+    return rc;
+}
+
+/* armed on the thread that binds an endpoint: the next thread it creates (the endpoint's
+ * I/O thread) is tagged */
+static _Thread_local int arm_create;
+static _Thread_local int tagged_io;
+
+typedef struct start_info {
+    void *(*fn)(void *);
+    void *arg;
+} start_info;
+static start_info tagged_start_info;
+
+static void *tagged_start(void *arg)
+{
+    start_info *si = arg;
+    tagged_io = 1;
+    return si->fn(si->arg);
+}
+
+int __wrap_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg)
+{
+    if (!arm_create)
+        return __real_pthread_create(th, attr, fn, arg);
+    arm_create = 0;
+    tagged_start_info.fn = fn;
+    tagged_start_info.arg = arg;
+    return __real_pthread_create(th, attr, tagged_start, &tagged_start_info);
+}
+
+/* armed by the test: the tagged I/O thread, once a poll returns with a datagram waiting
+ * on one of its UDP sockets, stops there (outside the endpoint's lock, before it reads
+ * the datagram) until io_release is set */
+static int hold_io_on_datagram, io_held, io_release;
+
+int __wrap_poll(struct pollfd *pf, nfds_t n, int timeout)
+{
+    int rc = __real_poll(pf, n, timeout);
+    if (!tagged_io || rc <= 0)
+        return rc;
+    int datagram = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        if ((pf[i].revents & POLLIN) &&
+            getsockopt(pf[i].fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_DGRAM)
+            datagram = 1;
+    }
+    pthread_mutex_lock(&t_mu);
+    int hold = datagram && hold_io_on_datagram;
+    hold_io_on_datagram &= !hold;
+    pthread_mutex_unlock(&t_mu);
+    if (hold) {
+        t_set(&io_held);
+        t_wait(&io_release, 10000);
+    }
     return rc;
 }
 
@@ -128,7 +201,7 @@ static void *close_again(void *arg)
 static void start_second_closer(void)
 {
     pthread_create(&second_closer, NULL, close_again, NULL);
-    CHECK(t_wait(&second_waiting, 5000));
+    CHECK(t_wait(&second_waiting, 10000));
 }
 
 TEST(free_waits_for_a_concurrent_close)
@@ -169,12 +242,15 @@ typedef struct shutter {
     iroh_router *r;
     pthread_t th;
     int rc, done;
+    int waiting; /* it waits inside iroh_router_shutdown */
 } shutter;
 
 static void *shut(void *arg)
 {
     shutter *s = arg;
+    waiting = &s->waiting;
     s->rc = iroh_router_shutdown(s->r);
+    waiting = NULL;
     t_set(&s->done);
     t_set(&some_shutdown_returned);
     return NULL;
@@ -212,14 +288,16 @@ TEST(second_shutdown_waits_for_the_first)
     iroh_endpoint *cli;
     iroh_connection *c;
     connect_to(r, &cli, &c);
-    CHECK(t_wait(&handler_entered, 5000));
-    shutter a = {r, 0, 0, 0}, b = {r, 0, 0, 0};
+    CHECK(t_wait(&handler_entered, 10000));
+    shutter a = {r, 0, 0, 0, 0}, b = {r, 0, 0, 0, 0};
     pthread_create(&a.th, NULL, shut, &a);
     pthread_create(&b.th, NULL, shut, &b);
-    /* the handler is held: neither shutdown may return */
-    CHECK(!t_wait(&some_shutdown_returned, 1000));
+    /* both wait inside the library, one for the handler, the other for the first; the
+     * handler is held: neither shutdown may return */
+    CHECK(t_wait(&a.waiting, 10000) && t_wait(&b.waiting, 10000));
+    CHECK(!t_wait(&some_shutdown_returned, 0));
     t_set(&gate_open);
-    CHECK(t_wait(&a.done, 5000) && t_wait(&b.done, 5000));
+    CHECK(t_wait(&a.done, 10000) && t_wait(&b.done, 10000));
     pthread_join(a.th, NULL);
     pthread_join(b.th, NULL);
     CHECK_EQ_INT(a.rc, IROH_OK);
@@ -253,7 +331,7 @@ TEST(handler_shuts_the_router_down)
     iroh_endpoint *cli;
     iroh_connection *c;
     connect_to(r, &cli, &c);
-    int returned = t_wait(&self_returned, 3000);
+    int returned = t_wait(&self_returned, 10000);
     CHECK(returned);
     if (!returned)
         return; /* that handler thread is stuck with the router: leave it all */
@@ -272,11 +350,84 @@ TEST(handler_shuts_the_router_down)
     iroh_endpoint_free(cli);
 }
 
+/* ---- a connection that begins while the endpoint closes --------------------------------- */
+
+typedef struct dialer {
+    iroh_endpoint *ep;
+    iroh_endpoint_addr *addr;
+    iroh_connection *conn;
+    int rc, done;
+    char err[256];
+    pthread_t th;
+} dialer;
+
+static void *dial(void *arg)
+{
+    dialer *d = arg;
+    d->rc = iroh_endpoint_connect(d->ep, d->addr, ALPN, &d->conn);
+    snprintf(d->err, sizeof d->err, "%s", iroh_last_error());
+    t_set(&d->done);
+    return NULL;
+}
+
+static void release_io(void)
+{
+    t_set(&io_release);
+}
+
+TEST(close_reaches_a_connection_begun_in_the_last_round)
+{
+    /* iroh_endpoint_close closes every connection, then the I/O thread ends its round: a
+     * connection that a datagram read in that round begins must be closed too (its peer
+     * gets a CONNECTION_CLOSE), not left to the peer's timeout */
+    arm_create = 1;
+    iroh_endpoint *srv = bind_local(1);
+    arm_create = 0;
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
+    iroh_endpoint_builder_connect_timeout_ms(b, 5000);
+    dialer d;
+    memset(&d, 0, sizeof d);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &d.ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_get_addr(srv, &d.addr);
+    t_set(&hold_io_on_datagram);
+    pthread_create(&d.th, NULL, dial, &d);
+    /* the server's I/O thread has the client's first flight to read and stops before it
+     * does; the endpoint closes meanwhile, and lets it go on when it joins the thread */
+    CHECK(t_wait(&io_held, 10000));
+    at_join = release_io;
+    arm_join = 1;
+    iroh_endpoint_close(srv);
+    CHECK(t_wait(&d.done, 10000));
+    pthread_join(d.th, NULL);
+    if (d.rc == IROH_OK) {
+        /* the client finished its half of the handshake first: the close follows */
+        CHECK_EQ_INT(iroh_connection_closed(d.conn, 5000), IROH_OK);
+        iroh_close_reason why;
+        iroh_connection_close_reason(d.conn, &why);
+        CHECK(why.by_peer);
+    } else {
+        /* refused during its handshake, by the peer (not a timeout) */
+        CHECK(d.rc == IROH_ERR_HANDSHAKE || d.rc == IROH_ERR_CONNECTION_CLOSED);
+        if (!strstr(d.err, "by the peer")) {
+            CHECK(strstr(d.err, "by the peer") != NULL);
+            fprintf(stderr, "connect: %d %s\n", d.rc, d.err);
+        }
+    }
+    iroh_connection_free(d.conn);
+    iroh_endpoint_addr_free(d.addr);
+    iroh_endpoint_free(d.ep);
+    iroh_endpoint_free(srv);
+}
+
 int main(void)
 {
     t_init();
     RUN(free_waits_for_a_concurrent_close);
     RUN(second_shutdown_waits_for_the_first);
     RUN(handler_shuts_the_router_down);
+    RUN(close_reaches_a_connection_begun_in_the_last_round);
     TEST_EXIT();
 }
