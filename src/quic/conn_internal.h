@@ -5,6 +5,7 @@
 #ifndef IR_QUIC_CONN_INTERNAL_H
 #define IR_QUIC_CONN_INTERNAL_H
 
+#include "quic/cc.h"
 #include "quic/conn.h"
 #include "quic/frame.h"
 #include "quic/ranges.h"
@@ -192,16 +193,17 @@ typedef struct qpath {
     int have_rtt;
     unsigned pto_count;
     uint64_t bytes_in_flight;
-    uint64_t cwnd, ssthresh;
-    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
     uint64_t max_datagram;
     uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
     uint64_t pace_time;       /* when the credit was last topped up */
-    /* CUBIC */
-    uint64_t cubic_k_ns;
-    double cubic_wmax;
-    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
-    double cubic_w_est;
+    /* its congestion controller (cc.h: cc.cwnd, cc.ssthresh). Until conn.c is split it
+     * reads the window as `cwnd`: the anonymous struct shares cc's first field */
+    union {
+        ir_cc cc;
+        struct {
+            uint64_t cwnd;
+        };
+    };
 
     /* path MTU discovery (RFC 9000 14.3, RFC 8899 in brief): one probe size, tried up to
      * three times once the path is validated; max_datagram grows when one is acknowledged
