@@ -121,8 +121,7 @@ void ir_conn_on_frame_lost(ir_conn *c, qpath *path, int space, const sent_frame 
         }
         break;
     case SF_PATH_CHALLENGE:
-        if (path->challenge_outstanding)
-            path->challenge_pending = 1;
+        ir_conn_path_challenge_lost(path, f->a);
         break;
     default:
         break;
