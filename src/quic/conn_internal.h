@@ -308,7 +308,7 @@ struct ir_conn {
     qepoch epoch[SP_COUNT];
     qkeyupdate ku; /* the 1-RTT epoch's key phases */
     /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
-     * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
+     * has it); each path has its own 1-RTT space: PNS(c, path, space) names either */
     pn_space sp[SP_APP];
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
