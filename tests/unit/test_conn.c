@@ -783,7 +783,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->path->bytes_in_flight || c->path->cwnd < 2 * c->path->max_datagram)
+    if (bif != c->path->bytes_in_flight || c->path->cc.cwnd < 2 * c->path->max_datagram)
         recovery_errors++;
 }
 
@@ -2605,7 +2605,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->path->cwnd = 1000 * c->path->max_datagram; /* as after a long slow start */
+    c->path->cc.cwnd = 1000 * c->path->max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
