@@ -280,9 +280,11 @@ void ir_conn_free(ir_conn *c)
     }
     ir_pkt_keys_free(&c->rx_next);
     ir_pkt_keys_free(&c->rx_prev);
-    for (size_t i = 0; i < c->nstreams; i++)
-        ir_conn_stream_free(c->streams[i]);
-    free(c->streams);
+    size_t it = 0;
+    qstream *s;
+    while ((s = ir_idmap_next(&c->streams, &it)) != NULL)
+        ir_conn_stream_free(s);
+    ir_idmap_free(&c->streams);
     for (size_t i = 0; i < c->dg_in_n; i++)
         free(c->dg_in[(c->dg_in_head + i) % DGRAM_QUEUE].data);
     for (size_t i = 0; i < c->dg_out_n; i++)

@@ -10,6 +10,7 @@
 #include "quic/frame.h"
 #include "quic/ranges.h"
 #include "quic/stream.h"
+#include "quic/stream_map.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
@@ -136,6 +137,10 @@ typedef struct qstream {
     int fin_read;       /* the application read the end */
     int counted_closed; /* counted toward MAX_STREAMS credit */
     int blocked_event;  /* writable event owed */
+    /* scheduling (conn_stream.c): data_link is in the connection's send_q (stream data
+     * to send within the stream's limit) or conn_blocked_q (that data waits for MAX_DATA);
+     * ctrl_link in ctrl_q (RESET_STREAM, STOP_SENDING or MAX_STREAM_DATA to send) */
+    ir_qlink data_link, ctrl_link;
 } qstream;
 
 typedef struct local_cid {
@@ -284,10 +289,12 @@ struct ir_conn {
     uint64_t max_data_remote;  /* what the peer allows us */
     uint64_t sent_data;        /* new stream bytes sent */
 
-    /* streams */
-    qstream **streams;
-    size_t nstreams, capstreams;
-    size_t rr_next;            /* round robin position */
+    /* streams: found by id in a hash table; the send loop takes them from queues, so
+     * that nothing scans every stream per packet or per ACK */
+    ir_idmap streams;          /* id -> qstream */
+    ir_queue send_q;           /* streams with data to send, in round robin order */
+    ir_queue conn_blocked_q;   /* streams whose new data waits for connection credit */
+    ir_queue ctrl_q;           /* streams with control frames to send */
     uint64_t next_stream[2];   /* our next stream number, [0] bidi, [1] uni */
     uint64_t peer_max_streams[2]; /* how many we may open */
     uint64_t peer_opened[2];   /* peer streams opened (count) */
@@ -437,9 +444,14 @@ qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err
 void ir_conn_maybe_release_stream(ir_conn *c, qstream *s);
 void ir_conn_update_conn_window(ir_conn *c);
 void ir_conn_stream_frame(ir_conn *c, const ir_frame *f);
-int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only);
+/* something of s may have become sendable (data written or lost, a larger limit, a
+ * control frame due): queue it */
+void ir_conn_stream_schedule(ir_conn *c, qstream *s);
+/* MAX_DATA from the peer raised the connection's credit */
+void ir_conn_streams_unblocked(ir_conn *c);
 int ir_conn_app_data_pending(const ir_conn *c);
-void ir_conn_write_streams(ir_conn *c, pktw *w);
+/* the queued streams' control frames, then (data != 0) their data, round robin */
+void ir_conn_write_streams(ir_conn *c, pktw *w, int data);
 
 /* conn_dgram.c */
 void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len);

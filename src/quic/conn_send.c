@@ -311,11 +311,9 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
             write_app_control(c, &w);
             if ((ir_conn_cwnd_allows(c) && ir_conn_pace_allows(c)) || probe) {
                 ir_conn_write_datagrams(c, &w);
-                ir_conn_write_streams(c, &w);
+                ir_conn_write_streams(c, &w, 1);
             } else {
-                /* blocked by congestion control: control frames only */
-                for (size_t i = 0; i < c->nstreams && pktw_can_record(&w); i++)
-                    ir_conn_write_stream(c, c->streams[i], &w, 1);
+                ir_conn_write_streams(c, &w, 0); /* blocked by congestion control: control frames only */
             }
         }
         if ((sp->probe_pending || (s == SP_APP && keepalive_due(c))) && !w.rec.ack_eliciting &&

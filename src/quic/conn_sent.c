@@ -61,8 +61,10 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
     switch (f->kind) {
     case SF_STREAM:
         s = ir_conn_find_stream(c, f->a);
-        if (s && !s->reset_sent && !s->reset_pending)
+        if (s && !s->reset_sent && !s->reset_pending) {
             ir_sendbuf_on_lost(&s->send, f->b, (size_t)f->c, f->fin);
+            ir_conn_stream_schedule(c, s);
+        }
         break;
     case SF_CRYPTO:
         if (!SP(c, space).discarded)
@@ -73,20 +75,25 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         if (s && !s->reset_sent_acked) {
             s->reset_pending = 1;
             s->reset_sent = 0;
+            ir_conn_stream_schedule(c, s);
         }
         break;
     case SF_STOP_SENDING:
         s = ir_conn_find_stream(c, f->a);
-        if (s && !s->recv.have_final && !s->peer_reset)
+        if (s && !s->recv.have_final && !s->peer_reset) {
             s->stop_pending = 1;
+            ir_conn_stream_schedule(c, s);
+        }
         break;
     case SF_MAX_DATA:
         c->max_data_pending = 1;
         break;
     case SF_MAX_STREAM_DATA:
         s = ir_conn_find_stream(c, f->a);
-        if (s && !s->recv.have_final && !s->peer_reset)
+        if (s && !s->recv.have_final && !s->peer_reset) {
             s->max_data_pending = 1;
+            ir_conn_stream_schedule(c, s);
+        }
         break;
     case SF_MAX_STREAMS:
         c->max_streams_pending[f->a ? 0 : 1] = 1;

@@ -278,7 +278,7 @@ static void check_conn(const ir_conn *c)
     /* what the connection reports stays within its own limits */
     if (c->ev_n > c->ev_cap || c->path->nlcid > MAX_LOCAL_CIDS || c->path->nrcid > MAX_REMOTE_CIDS ||
         c->path->active_rcid >= (c->path->nrcid ? c->path->nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
-        c->dg_out_n > DGRAM_QUEUE || c->nstreams > c->capstreams + (c->capstreams == 0))
+        c->dg_out_n > DGRAM_QUEUE || 2 * c->streams.n > c->streams.cap)
         abort();
     /* anti-amplification (RFC 9000 8.1): at most 3x what an unvalidated address sent */
     if (c->is_server && !c->path->validated && c->path->bytes_sent > 3 * c->path->bytes_recv)

@@ -724,7 +724,7 @@ static void check_flows(app *a)
 /* streams still held by a connection once everything is done and acknowledged */
 static size_t live_streams(const ir_conn *c)
 {
-    return c->nstreams;
+    return c->streams.n;
 }
 
 typedef struct netcfg {
@@ -988,6 +988,113 @@ TEST(streams_100_concurrent)
     many_streams("250 streams x 4 KiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 5}, 250, 4096);
 }
 
+/* ---- many streams: the stream map and the send queue ------------------------------------ */
+
+static uint64_t many_max_streams;
+
+static void many_streams_config(ir_conn_config *cfg, int server)
+{
+    cfg->tp.initial_max_streams_bidi = many_max_streams;
+}
+
+/* The client opens 10,000 streams at once (the server's MAX_STREAMS allows them all), each
+ * echoed: finding a stream by id and picking the next one to send stay cheap */
+TEST(streams_10000)
+{
+    static const struct {
+        const char *what;
+        netcfg nc;
+        size_t nflows;
+        uint64_t n;
+    } runs[] = {
+        {"10000 streams x 1000 bytes", {0, 0, 0, 5}, 10000, 1000},
+        {"10000 streams x 1000 bytes, 2% loss", {0.02, 0.02, 0.01, 5}, 10000, 1000},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        net nw;
+        side s[2];
+        app a;
+        many_max_streams = runs[r].nflows;
+        tweak_config = many_streams_config;
+        start(&nw, s, &runs[r].nc);
+        app_init(&a, runs[r].nflows, runs[r].n, 0, 1);
+        uint64_t t0 = nw.now;
+        recovery_errors = 0;
+        CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+        check_flows(&a);
+        CHECK_EQ_INT(a.opened_events, runs[r].nflows);
+        CHECK_EQ_INT(a.max_open, runs[r].nflows); /* all of them open at once */
+        report(runs[r].what, &a, &nw, s, t0);
+        settle(&a, &nw, s);
+        check_quiet(&nw, s);
+        /* nothing left queued once everything is sent and acknowledged */
+        for (int i = 0; i < 2; i++)
+            CHECK(!s[i].c->send_q.n && !s[i].c->ctrl_q.n && !s[i].c->conn_blocked_q.n);
+        app_free(&a);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* Round robin: streams with data waiting take turns packet by packet, so the bytes each has
+ * sent never drift far apart (all data written before sending) */
+static size_t fair_n;
+static uint64_t fair_ids[1000];
+static uint64_t fair_target, fair_spread, fair_samples;
+
+static int fair_progress(side *s)
+{
+    const ir_conn *c = s[0].c;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t k = 0; k < fair_n; k++) {
+        const qstream *q = ir_idmap_find(&c->streams, fair_ids[k]);
+        uint64_t next = q ? q->send.next : 0;
+        if (next < lo)
+            lo = next;
+        if (next > hi)
+            hi = next;
+    }
+    if (hi - lo > fair_spread)
+        fair_spread = hi - lo;
+    fair_samples++;
+    return c->sent_data >= fair_target;
+}
+
+TEST(streams_fair_order)
+{
+    static const size_t counts[] = {3, 1000};
+    for (size_t r = 0; r < 2; r++) {
+        net nw;
+        side s[2];
+        start(&nw, s, &(netcfg){0, 0, 0, 10});
+        many_max_streams = 1000;
+        tweak_config = many_streams_config;
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        drop_events(s);
+        fair_n = counts[r];
+        uint64_t per = fair_n == 3 ? 256 << 10 : 16 << 10;
+        uint8_t *buf = calloc(1, (size_t)per);
+        for (size_t k = 0; k < fair_n; k++) {
+            CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &fair_ids[k]), 0);
+            CHECK_EQ_INT(ir_conn_stream_write(s[0].c, fair_ids[k], buf, (size_t)per, 1), (long)per);
+        }
+        free(buf);
+        /* until half of it went out */
+        fair_target = fair_n * per / 2;
+        fair_spread = fair_samples = 0;
+        CHECK(run_until(&nw, s, fair_progress, 60 * SEC));
+        printf("    %zu streams: largest spread of bytes sent %llu over %llu samples\n", fair_n,
+               (unsigned long long)fair_spread, (unsigned long long)fair_samples);
+        CHECK(fair_samples > 100);
+        /* within two packets' payload: a turn is one packet, and packets differ in what
+         * else they carry (ACK frames, window updates). Sending one stream after the other
+         * would spread them by all of their data. */
+        CHECK(fair_spread > 0 && fair_spread <= 2 * 1452);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
 /* ---- 3: flow-control stalls ------------------------------------------------------------- */
 
 #define FC_STREAM 65536
@@ -1005,10 +1112,7 @@ static void small_windows(ir_conn_config *cfg, int server)
 
 static qstream *stream_at(const ir_conn *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nstreams; i++)
-        if (c->streams[i]->id == id)
-            return c->streams[i];
-    return NULL;
+    return ir_idmap_find(&c->streams, id);
 }
 
 static uint64_t fc_violations;
@@ -2565,7 +2669,7 @@ TEST(free_in_every_state)
     CHECK(ir_conn_initiate_key_update(s[1].c) == 0);
     drain(&nw, s);
     run_for(&nw, s, 5 * MS);
-    CHECK(s[1].c->nstreams > 0);
+    CHECK(s[1].c->streams.n > 0);
     sides_free(s, &nw);
 
     /* closing (ours) and draining (the peer's) */
@@ -2908,6 +3012,8 @@ int main(void)
     RUN(bulk_both_ways);
     RUN(newreno_under_loss);
     RUN(streams_100_concurrent);
+    RUN(streams_10000);
+    RUN(streams_fair_order);
     RUN(flow_control_stalls);
     RUN(key_update_mid_transfer);
     RUN(close_and_idle);
