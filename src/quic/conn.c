@@ -174,8 +174,10 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
         sp->ack_deadline = UINT64_MAX;
         ir_pn_seen_init(&sp->seen, SEEN_RANGES_MAX);
         ir_ranges_init(&sp->ack_ranges, ACK_RANGES_MAX);
-        ir_sendbuf_init(&sp->crypto_send);
-        ir_recvbuf_init(&sp->crypto_recv);
+        sp->key_phase_start_pn = 0;
+        sp->rx_old_largest = UINT64_MAX;
+        ir_sendbuf_init(&c->epoch[s].crypto_send);
+        ir_recvbuf_init(&c->epoch[s].crypto_recv);
     }
     ir_rec_init(c);
     c->path->pace_tokens = 10 * c->path->max_datagram;
@@ -190,8 +192,6 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->conn_window = cfg->tp.initial_max_data;
     c->local_max_streams[0] = cfg->tp.initial_max_streams_bidi;
     c->local_max_streams[1] = cfg->tp.initial_max_streams_uni;
-    c->key_phase_start_pn = 0;
-    c->rx_old_largest = UINT64_MAX;
     return 0;
 }
 
@@ -270,16 +270,19 @@ void ir_conn_free(ir_conn *c)
     for (size_t i = 0; i <= SP_HANDSHAKE + c->npaths; i++) {
         /* the Initial and Handshake spaces, then each path's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
-        ir_pkt_keys_free(&sp->rx);
-        ir_pkt_keys_free(&sp->tx);
         free(sp->sent);
         ir_pn_seen_free(&sp->seen);
         ir_ranges_free(&sp->ack_ranges);
-        ir_sendbuf_free(&sp->crypto_send);
-        ir_recvbuf_free(&sp->crypto_recv);
     }
-    ir_pkt_keys_free(&c->rx_next);
-    ir_pkt_keys_free(&c->rx_prev);
+    for (int s = 0; s < SP_COUNT; s++) {
+        qepoch *e = &c->epoch[s];
+        ir_pkt_keys_free(&e->rx);
+        ir_pkt_keys_free(&e->tx);
+        ir_sendbuf_free(&e->crypto_send);
+        ir_recvbuf_free(&e->crypto_recv);
+    }
+    ir_pkt_keys_free(&c->ku.rx_next);
+    ir_pkt_keys_free(&c->ku.rx_prev);
     size_t it = 0;
     qstream *s;
     while ((s = ir_idmap_next(&c->streams, &it)) != NULL)
@@ -391,9 +394,9 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
         ir_conn_set_closed(c);
         return;
     }
-    if (c->have_rx_prev && now >= c->rx_prev_expiry) {
-        ir_pkt_keys_free(&c->rx_prev);
-        c->have_rx_prev = 0;
+    if (c->ku.have_rx_prev && now >= c->ku.rx_prev_expiry) {
+        ir_pkt_keys_free(&c->ku.rx_prev);
+        c->ku.have_rx_prev = 0;
     }
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
         now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns)
@@ -417,7 +420,7 @@ void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)
     out->min_rtt_ns = c->path->min_rtt == UINT64_MAX ? 0 : c->path->min_rtt;
     out->cwnd = c->path->cc.cwnd;
     out->bytes_in_flight = c->path->bytes_in_flight;
-    out->key_updates = c->key_updates;
+    out->key_updates = c->ku.updates;
     out->max_datagram = c->path->max_datagram;
     out->retried = c->retried;
 }

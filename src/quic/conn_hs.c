@@ -23,7 +23,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
     ir_hash_alg hash;
     if (ir_suite_algs(suite, &aead, &hash) != 0)
         return -1;
-    pn_space *s = &KEYS(c, space_of_level(level));
+    qepoch *s = &c->epoch[space_of_level(level)];
     if (rx) {
         ir_pkt_keys_free(&s->rx);
         if (ir_pkt_keys_init(&s->rx, aead, hash, rx, len) != 0)
@@ -42,7 +42,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
 static int tls_crypto(void *ctx, ir_level level, const uint8_t *data, size_t len)
 {
     ir_conn *c = ctx;
-    return ir_sendbuf_write(&SP(c, space_of_level(level)).crypto_send, data, len);
+    return ir_sendbuf_write(&c->epoch[space_of_level(level)].crypto_send, data, len);
 }
 
 static int tp_cid_eq(const ir_tp_cid *a, const ir_cid *b)
@@ -127,7 +127,7 @@ int ir_conn_install_initial_keys(ir_conn *c, const ir_cid *cid)
     ir_pkt_keys client, server;
     if (ir_initial_keys(cid->data, cid->len, &client, &server) != 0)
         return ir_fail(IROH_ERR_IO, "initial keys");
-    pn_space *s = &SP(c, SP_INITIAL);
+    qepoch *s = &c->epoch[SP_INITIAL];
     ir_pkt_keys_free(&s->rx);
     ir_pkt_keys_free(&s->tx);
     s->rx = c->is_server ? client : server;
@@ -141,17 +141,18 @@ void ir_conn_discard_space(ir_conn *c, int s)
     if (SP(c, s).discarded)
         return;
     ir_rec_discard_space(c, s);
-    ir_pkt_keys_free(&SP(c, s).rx);
-    ir_pkt_keys_free(&SP(c, s).tx);
-    SP(c, s).have_rx = SP(c, s).have_tx = 0;
+    qepoch *e = &c->epoch[s];
+    ir_pkt_keys_free(&e->rx);
+    ir_pkt_keys_free(&e->tx);
+    e->have_rx = e->have_tx = 0;
     /* nothing of the space is needed any more: give its memory back */
     free(SP(c, s).sent);
     SP(c, s).sent = NULL;
     SP(c, s).capsent = 0;
-    ir_sendbuf_free(&SP(c, s).crypto_send);
-    ir_recvbuf_free(&SP(c, s).crypto_recv);
-    ir_sendbuf_init(&SP(c, s).crypto_send);
-    ir_recvbuf_init(&SP(c, s).crypto_recv);
+    ir_sendbuf_free(&e->crypto_send);
+    ir_recvbuf_free(&e->crypto_recv);
+    ir_sendbuf_init(&e->crypto_send);
+    ir_recvbuf_init(&e->crypto_recv);
     ir_pn_seen_free(&SP(c, s).seen);
     ir_ranges_free(&SP(c, s).ack_ranges);
 }
@@ -180,7 +181,7 @@ static void on_handshake_complete(ir_conn *c)
 
 void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 {
-    pn_space *sp = &SP(c, space);
+    qepoch *sp = &c->epoch[space];
     if (f->offset + f->len > sp->crypto_recv.read + 65536) {
         ir_conn_close_with(c, 0, 0x0d /* CRYPTO_BUFFER_EXCEEDED */, "too much handshake data buffered");
         return;
@@ -228,7 +229,7 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
         return 0;
     }
     /* what the Initial packets carried goes out again under the new keys */
-    pn_space *sp = &SP(c, SP_INITIAL);
+    qepoch *sp = &c->epoch[SP_INITIAL];
     ir_rec_discard_sent(c, SP_INITIAL);
     sp->crypto_send.next = sp->crypto_send.base;
     ir_ranges_free(&sp->crypto_send.lost);

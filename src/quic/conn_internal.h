@@ -106,13 +106,42 @@ typedef struct pn_space {
     uint64_t loss_time;          /* UINT64_MAX: none */
     uint64_t last_ack_eliciting_time;
     uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
+    int discarded;               /* Initial, Handshake: dropped with the epoch's keys */
+    int probe_pending;           /* PTO: send an ack-eliciting packet now */
+    /* where the 1-RTT key phase changed, in this space's numbers (RFC 9001 6): the first
+     * packet we sent in our current phase, the first received in the current receive
+     * phase, and the largest received under older keys than that (UINT64_MAX: none) */
+    uint64_t key_phase_start_pn;
+    uint64_t rx_phase_start_pn;
+    uint64_t rx_old_largest;
+} pn_space;
+
+/* An encryption epoch (Initial, Handshake, 1-RTT): what belongs to the keys, not to a
+ * path. Its packet protection keys (each counting its own use, RFC 9001 6.6) and its
+ * CRYPTO stream. The Initial and Handshake epochs have one packet number space each (the
+ * connection's, c->sp); the 1-RTT epoch is shared by every path's 1-RTT space. */
+typedef struct qepoch {
     ir_pkt_keys rx, tx;
     int have_rx, have_tx;
     ir_sendbuf crypto_send;
     ir_recvbuf crypto_recv;
-    int discarded;
-    int probe_pending;           /* PTO: send an ack-eliciting packet now */
-} pn_space;
+} qepoch;
+
+/* The 1-RTT epoch's key update (RFC 9001 6): the key phases and the keys around the
+ * current receive keys. The packet numbers where a phase began are per packet number
+ * space (pn_space). */
+typedef struct qkeyupdate {
+    int key_phase;       /* phase of our send keys */
+    int rx_phase;        /* phase of the current receive keys */
+    int pending_ack;     /* our update (or the one we followed) not yet acknowledged */
+    uint64_t confirmed;  /* when the last update was acknowledged (0: never) */
+    uint64_t updates;    /* count */
+    ir_pkt_keys rx_next;
+    int have_rx_next;
+    ir_pkt_keys rx_prev;
+    int have_rx_prev;
+    uint64_t rx_prev_expiry;
+} qkeyupdate;
 
 typedef struct qstream {
     uint64_t id;
@@ -222,9 +251,6 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* The packet number space `space` (SP_*) of connection c: Initial and Handshake are the
  * connection's, 1-RTT is the current path's. An lvalue: SP(c, s).next_pn, &SP(c, s). */
 #define SP(c, space) (*((space) == SP_APP ? &(c)->path->app : &(c)->sp[(space)]))
-/* The space holding the keys of `space`: the 1-RTT keys (and key phase) belong to the
- * connection and are shared by all paths (multipath draft), kept in path 0's space. */
-#define KEYS(c, space) (*((space) == SP_APP ? &(c)->paths[0].app : &(c)->sp[(space)]))
 
 typedef struct dgram {
     uint8_t *data;
@@ -251,24 +277,12 @@ struct ir_conn {
     ir_cid retry_scid;        /* the SCID of that Retry */
     uint8_t *retry_token;     /* client: the token to repeat in Initials */
     size_t retry_token_len;
+    /* the encryption epochs (SP_INITIAL, SP_HANDSHAKE, SP_APP): keys, CRYPTO streams */
+    qepoch epoch[SP_COUNT];
+    qkeyupdate ku; /* the 1-RTT epoch's key phases */
     /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
      * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
     pn_space sp[SP_APP];
-    /* 1-RTT key update */
-    int key_phase;              /* phase of our send keys */
-    int rx_phase;               /* phase of the current receive keys */
-    uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
-    uint64_t rx_old_largest;    /* largest pn opened with older keys than rx_phase's
-                                 * (UINT64_MAX: none), for RFC 9001 6.4 */
-    int key_update_pending_ack; /* our update not yet acknowledged */
-    uint64_t key_phase_start_pn; /* first pn sent in the current phase */
-    ir_pkt_keys rx_next;
-    int have_rx_next;
-    ir_pkt_keys rx_prev;
-    int have_rx_prev;
-    uint64_t rx_prev_expiry;
-    uint64_t key_updates;
-    uint64_t key_update_confirmed; /* when our last update was acknowledged (0: never) */
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
     uint64_t aead_failures;

@@ -121,11 +121,11 @@ size_t ir_conn_send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap
 {
     /* answer a probe from another address on that address, padded (RFC 9000 8.2.2) */
     pn_space *sp = &SP(c, SP_APP);
-    if (!KEYS(c, SP_APP).have_tx || cap < 1200 || !ir_conn_can_seal(c, SP_APP))
+    if (!c->epoch[SP_APP].have_tx || cap < 1200 || !ir_conn_can_seal(c, SP_APP))
         return 0;
     uint64_t pn = sp->next_pn;
     size_t pn_len = ir_pn_encode_len(pn, sp->largest_acked);
-    size_t h = ir_pkt_write_short(buf, cap, ir_conn_dcid(c), c->key_phase, 0, pn, pn_len);
+    size_t h = ir_pkt_write_short(buf, cap, ir_conn_dcid(c), c->ku.key_phase, 0, pn, pn_len);
     if (!h)
         return 0;
     size_t pos = h;
@@ -134,9 +134,9 @@ size_t ir_conn_send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap
     pos += 8;
     size_t end = 1200 - IR_AEAD_TAG_LEN;
     memset(buf + pos, 0, end - pos);
-    size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &KEYS(c, SP_APP).tx,
+    size_t total = ir_pkt_protect(buf, h, pn_len, 0, end - h, &c->epoch[SP_APP].tx,
                                   (uint32_t)c->path->id, pn);
-    KEYS(c, SP_APP).tx.sealed++;
+    c->epoch[SP_APP].tx.sealed++;
     sp->next_pn++;
     c->path->response_pending = 0;
     *to = c->path->response_addr;
@@ -171,7 +171,7 @@ size_t ir_conn_send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *
     }
     /* it takes the place of one ordinary packet (else a bulk transfer that keeps the
      * window full would never leave room for the larger one) */
-    if (cap < size || !ir_conn_cwnd_allows(c) || !KEYS(c, SP_APP).have_tx)
+    if (cap < size || !ir_conn_cwnd_allows(c) || !c->epoch[SP_APP].have_tx)
         return 0;
     c->mtu_probe_writing = 1;
     size_t n = ir_conn_write_packet(c, SP_APP, buf, size, size);

@@ -61,10 +61,10 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
                 ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "ACK of a packet never sent");
                 return -1;
             }
-            if (space == SP_APP && c->key_update_pending_ack &&
-                f.u.ack.largest >= c->key_phase_start_pn) {
-                c->key_update_pending_ack = 0; /* the current key phase is confirmed */
-                c->key_update_confirmed = c->now ? c->now : 1;
+            if (space == SP_APP && c->ku.pending_ack &&
+                f.u.ack.largest >= SP(c, space).key_phase_start_pn) {
+                c->ku.pending_ack = 0; /* the current key phase is confirmed */
+                c->ku.confirmed = c->now ? c->now : 1;
             }
             break;
         case IR_FT_CRYPTO:
@@ -281,7 +281,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
         return 0; /* we never accept 0-RTT */
     int space = space_of_type(h->type);
     pn_space *sp = &SP(c, space);
-    if (sp->discarded || !KEYS(c, space).have_rx)
+    if (sp->discarded || !c->epoch[space].have_rx)
         return 0;
     if (space == SP_APP && c->is_server && !c->handshake_complete)
         return 0; /* RFC 9001 5.7: no 1-RTT processing before the handshake completes */

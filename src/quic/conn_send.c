@@ -46,7 +46,7 @@ static void write_ack(ir_conn *c, int space, pktw *w)
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
 {
-    ir_sendbuf *b = &SP(c, space).crypto_send;
+    ir_sendbuf *b = &c->epoch[space].crypto_send;
     while (pktw_can_record(w)) {
         uint64_t off;
         size_t len, n;
@@ -246,7 +246,7 @@ uint64_t ir_conn_pace_deadline(const ir_conn *c)
 static int space_wants(const ir_conn *c, int s)
 {
     const pn_space *sp = &SP(c, s);
-    if (!KEYS(c, s).have_tx || sp->discarded)
+    if (!c->epoch[s].have_tx || sp->discarded)
         return 0;
     if (c->state == IR_CONN_CLOSING)
         return c->close_pending;
@@ -255,7 +255,7 @@ static int space_wants(const ir_conn *c, int s)
     uint64_t off;
     size_t len;
     int fin;
-    if (ir_sendbuf_next(&sp->crypto_send, UINT64_MAX, 1200, &off, &len, &fin) && len)
+    if (ir_sendbuf_next(&c->epoch[s].crypto_send, UINT64_MAX, 1200, &off, &len, &fin) && len)
         return 1;
     if (s == SP_APP && c->handshake_complete) {
         if (app_control_pending(c) || keepalive_due(c))
@@ -279,7 +279,7 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
     uint64_t pn = sp->next_pn;
     w.pn_len = ir_pn_encode_len(pn, sp->largest_acked);
     if (s == SP_APP)
-        w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(c), c->key_phase, 0, pn, w.pn_len);
+        w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(c), c->ku.key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
                                       IR_QUIC_V1, ir_conn_dcid(c), &c->path->lcid[0].cid,
@@ -341,8 +341,8 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
     /* the nonce carries the path id (multipath draft; 0 gives the RFC 9001 nonce) */
     uint32_t path_id = s == SP_APP ? (uint32_t)c->path->id : 0;
     size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload,
-                                  &KEYS(c, s).tx, path_id, pn);
-    KEYS(c, s).tx.sealed++;
+                                  &c->epoch[s].tx, path_id, pn);
+    c->epoch[s].tx.sealed++;
     sp->next_pn++;
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
@@ -463,7 +463,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     size_t off = 0;
     int has_initial = 0;
     for (int s = 0; s <= last; s++) {
-        if (!wants[s] || !KEYS(c, s).have_tx)
+        if (!wants[s] || !c->epoch[s].have_tx)
             continue;
         if (s == SP_INITIAL)
             has_initial = 1;

@@ -23,7 +23,7 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
             ir_conn_maybe_release_stream(c, s);
         break;
     case SF_CRYPTO:
-        ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
+        ir_sendbuf_on_ack(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_ACK: {
         /* the peer has our ACK frame: it need not hear again of the packets up to its
@@ -68,7 +68,7 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         break;
     case SF_CRYPTO:
         if (!SP(c, space).discarded)
-            ir_sendbuf_on_lost(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
+            ir_sendbuf_on_lost(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_RESET_STREAM:
         s = ir_conn_find_stream(c, f->a);

@@ -285,7 +285,7 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
     uint64_t backoff = (uint64_t)1 << (c->path->pto_count < 20 ? c->path->pto_count : 20);
     for (int s = 0; s < SP_COUNT; s++) {
         const pn_space *sp = &SP(c, s);
-        if (sp->discarded || !sp->have_tx)
+        if (sp->discarded || !c->epoch[s].have_tx)
             continue;
         if (s == SP_APP && !c->handshake_confirmed && sp->in_flight_ack_eliciting == 0)
             continue;
@@ -293,7 +293,7 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
         if (sp->in_flight_ack_eliciting)
             base = sp->last_ack_eliciting_time;
         else if (!c->is_server && !c->handshake_complete && s < SP_APP &&
-                 (s == SP_HANDSHAKE || !SP(c, SP_HANDSHAKE).have_tx))
+                 (s == SP_HANDSHAKE || !c->epoch[SP_HANDSHAKE].have_tx))
             base = c->last_ack_eliciting_sent; /* anti-deadlock probe of the client */
         else
             continue;
@@ -348,7 +348,7 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
                 ir_conn_on_frame_lost(c, space, &p->f[k]);
     }
     /* during the handshake, probe the other space the client may be waiting on too */
-    if (!c->handshake_complete && space == SP_INITIAL && SP(c, SP_HANDSHAKE).have_tx &&
+    if (!c->handshake_complete && space == SP_INITIAL && c->epoch[SP_HANDSHAKE].have_tx &&
         !SP(c, SP_HANDSHAKE).discarded)
         SP(c, SP_HANDSHAKE).probe_pending = 1;
 }

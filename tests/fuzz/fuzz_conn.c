@@ -478,7 +478,8 @@ static void sealed(rd *r, int sender)
                                     SP_HANDSHAKE, SP_APP, SP_APP, SP_HANDSHAKE};
     int s = space_of[space_b & 7], reserved = (space_b & 7) >= 6;
     pn_space *sp = &SP(c, s);
-    if (!sp->have_tx || sp->discarded || c->path->nrcid == 0)
+    qepoch *e = &c->epoch[s];
+    if (!e->have_tx || sp->discarded || c->path->nrcid == 0)
         return;
     uint8_t buf[MAX_DGRAM];
     uint64_t pn = sp->next_pn++;
@@ -488,7 +489,7 @@ static void sealed(rd *r, int sender)
     size_t lo = 0, h;
     const ir_cid *dcid = &c->path->rcid[c->path->active_rcid].cid;
     if (s == SP_APP)
-        h = ir_pkt_write_short(buf, sizeof buf, dcid, c->key_phase ^ ((space_b >> 5) & 1),
+        h = ir_pkt_write_short(buf, sizeof buf, dcid, c->ku.key_phase ^ ((space_b >> 5) & 1),
                                (space_b >> 6) & 1, pn, pn_len);
     else
         h = ir_pkt_write_long(buf, sizeof buf, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
@@ -505,7 +506,7 @@ static void sealed(rd *r, int sender)
     if (s == SP_INITIAL && !(space_b & 0x40))
         while (h + payload + IR_AEAD_TAG_LEN < IR_MIN_INITIAL_SIZE)
             buf[h + payload++] = 0;
-    size_t total = ir_pkt_protect(buf, h, pn_len, lo, payload, &sp->tx, 0, pn);
+    size_t total = ir_pkt_protect(buf, h, pn_len, lo, payload, &e->tx, 0, pn);
     unsigned pick = (space_b >> 3) & 3;
     deliver(1 - sender, from_addr(1 - sender, sender == 0 ? pick : 0), buf, total);
 }

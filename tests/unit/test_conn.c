@@ -1261,13 +1261,13 @@ TEST(key_update_mid_transfer)
     /* the client updates; a second update before the peer acknowledged one is refused */
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), 0);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), -1);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
     /* the server follows when a packet of the new phase arrives; it may not start another
      * update before the client acknowledged one of its packets of the new phase */
     uint64_t limit = nw.now + 5 * SEC;
-    while (s[1].c->key_phase == 0 && step(&nw, s, limit)) {
+    while (s[1].c->ku.key_phase == 0 && step(&nw, s, limit)) {
     }
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[1].c), -1);
     memset(&kup, 0, sizeof kup);
     kup.count = 4;
@@ -1290,10 +1290,10 @@ TEST(key_update_mid_transfer)
     ir_conn_get_stats(s[1].c, &v);
     CHECK_EQ_INT(c.key_updates, 5);
     CHECK_EQ_INT(v.key_updates, 5);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
-    CHECK_EQ_INT(s[0].c->rx_phase, 1);
-    CHECK_EQ_INT(s[1].c->rx_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.rx_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.rx_phase, 1);
     report("key updates", &a, &nw, s, t0);
     app_free(&a);
     sides_free(s, &nw);
@@ -1501,17 +1501,18 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
     memcpy(copy, d, len);
     ir_pkt_hdr h;
     const pn_space *sp = &SP(c, SP_APP);
-    if (!sp->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+    const qepoch *e = &c->epoch[SP_APP];
+    if (!e->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
         return 0;
     uint64_t pn;
     size_t pn_len;
-    if (ir_pkt_unprotect_header(copy, &h, &sp->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
+    if (ir_pkt_unprotect_header(copy, &h, &e->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return 0;
-    if (((copy[0] >> 2) & 1) != c->rx_phase)
+    if (((copy[0] >> 2) & 1) != c->ku.rx_phase)
         return 0;
     const uint8_t *payload;
     size_t plen;
-    if (ir_pkt_decrypt(copy, &h, pn_len, &sp->rx.aead, 0, pn, &payload, &plen) != 0)
+    if (ir_pkt_decrypt(copy, &h, pn_len, &e->rx.aead, 0, pn, &payload, &plen) != 0)
         return 0;
     ir_cursor cur;
     ir_cursor_init(&cur, payload, plen);
@@ -1801,7 +1802,7 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
 static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
                        size_t cap)
 {
-    return forge_keys(c, fr, reserved, &SP(c, SP_APP).tx, c->key_phase, pn, out, cap);
+    return forge_keys(c, fr, reserved, &c->epoch[SP_APP].tx, c->ku.key_phase, pn, out, cap);
 }
 
 /* the same with c's next packet number */
@@ -2320,7 +2321,7 @@ static int tap_sealed(net *nw, side *s, int from, const uint8_t *d, size_t len)
     (void)len;
     datagrams_from[from]++;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *k = &KEYS(s[from].c, sp);
+        const qepoch *k = &s[from].c->epoch[sp];
         if (k->have_tx && k->tx.sealed > max_sealed[from])
             max_sealed[from] = k->tx.sealed;
     }
@@ -2368,7 +2369,7 @@ TEST(key_updates_at_confidentiality_limit)
     /* each key seals about half the limit before its update (updates by either side
      * renew both sides' keys, so each side counts them all) */
     CHECK(c.key_updates >= c.pkts_sent / 2048 - 1 && v.key_updates >= v.pkts_sent / 2048 - 1);
-    CHECK_EQ_INT(s[0].c->key_phase, s[1].c->key_phase);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, s[1].c->ku.key_phase);
     check_quiet(&nw, s);
     app_free(&a);
     sides_free(s, &nw);
@@ -2397,44 +2398,44 @@ TEST(key_update_waits_for_confirmation)
     CHECK(run_until(&nw, s, client_complete, 5 * SEC));
     CHECK(!s[0].c->handshake_confirmed);
     ir_conn *c = s[0].c;
-    ir_pkt_keys *tx = &KEYS(c, SP_APP).tx;
+    ir_pkt_keys *tx = &c->epoch[SP_APP].tx;
     tx->sealed = 512;
     send_datagram(s, 0, 1);
     drain(&nw, s);
     CHECK(tx->sealed > 512); /* the datagram went out, with the same keys */
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 0);
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
-    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
     send_datagram(s, 0, 2);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1); /* confirmed: the update comes with the next packet */
-    CHECK_EQ_INT(c->key_updates, 1);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 1); /* confirmed: the update comes with the next packet */
+    CHECK_EQ_INT(c->ku.updates, 1);
+    CHECK(c->ku.pending_ack);
     CHECK(tx->sealed < 8);
     /* the new keys are used up at once: no second update before the first is confirmed */
     tx->sealed = 512;
     send_datagram(s, 0, 3);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
-    CHECK_EQ_INT(c->key_updates, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
+    CHECK_EQ_INT(c->ku.updates, 1);
     uint64_t limit = nw.now + 2 * SEC;
-    while (c->key_update_pending_ack && step(&nw, s, limit)) {
+    while (c->ku.pending_ack && step(&nw, s, limit)) {
     }
-    CHECK(!c->key_update_pending_ack);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK(!c->ku.pending_ack);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     /* confirmed; the next update waits three PTOs */
-    uint64_t allowed = c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP);
+    uint64_t allowed = c->ku.confirmed + 3 * ir_rec_pto(c, SP_APP);
     CHECK(nw.now < allowed);
     send_datagram(s, 0, 4);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
     run_for(&nw, s, allowed - nw.now + 1);
     send_datagram(s, 0, 5);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 2);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 2);
+    CHECK(c->ku.pending_ack);
     /* again used up before the update is confirmed, to 15/16 of the limit: the client
      * closes with AEAD_LIMIT_REACHED */
     tx->sealed = 1024 - 1024 / 16;
@@ -2477,10 +2478,10 @@ TEST(key_update_old_keys_after_new)
         run_for(&nw, s, 200 * MS);
         drop_events(s);
         ir_conn *c = s[0].c;
-        const ir_pkt_keys *cur = &KEYS(c, SP_APP).tx;
+        const ir_pkt_keys *cur = &c->epoch[SP_APP].tx;
         ir_pkt_keys old;
         CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
-        int old_phase = c->key_phase;
+        int old_phase = c->ku.key_phase;
         CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
         pn_space *csp = &SP(c, SP_APP);
         frames fr;
@@ -2511,7 +2512,7 @@ TEST(key_update_old_keys_after_new)
                 CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
         }
         if (variant > 0) /* the server did rotate (variant 0: the rotation is refused) */
-            CHECK_EQ_INT(s[1].c->rx_phase, c->key_phase);
+            CHECK_EQ_INT(s[1].c->ku.rx_phase, c->ku.key_phase);
         const ir_close_info *ci = ir_conn_close_info(s[1].c);
         if (variant == 2) {
             CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
@@ -2539,10 +2540,10 @@ TEST(aead_limit_handshake_keys)
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
     uint64_t limit = nw.now + 5 * SEC;
-    while (!KEYS(s[0].c, SP_HANDSHAKE).have_tx && step(&nw, s, limit)) {
+    while (!s[0].c->epoch[SP_HANDSHAKE].have_tx && step(&nw, s, limit)) {
     }
-    CHECK(KEYS(s[0].c, SP_HANDSHAKE).have_tx);
-    KEYS(s[0].c, SP_HANDSHAKE).tx.sealed = 1024 - 1024 / 16;
+    CHECK(s[0].c->epoch[SP_HANDSHAKE].have_tx);
+    s[0].c->epoch[SP_HANDSHAKE].tx.sealed = 1024 - 1024 / 16;
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[0].c);
     CHECK(ci->closed && !ci->by_peer);
@@ -2601,7 +2602,7 @@ TEST(aead_integrity_limit)
             CHECK_EQ_INT(dg_count[8], 1);
         }
     }
-    CHECK_EQ_INT(KEYS(s[1].c, SP_APP).rx.open_failed, 21);
+    CHECK_EQ_INT(s[1].c->epoch[SP_APP].rx.open_failed, 21);
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
