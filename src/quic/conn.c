@@ -2,9 +2,10 @@
  * The rest of the connection is split by concern (docs/ARCHITECTURE.md, "The QUIC
  * connection's files"): conn_hs.c (TLS, handshake, transport parameters, Retry),
  * conn_keys.c (packet protection, key update, AEAD limits), conn_recv.c (packets and frames
- * in), conn_send.c (packets out), conn_sent.c (acks and losses of what was sent),
- * conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c; recovery.c has loss detection and
- * congestion control. conn_internal.h holds the state they share. */
+ * in), conn_send.c (packets out), conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c
+ * (each with the acked/lost handlers of the frames it owns, sent_kind); recovery.c has
+ * loss detection and calls the congestion controller (cc.h). conn_internal.h holds the
+ * state they share. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,6 +272,7 @@ void ir_conn_free(ir_conn *c)
         /* the Initial and Handshake spaces, then each path's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
         free(sp->sent);
+        free(sp->frames);
         ir_pn_seen_free(&sp->seen);
         ir_ranges_free(&sp->ack_ranges);
     }

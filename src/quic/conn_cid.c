@@ -138,3 +138,26 @@ void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
         return;
     }
 }
+
+/* ---- the records of connection id frames ------------------------------------------------ */
+
+static void new_cid_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    for (size_t i = 0; i < c->path->nlcid; i++)
+        if (c->path->lcid[i].seq == f->a && !c->path->lcid[i].retired)
+            c->path->lcid[i].announce_pending = 1;
+}
+
+const sent_kind ir_sf_new_cid = {"NEW_CONNECTION_ID", NULL, new_cid_lost, 0};
+
+static void retire_cid_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    if (c->path->nrcid < MAX_REMOTE_CIDS) {
+        remote_cid *r = &c->path->rcid[c->path->nrcid++];
+        memset(r, 0, sizeof *r);
+        r->seq = f->a;
+        r->retire_pending = 1;
+    }
+}
+
+const sent_kind ir_sf_retire_cid = {"RETIRE_CONNECTION_ID", NULL, retire_cid_lost, 0};

@@ -1,5 +1,5 @@
 /* Internal state of a QUIC connection, shared by its files: conn.c (lifecycle, close,
- * events, timers), conn_hs.c, conn_keys.c, conn_recv.c, conn_send.c, conn_sent.c,
+ * events, timers), conn_hs.c, conn_keys.c, conn_recv.c, conn_send.c,
  * conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c and recovery.c (RTT, loss
  * detection, congestion control); docs/ARCHITECTURE.md has the layout. */
 #ifndef IR_QUIC_CONN_INTERNAL_H
@@ -44,44 +44,56 @@ enum {
 
 enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 
-/* what a sent packet carried, so that a loss can be repaired and an ack can release */
-enum sent_kind {
-    SF_STREAM,          /* a = stream id, b = offset, c = length, fin */
-    SF_CRYPTO,          /* b = offset, c = length (space of the packet) */
-    SF_ACK,             /* a = largest acknowledged in that ACK (its ack prunes ack_ranges) */
-    SF_RESET_STREAM,    /* a = stream id */
-    SF_STOP_SENDING,    /* a = stream id */
-    SF_MAX_DATA,
-    SF_MAX_STREAM_DATA, /* a = stream id */
-    SF_MAX_STREAMS,     /* a = 1 bidi, 0 uni */
-    SF_NEW_CID,         /* a = sequence number */
-    SF_RETIRE_CID,      /* a = sequence number */
-    SF_HANDSHAKE_DONE,
-    SF_PING,
-    SF_DATAGRAM,
-    SF_PATH_CHALLENGE,
-    SF_OBSERVED_ADDRESS, /* a = sequence number */
-    SF_MTU_PROBE,        /* a = the probe's size */
+/* What a sent packet carried, so that a loss can be repaired and an ack can release:
+ * one record per frame, typed by a sent_kind that the module writing the frame defines
+ * with its handlers (conn_stream.c the STREAM kinds, conn_cid.c the connection id ones,
+ * ...). Recovery calls the handlers and knows nothing of the frames. A new frame type is
+ * a new sent_kind next to the code that writes it. */
+typedef struct sent_frame sent_frame;
+
+typedef struct sent_kind {
+    const char *name;
+    /* the packet was acknowledged / declared lost (NULL: nothing to do) */
+    void (*on_acked)(ir_conn *c, int space, const sent_frame *f);
+    void (*on_lost)(ir_conn *c, int space, const sent_frame *f);
+    /* a PTO probe sends its data again at once (CRYPTO, STREAM; RFC 9002 6.2.4) */
+    int probe_repair;
+} sent_kind;
+
+struct sent_frame {
+    const sent_kind *kind;
+    uint64_t a, b, c; /* the kind's own: a stream id, an offset, a length, a sequence... */
+    uint8_t fin;
 };
 
-typedef struct sent_frame {
-    uint8_t kind;
-    uint8_t fin;
-    uint64_t a, b, c;
-} sent_frame;
-
-#define MAX_SENT_FRAMES 8
+/* the kinds, by the module that writes them */
+extern const sent_kind ir_sf_stream;          /* conn_stream.c: a = id, b = offset, c = length, fin */
+extern const sent_kind ir_sf_reset_stream;    /* a = stream id */
+extern const sent_kind ir_sf_stop_sending;    /* a = stream id */
+extern const sent_kind ir_sf_max_data;
+extern const sent_kind ir_sf_max_stream_data; /* a = stream id */
+extern const sent_kind ir_sf_max_streams;     /* a = 1 bidi, 0 uni */
+extern const sent_kind ir_sf_crypto;          /* conn_hs.c: b = offset, c = length */
+extern const sent_kind ir_sf_handshake_done;
+extern const sent_kind ir_sf_ack;             /* conn_send.c: a = largest acknowledged */
+extern const sent_kind ir_sf_ping;
+extern const sent_kind ir_sf_new_cid;         /* conn_cid.c: a = sequence number */
+extern const sent_kind ir_sf_retire_cid;      /* a = sequence number */
+extern const sent_kind ir_sf_path_challenge;  /* conn_path.c */
+extern const sent_kind ir_sf_observed_address; /* a = sequence number */
+extern const sent_kind ir_sf_mtu_probe;       /* a = the probe's size */
+extern const sent_kind ir_sf_datagram;        /* conn_dgram.c */
 
 typedef struct sent_pkt {
     uint64_t pn;
     uint64_t time;
+    size_t first_frame; /* its frames: the space's frames[first_frame .. + nframes) */
+    uint32_t nframes;
     uint32_t size;
     uint8_t ack_eliciting;
     uint8_t in_flight;
     uint8_t gone;       /* acknowledged or lost: a hole in the list until it is compacted */
     uint8_t mtu_probe;  /* a path MTU probe: its loss says nothing about congestion */
-    uint8_t nframes;
-    sent_frame f[MAX_SENT_FRAMES];
 } sent_pkt;
 
 typedef struct pn_space {
@@ -103,6 +115,10 @@ typedef struct pn_space {
     size_t nsent, capsent;
     size_t sent_first;           /* every entry before this one is gone */
     size_t sent_gone;            /* entries gone */
+    /* the frame records of the sent packets, in the same order (a gone packet's stay
+     * until the list is compacted): one pool per space, no allocation per packet */
+    sent_frame *frames;
+    size_t nframes, capframes;
     uint64_t loss_time;          /* UINT64_MAX: none */
     uint64_t last_ack_eliciting_time;
     uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
@@ -375,6 +391,7 @@ typedef struct pktw {
     size_t len_off;   /* long header length field, 0 for short */
     size_t pos;       /* write position (absolute within buf) */
     size_t end;       /* last byte for frames (tag excluded) */
+    pn_space *sp;     /* its space: the frame records go to its pool */
     sent_pkt rec;
 } pktw;
 
@@ -383,14 +400,21 @@ static inline size_t pktw_room(const pktw *w)
     return w->end > w->pos ? w->end - w->pos : 0;
 }
 
+/* room for one more frame record in the space's pool (conn_send.c); 0: out of memory */
+int ir_sent_frames_reserve(pn_space *sp);
+
+/* a frame may be written: its record will fit (checked before writing the frame) */
 static inline int pktw_can_record(const pktw *w)
 {
-    return w->rec.nframes < MAX_SENT_FRAMES;
+    return w->sp->nframes < w->sp->capframes || ir_sent_frames_reserve(w->sp);
 }
 
-static inline void pktw_record(pktw *w, uint8_t kind, uint64_t a, uint64_t b, uint64_t cc, int fin, int eliciting)
+/* the record of a frame just written (after pktw_can_record) */
+static inline void pktw_record(pktw *w, const sent_kind *kind, uint64_t a, uint64_t b, uint64_t cc, int fin,
+                               int eliciting)
 {
-    sent_frame *f = &w->rec.f[w->rec.nframes++];
+    sent_frame *f = &w->sp->frames[w->sp->nframes++];
+    w->rec.nframes++;
     f->kind = kind;
     f->a = a;
     f->b = b;
@@ -487,9 +511,6 @@ void ir_rec_new_path(ir_conn *c, uint64_t now);
 void ir_rec_discard_sent(ir_conn *c, int space);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
 void ir_conn_mtu_black_hole(ir_conn *c);
-/* conn_sent.c, called by recovery */
-void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
-void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);
 /* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
 

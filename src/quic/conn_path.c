@@ -104,7 +104,7 @@ void ir_conn_write_path_frames(ir_conn *c, pktw *w)
         memcpy(f.u.path_data, c->path->response, 8);
         if (pktw_put_frame(w, &f)) {
             c->path->response_pending = 0;
-            pktw_record(w, SF_PING, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_ping, 0, 0, 0, 0, 1);
         }
     }
     if (c->path->challenge_pending && pktw_can_record(w)) {
@@ -112,7 +112,7 @@ void ir_conn_write_path_frames(ir_conn *c, pktw *w)
         memcpy(f.u.path_data, c->path->challenge, 8);
         if (pktw_put_frame(w, &f)) {
             c->path->challenge_pending = 0;
-            pktw_record(w, SF_PATH_CHALLENGE, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_path_challenge, 0, 0, 0, 0, 1);
         }
     }
 }
@@ -191,3 +191,40 @@ void ir_conn_mtu_black_hole(ir_conn *c)
     c->path->max_datagram = 1200;
     c->path->mtu_state = MTU_DONE; /* no second try on this path */
 }
+
+/* ---- the records of path frames ------------------------------------------------------------ */
+
+static void path_challenge_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    if (c->path->challenge_outstanding)
+        c->path->challenge_pending = 1;
+}
+
+const sent_kind ir_sf_path_challenge = {"PATH_CHALLENGE", NULL, path_challenge_lost, 0};
+
+static void observed_address_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    if (f->a == c->observed_sent_seq) /* the latest report was lost: send it again */
+        c->observed_pending = 1;
+}
+
+const sent_kind ir_sf_observed_address = {"OBSERVED_ADDRESS", NULL, observed_address_lost, 0};
+
+static void mtu_probe_acked(ir_conn *c, int space, const sent_frame *f)
+{
+    /* the path carries datagrams of this size: use them from now on */
+    if (f->a > c->path->max_datagram)
+        c->path->max_datagram = f->a;
+    c->path->mtu_state = MTU_DONE;
+}
+
+static void mtu_probe_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    if (c->path->mtu_state == MTU_IN_FLIGHT) {
+        /* lost: maybe the path is too narrow; twice more, a little apart */
+        c->path->mtu_state = ++c->path->mtu_tries >= 3 ? MTU_DONE : MTU_DUE;
+        c->path->mtu_next = c->now + (c->path->smoothed_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS);
+    }
+}
+
+const sent_kind ir_sf_mtu_probe = {"PING (path MTU probe)", mtu_probe_acked, mtu_probe_lost, 0};

@@ -38,10 +38,39 @@ static void write_ack(ir_conn *c, int space, pktw *w)
     if (!k)
         return;
     w->pos += k;
-    pktw_record(w, SF_ACK, r[0].largest, 0, 0, 0, 0);
+    pktw_record(w, &ir_sf_ack, r[0].largest, 0, 0, 0, 0);
     sp->ack_pending = 0;
     sp->ack_eliciting_since = 0;
     sp->ack_deadline = UINT64_MAX;
+}
+
+/* the peer has our ACK frame: it need not hear again of the packets up to its largest
+ * (RFC 9000 13.2.4). The largest received stays, so that later ACK frames still report
+ * it (and their ACK delay is its own). Duplicates are told by `seen`, which this does not
+ * touch. */
+static void ack_acked(ir_conn *c, int space, const sent_frame *f)
+{
+    pn_space *sp = &SP(c, space);
+    uint64_t below = f->a + 1;
+    if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
+        below = sp->largest_recv;
+    ir_ranges_drop_below(&sp->ack_ranges, below);
+}
+
+const sent_kind ir_sf_ack = {"ACK", ack_acked, NULL, 0};
+const sent_kind ir_sf_ping = {"PING", NULL, NULL, 0};
+
+int ir_sent_frames_reserve(pn_space *sp)
+{
+    if (sp->nframes < sp->capframes)
+        return 1;
+    size_t cap = sp->capframes ? 2 * sp->capframes : 64;
+    sent_frame *f = realloc(sp->frames, cap * sizeof *f);
+    if (!f)
+        return 0;
+    sp->frames = f;
+    sp->capframes = cap;
+    return 1;
 }
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
@@ -62,7 +91,7 @@ static void write_crypto(ir_conn *c, int space, pktw *w)
         if (!pktw_put_frame(w, &f))
             return;
         ir_sendbuf_sent(b, off, n, 0);
-        pktw_record(w, SF_CRYPTO, 0, off, n, 0, 1);
+        pktw_record(w, &ir_sf_crypto, 0, off, n, 0, 1);
     }
 }
 
@@ -129,7 +158,7 @@ static void write_app_control(ir_conn *c, pktw *w)
             if (pktw_put_frame(w, &f)) {
                 c->observed_pending = 0;
                 c->observed_sent_seq = c->observed_seq++;
-                pktw_record(w, SF_OBSERVED_ADDRESS, c->observed_sent_seq, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_observed_address, c->observed_sent_seq, 0, 0, 0, 1);
             }
         }
     }
@@ -137,7 +166,7 @@ static void write_app_control(ir_conn *c, pktw *w)
         ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
         if (pktw_put_frame(w, &f)) {
             c->handshake_done_pending = 0;
-            pktw_record(w, SF_HANDSHAKE_DONE, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_handshake_done, 0, 0, 0, 0, 1);
         }
     }
     if (c->max_data_pending && pktw_can_record(w)) {
@@ -145,7 +174,7 @@ static void write_app_control(ir_conn *c, pktw *w)
         f.u.limit = c->max_data_local;
         if (pktw_put_frame(w, &f)) {
             c->max_data_pending = 0;
-            pktw_record(w, SF_MAX_DATA, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_max_data, 0, 0, 0, 0, 1);
         }
     }
     for (int uni = 0; uni < 2; uni++) {
@@ -154,7 +183,7 @@ static void write_app_control(ir_conn *c, pktw *w)
             f.u.limit = c->local_max_streams[uni];
             if (pktw_put_frame(w, &f)) {
                 c->max_streams_pending[uni] = 0;
-                pktw_record(w, SF_MAX_STREAMS, (uint64_t)!uni, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_max_streams, (uint64_t)!uni, 0, 0, 0, 1);
             }
         }
     }
@@ -171,7 +200,7 @@ static void write_app_control(ir_conn *c, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         l->announce_pending = 0;
-        pktw_record(w, SF_NEW_CID, l->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_new_cid, l->seq, 0, 0, 0, 1);
     }
     for (size_t i = 0; i < c->path->nrcid && pktw_can_record(w); i++) {
         remote_cid *r = &c->path->rcid[i];
@@ -182,7 +211,7 @@ static void write_app_control(ir_conn *c, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         r->retire_pending = 0;
-        pktw_record(w, SF_RETIRE_CID, r->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_retire_cid, r->seq, 0, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
         memmove(r, r + 1, (c->path->nrcid - i - 1) * sizeof *r);
         c->path->nrcid--;
@@ -276,6 +305,10 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
+    w.sp = sp;
+    w.rec.first_frame = sp->nframes;
+    if (!ir_sent_frames_reserve(sp))
+        return 0;
     uint64_t pn = sp->next_pn;
     w.pn_len = ir_pn_encode_len(pn, sp->largest_acked);
     if (s == SP_APP)
@@ -297,7 +330,7 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
             /* a path MTU probe: its PING first, so that it is always there (ack-eliciting,
              * padded to the probed size below); other frames may share the packet */
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_MTU_PROBE, pad_to, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_mtu_probe, pad_to, 0, 0, 0, 1);
             w.rec.mtu_probe = 1;
             c->mtu_probe_writing = 2; /* it is in */
         }
@@ -319,12 +352,14 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
         if ((sp->probe_pending || (s == SP_APP && keepalive_due(c))) && !w.rec.ack_eliciting &&
             pktw_can_record(&w) && pktw_room(&w) >= 1) {
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_PING, 0, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_ping, 0, 0, 0, 0, 1);
         }
     }
     size_t payload = w.pos - w.hdr_len;
-    if (payload == 0)
+    if (payload == 0) {
+        sp->nframes = w.rec.first_frame;
         return 0;
+    }
     /* padding: the header-protection sample, and datagram minimums */
     size_t min_end = w.hdr_len - w.pn_len + MIN_PAYLOAD;
     if (pad_to > IR_AEAD_TAG_LEN && pad_to - IR_AEAD_TAG_LEN > min_end)
@@ -356,11 +391,14 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
         c->last_ack_eliciting_sent = c->now;
         c->keepalive_pending = 0;
     }
+    if (!w.rec.in_flight)
+        sp->nframes = w.rec.first_frame; /* not kept: its records go (ACK frames only) */
     if (w.rec.in_flight) {
         if (sp->nsent == sp->capsent) {
             size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
             sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
             if (!np) {
+                sp->nframes = w.rec.first_frame;
                 ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
                 return total;
             }

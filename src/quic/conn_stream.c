@@ -422,7 +422,7 @@ static int write_controls(qstream *s, pktw *w)
         if (pktw_put_frame(w, &f)) {
             s->reset_pending = 0;
             s->reset_sent = 1;
-            pktw_record(w, SF_RESET_STREAM, s->id, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_reset_stream, s->id, 0, 0, 0, 1);
         }
     }
     if (s->stop_pending && pktw_can_record(w)) {
@@ -432,7 +432,7 @@ static int write_controls(qstream *s, pktw *w)
         if (pktw_put_frame(w, &f)) {
             s->stop_pending = 0;
             s->stop_sent = 1;
-            pktw_record(w, SF_STOP_SENDING, s->id, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_stop_sending, s->id, 0, 0, 0, 1);
         }
     }
     if (s->max_data_pending && pktw_can_record(w)) {
@@ -441,7 +441,7 @@ static int write_controls(qstream *s, pktw *w)
         f.u.stream_limit.limit = s->recv_max;
         if (pktw_put_frame(w, &f)) {
             s->max_data_pending = 0;
-            pktw_record(w, SF_MAX_STREAM_DATA, s->id, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_max_stream_data, s->id, 0, 0, 0, 1);
         }
     }
     return !control_pending(s);
@@ -477,7 +477,7 @@ static int write_data(ir_conn *c, qstream *s, pktw *w)
         if (off + n > s->send.next)
             c->sent_data += off + n - s->send.next;
         ir_sendbuf_sent(&s->send, off, n, fin);
-        pktw_record(w, SF_STREAM, s->id, off, n, fin, 1);
+        pktw_record(w, &ir_sf_stream, s->id, off, n, fin, 1);
         wrote = 1;
     }
     return wrote;
@@ -523,3 +523,87 @@ void ir_conn_write_streams(ir_conn *c, pktw *w, int data)
         break;
     }
 }
+
+/* ---- the records of stream frames: acknowledged or lost ------------------------------ */
+
+static void stream_acked(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (!s)
+        return;
+    ir_sendbuf_on_ack(&s->send, f->b, (size_t)f->c, f->fin);
+    if (s->blocked_event && ir_sendbuf_buffered(&s->send) < c->cfg.max_stream_send_buffer / 2) {
+        s->blocked_event = 0;
+        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
+    }
+    if (ir_sendbuf_done(&s->send))
+        ir_conn_maybe_release_stream(c, s);
+}
+
+static void stream_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->reset_sent && !s->reset_pending) {
+        ir_sendbuf_on_lost(&s->send, f->b, (size_t)f->c, f->fin);
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_stream = {"STREAM", stream_acked, stream_lost, 1};
+
+static void reset_acked(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s) {
+        s->reset_sent_acked = 1;
+        ir_conn_maybe_release_stream(c, s);
+    }
+}
+
+static void reset_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->reset_sent_acked) {
+        s->reset_pending = 1;
+        s->reset_sent = 0;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_reset_stream = {"RESET_STREAM", reset_acked, reset_lost, 0};
+
+static void stop_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->recv.have_final && !s->peer_reset) {
+        s->stop_pending = 1;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_stop_sending = {"STOP_SENDING", NULL, stop_lost, 0};
+
+static void max_stream_data_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->recv.have_final && !s->peer_reset) {
+        s->max_data_pending = 1;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_max_stream_data = {"MAX_STREAM_DATA", NULL, max_stream_data_lost, 0};
+
+static void max_data_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    c->max_data_pending = 1;
+}
+
+const sent_kind ir_sf_max_data = {"MAX_DATA", NULL, max_data_lost, 0};
+
+static void max_streams_lost(ir_conn *c, int space, const sent_frame *f)
+{
+    c->max_streams_pending[f->a ? 0 : 1] = 1;
+}
+
+const sent_kind ir_sf_max_streams = {"MAX_STREAMS", NULL, max_streams_lost, 0};

@@ -284,7 +284,7 @@ static void check_conn(const ir_conn *c)
     if (c->is_server && !c->path->validated && c->path->bytes_sent > 3 * c->path->bytes_recv)
         abort();
     for (int s = 0; s < SP_COUNT; s++)
-        if (SP(c, s).nsent > SP(c, s).capsent)
+        if (SP(c, s).nsent > SP(c, s).capsent || SP(c, s).nframes > SP(c, s).capframes)
             abort();
     /* connection flow control (RFC 9000 4.1, 4.5): what the peer's streams used, final
      * sizes of reset streams included, stays within what we allowed, unless we closed */

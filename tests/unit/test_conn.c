@@ -479,7 +479,7 @@ static void app_init(app *a, size_t nflows, uint64_t n0, uint64_t n1, int echo)
     a->f = calloc(nflows, sizeof *a->f);
     a->nflows = nflows;
     a->echo = echo;
-    a->ebuf_size = nflows > 8 ? 16384 : 262144;
+    a->ebuf_size = nflows > 1000 ? 4096 : nflows > 8 ? 16384 : 262144;
     for (size_t k = 0; k < nflows; k++) {
         a->f[k].id = 4 * k;
         a->f[k].h[0].n = n0;
@@ -601,9 +601,7 @@ static void open_more(app *a, side *s)
         }
         a->f[k].opened = 1;
         a->next_open++;
-        uint64_t open = 0;
-        for (size_t j = 0; j < a->next_open; j++)
-            open += a->f[j].opened && !a->f[j].done;
+        uint64_t open = a->next_open - a->done; /* only opened flows get done */
         if (open > a->max_open)
             a->max_open = open;
         service(a, s, 0, k);
@@ -764,6 +762,7 @@ static void check_recovery(const ir_conn *c)
     for (int sp = 0; sp < SP_COUNT; sp++) {
         const pn_space *p = &SP(c, sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
+        size_t frames_end = 0;
         for (size_t i = 0; i < p->nsent; i++) {
             const sent_pkt *e = &p->sent[i];
             if (i && e->pn <= prev)
@@ -773,6 +772,14 @@ static void check_recovery(const ir_conn *c)
                 gone++;
                 continue;
             }
+            /* its frame records: in the pool, in order, each with a kind */
+            if (e->first_frame < frames_end || e->first_frame + e->nframes > p->nframes)
+                recovery_errors++;
+            else
+                for (uint32_t k = 0; k < e->nframes; k++)
+                    if (!p->frames[e->first_frame + k].kind)
+                        recovery_errors++;
+            frames_end = e->first_frame + e->nframes;
             if (i < p->sent_first || e->pn >= p->next_pn)
                 recovery_errors++;
             if (e->in_flight) {
@@ -1093,6 +1100,55 @@ TEST(streams_fair_order)
         sides_free(s, &nw);
         tweak_config = NULL;
     }
+}
+
+/* A packet carries as many frames as fit, each recorded for repair: 60 small streams go
+ * out in one packet (8 frame records per packet was the limit before), and when that
+ * packet is lost every one of them is sent again */
+TEST(many_frames_per_packet)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC); /* quiet: everything acknowledged */
+    drop_events(s);
+    enum { N = 60 };
+    uint64_t ids[N];
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        uint8_t msg[8];
+        memset(msg, 'a' + k % 26, sizeof msg);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], msg, sizeof msg, 1), 8);
+    }
+    uint8_t out[1500];
+    ir_netaddr to;
+    size_t n = ir_conn_send(s[0].c, out, sizeof out, &to, nw.now);
+    CHECK(n > 0 && n <= 1200);
+    const pn_space *sp = &SP(s[0].c, SP_APP);
+    CHECK(sp->nsent > sp->sent_first);
+    const sent_pkt *last = &sp->sent[sp->nsent - 1];
+    uint32_t streams = 0;
+    for (uint32_t k = 0; k < last->nframes; k++)
+        streams += sp->frames[last->first_frame + k].kind == &ir_sf_stream;
+    CHECK_EQ_INT(streams, N);
+    /* that datagram is lost (never handed to the network): repaired from the records */
+    uint64_t lost_before = s[0].c->stats.pkts_lost;
+    run_for(&nw, s, 3 * SEC);
+    CHECK(s[0].c->stats.pkts_lost > lost_before);
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 8);
+        CHECK_EQ_INT(buf[0], 'a' + k % 26);
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 0);
+    }
+    check_recovery(s[0].c);
+    check_recovery(s[1].c);
+    CHECK_EQ_INT(recovery_errors, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
 }
 
 /* ---- 3: flow-control stalls ------------------------------------------------------------- */
@@ -1655,7 +1711,7 @@ TEST(rebinding_challenge_lost)
 {
     net nw;
     side s[2];
-    net_init(&nw, 0.05, 10);
+    net_init(&nw, 0.08, 10);
     sides_init(s, &nw);
     CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
     uint64_t id;
@@ -1667,7 +1723,9 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
+    /* the server's ACKs are long (8% loss leaves that many gaps whatever the random
+     * sequence; 5% did not always: IR_SIM_SEED=3 or 7 left 28-29 ranges) */
+    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30);
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -3015,6 +3073,7 @@ int main(void)
     RUN(streams_100_concurrent);
     RUN(streams_10000);
     RUN(streams_fair_order);
+    RUN(many_frames_per_packet);
     RUN(flow_control_stalls);
     RUN(key_update_mid_transfer);
     RUN(close_and_idle);
