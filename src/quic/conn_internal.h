@@ -50,12 +50,14 @@ enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
  * ...). Recovery calls the handlers and knows nothing of the frames. A new frame type is
  * a new sent_kind next to the code that writes it. */
 typedef struct sent_frame sent_frame;
+typedef struct qpath qpath;
 
 typedef struct sent_kind {
     const char *name;
-    /* the packet was acknowledged / declared lost (NULL: nothing to do) */
-    void (*on_acked)(ir_conn *c, int space, const sent_frame *f);
-    void (*on_lost)(ir_conn *c, int space, const sent_frame *f);
+    /* the packet (sent on `path` in `space`) was acknowledged / declared lost (NULL:
+     * nothing to do) */
+    void (*on_acked)(ir_conn *c, qpath *path, int space, const sent_frame *f);
+    void (*on_lost)(ir_conn *c, qpath *path, int space, const sent_frame *f);
     /* a PTO probe sends its data again at once (CRYPTO, STREAM; RFC 9002 6.2.4) */
     int probe_repair;
 } sent_kind;
@@ -207,7 +209,7 @@ typedef struct remote_cid {
 #define MAX_LOCAL_CIDS 8
 #define MAX_REMOTE_CIDS 8
 
-typedef struct qpath {
+struct qpath {
     uint64_t id;                     /* path id (multipath draft): 0 for the first */
     ir_netaddr addr;
     int validated;
@@ -254,7 +256,7 @@ typedef struct qpath {
     uint8_t mtu_state; /* MTU_IDLE, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE */
     uint8_t mtu_tries;
     uint64_t mtu_next; /* earliest time of the next probe */
-} qpath;
+};
 
 enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* the size probed: 1500-byte links under IPv6 (and IPv4) carry it; at most the peer's
@@ -264,9 +266,10 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* paths a connection can have at once (1 until multipath is negotiated) */
 #define IR_MAX_PATHS 1
 
-/* The packet number space `space` (SP_*) of connection c: Initial and Handshake are the
- * connection's, 1-RTT is the current path's. An lvalue: SP(c, s).next_pn, &SP(c, s). */
-#define SP(c, space) (*((space) == SP_APP ? &(c)->path->app : &(c)->sp[(space)]))
+/* The packet number space `space` (SP_*) on `path`: Initial and Handshake are the
+ * connection's (they count on path 0), 1-RTT is the path's own. An lvalue:
+ * PNS(c, path, s).next_pn, &PNS(c, path, s). */
+#define PNS(c, path, space) (*((space) == SP_APP ? &(path)->app : &(c)->sp[(space)]))
 
 typedef struct dgram {
     uint8_t *data;
@@ -303,11 +306,12 @@ struct ir_conn {
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
     uint64_t aead_failures;
 
-    /* paths (multipath draft): all per-path state lives in qpath; today a connection
-     * has path 0 only and `path` points at it. The multipath issue adds paths here. */
+    /* paths (multipath draft): all per-path state lives in qpath, and every operation
+     * names the path it is about. Today a connection has path 0 only; the multipath
+     * issue adds paths here. `send_path` is the path application data goes out on. */
     qpath paths[IR_MAX_PATHS];
     size_t npaths;
-    qpath *path;
+    qpath *send_path;
 
     /* flow control */
     uint64_t max_data_local;   /* what we allow the peer */
@@ -381,6 +385,13 @@ static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
     c->cfg.random(c->cfg.random_ctx, buf, len);
 }
 
+/* the first packet number space (SP_*) counted on a path: Initial and Handshake packets
+ * count on path 0 */
+static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
+{
+    return path == &c->paths[0] ? SP_INITIAL : SP_APP;
+}
+
 /* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */
 
 /* a packet being written (conn_send.c builds it; each module writes its frames) */
@@ -437,12 +448,13 @@ void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *r
 void ir_conn_set_closed(ir_conn *c);
 
 /* conn_cid.c */
-local_cid *ir_conn_issue_cid(ir_conn *c);
-/* the peer's connection id we send to */
-const ir_cid *ir_conn_dcid(const ir_conn *c);
-void ir_conn_issue_more_cids(ir_conn *c);
-void ir_conn_new_cid_frame(ir_conn *c, const ir_frame_new_cid *f);
-void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid);
+local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path);
+/* the peer's connection id we send to on the path */
+const ir_cid *ir_conn_dcid(const qpath *path);
+void ir_conn_issue_more_cids(ir_conn *c, qpath *path);
+/* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids (multipath draft) */
+void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f);
+void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid);
 
 /* conn_hs.c */
 int ir_conn_start_tls(ir_conn *c);
@@ -455,25 +467,26 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h);
 /* conn_keys.c */
 void ir_conn_check_conf_limits(ir_conn *c);
 int ir_conn_can_seal(const ir_conn *c, int s);
-int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
-                           const uint8_t **payload, size_t *plen);
+int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr *h, int space,
+                           uint64_t *pn_out, const uint8_t **payload, size_t *plen);
 int ir_conn_start_key_update(ir_conn *c);
 
 /* conn_path.c */
-void ir_conn_start_validation(ir_conn *c);
-void ir_conn_abandon_validation(ir_conn *c);
-uint64_t ir_conn_path_timer(const ir_conn *c);
-void ir_conn_path_on_timeout(ir_conn *c, uint64_t now);
+void ir_conn_start_validation(ir_conn *c, qpath *path);
+void ir_conn_abandon_validation(ir_conn *c, qpath *path);
+uint64_t ir_conn_path_timer(const ir_conn *c, const qpath *path);
+void ir_conn_path_on_timeout(ir_conn *c, qpath *path, uint64_t now);
 void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
-void ir_conn_write_path_frames(ir_conn *c, pktw *w);
-size_t ir_conn_send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
-size_t ir_conn_send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
+void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w);
+size_t ir_conn_send_path_response_elsewhere(ir_conn *c, qpath *path, uint8_t *buf, size_t cap,
+                                            ir_netaddr *to);
+size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to);
 
 /* conn_send.c */
-int ir_conn_cwnd_allows(const ir_conn *c);
-int ir_conn_pace_allows(const ir_conn *c);
-uint64_t ir_conn_pace_deadline(const ir_conn *c);
-size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to);
+int ir_conn_cwnd_allows(const qpath *path);
+int ir_conn_pace_allows(const ir_conn *c, const qpath *path);
+uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path);
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to);
 
 /* conn_stream.c */
 void ir_conn_stream_free(qstream *s);
@@ -495,22 +508,25 @@ void ir_conn_write_streams(ir_conn *c, pktw *w, int data);
 void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len);
 void ir_conn_write_datagrams(ir_conn *c, pktw *w);
 
-/* recovery.c */
-void ir_rec_init(ir_conn *c);
-uint64_t ir_rec_pto(const ir_conn *c, int space);
+/* recovery.c: RTT, loss detection and PTO of a path's packet number spaces (the Initial
+ * and Handshake spaces count on path 0) */
+void ir_rec_init(ir_conn *c, qpath *path);
+uint64_t ir_rec_pto(const ir_conn *c, const qpath *path, int space);
 uint64_t ir_rec_initial_pto(const ir_conn *c);
-void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p);
-int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now);
-void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
+void ir_rec_on_sent(ir_conn *c, qpath *path, int space, const sent_pkt *p);
+int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, uint64_t now);
+void ir_rec_detect_lost(ir_conn *c, qpath *path, int space, uint64_t now);
+/* the earliest loss or PTO timer of all paths */
 uint64_t ir_rec_timer(const ir_conn *c);
 void ir_rec_on_timeout(ir_conn *c, uint64_t now);
+/* drops the Initial or Handshake space */
 void ir_rec_discard_space(ir_conn *c, int space);
-/* the current path moved to a new address: congestion control starts over */
-void ir_rec_new_path(ir_conn *c, uint64_t now);
+/* the path moved to a new address: congestion control starts over */
+void ir_rec_new_path(ir_conn *c, qpath *path, uint64_t now);
 /* forgets every sent packet of the space (nothing declared lost) */
-void ir_rec_discard_sent(ir_conn *c, int space);
+void ir_rec_discard_sent(ir_conn *c, qpath *path, int space);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
-void ir_conn_mtu_black_hole(ir_conn *c);
+void ir_conn_mtu_black_hole(ir_conn *c, qpath *path);
 /* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
 

@@ -36,7 +36,7 @@ void ir_conn_check_conf_limits(ir_conn *c)
 {
     for (int s = 0; s < SP_COUNT; s++) {
         qepoch *ks = &c->epoch[s];
-        if (!ks->have_tx || SP(c, s).discarded)
+        if (!ks->have_tx || (s < SP_APP && c->sp[s].discarded))
             continue;
         uint64_t limit = conf_limit(c, &ks->tx);
         if (s == SP_APP && ks->tx.sealed >= limit / 2 && c->state == IR_CONN_ESTABLISHED)
@@ -54,12 +54,20 @@ int ir_conn_can_seal(const ir_conn *c, int s)
     return k->sealed < conf_limit(c, k);
 }
 
+/* Our send keys changed phase: the next packet of every path's 1-RTT space is the first
+ * of the new phase (an ACK of it, on its path, confirms the update). */
+static void mark_key_phase_start(ir_conn *c)
+{
+    for (size_t i = 0; i < c->npaths; i++)
+        c->paths[i].app.key_phase_start_pn = c->paths[i].app.next_pn;
+}
+
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
  * violation closed the connection), or 1 (a duplicate, to drop). */
-int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
-                          const uint8_t **payload, size_t *plen)
+int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr *h, int space,
+                           uint64_t *pn_out, const uint8_t **payload, size_t *plen)
 {
-    pn_space *sp = &SP(c, space);
+    pn_space *sp = &PNS(c, path, space);
     uint64_t pn;
     size_t pn_len;
     qepoch *ks = &c->epoch[space];
@@ -99,7 +107,7 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
             rotate = 1;
         }
     }
-    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)c->path->id, pn, payload, plen) != 0) {
+    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)path->id, pn, payload, plen) != 0) {
         open_failed(c, k);
         return -1;
     }
@@ -129,7 +137,7 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
         ir_pkt_keys_free(&ku->rx_prev);
         ku->rx_prev = ks->rx;
         ku->have_rx_prev = 1;
-        ku->rx_prev_expiry = c->now + 3 * ir_rec_pto(c, SP_APP);
+        ku->rx_prev_expiry = c->now + 3 * ir_rec_pto(c, path, SP_APP);
         ks->rx = ku->rx_next;
         memset(&ku->rx_next, 0, sizeof ku->rx_next);
         ku->have_rx_next = 0;
@@ -145,7 +153,7 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
                 return -1;
             }
             ku->key_phase = ku->rx_phase;
-            sp->key_phase_start_pn = sp->next_pn;
+            mark_key_phase_start(c);
             ku->pending_ack = 1;
             ku->updates++;
         }
@@ -160,18 +168,17 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
  * discard its old keys and make the next ones (a SHOULD, as ngtcp2 does). */
 int ir_conn_start_key_update(ir_conn *c)
 {
-    pn_space *sp = &SP(c, SP_APP);
     qepoch *ks = &c->epoch[SP_APP];
     qkeyupdate *ku = &c->ku;
     if (!c->handshake_confirmed || ku->pending_ack || ku->key_phase != ku->rx_phase ||
         !ks->have_tx)
         return -1;
-    if (ku->confirmed && c->now < ku->confirmed + 3 * ir_rec_pto(c, SP_APP))
+    if (ku->confirmed && c->now < ku->confirmed + 3 * ir_rec_pto(c, c->send_path, SP_APP))
         return -1;
     if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0)
         return -1;
     ku->key_phase ^= 1;
-    sp->key_phase_start_pn = sp->next_pn;
+    mark_key_phase_start(c);
     ku->pending_ack = 1;
     ku->updates++;
     return 0;

@@ -201,7 +201,7 @@ static void update_stream_window(ir_conn *c, qstream *s)
         return;
     if (s->recv_max - read > s->recv_window / 2)
         return;
-    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->send_path->have_rtt ? c->send_path->smoothed_rtt : 100 * NS_PER_MS;
     if (s->last_window_update && c->now - s->last_window_update < 2 * rtt &&
         s->recv_window * 2 <= c->cfg.max_stream_window)
         s->recv_window *= 2;
@@ -221,7 +221,7 @@ void ir_conn_update_conn_window(ir_conn *c)
     }
     if (c->max_data_local - c->read_data > c->conn_window / 2)
         return;
-    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->send_path->have_rtt ? c->send_path->smoothed_rtt : 100 * NS_PER_MS;
     if (c->last_conn_window_update && c->now - c->last_conn_window_update < 2 * rtt &&
         c->conn_window * 2 <= c->cfg.max_conn_window)
         c->conn_window *= 2;
@@ -526,7 +526,7 @@ void ir_conn_write_streams(ir_conn *c, pktw *w, int data)
 
 /* ---- the records of stream frames: acknowledged or lost ------------------------------ */
 
-static void stream_acked(ir_conn *c, int space, const sent_frame *f)
+static void stream_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (!s)
@@ -540,7 +540,7 @@ static void stream_acked(ir_conn *c, int space, const sent_frame *f)
         ir_conn_maybe_release_stream(c, s);
 }
 
-static void stream_lost(ir_conn *c, int space, const sent_frame *f)
+static void stream_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (s && !s->reset_sent && !s->reset_pending) {
@@ -551,7 +551,7 @@ static void stream_lost(ir_conn *c, int space, const sent_frame *f)
 
 const sent_kind ir_sf_stream = {"STREAM", stream_acked, stream_lost, 1};
 
-static void reset_acked(ir_conn *c, int space, const sent_frame *f)
+static void reset_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (s) {
@@ -560,7 +560,7 @@ static void reset_acked(ir_conn *c, int space, const sent_frame *f)
     }
 }
 
-static void reset_lost(ir_conn *c, int space, const sent_frame *f)
+static void reset_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (s && !s->reset_sent_acked) {
@@ -572,7 +572,7 @@ static void reset_lost(ir_conn *c, int space, const sent_frame *f)
 
 const sent_kind ir_sf_reset_stream = {"RESET_STREAM", reset_acked, reset_lost, 0};
 
-static void stop_lost(ir_conn *c, int space, const sent_frame *f)
+static void stop_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (s && !s->recv.have_final && !s->peer_reset) {
@@ -583,7 +583,7 @@ static void stop_lost(ir_conn *c, int space, const sent_frame *f)
 
 const sent_kind ir_sf_stop_sending = {"STOP_SENDING", NULL, stop_lost, 0};
 
-static void max_stream_data_lost(ir_conn *c, int space, const sent_frame *f)
+static void max_stream_data_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s = ir_conn_find_stream(c, f->a);
     if (s && !s->recv.have_final && !s->peer_reset) {
@@ -594,14 +594,14 @@ static void max_stream_data_lost(ir_conn *c, int space, const sent_frame *f)
 
 const sent_kind ir_sf_max_stream_data = {"MAX_STREAM_DATA", NULL, max_stream_data_lost, 0};
 
-static void max_data_lost(ir_conn *c, int space, const sent_frame *f)
+static void max_data_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     c->max_data_pending = 1;
 }
 
 const sent_kind ir_sf_max_data = {"MAX_DATA", NULL, max_data_lost, 0};
 
-static void max_streams_lost(ir_conn *c, int space, const sent_frame *f)
+static void max_streams_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     c->max_streams_pending[f->a ? 0 : 1] = 1;
 }
