@@ -29,16 +29,34 @@ void ir_conn_config_defaults(ir_conn_config *cfg)
  * it cannot grow, a new hint is dropped. The events whose loss would lose something are
  * raised without it: CONNECTED and CLOSED by flags, STREAM_OPENED from the count of the
  * peer's streams. */
+/* Readable and writable events of a stream, DATAGRAM and STREAMS_AVAILABLE are coalesced:
+ * one of each waits in the queue at most. A bit tells it is there (the stream's ev_queued,
+ * the connection's ev_queued), so that raising one costs no walk of the queue. */
+static uint8_t *queued_bit(ir_conn *c, ir_event_type t, uint64_t id, uint8_t *bit)
+{
+    switch (t) {
+    case IR_EV_STREAM_READABLE:
+    case IR_EV_STREAM_WRITABLE: {
+        qstream *s = ir_conn_find_stream(c, id);
+        *bit = t == IR_EV_STREAM_READABLE ? 1 : 2;
+        return s ? &s->ev_queued : NULL;
+    }
+    case IR_EV_DATAGRAM:
+        *bit = 1;
+        return &c->ev_queued;
+    case IR_EV_STREAMS_AVAILABLE:
+        *bit = 2;
+        return &c->ev_queued;
+    default:
+        return NULL;
+    }
+}
+
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
 {
-    /* coalesce repeated readable/writable events for the same stream */
-    for (size_t i = 0; i < c->ev_n; i++) {
-        ir_event *e = &c->ev[(c->ev_head + i) % c->ev_cap];
-        if (e->type == t && e->stream_id == id &&
-            (t == IR_EV_STREAM_READABLE || t == IR_EV_STREAM_WRITABLE || t == IR_EV_DATAGRAM ||
-             t == IR_EV_STREAMS_AVAILABLE))
-            return;
-    }
+    uint8_t bit = 0, *q = queued_bit(c, t, id, &bit);
+    if (q && (*q & bit))
+        return;
     if (c->ev_n == c->ev_cap) {
         size_t cap = c->ev_cap ? c->ev_cap * 2 : 16;
         ir_event *n = malloc(cap * sizeof *n);
@@ -56,6 +74,8 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     e->stream_id = id;
     e->code = code;
     c->ev_n++;
+    if (q)
+        *q |= bit;
 }
 
 /* Order: CONNECTED, the peer's new streams, the queued hints, CLOSED last. */
@@ -78,6 +98,9 @@ int ir_conn_poll_event(ir_conn *c, ir_event *ev)
         *ev = c->ev[c->ev_head];
         c->ev_head = (c->ev_head + 1) % c->ev_cap;
         c->ev_n--;
+        uint8_t bit = 0, *q = queued_bit(c, ev->type, ev->stream_id, &bit);
+        if (q)
+            *q &= (uint8_t)~bit;
         return 1;
     }
     if (c->closed_pending) {

@@ -188,6 +188,7 @@ typedef struct qstream {
      * to send within the stream's limit) or conn_blocked_q (that data waits for MAX_DATA);
      * ctrl_link in ctrl_q (RESET_STREAM, STOP_SENDING or MAX_STREAM_DATA to send) */
     ir_qlink data_link, ctrl_link;
+    uint8_t ev_queued;  /* its READABLE (1) / WRITABLE (2) event waits in the queue */
 } qstream;
 
 typedef struct local_cid {
@@ -357,6 +358,7 @@ struct ir_conn {
     /* events. CONNECTED, STREAM_OPENED and CLOSED never go through the queue (which
      * allocates and may drop on failure): flags and counters raise them */
     ir_event *ev;
+    uint8_t ev_queued;         /* DATAGRAM (1) / STREAMS_AVAILABLE (2) waits in the queue */
     size_t ev_head, ev_n, ev_cap;
     int connected_pending, closed_pending;
     uint64_t opened_reported[2]; /* peer streams (bidi, uni) STREAM_OPENED has named */

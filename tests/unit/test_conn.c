@@ -2987,6 +2987,61 @@ TEST(idle_timeout_reason)
 
 /* ---- events when memory runs out ------------------------------------------------------ */
 
+/* Readable events are coalesced per stream while one waits in the queue, and raised again
+ * once it was taken: 200 streams each get data in several packets, the server polls only
+ * at the end (one READABLE per stream), then more data brings one more per stream. */
+static void count_readable(side *s, uint64_t *per, size_t n, uint64_t *other)
+{
+    ir_event ev;
+    while (ir_conn_poll_event(s[1].c, &ev)) {
+        if (ev.type == IR_EV_STREAM_READABLE && (ev.stream_id & 3) == 0 && (ev.stream_id >> 2) < n)
+            per[ev.stream_id >> 2]++;
+        else if (ev.type == IR_EV_STREAM_READABLE)
+            (*other)++;
+    }
+}
+
+TEST(events_coalesced)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC);
+    drop_events(s);
+    enum { N = 200 };
+    static uint64_t per[N];
+    memset(per, 0, sizeof per);
+    uint64_t ids[N], other = 0;
+    uint8_t chunk[3000];
+    memset(chunk, 7, sizeof chunk);
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, sizeof chunk, 0), (long)sizeof chunk);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    uint64_t packets = s[1].c->stats.pkts_recv;
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 1);
+    CHECK(packets > 2 * N); /* each stream's data came in more than one packet */
+    /* the server reads everything; new data raises the event again, once */
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[4096];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), (long)sizeof chunk);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, 100, 1), 100);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 2);
+    CHECK_EQ_INT(other, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
 /* fills c's event queue to its capacity with events that are not coalesced, and arms the
  * allocation hook to fail the queue's next growth; checks that it does */
 static void fill_events_and_fail_growth(ir_conn *c)
@@ -3094,6 +3149,7 @@ int main(void)
     RUN(pacing);
     RUN(address_discovery);
     RUN(path_mtu);
+    RUN(events_coalesced);
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
     ir_tls_identity_free(cid_);
