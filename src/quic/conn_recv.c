@@ -123,9 +123,12 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_MAX_DATA:
             if (f.u.limit > c->max_data_remote) {
                 c->max_data_remote = f.u.limit;
-                for (size_t i = 0; i < c->nstreams; i++)
-                    if (c->streams[i]->has_send)
-                        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, c->streams[i]->id, 0);
+                ir_conn_streams_unblocked(c);
+                size_t i = 0;
+                qstream *s;
+                while ((s = ir_idmap_next(&c->streams, &i)) != NULL)
+                    if (s->has_send)
+                        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
             }
             break;
         case IR_FT_MAX_STREAM_DATA: {
@@ -137,6 +140,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
             }
             if (s && f.u.stream_limit.limit > s->send_max) {
                 s->send_max = f.u.stream_limit.limit;
+                ir_conn_stream_schedule(c, s);
                 ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
             }
             break;

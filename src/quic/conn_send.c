@@ -36,10 +36,39 @@ static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
     if (!k)
         return;
     w->pos += k;
-    pktw_record(w, SF_ACK, r[0].largest, 0, 0, 0, 0);
+    pktw_record(w, &ir_sf_ack, r[0].largest, 0, 0, 0, 0);
     sp->ack_pending = 0;
     sp->ack_eliciting_since = 0;
     sp->ack_deadline = UINT64_MAX;
+}
+
+/* the peer has our ACK frame: it need not hear again of the packets up to its largest
+ * (RFC 9000 13.2.4). The largest received stays, so that later ACK frames still report
+ * it (and their ACK delay is its own). Duplicates are told by `seen`, which this does not
+ * touch. */
+static void ack_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    pn_space *sp = &PNS(c, path, space);
+    uint64_t below = f->a + 1;
+    if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
+        below = sp->largest_recv;
+    ir_ranges_drop_below(&sp->ack_ranges, below);
+}
+
+const sent_kind ir_sf_ack = {"ACK", ack_acked, NULL, 0};
+const sent_kind ir_sf_ping = {"PING", NULL, NULL, 0};
+
+int ir_sent_frames_reserve(pn_space *sp)
+{
+    if (sp->nframes < sp->capframes)
+        return 1;
+    size_t cap = sp->capframes ? 2 * sp->capframes : 64;
+    sent_frame *f = realloc(sp->frames, cap * sizeof *f);
+    if (!f)
+        return 0;
+    sp->frames = f;
+    sp->capframes = cap;
+    return 1;
 }
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
@@ -60,7 +89,7 @@ static void write_crypto(ir_conn *c, int space, pktw *w)
         if (!pktw_put_frame(w, &f))
             return;
         ir_sendbuf_sent(b, off, n, 0);
-        pktw_record(w, SF_CRYPTO, 0, off, n, 0, 1);
+        pktw_record(w, &ir_sf_crypto, 0, off, n, 0, 1);
     }
 }
 
@@ -130,7 +159,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             if (pktw_put_frame(w, &f)) {
                 c->observed_pending = 0;
                 c->observed_sent_seq = c->observed_seq++;
-                pktw_record(w, SF_OBSERVED_ADDRESS, c->observed_sent_seq, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_observed_address, c->observed_sent_seq, 0, 0, 0, 1);
             }
         }
     }
@@ -138,7 +167,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
         if (pktw_put_frame(w, &f)) {
             c->handshake_done_pending = 0;
-            pktw_record(w, SF_HANDSHAKE_DONE, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_handshake_done, 0, 0, 0, 0, 1);
         }
     }
     if (c->max_data_pending && pktw_can_record(w)) {
@@ -146,7 +175,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         f.u.limit = c->max_data_local;
         if (pktw_put_frame(w, &f)) {
             c->max_data_pending = 0;
-            pktw_record(w, SF_MAX_DATA, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_max_data, 0, 0, 0, 0, 1);
         }
     }
     for (int uni = 0; uni < 2; uni++) {
@@ -155,7 +184,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             f.u.limit = c->local_max_streams[uni];
             if (pktw_put_frame(w, &f)) {
                 c->max_streams_pending[uni] = 0;
-                pktw_record(w, SF_MAX_STREAMS, (uint64_t)!uni, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_max_streams, (uint64_t)!uni, 0, 0, 0, 1);
             }
         }
     }
@@ -173,7 +202,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         l->announce_pending = 0;
-        pktw_record(w, SF_NEW_CID, l->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_new_cid, l->seq, 0, 0, 0, 1);
     }
     for (size_t i = 0; i < p0->nrcid && pktw_can_record(w); i++) {
         remote_cid *r = &p0->rcid[i];
@@ -184,7 +213,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         r->retire_pending = 0;
-        pktw_record(w, SF_RETIRE_CID, r->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_retire_cid, r->seq, 0, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
         memmove(r, r + 1, (p0->nrcid - i - 1) * sizeof *r);
         p0->nrcid--;
@@ -196,7 +225,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
 
 int ir_conn_cwnd_allows(const qpath *path)
 {
-    return path->bytes_in_flight + path->max_datagram <= path->cwnd;
+    return path->bytes_in_flight + path->max_datagram <= path->cc.cwnd;
 }
 
 /* Pacing (RFC 9002 7.7): credit accrues at 1.25 x cwnd / smoothed RTT and is capped at a
@@ -205,7 +234,7 @@ int ir_conn_cwnd_allows(const qpath *path)
 static uint64_t pace_burst(const qpath *path)
 {
     uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
-    uint64_t two_ms = (path->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
+    uint64_t two_ms = (path->cc.cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
     uint64_t ten = 10 * path->max_datagram;
     return two_ms > ten ? two_ms : ten;
 }
@@ -216,7 +245,7 @@ static uint64_t pace_credit(const ir_conn *c, const qpath *path)
     uint64_t elapsed = c->now > path->pace_time ? c->now - path->pace_time : 0;
     uint64_t burst = pace_burst(path);
     /* elapsed * rate without overflow: rate in bytes per ns = cwnd * 1.25 / rtt */
-    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)path->cwnd * 1.25 / (double)rtt);
+    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)path->cc.cwnd * 1.25 / (double)rtt);
     uint64_t t = path->pace_tokens + add;
     return t > burst ? burst : t;
 }
@@ -241,7 +270,7 @@ uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path)
         return c->now;
     uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
     double need = (double)(path->max_datagram - have);
-    return c->now + (uint64_t)(need * (double)rtt / ((double)path->cwnd * 1.25)) + 1;
+    return c->now + (uint64_t)(need * (double)rtt / ((double)path->cc.cwnd * 1.25)) + 1;
 }
 
 /* Does the space want a packet on the path now? */
@@ -277,6 +306,10 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
+    w.sp = sp;
+    w.rec.first_frame = sp->nframes;
+    if (!ir_sent_frames_reserve(sp))
+        return 0;
     uint64_t pn = sp->next_pn;
     /* a packet to another address may arrive long after the path's packets sent later:
      * its number in full (4 bytes) so that it still decodes */
@@ -304,7 +337,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             /* a path MTU probe: its PING first, so that it is always there (ack-eliciting,
              * padded to the probed size below); other frames may share the packet */
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_MTU_PROBE, plan->mtu_probe, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_mtu_probe, plan->mtu_probe, 0, 0, 0, 1);
             w.rec.mtu_probe = 1;
         }
         if (s == SP_APP && c->handshake_complete)
@@ -317,22 +350,22 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             write_app_control(c, path, &w);
             if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
                 ir_conn_write_datagrams(c, &w);
-                ir_conn_write_streams(c, &w);
+                ir_conn_write_streams(c, &w, 1);
             } else {
-                /* blocked by congestion control: control frames only */
-                for (size_t i = 0; i < c->nstreams && pktw_can_record(&w); i++)
-                    ir_conn_write_stream(c, c->streams[i], &w, 1);
+                ir_conn_write_streams(c, &w, 0); /* blocked by congestion control: control frames only */
             }
         }
         if ((sp->probe_pending || (s == SP_APP && keepalive_due(c))) && !w.rec.ack_eliciting &&
             pktw_can_record(&w) && pktw_room(&w) >= 1) {
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_PING, 0, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_ping, 0, 0, 0, 0, 1);
         }
     }
     size_t payload = w.pos - w.hdr_len;
-    if (payload == 0)
+    if (payload == 0) {
+        sp->nframes = w.rec.first_frame;
         return 0;
+    }
     /* padding: the header-protection sample, and datagram minimums */
     size_t min_end = w.hdr_len - w.pn_len + MIN_PAYLOAD;
     if (pad_to > IR_AEAD_TAG_LEN && pad_to - IR_AEAD_TAG_LEN > min_end)
@@ -367,11 +400,14 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         c->last_ack_eliciting_sent = c->now;
         c->keepalive_pending = 0;
     }
+    if (!w.rec.in_flight)
+        sp->nframes = w.rec.first_frame; /* not kept: its records go (ACK frames only) */
     if (w.rec.in_flight) {
         if (sp->nsent == sp->capsent) {
             size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
             sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
             if (!np) {
+                sp->nframes = w.rec.first_frame;
                 ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
                 return total;
             }
