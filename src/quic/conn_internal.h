@@ -526,6 +526,16 @@ void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8]
 void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8]);
 /* the path frames for `to`: PATH_RESPONSEs to it, then a PATH_CHALLENGE of its probe */
 void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w, const ir_netaddr *to);
+/* path frames (to any address) may be waiting: the quick test on every packet */
+static inline int ir_conn_path_frames_any(const qpath *path)
+{
+    if (path->nresp)
+        return 1;
+    for (int i = 0; i < IR_MAX_PROBES; i++)
+        if (path->probes[i].pending && path->probes[i].state == PROBE_ACTIVE)
+            return 1;
+    return 0;
+}
 /* path frames for `to` are waiting */
 int ir_conn_path_frames_pending(const ir_conn *c, const qpath *path, const ir_netaddr *to);
 /* an address other than the path's own with path frames waiting, or NULL */
