@@ -62,7 +62,7 @@ int ir_sent_frames_reserve(pn_space *sp)
 {
     if (sp->nframes < sp->capframes)
         return 1;
-    size_t cap = sp->capframes ? 2 * sp->capframes : 64;
+    size_t cap = sp->capframes ? 2 * sp->capframes : 16;
     sent_frame *f = realloc(sp->frames, cap * sizeof *f);
     if (!f)
         return 0;
