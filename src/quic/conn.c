@@ -208,7 +208,6 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     path->pace_tokens = 10 * path->max_datagram;
     path->pace_time = now;
     path->addr = *addr;
-    path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
     c->handshake_deadline = UINT64_MAX;

@@ -81,7 +81,7 @@ extern const sent_kind ir_sf_ack;             /* conn_send.c: a = largest acknow
 extern const sent_kind ir_sf_ping;
 extern const sent_kind ir_sf_new_cid;         /* conn_cid.c: a = sequence number */
 extern const sent_kind ir_sf_retire_cid;      /* a = sequence number */
-extern const sent_kind ir_sf_path_challenge;  /* conn_path.c */
+extern const sent_kind ir_sf_path_challenge;  /* conn_path.c: a = its data (8 bytes) */
 extern const sent_kind ir_sf_observed_address; /* a = sequence number */
 extern const sent_kind ir_sf_mtu_probe;       /* a = the probe's size */
 extern const sent_kind ir_sf_datagram;        /* conn_dgram.c */
@@ -210,23 +210,47 @@ typedef struct remote_cid {
 #define MAX_LOCAL_CIDS 8
 #define MAX_REMOTE_CIDS 8
 
+/* Path validation (RFC 9000 8.2) of one address: the PATH_CHALLENGEs sent to it. Each
+ * (re)transmission carries new data; the newest IR_PROBE_CHALLENGES stay outstanding, and
+ * a PATH_RESPONSE to any of them validates the address. */
+#define IR_PROBE_CHALLENGES 4
+/* addresses a path probes at once (its own, after a migration, and candidates) */
+#define IR_MAX_PROBES 4
+/* PATH_RESPONSEs waiting to go out on a path; beyond, the oldest is dropped (a peer's
+ * PATH_CHALLENGEs cost it bytes, never our memory) */
+#define IR_MAX_RESPONSES 4
+
+enum { PROBE_FREE = 0, PROBE_ACTIVE, PROBE_VALIDATED, PROBE_FAILED };
+
+typedef struct qprobe {
+    ir_netaddr addr;
+    uint8_t state;          /* PROBE_* */
+    uint8_t for_path;       /* validates the path's own address (path->addr) */
+    uint8_t pending;        /* a PATH_CHALLENGE should go out */
+    uint8_t small;          /* the last went out in a datagram under 1200 bytes */
+    uint8_t nchal;          /* challenges outstanding, the newest last */
+    uint8_t chal[IR_PROBE_CHALLENGES][8];
+    unsigned count;         /* times sent */
+    uint64_t sent;          /* when one was last sent */
+    uint64_t deadline;      /* given up then */
+} qprobe;
+
+typedef struct qresponse {
+    uint8_t data[8];
+    ir_netaddr addr;        /* where the PATH_CHALLENGE came from: the response goes there */
+} qresponse;
+
 struct qpath {
     uint64_t id;                     /* path id (multipath draft): 0 for the first */
     ir_netaddr addr;
     int validated;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
-    int challenge_pending;           /* send PATH_CHALLENGE */
-    uint8_t challenge[8];
-    int challenge_outstanding;
-    int challenge_small;             /* it went out in a datagram under 1200 bytes */
-    unsigned challenge_count;        /* times sent in this validation */
-    uint64_t challenge_sent;         /* when it was last sent */
-    uint64_t validation_deadline;    /* give up then (UINT64_MAX: none) */
     ir_netaddr prev_addr;            /* the last validated address, to return to */
     int have_prev;
-    int response_pending;
-    uint8_t response[8];
-    ir_netaddr response_addr;
+    /* addresses being validated, and PATH_RESPONSEs to send (in arrival order) */
+    qprobe probes[IR_MAX_PROBES];
+    qresponse resp[IR_MAX_RESPONSES];
+    size_t nresp;
 
     /* the path's 1-RTT packet number space (its own numbers, ACKs and sent packets) */
     pn_space app;
@@ -301,7 +325,7 @@ struct ir_conn {
     qepoch epoch[SP_COUNT];
     qkeyupdate ku; /* the 1-RTT epoch's key phases */
     /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
-     * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
+     * has it); each path has its own 1-RTT space: PNS(c, path, space) names either */
     pn_space sp[SP_APP];
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
@@ -374,7 +398,6 @@ struct ir_conn {
     uint64_t observed_recv_seq;
     iroh_socket_addr observed;
 
-    int mtu_probe_writing; /* write_packet is building a path MTU probe */
 
     /* ir_conn_send_batch: a datagram built but not joining the last batch */
     uint8_t held[IR_CONN_MAX_DGRAM];
@@ -395,6 +418,15 @@ static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
 }
 
 /* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */
+
+/* What a packet is for: where its datagram goes and what may go in it. On the path's
+ * address (on_path) everything may; to another address only the path frames for that
+ * address (PATH_RESPONSE, PATH_CHALLENGE), padded, and the packet is not in flight. */
+typedef struct pkt_plan {
+    const ir_netaddr *to;
+    int on_path;
+    size_t mtu_probe;  /* > 0: a path MTU probe of this size (PING first, padded) */
+} pkt_plan;
 
 /* a packet being written (conn_send.c builds it; each module writes its frames) */
 typedef struct pktw {
@@ -474,21 +506,43 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
 int ir_conn_start_key_update(ir_conn *c);
 
 /* conn_path.c */
+/* validates the path's own address (after a migration, or its MTU): a new probe */
 void ir_conn_start_validation(ir_conn *c, qpath *path);
+/* the validation of the path's address is over (validated, or given up) */
 void ir_conn_abandon_validation(ir_conn *c, qpath *path);
+/* Starts probing `addr` on the path with PATH_CHALLENGEs (the multipath and NAT traversal
+ * issues call it for candidate addresses). 0, or -1 when IR_MAX_PROBES are busy. Its
+ * outcome: ir_conn_probe_state (PROBE_ACTIVE, PROBE_VALIDATED, PROBE_FAILED; PROBE_FREE
+ * for an address not probed). */
+int ir_conn_probe_addr(ir_conn *c, qpath *path, const ir_netaddr *addr);
+int ir_conn_probe_state(const qpath *path, const ir_netaddr *addr);
+/* the active probe of the path's own address, or NULL */
+qprobe *ir_conn_path_probe(qpath *path);
 uint64_t ir_conn_path_timer(const ir_conn *c, const qpath *path);
 void ir_conn_path_on_timeout(ir_conn *c, qpath *path, uint64_t now);
+/* a PATH_CHALLENGE from `from` on the path, and a PATH_RESPONSE (any path's probe) */
+void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8],
+                                  const ir_netaddr *from);
+void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8]);
+/* the path frames for `to`: PATH_RESPONSEs to it, then a PATH_CHALLENGE of its probe */
+void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w, const ir_netaddr *to);
+/* path frames for `to` are waiting */
+int ir_conn_path_frames_pending(const ir_conn *c, const qpath *path, const ir_netaddr *to);
+/* an address other than the path's own with path frames waiting, or NULL */
+const ir_netaddr *ir_conn_path_frames_elsewhere(const ir_conn *c, const qpath *path);
+/* a PATH_CHALLENGE sent on the path was lost: send another if it was the newest */
+void ir_conn_path_challenge_lost(qpath *path, uint64_t chal);
 void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
-void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w);
-size_t ir_conn_send_path_response_elsewhere(ir_conn *c, qpath *path, uint8_t *buf, size_t cap,
-                                            ir_netaddr *to);
 size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to);
 
 /* conn_send.c */
 int ir_conn_cwnd_allows(const qpath *path);
 int ir_conn_pace_allows(const ir_conn *c, const qpath *path);
 uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path);
-size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to);
+/* Writes one packet of space s on the path at buf; pad_to > 0 pads it so that it ends at
+ * least pad_to bytes after buf. Returns its length (0: nothing written). */
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to,
+                            const pkt_plan *plan);
 
 /* conn_stream.c */
 void ir_conn_stream_free(qstream *s);

@@ -121,8 +121,8 @@ static void write_close(ir_conn *c, int space, pktw *w)
 static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || path->response_pending || path->challenge_pending ||
-        c->observed_pending)
+        c->max_streams_pending[1] || c->observed_pending ||
+        ir_conn_path_frames_pending(c, path, &path->addr))
         return 1;
     const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
     for (size_t i = 0; i < p0->nlcid; i++)
@@ -297,9 +297,8 @@ static int space_wants(const ir_conn *c, const qpath *path, int s)
     return 0;
 }
 
-/* Writes one packet of the space at buf; pad_to > 0 pads the packet so that it ends at
- * least pad_to bytes after buf. Returns its length (0: nothing written). */
-size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to)
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to,
+                            const pkt_plan *plan)
 {
     pn_space *sp = &PNS(c, path, s);
     if (!ir_conn_can_seal(c, s))
@@ -312,7 +311,9 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     if (!ir_sent_frames_reserve(sp))
         return 0;
     uint64_t pn = sp->next_pn;
-    w.pn_len = ir_pn_encode_len(pn, sp->largest_acked);
+    /* a packet to another address may arrive long after the path's packets sent later:
+     * its number in full (4 bytes) so that it still decodes */
+    w.pn_len = plan->on_path ? ir_pn_encode_len(pn, sp->largest_acked) : 4;
     if (s == SP_APP)
         w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(path), c->ku.key_phase, 0, pn, w.pn_len);
     else
@@ -325,19 +326,22 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         return 0;
     w.pos = w.hdr_len;
     w.end = cap - IR_AEAD_TAG_LEN;
-    if (c->state == IR_CONN_CLOSING) {
+    if (!plan->on_path) {
+        /* to another address: its path frames only (probing, RFC 9000 9.1) */
+        if (s == SP_APP)
+            ir_conn_write_path_frames(c, path, &w, plan->to);
+    } else if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
     } else {
-        if (s == SP_APP && c->mtu_probe_writing) {
+        if (s == SP_APP && plan->mtu_probe) {
             /* a path MTU probe: its PING first, so that it is always there (ack-eliciting,
              * padded to the probed size below); other frames may share the packet */
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, &ir_sf_mtu_probe, pad_to, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_mtu_probe, plan->mtu_probe, 0, 0, 0, 1);
             w.rec.mtu_probe = 1;
-            c->mtu_probe_writing = 2; /* it is in */
         }
         if (s == SP_APP && c->handshake_complete)
-            ir_conn_write_path_frames(c, path, &w);
+            ir_conn_write_path_frames(c, path, &w, plan->to);
         if (ack_wanted(c, sp) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
             write_ack(c, sp, s, &w);
         write_crypto(c, s, &w);
@@ -381,6 +385,9 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
                                   &c->epoch[s].tx, path_id, pn);
     c->epoch[s].tx.sealed++;
     sp->next_pn++;
+    c->stats.pkts_sent++;
+    if (!plan->on_path)
+        return total; /* a probe elsewhere: not in flight on this path (nor its bytes) */
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
     w.rec.pn = pn;
@@ -411,7 +418,6 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         ir_rec_on_sent(c, path, s, &w.rec);
         pace_spend(c, path, w.rec.size);
     }
-    c->stats.pkts_sent++;
     /* the client drops its Initial keys once it sends a Handshake packet */
     if (!c->is_server && s == SP_HANDSHAKE)
         ir_conn_discard_space(c, SP_INITIAL);
@@ -464,17 +470,38 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
-    if (c->state == IR_CONN_ESTABLISHED && !path->response_pending) {
+    if (c->state == IR_CONN_ESTABLISHED && !path->nresp) {
         size_t n = ir_conn_send_mtu_probe(c, path, buf, cap, to);
         if (n)
             return n;
     }
     if (cap > path->max_datagram)
         cap = path->max_datagram;
-    if (c->state != IR_CONN_CLOSING && path->response_pending &&
-        !ir_netaddr_eq(&path->response_addr, &path->addr))
-        return ir_conn_send_path_response_elsewhere(c, path, buf, cap, to);
+    const ir_netaddr *elsewhere =
+        c->state != IR_CONN_CLOSING ? ir_conn_path_frames_elsewhere(c, path) : NULL;
+    if (elsewhere && cap >= 1200 && c->epoch[SP_APP].have_tx) {
+        /* PATH_RESPONSEs and PATH_CHALLENGEs for another address go in a datagram of
+         * their own to it, padded to 1200 bytes (RFC 9000 8.2.1, 8.2.2) */
+        ir_netaddr dest = *elsewhere; /* (it points into the queue the packet empties) */
+        pkt_plan plan = {.to = &dest, .on_path = 0};
+        *to = dest;
+        qprobe *pr = NULL;
+        for (int i = 0; i < IR_MAX_PROBES; i++)
+            if (path->probes[i].state == PROBE_ACTIVE && path->probes[i].pending &&
+                ir_netaddr_eq(&path->probes[i].addr, &dest))
+                pr = &path->probes[i];
+        size_t n = ir_conn_write_packet(c, path, SP_APP, buf, cap, 1200, &plan);
+        if (pr && !pr->pending) {
+            pr->sent = now;
+            pr->count++;
+        }
+        if (n) {
+            c->stats.bytes_sent += n;
+            return n;
+        }
+    }
     *to = path->addr;
+    pkt_plan plan = {.to = &path->addr, .on_path = 1};
     size_t limit = cap;
     if (c->is_server && !path->validated) {
         uint64_t allowed = 3 * path->bytes_recv;
@@ -489,10 +516,10 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     }
     /* datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to 1200 bytes when the
      * anti-amplification limit allows it (RFC 9000 8.2.1, 8.2.2) */
-    int had_challenge = path->challenge_pending;
+    qprobe *own = ir_conn_path_probe(path);
+    int had_challenge = own && own->pending;
     int path_frames = c->state != IR_CONN_CLOSING &&
-                      (had_challenge || (path->response_pending &&
-                                         ir_netaddr_eq(&path->response_addr, &path->addr)));
+                      ir_conn_path_frames_pending(c, path, &path->addr);
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
         wants[s] = space_wants(c, path, s);
@@ -514,14 +541,14 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
             pad = 1200 > off ? 1200 - off : 0;
         if (limit - off < 64)
             break;
-        off += ir_conn_write_packet(c, path, s, buf + off, limit - off, pad);
+        off += ir_conn_write_packet(c, path, s, buf + off, limit - off, pad, &plan);
     }
     if (c->state == IR_CONN_CLOSING)
         c->close_pending = 0;
-    if (had_challenge && !path->challenge_pending) {
-        path->challenge_small = off < 1200;
-        path->challenge_sent = now;
-        path->challenge_count++;
+    if (had_challenge && !own->pending) {
+        own->small = off < 1200;
+        own->sent = now;
+        own->count++;
     }
     if (!off)
         return 0;

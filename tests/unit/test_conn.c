@@ -77,6 +77,17 @@ typedef struct net {
     uint64_t server_tx_to_new, server_rx_from_new;
     /* sees every datagram as it is sent (from: the sending side); 1 drops it */
     int (*tap)(struct net *nw, struct side *s, int from, const uint8_t *d, size_t len);
+    /* other addresses of the server that the client may probe: what the client sends to
+     * alt[k].server reaches the server from alt[k].client (another NAT mapping), and
+     * what the server sends to alt[k].client reaches the client from alt[k].server
+     * (alt[k].delay later than usual); a dead one swallows everything */
+    struct {
+        ir_netaddr server, client;
+        int dead;
+        uint64_t delay;
+    } alt[4];
+    int nalt;
+    ir_netaddr tap_to; /* where the datagram the tap sees goes */
     size_t mtu;        /* datagrams larger than this vanish (0: no limit) */
     size_t largest;    /* the largest datagram delivered */
     uint64_t too_big;  /* datagrams dropped for their size */
@@ -252,8 +263,24 @@ static void drain(net *nw, side *s)
             continue;
         size_t n;
         while ((n = ir_conn_send(s[i].c, buf, sizeof buf, &to, nw->now)) > 0) {
+            nw->tap_to = to;
             if (nw->tap && nw->tap(nw, s, i, buf, n)) {
                 nw->dropped++;
+                continue;
+            }
+            int k = 0;
+            while (k < nw->nalt && !ir_netaddr_eq(&to, i == 0 ? &nw->alt[k].server : &nw->alt[k].client))
+                k++;
+            if (k < nw->nalt) {
+                if (nw->alt[k].dead) {
+                    nw->dropped++;
+                    continue;
+                }
+                uint64_t delay = nw->delay;
+                if (i == 1)
+                    nw->delay += nw->alt[k].delay;
+                net_send(nw, 1 - i, i == 0 ? &nw->alt[k].client : &nw->alt[k].server, buf, n);
+                nw->delay = delay;
                 continue;
             }
             if (i == 0) {
@@ -1551,7 +1578,7 @@ TEST(stateless_reset)
 
 /* Decrypts a copy of a 1-RTT datagram with the receiver's current keys and reports the
  * path frames it carries: a bit mask, 1 PATH_CHALLENGE, 2 PATH_RESPONSE. */
-static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+static unsigned peek_path_data(const ir_conn *c, const uint8_t *d, size_t len, uint8_t chal[8])
 {
     uint8_t copy[1500];
     memcpy(copy, d, len);
@@ -1577,12 +1604,20 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
         ir_frame f;
         if (ir_frame_decode(&cur, &f) != 0)
             break;
-        if (f.type == IR_FT_PATH_CHALLENGE)
+        if (f.type == IR_FT_PATH_CHALLENGE) {
             found |= 1;
+            if (chal)
+                memcpy(chal, f.u.path_data, 8);
+        }
         if (f.type == IR_FT_PATH_RESPONSE)
             found |= 2;
     }
     return found;
+}
+
+static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+{
+    return peek_path_data(c, d, len, NULL);
 }
 
 static int rebound, saw_unvalidated, validated_again;
@@ -1679,7 +1714,8 @@ TEST(nat_rebinding)
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
                     ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0].addr.len,
                     (const char *)s[1].c->paths[0].addr.data, s[1].c->paths[0].validated,
-                    s[1].c->paths[0].challenge_pending, s[1].c->paths[0].challenge_outstanding,
+                    ir_conn_path_probe(&s[1].c->paths[0]) && ir_conn_path_probe(&s[1].c->paths[0])->pending,
+                    ir_conn_path_probe(&s[1].c->paths[0]) != NULL,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1692,7 +1728,7 @@ TEST(nat_rebinding)
         CHECK(saw_unvalidated && validated_again);
         CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
         CHECK(s[1].c->paths[0].validated);
-        CHECK(!s[1].c->paths[0].challenge_outstanding);
+        CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1794,7 +1830,7 @@ TEST(spurious_migration)
     CHECK(nw.misrouted > 0);
     CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
     CHECK(s[1].c->paths[0].validated);
-    CHECK(!s[1].c->paths[0].challenge_outstanding);
+    CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -3106,6 +3142,141 @@ TEST(events_without_memory)
     sides_free(s, &nw);
 }
 
+/* ---- probing several addresses on one path ----------------------------------------- */
+
+static struct {
+    int first_only;          /* deliver only the first PATH_CHALLENGE to each address */
+    unsigned chal[4];        /* PATH_CHALLENGE datagrams the client sent to alt[k] */
+    unsigned resp[4];        /* PATH_RESPONSE datagrams the server sent to alt[k] */
+    unsigned small;          /* of those, datagrams under 1200 bytes */
+    uint8_t data[4][8][8];   /* the challenges' data, per address */
+} pr;
+
+static int tap_probes(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    for (int k = 0; k < nw->nalt; k++) {
+        if (from == 0 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].server)) {
+            uint8_t chal[8];
+            if (!(peek_path_data(s[1].c, d, len, chal) & 1))
+                return 0;
+            if (pr.chal[k] < 8)
+                memcpy(pr.data[k][pr.chal[k]], chal, 8);
+            pr.small += len < 1200;
+            return pr.chal[k]++ > 0 && pr.first_only;
+        }
+        if (from == 1 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].client)) {
+            pr.resp[k] += (peek_path_frames(s[0].c, d, len) & 2) != 0;
+            pr.small += len < 1200;
+        }
+    }
+    return 0;
+}
+
+static void set_addr(ir_netaddr *a, const char *s)
+{
+    a->len = (uint8_t)strlen(s);
+    memcpy(a->data, s, a->len);
+}
+
+/* The client probes three more addresses of the server on path 0 at once, while data flows
+ * on the path: two reach the server (from other mappings of the client: the server answers
+ * each where its challenge came from, both answers pending at the same time), one is dead.
+ * Only the first PATH_CHALLENGE to each gets through and the answers come back late, so
+ * the client has sent more challenges (each with new data) by then: the answer to the
+ * first still validates. The dead address is given up; path 0 is not disturbed. */
+TEST(probe_several_addresses)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    memset(&pr, 0, sizeof pr);
+    pr.first_only = 1;
+    nw.nalt = 3;
+    set_addr(&nw.alt[0].server, "server-a");
+    set_addr(&nw.alt[0].client, "client-a");
+    nw.alt[0].delay = 300 * MS;
+    set_addr(&nw.alt[1].server, "server-b");
+    set_addr(&nw.alt[1].client, "client-b");
+    nw.alt[1].delay = 300 * MS;
+    set_addr(&nw.alt[2].server, "server-dead");
+    set_addr(&nw.alt[2].client, "client-dead");
+    nw.alt[2].dead = 1;
+    nw.tap = tap_probes;
+    qpath *p0 = &s[0].c->paths[0];
+    /* not the path's own address, nor before the handshake is done elsewhere */
+    CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.saddr), -1);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.alt[k].server), 0);
+        CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[k].server), PROBE_ACTIVE);
+    }
+    /* a stream keeps the path busy meanwhile */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 200000, 1), 200000);
+    uint64_t t0 = nw.now, validated_at = 0;
+    while (step(&nw, s, t0 + 10 * SEC)) {
+        if (!validated_at && ir_conn_probe_state(p0, &nw.alt[0].server) == PROBE_VALIDATED)
+            validated_at = nw.now;
+    }
+    CHECK(!nw.stuck);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[0].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[1].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[2].server), PROBE_FAILED);
+    /* the answer to the first challenge arrived after more had been sent: they were
+     * outstanding together */
+    CHECK(validated_at >= t0 + 300 * MS);
+    CHECK(pr.chal[0] >= 2 && pr.chal[1] >= 2);
+    for (int k = 0; k < 3; k++)
+        for (unsigned j = 1; j < pr.chal[k] && j < 8; j++)
+            CHECK(memcmp(pr.data[k][j], pr.data[k][j - 1], 8) != 0); /* new data each time */
+    /* one answer each, to where each challenge came from; all padded to 1200 bytes */
+    CHECK_EQ_INT(pr.resp[0], 1);
+    CHECK_EQ_INT(pr.resp[1], 1);
+    CHECK_EQ_INT(pr.small, 0);
+    /* the dead address got a few challenges and was given up within its deadline */
+    CHECK(pr.chal[2] >= 2 && pr.chal[2] <= 10);
+    /* path 0 went on as before */
+    CHECK(ir_netaddr_eq(&p0->addr, &nw.saddr));
+    CHECK(p0->validated && s[1].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    CHECK(ir_conn_stream_send_done(s[0].c, id));
+    /* answers owed to several addresses at once all go out, each to its address (the
+     * client's challenges are forged here, so that both arrive before the server sends) */
+    unsigned resp_a = pr.resp[0], resp_b = pr.resp[1];
+    for (int k = 0; k < 2 + 7; k++) {
+        frames fr;
+        fr.n = 0;
+        ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
+        memset(f.u.path_data, 0xa0 + k, 8);
+        put(&fr, &f);
+        uint8_t d[1500];
+        size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+        ir_conn_recv(s[1].c, k == 0 ? &nw.alt[0].client : &nw.alt[1].client, d, n, nw.now);
+        if (k == 1) {
+            CHECK_EQ_INT(s[1].c->paths[0].nresp, 2);
+            drain(&nw, s);
+            CHECK_EQ_INT(pr.resp[0], resp_a + 1);
+            CHECK_EQ_INT(pr.resp[1], resp_b + 1);
+        }
+    }
+    /* a flood of challenges: only the newest are kept, and answered */
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, IR_MAX_RESPONSES);
+    CHECK(memcmp(s[1].c->paths[0].resp[0].data, "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5", 8) == 0);
+    drain(&nw, s);
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, 0);
+    CHECK_EQ_INT(pr.resp[1], resp_b + 2);
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    printf("    3 addresses probed: challenges %u / %u / %u (responses %u / %u), validated after %.3f s\n",
+           pr.chal[0], pr.chal[1], pr.chal[2], pr.resp[0], pr.resp[1], (double)(validated_at - t0) / 1e9);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3152,6 +3323,7 @@ int main(void)
     RUN(events_coalesced);
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
+    RUN(probe_several_addresses);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
