@@ -526,12 +526,20 @@ void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8]
 void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8]);
 /* the path frames for `to`: PATH_RESPONSEs to it, then a PATH_CHALLENGE of its probe */
 void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w, const ir_netaddr *to);
+/* path frames (to any address) may be waiting: the quick test on every packet */
+static inline int ir_conn_path_frames_any(const qpath *path)
+{
+    if (path->nresp)
+        return 1;
+    for (int i = 0; i < IR_MAX_PROBES; i++)
+        if (path->probes[i].pending && path->probes[i].state == PROBE_ACTIVE)
+            return 1;
+    return 0;
+}
 /* path frames for `to` are waiting */
 int ir_conn_path_frames_pending(const ir_conn *c, const qpath *path, const ir_netaddr *to);
 /* an address other than the path's own with path frames waiting, or NULL */
 const ir_netaddr *ir_conn_path_frames_elsewhere(const ir_conn *c, const qpath *path);
-/* a PATH_CHALLENGE sent on the path was lost: send another if it was the newest */
-void ir_conn_path_challenge_lost(qpath *path, uint64_t chal);
 void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
 size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to);
 

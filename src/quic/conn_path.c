@@ -59,7 +59,6 @@ void ir_conn_start_validation(ir_conn *c, qpath *path)
 
 void ir_conn_abandon_validation(ir_conn *c, qpath *path)
 {
-    (void)c;
     qprobe *p = ir_conn_path_probe(path);
     if (p)
         p->state = PROBE_FREE;
@@ -138,7 +137,6 @@ void ir_conn_path_on_timeout(ir_conn *c, qpath *path, uint64_t now)
 void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8],
                                   const ir_netaddr *from)
 {
-    (void)c;
     /* answered on this path, to the address it came from (RFC 9000 8.2.2) */
     if (path->nresp == IR_MAX_RESPONSES) {
         memmove(&path->resp[0], &path->resp[1], (IR_MAX_RESPONSES - 1) * sizeof path->resp[0]);
@@ -181,20 +179,8 @@ void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8])
     }
 }
 
-void ir_conn_path_challenge_lost(qpath *path, uint64_t chal)
-{
-    uint8_t data[8];
-    memcpy(data, &chal, 8);
-    for (int k = 0; k < IR_MAX_PROBES; k++) {
-        qprobe *p = &path->probes[k];
-        if (p->state == PROBE_ACTIVE && p->nchal && memcmp(p->chal[p->nchal - 1], data, 8) == 0)
-            p->pending = 1;
-    }
-}
-
 int ir_conn_path_frames_pending(const ir_conn *c, const qpath *path, const ir_netaddr *to)
 {
-    (void)c;
     for (size_t i = 0; i < path->nresp; i++)
         if (ir_netaddr_eq(&path->resp[i].addr, to))
             return 1;
@@ -336,7 +322,6 @@ size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *p, uint8_t *buf, size_t cap, ir
 
 void ir_conn_mtu_black_hole(ir_conn *c, qpath *path)
 {
-    (void)c;
     if (path->max_datagram <= 1200)
         return;
     path->max_datagram = 1200;
@@ -345,9 +330,16 @@ void ir_conn_mtu_black_hole(ir_conn *c, qpath *path)
 
 /* ---- the records of path frames ------------------------------------------------------------ */
 
+/* a PATH_CHALLENGE was lost: another goes out if it was its probe's newest */
 static void path_challenge_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
-    ir_conn_path_challenge_lost(path, f->a);
+    uint8_t data[8];
+    memcpy(data, &f->a, 8);
+    for (int k = 0; k < IR_MAX_PROBES; k++) {
+        qprobe *p = &path->probes[k];
+        if (p->state == PROBE_ACTIVE && p->nchal && memcmp(p->chal[p->nchal - 1], data, 8) == 0)
+            p->pending = 1;
+    }
 }
 
 const sent_kind ir_sf_path_challenge = {"PATH_CHALLENGE", NULL, path_challenge_lost, 0};

@@ -122,7 +122,7 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
         c->max_streams_pending[1] || c->observed_pending ||
-        ir_conn_path_frames_pending(c, path, &path->addr))
+        (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr)))
         return 1;
     const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
     for (size_t i = 0; i < p0->nlcid; i++)
@@ -340,7 +340,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             pktw_record(&w, &ir_sf_mtu_probe, plan->mtu_probe, 0, 0, 0, 1);
             w.rec.mtu_probe = 1;
         }
-        if (s == SP_APP && c->handshake_complete)
+        if (s == SP_APP && c->handshake_complete && ir_conn_path_frames_any(path))
             ir_conn_write_path_frames(c, path, &w, plan->to);
         if (ack_wanted(c, sp) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
             write_ack(c, sp, s, &w);
@@ -480,7 +480,9 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     if (cap > path->max_datagram)
         cap = path->max_datagram;
     const ir_netaddr *elsewhere =
-        c->state != IR_CONN_CLOSING ? ir_conn_path_frames_elsewhere(c, path) : NULL;
+        c->state != IR_CONN_CLOSING && ir_conn_path_frames_any(path)
+            ? ir_conn_path_frames_elsewhere(c, path)
+            : NULL;
     if (elsewhere && cap >= 1200 && c->epoch[SP_APP].have_tx) {
         /* PATH_RESPONSEs and PATH_CHALLENGEs for another address go in a datagram of
          * their own to it, padded to 1200 bytes (RFC 9000 8.2.1, 8.2.2) */
@@ -521,6 +523,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     qprobe *own = ir_conn_path_probe(path);
     int had_challenge = own && own->pending;
     int path_frames = c->state != IR_CONN_CLOSING &&
+                      ir_conn_path_frames_any(path) &&
                       ir_conn_path_frames_pending(c, path, &path->addr);
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
