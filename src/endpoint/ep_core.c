@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "crypto/crypto.h"
+#include "endpoint/ep_cidmap.h"
 #include "tls/tls.h"
 
 #define MAX_DGRAM 1500
@@ -34,6 +35,13 @@ struct conn_slot {
     ir_netaddr remote;          /* the address the connection started with */
     ir_netaddr also[MAX_ALSO];  /* client: the peer's other addresses, tried at once */
     int nalso;
+    /* what routes to this connection in the core's table: our connection ids (as the
+     * connection reported them), a client's Initial DCID, the peer's reset token */
+    ir_cid *cids;
+    size_t ncids, capcids;
+    int has_initial, has_token;
+    ir_cid initial;
+    uint8_t token[16];
 };
 
 struct ir_epc {
@@ -47,6 +55,7 @@ struct ir_epc {
     size_t nconns, capconns;
     conn_slot *aux[MAX_AUX];
     conn_slot *acc_head, *acc_tail;
+    ir_cidmap map; /* routing: ep_cidmap.h */
     uint8_t batch[IR_EPC_BATCH * MAX_DGRAM];
     uint8_t reset_key[32];
     uint64_t reset_window_start; /* stateless resets sent in the current second */
@@ -75,6 +84,9 @@ int ir_epc_new(const ir_ep_config *cfg, const ir_epc_io *io, ir_epc **out)
     e->io = *io;
     if (!e->io.random)
         e->io.random = ir_random_bytes;
+    uint8_t secret[16];
+    e->io.random(e->io.random_ctx, secret, sizeof secret);
+    ir_cidmap_init(&e->map, secret);
     /* derived from the identity, so that a restarted endpoint with the same key can still
      * reset connections its previous run had (the point of stateless resets) */
     ir_blake3_derive_key("iroh-c 2026-11 stateless reset key", cfg->key.bytes, 32, e->reset_key,
@@ -117,10 +129,80 @@ fail:
     return rc;
 }
 
+/* ---- the routing table -------------------------------------------------------------------- */
+
+/* A connection made or retired one of our connection ids (ir_conn_config.on_cid). */
+static void slot_on_cid(void *ctx, const ir_cid *cid, int live)
+{
+    conn_slot *s = ctx;
+    ir_epc *e = s->core;
+    if (!live) {
+        for (size_t i = 0; i < s->ncids; i++) {
+            if (ir_cid_eq(&s->cids[i], cid)) {
+                ir_cidmap_del(&e->map, IR_CIDMAP_OURS, cid->data, cid->len, s);
+                s->cids[i] = s->cids[--s->ncids];
+                break;
+            }
+        }
+        return;
+    }
+    if (s->ncids == s->capcids) {
+        size_t cap = s->capcids ? s->capcids * 2 : 4;
+        ir_cid *p = realloc(s->cids, cap * sizeof *p);
+        if (!p) {
+            IR_LOG(IR_LOG_WARN, "out of memory: a connection id not routed");
+            return; /* not in the table: datagrams to it are not routed here */
+        }
+        s->cids = p;
+        s->capcids = cap;
+    }
+    int rc = ir_cidmap_put(&e->map, IR_CIDMAP_OURS, cid->data, cid->len, s);
+    if (rc == 0)
+        s->cids[s->ncids++] = *cid;
+    else if (rc < 0)
+        IR_LOG(IR_LOG_WARN, "out of memory: a connection id not routed");
+    /* rc 1: another connection has the same 64 random bits; the first keeps them */
+}
+
+/* Keeps the table's entry of the peer's stateless reset token current (it changes only
+ * when the connection processes frames: call after ir_conn_recv). */
+static void slot_sync_token(ir_epc *e, conn_slot *s)
+{
+    uint8_t t[16];
+    int has = ir_conn_peer_reset_token(s->c, t);
+    if (has == s->has_token && (!has || memcmp(t, s->token, 16) == 0))
+        return;
+    if (s->has_token)
+        ir_cidmap_del(&e->map, IR_CIDMAP_TOKEN, s->token, 16, s);
+    s->has_token = has && ir_cidmap_put(&e->map, IR_CIDMAP_TOKEN, t, 16, s) == 0;
+    if (s->has_token)
+        memcpy(s->token, t, 16);
+}
+
+/* Takes everything of the slot out of the table. */
+static void slot_unmap(ir_epc *e, conn_slot *s)
+{
+    for (size_t i = 0; i < s->ncids; i++)
+        ir_cidmap_del(&e->map, IR_CIDMAP_OURS, s->cids[i].data, s->cids[i].len, s);
+    s->ncids = 0;
+    if (s->has_initial)
+        ir_cidmap_del(&e->map, IR_CIDMAP_INITIAL, s->initial.data, s->initial.len, s);
+    if (s->has_token)
+        ir_cidmap_del(&e->map, IR_CIDMAP_TOKEN, s->token, 16, s);
+    s->has_initial = s->has_token = 0;
+}
+
 static void slot_free(conn_slot *s)
 {
+    slot_unmap(s->core, s);
     ir_conn_free(s->c);
+    free(s->cids);
     free(s);
+}
+
+size_t ir_epc_cid_entries(const ir_epc *e)
+{
+    return e->map.n;
 }
 
 void ir_epc_free(ir_epc *e)
@@ -133,6 +215,7 @@ void ir_epc_free(ir_epc *e)
         if (e->aux[i])
             slot_free(e->aux[i]);
     free(e->conns);
+    ir_cidmap_free(&e->map);
     ir_tls_identity_free(e->ident);
     free(e->alpn_store);
     free(e->alpns);
@@ -360,9 +443,12 @@ int ir_epc_connect_cfg(ir_epc *e, const ir_conn_config *cfg, const ir_netaddr *c
     conn_slot *s = slot_new(e, 0, internal, &cand[0]);
     if (!s)
         return internal ? IROH_ERR_INVALID_ARGUMENT : IROH_ERR_NO_MEMORY;
-    int rc = ir_conn_client_new(cfg, &cand[0], now, &s->c);
+    ir_conn_config ccfg = *cfg;
+    ccfg.on_cid = slot_on_cid;
+    ccfg.cid_ctx = s;
+    int rc = ir_conn_client_new(&ccfg, &cand[0], now, &s->c);
     if (rc != IROH_OK) {
-        free(s);
+        slot_free(s); /* c is NULL: ir_conn_free takes that */
         return rc;
     }
     for (size_t i = 1; i < ncand && s->nalso < MAX_ALSO; i++)
@@ -497,21 +583,13 @@ void ir_epc_get_counters(const ir_epc *e, ir_ep_counters *out)
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
+/* By destination CID: one of ours, or a client's Initial DCID for an Initial. */
 static conn_slot *route(ir_epc *e, const ir_pkt_hdr *h)
 {
-    for (int k = 0; k < MAX_AUX; k++)
-        if (e->aux[k] && ir_conn_owns_cid(e->aux[k]->c, h->dcid.data, h->dcid.len))
-            return e->aux[k];
-    for (size_t i = 0; i < e->nconns; i++) {
-        conn_slot *s = e->conns[i];
-        if (ir_conn_owns_cid(s->c, h->dcid.data, h->dcid.len))
-            return s;
-        /* a client's retransmitted first Initial still carries its chosen DCID */
-        if (h->type == IR_PT_INITIAL && s->inbound &&
-            ir_cid_eq(ir_conn_initial_dcid(s->c), &h->dcid))
-            return s;
-    }
-    return NULL;
+    conn_slot *s = ir_cidmap_get(&e->map, IR_CIDMAP_OURS, h->dcid.data, h->dcid.len);
+    if (!s && h->type == IR_PT_INITIAL)
+        s = ir_cidmap_get(&e->map, IR_CIDMAP_INITIAL, h->dcid.data, h->dcid.len);
+    return s;
 }
 
 /* A client Initial that may start a connection (it decrypts, and we accept clients). */
@@ -558,15 +636,23 @@ static void new_client(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t l
     conn_slot *s = slot_new(e, 1, 0, from);
     if (!s)
         return;
+    cfg.on_cid = slot_on_cid;
+    cfg.cid_ctx = s;
     if (ir_conn_server_new(&cfg, h, from, now, &s->c) != IROH_OK) {
         IR_LOG(IR_LOG_WARN, "cannot start an incoming connection: %s", iroh_last_error());
-        free(s);
+        slot_free(s);
         return;
     }
+    /* the client's retransmitted Initials still carry the DCID it chose (or our Retry's
+     * SCID); a second client with the same one is routed to the first, as a retransmit */
+    s->initial = *ir_conn_initial_dcid(s->c);
+    s->has_initial = ir_cidmap_put(&e->map, IR_CIDMAP_INITIAL, s->initial.data,
+                                   s->initial.len, s) == 0;
     IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
     e->counters.incoming++;
     slot_insert(e, s);
     ir_conn_recv(s->c, from, buf, len, now);
+    slot_sync_token(e, s);
 }
 
 void ir_epc_recv(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t len, uint64_t now)
@@ -577,9 +663,18 @@ void ir_epc_recv(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t len, ui
     conn_slot *s = route(e, &h);
     if (s) {
         ir_conn_recv(s->c, from, buf, len, now);
+        slot_sync_token(e, s);
         return;
     }
     if (h.type == IR_PT_1RTT) {
+        /* a stateless reset from a peer (RFC 9000 10.3.1) carries a DCID we never
+         * issued: it is recognised by its last 16 bytes, the token of the peer's id in
+         * use, and goes to that connection, which checks it and ends */
+        if (len >= IR_MIN_RESET_SIZE &&
+            (s = ir_cidmap_get(&e->map, IR_CIDMAP_TOKEN, buf + len - 16, 16)) != NULL) {
+            ir_conn_recv(s->c, from, buf, len, now);
+            return;
+        }
         send_stateless_reset(e, from, &h.dcid, len, now);
         return;
     }

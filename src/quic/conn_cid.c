@@ -23,7 +23,33 @@ local_cid *ir_conn_issue_cid(ir_conn *c)
     l->cid.len = CID_LEN;
     ir_conn_rnd(c, l->cid.data, CID_LEN);
     reset_token_for(c, &l->cid, l->token);
+    if (c->cfg.on_cid)
+        c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 1);
     return l;
+}
+
+int ir_conn_rotate_dcid(ir_conn *c)
+{
+    qpath *p = c->path;
+    if (c->state != IR_CONN_ESTABLISHED || !p->nrcid)
+        return -1;
+    for (size_t i = 0; i < p->nrcid; i++) {
+        if (i == p->active_rcid || p->rcid[i].retire_pending || !p->rcid[i].cid.len)
+            continue;
+        p->rcid[p->active_rcid].retire_pending = 1; /* RETIRE_CONNECTION_ID goes out */
+        p->active_rcid = i;
+        return 0;
+    }
+    return -1;
+}
+
+int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
+{
+    const remote_cid *r = c->path->nrcid ? &c->path->rcid[c->path->active_rcid] : NULL;
+    if (!r || !r->has_token)
+        return 0;
+    memcpy(token, r->token, 16);
+    return 1;
 }
 
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
@@ -131,6 +157,8 @@ void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
         }
         l->retired = 1;
         l->announce_pending = 0;
+        if (c->cfg.on_cid)
+            c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 0);
         /* reuse the slot: compact the table */
         memmove(l, l + 1, (c->path->nlcid - i - 1) * sizeof *l);
         c->path->nlcid--;

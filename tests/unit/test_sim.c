@@ -7,9 +7,10 @@
  * repeatable (test_determinism checks that).
  *
  * Tests: a handshake and an echo over a lossy, reordering link with a NAT rebinding; Retry
- * under the half-open cap; the handshake deadline at its exact virtual time; version
- * negotiation for an unknown version; the idle timeout at exactly the configured virtual
- * time. */
+ * under the half-open cap; the handshake deadline at its exact virtual time; a stateless
+ * reset from a restarted endpoint; version negotiation for an unknown version; the idle
+ * timeout at exactly the configured virtual time; routing among 2,000 connections by the
+ * connection-id table, a retired or released id answered with a stateless reset. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "test.h"
 
 #include "endpoint/ep_core.h"
+#include "quic/conn_internal.h" /* ir_conn_dcid: the id a connection sends to */
 #include "quic/packet.h"
 
 #define MS 1000000ull
@@ -47,12 +49,12 @@ typedef struct node {
     iroh_secret_key key;
 } node;
 
-typedef struct dgram {
+typedef struct sim_dgram {
     uint64_t at, seq;
     ir_netaddr from, to;
     size_t len;
     uint8_t *data;
-} dgram;
+} sim_dgram;
 
 typedef struct sim {
     uint64_t now;
@@ -61,7 +63,7 @@ typedef struct sim {
     unsigned loss_permille;
     node nodes[MAX_NODES];
     int nnodes;
-    dgram *q; /* in flight, a binary heap on (at, seq) */
+    sim_dgram *q; /* in flight, a binary heap on (at, seq) */
     size_t nq;
     uint64_t seq;
     uint64_t trace; /* FNV-1a over every delivery: time, addresses, length */
@@ -89,12 +91,12 @@ static void sim_random(void *ctx, uint8_t *buf, size_t len)
     }
 }
 
-static int dgram_before(const dgram *a, const dgram *b)
+static int dgram_before(const sim_dgram *a, const sim_dgram *b)
 {
     return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
-static void q_push(sim *s, dgram d)
+static void q_push(sim *s, sim_dgram d)
 {
     if (s->nq == MAX_INFLIGHT) {
         free(d.data);
@@ -109,13 +111,13 @@ static void q_push(sim *s, dgram d)
     s->q[i] = d;
 }
 
-static dgram q_pop(sim *s)
+static sim_dgram q_pop(sim *s)
 {
-    dgram top = s->q[0], last = s->q[--s->nq];
+    sim_dgram top = s->q[0], last = s->q[--s->nq];
     size_t i = 0;
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        const dgram *mv = &last;
+        const sim_dgram *mv = &last;
         if (l < s->nq && dgram_before(&s->q[l], mv))
             m = l, mv = &s->q[l];
         if (r < s->nq && dgram_before(&s->q[r], mv))
@@ -150,7 +152,7 @@ static void node_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_
             s->lost++;
             continue;
         }
-        dgram d;
+        sim_dgram d;
         d.at = s->now + s->delay + (s->jitter ? rng_next(s) % s->jitter : 0);
         d.seq = s->seq++;
         d.from = n->addr[0];
@@ -222,7 +224,7 @@ static node *owner(sim *s, const ir_netaddr *a)
     return NULL;
 }
 
-static void deliver(sim *s, dgram *d)
+static void deliver(sim *s, sim_dgram *d)
 {
     node *n = owner(s, &d->to);
     if (n && !n->down) {
@@ -268,7 +270,7 @@ static int sim_step(sim *s, uint64_t limit)
     if (next > s->now)
         s->now = next;
     while (s->nq && s->q[0].at <= s->now) {
-        dgram d = q_pop(s);
+        sim_dgram d = q_pop(s);
         deliver(s, &d);
     }
     for (int i = 0; i < s->nnodes; i++)
@@ -283,7 +285,7 @@ static void sim_free(sim *s)
     for (int i = 0; i < s->nnodes; i++)
         ir_epc_free(s->nodes[i].core);
     while (s->nq) {
-        dgram d = q_pop(s);
+        sim_dgram d = q_pop(s);
         free(d.data);
     }
     free(s->q);
@@ -556,6 +558,47 @@ static void test_handshake_deadline(void)
     sim_free(&s);
 }
 
+/* The server restarts (same key, same address, no state): the client's next packet is
+ * answered with a stateless reset, and the client's connection ends with "reset". */
+static void test_stateless_reset(void)
+{
+    sim s;
+    sim_init(&s, 13);
+    ir_ep_config scfg;
+    memset(&scfg, 0, sizeof scfg);
+    scfg.alpns = ALPNS;
+    scfg.alpn_lens = ALPN_LENS;
+    scfg.n_alpns = 1;
+    ir_ep_config ccfg;
+    memset(&ccfg, 0, sizeof ccfg);
+    node *sn = sim_node(&s, 2, 4433, &scfg);
+    node *cn = sim_node(&s, 1, 5000, &ccfg);
+    ir_conn *c = dial(cn, sn);
+    ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
+    CHECK(established(c) && established(sc));
+    /* let everything in flight settle */
+    while (sim_step(&s, s.now + 1 * SEC))
+        ;
+    /* the restart */
+    ir_epc_free(sn->core);
+    scfg.key = sn->key;
+    node_start(sn, &scfg);
+    client_stream st;
+    stream_start(c, &st, 1000, 5);
+    uint64_t start = s.now;
+    do
+        stream_pump(c, &st);
+    while (!ir_conn_close_info(c)->closed && sim_step(&s, start + 5 * SEC));
+    const ir_close_info *ci = ir_conn_close_info(c);
+    CHECK(ci->closed);
+    CHECK(ci->reset);
+    /* one round trip: the packet there, the reset back */
+    CHECK(ir_conn_get_state(c) >= IR_CONN_DRAINING);
+    CHECK(s.now - start <= 2 * s.delay + 1 * MS);
+    stream_free(&st);
+    sim_free(&s);
+}
+
 /* A full-size long-header packet of an unknown version gets a Version Negotiation
  * packet that echoes the CIDs and lists version 1; a short one gets nothing. */
 static void test_version_negotiation(void)
@@ -656,13 +699,140 @@ static void test_idle_timeout(void)
     sim_free(&s);
 }
 
+/* A 1-RTT-looking datagram with destination id `dcid` from the raw node `from` to node
+ * `to`: 1 if `to` answered it with a stateless reset (a short header, shorter than the
+ * trigger), 0 if nothing came back (it was routed to a connection, which dropped it). */
+static int reset_for(sim *s, node *from, node *to, const ir_cid *dcid)
+{
+    uint8_t pkt[60];
+    sim_random(s, pkt, sizeof pkt);
+    pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40);
+    memcpy(pkt + 1, dcid->data, dcid->len);
+    size_t before = from->nraw;
+    ir_epc_recv(to->core, &from->addr[0], pkt, sizeof pkt, s->now);
+    while (sim_step(s, s->now + 100 * MS))
+        ;
+    if (from->nraw == before)
+        return 0;
+    CHECK_EQ_INT(from->nraw, before + 1);
+    const uint8_t *r = from->raw[from->nraw - 1];
+    CHECK((r[0] & 0xc0) == 0x40);
+    CHECK(from->raw_len[from->nraw - 1] < sizeof pkt);
+    return 1;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MANY 400 /* sanitizers: the same paths, fewer handshakes */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MANY 400
+#endif
+#endif
+#ifndef MANY
+#define MANY 2000
+#endif
+
+/* Routing by the connection-id table among MANY connections from one client endpoint:
+ * all get connected and echo on their own stream; a connection id the client retired
+ * is no longer routed (a datagram to it gets a stateless reset), nor are those of a
+ * released connection; one that is live is routed; unknown ids get a reset. */
+static void test_many_connections(void)
+{
+    sim s;
+    sim_init(&s, 16);
+    ir_ep_config scfg;
+    memset(&scfg, 0, sizeof scfg);
+    scfg.alpns = ALPNS;
+    scfg.alpn_lens = ALPN_LENS;
+    scfg.n_alpns = 1;
+    scfg.half_open_max = MANY + 1;
+    scfg.retry_above = MANY + 1;
+    scfg.keep_alive_ns = 3600 * SEC;
+    ir_ep_config ccfg = scfg;
+    ccfg.n_alpns = 0;
+    node *sn = sim_node(&s, 2, 4433, &scfg);
+    node *cn = sim_node(&s, 1, 5000, &ccfg);
+    node *raw = sim_node(&s, 3, 7000, NULL);
+    ir_conn **c = calloc(MANY, sizeof *c);
+    for (size_t i = 0; i < MANY; i++)
+        c[i] = dial(cn, sn);
+    size_t up = 0, sup = 0;
+    uint64_t limit = s.now + 60 * SEC;
+    while ((up < MANY || sup < MANY) && sim_step(&s, limit)) {
+        while (ir_epc_accept(sn->core))
+            ;
+        up = sup = 0;
+        for (size_t i = 0; i < MANY; i++)
+            up += established(c[i]);
+        for (size_t i = 0; i < ir_epc_conn_count(sn->core); i++)
+            sup += ir_conn_handshake_complete(ir_epc_conn_at(sn->core, i));
+    }
+    CHECK_EQ_INT(up, MANY);
+    CHECK_EQ_INT(sup, MANY);
+    CHECK_EQ_INT(ir_epc_conn_count(sn->core), MANY);
+    /* each server connection: its ids, the client's Initial DCID, the client's token */
+    CHECK(ir_epc_cid_entries(sn->core) >= 3 * MANY);
+    /* an echo on 16 connections spread over the table */
+    client_stream st[16];
+    for (int k = 0; k < 16; k++)
+        stream_start(c[(size_t)k * (MANY / 16)], &st[k], 3000, (uint8_t)k);
+    int done = 0;
+    limit = s.now + 20 * SEC;
+    do {
+        done = 1;
+        for (int k = 0; k < 16; k++) {
+            stream_pump(c[(size_t)k * (MANY / 16)], &st[k]);
+            done &= st[k].fin_seen;
+        }
+        echo_app(sn);
+    } while (!done && sim_step(&s, limit));
+    for (int k = 0; k < 16; k++) {
+        CHECK(st[k].fin_seen && st[k].got == st[k].total);
+        CHECK(memcmp(st[k].in, st[k].out, st[k].total) == 0);
+        stream_free(&st[k]);
+    }
+    /* the client of connection 7 retires the server's id it used */
+    ir_conn *r = c[7];
+    ir_cid old = *ir_conn_dcid(r);
+    CHECK(reset_for(&s, raw, sn, &old) == 0); /* live: routed */
+    size_t entries = ir_epc_cid_entries(sn->core);
+    CHECK(ir_conn_rotate_dcid(r) == 0);
+    ir_cid now_id = *ir_conn_dcid(r);
+    CHECK(!ir_cid_eq(&old, &now_id));
+    while (sim_step(&s, s.now + 1 * SEC))
+        ;
+    CHECK(established(r));
+    /* the server retired it and issued a new one in its place */
+    CHECK_EQ_INT(ir_epc_cid_entries(sn->core), entries);
+    CHECK(reset_for(&s, raw, sn, &old) == 1);
+    CHECK(reset_for(&s, raw, sn, &now_id) == 0);
+    /* a released server connection's ids: no longer routed */
+    ir_cid gone = *ir_conn_dcid(c[MANY - 1]);
+    ir_conn *victim = NULL;
+    for (size_t i = 0; i < ir_epc_conn_count(sn->core) && !victim; i++)
+        if (ir_conn_owns_cid(ir_epc_conn_at(sn->core, i), gone.data, gone.len))
+            victim = ir_epc_conn_at(sn->core, i);
+    CHECK(victim != NULL);
+    CHECK(reset_for(&s, raw, sn, &gone) == 0);
+    ir_epc_release(sn->core, victim, 1, s.now);
+    CHECK(reset_for(&s, raw, sn, &gone) == 1);
+    CHECK_EQ_INT(ir_epc_conn_count(sn->core), MANY - 1);
+    /* an id nobody issued */
+    ir_cid unknown = {.len = 8, .data = {1, 2, 3, 4, 5, 6, 7, 8}};
+    CHECK(reset_for(&s, raw, sn, &unknown) == 1);
+    free(c);
+    sim_free(&s);
+}
+
 int main(void)
 {
     RUN(test_echo);
     RUN(test_determinism);
     RUN(test_retry_half_open);
     RUN(test_handshake_deadline);
+    RUN(test_stateless_reset);
     RUN(test_version_negotiation);
     RUN(test_idle_timeout);
+    RUN(test_many_connections);
     TEST_EXIT();
 }
