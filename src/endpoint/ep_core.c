@@ -21,7 +21,6 @@
 #define OUR_CID_LEN 8
 #define IR_EPC_BATCH 32 /* datagrams per GSO send (64 KiB at most: 43 x 1500) */
 #define MAX_AUX 2       /* internal connections */
-#define MAX_ALSO 7      /* first-flight copies to a peer's other addresses */
 
 typedef struct conn_slot conn_slot;
 
@@ -33,8 +32,6 @@ struct conn_slot {
     int accepted;               /* handed out by ir_epc_accept (or never to be) */
     conn_slot *acc_prev, *acc_next; /* the accept queue, while waiting there */
     ir_netaddr remote;          /* the address the connection started with */
-    ir_netaddr also[MAX_ALSO];  /* client: the peer's other addresses, tried at once */
-    int nalso;
     /* what routes to this connection in the core's table: our connection ids (as the
      * connection reported them), a client's Initial DCID, the peer's reset token */
     ir_cid *cids;
@@ -394,26 +391,6 @@ const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c)
 
 static void flush_conn(ir_epc *e, conn_slot *s, uint64_t now)
 {
-    if (s->nalso) {
-        /* handshake to several addresses: every datagram to each of them, until the
-         * handshake is done (path 0 is then wherever the server answered from) */
-        if (ir_conn_get_state(s->c) != IR_CONN_HANDSHAKE) {
-            s->nalso = 0;
-        } else {
-            uint8_t buf[MAX_DGRAM];
-            ir_netaddr to;
-            size_t n;
-            while ((n = ir_conn_send(s->c, buf, sizeof buf, &to, now)) > 0) {
-                send_raw(e, &to, buf, n);
-                for (int i = 0; i < s->nalso; i++)
-                    if (!ir_netaddr_eq(&s->also[i], &to))
-                        send_raw(e, &s->also[i], buf, n);
-                if (!ir_netaddr_eq(&s->remote, &to))
-                    send_raw(e, &s->remote, buf, n);
-            }
-            return;
-        }
-    }
     /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
     ir_netaddr to;
     size_t seg, len;
@@ -446,13 +423,14 @@ int ir_epc_connect_cfg(ir_epc *e, const ir_conn_config *cfg, const ir_netaddr *c
     ir_conn_config ccfg = *cfg;
     ccfg.on_cid = slot_on_cid;
     ccfg.cid_ctx = s;
+    /* the first flight goes to every candidate (the connection copies it) */
+    ccfg.candidates = ncand > 1 ? cand : NULL;
+    ccfg.n_candidates = ncand > 1 ? ncand : 0;
     int rc = ir_conn_client_new(&ccfg, &cand[0], now, &s->c);
     if (rc != IROH_OK) {
         slot_free(s); /* c is NULL: ir_conn_free takes that */
         return rc;
     }
-    for (size_t i = 1; i < ncand && s->nalso < MAX_ALSO; i++)
-        s->also[s->nalso++] = cand[i];
     slot_insert(e, s);
     *out = s->c;
     flush_conn(e, s, now); /* the first flight, at once */

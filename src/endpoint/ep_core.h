@@ -8,8 +8,8 @@
  * runs what is due. The core owns: the connection table and the routing of datagrams by
  * destination connection id (a hash table the connections keep up to date through their
  * CID callback), Retry and its tokens, stateless resets, version negotiation, the
- * half-open cap and handshake deadlines, the accept queue, the first flight to several
- * candidate addresses. The shell (ep.c) owns sockets, recvmmsg/sendmmsg/GSO, poll and the
+ * half-open cap and handshake deadlines, the accept queue; a client connection gets the
+ * peer's candidate addresses (and sends its first flight to each). The shell (ep.c) owns sockets, recvmmsg/sendmmsg/GSO, poll and the
  * relay links: a relayed datagram enters here like any other, with a relay path address.
  *
  * Path addresses are opaque to the core (ir_netaddr), so a simulator can feed it
@@ -69,8 +69,9 @@ void ir_epc_on_timeout(ir_epc *e, uint64_t now);
 void ir_epc_base_config(const ir_epc *e, ir_conn_config *cfg);
 
 /* Starts a client connection to the peer `remote_id` with candidate path addresses cand
- * (by preference, at least one): the first flight goes to all of them, path 0 is the
- * first. The connection stays the core's: ir_epc_release it. */
+ * (by preference, at least one, IR_CONN_MAX_CANDIDATES at most): path 0 starts at the
+ * first, and the connection sends its first flight to all of them (ir_conn_config
+ * candidates). The connection stays the core's: ir_epc_release it. */
 int ir_epc_connect(ir_epc *e, const ir_netaddr *cand, size_t ncand,
                    const iroh_endpoint_id *remote_id, const uint8_t *const *alpns,
                    const size_t *alpn_lens, size_t n_alpns, uint64_t now, ir_conn **out);

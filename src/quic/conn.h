@@ -49,6 +49,13 @@ typedef struct ir_conn_config {
      * not reported: the caller forgets them itself. */
     void (*on_cid)(void *ctx, const ir_cid *cid, int live);
     void *cid_ctx;
+    /* Client: the peer's candidate addresses (direct ones, relay paths), path 0's among
+     * them or not; NULL/0: none. Copied. While the handshake runs, every datagram also
+     * goes to each of them (iroh's first-flight fan-out, spec quic-tls.md 2.4), and path 0
+     * moves to wherever the first answer comes from; multipath will make them paths. At
+     * most IR_CONN_MAX_CANDIDATES are kept. */
+    const ir_netaddr *candidates;
+    size_t n_candidates;
     /* Randomness for connection ids, path challenges and grease. */
     void (*random)(void *ctx, uint8_t *buf, size_t len);
     void *random_ctx;
@@ -104,6 +111,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
  * nothing to send). A datagram that cannot join the batch (another destination, a larger
  * one) is kept and comes first in the next call, so call until it returns 0. */
 #define IR_CONN_MAX_DGRAM 1500
+#define IR_CONN_MAX_CANDIDATES 8
 size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap, ir_netaddr *to,
                           size_t *seg, uint64_t now);
 

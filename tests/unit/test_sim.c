@@ -9,7 +9,8 @@
  * Tests: a handshake and an echo over a lossy, reordering link with a NAT rebinding; Retry
  * under the half-open cap; the handshake deadline at its exact virtual time; a stateless
  * reset from a restarted endpoint; version negotiation for an unknown version; the idle
- * timeout at exactly the configured virtual time; routing among 2,000 connections by the
+ * timeout at exactly the configured virtual time; the first flight to several candidate
+ * addresses; routing among 2,000 connections by the
  * connection-id table, a retired or released id answered with a stateless reset. */
 #include <stdint.h>
 #include <stdio.h>
@@ -599,6 +600,48 @@ static void test_stateless_reset(void)
     sim_free(&s);
 }
 
+/* The first flight to several candidate addresses: the first candidate leads nowhere
+ * (a silent address), the second is the server; the connection sends its Initials to
+ * both, path 0 moves to the server's address with its first answer, and once the
+ * handshake is over nothing more goes to the silent one. */
+static void test_candidates(void)
+{
+    sim s;
+    sim_init(&s, 17);
+    ir_ep_config scfg;
+    memset(&scfg, 0, sizeof scfg);
+    scfg.alpns = ALPNS;
+    scfg.alpn_lens = ALPN_LENS;
+    scfg.n_alpns = 1;
+    ir_ep_config ccfg;
+    memset(&ccfg, 0, sizeof ccfg);
+    node *sn = sim_node(&s, 2, 4433, &scfg);
+    node *cn = sim_node(&s, 1, 5000, &ccfg);
+    node *silent = sim_node(&s, 7, 4433, NULL);
+    ir_netaddr cand[2] = {silent->addr[0], sn->addr[0]};
+    iroh_endpoint_id id;
+    iroh_secret_key_public(&sn->key, &id);
+    ir_conn *c = NULL;
+    CHECK(ir_epc_connect(cn->core, cand, 2, &id, ALPNS, ALPN_LENS, 1, s.now, &c) == IROH_OK);
+    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &silent->addr[0]));
+    ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
+    CHECK(established(c) && established(sc));
+    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &sn->addr[0]));
+    CHECK(silent->received >= 1);
+    CHECK(silent->nraw >= 1 && silent->raw_len[0] >= 1200); /* the client's Initial */
+    size_t before = silent->received;
+    client_stream st;
+    stream_start(c, &st, 20000, 1);
+    do {
+        stream_pump(c, &st);
+        echo_app(sn);
+    } while (!st.fin_seen && sim_step(&s, s.now + 10 * SEC));
+    CHECK(st.fin_seen && st.got == st.total);
+    CHECK_EQ_INT(silent->received, before);
+    stream_free(&st);
+    sim_free(&s);
+}
+
 /* A full-size long-header packet of an unknown version gets a Version Negotiation
  * packet that echoes the CIDs and lists version 1; a short one gets nothing. */
 static void test_version_negotiation(void)
@@ -831,6 +874,7 @@ int main(void)
     RUN(test_retry_half_open);
     RUN(test_handshake_deadline);
     RUN(test_stateless_reset);
+    RUN(test_candidates);
     RUN(test_version_negotiation);
     RUN(test_idle_timeout);
     RUN(test_many_connections);
