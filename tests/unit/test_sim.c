@@ -3,7 +3,7 @@
  * datagram (a base delay plus a random jitter, which reorders), loses some, and a node's
  * address can change under it (NAT rebinding). Randomness comes from one seeded generator:
  * the cores' connection ids, Retry and reset packets, the links' jitter and losses; TLS
- * key shares come from OpenSSL, but they do not change sizes or timing, so a run is
+ * key shares come from GnuTLS, but they do not change sizes or timing, so a run is
  * repeatable (test_determinism checks that).
  *
  * Tests: a handshake and an echo over a lossy, reordering link with a NAT rebinding; Retry
