@@ -10,7 +10,7 @@
  * under the half-open cap; the handshake deadline at its exact virtual time; a stateless
  * reset from a restarted endpoint; version negotiation for an unknown version; the idle
  * timeout at exactly the configured virtual time; the first flight to several candidate
- * addresses; routing among 2,000 connections by the
+ * addresses; a connection over a (virtual) relay path; routing among 2,000 connections by the
  * connection-id table, a retired or released id answered with a stateless reset. */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +20,7 @@
 #include "test.h"
 
 #include "endpoint/ep_core.h"
+#include "endpoint/relay_link.h" /* relay path addresses */
 #include "quic/conn_internal.h" /* ir_conn_dcid: the id a connection sends to */
 #include "quic/packet.h"
 
@@ -67,6 +68,7 @@ typedef struct sim {
     sim_dgram *q; /* in flight, a binary heap on (at, seq) */
     size_t nq;
     uint64_t seq;
+    uint64_t relay_delay; /* a relayed datagram: one way through the virtual relay */
     uint64_t trace; /* FNV-1a over every delivery: time, addresses, length */
     size_t delivered, lost;
 } sim;
@@ -142,11 +144,41 @@ static void fnv(uint64_t *h, const void *p, size_t n)
     }
 }
 
-/* the core's output: each datagram of the batch onto the link */
+static node *by_id(sim *s, const uint8_t id[32]);
+
+/* the core's output: each datagram of the batch onto the link. A relay path address
+ * (link index, peer's EndpointId) goes through a virtual relay: to the node with that
+ * id, arriving from the relay path (same link index, the sender's id), after
+ * relay_delay; that is what a relay link hands the core (ep.c relay_recv). */
 static void node_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len, size_t seg)
 {
     node *n = ctx;
     sim *s = n->sim;
+    unsigned idx;
+    const uint8_t *peer;
+    if (ir_netaddr_is_relay(to, &idx, &peer)) {
+        node *dst = by_id(s, peer);
+        if (!dst)
+            return;
+        iroh_endpoint_id me;
+        iroh_secret_key_public(&n->key, &me);
+        for (size_t off = 0; off < len; off += seg) {
+            size_t dl = len - off < seg ? len - off : seg;
+            sim_dgram d;
+            d.at = s->now + s->relay_delay;
+            d.seq = s->seq++;
+            ir_netaddr_relay(&d.from, idx, me.bytes);
+            d.to = dst->addr[0];
+            d.len = dl;
+            d.data = malloc(dl);
+            CHECK(d.data != NULL);
+            if (!d.data)
+                return;
+            memcpy(d.data, buf + off, dl);
+            q_push(s, d);
+        }
+        return;
+    }
     for (size_t off = 0; off < len; off += seg) {
         size_t dl = len - off < seg ? len - off : seg;
         if (s->loss_permille && rng_next(s) % 1000 < s->loss_permille) {
@@ -185,6 +217,7 @@ static void sim_init(sim *s, uint64_t seed)
     s->rng = seed ? seed : 1;
     s->now = 1000 * SEC; /* any start; not 0, so that "0 = none" bugs show */
     s->delay = 10 * MS;
+    s->relay_delay = 30 * MS;
     s->trace = 1469598103934665603ull;
     s->q = calloc(MAX_INFLIGHT, sizeof *s->q);
     CHECK(s->q != NULL);
@@ -222,6 +255,17 @@ static node *owner(sim *s, const ir_netaddr *a)
         for (int k = 0; k < s->nodes[i].naddr; k++)
             if (ir_netaddr_eq(&s->nodes[i].addr[k], a))
                 return &s->nodes[i];
+    return NULL;
+}
+
+static node *by_id(sim *s, const uint8_t id[32])
+{
+    for (int i = 0; i < s->nnodes; i++) {
+        iroh_endpoint_id pk;
+        iroh_secret_key_public(&s->nodes[i].key, &pk);
+        if (s->nodes[i].core && memcmp(pk.bytes, id, 32) == 0)
+            return &s->nodes[i];
+    }
     return NULL;
 }
 
@@ -642,6 +686,49 @@ static void test_candidates(void)
     sim_free(&s);
 }
 
+/* A connection over a relay path only (the peer's relay: a virtual relay that forwards
+ * by EndpointId, 30 ms one way): the datagrams enter the server's core with the relay
+ * path address, a new connection starts on it, and both ends echo over it. */
+static void test_relayed(void)
+{
+    sim s;
+    sim_init(&s, 18);
+    ir_ep_config scfg;
+    memset(&scfg, 0, sizeof scfg);
+    scfg.alpns = ALPNS;
+    scfg.alpn_lens = ALPN_LENS;
+    scfg.n_alpns = 1;
+    ir_ep_config ccfg;
+    memset(&ccfg, 0, sizeof ccfg);
+    node *sn = sim_node(&s, 2, 4433, &scfg);
+    node *cn = sim_node(&s, 1, 5000, &ccfg);
+    iroh_endpoint_id sid, cid;
+    iroh_secret_key_public(&sn->key, &sid);
+    iroh_secret_key_public(&cn->key, &cid);
+    ir_netaddr via;
+    ir_netaddr_relay(&via, 3, sid.bytes);
+    ir_conn *c = NULL;
+    uint64_t t0 = s.now;
+    CHECK(ir_epc_connect(cn->core, &via, 1, &sid, ALPNS, ALPN_LENS, 1, s.now, &c) == IROH_OK);
+    ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
+    CHECK(established(c) && established(sc));
+    CHECK(s.now - t0 >= 3 * s.relay_delay); /* Initial, answer, Finished: via the relay */
+    ir_netaddr back;
+    ir_netaddr_relay(&back, 3, cid.bytes);
+    CHECK(sc && ir_netaddr_eq(ir_conn_path_addr(sc), &back));
+    CHECK(sc && ir_netaddr_eq(ir_epc_conn_remote(sn->core, sc), &back));
+    client_stream st;
+    stream_start(c, &st, 50000, 4);
+    do {
+        stream_pump(c, &st);
+        echo_app(sn);
+    } while (!st.fin_seen && sim_step(&s, s.now + 10 * SEC));
+    CHECK(st.fin_seen && st.got == st.total);
+    CHECK(memcmp(st.in, st.out, st.total) == 0);
+    stream_free(&st);
+    sim_free(&s);
+}
+
 /* A full-size long-header packet of an unknown version gets a Version Negotiation
  * packet that echoes the CIDs and lists version 1; a short one gets nothing. */
 static void test_version_negotiation(void)
@@ -875,6 +962,7 @@ int main(void)
     RUN(test_handshake_deadline);
     RUN(test_stateless_reset);
     RUN(test_candidates);
+    RUN(test_relayed);
     RUN(test_version_negotiation);
     RUN(test_idle_timeout);
     RUN(test_many_connections);
