@@ -161,8 +161,9 @@ static void slot_on_cid(void *ctx, const ir_cid *cid, int live)
     /* rc 1: another connection has the same 64 random bits; the first keeps them */
 }
 
-/* Keeps the table's entry of the peer's stateless reset token current (it changes only
- * when the connection processes frames: call after ir_conn_recv). */
+/* Keeps the table's entry of the peer's stateless reset token current (it changes when
+ * the connection processes frames, or when the application rotates the peer id: after
+ * ir_conn_recv, and before each flush). */
 static void slot_sync_token(ir_epc *e, conn_slot *s)
 {
     uint8_t t[16];
@@ -391,6 +392,7 @@ const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c)
 
 static void flush_conn(ir_epc *e, conn_slot *s, uint64_t now)
 {
+    slot_sync_token(e, s); /* the application may have moved to another peer id */
     /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
     ir_netaddr to;
     size_t seg, len;
