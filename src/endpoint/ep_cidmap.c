@@ -55,9 +55,9 @@ static ir_cidmap_entry *find(const ir_cidmap *m, int kind, const uint8_t *key, s
     }
 }
 
-static int grow(ir_cidmap *m)
+/* Moves every entry into a new table of cap entries (a power of two, > n). */
+static int resize(ir_cidmap *m, size_t cap)
 {
-    size_t cap = m->cap ? m->cap * 2 : 64;
     ir_cidmap_entry *t = calloc(cap, sizeof *t);
     if (!t)
         return -1;
@@ -84,7 +84,8 @@ int ir_cidmap_put(ir_cidmap *m, int kind, const uint8_t *key, size_t len, void *
     if (find(m, kind, key, len))
         return 1;
     /* grow at half full; if that fails, go on up to three quarters */
-    if ((m->n + 1) * 2 > m->cap && grow(m) != 0 && (m->n + 1) * 4 > m->cap * 3)
+    if ((m->n + 1) * 2 > m->cap && resize(m, m->cap ? m->cap * 2 : 64) != 0 &&
+        (m->n + 1) * 4 > m->cap * 3)
         return -1;
     size_t i = slot_of(m, kind, key, len);
     while (m->t[i].val)
@@ -122,4 +123,8 @@ void ir_cidmap_del(ir_cidmap *m, int kind, const uint8_t *key, size_t len, const
     }
     memset(&m->t[hole], 0, sizeof m->t[hole]);
     m->n--;
+    /* below an eighth full, half the size (a burst of connections does not keep its
+     * table); if that fails, the table stays as it is */
+    if (m->cap > 64 && m->n * 8 < m->cap)
+        (void)resize(m, m->cap / 2);
 }

@@ -1,8 +1,9 @@
 /* The endpoint core's routing table (ep_core.c only): short byte strings (connection ids
  * of ours, clients' Initial DCIDs, peers' stateless reset tokens), each of a kind, mapped
  * to one value. Open addressing with linear probing and backward-shift deletion, at most
- * half full; the hash is keyed with secret random keys, so that peers who choose some of
- * the keys (a client's Initial DCID, a peer's reset token) cannot aim at one bucket. */
+ * half full (and halved below an eighth full, down to 64 entries); the hash is keyed with
+ * secret random keys, so that peers who choose some of the keys (a client's Initial DCID,
+ * a peer's reset token) cannot aim at one bucket. */
 #ifndef IR_ENDPOINT_EP_CIDMAP_H
 #define IR_ENDPOINT_EP_CIDMAP_H
 

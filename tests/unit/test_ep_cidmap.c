@@ -1,6 +1,7 @@
 /* The endpoint core's routing table (endpoint/ep_cidmap.h): many keys in, half of them
  * out again (backward-shift deletion must keep every other key findable), kinds kept
- * apart, a delete by another value ignored, duplicates refused. */
+ * apart, a delete by another value ignored, duplicates refused, the table shrinking once
+ * nearly empty. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -68,6 +69,17 @@ static void test_many(void)
     CHECK_EQ_INT(m.n, N);
     for (size_t i = 0; i < N; i++)
         CHECK(ir_cidmap_get(&m, IR_CIDMAP_OURS, keys[i], 8) == &present[i]);
+    /* nearly all out again: the table shrinks, the rest stays findable */
+    size_t big_cap = m.cap;
+    for (size_t i = 16; i < N; i++)
+        ir_cidmap_del(&m, IR_CIDMAP_OURS, keys[i], 8, &present[i]);
+    CHECK_EQ_INT(m.n, 16);
+    CHECK(m.cap < big_cap / 100);
+    CHECK(m.cap >= 64);
+    for (size_t i = 0; i < 16; i++)
+        CHECK(ir_cidmap_get(&m, IR_CIDMAP_OURS, keys[i], 8) == &present[i]);
+    for (size_t i = 16; i < N; i += 97)
+        CHECK(ir_cidmap_get(&m, IR_CIDMAP_OURS, keys[i], 8) == NULL);
     /* keys longer than a connection id are refused */
     uint8_t big[21] = {0};
     CHECK(ir_cidmap_put(&m, IR_CIDMAP_OURS, big, 21, &present[0]) == -1);
