@@ -107,7 +107,7 @@ void ir_conn_close_with(ir_conn *c, int app, uint64_t code, const char *reason)
     snprintf(c->close.reason, sizeof c->close.reason, "%s", reason ? reason : "");
     c->state = IR_CONN_CLOSING;
     c->close_pending = 1;
-    c->close_deadline = c->now + 3 * ir_rec_pto(c, SP_APP);
+    c->close_deadline = c->now + 3 * ir_rec_pto(c, c->send_path, SP_APP);
     enter_closed_event(c);
 }
 
@@ -135,7 +135,7 @@ void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *r
     }
     c->state = IR_CONN_DRAINING;
     c->close_pending = 0;
-    c->close_deadline = c->now + 3 * ir_rec_pto(c, SP_APP);
+    c->close_deadline = c->now + 3 * ir_rec_pto(c, c->send_path, SP_APP);
     enter_closed_event(c);
 }
 
@@ -160,7 +160,7 @@ const ir_close_info *ir_conn_close_info(const ir_conn *c)
     return &c->close;
 }
 
-static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *path, uint64_t now)
+static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *addr, uint64_t now)
 {
     c->cfg = *cfg;
     c->cfg.candidates = NULL; /* copied by the client (c->fanout) */
@@ -168,22 +168,25 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->now = now;
     c->state = IR_CONN_HANDSHAKE;
     c->npaths = 1; /* path 0 */
-    c->path = &c->paths[0];
+    qpath *path = &c->paths[0];
+    c->send_path = path;
     for (int s = 0; s < SP_COUNT; s++) {
-        pn_space *sp = &SP(c, s);
+        pn_space *sp = &PNS(c, path, s);
         sp->largest_acked = UINT64_MAX;
         sp->largest_recv = UINT64_MAX;
         sp->ack_deadline = UINT64_MAX;
         ir_pn_seen_init(&sp->seen, SEEN_RANGES_MAX);
         ir_ranges_init(&sp->ack_ranges, ACK_RANGES_MAX);
-        ir_sendbuf_init(&sp->crypto_send);
-        ir_recvbuf_init(&sp->crypto_recv);
+        sp->key_phase_start_pn = 0;
+        sp->rx_old_largest = UINT64_MAX;
+        ir_sendbuf_init(&c->epoch[s].crypto_send);
+        ir_recvbuf_init(&c->epoch[s].crypto_recv);
     }
-    ir_rec_init(c);
-    c->path->pace_tokens = 10 * c->path->max_datagram;
-    c->path->pace_time = now;
-    c->path->addr = *path;
-    c->path->validation_deadline = UINT64_MAX;
+    ir_rec_init(c, path);
+    path->pace_tokens = 10 * path->max_datagram;
+    path->pace_time = now;
+    path->addr = *addr;
+    path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
     c->handshake_deadline = UINT64_MAX;
@@ -192,8 +195,6 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->conn_window = cfg->tp.initial_max_data;
     c->local_max_streams[0] = cfg->tp.initial_max_streams_bidi;
     c->local_max_streams[1] = cfg->tp.initial_max_streams_uni;
-    c->key_phase_start_pn = 0;
-    c->rx_old_largest = UINT64_MAX;
     return 0;
 }
 
@@ -209,12 +210,13 @@ int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 0;
-    c->path->validated = 1; /* a client trusts the address it dials */
+    qpath *path0 = &c->paths[0];
+    path0->validated = 1; /* a client trusts the address it dials */
     c->odcid.len = CLIENT_DCID_LEN;
     ir_conn_rnd(c, c->odcid.data, CLIENT_DCID_LEN);
-    c->path->rcid[0].cid = c->odcid;
-    c->path->nrcid = 1;
-    ir_conn_issue_cid(c);
+    path0->rcid[0].cid = c->odcid;
+    path0->nrcid = 1;
+    ir_conn_issue_cid(c, path0);
     int rc = IROH_OK;
     if (cfg->n_candidates) {
         c->fanout = calloc(1, sizeof *c->fanout);
@@ -250,18 +252,19 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 1;
+    qpath *path0 = &c->paths[0];
     c->odcid = cfg->retried ? cfg->original_dcid : initial->dcid;
     if (cfg->retried) {
         c->retried = 1;
         c->retry_scid = cfg->retry_scid;
-        c->path->validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
+        path0->validated = 1; /* the token proved the address (RFC 9000 8.1.2) */
     }
     if (cfg->handshake_timeout_ns)
         c->handshake_deadline = now + cfg->handshake_timeout_ns;
     c->initial_scid = initial->scid;
-    c->path->rcid[0].cid = initial->scid;
-    c->path->nrcid = 1;
-    ir_conn_issue_cid(c);
+    path0->rcid[0].cid = initial->scid;
+    path0->nrcid = 1;
+    ir_conn_issue_cid(c, path0);
     int rc = ir_conn_install_initial_keys(c, &initial->dcid);
     if (rc == IROH_OK)
         rc = ir_conn_start_tls(c);
@@ -283,16 +286,19 @@ void ir_conn_free(ir_conn *c)
     for (size_t i = 0; i <= SP_HANDSHAKE + c->npaths; i++) {
         /* the Initial and Handshake spaces, then each path's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
-        ir_pkt_keys_free(&sp->rx);
-        ir_pkt_keys_free(&sp->tx);
         free(sp->sent);
         ir_pn_seen_free(&sp->seen);
         ir_ranges_free(&sp->ack_ranges);
-        ir_sendbuf_free(&sp->crypto_send);
-        ir_recvbuf_free(&sp->crypto_recv);
     }
-    ir_pkt_keys_free(&c->rx_next);
-    ir_pkt_keys_free(&c->rx_prev);
+    for (int s = 0; s < SP_COUNT; s++) {
+        qepoch *e = &c->epoch[s];
+        ir_pkt_keys_free(&e->rx);
+        ir_pkt_keys_free(&e->tx);
+        ir_sendbuf_free(&e->crypto_send);
+        ir_recvbuf_free(&e->crypto_recv);
+    }
+    ir_pkt_keys_free(&c->ku.rx_next);
+    ir_pkt_keys_free(&c->ku.rx_prev);
     for (size_t i = 0; i < c->nstreams; i++)
         ir_conn_stream_free(c->streams[i]);
     free(c->streams);
@@ -306,7 +312,7 @@ void ir_conn_free(ir_conn *c)
 
 const ir_netaddr *ir_conn_path_addr(const ir_conn *c)
 {
-    return &c->path->addr;
+    return &c->send_path->addr;
 }
 
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out)
@@ -323,7 +329,7 @@ static uint64_t idle_deadline(const ir_conn *c)
 {
     if (!c->idle_timeout_ns)
         return UINT64_MAX;
-    uint64_t t = c->idle_timeout_ns, pto3 = 3 * ir_rec_pto(c, SP_APP);
+    uint64_t t = c->idle_timeout_ns, pto3 = 3 * ir_rec_pto(c, c->send_path, SP_APP);
     return c->last_activity + (t > pto3 ? t : pto3);
 }
 
@@ -341,22 +347,27 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     uint64_t r = ir_rec_timer(c);
     if (r < t)
         t = r;
-    for (int s = 0; s < SP_COUNT; s++)
-        if (!SP(c, s).discarded && SP(c, s).ack_deadline < t)
-            t = SP(c, s).ack_deadline;
-    uint64_t pt = ir_conn_path_timer(c);
-    if (pt < t)
-        t = pt;
+    for (size_t i = 0; i < c->npaths; i++) {
+        const qpath *path = &c->paths[i];
+        for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++)
+            if (!PNS(c, path, s).discarded && PNS(c, path, s).ack_deadline < t)
+                t = PNS(c, path, s).ack_deadline;
+        uint64_t pt = ir_conn_path_timer(c, path);
+        if (pt < t)
+            t = pt;
+        /* the next path MTU probe (only a future time: a due probe blocked by congestion
+         * control waits for acknowledgements, not for the timer) */
+        if (path->mtu_state == MTU_DUE && path->mtu_next > c->now && path->mtu_next < t)
+            t = path->mtu_next;
+    }
     /* paced data waiting for credit */
-    if (c->handshake_complete && !ir_conn_pace_allows(c) && ir_conn_cwnd_allows(c) && ir_conn_app_data_pending(c)) {
-        uint64_t p = ir_conn_pace_deadline(c);
+    const qpath *snd = c->send_path;
+    if (c->handshake_complete && !ir_conn_pace_allows(c, snd) && ir_conn_cwnd_allows(snd) &&
+        ir_conn_app_data_pending(c)) {
+        uint64_t p = ir_conn_pace_deadline(c, snd);
         if (p < t)
             t = p;
     }
-    /* the next path MTU probe (only a future time: a due probe blocked by congestion
-     * control waits for acknowledgements, not for the timer) */
-    if (c->path->mtu_state == MTU_DUE && c->path->mtu_next > c->now && c->path->mtu_next < t)
-        t = c->path->mtu_next;
     /* once fired, the keep-alive waits for ir_conn_send (which may be blocked, e.g. by
      * the anti-amplification limit) instead of firing again and again */
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending) {
@@ -402,33 +413,39 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
         ir_conn_set_closed(c);
         return;
     }
-    if (c->have_rx_prev && now >= c->rx_prev_expiry) {
-        ir_pkt_keys_free(&c->rx_prev);
-        c->have_rx_prev = 0;
+    if (c->ku.have_rx_prev && now >= c->ku.rx_prev_expiry) {
+        ir_pkt_keys_free(&c->ku.rx_prev);
+        c->ku.have_rx_prev = 0;
     }
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
         now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns)
         c->keepalive_pending = 1;
-    ir_conn_path_on_timeout(c, now);
+    for (size_t i = 0; i < c->npaths; i++)
+        ir_conn_path_on_timeout(c, &c->paths[i], now);
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
-    for (int s = 0; s < SP_COUNT; s++) {
-        if (SP(c, s).ack_deadline <= now) {
-            SP(c, s).ack_pending = 1;
-            SP(c, s).ack_deadline = UINT64_MAX;
+    for (size_t i = 0; i < c->npaths; i++) {
+        qpath *path = &c->paths[i];
+        for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
+            pn_space *sp = &PNS(c, path, s);
+            if (sp->ack_deadline <= now) {
+                sp->ack_pending = 1;
+                sp->ack_deadline = UINT64_MAX;
+            }
         }
     }
 }
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)
 {
+    const qpath *p = c->send_path; /* the path application data goes on */
     *out = c->stats;
-    out->rtt_ns = c->path->smoothed_rtt;
-    out->rtt_var_ns = c->path->rttvar;
-    out->min_rtt_ns = c->path->min_rtt == UINT64_MAX ? 0 : c->path->min_rtt;
-    out->cwnd = c->path->cwnd;
-    out->bytes_in_flight = c->path->bytes_in_flight;
-    out->key_updates = c->key_updates;
-    out->max_datagram = c->path->max_datagram;
+    out->rtt_ns = p->smoothed_rtt;
+    out->rtt_var_ns = p->rttvar;
+    out->min_rtt_ns = p->min_rtt == UINT64_MAX ? 0 : p->min_rtt;
+    out->cwnd = p->cwnd;
+    out->bytes_in_flight = p->bytes_in_flight;
+    out->key_updates = c->ku.updates;
+    out->max_datagram = p->max_datagram;
     out->retried = c->retried;
 }

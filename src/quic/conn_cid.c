@@ -13,13 +13,13 @@ static void reset_token_for(const ir_conn *c, const ir_cid *cid, uint8_t out[16]
     memcpy(out, full, 16);
 }
 
-local_cid *ir_conn_issue_cid(ir_conn *c)
+local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
 {
-    if (c->path->nlcid >= MAX_LOCAL_CIDS)
+    if (path->nlcid >= MAX_LOCAL_CIDS)
         return NULL;
-    local_cid *l = &c->path->lcid[c->path->nlcid++];
+    local_cid *l = &path->lcid[path->nlcid++];
     memset(l, 0, sizeof *l);
-    l->seq = c->path->next_lcid_seq++;
+    l->seq = path->next_lcid_seq++;
     l->cid.len = CID_LEN;
     ir_conn_rnd(c, l->cid.data, CID_LEN);
     reset_token_for(c, &l->cid, l->token);
@@ -30,7 +30,7 @@ local_cid *ir_conn_issue_cid(ir_conn *c)
 
 int ir_conn_rotate_dcid(ir_conn *c)
 {
-    qpath *p = c->path;
+    qpath *p = &c->paths[0]; /* single path for now */
     if (c->state != IR_CONN_ESTABLISHED || !p->nrcid)
         return -1;
     for (size_t i = 0; i < p->nrcid; i++) {
@@ -45,7 +45,8 @@ int ir_conn_rotate_dcid(ir_conn *c)
 
 int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
 {
-    const remote_cid *r = c->path->nrcid ? &c->path->rcid[c->path->active_rcid] : NULL;
+    const qpath *p = &c->paths[0]; /* single path for now: multipath asks every path */
+    const remote_cid *r = p->nrcid ? &p->rcid[p->active_rcid] : NULL;
     if (!r || !r->has_token)
         return 0;
     memcpy(token, r->token, 16);
@@ -69,21 +70,21 @@ const ir_cid *ir_conn_initial_dcid(const ir_conn *c)
     return c->is_server && c->retried ? &c->retry_scid : &c->odcid;
 }
 
-const ir_cid *ir_conn_dcid(const ir_conn *c)
+const ir_cid *ir_conn_dcid(const qpath *path)
 {
-    return &c->path->rcid[c->path->active_rcid].cid;
+    return &path->rcid[path->active_rcid].cid;
 }
 
-void ir_conn_issue_more_cids(ir_conn *c)
+void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
 {
     uint64_t limit = c->peer_tp_ok ? c->peer_tp.active_connection_id_limit : 2;
     if (limit > MAX_LOCAL_CIDS)
         limit = MAX_LOCAL_CIDS;
     size_t active = 0;
-    for (size_t i = 0; i < c->path->nlcid; i++)
-        active += !c->path->lcid[i].retired;
-    while (active < limit && c->path->nlcid < MAX_LOCAL_CIDS) {
-        local_cid *l = ir_conn_issue_cid(c);
+    for (size_t i = 0; i < path->nlcid; i++)
+        active += !path->lcid[i].retired;
+    while (active < limit && path->nlcid < MAX_LOCAL_CIDS) {
+        local_cid *l = ir_conn_issue_cid(c, path);
         if (!l)
             break;
         l->announce_pending = 1;
@@ -91,39 +92,39 @@ void ir_conn_issue_more_cids(ir_conn *c)
     }
 }
 
-void ir_conn_new_cid_frame(ir_conn *c, const ir_frame_new_cid *f)
+void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
 {
-    for (size_t i = 0; i < c->path->nrcid; i++) {
-        if (c->path->rcid[i].seq == f->seq) {
-            if (c->path->rcid[i].cid.len != f->cid_len || memcmp(c->path->rcid[i].cid.data, f->cid, f->cid_len))
+    for (size_t i = 0; i < path->nrcid; i++) {
+        if (path->rcid[i].seq == f->seq) {
+            if (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len))
                 ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "connection id sequence reused");
             return;
         }
     }
-    if (f->seq < c->path->rcid_retire_prior_to) {
+    if (f->seq < path->rcid_retire_prior_to) {
         /* already retired: retire it again right away */
-        if (c->path->nrcid < MAX_REMOTE_CIDS) {
-            remote_cid *r = &c->path->rcid[c->path->nrcid++];
+        if (path->nrcid < MAX_REMOTE_CIDS) {
+            remote_cid *r = &path->rcid[path->nrcid++];
             memset(r, 0, sizeof *r);
             r->seq = f->seq;
             r->retire_pending = 1;
         }
         return;
     }
-    if (f->retire_prior_to > c->path->rcid_retire_prior_to) {
-        c->path->rcid_retire_prior_to = f->retire_prior_to;
-        for (size_t i = 0; i < c->path->nrcid; i++)
-            if (c->path->rcid[i].seq < f->retire_prior_to)
-                c->path->rcid[i].retire_pending = 1;
+    if (f->retire_prior_to > path->rcid_retire_prior_to) {
+        path->rcid_retire_prior_to = f->retire_prior_to;
+        for (size_t i = 0; i < path->nrcid; i++)
+            if (path->rcid[i].seq < f->retire_prior_to)
+                path->rcid[i].retire_pending = 1;
     }
     size_t live = 0;
-    for (size_t i = 0; i < c->path->nrcid; i++)
-        live += !c->path->rcid[i].retire_pending;
-    if (live + 1 > c->cfg.tp.active_connection_id_limit || c->path->nrcid >= MAX_REMOTE_CIDS) {
+    for (size_t i = 0; i < path->nrcid; i++)
+        live += !path->rcid[i].retire_pending;
+    if (live + 1 > c->cfg.tp.active_connection_id_limit || path->nrcid >= MAX_REMOTE_CIDS) {
         ir_conn_close_with(c, 0, E_CONNECTION_ID_LIMIT, "too many connection ids");
         return;
     }
-    remote_cid *r = &c->path->rcid[c->path->nrcid++];
+    remote_cid *r = &path->rcid[path->nrcid++];
     memset(r, 0, sizeof *r);
     r->seq = f->seq;
     r->cid.len = f->cid_len;
@@ -131,24 +132,24 @@ void ir_conn_new_cid_frame(ir_conn *c, const ir_frame_new_cid *f)
     memcpy(r->token, f->reset_token, IR_RESET_TOKEN_LEN);
     r->has_token = 1;
     /* move off a retired active id */
-    if (c->path->rcid[c->path->active_rcid].retire_pending) {
-        for (size_t i = 0; i < c->path->nrcid; i++) {
-            if (!c->path->rcid[i].retire_pending) {
-                c->path->active_rcid = i;
+    if (path->rcid[path->active_rcid].retire_pending) {
+        for (size_t i = 0; i < path->nrcid; i++) {
+            if (!path->rcid[i].retire_pending) {
+                path->active_rcid = i;
                 break;
             }
         }
     }
 }
 
-void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
+void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid)
 {
-    if (seq >= c->path->next_lcid_seq) {
+    if (seq >= path->next_lcid_seq) {
         ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring a connection id never issued");
         return;
     }
-    for (size_t i = 0; i < c->path->nlcid; i++) {
-        local_cid *l = &c->path->lcid[i];
+    for (size_t i = 0; i < path->nlcid; i++) {
+        local_cid *l = &path->lcid[i];
         if (l->seq != seq || l->retired)
             continue;
         if (ir_cid_eq(&l->cid, pkt_dcid)) {
@@ -160,9 +161,9 @@ void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid)
         if (c->cfg.on_cid)
             c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 0);
         /* reuse the slot: compact the table */
-        memmove(l, l + 1, (c->path->nlcid - i - 1) * sizeof *l);
-        c->path->nlcid--;
-        ir_conn_issue_more_cids(c);
+        memmove(l, l + 1, (path->nlcid - i - 1) * sizeof *l);
+        path->nlcid--;
+        ir_conn_issue_more_cids(c, path);
         return;
     }
 }

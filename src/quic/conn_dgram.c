@@ -10,7 +10,8 @@ size_t ir_conn_datagram_max(const ir_conn *c)
     if (!c->peer_tp_ok || !c->peer_tp.max_datagram_frame_size)
         return 0;
     /* one short-header packet: 1 + dcid + 4 (pn) + tag, frame type + length */
-    size_t room = c->path->max_datagram - 1 - ir_conn_dcid(c)->len - 4 - IR_AEAD_TAG_LEN - 1 - 2;
+    const qpath *path = c->send_path;
+    size_t room = path->max_datagram - 1 - ir_conn_dcid(path)->len - 4 - IR_AEAD_TAG_LEN - 1 - 2;
     if (room > c->peer_tp.max_datagram_frame_size)
         room = (size_t)c->peer_tp.max_datagram_frame_size;
     return room;

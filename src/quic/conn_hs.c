@@ -23,7 +23,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
     ir_hash_alg hash;
     if (ir_suite_algs(suite, &aead, &hash) != 0)
         return -1;
-    pn_space *s = &KEYS(c, space_of_level(level));
+    qepoch *s = &c->epoch[space_of_level(level)];
     if (rx) {
         ir_pkt_keys_free(&s->rx);
         if (ir_pkt_keys_init(&s->rx, aead, hash, rx, len) != 0)
@@ -42,7 +42,7 @@ static int tls_secret(void *ctx, ir_level level, uint16_t suite, const uint8_t *
 static int tls_crypto(void *ctx, ir_level level, const uint8_t *data, size_t len)
 {
     ir_conn *c = ctx;
-    return ir_sendbuf_write(&SP(c, space_of_level(level)).crypto_send, data, len);
+    return ir_sendbuf_write(&c->epoch[space_of_level(level)].crypto_send, data, len);
 }
 
 static int tp_cid_eq(const ir_tp_cid *a, const ir_cid *b)
@@ -67,8 +67,9 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
             (c->retried && !tp_cid_eq(&tp.retry_scid, &c->retry_scid)))
             return E_TRANSPORT_PARAMETER;
         if (tp.has_stateless_reset_token) {
-            memcpy(c->path->rcid[0].token, tp.stateless_reset_token, 16);
-            c->path->rcid[0].has_token = 1;
+            /* the server's first connection id, path 0's */
+            memcpy(c->paths[0].rcid[0].token, tp.stateless_reset_token, 16);
+            c->paths[0].rcid[0].has_token = 1;
         }
     }
     c->peer_tp = tp;
@@ -86,14 +87,15 @@ int ir_conn_start_tls(ir_conn *c)
 {
     ir_tp tp = c->cfg.tp;
     tp.has_initial_scid = 1;
-    tp.initial_scid.len = c->path->lcid[0].cid.len;
-    memcpy(tp.initial_scid.id, c->path->lcid[0].cid.data, c->path->lcid[0].cid.len);
+    const local_cid *first = &c->paths[0].lcid[0]; /* the handshake runs on path 0 */
+    tp.initial_scid.len = first->cid.len;
+    memcpy(tp.initial_scid.id, first->cid.data, first->cid.len);
     if (c->is_server) {
         tp.has_original_dcid = 1;
         tp.original_dcid.len = c->odcid.len;
         memcpy(tp.original_dcid.id, c->odcid.data, c->odcid.len);
         tp.has_stateless_reset_token = 1;
-        memcpy(tp.stateless_reset_token, c->path->lcid[0].token, 16);
+        memcpy(tp.stateless_reset_token, first->token, 16);
         if (c->retried) {
             tp.has_retry_scid = 1;
             tp.retry_scid.len = c->retry_scid.len;
@@ -127,7 +129,7 @@ int ir_conn_install_initial_keys(ir_conn *c, const ir_cid *cid)
     ir_pkt_keys client, server;
     if (ir_initial_keys(cid->data, cid->len, &client, &server) != 0)
         return ir_fail(IROH_ERR_IO, "initial keys");
-    pn_space *s = &SP(c, SP_INITIAL);
+    qepoch *s = &c->epoch[SP_INITIAL];
     ir_pkt_keys_free(&s->rx);
     ir_pkt_keys_free(&s->tx);
     s->rx = c->is_server ? client : server;
@@ -138,22 +140,24 @@ int ir_conn_install_initial_keys(ir_conn *c, const ir_cid *cid)
 
 void ir_conn_discard_space(ir_conn *c, int s)
 {
-    if (SP(c, s).discarded)
+    pn_space *sp = &c->sp[s]; /* Initial or Handshake */
+    if (sp->discarded)
         return;
     ir_rec_discard_space(c, s);
-    ir_pkt_keys_free(&SP(c, s).rx);
-    ir_pkt_keys_free(&SP(c, s).tx);
-    SP(c, s).have_rx = SP(c, s).have_tx = 0;
+    qepoch *e = &c->epoch[s];
+    ir_pkt_keys_free(&e->rx);
+    ir_pkt_keys_free(&e->tx);
+    e->have_rx = e->have_tx = 0;
     /* nothing of the space is needed any more: give its memory back */
-    free(SP(c, s).sent);
-    SP(c, s).sent = NULL;
-    SP(c, s).capsent = 0;
-    ir_sendbuf_free(&SP(c, s).crypto_send);
-    ir_recvbuf_free(&SP(c, s).crypto_recv);
-    ir_sendbuf_init(&SP(c, s).crypto_send);
-    ir_recvbuf_init(&SP(c, s).crypto_recv);
-    ir_pn_seen_free(&SP(c, s).seen);
-    ir_ranges_free(&SP(c, s).ack_ranges);
+    free(sp->sent);
+    sp->sent = NULL;
+    sp->capsent = 0;
+    ir_sendbuf_free(&e->crypto_send);
+    ir_recvbuf_free(&e->crypto_recv);
+    ir_sendbuf_init(&e->crypto_send);
+    ir_recvbuf_init(&e->crypto_recv);
+    ir_pn_seen_free(&sp->seen);
+    ir_ranges_free(&sp->ack_ranges);
 }
 
 static void on_handshake_complete(ir_conn *c)
@@ -174,13 +178,13 @@ static void on_handshake_complete(ir_conn *c)
         c->handshake_done_pending = 1;
         ir_conn_discard_space(c, SP_HANDSHAKE);
     }
-    ir_conn_issue_more_cids(c);
+    ir_conn_issue_more_cids(c, &c->paths[0]);
     c->connected_pending = 1;
 }
 
 void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 {
-    pn_space *sp = &SP(c, space);
+    qepoch *sp = &c->epoch[space];
     if (f->offset + f->len > sp->crypto_recv.read + 65536) {
         ir_conn_close_with(c, 0, 0x0d /* CRYPTO_BUFFER_EXCEEDED */, "too much handshake data buffered");
         return;
@@ -211,7 +215,7 @@ void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
 {
     if (c->is_server || c->retried || c->got_first_server_packet || h->token_len == 0 ||
-        !ir_cid_eq(&h->dcid, &c->path->lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
+        !ir_cid_eq(&h->dcid, &c->paths[0].lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
         !ir_pkt_retry_valid(p, h->pkt_len, &c->odcid))
         return 0;
     uint8_t *tok = malloc(h->token_len);
@@ -222,17 +226,18 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
     c->retry_token_len = h->token_len;
     c->retried = 1;
     c->retry_scid = h->scid;
-    c->path->rcid[0].cid = h->scid;
+    qpath *path0 = &c->paths[0]; /* the handshake runs on path 0 */
+    path0->rcid[0].cid = h->scid;
     if (ir_conn_install_initial_keys(c, &h->scid) != IROH_OK) {
         ir_conn_close_with(c, 0, E_INTERNAL, "initial keys");
         return 0;
     }
     /* what the Initial packets carried goes out again under the new keys */
-    pn_space *sp = &SP(c, SP_INITIAL);
-    ir_rec_discard_sent(c, SP_INITIAL);
+    qepoch *sp = &c->epoch[SP_INITIAL];
+    ir_rec_discard_sent(c, path0, SP_INITIAL);
     sp->crypto_send.next = sp->crypto_send.base;
     ir_ranges_free(&sp->crypto_send.lost);
     ir_ranges_init(&sp->crypto_send.lost, 0);
-    c->path->pto_count = 0;
+    path0->pto_count = 0;
     return 1;
 }

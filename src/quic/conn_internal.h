@@ -105,13 +105,42 @@ typedef struct pn_space {
     uint64_t loss_time;          /* UINT64_MAX: none */
     uint64_t last_ack_eliciting_time;
     uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
+    int discarded;               /* Initial, Handshake: dropped with the epoch's keys */
+    int probe_pending;           /* PTO: send an ack-eliciting packet now */
+    /* where the 1-RTT key phase changed, in this space's numbers (RFC 9001 6): the first
+     * packet we sent in our current phase, the first received in the current receive
+     * phase, and the largest received under older keys than that (UINT64_MAX: none) */
+    uint64_t key_phase_start_pn;
+    uint64_t rx_phase_start_pn;
+    uint64_t rx_old_largest;
+} pn_space;
+
+/* An encryption epoch (Initial, Handshake, 1-RTT): what belongs to the keys, not to a
+ * path. Its packet protection keys (each counting its own use, RFC 9001 6.6) and its
+ * CRYPTO stream. The Initial and Handshake epochs have one packet number space each (the
+ * connection's, c->sp); the 1-RTT epoch is shared by every path's 1-RTT space. */
+typedef struct qepoch {
     ir_pkt_keys rx, tx;
     int have_rx, have_tx;
     ir_sendbuf crypto_send;
     ir_recvbuf crypto_recv;
-    int discarded;
-    int probe_pending;           /* PTO: send an ack-eliciting packet now */
-} pn_space;
+} qepoch;
+
+/* The 1-RTT epoch's key update (RFC 9001 6): the key phases and the keys around the
+ * current receive keys. The packet numbers where a phase began are per packet number
+ * space (pn_space). */
+typedef struct qkeyupdate {
+    int key_phase;       /* phase of our send keys */
+    int rx_phase;        /* phase of the current receive keys */
+    int pending_ack;     /* our update (or the one we followed) not yet acknowledged */
+    uint64_t confirmed;  /* when the last update was acknowledged (0: never) */
+    uint64_t updates;    /* count */
+    ir_pkt_keys rx_next;
+    int have_rx_next;
+    ir_pkt_keys rx_prev;
+    int have_rx_prev;
+    uint64_t rx_prev_expiry;
+} qkeyupdate;
 
 typedef struct qstream {
     uint64_t id;
@@ -221,12 +250,10 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* paths a connection can have at once (1 until multipath is negotiated) */
 #define IR_MAX_PATHS 1
 
-/* The packet number space `space` (SP_*) of connection c: Initial and Handshake are the
- * connection's, 1-RTT is the current path's. An lvalue: SP(c, s).next_pn, &SP(c, s). */
-#define SP(c, space) (*((space) == SP_APP ? &(c)->path->app : &(c)->sp[(space)]))
-/* The space holding the keys of `space`: the 1-RTT keys (and key phase) belong to the
- * connection and are shared by all paths (multipath draft), kept in path 0's space. */
-#define KEYS(c, space) (*((space) == SP_APP ? &(c)->paths[0].app : &(c)->sp[(space)]))
+/* The packet number space `space` (SP_*) on `path`: Initial and Handshake are the
+ * connection's (they count on path 0), 1-RTT is the path's own. An lvalue:
+ * PNS(c, path, s).next_pn, &PNS(c, path, s). */
+#define PNS(c, path, space) (*((space) == SP_APP ? &(path)->app : &(c)->sp[(space)]))
 
 typedef struct dgram {
     uint8_t *data;
@@ -253,33 +280,22 @@ struct ir_conn {
     ir_cid retry_scid;        /* the SCID of that Retry */
     uint8_t *retry_token;     /* client: the token to repeat in Initials */
     size_t retry_token_len;
+    /* the encryption epochs (SP_INITIAL, SP_HANDSHAKE, SP_APP): keys, CRYPTO streams */
+    qepoch epoch[SP_COUNT];
+    qkeyupdate ku; /* the 1-RTT epoch's key phases */
     /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
      * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
     pn_space sp[SP_APP];
-    /* 1-RTT key update */
-    int key_phase;              /* phase of our send keys */
-    int rx_phase;               /* phase of the current receive keys */
-    uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
-    uint64_t rx_old_largest;    /* largest pn opened with older keys than rx_phase's
-                                 * (UINT64_MAX: none), for RFC 9001 6.4 */
-    int key_update_pending_ack; /* our update not yet acknowledged */
-    uint64_t key_phase_start_pn; /* first pn sent in the current phase */
-    ir_pkt_keys rx_next;
-    int have_rx_next;
-    ir_pkt_keys rx_prev;
-    int have_rx_prev;
-    uint64_t rx_prev_expiry;
-    uint64_t key_updates;
-    uint64_t key_update_confirmed; /* when our last update was acknowledged (0: never) */
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
     uint64_t aead_failures;
 
-    /* paths (multipath draft): all per-path state lives in qpath; today a connection
-     * has path 0 only and `path` points at it. The multipath issue adds paths here. */
+    /* paths (multipath draft): all per-path state lives in qpath, and every operation
+     * names the path it is about. Today a connection has path 0 only; the multipath
+     * issue adds paths here. `send_path` is the path application data goes out on. */
     qpath paths[IR_MAX_PATHS];
     size_t npaths;
-    qpath *path;
+    qpath *send_path;
 
     /* flow control */
     uint64_t max_data_local;   /* what we allow the peer */
@@ -365,6 +381,13 @@ static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
     c->cfg.random(c->cfg.random_ctx, buf, len);
 }
 
+/* the first packet number space (SP_*) counted on a path: Initial and Handshake packets
+ * count on path 0 */
+static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
+{
+    return path == &c->paths[0] ? SP_INITIAL : SP_APP;
+}
+
 /* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */
 
 /* a packet being written (conn_send.c builds it; each module writes its frames) */
@@ -413,12 +436,13 @@ void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *r
 void ir_conn_set_closed(ir_conn *c);
 
 /* conn_cid.c */
-local_cid *ir_conn_issue_cid(ir_conn *c);
-/* the peer's connection id we send to */
-const ir_cid *ir_conn_dcid(const ir_conn *c);
-void ir_conn_issue_more_cids(ir_conn *c);
-void ir_conn_new_cid_frame(ir_conn *c, const ir_frame_new_cid *f);
-void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid);
+local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path);
+/* the peer's connection id we send to on the path */
+const ir_cid *ir_conn_dcid(const qpath *path);
+void ir_conn_issue_more_cids(ir_conn *c, qpath *path);
+/* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids (multipath draft) */
+void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f);
+void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid);
 
 /* conn_hs.c */
 int ir_conn_start_tls(ir_conn *c);
@@ -431,25 +455,26 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h);
 /* conn_keys.c */
 void ir_conn_check_conf_limits(ir_conn *c);
 int ir_conn_can_seal(const ir_conn *c, int s);
-int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
-                           const uint8_t **payload, size_t *plen);
+int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr *h, int space,
+                           uint64_t *pn_out, const uint8_t **payload, size_t *plen);
 int ir_conn_start_key_update(ir_conn *c);
 
 /* conn_path.c */
-void ir_conn_start_validation(ir_conn *c);
-void ir_conn_abandon_validation(ir_conn *c);
-uint64_t ir_conn_path_timer(const ir_conn *c);
-void ir_conn_path_on_timeout(ir_conn *c, uint64_t now);
+void ir_conn_start_validation(ir_conn *c, qpath *path);
+void ir_conn_abandon_validation(ir_conn *c, qpath *path);
+uint64_t ir_conn_path_timer(const ir_conn *c, const qpath *path);
+void ir_conn_path_on_timeout(ir_conn *c, qpath *path, uint64_t now);
 void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
-void ir_conn_write_path_frames(ir_conn *c, pktw *w);
-size_t ir_conn_send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
-size_t ir_conn_send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
+void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w);
+size_t ir_conn_send_path_response_elsewhere(ir_conn *c, qpath *path, uint8_t *buf, size_t cap,
+                                            ir_netaddr *to);
+size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to);
 
 /* conn_send.c */
-int ir_conn_cwnd_allows(const ir_conn *c);
-int ir_conn_pace_allows(const ir_conn *c);
-uint64_t ir_conn_pace_deadline(const ir_conn *c);
-size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to);
+int ir_conn_cwnd_allows(const qpath *path);
+int ir_conn_pace_allows(const ir_conn *c, const qpath *path);
+uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path);
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to);
 
 /* conn_stream.c */
 void ir_conn_stream_free(qstream *s);
@@ -466,25 +491,28 @@ void ir_conn_write_streams(ir_conn *c, pktw *w);
 void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len);
 void ir_conn_write_datagrams(ir_conn *c, pktw *w);
 
-/* recovery.c */
-void ir_rec_init(ir_conn *c);
-uint64_t ir_rec_pto(const ir_conn *c, int space);
+/* recovery.c: RTT, loss detection and PTO of a path's packet number spaces (the Initial
+ * and Handshake spaces count on path 0) */
+void ir_rec_init(ir_conn *c, qpath *path);
+uint64_t ir_rec_pto(const ir_conn *c, const qpath *path, int space);
 uint64_t ir_rec_initial_pto(const ir_conn *c);
-void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p);
-int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now);
-void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
+void ir_rec_on_sent(ir_conn *c, qpath *path, int space, const sent_pkt *p);
+int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, uint64_t now);
+void ir_rec_detect_lost(ir_conn *c, qpath *path, int space, uint64_t now);
+/* the earliest loss or PTO timer of all paths */
 uint64_t ir_rec_timer(const ir_conn *c);
 void ir_rec_on_timeout(ir_conn *c, uint64_t now);
+/* drops the Initial or Handshake space */
 void ir_rec_discard_space(ir_conn *c, int space);
-/* the current path moved to a new address: congestion control starts over */
-void ir_rec_new_path(ir_conn *c, uint64_t now);
+/* the path moved to a new address: congestion control starts over */
+void ir_rec_new_path(ir_conn *c, qpath *path, uint64_t now);
 /* forgets every sent packet of the space (nothing declared lost) */
-void ir_rec_discard_sent(ir_conn *c, int space);
+void ir_rec_discard_sent(ir_conn *c, qpath *path, int space);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
-void ir_conn_mtu_black_hole(ir_conn *c);
-/* conn_sent.c, called by recovery */
-void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
-void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);
+void ir_conn_mtu_black_hole(ir_conn *c, qpath *path);
+/* conn_sent.c, called by recovery: a frame of a packet sent on `path` in `space` */
+void ir_conn_on_frame_acked(ir_conn *c, qpath *path, int space, const sent_frame *f);
+void ir_conn_on_frame_lost(ir_conn *c, qpath *path, int space, const sent_frame *f);
 /* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
 

@@ -35,8 +35,8 @@ static void open_failed(ir_conn *c, ir_pkt_keys *k)
 void ir_conn_check_conf_limits(ir_conn *c)
 {
     for (int s = 0; s < SP_COUNT; s++) {
-        pn_space *ks = &KEYS(c, s);
-        if (!ks->have_tx || SP(c, s).discarded)
+        qepoch *ks = &c->epoch[s];
+        if (!ks->have_tx || (s < SP_APP && c->sp[s].discarded))
             continue;
         uint64_t limit = conf_limit(c, &ks->tx);
         if (s == SP_APP && ks->tx.sealed >= limit / 2 && c->state == IR_CONN_ESTABLISHED)
@@ -50,19 +50,27 @@ void ir_conn_check_conf_limits(ir_conn *c)
 /* 1 if the space's send key may seal one more packet: never beyond the limit */
 int ir_conn_can_seal(const ir_conn *c, int s)
 {
-    const ir_pkt_keys *k = &KEYS(c, s).tx;
+    const ir_pkt_keys *k = &c->epoch[s].tx;
     return k->sealed < conf_limit(c, k);
+}
+
+/* Our send keys changed phase: the next packet of every path's 1-RTT space is the first
+ * of the new phase (an ACK of it, on its path, confirms the update). */
+static void mark_key_phase_start(ir_conn *c)
+{
+    for (size_t i = 0; i < c->npaths; i++)
+        c->paths[i].app.key_phase_start_pn = c->paths[i].app.next_pn;
 }
 
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
  * violation closed the connection), or 1 (a duplicate, to drop). */
-int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
-                          const uint8_t **payload, size_t *plen)
+int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr *h, int space,
+                           uint64_t *pn_out, const uint8_t **payload, size_t *plen)
 {
-    pn_space *sp = &SP(c, space);
+    pn_space *sp = &PNS(c, path, space);
     uint64_t pn;
     size_t pn_len;
-    pn_space *ks = &KEYS(c, space);
+    qepoch *ks = &c->epoch[space];
     if (ir_pkt_unprotect_header(p, h, &ks->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return -1;
     /* RFC 9000 12.3: a packet number already processed (or below the floor of what the
@@ -85,20 +93,21 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
     int phase = (p[0] >> 2) & 1;
     ir_pkt_keys *k = &ks->rx;
     int rotate = 0;
-    if (phase != c->rx_phase) {
-        if (c->have_rx_prev && pn < c->rx_phase_start_pn) {
-            k = &c->rx_prev;
+    qkeyupdate *ku = &c->ku;
+    if (phase != ku->rx_phase) {
+        if (ku->have_rx_prev && pn < sp->rx_phase_start_pn) {
+            k = &ku->rx_prev;
         } else {
-            if (!c->have_rx_next) {
-                if (ir_pkt_keys_update(&c->rx_next, &ks->rx) != 0)
+            if (!ku->have_rx_next) {
+                if (ir_pkt_keys_update(&ku->rx_next, &ks->rx) != 0)
                     return -1;
-                c->have_rx_next = 1;
+                ku->have_rx_next = 1;
             }
-            k = &c->rx_next;
+            k = &ku->rx_next;
             rotate = 1;
         }
     }
-    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)c->path->id, pn, payload, plen) != 0) {
+    if (ir_pkt_decrypt(p, h, pn_len, &k->aead, (uint32_t)path->id, pn, payload, plen) != 0) {
         open_failed(c, k);
         return -1;
     }
@@ -112,10 +121,10 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
     /* RFC 9001 6.4: a peer never protects a packet with older keys than a packet with a
      * lower number. Everything opened before a rotation used older keys than the new ones;
      * a packet opened with the previous keys after it must be below every new one. */
-    uint64_t old_largest = rotate ? sp->largest_recv : c->rx_old_largest;
-    if (k == &c->rx_prev) {
-        if (c->rx_old_largest == UINT64_MAX || pn > c->rx_old_largest)
-            c->rx_old_largest = pn;
+    uint64_t old_largest = rotate ? sp->largest_recv : sp->rx_old_largest;
+    if (k == &ku->rx_prev) {
+        if (sp->rx_old_largest == UINT64_MAX || pn > sp->rx_old_largest)
+            sp->rx_old_largest = pn;
     } else if (old_largest != UINT64_MAX && pn < old_largest) {
         ir_conn_close_with(c, 0, E_KEY_UPDATE, "a packet under old keys numbered above one under newer keys");
         return -1;
@@ -125,17 +134,17 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
             ir_conn_close_with(c, 0, E_KEY_UPDATE, "key update before the handshake was confirmed");
             return -1;
         }
-        ir_pkt_keys_free(&c->rx_prev);
-        c->rx_prev = ks->rx;
-        c->have_rx_prev = 1;
-        c->rx_prev_expiry = c->now + 3 * ir_rec_pto(c, SP_APP);
-        ks->rx = c->rx_next;
-        memset(&c->rx_next, 0, sizeof c->rx_next);
-        c->have_rx_next = 0;
-        c->rx_phase ^= 1;
-        c->rx_phase_start_pn = pn;
-        c->rx_old_largest = sp->largest_recv;
-        if (c->key_phase != c->rx_phase) {
+        ir_pkt_keys_free(&ku->rx_prev);
+        ku->rx_prev = ks->rx;
+        ku->have_rx_prev = 1;
+        ku->rx_prev_expiry = c->now + 3 * ir_rec_pto(c, path, SP_APP);
+        ks->rx = ku->rx_next;
+        memset(&ku->rx_next, 0, sizeof ku->rx_next);
+        ku->have_rx_next = 0;
+        ku->rx_phase ^= 1;
+        sp->rx_phase_start_pn = pn;
+        sp->rx_old_largest = sp->largest_recv;
+        if (ku->key_phase != ku->rx_phase) {
             /* the peer started it: follow with our send keys. Like the initiator, we may
              * start the next update only once a packet of this phase is acknowledged
              * (RFC 9001 6.1). An update we started was counted when we started it. */
@@ -143,10 +152,10 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
                 ir_conn_close_with(c, 0, E_INTERNAL, "key update failed");
                 return -1;
             }
-            c->key_phase = c->rx_phase;
-            c->key_phase_start_pn = sp->next_pn;
-            c->key_update_pending_ack = 1;
-            c->key_updates++;
+            ku->key_phase = ku->rx_phase;
+            mark_key_phase_start(c);
+            ku->pending_ack = 1;
+            ku->updates++;
         }
     }
     *pn_out = pn;
@@ -159,19 +168,19 @@ int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int spac
  * discard its old keys and make the next ones (a SHOULD, as ngtcp2 does). */
 int ir_conn_start_key_update(ir_conn *c)
 {
-    pn_space *sp = &SP(c, SP_APP);
-    pn_space *ks = &KEYS(c, SP_APP);
-    if (!c->handshake_confirmed || c->key_update_pending_ack || c->key_phase != c->rx_phase ||
+    qepoch *ks = &c->epoch[SP_APP];
+    qkeyupdate *ku = &c->ku;
+    if (!c->handshake_confirmed || ku->pending_ack || ku->key_phase != ku->rx_phase ||
         !ks->have_tx)
         return -1;
-    if (c->key_update_confirmed && c->now < c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP))
+    if (ku->confirmed && c->now < ku->confirmed + 3 * ir_rec_pto(c, c->send_path, SP_APP))
         return -1;
     if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0)
         return -1;
-    c->key_phase ^= 1;
-    c->key_phase_start_pn = sp->next_pn;
-    c->key_update_pending_ack = 1;
-    c->key_updates++;
+    ku->key_phase ^= 1;
+    mark_key_phase_start(c);
+    ku->pending_ack = 1;
+    ku->updates++;
     return 0;
 }
 

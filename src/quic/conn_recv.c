@@ -25,8 +25,8 @@ static int extension_ok(const ir_conn *c, unsigned info)
 }
 
 /* Returns 1 if the frames made the packet ack-eliciting, 0 if not, -1 after closing. */
-static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const ir_cid *pkt_dcid,
-                          const uint8_t *p, size_t len, int *non_probing)
+static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *from,
+                          const ir_cid *pkt_dcid, const uint8_t *p, size_t len, int *non_probing)
 {
     ir_cursor cur;
     ir_cursor_init(&cur, p, len);
@@ -57,14 +57,14 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             break;
         case IR_FT_ACK:
         case IR_FT_ACK_ECN:
-            if (ir_rec_on_ack(c, space, &f.u.ack, c->now) != 0) {
+            if (ir_rec_on_ack(c, path, space, &f.u.ack, c->now) != 0) {
                 ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "ACK of a packet never sent");
                 return -1;
             }
-            if (space == SP_APP && c->key_update_pending_ack &&
-                f.u.ack.largest >= c->key_phase_start_pn) {
-                c->key_update_pending_ack = 0; /* the current key phase is confirmed */
-                c->key_update_confirmed = c->now ? c->now : 1;
+            if (space == SP_APP && c->ku.pending_ack &&
+                f.u.ack.largest >= PNS(c, path, space).key_phase_start_pn) {
+                c->ku.pending_ack = 0; /* the current key phase is confirmed */
+                c->ku.confirmed = c->now ? c->now : 1;
             }
             break;
         case IR_FT_CRYPTO:
@@ -166,30 +166,35 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
         case IR_FT_STREAMS_BLOCKED_UNI:
             break;
         case IR_FT_NEW_CONNECTION_ID:
-            ir_conn_new_cid_frame(c, &f.u.new_cid);
+            ir_conn_new_cid_frame(c, &c->paths[0], &f.u.new_cid); /* path 0's ids */
             break;
         case IR_FT_RETIRE_CONNECTION_ID:
-            ir_conn_retire_cid_frame(c, f.u.retire_cid.seq, pkt_dcid);
+            ir_conn_retire_cid_frame(c, &c->paths[0], f.u.retire_cid.seq, pkt_dcid);
             break;
         case IR_FT_PATH_CHALLENGE:
-            c->path->response_pending = 1;
-            memcpy(c->path->response, f.u.path_data, 8);
-            c->path->response_addr = *from;
+            /* answered on the path it came on, to the address it came from */
+            path->response_pending = 1;
+            memcpy(path->response, f.u.path_data, 8);
+            path->response_addr = *from;
             break;
         case IR_FT_PATH_RESPONSE:
-            /* it validates the path the challenge went out on, path 0, whatever path it
-             * comes back on (RFC 9000 8.2.2, 8.2.3) */
-            if (c->path->challenge_outstanding && memcmp(f.u.path_data, c->path->challenge, 8) == 0) {
-                int small = c->path->challenge_small;
-                if (!c->path->validated)
+            /* it validates the path the challenge went out on, whatever path it comes
+             * back on (RFC 9000 8.2.2, 8.2.3) */
+            for (size_t i = 0; i < c->npaths; i++) {
+                qpath *q = &c->paths[i];
+                if (!q->challenge_outstanding || memcmp(f.u.path_data, q->challenge, 8) != 0)
+                    continue;
+                int small = q->challenge_small;
+                if (!q->validated)
                     ir_conn_push_event(c, IR_EV_PATH_VALIDATED, 0, 0);
-                c->path->validated = 1;
-                c->path->have_prev = 0;
-                ir_conn_abandon_validation(c); /* done: clears the challenge and its timers */
+                q->validated = 1;
+                q->have_prev = 0;
+                ir_conn_abandon_validation(c, q); /* done: clears the challenge and its timers */
                 /* a challenge that was not expanded leaves the path MTU to validate with
                  * one in a full-size datagram (RFC 9000 8.2.1) */
                 if (small)
-                    ir_conn_start_validation(c);
+                    ir_conn_start_validation(c, q);
+                break;
             }
             break;
         case IR_FT_CONNECTION_CLOSE:
@@ -216,7 +221,7 @@ static int process_frames(ir_conn *c, int space, const ir_netaddr *from, const i
             ir_conn_datagram_received(c, f.u.datagram.data, f.u.datagram.len);
             break;
         case IR_FT_IMMEDIATE_ACK:
-            SP(c, space).ack_pending = 1;
+            PNS(c, path, space).ack_pending = 1;
             break;
         case IR_FT_ACK_FREQUENCY:
             break; /* we keep our own ack policy; the peer's request is only a hint */
@@ -241,9 +246,8 @@ static int space_of_type(ir_pkt_type t)
     return t == IR_PT_INITIAL ? SP_INITIAL : t == IR_PT_HANDSHAKE ? SP_HANDSHAKE : SP_APP;
 }
 
-static void schedule_ack(ir_conn *c, int space, uint64_t pn, int eliciting)
+static void schedule_ack(ir_conn *c, pn_space *sp, int space, uint64_t pn, int eliciting)
 {
-    pn_space *sp = &SP(c, space);
     if (!eliciting)
         return;
     sp->ack_eliciting_since++;
@@ -255,8 +259,9 @@ static void schedule_ack(ir_conn *c, int space, uint64_t pn, int eliciting)
     }
 }
 
-/* Returns 1 if the packet was processed, 0 if dropped. */
-static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const ir_pkt_hdr *h)
+/* A packet that came on `path`. Returns 1 if it was processed, 0 if dropped. */
+static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8_t *p,
+                          const ir_pkt_hdr *h)
 {
     if (h->type == IR_PT_VN) {
         if (!c->is_server && !c->got_first_server_packet) {
@@ -264,7 +269,7 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
             int lists_v1 = 0;
             for (size_t o = h->pn_offset; o + 4 <= h->pkt_len; o += 4)
                 lists_v1 |= p[o] == 0 && p[o + 1] == 0 && p[o + 2] == 0 && p[o + 3] == 1;
-            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->path->lcid[0].cid)) {
+            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0].lcid[0].cid)) {
                 ir_conn_close_with(c, 0, E_NO_ERROR, "the peer does not support QUIC version 1");
                 ir_conn_set_closed(c);
             }
@@ -276,8 +281,8 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     if (h->version != IR_QUIC_V1 || h->type == IR_PT_0RTT)
         return 0; /* we never accept 0-RTT */
     int space = space_of_type(h->type);
-    pn_space *sp = &SP(c, space);
-    if (sp->discarded || !KEYS(c, space).have_rx)
+    pn_space *sp = &PNS(c, path, space);
+    if (sp->discarded || !c->epoch[space].have_rx)
         return 0;
     if (space == SP_APP && c->is_server && !c->handshake_complete)
         return 0; /* RFC 9001 5.7: no 1-RTT processing before the handshake completes */
@@ -287,52 +292,52 @@ static int process_packet(ir_conn *c, const ir_netaddr *from, uint8_t *p, const 
     uint64_t pn;
     const uint8_t *payload;
     size_t plen;
-    int rc = ir_conn_decrypt_packet(c, p, h, space, &pn, &payload, &plen);
+    int rc = ir_conn_decrypt_packet(c, path, p, h, space, &pn, &payload, &plen);
     if (rc != 0)
         return rc > 0; /* dropped; a duplicate was authenticated (no stateless reset) */
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
-        c->path->rcid[0].cid = h->scid;
+        c->paths[0].rcid[0].cid = h->scid;
         /* the first flight may have gone to several of the peer's addresses: path 0 is
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
-        c->path->addr = *from;
+        c->paths[0].addr = *from;
     }
     if (c->is_server && space == SP_HANDSHAKE) {
-        c->path->validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
+        c->paths[0].validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
         ir_conn_discard_space(c, SP_INITIAL);
     }
     c->last_activity = c->now;
     c->stats.pkts_recv++;
     int non_probing = 0;
-    int eliciting = process_frames(c, space, from, &h->dcid, payload, plen, &non_probing);
+    int eliciting = process_frames(c, path, space, from, &h->dcid, payload, plen, &non_probing);
     if (eliciting < 0)
         return 1;
     ir_pn_seen_add(&sp->seen, pn);
     /* without memory for another range the lowest is dropped: that packet goes
      * unacknowledged and the peer repairs it as lost */
     ir_ranges_add(&sp->ack_ranges, pn, pn + 1);
-    schedule_ack(c, space, pn, eliciting);
+    schedule_ack(c, sp, space, pn, eliciting);
     if (sp->largest_recv == UINT64_MAX || pn > sp->largest_recv) {
         sp->largest_recv = pn;
         sp->largest_recv_time = c->now;
         /* connection migration / NAT rebinding: the peer's newest packet moves path 0 */
         if (space == SP_APP && non_probing && c->handshake_confirmed &&
-            !ir_netaddr_eq(from, &c->path->addr)) {
-            if (c->path->validated) {
-                c->path->prev_addr = c->path->addr;
-                c->path->have_prev = 1;
+            !ir_netaddr_eq(from, &path->addr)) {
+            if (path->validated) {
+                path->prev_addr = path->addr;
+                path->have_prev = 1;
             }
-            c->path->addr = *from;
-            c->path->validated = 0;
-            c->path->bytes_recv = 0;
-            c->path->bytes_sent = 0;
-            ir_conn_start_validation(c);
+            path->addr = *from;
+            path->validated = 0;
+            path->bytes_recv = 0;
+            path->bytes_sent = 0;
+            ir_conn_start_validation(c, path);
             c->observed_pending = c->qad_send; /* tell the peer its new address */
             /* a new path: its MTU and capacity are unknown again (RFC 9000 9.4) */
-            ir_rec_new_path(c, c->now);
-            c->path->mtu_state = MTU_IDLE;
-            c->path->mtu_tries = 0;
+            ir_rec_new_path(c, path, c->now);
+            path->mtu_state = MTU_IDLE;
+            path->mtu_tries = 0;
             ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
         }
     }
@@ -345,9 +350,12 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return;
     c->stats.bytes_recv += len;
-    int on_path = ir_netaddr_eq(from, &c->path->addr);
+    /* the path the datagram came on: path 0, the only one (multipath: the path of the
+     * connection id it was sent to) */
+    qpath *path = &c->paths[0];
+    int on_path = ir_netaddr_eq(from, &path->addr);
     if (on_path)
-        c->path->bytes_recv += len;
+        path->bytes_recv += len;
     if (c->state == IR_CONN_CLOSING) {
         c->close_pending = 1; /* answer whatever comes with our close again */
         return;
@@ -358,23 +366,23 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         ir_pkt_hdr h;
         if (ir_pkt_parse(data + off, len - off, CID_LEN, &h) != 0)
             break;
-        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->path->lcid[0].cid) &&
+        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->paths[0].lcid[0].cid) &&
             !ir_conn_owns_cid(c, h.dcid.data, h.dcid.len) && !ir_cid_eq(&h.dcid, &c->odcid))
             break; /* coalesced packets must share the DCID */
-        processed |= process_packet(c, from, data + off, &h);
+        processed |= process_packet(c, path, from, data + off, &h);
         if (c->state >= IR_CONN_CLOSING)
             return;
         off += h.pkt_len;
     }
-    /* a datagram that moved path 0 to its address counts toward that path's
+    /* a datagram that moved the path to its address counts toward that path's
      * anti-amplification allowance (RFC 9000 8.1, 9.3) */
-    if (!on_path && ir_netaddr_eq(from, &c->path->addr))
-        c->path->bytes_recv += len;
+    if (!on_path && ir_netaddr_eq(from, &path->addr))
+        path->bytes_recv += len;
     if (!processed) {
         /* a stateless reset from the peer? (RFC 9000 10.3.1). Only the token of the
          * connection id in use counts: not those of ids we have not used, nor retired
          * ones (which are forgotten). */
-        const remote_cid *r = c->path->nrcid ? &c->path->rcid[c->path->active_rcid] : NULL;
+        const remote_cid *r = path->nrcid ? &path->rcid[path->active_rcid] : NULL;
         if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
             c->close.closed = 1;
             c->close.by_peer = 1;

@@ -8,17 +8,15 @@
 #include "base/addr.h"
 #include "quic/conn_internal.h"
 
-static int ack_wanted(const ir_conn *c, int space)
+static int ack_wanted(const ir_conn *c, const pn_space *sp)
 {
-    const pn_space *sp = &SP(c, space);
     if (sp->largest_recv == UINT64_MAX)
         return 0;
     return sp->ack_pending || (sp->ack_deadline != UINT64_MAX && sp->ack_deadline <= c->now);
 }
 
-static void write_ack(ir_conn *c, int space, pktw *w)
+static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
 {
-    pn_space *sp = &SP(c, space);
     if (!pktw_can_record(w))
         return;
     ir_ack_range r[ACK_RANGES_MAX];
@@ -46,7 +44,7 @@ static void write_ack(ir_conn *c, int space, pktw *w)
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
 {
-    ir_sendbuf *b = &SP(c, space).crypto_send;
+    ir_sendbuf *b = &c->epoch[space].crypto_send;
     while (pktw_can_record(w)) {
         uint64_t off;
         size_t len, n;
@@ -90,17 +88,19 @@ static void write_close(ir_conn *c, int space, pktw *w)
     }
 }
 
-static int app_control_pending(const ir_conn *c)
+/* control frames to send in a 1-RTT packet on the path */
+static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->path->response_pending || c->path->challenge_pending ||
+        c->max_streams_pending[1] || path->response_pending || path->challenge_pending ||
         c->observed_pending)
         return 1;
-    for (size_t i = 0; i < c->path->nlcid; i++)
-        if (c->path->lcid[i].announce_pending)
+    const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
+    for (size_t i = 0; i < p0->nlcid; i++)
+        if (p0->lcid[i].announce_pending)
             return 1;
-    for (size_t i = 0; i < c->path->nrcid; i++)
-        if (c->path->rcid[i].retire_pending)
+    for (size_t i = 0; i < p0->nrcid; i++)
+        if (p0->rcid[i].retire_pending)
             return 1;
     return 0;
 }
@@ -111,11 +111,12 @@ static int keepalive_due(const ir_conn *c)
            (c->keepalive_pending || c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns);
 }
 
-static void write_app_control(ir_conn *c, pktw *w)
+/* the connection's control frames, in a 1-RTT packet on the path */
+static void write_app_control(ir_conn *c, qpath *path, pktw *w)
 {
     if (c->observed_pending && pktw_can_record(w)) {
         iroh_socket_addr a;
-        if (c->cfg.addr_of(&c->path->addr, &a) != 0) {
+        if (c->cfg.addr_of(&path->addr, &a) != 0) {
             c->observed_pending = 0; /* not an IP path (a relay): nothing to tell */
         } else {
             ir_frame f;
@@ -158,8 +159,9 @@ static void write_app_control(ir_conn *c, pktw *w)
             }
         }
     }
-    for (size_t i = 0; i < c->path->nlcid && pktw_can_record(w); i++) {
-        local_cid *l = &c->path->lcid[i];
+    qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids */
+    for (size_t i = 0; i < p0->nlcid && pktw_can_record(w); i++) {
+        local_cid *l = &p0->lcid[i];
         if (!l->announce_pending || l->retired)
             continue;
         ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
@@ -173,9 +175,9 @@ static void write_app_control(ir_conn *c, pktw *w)
         l->announce_pending = 0;
         pktw_record(w, SF_NEW_CID, l->seq, 0, 0, 0, 1);
     }
-    for (size_t i = 0; i < c->path->nrcid && pktw_can_record(w); i++) {
-        remote_cid *r = &c->path->rcid[i];
-        if (!r->retire_pending || i == c->path->active_rcid)
+    for (size_t i = 0; i < p0->nrcid && pktw_can_record(w); i++) {
+        remote_cid *r = &p0->rcid[i];
+        if (!r->retire_pending || i == p0->active_rcid)
             continue;
         ir_frame f = {.type = IR_FT_RETIRE_CONNECTION_ID};
         f.u.retire_cid.seq = r->seq;
@@ -184,83 +186,83 @@ static void write_app_control(ir_conn *c, pktw *w)
         r->retire_pending = 0;
         pktw_record(w, SF_RETIRE_CID, r->seq, 0, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
-        memmove(r, r + 1, (c->path->nrcid - i - 1) * sizeof *r);
-        c->path->nrcid--;
-        if (c->path->active_rcid > i)
-            c->path->active_rcid--;
+        memmove(r, r + 1, (p0->nrcid - i - 1) * sizeof *r);
+        p0->nrcid--;
+        if (p0->active_rcid > i)
+            p0->active_rcid--;
         i--;
     }
 }
 
-int ir_conn_cwnd_allows(const ir_conn *c)
+int ir_conn_cwnd_allows(const qpath *path)
 {
-    return c->path->bytes_in_flight + c->path->max_datagram <= c->path->cwnd;
+    return path->bytes_in_flight + path->max_datagram <= path->cwnd;
 }
 
 /* Pacing (RFC 9002 7.7): credit accrues at 1.25 x cwnd / smoothed RTT and is capped at a
  * burst of 10 datagrams or 2 ms worth of sending, whichever is larger (a loop that sleeps
  * in whole milliseconds must still be able to keep up). */
-static uint64_t pace_burst(const ir_conn *c)
+static uint64_t pace_burst(const qpath *path)
 {
-    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
-    uint64_t two_ms = (c->path->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
-    uint64_t ten = 10 * c->path->max_datagram;
+    uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
+    uint64_t two_ms = (path->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
+    uint64_t ten = 10 * path->max_datagram;
     return two_ms > ten ? two_ms : ten;
 }
 
-static uint64_t pace_credit(const ir_conn *c)
+static uint64_t pace_credit(const ir_conn *c, const qpath *path)
 {
-    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
-    uint64_t elapsed = c->now > c->path->pace_time ? c->now - c->path->pace_time : 0;
-    uint64_t burst = pace_burst(c);
+    uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
+    uint64_t elapsed = c->now > path->pace_time ? c->now - path->pace_time : 0;
+    uint64_t burst = pace_burst(path);
     /* elapsed * rate without overflow: rate in bytes per ns = cwnd * 1.25 / rtt */
-    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)c->path->cwnd * 1.25 / (double)rtt);
-    uint64_t t = c->path->pace_tokens + add;
+    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)path->cwnd * 1.25 / (double)rtt);
+    uint64_t t = path->pace_tokens + add;
     return t > burst ? burst : t;
 }
 
-int ir_conn_pace_allows(const ir_conn *c)
+int ir_conn_pace_allows(const ir_conn *c, const qpath *path)
 {
-    return pace_credit(c) >= c->path->max_datagram;
+    return pace_credit(c, path) >= path->max_datagram;
 }
 
-static void pace_spend(ir_conn *c, uint64_t bytes)
+static void pace_spend(ir_conn *c, qpath *path, uint64_t bytes)
 {
-    uint64_t t = pace_credit(c);
-    c->path->pace_tokens = t > bytes ? t - bytes : 0;
-    c->path->pace_time = c->now;
+    uint64_t t = pace_credit(c, path);
+    path->pace_tokens = t > bytes ? t - bytes : 0;
+    path->pace_time = c->now;
 }
 
 /* when enough credit for one datagram will have accrued */
-uint64_t ir_conn_pace_deadline(const ir_conn *c)
+uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path)
 {
-    uint64_t have = pace_credit(c);
-    if (have >= c->path->max_datagram)
+    uint64_t have = pace_credit(c, path);
+    if (have >= path->max_datagram)
         return c->now;
-    uint64_t rtt = c->path->smoothed_rtt ? c->path->smoothed_rtt : 1;
-    double need = (double)(c->path->max_datagram - have);
-    return c->now + (uint64_t)(need * (double)rtt / ((double)c->path->cwnd * 1.25)) + 1;
+    uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
+    double need = (double)(path->max_datagram - have);
+    return c->now + (uint64_t)(need * (double)rtt / ((double)path->cwnd * 1.25)) + 1;
 }
 
-/* Does the space want a packet now? */
-static int space_wants(const ir_conn *c, int s)
+/* Does the space want a packet on the path now? */
+static int space_wants(const ir_conn *c, const qpath *path, int s)
 {
-    const pn_space *sp = &SP(c, s);
-    if (!KEYS(c, s).have_tx || sp->discarded)
+    const pn_space *sp = &PNS(c, path, s);
+    if (!c->epoch[s].have_tx || sp->discarded)
         return 0;
     if (c->state == IR_CONN_CLOSING)
         return c->close_pending;
-    if (ack_wanted(c, s) || sp->probe_pending)
+    if (ack_wanted(c, sp) || sp->probe_pending)
         return 1;
     uint64_t off;
     size_t len;
     int fin;
-    if (ir_sendbuf_next(&sp->crypto_send, UINT64_MAX, 1200, &off, &len, &fin) && len)
+    if (ir_sendbuf_next(&c->epoch[s].crypto_send, UINT64_MAX, 1200, &off, &len, &fin) && len)
         return 1;
     if (s == SP_APP && c->handshake_complete) {
-        if (app_control_pending(c) || keepalive_due(c))
+        if (app_control_pending(c, path) || keepalive_due(c))
             return 1;
-        if (ir_conn_cwnd_allows(c) && ir_conn_pace_allows(c) && ir_conn_app_data_pending(c))
+        if (ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path) && ir_conn_app_data_pending(c))
             return 1;
     }
     return 0;
@@ -268,9 +270,9 @@ static int space_wants(const ir_conn *c, int s)
 
 /* Writes one packet of the space at buf; pad_to > 0 pads the packet so that it ends at
  * least pad_to bytes after buf. Returns its length (0: nothing written). */
-size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to)
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to)
 {
-    pn_space *sp = &SP(c, s);
+    pn_space *sp = &PNS(c, path, s);
     if (!ir_conn_can_seal(c, s))
         return 0;
     pktw w;
@@ -279,10 +281,10 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
     uint64_t pn = sp->next_pn;
     w.pn_len = ir_pn_encode_len(pn, sp->largest_acked);
     if (s == SP_APP)
-        w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(c), c->key_phase, 0, pn, w.pn_len);
+        w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(path), c->ku.key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                                      IR_QUIC_V1, ir_conn_dcid(c), &c->path->lcid[0].cid,
+                                      IR_QUIC_V1, ir_conn_dcid(path), &c->paths[0].lcid[0].cid,
                                       s == SP_INITIAL ? c->retry_token : NULL,
                                       s == SP_INITIAL ? c->retry_token_len : 0, pn, w.pn_len,
                                       &w.len_off);
@@ -302,14 +304,14 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
             c->mtu_probe_writing = 2; /* it is in */
         }
         if (s == SP_APP && c->handshake_complete)
-            ir_conn_write_path_frames(c, &w);
-        if (ack_wanted(c, s) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
-            write_ack(c, s, &w);
+            ir_conn_write_path_frames(c, path, &w);
+        if (ack_wanted(c, sp) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
+            write_ack(c, sp, s, &w);
         write_crypto(c, s, &w);
         if (s == SP_APP && c->handshake_complete) {
             int probe = sp->probe_pending > 0;
-            write_app_control(c, &w);
-            if ((ir_conn_cwnd_allows(c) && ir_conn_pace_allows(c)) || probe) {
+            write_app_control(c, path, &w);
+            if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
                 ir_conn_write_datagrams(c, &w);
                 ir_conn_write_streams(c, &w);
             } else {
@@ -341,10 +343,10 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
     }
     payload = w.pos - w.hdr_len;
     /* the nonce carries the path id (multipath draft; 0 gives the RFC 9001 nonce) */
-    uint32_t path_id = s == SP_APP ? (uint32_t)c->path->id : 0;
+    uint32_t path_id = s == SP_APP ? (uint32_t)path->id : 0;
     size_t total = ir_pkt_protect(buf, w.hdr_len, w.pn_len, w.len_off, payload,
-                                  &KEYS(c, s).tx, path_id, pn);
-    KEYS(c, s).tx.sealed++;
+                                  &c->epoch[s].tx, path_id, pn);
+    c->epoch[s].tx.sealed++;
     sp->next_pn++;
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
@@ -370,8 +372,8 @@ size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t 
             sp->capsent = ncap;
         }
         sp->sent[sp->nsent++] = w.rec;
-        ir_rec_on_sent(c, s, &w.rec);
-        pace_spend(c, w.rec.size);
+        ir_rec_on_sent(c, path, s, &w.rec);
+        pace_spend(c, path, w.rec.size);
     }
     c->stats.pkts_sent++;
     /* the client drops its Initial keys once it sends a Handshake packet */
@@ -454,24 +456,25 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
 static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
 {
     c->now = now;
+    qpath *path = c->send_path;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
-    if (c->state == IR_CONN_ESTABLISHED && !c->path->response_pending) {
-        size_t n = ir_conn_send_mtu_probe(c, buf, cap, to);
+    if (c->state == IR_CONN_ESTABLISHED && !path->response_pending) {
+        size_t n = ir_conn_send_mtu_probe(c, path, buf, cap, to);
         if (n)
             return n;
     }
-    if (cap > c->path->max_datagram)
-        cap = c->path->max_datagram;
-    if (c->state != IR_CONN_CLOSING && c->path->response_pending &&
-        !ir_netaddr_eq(&c->path->response_addr, &c->path->addr))
-        return ir_conn_send_path_response_elsewhere(c, buf, cap, to);
-    *to = c->path->addr;
+    if (cap > path->max_datagram)
+        cap = path->max_datagram;
+    if (c->state != IR_CONN_CLOSING && path->response_pending &&
+        !ir_netaddr_eq(&path->response_addr, &path->addr))
+        return ir_conn_send_path_response_elsewhere(c, path, buf, cap, to);
+    *to = path->addr;
     size_t limit = cap;
-    if (c->is_server && !c->path->validated) {
-        uint64_t allowed = 3 * c->path->bytes_recv;
-        allowed = allowed > c->path->bytes_sent ? allowed - c->path->bytes_sent : 0;
+    if (c->is_server && !path->validated) {
+        uint64_t allowed = 3 * path->bytes_recv;
+        allowed = allowed > path->bytes_sent ? allowed - path->bytes_sent : 0;
         if (allowed < limit)
             limit = (size_t)allowed;
         /* anti-amplification: during the handshake, wait until a whole padded datagram
@@ -482,13 +485,13 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     }
     /* datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to 1200 bytes when the
      * anti-amplification limit allows it (RFC 9000 8.2.1, 8.2.2) */
-    int had_challenge = c->path->challenge_pending;
+    int had_challenge = path->challenge_pending;
     int path_frames = c->state != IR_CONN_CLOSING &&
-                      (had_challenge || (c->path->response_pending &&
-                                         ir_netaddr_eq(&c->path->response_addr, &c->path->addr)));
+                      (had_challenge || (path->response_pending &&
+                                         ir_netaddr_eq(&path->response_addr, &path->addr)));
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
-        wants[s] = space_wants(c, s);
+        wants[s] = space_wants(c, path, s);
         if (wants[s])
             last = s;
     }
@@ -497,7 +500,7 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     size_t off = 0;
     int has_initial = 0;
     for (int s = 0; s <= last; s++) {
-        if (!wants[s] || !KEYS(c, s).have_tx)
+        if (!wants[s] || !c->epoch[s].have_tx)
             continue;
         if (s == SP_INITIAL)
             has_initial = 1;
@@ -507,18 +510,18 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
             pad = 1200 > off ? 1200 - off : 0;
         if (limit - off < 64)
             break;
-        off += ir_conn_write_packet(c, s, buf + off, limit - off, pad);
+        off += ir_conn_write_packet(c, path, s, buf + off, limit - off, pad);
     }
     if (c->state == IR_CONN_CLOSING)
         c->close_pending = 0;
-    if (had_challenge && !c->path->challenge_pending) {
-        c->path->challenge_small = off < 1200;
-        c->path->challenge_sent = now;
-        c->path->challenge_count++;
+    if (had_challenge && !path->challenge_pending) {
+        path->challenge_small = off < 1200;
+        path->challenge_sent = now;
+        path->challenge_count++;
     }
     if (!off)
         return 0;
     c->stats.bytes_sent += off;
-    c->path->bytes_sent += off;
+    path->bytes_sent += off;
     return off;
 }

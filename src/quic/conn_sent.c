@@ -5,7 +5,7 @@
 
 #include "quic/conn_internal.h"
 
-void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
+void ir_conn_on_frame_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s;
     switch (f->kind) {
@@ -23,14 +23,14 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
             ir_conn_maybe_release_stream(c, s);
         break;
     case SF_CRYPTO:
-        ir_sendbuf_on_ack(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
+        ir_sendbuf_on_ack(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_ACK: {
         /* the peer has our ACK frame: it need not hear again of the packets up to its
          * largest (RFC 9000 13.2.4). The largest received stays, so that later ACK frames
          * still report it (and their ACK delay is its own). Duplicates are told by
          * `seen`, which this does not touch. */
-        pn_space *sp = &SP(c, space);
+        pn_space *sp = &PNS(c, path, space);
         uint64_t below = f->a + 1;
         if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
             below = sp->largest_recv;
@@ -39,9 +39,9 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
     }
     case SF_MTU_PROBE:
         /* the path carries datagrams of this size: use them from now on */
-        if (f->a > c->path->max_datagram)
-            c->path->max_datagram = f->a;
-        c->path->mtu_state = MTU_DONE;
+        if (f->a > path->max_datagram)
+            path->max_datagram = f->a;
+        path->mtu_state = MTU_DONE;
         break;
     case SF_RESET_STREAM:
         s = ir_conn_find_stream(c, f->a);
@@ -55,7 +55,7 @@ void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f)
     }
 }
 
-void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
+void ir_conn_on_frame_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     qstream *s;
     switch (f->kind) {
@@ -65,8 +65,8 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
             ir_sendbuf_on_lost(&s->send, f->b, (size_t)f->c, f->fin);
         break;
     case SF_CRYPTO:
-        if (!SP(c, space).discarded)
-            ir_sendbuf_on_lost(&SP(c, space).crypto_send, f->b, (size_t)f->c, 0);
+        if (!PNS(c, path, space).discarded)
+            ir_sendbuf_on_lost(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
         break;
     case SF_RESET_STREAM:
         s = ir_conn_find_stream(c, f->a);
@@ -92,13 +92,15 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
         c->max_streams_pending[f->a ? 0 : 1] = 1;
         break;
     case SF_NEW_CID:
-        for (size_t i = 0; i < c->path->nlcid; i++)
-            if (c->path->lcid[i].seq == f->a && !c->path->lcid[i].retired)
-                c->path->lcid[i].announce_pending = 1;
+        for (size_t i = 0; i < c->paths[0].nlcid; i++) { /* path 0's ids */
+            local_cid *l = &c->paths[0].lcid[i];
+            if (l->seq == f->a && !l->retired)
+                l->announce_pending = 1;
+        }
         break;
     case SF_RETIRE_CID:
-        if (c->path->nrcid < MAX_REMOTE_CIDS) {
-            remote_cid *r = &c->path->rcid[c->path->nrcid++];
+        if (c->paths[0].nrcid < MAX_REMOTE_CIDS) { /* path 0's ids */
+            remote_cid *r = &c->paths[0].rcid[c->paths[0].nrcid++];
             memset(r, 0, sizeof *r);
             r->seq = f->a;
             r->retire_pending = 1;
@@ -112,15 +114,15 @@ void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f)
             c->observed_pending = 1;
         break;
     case SF_MTU_PROBE:
-        if (c->path->mtu_state == MTU_IN_FLIGHT) {
+        if (path->mtu_state == MTU_IN_FLIGHT) {
             /* lost: maybe the path is too narrow; twice more, a little apart */
-            c->path->mtu_state = ++c->path->mtu_tries >= 3 ? MTU_DONE : MTU_DUE;
-            c->path->mtu_next = c->now + (c->path->smoothed_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS);
+            path->mtu_state = ++path->mtu_tries >= 3 ? MTU_DONE : MTU_DUE;
+            path->mtu_next = c->now + (path->smoothed_rtt ? path->smoothed_rtt : 100 * NS_PER_MS);
         }
         break;
     case SF_PATH_CHALLENGE:
-        if (c->path->challenge_outstanding)
-            c->path->challenge_pending = 1;
+        if (path->challenge_outstanding)
+            path->challenge_pending = 1;
         break;
     default:
         break;

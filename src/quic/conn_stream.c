@@ -211,7 +211,7 @@ static void update_stream_window(ir_conn *c, qstream *s)
         return;
     if (s->recv_max - read > s->recv_window / 2)
         return;
-    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->send_path->have_rtt ? c->send_path->smoothed_rtt : 100 * NS_PER_MS;
     if (s->last_window_update && c->now - s->last_window_update < 2 * rtt &&
         s->recv_window * 2 <= c->cfg.max_stream_window)
         s->recv_window *= 2;
@@ -230,7 +230,7 @@ void ir_conn_update_conn_window(ir_conn *c)
     }
     if (c->max_data_local - c->read_data > c->conn_window / 2)
         return;
-    uint64_t rtt = c->path->have_rtt ? c->path->smoothed_rtt : 100 * NS_PER_MS;
+    uint64_t rtt = c->send_path->have_rtt ? c->send_path->smoothed_rtt : 100 * NS_PER_MS;
     if (c->last_conn_window_update && c->now - c->last_conn_window_update < 2 * rtt &&
         c->conn_window * 2 <= c->cfg.max_conn_window)
         c->conn_window *= 2;

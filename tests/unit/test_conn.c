@@ -762,7 +762,7 @@ static void check_recovery(const ir_conn *c)
 {
     uint64_t bif = 0;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *p = &SP(c, sp);
+        const pn_space *p = &PNS(c, &c->paths[0], sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
         for (size_t i = 0; i < p->nsent; i++) {
             const sent_pkt *e = &p->sent[i];
@@ -783,7 +783,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->path->bytes_in_flight || c->path->cwnd < 2 * c->path->max_datagram)
+    if (bif != c->paths[0].bytes_in_flight || c->paths[0].cwnd < 2 * c->paths[0].max_datagram)
         recovery_errors++;
 }
 
@@ -802,14 +802,14 @@ static void check_quiet(net *nw, side *s)
 {
     run_for(nw, s, 1 * SEC);
     uint64_t limit = nw->now + 2 * SEC;
-    while ((s[0].c->path->bytes_in_flight || s[1].c->path->bytes_in_flight) && step(nw, s, limit)) {
+    while ((s[0].c->paths[0].bytes_in_flight || s[1].c->paths[0].bytes_in_flight) && step(nw, s, limit)) {
     }
     for (int i = 0; i < 2; i++) {
         const ir_conn *c = s[i].c;
         check_recovery(c);
-        CHECK_EQ_INT(c->path->bytes_in_flight, 0);
-        CHECK_EQ_INT(SP(c, SP_APP).in_flight_ack_eliciting, 0);
-        CHECK_EQ_INT(SP(c, SP_APP).loss_time, UINT64_MAX);
+        CHECK_EQ_INT(c->paths[0].bytes_in_flight, 0);
+        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).in_flight_ack_eliciting, 0);
+        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).loss_time, UINT64_MAX);
     }
     CHECK_EQ_INT(recovery_errors, 0);
 }
@@ -902,7 +902,7 @@ static void watch_newreno(app *a, net *nw, side *s)
     for (int i = 0; i < 2; i++) {
         if (!s[i].c)
             continue;
-        const ir_cc *cc = &s[i].c->path->cc;
+        const ir_cc *cc = &s[i].c->paths[0].cc;
         if (cc->ops != &ir_cc_newreno)
             cc_wrong_algo++;
         if (cc->ssthresh != cc_last_ssthresh[i]) {
@@ -920,7 +920,7 @@ TEST(newreno_under_loss)
         side s[2];
         start(&nw, s, &(netcfg){0, 0, 0, 5});
         CHECK(run_until(&nw, s, both_established, 5 * SEC));
-        CHECK(s[0].c->path->cc.ops == &ir_cc_cubic && s[1].c->path->cc.ops == &ir_cc_cubic);
+        CHECK(s[0].c->paths[0].cc.ops == &ir_cc_cubic && s[1].c->paths[0].cc.ops == &ir_cc_cubic);
         sides_free(s, &nw);
     }
     tweak_config = newreno_config;
@@ -1157,13 +1157,13 @@ TEST(key_update_mid_transfer)
     /* the client updates; a second update before the peer acknowledged one is refused */
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), 0);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), -1);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
     /* the server follows when a packet of the new phase arrives; it may not start another
      * update before the client acknowledged one of its packets of the new phase */
     uint64_t limit = nw.now + 5 * SEC;
-    while (s[1].c->key_phase == 0 && step(&nw, s, limit)) {
+    while (s[1].c->ku.key_phase == 0 && step(&nw, s, limit)) {
     }
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[1].c), -1);
     memset(&kup, 0, sizeof kup);
     kup.count = 4;
@@ -1186,10 +1186,10 @@ TEST(key_update_mid_transfer)
     ir_conn_get_stats(s[1].c, &v);
     CHECK_EQ_INT(c.key_updates, 5);
     CHECK_EQ_INT(v.key_updates, 5);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
-    CHECK_EQ_INT(s[0].c->rx_phase, 1);
-    CHECK_EQ_INT(s[1].c->rx_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.rx_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.rx_phase, 1);
     report("key updates", &a, &nw, s, t0);
     app_free(&a);
     sides_free(s, &nw);
@@ -1335,7 +1335,7 @@ TEST(stateless_reset)
     while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
         pump(&a, s);
     CHECK(a.f[0].h[1].got >= (1 << 20));
-    CHECK(s[0].c->path->rcid[s[0].c->path->active_rcid].has_token);
+    CHECK(s[0].c->paths[0].rcid[s[0].c->paths[0].active_rcid].has_token);
     ir_conn_free(s[1].c);
     s[1].c = NULL;
     nw.server_forgot = 1;
@@ -1371,9 +1371,9 @@ TEST(stateless_reset)
     ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     int unused = 0;
-    for (size_t i = 0; i < s[0].c->path->nrcid; i++) {
-        const remote_cid *r = &s[0].c->path->rcid[i];
-        if (i == s[0].c->path->active_rcid || !r->has_token)
+    for (size_t i = 0; i < s[0].c->paths[0].nrcid; i++) {
+        const remote_cid *r = &s[0].c->paths[0].rcid[i];
+        if (i == s[0].c->paths[0].active_rcid || !r->has_token)
             continue;
         rand_bytes(NULL, d, sizeof d);
         d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
@@ -1396,18 +1396,19 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
     uint8_t copy[1500];
     memcpy(copy, d, len);
     ir_pkt_hdr h;
-    const pn_space *sp = &SP(c, SP_APP);
-    if (!sp->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+    const pn_space *sp = &PNS(c, &c->paths[0], SP_APP);
+    const qepoch *e = &c->epoch[SP_APP];
+    if (!e->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
         return 0;
     uint64_t pn;
     size_t pn_len;
-    if (ir_pkt_unprotect_header(copy, &h, &sp->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
+    if (ir_pkt_unprotect_header(copy, &h, &e->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return 0;
-    if (((copy[0] >> 2) & 1) != c->rx_phase)
+    if (((copy[0] >> 2) & 1) != c->ku.rx_phase)
         return 0;
     const uint8_t *payload;
     size_t plen;
-    if (ir_pkt_decrypt(copy, &h, pn_len, &sp->rx.aead, 0, pn, &payload, &plen) != 0)
+    if (ir_pkt_decrypt(copy, &h, pn_len, &e->rx.aead, 0, pn, &payload, &plen) != 0)
         return 0;
     ir_cursor cur;
     ir_cursor_init(&cur, payload, plen);
@@ -1438,7 +1439,7 @@ static int tap_path_frames(net *nw, side *s, int from, const uint8_t *d, size_t 
     /* RFC 9000 8.2: datagrams with PATH_CHALLENGE / PATH_RESPONSE are expanded to 1200
      * bytes, a challenge only if the anti-amplification limit allows it */
     if ((f & 1) && from == 1) {
-        const qpath *pa = s[1].c->path;
+        const qpath *pa = &s[1].c->paths[0];
         uint64_t allowed = 3 * pa->bytes_recv - (pa->bytes_sent - len); /* before this one */
         challenges++;
         if (len >= 1200)
@@ -1464,9 +1465,9 @@ static void watch_rebinding(app *a, net *nw, side *s)
         rebound = 1;
         nw->caddr = new_caddr; /* the NAT gives the client a new mapping */
     }
-    if (rebound && s[1].c && !s[1].c->path->validated)
+    if (rebound && s[1].c && !s[1].c->paths[0].validated)
         saw_unvalidated = 1;
-    if (saw_unvalidated && !validated_again && s[1].c->path->validated) {
+    if (saw_unvalidated && !validated_again && s[1].c->paths[0].validated) {
         validated_again = 1;
         /* before validation the server sent at most 3x what it received (RFC 9000 8.1) */
         CHECK(nw->server_tx_to_new <= 3 * nw->server_rx_from_new);
@@ -1506,19 +1507,19 @@ TEST(nat_rebinding)
             nw.caddr = new_caddr;
             saw_unvalidated = 1;
             run_for(&nw, s, 8 * SEC); /* the client's keep-alive comes from the new address */
-            CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+            CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
             open_more(&a, s);
             t0 = nw.now;
         }
         int done = run_app(&a, &nw, s, 600 * SEC, watch_rebinding);
         CHECK(done);
-        if (!done || !s[1].c->path->validated)
+        if (!done || !s[1].c->paths[0].validated)
             fprintf(stderr, "%s: done %d, closed %d/%d (%s / %s), server path %.*s validated %d "
                     "challenge pending %d outstanding %d, at %.3f s\n",
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
-                    ir_conn_close_info(s[1].c)->reason, s[1].c->path->addr.len,
-                    (const char *)s[1].c->path->addr.data, s[1].c->path->validated,
-                    s[1].c->path->challenge_pending, s[1].c->path->challenge_outstanding,
+                    ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0].addr.len,
+                    (const char *)s[1].c->paths[0].addr.data, s[1].c->paths[0].validated,
+                    s[1].c->paths[0].challenge_pending, s[1].c->paths[0].challenge_outstanding,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1529,9 +1530,9 @@ TEST(nat_rebinding)
         /* the server moved path 0 to the new address and validated it (PATH_CHALLENGE /
          * PATH_RESPONSE) */
         CHECK(saw_unvalidated && validated_again);
-        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
-        CHECK(s[1].c->path->validated);
-        CHECK(!s[1].c->path->challenge_outstanding);
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+        CHECK(s[1].c->paths[0].validated);
+        CHECK(!s[1].c->paths[0].challenge_outstanding);
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1562,7 +1563,7 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
+    CHECK(PNS(s[1].c, &s[1].c->paths[0], SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1572,8 +1573,8 @@ TEST(rebinding_challenge_lost)
     drop_first_challenge = 1;
     run_for(&nw, s, 20 * SEC);
     CHECK(!drop_first_challenge);
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
-    CHECK(s[1].c->path->validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+    CHECK(s[1].c->paths[0].validated);
     CHECK(challenges >= 2 && responses >= 1);
     CHECK_EQ_INT(small_path_dgrams, 0);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
@@ -1623,15 +1624,15 @@ TEST(spurious_migration)
     CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
     spoof_next = 1;
     uint64_t limit = nw.now + 1 * SEC;
-    while (!ir_netaddr_eq(&s[1].c->path->addr, &evil) && step(&nw, s, limit)) {
+    while (!ir_netaddr_eq(&s[1].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
     }
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &evil));
-    CHECK(!s[1].c->path->validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &evil));
+    CHECK(!s[1].c->paths[0].validated);
     run_for(&nw, s, 5 * SEC);
     CHECK(nw.misrouted > 0);
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &nw.caddr));
-    CHECK(s[1].c->path->validated);
-    CHECK(!s[1].c->path->challenge_outstanding);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK(s[1].c->paths[0].validated);
+    CHECK(!s[1].c->paths[0].challenge_outstanding);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -1687,7 +1688,7 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
                          int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->paths[0].rcid[c->paths[0].active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
@@ -1697,13 +1698,13 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
 static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
                        size_t cap)
 {
-    return forge_keys(c, fr, reserved, &SP(c, SP_APP).tx, c->key_phase, pn, out, cap);
+    return forge_keys(c, fr, reserved, &c->epoch[SP_APP].tx, c->ku.key_phase, pn, out, cap);
 }
 
 /* the same with c's next packet number */
 static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
 {
-    return forge_at(c, fr, reserved, SP(c, SP_APP).next_pn++, out, cap);
+    return forge_at(c, fr, reserved, PNS(c, &c->paths[0], SP_APP).next_pn++, out, cap);
 }
 
 typedef struct violation {
@@ -2083,7 +2084,7 @@ TEST(duplicates_after_many_gaps)
     CHECK_EQ_INT(dg_max_count(), 1);
     CHECK(tapped >= 2 * 100);
     /* the server's ACK frames carry as many ranges as they may */
-    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
     CHECK(ssp->ack_ranges.n >= 30);
     /* every packet the server got is delivered again: none is processed twice */
     replay_all(&nw, s);
@@ -2133,7 +2134,7 @@ TEST(duplicates_hostile_gaps)
     memset(dg_count, 0, sizeof dg_count);
     replays = calloc(REPLAY_MAX, sizeof *replays);
     nreplays = 0;
-    pn_space *csp = &SP(s[0].c, SP_APP);
+    pn_space *csp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
     uint64_t first_pn = 0, last_pn = 0;
     uint8_t b[64];
     for (uint32_t id = 0; id < 700; id++) {
@@ -2158,7 +2159,7 @@ TEST(duplicates_hostile_gaps)
     run_reading(&nw, s, 100 * MS);
     for (uint32_t id = 0; id < 700; id++)
         CHECK_EQ_INT(dg_count[id], 1);
-    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
     CHECK_EQ_INT(ssp->seen.max, 256);
     CHECK(ssp->seen.above.n <= ssp->seen.max && ssp->seen.above.cap <= ssp->seen.max);
     CHECK(ssp->seen.floor > first_pn + 1);
@@ -2216,7 +2217,7 @@ static int tap_sealed(net *nw, side *s, int from, const uint8_t *d, size_t len)
     (void)len;
     datagrams_from[from]++;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *k = &KEYS(s[from].c, sp);
+        const qepoch *k = &s[from].c->epoch[sp];
         if (k->have_tx && k->tx.sealed > max_sealed[from])
             max_sealed[from] = k->tx.sealed;
     }
@@ -2264,7 +2265,7 @@ TEST(key_updates_at_confidentiality_limit)
     /* each key seals about half the limit before its update (updates by either side
      * renew both sides' keys, so each side counts them all) */
     CHECK(c.key_updates >= c.pkts_sent / 2048 - 1 && v.key_updates >= v.pkts_sent / 2048 - 1);
-    CHECK_EQ_INT(s[0].c->key_phase, s[1].c->key_phase);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, s[1].c->ku.key_phase);
     check_quiet(&nw, s);
     app_free(&a);
     sides_free(s, &nw);
@@ -2293,44 +2294,44 @@ TEST(key_update_waits_for_confirmation)
     CHECK(run_until(&nw, s, client_complete, 5 * SEC));
     CHECK(!s[0].c->handshake_confirmed);
     ir_conn *c = s[0].c;
-    ir_pkt_keys *tx = &KEYS(c, SP_APP).tx;
+    ir_pkt_keys *tx = &c->epoch[SP_APP].tx;
     tx->sealed = 512;
     send_datagram(s, 0, 1);
     drain(&nw, s);
     CHECK(tx->sealed > 512); /* the datagram went out, with the same keys */
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 0);
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
-    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
     send_datagram(s, 0, 2);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1); /* confirmed: the update comes with the next packet */
-    CHECK_EQ_INT(c->key_updates, 1);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 1); /* confirmed: the update comes with the next packet */
+    CHECK_EQ_INT(c->ku.updates, 1);
+    CHECK(c->ku.pending_ack);
     CHECK(tx->sealed < 8);
     /* the new keys are used up at once: no second update before the first is confirmed */
     tx->sealed = 512;
     send_datagram(s, 0, 3);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
-    CHECK_EQ_INT(c->key_updates, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
+    CHECK_EQ_INT(c->ku.updates, 1);
     uint64_t limit = nw.now + 2 * SEC;
-    while (c->key_update_pending_ack && step(&nw, s, limit)) {
+    while (c->ku.pending_ack && step(&nw, s, limit)) {
     }
-    CHECK(!c->key_update_pending_ack);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK(!c->ku.pending_ack);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     /* confirmed; the next update waits three PTOs */
-    uint64_t allowed = c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP);
+    uint64_t allowed = c->ku.confirmed + 3 * ir_rec_pto(c, &c->paths[0], SP_APP);
     CHECK(nw.now < allowed);
     send_datagram(s, 0, 4);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
     run_for(&nw, s, allowed - nw.now + 1);
     send_datagram(s, 0, 5);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 2);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 2);
+    CHECK(c->ku.pending_ack);
     /* again used up before the update is confirmed, to 15/16 of the limit: the client
      * closes with AEAD_LIMIT_REACHED */
     tx->sealed = 1024 - 1024 / 16;
@@ -2373,12 +2374,12 @@ TEST(key_update_old_keys_after_new)
         run_for(&nw, s, 200 * MS);
         drop_events(s);
         ir_conn *c = s[0].c;
-        const ir_pkt_keys *cur = &KEYS(c, SP_APP).tx;
+        const ir_pkt_keys *cur = &c->epoch[SP_APP].tx;
         ir_pkt_keys old;
         CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
-        int old_phase = c->key_phase;
+        int old_phase = c->ku.key_phase;
         CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
-        pn_space *csp = &SP(c, SP_APP);
+        pn_space *csp = &PNS(c, &c->paths[0], SP_APP);
         frames fr;
         fr.n = 0;
         put_raw(&fr, "01"); /* PING */
@@ -2407,7 +2408,7 @@ TEST(key_update_old_keys_after_new)
                 CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
         }
         if (variant > 0) /* the server did rotate (variant 0: the rotation is refused) */
-            CHECK_EQ_INT(s[1].c->rx_phase, c->key_phase);
+            CHECK_EQ_INT(s[1].c->ku.rx_phase, c->ku.key_phase);
         const ir_close_info *ci = ir_conn_close_info(s[1].c);
         if (variant == 2) {
             CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
@@ -2435,10 +2436,10 @@ TEST(aead_limit_handshake_keys)
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
     uint64_t limit = nw.now + 5 * SEC;
-    while (!KEYS(s[0].c, SP_HANDSHAKE).have_tx && step(&nw, s, limit)) {
+    while (!s[0].c->epoch[SP_HANDSHAKE].have_tx && step(&nw, s, limit)) {
     }
-    CHECK(KEYS(s[0].c, SP_HANDSHAKE).have_tx);
-    KEYS(s[0].c, SP_HANDSHAKE).tx.sealed = 1024 - 1024 / 16;
+    CHECK(s[0].c->epoch[SP_HANDSHAKE].have_tx);
+    s[0].c->epoch[SP_HANDSHAKE].tx.sealed = 1024 - 1024 / 16;
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[0].c);
     CHECK(ci->closed && !ci->by_peer);
@@ -2473,10 +2474,10 @@ TEST(aead_integrity_limit)
     ping.n = 0;
     put_raw(&ping, "01"); /* PING */
     uint8_t g[1500];
-    uint64_t seen_pn = SP(s[0].c, SP_APP).next_pn;
+    uint64_t seen_pn = PNS(s[0].c, &s[0].c->paths[0], SP_APP).next_pn;
     size_t gn = forge(s[0].c, &ping, 0, g, sizeof g);
     ir_conn_recv(s[1].c, &nw.caddr, g, gn, nw.now);
-    CHECK_EQ_INT(SP(s[1].c, SP_APP).largest_recv, seen_pn);
+    CHECK_EQ_INT(PNS(s[1].c, &s[1].c->paths[0], SP_APP).largest_recv, seen_pn);
     for (int k = 0; k <= 20; k++) {
         uint8_t d[1500];
         size_t n = k == 0 ? forge_at(s[0].c, &ping, 0, seen_pn, d, sizeof d)
@@ -2497,7 +2498,7 @@ TEST(aead_integrity_limit)
             CHECK_EQ_INT(dg_count[8], 1);
         }
     }
-    CHECK_EQ_INT(KEYS(s[1].c, SP_APP).rx.open_failed, 21);
+    CHECK_EQ_INT(s[1].c->epoch[SP_APP].rx.open_failed, 21);
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
@@ -2605,7 +2606,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->path->cwnd = 1000 * c->path->max_datagram; /* as after a long slow start */
+    c->paths[0].cwnd = 1000 * c->paths[0].max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
@@ -2713,7 +2714,7 @@ TEST(address_discovery)
         memcpy(new_caddr.data, "client2", 7);
         nw.caddr = new_caddr;
         run_for(&nw, s, 8 * SEC); /* a keep-alive comes from the new address */
-        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
         CHECK_EQ_INT(ir_conn_observed_addr(s[0].c, &a), 0);
         CHECK(count_observed(s) >= 1);
         CHECK(a.family == 4 && memcmp(a.ip, "\xc0\x00\x02\x02", 4) == 0 && a.port == 2000);
@@ -2752,13 +2753,13 @@ TEST(path_mtu)
         run_for(&nw, s, v == 1 ? 5 * SEC : SEC); /* lost probes are found by PTOs */
         if (v == 1) {
             /* three probes lost, no congestion response, back to 1200 for good */
-            CHECK_EQ_INT(s[0].c->path->max_datagram, 1200);
-            CHECK_EQ_INT(s[0].c->path->mtu_state, MTU_DONE);
+            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1200);
+            CHECK_EQ_INT(s[0].c->paths[0].mtu_state, MTU_DONE);
             CHECK(nw.too_big >= 3);
-            CHECK(s[0].c->path->cc.ssthresh == UINT64_MAX);
+            CHECK(s[0].c->paths[0].cc.ssthresh == UINT64_MAX);
         } else {
-            CHECK_EQ_INT(s[0].c->path->max_datagram, 1452);
-            CHECK_EQ_INT(s[1].c->path->max_datagram, 1452);
+            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1452);
+            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1452);
         }
         drop_events(s);
         app_init(&a, 1, 0, 4 << 20, 0); /* a download */
@@ -2771,7 +2772,7 @@ TEST(path_mtu)
             CHECK_EQ_INT(nw.largest, 1452); /* the bulk went in large datagrams */
         if (v == 2) {
             CHECK(nw.too_big > 0);
-            CHECK_EQ_INT(s[1].c->path->max_datagram, 1200); /* fell back */
+            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1200); /* fell back */
         }
         app_free(&a);
         sides_free(s, &nw);
