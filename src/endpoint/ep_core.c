@@ -37,6 +37,7 @@ struct conn_slot {
     ir_cid *cids;
     size_t ncids, capcids;
     int has_initial, has_token;
+    int half;                   /* counted in the core's nhalf */
     ir_cid initial;
     uint8_t token[16];
 };
@@ -53,6 +54,7 @@ struct ir_epc {
     conn_slot *aux[MAX_AUX];
     conn_slot *acc_head, *acc_tail;
     ir_cidmap map; /* routing: ep_cidmap.h */
+    size_t nhalf;  /* half-open incoming connections (slot_update_half) */
     uint8_t batch[IR_EPC_BATCH * MAX_DGRAM];
     uint8_t reset_key[32];
     uint64_t reset_window_start; /* stateless resets sent in the current second */
@@ -190,8 +192,27 @@ static void slot_unmap(ir_epc *e, conn_slot *s)
     s->has_initial = s->has_token = 0;
 }
 
+/* Incoming connections whose handshake is not complete and that still hold memory (also
+ * those closing without ever completing: a ClientHello we refuse) are counted as they
+ * change, which happens only in ir_conn_recv and ir_conn_on_timeout: call after those
+ * (and in every flush, in case someone else called them). */
+static void slot_update_half(ir_epc *e, conn_slot *s)
+{
+    int half = s->inbound && s->c && !ir_conn_handshake_complete(s->c) &&
+               ir_conn_get_state(s->c) != IR_CONN_CLOSED;
+    if (half != s->half) {
+        if (half)
+            e->nhalf++;
+        else
+            e->nhalf--;
+        s->half = half;
+    }
+}
+
 static void slot_free(conn_slot *s)
 {
+    if (s->half)
+        s->core->nhalf--;
     slot_unmap(s->core, s);
     ir_conn_free(s->c);
     free(s->cids);
@@ -393,6 +414,7 @@ const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c)
 static void flush_conn(ir_epc *e, conn_slot *s, uint64_t now)
 {
     slot_sync_token(e, s); /* the application may have moved to another peer id */
+    slot_update_half(e, s);
     /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
     ir_netaddr to;
     size_t seg, len;
@@ -542,17 +564,9 @@ static int check_retry_token(const ir_epc *e, const ir_netaddr *from, const ir_p
     return 0;
 }
 
-/* Incoming connections whose handshake is not complete and that still hold memory
- * (also those closing without ever completing: a ClientHello we refuse) */
 static size_t half_open(const ir_epc *e)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < e->nconns; i++) {
-        const conn_slot *s = e->conns[i];
-        n += s->inbound && !ir_conn_handshake_complete(s->c) &&
-             ir_conn_get_state(s->c) != IR_CONN_CLOSED;
-    }
-    return n;
+    return e->nhalf;
 }
 
 void ir_epc_get_counters(const ir_epc *e, ir_ep_counters *out)
@@ -633,6 +647,7 @@ static void new_client(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t l
     slot_insert(e, s);
     ir_conn_recv(s->c, from, buf, len, now);
     slot_sync_token(e, s);
+    slot_update_half(e, s);
 }
 
 void ir_epc_recv(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t len, uint64_t now)
@@ -644,6 +659,7 @@ void ir_epc_recv(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t len, ui
     if (s) {
         ir_conn_recv(s->c, from, buf, len, now);
         slot_sync_token(e, s);
+        slot_update_half(e, s);
         return;
     }
     if (h.type == IR_PT_1RTT) {
@@ -653,6 +669,7 @@ void ir_epc_recv(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t len, ui
         if (len >= IR_MIN_RESET_SIZE &&
             (s = ir_cidmap_get(&e->map, IR_CIDMAP_TOKEN, buf + len - 16, 16)) != NULL) {
             ir_conn_recv(s->c, from, buf, len, now);
+            slot_update_half(e, s);
             return;
         }
         send_stateless_reset(e, from, &h.dcid, len, now);
@@ -729,9 +746,12 @@ void ir_epc_on_timeout(ir_epc *e, uint64_t now)
     for (int k = 0; k < MAX_AUX; k++)
         if (e->aux[k] && ir_conn_timeout(e->aux[k]->c) <= now)
             ir_conn_on_timeout(e->aux[k]->c, now);
-    for (size_t i = 0; i < e->nconns; i++)
-        if (ir_conn_timeout(e->conns[i]->c) <= now)
+    for (size_t i = 0; i < e->nconns; i++) {
+        if (ir_conn_timeout(e->conns[i]->c) <= now) {
             ir_conn_on_timeout(e->conns[i]->c, now);
+            slot_update_half(e, e->conns[i]);
+        }
+    }
     reap(e, now);
 }
 
