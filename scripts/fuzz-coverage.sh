@@ -26,7 +26,7 @@ declare -A files=(
   [tls_stream]="src/relay/tls_stream.c"
   [cert]="src/tls/tls.c"
   [relay_client]="src/relay/client.c"
-  [conn]="src/quic/conn.c src/quic/conn_hs.c src/quic/conn_keys.c src/quic/conn_recv.c src/quic/conn_send.c src/quic/conn_sent.c src/quic/conn_cid.c src/quic/conn_path.c src/quic/conn_stream.c src/quic/conn_dgram.c"
+  [conn]="src/quic/conn.c src/quic/conn_hs.c src/quic/conn_keys.c src/quic/conn_recv.c src/quic/conn_send.c src/quic/conn_cid.c src/quic/conn_path.c src/quic/conn_stream.c src/quic/conn_dgram.c"
 )
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(ep qad relay_server relay_http relay_link tls_stream cert)

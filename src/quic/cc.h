@@ -15,7 +15,6 @@
 typedef struct ir_cc_ops ir_cc_ops;
 
 typedef struct ir_cc {
-    /* cwnd comes first: conn_internal.h reads it through a union (see qpath) */
     uint64_t cwnd;           /* congestion window, bytes */
     uint64_t ssthresh;       /* slow start threshold (UINT64_MAX: still in slow start) */
     uint64_t recovery_start; /* start of the recovery period (UINT64_MAX: none) */

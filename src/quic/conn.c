@@ -2,9 +2,10 @@
  * The rest of the connection is split by concern (docs/ARCHITECTURE.md, "The QUIC
  * connection's files"): conn_hs.c (TLS, handshake, transport parameters, Retry),
  * conn_keys.c (packet protection, key update, AEAD limits), conn_recv.c (packets and frames
- * in), conn_send.c (packets out), conn_sent.c (acks and losses of what was sent),
- * conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c; recovery.c has loss detection and
- * congestion control. conn_internal.h holds the state they share. */
+ * in), conn_send.c (packets out), conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c
+ * (each with the acked/lost handlers of the frames it owns, sent_kind); recovery.c has
+ * loss detection and calls the congestion controller (cc.h). conn_internal.h holds the
+ * state they share. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,16 +29,34 @@ void ir_conn_config_defaults(ir_conn_config *cfg)
  * it cannot grow, a new hint is dropped. The events whose loss would lose something are
  * raised without it: CONNECTED and CLOSED by flags, STREAM_OPENED from the count of the
  * peer's streams. */
+/* Readable and writable events of a stream, DATAGRAM and STREAMS_AVAILABLE are coalesced:
+ * one of each waits in the queue at most. A bit tells it is there (the stream's ev_queued,
+ * the connection's ev_queued), so that raising one costs no walk of the queue. */
+static uint8_t *queued_bit(ir_conn *c, ir_event_type t, uint64_t id, uint8_t *bit)
+{
+    switch (t) {
+    case IR_EV_STREAM_READABLE:
+    case IR_EV_STREAM_WRITABLE: {
+        qstream *s = ir_conn_find_stream(c, id);
+        *bit = t == IR_EV_STREAM_READABLE ? 1 : 2;
+        return s ? &s->ev_queued : NULL;
+    }
+    case IR_EV_DATAGRAM:
+        *bit = 1;
+        return &c->ev_queued;
+    case IR_EV_STREAMS_AVAILABLE:
+        *bit = 2;
+        return &c->ev_queued;
+    default:
+        return NULL;
+    }
+}
+
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
 {
-    /* coalesce repeated readable/writable events for the same stream */
-    for (size_t i = 0; i < c->ev_n; i++) {
-        ir_event *e = &c->ev[(c->ev_head + i) % c->ev_cap];
-        if (e->type == t && e->stream_id == id &&
-            (t == IR_EV_STREAM_READABLE || t == IR_EV_STREAM_WRITABLE || t == IR_EV_DATAGRAM ||
-             t == IR_EV_STREAMS_AVAILABLE))
-            return;
-    }
+    uint8_t bit = 0, *q = queued_bit(c, t, id, &bit);
+    if (q && (*q & bit))
+        return;
     if (c->ev_n == c->ev_cap) {
         size_t cap = c->ev_cap ? c->ev_cap * 2 : 16;
         ir_event *n = malloc(cap * sizeof *n);
@@ -55,6 +74,8 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     e->stream_id = id;
     e->code = code;
     c->ev_n++;
+    if (q)
+        *q |= bit;
 }
 
 /* Order: CONNECTED, the peer's new streams, the queued hints, CLOSED last. */
@@ -77,6 +98,9 @@ int ir_conn_poll_event(ir_conn *c, ir_event *ev)
         *ev = c->ev[c->ev_head];
         c->ev_head = (c->ev_head + 1) % c->ev_cap;
         c->ev_n--;
+        uint8_t bit = 0, *q = queued_bit(c, ev->type, ev->stream_id, &bit);
+        if (q)
+            *q &= (uint8_t)~bit;
         return 1;
     }
     if (c->closed_pending) {
@@ -186,7 +210,6 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     path->pace_tokens = 10 * path->max_datagram;
     path->pace_time = now;
     path->addr = *addr;
-    path->validation_deadline = UINT64_MAX;
     c->last_activity = now;
     c->close_deadline = UINT64_MAX;
     c->handshake_deadline = UINT64_MAX;
@@ -287,6 +310,7 @@ void ir_conn_free(ir_conn *c)
         /* the Initial and Handshake spaces, then each path's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
         free(sp->sent);
+        free(sp->frames);
         ir_pn_seen_free(&sp->seen);
         ir_ranges_free(&sp->ack_ranges);
     }
@@ -299,9 +323,11 @@ void ir_conn_free(ir_conn *c)
     }
     ir_pkt_keys_free(&c->ku.rx_next);
     ir_pkt_keys_free(&c->ku.rx_prev);
-    for (size_t i = 0; i < c->nstreams; i++)
-        ir_conn_stream_free(c->streams[i]);
-    free(c->streams);
+    size_t it = 0;
+    qstream *s;
+    while ((s = ir_idmap_next(&c->streams, &it)) != NULL)
+        ir_conn_stream_free(s);
+    ir_idmap_free(&c->streams);
     for (size_t i = 0; i < c->dg_in_n; i++)
         free(c->dg_in[(c->dg_in_head + i) % DGRAM_QUEUE].data);
     for (size_t i = 0; i < c->dg_out_n; i++)
@@ -443,7 +469,7 @@ void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out)
     out->rtt_ns = p->smoothed_rtt;
     out->rtt_var_ns = p->rttvar;
     out->min_rtt_ns = p->min_rtt == UINT64_MAX ? 0 : p->min_rtt;
-    out->cwnd = p->cwnd;
+    out->cwnd = p->cc.cwnd;
     out->bytes_in_flight = p->bytes_in_flight;
     out->key_updates = c->ku.updates;
     out->max_datagram = p->max_datagram;

@@ -167,3 +167,28 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
         return;
     }
 }
+
+/* ---- the records of connection id frames ------------------------------------------------ */
+
+static void new_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    for (size_t i = 0; i < c->paths[0].nlcid; i++) { /* path 0's ids */
+        local_cid *l = &c->paths[0].lcid[i];
+        if (l->seq == f->a && !l->retired)
+            l->announce_pending = 1;
+    }
+}
+
+const sent_kind ir_sf_new_cid = {"NEW_CONNECTION_ID", NULL, new_cid_lost, 0};
+
+static void retire_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    if (c->paths[0].nrcid < MAX_REMOTE_CIDS) { /* path 0's ids */
+        remote_cid *r = &c->paths[0].rcid[c->paths[0].nrcid++];
+        memset(r, 0, sizeof *r);
+        r->seq = f->a;
+        r->retire_pending = 1;
+    }
+}
+
+const sent_kind ir_sf_retire_cid = {"RETIRE_CONNECTION_ID", NULL, retire_cid_lost, 0};

@@ -79,10 +79,13 @@ void ir_conn_write_datagrams(ir_conn *c, pktw *w)
         f.u.datagram.len = d->len;
         if (!pktw_put_frame(w, &f))
             return;
-        pktw_record(w, SF_DATAGRAM, 0, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_datagram, 0, 0, 0, 0, 1);
         free(d->data);
         d->data = NULL;
         c->dg_out_head = (c->dg_out_head + 1) % DGRAM_QUEUE;
         c->dg_out_n--;
     }
 }
+
+/* a DATAGRAM frame is never sent again (RFC 9221 5.2) */
+const sent_kind ir_sf_datagram = {"DATAGRAM", NULL, NULL, 0};

@@ -152,6 +152,9 @@ void ir_conn_discard_space(ir_conn *c, int s)
     free(sp->sent);
     sp->sent = NULL;
     sp->capsent = 0;
+    free(sp->frames);
+    sp->frames = NULL;
+    sp->capframes = 0;
     ir_sendbuf_free(&e->crypto_send);
     ir_recvbuf_free(&e->crypto_recv);
     ir_sendbuf_init(&e->crypto_send);
@@ -241,3 +244,25 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
     path0->pto_count = 0;
     return 1;
 }
+
+/* ---- the records of handshake frames --------------------------------------------------- */
+
+static void crypto_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    ir_sendbuf_on_ack(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
+}
+
+static void crypto_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    if (!PNS(c, path, space).discarded)
+        ir_sendbuf_on_lost(&c->epoch[space].crypto_send, f->b, (size_t)f->c, 0);
+}
+
+const sent_kind ir_sf_crypto = {"CRYPTO", crypto_acked, crypto_lost, 1};
+
+static void handshake_done_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    c->handshake_done_pending = 1;
+}
+
+const sent_kind ir_sf_handshake_done = {"HANDSHAKE_DONE", NULL, handshake_done_lost, 0};

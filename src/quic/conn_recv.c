@@ -123,9 +123,12 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_MAX_DATA:
             if (f.u.limit > c->max_data_remote) {
                 c->max_data_remote = f.u.limit;
-                for (size_t i = 0; i < c->nstreams; i++)
-                    if (c->streams[i]->has_send)
-                        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, c->streams[i]->id, 0);
+                ir_conn_streams_unblocked(c);
+                size_t i = 0;
+                qstream *s;
+                while ((s = ir_idmap_next(&c->streams, &i)) != NULL)
+                    if (s->has_send)
+                        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
             }
             break;
         case IR_FT_MAX_STREAM_DATA: {
@@ -137,6 +140,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
             }
             if (s && f.u.stream_limit.limit > s->send_max) {
                 s->send_max = f.u.stream_limit.limit;
+                ir_conn_stream_schedule(c, s);
                 ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
             }
             break;
@@ -172,30 +176,10 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
             ir_conn_retire_cid_frame(c, &c->paths[0], f.u.retire_cid.seq, pkt_dcid);
             break;
         case IR_FT_PATH_CHALLENGE:
-            /* answered on the path it came on, to the address it came from */
-            path->response_pending = 1;
-            memcpy(path->response, f.u.path_data, 8);
-            path->response_addr = *from;
+            ir_conn_path_challenge_frame(c, path, f.u.path_data, from);
             break;
         case IR_FT_PATH_RESPONSE:
-            /* it validates the path the challenge went out on, whatever path it comes
-             * back on (RFC 9000 8.2.2, 8.2.3) */
-            for (size_t i = 0; i < c->npaths; i++) {
-                qpath *q = &c->paths[i];
-                if (!q->challenge_outstanding || memcmp(f.u.path_data, q->challenge, 8) != 0)
-                    continue;
-                int small = q->challenge_small;
-                if (!q->validated)
-                    ir_conn_push_event(c, IR_EV_PATH_VALIDATED, 0, 0);
-                q->validated = 1;
-                q->have_prev = 0;
-                ir_conn_abandon_validation(c, q); /* done: clears the challenge and its timers */
-                /* a challenge that was not expanded leaves the path MTU to validate with
-                 * one in a full-size datagram (RFC 9000 8.2.1) */
-                if (small)
-                    ir_conn_start_validation(c, q);
-                break;
-            }
+            ir_conn_path_response_frame(c, f.u.path_data);
             break;
         case IR_FT_CONNECTION_CLOSE:
         case IR_FT_APPLICATION_CLOSE:

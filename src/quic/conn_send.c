@@ -36,10 +36,39 @@ static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
     if (!k)
         return;
     w->pos += k;
-    pktw_record(w, SF_ACK, r[0].largest, 0, 0, 0, 0);
+    pktw_record(w, &ir_sf_ack, r[0].largest, 0, 0, 0, 0);
     sp->ack_pending = 0;
     sp->ack_eliciting_since = 0;
     sp->ack_deadline = UINT64_MAX;
+}
+
+/* the peer has our ACK frame: it need not hear again of the packets up to its largest
+ * (RFC 9000 13.2.4). The largest received stays, so that later ACK frames still report
+ * it (and their ACK delay is its own). Duplicates are told by `seen`, which this does not
+ * touch. */
+static void ack_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    pn_space *sp = &PNS(c, path, space);
+    uint64_t below = f->a + 1;
+    if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
+        below = sp->largest_recv;
+    ir_ranges_drop_below(&sp->ack_ranges, below);
+}
+
+const sent_kind ir_sf_ack = {"ACK", ack_acked, NULL, 0};
+const sent_kind ir_sf_ping = {"PING", NULL, NULL, 0};
+
+int ir_sent_frames_reserve(pn_space *sp)
+{
+    if (sp->nframes < sp->capframes)
+        return 1;
+    size_t cap = sp->capframes ? 2 * sp->capframes : 64;
+    sent_frame *f = realloc(sp->frames, cap * sizeof *f);
+    if (!f)
+        return 0;
+    sp->frames = f;
+    sp->capframes = cap;
+    return 1;
 }
 
 static void write_crypto(ir_conn *c, int space, pktw *w)
@@ -60,7 +89,7 @@ static void write_crypto(ir_conn *c, int space, pktw *w)
         if (!pktw_put_frame(w, &f))
             return;
         ir_sendbuf_sent(b, off, n, 0);
-        pktw_record(w, SF_CRYPTO, 0, off, n, 0, 1);
+        pktw_record(w, &ir_sf_crypto, 0, off, n, 0, 1);
     }
 }
 
@@ -92,8 +121,8 @@ static void write_close(ir_conn *c, int space, pktw *w)
 static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || path->response_pending || path->challenge_pending ||
-        c->observed_pending)
+        c->max_streams_pending[1] || c->observed_pending ||
+        (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr)))
         return 1;
     const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
     for (size_t i = 0; i < p0->nlcid; i++)
@@ -130,7 +159,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             if (pktw_put_frame(w, &f)) {
                 c->observed_pending = 0;
                 c->observed_sent_seq = c->observed_seq++;
-                pktw_record(w, SF_OBSERVED_ADDRESS, c->observed_sent_seq, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_observed_address, c->observed_sent_seq, 0, 0, 0, 1);
             }
         }
     }
@@ -138,7 +167,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         ir_frame f = {.type = IR_FT_HANDSHAKE_DONE};
         if (pktw_put_frame(w, &f)) {
             c->handshake_done_pending = 0;
-            pktw_record(w, SF_HANDSHAKE_DONE, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_handshake_done, 0, 0, 0, 0, 1);
         }
     }
     if (c->max_data_pending && pktw_can_record(w)) {
@@ -146,7 +175,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         f.u.limit = c->max_data_local;
         if (pktw_put_frame(w, &f)) {
             c->max_data_pending = 0;
-            pktw_record(w, SF_MAX_DATA, 0, 0, 0, 0, 1);
+            pktw_record(w, &ir_sf_max_data, 0, 0, 0, 0, 1);
         }
     }
     for (int uni = 0; uni < 2; uni++) {
@@ -155,7 +184,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             f.u.limit = c->local_max_streams[uni];
             if (pktw_put_frame(w, &f)) {
                 c->max_streams_pending[uni] = 0;
-                pktw_record(w, SF_MAX_STREAMS, (uint64_t)!uni, 0, 0, 0, 1);
+                pktw_record(w, &ir_sf_max_streams, (uint64_t)!uni, 0, 0, 0, 1);
             }
         }
     }
@@ -173,7 +202,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         l->announce_pending = 0;
-        pktw_record(w, SF_NEW_CID, l->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_new_cid, l->seq, 0, 0, 0, 1);
     }
     for (size_t i = 0; i < p0->nrcid && pktw_can_record(w); i++) {
         remote_cid *r = &p0->rcid[i];
@@ -184,7 +213,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         r->retire_pending = 0;
-        pktw_record(w, SF_RETIRE_CID, r->seq, 0, 0, 0, 1);
+        pktw_record(w, &ir_sf_retire_cid, r->seq, 0, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
         memmove(r, r + 1, (p0->nrcid - i - 1) * sizeof *r);
         p0->nrcid--;
@@ -196,7 +225,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
 
 int ir_conn_cwnd_allows(const qpath *path)
 {
-    return path->bytes_in_flight + path->max_datagram <= path->cwnd;
+    return path->bytes_in_flight + path->max_datagram <= path->cc.cwnd;
 }
 
 /* Pacing (RFC 9002 7.7): credit accrues at 1.25 x cwnd / smoothed RTT and is capped at a
@@ -205,7 +234,7 @@ int ir_conn_cwnd_allows(const qpath *path)
 static uint64_t pace_burst(const qpath *path)
 {
     uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
-    uint64_t two_ms = (path->cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
+    uint64_t two_ms = (path->cc.cwnd * 5 / 4) * (2 * NS_PER_MS) / rtt;
     uint64_t ten = 10 * path->max_datagram;
     return two_ms > ten ? two_ms : ten;
 }
@@ -216,7 +245,7 @@ static uint64_t pace_credit(const ir_conn *c, const qpath *path)
     uint64_t elapsed = c->now > path->pace_time ? c->now - path->pace_time : 0;
     uint64_t burst = pace_burst(path);
     /* elapsed * rate without overflow: rate in bytes per ns = cwnd * 1.25 / rtt */
-    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)path->cwnd * 1.25 / (double)rtt);
+    uint64_t add = elapsed >= rtt ? burst : (uint64_t)((double)elapsed * (double)path->cc.cwnd * 1.25 / (double)rtt);
     uint64_t t = path->pace_tokens + add;
     return t > burst ? burst : t;
 }
@@ -241,7 +270,7 @@ uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path)
         return c->now;
     uint64_t rtt = path->smoothed_rtt ? path->smoothed_rtt : 1;
     double need = (double)(path->max_datagram - have);
-    return c->now + (uint64_t)(need * (double)rtt / ((double)path->cwnd * 1.25)) + 1;
+    return c->now + (uint64_t)(need * (double)rtt / ((double)path->cc.cwnd * 1.25)) + 1;
 }
 
 /* Does the space want a packet on the path now? */
@@ -268,9 +297,8 @@ static int space_wants(const ir_conn *c, const qpath *path, int s)
     return 0;
 }
 
-/* Writes one packet of the space at buf; pad_to > 0 pads the packet so that it ends at
- * least pad_to bytes after buf. Returns its length (0: nothing written). */
-size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to)
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to,
+                            const pkt_plan *plan)
 {
     pn_space *sp = &PNS(c, path, s);
     if (!ir_conn_can_seal(c, s))
@@ -278,8 +306,14 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     pktw w;
     memset(&w, 0, sizeof w);
     w.buf = buf;
+    w.sp = sp;
+    w.rec.first_frame = sp->nframes;
+    if (!ir_sent_frames_reserve(sp))
+        return 0;
     uint64_t pn = sp->next_pn;
-    w.pn_len = ir_pn_encode_len(pn, sp->largest_acked);
+    /* a packet to another address may arrive long after the path's packets sent later:
+     * its number in full (4 bytes) so that it still decodes */
+    w.pn_len = plan->on_path ? ir_pn_encode_len(pn, sp->largest_acked) : 4;
     if (s == SP_APP)
         w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(path), c->ku.key_phase, 0, pn, w.pn_len);
     else
@@ -292,19 +326,22 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         return 0;
     w.pos = w.hdr_len;
     w.end = cap - IR_AEAD_TAG_LEN;
-    if (c->state == IR_CONN_CLOSING) {
+    if (!plan->on_path) {
+        /* to another address: its path frames only (probing, RFC 9000 9.1) */
+        if (s == SP_APP)
+            ir_conn_write_path_frames(c, path, &w, plan->to);
+    } else if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
     } else {
-        if (s == SP_APP && c->mtu_probe_writing) {
+        if (s == SP_APP && plan->mtu_probe) {
             /* a path MTU probe: its PING first, so that it is always there (ack-eliciting,
              * padded to the probed size below); other frames may share the packet */
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_MTU_PROBE, pad_to, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_mtu_probe, plan->mtu_probe, 0, 0, 0, 1);
             w.rec.mtu_probe = 1;
-            c->mtu_probe_writing = 2; /* it is in */
         }
-        if (s == SP_APP && c->handshake_complete)
-            ir_conn_write_path_frames(c, path, &w);
+        if (s == SP_APP && c->handshake_complete && ir_conn_path_frames_any(path))
+            ir_conn_write_path_frames(c, path, &w, plan->to);
         if (ack_wanted(c, sp) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
             write_ack(c, sp, s, &w);
         write_crypto(c, s, &w);
@@ -313,22 +350,22 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             write_app_control(c, path, &w);
             if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
                 ir_conn_write_datagrams(c, &w);
-                ir_conn_write_streams(c, &w);
+                ir_conn_write_streams(c, &w, 1);
             } else {
-                /* blocked by congestion control: control frames only */
-                for (size_t i = 0; i < c->nstreams && pktw_can_record(&w); i++)
-                    ir_conn_write_stream(c, c->streams[i], &w, 1);
+                ir_conn_write_streams(c, &w, 0); /* blocked by congestion control: control frames only */
             }
         }
         if ((sp->probe_pending || (s == SP_APP && keepalive_due(c))) && !w.rec.ack_eliciting &&
             pktw_can_record(&w) && pktw_room(&w) >= 1) {
             w.buf[w.pos++] = IR_FT_PING;
-            pktw_record(&w, SF_PING, 0, 0, 0, 0, 1);
+            pktw_record(&w, &ir_sf_ping, 0, 0, 0, 0, 1);
         }
     }
     size_t payload = w.pos - w.hdr_len;
-    if (payload == 0)
+    if (payload == 0) {
+        sp->nframes = w.rec.first_frame;
         return 0;
+    }
     /* padding: the header-protection sample, and datagram minimums */
     size_t min_end = w.hdr_len - w.pn_len + MIN_PAYLOAD;
     if (pad_to > IR_AEAD_TAG_LEN && pad_to - IR_AEAD_TAG_LEN > min_end)
@@ -348,6 +385,9 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
                                   &c->epoch[s].tx, path_id, pn);
     c->epoch[s].tx.sealed++;
     sp->next_pn++;
+    c->stats.pkts_sent++;
+    if (!plan->on_path)
+        return total; /* a probe elsewhere: not in flight on this path (nor its bytes) */
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
     w.rec.pn = pn;
@@ -360,11 +400,14 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         c->last_ack_eliciting_sent = c->now;
         c->keepalive_pending = 0;
     }
+    if (!w.rec.in_flight)
+        sp->nframes = w.rec.first_frame; /* not kept: its records go (ACK frames only) */
     if (w.rec.in_flight) {
         if (sp->nsent == sp->capsent) {
             size_t ncap = sp->capsent ? sp->capsent * 2 : 8;
             sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
             if (!np) {
+                sp->nframes = w.rec.first_frame;
                 ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
                 return total;
             }
@@ -375,7 +418,6 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         ir_rec_on_sent(c, path, s, &w.rec);
         pace_spend(c, path, w.rec.size);
     }
-    c->stats.pkts_sent++;
     /* the client drops its Initial keys once it sends a Handshake packet */
     if (!c->is_server && s == SP_HANDSHAKE)
         ir_conn_discard_space(c, SP_INITIAL);
@@ -460,17 +502,40 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
-    if (c->state == IR_CONN_ESTABLISHED && !path->response_pending) {
+    if (c->state == IR_CONN_ESTABLISHED && !path->nresp) {
         size_t n = ir_conn_send_mtu_probe(c, path, buf, cap, to);
         if (n)
             return n;
     }
     if (cap > path->max_datagram)
         cap = path->max_datagram;
-    if (c->state != IR_CONN_CLOSING && path->response_pending &&
-        !ir_netaddr_eq(&path->response_addr, &path->addr))
-        return ir_conn_send_path_response_elsewhere(c, path, buf, cap, to);
+    const ir_netaddr *elsewhere =
+        c->state != IR_CONN_CLOSING && ir_conn_path_frames_any(path)
+            ? ir_conn_path_frames_elsewhere(c, path)
+            : NULL;
+    if (elsewhere && cap >= 1200 && c->epoch[SP_APP].have_tx) {
+        /* PATH_RESPONSEs and PATH_CHALLENGEs for another address go in a datagram of
+         * their own to it, padded to 1200 bytes (RFC 9000 8.2.1, 8.2.2) */
+        ir_netaddr dest = *elsewhere; /* (it points into the queue the packet empties) */
+        pkt_plan plan = {.to = &dest, .on_path = 0};
+        *to = dest;
+        qprobe *pr = NULL;
+        for (int i = 0; i < IR_MAX_PROBES; i++)
+            if (path->probes[i].state == PROBE_ACTIVE && path->probes[i].pending &&
+                ir_netaddr_eq(&path->probes[i].addr, &dest))
+                pr = &path->probes[i];
+        size_t n = ir_conn_write_packet(c, path, SP_APP, buf, cap, 1200, &plan);
+        if (pr && !pr->pending) {
+            pr->sent = now;
+            pr->count++;
+        }
+        if (n) {
+            c->stats.bytes_sent += n;
+            return n;
+        }
+    }
     *to = path->addr;
+    pkt_plan plan = {.to = &path->addr, .on_path = 1};
     size_t limit = cap;
     if (c->is_server && !path->validated) {
         uint64_t allowed = 3 * path->bytes_recv;
@@ -485,10 +550,11 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     }
     /* datagrams with PATH_CHALLENGE or PATH_RESPONSE are expanded to 1200 bytes when the
      * anti-amplification limit allows it (RFC 9000 8.2.1, 8.2.2) */
-    int had_challenge = path->challenge_pending;
+    qprobe *own = ir_conn_path_probe(path);
+    int had_challenge = own && own->pending;
     int path_frames = c->state != IR_CONN_CLOSING &&
-                      (had_challenge || (path->response_pending &&
-                                         ir_netaddr_eq(&path->response_addr, &path->addr)));
+                      ir_conn_path_frames_any(path) &&
+                      ir_conn_path_frames_pending(c, path, &path->addr);
     int wants[SP_COUNT], last = -1;
     for (int s = 0; s < SP_COUNT; s++) {
         wants[s] = space_wants(c, path, s);
@@ -510,14 +576,14 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
             pad = 1200 > off ? 1200 - off : 0;
         if (limit - off < 64)
             break;
-        off += ir_conn_write_packet(c, path, s, buf + off, limit - off, pad);
+        off += ir_conn_write_packet(c, path, s, buf + off, limit - off, pad, &plan);
     }
     if (c->state == IR_CONN_CLOSING)
         c->close_pending = 0;
-    if (had_challenge && !path->challenge_pending) {
-        path->challenge_small = off < 1200;
-        path->challenge_sent = now;
-        path->challenge_count++;
+    if (had_challenge && !own->pending) {
+        own->small = off < 1200;
+        own->sent = now;
+        own->count++;
     }
     if (!off)
         return 0;

@@ -2,6 +2,7 @@
  * writing, resets, flow control windows (stream and connection), STREAM frames in and
  * the stream frames of a packet out. */
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,8 @@
 
 void ir_conn_stream_free(qstream *s)
 {
+    ir_queue_remove(&s->data_link);
+    ir_queue_remove(&s->ctrl_link);
     ir_sendbuf_free(&s->send);
     ir_recvbuf_free(&s->recv);
     free(s);
@@ -25,22 +28,11 @@ static int stream_is_local(const ir_conn *c, uint64_t id)
 
 qstream *ir_conn_find_stream(const ir_conn *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nstreams; i++)
-        if (c->streams[i]->id == id)
-            return c->streams[i];
-    return NULL;
+    return ir_idmap_find(&c->streams, id);
 }
 
 static qstream *new_stream(ir_conn *c, uint64_t id)
 {
-    if (c->nstreams == c->capstreams) {
-        size_t cap = c->capstreams ? c->capstreams * 2 : 16;
-        qstream **p = realloc(c->streams, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        c->streams = p;
-        c->capstreams = cap;
-    }
     qstream *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -69,7 +61,10 @@ static qstream *new_stream(ir_conn *c, uint64_t id)
         else
             s->send_max = t->initial_max_stream_data_bidi_local;
     }
-    c->streams[c->nstreams++] = s;
+    if (ir_idmap_insert(&c->streams, id, s) != 0) {
+        ir_conn_stream_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -155,13 +150,7 @@ void ir_conn_maybe_release_stream(ir_conn *c, qstream *s)
     if (s->held && !ir_sendbuf_done(&s->send))
         return;
     /* free it */
-    for (size_t i = 0; i < c->nstreams; i++) {
-        if (c->streams[i] == s) {
-            memmove(&c->streams[i], &c->streams[i + 1], (c->nstreams - i - 1) * sizeof *c->streams);
-            c->nstreams--;
-            break;
-        }
-    }
+    ir_idmap_remove(&c->streams, s->id);
     ir_conn_stream_free(s);
 }
 
@@ -199,6 +188,7 @@ long ir_conn_stream_write(ir_conn *c, uint64_t id, const uint8_t *data, size_t l
         s->blocked_event = 1;
     if (fin && n == len)
         s->send.fin = 1;
+    ir_conn_stream_schedule(c, s);
     return (long)n;
 }
 
@@ -218,6 +208,7 @@ static void update_stream_window(ir_conn *c, qstream *s)
     s->last_window_update = c->now;
     s->recv_max = read + s->recv_window;
     s->max_data_pending = 1;
+    ir_conn_stream_schedule(c, s);
 }
 
 void ir_conn_update_conn_window(ir_conn *c)
@@ -286,6 +277,7 @@ int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code)
     s->reset_final = s->send.next;
     ir_ranges_free(&s->send.lost);
     ir_ranges_init(&s->send.lost, 0);
+    ir_conn_stream_schedule(c, s);
     return 0;
 }
 
@@ -298,6 +290,7 @@ int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code)
         return 0;
     s->stop_pending = 1;
     s->stop_code = code;
+    ir_conn_stream_schedule(c, s);
     return 0;
 }
 
@@ -374,10 +367,53 @@ static uint64_t stream_credit(const ir_conn *c)
     return c->max_data_remote > c->sent_data ? c->max_data_remote - c->sent_data : 0;
 }
 
-/* one stream's frames; returns 1 if it wrote anything */
-int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only)
+static int control_pending(const qstream *s)
 {
-    int wrote = 0;
+    return s->reset_pending || s->stop_pending || s->max_data_pending;
+}
+
+/* s has data (or a FIN) to send within its own limit; *credit_free: some of it needs no
+ * connection credit (lost data, a FIN alone) */
+static int data_pending(const qstream *s, int *credit_free)
+{
+    if (!s->has_send || s->reset_sent || s->reset_pending)
+        return 0;
+    uint64_t off;
+    size_t len;
+    int fin;
+    if (!ir_sendbuf_next(&s->send, s->send_max, 1200, &off, &len, &fin))
+        return 0;
+    *credit_free = off < s->send.next || len == 0;
+    return 1;
+}
+
+void ir_conn_stream_schedule(ir_conn *c, qstream *s)
+{
+    if (control_pending(s))
+        ir_queue_push(&c->ctrl_q, &s->ctrl_link);
+    int credit_free;
+    if (!data_pending(s, &credit_free))
+        ir_queue_remove(&s->data_link);
+    else if (s->data_link.q != &c->send_q && (credit_free || stream_credit(c) > 0))
+        ir_queue_push(&c->send_q, &s->data_link);
+    else if (!s->data_link.q)
+        ir_queue_push(&c->conn_blocked_q, &s->data_link);
+}
+
+void ir_conn_streams_unblocked(ir_conn *c)
+{
+    if (stream_credit(c) > 0)
+        ir_queue_splice(&c->send_q, &c->conn_blocked_q);
+}
+
+static qstream *stream_of(ir_qlink *l, int ctrl)
+{
+    return (qstream *)((char *)l - (ctrl ? offsetof(qstream, ctrl_link) : offsetof(qstream, data_link)));
+}
+
+/* one stream's control frames; 1 when all went out */
+static int write_controls(qstream *s, pktw *w)
+{
     if (s->reset_pending && pktw_can_record(w)) {
         ir_frame f = {.type = IR_FT_RESET_STREAM};
         f.u.reset_stream.stream_id = s->id;
@@ -386,8 +422,7 @@ int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only)
         if (pktw_put_frame(w, &f)) {
             s->reset_pending = 0;
             s->reset_sent = 1;
-            pktw_record(w, SF_RESET_STREAM, s->id, 0, 0, 0, 1);
-            wrote = 1;
+            pktw_record(w, &ir_sf_reset_stream, s->id, 0, 0, 0, 1);
         }
     }
     if (s->stop_pending && pktw_can_record(w)) {
@@ -397,8 +432,7 @@ int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only)
         if (pktw_put_frame(w, &f)) {
             s->stop_pending = 0;
             s->stop_sent = 1;
-            pktw_record(w, SF_STOP_SENDING, s->id, 0, 0, 0, 1);
-            wrote = 1;
+            pktw_record(w, &ir_sf_stop_sending, s->id, 0, 0, 0, 1);
         }
     }
     if (s->max_data_pending && pktw_can_record(w)) {
@@ -407,12 +441,16 @@ int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only)
         f.u.stream_limit.limit = s->recv_max;
         if (pktw_put_frame(w, &f)) {
             s->max_data_pending = 0;
-            pktw_record(w, SF_MAX_STREAM_DATA, s->id, 0, 0, 0, 1);
-            wrote = 1;
+            pktw_record(w, &ir_sf_max_stream_data, s->id, 0, 0, 0, 1);
         }
     }
-    if (control_only || !s->has_send || s->reset_sent || s->reset_pending)
-        return wrote;
+    return !control_pending(s);
+}
+
+/* one stream's data; returns 1 if it wrote anything */
+static int write_data(ir_conn *c, qstream *s, pktw *w)
+{
+    int wrote = 0;
     while (pktw_can_record(w) && pktw_room(w) > 8) {
         uint64_t off;
         size_t len, n;
@@ -439,48 +477,133 @@ int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only)
         if (off + n > s->send.next)
             c->sent_data += off + n - s->send.next;
         ir_sendbuf_sent(&s->send, off, n, fin);
-        pktw_record(w, SF_STREAM, s->id, off, n, fin, 1);
+        pktw_record(w, &ir_sf_stream, s->id, off, n, fin, 1);
         wrote = 1;
     }
     return wrote;
 }
 
-static int stream_has_data(const ir_conn *c, const qstream *s)
-{
-    if (s->reset_pending || s->stop_pending || s->max_data_pending)
-        return 1;
-    if (!s->has_send || s->reset_sent)
-        return 0;
-    uint64_t off;
-    size_t len;
-    int fin;
-    uint64_t limit = s->send_max;
-    uint64_t conn_limit = s->send.next + stream_credit(c);
-    if (conn_limit < limit)
-        limit = conn_limit;
-    return ir_sendbuf_next(&s->send, limit, 1200, &off, &len, &fin);
-}
-
+/* Whether a packet should carry stream data: a queued stream has some that it may send.
+ * Exact except right after the connection's credit ran out, when send_q may still hold
+ * streams whose data waits for MAX_DATA: the next write_streams moves those out. */
 int ir_conn_app_data_pending(const ir_conn *c)
 {
-    if (c->dg_out_n)
-        return 1;
-    for (size_t i = 0; i < c->nstreams; i++)
-        if (stream_has_data(c, c->streams[i]))
-            return 1;
-    return 0;
+    return c->dg_out_n || c->ctrl_q.n || c->send_q.n;
 }
 
-void ir_conn_write_streams(ir_conn *c, pktw *w)
+void ir_conn_write_streams(ir_conn *c, pktw *w, int data)
 {
-    size_t n = c->nstreams;
-    if (!n)
+    /* control frames first, in the order they became due */
+    while (c->ctrl_q.head && pktw_can_record(w)) {
+        qstream *s = stream_of(c->ctrl_q.head, 1);
+        if (!write_controls(s, w))
+            break; /* the packet is full */
+        ir_queue_remove(&s->ctrl_link);
+    }
+    if (!data)
         return;
-    if (c->rr_next >= n)
-        c->rr_next = 0;
-    for (size_t k = 0; k < n && pktw_can_record(w) && pktw_room(w) > 8; k++) {
-        size_t i = (c->rr_next + k) % n;
-        if (ir_conn_write_stream(c, c->streams[i], w, 0))
-            c->rr_next = (i + 1) % n; /* next packet starts with the following stream */
+    /* then data, round robin: the stream at the head writes, and goes to the tail if it
+     * has more, so that the next packet starts with the next stream. Each stream once per
+     * packet at most. */
+    for (size_t k = c->send_q.n; k > 0 && c->send_q.head && pktw_can_record(w) && pktw_room(w) > 8; k--) {
+        qstream *s = stream_of(c->send_q.head, 0);
+        int wrote = write_data(c, s, w);
+        int credit_free;
+        if (!data_pending(s, &credit_free)) {
+            ir_queue_remove(&s->data_link); /* all sent, or the stream's limit reached */
+            continue;
+        }
+        if (!credit_free && stream_credit(c) == 0) {
+            ir_queue_push(&c->conn_blocked_q, &s->data_link); /* waits for MAX_DATA */
+            continue;
+        }
+        /* more to send: the packet is full */
+        if (wrote)
+            ir_queue_rotate(&s->data_link);
+        break;
     }
 }
+
+/* ---- the records of stream frames: acknowledged or lost ------------------------------ */
+
+static void stream_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (!s)
+        return;
+    ir_sendbuf_on_ack(&s->send, f->b, (size_t)f->c, f->fin);
+    if (s->blocked_event && ir_sendbuf_buffered(&s->send) < c->cfg.max_stream_send_buffer / 2) {
+        s->blocked_event = 0;
+        ir_conn_push_event(c, IR_EV_STREAM_WRITABLE, s->id, 0);
+    }
+    if (ir_sendbuf_done(&s->send))
+        ir_conn_maybe_release_stream(c, s);
+}
+
+static void stream_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->reset_sent && !s->reset_pending) {
+        ir_sendbuf_on_lost(&s->send, f->b, (size_t)f->c, f->fin);
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_stream = {"STREAM", stream_acked, stream_lost, 1};
+
+static void reset_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s) {
+        s->reset_sent_acked = 1;
+        ir_conn_maybe_release_stream(c, s);
+    }
+}
+
+static void reset_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->reset_sent_acked) {
+        s->reset_pending = 1;
+        s->reset_sent = 0;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_reset_stream = {"RESET_STREAM", reset_acked, reset_lost, 0};
+
+static void stop_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->recv.have_final && !s->peer_reset) {
+        s->stop_pending = 1;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_stop_sending = {"STOP_SENDING", NULL, stop_lost, 0};
+
+static void max_stream_data_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    qstream *s = ir_conn_find_stream(c, f->a);
+    if (s && !s->recv.have_final && !s->peer_reset) {
+        s->max_data_pending = 1;
+        ir_conn_stream_schedule(c, s);
+    }
+}
+
+const sent_kind ir_sf_max_stream_data = {"MAX_STREAM_DATA", NULL, max_stream_data_lost, 0};
+
+static void max_data_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    c->max_data_pending = 1;
+}
+
+const sent_kind ir_sf_max_data = {"MAX_DATA", NULL, max_data_lost, 0};
+
+static void max_streams_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    c->max_streams_pending[f->a ? 0 : 1] = 1;
+}
+
+const sent_kind ir_sf_max_streams = {"MAX_STREAMS", NULL, max_streams_lost, 0};

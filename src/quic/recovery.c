@@ -141,33 +141,51 @@ static void remove_sent(ir_conn *c, qpath *path, int space, size_t i)
 static void compact_sent(pn_space *s)
 {
     if (s->sent_first == s->nsent) {
-        /* everything acknowledged or lost: start over, and give back a big array */
+        /* everything acknowledged or lost: start over, and give back big arrays */
         s->nsent = s->sent_first = s->sent_gone = 0;
+        s->nframes = 0;
         if (s->capsent > 64) {
             free(s->sent);
             s->sent = NULL;
             s->capsent = 0;
         }
+        if (s->capframes > 256) {
+            free(s->frames);
+            s->frames = NULL;
+            s->capframes = 0;
+        }
         return;
     }
     if (s->sent_gone < 16 || 2 * s->sent_gone < s->nsent)
         return;
-    size_t n = 0;
-    for (size_t i = s->sent_first; i < s->nsent; i++)
-        if (!s->sent[i].gone)
-            s->sent[n++] = s->sent[i];
+    /* the packets and their frame records move down together (both in pn order) */
+    size_t n = 0, nf = 0;
+    for (size_t i = s->sent_first; i < s->nsent; i++) {
+        sent_pkt *p = &s->sent[i];
+        if (p->gone)
+            continue;
+        memmove(&s->frames[nf], &s->frames[p->first_frame], p->nframes * sizeof *s->frames);
+        p->first_frame = nf;
+        nf += p->nframes;
+        s->sent[n++] = *p;
+    }
     s->nsent = n;
+    s->nframes = nf;
     s->sent_first = 0;
     s->sent_gone = 0;
 }
 
 static void packet_lost(ir_conn *c, qpath *path, int space, size_t i)
 {
-    sent_pkt p = PNS(c, path, space).sent[i];
+    pn_space *sp = &PNS(c, path, space);
+    sent_pkt p = sp->sent[i];
     remove_sent(c, path, space, i);
     c->stats.pkts_lost++;
-    for (unsigned k = 0; k < p.nframes; k++)
-        ir_conn_on_frame_lost(c, path, space, &p.f[k]);
+    for (uint32_t k = 0; k < p.nframes; k++) {
+        const sent_frame *f = &sp->frames[p.first_frame + k];
+        if (f->kind->on_lost)
+            f->kind->on_lost(c, path, space, f);
+    }
 }
 
 void ir_rec_detect_lost(ir_conn *c, qpath *path, int space, uint64_t now)
@@ -255,8 +273,11 @@ int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, u
             if (p.pn >= largest_newly)
                 largest_newly = p.pn;
             cc_on_acked(path, &p, now);
-            for (unsigned k = 0; k < p.nframes; k++)
-                ir_conn_on_frame_acked(c, path, space, &p.f[k]);
+            for (uint32_t k = 0; k < p.nframes; k++) {
+                const sent_frame *f = &s->frames[p.first_frame + k];
+                if (f->kind->on_acked)
+                    f->kind->on_acked(c, path, space, f);
+            }
         }
     }
     if (s->largest_acked == UINT64_MAX || ack->largest > s->largest_acked)
@@ -367,9 +388,11 @@ static void path_on_timeout(ir_conn *c, qpath *path, uint64_t now)
     sp->probe_pending = 2;
     if (sp->sent_first < sp->nsent) {
         sent_pkt *p = &sp->sent[sp->sent_first];
-        for (unsigned k = 0; k < p->nframes; k++)
-            if (p->f[k].kind == SF_CRYPTO || p->f[k].kind == SF_STREAM)
-                ir_conn_on_frame_lost(c, path, space, &p->f[k]);
+        for (uint32_t k = 0; k < p->nframes; k++) {
+            const sent_frame *f = &sp->frames[p->first_frame + k];
+            if (f->kind->probe_repair)
+                f->kind->on_lost(c, path, space, f);
+        }
     }
     /* during the handshake, probe the other space the client may be waiting on too */
     if (!c->handshake_complete && space == SP_INITIAL && c->epoch[SP_HANDSHAKE].have_tx &&
@@ -399,6 +422,7 @@ void ir_rec_discard_sent(ir_conn *c, qpath *path, int space)
     for (size_t i = s->sent_first; i < s->nsent; i++)
         remove_sent(c, path, space, i);
     s->nsent = s->sent_first = s->sent_gone = 0;
+    s->nframes = 0;
     s->loss_time = UINT64_MAX;
 }
 

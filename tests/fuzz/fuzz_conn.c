@@ -278,13 +278,14 @@ static void check_conn(const ir_conn *c)
     /* what the connection reports stays within its own limits */
     if (c->ev_n > c->ev_cap || c->paths[0].nlcid > MAX_LOCAL_CIDS || c->paths[0].nrcid > MAX_REMOTE_CIDS ||
         c->paths[0].active_rcid >= (c->paths[0].nrcid ? c->paths[0].nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
-        c->dg_out_n > DGRAM_QUEUE || c->nstreams > c->capstreams + (c->capstreams == 0))
+        c->dg_out_n > DGRAM_QUEUE || 2 * c->streams.n > c->streams.cap)
         abort();
     /* anti-amplification (RFC 9000 8.1): at most 3x what an unvalidated address sent */
     if (c->is_server && !c->paths[0].validated && c->paths[0].bytes_sent > 3 * c->paths[0].bytes_recv)
         abort();
     for (int s = 0; s < SP_COUNT; s++)
-        if (PNS(c, &c->paths[0], s).nsent > PNS(c, &c->paths[0], s).capsent)
+        if (PNS(c, &c->paths[0], s).nsent > PNS(c, &c->paths[0], s).capsent ||
+            PNS(c, &c->paths[0], s).nframes > PNS(c, &c->paths[0], s).capframes)
             abort();
     /* connection flow control (RFC 9000 4.1, 4.5): what the peer's streams used, final
      * sizes of reset streams included, stays within what we allowed, unless we closed */

@@ -77,6 +77,17 @@ typedef struct net {
     uint64_t server_tx_to_new, server_rx_from_new;
     /* sees every datagram as it is sent (from: the sending side); 1 drops it */
     int (*tap)(struct net *nw, struct side *s, int from, const uint8_t *d, size_t len);
+    /* other addresses of the server that the client may probe: what the client sends to
+     * alt[k].server reaches the server from alt[k].client (another NAT mapping), and
+     * what the server sends to alt[k].client reaches the client from alt[k].server
+     * (alt[k].delay later than usual); a dead one swallows everything */
+    struct {
+        ir_netaddr server, client;
+        int dead;
+        uint64_t delay;
+    } alt[4];
+    int nalt;
+    ir_netaddr tap_to; /* where the datagram the tap sees goes */
     size_t mtu;        /* datagrams larger than this vanish (0: no limit) */
     size_t largest;    /* the largest datagram delivered */
     uint64_t too_big;  /* datagrams dropped for their size */
@@ -252,8 +263,24 @@ static void drain(net *nw, side *s)
             continue;
         size_t n;
         while ((n = ir_conn_send(s[i].c, buf, sizeof buf, &to, nw->now)) > 0) {
+            nw->tap_to = to;
             if (nw->tap && nw->tap(nw, s, i, buf, n)) {
                 nw->dropped++;
+                continue;
+            }
+            int k = 0;
+            while (k < nw->nalt && !ir_netaddr_eq(&to, i == 0 ? &nw->alt[k].server : &nw->alt[k].client))
+                k++;
+            if (k < nw->nalt) {
+                if (nw->alt[k].dead) {
+                    nw->dropped++;
+                    continue;
+                }
+                uint64_t delay = nw->delay;
+                if (i == 1)
+                    nw->delay += nw->alt[k].delay;
+                net_send(nw, 1 - i, i == 0 ? &nw->alt[k].client : &nw->alt[k].server, buf, n);
+                nw->delay = delay;
                 continue;
             }
             if (i == 0) {
@@ -479,7 +506,7 @@ static void app_init(app *a, size_t nflows, uint64_t n0, uint64_t n1, int echo)
     a->f = calloc(nflows, sizeof *a->f);
     a->nflows = nflows;
     a->echo = echo;
-    a->ebuf_size = nflows > 8 ? 16384 : 262144;
+    a->ebuf_size = nflows > 1000 ? 4096 : nflows > 8 ? 16384 : 262144;
     for (size_t k = 0; k < nflows; k++) {
         a->f[k].id = 4 * k;
         a->f[k].h[0].n = n0;
@@ -601,9 +628,7 @@ static void open_more(app *a, side *s)
         }
         a->f[k].opened = 1;
         a->next_open++;
-        uint64_t open = 0;
-        for (size_t j = 0; j < a->next_open; j++)
-            open += a->f[j].opened && !a->f[j].done;
+        uint64_t open = a->next_open - a->done; /* only opened flows get done */
         if (open > a->max_open)
             a->max_open = open;
         service(a, s, 0, k);
@@ -724,7 +749,7 @@ static void check_flows(app *a)
 /* streams still held by a connection once everything is done and acknowledged */
 static size_t live_streams(const ir_conn *c)
 {
-    return c->nstreams;
+    return c->streams.n;
 }
 
 typedef struct netcfg {
@@ -764,6 +789,7 @@ static void check_recovery(const ir_conn *c)
     for (int sp = 0; sp < SP_COUNT; sp++) {
         const pn_space *p = &PNS(c, &c->paths[0], sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
+        size_t frames_end = 0;
         for (size_t i = 0; i < p->nsent; i++) {
             const sent_pkt *e = &p->sent[i];
             if (i && e->pn <= prev)
@@ -773,6 +799,14 @@ static void check_recovery(const ir_conn *c)
                 gone++;
                 continue;
             }
+            /* its frame records: in the pool, in order, each with a kind */
+            if (e->first_frame < frames_end || e->first_frame + e->nframes > p->nframes)
+                recovery_errors++;
+            else
+                for (uint32_t k = 0; k < e->nframes; k++)
+                    if (!p->frames[e->first_frame + k].kind)
+                        recovery_errors++;
+            frames_end = e->first_frame + e->nframes;
             if (i < p->sent_first || e->pn >= p->next_pn)
                 recovery_errors++;
             if (e->in_flight) {
@@ -783,7 +817,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->paths[0].bytes_in_flight || c->paths[0].cwnd < 2 * c->paths[0].max_datagram)
+    if (bif != c->paths[0].bytes_in_flight || c->paths[0].cc.cwnd < 2 * c->paths[0].max_datagram)
         recovery_errors++;
 }
 
@@ -988,6 +1022,162 @@ TEST(streams_100_concurrent)
     many_streams("250 streams x 4 KiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 5}, 250, 4096);
 }
 
+/* ---- many streams: the stream map and the send queue ------------------------------------ */
+
+static uint64_t many_max_streams;
+
+static void many_streams_config(ir_conn_config *cfg, int server)
+{
+    cfg->tp.initial_max_streams_bidi = many_max_streams;
+}
+
+/* The client opens 10,000 streams at once (the server's MAX_STREAMS allows them all), each
+ * echoed: finding a stream by id and picking the next one to send stay cheap */
+TEST(streams_10000)
+{
+    static const struct {
+        const char *what;
+        netcfg nc;
+        size_t nflows;
+        uint64_t n;
+    } runs[] = {
+        {"10000 streams x 1000 bytes", {0, 0, 0, 5}, 10000, 1000},
+        {"10000 streams x 1000 bytes, 2% loss", {0.02, 0.02, 0.01, 5}, 10000, 1000},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        net nw;
+        side s[2];
+        app a;
+        many_max_streams = runs[r].nflows;
+        tweak_config = many_streams_config;
+        start(&nw, s, &runs[r].nc);
+        app_init(&a, runs[r].nflows, runs[r].n, 0, 1);
+        uint64_t t0 = nw.now;
+        recovery_errors = 0;
+        CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+        check_flows(&a);
+        CHECK_EQ_INT(a.opened_events, runs[r].nflows);
+        CHECK_EQ_INT(a.max_open, runs[r].nflows); /* all of them open at once */
+        report(runs[r].what, &a, &nw, s, t0);
+        settle(&a, &nw, s);
+        check_quiet(&nw, s);
+        /* nothing left queued once everything is sent and acknowledged */
+        for (int i = 0; i < 2; i++)
+            CHECK(!s[i].c->send_q.n && !s[i].c->ctrl_q.n && !s[i].c->conn_blocked_q.n);
+        app_free(&a);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* Round robin: streams with data waiting take turns packet by packet, so the bytes each has
+ * sent never drift far apart (all data written before sending) */
+static size_t fair_n;
+static uint64_t fair_ids[1000];
+static uint64_t fair_target, fair_spread, fair_samples;
+
+static int fair_progress(side *s)
+{
+    const ir_conn *c = s[0].c;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t k = 0; k < fair_n; k++) {
+        const qstream *q = ir_idmap_find(&c->streams, fair_ids[k]);
+        uint64_t next = q ? q->send.next : 0;
+        if (next < lo)
+            lo = next;
+        if (next > hi)
+            hi = next;
+    }
+    if (hi - lo > fair_spread)
+        fair_spread = hi - lo;
+    fair_samples++;
+    return c->sent_data >= fair_target;
+}
+
+TEST(streams_fair_order)
+{
+    static const size_t counts[] = {3, 1000};
+    for (size_t r = 0; r < 2; r++) {
+        net nw;
+        side s[2];
+        start(&nw, s, &(netcfg){0, 0, 0, 10});
+        many_max_streams = 1000;
+        tweak_config = many_streams_config;
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        drop_events(s);
+        fair_n = counts[r];
+        uint64_t per = fair_n == 3 ? 256 << 10 : 16 << 10;
+        uint8_t *buf = calloc(1, (size_t)per);
+        for (size_t k = 0; k < fair_n; k++) {
+            CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &fair_ids[k]), 0);
+            CHECK_EQ_INT(ir_conn_stream_write(s[0].c, fair_ids[k], buf, (size_t)per, 1), (long)per);
+        }
+        free(buf);
+        /* until half of it went out */
+        fair_target = fair_n * per / 2;
+        fair_spread = fair_samples = 0;
+        CHECK(run_until(&nw, s, fair_progress, 60 * SEC));
+        printf("    %zu streams: largest spread of bytes sent %llu over %llu samples\n", fair_n,
+               (unsigned long long)fair_spread, (unsigned long long)fair_samples);
+        CHECK(fair_samples > 100);
+        /* within two packets' payload: a turn is one packet, and packets differ in what
+         * else they carry (ACK frames, window updates). Sending one stream after the other
+         * would spread them by all of their data. */
+        CHECK(fair_spread > 0 && fair_spread <= 2 * 1452);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* A packet carries as many frames as fit, each recorded for repair: 60 small streams go
+ * out in one packet (8 frame records per packet was the limit before), and when that
+ * packet is lost every one of them is sent again */
+TEST(many_frames_per_packet)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC); /* quiet: everything acknowledged */
+    drop_events(s);
+    enum { N = 60 };
+    uint64_t ids[N];
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        uint8_t msg[8];
+        memset(msg, 'a' + k % 26, sizeof msg);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], msg, sizeof msg, 1), 8);
+    }
+    uint8_t out[1500];
+    ir_netaddr to;
+    size_t n = ir_conn_send(s[0].c, out, sizeof out, &to, nw.now);
+    CHECK(n > 0 && n <= 1200);
+    const pn_space *sp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
+    CHECK(sp->nsent > sp->sent_first);
+    const sent_pkt *last = &sp->sent[sp->nsent - 1];
+    uint32_t streams = 0;
+    for (uint32_t k = 0; k < last->nframes; k++)
+        streams += sp->frames[last->first_frame + k].kind == &ir_sf_stream;
+    CHECK_EQ_INT(streams, N);
+    /* that datagram is lost (never handed to the network): repaired from the records */
+    uint64_t lost_before = s[0].c->stats.pkts_lost;
+    run_for(&nw, s, 3 * SEC);
+    CHECK(s[0].c->stats.pkts_lost > lost_before);
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 8);
+        CHECK_EQ_INT(buf[0], 'a' + k % 26);
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 0);
+    }
+    check_recovery(s[0].c);
+    check_recovery(s[1].c);
+    CHECK_EQ_INT(recovery_errors, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
 /* ---- 3: flow-control stalls ------------------------------------------------------------- */
 
 #define FC_STREAM 65536
@@ -1005,10 +1195,7 @@ static void small_windows(ir_conn_config *cfg, int server)
 
 static qstream *stream_at(const ir_conn *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nstreams; i++)
-        if (c->streams[i]->id == id)
-            return c->streams[i];
-    return NULL;
+    return ir_idmap_find(&c->streams, id);
 }
 
 static uint64_t fc_violations;
@@ -1391,7 +1578,7 @@ TEST(stateless_reset)
 
 /* Decrypts a copy of a 1-RTT datagram with the receiver's current keys and reports the
  * path frames it carries: a bit mask, 1 PATH_CHALLENGE, 2 PATH_RESPONSE. */
-static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+static unsigned peek_path_data(const ir_conn *c, const uint8_t *d, size_t len, uint8_t chal[8])
 {
     uint8_t copy[1500];
     memcpy(copy, d, len);
@@ -1417,12 +1604,20 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
         ir_frame f;
         if (ir_frame_decode(&cur, &f) != 0)
             break;
-        if (f.type == IR_FT_PATH_CHALLENGE)
+        if (f.type == IR_FT_PATH_CHALLENGE) {
             found |= 1;
+            if (chal)
+                memcpy(chal, f.u.path_data, 8);
+        }
         if (f.type == IR_FT_PATH_RESPONSE)
             found |= 2;
     }
     return found;
+}
+
+static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+{
+    return peek_path_data(c, d, len, NULL);
 }
 
 static int rebound, saw_unvalidated, validated_again;
@@ -1519,7 +1714,8 @@ TEST(nat_rebinding)
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
                     ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0].addr.len,
                     (const char *)s[1].c->paths[0].addr.data, s[1].c->paths[0].validated,
-                    s[1].c->paths[0].challenge_pending, s[1].c->paths[0].challenge_outstanding,
+                    ir_conn_path_probe(&s[1].c->paths[0]) && ir_conn_path_probe(&s[1].c->paths[0])->pending,
+                    ir_conn_path_probe(&s[1].c->paths[0]) != NULL,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1532,7 +1728,7 @@ TEST(nat_rebinding)
         CHECK(saw_unvalidated && validated_again);
         CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
         CHECK(s[1].c->paths[0].validated);
-        CHECK(!s[1].c->paths[0].challenge_outstanding);
+        CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1551,7 +1747,7 @@ TEST(rebinding_challenge_lost)
 {
     net nw;
     side s[2];
-    net_init(&nw, 0.05, 10);
+    net_init(&nw, 0.08, 10);
     sides_init(s, &nw);
     CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
     uint64_t id;
@@ -1563,7 +1759,9 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(PNS(s[1].c, &s[1].c->paths[0], SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
+    /* the server's ACKs are long (8% loss leaves that many gaps whatever the random
+     * sequence; 5% did not always: IR_SIM_SEED=3 or 7 left 28-29 ranges) */
+    CHECK(PNS(s[1].c, &s[1].c->paths[0], SP_APP).ack_ranges.n >= 30);
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1632,7 +1830,7 @@ TEST(spurious_migration)
     CHECK(nw.misrouted > 0);
     CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
     CHECK(s[1].c->paths[0].validated);
-    CHECK(!s[1].c->paths[0].challenge_outstanding);
+    CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -2566,7 +2764,7 @@ TEST(free_in_every_state)
     CHECK(ir_conn_initiate_key_update(s[1].c) == 0);
     drain(&nw, s);
     run_for(&nw, s, 5 * MS);
-    CHECK(s[1].c->nstreams > 0);
+    CHECK(s[1].c->streams.n > 0);
     sides_free(s, &nw);
 
     /* closing (ours) and draining (the peer's) */
@@ -2606,7 +2804,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->paths[0].cwnd = 1000 * c->paths[0].max_datagram; /* as after a long slow start */
+    c->paths[0].cc.cwnd = 1000 * c->paths[0].max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
@@ -2825,6 +3023,61 @@ TEST(idle_timeout_reason)
 
 /* ---- events when memory runs out ------------------------------------------------------ */
 
+/* Readable events are coalesced per stream while one waits in the queue, and raised again
+ * once it was taken: 200 streams each get data in several packets, the server polls only
+ * at the end (one READABLE per stream), then more data brings one more per stream. */
+static void count_readable(side *s, uint64_t *per, size_t n, uint64_t *other)
+{
+    ir_event ev;
+    while (ir_conn_poll_event(s[1].c, &ev)) {
+        if (ev.type == IR_EV_STREAM_READABLE && (ev.stream_id & 3) == 0 && (ev.stream_id >> 2) < n)
+            per[ev.stream_id >> 2]++;
+        else if (ev.type == IR_EV_STREAM_READABLE)
+            (*other)++;
+    }
+}
+
+TEST(events_coalesced)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC);
+    drop_events(s);
+    enum { N = 200 };
+    static uint64_t per[N];
+    memset(per, 0, sizeof per);
+    uint64_t ids[N], other = 0;
+    uint8_t chunk[3000];
+    memset(chunk, 7, sizeof chunk);
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, sizeof chunk, 0), (long)sizeof chunk);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    uint64_t packets = s[1].c->stats.pkts_recv;
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 1);
+    CHECK(packets > 2 * N); /* each stream's data came in more than one packet */
+    /* the server reads everything; new data raises the event again, once */
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[4096];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), (long)sizeof chunk);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, 100, 1), 100);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 2);
+    CHECK_EQ_INT(other, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
 /* fills c's event queue to its capacity with events that are not coalesced, and arms the
  * allocation hook to fail the queue's next growth; checks that it does */
 static void fill_events_and_fail_growth(ir_conn *c)
@@ -2889,6 +3142,141 @@ TEST(events_without_memory)
     sides_free(s, &nw);
 }
 
+/* ---- probing several addresses on one path ----------------------------------------- */
+
+static struct {
+    int first_only;          /* deliver only the first PATH_CHALLENGE to each address */
+    unsigned chal[4];        /* PATH_CHALLENGE datagrams the client sent to alt[k] */
+    unsigned resp[4];        /* PATH_RESPONSE datagrams the server sent to alt[k] */
+    unsigned small;          /* of those, datagrams under 1200 bytes */
+    uint8_t data[4][8][8];   /* the challenges' data, per address */
+} pr;
+
+static int tap_probes(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    for (int k = 0; k < nw->nalt; k++) {
+        if (from == 0 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].server)) {
+            uint8_t chal[8];
+            if (!(peek_path_data(s[1].c, d, len, chal) & 1))
+                return 0;
+            if (pr.chal[k] < 8)
+                memcpy(pr.data[k][pr.chal[k]], chal, 8);
+            pr.small += len < 1200;
+            return pr.chal[k]++ > 0 && pr.first_only;
+        }
+        if (from == 1 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].client)) {
+            pr.resp[k] += (peek_path_frames(s[0].c, d, len) & 2) != 0;
+            pr.small += len < 1200;
+        }
+    }
+    return 0;
+}
+
+static void set_addr(ir_netaddr *a, const char *s)
+{
+    a->len = (uint8_t)strlen(s);
+    memcpy(a->data, s, a->len);
+}
+
+/* The client probes three more addresses of the server on path 0 at once, while data flows
+ * on the path: two reach the server (from other mappings of the client: the server answers
+ * each where its challenge came from, both answers pending at the same time), one is dead.
+ * Only the first PATH_CHALLENGE to each gets through and the answers come back late, so
+ * the client has sent more challenges (each with new data) by then: the answer to the
+ * first still validates. The dead address is given up; path 0 is not disturbed. */
+TEST(probe_several_addresses)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    memset(&pr, 0, sizeof pr);
+    pr.first_only = 1;
+    nw.nalt = 3;
+    set_addr(&nw.alt[0].server, "server-a");
+    set_addr(&nw.alt[0].client, "client-a");
+    nw.alt[0].delay = 300 * MS;
+    set_addr(&nw.alt[1].server, "server-b");
+    set_addr(&nw.alt[1].client, "client-b");
+    nw.alt[1].delay = 300 * MS;
+    set_addr(&nw.alt[2].server, "server-dead");
+    set_addr(&nw.alt[2].client, "client-dead");
+    nw.alt[2].dead = 1;
+    nw.tap = tap_probes;
+    qpath *p0 = &s[0].c->paths[0];
+    /* not the path's own address, nor before the handshake is done elsewhere */
+    CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.saddr), -1);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.alt[k].server), 0);
+        CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[k].server), PROBE_ACTIVE);
+    }
+    /* a stream keeps the path busy meanwhile */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 200000, 1), 200000);
+    uint64_t t0 = nw.now, validated_at = 0;
+    while (step(&nw, s, t0 + 10 * SEC)) {
+        if (!validated_at && ir_conn_probe_state(p0, &nw.alt[0].server) == PROBE_VALIDATED)
+            validated_at = nw.now;
+    }
+    CHECK(!nw.stuck);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[0].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[1].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[2].server), PROBE_FAILED);
+    /* the answer to the first challenge arrived after more had been sent: they were
+     * outstanding together */
+    CHECK(validated_at >= t0 + 300 * MS);
+    CHECK(pr.chal[0] >= 2 && pr.chal[1] >= 2);
+    for (int k = 0; k < 3; k++)
+        for (unsigned j = 1; j < pr.chal[k] && j < 8; j++)
+            CHECK(memcmp(pr.data[k][j], pr.data[k][j - 1], 8) != 0); /* new data each time */
+    /* one answer each, to where each challenge came from; all padded to 1200 bytes */
+    CHECK_EQ_INT(pr.resp[0], 1);
+    CHECK_EQ_INT(pr.resp[1], 1);
+    CHECK_EQ_INT(pr.small, 0);
+    /* the dead address got a few challenges and was given up within its deadline */
+    CHECK(pr.chal[2] >= 2 && pr.chal[2] <= 10);
+    /* path 0 went on as before */
+    CHECK(ir_netaddr_eq(&p0->addr, &nw.saddr));
+    CHECK(p0->validated && s[1].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    CHECK(ir_conn_stream_send_done(s[0].c, id));
+    /* answers owed to several addresses at once all go out, each to its address (the
+     * client's challenges are forged here, so that both arrive before the server sends) */
+    unsigned resp_a = pr.resp[0], resp_b = pr.resp[1];
+    for (int k = 0; k < 2 + 7; k++) {
+        frames fr;
+        fr.n = 0;
+        ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
+        memset(f.u.path_data, 0xa0 + k, 8);
+        put(&fr, &f);
+        uint8_t d[1500];
+        size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+        ir_conn_recv(s[1].c, k == 0 ? &nw.alt[0].client : &nw.alt[1].client, d, n, nw.now);
+        if (k == 1) {
+            CHECK_EQ_INT(s[1].c->paths[0].nresp, 2);
+            drain(&nw, s);
+            CHECK_EQ_INT(pr.resp[0], resp_a + 1);
+            CHECK_EQ_INT(pr.resp[1], resp_b + 1);
+        }
+    }
+    /* a flood of challenges: only the newest are kept, and answered */
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, IR_MAX_RESPONSES);
+    CHECK(memcmp(s[1].c->paths[0].resp[0].data, "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5", 8) == 0);
+    drain(&nw, s);
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, 0);
+    CHECK_EQ_INT(pr.resp[1], resp_b + 2);
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    printf("    3 addresses probed: challenges %u / %u / %u (responses %u / %u), validated after %.3f s\n",
+           pr.chal[0], pr.chal[1], pr.chal[2], pr.resp[0], pr.resp[1], (double)(validated_at - t0) / 1e9);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -2909,6 +3297,9 @@ int main(void)
     RUN(bulk_both_ways);
     RUN(newreno_under_loss);
     RUN(streams_100_concurrent);
+    RUN(streams_10000);
+    RUN(streams_fair_order);
+    RUN(many_frames_per_packet);
     RUN(flow_control_stalls);
     RUN(key_update_mid_transfer);
     RUN(close_and_idle);
@@ -2929,8 +3320,10 @@ int main(void)
     RUN(pacing);
     RUN(address_discovery);
     RUN(path_mtu);
+    RUN(events_coalesced);
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
+    RUN(probe_several_addresses);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
