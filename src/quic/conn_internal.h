@@ -293,6 +293,7 @@ struct ir_conn {
      * allocates and may drop on failure): flags and counters raise them */
     ir_event *ev;
     size_t ev_head, ev_n, ev_cap;
+    uint64_t hints_dropped; /* hints the queue could not take (ir_conn_hints_dropped) */
     int connected_pending, closed_pending;
     uint64_t opened_reported[2]; /* peer streams (bidi, uni) STREAM_OPENED has named */
 

@@ -987,6 +987,111 @@ TEST(free_wakes_blocked_calls)
     iroh_endpoint_free(srv);
 }
 
+/* the server's writer for waiters_wake_only_for_their_own */
+typedef struct writer {
+    iroh_send_stream *s;
+    size_t len;
+    int rc;
+    pthread_t th;
+} writer;
+
+static void *write_main(void *arg)
+{
+    writer *w = arg;
+    w->rc = iroh_send_stream_write_all(w->s, big, w->len);
+    if (w->rc == IROH_OK)
+        w->rc = iroh_send_stream_finish(w->s);
+    return NULL;
+}
+
+TEST(waiters_wake_only_for_their_own)
+{
+    /* Calls blocked on one stream, on the connection and on another connection of the
+     * same endpoint sleep on while a stream next to them carries a MiB (dozens of I/O
+     * rounds): each waits once and is woken by nothing else (with one condition variable
+     * broadcast after every round, each woke and waited again every round). */
+    iroh_endpoint *srv = bind_ep(1, NULL), *cli = bind_ep(0, NULL);
+    server sv = {srv, NULL, 0};
+    iroh_connection *c1 = pair(&sv, cli);
+    iroh_connection *s1 = sv.conn;
+    iroh_connection *c2 = pair(&sv, cli);
+    iroh_connection *s2 = sv.conn;
+    if (!c1 || !c2 || !s1 || !s2)
+        return;
+    /* stream A on c1 and stream D on c2 stay silent towards the client; B carries data */
+    iroh_send_stream *as, *bs, *ds, *pa, *pb, *pd;
+    iroh_recv_stream *ar, *br, *dr, *qa, *qb, *qd;
+    CHECK_EQ_INT(iroh_connection_open_bi(c1, &as, &ar), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_bi(c1, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_bi(c2, &ds, &dr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(as, "a", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "b", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(ds, "d", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s1, 5000, &pa, &qa), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s1, 5000, &pb, &qb), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s2, 5000, &pd, &qd), IROH_OK);
+
+    enum { N = 6 };
+    static const struct {
+        call_fn fn;
+        const char *name;
+        int conn;
+    } cases[N] = {
+        {f_read, "read of a silent stream next to the busy one", 1},
+        {f_accept_bi, "accept_bi on the busy connection", 1},
+        {f_read_datagram, "read_datagram on the busy connection", 1},
+        {f_read, "read of a stream of another connection", 2},
+        {f_closed, "closed on another connection", 2},
+        {f_accept, "accept on the endpoint", 0},
+    };
+    call k[N];
+    for (int i = 0; i < N; i++) {
+        memset(&k[i], 0, sizeof k[i]);
+        k[i].ep = cli;
+        k[i].conn = cases[i].conn == 2 ? c2 : c1;
+        k[i].recv = cases[i].conn == 2 ? dr : ar;
+        call_start(&k[i], cases[i].fn, cases[i].name);
+        CHECK(call_blocked(&k[i]));
+    }
+
+    writer w = {pb, 1u << 20, -1, 0};
+    pthread_create(&w.th, NULL, write_main, &w);
+    static uint8_t got[1u << 20];
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(br, got, w.len), IROH_OK);
+    pthread_join(w.th, NULL);
+    CHECK_EQ_INT(w.rc, IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(pb, 5000), IROH_OK); /* its last acknowledgements */
+    for (int i = 0; i < N; i++) {
+        pthread_mutex_lock(&t_mu);
+        int waits = k[i].w.waits, done = k[i].done;
+        pthread_mutex_unlock(&t_mu);
+        if (waits != 1 || done)
+            fprintf(stderr, "%s: %d waits%s\n", cases[i].name, waits, done ? ", returned" : "");
+        CHECK(waits == 1 && !done);
+    }
+
+    /* and what ends them still does */
+    iroh_endpoint_close(cli);
+    for (int i = 0; i < N; i++) {
+        int rc = cases[i].fn == f_closed ? IROH_OK
+                 : cases[i].fn == f_accept ? IROH_ERR_CLOSED
+                                           : IROH_ERR_CONNECTION_CLOSED;
+        call_finish(&k[i], rc, rc == IROH_OK ? "" : "the endpoint was closed");
+    }
+    iroh_send_stream *ss[] = {as, bs, ds, pa, pb, pd};
+    iroh_recv_stream *rs[] = {ar, br, dr, qa, qb, qd};
+    for (int i = 0; i < 6; i++) {
+        iroh_send_stream_free(ss[i]);
+        iroh_recv_stream_free(rs[i]);
+    }
+    iroh_connection_free(c1);
+    iroh_connection_free(c2);
+    iroh_connection_free(s1);
+    iroh_connection_free(s2);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
 TEST(endpoint_close_wakes_endpoint_calls)
 {
     /* accept */
@@ -2139,6 +2244,7 @@ int main(void)
     RUN(close_wakes_blocked_calls);
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
+    RUN(waiters_wake_only_for_their_own);
     RUN(freed_connection_hands_out_nothing);
     RUN(freed_send_stream_hears_nothing);
     RUN(stream_outlives_its_connection_handle);
