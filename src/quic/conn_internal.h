@@ -1,8 +1,11 @@
-/* Internal state of a QUIC connection, shared by conn.c (packets, frames, handshake),
- * recovery.c (RTT, loss detection, congestion control) and the stream functions. */
+/* Internal state of a QUIC connection, shared by its files: conn.c (lifecycle, close,
+ * events, timers), conn_hs.c, conn_keys.c, conn_recv.c, conn_send.c, conn_sent.c,
+ * conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c and recovery.c (RTT, loss
+ * detection, congestion control); docs/ARCHITECTURE.md has the layout. */
 #ifndef IR_QUIC_CONN_INTERNAL_H
 #define IR_QUIC_CONN_INTERNAL_H
 
+#include "quic/cc.h"
 #include "quic/conn.h"
 #include "quic/frame.h"
 #include "quic/ranges.h"
@@ -10,6 +13,33 @@
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
+
+#define CID_LEN 8
+#define CLIENT_DCID_LEN 16
+#define MIN_PAYLOAD 4 /* pn + payload must allow a header-protection sample */
+#define ACK_RANGES_MAX 32
+
+/* ranges of received packet numbers kept exactly for duplicate detection (16 bytes each):
+ * beyond them the oldest gap is filled, so at most 4 KiB per packet number space */
+#define SEEN_RANGES_MAX 256
+#define MAX_CLOSE_REASON 200
+
+/* transport error codes (RFC 9000 20.1) */
+enum {
+    E_NO_ERROR = 0x0,
+    E_INTERNAL = 0x1,
+    E_CONNECTION_REFUSED = 0x2,
+    E_FLOW_CONTROL = 0x3,
+    E_STREAM_LIMIT = 0x4,
+    E_STREAM_STATE = 0x5,
+    E_FINAL_SIZE = 0x6,
+    E_FRAME_ENCODING = 0x7,
+    E_TRANSPORT_PARAMETER = 0x8,
+    E_CONNECTION_ID_LIMIT = 0x9,
+    E_PROTOCOL_VIOLATION = 0xa,
+    E_KEY_UPDATE = 0xe,
+    E_AEAD_LIMIT_REACHED = 0xf,
+};
 
 enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 
@@ -163,16 +193,17 @@ typedef struct qpath {
     int have_rtt;
     unsigned pto_count;
     uint64_t bytes_in_flight;
-    uint64_t cwnd, ssthresh;
-    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
     uint64_t max_datagram;
     uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
     uint64_t pace_time;       /* when the credit was last topped up */
-    /* CUBIC */
-    uint64_t cubic_k_ns;
-    double cubic_wmax;
-    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
-    double cubic_w_est;
+    /* its congestion controller (cc.h: cc.cwnd, cc.ssthresh). Until conn.c is split it
+     * reads the window as `cwnd`: the anonymous struct shares cc's first field */
+    union {
+        ir_cc cc;
+        struct {
+            uint64_t cwnd;
+        };
+    };
 
     /* path MTU discovery (RFC 9000 14.3, RFC 8899 in brief): one probe size, tried up to
      * three times once the path is validated; max_datagram grows when one is acknowledged
@@ -316,6 +347,112 @@ struct ir_conn {
     ir_netaddr held_to;
 };
 
+static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
+{
+    c->cfg.random(c->cfg.random_ctx, buf, len);
+}
+
+/* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */
+
+/* a packet being written (conn_send.c builds it; each module writes its frames) */
+typedef struct pktw {
+    uint8_t *buf;     /* start of the packet */
+    size_t hdr_len;   /* header incl. packet number */
+    size_t pn_len;
+    size_t len_off;   /* long header length field, 0 for short */
+    size_t pos;       /* write position (absolute within buf) */
+    size_t end;       /* last byte for frames (tag excluded) */
+    sent_pkt rec;
+} pktw;
+
+static inline size_t pktw_room(const pktw *w)
+{
+    return w->end > w->pos ? w->end - w->pos : 0;
+}
+
+static inline int pktw_can_record(const pktw *w)
+{
+    return w->rec.nframes < MAX_SENT_FRAMES;
+}
+
+static inline void pktw_record(pktw *w, uint8_t kind, uint64_t a, uint64_t b, uint64_t cc, int fin, int eliciting)
+{
+    sent_frame *f = &w->rec.f[w->rec.nframes++];
+    f->kind = kind;
+    f->a = a;
+    f->b = b;
+    f->c = cc;
+    f->fin = (uint8_t)fin;
+    if (eliciting)
+        w->rec.ack_eliciting = 1;
+}
+
+static inline int pktw_put_frame(pktw *w, const ir_frame *f)
+{
+    size_t n = ir_frame_encode(w->buf + w->pos, pktw_room(w), f);
+    w->pos += n;
+    return n > 0;
+}
+
+/* conn.c: closing */
+void ir_conn_close_with(ir_conn *c, int app, uint64_t code, const char *reason);
+void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *reason, size_t len);
+void ir_conn_set_closed(ir_conn *c);
+
+/* conn_cid.c */
+local_cid *ir_conn_issue_cid(ir_conn *c);
+/* the peer's connection id we send to */
+const ir_cid *ir_conn_dcid(const ir_conn *c);
+void ir_conn_issue_more_cids(ir_conn *c);
+void ir_conn_new_cid_frame(ir_conn *c, const ir_frame_new_cid *f);
+void ir_conn_retire_cid_frame(ir_conn *c, uint64_t seq, const ir_cid *pkt_dcid);
+
+/* conn_hs.c */
+int ir_conn_start_tls(ir_conn *c);
+int ir_conn_install_initial_keys(ir_conn *c, const ir_cid *cid);
+void ir_conn_discard_space(ir_conn *c, int s);
+void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f);
+/* 1 if p is a Retry the client followed */
+int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h);
+
+/* conn_keys.c */
+void ir_conn_check_conf_limits(ir_conn *c);
+int ir_conn_can_seal(const ir_conn *c, int s);
+int ir_conn_decrypt_packet(ir_conn *c, uint8_t *p, const ir_pkt_hdr *h, int space, uint64_t *pn_out,
+                           const uint8_t **payload, size_t *plen);
+int ir_conn_start_key_update(ir_conn *c);
+
+/* conn_path.c */
+void ir_conn_start_validation(ir_conn *c);
+void ir_conn_abandon_validation(ir_conn *c);
+uint64_t ir_conn_path_timer(const ir_conn *c);
+void ir_conn_path_on_timeout(ir_conn *c, uint64_t now);
+void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
+void ir_conn_write_path_frames(ir_conn *c, pktw *w);
+size_t ir_conn_send_path_response_elsewhere(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
+size_t ir_conn_send_mtu_probe(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to);
+
+/* conn_send.c */
+int ir_conn_cwnd_allows(const ir_conn *c);
+int ir_conn_pace_allows(const ir_conn *c);
+uint64_t ir_conn_pace_deadline(const ir_conn *c);
+size_t ir_conn_write_packet(ir_conn *c, int s, uint8_t *buf, size_t cap, size_t pad_to);
+
+/* conn_stream.c */
+void ir_conn_stream_free(qstream *s);
+qstream *ir_conn_find_stream(const ir_conn *c, uint64_t id);
+qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err);
+void ir_conn_maybe_release_stream(ir_conn *c, qstream *s);
+void ir_conn_update_conn_window(ir_conn *c);
+void ir_conn_stream_frame(ir_conn *c, const ir_frame *f);
+int ir_conn_write_stream(ir_conn *c, qstream *s, pktw *w, int control_only);
+int ir_conn_app_data_pending(const ir_conn *c);
+void ir_conn_write_streams(ir_conn *c, pktw *w);
+
+/* conn_dgram.c */
+void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len);
+void ir_conn_write_datagrams(ir_conn *c, pktw *w);
+
 /* recovery.c */
 void ir_rec_init(ir_conn *c);
 uint64_t ir_rec_pto(const ir_conn *c, int space);
@@ -332,9 +469,10 @@ void ir_rec_new_path(ir_conn *c, uint64_t now);
 void ir_rec_discard_sent(ir_conn *c, int space);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
 void ir_conn_mtu_black_hole(ir_conn *c);
-/* conn.c, called by recovery */
+/* conn_sent.c, called by recovery */
 void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
 void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);
+/* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
 
 #endif

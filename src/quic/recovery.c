@@ -1,6 +1,6 @@
-/* Loss detection and congestion control (RFC 9002): RTT estimation, packet and time
- * thresholds, the probe timeout, and CUBIC (RFC 9438) or NewReno windows. */
-#include <math.h>
+/* Loss detection (RFC 9002): RTT estimation, packet and time thresholds, the probe
+ * timeout. It tells the path's congestion controller (cc.h) what was acknowledged and
+ * lost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,23 +10,17 @@
 #define GRANULARITY NS_PER_MS
 #define PACKET_THRESHOLD 3
 #define PERSISTENT_CONGESTION_THRESHOLD 3
-#define CUBIC_C 0.4
-#define CUBIC_BETA 0.7
 
-static uint64_t min_window(const ir_conn *c)
+static const ir_cc_ops *cc_ops(const ir_conn *c)
 {
-    return 2 * c->path->max_datagram;
+    return c->cfg.cc == IR_CC_NEWRENO ? &ir_cc_newreno : &ir_cc_cubic;
 }
 
 /* congestion control from the start: 1200-byte datagrams, the initial window */
 static void cc_reset(ir_conn *c)
 {
     c->path->max_datagram = 1200;
-    c->path->cwnd = 10 * c->path->max_datagram;
-    c->path->ssthresh = UINT64_MAX;
-    c->path->recovery_start = UINT64_MAX;
-    c->path->cubic_epoch = UINT64_MAX;
-    c->path->cubic_wmax = 0;
+    ir_cc_start(&c->path->cc, cc_ops(c), c->path->max_datagram);
 }
 
 void ir_rec_init(ir_conn *c)
@@ -45,7 +39,7 @@ void ir_rec_new_path(ir_conn *c, uint64_t now)
      * estimate is kept: the peer is the same and PTOs stay sane). Losses of packets
      * sent before now belong to the old path and are not congestion here. */
     cc_reset(c);
-    c->path->recovery_start = now;
+    c->path->cc.recovery_start = now;
     c->path->pto_count = 0;
 }
 
@@ -106,72 +100,20 @@ void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p)
 
 /* ---- congestion control -------------------------------------------------------------- */
 
-static int in_recovery(const ir_conn *c, uint64_t sent_time)
-{
-    return c->path->recovery_start != UINT64_MAX && sent_time <= c->path->recovery_start;
-}
-
 static void cc_on_acked(ir_conn *c, const sent_pkt *p, uint64_t now)
 {
     if (!p->in_flight)
         return;
-    if (in_recovery(c, p->time))
-        return;
-    if (c->path->cwnd < c->path->ssthresh) {
-        c->path->cwnd += p->size;
-        return;
-    }
-    if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->path->cwnd += c->path->max_datagram * p->size / c->path->cwnd;
-        return;
-    }
-    /* CUBIC congestion avoidance (RFC 9438 4.2, 4.3): W_cubic(t) = C (t - K)^3 + W_max,
-     * with the Reno-friendly estimate as a floor */
-    double mss = (double)c->path->max_datagram;
-    if (c->path->cubic_epoch == UINT64_MAX) {
-        c->path->cubic_epoch = now;
-        double wmax = c->path->cubic_wmax > 0 ? c->path->cubic_wmax : (double)c->path->cwnd;
-        if (wmax < (double)c->path->cwnd)
-            wmax = (double)c->path->cwnd;
-        c->path->cubic_wmax = wmax;
-        double k = cbrt((wmax - (double)c->path->cwnd) / mss / CUBIC_C);
-        c->path->cubic_k_ns = (uint64_t)(k * 1e9);
-        c->path->cubic_w_est = (double)c->path->cwnd;
-    }
-    double t = (double)(now - c->path->cubic_epoch + (c->path->have_rtt ? c->path->min_rtt : c->path->smoothed_rtt)) / 1e9;
-    double dk = t - (double)c->path->cubic_k_ns / 1e9;
-    double target = (CUBIC_C * dk * dk * dk) * mss + c->path->cubic_wmax;
-    c->path->cubic_w_est += mss * (3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)) * (double)p->size /
-                      (double)c->path->cwnd;
-    if (target < c->path->cubic_w_est)
-        target = c->path->cubic_w_est;
-    double cw = (double)c->path->cwnd;
-    if (target > 1.5 * cw)
-        target = 1.5 * cw;
-    if (target > cw)
-        c->path->cwnd += (uint64_t)((target - cw) * (double)p->size / cw);
-}
-
-static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
-{
-    if (in_recovery(c, sent_time))
-        return;
-    c->path->recovery_start = now;
-    if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->path->ssthresh = c->path->cwnd / 2;
-    } else {
-        double cw = (double)c->path->cwnd;
-        /* fast convergence */
-        if (c->path->cubic_wmax > 0 && cw < c->path->cubic_wmax)
-            c->path->cubic_wmax = cw * (1.0 + CUBIC_BETA) / 2.0;
-        else
-            c->path->cubic_wmax = cw;
-        c->path->ssthresh = (uint64_t)(cw * CUBIC_BETA);
-        c->path->cubic_epoch = UINT64_MAX;
-    }
-    if (c->path->ssthresh < min_window(c))
-        c->path->ssthresh = min_window(c);
-    c->path->cwnd = c->path->ssthresh;
+    qpath *path = c->path;
+    ir_cc_acked a = {
+        .sent_time = p->time,
+        .bytes = p->size,
+        .now = now,
+        .max_datagram = path->max_datagram,
+        .min_rtt = path->have_rtt ? path->min_rtt : UINT64_MAX,
+        .smoothed_rtt = path->smoothed_rtt,
+    };
+    path->cc.ops->on_acked(&path->cc, &a);
 }
 
 /* ---- sent packet bookkeeping -------------------------------------------------------- */
@@ -266,16 +208,14 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
     }
     compact_sent(s);
     if (any_lost) {
-        cc_on_congestion(c, last_lost_time, now);
+        c->path->cc.ops->on_congestion_event(&c->path->cc, last_lost_time, now, c->path->max_datagram);
         /* persistent congestion: losses spanning 3 PTOs with an RTT sample */
         uint64_t span = (c->path->smoothed_rtt + (4 * c->path->rttvar > GRANULARITY ? 4 * c->path->rttvar : GRANULARITY) +
                          max_ack_delay_ns(c)) * PERSISTENT_CONGESTION_THRESHOLD;
         if (c->path->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
             /* persistent congestion after the datagrams grew: maybe they stopped fitting */
             ir_conn_mtu_black_hole(c);
-            c->path->cwnd = min_window(c);
-            c->path->recovery_start = UINT64_MAX;
-            c->path->cubic_epoch = UINT64_MAX;
+            c->path->cc.ops->on_persistent_congestion(&c->path->cc, c->path->max_datagram);
         }
     }
 }

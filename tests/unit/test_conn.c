@@ -885,6 +885,75 @@ TEST(bulk_both_ways)
               (netcfg){0, 0.30, 0.20, 10}, 10 << 20);
 }
 
+/* ---- NewReno instead of CUBIC (ir_conn_config.cc) ------------------------------------ */
+
+static void newreno_config(ir_conn_config *cfg, int server)
+{
+    cfg->cc = IR_CC_NEWRENO;
+}
+
+static uint64_t cc_wrong_algo, cc_reductions;
+static uint64_t cc_last_ssthresh[2];
+
+/* both connections run NewReno; counts the reductions (a new ssthresh) as they happen */
+static void watch_newreno(app *a, net *nw, side *s)
+{
+    watch_recovery(a, nw, s);
+    for (int i = 0; i < 2; i++) {
+        if (!s[i].c)
+            continue;
+        const ir_cc *cc = &s[i].c->path->cc;
+        if (cc->ops != &ir_cc_newreno)
+            cc_wrong_algo++;
+        if (cc->ssthresh != cc_last_ssthresh[i]) {
+            cc_reductions++;
+            cc_last_ssthresh[i] = cc->ssthresh;
+        }
+    }
+}
+
+TEST(newreno_under_loss)
+{
+    /* the default is CUBIC */
+    {
+        net nw;
+        side s[2];
+        start(&nw, s, &(netcfg){0, 0, 0, 5});
+        CHECK(run_until(&nw, s, both_established, 5 * SEC));
+        CHECK(s[0].c->path->cc.ops == &ir_cc_cubic && s[1].c->path->cc.ops == &ir_cc_cubic);
+        sides_free(s, &nw);
+    }
+    tweak_config = newreno_config;
+    static const struct {
+        const char *what;
+        netcfg nc;
+        uint64_t up, down;
+    } runs[] = {
+        {"NewReno, 4 MiB each way, 2% loss", {0.02, 0.03, 0.01, 10}, 4 << 20, 4 << 20},
+        {"NewReno, 2 MiB download, 10% loss, 30 ms", {0.10, 0.05, 0.02, 30}, 0, 2 << 20},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        net nw;
+        side s[2];
+        app a;
+        start(&nw, s, &runs[r].nc);
+        app_init(&a, 1, runs[r].up, runs[r].down, 0);
+        uint64_t t0 = nw.now;
+        recovery_errors = cc_wrong_algo = cc_reductions = 0;
+        cc_last_ssthresh[0] = cc_last_ssthresh[1] = UINT64_MAX;
+        CHECK(run_app(&a, &nw, s, 3600 * SEC, watch_newreno));
+        check_flows(&a);
+        report(runs[r].what, &a, &nw, s, t0);
+        CHECK_EQ_INT(cc_wrong_algo, 0);
+        CHECK(cc_reductions > 0); /* losses were congestion events */
+        settle(&a, &nw, s);
+        check_quiet(&nw, s);
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
 /* ---- 2: 100 concurrent streams, each echoed ---------------------------------------------- */
 
 static void many_streams(const char *what, netcfg nc, size_t nflows, uint64_t n)
@@ -2686,7 +2755,7 @@ TEST(path_mtu)
             CHECK_EQ_INT(s[0].c->path->max_datagram, 1200);
             CHECK_EQ_INT(s[0].c->path->mtu_state, MTU_DONE);
             CHECK(nw.too_big >= 3);
-            CHECK(s[0].c->path->ssthresh == UINT64_MAX);
+            CHECK(s[0].c->path->cc.ssthresh == UINT64_MAX);
         } else {
             CHECK_EQ_INT(s[0].c->path->max_datagram, 1452);
             CHECK_EQ_INT(s[1].c->path->max_datagram, 1452);
@@ -2839,6 +2908,7 @@ int main(void)
     RUN(echo_1mib_lossy);
     RUN(echo_256k_heavy_loss);
     RUN(bulk_both_ways);
+    RUN(newreno_under_loss);
     RUN(streams_100_concurrent);
     RUN(flow_control_stalls);
     RUN(key_update_mid_transfer);
