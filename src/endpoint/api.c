@@ -635,22 +635,41 @@ static void *io_main(void *arg)
 {
     iroh_endpoint *ep = arg;
     pthread_mutex_lock(&ep->mu);
+    int nsock = ir_ep_socket_count(ep->ep);
     while (!ep->stop) {
         struct pollfd pf[IR_EP_MAX_FDS + 1];
         int timeout = -1;
+        /* the connections' packets are built (and sealed) under the lock, and sent after
+         * it: an application thread can go on meanwhile */
+        ir_ep_defer_sends(ep->ep, 1);
         int n = ir_ep_prepare(ep->ep, pf, &timeout);
+        ir_ep_defer_sends(ep->ep, 0);
         pf[n].fd = ep->wake_fd;
         pf[n].events = POLLIN;
         pf[n].revents = 0;
         pthread_mutex_unlock(&ep->mu);
+        ir_ep_send_deferred(ep->ep);
         poll(pf, (nfds_t)n + 1, timeout);
-        pthread_mutex_lock(&ep->mu);
         if (pf[n].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(ep->wake_fd, &v, sizeof v);
             (void)r;
         }
-        ir_ep_process(ep->ep, pf);
+        /* batches of datagrams: read without the lock, processed (opened) under it */
+        pthread_mutex_lock(&ep->mu);
+        for (int i = 0; i < nsock; i++) {
+            if (!(pf[i].revents & POLLIN))
+                continue;
+            for (int round = 0; round < 16; round++) { /* then the others get a turn */
+                pthread_mutex_unlock(&ep->mu);
+                int got = ir_ep_read(ep->ep, i);
+                pthread_mutex_lock(&ep->mu);
+                ir_ep_deliver(ep->ep, ir_now_ns());
+                if (got < IR_EP_READ_MAX)
+                    break;
+            }
+        }
+        ir_ep_process_rest(ep->ep, pf);
         dispatch(ep);
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
