@@ -39,6 +39,51 @@ int __real_pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu,
 int __wrap_pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu,
                                   const struct timespec *at);
 
+/* System calls of the I/O thread: io_syscalls_without_the_lock holds the I/O thread
+ * inside one (recvmmsg, or a send) and checks that the endpoint's lock is free meanwhile.
+ * Only a thread that is not the test's own (the endpoint's I/O thread) is held. */
+/* link-wrap: recvmmsg sendto sendmsg sendmmsg */
+int __real_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t);
+int __wrap_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t);
+ssize_t __real_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al);
+ssize_t __wrap_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al);
+ssize_t __real_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags);
+int __real_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags);
+int __wrap_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags);
+
+enum { HOLD_NONE, HOLD_RECV, HOLD_SEND };
+static _Atomic int io_hold;          /* which kind of call to hold next */
+static _Thread_local int test_thread; /* the test's own threads are never held */
+static void io_hold_here(int kind);
+
+int __wrap_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t)
+{
+    io_hold_here(HOLD_RECV);
+    return __real_recvmmsg(fd, m, n, flags, t);
+}
+
+ssize_t __wrap_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendto(fd, b, n, flags, a, al);
+}
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendmsg(fd, m, flags);
+}
+
+int __wrap_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendmmsg(fd, m, n, flags);
+}
+
 static pthread_mutex_t t_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t t_cv; /* on CLOCK_MONOTONIC, from t_init */
 
@@ -92,6 +137,20 @@ static int t_wait_for(const int *v, int at_least, const int *stop, int ms)
     int ok = *v >= at_least;
     pthread_mutex_unlock(&t_mu);
     return ok;
+}
+
+/* the I/O thread held in a system call (io_hold_here), and its release */
+static int io_held, io_release;
+
+static void io_hold_here(int kind)
+{
+    int want = kind;
+    if (test_thread || atomic_load(&io_hold) != kind ||
+        !atomic_compare_exchange_strong(&io_hold, &want, HOLD_NONE))
+        return;
+    t_set(&io_held, 1);
+    t_wait_for(&io_release, 1, NULL, 30000);
+    t_set(&io_held, 0);
 }
 
 typedef struct watch {
@@ -1090,6 +1149,98 @@ TEST(waiters_wake_only_for_their_own)
     iroh_connection_free(s2);
     iroh_endpoint_free(cli);
     iroh_endpoint_free(srv);
+}
+
+/* a call that takes the endpoint's lock and returns at once, on a thread of the test's */
+typedef struct quick_call {
+    iroh_endpoint *ep;
+    int done;
+    pthread_t th;
+} quick_call;
+
+static void *quick_main(void *arg)
+{
+    quick_call *q = arg;
+    test_thread = 1;
+    char buf[256];
+    iroh_endpoint_home_relay(q->ep, buf, sizeof buf); /* no relay: IROH_ERR_STATE */
+    t_set(&q->done, 1);
+    return NULL;
+}
+
+/* with the I/O thread held in a system call: the endpoint's lock is free (a call that
+ * takes it returns within 2 s; under the lock it would not return before the release) */
+static void lock_free_while_held(iroh_endpoint *ep, const char *what)
+{
+    CHECK(t_wait_for(&io_held, 1, NULL, 10000));
+    quick_call q = {ep, 0, 0};
+    pthread_create(&q.th, NULL, quick_main, &q);
+    int free_lock = t_wait_for(&q.done, 1, NULL, 2000);
+    if (!free_lock)
+        fprintf(stderr, "the endpoint's lock is held while the I/O thread is in %s\n", what);
+    CHECK(free_lock);
+    t_set(&io_release, 1);
+    pthread_join(q.th, NULL);
+    CHECK(t_wait_for(&q.done, 1, NULL, 10000));
+    t_set(&io_release, 0);
+}
+
+typedef struct dial {
+    iroh_endpoint *ep;
+    iroh_endpoint_addr *addr;
+    int rc;
+    pthread_t th;
+} dial;
+
+static void *dial_main(void *arg)
+{
+    dial *d = arg;
+    test_thread = 1;
+    iroh_connection *c = NULL;
+    d->rc = iroh_endpoint_connect(d->ep, d->addr, ALPN, &c);
+    iroh_connection_free(c);
+    return NULL;
+}
+
+TEST(io_syscalls_without_the_lock)
+{
+    test_thread = 1;
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_transport_addr t;
+    CHECK_EQ_INT(iroh_endpoint_addr_get(addr, 0, &t), IROH_OK);
+
+    /* receiving: a datagram to the endpoint's socket, the I/O thread held in recvmmsg */
+    atomic_store(&io_hold, HOLD_RECV);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(t.ip.port)};
+    memcpy(&to.sin_addr, t.ip.ip, 4);
+    CHECK(sendto(fd, "not quic", 8, 0, (struct sockaddr *)&to, sizeof to) == 8);
+    lock_free_while_held(ep, "recvmmsg");
+    close(fd);
+
+    /* sending: a dial to an address that never answers; the I/O thread held in the send
+     * of the first flight or of a repeat */
+    atomic_store(&io_hold, HOLD_SEND);
+    iroh_secret_key key;
+    iroh_endpoint_id other;
+    iroh_secret_key_generate(&key);
+    iroh_secret_key_public(&key, &other);
+    dial d = {ep, iroh_endpoint_addr_new(&other), 0, 0};
+    iroh_socket_addr sa;
+    iroh_socket_addr_parse("127.0.0.1:9", &sa);
+    iroh_endpoint_addr_add_ip(d.addr, &sa);
+    pthread_create(&d.th, NULL, dial_main, &d);
+    lock_free_while_held(ep, "a send");
+    atomic_store(&io_hold, HOLD_NONE);
+    iroh_endpoint_close(ep);
+    pthread_join(d.th, NULL);
+    CHECK_EQ_INT(d.rc, IROH_ERR_CLOSED);
+    iroh_endpoint_addr_free(d.addr);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(ep);
+    test_thread = 0;
 }
 
 TEST(endpoint_close_wakes_endpoint_calls)
@@ -2245,6 +2396,7 @@ int main(void)
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
     RUN(waiters_wake_only_for_their_own);
+    RUN(io_syscalls_without_the_lock);
     RUN(freed_connection_hands_out_nothing);
     RUN(freed_send_stream_hears_nothing);
     RUN(stream_outlives_its_connection_handle);
