@@ -3279,6 +3279,47 @@ TEST(probe_several_addresses)
     sides_free(s, &nw);
 }
 
+/* RFC 9000 8.2.2 and 9.3: a PATH_CHALLENGE from an address that is not validated is answered
+ * there, but the datagram is padded only as far as the anti-amplification limit allows
+ * (three times what came from that address): a small forged challenge must not make the
+ * server send 1200 bytes to a third party. */
+TEST(path_response_amplification)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    ir_netaddr victim;
+    set_addr(&victim, "victim");
+    frames fr;
+    fr.n = 0;
+    ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
+    memset(f.u.path_data, 0x5a, 8);
+    put(&fr, &f);
+    uint8_t d[1500];
+    size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+    CHECK(n < 100);
+    ir_conn_recv(s[1].c, &victim, d, n, nw.now);
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, 1);
+    uint8_t buf[1500];
+    ir_netaddr to;
+    size_t k, to_victim = 0, answered = 0;
+    while ((k = ir_conn_send(s[1].c, buf, sizeof buf, &to, nw.now)) > 0) {
+        if (!ir_netaddr_eq(&to, &victim))
+            continue;
+        to_victim += k;
+        answered |= (peek_path_frames(s[0].c, buf, k) & 2) != 0;
+    }
+    CHECK(answered);            /* still answered where the challenge came from */
+    CHECK(to_victim <= 3 * n);  /* but not expanded beyond the limit */
+    printf("    challenge of %zu bytes from an unvalidated address: %zu bytes sent there\n", n,
+           to_victim);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3326,6 +3367,7 @@ int main(void)
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
     RUN(probe_several_addresses);
+    RUN(path_response_amplification);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
