@@ -3320,6 +3320,38 @@ TEST(path_response_amplification)
     sides_free(s, &nw);
 }
 
+/* A datagram queued while the path carried 1452-byte datagrams no longer fits once the
+ * path's datagram size falls back to 1200 (a black hole, or the peer moving to a new
+ * address, RFC 9000 9.4): it is dropped (datagrams are unreliable), and the datagrams
+ * queued behind it still go out instead of waiting forever. */
+TEST(datagram_after_path_shrinks)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 1 * SEC);
+    qpath *p0 = &s[0].c->paths[0];
+    CHECK_EQ_INT(p0->max_datagram, 1452);
+    memset(dg_count, 0, sizeof dg_count);
+    size_t big = ir_conn_datagram_max(s[0].c);
+    CHECK(big > 1200);
+    uint8_t b[1500];
+    dg_payload(b, 1, big);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, big), 0);
+    ir_conn_mtu_black_hole(s[0].c, p0); /* before it went out */
+    CHECK_EQ_INT(p0->max_datagram, 1200);
+    CHECK(ir_conn_datagram_max(s[0].c) < big);
+    send_datagram(s, 0, 2);
+    run_reading(&nw, s, 2 * SEC);
+    CHECK_EQ_INT(dg_count[1], 0);
+    CHECK_EQ_INT(dg_count[2], 1);
+    CHECK_EQ_INT(s[0].c->dg_out_n, 0);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3368,6 +3400,7 @@ int main(void)
     RUN(idle_timeout_reason);
     RUN(probe_several_addresses);
     RUN(path_response_amplification);
+    RUN(datagram_after_path_shrinks);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
