@@ -551,7 +551,9 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     *to = path->addr;
     pkt_plan plan = {.to = &path->addr, .on_path = 1};
     size_t limit = cap;
-    if (c->is_server && !path->validated) {
+    /* any endpoint, the client too after the server's address changed (RFC 9000 8, 9.3);
+     * a client's first path counts as validated */
+    if (!path->validated) {
         uint64_t allowed = 3 * path->bytes_recv;
         allowed = allowed > path->bytes_sent ? allowed - path->bytes_sent : 0;
         if (allowed < limit)

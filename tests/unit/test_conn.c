@@ -3352,6 +3352,69 @@ TEST(datagram_after_path_shrinks)
     sides_free(s, &nw);
 }
 
+/* RFC 9000 8 and 9.3: the anti-amplification limit holds for any endpoint that moved to an
+ * address it has not validated, the client too. The server's datagram is copied from a
+ * forged source address and arrives first: the client moves there and validates it, and
+ * until then sends it at most three times what came from it (not a fresh congestion
+ * window of data). */
+static uint64_t client_tx_to_evil;
+static int tap_spoof_server(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    if (from == 0 && ir_netaddr_eq(&nw->tap_to, &evil)) {
+        client_tx_to_evil += len;
+        return 1; /* nobody there */
+    }
+    if (from != 1 || !spoof_next)
+        return 0;
+    spoof_next = 0;
+    pkt *p = pkt_alloc(nw);
+    p->at = nw->now + nw->delay - 1 * MS; /* just before the original */
+    p->seq = nw->seq++;
+    p->to = 0;
+    p->from = evil;
+    p->len = len;
+    memcpy(p->data, d, len);
+    heap_push(nw, p);
+    return 0;
+}
+
+TEST(client_migration_amplification)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 500 * MS);
+    drop_events(s);
+    set_addr(&evil, "evil");
+    client_tx_to_evil = 0;
+    nw.tap = tap_spoof_server;
+    /* the client has much to send when its path moves */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 200000, 0), 200000);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
+    spoof_next = 1;
+    uint64_t limit = nw.now + 1 * SEC;
+    while (!ir_netaddr_eq(&s[0].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
+    }
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &evil));
+    CHECK(!s[0].c->paths[0].validated);
+    uint64_t from_evil = s[0].c->paths[0].bytes_recv;
+    run_for(&nw, s, 5 * SEC);
+    printf("    client moved to a forged address: %llu bytes from it, %llu sent to it\n",
+           (unsigned long long)from_evil, (unsigned long long)client_tx_to_evil);
+    CHECK(from_evil > 0);
+    CHECK(client_tx_to_evil <= 3 * from_evil);
+    /* and it went back to the server's real address */
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &nw.saddr));
+    CHECK(s[0].c->paths[0].validated);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+    nw.tap = NULL;
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3401,6 +3464,7 @@ int main(void)
     RUN(probe_several_addresses);
     RUN(path_response_amplification);
     RUN(datagram_after_path_shrinks);
+    RUN(client_migration_amplification);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
