@@ -3415,6 +3415,48 @@ TEST(client_migration_amplification)
     nw.tap = NULL;
 }
 
+/* RFC 9000 19.15: the same NEW_CONNECTION_ID frame received again is not an error, also
+ * when its id was retired meanwhile (a Retire Prior To above it): both copies of a late
+ * retransmission are retired, and the connection goes on. */
+TEST(new_cid_retired_twice)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    uint8_t cid100[8], cid50[8], tok[16];
+    memset(cid100, 0x64, 8);
+    memset(cid50, 0x32, 8);
+    memset(tok, 0x77, 16);
+    frames fr;
+    fr.n = 0;
+    ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
+    f.u.new_cid.seq = 100;
+    f.u.new_cid.retire_prior_to = 100; /* every id before it retired */
+    f.u.new_cid.cid = cid100;
+    f.u.new_cid.cid_len = 8;
+    f.u.new_cid.reset_token = tok;
+    put(&fr, &f);
+    /* an older id, retired already, arrives late, twice (a retransmission) */
+    f.u.new_cid.seq = 50;
+    f.u.new_cid.retire_prior_to = 0;
+    f.u.new_cid.cid = cid50;
+    put(&fr, &f);
+    put(&fr, &f);
+    uint8_t d[1500];
+    size_t n = forge(s[1].c, &fr, 0, d, sizeof d);
+    ir_conn_recv(s[0].c, &nw.saddr, d, n, nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK(memcmp(ir_conn_dcid(&s[0].c->paths[0])->data, cid100, 8) == 0);
+    /* and once more after the client sent its retirements */
+    drain(&nw, s);
+    ir_conn_recv(s[0].c, &nw.saddr, d, forge(s[1].c, &fr, 0, d, sizeof d), nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3465,6 +3507,7 @@ int main(void)
     RUN(path_response_amplification);
     RUN(datagram_after_path_shrinks);
     RUN(client_migration_amplification);
+    RUN(new_cid_retired_twice);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
