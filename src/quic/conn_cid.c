@@ -96,7 +96,10 @@ void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
 {
     for (size_t i = 0; i < path->nrcid; i++) {
         if (path->rcid[i].seq == f->seq) {
-            if (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len))
+            /* (an entry without an id: one retired already, its retirement waiting to go
+             * out; the same frame again is no error, RFC 9000 19.15) */
+            if (path->rcid[i].cid.len &&
+                (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len)))
                 ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "connection id sequence reused");
             return;
         }

@@ -71,6 +71,15 @@ void ir_conn_write_datagrams(ir_conn *c, pktw *w)
 {
     while (c->dg_out_n && pktw_can_record(w)) {
         dgram *d = &c->dg_out[c->dg_out_head];
+        if (d->len > ir_conn_datagram_max(c)) {
+            /* queued before the path's datagrams shrank (a black hole, a new address): it
+             * fits no packet any more, and the datagrams behind it must not wait forever */
+            free(d->data);
+            d->data = NULL;
+            c->dg_out_head = (c->dg_out_head + 1) % DGRAM_QUEUE;
+            c->dg_out_n--;
+            continue;
+        }
         size_t max;
         if (ir_datagram_frame_fit(pktw_room(w), 1, &max) != 0 || max < d->len)
             return;

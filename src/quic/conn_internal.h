@@ -238,6 +238,8 @@ typedef struct qprobe {
 typedef struct qresponse {
     uint8_t data[8];
     ir_netaddr addr;        /* where the PATH_CHALLENGE came from: the response goes there */
+    size_t allow;           /* 3 x the datagram that carried it: the anti-amplification
+                             * limit of a response to another address (RFC 9000 8.2.2) */
 } qresponse;
 
 struct qpath {
@@ -330,6 +332,7 @@ struct ir_conn {
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
     uint64_t aead_failures;
+    size_t rx_dgram_len; /* the datagram ir_conn_recv is processing */
 
     /* paths (multipath draft): all per-path state lives in qpath, and every operation
      * names the path it is about. Today a connection has path 0 only; the multipath

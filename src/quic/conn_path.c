@@ -145,6 +145,7 @@ void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8]
     qresponse *r = &path->resp[path->nresp++];
     memcpy(r->data, data, 8);
     r->addr = *from;
+    r->allow = 3 * c->rx_dgram_len;
 }
 
 void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8])

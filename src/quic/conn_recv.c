@@ -334,6 +334,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return;
     c->stats.bytes_recv += len;
+    c->rx_dgram_len = len;
     /* the path the datagram came on: path 0, the only one (multipath: the path of the
      * connection id it was sent to) */
     qpath *path = &c->paths[0];

@@ -526,7 +526,19 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
             if (path->probes[i].state == PROBE_ACTIVE && path->probes[i].pending &&
                 ir_netaddr_eq(&path->probes[i].addr, &dest))
                 pr = &path->probes[i];
-        size_t n = ir_conn_write_packet(c, path, SP_APP, buf, cap, 1200, &plan);
+        /* a datagram with only PATH_RESPONSEs is expanded as far as the anti-amplification
+         * limit of that address allows (RFC 9000 8.2.2, 9.3): three times what came from
+         * it (a challenge of ours goes to an address we chose, padded in full) */
+        size_t pad = 1200;
+        if (!pr) {
+            size_t allow = 0;
+            for (size_t i = 0; i < path->nresp; i++)
+                if (ir_netaddr_eq(&path->resp[i].addr, &dest) && path->resp[i].allow > allow)
+                    allow = path->resp[i].allow;
+            if (allow < pad)
+                pad = allow;
+        }
+        size_t n = ir_conn_write_packet(c, path, SP_APP, buf, cap, pad, &plan);
         if (pr && !pr->pending) {
             pr->sent = now;
             pr->count++;
@@ -539,7 +551,9 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     *to = path->addr;
     pkt_plan plan = {.to = &path->addr, .on_path = 1};
     size_t limit = cap;
-    if (c->is_server && !path->validated) {
+    /* any endpoint, the client too after the server's address changed (RFC 9000 8, 9.3);
+     * a client's first path counts as validated */
+    if (!path->validated) {
         uint64_t allowed = 3 * path->bytes_recv;
         allowed = allowed > path->bytes_sent ? allowed - path->bytes_sent : 0;
         if (allowed < limit)

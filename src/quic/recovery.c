@@ -350,8 +350,8 @@ static uint64_t path_timer(const ir_conn *c, const qpath *path)
     uint64_t t = loss_deadline(c, path, &space);
     if (t != UINT64_MAX)
         return t;
-    /* the server is blocked by the amplification limit: no PTO */
-    if (c->is_server && !path->validated && path->bytes_sent >= 3 * path->bytes_recv)
+    /* blocked by the anti-amplification limit of an unvalidated path: no PTO */
+    if (!path->validated && path->bytes_sent >= 3 * path->bytes_recv)
         return UINT64_MAX;
     return pto_deadline(c, path, NULL);
 }

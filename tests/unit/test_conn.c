@@ -3281,6 +3281,184 @@ TEST(probe_several_addresses)
     sides_free(s, &nw);
 }
 
+/* RFC 9000 8.2.2 and 9.3: a PATH_CHALLENGE from an address that is not validated is answered
+ * there, but the datagram is padded only as far as the anti-amplification limit allows
+ * (three times what came from that address): a small forged challenge must not make the
+ * server send 1200 bytes to a third party. */
+TEST(path_response_amplification)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    ir_netaddr victim;
+    set_addr(&victim, "victim");
+    frames fr;
+    fr.n = 0;
+    ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
+    memset(f.u.path_data, 0x5a, 8);
+    put(&fr, &f);
+    uint8_t d[1500];
+    size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+    CHECK(n < 100);
+    ir_conn_recv(s[1].c, &victim, d, n, nw.now);
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, 1);
+    uint8_t buf[1500];
+    ir_netaddr to;
+    size_t k, to_victim = 0, answered = 0;
+    while ((k = ir_conn_send(s[1].c, buf, sizeof buf, &to, nw.now)) > 0) {
+        if (!ir_netaddr_eq(&to, &victim))
+            continue;
+        to_victim += k;
+        answered |= (peek_path_frames(s[0].c, buf, k) & 2) != 0;
+    }
+    CHECK(answered);            /* still answered where the challenge came from */
+    CHECK(to_victim <= 3 * n);  /* but not expanded beyond the limit */
+    printf("    challenge of %zu bytes from an unvalidated address: %zu bytes sent there\n", n,
+           to_victim);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
+/* A datagram queued while the path carried 1452-byte datagrams no longer fits once the
+ * path's datagram size falls back to 1200 (a black hole, or the peer moving to a new
+ * address, RFC 9000 9.4): it is dropped (datagrams are unreliable), and the datagrams
+ * queued behind it still go out instead of waiting forever. */
+TEST(datagram_after_path_shrinks)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 1 * SEC);
+    qpath *p0 = &s[0].c->paths[0];
+    CHECK_EQ_INT(p0->max_datagram, 1452);
+    memset(dg_count, 0, sizeof dg_count);
+    size_t big = ir_conn_datagram_max(s[0].c);
+    CHECK(big > 1200);
+    uint8_t b[1500];
+    dg_payload(b, 1, big);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, big), 0);
+    ir_conn_mtu_black_hole(s[0].c, p0); /* before it went out */
+    CHECK_EQ_INT(p0->max_datagram, 1200);
+    CHECK(ir_conn_datagram_max(s[0].c) < big);
+    send_datagram(s, 0, 2);
+    run_reading(&nw, s, 2 * SEC);
+    CHECK_EQ_INT(dg_count[1], 0);
+    CHECK_EQ_INT(dg_count[2], 1);
+    CHECK_EQ_INT(s[0].c->dg_out_n, 0);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
+/* RFC 9000 8 and 9.3: the anti-amplification limit holds for any endpoint that moved to an
+ * address it has not validated, the client too. The server's datagram is copied from a
+ * forged source address and arrives first: the client moves there and validates it, and
+ * until then sends it at most three times what came from it (not a fresh congestion
+ * window of data). */
+static uint64_t client_tx_to_evil;
+static int tap_spoof_server(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    if (from == 0 && ir_netaddr_eq(&nw->tap_to, &evil)) {
+        client_tx_to_evil += len;
+        return 1; /* nobody there */
+    }
+    if (from != 1 || !spoof_next)
+        return 0;
+    spoof_next = 0;
+    pkt *p = pkt_alloc(nw);
+    p->at = nw->now + nw->delay - 1 * MS; /* just before the original */
+    p->seq = nw->seq++;
+    p->to = 0;
+    p->from = evil;
+    p->len = len;
+    memcpy(p->data, d, len);
+    heap_push(nw, p);
+    return 0;
+}
+
+TEST(client_migration_amplification)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 500 * MS);
+    drop_events(s);
+    set_addr(&evil, "evil");
+    client_tx_to_evil = 0;
+    nw.tap = tap_spoof_server;
+    /* the client has much to send when its path moves */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 200000, 0), 200000);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
+    spoof_next = 1;
+    uint64_t limit = nw.now + 1 * SEC;
+    while (!ir_netaddr_eq(&s[0].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
+    }
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &evil));
+    CHECK(!s[0].c->paths[0].validated);
+    uint64_t from_evil = s[0].c->paths[0].bytes_recv;
+    run_for(&nw, s, 5 * SEC);
+    printf("    client moved to a forged address: %llu bytes from it, %llu sent to it\n",
+           (unsigned long long)from_evil, (unsigned long long)client_tx_to_evil);
+    CHECK(from_evil > 0);
+    CHECK(client_tx_to_evil <= 3 * from_evil);
+    /* and it went back to the server's real address */
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &nw.saddr));
+    CHECK(s[0].c->paths[0].validated);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+    nw.tap = NULL;
+}
+
+/* RFC 9000 19.15: the same NEW_CONNECTION_ID frame received again is not an error, also
+ * when its id was retired meanwhile (a Retire Prior To above it): both copies of a late
+ * retransmission are retired, and the connection goes on. */
+TEST(new_cid_retired_twice)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    uint8_t cid100[8], cid50[8], tok[16];
+    memset(cid100, 0x64, 8);
+    memset(cid50, 0x32, 8);
+    memset(tok, 0x77, 16);
+    frames fr;
+    fr.n = 0;
+    ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
+    f.u.new_cid.seq = 100;
+    f.u.new_cid.retire_prior_to = 100; /* every id before it retired */
+    f.u.new_cid.cid = cid100;
+    f.u.new_cid.cid_len = 8;
+    f.u.new_cid.reset_token = tok;
+    put(&fr, &f);
+    /* an older id, retired already, arrives late, twice (a retransmission) */
+    f.u.new_cid.seq = 50;
+    f.u.new_cid.retire_prior_to = 0;
+    f.u.new_cid.cid = cid50;
+    put(&fr, &f);
+    put(&fr, &f);
+    uint8_t d[1500];
+    size_t n = forge(s[1].c, &fr, 0, d, sizeof d);
+    ir_conn_recv(s[0].c, &nw.saddr, d, n, nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK(memcmp(ir_conn_dcid(&s[0].c->paths[0])->data, cid100, 8) == 0);
+    /* and once more after the client sent its retirements */
+    drain(&nw, s);
+    ir_conn_recv(s[0].c, &nw.saddr, d, forge(s[1].c, &fr, 0, d, sizeof d), nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3328,6 +3506,10 @@ int main(void)
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
     RUN(probe_several_addresses);
+    RUN(path_response_amplification);
+    RUN(datagram_after_path_shrinks);
+    RUN(client_migration_amplification);
+    RUN(new_cid_retired_twice);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
