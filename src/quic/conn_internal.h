@@ -1,56 +1,101 @@
-/* Internal state of a QUIC connection, shared by conn.c (packets, frames, handshake),
- * recovery.c (RTT, loss detection, congestion control) and the stream functions. */
+/* Internal state of a QUIC connection, shared by its files: conn.c (lifecycle, close,
+ * events, timers), conn_hs.c, conn_keys.c, conn_recv.c, conn_send.c,
+ * conn_cid.c, conn_path.c, conn_stream.c, conn_dgram.c and recovery.c (RTT, loss
+ * detection, congestion control); docs/ARCHITECTURE.md has the layout. */
 #ifndef IR_QUIC_CONN_INTERNAL_H
 #define IR_QUIC_CONN_INTERNAL_H
 
+#include "quic/cc.h"
 #include "quic/conn.h"
 #include "quic/frame.h"
 #include "quic/ranges.h"
 #include "quic/stream.h"
+#include "quic/stream_map.h"
 
 #define NS_PER_MS 1000000ull
 #define NS_PER_US 1000ull
 
-enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
+#define CID_LEN 8
+#define CLIENT_DCID_LEN 16
+#define MIN_PAYLOAD 4 /* pn + payload must allow a header-protection sample */
+#define ACK_RANGES_MAX 32
 
-/* what a sent packet carried, so that a loss can be repaired and an ack can release */
-enum sent_kind {
-    SF_STREAM,          /* a = stream id, b = offset, c = length, fin */
-    SF_CRYPTO,          /* b = offset, c = length (space of the packet) */
-    SF_ACK,             /* a = largest acknowledged in that ACK (its ack prunes ack_ranges) */
-    SF_RESET_STREAM,    /* a = stream id */
-    SF_STOP_SENDING,    /* a = stream id */
-    SF_MAX_DATA,
-    SF_MAX_STREAM_DATA, /* a = stream id */
-    SF_MAX_STREAMS,     /* a = 1 bidi, 0 uni */
-    SF_NEW_CID,         /* a = sequence number */
-    SF_RETIRE_CID,      /* a = sequence number */
-    SF_HANDSHAKE_DONE,
-    SF_PING,
-    SF_DATAGRAM,
-    SF_PATH_CHALLENGE,
-    SF_OBSERVED_ADDRESS, /* a = sequence number */
-    SF_MTU_PROBE,        /* a = the probe's size */
+/* ranges of received packet numbers kept exactly for duplicate detection (16 bytes each):
+ * beyond them the oldest gap is filled, so at most 4 KiB per packet number space */
+#define SEEN_RANGES_MAX 256
+#define MAX_CLOSE_REASON 200
+
+/* transport error codes (RFC 9000 20.1) */
+enum {
+    E_NO_ERROR = 0x0,
+    E_INTERNAL = 0x1,
+    E_CONNECTION_REFUSED = 0x2,
+    E_FLOW_CONTROL = 0x3,
+    E_STREAM_LIMIT = 0x4,
+    E_STREAM_STATE = 0x5,
+    E_FINAL_SIZE = 0x6,
+    E_FRAME_ENCODING = 0x7,
+    E_TRANSPORT_PARAMETER = 0x8,
+    E_CONNECTION_ID_LIMIT = 0x9,
+    E_PROTOCOL_VIOLATION = 0xa,
+    E_KEY_UPDATE = 0xe,
+    E_AEAD_LIMIT_REACHED = 0xf,
 };
 
-typedef struct sent_frame {
-    uint8_t kind;
-    uint8_t fin;
-    uint64_t a, b, c;
-} sent_frame;
+enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 
-#define MAX_SENT_FRAMES 8
+/* What a sent packet carried, so that a loss can be repaired and an ack can release:
+ * one record per frame, typed by a sent_kind that the module writing the frame defines
+ * with its handlers (conn_stream.c the STREAM kinds, conn_cid.c the connection id ones,
+ * ...). Recovery calls the handlers and knows nothing of the frames. A new frame type is
+ * a new sent_kind next to the code that writes it. */
+typedef struct sent_frame sent_frame;
+typedef struct qpath qpath;
+
+typedef struct sent_kind {
+    const char *name;
+    /* the packet (sent on `path` in `space`) was acknowledged / declared lost (NULL:
+     * nothing to do) */
+    void (*on_acked)(ir_conn *c, qpath *path, int space, const sent_frame *f);
+    void (*on_lost)(ir_conn *c, qpath *path, int space, const sent_frame *f);
+    /* a PTO probe sends its data again at once (CRYPTO, STREAM; RFC 9002 6.2.4) */
+    int probe_repair;
+} sent_kind;
+
+struct sent_frame {
+    const sent_kind *kind;
+    uint64_t a, b, c; /* the kind's own: a stream id, an offset, a length, a sequence... */
+    uint8_t fin;
+};
+
+/* the kinds, by the module that writes them */
+extern const sent_kind ir_sf_stream;          /* conn_stream.c: a = id, b = offset, c = length, fin */
+extern const sent_kind ir_sf_reset_stream;    /* a = stream id */
+extern const sent_kind ir_sf_stop_sending;    /* a = stream id */
+extern const sent_kind ir_sf_max_data;
+extern const sent_kind ir_sf_max_stream_data; /* a = stream id */
+extern const sent_kind ir_sf_max_streams;     /* a = 1 bidi, 0 uni */
+extern const sent_kind ir_sf_crypto;          /* conn_hs.c: b = offset, c = length */
+extern const sent_kind ir_sf_handshake_done;
+extern const sent_kind ir_sf_ack;             /* conn_send.c: a = largest acknowledged */
+extern const sent_kind ir_sf_ping;
+extern const sent_kind ir_sf_new_cid;         /* conn_cid.c: a = sequence number */
+extern const sent_kind ir_sf_retire_cid;      /* a = sequence number */
+extern const sent_kind ir_sf_path_challenge;  /* conn_path.c: a = its data (8 bytes) */
+extern const sent_kind ir_sf_observed_address; /* a = sequence number */
+extern const sent_kind ir_sf_mtu_probe;       /* a = the probe's size */
+extern const sent_kind ir_sf_datagram;        /* conn_dgram.c */
 
 typedef struct sent_pkt {
     uint64_t pn;
     uint64_t time;
+    size_t first_frame; /* its frames: the space's frames[first_frame .. + nframes) */
+    uint32_t nframes;
     uint32_t size;
     uint8_t ack_eliciting;
     uint8_t in_flight;
     uint8_t gone;       /* acknowledged or lost: a hole in the list until it is compacted */
     uint8_t mtu_probe;  /* a path MTU probe: its loss says nothing about congestion */
-    uint8_t nframes;
-    sent_frame f[MAX_SENT_FRAMES];
 } sent_pkt;
 
 typedef struct pn_space {
@@ -72,16 +117,49 @@ typedef struct pn_space {
     size_t nsent, capsent;
     size_t sent_first;           /* every entry before this one is gone */
     size_t sent_gone;            /* entries gone */
+    /* the frame records of the sent packets, in the same order (a gone packet's stay
+     * until the list is compacted): one pool per space, no allocation per packet */
+    sent_frame *frames;
+    size_t nframes, capframes;
     uint64_t loss_time;          /* UINT64_MAX: none */
     uint64_t last_ack_eliciting_time;
     uint64_t in_flight_ack_eliciting; /* count of ack-eliciting packets in flight */
+    int discarded;               /* Initial, Handshake: dropped with the epoch's keys */
+    int probe_pending;           /* PTO: send an ack-eliciting packet now */
+    /* where the 1-RTT key phase changed, in this space's numbers (RFC 9001 6): the first
+     * packet we sent in our current phase, the first received in the current receive
+     * phase, and the largest received under older keys than that (UINT64_MAX: none) */
+    uint64_t key_phase_start_pn;
+    uint64_t rx_phase_start_pn;
+    uint64_t rx_old_largest;
+} pn_space;
+
+/* An encryption epoch (Initial, Handshake, 1-RTT): what belongs to the keys, not to a
+ * path. Its packet protection keys (each counting its own use, RFC 9001 6.6) and its
+ * CRYPTO stream. The Initial and Handshake epochs have one packet number space each (the
+ * connection's, c->sp); the 1-RTT epoch is shared by every path's 1-RTT space. */
+typedef struct qepoch {
     ir_pkt_keys rx, tx;
     int have_rx, have_tx;
     ir_sendbuf crypto_send;
     ir_recvbuf crypto_recv;
-    int discarded;
-    int probe_pending;           /* PTO: send an ack-eliciting packet now */
-} pn_space;
+} qepoch;
+
+/* The 1-RTT epoch's key update (RFC 9001 6): the key phases and the keys around the
+ * current receive keys. The packet numbers where a phase began are per packet number
+ * space (pn_space). */
+typedef struct qkeyupdate {
+    int key_phase;       /* phase of our send keys */
+    int rx_phase;        /* phase of the current receive keys */
+    int pending_ack;     /* our update (or the one we followed) not yet acknowledged */
+    uint64_t confirmed;  /* when the last update was acknowledged (0: never) */
+    uint64_t updates;    /* count */
+    ir_pkt_keys rx_next;
+    int have_rx_next;
+    ir_pkt_keys rx_prev;
+    int have_rx_prev;
+    uint64_t rx_prev_expiry;
+} qkeyupdate;
 
 typedef struct qstream {
     uint64_t id;
@@ -106,6 +184,11 @@ typedef struct qstream {
     int fin_read;       /* the application read the end */
     int counted_closed; /* counted toward MAX_STREAMS credit */
     int blocked_event;  /* writable event owed */
+    /* scheduling (conn_stream.c): data_link is in the connection's send_q (stream data
+     * to send within the stream's limit) or conn_blocked_q (that data waits for MAX_DATA);
+     * ctrl_link in ctrl_q (RESET_STREAM, STOP_SENDING or MAX_STREAM_DATA to send) */
+    ir_qlink data_link, ctrl_link;
+    uint8_t ev_queued;  /* its READABLE (1) / WRITABLE (2) event waits in the queue */
 } qstream;
 
 typedef struct local_cid {
@@ -127,23 +210,47 @@ typedef struct remote_cid {
 #define MAX_LOCAL_CIDS 8
 #define MAX_REMOTE_CIDS 8
 
-typedef struct qpath {
+/* Path validation (RFC 9000 8.2) of one address: the PATH_CHALLENGEs sent to it. Each
+ * (re)transmission carries new data; the newest IR_PROBE_CHALLENGES stay outstanding, and
+ * a PATH_RESPONSE to any of them validates the address. */
+#define IR_PROBE_CHALLENGES 4
+/* addresses a path probes at once (its own, after a migration, and candidates) */
+#define IR_MAX_PROBES 4
+/* PATH_RESPONSEs waiting to go out on a path; beyond, the oldest is dropped (a peer's
+ * PATH_CHALLENGEs cost it bytes, never our memory) */
+#define IR_MAX_RESPONSES 4
+
+enum { PROBE_FREE = 0, PROBE_ACTIVE, PROBE_VALIDATED, PROBE_FAILED };
+
+typedef struct qprobe {
+    ir_netaddr addr;
+    uint8_t state;          /* PROBE_* */
+    uint8_t for_path;       /* validates the path's own address (path->addr) */
+    uint8_t pending;        /* a PATH_CHALLENGE should go out */
+    uint8_t small;          /* the last went out in a datagram under 1200 bytes */
+    uint8_t nchal;          /* challenges outstanding, the newest last */
+    uint8_t chal[IR_PROBE_CHALLENGES][8];
+    unsigned count;         /* times sent */
+    uint64_t sent;          /* when one was last sent */
+    uint64_t deadline;      /* given up then */
+} qprobe;
+
+typedef struct qresponse {
+    uint8_t data[8];
+    ir_netaddr addr;        /* where the PATH_CHALLENGE came from: the response goes there */
+} qresponse;
+
+struct qpath {
     uint64_t id;                     /* path id (multipath draft): 0 for the first */
     ir_netaddr addr;
     int validated;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
-    int challenge_pending;           /* send PATH_CHALLENGE */
-    uint8_t challenge[8];
-    int challenge_outstanding;
-    int challenge_small;             /* it went out in a datagram under 1200 bytes */
-    unsigned challenge_count;        /* times sent in this validation */
-    uint64_t challenge_sent;         /* when it was last sent */
-    uint64_t validation_deadline;    /* give up then (UINT64_MAX: none) */
     ir_netaddr prev_addr;            /* the last validated address, to return to */
     int have_prev;
-    int response_pending;
-    uint8_t response[8];
-    ir_netaddr response_addr;
+    /* addresses being validated, and PATH_RESPONSEs to send (in arrival order) */
+    qprobe probes[IR_MAX_PROBES];
+    qresponse resp[IR_MAX_RESPONSES];
+    size_t nresp;
 
     /* the path's 1-RTT packet number space (its own numbers, ACKs and sent packets) */
     pn_space app;
@@ -163,16 +270,10 @@ typedef struct qpath {
     int have_rtt;
     unsigned pto_count;
     uint64_t bytes_in_flight;
-    uint64_t cwnd, ssthresh;
-    uint64_t recovery_start; /* UINT64_MAX: not in recovery */
     uint64_t max_datagram;
     uint64_t pace_tokens;     /* pacing credit in bytes (RFC 9002 7.7) */
     uint64_t pace_time;       /* when the credit was last topped up */
-    /* CUBIC */
-    uint64_t cubic_k_ns;
-    double cubic_wmax;
-    uint64_t cubic_epoch;     /* start of the current congestion avoidance epoch */
-    double cubic_w_est;
+    ir_cc cc;                 /* its congestion controller (cc.h: cc.cwnd, cc.ssthresh) */
 
     /* path MTU discovery (RFC 9000 14.3, RFC 8899 in brief): one probe size, tried up to
      * three times once the path is validated; max_datagram grows when one is acknowledged
@@ -180,7 +281,7 @@ typedef struct qpath {
     uint8_t mtu_state; /* MTU_IDLE, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE */
     uint8_t mtu_tries;
     uint64_t mtu_next; /* earliest time of the next probe */
-} qpath;
+};
 
 enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* the size probed: 1500-byte links under IPv6 (and IPv4) carry it; at most the peer's
@@ -190,12 +291,10 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* paths a connection can have at once (1 until multipath is negotiated) */
 #define IR_MAX_PATHS 1
 
-/* The packet number space `space` (SP_*) of connection c: Initial and Handshake are the
- * connection's, 1-RTT is the current path's. An lvalue: SP(c, s).next_pn, &SP(c, s). */
-#define SP(c, space) (*((space) == SP_APP ? &(c)->path->app : &(c)->sp[(space)]))
-/* The space holding the keys of `space`: the 1-RTT keys (and key phase) belong to the
- * connection and are shared by all paths (multipath draft), kept in path 0's space. */
-#define KEYS(c, space) (*((space) == SP_APP ? &(c)->paths[0].app : &(c)->sp[(space)]))
+/* The packet number space `space` (SP_*) on `path`: Initial and Handshake are the
+ * connection's (they count on path 0), 1-RTT is the path's own. An lvalue:
+ * PNS(c, path, s).next_pn, &PNS(c, path, s). */
+#define PNS(c, path, space) (*((space) == SP_APP ? &(path)->app : &(c)->sp[(space)]))
 
 typedef struct dgram {
     uint8_t *data;
@@ -222,33 +321,22 @@ struct ir_conn {
     ir_cid retry_scid;        /* the SCID of that Retry */
     uint8_t *retry_token;     /* client: the token to repeat in Initials */
     size_t retry_token_len;
+    /* the encryption epochs (SP_INITIAL, SP_HANDSHAKE, SP_APP): keys, CRYPTO streams */
+    qepoch epoch[SP_COUNT];
+    qkeyupdate ku; /* the 1-RTT epoch's key phases */
     /* the Initial and Handshake packet number spaces (path 0's, as the multipath draft
-     * has it); each path has its own 1-RTT space: use SP(c, space) for any of them */
+     * has it); each path has its own 1-RTT space: PNS(c, path, space) names either */
     pn_space sp[SP_APP];
-    /* 1-RTT key update */
-    int key_phase;              /* phase of our send keys */
-    int rx_phase;               /* phase of the current receive keys */
-    uint64_t rx_phase_start_pn; /* first pn received in rx_phase */
-    uint64_t rx_old_largest;    /* largest pn opened with older keys than rx_phase's
-                                 * (UINT64_MAX: none), for RFC 9001 6.4 */
-    int key_update_pending_ack; /* our update not yet acknowledged */
-    uint64_t key_phase_start_pn; /* first pn sent in the current phase */
-    ir_pkt_keys rx_next;
-    int have_rx_next;
-    ir_pkt_keys rx_prev;
-    int have_rx_prev;
-    uint64_t rx_prev_expiry;
-    uint64_t key_updates;
-    uint64_t key_update_confirmed; /* when our last update was acknowledged (0: never) */
     /* packets that failed authentication, across all keys (RFC 9001 6.6 integrity limit);
      * each key counts its own sealed packets and failures (ir_pkt_keys) */
     uint64_t aead_failures;
 
-    /* paths (multipath draft): all per-path state lives in qpath; today a connection
-     * has path 0 only and `path` points at it. The multipath issue adds paths here. */
+    /* paths (multipath draft): all per-path state lives in qpath, and every operation
+     * names the path it is about. Today a connection has path 0 only; the multipath
+     * issue adds paths here. `send_path` is the path application data goes out on. */
     qpath paths[IR_MAX_PATHS];
     size_t npaths;
-    qpath *path;
+    qpath *send_path;
 
     /* flow control */
     uint64_t max_data_local;   /* what we allow the peer */
@@ -260,10 +348,12 @@ struct ir_conn {
     uint64_t max_data_remote;  /* what the peer allows us */
     uint64_t sent_data;        /* new stream bytes sent */
 
-    /* streams */
-    qstream **streams;
-    size_t nstreams, capstreams;
-    size_t rr_next;            /* round robin position */
+    /* streams: found by id in a hash table; the send loop takes them from queues, so
+     * that nothing scans every stream per packet or per ACK */
+    ir_idmap streams;          /* id -> qstream */
+    ir_queue send_q;           /* streams with data to send, in round robin order */
+    ir_queue conn_blocked_q;   /* streams whose new data waits for connection credit */
+    ir_queue ctrl_q;           /* streams with control frames to send */
     uint64_t next_stream[2];   /* our next stream number, [0] bidi, [1] uni */
     uint64_t peer_max_streams[2]; /* how many we may open */
     uint64_t peer_opened[2];   /* peer streams opened (count) */
@@ -292,6 +382,7 @@ struct ir_conn {
     /* events. CONNECTED, STREAM_OPENED and CLOSED never go through the queue (which
      * allocates and may drop on failure): flags and counters raise them */
     ir_event *ev;
+    uint8_t ev_queued;         /* DATAGRAM (1) / STREAMS_AVAILABLE (2) waits in the queue */
     size_t ev_head, ev_n, ev_cap;
     int connected_pending, closed_pending;
     uint64_t opened_reported[2]; /* peer streams (bidi, uni) STREAM_OPENED has named */
@@ -307,7 +398,6 @@ struct ir_conn {
     uint64_t observed_recv_seq;
     iroh_socket_addr observed;
 
-    int mtu_probe_writing; /* write_packet is building a path MTU probe */
 
     /* ir_conn_send_batch: a datagram built but not joining the last batch */
     uint8_t held[IR_CONN_MAX_DGRAM];
@@ -315,25 +405,193 @@ struct ir_conn {
     ir_netaddr held_to;
 };
 
-/* recovery.c */
-void ir_rec_init(ir_conn *c);
-uint64_t ir_rec_pto(const ir_conn *c, int space);
+static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
+{
+    c->cfg.random(c->cfg.random_ctx, buf, len);
+}
+
+/* the first packet number space (SP_*) counted on a path: Initial and Handshake packets
+ * count on path 0 */
+static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
+{
+    return path == &c->paths[0] ? SP_INITIAL : SP_APP;
+}
+
+/* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */
+
+/* What a packet is for: where its datagram goes and what may go in it. On the path's
+ * address (on_path) everything may; to another address only the path frames for that
+ * address (PATH_RESPONSE, PATH_CHALLENGE), padded, and the packet is not in flight. */
+typedef struct pkt_plan {
+    const ir_netaddr *to;
+    int on_path;
+    size_t mtu_probe;  /* > 0: a path MTU probe of this size (PING first, padded) */
+} pkt_plan;
+
+/* a packet being written (conn_send.c builds it; each module writes its frames) */
+typedef struct pktw {
+    uint8_t *buf;     /* start of the packet */
+    size_t hdr_len;   /* header incl. packet number */
+    size_t pn_len;
+    size_t len_off;   /* long header length field, 0 for short */
+    size_t pos;       /* write position (absolute within buf) */
+    size_t end;       /* last byte for frames (tag excluded) */
+    pn_space *sp;     /* its space: the frame records go to its pool */
+    sent_pkt rec;
+} pktw;
+
+static inline size_t pktw_room(const pktw *w)
+{
+    return w->end > w->pos ? w->end - w->pos : 0;
+}
+
+/* room for one more frame record in the space's pool (conn_send.c); 0: out of memory */
+int ir_sent_frames_reserve(pn_space *sp);
+
+/* a frame may be written: its record will fit (checked before writing the frame) */
+static inline int pktw_can_record(const pktw *w)
+{
+    return w->sp->nframes < w->sp->capframes || ir_sent_frames_reserve(w->sp);
+}
+
+/* the record of a frame just written (after pktw_can_record) */
+static inline void pktw_record(pktw *w, const sent_kind *kind, uint64_t a, uint64_t b, uint64_t cc, int fin,
+                               int eliciting)
+{
+    sent_frame *f = &w->sp->frames[w->sp->nframes++];
+    w->rec.nframes++;
+    f->kind = kind;
+    f->a = a;
+    f->b = b;
+    f->c = cc;
+    f->fin = (uint8_t)fin;
+    if (eliciting)
+        w->rec.ack_eliciting = 1;
+}
+
+static inline int pktw_put_frame(pktw *w, const ir_frame *f)
+{
+    size_t n = ir_frame_encode(w->buf + w->pos, pktw_room(w), f);
+    w->pos += n;
+    return n > 0;
+}
+
+/* conn.c: closing */
+void ir_conn_close_with(ir_conn *c, int app, uint64_t code, const char *reason);
+void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *reason, size_t len);
+void ir_conn_set_closed(ir_conn *c);
+
+/* conn_cid.c */
+local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path);
+/* the peer's connection id we send to on the path */
+const ir_cid *ir_conn_dcid(const qpath *path);
+void ir_conn_issue_more_cids(ir_conn *c, qpath *path);
+/* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids (multipath draft) */
+void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f);
+void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid);
+
+/* conn_hs.c */
+int ir_conn_start_tls(ir_conn *c);
+int ir_conn_install_initial_keys(ir_conn *c, const ir_cid *cid);
+void ir_conn_discard_space(ir_conn *c, int s);
+void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f);
+/* 1 if p is a Retry the client followed */
+int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h);
+
+/* conn_keys.c */
+void ir_conn_check_conf_limits(ir_conn *c);
+int ir_conn_can_seal(const ir_conn *c, int s);
+int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr *h, int space,
+                           uint64_t *pn_out, const uint8_t **payload, size_t *plen);
+int ir_conn_start_key_update(ir_conn *c);
+
+/* conn_path.c */
+/* validates the path's own address (after a migration, or its MTU): a new probe */
+void ir_conn_start_validation(ir_conn *c, qpath *path);
+/* the validation of the path's address is over (validated, or given up) */
+void ir_conn_abandon_validation(ir_conn *c, qpath *path);
+/* Starts probing `addr` on the path with PATH_CHALLENGEs (the multipath and NAT traversal
+ * issues call it for candidate addresses). 0, or -1 when IR_MAX_PROBES are busy. Its
+ * outcome: ir_conn_probe_state (PROBE_ACTIVE, PROBE_VALIDATED, PROBE_FAILED; PROBE_FREE
+ * for an address not probed). */
+int ir_conn_probe_addr(ir_conn *c, qpath *path, const ir_netaddr *addr);
+int ir_conn_probe_state(const qpath *path, const ir_netaddr *addr);
+/* the active probe of the path's own address, or NULL */
+qprobe *ir_conn_path_probe(qpath *path);
+uint64_t ir_conn_path_timer(const ir_conn *c, const qpath *path);
+void ir_conn_path_on_timeout(ir_conn *c, qpath *path, uint64_t now);
+/* a PATH_CHALLENGE from `from` on the path, and a PATH_RESPONSE (any path's probe) */
+void ir_conn_path_challenge_frame(ir_conn *c, qpath *path, const uint8_t data[8],
+                                  const ir_netaddr *from);
+void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8]);
+/* the path frames for `to`: PATH_RESPONSEs to it, then a PATH_CHALLENGE of its probe */
+void ir_conn_write_path_frames(ir_conn *c, qpath *path, pktw *w, const ir_netaddr *to);
+/* path frames (to any address) may be waiting: the quick test on every packet */
+static inline int ir_conn_path_frames_any(const qpath *path)
+{
+    if (path->nresp)
+        return 1;
+    for (int i = 0; i < IR_MAX_PROBES; i++)
+        if (path->probes[i].pending && path->probes[i].state == PROBE_ACTIVE)
+            return 1;
+    return 0;
+}
+/* path frames for `to` are waiting */
+int ir_conn_path_frames_pending(const ir_conn *c, const qpath *path, const ir_netaddr *to);
+/* an address other than the path's own with path frames waiting, or NULL */
+const ir_netaddr *ir_conn_path_frames_elsewhere(const ir_conn *c, const qpath *path);
+void ir_conn_observed_address_frame(ir_conn *c, const ir_frame *f);
+size_t ir_conn_send_mtu_probe(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to);
+
+/* conn_send.c */
+int ir_conn_cwnd_allows(const qpath *path);
+int ir_conn_pace_allows(const ir_conn *c, const qpath *path);
+uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path);
+/* Writes one packet of space s on the path at buf; pad_to > 0 pads it so that it ends at
+ * least pad_to bytes after buf. Returns its length (0: nothing written). */
+size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t cap, size_t pad_to,
+                            const pkt_plan *plan);
+
+/* conn_stream.c */
+void ir_conn_stream_free(qstream *s);
+qstream *ir_conn_find_stream(const ir_conn *c, uint64_t id);
+qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err);
+void ir_conn_maybe_release_stream(ir_conn *c, qstream *s);
+void ir_conn_update_conn_window(ir_conn *c);
+void ir_conn_stream_frame(ir_conn *c, const ir_frame *f);
+/* something of s may have become sendable (data written or lost, a larger limit, a
+ * control frame due): queue it */
+void ir_conn_stream_schedule(ir_conn *c, qstream *s);
+/* MAX_DATA from the peer raised the connection's credit */
+void ir_conn_streams_unblocked(ir_conn *c);
+int ir_conn_app_data_pending(const ir_conn *c);
+/* the queued streams' control frames, then (data != 0) their data, round robin */
+void ir_conn_write_streams(ir_conn *c, pktw *w, int data);
+
+/* conn_dgram.c */
+void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len);
+void ir_conn_write_datagrams(ir_conn *c, pktw *w);
+
+/* recovery.c: RTT, loss detection and PTO of a path's packet number spaces (the Initial
+ * and Handshake spaces count on path 0) */
+void ir_rec_init(ir_conn *c, qpath *path);
+uint64_t ir_rec_pto(const ir_conn *c, const qpath *path, int space);
 uint64_t ir_rec_initial_pto(const ir_conn *c);
-void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p);
-int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now);
-void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now);
+void ir_rec_on_sent(ir_conn *c, qpath *path, int space, const sent_pkt *p);
+int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, uint64_t now);
+void ir_rec_detect_lost(ir_conn *c, qpath *path, int space, uint64_t now);
+/* the earliest loss or PTO timer of all paths */
 uint64_t ir_rec_timer(const ir_conn *c);
 void ir_rec_on_timeout(ir_conn *c, uint64_t now);
+/* drops the Initial or Handshake space */
 void ir_rec_discard_space(ir_conn *c, int space);
-/* the current path moved to a new address: congestion control starts over */
-void ir_rec_new_path(ir_conn *c, uint64_t now);
+/* the path moved to a new address: congestion control starts over */
+void ir_rec_new_path(ir_conn *c, qpath *path, uint64_t now);
 /* forgets every sent packet of the space (nothing declared lost) */
-void ir_rec_discard_sent(ir_conn *c, int space);
+void ir_rec_discard_sent(ir_conn *c, qpath *path, int space);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
-void ir_conn_mtu_black_hole(ir_conn *c);
-/* conn.c, called by recovery */
-void ir_conn_on_frame_acked(ir_conn *c, int space, const sent_frame *f);
-void ir_conn_on_frame_lost(ir_conn *c, int space, const sent_frame *f);
+void ir_conn_mtu_black_hole(ir_conn *c, qpath *path);
+/* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
 
 #endif

@@ -1,6 +1,6 @@
-/* Loss detection and congestion control (RFC 9002): RTT estimation, packet and time
- * thresholds, the probe timeout, and CUBIC (RFC 9438) or NewReno windows. */
-#include <math.h>
+/* Loss detection (RFC 9002): RTT estimation, packet and time thresholds, the probe
+ * timeout. It tells the path's congestion controller (cc.h) what was acknowledged and
+ * lost. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,43 +10,37 @@
 #define GRANULARITY NS_PER_MS
 #define PACKET_THRESHOLD 3
 #define PERSISTENT_CONGESTION_THRESHOLD 3
-#define CUBIC_C 0.4
-#define CUBIC_BETA 0.7
 
-static uint64_t min_window(const ir_conn *c)
+static const ir_cc_ops *cc_ops(const ir_conn *c)
 {
-    return 2 * c->path->max_datagram;
+    return c->cfg.cc == IR_CC_NEWRENO ? &ir_cc_newreno : &ir_cc_cubic;
 }
 
 /* congestion control from the start: 1200-byte datagrams, the initial window */
-static void cc_reset(ir_conn *c)
+static void cc_reset(ir_conn *c, qpath *path)
 {
-    c->path->max_datagram = 1200;
-    c->path->cwnd = 10 * c->path->max_datagram;
-    c->path->ssthresh = UINT64_MAX;
-    c->path->recovery_start = UINT64_MAX;
-    c->path->cubic_epoch = UINT64_MAX;
-    c->path->cubic_wmax = 0;
+    path->max_datagram = 1200;
+    ir_cc_start(&path->cc, cc_ops(c), path->max_datagram);
 }
 
-void ir_rec_init(ir_conn *c)
+void ir_rec_init(ir_conn *c, qpath *path)
 {
-    cc_reset(c);
-    c->path->smoothed_rtt = INITIAL_RTT;
-    c->path->rttvar = INITIAL_RTT / 2;
-    c->path->min_rtt = UINT64_MAX;
-    for (int s = 0; s < SP_COUNT; s++)
-        SP(c, s).loss_time = UINT64_MAX;
+    cc_reset(c, path);
+    path->smoothed_rtt = INITIAL_RTT;
+    path->rttvar = INITIAL_RTT / 2;
+    path->min_rtt = UINT64_MAX;
+    for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++)
+        PNS(c, path, s).loss_time = UINT64_MAX;
 }
 
-void ir_rec_new_path(ir_conn *c, uint64_t now)
+void ir_rec_new_path(ir_conn *c, qpath *path, uint64_t now)
 {
     /* RFC 9000 9.4: the congestion controller starts over on a new path (the RTT
      * estimate is kept: the peer is the same and PTOs stay sane). Losses of packets
      * sent before now belong to the old path and are not congestion here. */
-    cc_reset(c);
-    c->path->recovery_start = now;
-    c->path->pto_count = 0;
+    cc_reset(c, path);
+    path->cc.recovery_start = now;
+    path->pto_count = 0;
 }
 
 static uint64_t max_ack_delay_ns(const ir_conn *c)
@@ -54,12 +48,12 @@ static uint64_t max_ack_delay_ns(const ir_conn *c)
     return c->peer_tp_ok ? c->peer_tp.max_ack_delay * NS_PER_MS : 25 * NS_PER_MS;
 }
 
-uint64_t ir_rec_pto(const ir_conn *c, int space)
+uint64_t ir_rec_pto(const ir_conn *c, const qpath *path, int space)
 {
-    uint64_t var = 4 * c->path->rttvar;
+    uint64_t var = 4 * path->rttvar;
     if (var < GRANULARITY)
         var = GRANULARITY;
-    uint64_t pto = c->path->smoothed_rtt + var;
+    uint64_t pto = path->smoothed_rtt + var;
     if (space == SP_APP)
         pto += max_ack_delay_ns(c);
     return pto;
@@ -71,107 +65,54 @@ uint64_t ir_rec_initial_pto(const ir_conn *c)
     return INITIAL_RTT + 4 * (INITIAL_RTT / 2) + max_ack_delay_ns(c);
 }
 
-static void update_rtt(ir_conn *c, uint64_t latest, uint64_t ack_delay)
+static void update_rtt(ir_conn *c, qpath *path, uint64_t latest, uint64_t ack_delay)
 {
-    c->path->latest_rtt = latest;
-    if (!c->path->have_rtt) {
-        c->path->have_rtt = 1;
-        c->path->min_rtt = latest;
-        c->path->smoothed_rtt = latest;
-        c->path->rttvar = latest / 2;
+    path->latest_rtt = latest;
+    if (!path->have_rtt) {
+        path->have_rtt = 1;
+        path->min_rtt = latest;
+        path->smoothed_rtt = latest;
+        path->rttvar = latest / 2;
         return;
     }
-    if (latest < c->path->min_rtt)
-        c->path->min_rtt = latest;
+    if (latest < path->min_rtt)
+        path->min_rtt = latest;
     if (c->handshake_confirmed && ack_delay > max_ack_delay_ns(c))
         ack_delay = max_ack_delay_ns(c);
     uint64_t adjusted = latest;
-    if (latest >= c->path->min_rtt + ack_delay)
+    if (latest >= path->min_rtt + ack_delay)
         adjusted = latest - ack_delay;
-    uint64_t diff = c->path->smoothed_rtt > adjusted ? c->path->smoothed_rtt - adjusted : adjusted - c->path->smoothed_rtt;
-    c->path->rttvar = (3 * c->path->rttvar + diff) / 4;
-    c->path->smoothed_rtt = (7 * c->path->smoothed_rtt + adjusted) / 8;
+    uint64_t diff = path->smoothed_rtt > adjusted ? path->smoothed_rtt - adjusted : adjusted - path->smoothed_rtt;
+    path->rttvar = (3 * path->rttvar + diff) / 4;
+    path->smoothed_rtt = (7 * path->smoothed_rtt + adjusted) / 8;
 }
 
-void ir_rec_on_sent(ir_conn *c, int space, const sent_pkt *p)
+void ir_rec_on_sent(ir_conn *c, qpath *path, int space, const sent_pkt *p)
 {
     if (p->in_flight) {
-        c->path->bytes_in_flight += p->size;
+        path->bytes_in_flight += p->size;
         if (p->ack_eliciting) {
-            SP(c, space).last_ack_eliciting_time = p->time;
-            SP(c, space).in_flight_ack_eliciting++;
+            PNS(c, path, space).last_ack_eliciting_time = p->time;
+            PNS(c, path, space).in_flight_ack_eliciting++;
         }
     }
 }
 
 /* ---- congestion control -------------------------------------------------------------- */
 
-static int in_recovery(const ir_conn *c, uint64_t sent_time)
-{
-    return c->path->recovery_start != UINT64_MAX && sent_time <= c->path->recovery_start;
-}
-
-static void cc_on_acked(ir_conn *c, const sent_pkt *p, uint64_t now)
+static void cc_on_acked(qpath *path, const sent_pkt *p, uint64_t now)
 {
     if (!p->in_flight)
         return;
-    if (in_recovery(c, p->time))
-        return;
-    if (c->path->cwnd < c->path->ssthresh) {
-        c->path->cwnd += p->size;
-        return;
-    }
-    if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->path->cwnd += c->path->max_datagram * p->size / c->path->cwnd;
-        return;
-    }
-    /* CUBIC congestion avoidance (RFC 9438 4.2, 4.3): W_cubic(t) = C (t - K)^3 + W_max,
-     * with the Reno-friendly estimate as a floor */
-    double mss = (double)c->path->max_datagram;
-    if (c->path->cubic_epoch == UINT64_MAX) {
-        c->path->cubic_epoch = now;
-        double wmax = c->path->cubic_wmax > 0 ? c->path->cubic_wmax : (double)c->path->cwnd;
-        if (wmax < (double)c->path->cwnd)
-            wmax = (double)c->path->cwnd;
-        c->path->cubic_wmax = wmax;
-        double k = cbrt((wmax - (double)c->path->cwnd) / mss / CUBIC_C);
-        c->path->cubic_k_ns = (uint64_t)(k * 1e9);
-        c->path->cubic_w_est = (double)c->path->cwnd;
-    }
-    double t = (double)(now - c->path->cubic_epoch + (c->path->have_rtt ? c->path->min_rtt : c->path->smoothed_rtt)) / 1e9;
-    double dk = t - (double)c->path->cubic_k_ns / 1e9;
-    double target = (CUBIC_C * dk * dk * dk) * mss + c->path->cubic_wmax;
-    c->path->cubic_w_est += mss * (3.0 * (1.0 - CUBIC_BETA) / (1.0 + CUBIC_BETA)) * (double)p->size /
-                      (double)c->path->cwnd;
-    if (target < c->path->cubic_w_est)
-        target = c->path->cubic_w_est;
-    double cw = (double)c->path->cwnd;
-    if (target > 1.5 * cw)
-        target = 1.5 * cw;
-    if (target > cw)
-        c->path->cwnd += (uint64_t)((target - cw) * (double)p->size / cw);
-}
-
-static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
-{
-    if (in_recovery(c, sent_time))
-        return;
-    c->path->recovery_start = now;
-    if (c->cfg.cc == IR_CC_NEWRENO) {
-        c->path->ssthresh = c->path->cwnd / 2;
-    } else {
-        double cw = (double)c->path->cwnd;
-        /* fast convergence */
-        if (c->path->cubic_wmax > 0 && cw < c->path->cubic_wmax)
-            c->path->cubic_wmax = cw * (1.0 + CUBIC_BETA) / 2.0;
-        else
-            c->path->cubic_wmax = cw;
-        c->path->ssthresh = (uint64_t)(cw * CUBIC_BETA);
-        c->path->cubic_epoch = UINT64_MAX;
-    }
-    if (c->path->ssthresh < min_window(c))
-        c->path->ssthresh = min_window(c);
-    c->path->cwnd = c->path->ssthresh;
+    ir_cc_acked a = {
+        .sent_time = p->time,
+        .bytes = p->size,
+        .now = now,
+        .max_datagram = path->max_datagram,
+        .min_rtt = path->have_rtt ? path->min_rtt : UINT64_MAX,
+        .smoothed_rtt = path->smoothed_rtt,
+    };
+    path->cc.ops->on_acked(&path->cc, &a);
 }
 
 /* ---- sent packet bookkeeping -------------------------------------------------------- */
@@ -180,14 +121,14 @@ static void cc_on_congestion(ir_conn *c, uint64_t sent_time, uint64_t now)
  * per acknowledged packet: with thousands in flight that is quadratic. A removed entry is
  * marked gone instead; leading gone entries are skipped through sent_first, and the list is
  * compacted once the holes outnumber the live entries. */
-static void remove_sent(ir_conn *c, int space, size_t i)
+static void remove_sent(ir_conn *c, qpath *path, int space, size_t i)
 {
-    pn_space *s = &SP(c, space);
+    pn_space *s = &PNS(c, path, space);
     sent_pkt *p = &s->sent[i];
     if (p->gone)
         return;
     if (p->in_flight) {
-        c->path->bytes_in_flight -= p->size < c->path->bytes_in_flight ? p->size : c->path->bytes_in_flight;
+        path->bytes_in_flight -= p->size < path->bytes_in_flight ? p->size : path->bytes_in_flight;
         if (p->ack_eliciting && s->in_flight_ack_eliciting)
             s->in_flight_ack_eliciting--;
     }
@@ -200,42 +141,60 @@ static void remove_sent(ir_conn *c, int space, size_t i)
 static void compact_sent(pn_space *s)
 {
     if (s->sent_first == s->nsent) {
-        /* everything acknowledged or lost: start over, and give back a big array */
+        /* everything acknowledged or lost: start over, and give back big arrays */
         s->nsent = s->sent_first = s->sent_gone = 0;
+        s->nframes = 0;
         if (s->capsent > 64) {
             free(s->sent);
             s->sent = NULL;
             s->capsent = 0;
         }
+        if (s->capframes > 256) {
+            free(s->frames);
+            s->frames = NULL;
+            s->capframes = 0;
+        }
         return;
     }
     if (s->sent_gone < 16 || 2 * s->sent_gone < s->nsent)
         return;
-    size_t n = 0;
-    for (size_t i = s->sent_first; i < s->nsent; i++)
-        if (!s->sent[i].gone)
-            s->sent[n++] = s->sent[i];
+    /* the packets and their frame records move down together (both in pn order) */
+    size_t n = 0, nf = 0;
+    for (size_t i = s->sent_first; i < s->nsent; i++) {
+        sent_pkt *p = &s->sent[i];
+        if (p->gone)
+            continue;
+        memmove(&s->frames[nf], &s->frames[p->first_frame], p->nframes * sizeof *s->frames);
+        p->first_frame = nf;
+        nf += p->nframes;
+        s->sent[n++] = *p;
+    }
     s->nsent = n;
+    s->nframes = nf;
     s->sent_first = 0;
     s->sent_gone = 0;
 }
 
-static void packet_lost(ir_conn *c, int space, size_t i)
+static void packet_lost(ir_conn *c, qpath *path, int space, size_t i)
 {
-    sent_pkt p = SP(c, space).sent[i];
-    remove_sent(c, space, i);
+    pn_space *sp = &PNS(c, path, space);
+    sent_pkt p = sp->sent[i];
+    remove_sent(c, path, space, i);
     c->stats.pkts_lost++;
-    for (unsigned k = 0; k < p.nframes; k++)
-        ir_conn_on_frame_lost(c, space, &p.f[k]);
+    for (uint32_t k = 0; k < p.nframes; k++) {
+        const sent_frame *f = &sp->frames[p.first_frame + k];
+        if (f->kind->on_lost)
+            f->kind->on_lost(c, path, space, f);
+    }
 }
 
-void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
+void ir_rec_detect_lost(ir_conn *c, qpath *path, int space, uint64_t now)
 {
-    pn_space *s = &SP(c, space);
+    pn_space *s = &PNS(c, path, space);
     s->loss_time = UINT64_MAX;
     if (s->largest_acked == UINT64_MAX)
         return;
-    uint64_t rtt = c->path->latest_rtt > c->path->smoothed_rtt ? c->path->latest_rtt : c->path->smoothed_rtt;
+    uint64_t rtt = path->latest_rtt > path->smoothed_rtt ? path->latest_rtt : path->smoothed_rtt;
     uint64_t delay = rtt * 9 / 8;
     if (delay < GRANULARITY)
         delay = GRANULARITY;
@@ -257,7 +216,7 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
                 if (p->time > last_lost_time)
                     last_lost_time = p->time;
             }
-            packet_lost(c, space, i);
+            packet_lost(c, path, space, i);
             continue;
         }
         uint64_t t = p->time + delay;
@@ -266,23 +225,21 @@ void ir_rec_detect_lost(ir_conn *c, int space, uint64_t now)
     }
     compact_sent(s);
     if (any_lost) {
-        cc_on_congestion(c, last_lost_time, now);
+        path->cc.ops->on_congestion_event(&path->cc, last_lost_time, now, path->max_datagram);
         /* persistent congestion: losses spanning 3 PTOs with an RTT sample */
-        uint64_t span = (c->path->smoothed_rtt + (4 * c->path->rttvar > GRANULARITY ? 4 * c->path->rttvar : GRANULARITY) +
+        uint64_t span = (path->smoothed_rtt + (4 * path->rttvar > GRANULARITY ? 4 * path->rttvar : GRANULARITY) +
                          max_ack_delay_ns(c)) * PERSISTENT_CONGESTION_THRESHOLD;
-        if (c->path->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
+        if (path->have_rtt && last_lost_time - first_lost_time > span && first_lost_time != UINT64_MAX) {
             /* persistent congestion after the datagrams grew: maybe they stopped fitting */
-            ir_conn_mtu_black_hole(c);
-            c->path->cwnd = min_window(c);
-            c->path->recovery_start = UINT64_MAX;
-            c->path->cubic_epoch = UINT64_MAX;
+            ir_conn_mtu_black_hole(c, path);
+            path->cc.ops->on_persistent_congestion(&path->cc, path->max_datagram);
         }
     }
 }
 
-int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
+int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, uint64_t now)
 {
-    pn_space *s = &SP(c, space);
+    pn_space *s = &PNS(c, path, space);
     if (ack->largest >= s->next_pn)
         return -1; /* acknowledges a packet never sent: PROTOCOL_VIOLATION */
     int newly_acked = 0, ack_eliciting_acked = 0;
@@ -305,7 +262,7 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
             if (s->sent[a].gone)
                 continue;
             sent_pkt p = s->sent[a];
-            remove_sent(c, space, a);
+            remove_sent(c, path, space, a);
             newly_acked = 1;
             if (p.ack_eliciting)
                 ack_eliciting_acked = 1;
@@ -315,9 +272,12 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
             }
             if (p.pn >= largest_newly)
                 largest_newly = p.pn;
-            cc_on_acked(c, &p, now);
-            for (unsigned k = 0; k < p.nframes; k++)
-                ir_conn_on_frame_acked(c, space, &p.f[k]);
+            cc_on_acked(path, &p, now);
+            for (uint32_t k = 0; k < p.nframes; k++) {
+                const sent_frame *f = &s->frames[p.first_frame + k];
+                if (f->kind->on_acked)
+                    f->kind->on_acked(c, path, space, f);
+            }
         }
     }
     if (s->largest_acked == UINT64_MAX || ack->largest > s->largest_acked)
@@ -328,24 +288,25 @@ int ir_rec_on_ack(ir_conn *c, int space, const ir_frame_ack *ack, uint64_t now)
     if (largest_is_new && ack_eliciting_acked) {
         uint64_t exp = c->peer_tp_ok ? c->peer_tp.ack_delay_exponent : 3;
         uint64_t delay_us = exp < 20 ? ack->ack_delay << exp : 0;
-        update_rtt(c, now - largest_time, space == SP_APP ? delay_us * NS_PER_US : 0);
+        update_rtt(c, path, now - largest_time, space == SP_APP ? delay_us * NS_PER_US : 0);
     }
-    ir_rec_detect_lost(c, space, now);
+    ir_rec_detect_lost(c, path, space, now);
     /* the client keeps its PTO backoff until it knows the server validated it */
     if (!(c->is_server == 0 && !c->handshake_complete && space == SP_INITIAL))
-        c->path->pto_count = 0;
+        path->pto_count = 0;
     return 0;
 }
 
-/* earliest loss time, or the PTO deadline of the spaces with ack-eliciting data out */
-static uint64_t pto_deadline(const ir_conn *c, int *space_out)
+/* earliest PTO deadline of the path's spaces with ack-eliciting data out (Initial and
+ * Handshake count on path 0) */
+static uint64_t pto_deadline(const ir_conn *c, const qpath *path, int *space_out)
 {
     uint64_t best = UINT64_MAX;
     int best_space = -1;
-    uint64_t backoff = (uint64_t)1 << (c->path->pto_count < 20 ? c->path->pto_count : 20);
-    for (int s = 0; s < SP_COUNT; s++) {
-        const pn_space *sp = &SP(c, s);
-        if (sp->discarded || !sp->have_tx)
+    uint64_t backoff = (uint64_t)1 << (path->pto_count < 20 ? path->pto_count : 20);
+    for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
+        const pn_space *sp = &PNS(c, path, s);
+        if (sp->discarded || !c->epoch[s].have_tx)
             continue;
         if (s == SP_APP && !c->handshake_confirmed && sp->in_flight_ack_eliciting == 0)
             continue;
@@ -353,11 +314,11 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
         if (sp->in_flight_ack_eliciting)
             base = sp->last_ack_eliciting_time;
         else if (!c->is_server && !c->handshake_complete && s < SP_APP &&
-                 (s == SP_HANDSHAKE || !SP(c, SP_HANDSHAKE).have_tx))
+                 (s == SP_HANDSHAKE || !c->epoch[SP_HANDSHAKE].have_tx))
             base = c->last_ack_eliciting_sent; /* anti-deadlock probe of the client */
         else
             continue;
-        uint64_t t = base + ir_rec_pto(c, s) * backoff;
+        uint64_t t = base + ir_rec_pto(c, path, s) * backoff;
         if (t < best) {
             best = t;
             best_space = s;
@@ -368,67 +329,111 @@ static uint64_t pto_deadline(const ir_conn *c, int *space_out)
     return best;
 }
 
-uint64_t ir_rec_timer(const ir_conn *c)
+/* the path's earliest loss time (and its space), else UINT64_MAX */
+static uint64_t loss_deadline(const ir_conn *c, const qpath *path, int *space_out)
 {
     uint64_t t = UINT64_MAX;
-    for (int s = 0; s < SP_COUNT; s++)
-        if (!SP(c, s).discarded && SP(c, s).loss_time < t)
-            t = SP(c, s).loss_time;
+    for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
+        const pn_space *sp = &PNS(c, path, s);
+        if (!sp->discarded && sp->loss_time < t) {
+            t = sp->loss_time;
+            *space_out = s;
+        }
+    }
+    return t;
+}
+
+/* the path's loss or PTO timer */
+static uint64_t path_timer(const ir_conn *c, const qpath *path)
+{
+    int space;
+    uint64_t t = loss_deadline(c, path, &space);
     if (t != UINT64_MAX)
         return t;
     /* the server is blocked by the amplification limit: no PTO */
-    if (c->is_server && !c->path->validated && c->path->bytes_sent >= 3 * c->path->bytes_recv)
+    if (c->is_server && !path->validated && path->bytes_sent >= 3 * path->bytes_recv)
         return UINT64_MAX;
-    return pto_deadline(c, NULL);
+    return pto_deadline(c, path, NULL);
 }
 
-void ir_rec_on_timeout(ir_conn *c, uint64_t now)
+uint64_t ir_rec_timer(const ir_conn *c)
 {
-    for (int s = 0; s < SP_COUNT; s++) {
-        if (!SP(c, s).discarded && SP(c, s).loss_time <= now) {
-            ir_rec_detect_lost(c, s, now);
+    uint64_t t = UINT64_MAX;
+    for (size_t i = 0; i < c->npaths; i++) {
+        uint64_t p = path_timer(c, &c->paths[i]);
+        if (p < t)
+            t = p;
+    }
+    return t;
+}
+
+static void path_on_timeout(ir_conn *c, qpath *path, uint64_t now)
+{
+    for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
+        if (!PNS(c, path, s).discarded && PNS(c, path, s).loss_time <= now) {
+            ir_rec_detect_lost(c, path, s, now);
             return;
         }
     }
     int space;
-    uint64_t t = pto_deadline(c, &space);
+    uint64_t t = pto_deadline(c, path, &space);
     if (t > now || space < 0)
         return;
-    c->path->pto_count++;
-    if (c->path->pto_count >= 3)
-        ir_conn_mtu_black_hole(c); /* nothing gets through: try small datagrams again */
+    path->pto_count++;
+    if (path->pto_count >= 3)
+        ir_conn_mtu_black_hole(c, path); /* nothing gets through: try small datagrams again */
     /* probe: resend the oldest unacknowledged data of the space (its frames become
      * "lost" for repair, the packet stays in flight until acked or declared lost) */
-    pn_space *sp = &SP(c, space);
+    pn_space *sp = &PNS(c, path, space);
     sp->probe_pending = 2;
     if (sp->sent_first < sp->nsent) {
         sent_pkt *p = &sp->sent[sp->sent_first];
-        for (unsigned k = 0; k < p->nframes; k++)
-            if (p->f[k].kind == SF_CRYPTO || p->f[k].kind == SF_STREAM)
-                ir_conn_on_frame_lost(c, space, &p->f[k]);
+        for (uint32_t k = 0; k < p->nframes; k++) {
+            const sent_frame *f = &sp->frames[p->first_frame + k];
+            if (f->kind->probe_repair)
+                f->kind->on_lost(c, path, space, f);
+        }
     }
     /* during the handshake, probe the other space the client may be waiting on too */
-    if (!c->handshake_complete && space == SP_INITIAL && SP(c, SP_HANDSHAKE).have_tx &&
-        !SP(c, SP_HANDSHAKE).discarded)
-        SP(c, SP_HANDSHAKE).probe_pending = 1;
+    if (!c->handshake_complete && space == SP_INITIAL && c->epoch[SP_HANDSHAKE].have_tx &&
+        !c->sp[SP_HANDSHAKE].discarded)
+        c->sp[SP_HANDSHAKE].probe_pending = 1;
 }
 
-void ir_rec_discard_sent(ir_conn *c, int space)
+void ir_rec_on_timeout(ir_conn *c, uint64_t now)
 {
-    pn_space *s = &SP(c, space);
+    /* the path whose timer is due first */
+    qpath *due = NULL;
+    uint64_t first = UINT64_MAX;
+    for (size_t i = 0; i < c->npaths; i++) {
+        uint64_t p = path_timer(c, &c->paths[i]);
+        if (p < first) {
+            first = p;
+            due = &c->paths[i];
+        }
+    }
+    if (due && first <= now)
+        path_on_timeout(c, due, now);
+}
+
+void ir_rec_discard_sent(ir_conn *c, qpath *path, int space)
+{
+    pn_space *s = &PNS(c, path, space);
     for (size_t i = s->sent_first; i < s->nsent; i++)
-        remove_sent(c, space, i);
+        remove_sent(c, path, space, i);
     s->nsent = s->sent_first = s->sent_gone = 0;
+    s->nframes = 0;
     s->loss_time = UINT64_MAX;
 }
 
 void ir_rec_discard_space(ir_conn *c, int space)
 {
-    pn_space *s = &SP(c, space);
-    ir_rec_discard_sent(c, space);
+    qpath *path = &c->paths[0]; /* the Initial and Handshake spaces count on path 0 */
+    pn_space *s = &c->sp[space];
+    ir_rec_discard_sent(c, path, space);
     s->discarded = 1;
     s->probe_pending = 0;
     s->ack_pending = 0;
     s->in_flight_ack_eliciting = 0;
-    c->path->pto_count = 0;
+    path->pto_count = 0;
 }

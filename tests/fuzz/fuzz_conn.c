@@ -276,15 +276,16 @@ static void q_pop(queue *q)
 static void check_conn(const ir_conn *c)
 {
     /* what the connection reports stays within its own limits */
-    if (c->ev_n > c->ev_cap || c->path->nlcid > MAX_LOCAL_CIDS || c->path->nrcid > MAX_REMOTE_CIDS ||
-        c->path->active_rcid >= (c->path->nrcid ? c->path->nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
-        c->dg_out_n > DGRAM_QUEUE || c->nstreams > c->capstreams + (c->capstreams == 0))
+    if (c->ev_n > c->ev_cap || c->paths[0].nlcid > MAX_LOCAL_CIDS || c->paths[0].nrcid > MAX_REMOTE_CIDS ||
+        c->paths[0].active_rcid >= (c->paths[0].nrcid ? c->paths[0].nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
+        c->dg_out_n > DGRAM_QUEUE || 2 * c->streams.n > c->streams.cap)
         abort();
     /* anti-amplification (RFC 9000 8.1): at most 3x what an unvalidated address sent */
-    if (c->is_server && !c->path->validated && c->path->bytes_sent > 3 * c->path->bytes_recv)
+    if (c->is_server && !c->paths[0].validated && c->paths[0].bytes_sent > 3 * c->paths[0].bytes_recv)
         abort();
     for (int s = 0; s < SP_COUNT; s++)
-        if (SP(c, s).nsent > SP(c, s).capsent)
+        if (PNS(c, &c->paths[0], s).nsent > PNS(c, &c->paths[0], s).capsent ||
+            PNS(c, &c->paths[0], s).nframes > PNS(c, &c->paths[0], s).capframes)
             abort();
     /* connection flow control (RFC 9000 4.1, 4.5): what the peer's streams used, final
      * sizes of reset streams included, stays within what we allowed, unless we closed */
@@ -477,8 +478,9 @@ static void sealed(rd *r, int sender)
     static const int space_of[8] = {SP_INITIAL, SP_HANDSHAKE, SP_APP, SP_INITIAL,
                                     SP_HANDSHAKE, SP_APP, SP_APP, SP_HANDSHAKE};
     int s = space_of[space_b & 7], reserved = (space_b & 7) >= 6;
-    pn_space *sp = &SP(c, s);
-    if (!sp->have_tx || sp->discarded || c->path->nrcid == 0)
+    pn_space *sp = &PNS(c, &c->paths[0], s);
+    qepoch *e = &c->epoch[s];
+    if (!e->have_tx || sp->discarded || c->paths[0].nrcid == 0)
         return;
     uint8_t buf[MAX_DGRAM];
     uint64_t pn = sp->next_pn++;
@@ -486,13 +488,13 @@ static void sealed(rd *r, int sender)
     if (space_b & 0x80)
         pn_len = 4;
     size_t lo = 0, h;
-    const ir_cid *dcid = &c->path->rcid[c->path->active_rcid].cid;
+    const ir_cid *dcid = &c->paths[0].rcid[c->paths[0].active_rcid].cid;
     if (s == SP_APP)
-        h = ir_pkt_write_short(buf, sizeof buf, dcid, c->key_phase ^ ((space_b >> 5) & 1),
+        h = ir_pkt_write_short(buf, sizeof buf, dcid, c->ku.key_phase ^ ((space_b >> 5) & 1),
                                (space_b >> 6) & 1, pn, pn_len);
     else
         h = ir_pkt_write_long(buf, sizeof buf, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                              IR_QUIC_V1, dcid, &c->path->lcid[0].cid, NULL, 0, pn, pn_len, &lo);
+                              IR_QUIC_V1, dcid, &c->paths[0].lcid[0].cid, NULL, 0, pn, pn_len, &lo);
     if (!h || h + len + 4 + IR_AEAD_TAG_LEN > sizeof buf)
         return;
     if (reserved) /* under header protection, like the packet number length */
@@ -505,7 +507,7 @@ static void sealed(rd *r, int sender)
     if (s == SP_INITIAL && !(space_b & 0x40))
         while (h + payload + IR_AEAD_TAG_LEN < IR_MIN_INITIAL_SIZE)
             buf[h + payload++] = 0;
-    size_t total = ir_pkt_protect(buf, h, pn_len, lo, payload, &sp->tx, 0, pn);
+    size_t total = ir_pkt_protect(buf, h, pn_len, lo, payload, &e->tx, 0, pn);
     unsigned pick = (space_b >> 3) & 3;
     deliver(1 - sender, from_addr(1 - sender, sender == 0 ? pick : 0), buf, total);
 }

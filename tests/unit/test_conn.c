@@ -77,6 +77,17 @@ typedef struct net {
     uint64_t server_tx_to_new, server_rx_from_new;
     /* sees every datagram as it is sent (from: the sending side); 1 drops it */
     int (*tap)(struct net *nw, struct side *s, int from, const uint8_t *d, size_t len);
+    /* other addresses of the server that the client may probe: what the client sends to
+     * alt[k].server reaches the server from alt[k].client (another NAT mapping), and
+     * what the server sends to alt[k].client reaches the client from alt[k].server
+     * (alt[k].delay later than usual); a dead one swallows everything */
+    struct {
+        ir_netaddr server, client;
+        int dead;
+        uint64_t delay;
+    } alt[4];
+    int nalt;
+    ir_netaddr tap_to; /* where the datagram the tap sees goes */
     size_t mtu;        /* datagrams larger than this vanish (0: no limit) */
     size_t largest;    /* the largest datagram delivered */
     uint64_t too_big;  /* datagrams dropped for their size */
@@ -252,8 +263,24 @@ static void drain(net *nw, side *s)
             continue;
         size_t n;
         while ((n = ir_conn_send(s[i].c, buf, sizeof buf, &to, nw->now)) > 0) {
+            nw->tap_to = to;
             if (nw->tap && nw->tap(nw, s, i, buf, n)) {
                 nw->dropped++;
+                continue;
+            }
+            int k = 0;
+            while (k < nw->nalt && !ir_netaddr_eq(&to, i == 0 ? &nw->alt[k].server : &nw->alt[k].client))
+                k++;
+            if (k < nw->nalt) {
+                if (nw->alt[k].dead) {
+                    nw->dropped++;
+                    continue;
+                }
+                uint64_t delay = nw->delay;
+                if (i == 1)
+                    nw->delay += nw->alt[k].delay;
+                net_send(nw, 1 - i, i == 0 ? &nw->alt[k].client : &nw->alt[k].server, buf, n);
+                nw->delay = delay;
                 continue;
             }
             if (i == 0) {
@@ -479,7 +506,7 @@ static void app_init(app *a, size_t nflows, uint64_t n0, uint64_t n1, int echo)
     a->f = calloc(nflows, sizeof *a->f);
     a->nflows = nflows;
     a->echo = echo;
-    a->ebuf_size = nflows > 8 ? 16384 : 262144;
+    a->ebuf_size = nflows > 1000 ? 4096 : nflows > 8 ? 16384 : 262144;
     for (size_t k = 0; k < nflows; k++) {
         a->f[k].id = 4 * k;
         a->f[k].h[0].n = n0;
@@ -601,9 +628,7 @@ static void open_more(app *a, side *s)
         }
         a->f[k].opened = 1;
         a->next_open++;
-        uint64_t open = 0;
-        for (size_t j = 0; j < a->next_open; j++)
-            open += a->f[j].opened && !a->f[j].done;
+        uint64_t open = a->next_open - a->done; /* only opened flows get done */
         if (open > a->max_open)
             a->max_open = open;
         service(a, s, 0, k);
@@ -724,7 +749,7 @@ static void check_flows(app *a)
 /* streams still held by a connection once everything is done and acknowledged */
 static size_t live_streams(const ir_conn *c)
 {
-    return c->nstreams;
+    return c->streams.n;
 }
 
 typedef struct netcfg {
@@ -762,8 +787,9 @@ static void check_recovery(const ir_conn *c)
 {
     uint64_t bif = 0;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *p = &SP(c, sp);
+        const pn_space *p = &PNS(c, &c->paths[0], sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
+        size_t frames_end = 0;
         for (size_t i = 0; i < p->nsent; i++) {
             const sent_pkt *e = &p->sent[i];
             if (i && e->pn <= prev)
@@ -773,6 +799,14 @@ static void check_recovery(const ir_conn *c)
                 gone++;
                 continue;
             }
+            /* its frame records: in the pool, in order, each with a kind */
+            if (e->first_frame < frames_end || e->first_frame + e->nframes > p->nframes)
+                recovery_errors++;
+            else
+                for (uint32_t k = 0; k < e->nframes; k++)
+                    if (!p->frames[e->first_frame + k].kind)
+                        recovery_errors++;
+            frames_end = e->first_frame + e->nframes;
             if (i < p->sent_first || e->pn >= p->next_pn)
                 recovery_errors++;
             if (e->in_flight) {
@@ -783,7 +817,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->path->bytes_in_flight || c->path->cwnd < 2 * c->path->max_datagram)
+    if (bif != c->paths[0].bytes_in_flight || c->paths[0].cc.cwnd < 2 * c->paths[0].max_datagram)
         recovery_errors++;
 }
 
@@ -802,14 +836,14 @@ static void check_quiet(net *nw, side *s)
 {
     run_for(nw, s, 1 * SEC);
     uint64_t limit = nw->now + 2 * SEC;
-    while ((s[0].c->path->bytes_in_flight || s[1].c->path->bytes_in_flight) && step(nw, s, limit)) {
+    while ((s[0].c->paths[0].bytes_in_flight || s[1].c->paths[0].bytes_in_flight) && step(nw, s, limit)) {
     }
     for (int i = 0; i < 2; i++) {
         const ir_conn *c = s[i].c;
         check_recovery(c);
-        CHECK_EQ_INT(c->path->bytes_in_flight, 0);
-        CHECK_EQ_INT(SP(c, SP_APP).in_flight_ack_eliciting, 0);
-        CHECK_EQ_INT(SP(c, SP_APP).loss_time, UINT64_MAX);
+        CHECK_EQ_INT(c->paths[0].bytes_in_flight, 0);
+        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).in_flight_ack_eliciting, 0);
+        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).loss_time, UINT64_MAX);
     }
     CHECK_EQ_INT(recovery_errors, 0);
 }
@@ -885,6 +919,75 @@ TEST(bulk_both_ways)
               (netcfg){0, 0.30, 0.20, 10}, 10 << 20);
 }
 
+/* ---- NewReno instead of CUBIC (ir_conn_config.cc) ------------------------------------ */
+
+static void newreno_config(ir_conn_config *cfg, int server)
+{
+    cfg->cc = IR_CC_NEWRENO;
+}
+
+static uint64_t cc_wrong_algo, cc_reductions;
+static uint64_t cc_last_ssthresh[2];
+
+/* both connections run NewReno; counts the reductions (a new ssthresh) as they happen */
+static void watch_newreno(app *a, net *nw, side *s)
+{
+    watch_recovery(a, nw, s);
+    for (int i = 0; i < 2; i++) {
+        if (!s[i].c)
+            continue;
+        const ir_cc *cc = &s[i].c->paths[0].cc;
+        if (cc->ops != &ir_cc_newreno)
+            cc_wrong_algo++;
+        if (cc->ssthresh != cc_last_ssthresh[i]) {
+            cc_reductions++;
+            cc_last_ssthresh[i] = cc->ssthresh;
+        }
+    }
+}
+
+TEST(newreno_under_loss)
+{
+    /* the default is CUBIC */
+    {
+        net nw;
+        side s[2];
+        start(&nw, s, &(netcfg){0, 0, 0, 5});
+        CHECK(run_until(&nw, s, both_established, 5 * SEC));
+        CHECK(s[0].c->paths[0].cc.ops == &ir_cc_cubic && s[1].c->paths[0].cc.ops == &ir_cc_cubic);
+        sides_free(s, &nw);
+    }
+    tweak_config = newreno_config;
+    static const struct {
+        const char *what;
+        netcfg nc;
+        uint64_t up, down;
+    } runs[] = {
+        {"NewReno, 4 MiB each way, 2% loss", {0.02, 0.03, 0.01, 10}, 4 << 20, 4 << 20},
+        {"NewReno, 2 MiB download, 10% loss, 30 ms", {0.10, 0.05, 0.02, 30}, 0, 2 << 20},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        net nw;
+        side s[2];
+        app a;
+        start(&nw, s, &runs[r].nc);
+        app_init(&a, 1, runs[r].up, runs[r].down, 0);
+        uint64_t t0 = nw.now;
+        recovery_errors = cc_wrong_algo = cc_reductions = 0;
+        cc_last_ssthresh[0] = cc_last_ssthresh[1] = UINT64_MAX;
+        CHECK(run_app(&a, &nw, s, 3600 * SEC, watch_newreno));
+        check_flows(&a);
+        report(runs[r].what, &a, &nw, s, t0);
+        CHECK_EQ_INT(cc_wrong_algo, 0);
+        CHECK(cc_reductions > 0); /* losses were congestion events */
+        settle(&a, &nw, s);
+        check_quiet(&nw, s);
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
 /* ---- 2: 100 concurrent streams, each echoed ---------------------------------------------- */
 
 static void many_streams(const char *what, netcfg nc, size_t nflows, uint64_t n)
@@ -919,6 +1022,162 @@ TEST(streams_100_concurrent)
     many_streams("250 streams x 4 KiB, 2% loss", (netcfg){0.02, 0.05, 0.02, 5}, 250, 4096);
 }
 
+/* ---- many streams: the stream map and the send queue ------------------------------------ */
+
+static uint64_t many_max_streams;
+
+static void many_streams_config(ir_conn_config *cfg, int server)
+{
+    cfg->tp.initial_max_streams_bidi = many_max_streams;
+}
+
+/* The client opens 10,000 streams at once (the server's MAX_STREAMS allows them all), each
+ * echoed: finding a stream by id and picking the next one to send stay cheap */
+TEST(streams_10000)
+{
+    static const struct {
+        const char *what;
+        netcfg nc;
+        size_t nflows;
+        uint64_t n;
+    } runs[] = {
+        {"10000 streams x 1000 bytes", {0, 0, 0, 5}, 10000, 1000},
+        {"10000 streams x 1000 bytes, 2% loss", {0.02, 0.02, 0.01, 5}, 10000, 1000},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        net nw;
+        side s[2];
+        app a;
+        many_max_streams = runs[r].nflows;
+        tweak_config = many_streams_config;
+        start(&nw, s, &runs[r].nc);
+        app_init(&a, runs[r].nflows, runs[r].n, 0, 1);
+        uint64_t t0 = nw.now;
+        recovery_errors = 0;
+        CHECK(run_app(&a, &nw, s, 600 * SEC, watch_recovery));
+        check_flows(&a);
+        CHECK_EQ_INT(a.opened_events, runs[r].nflows);
+        CHECK_EQ_INT(a.max_open, runs[r].nflows); /* all of them open at once */
+        report(runs[r].what, &a, &nw, s, t0);
+        settle(&a, &nw, s);
+        check_quiet(&nw, s);
+        /* nothing left queued once everything is sent and acknowledged */
+        for (int i = 0; i < 2; i++)
+            CHECK(!s[i].c->send_q.n && !s[i].c->ctrl_q.n && !s[i].c->conn_blocked_q.n);
+        app_free(&a);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* Round robin: streams with data waiting take turns packet by packet, so the bytes each has
+ * sent never drift far apart (all data written before sending) */
+static size_t fair_n;
+static uint64_t fair_ids[1000];
+static uint64_t fair_target, fair_spread, fair_samples;
+
+static int fair_progress(side *s)
+{
+    const ir_conn *c = s[0].c;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t k = 0; k < fair_n; k++) {
+        const qstream *q = ir_idmap_find(&c->streams, fair_ids[k]);
+        uint64_t next = q ? q->send.next : 0;
+        if (next < lo)
+            lo = next;
+        if (next > hi)
+            hi = next;
+    }
+    if (hi - lo > fair_spread)
+        fair_spread = hi - lo;
+    fair_samples++;
+    return c->sent_data >= fair_target;
+}
+
+TEST(streams_fair_order)
+{
+    static const size_t counts[] = {3, 1000};
+    for (size_t r = 0; r < 2; r++) {
+        net nw;
+        side s[2];
+        start(&nw, s, &(netcfg){0, 0, 0, 10});
+        many_max_streams = 1000;
+        tweak_config = many_streams_config;
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        drop_events(s);
+        fair_n = counts[r];
+        uint64_t per = fair_n == 3 ? 256 << 10 : 16 << 10;
+        uint8_t *buf = calloc(1, (size_t)per);
+        for (size_t k = 0; k < fair_n; k++) {
+            CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &fair_ids[k]), 0);
+            CHECK_EQ_INT(ir_conn_stream_write(s[0].c, fair_ids[k], buf, (size_t)per, 1), (long)per);
+        }
+        free(buf);
+        /* until half of it went out */
+        fair_target = fair_n * per / 2;
+        fair_spread = fair_samples = 0;
+        CHECK(run_until(&nw, s, fair_progress, 60 * SEC));
+        printf("    %zu streams: largest spread of bytes sent %llu over %llu samples\n", fair_n,
+               (unsigned long long)fair_spread, (unsigned long long)fair_samples);
+        CHECK(fair_samples > 100);
+        /* within two packets' payload: a turn is one packet, and packets differ in what
+         * else they carry (ACK frames, window updates). Sending one stream after the other
+         * would spread them by all of their data. */
+        CHECK(fair_spread > 0 && fair_spread <= 2 * 1452);
+        sides_free(s, &nw);
+        tweak_config = NULL;
+    }
+}
+
+/* A packet carries as many frames as fit, each recorded for repair: 60 small streams go
+ * out in one packet (8 frame records per packet was the limit before), and when that
+ * packet is lost every one of them is sent again */
+TEST(many_frames_per_packet)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC); /* quiet: everything acknowledged */
+    drop_events(s);
+    enum { N = 60 };
+    uint64_t ids[N];
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        uint8_t msg[8];
+        memset(msg, 'a' + k % 26, sizeof msg);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], msg, sizeof msg, 1), 8);
+    }
+    uint8_t out[1500];
+    ir_netaddr to;
+    size_t n = ir_conn_send(s[0].c, out, sizeof out, &to, nw.now);
+    CHECK(n > 0 && n <= 1200);
+    const pn_space *sp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
+    CHECK(sp->nsent > sp->sent_first);
+    const sent_pkt *last = &sp->sent[sp->nsent - 1];
+    uint32_t streams = 0;
+    for (uint32_t k = 0; k < last->nframes; k++)
+        streams += sp->frames[last->first_frame + k].kind == &ir_sf_stream;
+    CHECK_EQ_INT(streams, N);
+    /* that datagram is lost (never handed to the network): repaired from the records */
+    uint64_t lost_before = s[0].c->stats.pkts_lost;
+    run_for(&nw, s, 3 * SEC);
+    CHECK(s[0].c->stats.pkts_lost > lost_before);
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[16];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 8);
+        CHECK_EQ_INT(buf[0], 'a' + k % 26);
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), 0);
+    }
+    check_recovery(s[0].c);
+    check_recovery(s[1].c);
+    CHECK_EQ_INT(recovery_errors, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
+
 /* ---- 3: flow-control stalls ------------------------------------------------------------- */
 
 #define FC_STREAM 65536
@@ -936,10 +1195,7 @@ static void small_windows(ir_conn_config *cfg, int server)
 
 static qstream *stream_at(const ir_conn *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->nstreams; i++)
-        if (c->streams[i]->id == id)
-            return c->streams[i];
-    return NULL;
+    return ir_idmap_find(&c->streams, id);
 }
 
 static uint64_t fc_violations;
@@ -1088,13 +1344,13 @@ TEST(key_update_mid_transfer)
     /* the client updates; a second update before the peer acknowledged one is refused */
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), 0);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[0].c), -1);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
     /* the server follows when a packet of the new phase arrives; it may not start another
      * update before the client acknowledged one of its packets of the new phase */
     uint64_t limit = nw.now + 5 * SEC;
-    while (s[1].c->key_phase == 0 && step(&nw, s, limit)) {
+    while (s[1].c->ku.key_phase == 0 && step(&nw, s, limit)) {
     }
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     CHECK_EQ_INT(ir_conn_initiate_key_update(s[1].c), -1);
     memset(&kup, 0, sizeof kup);
     kup.count = 4;
@@ -1117,10 +1373,10 @@ TEST(key_update_mid_transfer)
     ir_conn_get_stats(s[1].c, &v);
     CHECK_EQ_INT(c.key_updates, 5);
     CHECK_EQ_INT(v.key_updates, 5);
-    CHECK_EQ_INT(s[0].c->key_phase, 1);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
-    CHECK_EQ_INT(s[0].c->rx_phase, 1);
-    CHECK_EQ_INT(s[1].c->rx_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
+    CHECK_EQ_INT(s[0].c->ku.rx_phase, 1);
+    CHECK_EQ_INT(s[1].c->ku.rx_phase, 1);
     report("key updates", &a, &nw, s, t0);
     app_free(&a);
     sides_free(s, &nw);
@@ -1266,7 +1522,7 @@ TEST(stateless_reset)
     while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
         pump(&a, s);
     CHECK(a.f[0].h[1].got >= (1 << 20));
-    CHECK(s[0].c->path->rcid[s[0].c->path->active_rcid].has_token);
+    CHECK(s[0].c->paths[0].rcid[s[0].c->paths[0].active_rcid].has_token);
     ir_conn_free(s[1].c);
     s[1].c = NULL;
     nw.server_forgot = 1;
@@ -1302,9 +1558,9 @@ TEST(stateless_reset)
     ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     int unused = 0;
-    for (size_t i = 0; i < s[0].c->path->nrcid; i++) {
-        const remote_cid *r = &s[0].c->path->rcid[i];
-        if (i == s[0].c->path->active_rcid || !r->has_token)
+    for (size_t i = 0; i < s[0].c->paths[0].nrcid; i++) {
+        const remote_cid *r = &s[0].c->paths[0].rcid[i];
+        if (i == s[0].c->paths[0].active_rcid || !r->has_token)
             continue;
         rand_bytes(NULL, d, sizeof d);
         d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
@@ -1322,23 +1578,24 @@ TEST(stateless_reset)
 
 /* Decrypts a copy of a 1-RTT datagram with the receiver's current keys and reports the
  * path frames it carries: a bit mask, 1 PATH_CHALLENGE, 2 PATH_RESPONSE. */
-static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+static unsigned peek_path_data(const ir_conn *c, const uint8_t *d, size_t len, uint8_t chal[8])
 {
     uint8_t copy[1500];
     memcpy(copy, d, len);
     ir_pkt_hdr h;
-    const pn_space *sp = &SP(c, SP_APP);
-    if (!sp->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+    const pn_space *sp = &PNS(c, &c->paths[0], SP_APP);
+    const qepoch *e = &c->epoch[SP_APP];
+    if (!e->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
         return 0;
     uint64_t pn;
     size_t pn_len;
-    if (ir_pkt_unprotect_header(copy, &h, &sp->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
+    if (ir_pkt_unprotect_header(copy, &h, &e->rx.hp, sp->largest_recv, &pn, &pn_len) != 0)
         return 0;
-    if (((copy[0] >> 2) & 1) != c->rx_phase)
+    if (((copy[0] >> 2) & 1) != c->ku.rx_phase)
         return 0;
     const uint8_t *payload;
     size_t plen;
-    if (ir_pkt_decrypt(copy, &h, pn_len, &sp->rx.aead, 0, pn, &payload, &plen) != 0)
+    if (ir_pkt_decrypt(copy, &h, pn_len, &e->rx.aead, 0, pn, &payload, &plen) != 0)
         return 0;
     ir_cursor cur;
     ir_cursor_init(&cur, payload, plen);
@@ -1347,12 +1604,20 @@ static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
         ir_frame f;
         if (ir_frame_decode(&cur, &f) != 0)
             break;
-        if (f.type == IR_FT_PATH_CHALLENGE)
+        if (f.type == IR_FT_PATH_CHALLENGE) {
             found |= 1;
+            if (chal)
+                memcpy(chal, f.u.path_data, 8);
+        }
         if (f.type == IR_FT_PATH_RESPONSE)
             found |= 2;
     }
     return found;
+}
+
+static unsigned peek_path_frames(const ir_conn *c, const uint8_t *d, size_t len)
+{
+    return peek_path_data(c, d, len, NULL);
 }
 
 static int rebound, saw_unvalidated, validated_again;
@@ -1369,7 +1634,7 @@ static int tap_path_frames(net *nw, side *s, int from, const uint8_t *d, size_t 
     /* RFC 9000 8.2: datagrams with PATH_CHALLENGE / PATH_RESPONSE are expanded to 1200
      * bytes, a challenge only if the anti-amplification limit allows it */
     if ((f & 1) && from == 1) {
-        const qpath *pa = s[1].c->path;
+        const qpath *pa = &s[1].c->paths[0];
         uint64_t allowed = 3 * pa->bytes_recv - (pa->bytes_sent - len); /* before this one */
         challenges++;
         if (len >= 1200)
@@ -1395,9 +1660,9 @@ static void watch_rebinding(app *a, net *nw, side *s)
         rebound = 1;
         nw->caddr = new_caddr; /* the NAT gives the client a new mapping */
     }
-    if (rebound && s[1].c && !s[1].c->path->validated)
+    if (rebound && s[1].c && !s[1].c->paths[0].validated)
         saw_unvalidated = 1;
-    if (saw_unvalidated && !validated_again && s[1].c->path->validated) {
+    if (saw_unvalidated && !validated_again && s[1].c->paths[0].validated) {
         validated_again = 1;
         /* before validation the server sent at most 3x what it received (RFC 9000 8.1) */
         CHECK(nw->server_tx_to_new <= 3 * nw->server_rx_from_new);
@@ -1437,19 +1702,20 @@ TEST(nat_rebinding)
             nw.caddr = new_caddr;
             saw_unvalidated = 1;
             run_for(&nw, s, 8 * SEC); /* the client's keep-alive comes from the new address */
-            CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+            CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
             open_more(&a, s);
             t0 = nw.now;
         }
         int done = run_app(&a, &nw, s, 600 * SEC, watch_rebinding);
         CHECK(done);
-        if (!done || !s[1].c->path->validated)
+        if (!done || !s[1].c->paths[0].validated)
             fprintf(stderr, "%s: done %d, closed %d/%d (%s / %s), server path %.*s validated %d "
                     "challenge pending %d outstanding %d, at %.3f s\n",
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
-                    ir_conn_close_info(s[1].c)->reason, s[1].c->path->addr.len,
-                    (const char *)s[1].c->path->addr.data, s[1].c->path->validated,
-                    s[1].c->path->challenge_pending, s[1].c->path->challenge_outstanding,
+                    ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0].addr.len,
+                    (const char *)s[1].c->paths[0].addr.data, s[1].c->paths[0].validated,
+                    ir_conn_path_probe(&s[1].c->paths[0]) && ir_conn_path_probe(&s[1].c->paths[0])->pending,
+                    ir_conn_path_probe(&s[1].c->paths[0]) != NULL,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1460,9 +1726,9 @@ TEST(nat_rebinding)
         /* the server moved path 0 to the new address and validated it (PATH_CHALLENGE /
          * PATH_RESPONSE) */
         CHECK(saw_unvalidated && validated_again);
-        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
-        CHECK(s[1].c->path->validated);
-        CHECK(!s[1].c->path->challenge_outstanding);
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+        CHECK(s[1].c->paths[0].validated);
+        CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1481,7 +1747,7 @@ TEST(rebinding_challenge_lost)
 {
     net nw;
     side s[2];
-    net_init(&nw, 0.05, 10);
+    net_init(&nw, 0.08, 10);
     sides_init(s, &nw);
     CHECK(run_until(&nw, s, both_confirmed, 10 * SEC));
     uint64_t id;
@@ -1493,7 +1759,9 @@ TEST(rebinding_challenge_lost)
     CHECK(ir_conn_stream_send_done(s[0].c, id));
     nw.loss = 0;
     run_for(&nw, s, 1 * SEC);
-    CHECK(SP(s[1].c, SP_APP).ack_ranges.n >= 30); /* the server's ACKs are long */
+    /* the server's ACKs are long (8% loss leaves that many gaps whatever the random
+     * sequence; 5% did not always: IR_SIM_SEED=3 or 7 left 28-29 ranges) */
+    CHECK(PNS(s[1].c, &s[1].c->paths[0], SP_APP).ack_ranges.n >= 30);
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1503,8 +1771,8 @@ TEST(rebinding_challenge_lost)
     drop_first_challenge = 1;
     run_for(&nw, s, 20 * SEC);
     CHECK(!drop_first_challenge);
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
-    CHECK(s[1].c->path->validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+    CHECK(s[1].c->paths[0].validated);
     CHECK(challenges >= 2 && responses >= 1);
     CHECK_EQ_INT(small_path_dgrams, 0);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
@@ -1554,15 +1822,15 @@ TEST(spurious_migration)
     CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
     spoof_next = 1;
     uint64_t limit = nw.now + 1 * SEC;
-    while (!ir_netaddr_eq(&s[1].c->path->addr, &evil) && step(&nw, s, limit)) {
+    while (!ir_netaddr_eq(&s[1].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
     }
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &evil));
-    CHECK(!s[1].c->path->validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &evil));
+    CHECK(!s[1].c->paths[0].validated);
     run_for(&nw, s, 5 * SEC);
     CHECK(nw.misrouted > 0);
-    CHECK(ir_netaddr_eq(&s[1].c->path->addr, &nw.caddr));
-    CHECK(s[1].c->path->validated);
-    CHECK(!s[1].c->path->challenge_outstanding);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK(s[1].c->paths[0].validated);
+    CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -1618,7 +1886,7 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
                          int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->path->rcid[c->path->active_rcid].cid, key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->paths[0].rcid[c->paths[0].active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
@@ -1628,13 +1896,13 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
 static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t pn, uint8_t *out,
                        size_t cap)
 {
-    return forge_keys(c, fr, reserved, &SP(c, SP_APP).tx, c->key_phase, pn, out, cap);
+    return forge_keys(c, fr, reserved, &c->epoch[SP_APP].tx, c->ku.key_phase, pn, out, cap);
 }
 
 /* the same with c's next packet number */
 static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
 {
-    return forge_at(c, fr, reserved, SP(c, SP_APP).next_pn++, out, cap);
+    return forge_at(c, fr, reserved, PNS(c, &c->paths[0], SP_APP).next_pn++, out, cap);
 }
 
 typedef struct violation {
@@ -2014,7 +2282,7 @@ TEST(duplicates_after_many_gaps)
     CHECK_EQ_INT(dg_max_count(), 1);
     CHECK(tapped >= 2 * 100);
     /* the server's ACK frames carry as many ranges as they may */
-    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
     CHECK(ssp->ack_ranges.n >= 30);
     /* every packet the server got is delivered again: none is processed twice */
     replay_all(&nw, s);
@@ -2064,7 +2332,7 @@ TEST(duplicates_hostile_gaps)
     memset(dg_count, 0, sizeof dg_count);
     replays = calloc(REPLAY_MAX, sizeof *replays);
     nreplays = 0;
-    pn_space *csp = &SP(s[0].c, SP_APP);
+    pn_space *csp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
     uint64_t first_pn = 0, last_pn = 0;
     uint8_t b[64];
     for (uint32_t id = 0; id < 700; id++) {
@@ -2089,7 +2357,7 @@ TEST(duplicates_hostile_gaps)
     run_reading(&nw, s, 100 * MS);
     for (uint32_t id = 0; id < 700; id++)
         CHECK_EQ_INT(dg_count[id], 1);
-    const pn_space *ssp = &SP(s[1].c, SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
     CHECK_EQ_INT(ssp->seen.max, 256);
     CHECK(ssp->seen.above.n <= ssp->seen.max && ssp->seen.above.cap <= ssp->seen.max);
     CHECK(ssp->seen.floor > first_pn + 1);
@@ -2147,7 +2415,7 @@ static int tap_sealed(net *nw, side *s, int from, const uint8_t *d, size_t len)
     (void)len;
     datagrams_from[from]++;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *k = &KEYS(s[from].c, sp);
+        const qepoch *k = &s[from].c->epoch[sp];
         if (k->have_tx && k->tx.sealed > max_sealed[from])
             max_sealed[from] = k->tx.sealed;
     }
@@ -2195,7 +2463,7 @@ TEST(key_updates_at_confidentiality_limit)
     /* each key seals about half the limit before its update (updates by either side
      * renew both sides' keys, so each side counts them all) */
     CHECK(c.key_updates >= c.pkts_sent / 2048 - 1 && v.key_updates >= v.pkts_sent / 2048 - 1);
-    CHECK_EQ_INT(s[0].c->key_phase, s[1].c->key_phase);
+    CHECK_EQ_INT(s[0].c->ku.key_phase, s[1].c->ku.key_phase);
     check_quiet(&nw, s);
     app_free(&a);
     sides_free(s, &nw);
@@ -2224,44 +2492,44 @@ TEST(key_update_waits_for_confirmation)
     CHECK(run_until(&nw, s, client_complete, 5 * SEC));
     CHECK(!s[0].c->handshake_confirmed);
     ir_conn *c = s[0].c;
-    ir_pkt_keys *tx = &KEYS(c, SP_APP).tx;
+    ir_pkt_keys *tx = &c->epoch[SP_APP].tx;
     tx->sealed = 512;
     send_datagram(s, 0, 1);
     drain(&nw, s);
     CHECK(tx->sealed > 512); /* the datagram went out, with the same keys */
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 0);
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
-    CHECK_EQ_INT(c->key_phase, 0);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
     send_datagram(s, 0, 2);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1); /* confirmed: the update comes with the next packet */
-    CHECK_EQ_INT(c->key_updates, 1);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 1); /* confirmed: the update comes with the next packet */
+    CHECK_EQ_INT(c->ku.updates, 1);
+    CHECK(c->ku.pending_ack);
     CHECK(tx->sealed < 8);
     /* the new keys are used up at once: no second update before the first is confirmed */
     tx->sealed = 512;
     send_datagram(s, 0, 3);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
-    CHECK_EQ_INT(c->key_updates, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
+    CHECK_EQ_INT(c->ku.updates, 1);
     uint64_t limit = nw.now + 2 * SEC;
-    while (c->key_update_pending_ack && step(&nw, s, limit)) {
+    while (c->ku.pending_ack && step(&nw, s, limit)) {
     }
-    CHECK(!c->key_update_pending_ack);
-    CHECK_EQ_INT(s[1].c->key_phase, 1);
+    CHECK(!c->ku.pending_ack);
+    CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     /* confirmed; the next update waits three PTOs */
-    uint64_t allowed = c->key_update_confirmed + 3 * ir_rec_pto(c, SP_APP);
+    uint64_t allowed = c->ku.confirmed + 3 * ir_rec_pto(c, &c->paths[0], SP_APP);
     CHECK(nw.now < allowed);
     send_datagram(s, 0, 4);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 1);
+    CHECK_EQ_INT(c->ku.key_phase, 1);
     run_for(&nw, s, allowed - nw.now + 1);
     send_datagram(s, 0, 5);
     drain(&nw, s);
-    CHECK_EQ_INT(c->key_phase, 0);
-    CHECK_EQ_INT(c->key_updates, 2);
-    CHECK(c->key_update_pending_ack);
+    CHECK_EQ_INT(c->ku.key_phase, 0);
+    CHECK_EQ_INT(c->ku.updates, 2);
+    CHECK(c->ku.pending_ack);
     /* again used up before the update is confirmed, to 15/16 of the limit: the client
      * closes with AEAD_LIMIT_REACHED */
     tx->sealed = 1024 - 1024 / 16;
@@ -2304,12 +2572,12 @@ TEST(key_update_old_keys_after_new)
         run_for(&nw, s, 200 * MS);
         drop_events(s);
         ir_conn *c = s[0].c;
-        const ir_pkt_keys *cur = &KEYS(c, SP_APP).tx;
+        const ir_pkt_keys *cur = &c->epoch[SP_APP].tx;
         ir_pkt_keys old;
         CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
-        int old_phase = c->key_phase;
+        int old_phase = c->ku.key_phase;
         CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
-        pn_space *csp = &SP(c, SP_APP);
+        pn_space *csp = &PNS(c, &c->paths[0], SP_APP);
         frames fr;
         fr.n = 0;
         put_raw(&fr, "01"); /* PING */
@@ -2338,7 +2606,7 @@ TEST(key_update_old_keys_after_new)
                 CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
         }
         if (variant > 0) /* the server did rotate (variant 0: the rotation is refused) */
-            CHECK_EQ_INT(s[1].c->rx_phase, c->key_phase);
+            CHECK_EQ_INT(s[1].c->ku.rx_phase, c->ku.key_phase);
         const ir_close_info *ci = ir_conn_close_info(s[1].c);
         if (variant == 2) {
             CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
@@ -2366,10 +2634,10 @@ TEST(aead_limit_handshake_keys)
     net_init(&nw, 0, 10);
     sides_init(s, &nw);
     uint64_t limit = nw.now + 5 * SEC;
-    while (!KEYS(s[0].c, SP_HANDSHAKE).have_tx && step(&nw, s, limit)) {
+    while (!s[0].c->epoch[SP_HANDSHAKE].have_tx && step(&nw, s, limit)) {
     }
-    CHECK(KEYS(s[0].c, SP_HANDSHAKE).have_tx);
-    KEYS(s[0].c, SP_HANDSHAKE).tx.sealed = 1024 - 1024 / 16;
+    CHECK(s[0].c->epoch[SP_HANDSHAKE].have_tx);
+    s[0].c->epoch[SP_HANDSHAKE].tx.sealed = 1024 - 1024 / 16;
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[0].c);
     CHECK(ci->closed && !ci->by_peer);
@@ -2404,10 +2672,10 @@ TEST(aead_integrity_limit)
     ping.n = 0;
     put_raw(&ping, "01"); /* PING */
     uint8_t g[1500];
-    uint64_t seen_pn = SP(s[0].c, SP_APP).next_pn;
+    uint64_t seen_pn = PNS(s[0].c, &s[0].c->paths[0], SP_APP).next_pn;
     size_t gn = forge(s[0].c, &ping, 0, g, sizeof g);
     ir_conn_recv(s[1].c, &nw.caddr, g, gn, nw.now);
-    CHECK_EQ_INT(SP(s[1].c, SP_APP).largest_recv, seen_pn);
+    CHECK_EQ_INT(PNS(s[1].c, &s[1].c->paths[0], SP_APP).largest_recv, seen_pn);
     for (int k = 0; k <= 20; k++) {
         uint8_t d[1500];
         size_t n = k == 0 ? forge_at(s[0].c, &ping, 0, seen_pn, d, sizeof d)
@@ -2428,7 +2696,7 @@ TEST(aead_integrity_limit)
             CHECK_EQ_INT(dg_count[8], 1);
         }
     }
-    CHECK_EQ_INT(KEYS(s[1].c, SP_APP).rx.open_failed, 21);
+    CHECK_EQ_INT(s[1].c->epoch[SP_APP].rx.open_failed, 21);
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
@@ -2496,7 +2764,7 @@ TEST(free_in_every_state)
     CHECK(ir_conn_initiate_key_update(s[1].c) == 0);
     drain(&nw, s);
     run_for(&nw, s, 5 * MS);
-    CHECK(s[1].c->nstreams > 0);
+    CHECK(s[1].c->streams.n > 0);
     sides_free(s, &nw);
 
     /* closing (ours) and draining (the peer's) */
@@ -2536,7 +2804,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->path->cwnd = 1000 * c->path->max_datagram; /* as after a long slow start */
+    c->paths[0].cc.cwnd = 1000 * c->paths[0].max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
@@ -2644,7 +2912,7 @@ TEST(address_discovery)
         memcpy(new_caddr.data, "client2", 7);
         nw.caddr = new_caddr;
         run_for(&nw, s, 8 * SEC); /* a keep-alive comes from the new address */
-        CHECK(ir_netaddr_eq(&s[1].c->path->addr, &new_caddr));
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
         CHECK_EQ_INT(ir_conn_observed_addr(s[0].c, &a), 0);
         CHECK(count_observed(s) >= 1);
         CHECK(a.family == 4 && memcmp(a.ip, "\xc0\x00\x02\x02", 4) == 0 && a.port == 2000);
@@ -2683,13 +2951,13 @@ TEST(path_mtu)
         run_for(&nw, s, v == 1 ? 5 * SEC : SEC); /* lost probes are found by PTOs */
         if (v == 1) {
             /* three probes lost, no congestion response, back to 1200 for good */
-            CHECK_EQ_INT(s[0].c->path->max_datagram, 1200);
-            CHECK_EQ_INT(s[0].c->path->mtu_state, MTU_DONE);
+            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1200);
+            CHECK_EQ_INT(s[0].c->paths[0].mtu_state, MTU_DONE);
             CHECK(nw.too_big >= 3);
-            CHECK(s[0].c->path->ssthresh == UINT64_MAX);
+            CHECK(s[0].c->paths[0].cc.ssthresh == UINT64_MAX);
         } else {
-            CHECK_EQ_INT(s[0].c->path->max_datagram, 1452);
-            CHECK_EQ_INT(s[1].c->path->max_datagram, 1452);
+            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1452);
+            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1452);
         }
         drop_events(s);
         app_init(&a, 1, 0, 4 << 20, 0); /* a download */
@@ -2702,7 +2970,7 @@ TEST(path_mtu)
             CHECK_EQ_INT(nw.largest, 1452); /* the bulk went in large datagrams */
         if (v == 2) {
             CHECK(nw.too_big > 0);
-            CHECK_EQ_INT(s[1].c->path->max_datagram, 1200); /* fell back */
+            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1200); /* fell back */
         }
         app_free(&a);
         sides_free(s, &nw);
@@ -2754,6 +3022,61 @@ TEST(idle_timeout_reason)
 }
 
 /* ---- events when memory runs out ------------------------------------------------------ */
+
+/* Readable events are coalesced per stream while one waits in the queue, and raised again
+ * once it was taken: 200 streams each get data in several packets, the server polls only
+ * at the end (one READABLE per stream), then more data brings one more per stream. */
+static void count_readable(side *s, uint64_t *per, size_t n, uint64_t *other)
+{
+    ir_event ev;
+    while (ir_conn_poll_event(s[1].c, &ev)) {
+        if (ev.type == IR_EV_STREAM_READABLE && (ev.stream_id & 3) == 0 && (ev.stream_id >> 2) < n)
+            per[ev.stream_id >> 2]++;
+        else if (ev.type == IR_EV_STREAM_READABLE)
+            (*other)++;
+    }
+}
+
+TEST(events_coalesced)
+{
+    net nw;
+    side s[2];
+    start(&nw, s, &(netcfg){0, 0, 0, 10});
+    many_max_streams = 1000;
+    tweak_config = many_streams_config;
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, SEC);
+    drop_events(s);
+    enum { N = 200 };
+    static uint64_t per[N];
+    memset(per, 0, sizeof per);
+    uint64_t ids[N], other = 0;
+    uint8_t chunk[3000];
+    memset(chunk, 7, sizeof chunk);
+    for (int k = 0; k < N; k++) {
+        CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &ids[k]), 0);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, sizeof chunk, 0), (long)sizeof chunk);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    uint64_t packets = s[1].c->stats.pkts_recv;
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 1);
+    CHECK(packets > 2 * N); /* each stream's data came in more than one packet */
+    /* the server reads everything; new data raises the event again, once */
+    for (int k = 0; k < N; k++) {
+        uint8_t buf[4096];
+        CHECK_EQ_INT(ir_conn_stream_read(s[1].c, ids[k], buf, sizeof buf, NULL), (long)sizeof chunk);
+        CHECK_EQ_INT(ir_conn_stream_write(s[0].c, ids[k], chunk, 100, 1), 100);
+    }
+    run_for(&nw, s, SEC);
+    count_readable(s, per, N, &other);
+    for (int k = 0; k < N; k++)
+        CHECK_EQ_INT(per[k], 2);
+    CHECK_EQ_INT(other, 0);
+    sides_free(s, &nw);
+    tweak_config = NULL;
+}
 
 /* fills c's event queue to its capacity with events that are not coalesced, and arms the
  * allocation hook to fail the queue's next growth; checks that it does */
@@ -2819,6 +3142,141 @@ TEST(events_without_memory)
     sides_free(s, &nw);
 }
 
+/* ---- probing several addresses on one path ----------------------------------------- */
+
+static struct {
+    int first_only;          /* deliver only the first PATH_CHALLENGE to each address */
+    unsigned chal[4];        /* PATH_CHALLENGE datagrams the client sent to alt[k] */
+    unsigned resp[4];        /* PATH_RESPONSE datagrams the server sent to alt[k] */
+    unsigned small;          /* of those, datagrams under 1200 bytes */
+    uint8_t data[4][8][8];   /* the challenges' data, per address */
+} pr;
+
+static int tap_probes(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    for (int k = 0; k < nw->nalt; k++) {
+        if (from == 0 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].server)) {
+            uint8_t chal[8];
+            if (!(peek_path_data(s[1].c, d, len, chal) & 1))
+                return 0;
+            if (pr.chal[k] < 8)
+                memcpy(pr.data[k][pr.chal[k]], chal, 8);
+            pr.small += len < 1200;
+            return pr.chal[k]++ > 0 && pr.first_only;
+        }
+        if (from == 1 && ir_netaddr_eq(&nw->tap_to, &nw->alt[k].client)) {
+            pr.resp[k] += (peek_path_frames(s[0].c, d, len) & 2) != 0;
+            pr.small += len < 1200;
+        }
+    }
+    return 0;
+}
+
+static void set_addr(ir_netaddr *a, const char *s)
+{
+    a->len = (uint8_t)strlen(s);
+    memcpy(a->data, s, a->len);
+}
+
+/* The client probes three more addresses of the server on path 0 at once, while data flows
+ * on the path: two reach the server (from other mappings of the client: the server answers
+ * each where its challenge came from, both answers pending at the same time), one is dead.
+ * Only the first PATH_CHALLENGE to each gets through and the answers come back late, so
+ * the client has sent more challenges (each with new data) by then: the answer to the
+ * first still validates. The dead address is given up; path 0 is not disturbed. */
+TEST(probe_several_addresses)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    memset(&pr, 0, sizeof pr);
+    pr.first_only = 1;
+    nw.nalt = 3;
+    set_addr(&nw.alt[0].server, "server-a");
+    set_addr(&nw.alt[0].client, "client-a");
+    nw.alt[0].delay = 300 * MS;
+    set_addr(&nw.alt[1].server, "server-b");
+    set_addr(&nw.alt[1].client, "client-b");
+    nw.alt[1].delay = 300 * MS;
+    set_addr(&nw.alt[2].server, "server-dead");
+    set_addr(&nw.alt[2].client, "client-dead");
+    nw.alt[2].dead = 1;
+    nw.tap = tap_probes;
+    qpath *p0 = &s[0].c->paths[0];
+    /* not the path's own address, nor before the handshake is done elsewhere */
+    CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.saddr), -1);
+    for (int k = 0; k < 3; k++) {
+        CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.alt[k].server), 0);
+        CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[k].server), PROBE_ACTIVE);
+    }
+    /* a stream keeps the path busy meanwhile */
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_stream_open(s[0].c, 1, &id), 0);
+    CHECK_EQ_INT(ir_conn_stream_write(s[0].c, id, pat, 200000, 1), 200000);
+    uint64_t t0 = nw.now, validated_at = 0;
+    while (step(&nw, s, t0 + 10 * SEC)) {
+        if (!validated_at && ir_conn_probe_state(p0, &nw.alt[0].server) == PROBE_VALIDATED)
+            validated_at = nw.now;
+    }
+    CHECK(!nw.stuck);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[0].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[1].server), PROBE_VALIDATED);
+    CHECK_EQ_INT(ir_conn_probe_state(p0, &nw.alt[2].server), PROBE_FAILED);
+    /* the answer to the first challenge arrived after more had been sent: they were
+     * outstanding together */
+    CHECK(validated_at >= t0 + 300 * MS);
+    CHECK(pr.chal[0] >= 2 && pr.chal[1] >= 2);
+    for (int k = 0; k < 3; k++)
+        for (unsigned j = 1; j < pr.chal[k] && j < 8; j++)
+            CHECK(memcmp(pr.data[k][j], pr.data[k][j - 1], 8) != 0); /* new data each time */
+    /* one answer each, to where each challenge came from; all padded to 1200 bytes */
+    CHECK_EQ_INT(pr.resp[0], 1);
+    CHECK_EQ_INT(pr.resp[1], 1);
+    CHECK_EQ_INT(pr.small, 0);
+    /* the dead address got a few challenges and was given up within its deadline */
+    CHECK(pr.chal[2] >= 2 && pr.chal[2] <= 10);
+    /* path 0 went on as before */
+    CHECK(ir_netaddr_eq(&p0->addr, &nw.saddr));
+    CHECK(p0->validated && s[1].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    CHECK(ir_conn_stream_send_done(s[0].c, id));
+    /* answers owed to several addresses at once all go out, each to its address (the
+     * client's challenges are forged here, so that both arrive before the server sends) */
+    unsigned resp_a = pr.resp[0], resp_b = pr.resp[1];
+    for (int k = 0; k < 2 + 7; k++) {
+        frames fr;
+        fr.n = 0;
+        ir_frame f = {.type = IR_FT_PATH_CHALLENGE};
+        memset(f.u.path_data, 0xa0 + k, 8);
+        put(&fr, &f);
+        uint8_t d[1500];
+        size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+        ir_conn_recv(s[1].c, k == 0 ? &nw.alt[0].client : &nw.alt[1].client, d, n, nw.now);
+        if (k == 1) {
+            CHECK_EQ_INT(s[1].c->paths[0].nresp, 2);
+            drain(&nw, s);
+            CHECK_EQ_INT(pr.resp[0], resp_a + 1);
+            CHECK_EQ_INT(pr.resp[1], resp_b + 1);
+        }
+    }
+    /* a flood of challenges: only the newest are kept, and answered */
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, IR_MAX_RESPONSES);
+    CHECK(memcmp(s[1].c->paths[0].resp[0].data, "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5", 8) == 0);
+    drain(&nw, s);
+    CHECK_EQ_INT(s[1].c->paths[0].nresp, 0);
+    CHECK_EQ_INT(pr.resp[1], resp_b + 2);
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    printf("    3 addresses probed: challenges %u / %u / %u (responses %u / %u), validated after %.3f s\n",
+           pr.chal[0], pr.chal[1], pr.chal[2], pr.resp[0], pr.resp[1], (double)(validated_at - t0) / 1e9);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -2837,7 +3295,11 @@ int main(void)
     RUN(echo_1mib_lossy);
     RUN(echo_256k_heavy_loss);
     RUN(bulk_both_ways);
+    RUN(newreno_under_loss);
     RUN(streams_100_concurrent);
+    RUN(streams_10000);
+    RUN(streams_fair_order);
+    RUN(many_frames_per_packet);
     RUN(flow_control_stalls);
     RUN(key_update_mid_transfer);
     RUN(close_and_idle);
@@ -2858,8 +3320,10 @@ int main(void)
     RUN(pacing);
     RUN(address_discovery);
     RUN(path_mtu);
+    RUN(events_coalesced);
     RUN(events_without_memory);
     RUN(idle_timeout_reason);
+    RUN(probe_several_addresses);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);

@@ -1,0 +1,165 @@
+/* Connection ids of a QUIC connection: ours (issued, retired by the peer) and the
+ * peer's (NEW_CONNECTION_ID, retirement), stateless reset tokens. */
+
+#include <string.h>
+
+#include "base/blake3.h"
+#include "quic/conn_internal.h"
+
+static void reset_token_for(const ir_conn *c, const ir_cid *cid, uint8_t out[16])
+{
+    uint8_t full[32];
+    ir_blake3_keyed_hash(c->cfg.reset_key, cid->data, cid->len, full);
+    memcpy(out, full, 16);
+}
+
+local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
+{
+    if (path->nlcid >= MAX_LOCAL_CIDS)
+        return NULL;
+    local_cid *l = &path->lcid[path->nlcid++];
+    memset(l, 0, sizeof *l);
+    l->seq = path->next_lcid_seq++;
+    l->cid.len = CID_LEN;
+    ir_conn_rnd(c, l->cid.data, CID_LEN);
+    reset_token_for(c, &l->cid, l->token);
+    return l;
+}
+
+int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
+{
+    for (size_t p = 0; p < c->npaths; p++) {
+        const qpath *q = &c->paths[p];
+        for (size_t i = 0; i < q->nlcid; i++)
+            if (!q->lcid[i].retired && q->lcid[i].cid.len == len &&
+                memcmp(q->lcid[i].cid.data, cid, len) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+const ir_cid *ir_conn_initial_dcid(const ir_conn *c)
+{
+    return c->is_server && c->retried ? &c->retry_scid : &c->odcid;
+}
+
+const ir_cid *ir_conn_dcid(const qpath *path)
+{
+    return &path->rcid[path->active_rcid].cid;
+}
+
+void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
+{
+    uint64_t limit = c->peer_tp_ok ? c->peer_tp.active_connection_id_limit : 2;
+    if (limit > MAX_LOCAL_CIDS)
+        limit = MAX_LOCAL_CIDS;
+    size_t active = 0;
+    for (size_t i = 0; i < path->nlcid; i++)
+        active += !path->lcid[i].retired;
+    while (active < limit && path->nlcid < MAX_LOCAL_CIDS) {
+        local_cid *l = ir_conn_issue_cid(c, path);
+        if (!l)
+            break;
+        l->announce_pending = 1;
+        active++;
+    }
+}
+
+void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
+{
+    for (size_t i = 0; i < path->nrcid; i++) {
+        if (path->rcid[i].seq == f->seq) {
+            if (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len))
+                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "connection id sequence reused");
+            return;
+        }
+    }
+    if (f->seq < path->rcid_retire_prior_to) {
+        /* already retired: retire it again right away */
+        if (path->nrcid < MAX_REMOTE_CIDS) {
+            remote_cid *r = &path->rcid[path->nrcid++];
+            memset(r, 0, sizeof *r);
+            r->seq = f->seq;
+            r->retire_pending = 1;
+        }
+        return;
+    }
+    if (f->retire_prior_to > path->rcid_retire_prior_to) {
+        path->rcid_retire_prior_to = f->retire_prior_to;
+        for (size_t i = 0; i < path->nrcid; i++)
+            if (path->rcid[i].seq < f->retire_prior_to)
+                path->rcid[i].retire_pending = 1;
+    }
+    size_t live = 0;
+    for (size_t i = 0; i < path->nrcid; i++)
+        live += !path->rcid[i].retire_pending;
+    if (live + 1 > c->cfg.tp.active_connection_id_limit || path->nrcid >= MAX_REMOTE_CIDS) {
+        ir_conn_close_with(c, 0, E_CONNECTION_ID_LIMIT, "too many connection ids");
+        return;
+    }
+    remote_cid *r = &path->rcid[path->nrcid++];
+    memset(r, 0, sizeof *r);
+    r->seq = f->seq;
+    r->cid.len = f->cid_len;
+    memcpy(r->cid.data, f->cid, f->cid_len);
+    memcpy(r->token, f->reset_token, IR_RESET_TOKEN_LEN);
+    r->has_token = 1;
+    /* move off a retired active id */
+    if (path->rcid[path->active_rcid].retire_pending) {
+        for (size_t i = 0; i < path->nrcid; i++) {
+            if (!path->rcid[i].retire_pending) {
+                path->active_rcid = i;
+                break;
+            }
+        }
+    }
+}
+
+void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid)
+{
+    if (seq >= path->next_lcid_seq) {
+        ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring a connection id never issued");
+        return;
+    }
+    for (size_t i = 0; i < path->nlcid; i++) {
+        local_cid *l = &path->lcid[i];
+        if (l->seq != seq || l->retired)
+            continue;
+        if (ir_cid_eq(&l->cid, pkt_dcid)) {
+            ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring the connection id in use");
+            return;
+        }
+        l->retired = 1;
+        l->announce_pending = 0;
+        /* reuse the slot: compact the table */
+        memmove(l, l + 1, (path->nlcid - i - 1) * sizeof *l);
+        path->nlcid--;
+        ir_conn_issue_more_cids(c, path);
+        return;
+    }
+}
+
+/* ---- the records of connection id frames ------------------------------------------------ */
+
+static void new_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    for (size_t i = 0; i < c->paths[0].nlcid; i++) { /* path 0's ids */
+        local_cid *l = &c->paths[0].lcid[i];
+        if (l->seq == f->a && !l->retired)
+            l->announce_pending = 1;
+    }
+}
+
+const sent_kind ir_sf_new_cid = {"NEW_CONNECTION_ID", NULL, new_cid_lost, 0};
+
+static void retire_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
+{
+    if (c->paths[0].nrcid < MAX_REMOTE_CIDS) { /* path 0's ids */
+        remote_cid *r = &c->paths[0].rcid[c->paths[0].nrcid++];
+        memset(r, 0, sizeof *r);
+        r->seq = f->a;
+        r->retire_pending = 1;
+    }
+}
+
+const sent_kind ir_sf_retire_cid = {"RETIRE_CONNECTION_ID", NULL, retire_cid_lost, 0};
