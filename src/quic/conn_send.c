@@ -62,7 +62,7 @@ int ir_sent_frames_reserve(pn_space *sp)
 {
     if (sp->nframes < sp->capframes)
         return 1;
-    size_t cap = sp->capframes ? 2 * sp->capframes : 64;
+    size_t cap = sp->capframes ? 2 * sp->capframes : 16;
     sent_frame *f = realloc(sp->frames, cap * sizeof *f);
     if (!f)
         return 0;
@@ -386,8 +386,10 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     c->epoch[s].tx.sealed++;
     sp->next_pn++;
     c->stats.pkts_sent++;
-    if (!plan->on_path)
+    if (!plan->on_path) {
+        sp->nframes = w.rec.first_frame; /* its records go with it */
         return total; /* a probe elsewhere: not in flight on this path (nor its bytes) */
+    }
     if (sp->probe_pending && w.rec.ack_eliciting)
         sp->probe_pending--;
     w.rec.pn = pn;
