@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "crypto/crypto.h"
+#include "endpoint/ep_core.h"
 #include "endpoint/qad.h"
 #include "endpoint/relay_link.h"
 #include "net/udp.h"
@@ -23,36 +24,23 @@
 
 #define MAX_SOCKS 2
 #define MAX_DGRAM 1500
-#define OUR_CID_LEN 8
-#define IR_EP_BATCH 32 /* datagrams per GSO send (64 KiB at most: 43 x 1500) */
-
-typedef struct conn_slot {
-    ir_conn *c;
-    int accepted;   /* handed out by ir_ep_accept */
-    int inbound;
-    ir_netaddr remote; /* the address the connection started with */
-    ir_netaddr also[7];  /* client: the peer's other addresses (direct, relay), tried at once */
-    int nalso;
-} conn_slot;
+#define IR_EP_BATCH 32 /* datagrams per recvmmsg and per sendmmsg */
+#define MAX_CAND 8     /* candidate addresses of a peer for one connect */
 
 struct ir_ep {
     ir_ep_config cfg;
+    ir_epc *core; /* connections, routing, stateless answers: ep_core.c */
     iroh_endpoint_id id;
-    ir_tls_identity *ident;
     int fd[MAX_SOCKS];
     iroh_socket_addr bound[MAX_SOCKS];
     int nsock;
-    conn_slot *conns;
-    size_t nconns, capconns;
     int gso_off;                  /* the kernel refused UDP GSO */
-    uint8_t batch[IR_EP_BATCH * MAX_DGRAM];
     uint8_t rbuf[IR_EP_BATCH][MAX_DGRAM + 1];
-    uint8_t reset_key[32];
-    uint64_t reset_window_start; /* stateless resets sent in the current second */
-    unsigned resets_in_window;
-    uint8_t *alpn_store;
-    const uint8_t **alpns;
-    size_t *alpn_lens;
+    /* the datagrams the last ir_ep_read got, for ir_ep_deliver */
+    ir_netaddr rx_from[IR_EP_BATCH];
+    uint8_t *rx_buf[IR_EP_BATCH];
+    size_t rx_len[IR_EP_BATCH];
+    int nrx;
     /* relays: the configured ones first, then those dialed to reach peers */
     ir_rlink *links[IR_EP_MAX_RELAYS];
     size_t nlinks, nconfigured;
@@ -62,16 +50,13 @@ struct ir_ep {
     int npf_links;
     char *relay_token;
     char *relay_ca_file;
-    /* QUIC address discovery with the home relay: one internal connection, not in conns */
-    conn_slot qad;
+    /* QUIC address discovery with the home relay: one internal connection of the core */
+    ir_conn *qad;
     int qad_link;             /* the link it went to */
     uint64_t qad_retry_at;
     ir_tls_identity *qad_ident;
     iroh_socket_addr public_addr;
     int have_public;
-    ir_ep_counters counters;
-    size_t freed_since_trim; /* connections freed since the last malloc_trim */
-    uint64_t last_trim;
 };
 
 uint64_t ir_now_ns(void)
@@ -82,16 +67,14 @@ uint64_t ir_now_ns(void)
 }
 
 
-static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
-                            uint64_t now);
-
 /* A datagram that came through relay link idx from peer src. */
 static void relay_recv(void *ctx, unsigned idx, const uint8_t src[32], uint8_t *data, size_t len,
                        uint64_t now)
 {
+    ir_ep *ep = ctx;
     ir_netaddr from;
     ir_netaddr_relay(&from, idx, src);
-    handle_datagram(ctx, &from, data, len, now);
+    ir_epc_recv(ep->core, &from, data, len, now);
 }
 
 /* The link for a relay URL (normalized here), made if new: its index, or a negative
@@ -193,6 +176,9 @@ int ir_ep_path_info(const ir_ep *ep, const ir_netaddr *a, iroh_socket_addr *out,
     return ir_netaddr_to_socket_addr(a, out ? out : &tmp);
 }
 
+static void shell_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len,
+                       size_t seg);
+
 int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
 {
     ir_ep *ep = calloc(1, sizeof *ep);
@@ -201,39 +187,14 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
     ep->cfg = *cfg;
     ep->fd[0] = ep->fd[1] = -1;
     ep->home = -1;
+    ep->qad_link = -1;
     iroh_secret_key_public(&cfg->key, &ep->id);
-    /* derived from the identity, so that a restarted endpoint with the same key can still
-     * reset connections its previous run had (the point of stateless resets) */
-    ir_blake3_derive_key("iroh-c 2026-11 stateless reset key", cfg->key.bytes, 32,
-                         ep->reset_key, sizeof ep->reset_key);
-    int rc = cfg->x509_cert_file
-                 ? ir_tls_identity_new_x509_server(cfg->x509_cert_file, cfg->x509_key_file, &ep->ident)
-                 : ir_tls_identity_new(&cfg->key, &ep->ident);
+    ir_epc_io io = {.send = shell_send, .send_ctx = ep};
+    int rc = ir_epc_new(cfg, &io, &ep->core);
     if (rc != IROH_OK)
         goto fail;
-    ep->qad_link = -1;
-    /* our own copy of the ALPN list */
-    if (cfg->n_alpns) {
-        size_t total = 0;
-        for (size_t i = 0; i < cfg->n_alpns; i++)
-            total += cfg->alpn_lens[i];
-        ep->alpn_store = malloc(total + 1);
-        ep->alpns = calloc(cfg->n_alpns, sizeof *ep->alpns);
-        ep->alpn_lens = calloc(cfg->n_alpns, sizeof *ep->alpn_lens);
-        if (!ep->alpn_store || !ep->alpns || !ep->alpn_lens) {
-            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-            goto fail;
-        }
-        size_t o = 0;
-        for (size_t i = 0; i < cfg->n_alpns; i++) {
-            memcpy(ep->alpn_store + o, cfg->alpns[i], cfg->alpn_lens[i]);
-            ep->alpns[i] = ep->alpn_store + o;
-            ep->alpn_lens[i] = cfg->alpn_lens[i];
-            o += cfg->alpn_lens[i];
-        }
-        ep->cfg.alpns = ep->alpns;
-        ep->cfg.alpn_lens = ep->alpn_lens;
-    }
+    ep->cfg.alpns = NULL; /* the core's copy is the one */
+    ep->cfg.alpn_lens = NULL;
     /* exactly the addresses asked for; none: both families, as iroh (0.0.0.0:0 and
      * [::]:0), and IPv4 alone where the host has no IPv6 */
     iroh_socket_addr binds[MAX_SOCKS];
@@ -299,22 +260,15 @@ void ir_ep_free(ir_ep *ep)
 {
     if (!ep)
         return;
-    for (size_t i = 0; i < ep->nconns; i++)
-        ir_conn_free(ep->conns[i].c);
-    free(ep->conns);
+    ir_epc_free(ep->core); /* the connections (also the address discovery one) */
     for (int i = 0; i < MAX_SOCKS; i++)
         if (ep->fd[i] >= 0)
             close(ep->fd[i]);
     for (size_t i = 0; i < ep->nlinks; i++)
         ir_rlink_free(ep->links[i]);
-    ir_conn_free(ep->qad.c);
     ir_tls_identity_free(ep->qad_ident);
     free(ep->relay_token);
     free(ep->relay_ca_file);
-    ir_tls_identity_free(ep->ident);
-    free(ep->alpn_store);
-    free(ep->alpns);
-    free(ep->alpn_lens);
     free(ep);
 }
 
@@ -356,59 +310,6 @@ size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
     return n;
 }
 
-static void base_config(ir_ep *ep, ir_conn_config *cfg)
-{
-    ir_conn_config_defaults(cfg);
-    /* multipath and NAT traversal are not implemented yet: do not offer them */
-    cfg->tp.has_initial_max_path_id = 0;
-    cfg->tp.nat_traversal = 0;
-    if (ep->cfg.idle_timeout_ms)
-        cfg->tp.max_idle_timeout = ep->cfg.idle_timeout_ms;
-    if (ep->cfg.keep_alive_ns)
-        cfg->keep_alive_ns = ep->cfg.keep_alive_ns;
-    if (ep->cfg.max_streams_bidi)
-        cfg->tp.initial_max_streams_bidi = ep->cfg.max_streams_bidi;
-    if (ep->cfg.max_streams_uni)
-        cfg->tp.initial_max_streams_uni = ep->cfg.max_streams_uni;
-    if (ep->cfg.stream_window) {
-        cfg->tp.initial_max_stream_data_bidi_local = ep->cfg.stream_window;
-        cfg->tp.initial_max_stream_data_bidi_remote = ep->cfg.stream_window;
-        cfg->tp.initial_max_stream_data_uni = ep->cfg.stream_window;
-    }
-    if (ep->cfg.max_stream_window)
-        cfg->max_stream_window = ep->cfg.max_stream_window;
-    if (ep->cfg.max_datagram_frame)
-        cfg->tp.max_datagram_frame_size = ep->cfg.max_datagram_frame;
-    if (ep->cfg.qad_server) {
-        /* report each client's address; nothing else is offered */
-        cfg->tp.has_observed_address = 1;
-        cfg->tp.observed_address_role = 0;
-        cfg->addr_of = ir_netaddr_to_socket_addr;
-        cfg->tp.initial_max_streams_bidi = cfg->tp.initial_max_streams_uni = 0;
-    }
-    cfg->identity = ep->ident;
-    cfg->random = ir_random_bytes;
-    memcpy(cfg->reset_key, ep->reset_key, 32);
-}
-
-static conn_slot *add_conn(ir_ep *ep, ir_conn *c, int inbound, const ir_netaddr *remote)
-{
-    if (ep->nconns == ep->capconns) {
-        size_t cap = ep->capconns ? ep->capconns * 2 : 8;
-        conn_slot *p = realloc(ep->conns, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        ep->conns = p;
-        ep->capconns = cap;
-    }
-    conn_slot *s = &ep->conns[ep->nconns++];
-    memset(s, 0, sizeof *s);
-    s->c = c;
-    s->inbound = inbound;
-    s->remote = *remote;
-    return s;
-}
-
 int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
                   size_t alpn_len, ir_conn **out)
 {
@@ -417,20 +318,18 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
     return ir_ep_connect_alpns(ep, addr, alpns, lens, 1, out);
 }
 
-static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now);
-
 int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
                         const size_t *alpn_lens, size_t n_alpns, ir_conn **out)
 {
     /* path 0 is the first direct address of a family we have a socket for, else the
      * first relay; the first flight also goes to every other such address and relay
      * (iroh's Initial fan-out, spec quic-tls.md 2.4) */
-    ir_netaddr cand[8];
+    ir_netaddr cand[MAX_CAND];
     int ncand = 0;
     size_t n = iroh_endpoint_addr_len(addr);
     const iroh_endpoint_id *rid = iroh_endpoint_addr_id(addr);
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < n && ncand < 8; i++) {
+        for (size_t i = 0; i < n && ncand < MAX_CAND; i++) {
             iroh_transport_addr t;
             iroh_endpoint_addr_get(addr, i, &t);
             if (pass == 0 && t.kind == IROH_TRANSPORT_IP) {
@@ -454,41 +353,8 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
     if (ncand == 0)
         return ir_fail(IROH_ERR_INVALID_ADDR,
                        "the address has no direct address this endpoint can reach and no relay");
-    ir_conn_config cfg;
-    base_config(ep, &cfg);
-    cfg.alpns = alpns;
-    cfg.alpn_lens = alpn_lens;
-    cfg.n_alpns = n_alpns;
-    cfg.remote_id = rid;
-    ir_conn *c;
-    int rc = ir_conn_client_new(&cfg, &cand[0], ir_now_ns(), &c);
-    if (rc != IROH_OK)
-        return rc;
-    conn_slot *slot = add_conn(ep, c, 0, &cand[0]);
-    if (!slot) {
-        ir_conn_free(c);
-        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-    }
-    for (int i = 1; i < ncand; i++)
-        slot->also[slot->nalso++] = cand[i];
-    *out = c;
-    flush_conn(ep, slot, ir_now_ns()); /* the first flight, at once */
-    return IROH_OK;
-}
-
-static conn_slot *route(ir_ep *ep, const ir_pkt_hdr *h)
-{
-    if (ep->qad.c && ir_conn_owns_cid(ep->qad.c, h->dcid.data, h->dcid.len))
-        return &ep->qad;
-    for (size_t i = 0; i < ep->nconns; i++) {
-        ir_conn *c = ep->conns[i].c;
-        if (ir_conn_owns_cid(c, h->dcid.data, h->dcid.len))
-            return &ep->conns[i];
-        /* a client's retransmitted first Initial still carries its chosen DCID */
-        if (h->type == IR_PT_INITIAL && ep->conns[i].inbound && ir_cid_eq(ir_conn_initial_dcid(c), &h->dcid))
-            return &ep->conns[i];
-    }
-    return NULL;
+    return ir_epc_connect(ep->core, cand, (size_t)ncand, rid, alpns, alpn_lens, n_alpns,
+                          ir_now_ns(), out);
 }
 
 /* The UDP socket for a direct address: the one of its family. */
@@ -512,24 +378,13 @@ static int send_relay(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_
     return 1;
 }
 
-static void send_raw(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_t len)
-{
-    if (send_relay(ep, to, buf, len, len))
-        return;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int sock = sock_for(ep, to);
-    if (sock < 0 || ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
-        return;
-    /* a full socket buffer drops the datagram, as the network would */
-    (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
-}
-
 /* Sends a batch of datagrams to one destination: all of seg bytes but the last, which
  * may be shorter. With UDP GSO (Linux 4.18+) that is one system call for the batch;
  * without it (or if the kernel refuses), one sendmmsg. */
-static void send_batch(ir_ep *ep, const ir_netaddr *to, uint8_t *buf, size_t len, size_t seg)
+static void send_batch(ir_ep *ep, const ir_netaddr *to, const uint8_t *cbuf, size_t len,
+                       size_t seg)
 {
+    uint8_t *buf = (uint8_t *)cbuf; /* iovecs are not const; nothing writes to it */
     if (send_relay(ep, to, buf, len, seg))
         return;
     struct sockaddr_storage ss;
@@ -585,250 +440,21 @@ static void send_batch(ir_ep *ep, const ir_netaddr *to, uint8_t *buf, size_t len
     (void)sendmmsg(ep->fd[sock], msgs, n, 0);
 }
 
-static void flush_conn(ir_ep *ep, conn_slot *s, uint64_t now)
+/* The core's output: to a relay link or a UDP socket. */
+static void shell_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len,
+                       size_t seg)
 {
-    if (s->nalso) {
-        /* handshake to several addresses: every datagram to each of them, until the
-         * handshake is done (path 0 is then wherever the server answered from) */
-        if (ir_conn_get_state(s->c) != IR_CONN_HANDSHAKE) {
-            s->nalso = 0;
-        } else {
-            uint8_t buf[MAX_DGRAM];
-            ir_netaddr to;
-            size_t n;
-            while ((n = ir_conn_send(s->c, buf, sizeof buf, &to, now)) > 0) {
-                send_raw(ep, &to, buf, n);
-                for (int i = 0; i < s->nalso; i++)
-                    if (!ir_netaddr_eq(&s->also[i], &to))
-                        send_raw(ep, &s->also[i], buf, n);
-                if (!ir_netaddr_eq(&s->remote, &to))
-                    send_raw(ep, &s->remote, buf, n);
-            }
-            return;
-        }
-    }
-    /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
-    ir_netaddr to;
-    size_t seg, len;
-    int budget = 16; /* batches per call: keep the loop responsive under bulk sends */
-    while (budget-- > 0 &&
-           (len = ir_conn_send_batch(s->c, ep->batch, sizeof ep->batch, MAX_DGRAM, &to, &seg, now)) > 0)
-        send_batch(ep, &to, ep->batch, len, seg);
+    send_batch(ctx, to, buf, len, seg);
 }
 
 void ir_ep_flush(ir_ep *ep)
 {
-    uint64_t now = ir_now_ns();
-    if (ep->qad.c)
-        flush_conn(ep, &ep->qad, now);
-    for (size_t i = 0; i < ep->nconns; i++)
-        flush_conn(ep, &ep->conns[i], now);
-}
-
-/* RFC 9000 10.3: a short-header packet for a connection we do not know gets a stateless
- * reset carrying the token we gave out with that CID (keyed BLAKE3 of the CID under the
- * endpoint's reset key, as ir_conn computes it). It is shorter than the packet that
- * caused it, so two endpoints cannot loop, and at most 100 go out per second. */
-static void send_stateless_reset(ir_ep *ep, const ir_netaddr *to, const ir_cid *dcid,
-                                 size_t trigger_len, uint64_t now)
-{
-    enum { MIN_LEN = 21, MAX_LEN = 43, PER_SECOND = 100 };
-    if (trigger_len <= MIN_LEN || dcid->len != OUR_CID_LEN)
-        return;
-    if (now - ep->reset_window_start >= 1000000000ull) {
-        ep->reset_window_start = now;
-        ep->resets_in_window = 0;
-    }
-    if (ep->resets_in_window >= PER_SECOND)
-        return;
-    ep->resets_in_window++;
-    size_t len = trigger_len - 1 < MAX_LEN ? trigger_len - 1 : MAX_LEN;
-    uint8_t pkt[MAX_LEN], token[32];
-    ir_random_bytes(NULL, pkt, len - IR_RESET_TOKEN_LEN);
-    pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40); /* looks like a short header */
-    ir_blake3_keyed_hash(ep->reset_key, dcid->data, dcid->len, token);
-    memcpy(pkt + len - IR_RESET_TOKEN_LEN, token, IR_RESET_TOKEN_LEN);
-    send_raw(ep, to, pkt, len);
-    IR_LOG(IR_LOG_DEBUG, "stateless reset sent for an unknown connection id (%zu bytes)", len);
-}
-
-/* Retry tokens: expiry (8 bytes, ns) || odcid length (1) || odcid || keyed BLAKE3 of
- * (client address || those bytes), 16 bytes. Only this endpoint can make them; they are
- * bound to the client's address and valid for RETRY_TOKEN_NS. */
-#define RETRY_TOKEN_NS (10ull * 1000000000ull)
-
-static void retry_mac(const ir_ep *ep, const ir_netaddr *from, const uint8_t *body, size_t len,
-                      uint8_t mac[16])
-{
-    uint8_t key[32], full[32];
-    ir_blake3 h;
-    ir_blake3_derive_key("iroh-c 2026-11 retry token key", ep->reset_key, 32, key, 32);
-    ir_blake3_init_keyed(&h, key);
-    ir_blake3_update(&h, &from->len, 1);
-    ir_blake3_update(&h, from->data, from->len);
-    ir_blake3_update(&h, body, len);
-    ir_blake3_finalize(&h, full, 32);
-    memcpy(mac, full, 16);
-}
-
-static void send_retry(ir_ep *ep, const ir_netaddr *from, const ir_pkt_hdr *h, uint64_t now)
-{
-    uint8_t token[8 + 1 + IR_MAX_CID_LEN + 16], pkt[256], r;
-    uint64_t expiry = now + RETRY_TOKEN_NS;
-    for (int i = 0; i < 8; i++)
-        token[i] = (uint8_t)(expiry >> (56 - 8 * i));
-    token[8] = h->dcid.len;
-    memcpy(token + 9, h->dcid.data, h->dcid.len);
-    size_t body = 9 + h->dcid.len;
-    retry_mac(ep, from, token, body, token + body);
-    ir_cid scid;
-    scid.len = OUR_CID_LEN;
-    ir_random_bytes(NULL, scid.data, OUR_CID_LEN);
-    ir_random_bytes(NULL, &r, 1);
-    size_t n = ir_pkt_write_retry(pkt, sizeof pkt, &h->scid, &scid, &h->dcid, token, body + 16, r);
-    if (n) {
-        send_raw(ep, from, pkt, n);
-        IR_LOG(IR_LOG_DEBUG, "Retry sent to validate a new client");
-    }
-}
-
-static int check_retry_token(const ir_ep *ep, const ir_netaddr *from, const ir_pkt_hdr *h,
-                             uint64_t now, ir_cid *odcid)
-{
-    const uint8_t *t = h->token;
-    size_t len = h->token_len;
-    if (len < 9 + 16 || t[8] > IR_MAX_CID_LEN || len != 9u + t[8] + 16u)
-        return -1;
-    uint8_t mac[16];
-    retry_mac(ep, from, t, len - 16, mac);
-    if (!ir_ct_equal(mac, t + len - 16, 16))
-        return -1;
-    uint64_t expiry = 0;
-    for (int i = 0; i < 8; i++)
-        expiry = expiry << 8 | t[i];
-    if (now > expiry)
-        return -1;
-    odcid->len = t[8];
-    memcpy(odcid->data, t + 9, t[8]);
-    return 0;
-}
-
-/* Incoming connections whose handshake is not complete and that still hold memory
- * (also those closing without ever completing: a ClientHello we refuse) */
-static size_t half_open(const ir_ep *ep)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < ep->nconns; i++)
-        n += ep->conns[i].inbound && !ir_conn_handshake_complete(ep->conns[i].c) &&
-             ir_conn_get_state(ep->conns[i].c) != IR_CONN_CLOSED;
-    return n;
+    ir_epc_flush(ep->core, ir_now_ns());
 }
 
 void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out)
 {
-    *out = ep->counters;
-    out->half_open = half_open(ep);
-}
-
-static void handle_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *buf, size_t len,
-                            uint64_t now)
-{
-    ir_pkt_hdr h;
-    if (ir_pkt_parse(buf, len, OUR_CID_LEN, &h) != 0)
-        return;
-    conn_slot *s = route(ep, &h);
-    if (s) {
-        ir_conn_recv(s->c, from, buf, len, now);
-        return;
-    }
-    if (h.type == IR_PT_1RTT) {
-        send_stateless_reset(ep, from, &h.dcid, len, now);
-        return;
-    }
-    if (h.type == IR_PT_VN)
-        return;
-    if (h.version != IR_QUIC_V1) {
-        if (len >= IR_MIN_INITIAL_SIZE) {
-            uint8_t vn[128];
-            uint8_t r;
-            ir_random_bytes(NULL, &r, 1);
-            size_t n = ir_pkt_write_vn(vn, sizeof vn, &h.dcid, &h.scid, r);
-            if (n)
-                send_raw(ep, from, vn, n);
-            IR_LOG(IR_LOG_DEBUG, "version negotiation for version 0x%08x", h.version);
-        }
-        return;
-    }
-    /* a new connection: only a full-size client Initial, and only if we accept */
-    if (h.type != IR_PT_INITIAL || len < IR_MIN_INITIAL_SIZE || !ep->cfg.n_alpns)
-        return;
-    /* nothing is kept, and nothing is answered, before the Initial decrypts: anyone can
-     * derive its keys from the DCID, but random bytes do not authenticate (a copy is
-     * opened: the datagram stays as it came for the connection) */
-    if (!ir_pkt_initial_opens(buf, &h)) {
-        ep->counters.initials_undecryptable++;
-        IR_LOG(IR_LOG_TRACE, "an Initial that does not decrypt: dropped");
-        return;
-    }
-    size_t half = half_open(ep);
-    if ((ep->cfg.max_connections && ep->nconns >= ep->cfg.max_connections) ||
-        half >= (ep->cfg.half_open_max ? ep->cfg.half_open_max : IR_EP_HALF_OPEN_MAX)) {
-        ep->counters.initials_full++;
-        IR_LOG(IR_LOG_DEBUG, "new client dropped: %zu handshakes in progress, %zu connections",
-               half, ep->nconns);
-        return; /* full: the client will try again */
-    }
-    ir_conn_config cfg;
-    base_config(ep, &cfg);
-    /* RFC 9000 8.1.2: when configured, or under load (many handshakes in progress), no
-     * state until the client proves its address with our token */
-    int need_retry = ep->cfg.retry ||
-                     half >= (ep->cfg.retry_above ? ep->cfg.retry_above : IR_EP_RETRY_ABOVE);
-    if (h.token_len) {
-        if (check_retry_token(ep, from, &h, now, &cfg.original_dcid) == 0) {
-            cfg.retried = 1;
-            cfg.retry_scid = h.dcid;
-        } else {
-            ep->counters.bad_tokens++;
-            if (need_retry) {
-                IR_LOG(IR_LOG_DEBUG, "invalid or expired Retry token: dropped");
-                return;
-            }
-            /* not one of our Retry tokens (we issue no NEW_TOKEN): as if it had none */
-        }
-    } else if (need_retry) {
-        send_retry(ep, from, &h, now);
-        ep->counters.retries_sent++;
-        return;
-    }
-    cfg.handshake_timeout_ns = (ep->cfg.handshake_timeout_ms ? ep->cfg.handshake_timeout_ms
-                                                             : IR_EP_HANDSHAKE_TIMEOUT_MS) *
-                               1000000ull;
-    cfg.alpns = ep->cfg.alpns;
-    cfg.alpn_lens = ep->cfg.alpn_lens;
-    cfg.n_alpns = ep->cfg.n_alpns;
-    ir_conn *c;
-    if (ir_conn_server_new(&cfg, &h, from, now, &c) != IROH_OK) {
-        IR_LOG(IR_LOG_WARN, "cannot start an incoming connection: %s", iroh_last_error());
-        return;
-    }
-    IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
-    ep->counters.incoming++;
-    s = add_conn(ep, c, 1, from);
-    if (!s) {
-        ir_conn_free(c);
-        return;
-    }
-    ir_conn_recv(c, from, buf, len, now);
-}
-
-static void run_timers(ir_ep *ep, uint64_t now)
-{
-    if (ep->qad.c && ir_conn_timeout(ep->qad.c) <= now)
-        ir_conn_on_timeout(ep->qad.c, now);
-    for (size_t i = 0; i < ep->nconns; i++)
-        if (ir_conn_timeout(ep->conns[i].c) <= now)
-            ir_conn_on_timeout(ep->conns[i].c, now);
+    ir_epc_get_counters(ep->core, out);
 }
 
 /* QUIC address discovery (spec relay.md 4.3): a connection from our UDP socket to the
@@ -840,15 +466,15 @@ static void run_timers(ir_ep *ep, uint64_t now)
 
 static void qad_close(ir_ep *ep, uint64_t now, int retry_soon)
 {
-    if (ep->qad.c) {
-        if (ir_conn_get_state(ep->qad.c) < IR_CONN_CLOSING) {
+    if (ep->qad) {
+        if (ir_conn_get_state(ep->qad) < IR_CONN_CLOSING) {
             /* as iroh's client: application error 1, "finished" */
-            ir_conn_close(ep->qad.c, 1, 1, "finished", now);
-            flush_conn(ep, &ep->qad, now);
+            ir_conn_close(ep->qad, 1, 1, "finished", now);
+            ir_epc_flush_conn(ep->core, ep->qad, now);
         }
-        ir_conn_free(ep->qad.c);
+        ir_epc_release(ep->core, ep->qad, 1, now);
     }
-    memset(&ep->qad, 0, sizeof ep->qad);
+    ep->qad = NULL;
     ep->qad_link = -1;
     ep->qad_retry_at = now + (retry_soon ? 0 : QAD_RETRY_NS);
 }
@@ -873,7 +499,7 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     const uint8_t *alpns[1] = {alpn};
     size_t lens[1] = {sizeof alpn - 1};
     ir_conn_config cfg;
-    base_config(ep, &cfg);
+    ir_epc_base_config(ep->core, &cfg);
     cfg.identity = ep->qad_ident;
     cfg.tls_server_name = ir_rlink_host(l);
     cfg.alpns = alpns;
@@ -885,14 +511,11 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     cfg.tp.max_idle_timeout = 35000;
     cfg.keep_alive_ns = 25ull * 1000000000ull;
     cfg.tp.initial_max_streams_bidi = cfg.tp.initial_max_streams_uni = 0;
-    ir_conn *c;
-    if (ir_conn_client_new(&cfg, &path, now, &c) != IROH_OK) {
+    if (ir_epc_connect_cfg(ep->core, &cfg, &path, 1, 1, now, &ep->qad) != IROH_OK) {
+        ep->qad = NULL;
         IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
         return;
     }
-    memset(&ep->qad, 0, sizeof ep->qad);
-    ep->qad.c = c;
-    ep->qad.remote = path;
     IR_LOG(IR_LOG_DEBUG, "address discovery with %s started", ir_rlink_url(l));
 }
 
@@ -903,23 +526,23 @@ static void qad_tick(ir_ep *ep, uint64_t now)
     int home = ep->home;
     int usable = home >= 0 && ir_rlink_established(ep->links[home]) &&
                  ir_rlink_is_tls(ep->links[home]);
-    if (ep->qad.c && ep->qad_link != home) {
+    if (ep->qad && ep->qad_link != home) {
         qad_close(ep, now, 1); /* the home relay changed */
     }
-    if (!ep->qad.c) {
+    if (!ep->qad) {
         if (usable && now >= ep->qad_retry_at) {
             qad_start(ep, ep->links[home], now);
-            if (ep->qad.c)
+            if (ep->qad)
                 ep->qad_link = home;
         }
         return;
     }
     ir_event ev;
-    while (ir_conn_poll_event(ep->qad.c, &ev)) {
+    while (ir_conn_poll_event(ep->qad, &ev)) {
         if (ev.type != IR_EV_OBSERVED_ADDRESS)
             continue;
         iroh_socket_addr a;
-        if (ir_conn_observed_addr(ep->qad.c, &a) != 0)
+        if (ir_conn_observed_addr(ep->qad, &a) != 0)
             continue;
         if (!ep->have_public || !same_socket_addr(&a, &ep->public_addr)) {
             char text[IROH_SOCKET_ADDR_LEN];
@@ -929,8 +552,8 @@ static void qad_tick(ir_ep *ep, uint64_t now)
         ep->public_addr = a;
         ep->have_public = 1;
     }
-    if (ir_conn_get_state(ep->qad.c) == IR_CONN_CLOSED) {
-        const ir_close_info *ci = ir_conn_close_info(ep->qad.c);
+    if (ir_conn_get_state(ep->qad) == IR_CONN_CLOSED) {
+        const ir_close_info *ci = ir_conn_close_info(ep->qad);
         IR_LOG(IR_LOG_DEBUG, "address discovery closed: %s", ci->reason[0] ? ci->reason : "-");
         qad_close(ep, now, 0);
     }
@@ -957,62 +580,15 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
     qad_tick(ep, now);
 }
 
-/* Incoming connections that closed before anyone accepted them (handshakes that never
- * completed) belong to nobody: freed here. After a burst of frees the heap is trimmed:
- * glibc keeps freed memory in its arenas (also pages in the middle of a heap) until asked,
- * and a flood's memory should go back to the system. */
-#define TRIM_AFTER 64                    /* connections freed */
-#define TRIM_EVERY_NS 1000000000ull      /* at most once a second */
-
-static void maybe_trim(ir_ep *ep, uint64_t now)
-{
-    if (ep->freed_since_trim >= TRIM_AFTER && now - ep->last_trim >= TRIM_EVERY_NS) {
-#ifdef __GLIBC__
-        malloc_trim(0);
-#endif
-        ep->counters.trims++;
-        ep->freed_since_trim = 0;
-        ep->last_trim = now;
-    }
-}
-
-static void reap(ir_ep *ep, uint64_t now)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < ep->nconns; i++) {
-        conn_slot *s = &ep->conns[i];
-        if (s->inbound && !s->accepted && ir_conn_get_state(s->c) == IR_CONN_CLOSED) {
-            ir_conn_free(s->c);
-            ep->freed_since_trim++;
-            continue;
-        }
-        if (k != i)
-            ep->conns[k] = *s;
-        k++;
-    }
-    ep->nconns = k;
-    maybe_trim(ep, now);
-}
-
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 {
-    uint64_t t = UINT64_MAX;
-    for (size_t i = 0; i < ep->nconns; i++) {
-        uint64_t d = ir_conn_timeout(ep->conns[i].c);
-        if (d < t)
-            t = d;
-    }
+    uint64_t t = ir_epc_timeout(ep->core);
     for (size_t i = 0; i < ep->nlinks; i++) {
         uint64_t d = ir_rlink_timeout(ep->links[i]);
         if (d && d < t)
             t = d;
     }
-    if (ep->qad.c && ir_conn_timeout(ep->qad.c) < t)
-        t = ir_conn_timeout(ep->qad.c);
-    /* a trim that waits for its turn (frees also happen between rounds, by the API) */
-    if (ep->freed_since_trim >= TRIM_AFTER && ep->last_trim + TRIM_EVERY_NS < t)
-        t = ep->last_trim + TRIM_EVERY_NS;
-    if (ep->cfg.qad_client && !ep->qad.c && ep->home >= 0 && ep->qad_retry_at > now &&
+    if (ep->cfg.qad_client && !ep->qad && ep->home >= 0 && ep->qad_retry_at > now &&
         ep->qad_retry_at < t)
         t = ep->qad_retry_at;
     if (t == UINT64_MAX)
@@ -1028,7 +604,7 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
 {
     ir_ep_flush(ep);
-    maybe_trim(ep, ir_now_ns());
+    ir_epc_maybe_trim(ep->core, ir_now_ns());
     *timeout_ms = next_timeout_ms(ep, ir_now_ns(), *timeout_ms);
     for (int i = 0; i < ep->nsock; i++) {
         pf[i].fd = ep->fd[i];
@@ -1047,6 +623,45 @@ int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
     return n;
 }
 
+/* Step 1 of the loop, system calls only: up to IR_EP_BATCH datagrams from socket i into
+ * the shell's receive buffers (ep->rx). Touches nothing the core or another thread uses. */
+int ir_ep_read(ir_ep *ep, int i)
+{
+    struct mmsghdr msgs[IR_EP_BATCH];
+    struct iovec iovs[IR_EP_BATCH];
+    struct sockaddr_storage from_ss[IR_EP_BATCH];
+    for (int k = 0; k < IR_EP_BATCH; k++) {
+        iovs[k].iov_base = ep->rbuf[k];
+        iovs[k].iov_len = MAX_DGRAM + 1;
+        memset(&msgs[k], 0, sizeof msgs[k]);
+        msgs[k].msg_hdr.msg_name = &from_ss[k];
+        msgs[k].msg_hdr.msg_namelen = sizeof from_ss[k];
+        msgs[k].msg_hdr.msg_iov = &iovs[k];
+        msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+    ep->nrx = 0;
+    int got = recvmmsg(ep->fd[i], msgs, IR_EP_BATCH, MSG_DONTWAIT, NULL);
+    if (got <= 0)
+        return 0;
+    for (int k = 0; k < got; k++) {
+        size_t n = msgs[k].msg_len;
+        if (n > MAX_DGRAM || (msgs[k].msg_hdr.msg_flags & MSG_TRUNC))
+            continue; /* larger than any QUIC datagram we accept */
+        ir_netaddr_from_sockaddr(&ep->rx_from[ep->nrx], (struct sockaddr *)&from_ss[k]);
+        ep->rx_buf[ep->nrx] = ep->rbuf[k];
+        ep->rx_len[ep->nrx++] = n;
+    }
+    return got;
+}
+
+/* Step 2, the core (the caller's lock): what ir_ep_read read, into the core. */
+void ir_ep_deliver(ir_ep *ep, uint64_t now)
+{
+    for (int k = 0; k < ep->nrx; k++)
+        ir_epc_recv(ep->core, &ep->rx_from[k], ep->rx_buf[k], ep->rx_len[k], now);
+    ep->nrx = 0;
+}
+
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
 {
     uint64_t now = ir_now_ns();
@@ -1055,36 +670,14 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
             continue;
         /* up to 16 rounds of IR_EP_BATCH datagrams per system call */
         for (int round = 0; round < 16; round++) {
-            struct mmsghdr msgs[IR_EP_BATCH];
-            struct iovec iovs[IR_EP_BATCH];
-            struct sockaddr_storage from_ss[IR_EP_BATCH];
-            for (int k = 0; k < IR_EP_BATCH; k++) {
-                iovs[k].iov_base = ep->rbuf[k];
-                iovs[k].iov_len = MAX_DGRAM + 1;
-                memset(&msgs[k], 0, sizeof msgs[k]);
-                msgs[k].msg_hdr.msg_name = &from_ss[k];
-                msgs[k].msg_hdr.msg_namelen = sizeof from_ss[k];
-                msgs[k].msg_hdr.msg_iov = &iovs[k];
-                msgs[k].msg_hdr.msg_iovlen = 1;
-            }
-            int got = recvmmsg(ep->fd[i], msgs, IR_EP_BATCH, MSG_DONTWAIT, NULL);
-            if (got <= 0)
-                break;
-            for (int k = 0; k < got; k++) {
-                size_t n = msgs[k].msg_len;
-                if (n > MAX_DGRAM || (msgs[k].msg_hdr.msg_flags & MSG_TRUNC))
-                    continue; /* larger than any QUIC datagram we accept */
-                ir_netaddr from;
-                ir_netaddr_from_sockaddr(&from, (struct sockaddr *)&from_ss[k]);
-                handle_datagram(ep, &from, ep->rbuf[k], n, now);
-            }
+            int got = ir_ep_read(ep, i);
+            ir_ep_deliver(ep, now);
             if (got < IR_EP_BATCH)
                 break;
         }
     }
     run_links(ep, pf, ir_now_ns());
-    run_timers(ep, ir_now_ns());
-    reap(ep, ir_now_ns());
+    ir_epc_on_timeout(ep->core, ir_now_ns());
     /* what this produced goes out in the next ir_ep_prepare, before anything waits */
 }
 
@@ -1113,32 +706,24 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra)
 
 ir_conn *ir_ep_accept(ir_ep *ep)
 {
-    for (size_t i = 0; i < ep->nconns; i++) {
-        if (ep->conns[i].inbound && !ep->conns[i].accepted) {
-            ep->conns[i].accepted = 1;
-            return ep->conns[i].c;
-        }
-    }
-    return NULL;
+    return ir_epc_accept(ep->core);
 }
 
 int ir_ep_conn_remote(const ir_ep *ep, const ir_conn *c, iroh_socket_addr *out,
                       const char **relay_url)
 {
-    for (size_t i = 0; i < ep->nconns; i++)
-        if (ep->conns[i].c == c)
-            return ir_ep_path_info(ep, &ep->conns[i].remote, out, relay_url);
-    return -1;
+    const ir_netaddr *r = ir_epc_conn_remote(ep->core, c);
+    return r ? ir_ep_path_info(ep, r, out, relay_url) : -1;
 }
 
 size_t ir_ep_conn_count(const ir_ep *ep)
 {
-    return ep->nconns;
+    return ir_epc_conn_count(ep->core);
 }
 
 ir_conn *ir_ep_conn_at(const ir_ep *ep, size_t i)
 {
-    return i < ep->nconns ? ep->conns[i].c : NULL;
+    return ir_epc_conn_at(ep->core, i);
 }
 
 void ir_ep_release(ir_ep *ep, ir_conn *c)
@@ -1148,26 +733,13 @@ void ir_ep_release(ir_ep *ep, ir_conn *c)
 
 void ir_ep_release_quiet(ir_ep *ep, ir_conn *c, int quiet)
 {
-    for (size_t i = 0; i < ep->nconns; i++) {
-        if (ep->conns[i].c != c)
-            continue;
-        if (!quiet && ir_conn_get_state(c) < IR_CONN_CLOSING) {
-            ir_conn_close(c, 1, 0, "", ir_now_ns());
-            flush_conn(ep, &ep->conns[i], ir_now_ns());
-        }
-        ir_conn_free(c);
-        memmove(&ep->conns[i], &ep->conns[i + 1], (ep->nconns - i - 1) * sizeof *ep->conns);
-        ep->nconns--;
-        ep->freed_since_trim++;
-        return;
-    }
+    ir_epc_release(ep->core, c, quiet, ir_now_ns());
 }
-
 
 /* Test hook (tests/fuzz/fuzz_ep.c): one datagram into the demux as if a socket had read it
  * from `from` at `now`, without sockets. */
 void ir_ep_inject_datagram(ir_ep *ep, const ir_netaddr *from, uint8_t *data, size_t len,
                            uint64_t now)
 {
-    handle_datagram(ep, from, data, len, now);
+    ir_epc_recv(ep->core, from, data, len, now);
 }

@@ -1,6 +1,8 @@
-/* The endpoint core: UDP sockets, the connections on them and the routing of datagrams
- * between the two, driven by ir_ep_poll from one thread. The public API (iroh.h) runs
- * this on its I/O thread; the iroh-c command drives it directly. */
+/* The endpoint: a thin shell (UDP sockets, recvmmsg/sendmmsg/GSO, poll, the relay links,
+ * the home relay and QUIC address discovery) around the sans-IO endpoint core
+ * (endpoint/ep_core.h: connections, routing, Retry, resets, version negotiation),
+ * driven by ir_ep_poll from one thread. The public API (iroh.h) runs this on its I/O
+ * thread; the iroh-c command drives it directly. */
 #ifndef IR_ENDPOINT_EP_H
 #define IR_ENDPOINT_EP_H
 
@@ -86,6 +88,17 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
 #define IR_EP_MAX_FDS (2 + IR_EP_MAX_RELAYS)
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms);
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
+
+/* ir_ep_process in its steps, for a caller that wants its lock only around the core
+ * (the datagram routing and the connections, endpoint/ep_core.h):
+ *   ir_ep_read(ep, i)      system calls only: one recvmmsg of up to 32 datagrams from
+ *                          socket i (pf[i] of ir_ep_prepare) into the shell's buffers;
+ *                          returns how many the kernel gave (32: read again)
+ *   ir_ep_deliver(ep, now) the core: those datagrams routed and processed (decryption,
+ *                          connection state; Retry/reset/VN answers are sent from here)
+ * Relay links and timers: the rest of ir_ep_process. */
+int ir_ep_read(ir_ep *ep, int i);
+void ir_ep_deliver(ir_ep *ep, uint64_t now);
 
 /* Sends whatever the connections have ready (call after writing to streams). */
 void ir_ep_flush(ir_ep *ep);

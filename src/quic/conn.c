@@ -187,6 +187,8 @@ const ir_close_info *ir_conn_close_info(const ir_conn *c)
 static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *addr, uint64_t now)
 {
     c->cfg = *cfg;
+    c->cfg.candidates = NULL; /* copied by the client (c->fanout) */
+    c->cfg.n_candidates = 0;
     c->now = now;
     c->state = IR_CONN_HANDSHAKE;
     c->npaths = 1; /* path 0 */
@@ -238,7 +240,17 @@ int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64
     path0->rcid[0].cid = c->odcid;
     path0->nrcid = 1;
     ir_conn_issue_cid(c, path0);
-    int rc = ir_conn_install_initial_keys(c, &c->odcid);
+    int rc = IROH_OK;
+    if (cfg->n_candidates) {
+        c->fanout = calloc(1, sizeof *c->fanout);
+        if (!c->fanout)
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        for (size_t i = 0; c->fanout && i < cfg->n_candidates; i++)
+            if (c->fanout->ncand < IR_CONN_MAX_CANDIDATES)
+                c->fanout->cand[c->fanout->ncand++] = cfg->candidates[i];
+    }
+    if (rc == IROH_OK)
+        rc = ir_conn_install_initial_keys(c, &c->odcid);
     if (rc == IROH_OK)
         rc = ir_conn_start_tls(c);
     if (rc == IROH_OK && ir_tls_start(c->tls) != 0)
@@ -293,6 +305,7 @@ void ir_conn_free(ir_conn *c)
         return;
     ir_tls_free(c->tls);
     free(c->retry_token);
+    free(c->fanout);
     for (size_t i = 0; i <= SP_HANDSHAKE + c->npaths; i++) {
         /* the Initial and Handshake spaces, then each path's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;

@@ -43,6 +43,19 @@ typedef struct ir_conn_config {
     ir_tp tp;                          /* our transport parameters (ir_tp_set_iroh_defaults) */
     uint64_t keep_alive_ns;            /* PING after this much send idleness; 0 = off */
     ir_cc_algo cc;
+    /* The endpoint's routing table: called with live = 1 for each connection id of ours
+     * when it is made (also the first, during ir_conn_client_new / _server_new), and with
+     * live = 0 when the peer retires it; NULL: not told. The ids of a freed connection are
+     * not reported: the caller forgets them itself. */
+    void (*on_cid)(void *ctx, const ir_cid *cid, int live);
+    void *cid_ctx;
+    /* Client: the peer's candidate addresses (direct ones, relay paths), path 0's among
+     * them or not; NULL/0: none. Copied. While the handshake runs, every datagram also
+     * goes to each of them (iroh's first-flight fan-out, spec quic-tls.md 2.4), and path 0
+     * moves to wherever the first answer comes from; multipath will make them paths. At
+     * most IR_CONN_MAX_CANDIDATES are kept. */
+    const ir_netaddr *candidates;
+    size_t n_candidates;
     /* Randomness for connection ids, path challenges and grease. */
     void (*random)(void *ctx, uint8_t *buf, size_t len);
     void *random_ctx;
@@ -98,6 +111,7 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
  * nothing to send). A datagram that cannot join the batch (another destination, a larger
  * one) is kept and comes first in the next call, so call until it returns 0. */
 #define IR_CONN_MAX_DGRAM 1500
+#define IR_CONN_MAX_CANDIDATES 8
 size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap, ir_netaddr *to,
                           size_t *seg, uint64_t now);
 
@@ -107,6 +121,13 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now);
 
 /* 1 if a datagram whose destination CID is `cid` belongs to this connection. */
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len);
+/* The stateless reset token of the peer's connection id in use (the only one a reset
+ * from the peer may carry, RFC 9000 10.3.1): 1 and *token, or 0 if none is known. */
+int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16]);
+/* Moves to another of the peer's connection ids and retires the one in use (RFC 9000
+ * 5.1.2; a migrating endpoint does so, 9.5): 0, or -1 when the handshake is not complete
+ * or the peer gave no unused id. */
+int ir_conn_rotate_dcid(ir_conn *c);
 /* Server side: the DCID of the client's Initials, to route its retransmits: the one it
  * chose for its first Initial or, after our Retry, the Retry's SCID. */
 const ir_cid *ir_conn_initial_dcid(const ir_conn *c);

@@ -23,7 +23,34 @@ local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
     l->cid.len = CID_LEN;
     ir_conn_rnd(c, l->cid.data, CID_LEN);
     reset_token_for(c, &l->cid, l->token);
+    if (c->cfg.on_cid)
+        c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 1);
     return l;
+}
+
+int ir_conn_rotate_dcid(ir_conn *c)
+{
+    qpath *p = &c->paths[0]; /* single path for now */
+    if (c->state != IR_CONN_ESTABLISHED || !p->nrcid)
+        return -1;
+    for (size_t i = 0; i < p->nrcid; i++) {
+        if (i == p->active_rcid || p->rcid[i].retire_pending || !p->rcid[i].cid.len)
+            continue;
+        p->rcid[p->active_rcid].retire_pending = 1; /* RETIRE_CONNECTION_ID goes out */
+        p->active_rcid = i;
+        return 0;
+    }
+    return -1;
+}
+
+int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
+{
+    const qpath *p = &c->paths[0]; /* single path for now: multipath asks every path */
+    const remote_cid *r = p->nrcid ? &p->rcid[p->active_rcid] : NULL;
+    if (!r || !r->has_token)
+        return 0;
+    memcpy(token, r->token, 16);
+    return 1;
 }
 
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
@@ -131,6 +158,8 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
         }
         l->retired = 1;
         l->announce_pending = 0;
+        if (c->cfg.on_cid)
+            c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 0);
         /* reuse the slot: compact the table */
         memmove(l, l + 1, (path->nlcid - i - 1) * sizeof *l);
         path->nlcid--;

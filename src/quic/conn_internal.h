@@ -403,7 +403,21 @@ struct ir_conn {
     uint8_t held[IR_CONN_MAX_DGRAM];
     size_t held_len;
     ir_netaddr held_to;
+
+    /* client: the first flight to the peer's candidate addresses (config candidates);
+     * freed when the handshake leaves IR_CONN_HANDSHAKE */
+    struct ir_fanout *fanout;
 };
+
+/* The last datagram sent during the handshake and the candidates it still goes to. */
+typedef struct ir_fanout {
+    ir_netaddr cand[IR_CONN_MAX_CANDIDATES];
+    size_t ncand;
+    uint8_t buf[IR_CONN_MAX_DGRAM];
+    size_t len;  /* 0: none */
+    ir_netaddr to; /* where it went first */
+    size_t next; /* the next candidate to copy it to */
+} ir_fanout;
 
 static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
 {

@@ -465,7 +465,39 @@ size_t ir_conn_send_batch(ir_conn *c, uint8_t *buf, size_t cap, size_t dgram_cap
     return len;
 }
 
+static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now);
+
+/* The first flight to several candidate addresses (config candidates): while the
+ * handshake runs, each datagram built also goes, as it is, to every candidate but the
+ * one it went to (the same packet numbers: the copies that arrive later are duplicates
+ * to the server, which routes them by DCID); path 0 moves to wherever the first answer
+ * comes from (conn_recv.c). */
 size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
+{
+    ir_fanout *f = c->fanout;
+    if (f && c->state != IR_CONN_HANDSHAKE) {
+        free(f);
+        c->fanout = f = NULL;
+    }
+    while (f && f->len && f->next < f->ncand) {
+        const ir_netaddr *a = &f->cand[f->next++];
+        if (ir_netaddr_eq(a, &f->to) || f->len > cap)
+            continue;
+        memcpy(buf, f->buf, f->len);
+        *to = *a;
+        return f->len;
+    }
+    size_t n = send_one(c, buf, cap, to, now);
+    if (f && n) {
+        memcpy(f->buf, buf, n);
+        f->len = n;
+        f->to = *to;
+        f->next = 0;
+    }
+    return n;
+}
+
+static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
 {
     c->now = now;
     qpath *path = c->send_path;
