@@ -33,6 +33,7 @@
 #include "base/util.h"
 #include "endpoint/ep.h"
 #include "net/udp.h"
+#include "tls/quic_errors.h"
 
 #define MAX_ALPNS 16
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -306,6 +307,16 @@ static int check_args(int ok, int timeout_ms)
     return IROH_OK;
 }
 
+/* A close code for messages: "application code 0x2a", or a transport code with its RFC
+ * 9000 name, "transport code 0xa (PROTOCOL_VIOLATION)". */
+static const char *close_code_text(const ir_close_info *ci, char *buf, size_t cap)
+{
+    const char *name = ci->application ? NULL : ir_qerr_name(ci->code);
+    snprintf(buf, cap, "%s code 0x%llx%s%s%s", ci->application ? "application" : "transport",
+             (unsigned long long)ci->code, name ? " (" : "", name ? name : "", name ? ")" : "");
+    return buf;
+}
+
 static int conn_error(const iroh_connection *h)
 {
     if (h->endpoint_closed_it) /* else how it ended before (a timeout, a code) stands */
@@ -315,10 +326,10 @@ static int conn_error(const iroh_connection *h)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "%s", ci->reason);
     if (ci->reset)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection reset by the peer");
-    return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s code 0x%llx%s%s",
+    char code[80];
+    return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s%s%s",
                    ci->by_peer ? "by the peer" : "locally",
-                   ci->application ? "application" : "transport", (unsigned long long)ci->code,
-                   ci->reason[0] ? ": " : "", ci->reason);
+                   close_code_text(ci, code, sizeof code), ci->reason[0] ? ": " : "", ci->reason);
 }
 
 static int is_closed(const iroh_connection *h)
@@ -503,7 +514,7 @@ static int admit(iroh_endpoint *ep, iroh_connection *h)
             IR_LOG(IR_LOG_WARN, "%d connections wait to be accepted: refusing new ones",
                    ACCEPT_BACKLOG);
         ep->backlog_warned = 1;
-        ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */,
+        ir_conn_close(h->c, 0, IR_QERR_CONNECTION_REFUSED,
                       "too many connections waiting to be accepted", ir_now_ns());
         return 0;
     }
@@ -583,13 +594,13 @@ static void dispatch(iroh_endpoint *ep)
                     const ir_close_info *ci = ir_conn_close_info(h->c);
                     char id[IROH_ID_SHORT_LEN];
                     iroh_endpoint_id_fmt_short(&h->peer, id, sizeof id);
-                    ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s code 0x%llx %s%s%s",
+                    char code[80];
+                    ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s%s %s%s%s",
                            h->inbound ? "from" : "to", h->connected ? id : "(handshake)",
                            ci->by_peer ? " by the peer" : "",
-                           ci->idle_timeout ? "idle timeout," : ci->reset ? "stateless reset," :
-                           ci->application ? "application" : "transport",
-                           (unsigned long long)ci->code, ci->reason[0] ? "(" : "", ci->reason,
-                           ci->reason[0] ? ")" : "");
+                           ci->idle_timeout ? "idle timeout, " : ci->reset ? "stateless reset, " : "",
+                           close_code_text(ci, code, sizeof code), ci->reason[0] ? "(" : "",
+                           ci->reason, ci->reason[0] ? ")" : "");
                 }
                 wake_kinds(h->waiters, W_ALL);
                 emit(ep, IROH_EVENT_CLOSED, h);
@@ -1056,11 +1067,13 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
             return endpoint_closed_error();
         if (is_closed(h)) {
             const ir_close_info *ci = ir_conn_close_info(h->c);
-            if (!h->connected && !ci->application && !ci->idle_timeout)
-                return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx)",
+            if (!h->connected && !ci->application && !ci->idle_timeout) {
+                const char *name = ir_qerr_name(ci->code);
+                return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx%s%s)",
                                ci->reason[0] ? ci->reason : "handshake failed",
                                ci->by_peer ? "closed by the peer with" : "error",
-                               (unsigned long long)ci->code);
+                               (unsigned long long)ci->code, name ? " " : "", name ? name : "");
+            }
             if (!h->connected && ci->idle_timeout)
                 return ir_fail(IROH_ERR_TIMEOUT, "no answer from the peer%s",
                                relay_problem(ep));
@@ -1220,7 +1233,7 @@ static void drop_incoming(iroh_incoming *inc, int quiet)
         free_handle(h);
     } else {
         if (!is_closed(h))
-            ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */, "refused", ir_now_ns());
+            ir_conn_close(h->c, 0, IR_QERR_CONNECTION_REFUSED, "refused", ir_now_ns());
         h->refs = 0;
         h->handle_freed = 1;
         wake(ep);

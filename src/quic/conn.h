@@ -18,6 +18,7 @@
 #include "net/netaddr.h"
 #include "quic/packet.h"
 #include "quic/tp.h"
+#include "tls/quic_errors.h"
 #include "tls/tls.h"
 
 typedef struct ir_conn ir_conn;

@@ -92,22 +92,22 @@ qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err
     int uni = (id & STREAM_UNI) != 0;
     if (stream_is_local(c, id)) {
         if (uni && sending) {
-            *err = E_STREAM_STATE; /* data on our own unidirectional stream */
+            *err = IR_QERR_STREAM_STATE_ERROR; /* data on our own unidirectional stream */
             return NULL;
         }
         qstream *s = ir_conn_find_stream(c, id);
         if (!s && (id >> 2) >= c->next_stream[uni])
-            *err = E_STREAM_STATE; /* never opened */
+            *err = IR_QERR_STREAM_STATE_ERROR; /* never opened */
         return s;
     }
     if (uni && !sending) {
         /* MAX_STREAM_DATA / STOP_SENDING for the peer's uni stream: its receive-only on our side */
-        *err = E_STREAM_STATE;
+        *err = IR_QERR_STREAM_STATE_ERROR;
         return NULL;
     }
     uint64_t n = id >> 2;
     if (n >= c->local_max_streams[uni]) {
-        *err = E_STREAM_LIMIT;
+        *err = IR_QERR_STREAM_LIMIT_ERROR;
         return NULL;
     }
     qstream *s = ir_conn_find_stream(c, id);
@@ -118,7 +118,7 @@ qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err
         uint64_t sid = peer_stream_id(c, uni, k);
         s = new_stream(c, sid);
         if (!s) {
-            *err = E_INTERNAL;
+            *err = IR_QERR_INTERNAL_ERROR;
             return NULL;
         }
         /* STREAM_OPENED comes from the count (ir_conn_poll_event) */
@@ -338,23 +338,23 @@ void ir_conn_stream_frame(ir_conn *c, const ir_frame *f)
     int fin = (f->type & IR_FT_STREAM_FIN) != 0;
     uint64_t end = sf->offset + sf->len;
     if (end > s->recv_max) {
-        ir_conn_close_with(c, 0, E_FLOW_CONTROL, "stream flow control exceeded");
+        ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "stream flow control exceeded");
         return;
     }
     uint64_t before = s->recv.highest;
     int rc = ir_recvbuf_put(&s->recv, sf->offset, sf->data, sf->len, fin);
     if (rc == -2) {
-        ir_conn_close_with(c, 0, E_FINAL_SIZE, "stream final size changed");
+        ir_conn_close_with(c, 0, IR_QERR_FINAL_SIZE_ERROR, "stream final size changed");
         return;
     }
     if (rc != 0) {
-        ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
+        ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "out of memory");
         return;
     }
     if (s->recv.highest > before) {
         c->recv_data += s->recv.highest - before;
         if (c->recv_data > c->max_data_local) {
-            ir_conn_close_with(c, 0, E_FLOW_CONTROL, "connection flow control exceeded");
+            ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "connection flow control exceeded");
             return;
         }
     }

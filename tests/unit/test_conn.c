@@ -2399,7 +2399,7 @@ TEST(duplicates_hostile_gaps)
  * its keys from half of it on and never seal more than the limit with one key; failed
  * opens beyond the integrity limit close the connection with AEAD_LIMIT_REACHED. */
 
-#define E_AEAD_LIMIT_REACHED 0xf
+#define IR_QERR_AEAD_LIMIT_REACHED 0xf
 static uint64_t conf_limit_cfg, integrity_limit_cfg;
 static void aead_limits_cfg(ir_conn_config *cfg, int server)
 {
@@ -2540,12 +2540,12 @@ TEST(key_update_waits_for_confirmation)
     const ir_close_info *ci = ir_conn_close_info(c);
     CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     CHECK(tx->sealed <= 1024);
     run_for(&nw, s, 100 * MS);
     const ir_close_info *si = ir_conn_close_info(s[1].c);
     CHECK(si->closed && si->by_peer);
-    CHECK_EQ_INT(si->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(si->code, IR_QERR_AEAD_LIMIT_REACHED);
     /* at the limit the key seals nothing more, not even the close it owes the peer */
     tx->sealed = 1024;
     c->close_pending = 1;
@@ -2643,10 +2643,10 @@ TEST(aead_limit_handshake_keys)
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[0].c);
     CHECK(ci->closed && !ci->by_peer);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     const ir_close_info *si = s[1].c ? ir_conn_close_info(s[1].c) : NULL;
     CHECK(si && si->closed && si->by_peer);
-    CHECK_EQ_INT(si ? si->code : 0, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(si ? si->code : 0, IR_QERR_AEAD_LIMIT_REACHED);
     sides_free(s, &nw);
     tweak_config = NULL;
 }
@@ -2702,7 +2702,7 @@ TEST(aead_integrity_limit)
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     /* a genuine packet after that is not processed */
     ir_conn_stats st;
     ir_conn_get_stats(s[1].c, &st);
@@ -2725,7 +2725,7 @@ TEST(aead_integrity_limit)
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *pi = ir_conn_close_info(s[0].c);
     CHECK(pi->closed && pi->by_peer);
-    CHECK_EQ_INT(pi->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(pi->code, IR_QERR_AEAD_LIMIT_REACHED);
     sides_free(s, &nw);
     tweak_config = NULL;
 }
