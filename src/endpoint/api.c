@@ -31,6 +31,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "endpoint/api_status.h"
 #include "endpoint/ep.h"
 #include "net/udp.h"
 #include "tls/quic_errors.h"
@@ -315,6 +316,17 @@ static const char *close_code_text(const ir_close_info *ci, char *buf, size_t ca
     snprintf(buf, cap, "%s code 0x%llx%s%s%s", ci->application ? "application" : "transport",
              (unsigned long long)ci->code, name ? " (" : "", name ? name : "", name ? ")" : "");
     return buf;
+}
+
+/* A QUIC layer status (ir_quic_status) as the public error it stands for, with a detail
+ * message; what: the operation, for the detail. */
+static int quic_fail(long st, const char *what)
+{
+    switch (st) {
+    case IR_QUIC_STREAM_STOPPED: return ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+    case IR_QUIC_NO_MEMORY: return ir_fail(IROH_ERR_NO_MEMORY, "out of memory (%s)", what);
+    default: return ir_fail(ir_api_status_from_quic(st), "cannot %s now", what);
+    }
 }
 
 static int conn_error(const iroh_connection *h)
@@ -1409,12 +1421,8 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             }
             break;
         }
-        if (r == IR_NO_MEMORY) {
-            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-            break;
-        }
-        if (r != IR_AGAIN) {
-            rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
+        if (r != IR_QUIC_AGAIN) {
+            rc = quic_fail(r, "open a stream");
             break;
         }
         /* the peer's MAX_STREAMS */
@@ -1522,8 +1530,11 @@ int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t l
             rc = ir_fail(IROH_ERR_UNSUPPORTED, max ? "datagram of %zu bytes over the limit of %zu"
                                                    : "the peer does not take datagrams (%zu, %zu)",
                          len, max);
-        else if (ir_conn_datagram_send(c->c, data, len) != 0)
-            rc = IROH_OK; /* queue full: dropped, as the network could */
+        else {
+            int r = ir_conn_datagram_send(c->c, data, len);
+            /* queue full: dropped, as the network could */
+            rc = r < 0 && r != IR_QUIC_AGAIN ? quic_fail(r, "send a datagram") : IROH_OK;
+        }
         wake(ep);
     }
     pthread_mutex_unlock(&ep->mu);
@@ -1758,7 +1769,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
             break;
         long w = ir_conn_stream_write(h->c, s->h.id, data + done, len - done, 0);
         if (w < 0) {
-            rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+            rc = quic_fail(w, "write");
             break;
         }
         done += (size_t)w;
@@ -1812,10 +1823,13 @@ int iroh_send_stream_finish(iroh_send_stream *s)
         rc = ir_fail(IROH_ERR_STATE, "the stream is already finished");
     else if (is_closed(h))
         rc = conn_error(h);
-    else if (ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1) < 0)
-        rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
-    else
-        s->finished = 1;
+    else {
+        long w = ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
+        if (w < 0)
+            rc = quic_fail(w, "finish the stream");
+        else
+            s->finished = 1;
+    }
     wake(ep);
     wake_handle(h->waiters, &s->h); /* a write blocked on it meanwhile fails now */
     pthread_mutex_unlock(&ep->mu);
@@ -1920,15 +1934,15 @@ static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, co
             s->ended = 1;
             return IROH_OK;
         }
-        if (r == IR_STREAM_RESET) {
+        if (r == IR_QUIC_STREAM_RESET) {
             s->reset_code = code;
-            return ir_fail(IROH_ERR_STREAM_RESET, "the peer reset the stream with code %llu",
+            return ir_fail(ir_api_status_from_quic(r), "the peer reset the stream with code %llu",
                            (unsigned long long)code);
         }
         if (is_closed(h))
             return conn_error(h);
-        if (r != IR_AGAIN)
-            return ir_fail(IROH_ERR_STATE, "the stream cannot be read");
+        if (r != IR_QUIC_AGAIN)
+            return quic_fail(r, "read the stream");
         int rc = wait_conn(h, W_READ, s->h.id, &s->h, d, "no data");
         if (rc != IROH_OK)
             return rc;

@@ -158,13 +158,13 @@ int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id)
 {
     int uni = !bidi;
     if (c->state != IR_CONN_ESTABLISHED && c->state != IR_CONN_HANDSHAKE)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (!c->peer_tp_ok || c->next_stream[uni] >= c->peer_max_streams[uni])
-        return IR_AGAIN;
+        return IR_QUIC_AGAIN;
     uint64_t sid = (c->next_stream[uni] << 2) | (uni ? STREAM_UNI : 0) |
                    (c->is_server ? STREAM_SERVER : 0);
     if (!new_stream(c, sid))
-        return IR_NO_MEMORY;
+        return IR_QUIC_NO_MEMORY;
     c->next_stream[uni]++;
     *id = sid;
     return 0;
@@ -173,17 +173,18 @@ int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id)
 long ir_conn_stream_write(ir_conn *c, uint64_t id, const uint8_t *data, size_t len, int fin)
 {
     qstream *s = ir_conn_find_stream(c, id);
-    if (!s || !s->has_send || s->send.fin || s->reset_pending || s->reset_sent ||
-        c->state >= IR_CONN_CLOSING)
-        return IR_STREAM_ERR;
-    if (s->peer_stopped)
-        return IR_STREAM_ERR;
+    if (!s || !s->has_send || c->state >= IR_CONN_CLOSING)
+        return IR_QUIC_STREAM_ERR;
+    if (s->peer_stopped) /* before the reset that answers it */
+        return IR_QUIC_STREAM_STOPPED;
+    if (s->send.fin || s->reset_pending || s->reset_sent)
+        return IR_QUIC_STREAM_ERR;
     uint64_t room = c->cfg.max_stream_send_buffer > ir_sendbuf_buffered(&s->send)
                         ? c->cfg.max_stream_send_buffer - ir_sendbuf_buffered(&s->send)
                         : 0;
     size_t n = len < room ? len : (size_t)room;
     if (n && ir_sendbuf_write(&s->send, data, n) != 0)
-        return IR_STREAM_ERR;
+        return IR_QUIC_NO_MEMORY;
     if (n < len)
         s->blocked_event = 1;
     if (fin && n == len)
@@ -237,13 +238,13 @@ long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_recv)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->peer_reset) {
         if (code)
             *code = s->peer_reset_code;
         s->fin_read = 1;
         ir_conn_maybe_release_stream(c, s);
-        return IR_STREAM_RESET;
+        return IR_QUIC_STREAM_RESET;
     }
     size_t n = ir_recvbuf_read(&s->recv, buf, cap);
     if (n) {
@@ -260,15 +261,15 @@ long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint
         return 0;
     }
     if (c->state >= IR_CONN_CLOSING)
-        return IR_STREAM_ERR;
-    return IR_AGAIN;
+        return IR_QUIC_STREAM_ERR;
+    return IR_QUIC_AGAIN;
 }
 
 int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code)
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_send)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->reset_pending || s->reset_sent || ir_sendbuf_done(&s->send))
         return 0;
     s->reset_pending = 1;
@@ -285,7 +286,7 @@ int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code)
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_recv)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->recv.have_final || s->peer_reset || s->stop_sent)
         return 0;
     s->stop_pending = 1;

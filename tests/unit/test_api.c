@@ -2157,6 +2157,45 @@ TEST(accept_stream_out_of_memory)
     iroh_endpoint_free(s.ep);
 }
 
+TEST(write_out_of_memory)
+{
+    /* the send buffer failing to grow is IROH_ERR_NO_MEMORY, not the peer's STOP_SENDING
+     * (the QUIC layer once reported both with one code, and the API took every failed
+     * write for a stop); nothing is taken, and the stream goes on afterwards */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *us;
+    iroh_recv_stream *ur = NULL;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    size_t written = 99;
+    long before = fa_failures();
+    fa_fail_size(4096); /* the send buffer's first allocation */
+    int rc = iroh_send_stream_write(us, "hello", 5, &written);
+    fa_reset();
+    CHECK_EQ_INT(fa_failures(), before + 1);
+    CHECK_EQ_INT(rc, IROH_ERR_NO_MEMORY);
+    CHECK_EQ_INT(written, 0);
+    CHECK(strstr(iroh_last_error(), "out of memory") != NULL);
+    /* then the stream takes the bytes and ends as usual */
+    CHECK_EQ_INT(iroh_send_stream_write_all(us, "hello", 5), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(us), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &ur), IROH_OK);
+    if (ur) {
+        uint8_t buf[5] = {0};
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(ur, buf, sizeof buf), IROH_OK);
+        CHECK_MEM(buf, "hello", 5);
+        iroh_recv_stream_free(ur);
+    }
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 TEST(open_stream_out_of_memory)
 {
     /* an allocation failing in open_bi / open_uni (in the library's handles or in the
@@ -2412,6 +2451,7 @@ int main(void)
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
+    RUN(write_out_of_memory);
     RUN(open_stream_out_of_memory);
     RUN(flushed_when_the_peer_stops);
     RUN(dead_peer_idle_timeout_reason);

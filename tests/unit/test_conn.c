@@ -560,7 +560,7 @@ static void service(app *a, side *s, int i, size_t k)
                 h->fin_got = 1;
                 progress = 1;
             } else {
-                if (r != IR_AGAIN) {
+                if (r != IR_QUIC_AGAIN) {
                     a->bad++;
                     fprintf(stderr, "flow %zu side %d: read error %ld\n", k, i, r);
                     h->fin_got = 1;
@@ -617,7 +617,7 @@ static void open_more(app *a, side *s)
         size_t k = a->next_open;
         uint64_t id;
         int rc = ir_conn_stream_open(s[0].c, 1, &id);
-        if (rc == IR_AGAIN)
+        if (rc == IR_QUIC_AGAIN)
             return;
         CHECK_EQ_INT(rc, 0);
         CHECK_EQ_INT(id, a->f[k].id);
