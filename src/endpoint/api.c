@@ -323,9 +323,12 @@ static const char *close_code_text(const ir_close_info *ci, char *buf, size_t ca
 static int quic_fail(long st, const char *what)
 {
     switch (st) {
-    case IR_QUIC_STREAM_STOPPED: return ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
-    case IR_QUIC_NO_MEMORY: return ir_fail(IROH_ERR_NO_MEMORY, "out of memory (%s)", what);
-    default: return ir_fail(ir_api_status_from_quic(st), "cannot %s now", what);
+    case IR_QUIC_STREAM_STOPPED:
+        return ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+    case IR_QUIC_NO_MEMORY:
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory (%s)", what);
+    default:
+        return ir_fail(ir_api_status_from_quic(st), "cannot %s now", what);
     }
 }
 
@@ -610,7 +613,9 @@ static void dispatch(iroh_endpoint *ep)
                     ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s%s %s%s%s",
                            h->inbound ? "from" : "to", h->connected ? id : "(handshake)",
                            ci->by_peer ? " by the peer" : "",
-                           ci->idle_timeout ? "idle timeout, " : ci->reset ? "stateless reset, " : "",
+                           ci->idle_timeout ? "idle timeout, "
+                           : ci->reset      ? "stateless reset, "
+                                            : "",
                            close_code_text(ci, code, sizeof code), ci->reason[0] ? "(" : "",
                            ci->reason, ci->reason[0] ? ")" : "");
                 }

@@ -6,6 +6,7 @@
 #include "endpoint/api_status.h"
 #include "iroh.h"
 #include "quic/conn.h"
+#include "relay/tls_stream.h"
 #include "test.h"
 
 static const struct {
@@ -38,6 +39,16 @@ TEST(quic_status_is_no_public_code)
             CHECK(v != quic_map[i].status);
 }
 
+TEST(relay_status_is_no_public_code)
+{
+    /* the TLS stream's "not now" shares a return value with its IROH_ERR_* errors (it was
+     * -1, IROH_ERR_INVALID_ARGUMENT) */
+    CHECK(IR_TLS_STREAM_AGAIN < 0);
+    CHECK_STR(iroh_strerror(IR_TLS_STREAM_AGAIN), "unknown error");
+    for (size_t i = 1; i < NMAP; i++)
+        CHECK(IR_TLS_STREAM_AGAIN != quic_map[i].status);
+}
+
 TEST(quic_status_maps_to_its_public_code)
 {
     for (size_t i = 0; i < NMAP; i++)
@@ -54,6 +65,7 @@ TEST(quic_status_maps_to_its_public_code)
 int main(void)
 {
     RUN(quic_status_is_no_public_code);
+    RUN(relay_status_is_no_public_code);
     RUN(quic_status_maps_to_its_public_code);
     TEST_EXIT();
 }
