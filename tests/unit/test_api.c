@@ -262,7 +262,7 @@ TEST(connect_errors)
     iroh_connection *c = NULL;
     /* wrong ALPN: the server refuses in the handshake */
     CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, "other/0", &c), IROH_ERR_HANDSHAKE);
-    CHECK(strstr(iroh_last_error(), "0x178") != NULL);
+    CHECK(strstr(iroh_last_error(), "0x178 CRYPTO_ERROR") != NULL); /* no_application_protocol */
     /* wrong key: the address with another id */
     iroh_secret_key k;
     iroh_endpoint_id other;
@@ -2034,6 +2034,11 @@ TEST(refuse_and_ignore)
     iroh_close_reason why;
     iroh_connection_close_reason(c, &why);
     CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.by_peer && why.code == 2);
+    /* a call on it says so, with the code's RFC 9000 name */
+    iroh_send_stream *us = NULL;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_ERR_CONNECTION_CLOSED);
+    CHECK_STR(iroh_last_error(), "connection closed by the peer with transport code 0x2 "
+                                 "(CONNECTION_REFUSED): refused");
     iroh_connection_free(c);
     /* ignore: nothing is sent, no CONNECTION_CLOSE. The server forgets the connection,
      * so the client's next packets (the handshake's last acknowledgements, say) meet
