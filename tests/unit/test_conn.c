@@ -1429,7 +1429,7 @@ TEST(close_and_idle)
         if (s[1 - closer].c) {
             ci = ir_conn_close_info(s[1 - closer].c);
             CHECK(ci->closed && ci->by_peer && !ci->application);
-            CHECK_EQ_INT(ci->code, 0x0c);
+            CHECK_EQ_INT(ci->code, IR_QERR_APPLICATION_ERROR); /* 0x0c */
             CHECK_STR(ci->reason, "");
         }
         run_for(&nw, s, 5 * SEC);
@@ -2399,7 +2399,6 @@ TEST(duplicates_hostile_gaps)
  * its keys from half of it on and never seal more than the limit with one key; failed
  * opens beyond the integrity limit close the connection with AEAD_LIMIT_REACHED. */
 
-#define IR_QERR_AEAD_LIMIT_REACHED 0xf
 static uint64_t conf_limit_cfg, integrity_limit_cfg;
 static void aead_limits_cfg(ir_conn_config *cfg, int server)
 {
