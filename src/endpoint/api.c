@@ -144,6 +144,10 @@ struct iroh_endpoint {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* only for iroh_endpoint_close / _free (close_done, users) */
     pthread_condattr_t cva; /* CLOCK_MONOTONIC, for the waiters' condition variables */
+    /* held by the I/O thread while it sends its deferred datagrams without `mu`, and by a
+     * thread that sends directly what must not overtake them (the endpoint close's
+     * CONNECTION_CLOSEs after the last ACKs); taken after `mu`, never before */
+    pthread_mutex_t send_mu;
     waiter *waiters;        /* accept and online */
     ir_ep *ep;
     iroh_endpoint_id id;
@@ -675,8 +679,10 @@ static void *io_main(void *arg)
         pf[n].fd = ep->wake_fd;
         pf[n].events = POLLIN;
         pf[n].revents = 0;
+        pthread_mutex_lock(&ep->send_mu);
         pthread_mutex_unlock(&ep->mu);
         ir_ep_send_deferred(ep->ep);
+        pthread_mutex_unlock(&ep->send_mu);
         poll(pf, (nfds_t)n + 1, timeout);
         if (pf[n].revents & POLLIN) {
             uint64_t v;
@@ -975,6 +981,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     pthread_condattr_setclock(&ep->cva, CLOCK_MONOTONIC);
     pthread_cond_init(&ep->cv, &ep->cva);
     pthread_mutex_init(&ep->mu, NULL);
+    pthread_mutex_init(&ep->send_mu, NULL);
     ep->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (ep->wake_fd < 0 || pthread_create(&ep->io, NULL, io_main, ep) != 0) {
         rc = ir_fail(IROH_ERR_IO, "cannot start the I/O thread: %s", strerror(errno));
@@ -1278,7 +1285,11 @@ static void close_all(iroh_endpoint *ep)
             ep->conns[i]->endpoint_closed_it = 1;
         }
     }
+    /* after what the I/O thread is sending (the last ACKs): a peer that gets the close
+     * first would take what it sent as lost */
+    pthread_mutex_lock(&ep->send_mu);
     ir_ep_flush(ep->ep);
+    pthread_mutex_unlock(&ep->send_mu);
 }
 
 void iroh_endpoint_close(iroh_endpoint *ep)
@@ -1337,6 +1348,7 @@ void iroh_endpoint_free(iroh_endpoint *ep)
     if (ep->wake_fd >= 0)
         close(ep->wake_fd);
     pthread_mutex_destroy(&ep->mu);
+    pthread_mutex_destroy(&ep->send_mu);
     pthread_cond_destroy(&ep->cv);
     pthread_condattr_destroy(&ep->cva);
     free(ep);

@@ -165,7 +165,7 @@ static void slot_on_cid(void *ctx, const ir_cid *cid, int live)
 
 /* Keeps the table's entry of the peer's stateless reset token current (it changes when
  * the connection processes frames, or when the application rotates the peer id: after
- * ir_conn_recv, and before each flush). */
+ * ir_conn_recv, and after a flush that sent something). */
 static void slot_sync_token(ir_epc *e, conn_slot *s)
 {
     uint8_t t[16];
@@ -195,7 +195,7 @@ static void slot_unmap(ir_epc *e, conn_slot *s)
 /* Incoming connections whose handshake is not complete and that still hold memory (also
  * those closing without ever completing: a ClientHello we refuse) are counted as they
  * change, which happens only in ir_conn_recv and ir_conn_on_timeout: call after those
- * (and in every flush, in case someone else called them). */
+ * (and a flush checks the counted ones, in case someone else called them). */
 static void slot_update_half(ir_epc *e, conn_slot *s)
 {
     int half = s->inbound && s->c && !ir_conn_handshake_complete(s->c) &&
@@ -413,16 +413,22 @@ const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c)
 
 static void flush_conn(ir_epc *e, conn_slot *s, uint64_t now)
 {
-    slot_sync_token(e, s); /* the application may have moved to another peer id */
-    slot_update_half(e, s);
+    if (s->half)
+        slot_update_half(e, s); /* a timer run by someone else may have closed it */
     /* batches of equal-size datagrams to one place: one GSO send (or relay frame) each */
     ir_netaddr to;
     size_t seg, len;
-    int budget = 16; /* batches per call: keep the loop responsive under bulk sends */
+    int budget = 16, sent = 0; /* batches per call: keep the loop responsive under bulk sends */
     while (budget-- > 0 &&
            (len = ir_conn_send_batch(s->c, e->batch, sizeof e->batch, MAX_DGRAM, &to, &seg,
-                                     now)) > 0)
+                                     now)) > 0) {
         e->io.send(e->io.send_ctx, &to, e->batch, len, seg);
+        sent = 1;
+    }
+    /* the application may have moved to another peer id (which sends a retirement); idle
+     * connections cost nothing more here */
+    if (sent)
+        slot_sync_token(e, s);
 }
 
 void ir_epc_flush(ir_epc *e, uint64_t now)

@@ -139,8 +139,9 @@ static int t_wait_for(const int *v, int at_least, const int *stop, int ms)
     return ok;
 }
 
-/* the I/O thread held in a system call (io_hold_here), and its release */
-static int io_held, io_release;
+/* holds of the I/O thread in a system call (io_hold_here) begun, and released, so far:
+ * counts, so that neither a hold nor a release is missed or seen twice */
+static int io_holds, io_releases;
 
 static void io_hold_here(int kind)
 {
@@ -148,9 +149,11 @@ static void io_hold_here(int kind)
     if (test_thread || atomic_load(&io_hold) != kind ||
         !atomic_compare_exchange_strong(&io_hold, &want, HOLD_NONE))
         return;
-    t_set(&io_held, 1);
-    t_wait_for(&io_release, 1, NULL, 30000);
-    t_set(&io_held, 0);
+    pthread_mutex_lock(&t_mu);
+    int nth = ++io_holds;
+    pthread_cond_broadcast(&t_cv);
+    pthread_mutex_unlock(&t_mu);
+    t_wait_for(&io_releases, nth, NULL, 30000);
 }
 
 typedef struct watch {
@@ -1170,19 +1173,18 @@ static void *quick_main(void *arg)
 
 /* with the I/O thread held in a system call: the endpoint's lock is free (a call that
  * takes it returns within 2 s; under the lock it would not return before the release) */
-static void lock_free_while_held(iroh_endpoint *ep, const char *what)
+static void lock_free_while_held(iroh_endpoint *ep, const char *what, int nth)
 {
-    CHECK(t_wait_for(&io_held, 1, NULL, 10000));
+    CHECK(t_wait_for(&io_holds, nth, NULL, 10000));
     quick_call q = {ep, 0, 0};
     pthread_create(&q.th, NULL, quick_main, &q);
     int free_lock = t_wait_for(&q.done, 1, NULL, 2000);
     if (!free_lock)
         fprintf(stderr, "the endpoint's lock is held while the I/O thread is in %s\n", what);
     CHECK(free_lock);
-    t_set(&io_release, 1);
+    t_set(&io_releases, nth);
     pthread_join(q.th, NULL);
-    CHECK(t_wait_for(&q.done, 1, NULL, 10000));
-    t_set(&io_release, 0);
+    CHECK(q.done);
 }
 
 typedef struct dial {
@@ -1217,7 +1219,7 @@ TEST(io_syscalls_without_the_lock)
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(t.ip.port)};
     memcpy(&to.sin_addr, t.ip.ip, 4);
     CHECK(sendto(fd, "not quic", 8, 0, (struct sockaddr *)&to, sizeof to) == 8);
-    lock_free_while_held(ep, "recvmmsg");
+    lock_free_while_held(ep, "recvmmsg", 1);
     close(fd);
 
     /* sending: a dial to an address that never answers; the I/O thread held in the send
@@ -1232,7 +1234,7 @@ TEST(io_syscalls_without_the_lock)
     iroh_socket_addr_parse("127.0.0.1:9", &sa);
     iroh_endpoint_addr_add_ip(d.addr, &sa);
     pthread_create(&d.th, NULL, dial_main, &d);
-    lock_free_while_held(ep, "a send");
+    lock_free_while_held(ep, "a send", 2);
     atomic_store(&io_hold, HOLD_NONE);
     iroh_endpoint_close(ep);
     pthread_join(d.th, NULL);
