@@ -512,7 +512,10 @@ typedef enum iroh_close_kind {
     IROH_CLOSE_NONE = 0,             /* still open */
     IROH_CLOSE_LOCAL = 1,            /* we closed it (iroh_connection_close / endpoint close) */
     IROH_CLOSE_APPLICATION = 2,      /* the peer closed with an application code */
-    IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side) */
+    IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side); code: an
+                                        RFC 9000 20.1 transport error code, 0x100 + the TLS
+                                        alert for a TLS error (the error detail of a call
+                                        names it, e.g. "0x2 (CONNECTION_REFUSED)") */
     IROH_CLOSE_TIMED_OUT = 4,        /* idle timeout; reason e.g. "timed out: no packets from
                                         the peer for 30 s" (the negotiated timeout) */
     IROH_CLOSE_RESET = 5,            /* stateless reset from the peer */
