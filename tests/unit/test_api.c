@@ -2203,6 +2203,35 @@ TEST(write_out_of_memory)
     iroh_endpoint_free(s.ep);
 }
 
+TEST(datagram_out_of_memory)
+{
+    /* a datagram that cannot be copied into the send queue is IROH_ERR_NO_MEMORY (it was
+     * reported as sent); one that fits goes on as usual */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    CHECK(iroh_connection_max_datagram_size(c) > 1000);
+    static const char odd[] = "a datagram of a size nothing else has";
+    long before = fa_failures();
+    fa_fail_size(sizeof odd); /* its copy in the queue */
+    int rc = iroh_connection_send_datagram(c, odd, sizeof odd);
+    fa_reset();
+    CHECK_EQ_INT(fa_failures(), before + 1);
+    CHECK_EQ_INT(rc, IROH_ERR_NO_MEMORY);
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, "ping", 4), IROH_OK);
+    uint8_t buf[64];
+    size_t n = 0;
+    CHECK_EQ_INT(iroh_connection_read_datagram(s.conn, 5000, buf, sizeof buf, &n), IROH_OK);
+    CHECK_EQ_INT(n, 4);
+    CHECK_MEM(buf, "ping", 4);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
 TEST(open_stream_out_of_memory)
 {
     /* an allocation failing in open_bi / open_uni (in the library's handles or in the
@@ -2459,6 +2488,7 @@ int main(void)
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
     RUN(write_out_of_memory);
+    RUN(datagram_out_of_memory);
     RUN(open_stream_out_of_memory);
     RUN(flushed_when_the_peer_stops);
     RUN(dead_peer_idle_timeout_reason);
