@@ -490,7 +490,9 @@ IROH_EXTERN int iroh_connection_accept_uni(iroh_connection *c, int timeout_ms,
                                            iroh_recv_stream **recv);
 
 /* Unreliable datagrams (RFC 9221). send fails with IROH_ERR_UNSUPPORTED if the peer takes
- * none or len is over iroh_connection_max_datagram_size; read blocks up to timeout_ms and
+ * none or len is over iroh_connection_max_datagram_size, and IROH_ERR_NO_MEMORY; a
+ * datagram that finds the send queue full is dropped (IROH_OK), as the network could drop
+ * it. read blocks up to timeout_ms and
  * cuts datagrams longer than cap (*len is the copied length). */
 IROH_EXTERN int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t len);
 IROH_EXTERN int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
@@ -510,7 +512,10 @@ typedef enum iroh_close_kind {
     IROH_CLOSE_NONE = 0,             /* still open */
     IROH_CLOSE_LOCAL = 1,            /* we closed it (iroh_connection_close / endpoint close) */
     IROH_CLOSE_APPLICATION = 2,      /* the peer closed with an application code */
-    IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side) */
+    IROH_CLOSE_TRANSPORT = 3,        /* a transport or TLS error (either side); code: an
+                                        RFC 9000 20.1 transport error code, 0x100 + the TLS
+                                        alert for a TLS error (the error detail of a call
+                                        names it, e.g. "0x2 (CONNECTION_REFUSED)") */
     IROH_CLOSE_TIMED_OUT = 4,        /* idle timeout; reason e.g. "timed out: no packets from
                                         the peer for 30 s" (the negotiated timeout) */
     IROH_CLOSE_RESET = 5,            /* stateless reset from the peer */
@@ -571,7 +576,8 @@ IROH_EXTERN int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms
  * it then takes a large piece at once. write_all blocks until all are
  * (after IROH_ERR_TIMEOUT what it queued stays queued and will be sent: the stream is
  * then at an unknown offset, so reset it or write on knowing that).
- * IROH_ERR_STREAM_STOPPED if the peer stopped it. */
+ * IROH_ERR_STREAM_STOPPED if the peer stopped it, IROH_ERR_NO_MEMORY when the send buffer
+ * cannot grow (what was taken before stays queued; *written says how much). */
 IROH_EXTERN int iroh_send_stream_write(iroh_send_stream *s, const void *data, size_t len,
                                        size_t *written);
 IROH_EXTERN int iroh_send_stream_write_all(iroh_send_stream *s, const void *data, size_t len);

@@ -31,8 +31,10 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "endpoint/api_status.h"
 #include "endpoint/ep.h"
 #include "net/udp.h"
+#include "tls/quic_errors.h"
 
 #define MAX_ALPNS 16
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000
@@ -310,6 +312,30 @@ static int check_args(int ok, int timeout_ms)
     return IROH_OK;
 }
 
+/* A close code for messages: "application code 0x2a", or a transport code with its RFC
+ * 9000 name, "transport code 0xa (PROTOCOL_VIOLATION)". */
+static const char *close_code_text(const ir_close_info *ci, char *buf, size_t cap)
+{
+    const char *name = ci->application ? NULL : ir_qerr_name(ci->code);
+    snprintf(buf, cap, "%s code 0x%llx%s%s%s", ci->application ? "application" : "transport",
+             (unsigned long long)ci->code, name ? " (" : "", name ? name : "", name ? ")" : "");
+    return buf;
+}
+
+/* A QUIC layer status (ir_quic_status) as the public error it stands for, with a detail
+ * message; what: the operation, for the detail. */
+static int quic_fail(long st, const char *what)
+{
+    switch (st) {
+    case IR_QUIC_STREAM_STOPPED:
+        return ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+    case IR_QUIC_NO_MEMORY:
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory (%s)", what);
+    default:
+        return ir_fail(ir_api_status_from_quic(st), "cannot %s now", what);
+    }
+}
+
 static int conn_error(const iroh_connection *h)
 {
     if (h->endpoint_closed_it) /* else how it ended before (a timeout, a code) stands */
@@ -319,10 +345,10 @@ static int conn_error(const iroh_connection *h)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "%s", ci->reason);
     if (ci->reset)
         return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection reset by the peer");
-    return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s code 0x%llx%s%s",
+    char code[80];
+    return ir_fail(IROH_ERR_CONNECTION_CLOSED, "connection closed %s with %s%s%s",
                    ci->by_peer ? "by the peer" : "locally",
-                   ci->application ? "application" : "transport", (unsigned long long)ci->code,
-                   ci->reason[0] ? ": " : "", ci->reason);
+                   close_code_text(ci, code, sizeof code), ci->reason[0] ? ": " : "", ci->reason);
 }
 
 static int is_closed(const iroh_connection *h)
@@ -507,7 +533,7 @@ static int admit(iroh_endpoint *ep, iroh_connection *h)
             IR_LOG(IR_LOG_WARN, "%d connections wait to be accepted: refusing new ones",
                    ACCEPT_BACKLOG);
         ep->backlog_warned = 1;
-        ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */,
+        ir_conn_close(h->c, 0, IR_QERR_CONNECTION_REFUSED,
                       "too many connections waiting to be accepted", ir_now_ns());
         return 0;
     }
@@ -587,13 +613,15 @@ static void dispatch(iroh_endpoint *ep)
                     const ir_close_info *ci = ir_conn_close_info(h->c);
                     char id[IROH_ID_SHORT_LEN];
                     iroh_endpoint_id_fmt_short(&h->peer, id, sizeof id);
-                    ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s code 0x%llx %s%s%s",
+                    char code[80];
+                    ir_log(IR_LOG_INFO, "connection %s %s closed%s: %s%s %s%s%s",
                            h->inbound ? "from" : "to", h->connected ? id : "(handshake)",
                            ci->by_peer ? " by the peer" : "",
-                           ci->idle_timeout ? "idle timeout," : ci->reset ? "stateless reset," :
-                           ci->application ? "application" : "transport",
-                           (unsigned long long)ci->code, ci->reason[0] ? "(" : "", ci->reason,
-                           ci->reason[0] ? ")" : "");
+                           ci->idle_timeout ? "idle timeout, "
+                           : ci->reset      ? "stateless reset, "
+                                            : "",
+                           close_code_text(ci, code, sizeof code), ci->reason[0] ? "(" : "",
+                           ci->reason, ci->reason[0] ? ")" : "");
                 }
                 wake_kinds(h->waiters, W_ALL);
                 emit(ep, IROH_EVENT_CLOSED, h);
@@ -1063,11 +1091,13 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
             return endpoint_closed_error();
         if (is_closed(h)) {
             const ir_close_info *ci = ir_conn_close_info(h->c);
-            if (!h->connected && !ci->application && !ci->idle_timeout)
-                return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx)",
+            if (!h->connected && !ci->application && !ci->idle_timeout) {
+                const char *name = ir_qerr_name(ci->code);
+                return ir_fail(IROH_ERR_HANDSHAKE, "%s (%s 0x%llx%s%s)",
                                ci->reason[0] ? ci->reason : "handshake failed",
                                ci->by_peer ? "closed by the peer with" : "error",
-                               (unsigned long long)ci->code);
+                               (unsigned long long)ci->code, name ? " " : "", name ? name : "");
+            }
             if (!h->connected && ci->idle_timeout)
                 return ir_fail(IROH_ERR_TIMEOUT, "no answer from the peer%s",
                                relay_problem(ep));
@@ -1227,7 +1257,7 @@ static void drop_incoming(iroh_incoming *inc, int quiet)
         free_handle(h);
     } else {
         if (!is_closed(h))
-            ir_conn_close(h->c, 0, 0x2 /* CONNECTION_REFUSED */, "refused", ir_now_ns());
+            ir_conn_close(h->c, 0, IR_QERR_CONNECTION_REFUSED, "refused", ir_now_ns());
         h->refs = 0;
         h->handle_freed = 1;
         wake(ep);
@@ -1408,12 +1438,8 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             }
             break;
         }
-        if (r == IR_NO_MEMORY) {
-            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-            break;
-        }
-        if (r != IR_AGAIN) {
-            rc = ir_fail(IROH_ERR_STATE, "cannot open a stream now");
+        if (r != IR_QUIC_AGAIN) {
+            rc = quic_fail(r, "open a stream");
             break;
         }
         /* the peer's MAX_STREAMS */
@@ -1521,8 +1547,11 @@ int iroh_connection_send_datagram(iroh_connection *c, const void *data, size_t l
             rc = ir_fail(IROH_ERR_UNSUPPORTED, max ? "datagram of %zu bytes over the limit of %zu"
                                                    : "the peer does not take datagrams (%zu, %zu)",
                          len, max);
-        else if (ir_conn_datagram_send(c->c, data, len) != 0)
-            rc = IROH_OK; /* queue full: dropped, as the network could */
+        else {
+            int r = ir_conn_datagram_send(c->c, data, len);
+            /* queue full: dropped, as the network could */
+            rc = r < 0 && r != IR_QUIC_AGAIN ? quic_fail(r, "send a datagram") : IROH_OK;
+        }
         wake(ep);
     }
     pthread_mutex_unlock(&ep->mu);
@@ -1757,7 +1786,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
             break;
         long w = ir_conn_stream_write(h->c, s->h.id, data + done, len - done, 0);
         if (w < 0) {
-            rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
+            rc = quic_fail(w, "write");
             break;
         }
         done += (size_t)w;
@@ -1811,10 +1840,13 @@ int iroh_send_stream_finish(iroh_send_stream *s)
         rc = ir_fail(IROH_ERR_STATE, "the stream is already finished");
     else if (is_closed(h))
         rc = conn_error(h);
-    else if (ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1) < 0)
-        rc = ir_fail(IROH_ERR_STREAM_STOPPED, "the peer stopped the stream");
-    else
-        s->finished = 1;
+    else {
+        long w = ir_conn_stream_write(h->c, s->h.id, NULL, 0, 1);
+        if (w < 0)
+            rc = quic_fail(w, "finish the stream");
+        else
+            s->finished = 1;
+    }
     wake(ep);
     wake_handle(h->waiters, &s->h); /* a write blocked on it meanwhile fails now */
     pthread_mutex_unlock(&ep->mu);
@@ -1919,15 +1951,15 @@ static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, co
             s->ended = 1;
             return IROH_OK;
         }
-        if (r == IR_STREAM_RESET) {
+        if (r == IR_QUIC_STREAM_RESET) {
             s->reset_code = code;
-            return ir_fail(IROH_ERR_STREAM_RESET, "the peer reset the stream with code %llu",
+            return ir_fail(ir_api_status_from_quic(r), "the peer reset the stream with code %llu",
                            (unsigned long long)code);
         }
         if (is_closed(h))
             return conn_error(h);
-        if (r != IR_AGAIN)
-            return ir_fail(IROH_ERR_STATE, "the stream cannot be read");
+        if (r != IR_QUIC_AGAIN)
+            return quic_fail(r, "read the stream");
         int rc = wait_conn(h, W_READ, s->h.id, &s->h, d, "no data");
         if (rc != IROH_OK)
             return rc;

@@ -146,7 +146,7 @@ void ir_conn_close(ir_conn *c, int app, uint64_t code, const char *reason, uint6
 {
     c->now = now;
     /* before the handshake completes write_close sends an application close as the
-     * transport error APPLICATION_ERROR (0x0c) without its reason (RFC 9000 10.2.3) */
+     * transport error APPLICATION_ERROR without its reason (RFC 9000 10.2.3) */
     ir_conn_close_with(c, app, code, reason);
 }
 

@@ -18,6 +18,7 @@
 #include "net/netaddr.h"
 #include "quic/packet.h"
 #include "quic/tp.h"
+#include "tls/quic_errors.h"
 #include "tls/tls.h"
 
 typedef struct ir_conn ir_conn;
@@ -211,20 +212,29 @@ int ir_conn_initiate_key_update(ir_conn *c);
 
 /* ---- streams ---------------------------------------------------------------------------- */
 
-#define IR_AGAIN (-11)          /* nothing now: wait for an event */
-#define IR_STREAM_ERR (-12)     /* unknown stream, wrong direction, or closed */
-#define IR_STREAM_RESET (-13)   /* the peer reset the stream (code in *code) */
-#define IR_NO_MEMORY (-14)      /* an allocation failed */
+/* What the stream and datagram calls below return instead of a count: the QUIC layer's
+ * own status codes. Their values lie far below every IROH_ERR_* (which run from -1 down
+ * to the -20s), so that one can never pass for the other; the public API converts them
+ * in one place (ir_api_status_from_quic, endpoint/api_status.h). */
+typedef enum ir_quic_status {
+    IR_QUIC_OK = 0,
+    IR_QUIC_AGAIN = -1001,          /* nothing now: wait for an event */
+    IR_QUIC_STREAM_ERR = -1002,     /* unknown stream, wrong direction, finished, or closed */
+    IR_QUIC_STREAM_RESET = -1003,   /* the peer reset the stream (code in *code) */
+    IR_QUIC_NO_MEMORY = -1004,      /* an allocation failed (nothing was taken) */
+    IR_QUIC_STREAM_STOPPED = -1005, /* the peer sent STOP_SENDING: nothing more is sent */
+} ir_quic_status;
 
-/* Opens a stream (bidi or uni); IR_AGAIN when the peer's MAX_STREAMS does not allow it,
- * IR_NO_MEMORY (nothing used up), IR_STREAM_ERR when the connection cannot have one. */
+/* Opens a stream (bidi or uni); IR_QUIC_AGAIN when the peer's MAX_STREAMS does not allow it,
+ * IR_QUIC_NO_MEMORY (nothing used up), IR_QUIC_STREAM_ERR when the connection cannot have one. */
 int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id);
 /* Buffers up to len bytes; returns how many were taken (maybe 0 if the buffer is full),
- * or IR_STREAM_ERR. fin marks the end when all len bytes were taken. */
+ * IR_QUIC_STREAM_STOPPED after the peer's STOP_SENDING, IR_QUIC_NO_MEMORY, or
+ * IR_QUIC_STREAM_ERR. fin marks the end when all len bytes were taken. */
 long ir_conn_stream_write(ir_conn *c, uint64_t id, const uint8_t *data, size_t len, int fin);
 /* Reads up to cap bytes. Returns the count (> 0), 0 at the end of the stream (all data
- * and FIN read), IR_AGAIN when nothing is ready, IR_STREAM_RESET (with *code), or
- * IR_STREAM_ERR. */
+ * and FIN read), IR_QUIC_AGAIN when nothing is ready, IR_QUIC_STREAM_RESET (with *code), or
+ * IR_QUIC_STREAM_ERR. */
 long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint64_t *code);
 int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code);
 int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code);
@@ -244,10 +254,10 @@ void ir_conn_stream_hold(ir_conn *c, uint64_t id, int hold);
 
 /* ---- datagrams (RFC 9221) --------------------------------------------------------------- */
 
-/* Queues a datagram; IR_STREAM_ERR if the peer does not take them or it is too big for
- * one packet, IR_AGAIN if the queue is full. */
+/* Queues a datagram; IR_QUIC_STREAM_ERR if the peer does not take them or it is too big
+ * for one packet, IR_QUIC_AGAIN if the queue is full, IR_QUIC_NO_MEMORY. */
 int ir_conn_datagram_send(ir_conn *c, const uint8_t *data, size_t len);
-/* Takes the next received datagram: its length, or IR_AGAIN. Longer ones are cut. */
+/* Takes the next received datagram: its length, or IR_QUIC_AGAIN. Longer ones are cut. */
 long ir_conn_datagram_recv(ir_conn *c, uint8_t *buf, size_t cap);
 /* The largest datagram payload that fits now. */
 size_t ir_conn_datagram_max(const ir_conn *c);

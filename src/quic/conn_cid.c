@@ -100,7 +100,7 @@ void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
              * out; the same frame again is no error, RFC 9000 19.15) */
             if (path->rcid[i].cid.len &&
                 (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len)))
-                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "connection id sequence reused");
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "connection id sequence reused");
             return;
         }
     }
@@ -124,7 +124,7 @@ void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
     for (size_t i = 0; i < path->nrcid; i++)
         live += !path->rcid[i].retire_pending;
     if (live + 1 > c->cfg.tp.active_connection_id_limit || path->nrcid >= MAX_REMOTE_CIDS) {
-        ir_conn_close_with(c, 0, E_CONNECTION_ID_LIMIT, "too many connection ids");
+        ir_conn_close_with(c, 0, IR_QERR_CONNECTION_ID_LIMIT_ERROR, "too many connection ids");
         return;
     }
     remote_cid *r = &path->rcid[path->nrcid++];
@@ -148,7 +148,7 @@ void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
 void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid)
 {
     if (seq >= path->next_lcid_seq) {
-        ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring a connection id never issued");
+        ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "retiring a connection id never issued");
         return;
     }
     for (size_t i = 0; i < path->nlcid; i++) {
@@ -156,7 +156,7 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
         if (l->seq != seq || l->retired)
             continue;
         if (ir_cid_eq(&l->cid, pkt_dcid)) {
-            ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "retiring the connection id in use");
+            ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "retiring the connection id in use");
             return;
         }
         l->retired = 1;

@@ -20,13 +20,13 @@ size_t ir_conn_datagram_max(const ir_conn *c)
 int ir_conn_datagram_send(ir_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state >= IR_CONN_CLOSING || len > ir_conn_datagram_max(c))
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (c->dg_out_n == DGRAM_QUEUE)
-        return IR_AGAIN;
+        return IR_QUIC_AGAIN;
     dgram *d = &c->dg_out[(c->dg_out_head + c->dg_out_n) % DGRAM_QUEUE];
     d->data = malloc(len ? len : 1);
     if (!d->data)
-        return IR_STREAM_ERR;
+        return IR_QUIC_NO_MEMORY;
     if (len)
         memcpy(d->data, data, len);
     d->len = len;
@@ -37,7 +37,7 @@ int ir_conn_datagram_send(ir_conn *c, const uint8_t *data, size_t len)
 long ir_conn_datagram_recv(ir_conn *c, uint8_t *buf, size_t cap)
 {
     if (!c->dg_in_n)
-        return c->state >= IR_CONN_CLOSING ? IR_STREAM_ERR : IR_AGAIN;
+        return c->state >= IR_CONN_CLOSING ? IR_QUIC_STREAM_ERR : IR_QUIC_AGAIN;
     dgram *d = &c->dg_in[c->dg_in_head];
     size_t n = d->len < cap ? d->len : cap;
     if (n)

@@ -55,17 +55,17 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
     ir_conn *c = ctx;
     ir_tp tp;
     if (ir_tp_decode(data, len, !c->is_server, &tp) != 0)
-        return E_TRANSPORT_PARAMETER;
+        return IR_QERR_TRANSPORT_PARAMETER_ERROR;
     /* RFC 9000 7.3: authenticate the connection ids of the handshake */
     if (!tp.has_initial_scid || !tp_cid_eq(&tp.initial_scid, &c->initial_scid))
-        return E_TRANSPORT_PARAMETER;
+        return IR_QERR_TRANSPORT_PARAMETER_ERROR;
     if (!c->is_server) {
         if (!tp.has_original_dcid || !tp_cid_eq(&tp.original_dcid, &c->odcid))
-            return E_TRANSPORT_PARAMETER;
+            return IR_QERR_TRANSPORT_PARAMETER_ERROR;
         /* RFC 9000 7.3: retry_source_connection_id iff we followed a Retry, equal to its SCID */
         if (tp.has_retry_scid != c->retried ||
             (c->retried && !tp_cid_eq(&tp.retry_scid, &c->retry_scid)))
-            return E_TRANSPORT_PARAMETER;
+            return IR_QERR_TRANSPORT_PARAMETER_ERROR;
         if (tp.has_stateless_reset_token) {
             /* the server's first connection id, path 0's */
             memcpy(c->paths[0].rcid[0].token, tp.stateless_reset_token, 16);
@@ -189,11 +189,11 @@ void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 {
     qepoch *sp = &c->epoch[space];
     if (f->offset + f->len > sp->crypto_recv.read + 65536) {
-        ir_conn_close_with(c, 0, 0x0d /* CRYPTO_BUFFER_EXCEEDED */, "too much handshake data buffered");
+        ir_conn_close_with(c, 0, IR_QERR_CRYPTO_BUFFER_EXCEEDED, "too much handshake data buffered");
         return;
     }
     if (ir_recvbuf_put(&sp->crypto_recv, f->offset, f->data, f->len, 0) != 0) {
-        ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
+        ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "out of memory");
         return;
     }
     uint8_t buf[4096];
@@ -205,7 +205,7 @@ void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
         if (ir_tls_feed(c->tls, level, buf, n) != 0) {
             const char *why;
             uint64_t code = ir_tls_error(c->tls, &why);
-            ir_conn_close_with(c, 0, code ? code : 0x128, why);
+            ir_conn_close_with(c, 0, code ? code : IR_QERR_CRYPTO(IR_TLS_ALERT_HANDSHAKE_FAILURE), why);
             return;
         }
     }
@@ -232,7 +232,7 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
     qpath *path0 = &c->paths[0]; /* the handshake runs on path 0 */
     path0->rcid[0].cid = h->scid;
     if (ir_conn_install_initial_keys(c, &h->scid) != IROH_OK) {
-        ir_conn_close_with(c, 0, E_INTERNAL, "initial keys");
+        ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "initial keys");
         return 0;
     }
     /* what the Initial packets carried goes out again under the new keys */

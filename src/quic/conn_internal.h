@@ -25,22 +25,7 @@
 #define SEEN_RANGES_MAX 256
 #define MAX_CLOSE_REASON 200
 
-/* transport error codes (RFC 9000 20.1) */
-enum {
-    E_NO_ERROR = 0x0,
-    E_INTERNAL = 0x1,
-    E_CONNECTION_REFUSED = 0x2,
-    E_FLOW_CONTROL = 0x3,
-    E_STREAM_LIMIT = 0x4,
-    E_STREAM_STATE = 0x5,
-    E_FINAL_SIZE = 0x6,
-    E_FRAME_ENCODING = 0x7,
-    E_TRANSPORT_PARAMETER = 0x8,
-    E_CONNECTION_ID_LIMIT = 0x9,
-    E_PROTOCOL_VIOLATION = 0xa,
-    E_KEY_UPDATE = 0xe,
-    E_AEAD_LIMIT_REACHED = 0xf,
-};
+/* transport error codes: IR_QERR_* of tls/quic_errors.h (through quic/frame.h) */
 
 enum { SP_INITIAL = 0, SP_HANDSHAKE = 1, SP_APP = 2, SP_COUNT = 3 };
 

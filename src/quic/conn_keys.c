@@ -25,7 +25,7 @@ static void open_failed(ir_conn *c, ir_pkt_keys *k)
     k->open_failed++;
     c->aead_failures++;
     if (c->aead_failures > aead_limit(ir_aead_integrity_limit(k->alg), c->cfg.aead_integrity_limit))
-        ir_conn_close_with(c, 0, E_AEAD_LIMIT_REACHED, "AEAD integrity limit: too many packets failed authentication");
+        ir_conn_close_with(c, 0, IR_QERR_AEAD_LIMIT_REACHED, "AEAD integrity limit: too many packets failed authentication");
 }
 
 /* Before a datagram is built (RFC 9001 6.6): from half the confidentiality limit on, the
@@ -42,7 +42,7 @@ void ir_conn_check_conf_limits(ir_conn *c)
         if (s == SP_APP && ks->tx.sealed >= limit / 2 && c->state == IR_CONN_ESTABLISHED)
             ir_conn_start_key_update(c); /* refused while not allowed yet: tried again next time */
         if (ks->tx.sealed >= limit - limit / 16 && c->state < IR_CONN_CLOSING)
-            ir_conn_close_with(c, 0, E_AEAD_LIMIT_REACHED,
+            ir_conn_close_with(c, 0, IR_QERR_AEAD_LIMIT_REACHED,
                        "AEAD confidentiality limit: the keys could not be updated in time");
     }
 }
@@ -84,7 +84,7 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
         if (ir_pn_seen_has(&sp->seen, pn))
             return 1;
         if (p[0] & 0x0c) {
-            ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
+            ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "reserved header bits set");
             return -1;
         }
         *pn_out = pn;
@@ -115,7 +115,7 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
     if (ir_pn_seen_has(&sp->seen, pn))
         return 1;
     if (p[0] & 0x18) {
-        ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "reserved header bits set");
+        ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "reserved header bits set");
         return -1;
     }
     /* RFC 9001 6.4: a peer never protects a packet with older keys than a packet with a
@@ -126,12 +126,12 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
         if (sp->rx_old_largest == UINT64_MAX || pn > sp->rx_old_largest)
             sp->rx_old_largest = pn;
     } else if (old_largest != UINT64_MAX && pn < old_largest) {
-        ir_conn_close_with(c, 0, E_KEY_UPDATE, "a packet under old keys numbered above one under newer keys");
+        ir_conn_close_with(c, 0, IR_QERR_KEY_UPDATE_ERROR, "a packet under old keys numbered above one under newer keys");
         return -1;
     }
     if (rotate) {
         if (!c->handshake_confirmed && !c->is_server) {
-            ir_conn_close_with(c, 0, E_KEY_UPDATE, "key update before the handshake was confirmed");
+            ir_conn_close_with(c, 0, IR_QERR_KEY_UPDATE_ERROR, "key update before the handshake was confirmed");
             return -1;
         }
         ir_pkt_keys_free(&ku->rx_prev);
@@ -149,7 +149,7 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
              * start the next update only once a packet of this phase is acknowledged
              * (RFC 9001 6.1). An update we started was counted when we started it. */
             if (ir_pkt_keys_update(&ks->tx, &ks->tx) != 0) {
-                ir_conn_close_with(c, 0, E_INTERNAL, "key update failed");
+                ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "key update failed");
                 return -1;
             }
             ku->key_phase = ku->rx_phase;

@@ -32,7 +32,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
     ir_cursor_init(&cur, p, len);
     int eliciting = 0;
     if (len == 0) {
-        ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "packet without frames");
+        ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "packet without frames");
         return -1;
     }
     while (ir_cursor_left(&cur) > 0 && c->state < IR_CONN_CLOSING) {
@@ -44,7 +44,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         }
         unsigned info = ir_frame_info(f.type);
         if (!(info & pkt_bit(space)) || !extension_ok(c, info)) {
-            ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "frame not allowed here");
+            ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "frame not allowed here");
             return -1;
         }
         if (info & IR_FRAME_ACK_ELICITING)
@@ -58,7 +58,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_ACK:
         case IR_FT_ACK_ECN:
             if (ir_rec_on_ack(c, path, space, &f.u.ack, c->now) != 0) {
-                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "ACK of a packet never sent");
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "ACK of a packet never sent");
                 return -1;
             }
             if (space == SP_APP && c->ku.pending_ack &&
@@ -72,7 +72,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
             break;
         case IR_FT_NEW_TOKEN:
             if (c->is_server) {
-                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "NEW_TOKEN from a client");
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "NEW_TOKEN from a client");
                 return -1;
             }
             break;
@@ -87,15 +87,15 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 break;
             uint64_t fs = f.u.reset_stream.final_size;
             if ((s->recv.have_final && fs != s->recv.final_size) || fs < s->recv.highest) {
-                ir_conn_close_with(c, 0, E_FINAL_SIZE, "RESET_STREAM final size");
+                ir_conn_close_with(c, 0, IR_QERR_FINAL_SIZE_ERROR, "RESET_STREAM final size");
                 return -1;
             }
             if (fs > s->recv_max) {
-                ir_conn_close_with(c, 0, E_FLOW_CONTROL, "RESET_STREAM beyond flow control");
+                ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "RESET_STREAM beyond flow control");
                 return -1;
             }
             if (c->recv_data + (fs - s->recv.highest) > c->max_data_local) {
-                ir_conn_close_with(c, 0, E_FLOW_CONTROL, "RESET_STREAM beyond connection flow control");
+                ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "RESET_STREAM beyond connection flow control");
                 return -1;
             }
             c->recv_data += fs - s->recv.highest;
@@ -188,7 +188,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
             return -1;
         case IR_FT_HANDSHAKE_DONE:
             if (c->is_server) {
-                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client");
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "HANDSHAKE_DONE from a client");
                 return -1;
             }
             if (!c->handshake_confirmed) {
@@ -199,7 +199,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_DATAGRAM:
         case IR_FT_DATAGRAM_LEN:
             if (f.u.datagram.len > c->cfg.tp.max_datagram_frame_size) {
-                ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "DATAGRAM larger than allowed");
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "DATAGRAM larger than allowed");
                 return -1;
             }
             ir_conn_datagram_received(c, f.u.datagram.data, f.u.datagram.len);
@@ -218,7 +218,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 ir_conn_stream_frame(c, &f);
                 break;
             }
-            ir_conn_close_with(c, 0, E_PROTOCOL_VIOLATION, "unexpected frame");
+            ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "unexpected frame");
             return -1;
         }
     }
@@ -254,7 +254,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
             for (size_t o = h->pn_offset; o + 4 <= h->pkt_len; o += 4)
                 lists_v1 |= p[o] == 0 && p[o + 1] == 0 && p[o + 2] == 0 && p[o + 3] == 1;
             if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0].lcid[0].cid)) {
-                ir_conn_close_with(c, 0, E_NO_ERROR, "the peer does not support QUIC version 1");
+                ir_conn_close_with(c, 0, IR_QERR_NO_ERROR, "the peer does not support QUIC version 1");
                 ir_conn_set_closed(c);
             }
         }

@@ -104,7 +104,7 @@ static void write_close(ir_conn *c, int space, pktw *w)
         f.u.close.error_code = c->close.code;
     } else {
         f.type = IR_FT_CONNECTION_CLOSE;
-        f.u.close.error_code = c->close.application ? 0x0c : c->close.code;
+        f.u.close.error_code = c->close.application ? IR_QERR_APPLICATION_ERROR : c->close.code;
     }
     size_t rl = strlen(c->close.reason);
     if (rl > MAX_CLOSE_REASON || (c->close.application && space != SP_APP))
@@ -410,7 +410,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             sent_pkt *np = realloc(sp->sent, ncap * sizeof *np);
             if (!np) {
                 sp->nframes = w.rec.first_frame;
-                ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
+                ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "out of memory");
                 return total;
             }
             sp->sent = np;

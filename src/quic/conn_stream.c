@@ -92,22 +92,22 @@ qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err
     int uni = (id & STREAM_UNI) != 0;
     if (stream_is_local(c, id)) {
         if (uni && sending) {
-            *err = E_STREAM_STATE; /* data on our own unidirectional stream */
+            *err = IR_QERR_STREAM_STATE_ERROR; /* data on our own unidirectional stream */
             return NULL;
         }
         qstream *s = ir_conn_find_stream(c, id);
         if (!s && (id >> 2) >= c->next_stream[uni])
-            *err = E_STREAM_STATE; /* never opened */
+            *err = IR_QERR_STREAM_STATE_ERROR; /* never opened */
         return s;
     }
     if (uni && !sending) {
         /* MAX_STREAM_DATA / STOP_SENDING for the peer's uni stream: its receive-only on our side */
-        *err = E_STREAM_STATE;
+        *err = IR_QERR_STREAM_STATE_ERROR;
         return NULL;
     }
     uint64_t n = id >> 2;
     if (n >= c->local_max_streams[uni]) {
-        *err = E_STREAM_LIMIT;
+        *err = IR_QERR_STREAM_LIMIT_ERROR;
         return NULL;
     }
     qstream *s = ir_conn_find_stream(c, id);
@@ -118,7 +118,7 @@ qstream *ir_conn_peer_stream(ir_conn *c, uint64_t id, int sending, uint64_t *err
         uint64_t sid = peer_stream_id(c, uni, k);
         s = new_stream(c, sid);
         if (!s) {
-            *err = E_INTERNAL;
+            *err = IR_QERR_INTERNAL_ERROR;
             return NULL;
         }
         /* STREAM_OPENED comes from the count (ir_conn_poll_event) */
@@ -158,13 +158,13 @@ int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id)
 {
     int uni = !bidi;
     if (c->state != IR_CONN_ESTABLISHED && c->state != IR_CONN_HANDSHAKE)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (!c->peer_tp_ok || c->next_stream[uni] >= c->peer_max_streams[uni])
-        return IR_AGAIN;
+        return IR_QUIC_AGAIN;
     uint64_t sid = (c->next_stream[uni] << 2) | (uni ? STREAM_UNI : 0) |
                    (c->is_server ? STREAM_SERVER : 0);
     if (!new_stream(c, sid))
-        return IR_NO_MEMORY;
+        return IR_QUIC_NO_MEMORY;
     c->next_stream[uni]++;
     *id = sid;
     return 0;
@@ -173,17 +173,18 @@ int ir_conn_stream_open(ir_conn *c, int bidi, uint64_t *id)
 long ir_conn_stream_write(ir_conn *c, uint64_t id, const uint8_t *data, size_t len, int fin)
 {
     qstream *s = ir_conn_find_stream(c, id);
-    if (!s || !s->has_send || s->send.fin || s->reset_pending || s->reset_sent ||
-        c->state >= IR_CONN_CLOSING)
-        return IR_STREAM_ERR;
-    if (s->peer_stopped)
-        return IR_STREAM_ERR;
+    if (!s || !s->has_send || c->state >= IR_CONN_CLOSING)
+        return IR_QUIC_STREAM_ERR;
+    if (s->peer_stopped) /* before the reset that answers it */
+        return IR_QUIC_STREAM_STOPPED;
+    if (s->send.fin || s->reset_pending || s->reset_sent)
+        return IR_QUIC_STREAM_ERR;
     uint64_t room = c->cfg.max_stream_send_buffer > ir_sendbuf_buffered(&s->send)
                         ? c->cfg.max_stream_send_buffer - ir_sendbuf_buffered(&s->send)
                         : 0;
     size_t n = len < room ? len : (size_t)room;
     if (n && ir_sendbuf_write(&s->send, data, n) != 0)
-        return IR_STREAM_ERR;
+        return IR_QUIC_NO_MEMORY;
     if (n < len)
         s->blocked_event = 1;
     if (fin && n == len)
@@ -237,13 +238,13 @@ long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_recv)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->peer_reset) {
         if (code)
             *code = s->peer_reset_code;
         s->fin_read = 1;
         ir_conn_maybe_release_stream(c, s);
-        return IR_STREAM_RESET;
+        return IR_QUIC_STREAM_RESET;
     }
     size_t n = ir_recvbuf_read(&s->recv, buf, cap);
     if (n) {
@@ -260,15 +261,15 @@ long ir_conn_stream_read(ir_conn *c, uint64_t id, uint8_t *buf, size_t cap, uint
         return 0;
     }
     if (c->state >= IR_CONN_CLOSING)
-        return IR_STREAM_ERR;
-    return IR_AGAIN;
+        return IR_QUIC_STREAM_ERR;
+    return IR_QUIC_AGAIN;
 }
 
 int ir_conn_stream_reset(ir_conn *c, uint64_t id, uint64_t code)
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_send)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->reset_pending || s->reset_sent || ir_sendbuf_done(&s->send))
         return 0;
     s->reset_pending = 1;
@@ -285,7 +286,7 @@ int ir_conn_stream_stop(ir_conn *c, uint64_t id, uint64_t code)
 {
     qstream *s = ir_conn_find_stream(c, id);
     if (!s || !s->has_recv)
-        return IR_STREAM_ERR;
+        return IR_QUIC_STREAM_ERR;
     if (s->recv.have_final || s->peer_reset || s->stop_sent)
         return 0;
     s->stop_pending = 1;
@@ -338,23 +339,23 @@ void ir_conn_stream_frame(ir_conn *c, const ir_frame *f)
     int fin = (f->type & IR_FT_STREAM_FIN) != 0;
     uint64_t end = sf->offset + sf->len;
     if (end > s->recv_max) {
-        ir_conn_close_with(c, 0, E_FLOW_CONTROL, "stream flow control exceeded");
+        ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "stream flow control exceeded");
         return;
     }
     uint64_t before = s->recv.highest;
     int rc = ir_recvbuf_put(&s->recv, sf->offset, sf->data, sf->len, fin);
     if (rc == -2) {
-        ir_conn_close_with(c, 0, E_FINAL_SIZE, "stream final size changed");
+        ir_conn_close_with(c, 0, IR_QERR_FINAL_SIZE_ERROR, "stream final size changed");
         return;
     }
     if (rc != 0) {
-        ir_conn_close_with(c, 0, E_INTERNAL, "out of memory");
+        ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "out of memory");
         return;
     }
     if (s->recv.highest > before) {
         c->recv_data += s->recv.highest - before;
         if (c->recv_data > c->max_data_local) {
-            ir_conn_close_with(c, 0, E_FLOW_CONTROL, "connection flow control exceeded");
+            ir_conn_close_with(c, 0, IR_QERR_FLOW_CONTROL_ERROR, "connection flow control exceeded");
             return;
         }
     }

@@ -27,12 +27,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tls/quic_errors.h"
 #include "varint.h"
 
-/* QUIC transport error codes (RFC 9000 section 20.1) the codecs report, negated. */
-#define IR_QERR_FRAME_ENCODING_ERROR 0x07
-#define IR_QERR_TRANSPORT_PARAMETER_ERROR 0x08
-#define IR_QERR_PROTOCOL_VIOLATION 0x0a
+/* The codecs report a QUIC transport error code (tls/quic_errors.h) negated:
+ * -IR_QERR_FRAME_ENCODING_ERROR, -IR_QERR_PROTOCOL_VIOLATION (transport parameters:
+ * -IR_QERR_TRANSPORT_PARAMETER_ERROR). */
 
 /* ---- frame types ---------------------------------------------------------------------- */
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IR_QERR_TRANSPORT_PARAMETER_ERROR 0x08
+#include "tls/quic_errors.h"
 
 /* parameter ids */
 #define IR_TP_ORIGINAL_DCID 0x00

@@ -16,7 +16,8 @@
  *         poll fd for ir_tls_stream_poll_events(s) (with a deadline);
  *     rc < 0: fail (iroh_last_error());
  *     loop:
- *         n = ir_tls_stream_write(s, p, len);     n > 0: p += n ...; -1: same p later
+ *         n = ir_tls_stream_write(s, p, len);     n > 0: p += n ...;
+ *                                                  IR_TLS_STREAM_AGAIN: same p later
  *         n = ir_tls_stream_read(s, buf, cap);    repeat while ir_tls_stream_pending(s)
  *         poll fd for ir_tls_stream_poll_events(s) (plus POLLOUT while there is more to write)
  *     ir_tls_stream_free(s); close(fd);
@@ -47,9 +48,10 @@ typedef struct ir_tls_stream_config {
     int insecure_skip_verify;
 } ir_tls_stream_config;
 
-/* Returned by ir_tls_stream_read / ir_tls_stream_write when the socket is not ready. Read
- * and write never return IROH_ERR_INVALID_ARGUMENT (which has the same value). */
-#define IR_TLS_STREAM_AGAIN (-1)
+/* Returned by ir_tls_stream_read / ir_tls_stream_write when the socket is not ready: the
+ * relay layer's own status, far below every IROH_ERR_* so that it is never taken for
+ * one (the errors these calls return are IROH_ERR_* with iroh_last_error). */
+#define IR_TLS_STREAM_AGAIN (-2001)
 
 /* Makes a client session on fd, a connected non-blocking TCP socket that stays the
  * caller's (never closed here). Nothing is sent yet. Errors: IROH_ERR_INVALID_ARGUMENT
@@ -69,23 +71,24 @@ int ir_tls_stream_handshake(ir_tls_stream *s);
 
 /* After the handshake: > 0 plaintext bytes read into buf, 0 at the end of the stream
  * (close_notify, or TCP EOF without it: relay frames delimit themselves; after the
- * latter, read keeps returning 0 and write fails with IROH_ERR_CONNECTION_CLOSED), -1
- * (IR_TLS_STREAM_AGAIN) when nothing can be read now, or < -1 an error (IROH_ERR_IO,
+ * latter, read keeps returning 0 and write fails with IROH_ERR_CONNECTION_CLOSED),
+ * IR_TLS_STREAM_AGAIN when nothing can be read now, or an error (IROH_ERR_IO,
  * IROH_ERR_HANDSHAKE for a TLS error or alert, IROH_ERR_STATE before the handshake is
- * complete or after an error) with iroh_last_error. After -1, read
+ * complete or after an error) with iroh_last_error. After IR_TLS_STREAM_AGAIN, read
  * ir_tls_stream_pending first (normally 0), then poll. */
 ssize_t ir_tls_stream_read(ir_tls_stream *s, uint8_t *buf, size_t len);
 
 /* After the handshake: > 0 bytes of buf accepted (possibly fewer than len, at most one
- * TLS record), -1 (IR_TLS_STREAM_AGAIN) when the socket is full: the data is held inside
+ * TLS record), IR_TLS_STREAM_AGAIN when the socket is full: the data is held inside
  * and the caller must call again with the same buf and len once
- * ir_tls_stream_poll_events asks for POLLOUT. < -1: an error as for read. len 0 returns 0. */
+ * ir_tls_stream_poll_events asks for POLLOUT; otherwise an error as for read. len 0
+ * returns 0. */
 ssize_t ir_tls_stream_write(ir_tls_stream *s, const uint8_t *buf, size_t len);
 
 /* What the stream waits for from the socket, POLLIN and/or POLLOUT: during the handshake
  * the direction GnuTLS is blocked in (POLLOUT before the first call); after it POLLIN,
- * plus POLLOUT while a write (or a TLS message the stream must send) is held after -1.
- * 0 after an error. */
+ * plus POLLOUT while a write (or a TLS message the stream must send) is held after
+ * IR_TLS_STREAM_AGAIN. 0 after an error. */
 short ir_tls_stream_poll_events(const ir_tls_stream *s);
 
 /* Plaintext bytes already decrypted and held inside the stream (a read returns them

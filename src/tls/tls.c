@@ -10,9 +10,9 @@
 #include "base/encoding.h"
 #include "base/key.h"
 #include "base/util.h"
+#include "tls/quic_errors.h"
 
 #define QUIC_TP_EXT 0x39
-#define TLS_ALERT_BASE 0x100
 
 /* TLS 1.3 only; AES-128/256-GCM and ChaCha20; x25519 first; Ed25519 signatures; raw
  * public keys in both directions; no middlebox compatibility mode (QUIC forbids it). */
@@ -209,11 +209,11 @@ static int secret_func(gnutls_session_t s, gnutls_record_encryption_level_t leve
     ir_tls *t = from_session(s);
     uint16_t suite = suite_id(s);
     if (!suite) {
-        set_error(t, TLS_ALERT_BASE + GNUTLS_A_HANDSHAKE_FAILURE, "unsupported cipher suite");
+        set_error(t, IR_QERR_CRYPTO(GNUTLS_A_HANDSHAKE_FAILURE), "unsupported cipher suite");
         return -1;
     }
     if (t->cb.on_secret && t->cb.on_secret(t->cb.ctx, level_of(level), suite, rx, tx, len) != 0) {
-        set_error(t, 0x01, "installing keys failed");
+        set_error(t, IR_QERR_INTERNAL_ERROR, "installing keys failed");
         return -1;
     }
     return 0;
@@ -226,7 +226,7 @@ static int read_func(gnutls_session_t s, gnutls_record_encryption_level_t level,
     if (htype == GNUTLS_HANDSHAKE_CHANGE_CIPHER_SPEC)
         return 0;
     if (t->cb.on_crypto && t->cb.on_crypto(t->cb.ctx, level_of(level), data, len) != 0) {
-        set_error(t, 0x01, "queueing handshake data failed");
+        set_error(t, IR_QERR_INTERNAL_ERROR, "queueing handshake data failed");
         return -1;
     }
     return 0;
@@ -236,7 +236,7 @@ static int alert_func(gnutls_session_t s, gnutls_record_encryption_level_t level
                       gnutls_alert_level_t alert_level, gnutls_alert_description_t desc)
 {
     ir_tls *t = from_session(s);
-    set_error(t, TLS_ALERT_BASE + (uint64_t)desc, gnutls_alert_get_strname(desc));
+    set_error(t, IR_QERR_CRYPTO(desc), gnutls_alert_get_strname(desc));
     return 0;
 }
 
@@ -287,7 +287,7 @@ static int verify_func(gnutls_session_t s)
     unsigned n = 0;
     const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
     if (gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_RAWPK) {
-        set_error(t, TLS_ALERT_BASE + GNUTLS_A_UNSUPPORTED_CERTIFICATE,
+        set_error(t, IR_QERR_CRYPTO(GNUTLS_A_UNSUPPORTED_CERTIFICATE),
                   "peer did not present a raw public key");
         return -1;
     }
@@ -297,7 +297,7 @@ static int verify_func(gnutls_session_t s)
                                                           t->have_expected ? &t->expected : NULL,
                                                           &t->peer, &reason);
     if (alert) {
-        set_error(t, TLS_ALERT_BASE + (uint64_t)alert, reason);
+        set_error(t, IR_QERR_CRYPTO(alert), reason);
         return -1;
     }
     t->have_peer = 1;
@@ -446,7 +446,7 @@ static int advance(ir_tls *t)
         int desc = gnutls_error_to_alert(rc, NULL);
         if (rc == GNUTLS_E_NO_APPLICATION_PROTOCOL)
             desc = GNUTLS_A_NO_APPLICATION_PROTOCOL;
-        set_error(t, TLS_ALERT_BASE + (uint64_t)(desc < 0 ? GNUTLS_A_HANDSHAKE_FAILURE : desc),
+        set_error(t, IR_QERR_CRYPTO(desc < 0 ? GNUTLS_A_HANDSHAKE_FAILURE : desc),
                   gnutls_strerror(rc));
     }
     return -1;
@@ -466,7 +466,7 @@ int ir_tls_feed(ir_tls *t, ir_level level, const uint8_t *data, size_t len)
     if (len) {
         int rc = gnutls_handshake_write(t->s, gnutls_level(level), data, len);
         if (rc < 0) {
-            set_error(t, TLS_ALERT_BASE + GNUTLS_A_UNEXPECTED_MESSAGE, gnutls_strerror(rc));
+            set_error(t, IR_QERR_CRYPTO(GNUTLS_A_UNEXPECTED_MESSAGE), gnutls_strerror(rc));
             return -1;
         }
     }

@@ -265,7 +265,7 @@ TEST(connect_errors)
     iroh_connection *c = NULL;
     /* wrong ALPN: the server refuses in the handshake */
     CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, "other/0", &c), IROH_ERR_HANDSHAKE);
-    CHECK(strstr(iroh_last_error(), "0x178") != NULL);
+    CHECK(strstr(iroh_last_error(), "0x178 CRYPTO_ERROR") != NULL); /* no_application_protocol */
     /* wrong key: the address with another id */
     iroh_secret_key k;
     iroh_endpoint_id other;
@@ -2036,6 +2036,11 @@ TEST(refuse_and_ignore)
     iroh_close_reason why;
     iroh_connection_close_reason(c, &why);
     CHECK(why.kind == IROH_CLOSE_TRANSPORT && why.by_peer && why.code == 2);
+    /* a call on it says so, with the code's RFC 9000 name */
+    iroh_send_stream *us = NULL;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_ERR_CONNECTION_CLOSED);
+    CHECK_STR(iroh_last_error(), "connection closed by the peer with transport code 0x2 "
+                                 "(CONNECTION_REFUSED): refused");
     iroh_connection_free(c);
     /* ignore: nothing is sent, no CONNECTION_CLOSE. The server forgets the connection,
      * so the client's next packets (the handshake's last acknowledgements, say) meet
@@ -2155,6 +2160,74 @@ TEST(accept_stream_out_of_memory)
     iroh_send_stream_free(cs);
     iroh_recv_stream_free(cr);
     iroh_connection_free(c);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(write_out_of_memory)
+{
+    /* the send buffer failing to grow is IROH_ERR_NO_MEMORY, not the peer's STOP_SENDING
+     * (the QUIC layer once reported both with one code, and the API took every failed
+     * write for a stop); nothing is taken, and the stream goes on afterwards */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    iroh_send_stream *us;
+    iroh_recv_stream *ur = NULL;
+    CHECK_EQ_INT(iroh_connection_open_uni(c, &us), IROH_OK);
+    size_t written = 99;
+    long before = fa_failures();
+    fa_fail_size(4096); /* the send buffer's first allocation */
+    int rc = iroh_send_stream_write(us, "hello", 5, &written);
+    fa_reset();
+    CHECK_EQ_INT(fa_failures(), before + 1);
+    CHECK_EQ_INT(rc, IROH_ERR_NO_MEMORY);
+    CHECK_EQ_INT(written, 0);
+    CHECK(strstr(iroh_last_error(), "out of memory") != NULL);
+    /* then the stream takes the bytes and ends as usual */
+    CHECK_EQ_INT(iroh_send_stream_write_all(us, "hello", 5), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(us), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_uni(s.conn, 5000, &ur), IROH_OK);
+    if (ur) {
+        uint8_t buf[5] = {0};
+        CHECK_EQ_INT(iroh_recv_stream_read_exact(ur, buf, sizeof buf), IROH_OK);
+        CHECK_MEM(buf, "hello", 5);
+        iroh_recv_stream_free(ur);
+    }
+    iroh_send_stream_free(us);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(s.ep);
+}
+
+TEST(datagram_out_of_memory)
+{
+    /* a datagram that cannot be copied into the send queue is IROH_ERR_NO_MEMORY (it was
+     * reported as sent); one that fits goes on as usual */
+    server s = {bind_ep(1, NULL), NULL, 0};
+    iroh_endpoint *cli = bind_ep(0, NULL);
+    iroh_connection *c = pair(&s, cli);
+    if (!c || !s.conn)
+        return;
+    CHECK(iroh_connection_max_datagram_size(c) > 1000);
+    static const char odd[] = "a datagram of a size nothing else has";
+    long before = fa_failures();
+    fa_fail_size(sizeof odd); /* its copy in the queue */
+    int rc = iroh_connection_send_datagram(c, odd, sizeof odd);
+    fa_reset();
+    CHECK_EQ_INT(fa_failures(), before + 1);
+    CHECK_EQ_INT(rc, IROH_ERR_NO_MEMORY);
+    CHECK_EQ_INT(iroh_connection_send_datagram(c, "ping", 4), IROH_OK);
+    uint8_t buf[64];
+    size_t n = 0;
+    CHECK_EQ_INT(iroh_connection_read_datagram(s.conn, 5000, buf, sizeof buf, &n), IROH_OK);
+    CHECK_EQ_INT(n, 4);
+    CHECK_MEM(buf, "ping", 4);
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
     iroh_endpoint_free(cli);
     iroh_endpoint_free(s.ep);
 }
@@ -2414,6 +2487,8 @@ int main(void)
     RUN(refuse_and_ignore);
     RUN(accept_backlog);
     RUN(accept_stream_out_of_memory);
+    RUN(write_out_of_memory);
+    RUN(datagram_out_of_memory);
     RUN(open_stream_out_of_memory);
     RUN(flushed_when_the_peer_stops);
     RUN(dead_peer_idle_timeout_reason);

@@ -560,7 +560,7 @@ static void service(app *a, side *s, int i, size_t k)
                 h->fin_got = 1;
                 progress = 1;
             } else {
-                if (r != IR_AGAIN) {
+                if (r != IR_QUIC_AGAIN) {
                     a->bad++;
                     fprintf(stderr, "flow %zu side %d: read error %ld\n", k, i, r);
                     h->fin_got = 1;
@@ -617,7 +617,7 @@ static void open_more(app *a, side *s)
         size_t k = a->next_open;
         uint64_t id;
         int rc = ir_conn_stream_open(s[0].c, 1, &id);
-        if (rc == IR_AGAIN)
+        if (rc == IR_QUIC_AGAIN)
             return;
         CHECK_EQ_INT(rc, 0);
         CHECK_EQ_INT(id, a->f[k].id);
@@ -1429,7 +1429,7 @@ TEST(close_and_idle)
         if (s[1 - closer].c) {
             ci = ir_conn_close_info(s[1 - closer].c);
             CHECK(ci->closed && ci->by_peer && !ci->application);
-            CHECK_EQ_INT(ci->code, 0x0c);
+            CHECK_EQ_INT(ci->code, IR_QERR_APPLICATION_ERROR); /* 0x0c */
             CHECK_STR(ci->reason, "");
         }
         run_for(&nw, s, 5 * SEC);
@@ -2399,7 +2399,6 @@ TEST(duplicates_hostile_gaps)
  * its keys from half of it on and never seal more than the limit with one key; failed
  * opens beyond the integrity limit close the connection with AEAD_LIMIT_REACHED. */
 
-#define E_AEAD_LIMIT_REACHED 0xf
 static uint64_t conf_limit_cfg, integrity_limit_cfg;
 static void aead_limits_cfg(ir_conn_config *cfg, int server)
 {
@@ -2540,12 +2539,12 @@ TEST(key_update_waits_for_confirmation)
     const ir_close_info *ci = ir_conn_close_info(c);
     CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     CHECK(tx->sealed <= 1024);
     run_for(&nw, s, 100 * MS);
     const ir_close_info *si = ir_conn_close_info(s[1].c);
     CHECK(si->closed && si->by_peer);
-    CHECK_EQ_INT(si->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(si->code, IR_QERR_AEAD_LIMIT_REACHED);
     /* at the limit the key seals nothing more, not even the close it owes the peer */
     tx->sealed = 1024;
     c->close_pending = 1;
@@ -2643,10 +2642,10 @@ TEST(aead_limit_handshake_keys)
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[0].c);
     CHECK(ci->closed && !ci->by_peer);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     const ir_close_info *si = s[1].c ? ir_conn_close_info(s[1].c) : NULL;
     CHECK(si && si->closed && si->by_peer);
-    CHECK_EQ_INT(si ? si->code : 0, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(si ? si->code : 0, IR_QERR_AEAD_LIMIT_REACHED);
     sides_free(s, &nw);
     tweak_config = NULL;
 }
@@ -2702,7 +2701,7 @@ TEST(aead_integrity_limit)
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ir_conn_get_state(s[1].c) >= IR_CONN_CLOSING);
     CHECK(ci->closed && !ci->by_peer && !ci->application);
-    CHECK_EQ_INT(ci->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(ci->code, IR_QERR_AEAD_LIMIT_REACHED);
     /* a genuine packet after that is not processed */
     ir_conn_stats st;
     ir_conn_get_stats(s[1].c, &st);
@@ -2725,7 +2724,7 @@ TEST(aead_integrity_limit)
     run_for(&nw, s, 1 * SEC);
     const ir_close_info *pi = ir_conn_close_info(s[0].c);
     CHECK(pi->closed && pi->by_peer);
-    CHECK_EQ_INT(pi->code, E_AEAD_LIMIT_REACHED);
+    CHECK_EQ_INT(pi->code, IR_QERR_AEAD_LIMIT_REACHED);
     sides_free(s, &nw);
     tweak_config = NULL;
 }
