@@ -566,7 +566,9 @@ IROH_EXTERN int iroh_send_stream_set_timeout(iroh_send_stream *s, int timeout_ms
 IROH_EXTERN int iroh_recv_stream_set_timeout(iroh_recv_stream *s, int timeout_ms);
 
 /* write blocks until at least one byte is buffered and stores the count in *written
- * (after IROH_ERR_TIMEOUT it is 0: nothing was queued); write_all blocks until all are
+ * (after IROH_ERR_TIMEOUT it is 0: nothing was queued, there was no room at the
+ * deadline); a write that blocked resumes once half the stream's send buffer is free, so
+ * it then takes a large piece at once. write_all blocks until all are
  * (after IROH_ERR_TIMEOUT what it queued stays queued and will be sent: the stream is
  * then at an unknown offset, so reset it or write on knowing that).
  * IROH_ERR_STREAM_STOPPED if the peer stopped it. */

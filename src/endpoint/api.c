@@ -2,9 +2,17 @@
  *
  * One I/O thread per endpoint runs the core (ir_ep) under the endpoint mutex, releasing it
  * only while it sleeps in poll(2). Application threads take the same mutex, act on the
- * sans-IO connection state directly, wake the I/O thread (an eventfd) when they queued
- * something to send, and wait on the endpoint's condition variable, which the I/O thread
- * broadcasts after every round in which anything happened.
+ * sans-IO connection state directly, and wake the I/O thread (an eventfd) when they queued
+ * something to send.
+ *
+ * Keyed waits. A blocked call sleeps on a condition variable of its own (a `waiter` on its
+ * stack), linked into the list of what it waits on: its connection's for a call on the
+ * connection or one of its streams, the endpoint's for accept and online. What changes
+ * something signals only the waiters concerned: the I/O thread after each round, from the
+ * core's events (data on stream 4 wakes the reads of stream 4, a datagram the datagram
+ * reads) and from state it looks at (a send settled, the connection closing, the home
+ * relay); a call that frees, stops, resets or closes something wakes who waits on that.
+ * Hints the core could not queue (out of memory) wake every waiter of that connection.
  *
  * Lifetimes. A thread inside a blocking call is a "user" of the handle it blocks on and of
  * the endpoint: freeing a handle marks it freed and wakes the waiters, who see the mark
@@ -59,6 +67,29 @@ static const char *const n0_relays[] = {
     "https://aps1-1.relay.n0.iroh.iroh.link./",
 };
 
+/* what a blocked call waits for (waiter.kind) */
+enum {
+    W_READ = 1 << 0,     /* data, the end or a reset on stream `id` */
+    W_WRITE = 1 << 1,    /* room in stream `id`'s send buffer, or the peer's STOP_SENDING */
+    W_FLUSHED = 1 << 2,  /* the sending of stream `id` settled (acknowledged, stopped, reset) */
+    W_OPEN = 1 << 3,     /* the peer allows more streams */
+    W_ACCEPT = 1 << 4,   /* the peer opened a stream */
+    W_DATAGRAM = 1 << 5, /* a datagram arrived */
+    W_STATE = 1 << 6,    /* the handshake completed or the connection closed */
+    W_INCOMING = 1 << 7, /* (endpoint) a connection joined the accept queue */
+    W_ONLINE = 1 << 8,   /* (endpoint) the home relay connected */
+};
+#define W_STREAM (W_READ | W_WRITE | W_FLUSHED)
+
+/* one blocked call, on its thread's stack, in a list of its connection or endpoint */
+typedef struct waiter {
+    struct waiter *prev, *next;
+    pthread_cond_t cv;
+    unsigned kind;
+    uint64_t id;        /* the stream, for the W_STREAM kinds */
+    const void *handle; /* the stream handle it blocks on (its free, stop or reset wakes it) */
+} waiter;
+
 /* per-connection state kept by the API layer */
 struct iroh_connection {
     iroh_endpoint *ep;
@@ -75,6 +106,9 @@ struct iroh_connection {
     int endpoint_closed_it; /* still open when iroh_endpoint_close closed it */
     iroh_endpoint_id peer;
     uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
+    waiter *waiters;      /* calls blocked on the connection or one of its streams */
+    uint64_t hints_dropped; /* the core's count when the I/O thread last looked */
+    int close_seen;       /* the I/O thread woke the waiters for the close */
 };
 
 /* what both kinds of stream handle share (their first member) */
@@ -106,7 +140,13 @@ struct iroh_incoming {
 
 struct iroh_endpoint {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* only for iroh_endpoint_close / _free (close_done, users) */
+    pthread_condattr_t cva; /* CLOCK_MONOTONIC, for the waiters' condition variables */
+    /* held by the I/O thread while it sends its deferred datagrams without `mu`, and by a
+     * thread that sends directly what must not overtake them (the endpoint close's
+     * CONNECTION_CLOSEs after the last ACKs); taken after `mu`, never before */
+    pthread_mutex_t send_mu;
+    waiter *waiters;        /* accept and online */
     ir_ep *ep;
     iroh_endpoint_id id;
     pthread_t io;
@@ -175,17 +215,69 @@ static deadline deadline_in(int ms)
     return d;
 }
 
-/* waits once on the endpoint's condition; 0, or IROH_ERR_TIMEOUT once the deadline has
- * passed (the caller writes the detail) */
-static int wait_for(iroh_endpoint *ep, const deadline *d)
+/* Waits once (the endpoint's mutex held), linked into *list as a waiter of `kind` (and
+ * stream id, handle): 0 when signalled (or spuriously: callers look again), or
+ * IROH_ERR_TIMEOUT once the deadline has passed (the caller writes the detail). */
+static int wait_on(iroh_endpoint *ep, waiter **list, unsigned kind, uint64_t id,
+                   const void *handle, const deadline *d)
 {
-    if (d->ms < 0) {
-        pthread_cond_wait(&ep->cv, &ep->mu);
-        return 0;
-    }
-    if (pthread_cond_timedwait(&ep->cv, &ep->mu, &d->at) == ETIMEDOUT)
-        return IROH_ERR_TIMEOUT;
-    return 0;
+    waiter w;
+    w.kind = kind;
+    w.id = id;
+    w.handle = handle;
+    pthread_cond_init(&w.cv, &ep->cva);
+    w.prev = NULL;
+    w.next = *list;
+    if (*list)
+        (*list)->prev = &w;
+    *list = &w;
+    int rc = 0;
+    if (d->ms < 0)
+        pthread_cond_wait(&w.cv, &ep->mu);
+    else if (pthread_cond_timedwait(&w.cv, &ep->mu, &d->at) == ETIMEDOUT)
+        rc = IROH_ERR_TIMEOUT;
+    if (w.prev)
+        w.prev->next = w.next;
+    else
+        *list = w.next;
+    if (w.next)
+        w.next->prev = w.prev;
+    pthread_cond_destroy(&w.cv);
+    return rc;
+}
+
+/* wakes the waiters in list of any of `kinds` */
+static void wake_kinds(waiter *list, unsigned kinds)
+{
+    for (waiter *w = list; w; w = w->next)
+        if (w->kind & kinds)
+            pthread_cond_signal(&w->cv);
+}
+
+/* ... of any of `kinds` on stream id */
+static void wake_stream(waiter *list, unsigned kinds, uint64_t id)
+{
+    for (waiter *w = list; w; w = w->next)
+        if ((w->kind & kinds) && w->id == id)
+            pthread_cond_signal(&w->cv);
+}
+
+/* ... blocked on a stream handle */
+static void wake_handle(waiter *list, const void *handle)
+{
+    for (waiter *w = list; w; w = w->next)
+        if (w->handle == handle)
+            pthread_cond_signal(&w->cv);
+}
+
+#define W_ALL (~0u)
+
+/* every blocked call of the endpoint (it closes) */
+static void wake_everyone(iroh_endpoint *ep)
+{
+    wake_kinds(ep->waiters, W_ALL);
+    for (size_t i = 0; i < ep->nconns; i++)
+        wake_kinds(ep->conns[i]->waiters, W_ALL);
 }
 
 /* A thread enters and leaves a blocking call of the endpoint (the mutex held):
@@ -258,11 +350,13 @@ static int stream_check(const stream_handle *s)
     return IROH_OK;
 }
 
-/* One wait of a blocking call on a connection or stream: IROH_OK to check again, or
- * IROH_ERR_TIMEOUT (what names the awaited thing in the message). */
-static int wait_conn(iroh_connection *h, const deadline *d, const char *what)
+/* One wait of a blocking call on a connection or stream (kind, stream id and handle as
+ * for wait_on): IROH_OK to check again, or IROH_ERR_TIMEOUT (what names the awaited thing
+ * in the message). */
+static int wait_conn(iroh_connection *h, unsigned kind, uint64_t id, const void *handle,
+                     const deadline *d, const char *what)
 {
-    if (wait_for(h->ep, d) != 0)
+    if (wait_on(h->ep, &h->waiters, kind, id, handle, d) != 0)
         return ir_fail(IROH_ERR_TIMEOUT, "%s within %d ms", what, d->ms);
     return IROH_OK;
 }
@@ -322,7 +416,7 @@ static void stream_free(stream_handle *s)
 {
     s->freed = 1;
     if (s->users)
-        pthread_cond_broadcast(&s->conn->ep->cv);
+        wake_handle(s->conn->waiters, s);
     else
         stream_release(s);
 }
@@ -418,7 +512,27 @@ static int admit(iroh_endpoint *ep, iroh_connection *h)
         return 0;
     }
     enqueue(ep, h);
+    wake_kinds(ep->waiters, W_INCOMING);
     return 1;
+}
+
+/* after the events of a round: the waiters of h whose wait no event ends */
+static void wake_by_state(iroh_connection *h)
+{
+    uint64_t dropped = ir_conn_hints_dropped(h->c);
+    if (dropped != h->hints_dropped || (is_closed(h) && !h->close_seen)) {
+        /* hints were lost (look again at everything), or it closed */
+        h->hints_dropped = dropped;
+        h->close_seen = is_closed(h);
+        wake_kinds(h->waiters, W_ALL);
+        return;
+    }
+    for (waiter *w = h->waiters; w; w = w->next) {
+        uint64_t code;
+        if ((w->kind & W_FLUSHED) &&
+            ir_conn_stream_send_result(h->c, w->id, &code) != IR_SEND_OPEN)
+            pthread_cond_signal(&w->cv); /* acknowledged, stopped or reset */
+    }
 }
 
 static void dispatch(iroh_endpoint *ep)
@@ -441,6 +555,7 @@ static void dispatch(iroh_endpoint *ep)
             switch (ev.type) {
             case IR_EV_CONNECTED:
                 h->connected = 1;
+                wake_kinds(h->waiters, W_STATE);
                 ir_conn_peer_id(h->c, &h->peer);
                 if (ir_log_enabled(IR_LOG_INFO)) {
                     char id[IROH_ID_SHORT_LEN];
@@ -480,12 +595,33 @@ static void dispatch(iroh_endpoint *ep)
                            (unsigned long long)ci->code, ci->reason[0] ? "(" : "", ci->reason,
                            ci->reason[0] ? ")" : "");
                 }
+                wake_kinds(h->waiters, W_ALL);
                 emit(ep, IROH_EVENT_CLOSED, h);
+                break;
+            case IR_EV_STREAM_OPENED:
+                wake_kinds(h->waiters, W_ACCEPT);
+                break;
+            case IR_EV_STREAM_READABLE:
+                wake_stream(h->waiters, W_READ, ev.stream_id);
+                break;
+            case IR_EV_STREAM_WRITABLE:
+                wake_stream(h->waiters, W_WRITE, ev.stream_id);
+                break;
+            case IR_EV_STREAM_STOPPED:
+                wake_stream(h->waiters, W_WRITE | W_FLUSHED, ev.stream_id);
+                break;
+            case IR_EV_STREAMS_AVAILABLE:
+                wake_kinds(h->waiters, W_OPEN);
+                break;
+            case IR_EV_DATAGRAM:
+                wake_kinds(h->waiters, W_DATAGRAM);
                 break;
             default:
                 break;
             }
         }
+        if (h->waiters)
+            wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:
          * free it */
         if (h->refs == 0 && h->users == 0 && h->handle_freed && !h->queued &&
@@ -503,24 +639,46 @@ static void *io_main(void *arg)
 {
     iroh_endpoint *ep = arg;
     pthread_mutex_lock(&ep->mu);
+    int nsock = ir_ep_socket_count(ep->ep);
     while (!ep->stop) {
         struct pollfd pf[IR_EP_MAX_FDS + 1];
         int timeout = -1;
+        /* the connections' packets are built (and sealed) under the lock, and sent after
+         * it: an application thread can go on meanwhile */
+        ir_ep_defer_sends(ep->ep, 1);
         int n = ir_ep_prepare(ep->ep, pf, &timeout);
+        ir_ep_defer_sends(ep->ep, 0);
         pf[n].fd = ep->wake_fd;
         pf[n].events = POLLIN;
         pf[n].revents = 0;
+        pthread_mutex_lock(&ep->send_mu);
         pthread_mutex_unlock(&ep->mu);
+        ir_ep_send_deferred(ep->ep);
+        pthread_mutex_unlock(&ep->send_mu);
         poll(pf, (nfds_t)n + 1, timeout);
-        pthread_mutex_lock(&ep->mu);
         if (pf[n].revents & POLLIN) {
             uint64_t v;
             ssize_t r = read(ep->wake_fd, &v, sizeof v);
             (void)r;
         }
-        ir_ep_process(ep->ep, pf);
+        /* batches of datagrams: read without the lock, processed (opened) under it */
+        pthread_mutex_lock(&ep->mu);
+        for (int i = 0; i < nsock; i++) {
+            if (!(pf[i].revents & POLLIN))
+                continue;
+            for (int round = 0; round < 16; round++) { /* then the others get a turn */
+                pthread_mutex_unlock(&ep->mu);
+                int got = ir_ep_read(ep->ep, i);
+                pthread_mutex_lock(&ep->mu);
+                ir_ep_deliver(ep->ep, ir_now_ns());
+                if (got < IR_EP_READ_MAX)
+                    break;
+            }
+        }
+        ir_ep_process_rest(ep->ep, pf);
         dispatch(ep);
-        pthread_cond_broadcast(&ep->cv);
+        if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
+            wake_kinds(ep->waiters, W_ONLINE);
     }
     pthread_mutex_unlock(&ep->mu);
     return NULL;
@@ -791,12 +949,11 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
         return rc;
     }
     iroh_secret_key_public(&b->key, &ep->id);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ep->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_condattr_init(&ep->cva);
+    pthread_condattr_setclock(&ep->cva, CLOCK_MONOTONIC);
+    pthread_cond_init(&ep->cv, &ep->cva);
     pthread_mutex_init(&ep->mu, NULL);
+    pthread_mutex_init(&ep->send_mu, NULL);
     ep->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (ep->wake_fd < 0 || pthread_create(&ep->io, NULL, io_main, ep) != 0) {
         rc = ir_fail(IROH_ERR_IO, "cannot start the I/O thread: %s", strerror(errno));
@@ -885,7 +1042,7 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
         }
         if (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep))
             break;
-        if (wait_for(ep, &d) != 0) {
+        if (wait_on(ep, &ep->waiters, W_ONLINE, 0, NULL, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
                          relay_problem(ep));
             break;
@@ -916,7 +1073,7 @@ static int wait_connected(iroh_connection *h, int timeout_ms)
                                relay_problem(ep));
             return conn_error(h);
         }
-        if (wait_for(ep, &d) != 0)
+        if (wait_on(ep, &h->waiters, W_STATE, 0, NULL, &d) != 0)
             return ir_fail(IROH_ERR_TIMEOUT, "the handshake did not complete in %d ms%s",
                            timeout_ms, relay_problem(ep));
     }
@@ -999,7 +1156,7 @@ int iroh_endpoint_accept(iroh_endpoint *ep, int timeout_ms, iroh_incoming **out)
         }
         if (ep->queue_head)
             break;
-        if (wait_for(ep, &d) != 0) {
+        if (wait_on(ep, &ep->waiters, W_INCOMING, 0, NULL, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no incoming connection within %d ms", timeout_ms);
             break;
         }
@@ -1098,7 +1255,11 @@ static void close_all(iroh_endpoint *ep)
             ep->conns[i]->endpoint_closed_it = 1;
         }
     }
+    /* after what the I/O thread is sending (the last ACKs): a peer that gets the close
+     * first would take what it sent as lost */
+    pthread_mutex_lock(&ep->send_mu);
     ir_ep_flush(ep->ep);
+    pthread_mutex_unlock(&ep->send_mu);
 }
 
 void iroh_endpoint_close(iroh_endpoint *ep)
@@ -1121,7 +1282,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     /* every connection gets CONNECTION_CLOSE (application 0), sent before we return */
     close_all(ep);
     ep->stop = 1;
-    pthread_cond_broadcast(&ep->cv); /* every blocked call wakes and returns */
+    wake_everyone(ep); /* every blocked call wakes and returns */
     pthread_mutex_unlock(&ep->mu);
     wake(ep);
     if (ep->io_started) {
@@ -1134,6 +1295,7 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     dispatch(ep);
     close_all(ep);
     dispatch(ep); /* final events (CLOSED) for the callback */
+    wake_everyone(ep);
     ep->close_done = 1;
     pthread_cond_broadcast(&ep->cv);
     pthread_mutex_unlock(&ep->mu);
@@ -1156,7 +1318,9 @@ void iroh_endpoint_free(iroh_endpoint *ep)
     if (ep->wake_fd >= 0)
         close(ep->wake_fd);
     pthread_mutex_destroy(&ep->mu);
+    pthread_mutex_destroy(&ep->send_mu);
     pthread_cond_destroy(&ep->cv);
+    pthread_condattr_destroy(&ep->cva);
     free(ep);
 }
 
@@ -1253,7 +1417,7 @@ static int open_stream(iroh_connection *h, int bidi, iroh_send_stream **send, ir
             break;
         }
         /* the peer's MAX_STREAMS */
-        if ((rc = wait_conn(h, &d, "the peer allowed no new stream")) != IROH_OK)
+        if ((rc = wait_conn(h, W_OPEN, 0, NULL, &d, "the peer allowed no new stream")) != IROH_OK)
             break;
     }
     conn_leave(h);
@@ -1295,7 +1459,8 @@ static int accept_stream(iroh_connection *h, int uni, int timeout_ms, iroh_send_
         }
         if (h->accepted[uni] < ir_conn_peer_streams(h->c, uni))
             break;
-        if ((rc = conn_check(h)) != IROH_OK || (rc = wait_conn(h, &d, "no stream")) != IROH_OK)
+        if ((rc = conn_check(h)) != IROH_OK ||
+            (rc = wait_conn(h, W_ACCEPT, 0, NULL, &d, "no stream")) != IROH_OK)
             break;
     }
     if (rc == IROH_OK) {
@@ -1385,7 +1550,8 @@ int iroh_connection_read_datagram(iroh_connection *c, int timeout_ms, void *buf,
             rc = IROH_OK;
             break;
         }
-        if ((rc = conn_check(c)) != IROH_OK || (rc = wait_conn(c, &d, "no datagram")) != IROH_OK)
+        if ((rc = conn_check(c)) != IROH_OK ||
+            (rc = wait_conn(c, W_DATAGRAM, 0, NULL, &d, "no datagram")) != IROH_OK)
             break;
     }
     conn_leave(c);
@@ -1408,7 +1574,7 @@ void iroh_connection_close(iroh_connection *c, uint64_t code, const char *reason
     pthread_mutex_lock(&c->ep->mu);
     ir_conn_close(c->c, 1, code, reason ? reason : "", ir_now_ns());
     wake(c->ep);
-    pthread_cond_broadcast(&c->ep->cv);
+    wake_kinds(c->waiters, W_ALL);
     pthread_mutex_unlock(&c->ep->mu);
 }
 
@@ -1428,7 +1594,7 @@ int iroh_connection_closed(iroh_connection *c, int timeout_ms)
         }
         if (is_closed(c) || ep->closed)
             break;
-        if (wait_for(ep, &d) != 0) {
+        if (wait_on(ep, &c->waiters, W_STATE, 0, NULL, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "still open after %d ms", timeout_ms);
             break;
         }
@@ -1536,7 +1702,7 @@ void iroh_connection_free(iroh_connection *c)
     pthread_mutex_lock(&ep->mu);
     c->handle_freed = 1;
     if (c->users)
-        pthread_cond_broadcast(&ep->cv); /* calls blocked on it return */
+        wake_kinds(c->waiters, W_ALL); /* calls blocked on it return */
     unref(c);
     pthread_mutex_unlock(&ep->mu);
 }
@@ -1583,7 +1749,7 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
     s->writers++;
     deadline d = deadline_in(s->h.timeout_ms);
     size_t done = 0;
-    int rc = IROH_OK;
+    int rc = IROH_OK, last_look = 0;
     if (s->finished || s->reset)
         rc = ir_fail(IROH_ERR_STATE, "the stream is finished");
     while (rc == IROH_OK && (done < len || len == 0)) {
@@ -1599,7 +1765,15 @@ static int write_some(iroh_send_stream *s, const uint8_t *data, size_t len, size
             wake(ep);
         if (len == 0 || (done > 0 && !all) || done == len)
             break;
-        rc = wait_conn(h, &d, "no room in the stream's send buffer");
+        if (last_look) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no room in the stream's send buffer within %d ms",
+                         d.ms);
+            break;
+        }
+        /* the core says "writable" once half its buffer is free, not at the first byte:
+         * when the time is up, one more look takes whatever room there is */
+        if (wait_on(ep, &h->waiters, W_WRITE, s->h.id, &s->h, &d) != 0)
+            last_look = 1;
     }
     if (written)
         *written = done;
@@ -1642,6 +1816,7 @@ int iroh_send_stream_finish(iroh_send_stream *s)
     else
         s->finished = 1;
     wake(ep);
+    wake_handle(h->waiters, &s->h); /* a write blocked on it meanwhile fails now */
     pthread_mutex_unlock(&ep->mu);
     return rc;
 }
@@ -1676,7 +1851,7 @@ int iroh_send_stream_flushed(iroh_send_stream *s, int timeout_ms)
             break;
         }
         if ((rc = stream_check(&s->h)) != IROH_OK ||
-            (rc = wait_conn(h, &d, "not acknowledged")) != IROH_OK)
+            (rc = wait_conn(h, W_FLUSHED, s->h.id, &s->h, &d, "not acknowledged")) != IROH_OK)
             break;
     }
     stream_leave(&s->h);
@@ -1693,6 +1868,7 @@ int iroh_send_stream_reset(iroh_send_stream *s, uint64_t code)
     ir_conn_stream_reset(s->h.conn->c, s->h.id, code);
     s->reset = 1;
     wake(ep);
+    wake_handle(s->h.conn->waiters, &s->h); /* a blocked write fails, flushed answers */
     pthread_mutex_unlock(&ep->mu);
     return IROH_OK;
 }
@@ -1752,7 +1928,7 @@ static int read_locked(iroh_recv_stream *s, void *buf, size_t cap, size_t *n, co
             return conn_error(h);
         if (r != IR_AGAIN)
             return ir_fail(IROH_ERR_STATE, "the stream cannot be read");
-        int rc = wait_conn(h, d, "no data");
+        int rc = wait_conn(h, W_READ, s->h.id, &s->h, d, "no data");
         if (rc != IROH_OK)
             return rc;
     }
@@ -1866,7 +2042,7 @@ int iroh_recv_stream_stop(iroh_recv_stream *s, uint64_t code)
         s->stopped = 1;
         wake(ep);
         if (s->h.users)
-            pthread_cond_broadcast(&ep->cv); /* a read blocked on it fails now */
+            wake_handle(s->h.conn->waiters, &s->h); /* a read blocked on it fails now */
     }
     pthread_mutex_unlock(&ep->mu);
     return IROH_OK;

@@ -24,7 +24,7 @@
 
 #define MAX_SOCKS 2
 #define MAX_DGRAM 1500
-#define IR_EP_BATCH 32 /* datagrams per recvmmsg and per sendmmsg */
+#define IR_EP_BATCH IR_EP_READ_MAX /* datagrams per recvmmsg and per sendmmsg */
 #define MAX_CAND 8     /* candidate addresses of a peer for one connect */
 
 struct ir_ep {
@@ -34,7 +34,17 @@ struct ir_ep {
     int fd[MAX_SOCKS];
     iroh_socket_addr bound[MAX_SOCKS];
     int nsock;
-    int gso_off;                  /* the kernel refused UDP GSO */
+    int gso_off; /* the kernel refused UDP GSO (__atomic: the deferred sends run unlocked) */
+    /* deferred sends (ir_ep_defer_sends): UDP batches copied out of the core's flush, for
+     * ir_ep_send_deferred to send without the caller's lock */
+    int defer;
+    uint8_t *sq_buf;
+    size_t sq_len, sq_cap;
+    struct sq_entry {
+        ir_netaddr to;
+        size_t off, len, seg;
+    } *sq;
+    size_t nsq, capsq;
     uint8_t rbuf[IR_EP_BATCH][MAX_DGRAM + 1];
     /* the datagrams the last ir_ep_read got, for ir_ep_deliver */
     ir_netaddr rx_from[IR_EP_BATCH];
@@ -262,6 +272,8 @@ void ir_ep_free(ir_ep *ep)
     ir_tls_identity_free(ep->qad_ident);
     free(ep->relay_token);
     free(ep->relay_ca_file);
+    free(ep->sq_buf);
+    free(ep->sq);
     free(ep);
 }
 
@@ -389,7 +401,7 @@ static void send_batch(ir_ep *ep, const ir_netaddr *to, const uint8_t *cbuf, siz
         (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
         return;
     }
-    if (!ep->gso_off) {
+    if (!__atomic_load_n(&ep->gso_off, __ATOMIC_RELAXED)) {
         struct iovec iov = {buf, len};
         union {
             char b[CMSG_SPACE(sizeof(uint16_t))];
@@ -414,7 +426,7 @@ static void send_batch(ir_ep *ep, const ir_netaddr *to, const uint8_t *cbuf, siz
             return;
         if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT && errno != EOPNOTSUPP)
             return;
-        ep->gso_off = 1; /* no GSO here: fall back for good */
+        __atomic_store_n(&ep->gso_off, 1, __ATOMIC_RELAXED); /* no GSO: fall back for good */
         IR_LOG(IR_LOG_INFO, "UDP GSO unavailable (%s): sending datagrams one by one",
                strerror(errno));
     }
@@ -433,11 +445,64 @@ static void send_batch(ir_ep *ep, const ir_netaddr *to, const uint8_t *cbuf, siz
     (void)sendmmsg(ep->fd[sock], msgs, n, 0);
 }
 
-/* The core's output: to a relay link or a UDP socket. */
+/* a UDP batch into the deferred queue; 0 if it does not fit (then it is sent at once) */
+static int defer_send(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_t len,
+                      size_t seg)
+{
+    if (ep->sq_len + len > IR_EP_SENDQ_MAX)
+        return 0;
+    if (ep->sq_len + len > ep->sq_cap) {
+        size_t cap = ep->sq_cap ? ep->sq_cap : 64 * 1024;
+        while (cap < ep->sq_len + len)
+            cap *= 2;
+        uint8_t *p = realloc(ep->sq_buf, cap);
+        if (!p)
+            return 0;
+        ep->sq_buf = p;
+        ep->sq_cap = cap;
+    }
+    if (ep->nsq == ep->capsq) {
+        size_t cap = ep->capsq ? ep->capsq * 2 : 32;
+        struct sq_entry *p = realloc(ep->sq, cap * sizeof *p);
+        if (!p)
+            return 0;
+        ep->sq = p;
+        ep->capsq = cap;
+    }
+    memcpy(ep->sq_buf + ep->sq_len, buf, len);
+    ep->sq[ep->nsq++] = (struct sq_entry){.to = *to, .off = ep->sq_len, .len = len, .seg = seg};
+    ep->sq_len += len;
+    return 1;
+}
+
+/* The core's output: to a relay link or a UDP socket (or, deferred, the send queue). */
 static void shell_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len,
                        size_t seg)
 {
-    send_batch(ctx, to, buf, len, seg);
+    ir_ep *ep = ctx;
+    if (ep->defer && !ir_netaddr_is_relay(to, NULL, NULL) && defer_send(ep, to, buf, len, seg))
+        return;
+    send_batch(ep, to, buf, len, seg);
+}
+
+void ir_ep_defer_sends(ir_ep *ep, int on)
+{
+    ep->defer = on;
+}
+
+int ir_ep_send_deferred(ir_ep *ep)
+{
+    size_t n = ep->nsq;
+    for (size_t i = 0; i < n; i++)
+        send_batch(ep, &ep->sq[i].to, ep->sq_buf + ep->sq[i].off, ep->sq[i].len, ep->sq[i].seg);
+    ep->nsq = 0;
+    ep->sq_len = 0;
+    return (int)n;
+}
+
+int ir_ep_socket_count(const ir_ep *ep)
+{
+    return ep->nsock;
 }
 
 void ir_ep_flush(ir_ep *ep)
@@ -669,6 +734,11 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
                 break;
         }
     }
+    ir_ep_process_rest(ep, pf);
+}
+
+void ir_ep_process_rest(ir_ep *ep, const struct pollfd *pf)
+{
     run_links(ep, pf, ir_now_ns());
     ir_epc_on_timeout(ep->core, ir_now_ns());
     /* what this produced goes out in the next ir_ep_prepare, before anything waits */

@@ -97,8 +97,24 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
  *   ir_ep_deliver(ep, now) the core: those datagrams routed and processed (decryption,
  *                          connection state; Retry/reset/VN answers are sent from here)
  * Relay links and timers: the rest of ir_ep_process. */
+#define IR_EP_READ_MAX 32
 int ir_ep_read(ir_ep *ep, int i);
 void ir_ep_deliver(ir_ep *ep, uint64_t now);
+/* The sockets are pf[0 .. ir_ep_socket_count - 1] of ir_ep_prepare; ir_ep_process_rest is
+ * ir_ep_process after the caller read and delivered them itself (relay links, timers). */
+int ir_ep_socket_count(const ir_ep *ep);
+void ir_ep_process_rest(ir_ep *ep, const struct pollfd *pf);
+
+/* Sends without the caller's lock. While deferral is on (ir_ep_defer_sends(ep, 1), for the
+ * caller's own ir_ep_prepare), the UDP datagrams the core hands out are copied into a queue
+ * (up to IR_EP_SENDQ_MAX bytes; beyond that, and relayed ones, go out at once);
+ * ir_ep_send_deferred sends the queue and returns how many batches it sent: system calls
+ * only, so one thread may call it without the lock as long as deferral is off meanwhile
+ * (other threads' flushes then send directly and never touch the queue) and nobody
+ * frees the endpoint. */
+#define IR_EP_SENDQ_MAX (1024 * 1024)
+void ir_ep_defer_sends(ir_ep *ep, int on);
+int ir_ep_send_deferred(ir_ep *ep);
 
 /* Sends whatever the connections have ready (call after writing to streams). */
 void ir_ep_flush(ir_ep *ep);

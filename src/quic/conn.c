@@ -60,8 +60,10 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     if (c->ev_n == c->ev_cap) {
         size_t cap = c->ev_cap ? c->ev_cap * 2 : 16;
         ir_event *n = malloc(cap * sizeof *n);
-        if (!n)
+        if (!n) {
+            c->hints_dropped++;
             return;
+        }
         for (size_t i = 0; i < c->ev_n; i++)
             n[i] = c->ev[(c->ev_head + i) % c->ev_cap];
         free(c->ev);
@@ -76,6 +78,11 @@ void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code)
     c->ev_n++;
     if (q)
         *q |= bit;
+}
+
+uint64_t ir_conn_hints_dropped(const ir_conn *c)
+{
+    return c->hints_dropped;
 }
 
 /* Order: CONNECTED, the peer's new streams, the queued hints, CLOSED last. */

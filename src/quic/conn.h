@@ -171,6 +171,9 @@ typedef struct ir_event {
  * never get lost (they need no memory); the other events are hints that may be dropped
  * when memory runs out (state is always there to read). */
 int ir_conn_poll_event(ir_conn *c, ir_event *ev);
+/* How many hints were dropped so far (the queue could not grow): one who sleeps until a
+ * hint names what it waits for looks again at everything when this changes. */
+uint64_t ir_conn_hints_dropped(const ir_conn *c);
 
 /* The number of streams the peer has opened so far (uni 0: bidirectional, 1:
  * unidirectional), and the id of the k-th of them (0-based). */

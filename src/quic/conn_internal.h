@@ -384,6 +384,7 @@ struct ir_conn {
     ir_event *ev;
     uint8_t ev_queued;         /* DATAGRAM (1) / STREAMS_AVAILABLE (2) waits in the queue */
     size_t ev_head, ev_n, ev_cap;
+    uint64_t hints_dropped; /* hints the queue could not take (ir_conn_hints_dropped) */
     int connected_pending, closed_pending;
     uint64_t opened_reported[2]; /* peer streams (bidi, uni) STREAM_OPENED has named */
 

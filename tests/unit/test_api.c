@@ -39,6 +39,51 @@ int __real_pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu,
 int __wrap_pthread_cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *mu,
                                   const struct timespec *at);
 
+/* System calls of the I/O thread: io_syscalls_without_the_lock holds the I/O thread
+ * inside one (recvmmsg, or a send) and checks that the endpoint's lock is free meanwhile.
+ * Only a thread that is not the test's own (the endpoint's I/O thread) is held. */
+/* link-wrap: recvmmsg sendto sendmsg sendmmsg */
+int __real_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t);
+int __wrap_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t);
+ssize_t __real_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al);
+ssize_t __wrap_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al);
+ssize_t __real_sendmsg(int fd, const struct msghdr *m, int flags);
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags);
+int __real_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags);
+int __wrap_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags);
+
+enum { HOLD_NONE, HOLD_RECV, HOLD_SEND };
+static _Atomic int io_hold;          /* which kind of call to hold next */
+static _Thread_local int test_thread; /* the test's own threads are never held */
+static void io_hold_here(int kind);
+
+int __wrap_recvmmsg(int fd, struct mmsghdr *m, unsigned n, int flags, struct timespec *t)
+{
+    io_hold_here(HOLD_RECV);
+    return __real_recvmmsg(fd, m, n, flags, t);
+}
+
+ssize_t __wrap_sendto(int fd, const void *b, size_t n, int flags, const struct sockaddr *a,
+                      socklen_t al)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendto(fd, b, n, flags, a, al);
+}
+
+ssize_t __wrap_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendmsg(fd, m, flags);
+}
+
+int __wrap_sendmmsg(int fd, struct mmsghdr *m, unsigned n, int flags)
+{
+    io_hold_here(HOLD_SEND);
+    return __real_sendmmsg(fd, m, n, flags);
+}
+
 static pthread_mutex_t t_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t t_cv; /* on CLOCK_MONOTONIC, from t_init */
 
@@ -92,6 +137,23 @@ static int t_wait_for(const int *v, int at_least, const int *stop, int ms)
     int ok = *v >= at_least;
     pthread_mutex_unlock(&t_mu);
     return ok;
+}
+
+/* holds of the I/O thread in a system call (io_hold_here) begun, and released, so far:
+ * counts, so that neither a hold nor a release is missed or seen twice */
+static int io_holds, io_releases;
+
+static void io_hold_here(int kind)
+{
+    int want = kind;
+    if (test_thread || atomic_load(&io_hold) != kind ||
+        !atomic_compare_exchange_strong(&io_hold, &want, HOLD_NONE))
+        return;
+    pthread_mutex_lock(&t_mu);
+    int nth = ++io_holds;
+    pthread_cond_broadcast(&t_cv);
+    pthread_mutex_unlock(&t_mu);
+    t_wait_for(&io_releases, nth, NULL, 30000);
 }
 
 typedef struct watch {
@@ -985,6 +1047,202 @@ TEST(free_wakes_blocked_calls)
         blocked_conn_call(srv, &conn_cases[i],
                           conn_cases[i].stream ? END_FREE_STREAM : END_FREE_CONNECTION);
     iroh_endpoint_free(srv);
+}
+
+/* the server's writer for waiters_wake_only_for_their_own */
+typedef struct writer {
+    iroh_send_stream *s;
+    size_t len;
+    int rc;
+    pthread_t th;
+} writer;
+
+static void *write_main(void *arg)
+{
+    writer *w = arg;
+    w->rc = iroh_send_stream_write_all(w->s, big, w->len);
+    if (w->rc == IROH_OK)
+        w->rc = iroh_send_stream_finish(w->s);
+    return NULL;
+}
+
+TEST(waiters_wake_only_for_their_own)
+{
+    /* Calls blocked on one stream, on the connection and on another connection of the
+     * same endpoint sleep on while a stream next to them carries a MiB (dozens of I/O
+     * rounds): each waits once and is woken by nothing else (with one condition variable
+     * broadcast after every round, each woke and waited again every round). */
+    iroh_endpoint *srv = bind_ep(1, NULL), *cli = bind_ep(0, NULL);
+    server sv = {srv, NULL, 0};
+    iroh_connection *c1 = pair(&sv, cli);
+    iroh_connection *s1 = sv.conn;
+    iroh_connection *c2 = pair(&sv, cli);
+    iroh_connection *s2 = sv.conn;
+    if (!c1 || !c2 || !s1 || !s2)
+        return;
+    /* stream A on c1 and stream D on c2 stay silent towards the client; B carries data */
+    iroh_send_stream *as, *bs, *ds, *pa, *pb, *pd;
+    iroh_recv_stream *ar, *br, *dr, *qa, *qb, *qd;
+    CHECK_EQ_INT(iroh_connection_open_bi(c1, &as, &ar), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_bi(c1, &bs, &br), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_open_bi(c2, &ds, &dr), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(as, "a", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(bs, "b", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(ds, "d", 1), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s1, 5000, &pa, &qa), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s1, 5000, &pb, &qb), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s2, 5000, &pd, &qd), IROH_OK);
+
+    enum { N = 6 };
+    static const struct {
+        call_fn fn;
+        const char *name;
+        int conn;
+    } cases[N] = {
+        {f_read, "read of a silent stream next to the busy one", 1},
+        {f_accept_bi, "accept_bi on the busy connection", 1},
+        {f_read_datagram, "read_datagram on the busy connection", 1},
+        {f_read, "read of a stream of another connection", 2},
+        {f_closed, "closed on another connection", 2},
+        {f_accept, "accept on the endpoint", 0},
+    };
+    call k[N];
+    for (int i = 0; i < N; i++) {
+        memset(&k[i], 0, sizeof k[i]);
+        k[i].ep = cli;
+        k[i].conn = cases[i].conn == 2 ? c2 : c1;
+        k[i].recv = cases[i].conn == 2 ? dr : ar;
+        call_start(&k[i], cases[i].fn, cases[i].name);
+        CHECK(call_blocked(&k[i]));
+    }
+
+    writer w = {pb, 1u << 20, -1, 0};
+    pthread_create(&w.th, NULL, write_main, &w);
+    static uint8_t got[1u << 20];
+    CHECK_EQ_INT(iroh_recv_stream_read_exact(br, got, w.len), IROH_OK);
+    pthread_join(w.th, NULL);
+    CHECK_EQ_INT(w.rc, IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_flushed(pb, 5000), IROH_OK); /* its last acknowledgements */
+    for (int i = 0; i < N; i++) {
+        pthread_mutex_lock(&t_mu);
+        int waits = k[i].w.waits, done = k[i].done;
+        pthread_mutex_unlock(&t_mu);
+        if (waits != 1 || done)
+            fprintf(stderr, "%s: %d waits%s\n", cases[i].name, waits, done ? ", returned" : "");
+        CHECK(waits == 1 && !done);
+    }
+
+    /* and what ends them still does */
+    iroh_endpoint_close(cli);
+    for (int i = 0; i < N; i++) {
+        int rc = cases[i].fn == f_closed ? IROH_OK
+                 : cases[i].fn == f_accept ? IROH_ERR_CLOSED
+                                           : IROH_ERR_CONNECTION_CLOSED;
+        call_finish(&k[i], rc, rc == IROH_OK ? "" : "the endpoint was closed");
+    }
+    iroh_send_stream *ss[] = {as, bs, ds, pa, pb, pd};
+    iroh_recv_stream *rs[] = {ar, br, dr, qa, qb, qd};
+    for (int i = 0; i < 6; i++) {
+        iroh_send_stream_free(ss[i]);
+        iroh_recv_stream_free(rs[i]);
+    }
+    iroh_connection_free(c1);
+    iroh_connection_free(c2);
+    iroh_connection_free(s1);
+    iroh_connection_free(s2);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+}
+
+/* a call that takes the endpoint's lock and returns at once, on a thread of the test's */
+typedef struct quick_call {
+    iroh_endpoint *ep;
+    int done;
+    pthread_t th;
+} quick_call;
+
+static void *quick_main(void *arg)
+{
+    quick_call *q = arg;
+    test_thread = 1;
+    char buf[256];
+    iroh_endpoint_home_relay(q->ep, buf, sizeof buf); /* no relay: IROH_ERR_STATE */
+    t_set(&q->done, 1);
+    return NULL;
+}
+
+/* with the I/O thread held in a system call: the endpoint's lock is free (a call that
+ * takes it returns within 2 s; under the lock it would not return before the release) */
+static void lock_free_while_held(iroh_endpoint *ep, const char *what, int nth)
+{
+    CHECK(t_wait_for(&io_holds, nth, NULL, 10000));
+    quick_call q = {ep, 0, 0};
+    pthread_create(&q.th, NULL, quick_main, &q);
+    int free_lock = t_wait_for(&q.done, 1, NULL, 2000);
+    if (!free_lock)
+        fprintf(stderr, "the endpoint's lock is held while the I/O thread is in %s\n", what);
+    CHECK(free_lock);
+    t_set(&io_releases, nth);
+    pthread_join(q.th, NULL);
+    CHECK(q.done);
+}
+
+typedef struct dial {
+    iroh_endpoint *ep;
+    iroh_endpoint_addr *addr;
+    int rc;
+    pthread_t th;
+} dial;
+
+static void *dial_main(void *arg)
+{
+    dial *d = arg;
+    test_thread = 1;
+    iroh_connection *c = NULL;
+    d->rc = iroh_endpoint_connect(d->ep, d->addr, ALPN, &c);
+    iroh_connection_free(c);
+    return NULL;
+}
+
+TEST(io_syscalls_without_the_lock)
+{
+    test_thread = 1;
+    iroh_endpoint *ep = bind_ep(1, NULL);
+    iroh_endpoint_addr *addr;
+    iroh_endpoint_get_addr(ep, &addr);
+    iroh_transport_addr t;
+    CHECK_EQ_INT(iroh_endpoint_addr_get(addr, 0, &t), IROH_OK);
+
+    /* receiving: a datagram to the endpoint's socket, the I/O thread held in recvmmsg */
+    atomic_store(&io_hold, HOLD_RECV);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(t.ip.port)};
+    memcpy(&to.sin_addr, t.ip.ip, 4);
+    CHECK(sendto(fd, "not quic", 8, 0, (struct sockaddr *)&to, sizeof to) == 8);
+    lock_free_while_held(ep, "recvmmsg", 1);
+    close(fd);
+
+    /* sending: a dial to an address that never answers; the I/O thread held in the send
+     * of the first flight or of a repeat */
+    atomic_store(&io_hold, HOLD_SEND);
+    iroh_secret_key key;
+    iroh_endpoint_id other;
+    iroh_secret_key_generate(&key);
+    iroh_secret_key_public(&key, &other);
+    dial d = {ep, iroh_endpoint_addr_new(&other), 0, 0};
+    iroh_socket_addr sa;
+    iroh_socket_addr_parse("127.0.0.1:9", &sa);
+    iroh_endpoint_addr_add_ip(d.addr, &sa);
+    pthread_create(&d.th, NULL, dial_main, &d);
+    lock_free_while_held(ep, "a send", 2);
+    atomic_store(&io_hold, HOLD_NONE);
+    iroh_endpoint_close(ep);
+    pthread_join(d.th, NULL);
+    CHECK_EQ_INT(d.rc, IROH_ERR_CLOSED);
+    iroh_endpoint_addr_free(d.addr);
+    iroh_endpoint_addr_free(addr);
+    iroh_endpoint_free(ep);
+    test_thread = 0;
 }
 
 TEST(endpoint_close_wakes_endpoint_calls)
@@ -2139,6 +2397,8 @@ int main(void)
     RUN(close_wakes_blocked_calls);
     RUN(free_wakes_blocked_calls);
     RUN(endpoint_close_wakes_endpoint_calls);
+    RUN(waiters_wake_only_for_their_own);
+    RUN(io_syscalls_without_the_lock);
     RUN(freed_connection_hands_out_nothing);
     RUN(freed_send_stream_hears_nothing);
     RUN(stream_outlives_its_connection_handle);

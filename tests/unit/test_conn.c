@@ -3091,8 +3091,10 @@ static void fill_events_and_fail_growth(ir_conn *c)
     fa_fail_size(2 * c->ev_cap * sizeof(ir_event));
     long before = fa_failures();
     size_t n = c->ev_n;
+    uint64_t dropped = ir_conn_hints_dropped(c);
     ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0); /* a hint: may be dropped */
     CHECK(fa_failures() == before + 1 && c->ev_n == n);
+    CHECK(ir_conn_hints_dropped(c) == dropped + 1); /* and the drop is counted */
 }
 
 static int count_events(ir_conn *c, ir_event_type t, uint64_t *id)
