@@ -120,26 +120,19 @@ static int link_for_url(ir_ep *ep, const char *url)
  * down. */
 static void choose_home(ir_ep *ep, uint64_t now)
 {
-    int best = -1;
-    uint64_t best_lat = 0;
+    (void)now;
+    int est[IR_EP_MAX_RELAYS];
+    uint64_t lat[IR_EP_MAX_RELAYS];
     for (size_t i = 0; i < ep->nconfigured; i++) {
-        ir_rlink *l = ep->links[i];
-        if (!ir_rlink_established(l))
-            continue;
-        uint64_t lat = ir_rlink_latency(l);
-        if (best < 0 || lat < best_lat) {
-            best = (int)i;
-            best_lat = lat;
-        }
+        est[i] = ir_rlink_established(ep->links[i]);
+        lat[i] = ir_rlink_latency(ep->links[i]);
     }
-    if (best < 0 || best == ep->home)
-        return;
-    if (ep->home >= 0 && ir_rlink_established(ep->links[ep->home]) &&
-        best_lat * 3 >= ir_rlink_latency(ep->links[ep->home]) * 2)
+    int best = ir_rlc_choose_home(ep->home, est, lat, ep->nconfigured);
+    if (best == ep->home)
         return;
     ep->home = best;
     IR_LOG(IR_LOG_INFO, "home relay: %s (%.1f ms)", ir_rlink_url(ep->links[best]),
-           (double)best_lat / 1e6);
+           (double)lat[best] / 1e6);
 }
 
 const char *ir_ep_home_relay(const ir_ep *ep)

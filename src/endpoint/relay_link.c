@@ -1,4 +1,5 @@
 #include "endpoint/relay_link.h"
+#include "endpoint/relay_link_core.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,11 +29,6 @@
 #define DNS_TIMEOUT_NS (3 * NS_PER_S)
 #define DNS_POLL_NS (10 * NS_PER_MS)
 #define CONNECT_TIMEOUT_NS (1500 * NS_PER_MS) /* per TCP attempt, as iroh */
-#define BACKOFF_MIN_MS 10
-#define BACKOFF_MAX_MS 16000
-#define IDLE_CLOSE_NS (60 * NS_PER_S) /* a non-home link unused this long is closed */
-#define QUEUE_MAX 64
-#define QUEUE_AGE_NS (3 * NS_PER_S)
 #define MAX_ADDRS 8
 #define TLS_TIMEOUT_NS (10 * NS_PER_S)
 
@@ -91,27 +87,19 @@ static void *dns_thread(void *arg)
     return NULL;
 }
 
-/* ---- the link ------------------------------------------------------------------------ */
+/* ---- the link: the I/O of the core's attempts ----------------------------------------- */
 
-typedef enum lstate {
-    L_IDLE = 0,   /* not connected and not wanted */
-    L_BACKOFF,    /* waiting before the next attempt */
-    L_RESOLVING,  /* the name is being resolved */
-    L_CONNECTING, /* TCP connect in progress */
-    L_TLS,        /* TLS handshake (https relays) */
-    L_UP,         /* the relay client runs (upgrade, handshake, then datagrams) */
-} lstate;
-
-typedef struct queued {
-    uint64_t at;
-    uint8_t dst[32];
-    uint16_t seg;
-    size_t len;
-    uint8_t *data;
-} queued;
+typedef enum iostate {
+    IO_NONE = 0,   /* no transport */
+    IO_RESOLVING,  /* the name is being resolved */
+    IO_CONNECTING, /* TCP connect in progress */
+    IO_TLS,        /* TLS handshake (https relays) */
+    IO_UP,         /* the core's relay client runs over it */
+} iostate;
 
 struct ir_rlink {
     ir_rlink_config cfg;
+    ir_rlc *core;
     char url[512];
     char host[256];     /* without brackets for IPv6 */
     char host_hdr[300]; /* Host header: as in the URL, ":port" only if explicit */
@@ -119,9 +107,8 @@ struct ir_rlink {
     uint16_t port;
     int tls;
     char *token;
-    lstate st;
-    int wanted, forever;
-    uint64_t last_used;
+    iostate io;
+    uint64_t io_attempt; /* the core's attempt the transport belongs to */
     /* resolution and connecting */
     dns_job *dns;
     uint64_t deadline; /* of the current step */
@@ -133,19 +120,9 @@ struct ir_rlink {
     ir_tls_stream *tls_s;
     size_t tls_held; /* bytes of a TLS write that must be offered again */
     char *ca_file;
-    ir_relay_client *cli;
-    int established; /* the first keepalive Pong arrived on this connection */
-    uint32_t backoff_ms;
-    uint64_t retry_at;
-    uint64_t latency;
-    uint64_t connects;
-    char err[256];         /* why the last attempt failed */
     char attempt_err[200]; /* what went wrong so far in the current attempt */
-    queued q[QUEUE_MAX];
-    int qn;
     uint8_t rbuf[65536];
 };
-
 
 /* Splits a normalized URL: scheme://[userinfo@]host[:port][/path][?query][#fragment].
  * The path is replaced by /relay (spec 1.1); the query is kept. */
@@ -246,18 +223,29 @@ int ir_rlink_new(const ir_rlink_config *cfg, ir_rlink **out)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     }
     l->cfg.ca_file = l->ca_file;
+    ir_rlc_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.url = l->url;
+    cc.idx = cfg->idx;
+    cc.key = cfg->key;
+    cc.host = l->host_hdr;
+    cc.path = l->path;
+    cc.auth_token = l->token;
+    cc.random = ir_random_bytes;
+    cc.recv = cfg->recv;
+    cc.recv_ctx = cfg->recv_ctx;
+    int rc = ir_rlc_new(&cc, &l->core);
+    if (rc != IROH_OK) {
+        free(l->ca_file);
+        free(l->token);
+        free(l);
+        return rc;
+    }
     *out = l;
     return IROH_OK;
 }
 
-static void drop_queue(ir_rlink *l)
-{
-    for (int i = 0; i < l->qn; i++)
-        free(l->q[i].data);
-    l->qn = 0;
-}
-
-static void close_conn(ir_rlink *l)
+static void close_io(ir_rlink *l)
 {
     ir_tls_stream_free(l->tls_s);
     l->tls_s = NULL;
@@ -265,20 +253,19 @@ static void close_conn(ir_rlink *l)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    ir_relay_client_free(l->cli);
-    l->cli = NULL;
     if (l->dns) {
         dns_job_put(l->dns);
         l->dns = NULL;
     }
+    l->io = IO_NONE;
 }
 
 void ir_rlink_free(ir_rlink *l)
 {
     if (!l)
         return;
-    close_conn(l);
-    drop_queue(l);
+    close_io(l);
+    ir_rlc_free(l->core);
     free(l->token);
     free(l->ca_file);
     free(l);
@@ -289,25 +276,19 @@ const char *ir_rlink_url(const ir_rlink *l)
     return l->url;
 }
 
-/* authenticated by the relay: datagrams can flow */
-static int is_ready(const ir_rlink *l)
-{
-    return l->st == L_UP && ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_READY;
-}
-
 int ir_rlink_established(const ir_rlink *l)
 {
-    return is_ready(l) && l->established;
+    return ir_rlc_established(l->core);
 }
 
 uint64_t ir_rlink_latency(const ir_rlink *l)
 {
-    return l->latency;
+    return ir_rlc_latency(l->core);
 }
 
 const char *ir_rlink_last_error(const ir_rlink *l)
 {
-    return l->err;
+    return ir_rlc_last_error(l->core);
 }
 
 const char *ir_rlink_host(const ir_rlink *l)
@@ -322,7 +303,7 @@ int ir_rlink_is_tls(const ir_rlink *l)
 
 int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out)
 {
-    if (l->st != L_UP || l->fd < 0)
+    if (l->io != IO_UP || l->fd < 0)
         return -1;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -334,45 +315,21 @@ int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out)
 
 uint64_t ir_rlink_connects(const ir_rlink *l)
 {
-    return l->connects;
+    return ir_rlc_connects(l->core);
 }
 
-/* The attempt failed (or the connection broke): close and wait before the next one.
- * A connection that had been established is retried at once (spec relay.md 6). */
+/* The attempt failed before the transport was up: close, and the core backs off. */
 static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
 {
-    char text[sizeof l->err];
+    char text[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap); /* the arguments may point into l->err */
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    memcpy(l->err, text, sizeof text);
-    int was_established = l->established;
-    close_conn(l);
-    l->established = 0;
-    if (!l->wanted) {
-        l->st = L_IDLE;
-        drop_queue(l);
-        return;
-    }
-    uint32_t delay;
-    if (was_established) {
-        l->backoff_ms = 0;
-        delay = 0;
-    } else {
-        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (l->backoff_ms > BACKOFF_MAX_MS)
-            l->backoff_ms = BACKOFF_MAX_MS;
-        uint32_t jitter;
-        ir_random_bytes(NULL, (uint8_t *)&jitter, sizeof jitter);
-        delay = l->backoff_ms / 2 + jitter % (l->backoff_ms / 2 + 1); /* [b/2, b] */
-    }
-    IR_LOG(was_established ? IR_LOG_INFO : IR_LOG_DEBUG, "relay %s: %s; retrying in %u ms",
-           l->url, l->err, delay);
-    l->st = L_BACKOFF;
-    l->retry_at = now + delay * NS_PER_MS;
+    close_io(l);
+    ir_rlc_transport_failed(l->core, text, now);
 }
 
 static void start_tcp(ir_rlink *l, uint64_t now);
@@ -415,9 +372,23 @@ static void start(ir_rlink *l, uint64_t now)
         return;
     }
     l->dns = j;
-    l->st = L_RESOLVING;
+    l->io = IO_RESOLVING;
     l->deadline = now + DNS_TIMEOUT_NS;
     l->dns_check_at = now + DNS_POLL_NS;
+}
+
+/* Follows the core: closes a transport it no longer wants, starts one for a new attempt. */
+static void sync_io(ir_rlink *l, uint64_t now)
+{
+    ir_rlc_state st = ir_rlc_get_state(l->core);
+    uint64_t att = ir_rlc_attempt(l->core);
+    if (l->io != IO_NONE &&
+        (l->io_attempt != att || (st != IR_RLC_CONNECTING && st != IR_RLC_UP)))
+        close_io(l);
+    if (st == IR_RLC_CONNECTING && l->io == IO_NONE && l->io_attempt != att) {
+        l->io_attempt = att;
+        start(l, now);
+    }
 }
 
 static void dns_check(ir_rlink *l, uint64_t now)
@@ -483,7 +454,7 @@ static void start_tcp(ir_rlink *l, uint64_t now)
             continue;
         }
         l->fd = fd;
-        l->st = L_CONNECTING;
+        l->io = IO_CONNECTING;
         l->deadline = now + CONNECT_TIMEOUT_NS;
         return;
     }
@@ -492,13 +463,12 @@ static void start_tcp(ir_rlink *l, uint64_t now)
     failed(l, now, "cannot connect to %s:%u (%s)", l->host, l->port, why);
 }
 
-static int start_client(ir_rlink *l, uint64_t now)
+/* The transport is up: the core's relay client starts. Over TLS, the keying-material
+ * header (spec relay.md 2.3) lets the relay skip the challenge round trip. */
+static void transport_up(ir_rlink *l, uint64_t now)
 {
-    ir_relay_client_config cc;
-    ir_relay_client_config_init(&cc);
-    /* over TLS, the keying-material header (spec relay.md 2.3) lets the relay skip the
-     * challenge round trip */
     char auth[IR_RELAY_KM_AUTH_TEXT_LEN + 1];
+    const char *client_auth = NULL;
     if (l->tls_s) {
         iroh_endpoint_id me;
         uint8_t material[32];
@@ -508,26 +478,59 @@ static int start_client(ir_rlink *l, uint64_t now)
             ir_relay_km_auth a;
             ir_relay_km_auth_make(&l->cfg.key, material, &a);
             if (ir_relay_km_auth_encode(&a, auth, sizeof auth) == IROH_OK)
-                cc.client_auth = auth;
+                client_auth = auth;
         }
     }
-    cc.secret_key = l->cfg.key;
-    cc.host = l->host_hdr;
-    cc.path = l->path;
-    cc.auth_token = l->token;
-    cc.random = ir_random_bytes;
-    cc.now = now;
-    if (ir_relay_client_new(&cc, &l->cli) != IROH_OK)
-        return -1;
-    l->st = L_UP;
-    return 0;
+    l->io = IO_UP;
+    ir_rlc_transport_up(l->core, client_auth, now);
 }
 
-static void flush_queue(ir_rlink *l, uint64_t now);
+/* Writes what the core's client has queued. Never delivers anything and never frees the
+ * client, so it is safe while the endpoint walks its connections or the core walks its
+ * events. */
+static void write_out(ir_rlink *l)
+{
+    if (l->io != IO_UP)
+        return;
+    const uint8_t *p;
+    size_t n;
+    while ((n = ir_rlc_pending(l->core, &p)) > 0) {
+        if (l->tls_s) {
+            /* a write GnuTLS held must be offered again with the same length */
+            size_t len = l->tls_held ? l->tls_held : n;
+            ssize_t w = ir_tls_stream_write(l->tls_s, p, len);
+            if (w > 0) {
+                l->tls_held = 0;
+                ir_rlc_consumed(l->core, (size_t)w);
+                continue;
+            }
+            if (w == IR_TLS_STREAM_AGAIN) {
+                l->tls_held = len;
+                break;
+            }
+            char why[300];
+            snprintf(why, sizeof why, "TLS: %s", iroh_last_error());
+            ir_rlc_eof(l->core, why);
+            break;
+        }
+        ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            ir_rlc_consumed(l->core, (size_t)w);
+            continue;
+        }
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        char why[128];
+        snprintf(why, sizeof why, "write: %s", w < 0 ? strerror(errno) : "nothing written");
+        ir_rlc_eof(l->core, why);
+        break;
+    }
+    /* a failure found here is handled by the next process (the core's timeout makes it
+     * due at once): this may run inside the core's event loop, from a datagram callback
+     * that sends through this very link, while the client and its events are in use */
+}
 
-static void write_out(ir_rlink *l, uint64_t now);
-
-/* Moves bytes between the socket and the client and handles its events. */
+/* Moves bytes between the socket and the core and lets it handle its events. */
 static void pump(ir_rlink *l, short revents, uint64_t now)
 {
     /* a TLS read may be blocked on a write (GnuTLS answering the server): POLLOUT
@@ -545,14 +548,14 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
                 if (n < 0) {
                     char why[300];
                     snprintf(why, sizeof why, "TLS: %s", iroh_last_error());
-                    ir_relay_client_eof(l->cli, why);
+                    ir_rlc_eof(l->core, why);
                     break;
                 }
             } else {
                 n = read(l->fd, l->rbuf, sizeof l->rbuf);
             }
             if (n > 0) {
-                ir_relay_client_recv(l->cli, l->rbuf, (size_t)n, now);
+                ir_rlc_recv(l->core, l->rbuf, (size_t)n, now);
                 /* a short plain read emptied the socket; a TLS read returns one record
                  * at most, so read on until the stream says AGAIN */
                 if (!l->tls_s && (size_t)n < sizeof l->rbuf)
@@ -560,168 +563,36 @@ static void pump(ir_rlink *l, short revents, uint64_t now)
                 continue;
             }
             if (n == 0) {
-                ir_relay_client_eof(l->cli, "the relay closed the connection");
+                ir_rlc_eof(l->core, "the relay closed the connection");
             } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 char why[128];
                 snprintf(why, sizeof why, "read: %s", strerror(errno));
-                ir_relay_client_eof(l->cli, why);
+                ir_rlc_eof(l->core, why);
             }
             break;
         }
     }
-    uint64_t t = ir_relay_client_timeout(l->cli);
-    if (t && now >= t)
-        ir_relay_client_on_timeout(l->cli, now);
-    ir_relay_client_event ev;
-    while (ir_relay_client_poll(l->cli, &ev)) {
-        switch (ev.kind) {
-        case IR_RELAY_EV_READY:
-            l->connects++;
-            l->err[0] = 0;
-            IR_LOG(IR_LOG_DEBUG, "relay %s: connected", l->url);
-            flush_queue(l, now);
-            break;
-        case IR_RELAY_EV_DATAGRAM: {
-            ir_relay_dgram_iter it;
-            ir_relay_dgram_iter_init(&it, &ev.dgrams);
-            const uint8_t *d;
-            size_t dl;
-            while (ir_relay_dgram_iter_next(&it, &d, &dl))
-                l->cfg.recv(l->cfg.recv_ctx, l->cfg.idx, ev.id.bytes, (uint8_t *)d, dl, now);
-            break;
-        }
-        case IR_RELAY_EV_STATUS:
-            IR_LOG(IR_LOG_DEBUG, "relay %s: status %u", l->url, ev.status);
-            break;
-        default:
-            break;
-        }
-    }
-    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_READY && !l->established &&
-        ir_relay_client_rtt(l->cli)) {
-        l->established = 1;
-        l->backoff_ms = 0;
-    }
-    if (ir_relay_client_rtt(l->cli))
-        l->latency = ir_relay_client_rtt(l->cli);
-    write_out(l, now);
-    /* the only place a running client is given up (its events are all handled) */
-    if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
-        failed(l, now, "%s", ir_relay_client_failure(l->cli));
-}
-
-/* Writes what the client has queued. Never delivers anything and never frees the client,
- * so it is safe while the endpoint walks its connections or pump walks its events. */
-static void write_out(ir_rlink *l, uint64_t now)
-{
-    const uint8_t *p;
-    size_t n;
-    while ((n = ir_relay_client_pending(l->cli, &p)) > 0) {
-        if (l->tls_s) {
-            /* a write GnuTLS held must be offered again with the same length */
-            size_t len = l->tls_held ? l->tls_held : n;
-            ssize_t w = ir_tls_stream_write(l->tls_s, p, len);
-            if (w > 0) {
-                l->tls_held = 0;
-                ir_relay_client_consumed(l->cli, (size_t)w);
-                continue;
-            }
-            if (w == IR_TLS_STREAM_AGAIN) {
-                l->tls_held = len;
-                break;
-            }
-            char why[300];
-            snprintf(why, sizeof why, "TLS: %s", iroh_last_error());
-            ir_relay_client_eof(l->cli, why);
-            break;
-        }
-        ssize_t w = send(l->fd, p, n, MSG_NOSIGNAL);
-        if (w > 0) {
-            ir_relay_client_consumed(l->cli, (size_t)w);
-            continue;
-        }
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            break;
-        char why[128];
-        snprintf(why, sizeof why, "write: %s", w < 0 ? strerror(errno) : "nothing written");
-        ir_relay_client_eof(l->cli, why);
-        break;
-    }
-    /* a failure found here is handled by the next pump (ir_rlink_timeout makes it due at
-     * once): this may run inside pump's event loop, from a datagram callback that sends
-     * through this very link, while the client and its events are in use */
-}
-
-static void send_now(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size_t len,
-                     size_t seg)
-{
-    int rc;
-    if (seg >= len)
-        rc = ir_relay_client_send(l->cli, dst, 0, data, len);
-    else
-        rc = ir_relay_client_send_batch(l->cli, dst, 0, (uint16_t)seg, data, len);
-    if (rc != IROH_OK)
-        IR_LOG(IR_LOG_TRACE, "relay %s: datagram dropped: %s", l->url, iroh_last_error());
-}
-
-static void flush_queue(ir_rlink *l, uint64_t now)
-{
-    for (int i = 0; i < l->qn; i++) {
-        if (now - l->q[i].at < QUEUE_AGE_NS)
-            send_now(l, l->q[i].dst, l->q[i].data, l->q[i].len, l->q[i].seg);
-        free(l->q[i].data);
-    }
-    l->qn = 0;
-}
-
-static void expire_queue(ir_rlink *l, uint64_t now)
-{
-    int k = 0;
-    for (int i = 0; i < l->qn; i++) {
-        if (now - l->q[i].at >= QUEUE_AGE_NS)
-            free(l->q[i].data);
-        else
-            l->q[k++] = l->q[i];
-    }
-    l->qn = k;
+    ir_rlc_pump(l->core, now);
+    write_out(l);
+    ir_rlc_settle(l->core, now);
+    sync_io(l, now);
 }
 
 void ir_rlink_want(ir_rlink *l, int forever, uint64_t now)
 {
-    l->wanted = 1;
-    if (forever > 0)
-        l->forever = 1;
-    else if (forever < 0)
-        l->forever = 0;
-    l->last_used = now;
-    if (l->st == L_IDLE) {
-        l->backoff_ms = 0;
-        start(l, now);
-    }
+    ir_rlc_want(l->core, forever, now);
+    sync_io(l, now);
 }
 
 void ir_rlink_send(ir_rlink *l, const uint8_t dst[32], const uint8_t *data, size_t len,
                    size_t seg, uint64_t now)
 {
-    ir_rlink_want(l, 0, now);
-    if (is_ready(l)) {
-        send_now(l, dst, data, len, seg);
-        write_out(l, now);
-        return;
-    }
-    expire_queue(l, now);
-    if (l->qn >= QUEUE_MAX)
-        return;
-    queued *q = &l->q[l->qn];
-    q->data = malloc(len);
-    if (!q->data)
-        return;
-    memcpy(q->data, data, len);
-    memcpy(q->dst, dst, 32);
-    q->len = len;
-    q->seg = (uint16_t)(seg >= len ? len : seg);
-    q->at = now;
-    l->qn++;
+    int ready = ir_rlc_ready(l->core);
+    ir_rlc_send(l->core, dst, data, len, seg, now);
+    if (ready)
+        write_out(l);
+    else
+        sync_io(l, now);
 }
 
 int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
@@ -730,14 +601,14 @@ int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
         return 0;
     pf->fd = l->fd;
     pf->revents = 0;
-    if (l->st == L_CONNECTING) {
+    if (l->io == IO_CONNECTING) {
         pf->events = POLLOUT;
-    } else if (l->st == L_TLS) {
+    } else if (l->io == IO_TLS) {
         pf->events = ir_tls_stream_poll_events(l->tls_s);
     } else {
         const uint8_t *p;
         pf->events = POLLIN;
-        if (l->cli && ir_relay_client_pending(l->cli, &p))
+        if (ir_rlc_pending(l->core, &p))
             pf->events |= POLLOUT;
         if (l->tls_s)
             pf->events |= ir_tls_stream_poll_events(l->tls_s);
@@ -745,33 +616,21 @@ int ir_rlink_pollfd(const ir_rlink *l, struct pollfd *pf)
     return 1;
 }
 
-
 uint64_t ir_rlink_timeout(const ir_rlink *l)
 {
-    uint64_t t = 0;
-    switch (l->st) {
-    case L_IDLE:
-        return 0;
-    case L_BACKOFF:
-        t = l->retry_at ? l->retry_at : 1;
+    uint64_t t = ir_rlc_timeout(l->core);
+    switch (l->io) {
+    case IO_RESOLVING:
+        /* the resolver thread has no descriptor: look every 10 ms */
+        t = ir_earliest(t, l->dns_check_at);
         break;
-    case L_RESOLVING:
-        t = l->dns_check_at; /* the resolver thread has no descriptor: look every 10 ms */
+    case IO_CONNECTING:
+    case IO_TLS:
+        t = ir_earliest(t, l->deadline);
         break;
-    case L_CONNECTING:
-    case L_TLS:
-        t = l->deadline;
-        break;
-    case L_UP:
-        t = ir_relay_client_timeout(l->cli);
-        if (ir_relay_client_state(l->cli) == IR_RELAY_CLIENT_FAILED)
-            t = 1; /* failed while sending: close and back off at the next round */
+    default:
         break;
     }
-    if (l->qn)
-        t = ir_earliest(t, l->q[0].at + QUEUE_AGE_NS);
-    if (!l->forever)
-        t = ir_earliest(t, l->last_used + IDLE_CLOSE_NS);
     return t;
 }
 
@@ -784,38 +643,22 @@ static void tls_step(ir_rlink *l, uint64_t now)
         failed(l, now, "%s", iroh_last_error());
         return;
     }
-    if (start_client(l, now) != 0) {
-        failed(l, now, "relay client: %s", iroh_last_error());
-        return;
-    }
+    transport_up(l, now);
     pump(l, 0, now);
 }
 
 void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
 {
-    if (l->qn)
-        expire_queue(l, now);
-    if (!l->forever && l->wanted && l->st != L_IDLE && now - l->last_used >= IDLE_CLOSE_NS &&
-        l->qn == 0) {
-        IR_LOG(IR_LOG_DEBUG, "relay %s: unused for 60 s, closing", l->url);
-        l->wanted = 0;
-        close_conn(l);
-        l->established = 0;
-        l->st = L_IDLE;
-        return;
-    }
-    switch (l->st) {
-    case L_IDLE:
+    ir_rlc_tick(l->core, now);
+    sync_io(l, now);
+    switch (l->io) {
+    case IO_NONE:
         break;
-    case L_BACKOFF:
-        if (now >= l->retry_at)
-            start(l, now);
-        break;
-    case L_RESOLVING:
+    case IO_RESOLVING:
         l->dns_check_at = now + DNS_POLL_NS;
         dns_check(l, now);
         break;
-    case L_CONNECTING: {
+    case IO_CONNECTING: {
         if (revents & (POLLOUT | POLLERR | POLLHUP)) {
             int err = 0;
             socklen_t el = sizeof err;
@@ -837,15 +680,12 @@ void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
                     failed(l, now, "%s", iroh_last_error());
                     break;
                 }
-                l->st = L_TLS;
+                l->io = IO_TLS;
                 l->deadline = now + TLS_TIMEOUT_NS;
                 tls_step(l, now);
                 break;
             }
-            if (start_client(l, now) != 0) {
-                failed(l, now, "relay client: %s", iroh_last_error());
-                break;
-            }
+            transport_up(l, now);
             pump(l, 0, now);
         } else if (now >= l->deadline) {
             snprintf(l->attempt_err, sizeof l->attempt_err, "connect: timed out");
@@ -855,13 +695,13 @@ void ir_rlink_process(ir_rlink *l, short revents, uint64_t now)
         }
         break;
     }
-    case L_TLS:
+    case IO_TLS:
         if (now >= l->deadline)
             failed(l, now, "TLS handshake with %s timed out", l->host);
         else
             tls_step(l, now);
         break;
-    case L_UP:
+    case IO_UP:
         pump(l, revents, now);
         break;
     }

@@ -7,6 +7,10 @@
  * descriptor and events to wait for, ir_rlink_timeout the next deadline, and
  * ir_rlink_process does what is due and hands received datagrams to the callback.
  *
+ * This file is the I/O shell (name resolution on a thread, TCP, TLS); the state machine
+ * (relay client, backoff, queue, unused close, latency) is relay_link_core.h, which the
+ * simulator drives over virtual streams.
+ *
  * Relay paths in QUIC: a datagram from or to a peer through relay link `idx` has the
  * ir_netaddr { len 35, data = 'R', idx (u16 BE), EndpointId (32) }. */
 #ifndef IR_ENDPOINT_RELAY_LINK_H
@@ -16,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endpoint/relay_link_core.h" /* the state machine; ir_rlink_recv_fn */
 #include "iroh.h"
 #include "quic/conn.h"
 
@@ -27,10 +32,6 @@ void ir_netaddr_relay(ir_netaddr *out, unsigned idx, const uint8_t id[32]);
 int ir_netaddr_is_relay(const ir_netaddr *a, unsigned *idx, const uint8_t **id);
 
 typedef struct ir_rlink ir_rlink;
-
-/* Received datagrams (one QUIC datagram each) from peer `src`. data may be modified. */
-typedef void (*ir_rlink_recv_fn)(void *ctx, unsigned idx, const uint8_t src[32], uint8_t *data,
-                                 size_t len, uint64_t now);
 
 typedef struct ir_rlink_config {
     const char *url;               /* a normalized relay URL */
