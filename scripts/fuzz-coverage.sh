@@ -18,15 +18,15 @@ nice -n 10 cmake --build "$cov" -j 2 >/dev/null
 
 # target -> the files it is meant to reach
 declare -A files=(
-  [ep]="src/endpoint/ep.c"
+  [ep]="src/endpoint/ep_core.c src/endpoint/ep_cidmap.c src/endpoint/ep.c"
   [qad]="src/quic/conn_path.c src/quic/conn_recv.c src/quic/conn_send.c"
   [relay_server]="src/relay/server.c src/relay/server_relay.c src/relay/server_routing.c src/relay/server_output.c src/relay/server_ratelimit.c src/relay/server_timers.c"
   [relay_http]="src/relay/server.c src/relay/server_http.c src/relay/server_metrics.c src/relay/server_shell.c src/relay/http.c src/relay/ws.c"
-  [relay_link]="src/endpoint/relay_link.c src/relay/client.c"
+  [relay_link]="src/endpoint/relay_link_core.c src/endpoint/relay_link.c src/relay/client.c"
   [tls_stream]="src/relay/tls_stream.c"
   [cert]="src/tls/tls.c"
   [relay_client]="src/relay/client.c"
-  [conn]="src/quic/conn.c src/quic/conn_hs.c src/quic/conn_keys.c src/quic/conn_recv.c src/quic/conn_send.c src/quic/conn_cid.c src/quic/conn_path.c src/quic/conn_stream.c src/quic/conn_dgram.c"
+  [conn]="src/quic/conn.c src/quic/conn_hs.c src/quic/conn_keys.c src/quic/conn_recv.c src/quic/conn_send.c src/quic/conn_cid.c src/quic/conn_path.c src/quic/conn_stream.c src/quic/conn_dgram.c src/quic/stream_map.c"
 )
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(ep qad relay_server relay_http relay_link tls_stream cert)

@@ -1,7 +1,8 @@
-/* The endpoint core's datagram demux (endpoint/ep.c): routing by connection id, new
- * connections from client Initials, Retry and its tokens, stateless resets and version
- * negotiation, fed through the test hook ir_ep_inject_datagram (no socket reads). The
- * endpoint's stateless replies (Retry, Version Negotiation, stateless reset) still leave
+/* The endpoint core's datagram demux (endpoint/ep_core.c, reached through the shell
+ * ep.c): routing by connection id, new connections from client Initials, Retry and its
+ * tokens, stateless resets and version negotiation, fed through the test hook
+ * ir_ep_inject_datagram (no socket reads). The endpoint's stateless replies (Retry,
+ * Version Negotiation, stateless reset) still leave
  * through its UDP socket, to a socket of this harness on 127.0.0.1 (address A), where they
  * are read back and checked; the connections' own output is pulled here with
  * ir_conn_send and handed to a real client connection (quic/conn.h) in memory, with a
