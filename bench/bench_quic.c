@@ -176,7 +176,15 @@ static double transfer(ir_ep *ep, ir_conn *c, int upload, uint64_t size, double 
 
 int main(int argc, char **argv)
 {
-    uint64_t mib = argc > 1 ? strtoull(argv[1], NULL, 10) : 256;
+    uint64_t mib = 256;
+    if (argc > 1) {
+        char *end;
+        mib = strtoull(argv[1], &end, 10);
+        if (argc > 2 || end == argv[1] || *end || mib == 0 || mib > (1u << 20)) {
+            fprintf(stderr, "usage: bench_quic [MiB]   (1 to 1048576; default 256)\n");
+            return 2;
+        }
+    }
     uint64_t size = mib << 20;
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)(i * 13);
