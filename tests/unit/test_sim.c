@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "sim_rng.h"
 
 #include "endpoint/ep_core.h"
 #include "endpoint/relay_link.h" /* relay path addresses */
@@ -75,23 +76,13 @@ typedef struct sim {
 
 static uint64_t rng_next(sim *s)
 {
-    /* xorshift64* */
-    s->rng ^= s->rng >> 12;
-    s->rng ^= s->rng << 25;
-    s->rng ^= s->rng >> 27;
-    return s->rng * 2685821657736338717ull;
+    return sim_rng_next(&s->rng);
 }
 
 static void sim_random(void *ctx, uint8_t *buf, size_t len)
 {
     sim *s = ctx;
-    while (len) {
-        uint64_t r = rng_next(s);
-        size_t n = len < 8 ? len : 8;
-        memcpy(buf, &r, n);
-        buf += n;
-        len -= n;
-    }
+    sim_rng_fill(&s->rng, buf, len);
 }
 
 static int dgram_before(const sim_dgram *a, const sim_dgram *b)
@@ -415,6 +406,25 @@ static void stream_pump(ir_conn *c, client_stream *st)
     }
 }
 
+/* A server endpoint's configuration: the test ALPN, everything else default. */
+static void server_config(ir_ep_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->alpns = ALPNS;
+    cfg->alpn_lens = ALPN_LENS;
+    cfg->n_alpns = 1;
+}
+
+/* Runs the network until the client stream st has read back its end from the echoing
+ * node sn (or nothing is left to happen within 10 s of virtual time). */
+static void echo_until_end(sim *s, ir_conn *c, client_stream *st, node *sn)
+{
+    do {
+        stream_pump(c, st);
+        echo_app(sn);
+    } while (!st->fin_seen && sim_step(s, s->now + 10 * SEC));
+}
+
 static void stream_free(client_stream *st)
 {
     free(st->out);
@@ -453,10 +463,7 @@ static uint64_t echo_run(uint64_t seed, int check)
     s.jitter = 15 * MS;
     s.loss_permille = 30;
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
@@ -498,6 +505,7 @@ static uint64_t echo_run(uint64_t seed, int check)
     return trace;
 }
 
+
 static void test_echo(void)
 {
     echo_run(42, 1);
@@ -521,10 +529,7 @@ static void test_retry_half_open(void)
     sim s;
     sim_init(&s, 11);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     scfg.retry_above = 1;
     scfg.half_open_max = 2;
     ir_ep_config ccfg;
@@ -585,10 +590,7 @@ static void test_handshake_deadline(void)
     sim s;
     sim_init(&s, 12);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     scfg.handshake_timeout_ms = 1500;
     scfg.idle_timeout_ms = 30000;
     ir_ep_config ccfg;
@@ -620,10 +622,7 @@ static void test_stateless_reset(void)
     sim s;
     sim_init(&s, 13);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
@@ -663,10 +662,7 @@ static void test_candidates(void)
     sim s;
     sim_init(&s, 17);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
@@ -686,10 +682,7 @@ static void test_candidates(void)
     size_t before = silent->received;
     client_stream st;
     stream_start(c, &st, 20000, 1);
-    do {
-        stream_pump(c, &st);
-        echo_app(sn);
-    } while (!st.fin_seen && sim_step(&s, s.now + 10 * SEC));
+    echo_until_end(&s, c, &st, sn);
     CHECK(st.fin_seen && st.got == st.total);
     CHECK_EQ_INT(silent->received, before);
     stream_free(&st);
@@ -704,10 +697,7 @@ static void test_relayed(void)
     sim s;
     sim_init(&s, 18);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
@@ -729,10 +719,7 @@ static void test_relayed(void)
     CHECK(sc && ir_netaddr_eq(ir_epc_conn_remote(sn->core, sc), &back));
     client_stream st;
     stream_start(c, &st, 50000, 4);
-    do {
-        stream_pump(c, &st);
-        echo_app(sn);
-    } while (!st.fin_seen && sim_step(&s, s.now + 10 * SEC));
+    echo_until_end(&s, c, &st, sn);
     CHECK(st.fin_seen && st.got == st.total);
     CHECK(memcmp(st.in, st.out, st.total) == 0);
     stream_free(&st);
@@ -746,10 +733,7 @@ static void test_version_negotiation(void)
     sim s;
     sim_init(&s, 14);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
     node *raw = sim_node(&s, 1, 5000, NULL);
     uint8_t pkt[1200];
@@ -796,10 +780,7 @@ static void test_idle_timeout(void)
     sim s;
     sim_init(&s, 15);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     scfg.idle_timeout_ms = 3000;
     scfg.keep_alive_ns = 3600 * SEC;
     ir_ep_config ccfg = scfg;
@@ -881,10 +862,7 @@ static void test_many_connections(void)
     sim s;
     sim_init(&s, 16);
     ir_ep_config scfg;
-    memset(&scfg, 0, sizeof scfg);
-    scfg.alpns = ALPNS;
-    scfg.alpn_lens = ALPN_LENS;
-    scfg.n_alpns = 1;
+    server_config(&scfg);
     scfg.half_open_max = MANY + 1;
     scfg.retry_above = MANY + 1;
     scfg.keep_alive_ns = 3600 * SEC;

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #include "test.h"
+#include "sim_rng.h"
 
 #include "endpoint/ep_core.h"
 #include "endpoint/relay_link.h"
@@ -107,24 +108,10 @@ struct sim {
     uint64_t stall_at, stall_steps; /* steps without the clock moving */
 };
 
-static uint64_t rng_next(sim *s)
-{
-    s->rng ^= s->rng >> 12;
-    s->rng ^= s->rng << 25;
-    s->rng ^= s->rng >> 27;
-    return s->rng * 2685821657736338717ull;
-}
-
 static void sim_random(void *ctx, uint8_t *buf, size_t len)
 {
     sim *s = ctx;
-    while (len) {
-        uint64_t r = rng_next(s);
-        size_t n = len < 8 ? len : 8;
-        memcpy(buf, &r, n);
-        buf += n;
-        len -= n;
-    }
+    sim_rng_fill(&s->rng, buf, len);
 }
 
 static int ev_before(const event *a, const event *b)
