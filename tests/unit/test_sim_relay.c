@@ -615,6 +615,54 @@ static int conn_established(ir_conn *c)
     return c && ir_conn_get_state(c) == IR_CONN_ESTABLISHED;
 }
 
+/* Client c opens its next bidirectional stream and sends 30 kB on it; the server
+ * connection sc echoes its peer stream number k back; the network runs until the client
+ * has read the end, within 20 s of virtual time. Checks the bytes that came back. */
+static void echo_round(sim *s, ir_conn *c, ir_conn *sc, uint64_t k)
+{
+    CHECK(sc != NULL);
+    if (!sc)
+        return;
+    uint64_t sid = 0;
+    CHECK(ir_conn_stream_open(c, 1, &sid) == 0);
+    static uint8_t out[30000], in[30001], echo[4096];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (uint8_t)(i * 13 + (i >> 8));
+    memset(in, 0, sizeof in);
+    size_t sent = 0, got = 0;
+    int fin = 0;
+    while (!fin && sim_step(s, s->now + 20 * SEC)) {
+        ir_event ev;
+        while (ir_conn_poll_event(c, &ev))
+            ;
+        while (ir_conn_poll_event(sc, &ev))
+            ;
+        if (sent < sizeof out) {
+            long w = ir_conn_stream_write(c, sid, out + sent, sizeof out - sent, 1);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        uint64_t code;
+        long r;
+        if (ir_conn_peer_streams(sc, 0) > k) {
+            uint64_t id = ir_conn_peer_stream_id(sc, 0, k);
+            while ((r = ir_conn_stream_read(sc, id, echo, sizeof echo, &code)) > 0)
+                CHECK(ir_conn_stream_write(sc, id, echo, (size_t)r, 0) == r);
+            if (r == 0)
+                ir_conn_stream_write(sc, id, NULL, 0, 1);
+        }
+        while ((r = ir_conn_stream_read(c, sid, in + got, sizeof in - got, &code)) >= 0) {
+            if (r == 0) {
+                fin = 1;
+                break;
+            }
+            got += (size_t)r;
+        }
+    }
+    CHECK(fin && got == sizeof out);
+    CHECK(memcmp(in, out, sizeof out) == 0);
+}
+
 /* A QUIC connection between two endpoint cores over one relay, from the links' first
  * connect: relay handshakes, then QUIC, a stream echoed back. */
 static void test_connection_over_relay(void)
@@ -653,43 +701,7 @@ static void test_connection_over_relay(void)
     CHECK(sc && ir_netaddr_eq(ir_conn_path_addr(sc), &back));
 
     /* a 30 kB stream there and back */
-    uint64_t sid = 0;
-    CHECK(ir_conn_stream_open(c, 1, &sid) == 0);
-    static uint8_t out[30000], in[30001], echo[4096];
-    for (size_t i = 0; i < sizeof out; i++)
-        out[i] = (uint8_t)(i * 13 + (i >> 8));
-    size_t sent = 0, got = 0;
-    int fin = 0;
-    while (!fin && sim_step(&s, s.now + 20 * SEC)) {
-        ir_event ev;
-        while (ir_conn_poll_event(c, &ev))
-            ;
-        while (sc && ir_conn_poll_event(sc, &ev))
-            ;
-        if (sent < sizeof out) {
-            long w = ir_conn_stream_write(c, sid, out + sent, sizeof out - sent, 1);
-            if (w > 0)
-                sent += (size_t)w;
-        }
-        uint64_t code;
-        long r;
-        if (sc && ir_conn_peer_streams(sc, 0) > 0) {
-            uint64_t id = ir_conn_peer_stream_id(sc, 0, 0);
-            while ((r = ir_conn_stream_read(sc, id, echo, sizeof echo, &code)) > 0)
-                CHECK(ir_conn_stream_write(sc, id, echo, (size_t)r, 0) == r);
-            if (r == 0)
-                ir_conn_stream_write(sc, id, NULL, 0, 1);
-        }
-        while ((r = ir_conn_stream_read(c, sid, in + got, sizeof in - got, &code)) >= 0) {
-            if (r == 0) {
-                fin = 1;
-                break;
-            }
-            got += (size_t)r;
-        }
-    }
-    CHECK(fin && got == sizeof out);
-    CHECK(memcmp(in, out, sizeof out) == 0);
+    echo_round(&s, c, sc, 0);
     ir_relay_server_stats st;
     ir_relay_core_stats(s.relays[0].core, &st);
     CHECK_EQ_INT(st.handshakes, 2);
@@ -701,41 +713,7 @@ static void test_connection_over_relay(void)
     relay_down(&s, 0);
     run_until(&s, s.now + 200 * MS);
     relay_up(&s, 0);
-    CHECK(ir_conn_stream_open(c, 1, &sid) == 0);
-    sent = got = 0;
-    fin = 0;
-    uint64_t sid2 = sid;
-    memset(in, 0, sizeof in);
-    while (!fin && sim_step(&s, s.now + 20 * SEC)) {
-        ir_event ev;
-        while (ir_conn_poll_event(c, &ev))
-            ;
-        while (sc && ir_conn_poll_event(sc, &ev))
-            ;
-        if (sent < sizeof out) {
-            long w = ir_conn_stream_write(c, sid2, out + sent, sizeof out - sent, 1);
-            if (w > 0)
-                sent += (size_t)w;
-        }
-        uint64_t code;
-        long r;
-        if (sc && ir_conn_peer_streams(sc, 0) > 1) {
-            uint64_t id = ir_conn_peer_stream_id(sc, 0, 1);
-            while ((r = ir_conn_stream_read(sc, id, echo, sizeof echo, &code)) > 0)
-                CHECK(ir_conn_stream_write(sc, id, echo, (size_t)r, 0) == r);
-            if (r == 0)
-                ir_conn_stream_write(sc, id, NULL, 0, 1);
-        }
-        while ((r = ir_conn_stream_read(c, sid2, in + got, sizeof in - got, &code)) >= 0) {
-            if (r == 0) {
-                fin = 1;
-                break;
-            }
-            got += (size_t)r;
-        }
-    }
-    CHECK(fin && got == sizeof out);
-    CHECK(memcmp(in, out, sizeof out) == 0);
+    echo_round(&s, c, sc, 1);
     CHECK(conn_established(c) && conn_established(sc));
     CHECK_EQ_INT(ir_rlc_connects(a->links[0].core), 2);
     CHECK_EQ_INT(ir_rlc_connects(b->links[0].core), 2);
