@@ -182,6 +182,7 @@ static void on_handshake_complete(ir_conn *c)
         ir_conn_discard_space(c, SP_HANDSHAKE);
     }
     ir_conn_issue_more_cids(c, &c->paths[0]);
+    ir_nat_handshake_done(c);
     c->connected_pending = 1;
 }
 

@@ -121,7 +121,7 @@ static void write_close(ir_conn *c, int space, pktw *w)
 static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->observed_pending ||
+        c->max_streams_pending[1] || c->observed_pending || ir_nat_frames_pending(c) ||
         (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr)))
         return 1;
     const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
@@ -328,7 +328,9 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     w.end = cap - IR_AEAD_TAG_LEN;
     if (!plan->on_path) {
         /* to another address: its path frames only (probing, RFC 9000 9.1) */
-        if (s == SP_APP)
+        if (s == SP_APP && plan->write_frames)
+            plan->write_frames(c, path, &w, plan);
+        else if (s == SP_APP)
             ir_conn_write_path_frames(c, path, &w, plan->to);
     } else if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
@@ -348,6 +350,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         if (s == SP_APP && c->handshake_complete) {
             int probe = sp->probe_pending > 0;
             write_app_control(c, path, &w);
+            ir_nat_write_frames(c, path, &w);
             if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
                 ir_conn_write_datagrams(c, &w);
                 ir_conn_write_streams(c, &w, 1);
@@ -506,6 +509,12 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
+    if (c->nat && c->state == IR_CONN_ESTABLISHED) {
+        /* NAT traversal probes and the answers to the peer's, each to its address */
+        size_t n = ir_nat_send(c, buf, cap, to, now);
+        if (n)
+            return n;
+    }
     if (c->state == IR_CONN_ESTABLISHED && !path->nresp) {
         size_t n = ir_conn_send_mtu_probe(c, path, buf, cap, to);
         if (n)
