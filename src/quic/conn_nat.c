@@ -218,10 +218,8 @@ static int is_relay(const ir_conn *c, const ir_netaddr *a)
 
 static qpath *path_by_id(ir_conn *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->npaths; i++)
-        if (c->paths[i].id == id)
-            return &c->paths[i];
-    return NULL;
+    qpath *p = ir_conn_path_by_id(c, id);
+    return p && p->state == PS_OPEN ? p : NULL;
 }
 
 /* a validated path (not abandoned) to addr */
@@ -904,7 +902,8 @@ static void apply_policy(ir_conn *c, ir_nat *n, uint64_t now)
 static void consider_relay(ir_conn *c, ir_nat *n)
 {
     n->relay_checked = 1;
-    if (c->is_server || !c->cfg.addr_of || is_relay(c, &c->paths[0].addr))
+    qpath *p0 = path_by_id(c, 0);
+    if (c->is_server || !c->cfg.addr_of || !p0 || is_relay(c, &p0->addr))
         return;
     for (size_t i = 0; i < n->nrelays && n->nopens < NAT_OPENS; i++) {
         n->opens[n->nopens++] = n->relays[i];

@@ -259,22 +259,8 @@ static void drain(net *nw)
     }
 }
 
-/* Stands in for the multipath negotiation while the connection does not make it itself
- * yet (another branch's work): both sides offered initial_max_path_id and the handshake
- * is complete. Once the connection negotiates it, this does nothing. */
-static void mp_standin(net *nw)
-{
-    for (int i = 0; i < 2; i++) {
-        ir_conn *c = nw->c[i];
-        if (c && c->handshake_complete && !c->multipath && c->peer_tp_ok &&
-            c->cfg.tp.has_initial_max_path_id && c->peer_tp.has_initial_max_path_id)
-            c->multipath = 1;
-    }
-}
-
 static int step(net *nw, uint64_t limit)
 {
-    mp_standin(nw);
     drain(nw);
     uint64_t next = nw->qn ? nw->q[nw->qhead].at : UINT64_MAX;
     int timer_side = -1;
@@ -314,7 +300,6 @@ static int step(net *nw, uint64_t limit)
     }
     if (nw->c[q.to])
         ir_conn_recv(nw->c[q.to], &q.from, q.d, q.len, nw->now);
-    mp_standin(nw);
     return 1;
 }
 
