@@ -51,12 +51,13 @@ static ir_netaddr na(iroh_socket_addr s)
     return n;
 }
 
-static __attribute__((unused)) ir_netaddr relay_addr(void)
+/* a relay path address: not an IP one to addr_of */
+static ir_netaddr relay_addr(const char *name)
 {
     ir_netaddr n;
     memset(&n, 0, sizeof n);
-    n.len = 5;
-    memcpy(n.data, "relay", 5);
+    n.len = (uint8_t)strlen(name);
+    memcpy(n.data, name, n.len);
     return n;
 }
 
@@ -926,6 +927,168 @@ static void test_probe_answered(void)
     net_free(&nw);
 }
 
+/* ---- success: paths and the policy ------------------------------------------------------------ */
+
+static size_t paths_of(const ir_conn *c, ir_conn_path_info *out)
+{
+    size_t n = ir_conn_paths(c, out, IR_CONN_MAX_PATHS);
+    return n < IR_CONN_MAX_PATHS ? n : IR_CONN_MAX_PATHS;
+}
+
+/* the live (not abandoned) path to addr, or NULL */
+static const ir_conn_path_info *path_to(const ir_conn_path_info *p, size_t n, const ir_netaddr *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!p[i].abandoned && ir_netaddr_eq(&p[i].addr, a))
+            return &p[i];
+    return NULL;
+}
+
+static ir_netaddr want_s, want_c;
+static int direct_selected(net *nw)
+{
+    ir_conn_path_info p[IR_CONN_MAX_PATHS], q[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw->c[0], p), m = paths_of(nw->c[1], q);
+    const ir_conn_path_info *a = path_to(p, n, &want_s), *b = path_to(q, m, &want_c);
+    return a && b && a->validated && a->available && b->available &&
+           ir_conn_nat_selected(nw->c[0]) == a->id && ir_conn_nat_selected(nw->c[1]) == b->id;
+}
+
+/* relay first, then a direct path found by probing: opened by the client as Backup,
+ * validated, selected by both sides (across tiers at once); the relay path stays as a
+ * backup */
+static void test_relay_to_direct(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.r[0].s = relay_addr("relay-to-server");
+    nw.r[0].c = relay_addr("relay-from-client");
+    want_s = na(sa4(10, 3, 0, 1, 5000));
+    want_c = na(sa4(10, 3, 0, 2, 5000));
+    add_route(&nw, want_s, want_c, 1, 1);
+    nw.server_local[0] = sa4(10, 3, 0, 1, 5000);
+    nw.nserver_local = 1;
+    nw.client_local[0] = sa4(10, 3, 0, 2, 5000);
+    nw.nclient_local = 1;
+    start(&nw);
+    CHECK(ir_conn_multipath(nw.c[0]));
+    uint64_t t0 = nw.now;
+    CHECK(run_until(&nw, direct_selected, 5 * SEC));
+    /* within a few round trips of the first round */
+    CHECK(nw.now - t0 < 500 * MS);
+    ir_conn_path_info p[IR_CONN_MAX_PATHS], q[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p), m = paths_of(nw.c[1], q);
+    const ir_conn_path_info *relay_c = path_to(p, n, &nw.r[0].s), *relay_s = path_to(q, m, &nw.r[0].c);
+    const ir_conn_path_info *direct = path_to(p, n, &want_s);
+    CHECK(relay_c && relay_s && direct);
+    if (relay_c && relay_s && direct) {
+        CHECK(!relay_c->available && !relay_s->available); /* Backup */
+        CHECK(direct->id != 0);
+        CHECK(direct->sending);
+    }
+    /* it stays so: nothing flaps, the relay is kept */
+    run_for(&nw, 20 * SEC);
+    CHECK(direct_selected(&nw));
+    n = paths_of(nw.c[0], p);
+    CHECK(path_to(p, n, &nw.r[0].s) != NULL);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    CHECK(!nw.stuck);
+    net_free(&nw);
+}
+
+/* two direct paths found: the client keeps the selected one and abandons the other with
+ * APPLICATION_ABANDON_PATH (0x3e); the relay path stays */
+static void test_one_direct_path(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.r[0].s = relay_addr("relay-to-server");
+    nw.r[0].c = relay_addr("relay-from-client");
+    ir_netaddr s1 = na(sa4(10, 2, 0, 1, 6000)), c1 = na(sa4(10, 2, 0, 2, 6000));
+    ir_netaddr s2 = na(sa4(10, 2, 1, 1, 6000)), c2 = na(sa4(10, 2, 1, 2, 6000));
+    add_route(&nw, s1, c1, 1, 1);
+    add_route(&nw, s2, c2, 1, 1);
+    nw.server_local[0] = sa4(10, 2, 0, 1, 6000);
+    nw.server_local[1] = sa4(10, 2, 1, 1, 6000);
+    nw.nserver_local = 2;
+    nw.client_local[0] = sa4(10, 2, 0, 2, 6000);
+    nw.nclient_local = 1;
+    start(&nw);
+    run_for(&nw, 3 * SEC);
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    unsigned direct = 0, abandoned_direct = 0;
+    for (size_t i = 0; i < n; i++) {
+        iroh_socket_addr ip;
+        if (ir_netaddr_to_socket_addr(&p[i].addr, &ip) != 0)
+            continue;
+        if (p[i].abandoned)
+            abandoned_direct++;
+        else
+            direct++;
+    }
+    CHECK_EQ_INT(direct, 1);
+    const ir_conn_path_info *relay = path_to(p, n, &nw.r[0].s);
+    CHECK(relay && !relay->available);
+    /* the server heard the abandonment, with code 0x3e */
+    unsigned code_ok = 0, abandons = 0;
+    ir_event ev;
+    while (ir_conn_poll_event(nw.c[1], &ev))
+        if (ev.type == IR_EV_PATH_ABANDONED) {
+            abandons++;
+            code_ok += ev.code == IR_PATH_APPLICATION_ABANDON;
+        }
+    CHECK(abandons >= 1); /* both direct addresses answered: one path was too many */
+    CHECK_EQ_INT(code_ok, abandons);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    CHECK(!nw.stuck);
+    net_free(&nw);
+}
+
+/* path 0 is direct and the peer has a relay: the client opens a relay path as a backup */
+static int relay_open(net *nw)
+{
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw->c[0], p);
+    ir_netaddr r = relay_addr("relay-s");
+    const ir_conn_path_info *a = path_to(p, n, &r);
+    return a && a->validated;
+}
+
+static void test_relay_backup_opened(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    ir_netaddr rs = relay_addr("relay-s"), rc = relay_addr("relay-c");
+    add_route(&nw, rs, rc, 1, 1);
+    nw.cfg[0].candidates = &rs;
+    nw.cfg[0].n_candidates = 1;
+    start(&nw);
+    CHECK(run_until(&nw, relay_open, 5 * SEC));
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    const ir_conn_path_info *relay = path_to(p, n, &rs), *direct = path_to(p, n, &nw.r[0].s);
+    CHECK(relay && direct);
+    if (relay && direct) {
+        CHECK(!relay->available);
+        CHECK(direct->available && direct->sending);
+        CHECK_EQ_INT(ir_conn_nat_selected(nw.c[0]), direct->id);
+    }
+    /* without NAT traversal in our config, no policy: no relay path */
+    net_free(&nw);
+    net_init(&nw, 10);
+    add_route(&nw, rs, rc, 1, 1);
+    nw.cfg[0].candidates = &rs;
+    nw.cfg[0].n_candidates = 1;
+    nw.cfg[0].tp.nat_traversal = 0;
+    start(&nw);
+    run_for(&nw, 2 * SEC);
+    n = paths_of(nw.c[0], p);
+    CHECK(path_to(p, n, &rs) == NULL);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[0]), UINT64_MAX);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -937,6 +1100,9 @@ int main(void)
     RUN(test_rounds);
     RUN(test_probe_schedule);
     RUN(test_probe_answered);
+    RUN(test_relay_to_direct);
+    RUN(test_one_direct_path);
+    RUN(test_relay_backup_opened);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
