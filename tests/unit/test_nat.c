@@ -1089,6 +1089,45 @@ static void test_relay_backup_opened(void)
     net_free(&nw);
 }
 
+/* no path id free for a successful probe (the server allows ids 0 and 1): the opening is
+ * tried again, and goes through once a path id is free */
+static void test_open_retry(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.cfg[1].tp.initial_max_path_id = 1;
+    nw.r[0].s = relay_addr("relay-to-server");
+    nw.r[0].c = relay_addr("relay-from-client");
+    ir_netaddr s1 = na(sa4(10, 1, 0, 1, 6000)), c1 = na(sa4(10, 1, 0, 2, 6000));
+    ir_netaddr s2 = na(sa4(10, 1, 1, 1, 6000)), c2 = na(sa4(10, 1, 1, 2, 6000));
+    add_route(&nw, s1, c1, 1, 1);
+    add_route(&nw, s2, c2, 1, 1);
+    nw.server_local[0] = sa4(10, 1, 0, 1, 6000);
+    nw.server_local[1] = sa4(10, 1, 1, 1, 6000);
+    nw.nserver_local = 2;
+    nw.client_local[0] = sa4(10, 1, 0, 2, 6000);
+    nw.nclient_local = 1;
+    start(&nw);
+    run_for(&nw, 3 * SEC);
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    const ir_conn_path_info *a = path_to(p, n, &s1), *b = path_to(p, n, &s2);
+    CHECK((a != NULL) + (b != NULL) == 1); /* one direct path: id 1 */
+    const ir_conn_path_info *first = a ? a : b;
+    const ir_netaddr *other = a ? &s2 : &s1;
+    CHECK(first && first->id == 1 && first->available);
+    /* the application gives path 1 up: its id is freed, MAX_PATH_ID raised, and the other
+     * address, still waiting, gets path 2 */
+    CHECK_EQ_INT(ir_conn_path_abandon(nw.c[0], 1, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+    run_for(&nw, 3 * SEC);
+    n = paths_of(nw.c[0], p);
+    const ir_conn_path_info *second = path_to(p, n, other);
+    CHECK(second && second->id == 2 && second->validated && second->available);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    CHECK(!nw.stuck);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1103,6 +1142,7 @@ int main(void)
     RUN(test_relay_to_direct);
     RUN(test_one_direct_path);
     RUN(test_relay_backup_opened);
+    RUN(test_open_retry);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
