@@ -969,7 +969,7 @@ uint64_t ir_nat_timer(const ir_conn *c)
     if (n->nopens && n->open_at < t)
         t = n->open_at;
     if (!c->is_server && ir_conn_nat_traversal(c)) {
-        if (!n->started && c->handshake_confirmed)
+        if (!n->started)
             return c->now;
         if (n->started && n->trigger_due)
             return c->now;
@@ -996,8 +996,9 @@ void ir_nat_on_timeout(ir_conn *c, uint64_t now)
     if (now >= n->retry_at)
         queue_retries(n, now);
     if (!c->is_server && ir_conn_nat_traversal(c)) {
-        if (!n->started && c->handshake_confirmed) {
-            /* iroh starts a round when the connection comes up */
+        if (!n->started) {
+            /* iroh starts a round when the connection comes up: when it is handed to
+             * the application, at the end of the handshake */
             n->started = 1;
             n->trigger_due = 0;
             n->upgrade_at = now + IR_NAT_UPGRADE_INTERVAL_NS;

@@ -77,6 +77,7 @@ typedef struct dgram_q {
 typedef struct route {
     ir_netaddr s, c;
     int c2s, s2c; /* 1: that direction gets through */
+    ir_netaddr s_from; /* len > 0: what the server sends to c arrives from there, not s */
 } route;
 
 /* what went over the wire, by sender */
@@ -100,6 +101,7 @@ typedef struct net {
     ir_conn_config cfg[2];
     iroh_socket_addr client_local[4], server_local[4];
     size_t nclient_local, nserver_local;
+    uint64_t t_up; /* when the client's handshake completed */
 } net;
 
 static ir_tls_identity *cid_, *sid_;
@@ -234,7 +236,7 @@ static void route_dgram(net *nw, int i, const ir_netaddr *to, const uint8_t *d, 
         }
         if (i == 1 && ir_netaddr_eq(to, &r->c)) {
             if (r->s2c)
-                enqueue(nw, 0, &r->s, d, len);
+                enqueue(nw, 0, r->s_from.len ? &r->s_from : &r->s, d, len);
             return;
         }
     }
@@ -329,11 +331,18 @@ static int confirmed(net *nw)
 }
 
 /* the client connects over route 0 and both sides come up (and give their candidates) */
+static int client_up(net *nw)
+{
+    return nw->c[0] && ir_conn_handshake_complete(nw->c[0]);
+}
+
 static void start(net *nw)
 {
     CHECK_EQ_INT(ir_conn_client_new(&nw->cfg[0], &nw->r[0].s, nw->now, &nw->c[0]), IROH_OK);
     if (nw->nclient_local)
         ir_conn_set_local_addrs(nw->c[0], nw->client_local, nw->nclient_local, nw->now);
+    CHECK(run_until(nw, client_up, 5 * SEC));
+    nw->t_up = nw->now;
     CHECK(run_until(nw, confirmed, 5 * SEC));
 }
 
@@ -714,48 +723,63 @@ static void test_rounds(void)
     nw.server_local[0] = sa4(10, 6, 0, 1, 2001);
     nw.nserver_local = 1;
     start(&nw);
-    uint64_t t0 = nw.now;
+    uint64_t t0 = nw.t_up;
     run_for(&nw, 1 * SEC);
-    /* the first round when the connection came up, with the server's address already in */
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 1);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 1);
+    /* the first round when the connection came up (at the end of the client's
+     * handshake, before the server's addresses came), the second when they came */
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 2);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 2);
     /* asked for */
     CHECK_EQ_INT(ir_conn_holepunch(nw.c[0], nw.now), IR_QUIC_OK);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 2);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 3);
     run_for(&nw, 1 * SEC);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 2);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 3);
     /* the same candidates again: nothing new, no round */
     ir_conn_set_local_addrs(nw.c[0], nw.client_local, 1, nw.now);
     run_for(&nw, 1 * SEC);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 2);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 3);
     /* a new one of ours: a round at once */
     iroh_socket_addr two[2] = {nw.client_local[0], sa4(10, 6, 0, 3, 2000)};
     ir_conn_set_local_addrs(nw.c[0], two, 2, nw.now);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 3);
-    uint64_t t3 = nw.now;
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 4);
+    uint64_t t4 = nw.now;
     run_for(&nw, 100 * MS);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 3);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 4);
     /* a removal on the server's side: no new candidate, so 5 s after the last round */
     ir_conn_set_local_addrs(nw.c[1], NULL, 0, nw.now);
-    run_for(&nw, t3 + 5 * SEC - 1 - nw.now);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 3);
-    run_for(&nw, 2);
+    run_for(&nw, t4 + 5 * SEC - 1 - nw.now);
     CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 4);
+    run_for(&nw, 2);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 5);
     /* a new address of the server: at once */
     iroh_socket_addr s2 = sa4(10, 6, 0, 9, 2001);
     ir_conn_set_local_addrs(nw.c[1], &s2, 1, nw.now);
     run_for(&nw, 50 * MS);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 5);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 6);
     /* the 60 s check: the only direct path has an RTT over 10 ms: another round */
     run_for(&nw, t0 + 60 * SEC - 1 - nw.now);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 5);
-    run_for(&nw, 2 * MS);
     CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 6);
-    run_for(&nw, 60 * SEC + 100 * MS);
+    run_for(&nw, 2 * MS);
     CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 7);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 7);
+    run_for(&nw, 60 * SEC + 100 * MS);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 8);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 8);
     CHECK(!ir_conn_close_info(nw.c[0])->closed);
     CHECK(!nw.stuck);
+    net_free(&nw);
+
+    /* the first round starts when the client's handshake completes, before it is
+     * confirmed (iroh: when the connection is handed over) */
+    net_init(&nw, 10);
+    nw.client_local[0] = sa4(10, 6, 0, 2, 2000);
+    nw.nclient_local = 1;
+    CHECK_EQ_INT(ir_conn_client_new(&nw.cfg[0], &nw.r[0].s, nw.now, &nw.c[0]), IROH_OK);
+    ir_conn_set_local_addrs(nw.c[0], nw.client_local, 1, nw.now);
+    CHECK(run_until(&nw, client_up, 5 * SEC));
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 0);
+    run_for(&nw, 1 * MS);
+    CHECK(!nw.c[0]->handshake_confirmed);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 1);
     net_free(&nw);
 
     /* RTT 2 ms: good enough, no rounds from the 60 s check */
@@ -822,13 +846,15 @@ static int tap_probes(net *nw, int from, const ir_netaddr *to, const uint64_t *t
     return 0;
 }
 
-static void check_schedule(const probe_rec *r)
+/* n probes; the last 9 (one round) 33.3 ms ... 2 s apart */
+static void check_schedule(const probe_rec *r, size_t n)
 {
     static const uint64_t gaps_us[8] = {33300, 33300, 66600, 133200, 266400, 532800, 1065600, 2000000};
-    CHECK_EQ_INT(r->n, IR_NAT_PROBE_TRIES);
+    CHECK_EQ_INT(r->n, n);
     CHECK(!r->bad);
-    for (size_t i = 1; i < r->n && i < 9; i++)
-        CHECK_EQ_INT(r->at[i] - r->at[i - 1], gaps_us[i - 1] * 1000);
+    size_t first = r->n >= IR_NAT_PROBE_TRIES ? r->n - IR_NAT_PROBE_TRIES : 0;
+    for (size_t i = first + 1; i < r->n && i - first <= 8; i++)
+        CHECK_EQ_INT(r->at[i] - r->at[i - 1], gaps_us[i - first - 1] * 1000);
 }
 
 static void test_probe_schedule(void)
@@ -849,17 +875,19 @@ static void test_probe_schedule(void)
     start(&nw);
     run_for(&nw, 4 * SEC); /* (the next round, 60 s on, is not reached) */
     run_for(&nw, 6 * SEC);
-    /* both sides: 9 probes, 33.3 ms ... 2 s apart, then no more in this round */
-    check_schedule(&rec_c);
-    check_schedule(&rec_s);
-    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 1);
+    /* both sides: 9 probes, 33.3 ms ... 2 s apart, then no more in this round (round 2:
+     * round 1 started before the server's address came, and the server sent one probe of
+     * it before round 2 replaced it) */
+    check_schedule(&rec_c, IR_NAT_PROBE_TRIES);
+    check_schedule(&rec_s, IR_NAT_PROBE_TRIES + 1);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[0]), 2);
     /* a new round probes again from the start */
     memset(&rec_c, 0, sizeof rec_c);
     memset(&rec_s, 0, sizeof rec_s);
     CHECK_EQ_INT(ir_conn_holepunch(nw.c[0], nw.now), IR_QUIC_OK);
     run_for(&nw, 10 * SEC);
-    check_schedule(&rec_c);
-    check_schedule(&rec_s);
+    check_schedule(&rec_c, IR_NAT_PROBE_TRIES);
+    check_schedule(&rec_s, IR_NAT_PROBE_TRIES);
     CHECK(!nw.stuck);
     net_free(&nw);
 }
@@ -1128,6 +1156,32 @@ static void test_open_retry(void)
     net_free(&nw);
 }
 
+/* an answer to a probe that comes back from another address than the one probed is no
+ * success (a server whose NAT maps its replies elsewhere): no path is opened */
+static void test_response_from_elsewhere(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.r[0].s = relay_addr("relay-to-server");
+    nw.r[0].c = relay_addr("relay-from-client");
+    ir_netaddr s1 = na(sa4(10, 0, 7, 1, 6000)), c1 = na(sa4(10, 0, 7, 2, 6000));
+    int k = add_route(&nw, s1, c1, 1, 1);
+    nw.r[k].s_from = na(sa4(10, 0, 7, 9, 6001));
+    nw.server_local[0] = sa4(10, 0, 7, 1, 6000);
+    nw.nserver_local = 1;
+    nw.client_local[0] = sa4(10, 0, 7, 2, 6000);
+    nw.nclient_local = 1;
+    start(&nw);
+    run_for(&nw, 5 * SEC);
+    CHECK(nw.cnt[1].response >= 1); /* the server did answer */
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[0]), 0);
+    CHECK(!nw.stuck);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1143,6 +1197,7 @@ int main(void)
     RUN(test_one_direct_path);
     RUN(test_relay_backup_opened);
     RUN(test_open_retry);
+    RUN(test_response_from_elsewhere);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
