@@ -125,6 +125,7 @@ static uint64_t path_pto(const ir_conn *c, const qpath *p)
  * retired), what was in flight on it is repaired elsewhere, and its state stays 3 PTOs */
 static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
 {
+    int was_open = p->state == PS_OPEN;
     p->state = PS_ABANDONED;
     p->abandoned = 1;
     p->abandon_code = code;
@@ -136,7 +137,8 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
     p->app.probe_pending = 0;
     p->drain_deadline = c->now + 3 * path_pto(c, p);
     ir_rec_abandon_sent(c, p);
-    ir_conn_push_event(c, IR_EV_PATH_ABANDONED, p->id, code);
+    if (was_open)
+        ir_conn_push_event(c, IR_EV_PATH_ABANDONED, p->id, code);
     if (p == c->send_path)
         ir_conn_mp_schedule(c);
 }
@@ -297,8 +299,14 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         if (id > c->local_max_path_id)
             return violation(c, "PATH_ABANDON for a path id above our maximum");
         qpath *p = ir_conn_path_by_id(c, id);
-        if (!p || p->state == PS_LATENT)
-            return 0; /* never opened, or gone */
+        if (!p)
+            return 0; /* gone */
+        if (p->state == PS_LATENT) {
+            /* a path the client gave up before anything of it reached us: its id is done
+             * with all the same (draft 3.4), so its slot frees and our limit rises */
+            abandon_slot(c, p, f->u.path_abandon.error_code, 1);
+            return 0;
+        }
         if (p->state == PS_ABANDONED) {
             /* the peer's answer to ours (or its own crossing it): 3 PTOs from now */
             uint64_t d = c->now + 3 * path_pto(c, p);
@@ -474,7 +482,8 @@ uint64_t ir_conn_mp_timer(const ir_conn *c)
         const qpath *p = &c->paths[i];
         uint64_t d = UINT64_MAX;
         if (p->state == PS_ABANDONED) {
-            d = p->drain_deadline;
+            if (open)
+                d = p->drain_deadline;
         } else if (p->state == PS_OPEN) {
             /* the last open path is left to the connection's idle timeout */
             if (open > 1)
@@ -497,7 +506,8 @@ void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now)
         return;
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *p = &c->paths[i];
-        if (p->state == PS_ABANDONED && now >= p->drain_deadline)
+        /* (with no open path left it stays: the CONNECTION_CLOSE goes on it) */
+        if (p->state == PS_ABANDONED && now >= p->drain_deadline && open_paths(c, NULL))
             free_slot(c, p);
         else if (p->state == PS_OPEN && open_paths(c, p) && now >= p->last_recv + idle_ns(c, p))
             abandon_slot(c, p, IR_PATH_UNSTABLE_OR_POOR, 1); /* idle (iroh: 0x3e76) */

@@ -92,8 +92,9 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK of a packet never sent");
                 return -1;
             }
-            if (!ap || !ir_path_live(ap))
-                break; /* a path gone (or never used): ignored (draft 4) */
+            if (!ap || ap->state != PS_OPEN)
+                break; /* a path abandoned or gone: ignored (draft 3.4.1, 4); what was in
+                        * flight on it was repaired elsewhere */
             if (on_ack(c, ap, space, &f.u.ack) != 0)
                 return -1;
             break;
