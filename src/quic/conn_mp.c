@@ -137,8 +137,10 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
     p->app.probe_pending = 0;
     p->drain_deadline = c->now + 3 * path_pto(c, p);
     ir_rec_abandon_sent(c, p);
-    if (was_open)
+    if (was_open) {
+        c->stats.paths_abandoned++;
         ir_conn_push_event(c, IR_EV_PATH_ABANDONED, p->id, code);
+    }
     if (p == c->send_path)
         ir_conn_mp_schedule(c);
 }
@@ -203,6 +205,7 @@ int ir_conn_mp_accept_path(ir_conn *c, qpath *p, const ir_netaddr *from)
     slot_open(c, p, from, 1);
     p->initiated = 0;
     ir_conn_start_validation(c, p); /* no data on it before it answers */
+    c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, p->id, 0);
     return 1;
 }
@@ -235,6 +238,7 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
     p->status_pending = !available; /* paths are Available until told otherwise */
     ir_conn_start_validation(c, p);
     c->next_path_id++;
+    c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, id, 0);
     *path_id = id;
     return 0;
@@ -288,6 +292,7 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         qpath *p = ir_conn_path_by_id(c, id);
         if (!p || p->state == PS_ABANDONED)
             return 0; /* a path gone: ignored (draft 4) */
+        c->stats.path_cids_recv += (uint64_t)nc;
         if (nc)
             ir_conn_new_cid_frame(c, p, &f->u.new_cid);
         else

@@ -83,6 +83,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         }
         case IR_FT_PATH_ACK:
         case IR_FT_PATH_ACK_ECN: {
+            c->stats.path_acks_recv++;
             if (f.u.ack.path_id > c->local_max_path_id) {
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK for a path id above our maximum");
                 return -1;
