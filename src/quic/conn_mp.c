@@ -156,6 +156,8 @@ static void free_slot(ir_conn *c, qpath *p)
     ir_conn_path_release(c, p);
     memset(p, 0, sizeof *p);
     p->state = PS_FREE;
+    if (p == c->send_path)
+        ir_conn_mp_schedule(c);
     if (c->local_max_path_id < IR_MAX_PATH_ID) {
         c->local_max_path_id++;
         c->max_path_id_pending = 1;
@@ -205,6 +207,7 @@ int ir_conn_mp_accept_path(ir_conn *c, qpath *p, const ir_netaddr *from)
     slot_open(c, p, from, 1);
     p->initiated = 0;
     ir_conn_start_validation(c, p); /* no data on it before it answers */
+    ir_conn_mp_schedule(c);          /* (only if no other path is open) */
     c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, p->id, 0);
     return 1;
@@ -237,6 +240,7 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
     p->initiated = 1; /* an address we chose: no anti-amplification limit */
     p->status_pending = !available; /* paths are Available until told otherwise */
     ir_conn_start_validation(c, p);
+    ir_conn_mp_schedule(c);
     c->next_path_id++;
     c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, id, 0);
