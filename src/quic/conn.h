@@ -324,6 +324,10 @@ typedef struct ir_conn_stats {
     uint64_t key_updates;
     uint64_t max_datagram; /* the current path's datagram size (1200, or more after PMTUD) */
     int retried;           /* the handshake went through a Retry (client followed, server sent) */
+    /* multipath frames (ir_conn_multipath): PATH_ACK and PATH_NEW_CONNECTION_ID sent and
+     * received, paths opened (by either side) and abandoned */
+    uint64_t path_acks_sent, path_acks_recv, path_cids_sent, path_cids_recv;
+    uint64_t paths_opened, paths_abandoned;
 } ir_conn_stats;
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);
