@@ -377,6 +377,14 @@ static void inject(net *nw, int from, const ir_frame *fr, size_t nf)
     ir_conn_recv(nw->c[1 - from], from == 0 ? &nw->r[0].c : &nw->r[0].s, d, n, nw->now);
 }
 
+/* the same from another address of the sender (as the receiver sees it) */
+static void inject_from(net *nw, int from, const ir_netaddr *src, const ir_frame *fr, size_t nf)
+{
+    uint8_t d[1500];
+    size_t n = forge(nw->c[from], fr, nf, d, sizeof d);
+    ir_conn_recv(nw->c[1 - from], src, d, n, nw->now);
+}
+
 static ir_frame addr_frame(uint64_t type, uint64_t seq, iroh_socket_addr a)
 {
     ir_frame f;
@@ -1182,6 +1190,44 @@ static void test_response_from_elsewhere(void)
     net_free(&nw);
 }
 
+/* an off-path PATH_CHALLENGE is answered only once the handshake is confirmed */
+static unsigned answers_to_s9;
+static ir_netaddr s9;
+static int tap_s9(net *nw, int from, const ir_netaddr *to, const uint64_t *t, size_t nt,
+                  const uint8_t *d, size_t len)
+{
+    (void)nw, (void)d, (void)len;
+    for (size_t i = 0; i < nt; i++)
+        if (from == 0 && ir_netaddr_eq(to, &s9) && t[i] == IR_FT_PATH_RESPONSE)
+            answers_to_s9++;
+    return 0;
+}
+
+static void test_probe_before_confirmation(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    s9 = na(sa4(10, 0, 9, 9, 6009));
+    add_route(&nw, s9, na(sa4(10, 0, 9, 8, 6008)), 1, 1);
+    nw.tap = tap_s9;
+    answers_to_s9 = 0;
+    CHECK_EQ_INT(ir_conn_client_new(&nw.cfg[0], &nw.r[0].s, nw.now, &nw.c[0]), IROH_OK);
+    CHECK(run_until(&nw, client_up, 5 * SEC));
+    CHECK(ir_conn_nat_traversal(nw.c[0]));
+    CHECK(!nw.c[0]->handshake_confirmed);
+    ir_frame ch = {.type = IR_FT_PATH_CHALLENGE};
+    memset(ch.u.path_data, 0x5a, 8);
+    inject_from(&nw, 1, &s9, &ch, 1);
+    drain(&nw);
+    CHECK_EQ_INT(answers_to_s9, 0);
+    CHECK(run_until(&nw, confirmed, 5 * SEC));
+    inject_from(&nw, 1, &s9, &ch, 1);
+    drain(&nw);
+    CHECK_EQ_INT(answers_to_s9, 1);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1198,6 +1244,7 @@ int main(void)
     RUN(test_relay_backup_opened);
     RUN(test_open_retry);
     RUN(test_response_from_elsewhere);
+    RUN(test_probe_before_confirmation);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
