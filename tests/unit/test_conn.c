@@ -4056,6 +4056,55 @@ TEST(multipath_stale_frames)
     sides_free(s, &nw);
 }
 
+/* Key updates with two paths: the server's data goes on path 1, which is 40 ms slower
+ * toward the client, while its PATH_ACKs for the client's data go on path 0. After each
+ * update the client sees the new key phase first on path 0 and then packets of the old
+ * phase on path 1, numbered in path 1's own space: they open with the previous keys
+ * (nothing fails to authenticate, nothing is dropped). */
+static uint64_t ku_started;
+static void watch_mp_key_updates(app *a, net *nw, side *s)
+{
+    (void)a;
+    (void)nw;
+    /* in the middle of the transfer, when path 1 is busy: every 600 of its packets */
+    qpath *p1 = ir_conn_path_by_id(s[1].c, 1);
+    if (p1 && p1->pkts_sent > 600 * (ku_started + 1) && ir_conn_initiate_key_update(s[1].c) == 0)
+        ku_started++;
+}
+
+TEST(multipath_key_update_across_paths)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(pev, 0, sizeof pev);
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    nw.alt[0].delay = 40 * MS;
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_open_path(s[0].c, &nw.alt[0].server, 0, nw.now, &id), 0); /* Backup */
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_path_set_status(s[1].c, 0, 0), 0);
+    CHECK(s[0].c->send_path->id == 0 && s[1].c->send_path->id == 1);
+    ku_started = 0;
+    app_next(&a, s, 4 << 20);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, watch_mp_key_updates));
+    check_flows(&a);
+    app_free(&a);
+    run_for(&nw, s, 1 * SEC); /* (keep-alives carry the last phase over) */
+    fprintf(stderr, "    key updates across paths: %llu started, %llu seen, %llu aead failures\n", (unsigned long long)ku_started, (unsigned long long)s[0].c->ku.updates, (unsigned long long)s[0].c->aead_failures);
+    CHECK(ku_started >= 2);
+    CHECK(s[0].c->ku.updates >= 2);
+    /* every packet opened: no authentication failure on either side */
+    CHECK_EQ_INT(s[0].c->aead_failures, 0);
+    CHECK_EQ_INT(s[1].c->aead_failures, 0);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 /* The peer abandons our last path: after a grace period the connection closes with
  * NO_VIABLE_PATH. */
 TEST(multipath_last_path_abandoned)
@@ -4142,6 +4191,7 @@ int main(void)
     RUN(multipath_many_paths);
     RUN(multipath_stale_frames);
     RUN(multipath_last_path_abandoned);
+    RUN(multipath_key_update_across_paths);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
