@@ -4105,6 +4105,75 @@ TEST(multipath_key_update_across_paths)
     sides_free(s, &nw);
 }
 
+/* The data path goes dead mid-transfer (a blackhole): after the multipath idle timeout
+ * (iroh: 15 s, 30 s for a relay path, which addr_of cannot turn into an IP address) both
+ * sides abandon it with PATH_UNSTABLE_OR_POOR (0x3e76), the data moves to the other path
+ * and every byte arrives. */
+static int relay_addr_of(const ir_netaddr *a, iroh_socket_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    /* the second path is the relay path, on both sides */
+    return a->len == 8 && (memcmp(a->data, "server-2", 8) == 0 || memcmp(a->data, "client-2", 8) == 0) ? -1 : 0;
+}
+
+static void relay_config(ir_conn_config *cfg, int server)
+{
+    (void)server;
+    cfg->addr_of = relay_addr_of;
+}
+
+static uint64_t dead_since;
+static void watch_kill_path(app *a, net *nw, side *s)
+{
+    (void)s;
+    if (!dead_since && a->f[0].h[1].got > 300000) {
+        nw->alt[0].dead = 1;
+        dead_since = nw->now;
+    }
+}
+
+TEST(multipath_idle_path_abandoned)
+{
+    for (int relay = 0; relay < 2; relay++) {
+        net nw;
+        side s[2];
+        app a;
+        memset(pev, 0, sizeof pev);
+        tweak_config = relay ? relay_config : NULL;
+        net_init(&nw, 0, 10);
+        add_second_path(&nw);
+        sides_init(s, &nw);
+        CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+        run_for(&nw, s, 200 * MS);
+        uint64_t id;
+        CHECK_EQ_INT(ir_conn_open_path(s[0].c, &nw.alt[0].server, 1, nw.now, &id), 0);
+        CHECK_EQ_INT(ir_conn_path_set_status(s[0].c, 0, 0), 0);
+        run_for(&nw, s, 1 * SEC);
+        CHECK_EQ_INT(ir_conn_path_set_status(s[1].c, 0, 0), 0);
+        CHECK(s[0].c->send_path->id == 1 && s[1].c->send_path->id == 1);
+        dead_since = 0;
+        app_next(&a, s, 2 << 20);
+        CHECK(run_app(&a, &nw, s, 120 * SEC, watch_kill_path));
+        check_flows(&a);
+        app_free(&a);
+        CHECK(dead_since != 0);
+        uint64_t idle = relay ? 30 * SEC : 15 * SEC;
+        CHECK(has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+        CHECK(has_event(s, 0, IR_EV_PATH_SELECTED, 0, 0));
+        /* the transfer waited for the idle timeout (the path's packets were lost) */
+        CHECK(nw.now >= dead_since + idle - 2 * SEC);
+        CHECK(nw.now < dead_since + idle + 10 * SEC);
+        run_for(&nw, s, 2 * SEC);
+        CHECK(has_event(s, 1, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+        for (int i = 0; i < 2; i++) {
+            CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
+            CHECK(s[i].c->send_path->id == 0);
+        }
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
 /* The peer abandons our last path: after a grace period the connection closes with
  * NO_VIABLE_PATH. */
 TEST(multipath_last_path_abandoned)
@@ -4192,6 +4261,7 @@ int main(void)
     RUN(multipath_stale_frames);
     RUN(multipath_last_path_abandoned);
     RUN(multipath_key_update_across_paths);
+    RUN(multipath_idle_path_abandoned);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
