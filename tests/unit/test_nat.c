@@ -1042,6 +1042,22 @@ static void test_relay_to_direct(void)
     CHECK(direct_selected(&nw));
     n = paths_of(nw.c[0], p);
     CHECK(path_to(p, n, &nw.r[0].s) != NULL);
+    /* the direct path dies: once it is abandoned (idle, 15 s) both sides select the relay
+     * again */
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    run_for(&nw, 20 * SEC);
+    n = paths_of(nw.c[0], p);
+    m = paths_of(nw.c[1], q);
+    CHECK(path_to(p, n, &want_s) == NULL);
+    relay_c = path_to(p, n, &nw.r[0].s);
+    relay_s = path_to(q, m, &nw.r[0].c);
+    CHECK(relay_c && relay_c->available && relay_c->sending);
+    CHECK(relay_s && relay_s->available);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[0]), 0);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[1]), 0);
+    /* the way opens again: the next 60 s check finds it (no direct path) */
+    nw.r[1].c2s = nw.r[1].s2c = 1;
+    CHECK(run_until(&nw, direct_selected, 65 * SEC));
     CHECK(!ir_conn_close_info(nw.c[0])->closed);
     CHECK(!nw.stuck);
     net_free(&nw);
