@@ -599,6 +599,7 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
     }
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
+    b->holepunching = -1;
     return b;
 }
 
@@ -707,6 +708,16 @@ int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on)
     if (!b)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     b->retry = on != 0;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_holepunching(iroh_endpoint_builder *b, int mode)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (mode < 0 || mode > 2)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "holepunching mode %d is not 0, 1 or 2", mode);
+    b->holepunching = mode;
     return IROH_OK;
 }
 
@@ -821,6 +832,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.keep_alive_ns = (uint64_t)b->keep_alive_ms * 1000000ull;
     cfg.idle_timeout_ms = b->idle_timeout_ms;
     cfg.retry = b->retry;
+    cfg.holepunching = b->holepunching >= 0 ? b->holepunching : ir_env_holepunching();
     cfg.max_streams_bidi = b->max_bidi;
     cfg.max_streams_uni = b->max_uni;
     cfg.stream_window = b->window;

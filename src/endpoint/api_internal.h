@@ -34,6 +34,7 @@ struct iroh_endpoint_builder {
     char *relay_token;
     char *relay_ca_file;
     int relay_quic_port; /* QUIC address discovery port of https relays; -1: 7842 */
+    int holepunching;    /* 0, 1, 2; -1: IROH_C_HOLEPUNCHING */
     iroh_socket_addr external[IR_EPC_MAX_EXTERNAL]; /* iroh_endpoint_builder_external_addr */
     size_t n_external;
 };

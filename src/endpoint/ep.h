@@ -58,6 +58,9 @@ typedef struct ir_ep_config {
      * the candidates and tickets (ep_core.h); copied */
     const iroh_socket_addr *external_addrs;
     size_t n_external;
+    /* transport parameters offered for holepunching: 0 neither (plain QUIC), 1
+     * initial_max_path_id (multipath), 2 that and n0 NAT traversal */
+    int holepunching;
 } ir_ep_config;
 
 #define IR_EP_MAX_RELAYS 8

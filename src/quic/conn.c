@@ -201,6 +201,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->npaths = 1; /* path 0 */
     qpath *path = &c->paths[0];
     c->send_path = path;
+    path->available = path->peer_available = 1;
     for (int s = 0; s < SP_COUNT; s++) {
         pn_space *sp = &PNS(c, path, s);
         sp->largest_acked = UINT64_MAX;

@@ -231,6 +231,11 @@ struct qpath {
     uint64_t id;                     /* path id (multipath draft): 0 for the first */
     ir_netaddr addr;
     int validated;
+    /* multipath status: ours and the peer's (PATH_STATUS_*), abandoned (PATH_ABANDON
+     * sent or received) */
+    int available, peer_available, abandoned;
+    /* what went over it (ir_conn_paths) */
+    uint64_t pkts_sent, pkts_recv, pkts_lost, tx_bytes, rx_bytes;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
     ir_netaddr prev_addr;            /* the last validated address, to return to */
     int have_prev;
@@ -299,6 +304,7 @@ struct ir_conn {
     int handshake_done_pending;
     int peer_tp_ok;
     ir_tp peer_tp;
+    int multipath; /* negotiated (both sent initial_max_path_id) and the handshake done */
     uint64_t now;
 
     ir_cid odcid;       /* client's first DCID */

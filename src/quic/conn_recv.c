@@ -293,6 +293,8 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
     }
     c->last_activity = c->now;
     c->stats.pkts_recv++;
+    path->pkts_recv++;
+    path->rx_bytes += h->pkt_len;
     int non_probing = 0;
     int eliciting = process_frames(c, path, space, from, &h->dcid, payload, plen, &non_probing);
     if (eliciting < 0)

@@ -386,6 +386,8 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     c->epoch[s].tx.sealed++;
     sp->next_pn++;
     c->stats.pkts_sent++;
+    path->pkts_sent++;
+    path->tx_bytes += total;
     if (!plan->on_path) {
         sp->nframes = w.rec.first_frame; /* its records go with it */
         return total; /* a probe elsewhere: not in flight on this path (nor its bytes) */

@@ -181,6 +181,7 @@ static void packet_lost(ir_conn *c, qpath *path, int space, size_t i)
     sent_pkt p = sp->sent[i];
     remove_sent(c, path, space, i);
     c->stats.pkts_lost++;
+    path->pkts_lost++;
     for (uint32_t k = 0; k < p.nframes; k++) {
         const sent_frame *f = &sp->frames[p.first_frame + k];
         if (f->kind->on_lost)

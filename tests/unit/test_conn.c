@@ -447,6 +447,47 @@ TEST(handshake)
     sides_free(s, &nw);
 }
 
+/* ---- multipath -------------------------------------------------------------------------- */
+
+static void no_multipath(ir_conn_config *cfg, int server)
+{
+    (void)server;
+    cfg->tp.has_initial_max_path_id = 0;
+}
+
+/* A peer without multipath: one path, id 0, and every multipath call refused. */
+TEST(paths_without_multipath)
+{
+    net nw;
+    side s[2];
+    tweak_config = no_multipath;
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    for (int i = 0; i < 2; i++) {
+        ir_conn *c = s[i].c;
+        CHECK_EQ_INT(ir_conn_multipath(c), 0);
+        ir_conn_path_info pi[IR_CONN_MAX_PATHS];
+        CHECK_EQ_INT((int)ir_conn_paths(c, pi, IR_CONN_MAX_PATHS), 1);
+        CHECK_EQ_INT((int)ir_conn_paths(c, NULL, 0), 1);
+        CHECK(pi[0].id == 0);
+        CHECK(ir_netaddr_eq(&pi[0].addr, i ? &nw.caddr : &nw.saddr));
+        CHECK(pi[0].validated && pi[0].sending && pi[0].available && !pi[0].abandoned);
+        CHECK(pi[0].rtt_ns >= 20 * MS && pi[0].rtt_ns < 100 * MS);
+        CHECK(pi[0].pkts_sent > 0 && pi[0].pkts_recv > 0 && pi[0].bytes_sent > 0 &&
+              pi[0].bytes_recv > 0 && pi[0].cwnd >= 1200 && pi[0].max_datagram >= 1200);
+        uint64_t id = 99;
+        CHECK_EQ_INT(ir_conn_open_path(c, &nw.saddr, 1, nw.now, &id), IR_QUIC_STREAM_ERR);
+        CHECK(id == 99);
+        CHECK_EQ_INT(ir_conn_path_set_status(c, 0, 0), IR_QUIC_STREAM_ERR);
+        CHECK_EQ_INT(ir_conn_path_abandon(c, 0, IR_PATH_APPLICATION_ABANDON, nw.now), IR_QUIC_STREAM_ERR);
+        CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_ESTABLISHED);
+    }
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
 /* ---- applications: flows of data on client-opened bidirectional streams ----------------
  *
  * Flow k is stream 4k. Side 0 (client) sends n[0] bytes and a FIN; side 1 (server) either
@@ -3509,6 +3550,7 @@ int main(void)
     RUN(datagram_after_path_shrinks);
     RUN(client_migration_amplification);
     RUN(new_cid_retired_twice);
+    RUN(paths_without_multipath);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
