@@ -67,6 +67,11 @@ static void wake(iroh_endpoint *ep)
     (void)n;
 }
 
+void ir_api_wake(iroh_endpoint *ep)
+{
+    wake(ep);
+}
+
 /* the time limit of one blocking call: ms < 0 means none */
 typedef struct deadline {
     int ms;
@@ -330,7 +335,11 @@ static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
     ev.kind = kind;
     ev.peer = h->peer;
     ev.inbound = h->inbound;
-    ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), &ev.path, &ev.relay_url);
+    ir_conn_path_info sel;
+    if (ir_api_selected_path(h->c, &sel) &&
+        ir_ep_path_info(ep->ep, &sel.addr, &ev.path, &ev.relay_url) < 0)
+        memset(&ev.path, 0, sizeof ev.path);
+    ev.elapsed_us = (ir_now_ns() - h->started_ns) / 1000;
     if (kind == IROH_EVENT_CLOSED) {
         const ir_close_info *ci = ir_conn_close_info(h->c);
         ev.code = ci->code;
@@ -350,6 +359,7 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
     h->c = c;
     h->inbound = inbound;
     h->timeout_ms = -1;
+    h->started_ns = ir_now_ns();
     ep->conns[ep->nconns++] = h;
     return h;
 }
@@ -469,16 +479,10 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             case IR_EV_PATH_CHANGED:
             case IR_EV_PATH_VALIDATED:
-                if (ir_log_enabled(IR_LOG_INFO)) {
-                    iroh_socket_addr a;
-                    char text[IROH_SOCKET_ADDR_LEN] = "?";
-                    if (ir_netaddr_to_socket_addr(ir_conn_path_addr(h->c), &a) == 0)
-                        iroh_socket_addr_to_string(&a, text, sizeof text);
-                    ir_log(IR_LOG_INFO, "path of a connection %s %s", ev.type == IR_EV_PATH_CHANGED
-                           ? "moved to" : "validated at", text);
-                }
-                emit(ep, ev.type == IR_EV_PATH_CHANGED ? IROH_EVENT_PATH_CHANGED
-                                                       : IROH_EVENT_PATH_VALIDATED, h);
+            case IR_EV_PATH_OPENED:
+            case IR_EV_PATH_ABANDONED:
+            case IR_EV_PATH_SELECTED:
+                ir_api_path_event(ep, h, &ev);
                 break;
             case IR_EV_CLOSED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -520,6 +524,7 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             }
         }
+        ir_api_check_selected(ep, h);
         if (h->waiters)
             wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:
@@ -849,6 +854,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.relay_ca_file = b->relay_ca_file;
     cfg.qad_client = b->relay_quic_port != 0;
     cfg.qad_port = b->relay_quic_port > 0 ? (uint16_t)b->relay_quic_port : 0;
+    ir_api_builder_externals(b, &cfg);
     cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
@@ -1568,7 +1574,10 @@ int iroh_connection_path(iroh_connection *h, iroh_socket_addr *addr, char *relay
     pthread_mutex_lock(&ep->mu);
     const char *url = NULL;
     iroh_socket_addr tmp;
-    int rc = ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), addr ? addr : &tmp, &url);
+    ir_conn_path_info sel;
+    int rc = ir_api_selected_path(h->c, &sel)
+                 ? ir_ep_path_info(ep->ep, &sel.addr, addr ? addr : &tmp, &url)
+                 : -1;
     if (rc == 1 && relay_url && len) {
         if (strlen(url) >= len)
             rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "the buffer is too small");

@@ -81,6 +81,10 @@ struct iroh_connection {
     waiter *waiters;      /* calls blocked on the connection or one of its streams */
     uint64_t hints_dropped; /* the core's count when the I/O thread last looked */
     int close_seen;       /* the I/O thread woke the waiters for the close */
+    uint64_t started_ns;  /* the handshake began (connect call, or the first packet) */
+    int sel_known;        /* the selected path the last PATH_SELECTED event named */
+    uint64_t sel_id;
+    ir_netaddr sel_addr;
 };
 
 /* what both kinds of stream handle share (their first member) */
@@ -143,7 +147,19 @@ struct iroh_endpoint {
     int backlog_warned; /* said once that the backlog is full (again once it drained) */
 };
 
+/* ---- api.c for api_path.c ---------------------------------------------------------------- */
+
+/* wakes the I/O thread (something to send) */
+void ir_api_wake(iroh_endpoint *ep);
+
 /* ---- api_path.c -------------------------------------------------------------------------- */
+
+/* the path application data goes out on (ir_conn_paths' sending one, else the first
+ * open one): 1 and *out, 0 if none */
+int ir_api_selected_path(const ir_conn *c, ir_conn_path_info *out);
+/* after a round's events: a PATH_SELECTED event if the selected path changed since the
+ * last one (the first once connected) */
+void ir_api_check_selected(iroh_endpoint *ep, iroh_connection *h);
 
 /* The I/O thread, for each path event of a connection (IR_EV_PATH_*): the public event
  * and, for the selected path, the handle's record of it. */
