@@ -39,7 +39,6 @@ struct conn_slot {
     size_t ncids, capcids;
     int has_initial, has_token;
     int half;                   /* counted in the core's nhalf */
-    uint64_t local_gen;         /* the candidates it was given last (ir_epc.local_gen) */
     ir_cid initial;
     uint8_t token[16];
 };
@@ -535,8 +534,8 @@ static void give_addrs(ir_epc *e, conn_slot *s, uint64_t now)
 {
     if (s->internal || !s->c)
         return;
-    s->local_gen = e->local_gen;
-    (void)now;
+    if (ir_conn_set_local_addrs(s->c, e->local, e->nlocal, now) != 0)
+        IR_LOG(IR_LOG_WARN, "a connection could not take our candidate addresses");
 }
 
 /* after any change of what the candidates are made of: the connections get the new list

@@ -183,7 +183,7 @@ TEST(changes_counted)
 
 static const char ALPN[] = "addrs/0";
 
-static ir_ep *endpoint(const char *bind, int accept)
+static ir_ep *endpoint_hp(const char *bind, int accept, int holepunching)
 {
     static const uint8_t *alpns[1] = {(const uint8_t *)ALPN};
     static size_t lens[1] = {sizeof ALPN - 1};
@@ -196,9 +196,15 @@ static ir_ep *endpoint(const char *bind, int accept)
         cfg.n_alpns = 1;
     }
     iroh_socket_addr_parse(bind, &cfg.bind4);
+    cfg.holepunching = holepunching;
     ir_ep *ep = NULL;
     CHECK(ir_ep_new(&cfg, &ep) == IROH_OK);
     return ep;
+}
+
+static ir_ep *endpoint(const char *bind, int accept)
+{
+    return endpoint_hp(bind, accept, 0);
 }
 
 static uint64_t ms_now(void)
@@ -299,11 +305,83 @@ TEST(rebind_moves_the_connection)
     ir_ep_free(cep);
 }
 
+/* connects cep to sep; the two connections once both are established (NULLs on failure) */
+static void connect_pair(ir_ep *sep, ir_ep *cep, ir_conn **c, ir_conn **sc)
+{
+    iroh_socket_addr s_addr;
+    ir_ep_addrs(sep, &s_addr, 1);
+    iroh_endpoint_addr *to = iroh_endpoint_addr_new(ir_ep_id(sep));
+    iroh_endpoint_addr_add_ip(to, &s_addr);
+    *c = *sc = NULL;
+    CHECK(ir_ep_connect(cep, to, (const uint8_t *)ALPN, sizeof ALPN - 1, c) == IROH_OK);
+    iroh_endpoint_addr_free(to);
+    uint64_t end = ms_now() + 3000;
+    while (*c && ms_now() < end && !(*sc && ir_conn_get_state(*sc) == IR_CONN_ESTABLISHED &&
+                                      ir_conn_get_state(*c) == IR_CONN_ESTABLISHED)) {
+        ir_ep_poll(sep, 0, NULL, 0);
+        ir_ep_poll(cep, 1, NULL, 0);
+        if (!*sc)
+            *sc = ir_ep_accept(sep);
+    }
+    CHECK(*sc && *c && ir_conn_get_state(*c) == IR_CONN_ESTABLISHED);
+}
+
+/* 1 if the client's connection heard of text (ADD_ADDRESS) within ms, 0 if not */
+static int advertised(ir_ep *sep, ir_ep *cep, ir_conn *c, const char *text, int want, int ms)
+{
+    iroh_socket_addr a;
+    iroh_socket_addr_parse(text, &a);
+    uint64_t end = ms_now() + (uint64_t)ms;
+    for (;;) {
+        iroh_socket_addr got[IR_NAT_MAX_ADDRS];
+        size_t n = ir_conn_nat_remote_addrs(c, got, IR_NAT_MAX_ADDRS);
+        int found = 0;
+        for (size_t i = 0; i < n; i++)
+            found |= got[i].family == a.family && got[i].port == a.port &&
+                     memcmp(got[i].ip, a.ip, a.family == 4 ? 4 : 16) == 0;
+        if (found == want || ms_now() >= end)
+            return found;
+        ir_ep_poll(sep, 0, NULL, 0);
+        ir_ep_poll(cep, 1, NULL, 0);
+    }
+}
+
+/* the server's candidates reach the client over NAT traversal (ADD_ADDRESS): the socket's
+ * address at once, then a configured address added and removed on the live endpoint */
+TEST(candidates_reach_the_peer)
+{
+    ir_ep *sep = endpoint_hp("127.0.0.1:0", 1, 2);
+    ir_ep *cep = endpoint_hp("127.0.0.1:0", 0, 2);
+    if (!sep || !cep)
+        return;
+    ir_conn *c, *sc;
+    connect_pair(sep, cep, &c, &sc);
+    if (c && sc) {
+        CHECK_EQ_INT(ir_conn_nat_traversal(c), 1);
+        iroh_socket_addr s_addr;
+        ir_ep_addrs(sep, &s_addr, 1);
+        char text[IROH_SOCKET_ADDR_LEN];
+        iroh_socket_addr_to_string(&s_addr, text, sizeof text);
+        CHECK_EQ_INT(advertised(sep, cep, c, text, 1, 2000), 1);
+        CHECK_EQ_INT(advertised(sep, cep, c, "198.51.100.1:7000", 0, 0), 0);
+        iroh_socket_addr x;
+        iroh_socket_addr_parse("198.51.100.1:7000", &x);
+        CHECK_EQ_INT(ir_ep_add_external_addr(sep, &x), IROH_OK);
+        CHECK_EQ_INT(advertised(sep, cep, c, "198.51.100.1:7000", 1, 2000), 1);
+        CHECK_EQ_INT(ir_ep_remove_external_addr(sep, &x), 1);
+        CHECK_EQ_INT(advertised(sep, cep, c, "198.51.100.1:7000", 0, 2000), 0);
+        CHECK_EQ_INT(advertised(sep, cep, c, text, 1, 0), 1);
+    }
+    ir_ep_free(sep);
+    ir_ep_free(cep);
+}
+
 int main(void)
 {
     RUN(interfaces_as_iroh_gathers_them);
     RUN(specific_socket_public_and_external);
     RUN(changes_counted);
     RUN(rebind_moves_the_connection);
+    RUN(candidates_reach_the_peer);
     TEST_EXIT();
 }
