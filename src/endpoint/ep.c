@@ -78,7 +78,12 @@ struct ir_ep {
     int nl_fd;
     int pf_nl; /* the netlink socket's index in the last prepare's pollfds, -1: none */
     uint64_t if_check_at;
+    uint64_t links_check_at; /* next look at which relay links connections use as paths */
 };
+
+/* links dialed for peers close after 60 s unused (IR_RLC_IDLE_CLOSE_NS); one a connection
+ * has a path through is kept: looked at this often */
+#define LINK_KEEP_NS (10ull * 1000000000ull)
 
 #define IF_POLL_NS (5ull * 1000000000ull)
 
@@ -763,9 +768,23 @@ static void qad_tick(ir_ep *ep, uint64_t now)
 }
 
 
+/* The relay links connections have paths through stay up (a relay path is a backup path
+ * of a direct connection, quiet for long stretches): each counts as used now. */
+static void keep_used_links(ir_ep *ep, uint64_t now)
+{
+    ep->links_check_at = now + LINK_KEEP_NS;
+    unsigned idx[IR_EP_MAX_RELAYS];
+    size_t n = ir_epc_relay_links_in_use(ep->core, idx, IR_EP_MAX_RELAYS);
+    for (size_t i = 0; i < n; i++)
+        if (idx[i] < ep->nlinks && idx[i] >= ep->nconfigured)
+            ir_rlink_want(ep->links[idx[i]], 0, now);
+}
+
 /* Relay links: their descriptors' readiness (from the last prepare) and deadlines. */
 static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
 {
+    if (ep->nlinks > ep->nconfigured && now >= ep->links_check_at)
+        keep_used_links(ep, now);
     short rev[IR_EP_MAX_RELAYS] = {0};
     for (int k = 0; pf && k < ep->npf_links; k++) {
         int li = ep->pf_link[k];
@@ -796,6 +815,8 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
         t = ep->qad_retry_at;
     if (ep->if_check_at < t)
         t = ep->if_check_at;
+    if (ep->nlinks > ep->nconfigured && ep->links_check_at < t)
+        t = ep->links_check_at;
     if (t == UINT64_MAX)
         return cap_ms;
     if (t <= now)

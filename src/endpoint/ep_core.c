@@ -16,6 +16,7 @@
 #include "base/util.h"
 #include "crypto/crypto.h"
 #include "endpoint/ep_cidmap.h"
+#include "endpoint/relay_link.h" /* ir_netaddr_is_relay: relay path addresses */
 #include "tls/tls.h"
 
 #define MAX_DGRAM 1500
@@ -282,11 +283,13 @@ void ir_epc_base_config(const ir_epc *e, ir_conn_config *cfg)
         cfg->max_stream_window = e->cfg.max_stream_window;
     if (e->cfg.max_datagram_frame)
         cfg->tp.max_datagram_frame_size = e->cfg.max_datagram_frame;
+    /* tells IP paths (an address) from relay paths (none): NAT traversal advertises and
+     * probes IP addresses only, relay paths idle out later, QAD reports IP addresses */
+    cfg->addr_of = ir_netaddr_to_socket_addr;
     if (e->cfg.qad_server) {
         /* report each client's address; nothing else is offered */
         cfg->tp.has_observed_address = 1;
         cfg->tp.observed_address_role = 0;
-        cfg->addr_of = ir_netaddr_to_socket_addr;
         cfg->tp.initial_max_streams_bidi = cfg->tp.initial_max_streams_uni = 0;
     }
     cfg->identity = e->ident;
@@ -619,6 +622,31 @@ int ir_epc_remove_external(ir_epc *e, const iroh_socket_addr *a, uint64_t now)
         }
     }
     return 0;
+}
+
+size_t ir_epc_relay_links_in_use(const ir_epc *e, unsigned *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->nconns; i++) {
+        ir_conn *c = e->conns[i]->c;
+        if (ir_conn_get_state(c) >= IR_CONN_CLOSING)
+            continue;
+        ir_conn_path_info p[IR_CONN_MAX_PATHS * 2];
+        size_t np = ir_conn_paths(c, p, sizeof p / sizeof p[0]);
+        if (np > sizeof p / sizeof p[0])
+            np = sizeof p / sizeof p[0];
+        for (size_t k = 0; k < np; k++) {
+            unsigned idx;
+            if (p[k].abandoned || !ir_netaddr_is_relay(&p[k].addr, &idx, NULL))
+                continue;
+            size_t j = 0;
+            while (j < n && out[j] != idx)
+                j++;
+            if (j == n && n < cap)
+                out[n++] = idx;
+        }
+    }
+    return n;
 }
 
 /* ---- sending ------------------------------------------------------------------------------ */

@@ -134,6 +134,12 @@ size_t ir_epc_addrs(const ir_epc *e, iroh_socket_addr *out, size_t cap);
 /* Counts the changes of the candidates (tests: 0 before the first list). */
 uint64_t ir_epc_local_addrs_gen(const ir_epc *e);
 
+/* The relay links (the index in relay path addresses, ir_netaddr_relay) that live
+ * connections use as paths (open, not abandoned), each once; up to cap, returns how
+ * many. The shell keeps these links connected: a relay path is a path like any other,
+ * also while no datagram goes through it (a backup path). */
+size_t ir_epc_relay_links_in_use(const ir_epc *e, unsigned *out, size_t cap);
+
 /* Counters (half_open: now). */
 void ir_epc_get_counters(const ir_epc *e, ir_ep_counters *out);
 
