@@ -73,5 +73,31 @@ wait_line "$dir/l2.err" "^iroh-c: path selected: relay $url/ \([0-9]+ ms\)$" \
   && ok || bad "listen --verbose, relayed: $(cat "$dir/l2.err")"
 kill $lpid; wait_exit $lpid 10
 
+# ---- holepunching on (IROH_C_HOLEPUNCHING=2): relay first, then direct ----
+IROH_C_HOLEPUNCHING=2 "$bin" listen --alpn paths/0 --echo --relay "$url" --bind 127.0.0.1:0 --verbose \
+  > "$dir/l3.out" 2> "$dir/l3.err" &
+lpid=$!; pids+=($lpid)
+wait_line "$dir/l3.out" '^endpoint' || bad "no ticket: $(cat "$dir/l3.err")"
+json=$("$bin" ticket decode "$(head -1 "$dir/l3.out")")
+id=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' <<< "$json")
+lport=$(sed -n 's/.*"127\.0\.0\.1:\([0-9]*\)".*/\1/p' <<< "$json")
+rticket=$("$bin" ticket encode "$id" --relay "$url")
+# stdin stays open a moment so that the connection lives past the upgrade
+out=$( (echo "hello"; sleep 1; echo "holepunch") | IROH_C_HOLEPUNCHING=2 timeout -k 5 20 "$bin" connect \
+  "$rticket" --alpn paths/0 --relay "$url" --bind 127.0.0.1:0 --verbose --stats 2> "$dir/c3.err"); st=$?
+[ $st = 0 ] && [ "$out" = "hello
+holepunch" ] && ok || bad "holepunched connect: status $st, '$out', $(cat "$dir/c3.err")"
+sel=$(grep '^iroh-c: path selected: ' "$dir/c3.err")
+first=$(head -1 <<< "$sel"); last=$(tail -1 <<< "$sel")
+grep -Eq "^iroh-c: path selected: relay $url/ \([0-9]+ ms\)$" <<< "$first" \
+  && ok || bad "holepunching: the relay first: $(cat "$dir/c3.err")"
+grep -Eq "^iroh-c: path selected: direct 127\.0\.0\.1:$lport \([0-9]+ ms\)$" <<< "$last" \
+  && ok || bad "holepunching: then direct: $(cat "$dir/c3.err")"
+grep -Eq "^iroh-c: connection stats: path direct 127\.0\.0\.1:$lport, rtt " "$dir/c3.err" \
+  && ok || bad "connect --stats names the direct path at the end: $(cat "$dir/c3.err")"
+wait_line "$dir/l3.err" '^iroh-c: path selected: direct 127\.0\.0\.1:[0-9]+ \([0-9]+ ms\)$' \
+  && ok || bad "listen --verbose, holepunched: $(cat "$dir/l3.err")"
+kill $lpid; wait_exit $lpid 10
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "iroh.h"
+#include "relay/server.h"
 #include "test.h"
 
 static const char ALPN[] = "test/path/0";
@@ -102,6 +103,7 @@ TEST(external_addresses)
 #define MAX_EV 64
 static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
 static iroh_event evs[MAX_EV];
+static char ev_url[MAX_EV][128];
 static int nev;
 
 static void on_event(void *ctx, const iroh_event *ev)
@@ -110,7 +112,9 @@ static void on_event(void *ctx, const iroh_event *ev)
     pthread_mutex_lock(&ev_mu);
     if (nev < MAX_EV) {
         evs[nev] = *ev;
-        evs[nev].relay_url = ev->relay_url ? "relay" : NULL; /* valid during the call only */
+        /* the URL is valid during the call only */
+        snprintf(ev_url[nev], sizeof ev_url[nev], "%s", ev->relay_url ? ev->relay_url : "");
+        evs[nev].relay_url = ev->relay_url ? ev_url[nev] : NULL;
         nev++;
     }
     pthread_mutex_unlock(&ev_mu);
@@ -276,9 +280,165 @@ TEST(single_direct_path)
     iroh_endpoint_free(srv);
 }
 
+/* ---- relay first, then direct (holepunching on) ------------------------------------------- */
+
+typedef struct relay {
+    ir_relay_server *srv;
+    pthread_t th;
+    char url[64];
+} relay;
+
+static void *relay_main(void *arg)
+{
+    ir_relay_server_run(arg);
+    return NULL;
+}
+
+static int relay_start(relay *r)
+{
+    ir_relay_server_config cfg;
+    ir_relay_server_config_init(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    if (ir_relay_server_new(&cfg, &r->srv) != IROH_OK)
+        return -1;
+    iroh_socket_addr a;
+    ir_relay_server_local_addr(r->srv, &a);
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%u/", a.port);
+    return pthread_create(&r->th, NULL, relay_main, r->srv);
+}
+
+static void relay_stop(relay *r)
+{
+    ir_relay_server_stop(r->srv);
+    pthread_join(r->th, NULL);
+    ir_relay_server_free(r->srv);
+}
+
+static iroh_endpoint *bind_hp(int accept, const char *url)
+{
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    CHECK_EQ_INT(iroh_endpoint_builder_relay_url(b, url), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0"), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_holepunching(b, 2), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_builder_event_callback(b, on_event, NULL), IROH_OK);
+    if (accept)
+        CHECK_EQ_INT(iroh_endpoint_builder_alpn(b, ALPN), IROH_OK);
+    iroh_endpoint *ep = NULL;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &ep), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    return ep;
+}
+
+/* a path of kind among the first n of p, or NULL */
+static const iroh_path_info *path_of_kind(const iroh_path_info *p, size_t n, iroh_path_kind k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i].kind == k && !p[i].abandoned)
+            return &p[i];
+    return NULL;
+}
+
+TEST(relay_then_direct)
+{
+    relay r;
+    if (relay_start(&r) != 0) {
+        CHECK(0);
+        return;
+    }
+    nev = 0;
+    iroh_endpoint *srv = bind_hp(1, r.url);
+    iroh_endpoint *cli = bind_hp(0, r.url);
+    if (!srv || !cli)
+        return;
+    CHECK_EQ_INT(iroh_endpoint_online(srv, 5000), IROH_OK);
+    /* a relay-only address: the connection starts on the relay */
+    iroh_endpoint_id sid;
+    iroh_endpoint_get_id(srv, &sid);
+    iroh_endpoint_addr *addr = iroh_endpoint_addr_new(&sid);
+    CHECK_EQ_INT(iroh_endpoint_addr_add_relay(addr, r.url), IROH_OK);
+    server s = {srv, NULL};
+    pthread_t th;
+    pthread_create(&th, NULL, accept_one, &s);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(cli, addr, ALPN, &c), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    pthread_join(th, NULL);
+    if (!c || !s.conn) {
+        CHECK(0);
+        return;
+    }
+    iroh_socket_addr saddr = first_ip(srv);
+    /* first selected: the relay path 0; then a direct path opened and selected */
+    int s1 = find_event(IROH_EVENT_PATH_SELECTED, 0, 0, 3000);
+    CHECK(s1 >= 0);
+    if (s1 >= 0) {
+        CHECK_EQ_INT((int)evs[s1].path_id, 0);
+        CHECK(evs[s1].relay_url && strcmp(evs[s1].relay_url, r.url) == 0);
+    }
+    int op = find_event(IROH_EVENT_PATH_OPENED, 0, s1 + 1, 5000);
+    int s2 = find_event(IROH_EVENT_PATH_SELECTED, 0, s1 + 1, 5000);
+    CHECK(op > s1 && s2 > op);
+    if (op > 0 && s2 > 0) {
+        CHECK(evs[op].path_id > 0);
+        CHECK_EQ_INT((int)evs[s2].path_id, (int)evs[op].path_id);
+        CHECK(evs[s2].relay_url == NULL);
+        CHECK(same(&evs[s2].path, &saddr));
+        CHECK(evs[s2].elapsed_us >= evs[s1].elapsed_us);
+    }
+    /* the server sees its selection move to the direct path too */
+    int ss = find_event(IROH_EVENT_PATH_SELECTED, 1, 0, 3000);
+    CHECK(ss >= 0 && find_event(IROH_EVENT_PATH_SELECTED, 1, ss + 1, 5000) > ss);
+    /* the paths: the relay one kept as backup, the direct one selected */
+    iroh_path_info p[8];
+    size_t n = iroh_connection_paths(c, p, 8);
+    CHECK(n >= 2);
+    const iroh_path_info *rp = path_of_kind(p, n < 8 ? n : 8, IROH_PATH_RELAY);
+    const iroh_path_info *dp = path_of_kind(p, n < 8 ? n : 8, IROH_PATH_DIRECT);
+    CHECK(rp && dp);
+    if (rp && dp) {
+        CHECK_EQ_INT((int)rp->id, 0);
+        CHECK(rp->relay_url && strcmp(rp->relay_url, r.url) == 0);
+        CHECK_EQ_INT(rp->selected, 0);
+        CHECK_EQ_INT(dp->selected, 1);
+        CHECK_EQ_INT(dp->validated, 1);
+        CHECK(same(&dp->addr, &saddr));
+        CHECK(rp->packets_sent > 0 && dp->packets_sent > 0);
+    }
+    int selected = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        selected += p[i].selected;
+    CHECK_EQ_INT(selected, 1);
+    iroh_socket_addr where;
+    CHECK_EQ_INT(iroh_connection_path(c, &where, NULL, 0), 0);
+    CHECK(same(&where, &saddr));
+    /* data goes through */
+    iroh_send_stream *send, *ssend;
+    iroh_recv_stream *recv, *srecv;
+    CHECK_EQ_INT(iroh_connection_open_bi(c, &send, &recv), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_write_all(send, "direct now", 10), IROH_OK);
+    CHECK_EQ_INT(iroh_send_stream_finish(send), IROH_OK);
+    CHECK_EQ_INT(iroh_connection_accept_bi(s.conn, 5000, &ssend, &srecv), IROH_OK);
+    uint8_t *d = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(iroh_recv_stream_read_to_end(srecv, 100, &d, &len), IROH_OK);
+    CHECK(len == 10 && d && memcmp(d, "direct now", 10) == 0);
+    free(d);
+    iroh_send_stream_free(send);
+    iroh_recv_stream_free(recv);
+    iroh_send_stream_free(ssend);
+    iroh_recv_stream_free(srecv);
+    iroh_connection_close(c, 0, "bye");
+    iroh_connection_free(c);
+    iroh_connection_free(s.conn);
+    iroh_endpoint_free(cli);
+    iroh_endpoint_free(srv);
+    relay_stop(&r);
+}
+
 int main(void)
 {
     RUN(external_addresses);
     RUN(single_direct_path);
+    RUN(relay_then_direct);
     TEST_EXIT();
 }
