@@ -4,7 +4,10 @@
  * tickets keep loopback; the list changes (and counts a change) only when it differs.
  * Then the shell: a rebind gives the socket a new port, the candidates follow, and a live
  * connection goes on from the new address. */
+#include <sched.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -376,6 +379,84 @@ TEST(candidates_reach_the_peer)
     ir_ep_free(cep);
 }
 
+/* ---- the shell: network changes the kernel reports (root: a network namespace) -------- */
+
+static int local_has(ir_ep *ep, const char *ip_text, uint16_t port, size_t *count)
+{
+    iroh_socket_addr want = sa(ip_text), got[IR_EPC_MAX_LOCAL];
+    want.port = port;
+    size_t n = ir_ep_local_addrs(ep, got, IR_EPC_MAX_LOCAL);
+    if (count)
+        *count = n;
+    for (size_t i = 0; i < n; i++)
+        if (got[i].family == want.family && got[i].port == want.port &&
+            memcmp(got[i].ip, want.ip, want.family == 4 ? 4 : 16) == 0)
+            return 1;
+    return 0;
+}
+
+/* polls ep until local_has(ip) == want, up to ms */
+static int wait_local(ir_ep *ep, const char *ip, uint16_t port, int want, int ms)
+{
+    uint64_t end = ms_now() + (uint64_t)ms;
+    while (local_has(ep, ip, port, NULL) != want && ms_now() < end)
+        ir_ep_poll(ep, 20, NULL, 0);
+    return local_has(ep, ip, port, NULL) == want;
+}
+
+static void netns_child(void)
+{
+    if (system("ip link set lo up") != 0) {
+        printf("skip: cannot bring up lo\n");
+        return;
+    }
+    ir_ep *ep = endpoint("0.0.0.0:0", 0);
+    if (!ep)
+        return;
+    iroh_socket_addr b;
+    CHECK_EQ_INT((int)ir_ep_addrs(ep, &b, 1), 1);
+    uint16_t port = b.port;
+    /* only loopback here: loopback is the candidate */
+    size_t n = 0;
+    CHECK(local_has(ep, "127.0.0.1:0", port, &n));
+    CHECK_EQ_INT((int)n, 1);
+    /* an interface comes up: its address replaces loopback, without anyone asking */
+    CHECK_EQ_INT(system("ip link add d0 type veth peer name d1 && ip addr add 10.9.9.9/24 dev d0 && "
+                        "ip link set d0 up && ip link set d1 up"), 0);
+    CHECK(wait_local(ep, "10.9.9.9:0", port, 1, 3000));
+    CHECK(!local_has(ep, "127.0.0.1:0", port, NULL));
+    /* a second address, then the interface goes away */
+    CHECK_EQ_INT(system("ip addr add 10.8.8.8/24 dev d0"), 0);
+    CHECK(wait_local(ep, "10.8.8.8:0", port, 1, 3000));
+    CHECK_EQ_INT(system("ip link del d0"), 0);
+    CHECK(wait_local(ep, "10.9.9.9:0", port, 0, 3000));
+    CHECK(!local_has(ep, "10.8.8.8:0", port, NULL));
+    CHECK(local_has(ep, "127.0.0.1:0", port, NULL));
+    ir_ep_free(ep);
+}
+
+TEST(network_change_netlink)
+{
+    if (geteuid() != 0) {
+        printf("skip: network namespaces need root\n");
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNET) != 0) {
+            printf("skip: unshare(CLONE_NEWNET) failed\n");
+            _exit(0);
+        }
+        netns_child();
+        fflush(NULL);
+        _exit(t_failures ? 1 : 0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     RUN(interfaces_as_iroh_gathers_them);
@@ -383,5 +464,6 @@ int main(void)
     RUN(changes_counted);
     RUN(rebind_moves_the_connection);
     RUN(candidates_reach_the_peer);
+    RUN(network_change_netlink);
     TEST_EXIT();
 }
