@@ -460,8 +460,11 @@ IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t le
 
 /* Connects to addr speaking alpn; blocks until the handshake completes. The first
  * flight goes to all of the address's direct addresses and its relay at once; the
- * connection stays on whichever answers first (a relay path stays relayed: holepunching
- * to a direct path comes with multipath). Errors: IROH_ERR_HANDSHAKE (wrong
+ * connection starts on whichever answers first. With holepunching on (see
+ * iroh_endpoint_builder_holepunching) and the peer agreeing, a connection that starts on
+ * the relay opens direct paths to the addresses the peer advertises and selects one
+ * once validated, keeping the relay path as a backup (iroh_connection_paths, the
+ * PATH_* events); without it a relay path stays relayed. Errors: IROH_ERR_HANDSHAKE (wrong
  * key, ALPN refused; see iroh_last_error), IROH_ERR_TIMEOUT, IROH_ERR_CONNECTION_CLOSED. */
 IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                       const char *alpn, iroh_connection **out);
