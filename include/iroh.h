@@ -73,7 +73,9 @@
  * Diagnostics: the environment variable IROH_LOG sets how much the library logs to
  * stderr: error, warn, info, debug or trace (each includes the ones before it), or off;
  * case-insensitive; default warn. Another value is reported once on stderr (one line
- * naming it and the accepted ones) and the default used. SSLKEYLOGFILE=path appends
+ * naming it and the accepted ones) and the default used. IROH_C_HOLEPUNCHING=0|1|2 picks
+ * the holepunching extensions endpoints offer (iroh_endpoint_builder_holepunching).
+ * SSLKEYLOGFILE=path appends
  * every TLS secret in NSS key log format (through GnuTLS), so that Wireshark or tshark
  * can decrypt captured QUIC packets.
  */

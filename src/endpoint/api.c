@@ -502,6 +502,16 @@ static void dispatch(iroh_endpoint *ep)
                            close_code_text(ci, code, sizeof code), ci->reason[0] ? "(" : "",
                            ci->reason, ci->reason[0] ? ")" : "");
                 }
+                if (ir_log_enabled(IR_LOG_INFO) && ir_conn_multipath(h->c)) {
+                    ir_conn_stats st;
+                    ir_conn_get_stats(h->c, &st);
+                    ir_log(IR_LOG_INFO, "multipath was on: PATH_ACK sent %llu received %llu, "
+                           "PATH_NEW_CONNECTION_ID sent %llu received %llu, paths opened %llu "
+                           "abandoned %llu", (unsigned long long)st.path_acks_sent,
+                           (unsigned long long)st.path_acks_recv, (unsigned long long)st.path_cids_sent,
+                           (unsigned long long)st.path_cids_recv, (unsigned long long)st.paths_opened,
+                           (unsigned long long)st.paths_abandoned);
+                }
                 wake_kinds(h->waiters, W_ALL);
                 emit(ep, IROH_EVENT_CLOSED, h);
                 break;

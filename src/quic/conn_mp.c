@@ -125,6 +125,7 @@ static uint64_t path_pto(const ir_conn *c, const qpath *p)
  * retired), what was in flight on it is repaired elsewhere, and its state stays 3 PTOs */
 static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
 {
+    int was_open = p->state == PS_OPEN;
     p->state = PS_ABANDONED;
     p->abandoned = 1;
     p->abandon_code = code;
@@ -136,7 +137,10 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
     p->app.probe_pending = 0;
     p->drain_deadline = c->now + 3 * path_pto(c, p);
     ir_rec_abandon_sent(c, p);
-    ir_conn_push_event(c, IR_EV_PATH_ABANDONED, p->id, code);
+    if (was_open) {
+        c->stats.paths_abandoned++;
+        ir_conn_push_event(c, IR_EV_PATH_ABANDONED, p->id, code);
+    }
     if (p == c->send_path)
         ir_conn_mp_schedule(c);
 }
@@ -152,6 +156,8 @@ static void free_slot(ir_conn *c, qpath *p)
     ir_conn_path_release(c, p);
     memset(p, 0, sizeof *p);
     p->state = PS_FREE;
+    if (p == c->send_path)
+        ir_conn_mp_schedule(c);
     if (c->local_max_path_id < IR_MAX_PATH_ID) {
         c->local_max_path_id++;
         c->max_path_id_pending = 1;
@@ -201,6 +207,8 @@ int ir_conn_mp_accept_path(ir_conn *c, qpath *p, const ir_netaddr *from)
     slot_open(c, p, from, 1);
     p->initiated = 0;
     ir_conn_start_validation(c, p); /* no data on it before it answers */
+    ir_conn_mp_schedule(c);          /* (only if no other path is open) */
+    c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, p->id, 0);
     return 1;
 }
@@ -232,7 +240,9 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
     p->initiated = 1; /* an address we chose: no anti-amplification limit */
     p->status_pending = !available; /* paths are Available until told otherwise */
     ir_conn_start_validation(c, p);
+    ir_conn_mp_schedule(c);
     c->next_path_id++;
+    c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, id, 0);
     *path_id = id;
     return 0;
@@ -286,6 +296,7 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         qpath *p = ir_conn_path_by_id(c, id);
         if (!p || p->state == PS_ABANDONED)
             return 0; /* a path gone: ignored (draft 4) */
+        c->stats.path_cids_recv += (uint64_t)nc;
         if (nc)
             ir_conn_new_cid_frame(c, p, &f->u.new_cid);
         else
@@ -297,8 +308,14 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         if (id > c->local_max_path_id)
             return violation(c, "PATH_ABANDON for a path id above our maximum");
         qpath *p = ir_conn_path_by_id(c, id);
-        if (!p || p->state == PS_LATENT)
-            return 0; /* never opened, or gone */
+        if (!p)
+            return 0; /* gone */
+        if (p->state == PS_LATENT) {
+            /* a path the client gave up before anything of it reached us: its id is done
+             * with all the same (draft 3.4), so its slot frees and our limit rises */
+            abandon_slot(c, p, f->u.path_abandon.error_code, 1);
+            return 0;
+        }
         if (p->state == PS_ABANDONED) {
             /* the peer's answer to ours (or its own crossing it): 3 PTOs from now */
             uint64_t d = c->now + 3 * path_pto(c, p);
@@ -474,7 +491,8 @@ uint64_t ir_conn_mp_timer(const ir_conn *c)
         const qpath *p = &c->paths[i];
         uint64_t d = UINT64_MAX;
         if (p->state == PS_ABANDONED) {
-            d = p->drain_deadline;
+            if (open)
+                d = p->drain_deadline;
         } else if (p->state == PS_OPEN) {
             /* the last open path is left to the connection's idle timeout */
             if (open > 1)
@@ -497,7 +515,8 @@ void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now)
         return;
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *p = &c->paths[i];
-        if (p->state == PS_ABANDONED && now >= p->drain_deadline)
+        /* (with no open path left it stays: the CONNECTION_CLOSE goes on it) */
+        if (p->state == PS_ABANDONED && now >= p->drain_deadline && open_paths(c, NULL))
             free_slot(c, p);
         else if (p->state == PS_OPEN && open_paths(c, p) && now >= p->last_recv + idle_ns(c, p))
             abandon_slot(c, p, IR_PATH_UNSTABLE_OR_POOR, 1); /* idle (iroh: 0x3e76) */

@@ -57,7 +57,7 @@ typedef struct nat_resp {
 #define NAT_OPENS 8
 #define NAT_RELAYS 4
 /* path opening refused for lack of path ids or connection ids: tried again this often */
-#define NAT_OPEN_RETRY_NS (25 * NS_PER_MS)
+#define NAT_OPEN_RETRY_NS (100 * NS_PER_MS)
 
 struct ir_nat {
     nat_local local[NAT_LOCAL_SLOTS];
@@ -210,10 +210,12 @@ static int policy_active(const ir_conn *c)
     return c->cfg.tp.nat_traversal && ir_conn_multipath(c) && c->state == IR_CONN_ESTABLISHED;
 }
 
-static int is_relay(const ir_conn *c, const ir_netaddr *a)
+/* a direct (IP) path address: addr_of turns it into an IP address; anything else (a
+ * relay path, or any path without addr_of) is not direct */
+static int is_direct(const ir_conn *c, const ir_netaddr *a, iroh_socket_addr *ip)
 {
-    iroh_socket_addr ip;
-    return c->cfg.addr_of && c->cfg.addr_of(a, &ip) != 0;
+    iroh_socket_addr tmp;
+    return c->cfg.addr_of && c->cfg.addr_of(a, ip ? ip : &tmp) == 0;
 }
 
 static qpath *path_by_id(ir_conn *c, uint64_t id)
@@ -866,7 +868,7 @@ static void apply_policy(ir_conn *c, ir_nat *n, uint64_t now)
         if (!info[i].validated || info[i].abandoned)
             continue;
         iroh_socket_addr ip;
-        int relay = !c->cfg.addr_of || c->cfg.addr_of(&info[i].addr, &ip) != 0;
+        int relay = !is_direct(c, &info[i].addr, &ip);
         cand[nc].id = info[i].id;
         cand[nc].relay = relay;
         cand[nc].ipv6 = !relay && ip.family == 6 && !ir_ip6_is_v4_mapped(ip.ip);
@@ -903,7 +905,7 @@ static void consider_relay(ir_conn *c, ir_nat *n)
 {
     n->relay_checked = 1;
     qpath *p0 = path_by_id(c, 0);
-    if (c->is_server || !c->cfg.addr_of || !p0 || is_relay(c, &p0->addr))
+    if (c->is_server || !p0 || !is_direct(c, &p0->addr, NULL))
         return;
     for (size_t i = 0; i < n->nrelays && n->nopens < NAT_OPENS; i++) {
         n->opens[n->nopens++] = n->relays[i];
@@ -934,7 +936,7 @@ static int good_enough(const ir_conn *c)
     ir_conn_path_info info[IR_CONN_MAX_PATHS];
     size_t np = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
     for (size_t i = 0; i < np && i < IR_CONN_MAX_PATHS; i++)
-        if (info[i].validated && !info[i].abandoned && !is_relay(c, &info[i].addr) &&
+        if (info[i].validated && !info[i].abandoned && is_direct(c, &info[i].addr, NULL) &&
             info[i].rtt_ns <= IR_NAT_GOOD_RTT_NS)
             return 1;
     return 0;
@@ -947,7 +949,7 @@ void ir_nat_handshake_done(ir_conn *c)
         return;
     ir_nat *n = NULL;
     for (size_t i = 0; i < c->fanout->ncand; i++) {
-        if (!is_relay(c, &c->fanout->cand[i]))
+        if (is_direct(c, &c->fanout->cand[i], NULL))
             continue;
         if (!n && !(n = nat_get(c)))
             return;
@@ -967,7 +969,7 @@ uint64_t ir_nat_timer(const ir_conn *c)
     if (n->nopens && n->open_at < t)
         t = n->open_at;
     if (!c->is_server && ir_conn_nat_traversal(c)) {
-        if (!n->started && c->handshake_confirmed)
+        if (!n->started)
             return c->now;
         if (n->started && n->trigger_due)
             return c->now;
@@ -994,8 +996,9 @@ void ir_nat_on_timeout(ir_conn *c, uint64_t now)
     if (now >= n->retry_at)
         queue_retries(n, now);
     if (!c->is_server && ir_conn_nat_traversal(c)) {
-        if (!n->started && c->handshake_confirmed) {
-            /* iroh starts a round when the connection comes up */
+        if (!n->started) {
+            /* iroh starts a round when the connection comes up: when it is handed to
+             * the application, at the end of the handshake */
             n->started = 1;
             n->trigger_due = 0;
             n->upgrade_at = now + IR_NAT_UPGRADE_INTERVAL_NS;

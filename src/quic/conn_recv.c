@@ -83,6 +83,7 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         }
         case IR_FT_PATH_ACK:
         case IR_FT_PATH_ACK_ECN: {
+            c->stats.path_acks_recv++;
             if (f.u.ack.path_id > c->local_max_path_id) {
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK for a path id above our maximum");
                 return -1;
@@ -92,8 +93,9 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK of a packet never sent");
                 return -1;
             }
-            if (!ap || !ir_path_live(ap))
-                break; /* a path gone (or never used): ignored (draft 4) */
+            if (!ap || ap->state != PS_OPEN)
+                break; /* a path abandoned or gone: ignored (draft 3.4.1, 4); what was in
+                        * flight on it was repaired elsewhere */
             if (on_ack(c, ap, space, &f.u.ack) != 0)
                 return -1;
             break;

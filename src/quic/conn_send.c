@@ -40,6 +40,7 @@ static void write_ack(ir_conn *c, pn_space *sp, int space, uint64_t path_id, pkt
         return;
     w->pos += k;
     pktw_record(w, &ir_sf_ack, r[0].largest, mp ? path_id : 0, 0, 0, 0);
+    c->stats.path_acks_sent += (uint64_t)mp;
     sp->ack_pending = 0;
     sp->ack_eliciting_since = 0;
     sp->ack_deadline = UINT64_MAX;
@@ -195,6 +196,7 @@ static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
             break;
         l->announce_pending = 0;
         pktw_record(w, &ir_sf_new_cid, l->seq, p->id, 0, 0, 1);
+        c->stats.path_cids_sent += (uint64_t)mp;
     }
     for (size_t i = 0; i < p->nrcid && pktw_can_record(w); i++) {
         remote_cid *r = &p->rcid[i];
