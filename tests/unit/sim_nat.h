@@ -85,7 +85,7 @@ typedef struct sim_nat {
     sim_nat_stats st;
 } sim_nat;
 
-/* ---- addresses ------------------------------------------------------------------------------ */
+/* ---- addresses --------------------------------------------------------------------------- */
 
 static inline uint32_t sim_ip(unsigned a, unsigned b, unsigned c, unsigned d)
 {
@@ -111,12 +111,13 @@ static inline int sim_addr_parts(const ir_netaddr *a, uint32_t *ip, uint16_t *po
     iroh_socket_addr sa;
     if (ir_netaddr_to_socket_addr(a, &sa) != 0 || sa.family != 4)
         return -1;
-    *ip = (uint32_t)sa.ip[0] << 24 | (uint32_t)sa.ip[1] << 16 | (uint32_t)sa.ip[2] << 8 | sa.ip[3];
+    *ip = (uint32_t)sa.ip[0] << 24 | (uint32_t)sa.ip[1] << 16 | (uint32_t)sa.ip[2] << 8 |
+          sa.ip[3];
     *port = sa.port;
     return 0;
 }
 
-/* ---- the box ---------------------------------------------------------------------------------- */
+/* ---- the box ----------------------------------------------------------------------------- */
 
 static inline void sim_nat_init(sim_nat *n, const sim_nat_config *cfg)
 {

@@ -10,9 +10,7 @@
 
 #include "test.h"
 #include "sim_nat.h"
-
-#define MS 1000000ull
-#define SEC 1000000000ull
+#include "sim_net.h"
 
 static const uint32_t PUB = 0xcb007101; /* 203.0.113.1 */
 
@@ -232,6 +230,342 @@ static void test_nat_hairpin_and_table(void)
     CHECK(sim_nat_out(&n, &h, &r, t, &out) == -1);
 }
 
+/* ---- the whole stack ------------------------------------------------------------------- */
+
+/* The NAT kinds of the scenarios. */
+typedef struct nat_kind {
+    const char *name;
+    sim_nat_mapping mapping;
+    sim_nat_filter filter;
+    int port_preserving;
+} nat_kind;
+
+static const nat_kind KINDS[] = {
+    {"full-cone", SIM_NAT_MAP_EI, SIM_NAT_FILTER_NONE, 1},
+    {"address-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_ADDR, 1},
+    {"port-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_PORT, 1}, /* Linux conntrack */
+    {"symmetric", SIM_NAT_MAP_SYMMETRIC, SIM_NAT_FILTER_PORT, 0},
+};
+#define NKINDS (sizeof KINDS / sizeof KINDS[0])
+
+/* The world of a scenario: one relay (15 ms one way), a reflector on the internet, and two
+ * endpoints a (the client) and b (the server), each behind a NAT box of its kind (NULL:
+ * on the internet itself). Both inside addresses are 192.168.1.2:4000, in different
+ * realms. Links: 1 ms from an endpoint to its router, 5 ms over a box's WAN side. */
+typedef struct world {
+    sim s;
+    node *a, *b, *refl;
+    int ra, rb; /* realms */
+} world;
+
+static void world_init(world *w, uint64_t seed, const nat_kind *ka, const nat_kind *kb,
+                       const ir_ep_config *acfg, const ir_ep_config *bcfg)
+{
+    sim *s = &w->s;
+    sim_init(s, seed);
+    add_relay(s, 15 * MS);
+    const nat_kind *k[2] = {ka, kb};
+    int realm[2];
+    for (int i = 0; i < 2; i++) {
+        realm[i] = 0;
+        if (k[i]) {
+            sim_nat_config c;
+            memset(&c, 0, sizeof c);
+            c.public_ip = sim_ip(203, 0, 113, (unsigned)(1 + i));
+            c.mapping = k[i]->mapping;
+            c.filter = k[i]->filter;
+            c.port_preserving = k[i]->port_preserving;
+            c.timeout_ns = 30 * SEC;
+            realm[i] = add_nat(s, 0, &c, 5 * MS);
+        }
+    }
+    ir_ep_config def;
+    memset(&def, 0, sizeof def);
+    w->a = add_node_cfg(s, acfg ? acfg : &def);
+    w->b = add_node_cfg(s, bcfg ? bcfg : &def);
+    w->refl = add_node_cfg(s, NULL);
+    w->ra = realm[0];
+    w->rb = realm[1];
+    node_udp(w->a, realm[0], realm[0] ? sim_ip(192, 168, 1, 2) : sim_ip(198, 51, 100, 10), 4000,
+             1 * MS);
+    node_udp(w->b, realm[1], realm[1] ? sim_ip(192, 168, 1, 2) : sim_ip(198, 51, 100, 11), 4000,
+             1 * MS);
+    node_udp(w->refl, 0, sim_ip(198, 51, 100, 1), 3478, 1 * MS);
+    relays_up(s, 0, s->now + 5 * SEC);
+    CHECK(all_established(s, 0));
+}
+
+/* Echoes every stream of every connection of node n (all the data, then FIN). */
+static void echo_app(node *n)
+{
+    while (ir_epc_accept(n->core))
+        ;
+    for (size_t i = 0; i < ir_epc_conn_count(n->core); i++) {
+        ir_conn *c = ir_epc_conn_at(n->core, i);
+        ir_event ev;
+        while (ir_conn_poll_event(c, &ev))
+            ;
+        uint64_t nb = ir_conn_peer_streams(c, 0);
+        for (uint64_t k = 0; k < nb; k++) {
+            uint64_t id = ir_conn_peer_stream_id(c, 0, k);
+            uint8_t buf[4096];
+            uint64_t code;
+            long r;
+            while ((r = ir_conn_stream_read(c, id, buf, sizeof buf, &code)) > 0) {
+                long w = ir_conn_stream_write(c, id, buf, (size_t)r, 0);
+                CHECK(w == r); /* the transfers stay below the send buffer */
+            }
+            if (r == 0)
+                ir_conn_stream_write(c, id, NULL, 0, 1);
+        }
+    }
+}
+
+/* A client stream: total bytes out (a pattern), echoed back, compared byte by byte. */
+typedef struct xfer {
+    ir_conn *c;
+    uint64_t id;
+    size_t total, sent, got;
+    uint8_t *out, *in;
+    int fin;
+} xfer;
+
+static void xfer_start(xfer *x, ir_conn *c, size_t total, uint8_t seed)
+{
+    memset(x, 0, sizeof *x);
+    x->c = c;
+    x->total = total;
+    x->out = malloc(total);
+    x->in = calloc(1, total + 1);
+    CHECK(x->out && x->in);
+    for (size_t i = 0; i < total; i++)
+        x->out[i] = (uint8_t)(seed + i * 7 + (i >> 9));
+    CHECK(ir_conn_stream_open(c, 1, &x->id) == 0);
+}
+
+static void xfer_pump(xfer *x)
+{
+    ir_event ev;
+    while (ir_conn_poll_event(x->c, &ev))
+        ;
+    if (x->sent < x->total) {
+        long w = ir_conn_stream_write(x->c, x->id, x->out + x->sent, x->total - x->sent, 1);
+        if (w > 0)
+            x->sent += (size_t)w;
+    }
+    uint64_t code;
+    long r;
+    while (!x->fin && (r = ir_conn_stream_read(x->c, x->id, x->in + x->got,
+                                                x->total + 1 - x->got, &code)) >= 0) {
+        if (r == 0)
+            x->fin = 1;
+        x->got += (size_t)r;
+    }
+}
+
+/* every byte came back, in order */
+static int xfer_intact(const xfer *x)
+{
+    return x->fin && x->got == x->total && memcmp(x->in, x->out, x->total) == 0;
+}
+
+static void xfer_free(xfer *x)
+{
+    free(x->out);
+    free(x->in);
+}
+
+static int established(ir_conn *c)
+{
+    return c && ir_conn_get_state(c) == IR_CONN_ESTABLISHED;
+}
+
+static int on_relay(const ir_netaddr *a)
+{
+    unsigned idx;
+    const uint8_t *peer;
+    return ir_netaddr_is_relay(a, &idx, &peer);
+}
+
+/* a dials b with candidates cand; runs until both ends are established (b's accepted) */
+static ir_conn *world_dial(world *w, const ir_netaddr *cand, size_t ncand, ir_conn **server)
+{
+    sim *s = &w->s;
+    ir_conn *c = NULL, *sc = NULL;
+    CHECK(ir_epc_connect(w->a->core, cand, ncand, &w->b->id, ALPNS, ALPN_LENS, 1, s->now, &c) ==
+          IROH_OK);
+    uint64_t limit = s->now + 10 * SEC;
+    while (!(established(c) && established(sc)) && sim_step(s, limit)) {
+        ir_conn *x = ir_epc_accept(w->b->core);
+        if (x)
+            sc = x;
+    }
+    CHECK(established(c));
+    CHECK(established(sc));
+    *server = sc;
+    return c;
+}
+
+/* runs x to its end (b echoing), at most `limit` of virtual time */
+static void world_echo(world *w, xfer *x, uint64_t limit)
+{
+    uint64_t end = w->s.now + limit;
+    do {
+        xfer_pump(x);
+        echo_app(w->b);
+    } while (!x->fin && sim_step(&w->s, end));
+}
+
+/* The network itself: a through two NATs of each kind reaches the reflector (which sees
+ * the box's public address: port 4000 where it is preserved), and b on the internet by
+ * UDP: a QUIC connection and a 100 kB echo directly, the server's path is a's public
+ * address. A third node behind the same box: its port clashes and is mapped elsewhere. */
+static void test_udp_through_nat(void)
+{
+    for (size_t k = 0; k < NKINDS; k++) {
+        world w;
+        world_init(&w, 100 + k, &KINDS[k], NULL, NULL, NULL);
+        sim *s = &w.s;
+        ir_netaddr seen;
+        CHECK(observe(s, w.a, w.refl, &seen) == 0);
+        uint32_t ip = 0;
+        uint16_t port = 0;
+        CHECK(sim_addr_parts(&seen, &ip, &port) == 0);
+        CHECK(ip == sim_ip(203, 0, 113, 1));
+        if (KINDS[k].port_preserving)
+            CHECK_EQ_INT(port, 4000);
+        else
+            CHECK(port != 4000);
+        ir_conn *sc = NULL;
+        ir_conn *c = world_dial(&w, &w.b->addr, 1, &sc);
+        CHECK(!on_relay(ir_conn_path_addr(c)));
+        if (sc) {
+            uint32_t sip = 0;
+            uint16_t sport = 0;
+            CHECK(sim_addr_parts(ir_conn_path_addr(sc), &sip, &sport) == 0);
+            CHECK(sip == sim_ip(203, 0, 113, 1));
+            if (KINDS[k].mapping == SIM_NAT_MAP_EI)
+                CHECK(ir_netaddr_eq(ir_conn_path_addr(sc), &seen)); /* the same mapping */
+            else
+                CHECK(!ir_netaddr_eq(ir_conn_path_addr(sc), &seen)); /* a new port */
+        }
+        xfer x;
+        xfer_start(&x, c, 100000, (uint8_t)k);
+        world_echo(&w, &x, 20 * SEC);
+        CHECK(xfer_intact(&x));
+        CHECK_EQ_INT(w.s.relayed, 0); /* nothing went through the relay */
+        xfer_free(&x);
+        sim_free(s);
+    }
+}
+
+/* b behind a NAT, a on the internet dials b's inside address and b's box's public address
+ * (nobody inside sent anything out: no mapping) and b's relay path: the direct ones lead
+ * nowhere (the box drops the datagrams), the connection ends on the relay; 100 kB echoed.
+ * No hairpinning: a's datagram to its own box's public address never arrives. */
+static void test_nat_blocks_unsolicited(void)
+{
+    for (size_t k = 0; k < NKINDS; k++) {
+        world w;
+        world_init(&w, 200 + k, NULL, &KINDS[k], NULL, NULL);
+        sim *s = &w.s;
+        ir_netaddr cand[2];
+        sim_addr(&cand[0], sim_ip(203, 0, 113, 2), 4000);
+        cand[1] = relay_addr(w.b, 0);
+        ir_conn *sc = NULL;
+        ir_conn *c = world_dial(&w, cand, 2, &sc);
+        CHECK(on_relay(ir_conn_path_addr(c)));
+        CHECK(sc && on_relay(ir_conn_path_addr(sc)));
+        sim_nat *nb = nat_of(s, w.rb);
+        CHECK(nb->st.drop_no_mapping >= 1);
+        CHECK_EQ_INT(nb->st.in, 0);
+        xfer x;
+        xfer_start(&x, c, 100000, (uint8_t)k);
+        world_echo(&w, &x, 20 * SEC);
+        CHECK(xfer_intact(&x));
+        xfer_free(&x);
+        /* hairpin: b to its own box's public address */
+        size_t before = w.b->udp_recv;
+        uint8_t d[8] = {0};
+        ir_netaddr self;
+        sim_addr(&self, sim_ip(203, 0, 113, 2), 4000);
+        udp_send(s, w.b, &self, d, sizeof d);
+        run_until(s, s->now + 1 * SEC);
+        CHECK_EQ_INT(w.b->udp_recv, before);
+        CHECK(nb->st.drop_hairpin >= 1);
+        sim_free(s);
+    }
+}
+
+/* Both behind NATs (every pair of kinds), connecting with relay-only addresses: the
+ * connection runs on the relay and a 200 kB echo arrives intact. Returns the trace. */
+static uint64_t relayed_run(uint64_t seed, const nat_kind *ka, const nat_kind *kb, int lossy)
+{
+    world w;
+    world_init(&w, seed, ka, kb, NULL, NULL);
+    sim *s = &w.s;
+    if (lossy) {
+        w.a->link.jitter = 3 * MS;
+        w.b->link.loss_permille = 20;
+    }
+    ir_netaddr via = relay_addr(w.b, 0);
+    ir_conn *sc = NULL;
+    ir_conn *c = world_dial(&w, &via, 1, &sc);
+    CHECK(on_relay(ir_conn_path_addr(c)));
+    CHECK(sc && on_relay(ir_conn_path_addr(sc)));
+    xfer x;
+    xfer_start(&x, c, 200000, (uint8_t)seed);
+    world_echo(&w, &x, 30 * SEC);
+    CHECK(xfer_intact(&x));
+    CHECK(established(c) && established(sc));
+    CHECK(w.s.relayed > 100);
+    xfer_free(&x);
+    uint64_t trace = s->trace ^ s->now;
+    sim_free(s);
+    return trace;
+}
+
+static void test_both_nat_relayed(void)
+{
+    for (size_t i = 0; i < NKINDS; i++)
+        for (size_t j = 0; j < NKINDS; j++)
+            relayed_run(300 + i * NKINDS + j, &KINDS[i], &KINDS[j], 0);
+}
+
+/* Same seed, same trace (every datagram's time, from, to, length); another seed, another
+ * one. UDP and relay traffic both: a direct connection through a lossy, jittery NAT and a
+ * relayed one. */
+static uint64_t direct_run(uint64_t seed)
+{
+    world w;
+    world_init(&w, seed, &KINDS[2], NULL, NULL, NULL);
+    w.a->link.jitter = 4 * MS;
+    w.a->link.loss_permille = 30;
+    ir_conn *sc = NULL;
+    ir_conn *c = world_dial(&w, &w.b->addr, 1, &sc);
+    xfer x;
+    xfer_start(&x, c, 100000, 1);
+    world_echo(&w, &x, 30 * SEC);
+    CHECK(xfer_intact(&x));
+    CHECK(w.s.udp_lost > 0);
+    xfer_free(&x);
+    uint64_t trace = w.s.trace ^ w.s.now ^ w.s.delivered;
+    sim_free(&w.s);
+    return trace;
+}
+
+static void test_determinism(void)
+{
+    uint64_t a = direct_run(7), b = direct_run(7), c = direct_run(8);
+    CHECK(a == b);
+    CHECK(a != c);
+    a = relayed_run(9, &KINDS[2], &KINDS[3], 1);
+    b = relayed_run(9, &KINDS[2], &KINDS[3], 1);
+    c = relayed_run(10, &KINDS[2], &KINDS[3], 1);
+    CHECK(a == b);
+    CHECK(a != c);
+}
+
 int main(void)
 {
     RUN(test_nat_ei_mapping);
@@ -239,5 +573,9 @@ int main(void)
     RUN(test_nat_filtering);
     RUN(test_nat_timeouts);
     RUN(test_nat_hairpin_and_table);
+    RUN(test_udp_through_nat);
+    RUN(test_nat_blocks_unsolicited);
+    RUN(test_both_nat_relayed);
+    RUN(test_determinism);
     TEST_EXIT();
 }
