@@ -87,6 +87,7 @@ typedef struct node {
     iroh_endpoint_id id;
     ir_epc *core; /* NULL: what reaches it is recorded instead */
     int offline;  /* its network is down: its relay streams broke, connects fail */
+    int down;     /* gone: its core runs no more (no flush, no timers), receives nothing */
     vlink links[MAX_RELAYS];
     int nlinks;
     /* UDP */
@@ -101,6 +102,9 @@ typedef struct node {
     int ngot;
     ir_netaddr udp_from[SIM_RAW];
     int nudp;
+    uint8_t raw[16][1500]; /* the first 16 UDP datagrams themselves */
+    size_t raw_len[16];
+    size_t nraw;
 } node;
 
 typedef struct relay {
@@ -424,6 +428,8 @@ static inline void link_recv(void *ctx, unsigned idx, const uint8_t src[32], uin
     ir_netaddr from, to;
     ir_netaddr_relay(&from, idx, src);
     ir_netaddr_relay(&to, idx, n->id.bytes);
+    if (n->down)
+        return;
     n->s->relayed++;
     trace_dgram(n->s, "relay", &from, &to, len);
     if (n->core) {
@@ -512,15 +518,21 @@ static inline void udp_route(sim *s, int realm, const ir_netaddr *from, const ir
 static inline void udp_deliver(sim *s, node *n, const ir_netaddr *from, const ir_netaddr *to,
                         uint8_t *p, size_t len)
 {
-    if (n->link.blackhole)
-        return; /* blackholed while in flight */
+    if (n->link.blackhole || n->down)
+        return; /* blackholed while in flight, or gone */
     trace_dgram(s, "udp", from, to, len);
     n->udp_recv++;
     n->last_recv = s->now;
-    if (n->core)
+    if (n->core) {
         ir_epc_recv(n->core, from, p, len, s->now);
-    else if (n->nudp < SIM_RAW)
+        return;
+    }
+    if (n->nudp < SIM_RAW)
         n->udp_from[n->nudp++] = *from;
+    if (n->nraw < 16 && len <= sizeof n->raw[0]) {
+        memcpy(n->raw[n->nraw], p, len);
+        n->raw_len[n->nraw++] = len;
+    }
 }
 
 /* ---- the endpoints' output --------------------------------------------------------------- */
@@ -585,8 +597,22 @@ static inline sim_nat *nat_of(sim *s, int realm)
     return realm > 0 ? &s->nats[realm - 1].box : NULL;
 }
 
+/* (Re)starts node n's endpoint core with cfg and the node's key: a restart loses all its
+ * state. */
+static inline int node_start(node *n, const ir_ep_config *cfg)
+{
+    ir_epc_free(n->core);
+    n->core = NULL;
+    ir_ep_config c = *cfg;
+    c.key = n->key;
+    ir_epc_io io = {.send = node_send, .send_ctx = n, .random = sim_random, .random_ctx = n->s};
+    int rc = ir_epc_new(&c, &io, &n->core);
+    CHECK(rc == IROH_OK);
+    return rc;
+}
+
 /* A node with a link to every relay; cfg: an endpoint core with that configuration (its
- * key is the node's; no ALPN given: the simulator's), NULL: a raw node. */
+ * key is the node's), NULL: a raw node, which records what reaches it. */
 static inline node *add_node_cfg(sim *s, const ir_ep_config *cfg)
 {
     CHECK(s->nnodes < MAX_NODES);
@@ -615,24 +641,24 @@ static inline node *add_node_cfg(sim *s, const ir_ep_config *cfg)
         rc.recv_ctx = n;
         CHECK(ir_rlc_new(&rc, &l->core) == IROH_OK);
     }
-    if (cfg) {
-        ir_ep_config c = *cfg;
-        c.key = n->key;
-        if (!c.n_alpns) {
-            c.alpns = ALPNS;
-            c.alpn_lens = ALPN_LENS;
-            c.n_alpns = 1;
-        }
-        ir_epc_io io = {.send = node_send, .send_ctx = n, .random = sim_random, .random_ctx = s};
-        CHECK(ir_epc_new(&c, &io, &n->core) == IROH_OK);
-    }
+    if (cfg)
+        node_start(n, cfg);
     return n;
+}
+
+/* An endpoint configuration: the simulator's ALPN accepted, everything else default. */
+static inline void sim_ep_config(ir_ep_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->alpns = ALPNS;
+    cfg->alpn_lens = ALPN_LENS;
+    cfg->n_alpns = 1;
 }
 
 static inline node *add_node(sim *s, int with_core)
 {
     ir_ep_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    sim_ep_config(&cfg);
     return add_node_cfg(s, with_core ? &cfg : NULL);
 }
 
@@ -776,14 +802,14 @@ static inline void choose_homes(sim *s)
 static inline int sim_step(sim *s, uint64_t limit)
 {
     for (int i = 0; i < s->nnodes; i++)
-        if (s->nodes[i].core)
+        if (s->nodes[i].core && !s->nodes[i].down)
             ir_epc_flush(s->nodes[i].core, s->now);
     for (int r = 0; r < s->nrelays; r++)
         relay_drain(s, r);
     uint64_t next = s->nq ? s->q[0].at : UINT64_MAX;
     for (int i = 0; i < s->nnodes; i++) {
         node *n = &s->nodes[i];
-        if (n->core && ir_epc_timeout(n->core) < next)
+        if (n->core && !n->down && ir_epc_timeout(n->core) < next)
             next = ir_epc_timeout(n->core);
         for (int k = 0; k < n->nlinks; k++) {
             uint64_t t = ir_rlc_timeout(n->links[k].core);
@@ -834,7 +860,7 @@ static inline int sim_step(sim *s, uint64_t limit)
                 link_run(s, l);
             }
         }
-        if (n->core && ir_epc_timeout(n->core) <= s->now)
+        if (n->core && !n->down && ir_epc_timeout(n->core) <= s->now)
             ir_epc_on_timeout(n->core, s->now);
     }
     choose_homes(s);

@@ -280,7 +280,7 @@ static void world_init(world *w, uint64_t seed, const nat_kind *ka, const nat_ki
         }
     }
     ir_ep_config def;
-    memset(&def, 0, sizeof def);
+    sim_ep_config(&def);
     w->a = add_node_cfg(s, acfg ? acfg : &def);
     w->b = add_node_cfg(s, bcfg ? bcfg : &def);
     w->refl = add_node_cfg(s, NULL);
