@@ -238,13 +238,14 @@ typedef struct nat_kind {
     sim_nat_mapping mapping;
     sim_nat_filter filter;
     int port_preserving;
+    uint64_t timeout_ns; /* 0: 30 s */
 } nat_kind;
 
 static const nat_kind KINDS[] = {
-    {"full-cone", SIM_NAT_MAP_EI, SIM_NAT_FILTER_NONE, 1},
-    {"address-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_ADDR, 1},
-    {"port-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_PORT, 1}, /* Linux conntrack */
-    {"symmetric", SIM_NAT_MAP_SYMMETRIC, SIM_NAT_FILTER_PORT, 0},
+    {"full-cone", SIM_NAT_MAP_EI, SIM_NAT_FILTER_NONE, 1, 0},
+    {"address-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_ADDR, 1, 0},
+    {"port-restricted", SIM_NAT_MAP_EI, SIM_NAT_FILTER_PORT, 1, 0}, /* Linux conntrack */
+    {"symmetric", SIM_NAT_MAP_SYMMETRIC, SIM_NAT_FILTER_PORT, 0, 0},
 };
 #define NKINDS (sizeof KINDS / sizeof KINDS[0])
 
@@ -275,7 +276,7 @@ static void world_init(world *w, uint64_t seed, const nat_kind *ka, const nat_ki
             c.mapping = k[i]->mapping;
             c.filter = k[i]->filter;
             c.port_preserving = k[i]->port_preserving;
-            c.timeout_ns = 30 * SEC;
+            c.timeout_ns = k[i]->timeout_ns ? k[i]->timeout_ns : 30 * SEC;
             realm[i] = add_nat(s, 0, &c, 5 * MS);
         }
     }
@@ -566,6 +567,61 @@ static void test_determinism(void)
     CHECK(a != c);
 }
 
+/* Mapping timeouts on the whole stack: a behind a NAT box that forgets an idle mapping
+ * after 3 s and does not keep ports, b on the internet, a direct connection. With a's
+ * keep-alive (1 s) below the timeout, 10 s of silence keep the mapping: b sees one
+ * address. With keep-alives 10 s apart the mapping expires; a's next datagram leaves
+ * from a new public port and b's path follows it (RFC 9000 9.3, NAT rebinding): a
+ * second echo arrives intact, and what b sent to the old port meanwhile was dropped. */
+static void mapping_timeout_run(uint64_t keep_alive, int expect_expiry)
+{
+    nat_kind k = {"short-lived", SIM_NAT_MAP_EI, SIM_NAT_FILTER_PORT, 0, 3 * SEC};
+    ir_ep_config acfg, bcfg;
+    sim_ep_config(&acfg);
+    acfg.keep_alive_ns = keep_alive;
+    bcfg = acfg;
+    world w;
+    world_init(&w, 400 + expect_expiry, &k, NULL, &acfg, &bcfg);
+    sim *s = &w.s;
+    ir_conn *sc = NULL;
+    ir_conn *c = world_dial(&w, &w.b->addr, 1, &sc);
+    xfer x;
+    xfer_start(&x, c, 20000, 1);
+    world_echo(&w, &x, 10 * SEC);
+    CHECK(xfer_intact(&x));
+    xfer_free(&x);
+    ir_netaddr first = sc ? *ir_conn_path_addr(sc) : w.b->addr;
+    sim_nat *nat = nat_of(s, w.ra);
+    uint64_t expired = nat->st.expired;
+    run_until(s, s->now + 10 * SEC);
+    CHECK(established(c) && established(sc));
+    xfer_start(&x, c, 20000, 2);
+    world_echo(&w, &x, 10 * SEC);
+    CHECK(xfer_intact(&x));
+    xfer_free(&x);
+    CHECK(established(c) && established(sc));
+    if (!sc)
+        return;
+    if (expect_expiry) {
+        CHECK(nat->st.expired > expired);
+        CHECK(!ir_netaddr_eq(ir_conn_path_addr(sc), &first));
+        uint32_t ip = 0;
+        uint16_t port = 0;
+        CHECK(sim_addr_parts(ir_conn_path_addr(sc), &ip, &port) == 0);
+        CHECK(ip == sim_ip(203, 0, 113, 1));
+    } else {
+        CHECK_EQ_INT(nat->st.expired, expired);
+        CHECK(ir_netaddr_eq(ir_conn_path_addr(sc), &first));
+    }
+    sim_free(s);
+}
+
+static void test_mapping_timeout(void)
+{
+    mapping_timeout_run(1 * SEC, 0);
+    mapping_timeout_run(10 * SEC, 1);
+}
+
 int main(void)
 {
     RUN(test_nat_ei_mapping);
@@ -576,6 +632,7 @@ int main(void)
     RUN(test_udp_through_nat);
     RUN(test_nat_blocks_unsolicited);
     RUN(test_both_nat_relayed);
+    RUN(test_mapping_timeout);
     RUN(test_determinism);
     TEST_EXIT();
 }
