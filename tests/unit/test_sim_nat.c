@@ -251,8 +251,8 @@ static const nat_kind KINDS[] = {
 
 /* The world of a scenario: one relay (15 ms one way), a reflector on the internet, and two
  * endpoints a (the client) and b (the server), each behind a NAT box of its kind (NULL:
- * on the internet itself). Both inside addresses are 192.168.1.2:4000, in different
- * realms. Links: 1 ms from an endpoint to its router, 5 ms over a box's WAN side. */
+ * on the internet itself): inside 192.168.1.2:4000 and 192.168.2.2:4000 (a private address
+ * does not route on the internet). Links: 1 ms from an endpoint to its router, 5 ms over a box's WAN side. */
 typedef struct world {
     sim s;
     node *a, *b, *refl;
@@ -289,7 +289,7 @@ static void world_init(world *w, uint64_t seed, const nat_kind *ka, const nat_ki
     w->rb = realm[1];
     node_udp(w->a, realm[0], realm[0] ? sim_ip(192, 168, 1, 2) : sim_ip(198, 51, 100, 10), 4000,
              1 * MS);
-    node_udp(w->b, realm[1], realm[1] ? sim_ip(192, 168, 1, 2) : sim_ip(198, 51, 100, 11), 4000,
+    node_udp(w->b, realm[1], realm[1] ? sim_ip(192, 168, 2, 2) : sim_ip(198, 51, 100, 11), 4000,
              1 * MS);
     node_udp(w->refl, 0, sim_ip(198, 51, 100, 1), 3478, 1 * MS);
     relays_up(s, 0, s->now + 5 * SEC);
