@@ -622,6 +622,48 @@ static void test_mapping_timeout(void)
     mapping_timeout_run(10 * SEC, 1);
 }
 
+/* A link blackholed for 2 s in the middle of a direct transfer (a behind a
+ * port-restricted box, b on the internet), then back: nothing reaches a meanwhile, and
+ * the connection recovers by itself with every byte of 300 kB echoed. Also a link that
+ * loses 10% for a while. */
+static void test_link_controls(void)
+{
+    world w;
+    world_init(&w, 450, &KINDS[2], NULL, NULL, NULL);
+    sim *s = &w.s;
+    ir_conn *sc = NULL;
+    ir_conn *c = world_dial(&w, &w.b->addr, 1, &sc);
+    xfer x;
+    xfer_start(&x, c, 300000, 3);
+    uint64_t t_dark = 0, end = s->now + 60 * SEC;
+    size_t recv_dark = 0;
+    int phase = 0;
+    do {
+        xfer_pump(&x);
+        echo_app(w.b);
+        if (phase == 0 && x.got >= x.total / 3) {
+            w.a->link.blackhole = 1;
+            t_dark = s->now;
+            recv_dark = w.a->udp_recv;
+            phase = 1;
+        } else if (phase == 1 && s->now >= t_dark + 2 * SEC) {
+            CHECK_EQ_INT(w.a->udp_recv, recv_dark); /* nothing arrived */
+            w.a->link.blackhole = 0;
+            w.a->link.loss_permille = 100;
+            phase = 2;
+        } else if (phase == 2 && x.got >= 2 * x.total / 3) {
+            w.a->link.loss_permille = 0;
+            phase = 3;
+        }
+    } while (!x.fin && sim_step(s, end));
+    CHECK_EQ_INT(phase, 3);
+    CHECK(xfer_intact(&x));
+    CHECK(established(c) && established(sc));
+    CHECK(s->udp_lost > 0);
+    xfer_free(&x);
+    sim_free(s);
+}
+
 int main(void)
 {
     RUN(test_nat_ei_mapping);
@@ -633,6 +675,7 @@ int main(void)
     RUN(test_nat_blocks_unsolicited);
     RUN(test_both_nat_relayed);
     RUN(test_mapping_timeout);
+    RUN(test_link_controls);
     RUN(test_determinism);
     TEST_EXIT();
 }
