@@ -256,7 +256,8 @@ static const nat_kind KINDS[] = {
 typedef struct world {
     sim s;
     node *a, *b, *refl;
-    int ra, rb; /* realms */
+    int ra, rb;         /* realms */
+    uint64_t t_connect; /* when a dialed b */
 } world;
 
 static void world_init(world *w, uint64_t seed, const nat_kind *ka, const nat_kind *kb,
@@ -393,6 +394,7 @@ static ir_conn *world_dial(world *w, const ir_netaddr *cand, size_t ncand, ir_co
 {
     sim *s = &w->s;
     ir_conn *c = NULL, *sc = NULL;
+    w->t_connect = s->now;
     CHECK(ir_epc_connect(w->a->core, cand, ncand, &w->b->id, ALPNS, ALPN_LENS, 1, s->now, &c) ==
           IROH_OK);
     uint64_t limit = s->now + 10 * SEC;
@@ -664,6 +666,318 @@ static void test_link_controls(void)
     sim_free(s);
 }
 
+/* ---- holepunching ------------------------------------------------------------------------ */
+
+/* An endpoint that offers multipath and n0 NAT traversal (holepunching mode 2). */
+static void hp_config(ir_ep_config *cfg)
+{
+    sim_ep_config(cfg);
+    cfg->holepunching = 2;
+}
+
+/* Tells node n's core its candidate addresses as the endpoint's shell does: its socket's
+ * address and the public address the reflector saw (QUIC address discovery). */
+static void learn_addrs(world *w, node *n)
+{
+    sim *s = &w->s;
+    iroh_socket_addr sock, pub;
+    CHECK(ir_netaddr_to_socket_addr(&n->addr, &sock) == 0);
+    ir_epc_set_sockets(n->core, &sock, 1, s->now);
+    ir_netaddr seen;
+    CHECK(observe(s, n, w->refl, &seen) == 0);
+    CHECK(ir_netaddr_to_socket_addr(&seen, &pub) == 0);
+    ir_epc_set_public(n->core, &pub, s->now);
+}
+
+/* The path application data goes out on: 1 direct, 0 relay, -1 none; *info its state. */
+static int sending_on(const ir_conn *c, ir_conn_path_info *info)
+{
+    ir_conn_path_info p[2 * IR_CONN_MAX_PATHS];
+    size_t n = ir_conn_paths(c, p, 2 * IR_CONN_MAX_PATHS);
+    if (n > 2 * IR_CONN_MAX_PATHS)
+        n = 2 * IR_CONN_MAX_PATHS;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i].sending && !p[i].abandoned) {
+            if (info)
+                *info = p[i];
+            return on_relay(&p[i].addr) ? 0 : 1;
+        }
+    }
+    return -1;
+}
+
+/* A holepunch world: a and b behind boxes of kinds ka and kb (inside 192.168.1.2 and
+ * 192.168.2.2, port 4000), both offering holepunching and knowing their candidates; a
+ * dials b with b's relay path only. Returns the client connection, *server b's. */
+static ir_conn *hp_connect(world *w, uint64_t seed, const nat_kind *ka, const nat_kind *kb,
+                           ir_conn **server)
+{
+    ir_ep_config cfg;
+    hp_config(&cfg);
+    world_init(w, seed, ka, kb, &cfg, &cfg);
+    learn_addrs(w, w->a);
+    learn_addrs(w, w->b);
+    ir_netaddr via = relay_addr(w->b, 0);
+    return world_dial(w, &via, 1, server);
+}
+
+/* Runs until both ends send on a direct path (or until t0 + limit): the virtual time from
+ * t0, UINT64_MAX if never. */
+static uint64_t until_direct(world *w, ir_conn *c, ir_conn *sc, uint64_t t0, uint64_t limit)
+{
+    sim *s = &w->s;
+    do {
+        echo_app(w->b);
+        ir_event ev;
+        while (ir_conn_poll_event(c, &ev))
+            ;
+        if (sending_on(c, NULL) == 1 && sending_on(sc, NULL) == 1)
+            return s->now - t0;
+    } while (sim_step(s, t0 + limit));
+    return UINT64_MAX;
+}
+
+/* Relay first, then direct: both ends behind port-preserving boxes (each filter), the
+ * connection starts on the relay and ends selected on a direct path; the relay path stays
+ * as a backup; 300 kB echoed intact over the direct path. Prints the upgrade time. */
+static void test_hp_upgrade(void)
+{
+    for (size_t k = 0; k < 3; k++) {
+        world w;
+        ir_conn *sc = NULL;
+        ir_conn *c = hp_connect(&w, 500 + k, &KINDS[k], &KINDS[k], &sc);
+        uint64_t t_hs = w.s.now - w.t_connect;
+        CHECK(ir_conn_multipath(c));
+        CHECK(ir_conn_nat_traversal(c));
+        CHECK(sending_on(c, NULL) == 0); /* relay first */
+        uint64_t dt = until_direct(&w, c, sc, w.t_connect, 20 * SEC);
+        CHECK(dt != UINT64_MAX);
+        printf("upgrade, %s boxes: handshake (relay) %.1f ms, direct path selected %.1f ms "
+               "after connect\n",
+               KINDS[k].name, (double)t_hs / 1e6, dt == UINT64_MAX ? -1.0 : (double)dt / 1e6);
+        ir_conn_path_info pi;
+        if (sending_on(c, &pi) == 1) {
+            uint32_t ip = 0;
+            uint16_t port = 0;
+            CHECK(sim_addr_parts(&pi.addr, &ip, &port) == 0);
+            CHECK(ip == sim_ip(203, 0, 113, 2));
+            CHECK_EQ_INT(port, 4000);
+        }
+        uint64_t relayed = w.s.relayed;
+        size_t udp = w.b->udp_recv;
+        xfer x;
+        xfer_start(&x, c, 300000, (uint8_t)k);
+        world_echo(&w, &x, 20 * SEC);
+        CHECK(xfer_intact(&x));
+        CHECK(w.b->udp_recv - udp > 200);    /* the data went direct */
+        CHECK(w.s.relayed - relayed < 50);    /* not over the relay */
+        CHECK(sending_on(c, NULL) == 1);
+        xfer_free(&x);
+        sim_free(&w.s);
+    }
+}
+
+/* Symmetric boxes on both sides: no probe gets through (each box maps a new port per
+ * destination), the connection stays on the relay the whole time and 300 kB arrive intact;
+ * also one symmetric and one port-restricted box. */
+static void test_hp_symmetric_stays_relayed(void)
+{
+    const nat_kind *pairs[2][2] = {{&KINDS[3], &KINDS[3]}, {&KINDS[3], &KINDS[2]}};
+    for (int k = 0; k < 2; k++) {
+        world w;
+        ir_conn *sc = NULL;
+        ir_conn *c = hp_connect(&w, 600 + (uint64_t)k, pairs[k][0], pairs[k][1], &sc);
+        CHECK(ir_conn_nat_traversal(c));
+        int ever_direct = 0;
+        xfer x;
+        xfer_start(&x, c, 300000, (uint8_t)k);
+        uint64_t end = w.s.now + 30 * SEC;
+        do {
+            xfer_pump(&x);
+            echo_app(w.b);
+            ever_direct |= sending_on(c, NULL) == 1 || (sc && sending_on(sc, NULL) == 1);
+        } while (!x.fin && sim_step(&w.s, end));
+        CHECK(xfer_intact(&x));
+        /* holepunch rounds go on every 5 s: give them time */
+        run_until(&w.s, w.s.now + 15 * SEC);
+        ever_direct |= sending_on(c, NULL) == 1;
+        CHECK(!ever_direct);
+        CHECK(sending_on(c, NULL) == 0);
+        CHECK(ir_conn_nat_round(c) >= 1); /* it did try */
+        CHECK(established(c) && established(sc));
+        xfer_free(&x);
+        sim_free(&w.s);
+    }
+}
+
+/* The direct path blackholed mid-transfer (a's UDP link drops everything): the
+ * connection falls back to the relay and every byte of 1 MB arrives. Prints the virtual
+ * time from the blackhole to the relay path selected. */
+static void test_hp_fallback(void)
+{
+    world w;
+    ir_conn *sc = NULL;
+    ir_conn *c = hp_connect(&w, 700, &KINDS[2], &KINDS[2], &sc);
+    uint64_t dt = until_direct(&w, c, sc, w.s.now, 20 * SEC);
+    CHECK(dt != UINT64_MAX);
+    xfer x;
+    xfer_start(&x, c, 1000000, 7);
+    uint64_t t_bh = 0, t_fb = 0, end = w.s.now + 60 * SEC;
+    do {
+        xfer_pump(&x);
+        echo_app(w.b);
+        if (!t_bh && x.got >= x.total / 4) {
+            w.a->link.blackhole = 1;
+            t_bh = w.s.now;
+        }
+        if (t_bh && !t_fb && sending_on(c, NULL) == 0)
+            t_fb = w.s.now;
+    } while (!x.fin && sim_step(&w.s, end));
+    CHECK(t_bh != 0);
+    CHECK(t_fb != 0);
+    CHECK(xfer_intact(&x));
+    printf("fallback: relay selected %.1f ms after the direct path went dark; 1 MB done "
+           "%.1f ms after\n",
+           t_fb ? (double)(t_fb - t_bh) / 1e6 : -1.0, (double)(w.s.now - t_bh) / 1e6);
+    CHECK(established(c) && established(sc));
+    xfer_free(&x);
+    sim_free(&w.s);
+}
+
+/* A path's address changes: a's box forgets its mappings and gives new ports (a rebind)
+ * in the middle of a 500 kB transfer on the direct path; every byte arrives.
+ *  - b behind a full-cone box: a's datagrams on the direct path now come from a new port,
+ *    b's path follows it (validated anew) and the transfer goes on directly;
+ *  - b behind a port-restricted box: that box drops a's datagrams from the new port, the
+ *    direct path is dead; a learns its new public address (as QUIC address discovery
+ *    would tell it), the connection goes on over the relay and holepunches a new direct
+ *    path from the new port.
+ * Prints the virtual times. */
+static void hp_rebind_run(uint64_t seed, const nat_kind *kb, int relearn)
+{
+    world w;
+    ir_conn *sc = NULL;
+    ir_conn *c = hp_connect(&w, seed, &KINDS[2], kb, &sc);
+    uint64_t dt = until_direct(&w, c, sc, w.s.now, 20 * SEC);
+    CHECK(dt != UINT64_MAX);
+    ir_conn_path_info before;
+    CHECK(sending_on(sc, &before) == 1);
+    xfer x;
+    xfer_start(&x, c, 500000, 8);
+    int rebound = 0;
+    uint64_t t_rb = 0, end = w.s.now + 60 * SEC;
+    do {
+        xfer_pump(&x);
+        echo_app(w.b);
+        if (!rebound && x.got >= x.total / 3) {
+            sim_nat_flush(nat_of(&w.s, w.ra), 1);
+            rebound = 1;
+            t_rb = w.s.now;
+            if (relearn)
+                learn_addrs(&w, w.a);
+        }
+    } while (!x.fin && sim_step(&w.s, end));
+    CHECK(rebound);
+    CHECK(xfer_intact(&x));
+    CHECK(established(c) && established(sc));
+    uint64_t t_done = w.s.now;
+    /* direct (again), from a's new public port */
+    uint64_t again = until_direct(&w, c, sc, w.s.now, 30 * SEC);
+    CHECK(again != UINT64_MAX);
+    ir_conn_path_info after;
+    CHECK(sending_on(sc, &after) == 1);
+    uint32_t ip = 0;
+    uint16_t port = 0;
+    CHECK(sim_addr_parts(&after.addr, &ip, &port) == 0);
+    CHECK(ip == sim_ip(203, 0, 113, 1));
+    CHECK(port != 4000);
+    printf("rebind, b behind a %s box: transfer done %.1f ms after the rebind, direct from "
+           "the new port %.1f ms after\n",
+           kb->name, (double)(t_done - t_rb) / 1e6, (double)(w.s.now - t_rb) / 1e6);
+    xfer_free(&x);
+    sim_free(&w.s);
+}
+
+static void test_hp_rebind(void)
+{
+    hp_rebind_run(800, &KINDS[0], 0);
+    hp_rebind_run(801, &KINDS[2], 1);
+}
+
+/* Same seed, same trace with holepunching too (relay, probes, the direct path). */
+static uint64_t hp_trace(uint64_t seed)
+{
+    world w;
+    ir_conn *sc = NULL;
+    ir_conn *c = hp_connect(&w, seed, &KINDS[2], &KINDS[1], &sc);
+    w.a->link.jitter = 2 * MS;
+    CHECK(until_direct(&w, c, sc, w.s.now, 20 * SEC) != UINT64_MAX);
+    xfer x;
+    xfer_start(&x, c, 50000, 5);
+    world_echo(&w, &x, 20 * SEC);
+    CHECK(xfer_intact(&x));
+    xfer_free(&x);
+    uint64_t t = w.s.trace ^ w.s.now ^ w.s.delivered;
+    sim_free(&w.s);
+    return t;
+}
+
+static void test_hp_determinism(void)
+{
+    uint64_t a = hp_trace(31), b = hp_trace(31), c = hp_trace(32);
+    CHECK(a == b);
+    CHECK(a != c);
+}
+
+/* Many paths opened and abandoned: the client opens paths to 40 addresses that never
+ * answer, abandoning each, while the connection runs on its direct path; what is left
+ * afterwards is the few live paths, the routing table is back to its size, the connection
+ * still echoes intact, and the sanitizer build finds no leak. */
+static void test_hp_many_paths(void)
+{
+    world w;
+    ir_conn *sc = NULL;
+    ir_conn *c = hp_connect(&w, 900, &KINDS[2], &KINDS[2], &sc);
+    uint64_t dt = until_direct(&w, c, sc, w.s.now, 20 * SEC);
+    CHECK(dt != UINT64_MAX);
+    run_until(&w.s, w.s.now + 1 * SEC);
+    ir_conn_path_info p[4 * IR_CONN_MAX_PATHS];
+    size_t paths0 = ir_conn_paths(c, p, 4 * IR_CONN_MAX_PATHS);
+    size_t cids_a = ir_epc_cid_entries(w.a->core), cids_b = ir_epc_cid_entries(w.b->core);
+    int opened = 0;
+    for (int i = 0; i < 40; i++) {
+        ir_netaddr nowhere;
+        sim_addr(&nowhere, sim_ip(198, 51, 100, (unsigned)(100 + i)), 9000);
+        uint64_t id = 0;
+        int rc = IR_QUIC_AGAIN;
+        uint64_t end = w.s.now + 5 * SEC;
+        while ((rc = ir_conn_open_path(c, &nowhere, 0, w.s.now, &id)) == IR_QUIC_AGAIN &&
+               sim_step(&w.s, end))
+            echo_app(w.b);
+        CHECK(rc == 0);
+        if (rc != 0)
+            continue;
+        opened++;
+        run_until(&w.s, w.s.now + 50 * MS);
+        CHECK(ir_conn_path_abandon(c, id, IR_PATH_APPLICATION_ABANDON, w.s.now) == 0);
+        run_until(&w.s, w.s.now + 50 * MS);
+        CHECK(ir_conn_paths(c, p, 4 * IR_CONN_MAX_PATHS) <= IR_CONN_MAX_PATHS);
+    }
+    CHECK_EQ_INT(opened, 40);
+    run_until(&w.s, w.s.now + 10 * SEC);
+    CHECK(established(c) && established(sc));
+    CHECK(ir_conn_paths(c, p, 4 * IR_CONN_MAX_PATHS) <= paths0);
+    CHECK(ir_epc_cid_entries(w.a->core) <= cids_a + 4);
+    CHECK(ir_epc_cid_entries(w.b->core) <= cids_b + 4);
+    xfer x;
+    xfer_start(&x, c, 100000, 9);
+    world_echo(&w, &x, 20 * SEC);
+    CHECK(xfer_intact(&x));
+    CHECK(sending_on(c, NULL) == 1);
+    xfer_free(&x);
+    sim_free(&w.s);
+}
+
 int main(void)
 {
     RUN(test_nat_ei_mapping);
@@ -677,5 +991,11 @@ int main(void)
     RUN(test_mapping_timeout);
     RUN(test_link_controls);
     RUN(test_determinism);
+    RUN(test_hp_upgrade);
+    RUN(test_hp_symmetric_stays_relayed);
+    RUN(test_hp_fallback);
+    RUN(test_hp_rebind);
+    RUN(test_hp_many_paths);
+    RUN(test_hp_determinism);
     TEST_EXIT();
 }
