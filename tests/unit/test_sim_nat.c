@@ -777,6 +777,39 @@ static void test_hp_upgrade(void)
     }
 }
 
+/* Both behind the same port-restricted box (one LAN, no hairpinning): the public
+ * addresses lead nowhere from inside, but the inside addresses are candidates too, so
+ * the connection leaves the relay for a direct path on the LAN (192.168.1.x); 300 kB
+ * echoed over it. */
+static void test_hp_same_lan(void)
+{
+    world w;
+    ir_ep_config cfg;
+    hp_config(&cfg);
+    world_init(&w, 550, &KINDS[2], NULL, &cfg, &cfg);
+    node_udp(w.b, w.ra, sim_ip(192, 168, 1, 3), 4000, 1 * MS);
+    learn_addrs(&w, w.a);
+    learn_addrs(&w, w.b);
+    ir_netaddr via = relay_addr(w.b, 0);
+    ir_conn *sc = NULL;
+    ir_conn *c = world_dial(&w, &via, 1, &sc);
+    uint64_t dt = until_direct(&w, c, sc, w.t_connect, 20 * SEC);
+    CHECK(dt != UINT64_MAX);
+    ir_conn_path_info pi;
+    if (sending_on(c, &pi) == 1)
+        CHECK(ir_netaddr_eq(&pi.addr, &w.b->addr));
+    xfer x;
+    xfer_start(&x, c, 300000, 4);
+    world_echo(&w, &x, 20 * SEC);
+    CHECK(xfer_intact(&x));
+    CHECK(sending_on(c, NULL) == 1);
+    CHECK(nat_of(&w.s, w.ra)->st.drop_hairpin >= 1); /* the public candidates were tried */
+    printf("same LAN: direct path selected %.1f ms after connect\n",
+           dt == UINT64_MAX ? -1.0 : (double)dt / 1e6);
+    xfer_free(&x);
+    sim_free(&w.s);
+}
+
 /* Symmetric boxes on both sides: no probe gets through (each box maps a new port per
  * destination), the connection stays on the relay the whole time and 300 kB arrive intact;
  * also one symmetric and one port-restricted box. */
@@ -992,6 +1025,7 @@ int main(void)
     RUN(test_link_controls);
     RUN(test_determinism);
     RUN(test_hp_upgrade);
+    RUN(test_hp_same_lan);
     RUN(test_hp_symmetric_stays_relayed);
     RUN(test_hp_fallback);
     RUN(test_hp_rebind);
