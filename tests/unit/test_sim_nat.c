@@ -843,6 +843,32 @@ static void test_hp_symmetric_stays_relayed(void)
     }
 }
 
+/* A symmetric box on one side only, the other end on the internet: a's probe to b's
+ * address opens a mapping b can answer through, so the connection goes direct. */
+static void test_hp_symmetric_to_public(void)
+{
+    world w;
+    ir_conn *sc = NULL;
+    ir_conn *c = hp_connect(&w, 650, &KINDS[3], NULL, &sc);
+    uint64_t dt = until_direct(&w, c, sc, w.t_connect, 20 * SEC);
+    CHECK(dt != UINT64_MAX);
+    ir_conn_path_info pi;
+    if (sc && sending_on(sc, &pi) == 1) {
+        ir_netaddr seen;
+        CHECK(observe(&w.s, w.a, w.refl, &seen) == 0);
+        CHECK(!ir_netaddr_eq(&pi.addr, &seen)); /* a mapping of its own */
+    }
+    xfer x;
+    xfer_start(&x, c, 100000, 6);
+    world_echo(&w, &x, 20 * SEC);
+    CHECK(xfer_intact(&x));
+    CHECK(sending_on(c, NULL) == 1);
+    printf("symmetric box to the internet: direct path selected %.1f ms after connect\n",
+           dt == UINT64_MAX ? -1.0 : (double)dt / 1e6);
+    xfer_free(&x);
+    sim_free(&w.s);
+}
+
 /* The direct path blackholed mid-transfer (a's UDP link drops everything): the
  * connection falls back to the relay and every byte of 1 MB arrives. Prints the virtual
  * time from the blackhole to the relay path selected. */
@@ -1027,6 +1053,7 @@ int main(void)
     RUN(test_hp_upgrade);
     RUN(test_hp_same_lan);
     RUN(test_hp_symmetric_stays_relayed);
+    RUN(test_hp_symmetric_to_public);
     RUN(test_hp_fallback);
     RUN(test_hp_rebind);
     RUN(test_hp_many_paths);
