@@ -459,9 +459,11 @@ static void dispatch(iroh_endpoint *ep)
     for (size_t i = 0; i < ep->nconns;) {
         iroh_connection *h = ep->conns[i];
         ir_event ev;
+        int path_news = 0; /* the selected path may have changed (ir_api_check_selected) */
         while (ir_conn_poll_event(h->c, &ev)) {
             switch (ev.type) {
             case IR_EV_CONNECTED:
+                path_news = 1;
                 h->connected = 1;
                 wake_kinds(h->waiters, W_STATE);
                 ir_conn_peer_id(h->c, &h->peer);
@@ -482,6 +484,7 @@ static void dispatch(iroh_endpoint *ep)
             case IR_EV_PATH_OPENED:
             case IR_EV_PATH_ABANDONED:
             case IR_EV_PATH_SELECTED:
+                path_news = 1;
                 ir_api_path_event(ep, h, &ev);
                 break;
             case IR_EV_CLOSED:
@@ -534,7 +537,9 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             }
         }
-        ir_api_check_selected(ep, h);
+        /* (events the core could not queue count as news too) */
+        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped)
+            ir_api_check_selected(ep, h);
         if (h->waiters)
             wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:

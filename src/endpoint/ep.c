@@ -300,8 +300,10 @@ int ir_ep_rebind(ir_ep *ep)
     for (int i = 0; i < ep->nsock; i++) {
         iroh_socket_addr bound;
         int fd = ir_udp_open(&ep->asked[i], &bound);
-        if (fd < 0)
+        if (fd < 0) {
+            sockets_changed(ep, now); /* those rebound before */
             return IROH_ERR_IO;
+        }
         close(ep->fd[i]);
         ep->fd[i] = fd;
         ep->bound[i] = bound;
