@@ -1,338 +1,42 @@
-/* The simulator: endpoint cores (endpoint/ep_core.h) with their connections on virtual
- * links, on a virtual clock, in one thread and without sockets. A link delays each
- * datagram (a base delay plus a random jitter, which reorders), loses some, and a node's
- * address can change under it (NAT rebinding). Randomness comes from one seeded generator:
- * the cores' connection ids, Retry and reset packets, the links' jitter and losses; TLS
- * key shares come from GnuTLS, but they do not change sizes or timing, so a run is
- * repeatable (test_determinism checks that).
+/* Endpoint cores (endpoint/ep_core.h) with their connections in the simulator (sim_net.h):
+ * nodes on the internet 10 ms apart, each link delaying (a base delay plus a random
+ * jitter, which reorders) and losing datagrams, and a node's address can change under it
+ * (NAT rebinding); one seeded generator, so a run is repeatable (test_determinism checks
+ * that).
  *
  * Tests: a handshake and an echo over a lossy, reordering link with a NAT rebinding; Retry
  * under the half-open cap; the handshake deadline at its exact virtual time; a stateless
  * reset from a restarted endpoint; version negotiation for an unknown version; the idle
  * timeout at exactly the configured virtual time; the first flight to several candidate
- * addresses; a connection over a (virtual) relay path; routing among 2,000 connections by the
- * connection-id table, a retired or released id answered with a stateless reset. */
+ * addresses; a connection over a relay path (a relay server core); routing among 2,000
+ * connections by the connection-id table, a retired or released id answered with a
+ * stateless reset. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test.h"
-#include "sim_rng.h"
+#include "sim_net.h" /* the simulator */
 
-#include "endpoint/ep_core.h"
-#include "endpoint/relay_link.h" /* relay path addresses */
 #include "quic/conn_internal.h" /* ir_conn_dcid: the id path 0 sends to */
 #include "quic/packet.h"
 
-#define MS 1000000ull
-#define SEC 1000000000ull
-#define MAX_NODES 8
-#define MAX_ADDRS 4
-#define MAX_INFLIGHT 65536
+/* one way between two nodes: 5 ms on each one's link to the router */
+#define ONE_WAY (10 * MS)
 
-static const char ALPN[] = "sim/0";
-static const uint8_t *ALPNS[1] = {(const uint8_t *)ALPN};
-static const size_t ALPN_LENS[1] = {sizeof ALPN - 1};
-
-/* ---- the simulator ------------------------------------------------------------------------ */
-
-typedef struct node {
-    struct sim *sim;
-    ir_epc *core;             /* NULL: a raw node that only records what reaches it */
-    ir_netaddr addr[MAX_ADDRS]; /* addr[0]: the one it sends from */
-    int naddr;
-    int down;                 /* drops everything */
-    uint64_t last_recv;       /* virtual time of the last datagram delivered */
-    size_t received;
-    /* raw nodes: the datagrams they got */
-    uint8_t raw[16][1500];
-    size_t raw_len[16];
-    size_t nraw;
-    iroh_secret_key key;
-} node;
-
-typedef struct sim_dgram {
-    uint64_t at, seq;
-    ir_netaddr from, to;
-    size_t len;
-    uint8_t *data;
-} sim_dgram;
-
-typedef struct sim {
-    uint64_t now;
-    uint64_t rng;
-    uint64_t delay, jitter; /* one way */
-    unsigned loss_permille;
-    node nodes[MAX_NODES];
-    int nnodes;
-    sim_dgram *q; /* in flight, a binary heap on (at, seq) */
-    size_t nq;
-    uint64_t seq;
-    uint64_t relay_delay; /* a relayed datagram: one way through the virtual relay */
-    uint64_t trace; /* FNV-1a over every delivery: time, addresses, length */
-    size_t delivered, lost;
-} sim;
-
-static uint64_t rng_next(sim *s)
-{
-    return sim_rng_next(&s->rng);
-}
-
-static void sim_random(void *ctx, uint8_t *buf, size_t len)
-{
-    sim *s = ctx;
-    sim_rng_fill(&s->rng, buf, len);
-}
-
-static int dgram_before(const sim_dgram *a, const sim_dgram *b)
-{
-    return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void q_push(sim *s, sim_dgram d)
-{
-    if (s->nq == MAX_INFLIGHT) {
-        free(d.data);
-        s->lost++;
-        return;
-    }
-    size_t i = s->nq++;
-    while (i > 0 && dgram_before(&d, &s->q[(i - 1) / 2])) {
-        s->q[i] = s->q[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    s->q[i] = d;
-}
-
-static sim_dgram q_pop(sim *s)
-{
-    sim_dgram top = s->q[0], last = s->q[--s->nq];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        const sim_dgram *mv = &last;
-        if (l < s->nq && dgram_before(&s->q[l], mv))
-            m = l, mv = &s->q[l];
-        if (r < s->nq && dgram_before(&s->q[r], mv))
-            m = r;
-        if (m == i)
-            break;
-        s->q[i] = s->q[m];
-        i = m;
-    }
-    if (s->nq)
-        s->q[i] = last;
-    return top;
-}
-
-static void fnv(uint64_t *h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *h ^= b[i];
-        *h *= 1099511628211ull;
-    }
-}
-
-static node *by_id(sim *s, const uint8_t id[32]);
-
-/* the core's output: each datagram of the batch onto the link. A relay path address
- * (link index, peer's EndpointId) goes through a virtual relay: to the node with that
- * id, arriving from the relay path (same link index, the sender's id), after
- * relay_delay; that is what a relay link hands the core (ep.c relay_recv). */
-static void node_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len, size_t seg)
-{
-    node *n = ctx;
-    sim *s = n->sim;
-    unsigned idx;
-    const uint8_t *peer;
-    if (ir_netaddr_is_relay(to, &idx, &peer)) {
-        node *dst = by_id(s, peer);
-        if (!dst)
-            return;
-        iroh_endpoint_id me;
-        iroh_secret_key_public(&n->key, &me);
-        for (size_t off = 0; off < len; off += seg) {
-            size_t dl = len - off < seg ? len - off : seg;
-            sim_dgram d;
-            d.at = s->now + s->relay_delay;
-            d.seq = s->seq++;
-            ir_netaddr_relay(&d.from, idx, me.bytes);
-            d.to = dst->addr[0];
-            d.len = dl;
-            d.data = malloc(dl);
-            CHECK(d.data != NULL);
-            if (!d.data)
-                return;
-            memcpy(d.data, buf + off, dl);
-            q_push(s, d);
-        }
-        return;
-    }
-    for (size_t off = 0; off < len; off += seg) {
-        size_t dl = len - off < seg ? len - off : seg;
-        if (s->loss_permille && rng_next(s) % 1000 < s->loss_permille) {
-            s->lost++;
-            continue;
-        }
-        sim_dgram d;
-        d.at = s->now + s->delay + (s->jitter ? rng_next(s) % s->jitter : 0);
-        d.seq = s->seq++;
-        d.from = n->addr[0];
-        d.to = *to;
-        d.len = dl;
-        d.data = malloc(dl);
-        CHECK(d.data != NULL);
-        if (!d.data)
-            return;
-        memcpy(d.data, buf + off, dl);
-        q_push(s, d);
-    }
-}
-
-static void addr_v4(ir_netaddr *a, uint8_t host, uint16_t port)
-{
-    iroh_socket_addr sa;
-    memset(&sa, 0, sizeof sa);
-    sa.family = 4;
-    sa.ip[0] = 10;
-    sa.ip[3] = host;
-    sa.port = port;
-    ir_netaddr_from_socket_addr(a, &sa);
-}
-
-static void sim_init(sim *s, uint64_t seed)
-{
-    memset(s, 0, sizeof *s);
-    s->rng = seed ? seed : 1;
-    s->now = 1000 * SEC; /* any start; not 0, so that "0 = none" bugs show */
-    s->delay = 10 * MS;
-    s->relay_delay = 30 * MS;
-    s->trace = 1469598103934665603ull;
-    s->q = calloc(MAX_INFLIGHT, sizeof *s->q);
-    CHECK(s->q != NULL);
-}
-
-static int node_start(node *n, const ir_ep_config *cfg)
-{
-    ir_epc_io io = {.send = node_send, .send_ctx = n, .random = sim_random, .random_ctx = n->sim};
-    n->core = NULL;
-    int rc = ir_epc_new(cfg, &io, &n->core);
-    CHECK(rc == IROH_OK);
-    return rc;
-}
-
-/* a node at 10.0.0.host:port; cfg NULL: a raw node */
+/* a node at 10.0.0.host:port on the internet; cfg NULL: a raw node */
 static node *sim_node(sim *s, uint8_t host, uint16_t port, const ir_ep_config *cfg)
 {
-    node *n = &s->nodes[s->nnodes++];
-    memset(n, 0, sizeof *n);
-    n->sim = s;
-    addr_v4(&n->addr[0], host, port);
-    n->naddr = 1;
-    sim_random(s, n->key.bytes, sizeof n->key.bytes);
-    if (cfg) {
-        ir_ep_config c = *cfg;
-        c.key = n->key;
-        node_start(n, &c);
-    }
+    node *n = add_node_cfg(s, cfg);
+    node_udp(n, 0, sim_ip(10, 0, 0, host), port, ONE_WAY / 2);
     return n;
-}
-
-static node *owner(sim *s, const ir_netaddr *a)
-{
-    for (int i = 0; i < s->nnodes; i++)
-        for (int k = 0; k < s->nodes[i].naddr; k++)
-            if (ir_netaddr_eq(&s->nodes[i].addr[k], a))
-                return &s->nodes[i];
-    return NULL;
-}
-
-static node *by_id(sim *s, const uint8_t id[32])
-{
-    for (int i = 0; i < s->nnodes; i++) {
-        iroh_endpoint_id pk;
-        iroh_secret_key_public(&s->nodes[i].key, &pk);
-        if (s->nodes[i].core && memcmp(pk.bytes, id, 32) == 0)
-            return &s->nodes[i];
-    }
-    return NULL;
-}
-
-static void deliver(sim *s, sim_dgram *d)
-{
-    node *n = owner(s, &d->to);
-    if (n && !n->down) {
-        s->delivered++;
-        fnv(&s->trace, &s->now, sizeof s->now);
-        fnv(&s->trace, d->from.data, d->from.len);
-        fnv(&s->trace, d->to.data, d->to.len);
-        fnv(&s->trace, &d->len, sizeof d->len);
-        n->last_recv = s->now;
-        n->received++;
-        if (n->core) {
-            ir_epc_recv(n->core, &d->from, d->data, d->len, s->now);
-        } else if (n->nraw < 16) {
-            memcpy(n->raw[n->nraw], d->data, d->len);
-            n->raw_len[n->nraw++] = d->len;
-        }
-    }
-    free(d->data);
-}
-
-/* One step: every core flushes; the clock jumps to the next delivery or deadline (not
- * beyond `limit`); what is due runs. Returns 0 once the clock stands at limit with
- * nothing due. */
-static int sim_step(sim *s, uint64_t limit)
-{
-    for (int i = 0; i < s->nnodes; i++)
-        if (s->nodes[i].core && !s->nodes[i].down)
-            ir_epc_flush(s->nodes[i].core, s->now);
-    uint64_t next = UINT64_MAX;
-    if (s->nq)
-        next = s->q[0].at;
-    for (int i = 0; i < s->nnodes; i++) {
-        if (s->nodes[i].core && !s->nodes[i].down) {
-            uint64_t t = ir_epc_timeout(s->nodes[i].core);
-            if (t < next)
-                next = t;
-        }
-    }
-    if (next > limit) {
-        s->now = limit;
-        return 0;
-    }
-    if (next > s->now)
-        s->now = next;
-    while (s->nq && s->q[0].at <= s->now) {
-        sim_dgram d = q_pop(s);
-        deliver(s, &d);
-    }
-    for (int i = 0; i < s->nnodes; i++)
-        if (s->nodes[i].core && !s->nodes[i].down &&
-            ir_epc_timeout(s->nodes[i].core) <= s->now)
-            ir_epc_on_timeout(s->nodes[i].core, s->now);
-    return 1;
-}
-
-static void sim_free(sim *s)
-{
-    for (int i = 0; i < s->nnodes; i++)
-        ir_epc_free(s->nodes[i].core);
-    while (s->nq) {
-        sim_dgram d = q_pop(s);
-        free(d.data);
-    }
-    free(s->q);
 }
 
 static ir_conn *dial(node *from, node *to)
 {
-    iroh_endpoint_id id;
-    iroh_secret_key_public(&to->key, &id);
     ir_conn *c = NULL;
-    CHECK(ir_epc_connect(from->core, &to->addr[0], 1, &id, ALPNS, ALPN_LENS, 1, from->sim->now,
+    CHECK(ir_epc_connect(from->core, &to->addr, 1, &to->id, ALPNS, ALPN_LENS, 1, from->s->now,
                          &c) == IROH_OK);
     return c;
 }
@@ -409,10 +113,7 @@ static void stream_pump(ir_conn *c, client_stream *st)
 /* A server endpoint's configuration: the test ALPN, everything else default. */
 static void server_config(ir_ep_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->alpns = ALPNS;
-    cfg->alpn_lens = ALPN_LENS;
-    cfg->n_alpns = 1;
+    sim_ep_config(cfg);
 }
 
 /* Runs the network until the client stream st has read back its end from the echoing
@@ -460,14 +161,15 @@ static uint64_t echo_run(uint64_t seed, int check)
 {
     sim s;
     sim_init(&s, seed);
-    s.jitter = 15 * MS;
-    s.loss_permille = 30;
     ir_ep_config scfg;
     server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
     node *cn = sim_node(&s, 1, 5000, &ccfg);
+    /* 10-25 ms one way, about 3% lost */
+    sn->link.jitter = cn->link.jitter = 15 * MS / 2;
+    sn->link.loss_permille = cn->link.loss_permille = 15;
     ir_conn *c = dial(cn, sn);
     ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
     if (check) {
@@ -483,7 +185,7 @@ static uint64_t echo_run(uint64_t seed, int check)
         echo_app(sn);
         if (!rebound && st.got >= st.total / 2) {
             /* the NAT forgets the mapping: a new public port, the old one is gone */
-            addr_v4(&cn->addr[0], 1, 6000);
+            sim_addr(&cn->addr, sim_ip(10, 0, 0, 1), 6000);
             rebound = 1;
         }
     } while (!st.fin_seen && sim_step(&s, limit));
@@ -492,10 +194,10 @@ static uint64_t echo_run(uint64_t seed, int check)
         CHECK(st.fin_seen);
         CHECK_EQ_INT(st.got, st.total);
         CHECK(memcmp(st.in, st.out, st.total) == 0);
-        CHECK(s.lost > 0); /* the link did lose datagrams */
+        CHECK(s.udp_lost > 0); /* the link did lose datagrams */
         /* the server moved its path to the client's new address */
         ir_netaddr now_at;
-        addr_v4(&now_at, 1, 6000);
+        sim_addr(&now_at, sim_ip(10, 0, 0, 1), 6000);
         CHECK(sc && ir_netaddr_eq(ir_conn_path_addr(sc), &now_at));
         CHECK(established(c) && established(sc));
     }
@@ -633,9 +335,7 @@ static void test_stateless_reset(void)
     /* let everything in flight settle */
     while (sim_step(&s, s.now + 1 * SEC))
         ;
-    /* the restart */
-    ir_epc_free(sn->core);
-    scfg.key = sn->key;
+    /* the restart: a new core with the same key */
     node_start(sn, &scfg);
     client_stream st;
     stream_start(c, &st, 1000, 5);
@@ -648,7 +348,7 @@ static void test_stateless_reset(void)
     CHECK(ci->reset);
     /* one round trip: the packet there, the reset back */
     CHECK(ir_conn_get_state(c) >= IR_CONN_DRAINING);
-    CHECK(s.now - start <= 2 * s.delay + 1 * MS);
+    CHECK(s.now - start <= 2 * ONE_WAY + 1 * MS);
     stream_free(&st);
     sim_free(&s);
 }
@@ -668,23 +368,23 @@ static void test_candidates(void)
     node *sn = sim_node(&s, 2, 4433, &scfg);
     node *cn = sim_node(&s, 1, 5000, &ccfg);
     node *silent = sim_node(&s, 7, 4433, NULL);
-    ir_netaddr cand[2] = {silent->addr[0], sn->addr[0]};
+    ir_netaddr cand[2] = {silent->addr, sn->addr};
     iroh_endpoint_id id;
     iroh_secret_key_public(&sn->key, &id);
     ir_conn *c = NULL;
     CHECK(ir_epc_connect(cn->core, cand, 2, &id, ALPNS, ALPN_LENS, 1, s.now, &c) == IROH_OK);
-    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &silent->addr[0]));
+    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &silent->addr));
     ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
     CHECK(established(c) && established(sc));
-    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &sn->addr[0]));
-    CHECK(silent->received >= 1);
+    CHECK(ir_netaddr_eq(ir_conn_path_addr(c), &sn->addr));
+    CHECK(silent->udp_recv >= 1);
     CHECK(silent->nraw >= 1 && silent->raw_len[0] >= 1200); /* the client's Initial */
-    size_t before = silent->received;
+    size_t before = silent->udp_recv;
     client_stream st;
     stream_start(c, &st, 20000, 1);
     echo_until_end(&s, c, &st, sn);
     CHECK(st.fin_seen && st.got == st.total);
-    CHECK_EQ_INT(silent->received, before);
+    CHECK_EQ_INT(silent->udp_recv, before);
     stream_free(&st);
     sim_free(&s);
 }
@@ -696,25 +396,25 @@ static void test_relayed(void)
 {
     sim s;
     sim_init(&s, 18);
+    add_relay(&s, 15 * MS);
     ir_ep_config scfg;
     server_config(&scfg);
     ir_ep_config ccfg;
     memset(&ccfg, 0, sizeof ccfg);
     node *sn = sim_node(&s, 2, 4433, &scfg);
     node *cn = sim_node(&s, 1, 5000, &ccfg);
-    iroh_endpoint_id sid, cid;
-    iroh_secret_key_public(&sn->key, &sid);
-    iroh_secret_key_public(&cn->key, &cid);
-    ir_netaddr via;
-    ir_netaddr_relay(&via, 3, sid.bytes);
+    relays_up(&s, 0, s.now + 5 * SEC);
+    CHECK(all_established(&s, 0));
+    ir_netaddr via = relay_addr(sn, 0);
     ir_conn *c = NULL;
     uint64_t t0 = s.now;
-    CHECK(ir_epc_connect(cn->core, &via, 1, &sid, ALPNS, ALPN_LENS, 1, s.now, &c) == IROH_OK);
+    CHECK(ir_epc_connect(cn->core, &via, 1, &sn->id, ALPNS, ALPN_LENS, 1, s.now, &c) ==
+          IROH_OK);
     ir_conn *sc = handshake(&s, cn, sn, c, s.now + 10 * SEC);
     CHECK(established(c) && established(sc));
-    CHECK(s.now - t0 >= 3 * s.relay_delay); /* Initial, answer, Finished: via the relay */
-    ir_netaddr back;
-    ir_netaddr_relay(&back, 3, cid.bytes);
+    /* Initial, answer, Finished: each up to the relay and down again */
+    CHECK(s.now - t0 >= 3 * 2 * s.relays[0].one_way);
+    ir_netaddr back = relay_addr(cn, 0);
     CHECK(sc && ir_netaddr_eq(ir_conn_path_addr(sc), &back));
     CHECK(sc && ir_netaddr_eq(ir_epc_conn_remote(sn->core, sc), &back));
     client_stream st;
@@ -722,6 +422,7 @@ static void test_relayed(void)
     echo_until_end(&s, c, &st, sn);
     CHECK(st.fin_seen && st.got == st.total);
     CHECK(memcmp(st.in, st.out, st.total) == 0);
+    CHECK_EQ_INT(cn->udp_sent + sn->udp_sent, 0); /* all of it through the relay */
     stream_free(&st);
     sim_free(&s);
 }
@@ -748,12 +449,12 @@ static void test_version_negotiation(void)
     memcpy(pkt + o, "scid5", 5);
     uint8_t copy[1200];
     memcpy(copy, pkt, sizeof pkt);
-    ir_epc_recv(sn->core, &raw->addr[0], copy, 1199, s.now); /* short: no answer */
+    ir_epc_recv(sn->core, &raw->addr, copy, 1199, s.now); /* short: no answer */
     while (sim_step(&s, s.now + 1 * SEC))
         ;
     CHECK_EQ_INT(raw->nraw, 0);
     memcpy(copy, pkt, sizeof pkt);
-    ir_epc_recv(sn->core, &raw->addr[0], copy, sizeof copy, s.now);
+    ir_epc_recv(sn->core, &raw->addr, copy, sizeof copy, s.now);
     while (sim_step(&s, s.now + 1 * SEC))
         ;
     CHECK_EQ_INT(raw->nraw, 1);
@@ -830,7 +531,7 @@ static int reset_for(sim *s, node *from, node *to, const ir_cid *dcid)
     pkt[0] = (uint8_t)((pkt[0] & 0x3f) | 0x40);
     memcpy(pkt + 1, dcid->data, dcid->len);
     size_t before = from->nraw;
-    ir_epc_recv(to->core, &from->addr[0], pkt, sizeof pkt, s->now);
+    ir_epc_recv(to->core, &from->addr, pkt, sizeof pkt, s->now);
     while (sim_step(s, s->now + 100 * MS))
         ;
     if (from->nraw == before)
