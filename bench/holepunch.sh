@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Holepunching through two NATs (the topology of tests/cli/nat_topo.bash: two hosts behind
+# two port-preserving "cone" NATs, our `iroh-c relay` over plain http between them).
+# Each pair dials with a relay-only address (relay URL, no direct addresses) and the
+# figures are:
+#   upgrade   from the start of connect to the first direct path selected, in ms
+#   connect   from the start of connect to the connection being up (on the relay), in ms
+#   fallback  from blackholing the direct path (iptables DROP in the public namespace)
+#             mid-transfer to the relay path selected again, in s
+# Pairs: real iroh -> real iroh (n0's Node.js binding, iroh 1.0.2; paths() polled every
+# millisecond), iroh-c -> real iroh, real iroh -> iroh-c, iroh-c -> iroh-c (iroh-c's own
+# `--verbose` line "iroh-c: path selected: direct IP:PORT (N ms)"; IROH_C_HOLEPUNCHING=2).
+# Every peer is told its public address (NAT address, own port): --external-addr for
+# iroh-c, addExternalAddr for iroh (it cannot learn it from a self-signed relay by QAD).
+# Medians over RUNS runs (fallback: FALLBACK_RUNS runs, each takes ~20 s with iroh).
+# Usage: bench/holepunch.sh [IROH_C] [RUNS] [FALLBACK_RUNS]   (default build/iroh-c 7 2)
+# Needs root, iptables and the real iroh peer (scripts/install-deps.sh test); says so and
+# exits 0 otherwise.
+set -u
+bin=${1:-build/iroh-c}
+runs=${2:-7}
+fruns=${3:-2}
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ -x "$bin" ] || { echo "holepunch.sh: $bin is not an executable" >&2; exit 2; }
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+source "$here/tests/cli/nat_topo.bash"
+why=$(nat_topo_check) || { echo "holepunch.sh: skipped: $why"; exit 0; }
+why=$(nat_iroh_check) || { echo "holepunch.sh: skipped: $why"; exit 0; }
+dir=$(mktemp -d)
+pids=()
+trap 'nat_topo_down; rm -rf "$dir"' EXIT
+trap 'exit 130' INT TERM
+
+# median of the numbers on stdin (empty input: "-")
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+minmax() { sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%s..%s", lo, hi; else printf "-"}'; }
+fmt() { awk '{printf "%.1f\n", $1}'; }
+# report LABEL FILE-OF-UPGRADES FILE-OF-CONNECTS NOT-DIRECT-COUNT
+report() {
+  printf '%-34s upgrade median %6s ms (%s ms, %d/%d runs direct), connect median %s ms\n' \
+    "$1" "$(median < "$2")" "$(minmax < "$2")" "$(wc -l < "$2")" "$runs" "$(median < "$3")"
+}
+
+nat_topo_up cone || exit 1
+nat_start_relay || exit 1
+export ns_pub ip_na_pub ip_nb_pub
+blackhole="ip netns exec $ns_pub iptables -I FORWARD -p udp -s $ip_na_pub -d $ip_nb_pub -j DROP &&
+  ip netns exec $ns_pub iptables -I FORWARD -p udp -s $ip_nb_pub -d $ip_na_pub -j DROP"
+unblackhole() {
+  while ip netns exec "$ns_pub" iptables -D FORWARD -p udp -s "$ip_na_pub" -d "$ip_nb_pub" -j DROP 2> /dev/null; do :; done
+  while ip netns exec "$ns_pub" iptables -D FORWARD -p udp -s "$ip_nb_pub" -d "$ip_na_pub" -j DROP 2> /dev/null; do :; done
+}
+stop_peers() { # kills every process but the relay (pids[0])
+  local p
+  for p in "${pids[@]:1}"; do kill -9 "$p" 2> /dev/null; wait "$p" 2> /dev/null; done
+  pids=("${pids[0]}")
+}
+
+echo "== holepunch: upgrade to a direct path through two cone NATs via our relay ($runs runs)"
+
+# ---- real iroh -> real iroh ----
+: > "$dir/up" ; : > "$dir/co"
+for i in $(seq "$runs"); do
+  nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || exit 1
+  res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 --bytes 1024)
+  d=$(json_field "$res" directMs)
+  [ -n "$d" ] && [ "$d" != null ] && fmt <<< "$d" >> "$dir/up"
+  c=$(json_field "$res" connectMs)
+  [ -n "$c" ] && fmt <<< "$c" >> "$dir/co"
+  stop_peers
+done
+report "real iroh -> real iroh" "$dir/up" "$dir/co"
+
+: > "$dir/fb"
+for i in $(seq "$fruns"); do
+  nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || exit 1
+  res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 \
+        --bytes 1024 --fallback-wait 40000 --fallback-cmd "$blackhole")
+  f=$(json_field "$res" fallbackMs)
+  ok=$(json_field "$res" streamOk)
+  [ -n "$f" ] && [ "$f" != null ] && awk '{printf "%.2f\n", $1 / 1000}' <<< "$f" >> "$dir/fb"
+  [ "$ok" = true ] || echo "  (fallback run $i: the stream did not deliver every byte: $res)"
+  unblackhole
+  stop_peers
+done
+printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> real iroh" \
+  "$(median < "$dir/fb")" "$(minmax < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
