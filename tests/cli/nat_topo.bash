@@ -136,6 +136,29 @@ nat_start_relay() {
   return 1
 }
 
+# nat_start_relay_https: the same over https with a self-signed certificate for
+# 198.18.1.1 (which iroh-c trusts with --relay-ca $nat_relay_ca), and so also QUIC address
+# discovery on UDP 198.18.1.1:7842; sets relay_url and nat_relay_ca. Needs openssl.
+nat_start_relay_https() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -keyout "$dir/relay-key.pem" -out "$dir/relay-cert.pem" -subj /CN=nat-relay \
+    -addext "subjectAltName=IP:$ip_relay" 2> /dev/null ||
+    { echo "nat_topo: openssl could not make the relay certificate" >&2; return 1; }
+  ip netns exec "$ns_pub" "$bin" relay --listen "$ip_relay:3340" --tls-cert "$dir/relay-cert.pem" \
+    --tls-key "$dir/relay-key.pem" > "$dir/relay.out" 2> "$dir/relay.err" &
+  pids+=($!)
+  relay_url=https://$ip_relay:3340
+  nat_relay_ca=$dir/relay-cert.pem
+  local _
+  for _ in $(seq 100); do
+    [ "$(head -1 "$dir/relay.out" 2> /dev/null)" = "relay listening on $relay_url" ] && return 0
+    sleep 0.05
+  done
+  echo "nat_topo: the https relay did not start: $(cat "$dir/relay.err")" >&2
+  return 1
+}
+nat_relay_ca=
+
 # nat_iroh_accept NS IP EXTERNAL-IP LOGNAME: a real iroh echo peer in NS bound to IP:0,
 # advertising EXTERNAL-IP:<its port>; sets peer_id (empty if it did not come online)
 nat_iroh_accept() {
@@ -164,3 +187,58 @@ nat_iroh_dial() {
 
 # json_field JSON NAME: the value of a top-level number/bool/null field
 json_field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" <<< "$1"; }
+
+# ---- iroh-c peers (the command under test, $bin) ----
+# Each binds a fixed port (free: its namespace is its own) so that it can name its public
+# address, NAT-IP:PORT (the cone NAT keeps the port), with --external-addr before it
+# starts. IROH_C_HOLEPUNCHING=2 offers multipath and n0 NAT traversal; --verbose prints
+# "iroh-c: path selected: direct IP:PORT (N ms)" / "... relay URL (N ms)" lines.
+nat_alpn=netns/nat/0
+nat_port() { echo $((20000 + RANDOM % 30000)); }
+# nat_irohc_has OPTION: 1 if both listen and connect document OPTION in their --help
+nat_irohc_has() {
+  "$bin" listen --help 2>&1 | grep -q -- "$1" && "$bin" connect --help 2>&1 | grep -q -- "$1"
+}
+# the flags this build has (a build without them still runs the relayed cases)
+nat_irohc_ext() { nat_irohc_has --external-addr && echo "--external-addr $1"; }
+nat_irohc_verbose() { nat_irohc_has --verbose && echo --verbose; }
+
+# nat_irohc_listen NS IP EXTERNAL-IP LOGNAME: `iroh-c listen --echo` homed on the relay;
+# sets peer_id and relay_ticket (the relay URL only, no direct addresses)
+nat_irohc_listen() {
+  local ns=$1 ip=$2 ext=$3 name=$4 port _ t
+  port=$(nat_port)
+  IROH_C_HOLEPUNCHING=${IROH_C_HOLEPUNCHING:-2} ip netns exec "$ns" "$bin" listen --echo \
+    --alpn "$nat_alpn" --relay "$relay_url" ${nat_relay_ca:+--relay-ca "$nat_relay_ca"} --bind "$ip:$port" \
+    ${ext:+$(nat_irohc_ext "$ext:$port")} $(nat_irohc_verbose) > "$dir/$name.out" 2> "$dir/$name.err" &
+  pids+=($!)
+  peer_id= relay_ticket=
+  for _ in $(seq 200); do
+    t=$(head -1 "$dir/$name.out" 2> /dev/null)
+    [ -n "$t" ] && break
+    sleep 0.05
+  done
+  [ -n "$t" ] || { echo "nat_topo: iroh-c listen $name printed no ticket: $(cat "$dir/$name.err")" >&2; return 1; }
+  peer_id=$("$bin" ticket decode "$t" | sed -n 's/^{"id":"\([0-9a-f]*\)".*/\1/p')
+  relay_ticket=$("$bin" ticket encode "$peer_id" --relay "$relay_url")
+  [ -n "$relay_ticket" ]
+}
+
+# nat_irohc_connect NS IP EXTERNAL-IP TICKET LOGNAME [ARGS...]: `iroh-c connect` with
+# stdin from the caller; stdout to $dir/LOGNAME.data, stderr to $dir/LOGNAME.err; its
+# exit status is returned
+nat_irohc_connect() {
+  local ns=$1 ip=$2 ext=$3 ticket=$4 name=$5 port
+  shift 5
+  port=$(nat_port)
+  IROH_C_HOLEPUNCHING=${IROH_C_HOLEPUNCHING:-2} timeout 120 ip netns exec "$ns" "$bin" connect \
+    "$ticket" --alpn "$nat_alpn" --relay "$relay_url" ${nat_relay_ca:+--relay-ca "$nat_relay_ca"} --bind "$ip:$port" \
+    ${ext:+$(nat_irohc_ext "$ext:$port")} $(nat_irohc_verbose) --stats "$@" \
+    > "$dir/$name.data" 2> "$dir/$name.err"
+}
+
+# nat_selected_ms LOGFILE direct|relay: N of the first "path selected: KIND ... (N ms)"
+# line (empty when none)
+nat_selected_ms() {
+  sed -n "s/^iroh-c: path selected: $2 .* (\([0-9.]*\) ms)$/\1/p" "$1" | head -1
+}
