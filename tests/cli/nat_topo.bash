@@ -168,7 +168,7 @@ nat_iroh_accept() {
   pids+=($!)
   peer_id=
   for _ in $(seq 300); do
-    peer_id=$(sed -n 's/^{"id":"\([0-9a-f]\{64\}\)".*/\1/p' "$dir/$name.out" 2> /dev/null)
+    peer_id=$(sed -n 's/^NAT_PEER_RESULT {"id":"\([0-9a-f]\{64\}\)".*/\1/p' "$dir/$name.out" 2> /dev/null)
     [ -n "$peer_id" ] && return 0
     sleep 0.05
   done
@@ -177,12 +177,14 @@ nat_iroh_accept() {
 }
 
 # nat_iroh_dial NS IP EXTERNAL-IP ID LOGNAME [ARGS...]: a real iroh peer in NS dials ID
-# with a relay-only address and prints its JSON result line (see nat_peer.js) on stdout
+# with a relay-only address and prints its JSON result line (see nat_peer.js) on stdout;
+# its whole stdout (with iroh's log, IROH_NODE_LOG) is kept in $dir/LOGNAME.out
 nat_iroh_dial() {
   local ns=$1 ip=$2 ext=$3 id=$4 name=$5
   shift 5
   timeout 120 ip netns exec "$ns" node "$nat_peer_js" dial --relay "$relay_url" \
-    --bind "$ip:0" ${ext:+--external "$ext"} --id "$id" "$@" 2> "$dir/$name.err" | tail -1
+    --bind "$ip:0" ${ext:+--external "$ext"} --id "$id" "$@" 2> "$dir/$name.err" |
+    tee "$dir/$name.out" | sed -n 's/^NAT_PEER_RESULT //p' | tail -1
 }
 
 # json_field JSON NAME: the value of a top-level number/bool/null field
@@ -241,4 +243,61 @@ nat_irohc_connect() {
 # line (empty when none)
 nat_selected_ms() {
   sed -n "s/^iroh-c: path selected: $2 .* (\([0-9.]*\) ms)$/\1/p" "$1" | head -1
+}
+
+# nat_paced SECS FILE: writes 16 KiB random chunks every 20 ms for about SECS seconds on
+# stdout, keeping a copy in FILE (what a paced transfer must deliver)
+nat_paced() {
+  local n=$(( $1 * 40 )) i
+  for i in $(seq "$n"); do head -c 16384 /dev/urandom; sleep 0.02; done | tee "$2"
+}
+
+# nat_wait_line FILE REGEX SECS: waits until FILE has a line matching REGEX (0) or SECS
+# pass (1)
+nat_wait_line() {
+  local end=$(( $(date +%s%N) / 1000000 + $3 * 1000 ))
+  while [ $(( $(date +%s%N) / 1000000 )) -lt $end ]; do
+    grep -q -- "$2" "$1" 2> /dev/null && return 0
+    sleep 0.005
+  done
+  return 1
+}
+
+# nat_wait_more FILE REGEX K SECS: waits until FILE has more than K lines matching REGEX
+nat_wait_more() {
+  local end=$(( $(date +%s%N) / 1000000 + $4 * 1000 )) n
+  while [ $(( $(date +%s%N) / 1000000 )) -lt $end ]; do
+    n=$(grep -c -- "$2" "$1" 2> /dev/null)
+    [ "${n:-0}" -gt "$3" ] && return 0
+    sleep 0.005
+  done
+  return 1
+}
+
+# nat_irohc_fallback NS IP EXTERNAL-IP TICKET LOGNAME SECS: `iroh-c connect` with a paced
+# SECS-second stream; once it reports a direct path, blackholes the direct paths and
+# waits for a relay path to be selected again. Sets fb_ms (blackhole to relay selected,
+# empty if it never came), fb_direct (1 if it was direct at all) and fb_status (connect's
+# exit status); the sent copy is $dir/LOGNAME.sent, the echo $dir/LOGNAME.data. The
+# blackhole is lifted before it returns.
+nat_irohc_fallback() {
+  local ns=$1 ip=$2 ext=$3 ticket=$4 name=$5 secs=$6 cpid k tb
+  fb_ms= fb_direct=0 fb_status=
+  : > "$dir/$name.err"
+  nat_paced "$secs" "$dir/$name.sent" | nat_irohc_connect "$ns" "$ip" "$ext" "$ticket" "$name" &
+  cpid=$!
+  pids+=($cpid)
+  if nat_wait_line "$dir/$name.err" '^iroh-c: path selected: direct' 15; then
+    fb_direct=1
+    sleep 1
+    k=$(grep -c '^iroh-c: path selected: relay' "$dir/$name.err")
+    tb=$(( $(date +%s%N) / 1000000 ))
+    nat_blackhole_direct on
+    nat_wait_more "$dir/$name.err" '^iroh-c: path selected: relay' "$k" $(( secs + 30 )) &&
+      fb_ms=$(( $(date +%s%N) / 1000000 - tb ))
+  fi
+  wait $cpid
+  fb_status=$?
+  nat_blackhole_direct off 2> /dev/null
+  return 0
 }

@@ -20,8 +20,9 @@
 //     {"connectMs", "directMs" (null when never direct), "echoOk", "paths",
 //      "fallbackMs", "streamOk", "streamBytes"}.
 //
-// The peer exits on its own (dial) or when killed (accept); the shell test kills it on
-// exit, also on failure. setLogLevel follows IROH_NODE_LOG (e.g. Debug) when set.
+// The JSON lines start with "NAT_PEER_RESULT " (iroh's own log, IROH_NODE_LOG=Warn|Debug|..,
+// goes to stdout too). The peer exits on its own (dial) or when killed (accept); the
+// shell test kills it on exit, also on failure.
 'use strict';
 const path = require('path');
 const { execSync } = require('child_process');
@@ -99,7 +100,7 @@ function watchEvents(conn, t0) {
 async function accept() {
   const { ep, port } = await bindPeer();
   log(`addr ${ep.addr().toString()}`);
-  process.stdout.write(JSON.stringify({ id: ep.id().toString(), port }) + '\n');
+  process.stdout.write('NAT_PEER_RESULT ' + JSON.stringify({ id: ep.id().toString(), port }) + '\n');
   for (;;) {
     const inc = await ep.acceptNext();
     if (!inc) return;
@@ -194,7 +195,7 @@ async function dial() {
     res.streamBytes = st.bytes;
   }
   res.stats = conn.stats();
-  process.stdout.write(JSON.stringify(res) + '\n');
+  process.stdout.write('NAT_PEER_RESULT ' + JSON.stringify(res) + '\n');
   conn.close(0n, []);
   await Promise.race([ep.close(), sleep(2000)]);
   process.exit(0);
