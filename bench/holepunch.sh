@@ -28,7 +28,8 @@ why=$(nat_topo_check) || { echo "holepunch.sh: skipped: $why"; exit 0; }
 why=$(nat_iroh_check) || { echo "holepunch.sh: skipped: $why"; exit 0; }
 dir=$(mktemp -d)
 pids=()
-trap 'nat_topo_down; rm -rf "$dir"' EXIT
+# HOLEPUNCH_KEEP=1 keeps the logs (their folder is printed at the end)
+trap 'nat_topo_down; if [ -n "${HOLEPUNCH_KEEP:-}" ]; then echo "logs: $dir"; else rm -rf "$dir"; fi' EXIT
 trap 'exit 130' INT TERM
 
 # median of the numbers on stdin (empty input: "-")
@@ -85,3 +86,73 @@ for i in $(seq "$fruns"); do
 done
 printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> real iroh" \
   "$(median < "$dir/fb")" "$(minmax < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
+
+# ---- iroh-c pairs: the upgrade as iroh-c's --verbose reports it ----
+if ! nat_irohc_has --verbose || ! nat_irohc_has --external-addr; then
+  echo "iroh-c pairs: skipped: this iroh-c has no --verbose / --external-addr"
+  exit 0
+fi
+head -c 1024 /dev/urandom > "$dir/small"
+# irohc_dialer LABEL SERVER: iroh-c connect to SERVER (iroh: real iroh accept; irohc:
+# iroh-c listen); upgrade = its first "path selected: direct" (N ms from the start of the
+# handshake), connect = its first "path selected" line
+irohc_dialer() {
+  local label=$1 server=$2 i t u c
+  : > "$dir/up"; : > "$dir/co"
+  for i in $(seq "$runs"); do
+    if [ "$server" = iroh ]; then
+      nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || return 1
+      t=$("$bin" ticket encode "$peer_id" --relay "$relay_url")
+    else
+      nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" lis || return 1
+      t=$relay_ticket
+    fi
+    { cat "$dir/small"; sleep 3; } | nat_irohc_connect "$ns_ha" "$ip_ha" "$ip_na_pub" "$t" con
+    u=$(nat_selected_ms "$dir/con.err" direct)
+    c=$(sed -n 's/^iroh-c: path selected: .* (\([0-9.]*\) ms)$/\1/p' "$dir/con.err" | head -1)
+    [ -n "$u" ] && echo "$u" >> "$dir/up"
+    [ -n "$c" ] && echo "$c" >> "$dir/co"
+    cmp -s "$dir/small" "$dir/con.data" || echo "  ($label run $i: the echo differs; connect: $(tail -2 "$dir/con.err" | tr '\n' ' '))"
+    stop_peers
+  done
+  report "$label" "$dir/up" "$dir/co"
+}
+irohc_dialer "iroh-c -> real iroh" iroh
+# real iroh dialing iroh-c: the figures as the real iroh dialer sees them
+: > "$dir/up"; : > "$dir/co"
+for i in $(seq "$runs"); do
+  nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" lis || exit 1
+  res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 --bytes 1024)
+  d=$(json_field "$res" directMs)
+  [ -n "$d" ] && [ "$d" != null ] && fmt <<< "$d" >> "$dir/up"
+  c=$(json_field "$res" connectMs)
+  [ -n "$c" ] && fmt <<< "$c" >> "$dir/co"
+  [ "$(json_field "$res" echoOk)" = true ] || echo "  (real iroh -> iroh-c run $i: echo failed: $res)"
+  stop_peers
+done
+report "real iroh -> iroh-c" "$dir/up" "$dir/co"
+irohc_dialer "iroh-c -> iroh-c" irohc
+
+# fallback: iroh-c dialing, a paced stream, the direct path blackholed
+irohc_fallback() {
+  local label=$1 server=$2 i t
+  : > "$dir/fb"
+  for i in $(seq "$fruns"); do
+    if [ "$server" = iroh ]; then
+      nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || return 1
+      t=$("$bin" ticket encode "$peer_id" --relay "$relay_url")
+    else
+      nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" lis || return 1
+      t=$relay_ticket
+    fi
+    nat_irohc_fallback "$ns_ha" "$ip_ha" "$ip_na_pub" "$t" fb 20
+    [ -n "$fb_ms" ] && awk '{printf "%.2f\n", $1 / 1000}' <<< "$fb_ms" >> "$dir/fb"
+    [ "$fb_direct" = 1 ] || echo "  ($label fallback run $i: never direct)"
+    cmp -s "$dir/fb.sent" "$dir/fb.data" || echo "  ($label fallback run $i: the stream lost data; status $fb_status: $(tail -2 "$dir/fb.err" | tr '\n' ' '))"
+    stop_peers
+  done
+  printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "$label" \
+    "$(median < "$dir/fb")" "$(minmax < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
+}
+irohc_fallback "iroh-c -> real iroh" iroh
+irohc_fallback "iroh-c -> iroh-c" irohc

@@ -123,6 +123,7 @@ nat_iroh_check() {
 # nat_start_relay [ARGS...]: `iroh-c relay` (plain http) in the public namespace; sets
 # relay_url
 nat_start_relay() {
+  : > "$dir/relay.out"
   ip netns exec "$ns_pub" "$bin" relay --listen "$ip_relay:3340" "$@" \
     > "$dir/relay.out" 2> "$dir/relay.err" &
   pids+=($!)
@@ -144,6 +145,7 @@ nat_start_relay_https() {
     -keyout "$dir/relay-key.pem" -out "$dir/relay-cert.pem" -subj /CN=nat-relay \
     -addext "subjectAltName=IP:$ip_relay" 2> /dev/null ||
     { echo "nat_topo: openssl could not make the relay certificate" >&2; return 1; }
+  : > "$dir/relay.out"
   ip netns exec "$ns_pub" "$bin" relay --listen "$ip_relay:3340" --tls-cert "$dir/relay-cert.pem" \
     --tls-key "$dir/relay-key.pem" > "$dir/relay.out" 2> "$dir/relay.err" &
   pids+=($!)
@@ -163,6 +165,7 @@ nat_relay_ca=
 # advertising EXTERNAL-IP:<its port>; sets peer_id (empty if it did not come online)
 nat_iroh_accept() {
   local ns=$1 ip=$2 ext=$3 name=$4 _
+  : > "$dir/$name.out"   # emptied now: the background redirection may come late
   ip netns exec "$ns" node "$nat_peer_js" accept --relay "$relay_url" --bind "$ip:0" \
     ${ext:+--external "$ext"} > "$dir/$name.out" 2> "$dir/$name.err" &
   pids+=($!)
@@ -210,6 +213,7 @@ nat_irohc_verbose() { nat_irohc_has --verbose && echo --verbose; }
 nat_irohc_listen() {
   local ns=$1 ip=$2 ext=$3 name=$4 port _ t
   port=$(nat_port)
+  : > "$dir/$name.out"   # emptied now: the background redirection may come late
   IROH_C_HOLEPUNCHING=${IROH_C_HOLEPUNCHING:-2} ip netns exec "$ns" "$bin" listen --echo \
     --alpn "$nat_alpn" --relay "$relay_url" ${nat_relay_ca:+--relay-ca "$nat_relay_ca"} --bind "$ip:$port" \
     ${ext:+$(nat_irohc_ext "$ext:$port")} $(nat_irohc_verbose) > "$dir/$name.out" 2> "$dir/$name.err" &
