@@ -73,7 +73,9 @@
  * Diagnostics: the environment variable IROH_LOG sets how much the library logs to
  * stderr: error, warn, info, debug or trace (each includes the ones before it), or off;
  * case-insensitive; default warn. Another value is reported once on stderr (one line
- * naming it and the accepted ones) and the default used. SSLKEYLOGFILE=path appends
+ * naming it and the accepted ones) and the default used. IROH_C_HOLEPUNCHING=0|1|2 picks
+ * the holepunching extensions endpoints offer (iroh_endpoint_builder_holepunching).
+ * SSLKEYLOGFILE=path appends
  * every TLS secret in NSS key log format (through GnuTLS), so that Wireshark or tshark
  * can decrypt captured QUIC packets.
  */
@@ -329,6 +331,14 @@ IROH_EXTERN int iroh_endpoint_builder_max_datagram_size(iroh_endpoint_builder *b
  * at the cost of one round trip. Off by default, as in iroh. Clients always follow a
  * server's Retry. */
 IROH_EXTERN int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on);
+
+/* Holepunching: which of iroh's extensions the endpoint offers its peers. mode 0 (the
+ * default for now): neither, plain single-path QUIC; 1: QUIC multipath (transport
+ * parameter initial_max_path_id, draft-ietf-quic-multipath as iroh 1.0 speaks it); 2:
+ * multipath and n0's NAT traversal. Each is used only when the peer offers it too. Without
+ * this call the environment variable IROH_C_HOLEPUNCHING=0|1|2 chooses (0 when unset).
+ * IROH_ERR_INVALID_ARGUMENT for another mode. */
+IROH_EXTERN int iroh_endpoint_builder_holepunching(iroh_endpoint_builder *b, int mode);
 
 /* Screening: called on the I/O thread once an incoming connection's peer is
  * authenticated; return 0 to accept it, or a non-zero application error code to close it

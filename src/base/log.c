@@ -35,6 +35,33 @@ static void read_env(void)
                     "or off); using warn\n", shown, v[n] ? "..." : "");
 }
 
+static int holepunching = 0;
+static pthread_once_t hp_once = PTHREAD_ONCE_INIT;
+
+static void read_hp_env(void)
+{
+    const char *v = getenv("IROH_C_HOLEPUNCHING");
+    if (!v || !*v)
+        return;
+    if ((v[0] == '0' || v[0] == '1' || v[0] == '2') && !v[1]) {
+        holepunching = v[0] - '0';
+        return;
+    }
+    char shown[65];
+    size_t n = 0;
+    for (; v[n] && n < sizeof shown - 1; n++)
+        shown[n] = (v[n] >= 0x20 && v[n] < 0x7f) ? v[n] : '?';
+    shown[n] = 0;
+    fprintf(stderr, "iroh: IROH_C_HOLEPUNCHING=%s%s is not 0, 1 or 2; using 0\n", shown,
+            v[n] ? "..." : "");
+}
+
+int ir_env_holepunching(void)
+{
+    pthread_once(&hp_once, read_hp_env);
+    return holepunching;
+}
+
 int ir_log_enabled(ir_log_level level)
 {
     pthread_once(&once, read_env);

@@ -18,6 +18,12 @@ typedef enum ir_log_level {
 int ir_log_enabled(ir_log_level level);
 void ir_log(ir_log_level level, const char *fmt, ...) IR_PRINTF(2, 3);
 
+/* The environment variable IROH_C_HOLEPUNCHING (0, 1 or 2; read once, like IROH_LOG):
+ * the holepunching mode endpoints use unless the builder sets one
+ * (iroh_endpoint_builder_holepunching); 0 when unset. Any other value is reported once on
+ * stderr and 0 used. */
+int ir_env_holepunching(void);
+
 #define IR_LOG(level, ...)                                                                 \
     do {                                                                                   \
         if (ir_log_enabled(level))                                                         \

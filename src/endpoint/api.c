@@ -60,6 +60,7 @@ struct iroh_endpoint_builder {
     char *relay_token;
     char *relay_ca_file;
     int relay_quic_port; /* QUIC address discovery port of https relays; -1: 7842 */
+    int holepunching;    /* 0, 1, 2; -1: IROH_C_HOLEPUNCHING */
 };
 
 /* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
@@ -623,6 +624,16 @@ static void dispatch(iroh_endpoint *ep)
                            close_code_text(ci, code, sizeof code), ci->reason[0] ? "(" : "",
                            ci->reason, ci->reason[0] ? ")" : "");
                 }
+                if (ir_log_enabled(IR_LOG_INFO) && ir_conn_multipath(h->c)) {
+                    ir_conn_stats st;
+                    ir_conn_get_stats(h->c, &st);
+                    ir_log(IR_LOG_INFO, "multipath was on: PATH_ACK sent %llu received %llu, "
+                           "PATH_NEW_CONNECTION_ID sent %llu received %llu, paths opened %llu "
+                           "abandoned %llu", (unsigned long long)st.path_acks_sent,
+                           (unsigned long long)st.path_acks_recv, (unsigned long long)st.path_cids_sent,
+                           (unsigned long long)st.path_cids_recv, (unsigned long long)st.paths_opened,
+                           (unsigned long long)st.paths_abandoned);
+                }
                 wake_kinds(h->waiters, W_ALL);
                 emit(ep, IROH_EVENT_CLOSED, h);
                 break;
@@ -727,6 +738,7 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
     }
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
+    b->holepunching = -1;
     return b;
 }
 
@@ -835,6 +847,16 @@ int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on)
     if (!b)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
     b->retry = on != 0;
+    return IROH_OK;
+}
+
+int iroh_endpoint_builder_holepunching(iroh_endpoint_builder *b, int mode)
+{
+    if (!b)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    if (mode < 0 || mode > 2)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "holepunching mode %d is not 0, 1 or 2", mode);
+    b->holepunching = mode;
     return IROH_OK;
 }
 
@@ -949,6 +971,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.keep_alive_ns = (uint64_t)b->keep_alive_ms * 1000000ull;
     cfg.idle_timeout_ms = b->idle_timeout_ms;
     cfg.retry = b->retry;
+    cfg.holepunching = b->holepunching >= 0 ? b->holepunching : ir_env_holepunching();
     cfg.max_streams_bidi = b->max_bidi;
     cfg.max_streams_uni = b->max_uni;
     cfg.stream_window = b->window;

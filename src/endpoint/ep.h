@@ -54,6 +54,9 @@ typedef struct ir_ep_config {
      * of the raw public key, ALPN /iroh-qad/0, no streams, each client's address reported */
     const char *x509_cert_file, *x509_key_file;
     int qad_server;
+    /* transport parameters offered for holepunching: 0 neither (plain QUIC), 1
+     * initial_max_path_id (multipath), 2 that and n0 NAT traversal */
+    int holepunching;
 } ir_ep_config;
 
 #define IR_EP_MAX_RELAYS 8

@@ -245,9 +245,12 @@ void ir_epc_free(ir_epc *e)
 void ir_epc_base_config(const ir_epc *e, ir_conn_config *cfg)
 {
     ir_conn_config_defaults(cfg);
-    /* multipath and NAT traversal are not implemented yet: do not offer them */
-    cfg->tp.has_initial_max_path_id = 0;
-    cfg->tp.nat_traversal = 0;
+    /* multipath and NAT traversal are offered only when asked for (holepunching mode,
+     * iroh_endpoint_builder_holepunching / IROH_C_HOLEPUNCHING) */
+    if (e->cfg.holepunching < 1)
+        cfg->tp.has_initial_max_path_id = 0;
+    if (e->cfg.holepunching < 2)
+        cfg->tp.nat_traversal = 0;
     if (e->cfg.idle_timeout_ms)
         cfg->tp.max_idle_timeout = e->cfg.idle_timeout_ms;
     if (e->cfg.keep_alive_ns)

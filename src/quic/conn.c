@@ -201,6 +201,10 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->npaths = 1; /* path 0 */
     qpath *path = &c->paths[0];
     c->send_path = path;
+    path->state = PS_OPEN;
+    path->available = path->peer_available = 1;
+    path->last_recv = path->last_eliciting_sent = now;
+    c->no_path_deadline = UINT64_MAX;
     for (int s = 0; s < SP_COUNT; s++) {
         pn_space *sp = &PNS(c, path, s);
         sp->largest_acked = UINT64_MAX;
@@ -313,8 +317,8 @@ void ir_conn_free(ir_conn *c)
     ir_tls_free(c->tls);
     free(c->retry_token);
     free(c->fanout);
-    for (size_t i = 0; i <= SP_HANDSHAKE + c->npaths; i++) {
-        /* the Initial and Handshake spaces, then each path's 1-RTT space */
+    for (size_t i = 0; i <= SP_HANDSHAKE + IR_MAX_PATHS; i++) {
+        /* the Initial and Handshake spaces, then each path slot's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
         free(sp->sent);
         free(sp->frames);
@@ -382,6 +386,8 @@ uint64_t ir_conn_timeout(const ir_conn *c)
         t = r;
     for (size_t i = 0; i < c->npaths; i++) {
         const qpath *path = &c->paths[i];
+        if (!ir_path_live(path))
+            continue;
         for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++)
             if (!PNS(c, path, s).discarded && PNS(c, path, s).ack_deadline < t)
                 t = PNS(c, path, s).ack_deadline;
@@ -403,10 +409,16 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     }
     /* once fired, the keep-alive waits for ir_conn_send (which may be blocked, e.g. by
      * the anti-amplification limit) instead of firing again and again */
-    if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending) {
+    if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED && !c->keepalive_pending &&
+        !c->multipath) {
         uint64_t k = c->last_ack_eliciting_sent + c->cfg.keep_alive_ns;
         if (k < t)
             t = k;
+    }
+    if (c->multipath) {
+        uint64_t m = ir_conn_mp_timer(c);
+        if (m < t)
+            t = m;
     }
     return t;
 }
@@ -453,12 +465,20 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
     if (c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
         now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns)
         c->keepalive_pending = 1;
+    if (c->multipath) {
+        ir_conn_mp_on_timeout(c, now);
+        if (c->state >= IR_CONN_CLOSING)
+            return;
+    }
     for (size_t i = 0; i < c->npaths; i++)
-        ir_conn_path_on_timeout(c, &c->paths[i], now);
+        if (c->paths[i].state == PS_OPEN)
+            ir_conn_path_on_timeout(c, &c->paths[i], now);
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *path = &c->paths[i];
+        if (!ir_path_live(path))
+            continue;
         for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
             pn_space *sp = &PNS(c, path, s);
             if (sp->ack_deadline <= now) {

@@ -157,14 +157,20 @@ typedef enum ir_event_type {
     IR_EV_STREAMS_AVAILABLE, /* more streams may be opened */
     IR_EV_DATAGRAM,        /* a datagram can be read */
     IR_EV_CLOSED,          /* the connection is closed (see ir_conn_close_info) */
-    IR_EV_PATH_CHANGED,    /* path 0 moved to a new peer address (ir_conn_path_addr) */
-    IR_EV_PATH_VALIDATED,  /* path 0's current address answered a PATH_CHALLENGE */
+    /* path events: stream_id carries the path id (0 without multipath), code the
+     * PATH_ABANDON error code (IR_EV_PATH_ABANDONED) */
+    IR_EV_PATH_CHANGED,    /* a path moved to a new peer address (ir_conn_path_addr for
+                              path 0, ir_conn_paths for any) */
+    IR_EV_PATH_VALIDATED,  /* a path's current address answered a PATH_CHALLENGE */
     IR_EV_OBSERVED_ADDRESS, /* the peer told us our address (ir_conn_observed_addr) */
+    IR_EV_PATH_OPENED,     /* a new path (multipath): ours (ir_conn_open_path) or the peer's */
+    IR_EV_PATH_ABANDONED,  /* PATH_ABANDON sent or received for the path (code) */
+    IR_EV_PATH_SELECTED,   /* application data now goes out on this path */
 } ir_event_type;
 
 typedef struct ir_event {
     ir_event_type type;
-    uint64_t stream_id;
+    uint64_t stream_id; /* the stream, or the path id of a path event */
     uint64_t code;
 } ir_event;
 
@@ -197,6 +203,53 @@ const ir_close_info *ir_conn_close_info(const ir_conn *c);
 const ir_netaddr *ir_conn_path_addr(const ir_conn *c);
 /* Our address as the peer last reported it (QUIC address discovery): 0, or -1 if none. */
 int ir_conn_observed_addr(const ir_conn *c, iroh_socket_addr *out);
+
+/* ---- paths (draft-ietf-quic-multipath as noq 1.0 speaks it) ------------------------------
+ *
+ * Without multipath a connection has one path, id 0, which follows the peer (migration,
+ * NAT rebinding). With multipath negotiated each path has its own id, connection ids,
+ * 1-RTT packet number space, ACKs (PATH_ACK), recovery and congestion control; the
+ * client opens paths, either side sets its status and abandons them. The calls below
+ * return IR_QUIC_STREAM_ERR (ir_quic_status) while multipath is not negotiated. */
+
+#define IR_CONN_MAX_PATHS 8 /* iroh's MAX_MULTIPATH_PATHS: open paths at once */
+
+/* 1 once multipath is negotiated: both sent initial_max_path_id, handshake done */
+int ir_conn_multipath(const ir_conn *c);
+/* Client: opens a new path to addr (a new path id, a fresh peer CID of that path id, its
+ * own PN space), validated with a PATH_CHALLENGE before data uses it; status Available
+ * (available = 1) or Backup. 0 and *path_id; IR_QUIC_AGAIN when path ids or the peer's
+ * CIDs for the next id are exhausted (PATHS_BLOCKED / PATH_CIDS_BLOCKED is sent);
+ * IR_QUIC_STREAM_ERR when multipath is not negotiated or we are the server. */
+int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_t now,
+                      uint64_t *path_id);
+/* Local path status (PATH_STATUS_AVAILABLE / _BACKUP is sent). 0, or IR_QUIC_STREAM_ERR
+ * (no such open path, or no multipath). */
+int ir_conn_path_set_status(ir_conn *c, uint64_t path_id, int available);
+/* PATH_ABANDON with code (e.g. 0x3e APPLICATION_ABANDON_PATH). 0, or IR_QUIC_STREAM_ERR
+ * (no such open path, or no multipath). Abandoning the last path closes the connection
+ * with NO_VIABLE_PATH. */
+int ir_conn_path_abandon(ir_conn *c, uint64_t path_id, uint64_t code, uint64_t now);
+
+/* abandon codes (multipath draft; noq's transport_error.rs) */
+#define IR_PATH_APPLICATION_ABANDON 0x3e
+#define IR_PATH_RESOURCE_LIMIT_REACHED 0x3e75
+#define IR_PATH_UNSTABLE_OR_POOR 0x3e76
+#define IR_PATH_NO_CID_AVAILABLE 0x3e77
+
+typedef struct ir_conn_path_info {
+    uint64_t id;           /* path id; 0 without multipath */
+    ir_netaddr addr;       /* the peer's address on it (UDP or a relay netaddr) */
+    int validated;         /* answered a PATH_CHALLENGE (or the handshake ran on it) */
+    int available;         /* our status: 1 Available, 0 Backup */
+    int peer_available;    /* the peer's status */
+    int abandoned;         /* PATH_ABANDON sent or received; it goes away soon */
+    int sending;           /* application data goes out on it now ("selected") */
+    uint64_t rtt_ns, min_rtt_ns, cwnd, max_datagram;
+    uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_recv;
+} ir_conn_path_info;
+/* Up to cap paths (open and abandoned-not-yet-gone), by path id; returns how many exist. */
+size_t ir_conn_paths(const ir_conn *c, ir_conn_path_info *out, size_t cap);
 
 /* Peer identity and ALPN, once the handshake is complete. */
 int ir_conn_peer_id(const ir_conn *c, iroh_endpoint_id *out);
@@ -271,6 +324,10 @@ typedef struct ir_conn_stats {
     uint64_t key_updates;
     uint64_t max_datagram; /* the current path's datagram size (1200, or more after PMTUD) */
     int retried;           /* the handshake went through a Retry (client followed, server sent) */
+    /* multipath frames (ir_conn_multipath): PATH_ACK and PATH_NEW_CONNECTION_ID sent and
+     * received, paths opened (by either side) and abandoned */
+    uint64_t path_acks_sent, path_acks_recv, path_cids_sent, path_cids_recv;
+    uint64_t paths_opened, paths_abandoned;
 } ir_conn_stats;
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);

@@ -30,7 +30,7 @@ local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
 
 int ir_conn_rotate_dcid(ir_conn *c)
 {
-    qpath *p = &c->paths[0]; /* single path for now */
+    qpath *p = c->send_path; /* the path data goes on */
     if (c->state != IR_CONN_ESTABLISHED || !p->nrcid)
         return -1;
     for (size_t i = 0; i < p->nrcid; i++) {
@@ -45,7 +45,7 @@ int ir_conn_rotate_dcid(ir_conn *c)
 
 int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
 {
-    const qpath *p = &c->paths[0]; /* single path for now: multipath asks every path */
+    const qpath *p = c->send_path; /* the path data goes on */
     const remote_cid *r = p->nrcid ? &p->rcid[p->active_rcid] : NULL;
     if (!r || !r->has_token)
         return 0;
@@ -57,6 +57,8 @@ int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
 {
     for (size_t p = 0; p < c->npaths; p++) {
         const qpath *q = &c->paths[p];
+        if (q->state == PS_FREE)
+            continue;
         for (size_t i = 0; i < q->nlcid; i++)
             if (!q->lcid[i].retired && q->lcid[i].cid.len == len &&
                 memcmp(q->lcid[i].cid.data, cid, len) == 0)
@@ -77,6 +79,8 @@ const ir_cid *ir_conn_dcid(const qpath *path)
 
 void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
 {
+    if (path->state == PS_ABANDONED || path->state == PS_FREE)
+        return; /* no new ids for a path that is going away (multipath draft 3.2.2) */
     uint64_t limit = c->peer_tp_ok ? c->peer_tp.active_connection_id_limit : 2;
     if (limit > MAX_LOCAL_CIDS)
         limit = MAX_LOCAL_CIDS;
@@ -173,10 +177,14 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
 
 /* ---- the records of connection id frames ------------------------------------------------ */
 
+/* b: the path id of the connection id (0 without multipath) */
 static void new_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
-    for (size_t i = 0; i < c->paths[0].nlcid; i++) { /* path 0's ids */
-        local_cid *l = &c->paths[0].lcid[i];
+    qpath *p = ir_conn_path_by_id(c, f->b);
+    if (!p || p->state == PS_ABANDONED)
+        return;
+    for (size_t i = 0; i < p->nlcid; i++) {
+        local_cid *l = &p->lcid[i];
         if (l->seq == f->a && !l->retired)
             l->announce_pending = 1;
     }
@@ -186,8 +194,9 @@ const sent_kind ir_sf_new_cid = {"NEW_CONNECTION_ID", NULL, new_cid_lost, 0};
 
 static void retire_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
-    if (c->paths[0].nrcid < MAX_REMOTE_CIDS) { /* path 0's ids */
-        remote_cid *r = &c->paths[0].rcid[c->paths[0].nrcid++];
+    qpath *p = ir_conn_path_by_id(c, f->b);
+    if (p && p->state != PS_ABANDONED && p->nrcid < MAX_REMOTE_CIDS) {
+        remote_cid *r = &p->rcid[p->nrcid++];
         memset(r, 0, sizeof *r);
         r->seq = f->a;
         r->retire_pending = 1;

@@ -72,6 +72,10 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
             c->paths[0].rcid[0].has_token = 1;
         }
     }
+    /* multipath needs connection ids on every path: with a zero-length one it is a
+     * PROTOCOL_VIOLATION (draft 2; noq does the same) */
+    if (tp.has_initial_max_path_id && c->initial_scid.len == 0)
+        return IR_QERR_PROTOCOL_VIOLATION;
     c->peer_tp = tp;
     c->peer_tp_ok = 1;
     c->max_data_remote = tp.initial_max_data;
@@ -86,6 +90,10 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
 int ir_conn_start_tls(ir_conn *c)
 {
     ir_tp tp = c->cfg.tp;
+    /* a connection holds IR_MAX_PATHS path ids at once: no more are offered */
+    if (tp.has_initial_max_path_id && tp.initial_max_path_id > IR_MAX_PATHS - 1)
+        tp.initial_max_path_id = IR_MAX_PATHS - 1;
+    c->cfg.tp.initial_max_path_id = tp.initial_max_path_id;
     tp.has_initial_scid = 1;
     const local_cid *first = &c->paths[0].lcid[0]; /* the handshake runs on path 0 */
     tp.initial_scid.len = first->cid.len;
@@ -181,6 +189,7 @@ static void on_handshake_complete(ir_conn *c)
         c->handshake_done_pending = 1;
         ir_conn_discard_space(c, SP_HANDSHAKE);
     }
+    ir_conn_mp_on_handshake(c); /* multipath on if both offered it */
     ir_conn_issue_more_cids(c, &c->paths[0]);
     c->connected_pending = 1;
 }

@@ -227,10 +227,33 @@ typedef struct qresponse {
                              * limit of a response to another address (RFC 9000 8.2.2) */
 } qresponse;
 
+/* A path slot's state (multipath): free; latent (a path id up to our MAX_PATH_ID that is
+ * not open: only its connection ids, so that the peer can open it); open; abandoned
+ * (PATH_ABANDON sent or received: its packet number space is kept for 3 PTOs to
+ * acknowledge stragglers, then the slot is freed and MAX_PATH_ID raised by one). */
+enum { PS_FREE = 0, PS_LATENT, PS_OPEN, PS_ABANDONED };
+
 struct qpath {
     uint64_t id;                     /* path id (multipath draft): 0 for the first */
+    uint8_t state;                   /* PS_* */
     ir_netaddr addr;
     int validated;
+    int initiated;                   /* we opened it toward an address we chose */
+    /* multipath status: ours and the peer's (PATH_STATUS_*), abandoned (PATH_ABANDON
+     * sent or received) */
+    int available, peer_available, abandoned;
+    uint64_t status_seq;             /* the next PATH_STATUS sequence number we send */
+    int status_pending;              /* PATH_STATUS_* to (re)send */
+    uint64_t peer_status_seq;        /* the newest the peer sent */
+    int have_peer_status;
+    int abandon_pending;             /* PATH_ABANDON to (re)send */
+    uint64_t abandon_code;
+    uint64_t drain_deadline;         /* abandoned: the slot is freed then */
+    int cids_blocked_pending;        /* PATH_CIDS_BLOCKED to send */
+    uint64_t last_recv;              /* multipath idle timeout: the last packet on it */
+    uint64_t last_eliciting_sent;    /* per-path keep-alive */
+    /* what went over it (ir_conn_paths) */
+    uint64_t pkts_sent, pkts_recv, pkts_lost, tx_bytes, rx_bytes;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
     ir_netaddr prev_addr;            /* the last validated address, to return to */
     int have_prev;
@@ -275,8 +298,18 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
  * max_udp_payload_size */
 #define IR_MTU_PROBE_SIZE 1452
 
-/* paths a connection can have at once (1 until multipath is negotiated) */
-#define IR_MAX_PATHS 1
+/* path slots of a connection: path 0, and with multipath the path ids up to our
+ * MAX_PATH_ID not yet freed (open, latent or abandoned) */
+#define IR_MAX_PATHS IR_CONN_MAX_PATHS
+/* multipath idle timeouts (iroh: PATH_MAX_IDLE_TIMEOUT, RELAY_PATH_MAX_IDLE_TIMEOUT) */
+#define IR_PATH_IDLE_NS (15000 * NS_PER_MS)
+#define IR_RELAY_PATH_IDLE_NS (30000 * NS_PER_MS)
+
+/* a slot with packet state: open or abandoned (draining) */
+static inline int ir_path_live(const qpath *p)
+{
+    return p->state == PS_OPEN || p->state == PS_ABANDONED;
+}
 
 /* The packet number space `space` (SP_*) on `path`: Initial and Handshake are the
  * connection's (they count on path 0), 1-RTT is the path's own. An lvalue:
@@ -299,6 +332,12 @@ struct ir_conn {
     int handshake_done_pending;
     int peer_tp_ok;
     ir_tp peer_tp;
+    int multipath; /* negotiated (both sent initial_max_path_id) and the handshake done */
+    /* multipath: the largest path ids allowed, by us (MAX_PATH_ID sent) and by the peer;
+     * the next path id we open; frames to send */
+    uint64_t local_max_path_id, remote_max_path_id, next_path_id;
+    int max_path_id_pending, paths_blocked_pending;
+    uint64_t no_path_deadline; /* the peer abandoned our last path: closed then */
     uint64_t now;
 
     ir_cid odcid;       /* client's first DCID */
@@ -320,11 +359,13 @@ struct ir_conn {
     size_t rx_dgram_len; /* the datagram ir_conn_recv is processing */
 
     /* paths (multipath draft): all per-path state lives in qpath, and every operation
-     * names the path it is about. Today a connection has path 0 only; the multipath
-     * issue adds paths here. `send_path` is the path application data goes out on. */
+     * names the path it is about. Slot 0 is path 0 (the handshake's); with multipath the
+     * other slots hold the other path ids (PS_*). `send_path` is the path application
+     * data goes out on (the scheduler's choice, ir_conn_mp_schedule). */
     qpath paths[IR_MAX_PATHS];
-    size_t npaths;
+    size_t npaths; /* slots to look at: 1 without multipath, IR_MAX_PATHS with */
     qpath *send_path;
+    size_t send_rr; /* ir_conn_send: the slot to try first (round robin over paths) */
 
     /* flow control */
     uint64_t max_data_local;   /* what we allow the peer */
@@ -592,9 +633,40 @@ void ir_rec_discard_space(ir_conn *c, int space);
 void ir_rec_new_path(ir_conn *c, qpath *path, uint64_t now);
 /* forgets every sent packet of the space (nothing declared lost) */
 void ir_rec_discard_sent(ir_conn *c, qpath *path, int space);
+/* an abandoned path: what is in flight on it is declared lost (its frames repaired on
+ * other paths), without a congestion signal */
+void ir_rec_abandon_sent(ir_conn *c, qpath *path);
 /* path MTU: back to 1200-byte datagrams after losses say the larger ones vanish */
 void ir_conn_mtu_black_hole(ir_conn *c, qpath *path);
 /* conn.c */
 void ir_conn_push_event(ir_conn *c, ir_event_type t, uint64_t id, uint64_t code);
+
+/* conn_mp.c: multipath */
+extern const sent_kind ir_sf_path_abandon;   /* a = path id */
+extern const sent_kind ir_sf_path_status;    /* a = path id, b = sequence number */
+extern const sent_kind ir_sf_max_path_id;    /* a = the value */
+extern const sent_kind ir_sf_mp_blocked;     /* PATHS_BLOCKED, PATH_CIDS_BLOCKED (a = path id + 1) */
+/* the handshake completed: multipath is on if both offered it */
+void ir_conn_mp_on_handshake(ir_conn *c);
+/* the slot of path id, or NULL (freed, or never a slot) */
+qpath *ir_conn_path_by_id(ir_conn *c, uint64_t id);
+/* the slot whose connection id of ours is dcid, or NULL */
+qpath *ir_conn_path_by_dcid(ir_conn *c, const ir_cid *dcid);
+/* a packet arrived on a latent path: the server opens it (1), else 0 (drop it) */
+int ir_conn_mp_accept_path(ir_conn *c, qpath *path, const ir_netaddr *from);
+/* a multipath frame (or PATH_ACK, PATH_(RETIRE_)CONNECTION_ID): 0, or -1 after closing */
+int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid);
+/* picks the path application data goes out on (validated, open, Available first) */
+void ir_conn_mp_schedule(ir_conn *c);
+/* the multipath frames to send (in any 1-RTT packet), and whether any are pending */
+int ir_conn_mp_frames_pending(const ir_conn *c);
+void ir_conn_mp_write_frames(ir_conn *c, pktw *w);
+/* multipath timers: path idle timeouts, abandoned paths to free, the no-path grace */
+uint64_t ir_conn_mp_timer(const ir_conn *c);
+void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now);
+/* sets up a slot's packet number space and recovery for a path that opens */
+void ir_conn_path_init(ir_conn *c, qpath *path, uint64_t id, const ir_netaddr *addr);
+/* frees a slot's memory (its 1-RTT space) */
+void ir_conn_path_release(ir_conn *c, qpath *path);
 
 #endif

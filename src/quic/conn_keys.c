@@ -59,7 +59,8 @@ int ir_conn_can_seal(const ir_conn *c, int s)
 static void mark_key_phase_start(ir_conn *c)
 {
     for (size_t i = 0; i < c->npaths; i++)
-        c->paths[i].app.key_phase_start_pn = c->paths[i].app.next_pn;
+        if (ir_path_live(&c->paths[i]))
+            c->paths[i].app.key_phase_start_pn = c->paths[i].app.next_pn;
 }
 
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
@@ -118,6 +119,9 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
         ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "reserved header bits set");
         return -1;
     }
+    if (k == &ks->rx && !rotate && (sp->rx_phase_start_pn == UINT64_MAX || pn < sp->rx_phase_start_pn) &&
+        ku->have_rx_prev)
+        sp->rx_phase_start_pn = pn; /* (another path's first packet in the current phase) */
     /* RFC 9001 6.4: a peer never protects a packet with older keys than a packet with a
      * lower number. Everything opened before a rotation used older keys than the new ones;
      * a packet opened with the previous keys after it must be below every new one. */
@@ -144,6 +148,16 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
         ku->rx_phase ^= 1;
         sp->rx_phase_start_pn = pn;
         sp->rx_old_largest = sp->largest_recv;
+        /* the other paths' packet numbers are their own (multipath): there the new phase
+         * starts at the first packet that comes in it, and everything received so far was
+         * under the old keys */
+        for (size_t i = 0; i < c->npaths; i++) {
+            pn_space *o = &c->paths[i].app;
+            if (o == sp || !ir_path_live(&c->paths[i]))
+                continue;
+            o->rx_phase_start_pn = UINT64_MAX;
+            o->rx_old_largest = o->largest_recv;
+        }
         if (ku->key_phase != ku->rx_phase) {
             /* the peer started it: follow with our send keys. Like the initiator, we may
              * start the next update only once a packet of this phase is acknowledged

@@ -154,6 +154,8 @@ void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8])
      * (RFC 9000 8.2.2, 8.2.3) */
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *q = &c->paths[i];
+        if (q->state != PS_OPEN)
+            continue;
         for (int k = 0; k < IR_MAX_PROBES; k++) {
             qprobe *p = &q->probes[k];
             int match = 0;
@@ -166,11 +168,15 @@ void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8])
                 return;
             }
             int small = p->small;
-            if (!q->validated)
-                ir_conn_push_event(c, IR_EV_PATH_VALIDATED, 0, 0);
+            int was = q->validated;
             q->validated = 1;
             q->have_prev = 0;
             ir_conn_abandon_validation(c, q); /* done: ends the probe and its timers */
+            if (!was) {
+                ir_conn_push_event(c, IR_EV_PATH_VALIDATED, q->id, 0);
+                if (c->multipath)
+                    ir_conn_mp_schedule(c); /* data may use it now */
+            }
             /* a challenge that was not expanded leaves the path MTU to validate with one
              * in a full-size datagram (RFC 9000 8.2.1) */
             if (small)

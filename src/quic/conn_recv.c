@@ -19,9 +19,25 @@ static int extension_ok(const ir_conn *c, unsigned info)
         return 0;
     if ((info & IR_FRAME_NEEDS_ADDR_DISCOVERY) && !c->qad_recv)
         return 0; /* only a receiver of address reports may get them */
-    if (info & (IR_FRAME_NEEDS_MULTIPATH | IR_FRAME_NEEDS_NAT_TRAVERSAL))
+    if ((info & IR_FRAME_NEEDS_MULTIPATH) && !c->multipath)
+        return 0;
+    if (info & IR_FRAME_NEEDS_NAT_TRAVERSAL)
         return 0; /* not offered yet */
     return 1;
+}
+
+/* An ACK of the packets sent in `space` on `path`. 0, or -1 after closing. */
+static int on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack)
+{
+    if (ir_rec_on_ack(c, path, space, ack, c->now) != 0) {
+        ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "ACK of a packet never sent");
+        return -1;
+    }
+    if (space == SP_APP && c->ku.pending_ack && ack->largest >= PNS(c, path, space).key_phase_start_pn) {
+        c->ku.pending_ack = 0; /* the current key phase is confirmed */
+        c->ku.confirmed = c->now ? c->now : 1;
+    }
+    return 0;
 }
 
 /* Returns 1 if the frames made the packet ack-eliciting, 0 if not, -1 after closing. */
@@ -56,17 +72,34 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_PING:
             break;
         case IR_FT_ACK:
-        case IR_FT_ACK_ECN:
-            if (ir_rec_on_ack(c, path, space, &f.u.ack, c->now) != 0) {
-                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "ACK of a packet never sent");
+        case IR_FT_ACK_ECN: {
+            /* with multipath a plain ACK in a 1-RTT packet is path 0's (draft 3.3) */
+            qpath *ap = space == SP_APP && c->multipath ? ir_conn_path_by_id(c, 0) : path;
+            if (!ap || !ir_path_live(ap))
+                break; /* path 0 is gone: nothing of it to acknowledge */
+            if (on_ack(c, ap, space, &f.u.ack) != 0)
+                return -1;
+            break;
+        }
+        case IR_FT_PATH_ACK:
+        case IR_FT_PATH_ACK_ECN: {
+            c->stats.path_acks_recv++;
+            if (f.u.ack.path_id > c->local_max_path_id) {
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK for a path id above our maximum");
                 return -1;
             }
-            if (space == SP_APP && c->ku.pending_ack &&
-                f.u.ack.largest >= PNS(c, path, space).key_phase_start_pn) {
-                c->ku.pending_ack = 0; /* the current key phase is confirmed */
-                c->ku.confirmed = c->now ? c->now : 1;
+            qpath *ap = ir_conn_path_by_id(c, f.u.ack.path_id);
+            if (ap && ap->state == PS_LATENT && f.u.ack.largest >= ap->app.next_pn) {
+                ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK of a packet never sent");
+                return -1;
             }
+            if (!ap || ap->state != PS_OPEN)
+                break; /* a path abandoned or gone: ignored (draft 3.4.1, 4); what was in
+                        * flight on it was repaired elsewhere */
+            if (on_ack(c, ap, space, &f.u.ack) != 0)
+                return -1;
             break;
+        }
         case IR_FT_CRYPTO:
             ir_conn_crypto_received(c, space, &f.u.crypto);
             break;
@@ -170,10 +203,27 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_STREAMS_BLOCKED_UNI:
             break;
         case IR_FT_NEW_CONNECTION_ID:
-            ir_conn_new_cid_frame(c, &c->paths[0], &f.u.new_cid); /* path 0's ids */
+        case IR_FT_RETIRE_CONNECTION_ID: {
+            /* path 0's ids (also with multipath, where PATH_* frames are the rule) */
+            qpath *p0 = ir_conn_path_by_id(c, 0);
+            if (!p0 || p0->state == PS_ABANDONED)
+                break;
+            if (f.type == IR_FT_NEW_CONNECTION_ID)
+                ir_conn_new_cid_frame(c, p0, &f.u.new_cid);
+            else
+                ir_conn_retire_cid_frame(c, p0, f.u.retire_cid.seq, pkt_dcid);
             break;
-        case IR_FT_RETIRE_CONNECTION_ID:
-            ir_conn_retire_cid_frame(c, &c->paths[0], f.u.retire_cid.seq, pkt_dcid);
+        }
+        case IR_FT_PATH_NEW_CONNECTION_ID:
+        case IR_FT_PATH_RETIRE_CONNECTION_ID:
+        case IR_FT_PATH_ABANDON:
+        case IR_FT_PATH_STATUS_BACKUP:
+        case IR_FT_PATH_STATUS_AVAILABLE:
+        case IR_FT_MAX_PATH_ID:
+        case IR_FT_PATHS_BLOCKED:
+        case IR_FT_PATH_CIDS_BLOCKED:
+            if (ir_conn_mp_frame(c, &f, pkt_dcid) != 0)
+                return -1;
             break;
         case IR_FT_PATH_CHALLENGE:
             ir_conn_path_challenge_frame(c, path, f.u.path_data, from);
@@ -292,7 +342,10 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
         ir_conn_discard_space(c, SP_INITIAL);
     }
     c->last_activity = c->now;
+    path->last_recv = c->now;
     c->stats.pkts_recv++;
+    path->pkts_recv++;
+    path->rx_bytes += h->pkt_len;
     int non_probing = 0;
     int eliciting = process_frames(c, path, space, from, &h->dcid, payload, plen, &non_probing);
     if (eliciting < 0)
@@ -306,7 +359,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
         sp->largest_recv = pn;
         sp->largest_recv_time = c->now;
         /* connection migration / NAT rebinding: the peer's newest packet moves path 0 */
-        if (space == SP_APP && non_probing && c->handshake_confirmed &&
+        if (space == SP_APP && non_probing && c->handshake_confirmed && path->state == PS_OPEN &&
             !ir_netaddr_eq(from, &path->addr)) {
             if (path->validated) {
                 path->prev_addr = path->addr;
@@ -322,7 +375,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
             ir_rec_new_path(c, path, c->now);
             path->mtu_state = MTU_IDLE;
             path->mtu_tries = 0;
-            ir_conn_push_event(c, IR_EV_PATH_CHANGED, 0, 0);
+            ir_conn_push_event(c, IR_EV_PATH_CHANGED, path->id, 0);
         }
     }
     return 1;
@@ -335,9 +388,37 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         return;
     c->stats.bytes_recv += len;
     c->rx_dgram_len = len;
-    /* the path the datagram came on: path 0, the only one (multipath: the path of the
-     * connection id it was sent to) */
+    /* the path the datagram came on: path 0 without multipath; with it, the path of the
+     * connection id its (first) 1-RTT packet was sent to (long headers: path 0's) */
     qpath *path = &c->paths[0];
+    if (c->multipath && c->state != IR_CONN_CLOSING) {
+        ir_pkt_hdr h0;
+        if (ir_pkt_parse(data, len, CID_LEN, &h0) == 0 && h0.type == IR_PT_1RTT) {
+            qpath *p = ir_conn_path_by_dcid(c, &h0.dcid);
+            if (p && p->state == PS_LATENT && !ir_conn_mp_accept_path(c, p, from))
+                p = NULL;
+            if (!p) {
+                /* an id of a path gone (or none of ours): maybe the peer's stateless reset
+                 * (the token of any path's id in use counts) */
+                for (size_t i = 0; i < c->npaths; i++) {
+                    const qpath *q = &c->paths[i];
+                    const remote_cid *r = q->state == PS_OPEN && q->nrcid ? &q->rcid[q->active_rcid] : NULL;
+                    if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
+                        c->close.closed = 1;
+                        c->close.by_peer = 1;
+                        c->close.reset = 1;
+                        snprintf(c->close.reason, sizeof c->close.reason, "stateless reset");
+                        c->state = IR_CONN_DRAINING;
+                        c->close_deadline = now;
+                        ir_conn_set_closed(c);
+                        return;
+                    }
+                }
+                return;
+            }
+            path = p;
+        }
+    }
     int on_path = ir_netaddr_eq(from, &path->addr);
     if (on_path)
         path->bytes_recv += len;

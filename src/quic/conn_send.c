@@ -15,7 +15,9 @@ static int ack_wanted(const ir_conn *c, const pn_space *sp)
     return sp->ack_pending || (sp->ack_deadline != UINT64_MAX && sp->ack_deadline <= c->now);
 }
 
-static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
+/* the ACK of space `space` (of path `path_id`: a PATH_ACK once multipath is on, in any
+ * path's 1-RTT packet) */
+static void write_ack(ir_conn *c, pn_space *sp, int space, uint64_t path_id, pktw *w)
 {
     if (!pktw_can_record(w))
         return;
@@ -32,11 +34,13 @@ static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
     if (space == SP_APP && c->now > sp->largest_recv_time)
         delay = ((c->now - sp->largest_recv_time) / NS_PER_US) >> c->cfg.tp.ack_delay_exponent;
     size_t done;
-    size_t k = ir_ack_encode(w->buf + w->pos, pktw_room(w), 0, 0, r, n, delay, NULL, &done);
+    int mp = c->multipath && space == SP_APP;
+    size_t k = ir_ack_encode(w->buf + w->pos, pktw_room(w), mp, mp ? path_id : 0, r, n, delay, NULL, &done);
     if (!k)
         return;
     w->pos += k;
-    pktw_record(w, &ir_sf_ack, r[0].largest, 0, 0, 0, 0);
+    pktw_record(w, &ir_sf_ack, r[0].largest, mp ? path_id : 0, 0, 0, 0);
+    c->stats.path_acks_sent += (uint64_t)mp;
     sp->ack_pending = 0;
     sp->ack_eliciting_since = 0;
     sp->ack_deadline = UINT64_MAX;
@@ -48,6 +52,9 @@ static void write_ack(ir_conn *c, pn_space *sp, int space, pktw *w)
  * touch. */
 static void ack_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
+    /* (a PATH_ACK may have gone out on another path than the one it acknowledges: b) */
+    if (space == SP_APP && !(path = ir_conn_path_by_id(c, f->b)))
+        return;
     pn_space *sp = &PNS(c, path, space);
     uint64_t below = f->a + 1;
     if (sp->largest_recv != UINT64_MAX && below > sp->largest_recv)
@@ -117,32 +124,114 @@ static void write_close(ir_conn *c, int space, pktw *w)
     }
 }
 
+/* the connection's control frames (not those of one path) go out on the path data goes
+ * on; so do the ACKs of abandoned paths (which send nothing more themselves) */
+static int carries_connection_frames(const ir_conn *c, const qpath *path)
+{
+    return path == c->send_path;
+}
+
+static int ack_wanted(const ir_conn *c, const pn_space *sp);
+
 /* control frames to send in a 1-RTT packet on the path */
 static int app_control_pending(const ir_conn *c, const qpath *path)
 {
-    if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->observed_pending ||
-        (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr)))
+    if (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr))
         return 1;
-    const qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's */
-    for (size_t i = 0; i < p0->nlcid; i++)
-        if (p0->lcid[i].announce_pending)
+    if (!carries_connection_frames(c, path))
+        return 0;
+    if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
+        c->max_streams_pending[1] || c->observed_pending)
+        return 1;
+    /* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of every path */
+    for (size_t k = 0; k < c->npaths; k++) {
+        const qpath *p = &c->paths[k];
+        if (p->state != PS_LATENT && p->state != PS_OPEN)
+            continue;
+        for (size_t i = 0; i < p->nlcid; i++)
+            if (p->lcid[i].announce_pending)
+                return 1;
+        for (size_t i = 0; i < p->nrcid; i++)
+            if (p->rcid[i].retire_pending)
+                return 1;
+    }
+    if (c->multipath) {
+        if (ir_conn_mp_frames_pending(c))
             return 1;
-    for (size_t i = 0; i < p0->nrcid; i++)
-        if (p0->rcid[i].retire_pending)
-            return 1;
+        for (size_t k = 0; k < c->npaths; k++)
+            if (c->paths[k].state == PS_ABANDONED && ack_wanted(c, &c->paths[k].app))
+                return 1;
+    }
     return 0;
 }
 
-static int keepalive_due(const ir_conn *c)
+/* a keep-alive PING is due on the path: the connection's without multipath, each open
+ * and validated path's with it (iroh: HEARTBEAT_INTERVAL for each path) */
+static int keepalive_due(const ir_conn *c, const qpath *path)
 {
-    return c->cfg.keep_alive_ns && c->state == IR_CONN_ESTABLISHED &&
-           (c->keepalive_pending || c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns);
+    if (!c->cfg.keep_alive_ns || c->state != IR_CONN_ESTABLISHED)
+        return 0;
+    if (c->multipath)
+        return path->state == PS_OPEN && path->validated &&
+               c->now >= path->last_eliciting_sent + c->cfg.keep_alive_ns;
+    return c->keepalive_pending || c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns;
+}
+
+/* (PATH_)NEW_CONNECTION_ID and (PATH_)RETIRE_CONNECTION_ID of one path */
+static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
+{
+    int mp = c->multipath;
+    for (size_t i = 0; i < p->nlcid && pktw_can_record(w); i++) {
+        local_cid *l = &p->lcid[i];
+        if (!l->announce_pending || l->retired)
+            continue;
+        ir_frame f = {.type = mp ? IR_FT_PATH_NEW_CONNECTION_ID : IR_FT_NEW_CONNECTION_ID};
+        f.u.new_cid.path_id = mp ? p->id : 0;
+        f.u.new_cid.seq = l->seq;
+        f.u.new_cid.retire_prior_to = 0;
+        f.u.new_cid.cid = l->cid.data;
+        f.u.new_cid.cid_len = l->cid.len;
+        f.u.new_cid.reset_token = l->token;
+        if (!pktw_put_frame(w, &f))
+            break;
+        l->announce_pending = 0;
+        pktw_record(w, &ir_sf_new_cid, l->seq, p->id, 0, 0, 1);
+        c->stats.path_cids_sent += (uint64_t)mp;
+    }
+    for (size_t i = 0; i < p->nrcid && pktw_can_record(w); i++) {
+        remote_cid *r = &p->rcid[i];
+        if (!r->retire_pending || i == p->active_rcid)
+            continue;
+        ir_frame f = {.type = mp ? IR_FT_PATH_RETIRE_CONNECTION_ID : IR_FT_RETIRE_CONNECTION_ID};
+        f.u.retire_cid.path_id = mp ? p->id : 0;
+        f.u.retire_cid.seq = r->seq;
+        if (!pktw_put_frame(w, &f))
+            break;
+        r->retire_pending = 0;
+        pktw_record(w, &ir_sf_retire_cid, r->seq, p->id, 0, 0, 1);
+        /* forget it now; a loss re-adds the retirement */
+        memmove(r, r + 1, (p->nrcid - i - 1) * sizeof *r);
+        p->nrcid--;
+        if (p->active_rcid > i)
+            p->active_rcid--;
+        i--;
+    }
 }
 
 /* the connection's control frames, in a 1-RTT packet on the path */
 static void write_app_control(ir_conn *c, qpath *path, pktw *w)
 {
+    if (!carries_connection_frames(c, path))
+        return;
+    if (c->multipath) {
+        ir_conn_mp_write_frames(c, w);
+        /* the stragglers of abandoned paths are acknowledged here */
+        for (size_t k = 0; k < c->npaths; k++) {
+            qpath *p = &c->paths[k];
+            if (p->state == PS_ABANDONED && ack_wanted(c, &p->app))
+                write_ack(c, &p->app, SP_APP, p->id, w);
+        }
+    }
     if (c->observed_pending && pktw_can_record(w)) {
         iroh_socket_addr a;
         if (c->cfg.addr_of(&path->addr, &a) != 0) {
@@ -188,39 +277,9 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             }
         }
     }
-    qpath *p0 = &c->paths[0]; /* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids */
-    for (size_t i = 0; i < p0->nlcid && pktw_can_record(w); i++) {
-        local_cid *l = &p0->lcid[i];
-        if (!l->announce_pending || l->retired)
-            continue;
-        ir_frame f = {.type = IR_FT_NEW_CONNECTION_ID};
-        f.u.new_cid.seq = l->seq;
-        f.u.new_cid.retire_prior_to = 0;
-        f.u.new_cid.cid = l->cid.data;
-        f.u.new_cid.cid_len = l->cid.len;
-        f.u.new_cid.reset_token = l->token;
-        if (!pktw_put_frame(w, &f))
-            break;
-        l->announce_pending = 0;
-        pktw_record(w, &ir_sf_new_cid, l->seq, 0, 0, 0, 1);
-    }
-    for (size_t i = 0; i < p0->nrcid && pktw_can_record(w); i++) {
-        remote_cid *r = &p0->rcid[i];
-        if (!r->retire_pending || i == p0->active_rcid)
-            continue;
-        ir_frame f = {.type = IR_FT_RETIRE_CONNECTION_ID};
-        f.u.retire_cid.seq = r->seq;
-        if (!pktw_put_frame(w, &f))
-            break;
-        r->retire_pending = 0;
-        pktw_record(w, &ir_sf_retire_cid, r->seq, 0, 0, 0, 1);
-        /* forget it now; a loss re-adds the retirement */
-        memmove(r, r + 1, (p0->nrcid - i - 1) * sizeof *r);
-        p0->nrcid--;
-        if (p0->active_rcid > i)
-            p0->active_rcid--;
-        i--;
-    }
+    for (size_t k = 0; k < c->npaths; k++)
+        if (c->paths[k].state == PS_LATENT || c->paths[k].state == PS_OPEN)
+            write_cid_frames(c, &c->paths[k], w);
 }
 
 int ir_conn_cwnd_allows(const qpath *path)
@@ -289,9 +348,10 @@ static int space_wants(const ir_conn *c, const qpath *path, int s)
     if (ir_sendbuf_next(&c->epoch[s].crypto_send, UINT64_MAX, 1200, &off, &len, &fin) && len)
         return 1;
     if (s == SP_APP && c->handshake_complete) {
-        if (app_control_pending(c, path) || keepalive_due(c))
+        if (app_control_pending(c, path) || keepalive_due(c, path))
             return 1;
-        if (ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path) && ir_conn_app_data_pending(c))
+        if (carries_connection_frames(c, path) && ir_conn_cwnd_allows(path) &&
+            ir_conn_pace_allows(c, path) && ir_conn_app_data_pending(c))
             return 1;
     }
     return 0;
@@ -343,19 +403,22 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         if (s == SP_APP && c->handshake_complete && ir_conn_path_frames_any(path))
             ir_conn_write_path_frames(c, path, &w, plan->to);
         if (ack_wanted(c, sp) || (sp->largest_recv != UINT64_MAX && sp->ack_eliciting_since))
-            write_ack(c, sp, s, &w);
+            write_ack(c, sp, s, path->id, &w);
         write_crypto(c, s, &w);
         if (s == SP_APP && c->handshake_complete) {
             int probe = sp->probe_pending > 0;
             write_app_control(c, path, &w);
-            if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
+            if (!carries_connection_frames(c, path)) {
+                /* another path: its own frames only (a PTO probe repeats the stream data
+                 * on the path data goes on) */
+            } else if ((ir_conn_cwnd_allows(path) && ir_conn_pace_allows(c, path)) || probe) {
                 ir_conn_write_datagrams(c, &w);
                 ir_conn_write_streams(c, &w, 1);
             } else {
                 ir_conn_write_streams(c, &w, 0); /* blocked by congestion control: control frames only */
             }
         }
-        if ((sp->probe_pending || (s == SP_APP && keepalive_due(c))) && !w.rec.ack_eliciting &&
+        if ((sp->probe_pending || (s == SP_APP && keepalive_due(c, path))) && !w.rec.ack_eliciting &&
             pktw_can_record(&w) && pktw_room(&w) >= 1) {
             w.buf[w.pos++] = IR_FT_PING;
             pktw_record(&w, &ir_sf_ping, 0, 0, 0, 0, 1);
@@ -386,6 +449,8 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     c->epoch[s].tx.sealed++;
     sp->next_pn++;
     c->stats.pkts_sent++;
+    path->pkts_sent++;
+    path->tx_bytes += total;
     if (!plan->on_path) {
         sp->nframes = w.rec.first_frame; /* its records go with it */
         return total; /* a probe elsewhere: not in flight on this path (nor its bytes) */
@@ -401,6 +466,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
             c->last_activity = c->now; /* RFC 9000 10.1: first ack-eliciting after receipt */
         c->last_ack_eliciting_sent = c->now;
         c->keepalive_pending = 0;
+        path->last_eliciting_sent = c->now;
     }
     if (!w.rec.in_flight)
         sp->nframes = w.rec.first_frame; /* not kept: its records go (ACK frames only) */
@@ -497,13 +563,49 @@ size_t ir_conn_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64
     return n;
 }
 
+static size_t send_on_path(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to,
+                           uint64_t now);
+
 static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now)
 {
     c->now = now;
-    qpath *path = c->send_path;
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
+    if (!c->multipath)
+        return send_on_path(c, c->send_path, buf, cap, to, now);
+    /* multipath: each open path in turn (round robin), so that one path's data does not
+     * hold back the ACKs and probes of another */
+    int any_open = 0;
+    for (size_t k = 0; k < IR_MAX_PATHS; k++) {
+        size_t i = (c->send_rr + k) % IR_MAX_PATHS;
+        qpath *p = &c->paths[i];
+        if (p->state != PS_OPEN)
+            continue;
+        any_open = 1;
+        size_t n = send_on_path(c, p, buf, cap, to, now);
+        if (n) {
+            c->send_rr = (i + 1) % IR_MAX_PATHS;
+            return n;
+        }
+    }
+    if (!any_open && c->state == IR_CONN_CLOSING) {
+        /* no open path left (the peer abandoned the last one): the CONNECTION_CLOSE goes
+         * on an abandoned one, whose ids we still know */
+        for (size_t i = 0; i < IR_MAX_PATHS; i++) {
+            qpath *p = &c->paths[i];
+            if (p->state == PS_ABANDONED && p->nrcid) {
+                c->send_path = p;
+                return send_on_path(c, p, buf, cap, to, now);
+            }
+        }
+    }
+    return 0;
+}
+
+static size_t send_on_path(ir_conn *c, qpath *path, uint8_t *buf, size_t cap, ir_netaddr *to,
+                           uint64_t now)
+{
     if (c->state == IR_CONN_ESTABLISHED && !path->nresp) {
         size_t n = ir_conn_send_mtu_probe(c, path, buf, cap, to);
         if (n)
@@ -553,7 +655,7 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     size_t limit = cap;
     /* any endpoint, the client too after the server's address changed (RFC 9000 8, 9.3);
      * a client's first path counts as validated */
-    if (!path->validated) {
+    if (!path->validated && !path->initiated) {
         uint64_t allowed = 3 * path->bytes_recv;
         allowed = allowed > path->bytes_sent ? allowed - path->bytes_sent : 0;
         if (allowed < limit)

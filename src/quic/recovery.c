@@ -181,6 +181,7 @@ static void packet_lost(ir_conn *c, qpath *path, int space, size_t i)
     sent_pkt p = sp->sent[i];
     remove_sent(c, path, space, i);
     c->stats.pkts_lost++;
+    path->pkts_lost++;
     for (uint32_t k = 0; k < p.nframes; k++) {
         const sent_frame *f = &sp->frames[p.first_frame + k];
         if (f->kind->on_lost)
@@ -348,8 +349,8 @@ static uint64_t path_timer(const ir_conn *c, const qpath *path)
 {
     int space;
     uint64_t t = loss_deadline(c, path, &space);
-    if (t != UINT64_MAX)
-        return t;
+    if (t != UINT64_MAX || path->state != PS_OPEN)
+        return t; /* an abandoned path sends nothing more: no PTO */
     /* blocked by the anti-amplification limit of an unvalidated path: no PTO */
     if (!path->validated && path->bytes_sent >= 3 * path->bytes_recv)
         return UINT64_MAX;
@@ -360,6 +361,8 @@ uint64_t ir_rec_timer(const ir_conn *c)
 {
     uint64_t t = UINT64_MAX;
     for (size_t i = 0; i < c->npaths; i++) {
+        if (!ir_path_live(&c->paths[i]))
+            continue;
         uint64_t p = path_timer(c, &c->paths[i]);
         if (p < t)
             t = p;
@@ -406,6 +409,8 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
     qpath *due = NULL;
     uint64_t first = UINT64_MAX;
     for (size_t i = 0; i < c->npaths; i++) {
+        if (!ir_path_live(&c->paths[i]))
+            continue;
         uint64_t p = path_timer(c, &c->paths[i]);
         if (p < first) {
             first = p;
@@ -423,6 +428,16 @@ void ir_rec_discard_sent(ir_conn *c, qpath *path, int space)
         remove_sent(c, path, space, i);
     s->nsent = s->sent_first = s->sent_gone = 0;
     s->nframes = 0;
+    s->loss_time = UINT64_MAX;
+}
+
+void ir_rec_abandon_sent(ir_conn *c, qpath *path)
+{
+    pn_space *s = &path->app;
+    for (size_t i = s->sent_first; i < s->nsent; i++)
+        if (!s->sent[i].gone)
+            packet_lost(c, path, SP_APP, i);
+    compact_sent(s);
     s->loss_time = UINT64_MAX;
 }
 

@@ -287,6 +287,27 @@ static void check_conn(const ir_conn *c)
         if (PNS(c, &c->paths[0], s).nsent > PNS(c, &c->paths[0], s).capsent ||
             PNS(c, &c->paths[0], s).nframes > PNS(c, &c->paths[0], s).capframes)
             abort();
+    /* multipath (both offer it, iroh's defaults): every path slot within its limits, at
+     * most IR_CONN_MAX_PATHS, the path data goes on an open one while any is open, and
+     * path ids within both sides' limits */
+    int open = 0, sending_open = 0;
+    for (size_t i = 0; i < IR_MAX_PATHS; i++) {
+        const qpath *p = &c->paths[i];
+        if (p->nlcid > MAX_LOCAL_CIDS || p->nrcid > MAX_REMOTE_CIDS || p->nresp > IR_MAX_RESPONSES ||
+            (p->nrcid && p->active_rcid >= p->nrcid) || p->app.nsent > p->app.capsent ||
+            p->app.nframes > p->app.capframes)
+            abort();
+        if (p->state == PS_OPEN) {
+            open++;
+            sending_open |= p == c->send_path;
+            if (c->multipath && p->id > c->local_max_path_id)
+                abort();
+            if (c->is_server && !p->validated && !p->initiated && p->bytes_sent > 3 * p->bytes_recv)
+                abort();
+        }
+    }
+    if ((!c->multipath && c->npaths != 1) || (c->state == IR_CONN_ESTABLISHED && open && !sending_open))
+        abort();
     /* connection flow control (RFC 9000 4.1, 4.5): what the peer's streams used, final
      * sizes of reset streams included, stays within what we allowed, unless we closed */
     if (c->state < IR_CONN_CLOSING && c->recv_data > c->max_data_local)
@@ -552,9 +573,29 @@ static void app_action(rd *r, int side)
         disturbed = 1;
         ir_conn_stream_stop(c, id ^ 1u, blen);
         break;
-    case 6:
-        ir_conn_initiate_key_update(c);
+    case 6: { /* (action >> 3) & 3: key update, or multipath: open a path (the client;
+               * to the server's address or another), set a status, abandon a path */
+        uint64_t pid = (action >> 5) & 7, got;
+        switch ((action >> 3) & 3) {
+        case 0:
+            ir_conn_initiate_key_update(c);
+            break;
+        case 1:
+            ir_conn_open_path(c, (action & 0x80) ? &W.addr[1] : &W.server_addr, (action >> 6) & 1, W.now, &got);
+            break;
+        case 2:
+            ir_conn_path_set_status(c, pid, blen & 1);
+            break;
+        default:
+            /* (data in flight on it is sent again elsewhere: nothing is lost) */
+            ir_conn_path_abandon(c, pid, blen, W.now);
+            break;
+        }
+        ir_conn_path_info pi[IR_CONN_MAX_PATHS];
+        if (ir_conn_paths(c, pi, IR_CONN_MAX_PATHS) > IR_CONN_MAX_PATHS)
+            abort();
         break;
+    }
     case 7:
         if (action & 0x80) {
             disturbed = 1;

@@ -447,6 +447,47 @@ TEST(handshake)
     sides_free(s, &nw);
 }
 
+/* ---- multipath -------------------------------------------------------------------------- */
+
+static void no_multipath(ir_conn_config *cfg, int server)
+{
+    (void)server;
+    cfg->tp.has_initial_max_path_id = 0;
+}
+
+/* A peer without multipath: one path, id 0, and every multipath call refused. */
+TEST(paths_without_multipath)
+{
+    net nw;
+    side s[2];
+    tweak_config = no_multipath;
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    for (int i = 0; i < 2; i++) {
+        ir_conn *c = s[i].c;
+        CHECK_EQ_INT(ir_conn_multipath(c), 0);
+        ir_conn_path_info pi[IR_CONN_MAX_PATHS];
+        CHECK_EQ_INT((int)ir_conn_paths(c, pi, IR_CONN_MAX_PATHS), 1);
+        CHECK_EQ_INT((int)ir_conn_paths(c, NULL, 0), 1);
+        CHECK(pi[0].id == 0);
+        CHECK(ir_netaddr_eq(&pi[0].addr, i ? &nw.caddr : &nw.saddr));
+        CHECK(pi[0].validated && pi[0].sending && pi[0].available && !pi[0].abandoned);
+        CHECK(pi[0].rtt_ns >= 20 * MS && pi[0].rtt_ns < 100 * MS);
+        CHECK(pi[0].pkts_sent > 0 && pi[0].pkts_recv > 0 && pi[0].bytes_sent > 0 &&
+              pi[0].bytes_recv > 0 && pi[0].cwnd >= 1200 && pi[0].max_datagram >= 1200);
+        uint64_t id = 99;
+        CHECK_EQ_INT(ir_conn_open_path(c, &nw.saddr, 1, nw.now, &id), IR_QUIC_STREAM_ERR);
+        CHECK(id == 99);
+        CHECK_EQ_INT(ir_conn_path_set_status(c, 0, 0), IR_QUIC_STREAM_ERR);
+        CHECK_EQ_INT(ir_conn_path_abandon(c, 0, IR_PATH_APPLICATION_ABANDON, nw.now), IR_QUIC_STREAM_ERR);
+        CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_ESTABLISHED);
+    }
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
 /* ---- applications: flows of data on client-opened bidirectional streams ----------------
  *
  * Flow k is stream 4k. Side 0 (client) sends n[0] bytes and a FIN; side 1 (server) either
@@ -497,6 +538,7 @@ typedef struct app {
     uint64_t bad;       /* wrong bytes, resets, stream errors */
     uint64_t opened_events, max_open;
     int closed[2];
+    uint64_t base; /* flow k is stream base + 4k */
     uint8_t chunk[CHUNK];
 } app;
 
@@ -637,10 +679,37 @@ static void open_more(app *a, side *s)
 
 static flow *flow_of(app *a, uint64_t id, size_t *k)
 {
+    if (id < a->base)
+        return NULL;
+    id -= a->base;
     if ((id & 3) != 0 || (id >> 2) >= a->nflows)
         return NULL;
     *k = (size_t)(id >> 2);
     return &a->f[*k];
+}
+
+static void open_more(app *a, side *s);
+
+/* path events each side raised (by type and path id), seen by pump or has_event */
+static unsigned pev[2][32][64];
+static uint64_t pev_code[2][64];
+
+static void record_path_event(int i, const ir_event *ev)
+{
+    if (ev->type >= IR_EV_PATH_CHANGED && ev->type < 32) {
+        pev[i][ev->type][ev->stream_id % 64]++;
+        if (ev->type == IR_EV_PATH_ABANDONED)
+            pev_code[i][ev->stream_id % 64] = ev->code;
+    }
+}
+
+/* an echo of n bytes on a connection already up (after other streams): its flow opens now */
+static void app_next(app *a, side *s, uint64_t n)
+{
+    app_init(a, 1, n, 0, 1);
+    a->base = 4 * s[0].c->next_stream[0];
+    a->f[0].id = a->base;
+    open_more(a, s);
 }
 
 /* handles the events of both sides */
@@ -679,6 +748,7 @@ static void pump(app *a, side *s)
                 a->closed[i] = 1;
                 break;
             default:
+                record_path_event(i, &ev);
                 break;
             }
         }
@@ -2067,7 +2137,109 @@ static void v_server_stream_unopened(frames *fr, side *s)
     put_stream(fr, 4 * 50, 0, 10, 0); /* a client bidi stream the client never opened */
 }
 
+/* multipath frames that break the rules (both sides negotiated it, limits 7) */
+static void v_mp_ack_above_max(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_ACK};
+    f.u.ack.path_id = 100;
+    put(fr, &f);
+}
+
+static void v_mp_ack_latent(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_ACK}; /* path 3 never sent a packet */
+    f.u.ack.path_id = 3;
+    f.u.ack.largest = 5;
+    put(fr, &f);
+}
+
+static void v_mp_new_cid_above_max(frames *fr, side *s)
+{
+    static const uint8_t cid[8] = {9, 9, 9, 9, 9, 9, 9, 9}, tok[16];
+    ir_frame f = {.type = IR_FT_PATH_NEW_CONNECTION_ID};
+    f.u.new_cid.path_id = 8;
+    f.u.new_cid.seq = 0;
+    f.u.new_cid.cid = cid;
+    f.u.new_cid.cid_len = 8;
+    f.u.new_cid.reset_token = tok;
+    put(fr, &f);
+}
+
+static void v_mp_retire_above_max(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_RETIRE_CONNECTION_ID};
+    f.u.retire_cid.path_id = 0xffffffffu;
+    put(fr, &f);
+}
+
+static void v_mp_abandon_above_max(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_ABANDON};
+    f.u.path_abandon.path_id = 9;
+    put(fr, &f);
+}
+
+static void v_mp_status_above_max(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_STATUS_AVAILABLE};
+    f.u.path_status.path_id = 1000;
+    put(fr, &f);
+}
+
+static void v_mp_max_path_id_lower(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_MAX_PATH_ID};
+    f.u.limit = 3; /* below its initial_max_path_id 7 */
+    put(fr, &f);
+}
+
+static void v_mp_paths_blocked_above(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATHS_BLOCKED};
+    f.u.limit = 20;
+    put(fr, &f);
+}
+
+static void v_mp_cids_blocked_beyond(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_CIDS_BLOCKED};
+    f.u.path_cids_blocked.path_id = 2;
+    f.u.path_cids_blocked.next_seq = 1000;
+    put(fr, &f);
+}
+
+static void v_mp_path_id_too_big(frames *fr, side *s)
+{
+    put_raw(fr, "3e 8100000000 00 00 00 00"); /* PATH_ACK for path 2^32 */
+}
+
+/* (the connection without multipath: tweak no_multipath) */
+static void v_mp_unnegotiated_ack(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_PATH_ACK};
+    put(fr, &f);
+}
+
+static void v_mp_unnegotiated_max_path_id(frames *fr, side *s)
+{
+    ir_frame f = {.type = IR_FT_MAX_PATH_ID};
+    f.u.limit = 9;
+    put(fr, &f);
+}
+
 static const violation violations[] = {
+    {"PATH_ACK above the maximum path id", 0, 0xa, v_mp_ack_above_max, 0, 0},
+    {"PATH_ACK of a path that sent nothing", 0, 0xa, v_mp_ack_latent, 0, 0},
+    {"PATH_NEW_CONNECTION_ID above the maximum path id", 1, 0xa, v_mp_new_cid_above_max, 0, 0},
+    {"PATH_RETIRE_CONNECTION_ID above the maximum path id", 0, 0xa, v_mp_retire_above_max, 0, 0},
+    {"PATH_ABANDON above the maximum path id", 0, 0xa, v_mp_abandon_above_max, 0, 0},
+    {"PATH_STATUS above the maximum path id", 1, 0xa, v_mp_status_above_max, 0, 0},
+    {"MAX_PATH_ID below the initial one", 0, 0xa, v_mp_max_path_id_lower, 0, 0},
+    {"PATHS_BLOCKED above our maximum", 0, 0xa, v_mp_paths_blocked_above, 0, 0},
+    {"PATH_CIDS_BLOCKED beyond the ids issued", 1, 0xa, v_mp_cids_blocked_beyond, 0, 0},
+    {"a path id above 2^32-1", 0, 0xa, v_mp_path_id_too_big, 0, 0},
+    {"PATH_ACK without multipath", 0, 0xa, v_mp_unnegotiated_ack, 0, 0},
+    {"MAX_PATH_ID without multipath", 1, 0xa, v_mp_unnegotiated_max_path_id, 0, 0},
     {"stream flow control", 0, 0x3, v_stream_fc, 0, 0},
     {"connection flow control", 0, 0x3, v_conn_fc, 0, 0},
     {"stream limit", 0, 0x4, v_stream_limit, 0, 0},
@@ -2112,7 +2284,10 @@ TEST(protocol_violations)
         const violation *vi = &violations[v];
         net nw;
         side s[2];
-        tweak_config = vi->build == v_conn_fc ? conn_fc_config : NULL;
+        tweak_config = vi->build == v_conn_fc ? conn_fc_config
+                       : vi->build == v_mp_unnegotiated_ack || vi->build == v_mp_unnegotiated_max_path_id
+                           ? no_multipath
+                           : NULL;
         net_init(&nw, 0, 10);
         sides_init(s, &nw);
         CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
@@ -3458,6 +3633,458 @@ TEST(new_cid_retired_twice)
     sides_free(s, &nw);
 }
 
+/* ---- multipath: negotiation, paths opened, used and abandoned, hostile peers ------------- */
+
+/* What one side sent in 1-RTT packets, as the receiver decrypts it (the path its DCID
+ * names, the path id in the nonce). */
+typedef struct mp_seen {
+    uint64_t ack, path_ack, new_cid, retire_cid, path_new_cid, path_retire_cid;
+    uint64_t abandon, status_av, status_bk, max_path_id, max_path_id_value, paths_blocked,
+        cids_blocked;
+    uint32_t path_ack_ids, path_new_cid_ids, path_ids_used; /* bit k: path id k */
+    uint64_t stream_bytes[16]; /* STREAM payload bytes by the path they went on */
+    uint64_t big_challenges[16], small_challenges[16];
+    uint64_t undecryptable;
+} mp_seen;
+static mp_seen mp_tx[2];
+
+static void mp_frame(mp_seen *m, uint64_t path, size_t dgram_len, const ir_frame *f)
+{
+    uint32_t bit = path < 32 ? 1u << path : 0;
+    switch (f->type) {
+    case IR_FT_ACK:
+    case IR_FT_ACK_ECN:
+        m->ack++;
+        break;
+    case IR_FT_PATH_ACK:
+    case IR_FT_PATH_ACK_ECN:
+        m->path_ack++;
+        if (f->u.ack.path_id < 32)
+            m->path_ack_ids |= 1u << f->u.ack.path_id;
+        break;
+    case IR_FT_NEW_CONNECTION_ID:
+        m->new_cid++;
+        break;
+    case IR_FT_RETIRE_CONNECTION_ID:
+        m->retire_cid++;
+        break;
+    case IR_FT_PATH_NEW_CONNECTION_ID:
+        m->path_new_cid++;
+        if (f->u.new_cid.path_id < 32)
+            m->path_new_cid_ids |= 1u << f->u.new_cid.path_id;
+        break;
+    case IR_FT_PATH_RETIRE_CONNECTION_ID:
+        m->path_retire_cid++;
+        break;
+    case IR_FT_PATH_ABANDON:
+        m->abandon++;
+        break;
+    case IR_FT_PATH_STATUS_AVAILABLE:
+        m->status_av++;
+        break;
+    case IR_FT_PATH_STATUS_BACKUP:
+        m->status_bk++;
+        break;
+    case IR_FT_MAX_PATH_ID:
+        m->max_path_id++;
+        m->max_path_id_value = f->u.limit;
+        break;
+    case IR_FT_PATHS_BLOCKED:
+        m->paths_blocked++;
+        break;
+    case IR_FT_PATH_CIDS_BLOCKED:
+        m->cids_blocked++;
+        break;
+    case IR_FT_PATH_CHALLENGE:
+        if (path < 16) {
+            if (dgram_len >= 1200)
+                m->big_challenges[path]++;
+            else
+                m->small_challenges[path]++;
+        }
+        break;
+    default:
+        if ((f->type & ~(uint64_t)7) == IR_FT_STREAM && path < 16)
+            m->stream_bytes[path] += f->u.stream.len;
+        break;
+    }
+    m->path_ids_used |= bit;
+}
+
+/* decrypts a copy of a datagram whose first packet is 1-RTT with the receiver's keys */
+static int tap_mp(net *nw, side *s, int from, const uint8_t *d, size_t len)
+{
+    (void)nw;
+    ir_conn *rx = s[1 - from].c;
+    if (!rx)
+        return 0;
+    uint8_t copy[1500];
+    memcpy(copy, d, len);
+    ir_pkt_hdr h;
+    const qepoch *e = &rx->epoch[SP_APP];
+    size_t off = 0;
+    /* the 1-RTT packet comes last (after coalesced long headers) */
+    while (off < len && ir_pkt_parse(copy + off, len - off, 8, &h) == 0 && h.type != IR_PT_1RTT)
+        off += h.pkt_len;
+    if (!e->have_rx || off >= len || ir_pkt_parse(copy + off, len - off, 8, &h) != 0)
+        return 0;
+    qpath *p = ir_conn_path_by_dcid(rx, &h.dcid);
+    if (!p)
+        return 0;
+    uint64_t pn;
+    size_t pn_len;
+    const uint8_t *payload;
+    size_t plen;
+    if (ir_pkt_unprotect_header(copy + off, &h, &e->rx.hp, p->app.largest_recv, &pn, &pn_len) != 0 ||
+        ((copy[off] >> 2) & 1) != rx->ku.rx_phase ||
+        ir_pkt_decrypt(copy + off, &h, pn_len, &e->rx.aead, (uint32_t)p->id, pn, &payload, &plen) != 0) {
+        mp_tx[from].undecryptable++;
+        return 0;
+    }
+    ir_cursor cur;
+    ir_cursor_init(&cur, payload, plen);
+    while (ir_cursor_left(&cur) > 0) {
+        ir_frame f;
+        if (ir_frame_decode(&cur, &f) != 0)
+            break;
+        mp_frame(&mp_tx[from], p->id, len, &f);
+    }
+    return 0;
+}
+
+/* live connection ids of each side, as the endpoint's routing table would hold them */
+static long live_cids[2];
+static void count_cid(void *ctx, const ir_cid *cid, int live)
+{
+    (void)cid;
+    live_cids[ctx != NULL] += live ? 1 : -1;
+}
+
+static void mp_config(ir_conn_config *cfg, int server)
+{
+    cfg->on_cid = count_cid;
+    cfg->cid_ctx = server ? (void *)cfg : NULL;
+}
+
+static void server_without_multipath(ir_conn_config *cfg, int server)
+{
+    if (server)
+        cfg->tp.has_initial_max_path_id = 0;
+}
+
+static void client_without_multipath(ir_conn_config *cfg, int server)
+{
+    if (!server)
+        cfg->tp.has_initial_max_path_id = 0;
+}
+
+/* Both offer initial_max_path_id: multipath is on after the handshake, every 1-RTT ACK is
+ * a PATH_ACK and every connection id goes out in PATH_NEW_CONNECTION_ID, for path ids 0
+ * to 7 (min(active_connection_id_limit 5, 8) ids each); a transfer works. If one side does
+ * not offer it, neither uses a multipath frame and the transfer works the same. */
+TEST(multipath_negotiation)
+{
+    void (*tweaks[3])(ir_conn_config *, int) = {mp_config, server_without_multipath,
+                                                client_without_multipath};
+    for (int t = 0; t < 3; t++) {
+        net nw;
+        side s[2];
+        app a;
+        memset(mp_tx, 0, sizeof mp_tx);
+        memset(live_cids, 0, sizeof live_cids);
+        tweak_config = tweaks[t];
+        net_init(&nw, 0, 10);
+        nw.tap = tap_mp;
+        sides_init(s, &nw);
+        app_init(&a, 1, 300000, 0, 1);
+        CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
+        check_flows(&a);
+        run_for(&nw, s, 1 * SEC);
+        int mp = t == 0;
+        for (int i = 0; i < 2; i++) {
+            ir_conn *c = s[i].c;
+            CHECK_EQ_INT(ir_conn_multipath(c), mp);
+            CHECK_EQ_INT((int)ir_conn_paths(c, NULL, 0), 1);
+            CHECK_EQ_INT(ir_conn_get_state(c), IR_CONN_ESTABLISHED);
+            const mp_seen *m = &mp_tx[i];
+            CHECK(m->undecryptable == 0);
+            if (mp) {
+                CHECK(m->ack == 0 && m->path_ack > 0 && m->path_ack_ids == 1);
+                /* (the client's go with its Finished, before the tap can read them) */
+                CHECK(m->new_cid == 0 && (i == 0 || m->path_new_cid_ids == 0xff));
+                /* the peer holds 5 of our ids for each path id it may open */
+                for (uint64_t id = 1; id <= 7; id++) {
+                    qpath *p = ir_conn_path_by_id(s[1 - i].c, id);
+                    CHECK(p && p->state == PS_LATENT);
+                    CHECK_EQ_INT(p ? (int)p->nrcid : -1, 5);
+                }
+                CHECK_EQ_INT(live_cids[i], 8 * 5);
+                CHECK(s[i].c->local_max_path_id == 7 && s[i].c->remote_max_path_id == 7);
+            } else {
+                CHECK(m->ack > 0 && m->path_ack == 0 && m->path_new_cid == 0 && (i == 0 || m->new_cid > 0));
+                CHECK(m->abandon + m->status_av + m->status_bk + m->max_path_id + m->paths_blocked +
+                          m->cids_blocked == 0);
+            }
+        }
+        app_free(&a);
+        sides_free(s, &nw);
+    }
+    tweak_config = NULL;
+}
+
+/* a second network path: the client reaches the server at "server-2", which sees it as
+ * "client-2" */
+static void add_second_path(net *nw)
+{
+    nw->nalt = 1;
+    set_addr(&nw->alt[0].server, "server-2");
+    set_addr(&nw->alt[0].client, "client-2");
+}
+
+/* side i raised the path event (code: of PATH_ABANDONED) since the test began */
+static int has_event(side *s, int i, ir_event_type t, uint64_t id, uint64_t code)
+{
+    ir_event ev;
+    while (ir_conn_poll_event(s[i].c, &ev))
+        record_path_event(i, &ev);
+    return pev[i][t][id % 64] > 0 && (t != IR_EV_PATH_ABANDONED || pev_code[i][id % 64] == code);
+}
+
+static const ir_conn_path_info *info_of(ir_conn *c, uint64_t id, ir_conn_path_info *buf)
+{
+    size_t n = ir_conn_paths(c, buf, IR_CONN_MAX_PATHS);
+    for (size_t i = 0; i < n && i < IR_CONN_MAX_PATHS; i++)
+        if (buf[i].id == id)
+            return &buf[i];
+    return NULL;
+}
+
+/* Client opens path 1 to the server's second address: it is validated by a padded
+ * PATH_CHALLENGE on its own ids, both sides mark path 0 Backup and the data moves to path
+ * 1; path 1 abandoned: the data goes back to path 0 without a byte lost, the server
+ * answers PATH_ABANDON, and 3 PTOs later both free it and raise MAX_PATH_ID to 8. */
+TEST(multipath_open_use_abandon)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(mp_tx, 0, sizeof mp_tx);
+    memset(live_cids, 0, sizeof live_cids);
+    memset(pev, 0, sizeof pev);
+    tweak_config = mp_config;
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    nw.tap = tap_mp;
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    memset(pev, 0, sizeof pev);
+    ir_conn *cl = s[0].c, *sv = s[1].c;
+    /* the server never opens paths */
+    uint64_t id = 99;
+    CHECK_EQ_INT(ir_conn_open_path(sv, &nw.caddr, 1, nw.now, &id), IR_QUIC_STREAM_ERR);
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 1, nw.now, &id), 0);
+    CHECK(id == 1);
+    CHECK_EQ_INT(ir_conn_path_set_status(cl, 0, 0), 0);
+    CHECK(has_event(s, 0, IR_EV_PATH_OPENED, 1, 0));
+    ir_conn_path_info buf[IR_CONN_MAX_PATHS];
+    CHECK(info_of(cl, 1, buf) && !info_of(cl, 1, buf)->validated);
+    run_for(&nw, s, 1 * SEC);
+    const ir_conn_path_info *pi = info_of(cl, 1, buf);
+    CHECK(pi && pi->validated && pi->sending && pi->available);
+    CHECK(ir_netaddr_eq(&pi->addr, &nw.alt[0].server));
+    CHECK(info_of(cl, 0, buf) && !info_of(cl, 0, buf)->sending && !info_of(cl, 0, buf)->available);
+    CHECK(has_event(s, 0, IR_EV_PATH_SELECTED, 1, 0));
+    pi = info_of(sv, 1, buf);
+    CHECK(pi && pi->validated && ir_netaddr_eq(&pi->addr, &nw.alt[0].client));
+    CHECK(info_of(sv, 0, buf) && !info_of(sv, 0, buf)->peer_available); /* PATH_STATUS_BACKUP */
+    CHECK(mp_tx[0].status_bk == 1 && mp_tx[0].big_challenges[1] >= 1 && mp_tx[0].small_challenges[1] == 0);
+    CHECK(mp_tx[1].big_challenges[1] >= 1); /* the server validated the client's new address */
+    CHECK(has_event(s, 1, IR_EV_PATH_OPENED, 1, 0));
+    CHECK_EQ_INT(ir_conn_path_set_status(sv, 0, 0), 0);
+    CHECK_EQ_INT(ir_conn_path_set_status(sv, 5, 0), IR_QUIC_STREAM_ERR); /* not open */
+    CHECK(info_of(sv, 1, buf)->sending);
+    /* a transfer: on path 1 */
+    memset(mp_tx, 0, sizeof mp_tx);
+    app_next(&a, s, 1 << 20);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    for (int i = 0; i < 2; i++) {
+        CHECK(mp_tx[i].stream_bytes[1] >= 1 << 20 && mp_tx[i].stream_bytes[0] == 0);
+        CHECK(mp_tx[i].path_ack_ids & 2); /* PATH_ACKs of path 1 */
+    }
+    /* abandoned: back to path 0 (Backup, but the only one) */
+    CHECK_EQ_INT(ir_conn_path_abandon(cl, 1, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+    CHECK_EQ_INT(ir_conn_path_abandon(cl, 1, IR_PATH_APPLICATION_ABANDON, nw.now), IR_QUIC_STREAM_ERR);
+    CHECK(has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_APPLICATION_ABANDON));
+    CHECK(info_of(cl, 0, buf)->sending && info_of(cl, 1, buf)->abandoned);
+    CHECK_EQ_INT(ir_conn_path_abandon(cl, 0, IR_PATH_APPLICATION_ABANDON, nw.now), IR_QUIC_STREAM_ERR); /* the last */
+    memset(mp_tx, 0, sizeof mp_tx);
+    app_next(&a, s, 300000);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    CHECK(has_event(s, 1, IR_EV_PATH_ABANDONED, 1, IR_PATH_APPLICATION_ABANDON));
+    CHECK(mp_tx[0].abandon == 1 && mp_tx[1].abandon == 1); /* asked, answered */
+    CHECK(mp_tx[0].stream_bytes[1] == 0 && mp_tx[1].stream_bytes[1] == 0);
+    run_for(&nw, s, 5 * SEC);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT((int)ir_conn_paths(s[i].c, NULL, 0), 1);
+        CHECK(s[i].c->local_max_path_id == 8 && s[i].c->remote_max_path_id == 8);
+        CHECK(mp_tx[i].max_path_id >= 1 && mp_tx[i].max_path_id_value == 8);
+        CHECK_EQ_INT(live_cids[i], 8 * 5); /* path 1's ids went, path 8's came */
+        CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
+    }
+    /* the next path takes id 2 */
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 1, nw.now, &id), 0);
+    CHECK(id == 2);
+    run_for(&nw, s, 1 * SEC);
+    CHECK(info_of(cl, 2, buf) && info_of(cl, 2, buf)->validated);
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
+/* Many paths opened and abandoned one after the other, with data flowing: path ids go up,
+ * the limit follows (MAX_PATH_ID), and nothing accumulates: at most 8 slots, the same
+ * number of connection ids (ASan: nothing leaks). */
+TEST(multipath_many_paths)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(live_cids, 0, sizeof live_cids);
+    tweak_config = mp_config;
+    net_init(&nw, 0.01, 10);
+    add_second_path(&nw);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    ir_conn *cl = s[0].c;
+    uint64_t last = 0;
+    int blocked = 0;
+    for (int round = 0; round < 40; round++) {
+        uint64_t id;
+        int rc = ir_conn_open_path(cl, round % 2 ? &nw.alt[0].server : &nw.saddr, round % 3 != 0, nw.now, &id);
+        if (rc == IR_QUIC_AGAIN) {
+            blocked++;
+            run_for(&nw, s, 1 * SEC);
+            continue;
+        }
+        CHECK_EQ_INT(rc, 0);
+        CHECK(id > last);
+        last = id;
+        app_next(&a, s, 20000);
+        CHECK(run_app(&a, &nw, s, 30 * SEC, NULL));
+        check_flows(&a);
+        app_free(&a);
+        CHECK_EQ_INT(ir_conn_path_abandon(cl, id, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+        if (round % 4 == 0)
+            run_for(&nw, s, 3 * SEC); /* freed before the next */
+        drop_events(s);
+        for (int i = 0; i < 2; i++) {
+            CHECK((int)ir_conn_paths(s[i].c, NULL, 0) <= IR_CONN_MAX_PATHS);
+            CHECK(live_cids[i] <= 8 * 5 && live_cids[i] > 0);
+        }
+    }
+    run_for(&nw, s, 5 * SEC);
+    CHECK(last >= 30);
+    CHECK(blocked < 20);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
+        CHECK_EQ_INT((int)ir_conn_paths(s[i].c, NULL, 0), 1);
+        CHECK_EQ_INT(live_cids[i], 8 * 5);
+        CHECK(s[i].c->local_max_path_id == 7 + last);
+    }
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
+/* Frames about paths that are gone or never opened are ignored, not errors: connection ids
+ * for an abandoned path, PATH_ABANDON and PATH_STATUS for a latent one. */
+TEST(multipath_stale_frames)
+{
+    net nw;
+    side s[2];
+    tweak_config = mp_config;
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_open_path(s[0].c, &nw.alt[0].server, 1, nw.now, &id), 0);
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_path_abandon(s[0].c, id, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+    run_for(&nw, s, 50 * MS); /* the server learned it, the slot still drains */
+    qpath *sp1 = ir_conn_path_by_id(s[1].c, 1);
+    CHECK(sp1 && sp1->state == PS_ABANDONED);
+    frames fr;
+    fr.n = 0;
+    static const uint8_t cid[8] = {1, 2, 3, 4, 5, 6, 7, 8}, tok[16];
+    ir_frame f = {.type = IR_FT_PATH_NEW_CONNECTION_ID};
+    f.u.new_cid.path_id = 1;
+    f.u.new_cid.seq = 40;
+    f.u.new_cid.cid = cid;
+    f.u.new_cid.cid_len = 8;
+    f.u.new_cid.reset_token = tok;
+    put(&fr, &f);
+    ir_frame r = {.type = IR_FT_PATH_RETIRE_CONNECTION_ID};
+    r.u.retire_cid.path_id = 1;
+    r.u.retire_cid.seq = 0;
+    put(&fr, &r);
+    ir_frame ab = {.type = IR_FT_PATH_ABANDON};
+    ab.u.path_abandon.path_id = 5; /* latent */
+    put(&fr, &ab);
+    ir_frame st = {.type = IR_FT_PATH_STATUS_BACKUP};
+    st.u.path_status.path_id = 6;
+    put(&fr, &st);
+    ir_frame ack = {.type = IR_FT_PATH_ACK};
+    ack.u.ack.path_id = 1; /* acknowledges packets of the abandoned path: ignored */
+    ack.u.ack.largest = 1000;
+    put(&fr, &ack);
+    uint8_t d[1500];
+    size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+    ir_conn_recv(s[1].c, &nw.caddr, d, n, nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    CHECK(ir_conn_path_by_id(s[1].c, 5)->state == PS_ABANDONED); /* its id is done with */
+    run_for(&nw, s, 5 * SEC);
+    CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
+/* The peer abandons our last path: after a grace period the connection closes with
+ * NO_VIABLE_PATH. */
+TEST(multipath_last_path_abandoned)
+{
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 200 * MS);
+    frames fr;
+    fr.n = 0;
+    ir_frame ab = {.type = IR_FT_PATH_ABANDON};
+    ab.u.path_abandon.path_id = 0;
+    ab.u.path_abandon.error_code = IR_PATH_APPLICATION_ABANDON;
+    put(&fr, &ab);
+    uint8_t d[1500];
+    size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
+    ir_conn_recv(s[1].c, &nw.caddr, d, n, nw.now);
+    CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
+    CHECK(s[1].c->paths[0].abandoned);
+    run_for(&nw, s, 5 * SEC);
+    const ir_close_info *ci = ir_conn_close_info(s[1].c);
+    CHECK(ci->closed && !ci->by_peer && ci->code == IR_QERR_NO_VIABLE_PATH);
+    ci = ir_conn_close_info(s[0].c);
+    CHECK(ci->closed && ci->by_peer && ci->code == IR_QERR_NO_VIABLE_PATH);
+    sides_free(s, &nw);
+}
+
 int main(void)
 {
     /* IR_SIM_SEED=n replays the whole run with another random sequence */
@@ -3509,6 +4136,12 @@ int main(void)
     RUN(datagram_after_path_shrinks);
     RUN(client_migration_amplification);
     RUN(new_cid_retired_twice);
+    RUN(paths_without_multipath);
+    RUN(multipath_negotiation);
+    RUN(multipath_open_use_abandon);
+    RUN(multipath_many_paths);
+    RUN(multipath_stale_frames);
+    RUN(multipath_last_path_abandoned);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);
