@@ -317,6 +317,7 @@ void ir_conn_free(ir_conn *c)
     ir_tls_free(c->tls);
     free(c->retry_token);
     free(c->fanout);
+    ir_nat_free(c);
     for (size_t i = 0; i <= SP_HANDSHAKE + IR_MAX_PATHS; i++) {
         /* the Initial and Handshake spaces, then each path slot's 1-RTT space */
         pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
@@ -399,6 +400,9 @@ uint64_t ir_conn_timeout(const ir_conn *c)
         if (path->mtu_state == MTU_DUE && path->mtu_next > c->now && path->mtu_next < t)
             t = path->mtu_next;
     }
+    uint64_t nt = ir_nat_timer(c); /* NAT traversal: probes, rounds, the path policy */
+    if (nt < t)
+        t = nt;
     /* paced data waiting for credit */
     const qpath *snd = c->send_path;
     if (c->handshake_complete && !ir_conn_pace_allows(c, snd) && ir_conn_cwnd_allows(snd) &&
@@ -475,6 +479,8 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
             ir_conn_path_on_timeout(c, &c->paths[i], now);
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
+    if (ir_nat_timer(c) <= now)
+        ir_nat_on_timeout(c, now);
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *path = &c->paths[i];
         if (!ir_path_live(path))

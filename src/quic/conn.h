@@ -332,4 +332,7 @@ typedef struct ir_conn_stats {
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);
 
+/* n0 NAT traversal: ir_conn_nat_traversal, ir_conn_set_local_addrs, ir_conn_holepunch */
+#include "quic/conn_nat.h"
+
 #endif

@@ -191,6 +191,7 @@ static void on_handshake_complete(ir_conn *c)
     }
     ir_conn_mp_on_handshake(c); /* multipath on if both offered it */
     ir_conn_issue_more_cids(c, &c->paths[0]);
+    ir_nat_handshake_done(c);
     c->connected_pending = 1;
 }
 

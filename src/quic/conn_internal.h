@@ -70,6 +70,9 @@ extern const sent_kind ir_sf_path_challenge;  /* conn_path.c: a = its data (8 by
 extern const sent_kind ir_sf_observed_address; /* a = sequence number */
 extern const sent_kind ir_sf_mtu_probe;       /* a = the probe's size */
 extern const sent_kind ir_sf_datagram;        /* conn_dgram.c */
+extern const sent_kind ir_sf_nat_add;         /* conn_nat.c: a = sequence number */
+extern const sent_kind ir_sf_nat_remove;      /* a = sequence number */
+extern const sent_kind ir_sf_nat_reach_out;   /* a = round, b = index in the round */
 
 typedef struct sent_pkt {
     uint64_t pn;
@@ -437,6 +440,10 @@ struct ir_conn {
     /* client: the first flight to the peer's candidate addresses (config candidates);
      * freed when the handshake leaves IR_CONN_HANDSHAKE */
     struct ir_fanout *fanout;
+
+    /* n0 NAT traversal and iroh's path policy (conn_nat.c): allocated when first needed */
+    struct ir_nat *nat;
+    int nat_nomem; /* that allocation failed: no NAT traversal on this connection */
 };
 
 /* The last datagram sent during the handshake and the candidates it still goes to. */
@@ -466,10 +473,15 @@ static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
 /* What a packet is for: where its datagram goes and what may go in it. On the path's
  * address (on_path) everything may; to another address only the path frames for that
  * address (PATH_RESPONSE, PATH_CHALLENGE), padded, and the packet is not in flight. */
+struct pktw;
 typedef struct pkt_plan {
     const ir_netaddr *to;
     int on_path;
     size_t mtu_probe;  /* > 0: a path MTU probe of this size (PING first, padded) */
+    /* off path: writes the packet's frames instead of the path's probing frames (NAT
+     * traversal probes and their answers, conn_nat.c); arg is its own */
+    void (*write_frames)(ir_conn *c, qpath *path, struct pktw *w, const struct pkt_plan *plan);
+    const void *arg;
 } pkt_plan;
 
 /* a packet being written (conn_send.c builds it; each module writes its frames) */
@@ -668,5 +680,25 @@ void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now);
 void ir_conn_path_init(ir_conn *c, qpath *path, uint64_t id, const ir_netaddr *addr);
 /* frees a slot's memory (its 1-RTT space) */
 void ir_conn_path_release(ir_conn *c, qpath *path);
+
+/* conn_nat.c: n0 NAT traversal and iroh's path policy (conn_nat.h has the calls) */
+typedef struct ir_nat ir_nat;
+void ir_nat_free(ir_conn *c);
+/* ADD_ADDRESS, REMOVE_ADDRESS, REACH_OUT (negotiation checked): 0, or -1 after closing */
+int ir_nat_frame(ir_conn *c, const ir_frame *f);
+/* a PATH_CHALLENGE from another address than the path's with QNT on: answered here (1),
+ * or 0: RFC 9000 probing (conn_path.c) */
+int ir_nat_path_challenge(ir_conn *c, qpath *path, const uint8_t data[8], const ir_netaddr *from);
+/* a PATH_RESPONSE to one of our probes from the probed address: 1 (taken) */
+int ir_nat_path_response(ir_conn *c, const uint8_t data[8], const ir_netaddr *from);
+/* ADD_ADDRESS / REMOVE_ADDRESS / REACH_OUT frames waiting, and writing them */
+int ir_nat_frames_pending(const ir_conn *c);
+void ir_nat_write_frames(ir_conn *c, qpath *path, pktw *w);
+/* a probe or an answer to one, in a datagram of its own (0: none) */
+size_t ir_nat_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_t now);
+uint64_t ir_nat_timer(const ir_conn *c);
+void ir_nat_on_timeout(ir_conn *c, uint64_t now);
+/* the handshake completed (conn_hs.c) */
+void ir_nat_handshake_done(ir_conn *c);
 
 #endif

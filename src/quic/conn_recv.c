@@ -21,8 +21,8 @@ static int extension_ok(const ir_conn *c, unsigned info)
         return 0; /* only a receiver of address reports may get them */
     if ((info & IR_FRAME_NEEDS_MULTIPATH) && !c->multipath)
         return 0;
-    if (info & IR_FRAME_NEEDS_NAT_TRAVERSAL)
-        return 0; /* not offered yet */
+    if ((info & IR_FRAME_NEEDS_NAT_TRAVERSAL) && !ir_conn_nat_traversal(c))
+        return 0;
     return 1;
 }
 
@@ -226,10 +226,21 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 return -1;
             break;
         case IR_FT_PATH_CHALLENGE:
-            ir_conn_path_challenge_frame(c, path, f.u.path_data, from);
+            /* with NAT traversal, one from another address is a probe (conn_nat.c) */
+            if (!ir_nat_path_challenge(c, path, f.u.path_data, from))
+                ir_conn_path_challenge_frame(c, path, f.u.path_data, from);
             break;
         case IR_FT_PATH_RESPONSE:
-            ir_conn_path_response_frame(c, f.u.path_data);
+            if (!ir_nat_path_response(c, f.u.path_data, from))
+                ir_conn_path_response_frame(c, f.u.path_data);
+            break;
+        case IR_FT_ADD_ADDRESS_V4:
+        case IR_FT_ADD_ADDRESS_V6:
+        case IR_FT_REACH_OUT_V4:
+        case IR_FT_REACH_OUT_V6:
+        case IR_FT_REMOVE_ADDRESS:
+            if (ir_nat_frame(c, &f) < 0)
+                return -1;
             break;
         case IR_FT_CONNECTION_CLOSE:
         case IR_FT_APPLICATION_CLOSE:

@@ -141,7 +141,7 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
     if (!carries_connection_frames(c, path))
         return 0;
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
-        c->max_streams_pending[1] || c->observed_pending)
+        c->max_streams_pending[1] || c->observed_pending || ir_nat_frames_pending(c))
         return 1;
     /* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of every path */
     for (size_t k = 0; k < c->npaths; k++) {
@@ -388,7 +388,9 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
     w.end = cap - IR_AEAD_TAG_LEN;
     if (!plan->on_path) {
         /* to another address: its path frames only (probing, RFC 9000 9.1) */
-        if (s == SP_APP)
+        if (s == SP_APP && plan->write_frames)
+            plan->write_frames(c, path, &w, plan);
+        else if (s == SP_APP)
             ir_conn_write_path_frames(c, path, &w, plan->to);
     } else if (c->state == IR_CONN_CLOSING) {
         write_close(c, s, &w);
@@ -408,6 +410,8 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         if (s == SP_APP && c->handshake_complete) {
             int probe = sp->probe_pending > 0;
             write_app_control(c, path, &w);
+            if (carries_connection_frames(c, path))
+                ir_nat_write_frames(c, path, &w);
             if (!carries_connection_frames(c, path)) {
                 /* another path: its own frames only (a PTO probe repeats the stream data
                  * on the path data goes on) */
@@ -572,6 +576,12 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     if (c->state == IR_CONN_CLOSED || c->state == IR_CONN_DRAINING)
         return 0;
     ir_conn_check_conf_limits(c);
+    if (c->nat && c->state == IR_CONN_ESTABLISHED) {
+        /* NAT traversal probes and the answers to the peer's, each to its address */
+        size_t n = ir_nat_send(c, buf, cap, to, now);
+        if (n)
+            return n;
+    }
     if (!c->multipath)
         return send_on_path(c, c->send_path, buf, cap, to, now);
     /* multipath: each open path in turn (round robin), so that one path's data does not
