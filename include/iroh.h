@@ -348,24 +348,36 @@ typedef uint64_t (*iroh_accept_filter)(void *ctx, const iroh_endpoint_id *peer,
 IROH_EXTERN int iroh_endpoint_builder_accept_filter(iroh_endpoint_builder *b,
                                                     iroh_accept_filter fn, void *ctx);
 
+/* A connection's events. The path events mirror iroh's (Connection::paths() and its
+ * path events): a connection has one path (id 0) until multipath is negotiated, then
+ * one per peer address in use (a relay path and direct ones); exactly one is "selected",
+ * the one application data goes out on. */
 typedef enum iroh_event_kind {
     IROH_EVENT_CONNECTED = 1,      /* a connection's handshake completed (path: its address) */
     IROH_EVENT_CLOSED = 2,         /* a connection closed (code, by_peer) */
     IROH_EVENT_PATH_CHANGED = 3,   /* the peer moved to a new address (NAT rebinding,
                                       migration); path: the new one, being validated */
     IROH_EVENT_PATH_VALIDATED = 4, /* that address answered a path challenge */
+    IROH_EVENT_PATH_OPENED = 5,    /* a new path (multipath): path_id, its address */
+    IROH_EVENT_PATH_SELECTED = 6,  /* the selected path changed: path_id and its address;
+                                      first right after CONNECTED, then at each change
+                                      (a switch between relay and direct, migration) */
+    IROH_EVENT_PATH_ABANDONED = 7, /* a path was abandoned (code: the PATH_ABANDON code) */
 } iroh_event_kind;
 
 typedef struct iroh_event {
     iroh_event_kind kind;
     iroh_endpoint_id peer;
     int inbound;    /* 1: the peer dialed us */
-    uint64_t code;  /* CLOSED: the close code */
+    uint64_t code;  /* CLOSED: the close code; PATH_ABANDONED: the abandon code */
     int by_peer;    /* CLOSED: 1 if the peer closed */
     iroh_socket_addr path; /* CONNECTED, PATH_*: the peer's address on the path */
     const char *relay_url; /* the same when the path goes through a relay: its URL (and
                               path is all zero); NULL for a direct path. Valid during
                               the callback. */
+    uint64_t path_id;      /* PATH_*: the path's id (0 without multipath) */
+    uint64_t elapsed_us;   /* time since the connection's handshake began (a client's
+                              connect call, a server's first packet of it) */
 } iroh_event;
 
 /* Called on the I/O thread for every event; must not block or call into the library. */
@@ -407,6 +419,19 @@ IROH_EXTERN int iroh_endpoint_builder_relay_ca_file(iroh_endpoint_builder *b, co
  * for its URL). port: that UDP port (default 7842, iroh's); 0 turns it off. */
 IROH_EXTERN int iroh_endpoint_builder_relay_quic_port(iroh_endpoint_builder *b, uint16_t port);
 
+/* Direct addresses. The endpoint gathers its own candidate addresses as iroh does: the
+ * interfaces' addresses when bound to 0.0.0.0 / [::] (the regular ones; loopback and IPv4
+ * link-local only when there is nothing else; never IPv6 link-local), a socket's address
+ * when bound to a specific one, the public address QUIC address discovery found, and the
+ * addresses configured here ("IP:PORT": a port forwarded on a router, a known public
+ * mapping). They are in iroh_endpoint_get_addr and tickets, and every connection
+ * advertises them to its peer for holepunching (with NAT traversal on, see
+ * iroh_endpoint_builder_holepunching). The interfaces are read again when the system
+ * reports a change (rtnetlink), and the connections get the new list.
+ * builder_external_addr is repeatable (at most 16); IROH_ERR_INVALID_ADDR for a
+ * malformed address, an unspecified IP or port 0. */
+IROH_EXTERN int iroh_endpoint_builder_external_addr(iroh_endpoint_builder *b, const char *addr);
+
 /* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
 
@@ -416,6 +441,16 @@ IROH_EXTERN void iroh_endpoint_get_id(const iroh_endpoint *ep, iroh_endpoint_id 
  * unspecified address, plus the public address QUIC address discovery found). The
  * caller frees it. */
 IROH_EXTERN int iroh_endpoint_get_addr(iroh_endpoint *ep, iroh_endpoint_addr **out);
+
+/* The same on a bound endpoint, like iroh's add_external_addr / remove_external_addr:
+ * the connections are told at once. add: IROH_OK (also when already there),
+ * IROH_ERR_INVALID_ADDR, IROH_ERR_BUFFER_TOO_SMALL beyond 16; remove: IROH_OK, or
+ * IROH_ERR_STATE when the address was not added. IROH_ERR_CLOSED after close. */
+IROH_EXTERN int iroh_endpoint_add_external_addr(iroh_endpoint *ep, const char *addr);
+IROH_EXTERN int iroh_endpoint_remove_external_addr(iroh_endpoint *ep, const char *addr);
+/* Reads the interfaces' addresses again now (as on a network change the system reports
+ * itself), e.g. after the application learned of a change. IROH_ERR_CLOSED after close. */
+IROH_EXTERN int iroh_endpoint_network_change(iroh_endpoint *ep);
 
 /* Waits up to timeout_ms (-1: forever) until the home relay is connected (at once when
  * relays are disabled). IROH_ERR_TIMEOUT; IROH_ERR_CLOSED once the endpoint is closed
@@ -427,8 +462,11 @@ IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t le
 
 /* Connects to addr speaking alpn; blocks until the handshake completes. The first
  * flight goes to all of the address's direct addresses and its relay at once; the
- * connection stays on whichever answers first (a relay path stays relayed: holepunching
- * to a direct path comes with multipath). Errors: IROH_ERR_HANDSHAKE (wrong
+ * connection starts on whichever answers first. With holepunching on (see
+ * iroh_endpoint_builder_holepunching) and the peer agreeing, a connection that starts on
+ * the relay opens direct paths to the addresses the peer advertises and selects one
+ * once validated, keeping the relay path as a backup (iroh_connection_paths, the
+ * PATH_* events); without it a relay path stays relayed. Errors: IROH_ERR_HANDSHAKE (wrong
  * key, ALPN refused; see iroh_last_error), IROH_ERR_TIMEOUT, IROH_ERR_CONNECTION_CLOSED. */
 IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                       const char *alpn, iroh_connection **out);
@@ -551,10 +589,38 @@ typedef struct iroh_connection_stats {
 
 IROH_EXTERN void iroh_connection_stats_get(const iroh_connection *c, iroh_connection_stats *out);
 IROH_EXTERN uint64_t iroh_connection_rtt_us(const iroh_connection *c);
-/* The connection's current path: 0 and *addr for a direct one; 1 and the relay's URL in
+/* The connection's selected path: 0 and *addr for a direct one; 1 and the relay's URL in
  * relay_url (if not NULL, len bytes) for a relayed one. */
 IROH_EXTERN int iroh_connection_path(iroh_connection *c, iroh_socket_addr *addr,
                                      char *relay_url, size_t len);
+
+/* The connection's paths, mirroring iroh's Connection::paths(): one (id 0) without
+ * multipath; with it, each open path (a relay path, direct ones) and those abandoned
+ * but not yet gone. */
+typedef enum iroh_path_kind {
+    IROH_PATH_DIRECT = 0, /* UDP to the peer's IP address */
+    IROH_PATH_RELAY = 1,  /* through a relay server */
+} iroh_path_kind;
+
+typedef struct iroh_path_info {
+    uint64_t id;           /* the path id (0 without multipath) */
+    iroh_path_kind kind;
+    iroh_socket_addr addr; /* DIRECT: the peer's address on it; RELAY: all zero */
+    const char *relay_url; /* RELAY: the relay's URL (valid while the endpoint lives);
+                              DIRECT: NULL */
+    uint64_t rtt_us;       /* smoothed RTT on this path */
+    int selected;          /* application data goes out on it now (exactly one, while
+                              the connection is open) */
+    int validated;         /* the peer answered on it (handshake or path challenge) */
+    int abandoned;         /* abandoned; it goes away soon */
+    uint64_t packets_sent, packets_received, packets_lost;
+    uint64_t bytes_sent, bytes_received;
+} iroh_path_info;
+
+/* Fills up to cap entries of out (by path id) and returns how many paths there are (more
+ * than cap: call again with more room); 0 for NULL arguments (out may be NULL when cap
+ * is 0). */
+IROH_EXTERN size_t iroh_connection_paths(iroh_connection *c, iroh_path_info *out, size_t cap);
 
 /* Frees the handle. Its streams stay usable and keep the connection open until they are
  * freed too; once the connection handle and all its stream handles are freed, a

@@ -265,6 +265,9 @@ typedef struct net_opts {
     const char *secret_file;
     const char *binds[2];
     int n_binds;
+    const char *externals[16];
+    int n_externals;
+    int verbose;
 } net_opts;
 
 /* 1 if argv[*i] was one of these options (consumed), 0 if not, -1 on a usage error
@@ -275,6 +278,28 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
     int r;
     if (strcmp(argv[*i], "--no-relay") == 0) {
         o->no_relay = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--verbose") == 0) {
+        o->verbose = 1;
+        return 1;
+    }
+    if ((r = cli_opt(argc, argv, i, "--external-addr", &v)) != 0) {
+        iroh_socket_addr a;
+        static const uint8_t zero[16];
+        if (r < 0)
+            return -1;
+        if (iroh_socket_addr_parse(v, &a) != IROH_OK || a.port == 0 ||
+            memcmp(a.ip, zero, a.family == 4 ? 4 : 16) == 0) {
+            cli_usage("--external-addr: '%s' is not an IP:PORT address with a specified IP "
+                      "and port", v);
+            return -1;
+        }
+        if (o->n_externals == 16) {
+            cli_usage("at most 16 --external-addr options%s", NULL);
+            return -1;
+        }
+        o->externals[o->n_externals++] = v;
         return 1;
     }
     if ((r = cli_opt(argc, argv, i, "--relay-quic-port", &v)) != 0) {
@@ -317,6 +342,23 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
+/* --verbose: one line on stderr each time a connection's selected path changes (the
+ * event comes on the endpoint's I/O thread; a line is one write) */
+static void on_path_event(void *ctx, const iroh_event *ev)
+{
+    (void)ctx;
+    if (ev->kind != IROH_EVENT_PATH_SELECTED)
+        return;
+    unsigned long long ms = (unsigned long long)(ev->elapsed_us + 500) / 1000;
+    if (ev->relay_url) {
+        fprintf(stderr, "iroh-c: path selected: relay %s (%llu ms)\n", ev->relay_url, ms);
+    } else {
+        char text[IROH_SOCKET_ADDR_LEN];
+        iroh_socket_addr_to_string(&ev->path, text, sizeof text);
+        fprintf(stderr, "iroh-c: path selected: direct %s (%llu ms)\n", text, ms);
+    }
+}
+
 /* The options into the builder: 0, or an exit status (said on stderr). Files named by
  * the options are checked here, at the start, not when they are first needed. */
 static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
@@ -343,6 +385,12 @@ static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     for (int i = 0; i < o->n_binds; i++)
         if (iroh_endpoint_builder_bind_addr(b, o->binds[i]) != IROH_OK)
             return cli_usage("--bind: '%s' is not an IP:PORT address", o->binds[i]);
+    for (int i = 0; i < o->n_externals; i++)
+        if (iroh_endpoint_builder_external_addr(b, o->externals[i]) != IROH_OK)
+            return cli_usage("--external-addr: '%s' is not an IP:PORT address with a "
+                             "specified IP and port", o->externals[i]);
+    if (o->verbose)
+        iroh_endpoint_builder_event_callback(b, on_path_event, NULL);
     if (o->no_relay)
         iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
     if (o->relay_ca) {
@@ -424,11 +472,17 @@ const char USAGE_CONNECT[] =
     "  --alpn ALPN          the protocol to speak (repeatable: offered by preference)\n"
     "  --timeout SECS       give up connecting after SECS (default 10)\n"
     "  --streams N          send all of stdin on each of N streams of one connection\n"
-    "  --stats              the path, RTT, path MTU and packet counts on stderr at the end\n"
+    "  --stats              the selected path, RTT, path MTU and packet counts on stderr\n"
+    "                       at the end\n"
+    "  --verbose            a line on stderr each time the selected path changes\n"
+    "                       (\"iroh-c: path selected: direct IP:PORT (N ms)\" or \"relay URL\",\n"
+    "                       N from the start of the handshake)\n"
     "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
     "                       random key); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
     "                       default: any port, both families)\n"
+    "  --external-addr IP:PORT  an address this endpoint is reachable at besides its own\n"
+    "                       (a forwarded port; repeatable), advertised for holepunching\n"
     "  --relay URL          use this relay (repeatable; default: n0's public relays)\n"
     "  --no-relay           no relays: direct addresses only (ticket relays ignored)\n"
     "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
@@ -662,6 +716,12 @@ const char USAGE_LISTEN[] =
     "                       else a new random key); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
     "                       default: any port on every interface of both families)\n"
+    "  --external-addr IP:PORT  an address this endpoint is reachable at besides its own\n"
+    "                       (a forwarded port; repeatable): in the ticket, and advertised\n"
+    "                       to peers for holepunching\n"
+    "  --verbose            a line on stderr each time a connection's selected path\n"
+    "                       changes (\"iroh-c: path selected: direct IP:PORT (N ms)\" or\n"
+    "                       \"relay URL\", N from the start of the handshake)\n"
     "  --retry              validate clients' addresses with a QUIC Retry first\n"
     "  --relay URL          home on this relay (repeatable; default: n0's public relays);\n"
     "                       listen waits up to 5 s for it so that the ticket names it\n"

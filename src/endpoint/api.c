@@ -36,142 +36,13 @@
 #include "net/udp.h"
 #include "tls/quic_errors.h"
 
-#define MAX_ALPNS 16
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000
-/* connections whose handshake completed wait for iroh_endpoint_accept; beyond this many
- * new ones are refused (CONNECTION_REFUSED), as a listen(2) backlog */
-#define ACCEPT_BACKLOG 128
-
-struct iroh_endpoint_builder {
-    iroh_secret_key key;
-    char *alpns[MAX_ALPNS];
-    size_t n_alpns;
-    iroh_socket_addr bind4, bind6;
-    uint32_t keep_alive_ms, idle_timeout_ms, connect_timeout_ms;
-    int retry;
-    uint32_t max_bidi, max_uni, window, max_window, max_dgram;
-    iroh_accept_filter filter;
-    void *filter_ctx;
-    iroh_event_callback event_cb;
-    void *event_ctx;
-    iroh_relay_mode relay_mode;
-    char *relays[IR_EP_MAX_RELAYS];
-    size_t n_relays;
-    char *relay_token;
-    char *relay_ca_file;
-    int relay_quic_port; /* QUIC address discovery port of https relays; -1: 7842 */
-    int holepunching;    /* 0, 1, 2; -1: IROH_C_HOLEPUNCHING */
-};
+#include "endpoint/api_internal.h"
 
 /* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
 static const char *const n0_relays[] = {
     "https://use1-1.relay.n0.iroh.iroh.link./",
     "https://euc1-1.relay.n0.iroh.iroh.link./",
     "https://aps1-1.relay.n0.iroh.iroh.link./",
-};
-
-/* what a blocked call waits for (waiter.kind) */
-enum {
-    W_READ = 1 << 0,     /* data, the end or a reset on stream `id` */
-    W_WRITE = 1 << 1,    /* room in stream `id`'s send buffer, or the peer's STOP_SENDING */
-    W_FLUSHED = 1 << 2,  /* the sending of stream `id` settled (acknowledged, stopped, reset) */
-    W_OPEN = 1 << 3,     /* the peer allows more streams */
-    W_ACCEPT = 1 << 4,   /* the peer opened a stream */
-    W_DATAGRAM = 1 << 5, /* a datagram arrived */
-    W_STATE = 1 << 6,    /* the handshake completed or the connection closed */
-    W_INCOMING = 1 << 7, /* (endpoint) a connection joined the accept queue */
-    W_ONLINE = 1 << 8,   /* (endpoint) the home relay connected */
-};
-#define W_STREAM (W_READ | W_WRITE | W_FLUSHED)
-
-/* one blocked call, on its thread's stack, in a list of its connection or endpoint */
-typedef struct waiter {
-    struct waiter *prev, *next;
-    pthread_cond_t cv;
-    unsigned kind;
-    uint64_t id;        /* the stream, for the W_STREAM kinds */
-    const void *handle; /* the stream handle it blocks on (its free, stop or reset wakes it) */
-} waiter;
-
-/* per-connection state kept by the API layer */
-struct iroh_connection {
-    iroh_endpoint *ep;
-    ir_conn *c;
-    int inbound;
-    int refs;          /* the application's handle + its stream handles not yet released */
-    int users;         /* threads inside a blocking call on the connection */
-    int handle_freed;  /* the application freed the connection handle (inbound: set
-                          until accept hands it out, since nobody owns it before) */
-    int queued;        /* waiting in the endpoint's accept queue */
-    struct iroh_connection *next_queued;
-    int timeout_ms;    /* time limit of open_bi / open_uni; -1: none */
-    int connected;     /* handshake complete */
-    int endpoint_closed_it; /* still open when iroh_endpoint_close closed it */
-    iroh_endpoint_id peer;
-    uint64_t accepted[2]; /* the peer's streams handed out by accept, [0] bidi, [1] uni */
-    waiter *waiters;      /* calls blocked on the connection or one of its streams */
-    uint64_t hints_dropped; /* the core's count when the I/O thread last looked */
-    int close_seen;       /* the I/O thread woke the waiters for the close */
-};
-
-/* what both kinds of stream handle share (their first member) */
-typedef struct stream_handle {
-    iroh_connection *conn;
-    uint64_t id;
-    int users; /* threads inside a call on the stream */
-    int freed; /* the application freed it: released when the last user leaves */
-    int timeout_ms; /* time limit of each blocking call (flushed has its own); -1: none */
-    int held;       /* a send handle: the connection keeps how the sending ended for it */
-} stream_handle;
-
-struct iroh_send_stream {
-    stream_handle h;
-    int finished, reset;
-    int writers; /* threads inside write / write_all: a free meanwhile cuts them short */
-};
-
-struct iroh_recv_stream {
-    stream_handle h;
-    int ended;   /* its end (FIN) was read */
-    int stopped; /* we stopped it before its end: reads fail */
-    uint64_t reset_code;
-};
-
-struct iroh_incoming {
-    iroh_connection *conn;
-};
-
-struct iroh_endpoint {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* only for iroh_endpoint_close / _free (close_done, users) */
-    pthread_condattr_t cva; /* CLOCK_MONOTONIC, for the waiters' condition variables */
-    /* held by the I/O thread while it sends its deferred datagrams without `mu`, and by a
-     * thread that sends directly what must not overtake them (the endpoint close's
-     * CONNECTION_CLOSEs after the last ACKs); taken after `mu`, never before */
-    pthread_mutex_t send_mu;
-    waiter *waiters;        /* accept and online */
-    ir_ep *ep;
-    iroh_endpoint_id id;
-    pthread_t io;
-    int io_started;
-    int wake_fd;
-    int stop;
-    int closed;     /* iroh_endpoint_close has begun */
-    int close_done; /* ... and finished */
-    int users;      /* threads inside blocking calls (iroh_endpoint_free waits for them) */
-    uint32_t connect_timeout_ms;
-    iroh_accept_filter filter;
-    void *filter_ctx;
-    iroh_event_callback event_cb;
-    void *event_ctx;
-    iroh_connection **conns;
-    size_t nconns, capconns;
-    /* inbound connections whose handshake completed (and that the accept filter let
-     * through), in order, for iroh_endpoint_accept: a list through the handles, so
-     * queueing never allocates */
-    iroh_connection *queue_head, *queue_tail;
-    size_t nqueued;
-    int backlog_warned; /* said once that the backlog is full (again once it drained) */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -194,6 +65,11 @@ static void wake(iroh_endpoint *ep)
     uint64_t one = 1;
     ssize_t n = write(ep->wake_fd, &one, sizeof one);
     (void)n;
+}
+
+void ir_api_wake(iroh_endpoint *ep)
+{
+    wake(ep);
 }
 
 /* the time limit of one blocking call: ms < 0 means none */
@@ -459,7 +335,11 @@ static void emit(iroh_endpoint *ep, iroh_event_kind kind, iroh_connection *h)
     ev.kind = kind;
     ev.peer = h->peer;
     ev.inbound = h->inbound;
-    ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), &ev.path, &ev.relay_url);
+    ir_conn_path_info sel;
+    if (ir_api_selected_path(h->c, &sel) &&
+        ir_ep_path_info(ep->ep, &sel.addr, &ev.path, &ev.relay_url) < 0)
+        memset(&ev.path, 0, sizeof ev.path);
+    ev.elapsed_us = (ir_now_ns() - h->started_ns) / 1000;
     if (kind == IROH_EVENT_CLOSED) {
         const ir_close_info *ci = ir_conn_close_info(h->c);
         ev.code = ci->code;
@@ -479,6 +359,7 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
     h->c = c;
     h->inbound = inbound;
     h->timeout_ms = -1;
+    h->started_ns = ir_now_ns();
     ep->conns[ep->nconns++] = h;
     return h;
 }
@@ -578,9 +459,11 @@ static void dispatch(iroh_endpoint *ep)
     for (size_t i = 0; i < ep->nconns;) {
         iroh_connection *h = ep->conns[i];
         ir_event ev;
+        int path_news = 0; /* the selected path may have changed (ir_api_check_selected) */
         while (ir_conn_poll_event(h->c, &ev)) {
             switch (ev.type) {
             case IR_EV_CONNECTED:
+                path_news = 1;
                 h->connected = 1;
                 wake_kinds(h->waiters, W_STATE);
                 ir_conn_peer_id(h->c, &h->peer);
@@ -598,16 +481,11 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             case IR_EV_PATH_CHANGED:
             case IR_EV_PATH_VALIDATED:
-                if (ir_log_enabled(IR_LOG_INFO)) {
-                    iroh_socket_addr a;
-                    char text[IROH_SOCKET_ADDR_LEN] = "?";
-                    if (ir_netaddr_to_socket_addr(ir_conn_path_addr(h->c), &a) == 0)
-                        iroh_socket_addr_to_string(&a, text, sizeof text);
-                    ir_log(IR_LOG_INFO, "path of a connection %s %s", ev.type == IR_EV_PATH_CHANGED
-                           ? "moved to" : "validated at", text);
-                }
-                emit(ep, ev.type == IR_EV_PATH_CHANGED ? IROH_EVENT_PATH_CHANGED
-                                                       : IROH_EVENT_PATH_VALIDATED, h);
+            case IR_EV_PATH_OPENED:
+            case IR_EV_PATH_ABANDONED:
+            case IR_EV_PATH_SELECTED:
+                path_news = 1;
+                ir_api_path_event(ep, h, &ev);
                 break;
             case IR_EV_CLOSED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -659,6 +537,9 @@ static void dispatch(iroh_endpoint *ep)
                 break;
             }
         }
+        /* (events the core could not queue count as news too) */
+        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped)
+            ir_api_check_selected(ep, h);
         if (h->waiters)
             wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:
@@ -988,6 +869,7 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.relay_ca_file = b->relay_ca_file;
     cfg.qad_client = b->relay_quic_port != 0;
     cfg.qad_port = b->relay_quic_port > 0 ? (uint16_t)b->relay_quic_port : 0;
+    ir_api_builder_externals(b, &cfg);
     cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
     ep->filter = b->filter;
@@ -1707,7 +1589,10 @@ int iroh_connection_path(iroh_connection *h, iroh_socket_addr *addr, char *relay
     pthread_mutex_lock(&ep->mu);
     const char *url = NULL;
     iroh_socket_addr tmp;
-    int rc = ir_ep_path_info(ep->ep, ir_conn_path_addr(h->c), addr ? addr : &tmp, &url);
+    ir_conn_path_info sel;
+    int rc = ir_api_selected_path(h->c, &sel)
+                 ? ir_ep_path_info(ep->ep, &sel.addr, addr ? addr : &tmp, &url)
+                 : -1;
     if (rc == 1 && relay_url && len) {
         if (strlen(url) >= len)
             rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "the buffer is too small");

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,7 +71,21 @@ struct ir_ep {
     ir_tls_identity *qad_ident;
     iroh_socket_addr public_addr;
     int have_public;
+    /* network changes: a netlink socket that reports address and link changes (-1 where
+     * there is none: then the interfaces are read again every IF_POLL_NS), and when the
+     * interfaces are to be read next */
+    iroh_socket_addr asked[MAX_SOCKS]; /* what each socket was bound to (for a rebind) */
+    int nl_fd;
+    int pf_nl; /* the netlink socket's index in the last prepare's pollfds, -1: none */
+    uint64_t if_check_at;
+    uint64_t links_check_at; /* next look at which relay links connections use as paths */
 };
+
+/* links dialed for peers close after 60 s unused (IR_RLC_IDLE_CLOSE_NS); one a connection
+ * has a path through is kept: looked at this often */
+#define LINK_KEEP_NS (10ull * 1000000000ull)
+
+#define IF_POLL_NS (5ull * 1000000000ull)
 
 uint64_t ir_now_ns(void)
 {
@@ -182,6 +200,129 @@ int ir_ep_path_info(const ir_ep *ep, const ir_netaddr *a, iroh_socket_addr *out,
 static void shell_send(void *ctx, const ir_netaddr *to, const uint8_t *buf, size_t len,
                        size_t seg);
 
+static int unspecified(const iroh_socket_addr *a);
+
+/* ---- our own addresses and network changes ----------------------------------------------- */
+
+/* The interfaces' addresses, to the core (which makes the candidates of them). */
+static void read_interfaces(ir_ep *ep, uint64_t now)
+{
+    ir_epc_iface ifs[IR_EPC_MAX_LOCAL];
+    size_t n = 0;
+    struct ifaddrs *all, *i;
+    ep->if_check_at = ep->nl_fd >= 0 ? UINT64_MAX : now + IF_POLL_NS;
+    if (getifaddrs(&all) != 0) {
+        IR_LOG(IR_LOG_DEBUG, "getifaddrs: %s", strerror(errno));
+        return;
+    }
+    for (i = all; i && n < IR_EPC_MAX_LOCAL; i = i->ifa_next) {
+        if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) ||
+            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        ir_socket_addr_from_sockaddr(&ifs[n].addr, i->ifa_addr);
+        ifs[n].loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
+        n++;
+    }
+    freeifaddrs(all);
+    ir_epc_set_interfaces(ep->core, ifs, n, now);
+}
+
+/* rtnetlink: the kernel tells of new and removed addresses and links, so the candidates
+ * follow the network at once (iroh's netmon); -1 if not available */
+static int netlink_open(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_nl sa;
+    memset(&sa, 0, sizeof sa);
+    sa.nl_family = AF_NETLINK;
+    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* the netlink socket became readable: its messages only say that something changed */
+static void netlink_drain(ir_ep *ep, uint64_t now)
+{
+    uint8_t buf[8192];
+    int got = 0;
+    for (;;) {
+        ssize_t r = recv(ep->nl_fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r > 0) {
+            got = 1;
+            continue;
+        }
+        if (r < 0 && errno == ENOBUFS) {
+            got = 1; /* messages were lost: read everything again anyway */
+            continue;
+        }
+        break;
+    }
+    if (got) {
+        IR_LOG(IR_LOG_DEBUG, "network change: reading the interfaces again");
+        read_interfaces(ep, now);
+    }
+}
+
+/* the sockets' bound addresses, to the core */
+static void sockets_changed(ir_ep *ep, uint64_t now)
+{
+    ir_epc_set_sockets(ep->core, ep->bound, (size_t)ep->nsock, now);
+}
+
+void ir_ep_network_change(ir_ep *ep)
+{
+    read_interfaces(ep, ir_now_ns());
+}
+
+int ir_ep_add_external_addr(ir_ep *ep, const iroh_socket_addr *a)
+{
+    return ir_epc_add_external(ep->core, a, ir_now_ns());
+}
+
+int ir_ep_remove_external_addr(ir_ep *ep, const iroh_socket_addr *a)
+{
+    return ir_epc_remove_external(ep->core, a, ir_now_ns());
+}
+
+size_t ir_ep_local_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
+{
+    return ir_epc_local_addrs(ep->core, out, max);
+}
+
+int ir_ep_rebind(ir_ep *ep)
+{
+    uint64_t now = ir_now_ns();
+    for (int i = 0; i < ep->nsock; i++) {
+        iroh_socket_addr bound;
+        int fd = ir_udp_open(&ep->asked[i], &bound);
+        if (fd < 0) {
+            sockets_changed(ep, now); /* those rebound before */
+            return IROH_ERR_IO;
+        }
+        close(ep->fd[i]);
+        ep->fd[i] = fd;
+        ep->bound[i] = bound;
+        if (ir_log_enabled(IR_LOG_INFO)) {
+            char text[IROH_SOCKET_ADDR_LEN];
+            iroh_socket_addr_to_string(&bound, text, sizeof text);
+            ir_log(IR_LOG_INFO, "UDP socket rebound to %s", text);
+        }
+    }
+    sockets_changed(ep, now);
+    read_interfaces(ep, now);
+    /* the peers see us at a new address: each connection moves to a fresh connection id
+     * of the peer (RFC 9000 9.5) and says something there, so that the peer validates
+     * the new path at once */
+    for (size_t i = 0; i < ir_epc_conn_count(ep->core); i++)
+        (void)ir_conn_rotate_dcid(ir_epc_conn_at(ep->core, i));
+    return IROH_OK;
+}
+
 int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
 {
     ir_ep *ep = calloc(1, sizeof *ep);
@@ -189,6 +330,8 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     ep->cfg = *cfg;
     ep->fd[0] = ep->fd[1] = -1;
+    ep->nl_fd = -1;
+    ep->pf_nl = -1;
     ep->home = -1;
     ep->qad_link = -1;
     iroh_secret_key_public(&cfg->key, &ep->id);
@@ -228,7 +371,29 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
             iroh_socket_addr_to_string(&ep->bound[ep->nsock], text, sizeof text);
             ir_log(IR_LOG_DEBUG, "UDP socket bound to %s", text);
         }
+        ep->asked[ep->nsock] = binds[i];
         ep->fd[ep->nsock++] = fd;
+    }
+    {
+        uint64_t t0 = ir_now_ns();
+        int any_unspecified = 0;
+        for (int i = 0; i < ep->nsock; i++)
+            any_unspecified |= unspecified(&ep->bound[i]);
+        /* the interfaces matter only to a socket bound to 0.0.0.0 or [::] */
+        if (any_unspecified)
+            ep->nl_fd = netlink_open();
+        sockets_changed(ep, t0);
+        if (any_unspecified)
+            read_interfaces(ep, t0);
+        else
+            ep->if_check_at = UINT64_MAX;
+        for (size_t i = 0; i < cfg->n_external; i++) {
+            rc = ir_epc_add_external(ep->core, &cfg->external_addrs[i], t0);
+            if (rc != IROH_OK)
+                goto fail;
+        }
+        ep->cfg.external_addrs = NULL;
+        ep->cfg.n_external = 0;
     }
     if ((cfg->relay_token && !(ep->relay_token = strdup(cfg->relay_token))) ||
         (cfg->relay_ca_file && !(ep->relay_ca_file = strdup(cfg->relay_ca_file)))) {
@@ -267,6 +432,8 @@ void ir_ep_free(ir_ep *ep)
     for (int i = 0; i < MAX_SOCKS; i++)
         if (ep->fd[i] >= 0)
             close(ep->fd[i]);
+    if (ep->nl_fd >= 0)
+        close(ep->nl_fd);
     for (size_t i = 0; i < ep->nlinks; i++)
         ir_rlink_free(ep->links[i]);
     ir_tls_identity_free(ep->qad_ident);
@@ -296,23 +463,7 @@ static int same_socket_addr(const iroh_socket_addr *a, const iroh_socket_addr *b
 
 size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max)
 {
-    size_t n = 0;
-    for (int i = 0; i < ep->nsock && n < max; i++) {
-        if (unspecified(&ep->bound[i]))
-            n += ir_local_addrs(ep->bound[i].family, ep->bound[i].port, out + n, max - n);
-        else
-            out[n++] = ep->bound[i];
-    }
-    /* the address the home relay sees us at, when it is not one of those */
-    if (ep->have_public && n < max) {
-        const iroh_socket_addr *p = &ep->public_addr;
-        int known = 0;
-        for (size_t i = 0; i < n; i++)
-            known |= same_socket_addr(&out[i], p);
-        if (!known)
-            out[n++] = ep->public_addr;
-    }
-    return n;
+    return ir_epc_addrs(ep->core, out, max);
 }
 
 int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn,
@@ -609,6 +760,7 @@ static void qad_tick(ir_ep *ep, uint64_t now)
         }
         ep->public_addr = a;
         ep->have_public = 1;
+        ir_epc_set_public(ep->core, &a, now);
     }
     if (ir_conn_get_state(ep->qad) == IR_CONN_CLOSED) {
         const ir_close_info *ci = ir_conn_close_info(ep->qad);
@@ -618,9 +770,23 @@ static void qad_tick(ir_ep *ep, uint64_t now)
 }
 
 
+/* The relay links connections have paths through stay up (a relay path is a backup path
+ * of a direct connection, quiet for long stretches): each counts as used now. */
+static void keep_used_links(ir_ep *ep, uint64_t now)
+{
+    ep->links_check_at = now + LINK_KEEP_NS;
+    unsigned idx[IR_EP_MAX_RELAYS];
+    size_t n = ir_epc_relay_links_in_use(ep->core, idx, IR_EP_MAX_RELAYS);
+    for (size_t i = 0; i < n; i++)
+        if (idx[i] < ep->nlinks && idx[i] >= ep->nconfigured)
+            ir_rlink_want(ep->links[idx[i]], 0, now);
+}
+
 /* Relay links: their descriptors' readiness (from the last prepare) and deadlines. */
 static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
 {
+    if (ep->nlinks > ep->nconfigured && now >= ep->links_check_at)
+        keep_used_links(ep, now);
     short rev[IR_EP_MAX_RELAYS] = {0};
     for (int k = 0; pf && k < ep->npf_links; k++) {
         int li = ep->pf_link[k];
@@ -649,6 +815,10 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
     if (ep->cfg.qad_client && !ep->qad && ep->home >= 0 && ep->qad_retry_at > now &&
         ep->qad_retry_at < t)
         t = ep->qad_retry_at;
+    if (ep->if_check_at < t)
+        t = ep->if_check_at;
+    if (ep->nlinks > ep->nconfigured && ep->links_check_at < t)
+        t = ep->links_check_at;
     if (t == UINT64_MAX)
         return cap_ms;
     if (t <= now)
@@ -677,6 +847,13 @@ int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
             ep->pf_fd[ep->npf_links++] = pf[n].fd;
             n++;
         }
+    }
+    ep->pf_nl = -1;
+    if (ep->nl_fd >= 0) {
+        pf[n].fd = ep->nl_fd;
+        pf[n].events = POLLIN;
+        pf[n].revents = 0;
+        ep->pf_nl = n++;
     }
     return n;
 }
@@ -739,6 +916,11 @@ void ir_ep_process(ir_ep *ep, const struct pollfd *pf)
 
 void ir_ep_process_rest(ir_ep *ep, const struct pollfd *pf)
 {
+    uint64_t now = ir_now_ns();
+    if (pf && ep->pf_nl >= 0 && pf[ep->pf_nl].fd == ep->nl_fd && pf[ep->pf_nl].revents)
+        netlink_drain(ep, now);
+    if (ep->if_check_at <= now)
+        read_interfaces(ep, now);
     run_links(ep, pf, ir_now_ns());
     ir_epc_on_timeout(ep->core, ir_now_ns());
     /* what this produced goes out in the next ir_ep_prepare, before anything waits */

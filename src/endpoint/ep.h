@@ -54,6 +54,10 @@ typedef struct ir_ep_config {
      * of the raw public key, ALPN /iroh-qad/0, no streams, each client's address reported */
     const char *x509_cert_file, *x509_key_file;
     int qad_server;
+    /* addresses the user says we can be reached at (iroh's add_external_addr), added to
+     * the candidates and tickets (ep_core.h); copied */
+    const iroh_socket_addr *external_addrs;
+    size_t n_external;
     /* transport parameters offered for holepunching: 0 neither (plain QUIC), 1
      * initial_max_path_id (multipath), 2 that and n0 NAT traversal */
     int holepunching;
@@ -68,8 +72,24 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out);
 void ir_ep_free(ir_ep *ep);
 
 const iroh_endpoint_id *ir_ep_id(const ir_ep *ep);
-/* The endpoint's direct addresses (interfaces when bound to an unspecified address). */
+/* The endpoint's direct addresses for tickets (ir_epc_addrs: the sockets' addresses or,
+ * bound to an unspecified address, the interfaces', the public address found by QUIC
+ * address discovery, the configured external ones). */
 size_t ir_ep_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max);
+/* The candidates the connections are given (ir_epc_local_addrs). */
+size_t ir_ep_local_addrs(const ir_ep *ep, iroh_socket_addr *out, size_t max);
+/* User-configured addresses on a live endpoint (ir_epc_add_external / _remove_external:
+ * IROH_OK or an IROH_ERR_*; remove: 1 removed, 0 not there). */
+int ir_ep_add_external_addr(ir_ep *ep, const iroh_socket_addr *a);
+int ir_ep_remove_external_addr(ir_ep *ep, const iroh_socket_addr *a);
+/* Network changes. The shell reads the interfaces at start and whenever the kernel reports
+ * an address or link change (rtnetlink; without it every 5 s); ir_ep_network_change reads
+ * them now. ir_ep_rebind opens new sockets on the addresses first asked for (port 0: a
+ * new port), closes the old ones, updates the candidates, and moves every connection to
+ * a fresh connection id of the peer, so that the peer validates the new address at
+ * once. IROH_OK or IROH_ERR_IO (the old sockets stay for those not rebound). */
+void ir_ep_network_change(ir_ep *ep);
+int ir_ep_rebind(ir_ep *ep);
 
 /* Starts a connection to addr's direct addresses with one ALPN. The connection belongs to
  * the endpoint; release it with ir_ep_release when done. */
@@ -88,7 +108,7 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
  * thread of the public API): ir_ep_prepare fills at most IR_EP_MAX_FDS entries of pf
  * with the sockets, returns their count, and lowers *timeout_ms (-1 = none) to the next
  * timer; after poll(2), ir_ep_process handles what is ready and due. */
-#define IR_EP_MAX_FDS (2 + IR_EP_MAX_RELAYS)
+#define IR_EP_MAX_FDS (3 + IR_EP_MAX_RELAYS) /* sockets, relay links, netlink */
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms);
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
 

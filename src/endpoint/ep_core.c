@@ -7,6 +7,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@
 #include "base/util.h"
 #include "crypto/crypto.h"
 #include "endpoint/ep_cidmap.h"
+#include "endpoint/relay_link.h" /* ir_netaddr_is_relay: relay path addresses */
 #include "tls/tls.h"
 
 #define MAX_DGRAM 1500
@@ -62,6 +64,19 @@ struct ir_epc {
     ir_ep_counters counters;
     size_t freed_since_trim; /* connections freed since the last malloc_trim */
     uint64_t last_trim;
+    /* our own addresses, as the shell reports them (ep_core.h), and the candidates made
+     * of them that the connections were last given */
+    ir_epc_iface ifs[IR_EPC_MAX_LOCAL];
+    size_t nifs;
+    iroh_socket_addr socks[2];
+    size_t nsocks;
+    iroh_socket_addr public_addr;
+    int has_public;
+    iroh_socket_addr ext[IR_EPC_MAX_EXTERNAL];
+    size_t next;
+    iroh_socket_addr local[IR_EPC_MAX_LOCAL];
+    size_t nlocal;
+    uint64_t local_gen;
 };
 
 static void rnd(const ir_epc *e, uint8_t *buf, size_t len)
@@ -268,11 +283,13 @@ void ir_epc_base_config(const ir_epc *e, ir_conn_config *cfg)
         cfg->max_stream_window = e->cfg.max_stream_window;
     if (e->cfg.max_datagram_frame)
         cfg->tp.max_datagram_frame_size = e->cfg.max_datagram_frame;
+    /* tells IP paths (an address) from relay paths (none): NAT traversal advertises and
+     * probes IP addresses only, relay paths idle out later, QAD reports IP addresses */
+    cfg->addr_of = ir_netaddr_to_socket_addr;
     if (e->cfg.qad_server) {
         /* report each client's address; nothing else is offered */
         cfg->tp.has_observed_address = 1;
         cfg->tp.observed_address_role = 0;
-        cfg->addr_of = ir_netaddr_to_socket_addr;
         cfg->tp.initial_max_streams_bidi = cfg->tp.initial_max_streams_uni = 0;
     }
     cfg->identity = e->ident;
@@ -412,6 +429,226 @@ const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c)
     return s ? &s->remote : NULL;
 }
 
+/* ---- our own candidate addresses --------------------------------------------------------- */
+
+static int ip_len(int family)
+{
+    return family == 4 ? 4 : 16;
+}
+
+static int same_sa(const iroh_socket_addr *a, const iroh_socket_addr *b)
+{
+    return a->family == b->family && a->port == b->port &&
+           memcmp(a->ip, b->ip, (size_t)ip_len(a->family)) == 0;
+}
+
+static int ip_unspecified(const iroh_socket_addr *a)
+{
+    static const uint8_t zero[16];
+    return memcmp(a->ip, zero, (size_t)ip_len(a->family)) == 0;
+}
+
+/* the kinds of interface address (iroh's netwatch LocalAddresses) */
+enum { IF_SKIP, IF_LOOPBACK, IF_LINKLOCAL4, IF_REGULAR };
+
+static int if_class(const ir_epc_iface *f)
+{
+    const uint8_t *ip = f->addr.ip;
+    if (f->addr.family == 6 && ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80)
+        return IF_SKIP; /* fe80::/10: needs a scope id, which an address cannot carry */
+    if (f->addr.family != 4 && f->addr.family != 6)
+        return IF_SKIP;
+    if (ip_unspecified(&f->addr))
+        return IF_SKIP;
+    static const uint8_t loop6[16] = {[15] = 1};
+    if (f->loopback || (f->addr.family == 4 && ip[0] == 127) ||
+        (f->addr.family == 6 && memcmp(ip, loop6, 16) == 0))
+        return IF_LOOPBACK;
+    if (f->addr.family == 4 && ip[0] == 169 && ip[1] == 254)
+        return IF_LINKLOCAL4;
+    return IF_REGULAR;
+}
+
+static void add_unique(iroh_socket_addr *out, size_t *n, size_t cap, const iroh_socket_addr *a)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (same_sa(&out[i], a))
+            return;
+    if (*n < cap)
+        out[(*n)++] = *a;
+}
+
+/* the candidates (all = 0) or the addresses for tickets (all = 1); see ep_core.h */
+static size_t gather(const ir_epc *e, int all, iroh_socket_addr *out, size_t cap)
+{
+    size_t n = 0;
+    /* which kind of interface address the unspecified sockets offer: the best there is */
+    int best = IF_LOOPBACK;
+    for (size_t k = 0; k < e->nsocks; k++) {
+        if (!ip_unspecified(&e->socks[k]))
+            continue;
+        for (size_t i = 0; i < e->nifs; i++) {
+            int c = if_class(&e->ifs[i]);
+            if (e->ifs[i].addr.family == e->socks[k].family && c > best)
+                best = c;
+        }
+    }
+    for (size_t k = 0; k < e->nsocks; k++) {
+        const iroh_socket_addr *sk = &e->socks[k];
+        if (!ip_unspecified(sk)) {
+            add_unique(out, &n, cap, sk);
+            continue;
+        }
+        for (size_t i = 0; i < e->nifs; i++) {
+            int c = if_class(&e->ifs[i]);
+            if (e->ifs[i].addr.family != sk->family || c == IF_SKIP || (!all && c != best))
+                continue;
+            iroh_socket_addr a = e->ifs[i].addr;
+            a.port = sk->port;
+            add_unique(out, &n, cap, &a);
+        }
+    }
+    if (e->has_public)
+        add_unique(out, &n, cap, &e->public_addr);
+    for (size_t i = 0; i < e->next; i++)
+        add_unique(out, &n, cap, &e->ext[i]);
+    return n;
+}
+
+size_t ir_epc_local_addrs(const ir_epc *e, iroh_socket_addr *out, size_t cap)
+{
+    size_t n = e->nlocal < cap ? e->nlocal : cap;
+    memcpy(out, e->local, n * sizeof *out);
+    return n;
+}
+
+size_t ir_epc_addrs(const ir_epc *e, iroh_socket_addr *out, size_t cap)
+{
+    return gather(e, 1, out, cap);
+}
+
+uint64_t ir_epc_local_addrs_gen(const ir_epc *e)
+{
+    return e->local_gen;
+}
+
+/* a connection learns our candidates (NAT traversal advertises them) */
+static void give_addrs(ir_epc *e, conn_slot *s, uint64_t now)
+{
+    if (s->internal || !s->c)
+        return;
+    if (ir_conn_set_local_addrs(s->c, e->local, e->nlocal, now) != 0)
+        IR_LOG(IR_LOG_WARN, "a connection could not take our candidate addresses");
+}
+
+/* after any change of what the candidates are made of: the connections get the new list
+ * if it differs */
+static void local_changed(ir_epc *e, uint64_t now)
+{
+    iroh_socket_addr tmp[IR_EPC_MAX_LOCAL];
+    size_t n = gather(e, 0, tmp, IR_EPC_MAX_LOCAL);
+    int same = n == e->nlocal;
+    for (size_t i = 0; same && i < n; i++)
+        same = same_sa(&tmp[i], &e->local[i]);
+    if (same)
+        return;
+    memcpy(e->local, tmp, n * sizeof *tmp);
+    e->nlocal = n;
+    e->local_gen++;
+    if (ir_log_enabled(IR_LOG_DEBUG)) {
+        char line[IR_EPC_MAX_LOCAL * (IROH_SOCKET_ADDR_LEN + 1)] = "";
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+            char text[IROH_SOCKET_ADDR_LEN];
+            iroh_socket_addr_to_string(&tmp[i], text, sizeof text);
+            o += (size_t)snprintf(line + o, sizeof line - o, "%s%s", i ? " " : "", text);
+        }
+        ir_log(IR_LOG_DEBUG, "local candidate addresses: %s", n ? line : "(none)");
+    }
+    for (size_t i = 0; i < e->nconns; i++)
+        give_addrs(e, e->conns[i], now);
+}
+
+void ir_epc_set_interfaces(ir_epc *e, const ir_epc_iface *ifs, size_t n, uint64_t now)
+{
+    if (n > IR_EPC_MAX_LOCAL)
+        n = IR_EPC_MAX_LOCAL;
+    memcpy(e->ifs, ifs, n * sizeof *ifs);
+    e->nifs = n;
+    local_changed(e, now);
+}
+
+void ir_epc_set_sockets(ir_epc *e, const iroh_socket_addr *bound, size_t n, uint64_t now)
+{
+    if (n > 2)
+        n = 2;
+    memcpy(e->socks, bound, n * sizeof *bound);
+    e->nsocks = n;
+    local_changed(e, now);
+}
+
+void ir_epc_set_public(ir_epc *e, const iroh_socket_addr *a, uint64_t now)
+{
+    e->has_public = a != NULL;
+    if (a)
+        e->public_addr = *a;
+    local_changed(e, now);
+}
+
+int ir_epc_add_external(ir_epc *e, const iroh_socket_addr *a, uint64_t now)
+{
+    if ((a->family != 4 && a->family != 6) || a->port == 0 || ip_unspecified(a))
+        return ir_fail(IROH_ERR_INVALID_ADDR,
+                       "an external address needs a specified IP and a port other than 0");
+    for (size_t i = 0; i < e->next; i++)
+        if (same_sa(&e->ext[i], a))
+            return IROH_OK;
+    if (e->next == IR_EPC_MAX_EXTERNAL)
+        return ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "at most %d external addresses",
+                       IR_EPC_MAX_EXTERNAL);
+    e->ext[e->next++] = *a;
+    local_changed(e, now);
+    return IROH_OK;
+}
+
+int ir_epc_remove_external(ir_epc *e, const iroh_socket_addr *a, uint64_t now)
+{
+    for (size_t i = 0; i < e->next; i++) {
+        if (same_sa(&e->ext[i], a)) {
+            memmove(&e->ext[i], &e->ext[i + 1], (e->next - i - 1) * sizeof *e->ext);
+            e->next--;
+            local_changed(e, now);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t ir_epc_relay_links_in_use(const ir_epc *e, unsigned *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->nconns; i++) {
+        ir_conn *c = e->conns[i]->c;
+        if (ir_conn_get_state(c) >= IR_CONN_CLOSING)
+            continue;
+        ir_conn_path_info p[IR_CONN_MAX_PATHS * 2];
+        size_t np = ir_conn_paths(c, p, sizeof p / sizeof p[0]);
+        if (np > sizeof p / sizeof p[0])
+            np = sizeof p / sizeof p[0];
+        for (size_t k = 0; k < np; k++) {
+            unsigned idx;
+            if (p[k].abandoned || !ir_netaddr_is_relay(&p[k].addr, &idx, NULL))
+                continue;
+            size_t j = 0;
+            while (j < n && out[j] != idx)
+                j++;
+            if (j == n && n < cap)
+                out[n++] = idx;
+        }
+    }
+    return n;
+}
+
 /* ---- sending ------------------------------------------------------------------------------ */
 
 static void flush_conn(ir_epc *e, conn_slot *s, uint64_t now)
@@ -465,6 +702,7 @@ int ir_epc_connect_cfg(ir_epc *e, const ir_conn_config *cfg, const ir_netaddr *c
         return rc;
     }
     slot_insert(e, s);
+    give_addrs(e, s, now);
     *out = s->c;
     flush_conn(e, s, now); /* the first flight, at once */
     return IROH_OK;
@@ -654,6 +892,7 @@ static void new_client(ir_epc *e, const ir_netaddr *from, uint8_t *buf, size_t l
     IR_LOG(IR_LOG_DEBUG, "incoming connection attempt");
     e->counters.incoming++;
     slot_insert(e, s);
+    give_addrs(e, s, now);
     ir_conn_recv(s->c, from, buf, len, now);
     slot_sync_token(e, s);
     slot_update_half(e, s);

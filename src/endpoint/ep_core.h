@@ -95,6 +95,51 @@ void ir_epc_release(ir_epc *e, ir_conn *c, int quiet, uint64_t now);
 /* The path address a connection started with; NULL if c is not the core's. */
 const ir_netaddr *ir_epc_conn_remote(const ir_epc *e, const ir_conn *c);
 
+/* ---- our own candidate addresses --------------------------------------------------------- */
+
+/* The direct addresses this endpoint can be reached at, gathered by the shell and kept
+ * here: the interface addresses (ir_epc_set_interfaces), the UDP sockets' bound addresses
+ * (ir_epc_set_sockets), the public address QUIC address discovery found
+ * (ir_epc_set_public) and the ones the user configured (ir_epc_add_external). From them
+ * the core makes two lists:
+ *  - the candidates (ir_epc_local_addrs), as iroh gathers its direct addresses: a socket
+ *    bound to a specific address gives that address; one bound to 0.0.0.0 / [::] gives
+ *    the interface addresses of its family with its port: the regular ones, else (none
+ *    on any interface) IPv4 link-local ones, else loopback ones (iroh advertises
+ *    loopback only when nothing else exists: a peer elsewhere would reach its own
+ *    host). IPv6 link-local addresses never (they need a scope id). Then the public and
+ *    the configured addresses. Every live connection is handed the candidates
+ *    (ir_conn_set_local_addrs, which advertises them over NAT traversal) when it is made
+ *    and whenever they change.
+ *  - the addresses for tickets (ir_epc_addrs): the same with the loopback addresses
+ *    always included, so that peers on the same host (and loopback tests) reach us.
+ * At most IR_EPC_MAX_LOCAL of each; duplicates are dropped. */
+#define IR_EPC_MAX_LOCAL 32
+#define IR_EPC_MAX_EXTERNAL 16
+typedef struct ir_epc_iface {
+    iroh_socket_addr addr; /* the port is ignored */
+    int loopback;          /* on a loopback interface */
+} ir_epc_iface;
+void ir_epc_set_interfaces(ir_epc *e, const ir_epc_iface *ifs, size_t n, uint64_t now);
+void ir_epc_set_sockets(ir_epc *e, const iroh_socket_addr *bound, size_t n, uint64_t now);
+/* NULL: none (any more) */
+void ir_epc_set_public(ir_epc *e, const iroh_socket_addr *a, uint64_t now);
+/* IROH_OK (also when already there); IROH_ERR_INVALID_ADDR for port 0 or an unspecified
+ * IP, IROH_ERR_BUFFER_TOO_SMALL beyond IR_EPC_MAX_EXTERNAL. */
+int ir_epc_add_external(ir_epc *e, const iroh_socket_addr *a, uint64_t now);
+/* 1 if it was configured (and is removed), 0 if not */
+int ir_epc_remove_external(ir_epc *e, const iroh_socket_addr *a, uint64_t now);
+size_t ir_epc_local_addrs(const ir_epc *e, iroh_socket_addr *out, size_t cap);
+size_t ir_epc_addrs(const ir_epc *e, iroh_socket_addr *out, size_t cap);
+/* Counts the changes of the candidates (tests: 0 before the first list). */
+uint64_t ir_epc_local_addrs_gen(const ir_epc *e);
+
+/* The relay links (the index in relay path addresses, ir_netaddr_relay) that live
+ * connections use as paths (open, not abandoned), each once; up to cap, returns how
+ * many. The shell keeps these links connected: a relay path is a path like any other,
+ * also while no datagram goes through it (a backup path). */
+size_t ir_epc_relay_links_in_use(const ir_epc *e, unsigned *out, size_t cap);
+
 /* Counters (half_open: now). */
 void ir_epc_get_counters(const ir_epc *e, ir_ep_counters *out);
 
