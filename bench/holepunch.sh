@@ -32,9 +32,10 @@ pids=()
 trap 'nat_topo_down; if [ -n "${HOLEPUNCH_KEEP:-}" ]; then echo "logs: $dir"; else rm -rf "$dir"; fi' EXIT
 trap 'exit 130' INT TERM
 
-# median of the numbers on stdin (empty input: "-")
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-minmax() { sort -g | awk 'NR==1{lo=$1} {hi=$1} END {if (NR) printf "%s..%s", lo, hi; else printf "-"}'; }
+# median (and min..max) of the numbers on stdin, printed with FMT (default %.1f); "-"
+# for no numbers
+median() { sort -g | awk -v f="${1:-%.1f}" '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) printf f "\n", a[(NR+1)/2]; else printf f "\n", (a[NR/2]+a[NR/2+1])/2}'; }
+minmax() { sort -g | awk -v f="${1:-%.1f}" 'NR==1{lo=$1} {hi=$1} END {if (NR) printf f ".." f, lo, hi; else printf "-"}'; }
 fmt() { awk '{printf "%.1f\n", $1}'; }
 # report LABEL FILE-OF-UPGRADES FILE-OF-CONNECTS NOT-DIRECT-COUNT
 report() {
@@ -85,7 +86,7 @@ for i in $(seq "$fruns"); do
   stop_peers
 done
 printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> real iroh" \
-  "$(median < "$dir/fb")" "$(minmax < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
+  "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 
 # ---- iroh-c pairs: the upgrade as iroh-c's --verbose reports it ----
 if ! nat_irohc_has --verbose || ! nat_irohc_has --external-addr; then
@@ -152,7 +153,7 @@ irohc_fallback() {
     stop_peers
   done
   printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "$label" \
-    "$(median < "$dir/fb")" "$(minmax < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
+    "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 }
 irohc_fallback "iroh-c -> real iroh" iroh
 irohc_fallback "iroh-c -> iroh-c" irohc
