@@ -7,6 +7,8 @@
 #   connect   from the start of connect to the connection being up (on the relay), in ms
 #   fallback  from blackholing the direct path (iptables DROP in the public namespace)
 #             mid-transfer to the relay path selected again, in s
+#   throughput  HOLEPUNCH_MIB (default 128) MiB from `iroh-c connect` to the dumb pipe of
+#             `iroh-c listen` after the upgrade, in MB/s (wall clock of connect)
 # Pairs: real iroh -> real iroh (n0's Node.js binding, iroh 1.0.2; paths() polled every
 # millisecond), iroh-c -> real iroh, real iroh -> iroh-c, iroh-c -> iroh-c (iroh-c's own
 # `--verbose` line "iroh-c: path selected: direct IP:PORT (N ms)"; IROH_C_HOLEPUNCHING=2).
@@ -157,3 +159,36 @@ irohc_fallback() {
 }
 irohc_fallback "iroh-c -> real iroh" iroh
 irohc_fallback "iroh-c -> iroh-c" irohc
+
+# throughput after the upgrade: MIB mebibytes of zeros from `iroh-c connect` (host A) to
+# the dumb pipe of `iroh-c listen` (host B) through the NATs, wall clock from the start
+# of connect to its end; the path at the end from connect's --stats line
+mib=${HOLEPUNCH_MIB:-128}
+: > "$dir/tp"
+for i in $(seq 3); do
+  port=$(nat_port)
+  : > "$dir/tl.err"
+  ( IROH_C_HOLEPUNCHING=2 ip netns exec "$ns_hb" "$bin" listen --alpn "$nat_alpn" \
+      --relay "$relay_url" --bind "$ip_hb:$port" --external-addr "$ip_nb_pub:$port" \
+      < /dev/null 2> "$dir/tl.err" | wc -c > "$dir/tl.count" ) &
+  pids+=($!)
+  nat_wait_line "$dir/tl.err" '^iroh-c: ticket: ' 10 || { echo "throughput: listen printed no ticket"; break; }
+  t=$(sed -n 's/^iroh-c: ticket: //p' "$dir/tl.err" | head -1)
+  id=$("$bin" ticket decode "$t" | sed -n 's/^{"id":"\([0-9a-f]*\)".*/\1/p')
+  t=$("$bin" ticket encode "$id" --relay "$relay_url")
+  t0=$(( $(date +%s%N) / 1000 ))
+  head -c "${mib}M" /dev/zero | nat_irohc_connect "$ns_ha" "$ip_ha" "$ip_na_pub" "$t" tc
+  t1=$(( $(date +%s%N) / 1000 ))
+  wait "${pids[-1]}" 2> /dev/null
+  got=$(cat "$dir/tl.count" 2> /dev/null)
+  path=$(sed -n 's/^iroh-c: connection stats: path \([a-z]*\) .*/\1/p' "$dir/tc.err")
+  if [ "${got:-0}" = $(( mib * 1048576 )) ]; then
+    awk -v b="$got" -v us=$(( t1 - t0 )) -v p="$path" '{} END {printf "%.1f %s\n", b / us, p}' < /dev/null >> "$dir/tp"
+  else
+    echo "  (throughput run $i: the listener got ${got:-nothing} of $(( mib * 1048576 )) bytes: $(tail -2 "$dir/tc.err" | tr '\n' ' '))"
+  fi
+  stop_peers
+done
+printf '%-34s throughput median %s MB/s (%s MB/s, %d/3 runs, path at the end: %s)\n' \
+  "iroh-c -> iroh-c ($mib MiB)" "$(cut -d' ' -f1 "$dir/tp" | median)" \
+  "$(cut -d' ' -f1 "$dir/tp" | minmax)" "$(wc -l < "$dir/tp")" "$(cut -d' ' -f2 "$dir/tp" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
