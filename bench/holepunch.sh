@@ -159,6 +159,20 @@ irohc_fallback() {
 }
 irohc_fallback "iroh-c -> real iroh" iroh
 irohc_fallback "iroh-c -> iroh-c" irohc
+# the real iroh dialing iroh-c: as the real iroh dialer sees it
+: > "$dir/fb"
+for i in $(seq "$fruns"); do
+  nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" lis || exit 1
+  res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 \
+        --bytes 1024 --fallback-wait 40000 --fallback-cmd "$blackhole")
+  f=$(json_field "$res" fallbackMs)
+  [ -n "$f" ] && [ "$f" != null ] && awk '{printf "%.2f\n", $1 / 1000}' <<< "$f" >> "$dir/fb"
+  [ "$(json_field "$res" streamOk)" = true ] || echo "  (real iroh -> iroh-c fallback run $i: the stream did not deliver every byte: $res)"
+  unblackhole
+  stop_peers
+done
+printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> iroh-c" \
+  "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 
 # throughput after the upgrade: MIB mebibytes of zeros from `iroh-c connect` (host A) to
 # the dumb pipe of `iroh-c listen` (host B) through the NATs, wall clock from the start

@@ -9,7 +9,8 @@
 #    address discovery from the relay (no --external-addr) and go direct;
 #  - symmetric NATs: iroh-c with the real iroh and with iroh-c stays relayed, data intact;
 #  - the direct path blackholed mid-transfer (iptables): the relay path is selected again
-#    and every byte of a paced 20 s stream arrives.
+#    and every byte of a paced stream arrives (iroh-c dialing the real iroh and iroh-c,
+#    the real iroh dialing iroh-c).
 # Needs root, iptables, openssl and the real iroh peer; skips with a message otherwise.
 source "$(dirname "$0")/common.bash"
 source "$(dirname "$0")/nat_topo.bash"
@@ -103,6 +104,18 @@ if fresh cone; then
   fallback "iroh-c -> real iroh (blackholed)" "$("$bin" ticket encode "$peer_id" --relay "$relay_url")" f8
   nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" l9 || bad "iroh-c listen"
   fallback "iroh-c -> iroh-c (blackholed)" "$relay_ticket" f9
+  # the real iroh dialing iroh-c, its paced stream running when the direct path dies
+  nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" l10 || bad "iroh-c listen"
+  res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" d10 --wait-direct 10000 \
+    --bytes 1024 --fallback-wait 40000 --fallback-cmd \
+    "ip netns exec $ns_pub iptables -I FORWARD -p udp -s $ip_na_pub -d $ip_nb_pub -j DROP &&
+     ip netns exec $ns_pub iptables -I FORWARD -p udp -s $ip_nb_pub -d $ip_na_pub -j DROP")
+  f=$(json_field "$res" fallbackMs)
+  [ -n "$f" ] && [ "$f" != null ] && ok || bad "real iroh -> iroh-c (blackholed): no fallback: $res $(grep iroh-c: "$dir/l10.err")"
+  [ "$(json_field "$res" streamOk)" = true ] && ok || bad "real iroh -> iroh-c (blackholed): the stream lost data: $res"
+  grep -A100 '^iroh-c: path selected: direct' "$dir/l10.err" | grep -q '^iroh-c: path selected: relay' && ok ||
+    bad "real iroh -> iroh-c (blackholed): iroh-c did not select the relay again: $(grep iroh-c: "$dir/l10.err")"
+  echo "real iroh -> iroh-c (blackholed): fallback after ${f:-?} ms (the real iroh's view)"
 fi
 
 echo "$pass passed, $fail failed"
