@@ -5,6 +5,11 @@
 # figures are:
 #   upgrade   from the start of connect to the first direct path selected, in ms
 #   connect   from the start of connect to the connection being up (on the relay), in ms
+#             (iroh-c dialers: their first "path selected" line; a fresh `iroh-c connect`
+#             process also connects to the relay meanwhile, while the real iroh dialer is
+#             online before it dials)
+#   upgrade after connect   upgrade minus connect in each run: the time the holepunch
+#             itself takes once the connection is up, the fairest comparison
 #   fallback  from blackholing the direct path (iptables DROP in the public namespace)
 #             mid-transfer to the relay path selected again, in s
 #   throughput  HOLEPUNCH_MIB (default 128) MiB from `iroh-c connect` to the dumb pipe of
@@ -39,10 +44,22 @@ trap 'exit 130' INT TERM
 median() { sort -g | awk -v f="${1:-%.1f}" '{a[NR]=$1} END {if (NR == 0) print "-"; else if (NR % 2) printf f "\n", a[(NR+1)/2]; else printf f "\n", (a[NR/2]+a[NR/2+1])/2}'; }
 minmax() { sort -g | awk -v f="${1:-%.1f}" 'NR==1{lo=$1} {hi=$1} END {if (NR) printf f ".." f, lo, hi; else printf "-"}'; }
 fmt() { awk '{printf "%.1f\n", $1}'; }
-# report LABEL FILE-OF-UPGRADES FILE-OF-CONNECTS NOT-DIRECT-COUNT
+# record UPGRADE CONNECT: one run's figures (either may be empty or null: not reached)
+record() {
+  local u=$1 c=$2
+  [ "$u" = null ] && u=
+  [ "$c" = null ] && c=
+  [ -n "$u" ] && fmt <<< "$u" >> "$dir/up"
+  [ -n "$c" ] && fmt <<< "$c" >> "$dir/co"
+  [ -n "$u" ] && [ -n "$c" ] && awk -v u="$u" -v c="$c" 'BEGIN {printf "%.1f\n", u - c}' >> "$dir/uc"
+  return 0
+}
+# report LABEL: the medians of the runs recorded since the last report
 report() {
-  printf '%-34s upgrade median %6s ms (%s ms, %d/%d runs direct), connect median %s ms\n' \
-    "$1" "$(median < "$2")" "$(minmax < "$2")" "$(wc -l < "$2")" "$runs" "$(median < "$3")"
+  printf '%-24s upgrade median %5s ms (%s ms, %d/%d runs direct), connect median %s ms, upgrade after connect median %s ms\n' \
+    "$1" "$(median < "$dir/up")" "$(minmax < "$dir/up")" "$(wc -l < "$dir/up")" "$runs" \
+    "$(median < "$dir/co")" "$(median < "$dir/uc")"
+  : > "$dir/up"; : > "$dir/co"; : > "$dir/uc"
 }
 
 nat_topo_up cone || exit 1
@@ -63,17 +80,14 @@ stop_peers() { # kills every process but the relay (pids[0])
 echo "== holepunch: upgrade to a direct path through two cone NATs via our relay ($runs runs)"
 
 # ---- real iroh -> real iroh ----
-: > "$dir/up" ; : > "$dir/co"
+: > "$dir/up"; : > "$dir/co"; : > "$dir/uc"
 for i in $(seq "$runs"); do
   nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || exit 1
   res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 --bytes 1024)
-  d=$(json_field "$res" directMs)
-  [ -n "$d" ] && [ "$d" != null ] && fmt <<< "$d" >> "$dir/up"
-  c=$(json_field "$res" connectMs)
-  [ -n "$c" ] && fmt <<< "$c" >> "$dir/co"
+  record "$(json_field "$res" directMs)" "$(json_field "$res" connectMs)"
   stop_peers
 done
-report "real iroh -> real iroh" "$dir/up" "$dir/co"
+report "real iroh -> real iroh"
 
 : > "$dir/fb"
 for i in $(seq "$fruns"); do
@@ -87,7 +101,7 @@ for i in $(seq "$fruns"); do
   unblackhole
   stop_peers
 done
-printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> real iroh" \
+printf '%-24s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> real iroh" \
   "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 
 # ---- iroh-c pairs: the upgrade as iroh-c's --verbose reports it ----
@@ -101,7 +115,6 @@ head -c 1024 /dev/urandom > "$dir/small"
 # handshake), connect = its first "path selected" line
 irohc_dialer() {
   local label=$1 server=$2 i t u c
-  : > "$dir/up"; : > "$dir/co"
   for i in $(seq "$runs"); do
     if [ "$server" = iroh ]; then
       nat_iroh_accept "$ns_hb" "$ip_hb" "$ip_nb_pub" acc || return 1
@@ -113,27 +126,22 @@ irohc_dialer() {
     { cat "$dir/small"; sleep 3; } | nat_irohc_connect "$ns_ha" "$ip_ha" "$ip_na_pub" "$t" con
     u=$(nat_selected_ms "$dir/con.err" direct)
     c=$(sed -n 's/^iroh-c: path selected: .* (\([0-9.]*\) ms)$/\1/p' "$dir/con.err" | head -1)
-    [ -n "$u" ] && echo "$u" >> "$dir/up"
-    [ -n "$c" ] && echo "$c" >> "$dir/co"
+    record "$u" "$c"
     cmp -s "$dir/small" "$dir/con.data" || echo "  ($label run $i: the echo differs; connect: $(tail -2 "$dir/con.err" | tr '\n' ' '))"
     stop_peers
   done
-  report "$label" "$dir/up" "$dir/co"
+  report "$label"
 }
 irohc_dialer "iroh-c -> real iroh" iroh
 # real iroh dialing iroh-c: the figures as the real iroh dialer sees them
-: > "$dir/up"; : > "$dir/co"
 for i in $(seq "$runs"); do
   nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" lis || exit 1
   res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" dial --wait-direct 10000 --bytes 1024)
-  d=$(json_field "$res" directMs)
-  [ -n "$d" ] && [ "$d" != null ] && fmt <<< "$d" >> "$dir/up"
-  c=$(json_field "$res" connectMs)
-  [ -n "$c" ] && fmt <<< "$c" >> "$dir/co"
+  record "$(json_field "$res" directMs)" "$(json_field "$res" connectMs)"
   [ "$(json_field "$res" echoOk)" = true ] || echo "  (real iroh -> iroh-c run $i: echo failed: $res)"
   stop_peers
 done
-report "real iroh -> iroh-c" "$dir/up" "$dir/co"
+report "real iroh -> iroh-c"
 irohc_dialer "iroh-c -> iroh-c" irohc
 
 # fallback: iroh-c dialing, a paced stream, the direct path blackholed
@@ -154,7 +162,7 @@ irohc_fallback() {
     cmp -s "$dir/fb.sent" "$dir/fb.data" || echo "  ($label fallback run $i: the stream lost data; status $fb_status: $(tail -2 "$dir/fb.err" | tr '\n' ' '))"
     stop_peers
   done
-  printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "$label" \
+  printf '%-24s fallback median %s s (%s s, %d/%d runs fell back)\n' "$label" \
     "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 }
 irohc_fallback "iroh-c -> real iroh" iroh
@@ -171,7 +179,7 @@ for i in $(seq "$fruns"); do
   unblackhole
   stop_peers
 done
-printf '%-34s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> iroh-c" \
+printf '%-24s fallback median %s s (%s s, %d/%d runs fell back)\n' "real iroh -> iroh-c" \
   "$(median %.2f < "$dir/fb")" "$(minmax %.2f < "$dir/fb")" "$(wc -l < "$dir/fb")" "$fruns"
 
 # throughput after the upgrade: MIB mebibytes of zeros from `iroh-c connect` (host A) to
@@ -203,6 +211,6 @@ for i in $(seq 3); do
   fi
   stop_peers
 done
-printf '%-34s throughput median %s MB/s (%s MB/s, %d/3 runs, path at the end: %s)\n' \
+printf '%-24s throughput median %s MB/s (%s MB/s, %d/3 runs, path at the end: %s)\n' \
   "iroh-c -> iroh-c ($mib MiB)" "$(cut -d' ' -f1 "$dir/tp" | median)" \
   "$(cut -d' ' -f1 "$dir/tp" | minmax)" "$(wc -l < "$dir/tp")" "$(cut -d' ' -f2 "$dir/tp" | sort | uniq -c | tr -s ' ' | tr '\n' ' ')"
