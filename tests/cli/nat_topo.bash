@@ -41,7 +41,13 @@ nat_topo_check() {
   if [ "$(id -u)" != 0 ]; then echo "needs root for network namespaces and iptables"; return 1; fi
   command -v ip > /dev/null || { echo "needs iproute2 (ip)"; return 1; }
   command -v iptables > /dev/null || { echo "needs iptables (scripts/install-deps.sh test installs it)"; return 1; }
-  return 0
+  # a namespace with a NAT table must work here (not in every container)
+  local probe=nat-$nat_tag-probe r=0
+  if ! ip netns add "$probe" 2> /dev/null; then echo "cannot create network namespaces here"; return 1; fi
+  ip netns exec "$probe" iptables -t nat -A POSTROUTING -o lo -j MASQUERADE 2> /dev/null ||
+    { echo "iptables cannot add a NAT rule in a network namespace here"; r=1; }
+  ip netns del "$probe" 2> /dev/null
+  return $r
 }
 
 nat_topo_down() {
