@@ -226,9 +226,15 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
 /* Local path status (PATH_STATUS_AVAILABLE / _BACKUP is sent). 0, or IR_QUIC_STREAM_ERR
  * (no such open path, or no multipath). */
 int ir_conn_path_set_status(ir_conn *c, uint64_t path_id, int available);
-/* PATH_ABANDON with code (e.g. 0x3e APPLICATION_ABANDON_PATH). 0, or IR_QUIC_STREAM_ERR
- * (no such open path, or no multipath). Abandoning the last path closes the connection
- * with NO_VIABLE_PATH. */
+/* PATH_ABANDON with code (e.g. 0x3e APPLICATION_ABANDON_PATH): nothing more is sent on
+ * the path, what was in flight on it is sent again on the others, and its state goes 3
+ * PTOs later (then MAX_PATH_ID rises by one). 0, or IR_QUIC_STREAM_ERR (no such open path,
+ * no multipath, or the last open path: as noq, close the connection instead). When the
+ * peer abandons our last path the connection waits 3 initial PTOs for a new one, then
+ * closes with NO_VIABLE_PATH (0x10). With multipath a path that received nothing for
+ * 15 s (30 s if cfg.addr_of says it is not an IP path: a relay path) is abandoned with
+ * 0x3e76, unless it is the last open one; each validated path sends a keep-alive PING
+ * after keep_alive_ns without ack-eliciting packets. */
 int ir_conn_path_abandon(ir_conn *c, uint64_t path_id, uint64_t code, uint64_t now);
 
 /* abandon codes (multipath draft; noq's transport_error.rs) */

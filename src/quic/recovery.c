@@ -352,7 +352,7 @@ static uint64_t path_timer(const ir_conn *c, const qpath *path)
     if (t != UINT64_MAX || path->state != PS_OPEN)
         return t; /* an abandoned path sends nothing more: no PTO */
     /* blocked by the anti-amplification limit of an unvalidated path: no PTO */
-    if (!path->validated && path->bytes_sent >= 3 * path->bytes_recv)
+    if (!path->validated && !path->initiated && path->bytes_sent >= 3 * path->bytes_recv)
         return UINT64_MAX;
     return pto_deadline(c, path, NULL);
 }
