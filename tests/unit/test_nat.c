@@ -170,9 +170,19 @@ static size_t peek(const ir_conn *rx, const uint8_t *d, size_t len, uint64_t *ty
     if (!rx || !rx->epoch[SP_APP].have_rx)
         return 0;
     uint8_t copy[1500];
-    memcpy(copy, d, len);
+    /* the 1-RTT packet of the datagram: the last one, after any coalesced long headers */
     ir_pkt_hdr h;
-    if (ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
+    size_t off = 0;
+    for (;;) {
+        if (off >= len || ir_pkt_parse(d + off, len - off, 8, &h) != 0)
+            return 0;
+        if (h.type == IR_PT_1RTT)
+            break;
+        off += h.pkt_len;
+    }
+    len -= off;
+    memcpy(copy, d + off, len);
+    if (ir_pkt_parse(copy, len, 8, &h) != 0)
         return 0;
     const pn_space *sp = &PNS(rx, &rx->paths[0], SP_APP);
     const qepoch *e = &rx->epoch[SP_APP];
@@ -645,7 +655,7 @@ static void test_violations(void)
 }
 
 /* ADD_ADDRESS and REMOVE_ADDRESS lost on the way are sent again */
-static int drop_adds, drop_removes;
+static int drop_adds, drop_removes, drop_reach;
 static int tap_drop_qnt(net *nw, int from, const ir_netaddr *to, const uint64_t *t, size_t nt,
                         const uint8_t *d, size_t len)
 {
@@ -657,6 +667,10 @@ static int tap_drop_qnt(net *nw, int from, const ir_netaddr *to, const uint64_t 
         }
         if (t[i] == IR_FT_REMOVE_ADDRESS && drop_removes && from == 1) {
             drop_removes--;
+            return 1;
+        }
+        if ((t[i] == IR_FT_REACH_OUT_V4 || t[i] == IR_FT_REACH_OUT_V6) && drop_reach && from == 0) {
+            drop_reach--;
             return 1;
         }
     }
@@ -1028,6 +1042,22 @@ static void test_relay_to_direct(void)
     CHECK(direct_selected(&nw));
     n = paths_of(nw.c[0], p);
     CHECK(path_to(p, n, &nw.r[0].s) != NULL);
+    /* the direct path dies: once it is abandoned (idle, 15 s) both sides select the relay
+     * again */
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    run_for(&nw, 20 * SEC);
+    n = paths_of(nw.c[0], p);
+    m = paths_of(nw.c[1], q);
+    CHECK(path_to(p, n, &want_s) == NULL);
+    relay_c = path_to(p, n, &nw.r[0].s);
+    relay_s = path_to(q, m, &nw.r[0].c);
+    CHECK(relay_c && relay_c->available && relay_c->sending);
+    CHECK(relay_s && relay_s->available);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[0]), 0);
+    CHECK_EQ_INT(ir_conn_nat_selected(nw.c[1]), 0);
+    /* the way opens again: the next 60 s check finds it (no direct path) */
+    nw.r[1].c2s = nw.r[1].s2c = 1;
+    CHECK(run_until(&nw, direct_selected, 65 * SEC));
     CHECK(!ir_conn_close_info(nw.c[0])->closed);
     CHECK(!nw.stuck);
     net_free(&nw);
@@ -1229,6 +1259,35 @@ static void test_probe_before_confirmation(void)
     net_free(&nw);
 }
 
+/* REACH_OUT lost is sent again; no more REACH_OUT addresses in a round than the
+ * server's parameter allows */
+static void test_reach_out_retransmit_and_limit(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.cfg[1].tp.nat_traversal = 2;
+    nw.client_local[0] = sa4(10, 0, 5, 1, 1);
+    nw.client_local[1] = sa4(10, 0, 5, 2, 1);
+    nw.client_local[2] = sa4(10, 0, 5, 3, 1);
+    nw.nclient_local = 3;
+    nw.tap = tap_drop_qnt;
+    drop_reach = 0;
+    start(&nw);
+    run_for(&nw, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 1);
+    /* (the first round's REACH_OUT went with the client's Finished, before the server could
+     * read 1-RTT packets: the tap cannot count it) */
+    unsigned before = nw.cnt[0].reach;
+    drop_reach = 1; /* the next round's REACH_OUT frames are lost once */
+    CHECK_EQ_INT(ir_conn_holepunch(nw.c[0], nw.now), IR_QUIC_OK);
+    run_for(&nw, 3 * SEC);
+    CHECK_EQ_INT(drop_reach, 0);
+    CHECK_EQ_INT(ir_conn_nat_round(nw.c[1]), 2); /* it got there the second time */
+    CHECK_EQ_INT(nw.cnt[0].reach - before, 4);   /* 2 per sending: the server's limit */
+    CHECK(!ir_conn_close_info(nw.c[1])->closed);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1237,6 +1296,7 @@ int main(void)
     RUN(test_set_local_addrs_args);
     RUN(test_violations);
     RUN(test_add_address_retransmit);
+    RUN(test_reach_out_retransmit_and_limit);
     RUN(test_rounds);
     RUN(test_probe_schedule);
     RUN(test_probe_answered);
