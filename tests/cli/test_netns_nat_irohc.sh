@@ -60,6 +60,9 @@ if fresh cone; then
   t=$("$bin" ticket encode "$peer_id" --relay "$relay_url")
   irohc_echo "iroh-c -> real iroh (cone)" "$ns_ha" "$ip_ha" "$ip_na_pub" "$t" c1 direct
   no_warnings "iroh-c -> real iroh (cone)" "$dir/acc1.out"
+  # the real iroh's side selected the direct path too (nat_peer.js logs its paths)
+  grep -q '"ip":true,"sel":true' "$dir/acc1.err" && ok ||
+    bad "iroh-c -> real iroh (cone): the real iroh never selected a direct path: $(grep paths "$dir/acc1.err" | tail -3)"
 
   nat_irohc_listen "$ns_hb" "$ip_hb" "$ip_nb_pub" l2 || bad "iroh-c listen"
   res=$(nat_iroh_dial "$ns_ha" "$ip_ha" "$ip_na_pub" "$peer_id" d2 --wait-direct 10000)
@@ -68,6 +71,8 @@ if fresh cone; then
   d=$(json_field "$res" directMs)
   [ -n "$d" ] && [ "$d" != null ] && ok || bad "real iroh -> iroh-c (cone): not direct within 10 s: $res; iroh-c: $(grep iroh-c: "$dir/l2.err" | tail -5)"
   no_warnings "real iroh -> iroh-c (cone)" "$dir/d2.out"
+  [ -n "$(nat_selected_ms "$dir/l2.err" direct)" ] && ok ||
+    bad "real iroh -> iroh-c (cone): iroh-c listen never selected a direct path: $(grep iroh-c: "$dir/l2.err")"
 
   irohc_echo "iroh-c -> iroh-c (cone)" "$ns_ha" "$ip_ha" "$ip_na_pub" "$relay_ticket" c3 direct
 fi
