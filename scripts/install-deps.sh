@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing iroh-c needs, only where it is missing.
 #   scripts/install-deps.sh build   Debian packages for the library and the command
-#   scripts/install-deps.sh test    the above, plus clang (sanitizer/fuzz build) and
+#   scripts/install-deps.sh test    the above, plus clang (sanitizer/fuzz build), iptables
+#                                   (the NAT routers of the network-namespace tests) and
 #                                   the npm test peer in tests/interop/node_modules
 #   scripts/install-deps.sh record  tcpdump, for scripts/record-corpus.sh
 # Debian packages are installed with apt-get, which needs root (or sudo).
@@ -10,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
 
 build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev)
-test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2)
+test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2 iptables)
 record_pkgs=(tcpdump)
 
 missing=()
