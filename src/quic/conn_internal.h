@@ -261,6 +261,7 @@ struct qpath {
      * an acknowledgement clears the mark */
     int degraded;
     uint64_t last_acked;             /* when the path last had a packet newly acknowledged */
+    uint64_t peer_backup_at;         /* when the peer last turned it from Available to Backup */
     /* what went over it (ir_conn_paths) */
     uint64_t pkts_sent, pkts_recv, pkts_lost, tx_bytes, rx_bytes;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */

@@ -214,15 +214,26 @@ static int other_usable(const ir_conn *c, const qpath *except)
 int ir_conn_mp_maybe_degrade(ir_conn *c, qpath *p, uint64_t now)
 {
     if (!c->multipath || c->state != IR_CONN_ESTABLISHED || p->state != PS_OPEN || !p->validated ||
-        p->degraded || p->pto_count < IR_PATH_DEGRADE_PTOS)
+        p->degraded || !p->pto_count)
         return 0;
-    /* nothing acknowledged for the floor either: since the last acknowledgement, or since
-     * the oldest packet still waiting for one if that is later */
-    const pn_space *sp = &p->app;
-    uint64_t since = p->last_acked;
-    if (sp->sent_first < sp->nsent && sp->sent[sp->sent_first].time > since)
-        since = sp->sent[sp->sent_first].time;
-    if (now < since + IR_PATH_DEGRADE_MIN_NS || !other_usable(c, p))
+    /* The peer set the path Backup after our last acknowledgement on it (it moved its
+     * data away, typically because it marked the path degraded itself): one PTO is enough.
+     * This matters for the side that mostly receives: it sends few ack-eliciting packets,
+     * so its own PTOs come late. */
+    int hinted = !p->peer_available && p->peer_backup_at > p->last_acked;
+    if (!hinted) {
+        if (p->pto_count < IR_PATH_DEGRADE_PTOS)
+            return 0;
+        /* nothing acknowledged for the floor either: since the last acknowledgement, or
+         * since the oldest packet still waiting for one if that is later */
+        const pn_space *sp = &p->app;
+        uint64_t since = p->last_acked;
+        if (sp->sent_first < sp->nsent && sp->sent[sp->sent_first].time > since)
+            since = sp->sent[sp->sent_first].time;
+        if (now < since + IR_PATH_DEGRADE_MIN_NS)
+            return 0;
+    }
+    if (!other_usable(c, p))
         return 0;
     p->degraded = 1;
     c->stats.paths_degraded++;
@@ -391,7 +402,15 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
             return 0; /* older than what we know (they may arrive out of order) */
         p->have_peer_status = 1;
         p->peer_status_seq = f->u.path_status.seq;
-        p->peer_available = f->type == IR_FT_PATH_STATUS_AVAILABLE;
+        int avail = f->type == IR_FT_PATH_STATUS_AVAILABLE;
+        if (p->peer_available && !avail) {
+            /* a hint for the fallback: if the path we send on went dead, one PTO will do;
+             * a PING now starts that PTO when nothing ack-eliciting is out on it */
+            p->peer_backup_at = c->now;
+            if (p == c->send_path && p->validated && !p->app.in_flight_ack_eliciting)
+                p->app.probe_pending = 1;
+        }
+        p->peer_available = avail;
         return 0;
     }
     case IR_FT_MAX_PATH_ID:

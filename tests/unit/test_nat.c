@@ -1223,6 +1223,42 @@ static void test_direct_dies_mid_transfer(void)
     net_free(&nw);
 }
 
+/* The peer turns our data path Backup (as its policy does when it marks the path
+ * degraded) while that path is dead and idle: a PING goes on it at once and one PTO
+ * without an acknowledgement marks it degraded; the relay is selected, the client is told
+ * Backup in turn and does the same. Without the hint nothing would be noticed before the
+ * keep-alive (5 s) and its two PTOs. */
+static void test_peer_backup_hint(void)
+{
+    net nw;
+    relay_then_direct(&nw);
+    run_for(&nw, 1 * SEC);
+    ir_conn_path_info q[IR_CONN_MAX_PATHS];
+    size_t m = paths_of(nw.c[1], q);
+    const ir_conn_path_info *ds = path_to(q, m, &want_c);
+    CHECK(ds && ds->sending && !ds->degraded);
+    if (!ds) {
+        net_free(&nw);
+        return;
+    }
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    ir_frame f = {.type = IR_FT_PATH_STATUS_BACKUP};
+    f.u.path_status.path_id = ds->id;
+    f.u.path_status.seq = 1000;
+    inject(&nw, 0, &f, 1);
+    uint64_t t0 = nw.now;
+    int ok = run_until(&nw, relay_selected, 1 * SEC);
+    CHECK(ok);
+    if (ok)
+        printf("the peer's PATH_STATUS_BACKUP for a dead idle data path: the relay selected on both "
+               "sides %llu ms later\n", (unsigned long long)((nw.now - t0) / MS));
+    m = paths_of(nw.c[1], q);
+    ds = path_to(q, m, &want_c);
+    CHECK(ds && ds->degraded);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    net_free(&nw);
+}
+
 /* 1 % and 3 % random loss on the direct path (both ways) during a transfer: the selection
  * stays on the direct path all along (no flapping), every byte arrives */
 static uint64_t loss_ppm, loss_rng = 12345;
@@ -1504,6 +1540,7 @@ int main(void)
     RUN(test_relay_to_direct);
     RUN(test_direct_dies_mid_transfer);
     RUN(test_lossy_direct_stays);
+    RUN(test_peer_backup_hint);
     RUN(test_one_direct_path);
     RUN(test_relay_backup_opened);
     RUN(test_open_retry);
