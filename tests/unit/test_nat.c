@@ -1259,6 +1259,33 @@ static void test_peer_backup_hint(void)
     net_free(&nw);
 }
 
+/* The direct path dies while the connection is idle: the next keep-alive PING on it (every
+ * 5 s) goes unanswered, and 2 PTOs later the relay is selected, well before the idle
+ * timeout (15 s) abandons the path, which it still does later. */
+static void test_idle_direct_dies(void)
+{
+    net nw;
+    relay_then_direct(&nw);
+    run_for(&nw, 1 * SEC);
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    uint64_t t0 = nw.now;
+    int ok = run_until(&nw, relay_selected, 8 * SEC);
+    CHECK(ok);
+    if (ok)
+        printf("an idle direct path dead: the relay selected on both sides %llu ms later\n",
+               (unsigned long long)((nw.now - t0) / MS));
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    const ir_conn_path_info *dc = path_to(p, n, &want_s);
+    CHECK(dc && dc->degraded);
+    run_for(&nw, 20 * SEC);
+    n = paths_of(nw.c[0], p);
+    CHECK(path_to(p, n, &want_s) == NULL); /* abandoned when idle, as before */
+    CHECK(relay_selected(&nw));
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    net_free(&nw);
+}
+
 /* 1 % and 3 % random loss on the direct path (both ways) during a transfer: the selection
  * stays on the direct path all along (no flapping), every byte arrives */
 static uint64_t loss_ppm, loss_rng = 12345;
@@ -1541,6 +1568,7 @@ int main(void)
     RUN(test_direct_dies_mid_transfer);
     RUN(test_lossy_direct_stays);
     RUN(test_peer_backup_hint);
+    RUN(test_idle_direct_dies);
     RUN(test_one_direct_path);
     RUN(test_relay_backup_opened);
     RUN(test_open_retry);
