@@ -251,6 +251,8 @@ typedef struct ir_conn_path_info {
     int peer_available;    /* the peer's status */
     int abandoned;         /* PATH_ABANDON sent or received; it goes away soon */
     int sending;           /* application data goes out on it now ("selected") */
+    int degraded;          /* multipath: stopped getting acknowledgements while another
+                            * path works; skipped by selection, probed until it answers */
     uint64_t rtt_ns, min_rtt_ns, cwnd, max_datagram;
     uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_recv;
 } ir_conn_path_info;
@@ -334,6 +336,8 @@ typedef struct ir_conn_stats {
      * received, paths opened (by either side) and abandoned */
     uint64_t path_acks_sent, path_acks_recv, path_cids_sent, path_cids_recv;
     uint64_t paths_opened, paths_abandoned;
+    /* paths marked degraded (no acknowledgement while another path works) and back */
+    uint64_t paths_degraded, paths_recovered;
 } ir_conn_stats;
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);

@@ -255,6 +255,13 @@ struct qpath {
     int cids_blocked_pending;        /* PATH_CIDS_BLOCKED to send */
     uint64_t last_recv;              /* multipath idle timeout: the last packet on it */
     uint64_t last_eliciting_sent;    /* per-path keep-alive */
+    /* fallback (multipath): no acknowledgement for IR_PATH_DEGRADE_PTOS PTOs (and at least
+     * IR_PATH_DEGRADE_MIN_NS) while another validated path works: skipped by the scheduler
+     * and the path selection, its packets in flight declared lost, probed with PINGs until
+     * an acknowledgement clears the mark */
+    int degraded;
+    uint64_t last_acked;             /* when the path last had a packet newly acknowledged */
+    uint64_t peer_backup_at;         /* when the peer last turned it from Available to Backup */
     /* what went over it (ir_conn_paths) */
     uint64_t pkts_sent, pkts_recv, pkts_lost, tx_bytes, rx_bytes;
     uint64_t bytes_recv, bytes_sent; /* for the anti-amplification limit */
@@ -307,6 +314,12 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 /* multipath idle timeouts (iroh: PATH_MAX_IDLE_TIMEOUT, RELAY_PATH_MAX_IDLE_TIMEOUT) */
 #define IR_PATH_IDLE_NS (15000 * NS_PER_MS)
 #define IR_RELAY_PATH_IDLE_NS (30000 * NS_PER_MS)
+/* fallback from a path that stopped answering: the PTO count that marks it degraded, the
+ * least time without an acknowledgement before it is, and the cap on the probe backoff of
+ * a degraded path (a PING every 2^3 PTOs at most) */
+#define IR_PATH_DEGRADE_PTOS 2
+#define IR_PATH_DEGRADE_MIN_NS (100 * NS_PER_MS)
+#define IR_PATH_DEGRADED_MAX_BACKOFF 3
 
 /* a slot with packet state: open or abandoned (draining) */
 static inline int ir_path_live(const qpath *p)
@@ -668,8 +681,13 @@ qpath *ir_conn_path_by_dcid(ir_conn *c, const ir_cid *dcid);
 int ir_conn_mp_accept_path(ir_conn *c, qpath *path, const ir_netaddr *from);
 /* a multipath frame (or PATH_ACK, PATH_(RETIRE_)CONNECTION_ID): 0, or -1 after closing */
 int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid);
-/* picks the path application data goes out on (validated, open, Available first) */
+/* picks the path application data goes out on (validated, open, not degraded, Available
+ * first) */
 void ir_conn_mp_schedule(ir_conn *c);
+/* fallback: the path's PTO fired again; marks it degraded when it qualifies (1) */
+int ir_conn_mp_maybe_degrade(ir_conn *c, qpath *path, uint64_t now);
+/* an acknowledgement arrived for a degraded path: the mark goes */
+void ir_conn_mp_recovered(ir_conn *c, qpath *path, uint64_t now);
 /* the multipath frames to send (in any 1-RTT packet), and whether any are pending */
 int ir_conn_mp_frames_pending(const ir_conn *c);
 void ir_conn_mp_write_frames(ir_conn *c, pktw *w);

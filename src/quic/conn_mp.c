@@ -86,7 +86,8 @@ static void slot_open(ir_conn *c, qpath *p, const ir_netaddr *addr, int availabl
     p->addr = *addr;
     p->validated = 0;
     p->available = available;
-    p->last_recv = p->last_eliciting_sent = c->now;
+    p->last_recv = p->last_eliciting_sent = p->last_acked = c->now;
+    p->degraded = 0;
     p->pace_tokens = 10 * p->max_datagram;
     p->pace_time = c->now;
     p->mtu_state = MTU_IDLE;
@@ -172,7 +173,7 @@ void ir_conn_mp_schedule(ir_conn *c)
     int best_tier = 0;
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *p = &c->paths[i];
-        if (p->state != PS_OPEN || !p->validated)
+        if (p->state != PS_OPEN || !p->validated || p->degraded)
             continue;
         /* Available (by our status) before Backup; the current path keeps its place in
          * its tier, else the lowest id */
@@ -195,6 +196,63 @@ void ir_conn_mp_schedule(ir_conn *c)
         c->send_path = best;
         ir_conn_push_event(c, IR_EV_PATH_SELECTED, best->id, 0);
     }
+}
+
+/* ---- fallback from a path that stopped answering --------------------------------------- */
+
+/* another open, validated path that is not degraded itself */
+static int other_usable(const ir_conn *c, const qpath *except)
+{
+    for (size_t i = 0; i < c->npaths; i++) {
+        const qpath *p = &c->paths[i];
+        if (p != except && p->state == PS_OPEN && p->validated && !p->degraded)
+            return 1;
+    }
+    return 0;
+}
+
+int ir_conn_mp_maybe_degrade(ir_conn *c, qpath *p, uint64_t now)
+{
+    if (!c->multipath || c->state != IR_CONN_ESTABLISHED || p->state != PS_OPEN || !p->validated ||
+        p->degraded || !p->pto_count)
+        return 0;
+    /* The peer set the path Backup after our last acknowledgement on it (it moved its
+     * data away, typically because it marked the path degraded itself): one PTO is enough.
+     * This matters for the side that mostly receives: it sends few ack-eliciting packets,
+     * so its own PTOs come late. */
+    int hinted = !p->peer_available && p->peer_backup_at > p->last_acked;
+    if (!hinted) {
+        if (p->pto_count < IR_PATH_DEGRADE_PTOS)
+            return 0;
+        /* nothing acknowledged for the floor either: since the last acknowledgement, or
+         * since the oldest packet still waiting for one if that is later */
+        const pn_space *sp = &p->app;
+        uint64_t since = p->last_acked;
+        if (sp->sent_first < sp->nsent && sp->sent[sp->sent_first].time > since)
+            since = sp->sent[sp->sent_first].time;
+        if (now < since + IR_PATH_DEGRADE_MIN_NS)
+            return 0;
+    }
+    if (!other_usable(c, p))
+        return 0;
+    p->degraded = 1;
+    c->stats.paths_degraded++;
+    /* what is in flight on it is lost at once (no congestion signal): the typed records
+     * put their frames back, and they go out on the path the scheduler picks now */
+    ir_rec_abandon_sent(c, p);
+    p->app.probe_pending = 1; /* and a PING probes it (its PTOs go on, capped) */
+    ir_conn_mp_schedule(c);
+    return 1;
+}
+
+void ir_conn_mp_recovered(ir_conn *c, qpath *p, uint64_t now)
+{
+    (void)now;
+    if (!p->degraded)
+        return;
+    p->degraded = 0;
+    c->stats.paths_recovered++;
+    ir_conn_mp_schedule(c);
 }
 
 /* ---- opening (client) and accepting (server) ------------------------------------------ */
@@ -344,7 +402,15 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
             return 0; /* older than what we know (they may arrive out of order) */
         p->have_peer_status = 1;
         p->peer_status_seq = f->u.path_status.seq;
-        p->peer_available = f->type == IR_FT_PATH_STATUS_AVAILABLE;
+        int avail = f->type == IR_FT_PATH_STATUS_AVAILABLE;
+        if (p->peer_available && !avail) {
+            /* a hint for the fallback: if the path we send on went dead, one PTO will do;
+             * a PING now starts that PTO when nothing ack-eliciting is out on it */
+            p->peer_backup_at = c->now;
+            if (p == c->send_path && p->validated && !p->app.in_flight_ack_eliciting)
+                p->app.probe_pending = 1;
+        }
+        p->peer_available = avail;
         return 0;
     }
     case IR_FT_MAX_PATH_ID:
@@ -540,6 +606,7 @@ static void path_info(const ir_conn *c, const qpath *p, ir_conn_path_info *o)
     o->peer_available = p->peer_available;
     o->abandoned = p->abandoned;
     o->sending = p == c->send_path && p->state == PS_OPEN;
+    o->degraded = p->degraded;
     o->rtt_ns = p->smoothed_rtt;
     o->min_rtt_ns = p->min_rtt == UINT64_MAX ? 0 : p->min_rtt;
     o->cwnd = p->cc.cwnd;

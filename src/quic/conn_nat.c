@@ -844,8 +844,8 @@ static uint64_t paths_sig(const ir_conn *c)
     size_t n = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n && i < IR_CONN_MAX_PATHS; i++) {
-        uint64_t v = info[i].id * 4 + (uint64_t)(info[i].validated ? 1 : 0) +
-                     (uint64_t)(info[i].abandoned ? 2 : 0);
+        uint64_t v = info[i].id * 8 + (uint64_t)(info[i].validated ? 1 : 0) +
+                     (uint64_t)(info[i].abandoned ? 2 : 0) + (uint64_t)(info[i].degraded ? 4 : 0);
         h = (h ^ v) * 1099511628211ull;
         for (size_t k = 0; k < info[i].addr.len; k++)
             h = (h ^ info[i].addr.data[k]) * 1099511628211ull;
@@ -865,7 +865,9 @@ static void apply_policy(ir_conn *c, ir_nat *n, uint64_t now)
     size_t nc = 0, nip = 0;
     int current = -1;
     for (size_t i = 0; i < np; i++) {
-        if (!info[i].validated || info[i].abandoned)
+        /* a degraded path (no acknowledgement while another works) is no candidate until it
+         * answers again: the best other one is selected (the relay, across tiers at once) */
+        if (!info[i].validated || info[i].abandoned || info[i].degraded)
             continue;
         iroh_socket_addr ip;
         int relay = !is_direct(c, &info[i].addr, &ip);
@@ -895,6 +897,10 @@ static void apply_policy(ir_conn *c, ir_nat *n, uint64_t now)
             if (pi->available != chosen)
                 ir_conn_path_set_status(c, pi->id, chosen);
         }
+        /* a degraded path is told Backup while the data goes elsewhere */
+        for (size_t i = 0; i < np; i++)
+            if (info[i].degraded && !info[i].abandoned && info[i].available && info[i].id != n->selected)
+                ir_conn_path_set_status(c, info[i].id, 0);
     }
     n->sig = paths_sig(c);
     n->policy_started = 1;
@@ -936,7 +942,7 @@ static int good_enough(const ir_conn *c)
     ir_conn_path_info info[IR_CONN_MAX_PATHS];
     size_t np = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
     for (size_t i = 0; i < np && i < IR_CONN_MAX_PATHS; i++)
-        if (info[i].validated && !info[i].abandoned && is_direct(c, &info[i].addr, NULL) &&
+        if (info[i].validated && !info[i].abandoned && !info[i].degraded && is_direct(c, &info[i].addr, NULL) &&
             info[i].rtt_ns <= IR_NAT_GOOD_RTT_NS)
             return 1;
     return 0;

@@ -285,6 +285,7 @@ int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, u
         s->largest_acked = ack->largest;
     if (!newly_acked)
         return 0;
+    path->last_acked = now;
     compact_sent(s);
     if (largest_is_new && ack_eliciting_acked) {
         uint64_t exp = c->peer_tp_ok ? c->peer_tp.ack_delay_exponent : 3;
@@ -295,6 +296,15 @@ int ir_rec_on_ack(ir_conn *c, qpath *path, int space, const ir_frame_ack *ack, u
     /* the client keeps its PTO backoff until it knows the server validated it */
     if (!(c->is_server == 0 && !c->handshake_complete && space == SP_INITIAL))
         path->pto_count = 0;
+    if (path->degraded && space == SP_APP) {
+        /* a degraded path answers again (one of its probes was acknowledged; the probes
+         * older than it were just declared lost): congestion control starts over, as
+         * after an idle period of unknown length, and the losses of the outage are no
+         * congestion signal */
+        ir_cc_start(&path->cc, cc_ops(c), path->max_datagram);
+        path->cc.recovery_start = now;
+        ir_conn_mp_recovered(c, path, now);
+    }
     return 0;
 }
 
@@ -304,7 +314,8 @@ static uint64_t pto_deadline(const ir_conn *c, const qpath *path, int *space_out
 {
     uint64_t best = UINT64_MAX;
     int best_space = -1;
-    uint64_t backoff = (uint64_t)1 << (path->pto_count < 20 ? path->pto_count : 20);
+    unsigned max_exp = path->degraded ? IR_PATH_DEGRADED_MAX_BACKOFF : 20; /* keeps probing */
+    uint64_t backoff = (uint64_t)1 << (path->pto_count < max_exp ? path->pto_count : max_exp);
     for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {
         const pn_space *sp = &PNS(c, path, s);
         if (sp->discarded || !c->epoch[s].have_tx)
@@ -385,6 +396,14 @@ static void path_on_timeout(ir_conn *c, qpath *path, uint64_t now)
     path->pto_count++;
     if (path->pto_count >= 3)
         ir_conn_mtu_black_hole(c, path); /* nothing gets through: try small datagrams again */
+    /* multipath: a path that stopped answering while another works is left for it (its
+     * packets in flight lost at once, a PING probes it) */
+    if (space == SP_APP && ir_conn_mp_maybe_degrade(c, path, now))
+        return;
+    if (space == SP_APP && path->degraded) {
+        PNS(c, path, space).probe_pending = 1; /* one PING: it carries nothing else */
+        return;
+    }
     /* probe: resend the oldest unacknowledged data of the space (its frames become
      * "lost" for repair, the packet stays in flight until acked or declared lost) */
     pn_space *sp = &PNS(c, path, space);

@@ -4108,10 +4108,12 @@ TEST(multipath_key_update_across_paths)
     sides_free(s, &nw);
 }
 
-/* The data path goes dead mid-transfer (a blackhole): after the multipath idle timeout
- * (iroh: 15 s, 30 s for a relay path, which addr_of cannot turn into an IP address) both
- * sides abandon it with PATH_UNSTABLE_OR_POOR (0x3e76), the data moves to the other path
- * and every byte arrives. */
+/* The data path goes dead mid-transfer (a blackhole): after 2 PTOs without an
+ * acknowledgement (and at least 100 ms) each side marks it degraded, declares what is in
+ * flight on it lost and moves the data to the other path at once (the fallback, well
+ * under the 15 s iroh waits for), every byte arriving; the dead path is still abandoned
+ * after the multipath idle timeout (iroh: 15 s, 30 s for a relay path, which addr_of
+ * cannot turn into an IP address) with PATH_UNSTABLE_OR_POOR (0x3e76). */
 static int relay_addr_of(const ir_netaddr *a, iroh_socket_addr *out)
 {
     memset(out, 0, sizeof *out);
@@ -4125,13 +4127,19 @@ static void relay_config(ir_conn_config *cfg, int server)
     cfg->addr_of = relay_addr_of;
 }
 
-static uint64_t dead_since;
+static uint64_t dead_since, fell_back_at, revive_after, revived_at;
 static void watch_kill_path(app *a, net *nw, side *s)
 {
-    (void)s;
     if (!dead_since && a->f[0].h[1].got > 300000) {
         nw->alt[0].dead = 1;
         dead_since = nw->now;
+    }
+    /* both sides send their data on path 0 */
+    if (dead_since && !fell_back_at && s[0].c->send_path->id == 0 && s[1].c->send_path->id == 0)
+        fell_back_at = nw->now;
+    if (dead_since && revive_after && !revived_at && nw->now >= dead_since + revive_after) {
+        nw->alt[0].dead = 0;
+        revived_at = nw->now;
     }
 }
 
@@ -4154,19 +4162,33 @@ TEST(multipath_idle_path_abandoned)
         run_for(&nw, s, 1 * SEC);
         CHECK_EQ_INT(ir_conn_path_set_status(s[1].c, 0, 0), 0);
         CHECK(s[0].c->send_path->id == 1 && s[1].c->send_path->id == 1);
-        dead_since = 0;
+        dead_since = fell_back_at = revive_after = revived_at = 0;
         app_next(&a, s, 1 << 20);
         CHECK(run_app(&a, &nw, s, 120 * SEC, watch_kill_path));
         check_flows(&a);
         app_free(&a);
         CHECK(dead_since != 0);
-        uint64_t idle = relay ? 30 * SEC : 15 * SEC;
-        CHECK(has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+        CHECK(fell_back_at != 0);
+        printf("    %s path dead mid-transfer (RTT 20 ms): both sides send on the other path "
+               "%llu ms later, the transfer ends %llu ms later\n", relay ? "relay" : "direct",
+               (unsigned long long)((fell_back_at - dead_since) / MS),
+               (unsigned long long)((nw.now - dead_since) / MS));
+        /* the fallback does not wait for the idle timeout: within 3 s of virtual time */
+        CHECK(fell_back_at - dead_since < 3 * SEC);
+        CHECK(nw.now - dead_since < 5 * SEC);
         CHECK(has_event(s, 0, IR_EV_PATH_SELECTED, 0, 0));
-        /* the transfer waited for the idle timeout (the path's packets were lost) */
-        CHECK(nw.now >= dead_since + idle - 2 * SEC);
-        CHECK(nw.now < dead_since + idle + 10 * SEC);
-        run_for(&nw, s, 2 * SEC);
+        ir_conn_path_info pi[IR_CONN_MAX_PATHS];
+        for (int i = 0; i < 2; i++) {
+            const ir_conn_path_info *p1 = info_of(s[i].c, 1, pi);
+            CHECK(p1 && p1->degraded && !p1->abandoned && !p1->sending);
+        }
+        uint64_t idle = relay ? 30 * SEC : 15 * SEC;
+        /* the dead path is abandoned after the idle timeout all the same, not before */
+        CHECK(!has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+        run_for(&nw, s, dead_since + idle - 2 * SEC - nw.now);
+        CHECK(!has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+        run_for(&nw, s, 4 * SEC);
+        CHECK(has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
         CHECK(has_event(s, 1, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
         for (int i = 0; i < 2; i++) {
             CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
@@ -4175,6 +4197,115 @@ TEST(multipath_idle_path_abandoned)
         sides_free(s, &nw);
     }
     tweak_config = NULL;
+}
+
+/* two paths, path 1 Available and path 0 Backup on both sides: the data goes on path 1 */
+static void two_paths_data_on_1(net *nw, side *s)
+{
+    CHECK(run_until(nw, s, both_confirmed, 5 * SEC));
+    run_for(nw, s, 200 * MS);
+    uint64_t id;
+    CHECK_EQ_INT(ir_conn_open_path(s[0].c, &nw->alt[0].server, 1, nw->now, &id), 0);
+    CHECK_EQ_INT(ir_conn_path_set_status(s[0].c, 0, 0), 0);
+    run_for(nw, s, 1 * SEC);
+    CHECK_EQ_INT(ir_conn_path_set_status(s[1].c, 0, 0), 0);
+    CHECK(s[0].c->send_path->id == 1 && s[1].c->send_path->id == 1);
+}
+
+/* The data path is blackholed mid-transfer for 2 s: the data falls back to path 0 at
+ * once, every byte arrives; when the blackhole ends the probes of the degraded path are
+ * acknowledged, the mark goes and both sides send on path 1 again (nothing abandoned),
+ * and the next transfer runs over it. */
+TEST(multipath_dead_path_returns)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(pev, 0, sizeof pev);
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    sides_init(s, &nw);
+    two_paths_data_on_1(&nw, s);
+    dead_since = fell_back_at = revived_at = 0;
+    revive_after = 2 * SEC;
+    app_next(&a, s, 1 << 20);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, watch_kill_path));
+    check_flows(&a);
+    app_free(&a);
+    CHECK(fell_back_at != 0 && fell_back_at - dead_since < 3 * SEC);
+    /* back on path 1 within a few probe intervals of the blackhole's end */
+    uint64_t back_at = 0;
+    for (int k = 0; k < 400 && !back_at; k++) {
+        run_for(&nw, s, 10 * MS);
+        watch_kill_path(&a, &nw, s);
+        if (revived_at && s[0].c->send_path->id == 1 && s[1].c->send_path->id == 1)
+            back_at = nw.now;
+    }
+    CHECK(back_at != 0);
+    if (back_at && fell_back_at)
+        printf("    path 1 dead for 2 s: both sides on path 0 %llu ms after it died, back on path 1 "
+               "%llu ms after it answers again\n", (unsigned long long)((fell_back_at - dead_since) / MS),
+               (unsigned long long)((back_at - revived_at) / MS));
+    ir_conn_path_info pi[IR_CONN_MAX_PATHS];
+    for (int i = 0; i < 2; i++) {
+        const ir_conn_path_info *p1 = info_of(s[i].c, 1, pi);
+        CHECK(p1 && !p1->degraded && !p1->abandoned && p1->sending);
+        ir_conn_stats st;
+        ir_conn_get_stats(s[i].c, &st);
+        CHECK(st.paths_degraded >= 1 && st.paths_recovered >= 1);
+    }
+    CHECK(!has_event(s, 0, IR_EV_PATH_ABANDONED, 1, IR_PATH_UNSTABLE_OR_POOR));
+    /* the next transfer goes over path 1 */
+    qpath *p1 = ir_conn_path_by_id(s[0].c, 1);
+    uint64_t before = p1 ? p1->pkts_sent : 0;
+    app_next(&a, s, 256 << 10);
+    CHECK(run_app(&a, &nw, s, 30 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    p1 = ir_conn_path_by_id(s[0].c, 1);
+    CHECK(p1 && p1->pkts_sent > before + 100);
+    CHECK(s[0].c->send_path->id == 1 && s[1].c->send_path->id == 1);
+    sides_free(s, &nw);
+}
+
+/* Random loss (1 % and 3 %, both paths) is no dead path: the data stays on path 1 the
+ * whole transfer, nothing is marked degraded. */
+static int switched_away;
+static void watch_stay_on_1(app *a, net *nw, side *s)
+{
+    (void)a;
+    (void)nw;
+    if (s[0].c->send_path->id != 1 || s[1].c->send_path->id != 1)
+        switched_away = 1;
+}
+
+TEST(multipath_lossy_path_no_flap)
+{
+    static const double loss[] = {0.01, 0.03};
+    for (int k = 0; k < 2; k++) {
+        net nw;
+        side s[2];
+        app a;
+        memset(pev, 0, sizeof pev);
+        net_init(&nw, 0, 10);
+        add_second_path(&nw);
+        sides_init(s, &nw);
+        two_paths_data_on_1(&nw, s);
+        nw.loss = (uint32_t)(loss[k] * 1e6);
+        switched_away = 0;
+        app_next(&a, s, 2 << 20);
+        CHECK(run_app(&a, &nw, s, 120 * SEC, watch_stay_on_1));
+        check_flows(&a);
+        app_free(&a);
+        CHECK(nw.dropped > 0);
+        CHECK(!switched_away);
+        for (int i = 0; i < 2; i++) {
+            ir_conn_stats st;
+            ir_conn_get_stats(s[i].c, &st);
+            CHECK_EQ_INT(st.paths_degraded, 0);
+        }
+        sides_free(s, &nw);
+    }
 }
 
 /* The peer abandons our last path: after a grace period the connection closes with
@@ -4265,6 +4396,8 @@ int main(void)
     RUN(multipath_last_path_abandoned);
     RUN(multipath_key_update_across_paths);
     RUN(multipath_idle_path_abandoned);
+    RUN(multipath_dead_path_returns);
+    RUN(multipath_lossy_path_no_flap);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     free(pat);

@@ -1063,6 +1063,270 @@ static void test_relay_to_direct(void)
     net_free(&nw);
 }
 
+/* ---- fallback: the direct path dies mid-transfer -------------------------------------------- */
+
+/* a client-to-server stream of `total` bytes of a known pattern, read in order */
+typedef struct xfer {
+    uint64_t id, total, sent, got, bad;
+    int opened, done;
+} xfer;
+
+static uint8_t pat_byte(uint64_t i)
+{
+    return (uint8_t)((i * 2654435761u) >> 13);
+}
+
+static void xfer_pump(net *nw, xfer *x)
+{
+    poll_all(nw->c[0], NULL);
+    poll_all(nw->c[1], NULL);
+    uint8_t buf[16384];
+    if (!x->opened && ir_conn_stream_open(nw->c[0], 1, &x->id) == 0)
+        x->opened = 1;
+    while (x->opened && x->sent < x->total) {
+        size_t n = x->total - x->sent < sizeof buf ? (size_t)(x->total - x->sent) : sizeof buf;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pat_byte(x->sent + i);
+        long w = ir_conn_stream_write(nw->c[0], x->id, buf, n, x->sent + n == x->total);
+        if (w <= 0)
+            break;
+        x->sent += (uint64_t)w;
+    }
+    if (!x->opened)
+        return;
+    for (;;) {
+        uint64_t code;
+        long r = ir_conn_stream_read(nw->c[1], x->id, buf, sizeof buf, &code);
+        if (r == 0) {
+            x->done = 1;
+            break;
+        }
+        if (r < 0)
+            break; /* (not there yet, or nothing ready) */
+        for (long i = 0; i < r; i++)
+            x->bad += buf[i] != pat_byte(x->got + (uint64_t)i);
+        x->got += (uint64_t)r;
+    }
+}
+
+typedef void (*xfer_watch)(net *nw, xfer *x);
+
+static int run_xfer(net *nw, xfer *x, uint64_t max_ns, xfer_watch watch)
+{
+    uint64_t limit = nw->now + max_ns;
+    for (;;) {
+        xfer_pump(nw, x);
+        if (watch)
+            watch(nw, x);
+        if (x->done || x->bad)
+            return x->done && !x->bad;
+        if (!step(nw, limit))
+            return 0;
+    }
+}
+
+/* both sides select the relay path (path 0) and send their data on it */
+static int relay_selected(net *nw)
+{
+    ir_conn_path_info p[IR_CONN_MAX_PATHS], q[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw->c[0], p), m = paths_of(nw->c[1], q);
+    const ir_conn_path_info *a = path_to(p, n, &nw->r[0].s), *b = path_to(q, m, &nw->r[0].c);
+    return a && b && a->sending && b->sending && ir_conn_nat_selected(nw->c[0]) == a->id &&
+           ir_conn_nat_selected(nw->c[1]) == b->id;
+}
+
+static uint64_t fb_dead_at, fb_relay_at, fb_left_direct;
+static void watch_blackhole(net *nw, xfer *x)
+{
+    if (!fb_dead_at && x->got > 300000) {
+        nw->r[1].c2s = nw->r[1].s2c = 0; /* the direct route: a blackhole */
+        fb_dead_at = nw->now;
+    }
+    if (fb_dead_at && !fb_relay_at && relay_selected(nw))
+        fb_relay_at = nw->now;
+}
+
+static void watch_stays_direct(net *nw, xfer *x)
+{
+    (void)x;
+    if (!direct_selected(nw))
+        fb_left_direct++;
+}
+
+/* relay first, then direct (RTT 20 ms on both); returns with the direct path selected */
+static void relay_then_direct(net *nw)
+{
+    net_init(nw, 10);
+    nw->r[0].s = relay_addr("relay-to-server");
+    nw->r[0].c = relay_addr("relay-from-client");
+    want_s = na(sa4(10, 3, 0, 1, 5000));
+    want_c = na(sa4(10, 3, 0, 2, 5000));
+    add_route(nw, want_s, want_c, 1, 1);
+    nw->server_local[0] = sa4(10, 3, 0, 1, 5000);
+    nw->nserver_local = 1;
+    nw->client_local[0] = sa4(10, 3, 0, 2, 5000);
+    nw->nclient_local = 1;
+    start(nw);
+    CHECK(run_until(nw, direct_selected, 5 * SEC));
+}
+
+/* The direct path is blackholed mid-transfer: both sides mark it degraded after 2 PTOs
+ * without an acknowledgement, select the relay (PATH_STATUS) and repair what was in flight
+ * on it there at once, instead of waiting 15 s for the path idle timeout (iroh); every
+ * byte arrives in order. When the blackhole ends, the direct path's probes are answered
+ * and both sides select it again. */
+static void test_direct_dies_mid_transfer(void)
+{
+    net nw;
+    relay_then_direct(&nw);
+    xfer x = {.total = 2u << 20};
+    fb_dead_at = fb_relay_at = 0;
+    CHECK(run_xfer(&nw, &x, 60 * SEC, watch_blackhole));
+    CHECK_EQ_INT(x.bad, 0);
+    CHECK_EQ_INT(x.got, x.total);
+    CHECK(fb_dead_at && fb_relay_at);
+    CHECK(fb_relay_at - fb_dead_at < 3 * SEC);
+    CHECK(nw.now - fb_dead_at < 5 * SEC);
+    printf("direct path blackholed mid-transfer (RTT 20 ms): the relay selected on both sides "
+           "%llu ms later, the transfer complete %llu ms later\n",
+           (unsigned long long)((fb_relay_at - fb_dead_at) / MS),
+           (unsigned long long)((nw.now - fb_dead_at) / MS));
+    /* the direct path is kept (degraded, Backup) and probed */
+    ir_conn_path_info p[IR_CONN_MAX_PATHS], q[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p), m = paths_of(nw.c[1], q);
+    const ir_conn_path_info *dc = path_to(p, n, &want_s), *ds = path_to(q, m, &want_c);
+    CHECK(dc && ds);
+    if (dc && ds) {
+        CHECK(dc->degraded && ds->degraded);
+        CHECK(!dc->available && !ds->available && !dc->sending && !ds->sending);
+    }
+    /* the blackhole ends after 2 s: the direct path is selected again */
+    run_for(&nw, fb_dead_at + 2 * SEC > nw.now ? fb_dead_at + 2 * SEC - nw.now : 0);
+    nw.r[1].c2s = nw.r[1].s2c = 1;
+    uint64_t open_at = nw.now;
+    CHECK(run_until(&nw, direct_selected, 3 * SEC));
+    printf("  the direct route open again: the direct path selected %llu ms later\n",
+           (unsigned long long)((nw.now - open_at) / MS));
+    n = paths_of(nw.c[0], p);
+    dc = path_to(p, n, &want_s);
+    CHECK(dc && !dc->degraded && dc->sending);
+    /* and data goes over it again */
+    xfer y = {.total = 256u << 10};
+    uint64_t before = dc ? dc->pkts_sent : 0;
+    CHECK(run_xfer(&nw, &y, 30 * SEC, watch_stays_direct));
+    CHECK_EQ_INT(y.bad, 0);
+    n = paths_of(nw.c[0], p);
+    dc = path_to(p, n, &want_s);
+    CHECK(dc && dc->pkts_sent > before + 100);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    CHECK(!nw.stuck);
+    net_free(&nw);
+}
+
+/* The peer turns our data path Backup (as its policy does when it marks the path
+ * degraded) while that path is dead and idle: a PING goes on it at once and one PTO
+ * without an acknowledgement marks it degraded; the relay is selected, the client is told
+ * Backup in turn and does the same. Without the hint nothing would be noticed before the
+ * keep-alive (5 s) and its two PTOs. */
+static void test_peer_backup_hint(void)
+{
+    net nw;
+    relay_then_direct(&nw);
+    run_for(&nw, 1 * SEC);
+    ir_conn_path_info q[IR_CONN_MAX_PATHS];
+    size_t m = paths_of(nw.c[1], q);
+    const ir_conn_path_info *ds = path_to(q, m, &want_c);
+    CHECK(ds && ds->sending && !ds->degraded);
+    if (!ds) {
+        net_free(&nw);
+        return;
+    }
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    ir_frame f = {.type = IR_FT_PATH_STATUS_BACKUP};
+    f.u.path_status.path_id = ds->id;
+    f.u.path_status.seq = 1000;
+    inject(&nw, 0, &f, 1);
+    uint64_t t0 = nw.now;
+    int ok = run_until(&nw, relay_selected, 1 * SEC);
+    CHECK(ok);
+    if (ok)
+        printf("the peer's PATH_STATUS_BACKUP for a dead idle data path: the relay selected on both "
+               "sides %llu ms later\n", (unsigned long long)((nw.now - t0) / MS));
+    m = paths_of(nw.c[1], q);
+    ds = path_to(q, m, &want_c);
+    CHECK(ds && ds->degraded);
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    net_free(&nw);
+}
+
+/* The direct path dies while the connection is idle: the next keep-alive PING on it (every
+ * 5 s) goes unanswered, and 2 PTOs later the relay is selected, well before the idle
+ * timeout (15 s) abandons the path, which it still does later. */
+static void test_idle_direct_dies(void)
+{
+    net nw;
+    relay_then_direct(&nw);
+    run_for(&nw, 1 * SEC);
+    nw.r[1].c2s = nw.r[1].s2c = 0;
+    uint64_t t0 = nw.now;
+    int ok = run_until(&nw, relay_selected, 8 * SEC);
+    CHECK(ok);
+    if (ok)
+        printf("an idle direct path dead: the relay selected on both sides %llu ms later\n",
+               (unsigned long long)((nw.now - t0) / MS));
+    ir_conn_path_info p[IR_CONN_MAX_PATHS];
+    size_t n = paths_of(nw.c[0], p);
+    const ir_conn_path_info *dc = path_to(p, n, &want_s);
+    CHECK(dc && dc->degraded);
+    run_for(&nw, 20 * SEC);
+    n = paths_of(nw.c[0], p);
+    CHECK(path_to(p, n, &want_s) == NULL); /* abandoned when idle, as before */
+    CHECK(relay_selected(&nw));
+    CHECK(!ir_conn_close_info(nw.c[0])->closed);
+    net_free(&nw);
+}
+
+/* 1 % and 3 % random loss on the direct path (both ways) during a transfer: the selection
+ * stays on the direct path all along (no flapping), every byte arrives */
+static uint64_t loss_ppm, loss_rng = 12345;
+static int tap_lossy_direct(net *nw, int from, const ir_netaddr *to, const uint64_t *t, size_t nt,
+                            const uint8_t *d, size_t len)
+{
+    (void)t;
+    (void)nt;
+    (void)d;
+    (void)len;
+    if (!ir_netaddr_eq(to, from == 0 ? &nw->r[1].s : &nw->r[1].c))
+        return 0;
+    loss_rng = loss_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (loss_rng >> 33) % 1000000 < loss_ppm;
+}
+
+static void test_lossy_direct_stays(void)
+{
+    static const uint64_t ppm[] = {10000, 30000};
+    for (int k = 0; k < 2; k++) {
+        net nw;
+        relay_then_direct(&nw);
+        loss_ppm = ppm[k];
+        nw.tap = tap_lossy_direct;
+        fb_left_direct = 0;
+        xfer x = {.total = 2u << 20};
+        CHECK(run_xfer(&nw, &x, 60 * SEC, watch_stays_direct));
+        CHECK_EQ_INT(x.bad, 0);
+        CHECK_EQ_INT(x.got, x.total);
+        CHECK_EQ_INT(fb_left_direct, 0);
+        ir_conn_stats st;
+        ir_conn_get_stats(nw.c[0], &st);
+        CHECK(st.pkts_lost > 0); /* (the loss was there) */
+        CHECK_EQ_INT(st.paths_degraded, 0);
+        ir_conn_get_stats(nw.c[1], &st);
+        CHECK_EQ_INT(st.paths_degraded, 0);
+        CHECK(!nw.stuck);
+        net_free(&nw);
+    }
+}
+
 /* two direct paths found: the client keeps the selected one and abandons the other with
  * APPLICATION_ABANDON_PATH (0x3e); the relay path stays */
 static void test_one_direct_path(void)
@@ -1301,6 +1565,10 @@ int main(void)
     RUN(test_probe_schedule);
     RUN(test_probe_answered);
     RUN(test_relay_to_direct);
+    RUN(test_direct_dies_mid_transfer);
+    RUN(test_lossy_direct_stays);
+    RUN(test_peer_backup_hint);
+    RUN(test_idle_direct_dies);
     RUN(test_one_direct_path);
     RUN(test_relay_backup_opened);
     RUN(test_open_retry);
