@@ -332,11 +332,12 @@ IROH_EXTERN int iroh_endpoint_builder_max_datagram_size(iroh_endpoint_builder *b
  * server's Retry. */
 IROH_EXTERN int iroh_endpoint_builder_retry(iroh_endpoint_builder *b, int on);
 
-/* Holepunching: which of iroh's extensions the endpoint offers its peers. mode 0 (the
- * default for now): neither, plain single-path QUIC; 1: QUIC multipath (transport
- * parameter initial_max_path_id, draft-ietf-quic-multipath as iroh 1.0 speaks it); 2:
- * multipath and n0's NAT traversal. Each is used only when the peer offers it too. Without
- * this call the environment variable IROH_C_HOLEPUNCHING=0|1|2 chooses (0 when unset).
+/* Holepunching: which of iroh's extensions the endpoint offers its peers. mode 2 (the
+ * default, as iroh): QUIC multipath (transport parameter initial_max_path_id,
+ * draft-ietf-quic-multipath as iroh 1.0 speaks it) and n0's NAT traversal; 1: multipath
+ * only; 0: neither, plain single-path QUIC (a relayed connection then stays relayed).
+ * Each is used only when the peer offers it too. Without this call the environment
+ * variable IROH_C_HOLEPUNCHING=0|1|2 chooses (2 when unset or invalid).
  * IROH_ERR_INVALID_ARGUMENT for another mode. */
 IROH_EXTERN int iroh_endpoint_builder_holepunching(iroh_endpoint_builder *b, int mode);
 

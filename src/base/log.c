@@ -35,7 +35,8 @@ static void read_env(void)
                     "or off); using warn\n", shown, v[n] ? "..." : "");
 }
 
-static int holepunching = 0;
+/* multipath and n0 NAT traversal, as iroh offers them */
+static int holepunching = 2;
 static pthread_once_t hp_once = PTHREAD_ONCE_INIT;
 
 static void read_hp_env(void)
@@ -52,7 +53,7 @@ static void read_hp_env(void)
     for (; v[n] && n < sizeof shown - 1; n++)
         shown[n] = (v[n] >= 0x20 && v[n] < 0x7f) ? v[n] : '?';
     shown[n] = 0;
-    fprintf(stderr, "iroh: IROH_C_HOLEPUNCHING=%s%s is not 0, 1 or 2; using 0\n", shown,
+    fprintf(stderr, "iroh: IROH_C_HOLEPUNCHING=%s%s is not 0, 1 or 2; using 2\n", shown,
             v[n] ? "..." : "");
 }
 

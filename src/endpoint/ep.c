@@ -717,6 +717,9 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     cfg.remote_id = NULL;
     cfg.tp.has_observed_address = 1;
     cfg.tp.observed_address_role = 1; /* receive only */
+    /* one path to the relay's QAD server: no multipath, no NAT traversal */
+    cfg.tp.has_initial_max_path_id = 0;
+    cfg.tp.nat_traversal = 0;
     cfg.tp.max_idle_timeout = 35000;
     cfg.keep_alive_ns = 25ull * 1000000000ull;
     cfg.tp.initial_max_streams_bidi = cfg.tp.initial_max_streams_uni = 0;

@@ -50,18 +50,18 @@ static int mode_with(const char *value, char *err, size_t cap)
 TEST(environment)
 {
     char err[512];
-    CHECK_EQ_INT(mode_with(NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(mode_with(NULL, err, sizeof err), 2);
     CHECK_STR(err, "");
-    CHECK_EQ_INT(mode_with("", err, sizeof err), 0);
+    CHECK_EQ_INT(mode_with("", err, sizeof err), 2);
     CHECK_STR(err, "");
     CHECK_EQ_INT(mode_with("0", err, sizeof err), 0);
     CHECK_EQ_INT(mode_with("1", err, sizeof err), 1);
     CHECK_STR(err, "");
     CHECK_EQ_INT(mode_with("2", err, sizeof err), 2);
     CHECK_STR(err, "");
-    CHECK_EQ_INT(mode_with("3", err, sizeof err), 0);
-    CHECK_STR(err, "iroh: IROH_C_HOLEPUNCHING=3 is not 0, 1 or 2; using 0\n");
-    CHECK_EQ_INT(mode_with("12", err, sizeof err), 0);
+    CHECK_EQ_INT(mode_with("3", err, sizeof err), 2);
+    CHECK_STR(err, "iroh: IROH_C_HOLEPUNCHING=3 is not 0, 1 or 2; using 2\n");
+    CHECK_EQ_INT(mode_with("12", err, sizeof err), 2);
     CHECK(strstr(err, "IROH_C_HOLEPUNCHING=12 is not") != NULL);
 }
 
