@@ -13,6 +13,11 @@ const { loadIroh, run, check, finish, track, killAll, withTimeout, startRelay, p
   irohEchoServer, irohRelayPeer, irohEcho: echo, pathsText } = require('./peer');
 const iroh = loadIroh();
 const IROH_C = process.env.IROH_C;
+// These connections must stay on the relay (its statistics are checked), so the iroh-c
+// processes offer no holepunching (multipath and NAT traversal, on by default) and no
+// side opens a direct path; relay-to-direct is tested in test_nat_traversal.js,
+// test_cli_paths.js and, through NATs, cli/test_netns_nat_irohc.sh.
+process.env.IROH_C_HOLEPUNCHING = '0';
 const ALPN = 'iroh-c-test/relayed/0';
 const bytes = (s) => Array.from(Buffer.from(s));
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));

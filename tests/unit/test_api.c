@@ -2388,9 +2388,12 @@ static void relay_stop(relay *r)
 TEST(dead_peer_idle_timeout_reason)
 {
     /* idle timeout 2 s (keep-alives every 200 ms meanwhile); the path is cut: a blocked
-     * read and the close reason say what happened */
+     * read and the close reason say what happened. The forwarder is the only way between
+     * the two, so holepunching is off: with it the server's advertised address would give
+     * the client a direct path that the cut does not reach. */
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_holepunching(b, 0);
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_alpn(b, ALPN);
     iroh_endpoint_builder_idle_timeout_ms(b, 2000);
@@ -2400,6 +2403,7 @@ TEST(dead_peer_idle_timeout_reason)
     iroh_endpoint_builder_free(b);
     b = iroh_endpoint_builder_new();
     iroh_endpoint_builder_relay_mode(b, IROH_RELAY_MODE_DISABLED);
+    iroh_endpoint_builder_holepunching(b, 0);
     iroh_endpoint_builder_bind_addr(b, "127.0.0.1:0");
     iroh_endpoint_builder_idle_timeout_ms(b, 3000);
     iroh_endpoint_builder_keep_alive_ms(b, 200);
