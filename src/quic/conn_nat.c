@@ -307,6 +307,10 @@ int ir_conn_set_local_addrs(ir_conn *c, const iroh_socket_addr *addrs, size_t co
         if (ns < IR_NAT_MAX_ADDRS && !sa_in(&a, set, ns))
             set[ns++] = a;
     }
+    /* without NAT traversal offered the addresses have no use (no QNT frame, no policy):
+     * no state is made for them (11 KiB a connection) */
+    if (!c->cfg.tp.nat_traversal)
+        return IR_QUIC_OK;
     ir_nat *n = nat_get(c);
     if (!n)
         return IR_QUIC_NO_MEMORY;

@@ -41,7 +41,8 @@ int ir_conn_nat_traversal(const ir_conn *c);
  * dropped, at most IR_NAT_MAX_ADDRS kept. Server: sent as ADD_ADDRESS / REMOVE_ADDRESS
  * (at most as many as the peer's transport parameter allows at once); client: sent as
  * REACH_OUT in its rounds (as many), and a set with a new address starts a round. May be
- * called before QNT is negotiated. 0, or IR_QUIC_STREAM_ERR (an address of another family
+ * called before QNT is negotiated; without cfg.tp.nat_traversal nothing is kept (no
+ * state is allocated). 0, or IR_QUIC_STREAM_ERR (an address of another family
  * than 4 or 6: nothing is changed), IR_QUIC_NO_MEMORY. */
 int ir_conn_set_local_addrs(ir_conn *c, const iroh_socket_addr *addrs, size_t n, uint64_t now);
 /* Client: starts a holepunch round now (the connection starts them itself too, with

@@ -505,6 +505,11 @@ static void negotiation_case(int client_tp, int server_tp, int multipath, int ex
     iroh_socket_addr more[2] = {sa4(10, 0, 0, 1, 7001), sa4(10, 0, 0, 3, 7003)};
     CHECK_EQ_INT(ir_conn_set_local_addrs(nw.c[1], more, 2, nw.now), IR_QUIC_OK);
     run_for(&nw, 10 * SEC);
+    /* a side that does not offer NAT traversal keeps no QNT state for its addresses */
+    if (!client_tp)
+        CHECK(nw.c[0]->nat == NULL);
+    if (!server_tp)
+        CHECK(nw.c[1]->nat == NULL);
     if (expect) {
         /* both addresses, or one at a time within the client's limit */
         CHECK(nw.cnt[1].add >= (unsigned)(client_tp < 2 ? client_tp : 2));
