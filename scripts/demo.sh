@@ -61,8 +61,11 @@ echo "   its ticket (home relay and direct addresses): $("$bin" ticket decode "$
 say "8. A second endpoint dials it by public key alone, through the relay:"
 rticket=$("$bin" ticket encode "$id" --relay "$relay_url")
 echo "   ticket with only the id and the relay: $rticket"
-echo "   connect, send 'Hello, iroh!' and read the echo:"
-echo "Hello, iroh!" | "$bin" connect "$rticket" --alpn iroh-example/echo/0 --relay "$relay_url" | sed 's/^/   < /'
+echo "   connect, send 'Hello, iroh!', and again a moment later, and read the echoes;"
+echo "   --verbose shows the connection start on the relay and holepunch to a direct path:"
+(echo "Hello, iroh!"; sleep 0.5; echo "Hello again, now directly!") \
+  | "$bin" connect "$rticket" --alpn iroh-example/echo/0 --relay "$relay_url" --verbose 2>&1 \
+  | grep -v '^iroh-c: connected\|^iroh-c: ticket' | sed 's/^/   < /'
 kill -USR1 $relay
 sleep 0.2
 stats=$(grep 'relay stats' "$dir/relay.err" | tail -1)
