@@ -134,6 +134,14 @@ static int carries_connection_frames(const ir_conn *c, const qpath *path)
 static int ack_wanted(const ir_conn *c, const pn_space *sp);
 
 /* control frames to send in a 1-RTT packet on the path */
+/* the peer's connection id i of path p is to be retired by a RETIRE_CONNECTION_ID now:
+ * never the one in use (it is retired once another replaces it). One test for both the
+ * pending check and the writer, so that neither waits on a frame the other never sends. */
+static int rcid_retire_due(const qpath *p, size_t i)
+{
+    return p->rcid[i].retire_pending && i != p->active_rcid;
+}
+
 static int app_control_pending(const ir_conn *c, const qpath *path)
 {
     if (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr))
@@ -152,7 +160,7 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
             if (p->lcid[i].announce_pending)
                 return 1;
         for (size_t i = 0; i < p->nrcid; i++)
-            if (p->rcid[i].retire_pending)
+            if (rcid_retire_due(p, i))
                 return 1;
     }
     if (c->multipath) {
@@ -200,7 +208,7 @@ static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
     }
     for (size_t i = 0; i < p->nrcid && pktw_can_record(w); i++) {
         remote_cid *r = &p->rcid[i];
-        if (!r->retire_pending || i == p->active_rcid)
+        if (!rcid_retire_due(p, i))
             continue;
         ir_frame f = {.type = mp ? IR_FT_PATH_RETIRE_CONNECTION_ID : IR_FT_RETIRE_CONNECTION_ID};
         f.u.retire_cid.path_id = mp ? p->id : 0;
