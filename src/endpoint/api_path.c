@@ -50,7 +50,8 @@ void ir_api_builder_externals(const iroh_endpoint_builder *b, ir_ep_config *cfg)
     cfg->n_external = b->n_external;
 }
 
-int iroh_endpoint_add_external_addr(iroh_endpoint *ep, const char *addr)
+/* adds (add = 1) or removes an external address of a bound endpoint */
+static int change_external(iroh_endpoint *ep, const char *addr, int add)
 {
     if (!ep)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
@@ -61,31 +62,24 @@ int iroh_endpoint_add_external_addr(iroh_endpoint *ep, const char *addr)
     pthread_mutex_lock(&ep->mu);
     if (ep->closed)
         rc = ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
-    else
+    else if (add)
         rc = ir_ep_add_external_addr(ep->ep, &a);
-    pthread_mutex_unlock(&ep->mu);
-    if (rc == IROH_OK)
-        ir_api_wake(ep); /* the connections advertise it */
-    return rc;
-}
-
-int iroh_endpoint_remove_external_addr(iroh_endpoint *ep, const char *addr)
-{
-    if (!ep)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
-    iroh_socket_addr a;
-    int rc = parse_external(addr, &a);
-    if (rc != IROH_OK)
-        return rc;
-    pthread_mutex_lock(&ep->mu);
-    if (ep->closed)
-        rc = ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
     else if (ir_ep_remove_external_addr(ep->ep, &a) != 1)
         rc = ir_fail(IROH_ERR_STATE, "%s is not an external address of this endpoint", addr);
     pthread_mutex_unlock(&ep->mu);
     if (rc == IROH_OK)
-        ir_api_wake(ep);
+        ir_api_wake(ep); /* the connections advertise the change */
     return rc;
+}
+
+int iroh_endpoint_add_external_addr(iroh_endpoint *ep, const char *addr)
+{
+    return change_external(ep, addr, 1);
+}
+
+int iroh_endpoint_remove_external_addr(iroh_endpoint *ep, const char *addr)
+{
+    return change_external(ep, addr, 0);
 }
 
 int iroh_endpoint_network_change(iroh_endpoint *ep)
