@@ -387,7 +387,7 @@ IROH_EXTERN int iroh_endpoint_builder_event_callback(iroh_endpoint_builder *b,
                                                      iroh_event_callback fn, void *ctx);
 
 /* Relays (spec: iroh-relay 1.0). DEFAULT uses n0's public relays, as iroh's N0 preset
- * (https://use1-1.relay.n0.iroh.iroh.link./ and the euc1-1 and aps1-1 ones); DISABLED
+ * (https://use1-1.relay.n0.iroh.link./ and the usw1-1, euc1-1 and aps1-1 ones); DISABLED
  * uses none (direct addresses only); CUSTOM the URLs given with
  * iroh_endpoint_builder_relay_url. The endpoint connects to its relays in the
  * background and keeps them connected: the one with the lowest latency (round trip of

@@ -38,11 +38,12 @@
 
 #include "endpoint/api_internal.h"
 
-/* n0's public relays (iroh's N0 preset, iroh/src/defaults.rs prod) */
+/* n0's public relays (iroh 1.0's N0 preset, iroh/src/defaults.rs prod; spec section 6) */
 static const char *const n0_relays[] = {
-    "https://use1-1.relay.n0.iroh.iroh.link./",
-    "https://euc1-1.relay.n0.iroh.iroh.link./",
-    "https://aps1-1.relay.n0.iroh.iroh.link./",
+    "https://use1-1.relay.n0.iroh.link./",
+    "https://usw1-1.relay.n0.iroh.link./",
+    "https://euc1-1.relay.n0.iroh.link./",
+    "https://aps1-1.relay.n0.iroh.link./",
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
