@@ -199,7 +199,10 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     c->now = now;
     c->state = IR_CONN_HANDSHAKE;
     c->npaths = 1; /* path 0 */
-    qpath *path = &c->paths[0];
+    c->paths[0] = &c->path0;
+    for (size_t i = 1; i < IR_MAX_PATHS; i++)
+        c->paths[i] = IR_PATH_FREE_SLOT;
+    qpath *path = c->paths[0];
     c->send_path = path;
     path->state = PS_OPEN;
     path->available = path->peer_available = 1;
@@ -244,7 +247,7 @@ int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 0;
-    qpath *path0 = &c->paths[0];
+    qpath *path0 = c->paths[0];
     path0->validated = 1; /* a client trusts the address it dials */
     c->odcid.len = CLIENT_DCID_LEN;
     ir_conn_rnd(c, c->odcid.data, CLIENT_DCID_LEN);
@@ -286,7 +289,7 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
     common_init(c, cfg, path, now);
     c->is_server = 1;
-    qpath *path0 = &c->paths[0];
+    qpath *path0 = c->paths[0];
     c->odcid = cfg->retried ? cfg->original_dcid : initial->dcid;
     if (cfg->retried) {
         c->retried = 1;
@@ -319,12 +322,17 @@ void ir_conn_free(ir_conn *c)
     free(c->fanout);
     ir_nat_free(c);
     for (size_t i = 0; i <= SP_HANDSHAKE + IR_MAX_PATHS; i++) {
-        /* the Initial and Handshake spaces, then each path slot's 1-RTT space */
-        pn_space *sp = i < SP_APP ? &c->sp[i] : &c->paths[i - SP_APP].app;
+        /* the Initial and Handshake spaces, then each allocated path slot's 1-RTT space */
+        qpath *slot = i < SP_APP ? NULL : c->paths[i - SP_APP];
+        if (slot == IR_PATH_FREE_SLOT || (i >= SP_APP && !slot))
+            continue;
+        pn_space *sp = i < SP_APP ? &c->sp[i] : &slot->app;
         free(sp->sent);
         free(sp->frames);
         ir_pn_seen_free(&sp->seen);
         ir_ranges_free(&sp->ack_ranges);
+        if (slot && slot != &c->path0)
+            free(slot);
     }
     for (int s = 0; s < SP_COUNT; s++) {
         qepoch *e = &c->epoch[s];
@@ -386,7 +394,7 @@ uint64_t ir_conn_timeout(const ir_conn *c)
     if (r < t)
         t = r;
     for (size_t i = 0; i < c->npaths; i++) {
-        const qpath *path = &c->paths[i];
+        const qpath *path = c->paths[i];
         if (!ir_path_live(path))
             continue;
         for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++)
@@ -475,14 +483,14 @@ void ir_conn_on_timeout(ir_conn *c, uint64_t now)
             return;
     }
     for (size_t i = 0; i < c->npaths; i++)
-        if (c->paths[i].state == PS_OPEN)
-            ir_conn_path_on_timeout(c, &c->paths[i], now);
+        if (c->paths[i]->state == PS_OPEN)
+            ir_conn_path_on_timeout(c, c->paths[i], now);
     if (ir_rec_timer(c) <= now)
         ir_rec_on_timeout(c, now);
     if (ir_nat_timer(c) <= now)
         ir_nat_on_timeout(c, now);
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *path = &c->paths[i];
+        qpath *path = c->paths[i];
         if (!ir_path_live(path))
             continue;
         for (int s = ir_conn_first_space(c, path); s < SP_COUNT; s++) {

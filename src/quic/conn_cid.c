@@ -56,7 +56,7 @@ int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
 int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
 {
     for (size_t p = 0; p < c->npaths; p++) {
-        const qpath *q = &c->paths[p];
+        const qpath *q = c->paths[p];
         if (q->state == PS_FREE)
             continue;
         for (size_t i = 0; i < q->nlcid; i++)

@@ -321,6 +321,10 @@ enum { MTU_IDLE = 0, MTU_DUE, MTU_IN_FLIGHT, MTU_DONE };
 #define IR_PATH_DEGRADE_MIN_NS (100 * NS_PER_MS)
 #define IR_PATH_DEGRADED_MAX_BACKOFF 3
 
+/* what a slot not allocated points at (struct ir_conn, paths) */
+extern const qpath ir_path_free_slot;
+#define IR_PATH_FREE_SLOT ((qpath *)&ir_path_free_slot)
+
 /* a slot with packet state: open or abandoned (draining) */
 static inline int ir_path_live(const qpath *p)
 {
@@ -377,8 +381,14 @@ struct ir_conn {
     /* paths (multipath draft): all per-path state lives in qpath, and every operation
      * names the path it is about. Slot 0 is path 0 (the handshake's); with multipath the
      * other slots hold the other path ids (PS_*). `send_path` is the path application
-     * data goes out on (the scheduler's choice, ir_conn_mp_schedule). */
-    qpath paths[IR_MAX_PATHS];
+     * data goes out on (the scheduler's choice, ir_conn_mp_schedule). Slot 0 points at
+     * path0, inline; the others are allocated when their path id becomes latent
+     * (ir_conn_mp_on_handshake, free_slot raising MAX_PATH_ID) and freed with the slot,
+     * so a connection without multipath does not pay for them. A slot not allocated
+     * points at ir_path_free_slot (read-only, state PS_FREE): loops over the slots read
+     * its state and skip it, and a write to it faults instead of corrupting state. */
+    qpath path0;
+    qpath *paths[IR_MAX_PATHS];
     size_t npaths; /* slots to look at: 1 without multipath, IR_MAX_PATHS with */
     qpath *send_path;
     size_t send_rr; /* ir_conn_send: the slot to try first (round robin over paths) */
@@ -478,7 +488,7 @@ static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
  * count on path 0 */
 static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
 {
-    return path == &c->paths[0] ? SP_INITIAL : SP_APP;
+    return path == &c->path0 ? SP_INITIAL : SP_APP;
 }
 
 /* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */

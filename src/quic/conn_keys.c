@@ -59,8 +59,8 @@ int ir_conn_can_seal(const ir_conn *c, int s)
 static void mark_key_phase_start(ir_conn *c)
 {
     for (size_t i = 0; i < c->npaths; i++)
-        if (ir_path_live(&c->paths[i]))
-            c->paths[i].app.key_phase_start_pn = c->paths[i].app.next_pn;
+        if (ir_path_live(c->paths[i]))
+            c->paths[i]->app.key_phase_start_pn = c->paths[i]->app.next_pn;
 }
 
 /* Removes the packet protection: 0, or -1 (dropped: it does not open, or a protocol
@@ -152,8 +152,8 @@ int ir_conn_decrypt_packet(ir_conn *c, qpath *path, uint8_t *p, const ir_pkt_hdr
          * starts at the first packet that comes in it, and everything received so far was
          * under the old keys */
         for (size_t i = 0; i < c->npaths; i++) {
-            pn_space *o = &c->paths[i].app;
-            if (o == sp || !ir_path_live(&c->paths[i]))
+            pn_space *o = &c->paths[i]->app;
+            if (o == sp || !ir_path_live(c->paths[i]))
                 continue;
             o->rx_phase_start_pn = UINT64_MAX;
             o->rx_old_largest = o->largest_recv;

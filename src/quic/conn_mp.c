@@ -17,18 +17,22 @@
 
 /* ---- slots -------------------------------------------------------------------------------- */
 
+/* A slot not allocated (every one but slot 0 until multipath makes its id latent) points
+ * here: zeroes, state PS_FREE, read-only. */
+const qpath ir_path_free_slot;
+
 qpath *ir_conn_path_by_id(ir_conn *c, uint64_t id)
 {
     for (size_t i = 0; i < c->npaths; i++)
-        if (c->paths[i].state != PS_FREE && c->paths[i].id == id)
-            return &c->paths[i];
+        if (c->paths[i]->state != PS_FREE && c->paths[i]->id == id)
+            return c->paths[i];
     return NULL;
 }
 
 qpath *ir_conn_path_by_dcid(ir_conn *c, const ir_cid *dcid)
 {
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         if (p->state == PS_FREE)
             continue;
         for (size_t k = 0; k < p->nlcid; k++)
@@ -74,7 +78,7 @@ static void issue_path_cids(ir_conn *c)
 {
     uint64_t max = c->local_max_path_id < c->remote_max_path_id ? c->local_max_path_id : c->remote_max_path_id;
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         if ((p->state == PS_LATENT || p->state == PS_OPEN) && p->id <= max)
             ir_conn_issue_more_cids(c, p);
     }
@@ -102,8 +106,15 @@ void ir_conn_mp_on_handshake(ir_conn *c)
     c->local_max_path_id = c->cfg.tp.initial_max_path_id; /* <= IR_MAX_PATHS - 1 (start_tls) */
     c->remote_max_path_id = c->peer_tp.initial_max_path_id;
     c->next_path_id = 1;
-    for (uint64_t id = 1; id <= c->local_max_path_id; id++)
-        slot_latent(c, &c->paths[id], id);
+    for (uint64_t id = 1; id <= c->local_max_path_id; id++) {
+        /* out of memory: the id stays without a slot, like a freed one (no connection
+         * ids of ours for it, so the peer cannot open it; ours refuses it with AGAIN) */
+        qpath *p = malloc(sizeof *p);
+        if (!p)
+            continue;
+        c->paths[id] = p;
+        slot_latent(c, p, id);
+    }
     issue_path_cids(c);
 }
 
@@ -111,7 +122,7 @@ static int open_paths(const ir_conn *c, const qpath *except)
 {
     int n = 0;
     for (size_t i = 0; i < c->npaths; i++)
-        n += c->paths[i].state == PS_OPEN && &c->paths[i] != except;
+        n += c->paths[i]->state == PS_OPEN && c->paths[i] != except;
     return n;
 }
 
@@ -160,11 +171,21 @@ static void free_slot(ir_conn *c, qpath *p)
     if (p == c->send_path)
         ir_conn_mp_schedule(c);
     if (c->local_max_path_id < IR_MAX_PATH_ID) {
+        /* the slot's memory takes the new id: nothing to allocate */
         c->local_max_path_id++;
         c->max_path_id_pending = 1;
         slot_latent(c, p, c->local_max_path_id);
         issue_path_cids(c);
+        return;
     }
+    if (p == &c->path0)
+        return; /* slot 0 is inline */
+    if (c->send_path == p)
+        c->send_path = &c->path0; /* no open path left: never a pointer to freed memory */
+    for (size_t i = 1; i < IR_MAX_PATHS; i++)
+        if (c->paths[i] == p)
+            c->paths[i] = IR_PATH_FREE_SLOT;
+    free(p);
 }
 
 void ir_conn_mp_schedule(ir_conn *c)
@@ -172,7 +193,7 @@ void ir_conn_mp_schedule(ir_conn *c)
     qpath *cur = c->send_path, *best = NULL;
     int best_tier = 0;
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         if (p->state != PS_OPEN || !p->validated || p->degraded)
             continue;
         /* Available (by our status) before Backup; the current path keeps its place in
@@ -187,8 +208,8 @@ void ir_conn_mp_schedule(ir_conn *c)
         if (cur->state == PS_OPEN)
             return;
         for (size_t i = 0; i < c->npaths && !best; i++)
-            if (c->paths[i].state == PS_OPEN)
-                best = &c->paths[i];
+            if (c->paths[i]->state == PS_OPEN)
+                best = c->paths[i];
         if (!best)
             return; /* no open path at all */
     }
@@ -204,7 +225,7 @@ void ir_conn_mp_schedule(ir_conn *c)
 static int other_usable(const ir_conn *c, const qpath *except)
 {
     for (size_t i = 0; i < c->npaths; i++) {
-        const qpath *p = &c->paths[i];
+        const qpath *p = c->paths[i];
         if (p != except && p->state == PS_OPEN && p->validated && !p->degraded)
             return 1;
     }
@@ -446,7 +467,7 @@ int ir_conn_mp_frames_pending(const ir_conn *c)
     if (c->max_path_id_pending || c->paths_blocked_pending)
         return 1;
     for (size_t i = 0; i < c->npaths; i++) {
-        const qpath *p = &c->paths[i];
+        const qpath *p = c->paths[i];
         if (p->abandon_pending || (p->state == PS_OPEN && p->status_pending) ||
             (p->state == PS_LATENT && p->cids_blocked_pending))
             return 1;
@@ -473,7 +494,7 @@ void ir_conn_mp_write_frames(ir_conn *c, pktw *w)
         }
     }
     for (size_t i = 0; i < c->npaths && pktw_can_record(w); i++) {
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         if (p->abandon_pending) {
             ir_frame f = {.type = IR_FT_PATH_ABANDON};
             f.u.path_abandon.path_id = p->id;
@@ -554,7 +575,7 @@ uint64_t ir_conn_mp_timer(const ir_conn *c)
         return t;
     int open = open_paths(c, NULL);
     for (size_t i = 0; i < c->npaths; i++) {
-        const qpath *p = &c->paths[i];
+        const qpath *p = c->paths[i];
         uint64_t d = UINT64_MAX;
         if (p->state == PS_ABANDONED) {
             if (open)
@@ -580,7 +601,7 @@ void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now)
     if (c->state != IR_CONN_ESTABLISHED)
         return;
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         /* (with no open path left it stays: the CONNECTION_CLOSE goes on it) */
         if (p->state == PS_ABANDONED && now >= p->drain_deadline && open_paths(c, NULL))
             free_slot(c, p);
@@ -623,7 +644,7 @@ size_t ir_conn_paths(const ir_conn *c, ir_conn_path_info *out, size_t cap)
     const qpath *list[IR_MAX_PATHS];
     size_t n = 0;
     for (size_t i = 0; i < c->npaths; i++) {
-        const qpath *p = &c->paths[i];
+        const qpath *p = c->paths[i];
         if (!ir_path_live(p))
             continue;
         size_t k = n++;

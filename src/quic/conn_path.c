@@ -153,7 +153,7 @@ void ir_conn_path_response_frame(ir_conn *c, const uint8_t data[8])
     /* it validates the address the challenge went out to, whatever path it comes back on
      * (RFC 9000 8.2.2, 8.2.3) */
     for (size_t i = 0; i < c->npaths; i++) {
-        qpath *q = &c->paths[i];
+        qpath *q = c->paths[i];
         if (q->state != PS_OPEN)
             continue;
         for (int k = 0; k < IR_MAX_PROBES; k++) {

@@ -314,7 +314,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
             int lists_v1 = 0;
             for (size_t o = h->pn_offset; o + 4 <= h->pkt_len; o += 4)
                 lists_v1 |= p[o] == 0 && p[o + 1] == 0 && p[o + 2] == 0 && p[o + 3] == 1;
-            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0].lcid[0].cid)) {
+            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0]->lcid[0].cid)) {
                 ir_conn_close_with(c, 0, IR_QERR_NO_ERROR, "the peer does not support QUIC version 1");
                 ir_conn_set_closed(c);
             }
@@ -343,13 +343,13 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
-        c->paths[0].rcid[0].cid = h->scid;
+        c->paths[0]->rcid[0].cid = h->scid;
         /* the first flight may have gone to several of the peer's addresses: path 0 is
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
-        c->paths[0].addr = *from;
+        c->paths[0]->addr = *from;
     }
     if (c->is_server && space == SP_HANDSHAKE) {
-        c->paths[0].validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
+        c->paths[0]->validated = 1; /* RFC 9000 8.1: a Handshake packet proves the address */
         ir_conn_discard_space(c, SP_INITIAL);
     }
     c->last_activity = c->now;
@@ -401,7 +401,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
     c->rx_dgram_len = len;
     /* the path the datagram came on: path 0 without multipath; with it, the path of the
      * connection id its (first) 1-RTT packet was sent to (long headers: path 0's) */
-    qpath *path = &c->paths[0];
+    qpath *path = c->paths[0];
     if (c->multipath && c->state != IR_CONN_CLOSING) {
         ir_pkt_hdr h0;
         if (ir_pkt_parse(data, len, CID_LEN, &h0) == 0 && h0.type == IR_PT_1RTT) {
@@ -412,7 +412,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
                 /* an id of a path gone (or none of ours): maybe the peer's stateless reset
                  * (the token of any path's id in use counts) */
                 for (size_t i = 0; i < c->npaths; i++) {
-                    const qpath *q = &c->paths[i];
+                    const qpath *q = c->paths[i];
                     const remote_cid *r = q->state == PS_OPEN && q->nrcid ? &q->rcid[q->active_rcid] : NULL;
                     if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
                         c->close.closed = 1;
@@ -443,7 +443,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         ir_pkt_hdr h;
         if (ir_pkt_parse(data + off, len - off, CID_LEN, &h) != 0)
             break;
-        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->paths[0].lcid[0].cid) &&
+        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->paths[0]->lcid[0].cid) &&
             !ir_conn_owns_cid(c, h.dcid.data, h.dcid.len) && !ir_cid_eq(&h.dcid, &c->odcid))
             break; /* coalesced packets must share the DCID */
         processed |= process_packet(c, path, from, data + off, &h);

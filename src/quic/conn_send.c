@@ -153,7 +153,7 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
         return 1;
     /* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of every path */
     for (size_t k = 0; k < c->npaths; k++) {
-        const qpath *p = &c->paths[k];
+        const qpath *p = c->paths[k];
         if (p->state != PS_LATENT && p->state != PS_OPEN)
             continue;
         for (size_t i = 0; i < p->nlcid; i++)
@@ -167,7 +167,7 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
         if (ir_conn_mp_frames_pending(c))
             return 1;
         for (size_t k = 0; k < c->npaths; k++)
-            if (c->paths[k].state == PS_ABANDONED && ack_wanted(c, &c->paths[k].app))
+            if (c->paths[k]->state == PS_ABANDONED && ack_wanted(c, &c->paths[k]->app))
                 return 1;
     }
     return 0;
@@ -235,7 +235,7 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         ir_conn_mp_write_frames(c, w);
         /* the stragglers of abandoned paths are acknowledged here */
         for (size_t k = 0; k < c->npaths; k++) {
-            qpath *p = &c->paths[k];
+            qpath *p = c->paths[k];
             if (p->state == PS_ABANDONED && ack_wanted(c, &p->app))
                 write_ack(c, &p->app, SP_APP, p->id, w);
         }
@@ -286,8 +286,8 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
         }
     }
     for (size_t k = 0; k < c->npaths; k++)
-        if (c->paths[k].state == PS_LATENT || c->paths[k].state == PS_OPEN)
-            write_cid_frames(c, &c->paths[k], w);
+        if (c->paths[k]->state == PS_LATENT || c->paths[k]->state == PS_OPEN)
+            write_cid_frames(c, c->paths[k], w);
 }
 
 int ir_conn_cwnd_allows(const qpath *path)
@@ -386,7 +386,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(path), c->ku.key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                                      IR_QUIC_V1, ir_conn_dcid(path), &c->paths[0].lcid[0].cid,
+                                      IR_QUIC_V1, ir_conn_dcid(path), &c->paths[0]->lcid[0].cid,
                                       s == SP_INITIAL ? c->retry_token : NULL,
                                       s == SP_INITIAL ? c->retry_token_len : 0, pn, w.pn_len,
                                       &w.len_off);
@@ -597,7 +597,7 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
     int any_open = 0;
     for (size_t k = 0; k < IR_MAX_PATHS; k++) {
         size_t i = (c->send_rr + k) % IR_MAX_PATHS;
-        qpath *p = &c->paths[i];
+        qpath *p = c->paths[i];
         if (p->state != PS_OPEN)
             continue;
         any_open = 1;
@@ -611,7 +611,7 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
         /* no open path left (the peer abandoned the last one): the CONNECTION_CLOSE goes
          * on an abandoned one, whose ids we still know */
         for (size_t i = 0; i < IR_MAX_PATHS; i++) {
-            qpath *p = &c->paths[i];
+            qpath *p = c->paths[i];
             if (p->state == PS_ABANDONED && p->nrcid) {
                 c->send_path = p;
                 return send_on_path(c, p, buf, cap, to, now);

@@ -372,9 +372,9 @@ uint64_t ir_rec_timer(const ir_conn *c)
 {
     uint64_t t = UINT64_MAX;
     for (size_t i = 0; i < c->npaths; i++) {
-        if (!ir_path_live(&c->paths[i]))
+        if (!ir_path_live(c->paths[i]))
             continue;
-        uint64_t p = path_timer(c, &c->paths[i]);
+        uint64_t p = path_timer(c, c->paths[i]);
         if (p < t)
             t = p;
     }
@@ -428,12 +428,12 @@ void ir_rec_on_timeout(ir_conn *c, uint64_t now)
     qpath *due = NULL;
     uint64_t first = UINT64_MAX;
     for (size_t i = 0; i < c->npaths; i++) {
-        if (!ir_path_live(&c->paths[i]))
+        if (!ir_path_live(c->paths[i]))
             continue;
-        uint64_t p = path_timer(c, &c->paths[i]);
+        uint64_t p = path_timer(c, c->paths[i]);
         if (p < first) {
             first = p;
-            due = &c->paths[i];
+            due = c->paths[i];
         }
     }
     if (due && first <= now)
@@ -462,7 +462,7 @@ void ir_rec_abandon_sent(ir_conn *c, qpath *path)
 
 void ir_rec_discard_space(ir_conn *c, int space)
 {
-    qpath *path = &c->paths[0]; /* the Initial and Handshake spaces count on path 0 */
+    qpath *path = c->paths[0]; /* the Initial and Handshake spaces count on path 0 */
     pn_space *s = &c->sp[space];
     ir_rec_discard_sent(c, path, space);
     s->discarded = 1;

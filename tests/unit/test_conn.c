@@ -860,7 +860,7 @@ static void check_recovery(const ir_conn *c)
 {
     uint64_t bif = 0;
     for (int sp = 0; sp < SP_COUNT; sp++) {
-        const pn_space *p = &PNS(c, &c->paths[0], sp);
+        const pn_space *p = &PNS(c, c->paths[0], sp);
         uint64_t elicit = 0, gone = 0, prev = 0;
         size_t frames_end = 0;
         for (size_t i = 0; i < p->nsent; i++) {
@@ -893,7 +893,7 @@ static void check_recovery(const ir_conn *c)
         if (gone != p->sent_gone || elicit != p->in_flight_ack_eliciting)
             recovery_errors++;
     }
-    if (bif != c->paths[0].bytes_in_flight || c->paths[0].cc.cwnd < 2 * c->paths[0].max_datagram)
+    if (bif != c->paths[0]->bytes_in_flight || c->paths[0]->cc.cwnd < 2 * c->paths[0]->max_datagram)
         recovery_errors++;
 }
 
@@ -912,14 +912,14 @@ static void check_quiet(net *nw, side *s)
 {
     run_for(nw, s, 1 * SEC);
     uint64_t limit = nw->now + 2 * SEC;
-    while ((s[0].c->paths[0].bytes_in_flight || s[1].c->paths[0].bytes_in_flight) && step(nw, s, limit)) {
+    while ((s[0].c->paths[0]->bytes_in_flight || s[1].c->paths[0]->bytes_in_flight) && step(nw, s, limit)) {
     }
     for (int i = 0; i < 2; i++) {
         const ir_conn *c = s[i].c;
         check_recovery(c);
-        CHECK_EQ_INT(c->paths[0].bytes_in_flight, 0);
-        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).in_flight_ack_eliciting, 0);
-        CHECK_EQ_INT(PNS(c, &c->paths[0], SP_APP).loss_time, UINT64_MAX);
+        CHECK_EQ_INT(c->paths[0]->bytes_in_flight, 0);
+        CHECK_EQ_INT(PNS(c, c->paths[0], SP_APP).in_flight_ack_eliciting, 0);
+        CHECK_EQ_INT(PNS(c, c->paths[0], SP_APP).loss_time, UINT64_MAX);
     }
     CHECK_EQ_INT(recovery_errors, 0);
 }
@@ -1012,7 +1012,7 @@ static void watch_newreno(app *a, net *nw, side *s)
     for (int i = 0; i < 2; i++) {
         if (!s[i].c)
             continue;
-        const ir_cc *cc = &s[i].c->paths[0].cc;
+        const ir_cc *cc = &s[i].c->paths[0]->cc;
         if (cc->ops != &ir_cc_newreno)
             cc_wrong_algo++;
         if (cc->ssthresh != cc_last_ssthresh[i]) {
@@ -1030,7 +1030,7 @@ TEST(newreno_under_loss)
         side s[2];
         start(&nw, s, &(netcfg){0, 0, 0, 5});
         CHECK(run_until(&nw, s, both_established, 5 * SEC));
-        CHECK(s[0].c->paths[0].cc.ops == &ir_cc_cubic && s[1].c->paths[0].cc.ops == &ir_cc_cubic);
+        CHECK(s[0].c->paths[0]->cc.ops == &ir_cc_cubic && s[1].c->paths[0]->cc.ops == &ir_cc_cubic);
         sides_free(s, &nw);
     }
     tweak_config = newreno_config;
@@ -1229,7 +1229,7 @@ TEST(many_frames_per_packet)
     ir_netaddr to;
     size_t n = ir_conn_send(s[0].c, out, sizeof out, &to, nw.now);
     CHECK(n > 0 && n <= 1200);
-    const pn_space *sp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
+    const pn_space *sp = &PNS(s[0].c, s[0].c->paths[0], SP_APP);
     CHECK(sp->nsent > sp->sent_first);
     const sent_pkt *last = &sp->sent[sp->nsent - 1];
     uint32_t streams = 0;
@@ -1597,7 +1597,7 @@ TEST(stateless_reset)
     while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
         pump(&a, s);
     CHECK(a.f[0].h[1].got >= (1 << 20));
-    CHECK(s[0].c->paths[0].rcid[s[0].c->paths[0].active_rcid].has_token);
+    CHECK(s[0].c->paths[0]->rcid[s[0].c->paths[0]->active_rcid].has_token);
     ir_conn_free(s[1].c);
     s[1].c = NULL;
     nw.server_forgot = 1;
@@ -1633,9 +1633,9 @@ TEST(stateless_reset)
     ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     int unused = 0;
-    for (size_t i = 0; i < s[0].c->paths[0].nrcid; i++) {
-        const remote_cid *r = &s[0].c->paths[0].rcid[i];
-        if (i == s[0].c->paths[0].active_rcid || !r->has_token)
+    for (size_t i = 0; i < s[0].c->paths[0]->nrcid; i++) {
+        const remote_cid *r = &s[0].c->paths[0]->rcid[i];
+        if (i == s[0].c->paths[0]->active_rcid || !r->has_token)
             continue;
         rand_bytes(NULL, d, sizeof d);
         d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
@@ -1658,7 +1658,7 @@ static unsigned peek_path_data(const ir_conn *c, const uint8_t *d, size_t len, u
     uint8_t copy[1500];
     memcpy(copy, d, len);
     ir_pkt_hdr h;
-    const pn_space *sp = &PNS(c, &c->paths[0], SP_APP);
+    const pn_space *sp = &PNS(c, c->paths[0], SP_APP);
     const qepoch *e = &c->epoch[SP_APP];
     if (!e->have_rx || ir_pkt_parse(copy, len, 8, &h) != 0 || h.type != IR_PT_1RTT)
         return 0;
@@ -1709,7 +1709,7 @@ static int tap_path_frames(net *nw, side *s, int from, const uint8_t *d, size_t 
     /* RFC 9000 8.2: datagrams with PATH_CHALLENGE / PATH_RESPONSE are expanded to 1200
      * bytes, a challenge only if the anti-amplification limit allows it */
     if ((f & 1) && from == 1) {
-        const qpath *pa = &s[1].c->paths[0];
+        const qpath *pa = s[1].c->paths[0];
         uint64_t allowed = 3 * pa->bytes_recv - (pa->bytes_sent - len); /* before this one */
         challenges++;
         if (len >= 1200)
@@ -1735,9 +1735,9 @@ static void watch_rebinding(app *a, net *nw, side *s)
         rebound = 1;
         nw->caddr = new_caddr; /* the NAT gives the client a new mapping */
     }
-    if (rebound && s[1].c && !s[1].c->paths[0].validated)
+    if (rebound && s[1].c && !s[1].c->paths[0]->validated)
         saw_unvalidated = 1;
-    if (saw_unvalidated && !validated_again && s[1].c->paths[0].validated) {
+    if (saw_unvalidated && !validated_again && s[1].c->paths[0]->validated) {
         validated_again = 1;
         /* before validation the server sent at most 3x what it received (RFC 9000 8.1) */
         CHECK(nw->server_tx_to_new <= 3 * nw->server_rx_from_new);
@@ -1777,20 +1777,20 @@ TEST(nat_rebinding)
             nw.caddr = new_caddr;
             saw_unvalidated = 1;
             run_for(&nw, s, 8 * SEC); /* the client's keep-alive comes from the new address */
-            CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+            CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &new_caddr));
             open_more(&a, s);
             t0 = nw.now;
         }
         int done = run_app(&a, &nw, s, 600 * SEC, watch_rebinding);
         CHECK(done);
-        if (!done || !s[1].c->paths[0].validated)
+        if (!done || !s[1].c->paths[0]->validated)
             fprintf(stderr, "%s: done %d, closed %d/%d (%s / %s), server path %.*s validated %d "
                     "challenge pending %d outstanding %d, at %.3f s\n",
                     what[v], done, a.closed[0], a.closed[1], ir_conn_close_info(s[0].c)->reason,
-                    ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0].addr.len,
-                    (const char *)s[1].c->paths[0].addr.data, s[1].c->paths[0].validated,
-                    ir_conn_path_probe(&s[1].c->paths[0]) && ir_conn_path_probe(&s[1].c->paths[0])->pending,
-                    ir_conn_path_probe(&s[1].c->paths[0]) != NULL,
+                    ir_conn_close_info(s[1].c)->reason, s[1].c->paths[0]->addr.len,
+                    (const char *)s[1].c->paths[0]->addr.data, s[1].c->paths[0]->validated,
+                    ir_conn_path_probe(s[1].c->paths[0]) && ir_conn_path_probe(s[1].c->paths[0])->pending,
+                    ir_conn_path_probe(s[1].c->paths[0]) != NULL,
                     (double)(nw.now - t0) / 1e9);
         /* the new path does not hold the server back: no waiting for keep-alives to
          * build up its anti-amplification allowance (clean, this takes 0.2 s) */
@@ -1801,9 +1801,9 @@ TEST(nat_rebinding)
         /* the server moved path 0 to the new address and validated it (PATH_CHALLENGE /
          * PATH_RESPONSE) */
         CHECK(saw_unvalidated && validated_again);
-        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
-        CHECK(s[1].c->paths[0].validated);
-        CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &new_caddr));
+        CHECK(s[1].c->paths[0]->validated);
+        CHECK(!ir_conn_path_probe(s[1].c->paths[0]));
         CHECK(challenges >= 1 && responses >= 1);
         CHECK(big_challenges >= 1); /* the path MTU was validated too */
         CHECK_EQ_INT(small_path_dgrams, 0);
@@ -1836,7 +1836,7 @@ TEST(rebinding_challenge_lost)
     run_for(&nw, s, 1 * SEC);
     /* the server's ACKs are long (8% loss leaves that many gaps whatever the random
      * sequence; 5% did not always: IR_SIM_SEED=3 or 7 left 28-29 ranges) */
-    CHECK(PNS(s[1].c, &s[1].c->paths[0], SP_APP).ack_ranges.n >= 30);
+    CHECK(PNS(s[1].c, s[1].c->paths[0], SP_APP).ack_ranges.n >= 30);
     drop_events(s);
     new_caddr.len = 7;
     memcpy(new_caddr.data, "client2", 7);
@@ -1846,8 +1846,8 @@ TEST(rebinding_challenge_lost)
     drop_first_challenge = 1;
     run_for(&nw, s, 20 * SEC);
     CHECK(!drop_first_challenge);
-    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
-    CHECK(s[1].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &new_caddr));
+    CHECK(s[1].c->paths[0]->validated);
     CHECK(challenges >= 2 && responses >= 1);
     CHECK_EQ_INT(small_path_dgrams, 0);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
@@ -1897,15 +1897,15 @@ TEST(spurious_migration)
     CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
     spoof_next = 1;
     uint64_t limit = nw.now + 1 * SEC;
-    while (!ir_netaddr_eq(&s[1].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
+    while (!ir_netaddr_eq(&s[1].c->paths[0]->addr, &evil) && step(&nw, s, limit)) {
     }
-    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &evil));
-    CHECK(!s[1].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &evil));
+    CHECK(!s[1].c->paths[0]->validated);
     run_for(&nw, s, 5 * SEC);
     CHECK(nw.misrouted > 0);
-    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
-    CHECK(s[1].c->paths[0].validated);
-    CHECK(!ir_conn_path_probe(&s[1].c->paths[0]));
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &nw.caddr));
+    CHECK(s[1].c->paths[0]->validated);
+    CHECK(!ir_conn_path_probe(s[1].c->paths[0]));
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     /* and it works */
@@ -1961,7 +1961,7 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
                          int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->paths[0].rcid[c->paths[0].active_rcid].cid, key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->paths[0]->rcid[c->paths[0]->active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
@@ -1977,7 +1977,7 @@ static size_t forge_at(ir_conn *c, const frames *fr, uint8_t reserved, uint64_t 
 /* the same with c's next packet number */
 static size_t forge(ir_conn *c, const frames *fr, uint8_t reserved, uint8_t *out, size_t cap)
 {
-    return forge_at(c, fr, reserved, PNS(c, &c->paths[0], SP_APP).next_pn++, out, cap);
+    return forge_at(c, fr, reserved, PNS(c, c->paths[0], SP_APP).next_pn++, out, cap);
 }
 
 typedef struct violation {
@@ -2462,7 +2462,7 @@ TEST(duplicates_after_many_gaps)
     CHECK_EQ_INT(dg_max_count(), 1);
     CHECK(tapped >= 2 * 100);
     /* the server's ACK frames carry as many ranges as they may */
-    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, s[1].c->paths[0], SP_APP);
     CHECK(ssp->ack_ranges.n >= 30);
     /* every packet the server got is delivered again: none is processed twice */
     replay_all(&nw, s);
@@ -2512,7 +2512,7 @@ TEST(duplicates_hostile_gaps)
     memset(dg_count, 0, sizeof dg_count);
     replays = calloc(REPLAY_MAX, sizeof *replays);
     nreplays = 0;
-    pn_space *csp = &PNS(s[0].c, &s[0].c->paths[0], SP_APP);
+    pn_space *csp = &PNS(s[0].c, s[0].c->paths[0], SP_APP);
     uint64_t first_pn = 0, last_pn = 0;
     uint8_t b[64];
     for (uint32_t id = 0; id < 700; id++) {
@@ -2537,7 +2537,7 @@ TEST(duplicates_hostile_gaps)
     run_reading(&nw, s, 100 * MS);
     for (uint32_t id = 0; id < 700; id++)
         CHECK_EQ_INT(dg_count[id], 1);
-    const pn_space *ssp = &PNS(s[1].c, &s[1].c->paths[0], SP_APP);
+    const pn_space *ssp = &PNS(s[1].c, s[1].c->paths[0], SP_APP);
     CHECK_EQ_INT(ssp->seen.max, 256);
     CHECK(ssp->seen.above.n <= ssp->seen.max && ssp->seen.above.cap <= ssp->seen.max);
     CHECK(ssp->seen.floor > first_pn + 1);
@@ -2698,7 +2698,7 @@ TEST(key_update_waits_for_confirmation)
     CHECK(!c->ku.pending_ack);
     CHECK_EQ_INT(s[1].c->ku.key_phase, 1);
     /* confirmed; the next update waits three PTOs */
-    uint64_t allowed = c->ku.confirmed + 3 * ir_rec_pto(c, &c->paths[0], SP_APP);
+    uint64_t allowed = c->ku.confirmed + 3 * ir_rec_pto(c, c->paths[0], SP_APP);
     CHECK(nw.now < allowed);
     send_datagram(s, 0, 4);
     drain(&nw, s);
@@ -2756,7 +2756,7 @@ TEST(key_update_old_keys_after_new)
         CHECK_EQ_INT(ir_pkt_keys_init(&old, cur->alg, cur->hash, cur->secret, cur->secret_len), 0);
         int old_phase = c->ku.key_phase;
         CHECK_EQ_INT(ir_conn_initiate_key_update(c), 0);
-        pn_space *csp = &PNS(c, &c->paths[0], SP_APP);
+        pn_space *csp = &PNS(c, c->paths[0], SP_APP);
         frames fr;
         fr.n = 0;
         put_raw(&fr, "01"); /* PING */
@@ -2851,10 +2851,10 @@ TEST(aead_integrity_limit)
     ping.n = 0;
     put_raw(&ping, "01"); /* PING */
     uint8_t g[1500];
-    uint64_t seen_pn = PNS(s[0].c, &s[0].c->paths[0], SP_APP).next_pn;
+    uint64_t seen_pn = PNS(s[0].c, s[0].c->paths[0], SP_APP).next_pn;
     size_t gn = forge(s[0].c, &ping, 0, g, sizeof g);
     ir_conn_recv(s[1].c, &nw.caddr, g, gn, nw.now);
-    CHECK_EQ_INT(PNS(s[1].c, &s[1].c->paths[0], SP_APP).largest_recv, seen_pn);
+    CHECK_EQ_INT(PNS(s[1].c, s[1].c->paths[0], SP_APP).largest_recv, seen_pn);
     for (int k = 0; k <= 20; k++) {
         uint8_t d[1500];
         size_t n = k == 0 ? forge_at(s[0].c, &ping, 0, seen_pn, d, sizeof d)
@@ -2983,7 +2983,7 @@ TEST(pacing)
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     drop_events(s);
     ir_conn *c = s[0].c;
-    c->paths[0].cc.cwnd = 1000 * c->paths[0].max_datagram; /* as after a long slow start */
+    c->paths[0]->cc.cwnd = 1000 * c->paths[0]->max_datagram; /* as after a long slow start */
     uint64_t id;
     CHECK_EQ_INT(ir_conn_stream_open(c, 1, &id), 0);
     static uint8_t data[2 << 20];
@@ -3091,7 +3091,7 @@ TEST(address_discovery)
         memcpy(new_caddr.data, "client2", 7);
         nw.caddr = new_caddr;
         run_for(&nw, s, 8 * SEC); /* a keep-alive comes from the new address */
-        CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &new_caddr));
+        CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &new_caddr));
         CHECK_EQ_INT(ir_conn_observed_addr(s[0].c, &a), 0);
         CHECK(count_observed(s) >= 1);
         CHECK(a.family == 4 && memcmp(a.ip, "\xc0\x00\x02\x02", 4) == 0 && a.port == 2000);
@@ -3130,13 +3130,13 @@ TEST(path_mtu)
         run_for(&nw, s, v == 1 ? 5 * SEC : SEC); /* lost probes are found by PTOs */
         if (v == 1) {
             /* three probes lost, no congestion response, back to 1200 for good */
-            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1200);
-            CHECK_EQ_INT(s[0].c->paths[0].mtu_state, MTU_DONE);
+            CHECK_EQ_INT(s[0].c->paths[0]->max_datagram, 1200);
+            CHECK_EQ_INT(s[0].c->paths[0]->mtu_state, MTU_DONE);
             CHECK(nw.too_big >= 3);
-            CHECK(s[0].c->paths[0].cc.ssthresh == UINT64_MAX);
+            CHECK(s[0].c->paths[0]->cc.ssthresh == UINT64_MAX);
         } else {
-            CHECK_EQ_INT(s[0].c->paths[0].max_datagram, 1452);
-            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1452);
+            CHECK_EQ_INT(s[0].c->paths[0]->max_datagram, 1452);
+            CHECK_EQ_INT(s[1].c->paths[0]->max_datagram, 1452);
         }
         drop_events(s);
         app_init(&a, 1, 0, 4 << 20, 0); /* a download */
@@ -3149,7 +3149,7 @@ TEST(path_mtu)
             CHECK_EQ_INT(nw.largest, 1452); /* the bulk went in large datagrams */
         if (v == 2) {
             CHECK(nw.too_big > 0);
-            CHECK_EQ_INT(s[1].c->paths[0].max_datagram, 1200); /* fell back */
+            CHECK_EQ_INT(s[1].c->paths[0]->max_datagram, 1200); /* fell back */
         }
         app_free(&a);
         sides_free(s, &nw);
@@ -3385,7 +3385,7 @@ TEST(probe_several_addresses)
     set_addr(&nw.alt[2].client, "client-dead");
     nw.alt[2].dead = 1;
     nw.tap = tap_probes;
-    qpath *p0 = &s[0].c->paths[0];
+    qpath *p0 = s[0].c->paths[0];
     /* not the path's own address, nor before the handshake is done elsewhere */
     CHECK_EQ_INT(ir_conn_probe_addr(s[0].c, p0, &nw.saddr), -1);
     for (int k = 0; k < 3; k++) {
@@ -3420,8 +3420,8 @@ TEST(probe_several_addresses)
     CHECK(pr.chal[2] >= 2 && pr.chal[2] <= 10);
     /* path 0 went on as before */
     CHECK(ir_netaddr_eq(&p0->addr, &nw.saddr));
-    CHECK(p0->validated && s[1].c->paths[0].validated);
-    CHECK(ir_netaddr_eq(&s[1].c->paths[0].addr, &nw.caddr));
+    CHECK(p0->validated && s[1].c->paths[0]->validated);
+    CHECK(ir_netaddr_eq(&s[1].c->paths[0]->addr, &nw.caddr));
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
     CHECK(ir_conn_stream_send_done(s[0].c, id));
@@ -3438,17 +3438,17 @@ TEST(probe_several_addresses)
         size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
         ir_conn_recv(s[1].c, k == 0 ? &nw.alt[0].client : &nw.alt[1].client, d, n, nw.now);
         if (k == 1) {
-            CHECK_EQ_INT(s[1].c->paths[0].nresp, 2);
+            CHECK_EQ_INT(s[1].c->paths[0]->nresp, 2);
             drain(&nw, s);
             CHECK_EQ_INT(pr.resp[0], resp_a + 1);
             CHECK_EQ_INT(pr.resp[1], resp_b + 1);
         }
     }
     /* a flood of challenges: only the newest are kept, and answered */
-    CHECK_EQ_INT(s[1].c->paths[0].nresp, IR_MAX_RESPONSES);
-    CHECK(memcmp(s[1].c->paths[0].resp[0].data, "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5", 8) == 0);
+    CHECK_EQ_INT(s[1].c->paths[0]->nresp, IR_MAX_RESPONSES);
+    CHECK(memcmp(s[1].c->paths[0]->resp[0].data, "\xa5\xa5\xa5\xa5\xa5\xa5\xa5\xa5", 8) == 0);
     drain(&nw, s);
-    CHECK_EQ_INT(s[1].c->paths[0].nresp, 0);
+    CHECK_EQ_INT(s[1].c->paths[0]->nresp, 0);
     CHECK_EQ_INT(pr.resp[1], resp_b + 2);
     run_for(&nw, s, 1 * SEC);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
@@ -3481,7 +3481,7 @@ TEST(path_response_amplification)
     size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
     CHECK(n < 100);
     ir_conn_recv(s[1].c, &victim, d, n, nw.now);
-    CHECK_EQ_INT(s[1].c->paths[0].nresp, 1);
+    CHECK_EQ_INT(s[1].c->paths[0]->nresp, 1);
     uint8_t buf[1500];
     ir_netaddr to;
     size_t k, to_victim = 0, answered = 0;
@@ -3511,7 +3511,7 @@ TEST(datagram_after_path_shrinks)
     sides_init(s, &nw);
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     run_for(&nw, s, 1 * SEC);
-    qpath *p0 = &s[0].c->paths[0];
+    qpath *p0 = s[0].c->paths[0];
     CHECK_EQ_INT(p0->max_datagram, 1452);
     memset(dg_count, 0, sizeof dg_count);
     size_t big = ir_conn_datagram_max(s[0].c);
@@ -3576,19 +3576,19 @@ TEST(client_migration_amplification)
     CHECK_EQ_INT(ir_conn_datagram_send(s[1].c, (const uint8_t *)"hi", 2), 0);
     spoof_next = 1;
     uint64_t limit = nw.now + 1 * SEC;
-    while (!ir_netaddr_eq(&s[0].c->paths[0].addr, &evil) && step(&nw, s, limit)) {
+    while (!ir_netaddr_eq(&s[0].c->paths[0]->addr, &evil) && step(&nw, s, limit)) {
     }
-    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &evil));
-    CHECK(!s[0].c->paths[0].validated);
-    uint64_t from_evil = s[0].c->paths[0].bytes_recv;
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0]->addr, &evil));
+    CHECK(!s[0].c->paths[0]->validated);
+    uint64_t from_evil = s[0].c->paths[0]->bytes_recv;
     run_for(&nw, s, 5 * SEC);
     printf("    client moved to a forged address: %llu bytes from it, %llu sent to it\n",
            (unsigned long long)from_evil, (unsigned long long)client_tx_to_evil);
     CHECK(from_evil > 0);
     CHECK(client_tx_to_evil <= 3 * from_evil);
     /* and it went back to the server's real address */
-    CHECK(ir_netaddr_eq(&s[0].c->paths[0].addr, &nw.saddr));
-    CHECK(s[0].c->paths[0].validated);
+    CHECK(ir_netaddr_eq(&s[0].c->paths[0]->addr, &nw.saddr));
+    CHECK(s[0].c->paths[0]->validated);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     sides_free(s, &nw);
     nw.tap = NULL;
@@ -3628,7 +3628,7 @@ TEST(new_cid_retired_twice)
     size_t n = forge(s[1].c, &fr, 0, d, sizeof d);
     ir_conn_recv(s[0].c, &nw.saddr, d, n, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
-    CHECK(memcmp(ir_conn_dcid(&s[0].c->paths[0])->data, cid100, 8) == 0);
+    CHECK(memcmp(ir_conn_dcid(s[0].c->paths[0])->data, cid100, 8) == 0);
     /* and once more after the client sent its retirements */
     drain(&nw, s);
     ir_conn_recv(s[0].c, &nw.saddr, d, forge(s[1].c, &fr, 0, d, sizeof d), nw.now);
@@ -3952,6 +3952,60 @@ TEST(multipath_open_use_abandon)
 /* Many paths opened and abandoned one after the other, with data flowing: path ids go up,
  * the limit follows (MAX_PATH_ID), and nothing accumulates: at most 8 slots, the same
  * number of connection ids (ASan: nothing leaks). */
+/* Path slots other than 0 are allocated when multipath makes their ids latent. Without
+ * the memory for them the connection still connects and works on path 0; the ids without
+ * a slot are refused (open_path: AGAIN), nothing crashes and nothing leaks (ASan). Without
+ * multipath no slot is allocated at all. */
+TEST(multipath_slots_without_memory)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(live_cids, 0, sizeof live_cids);
+    tweak_config = mp_config;
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    sides_init(s, &nw);
+    long before = fa_failures();
+    fa_fail_size(sizeof(qpath));
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    fa_reset();
+    CHECK(fa_failures() - before >= 2 * (IR_MAX_PATHS - 1)); /* 7 slots, each side */
+    run_for(&nw, s, 200 * MS);
+    drop_events(s);
+    ir_conn *cl = s[0].c;
+    uint64_t id = 99;
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 1, nw.now, &id), IR_QUIC_AGAIN);
+    CHECK(id == 99);
+    for (int i = 0; i < 2; i++) {
+        CHECK(s[i].c->multipath);
+        CHECK_EQ_INT((int)ir_conn_paths(s[i].c, NULL, 0), 1);
+        for (size_t k = 1; k < IR_MAX_PATHS; k++)
+            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT);
+    }
+    app_next(&a, s, 100000);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
+    tweak_config = NULL;
+    sides_free(s, &nw);
+
+    /* without multipath: slot 0 only */
+    tweak_config = no_multipath;
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    for (int i = 0; i < 2; i++) {
+        CHECK(!s[i].c->multipath && s[i].c->paths[0] == &s[i].c->path0);
+        for (size_t k = 1; k < IR_MAX_PATHS; k++)
+            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT);
+    }
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
 TEST(multipath_many_paths)
 {
     net nw;
@@ -4328,7 +4382,7 @@ TEST(multipath_last_path_abandoned)
     size_t n = forge(s[0].c, &fr, 0, d, sizeof d);
     ir_conn_recv(s[1].c, &nw.caddr, d, n, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[1].c), IR_CONN_ESTABLISHED);
-    CHECK(s[1].c->paths[0].abandoned);
+    CHECK(s[1].c->paths[0]->abandoned);
     run_for(&nw, s, 5 * SEC);
     const ir_close_info *ci = ir_conn_close_info(s[1].c);
     CHECK(ci->closed && !ci->by_peer && ci->code == IR_QERR_NO_VIABLE_PATH);
@@ -4392,6 +4446,7 @@ int main(void)
     RUN(multipath_negotiation);
     RUN(multipath_open_use_abandon);
     RUN(multipath_many_paths);
+    RUN(multipath_slots_without_memory);
     RUN(multipath_stale_frames);
     RUN(multipath_last_path_abandoned);
     RUN(multipath_key_update_across_paths);

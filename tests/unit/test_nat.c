@@ -184,7 +184,7 @@ static size_t peek(const ir_conn *rx, const uint8_t *d, size_t len, uint64_t *ty
     memcpy(copy, d + off, len);
     if (ir_pkt_parse(copy, len, 8, &h) != 0)
         return 0;
-    const pn_space *sp = &PNS(rx, &rx->paths[0], SP_APP);
+    const pn_space *sp = &PNS(rx, rx->paths[0], SP_APP);
     const qepoch *e = &rx->epoch[SP_APP];
     uint64_t pn;
     size_t pn_len;
@@ -372,7 +372,7 @@ static size_t forge(ir_conn *c, const ir_frame *fr, size_t nf, uint8_t *out, siz
         CHECK(k > 0);
         n += k;
     }
-    qpath *p = &c->paths[0];
+    qpath *p = c->paths[0];
     uint64_t pn = PNS(c, p, SP_APP).next_pn++;
     size_t h = ir_pkt_write_short(out, cap, &p->rcid[p->active_rcid].cid, c->ku.key_phase, 0, pn, 4);
     memcpy(out + h, payload, n);
@@ -865,7 +865,7 @@ static int tap_probes(net *nw, int from, const ir_netaddr *to, const uint64_t *t
     if (r->n < MAXREC)
         r->at[r->n++] = nw->now;
     /* a short header with the path's active peer connection id, one PATH_CHALLENGE */
-    const qpath *p0 = &nw->c[from]->paths[0];
+    const qpath *p0 = nw->c[from]->paths[0];
     const ir_cid *dc = &p0->rcid[p0->active_rcid].cid;
     if (nt != 1 || t[0] != IR_FT_PATH_CHALLENGE || len >= 200 || len < 1 + (size_t)dc->len ||
         memcmp(d + 1, dc->data, dc->len) != 0)
@@ -931,7 +931,7 @@ static int tap_answers(net *nw, int from, const ir_netaddr *to, const uint64_t *
         resp += t[i] == IR_FT_PATH_RESPONSE;
         chal += t[i] == IR_FT_PATH_CHALLENGE;
     }
-    const qpath *p0 = &nw->c[from]->paths[0];
+    const qpath *p0 = nw->c[from]->paths[0];
     const ir_cid *dc = &p0->rcid[p0->active_rcid].cid;
     int cid_ok = len > dc->len && memcmp(d + 1, dc->data, dc->len) == 0;
     if (from == 1 && ir_netaddr_eq(to, &live_c) && resp) {
@@ -961,7 +961,7 @@ static void test_probe_answered(void)
     nw.tap = tap_answers;
     srv_answers = srv_answers_ok = cli_answers = cli_answers_ok = to_live_s = 0;
     start(&nw);
-    ir_netaddr p0s = nw.c[1]->paths[0].addr, p0c = nw.c[0]->paths[0].addr;
+    ir_netaddr p0s = nw.c[1]->paths[0]->addr, p0c = nw.c[0]->paths[0]->addr;
     run_for(&nw, 10 * SEC);
     CHECK(srv_answers >= 1);
     CHECK_EQ_INT(srv_answers_ok, srv_answers);
@@ -970,8 +970,8 @@ static void test_probe_answered(void)
     /* answered at once: the client's probes stop long before 9 */
     CHECK(to_live_s >= 1 && to_live_s < 4);
     /* nobody moved */
-    CHECK(ir_netaddr_eq(&nw.c[1]->paths[0].addr, &p0s));
-    CHECK(ir_netaddr_eq(&nw.c[0]->paths[0].addr, &p0c));
+    CHECK(ir_netaddr_eq(&nw.c[1]->paths[0]->addr, &p0s));
+    CHECK(ir_netaddr_eq(&nw.c[0]->paths[0]->addr, &p0c));
     unsigned changed = 0;
     poll_all(nw.c[0], &changed);
     poll_all(nw.c[1], &changed);

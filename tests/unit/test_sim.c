@@ -616,11 +616,11 @@ static void test_many_connections(void)
     }
     /* the client of connection 7 retires the server's id it used */
     ir_conn *r = c[7];
-    ir_cid old = *ir_conn_dcid(&r->paths[0]);
+    ir_cid old = *ir_conn_dcid(r->paths[0]);
     CHECK(reset_for(&s, raw, sn, &old) == 0); /* live: routed */
     size_t entries = ir_epc_cid_entries(sn->core);
     CHECK(ir_conn_rotate_dcid(r) == 0);
-    ir_cid now_id = *ir_conn_dcid(&r->paths[0]);
+    ir_cid now_id = *ir_conn_dcid(r->paths[0]);
     CHECK(!ir_cid_eq(&old, &now_id));
     while (sim_step(&s, s.now + 1 * SEC))
         ;
@@ -630,7 +630,7 @@ static void test_many_connections(void)
     CHECK(reset_for(&s, raw, sn, &old) == 1);
     CHECK(reset_for(&s, raw, sn, &now_id) == 0);
     /* a released server connection's ids: no longer routed */
-    ir_cid gone = *ir_conn_dcid(&c[MANY - 1]->paths[0]);
+    ir_cid gone = *ir_conn_dcid(c[MANY - 1]->paths[0]);
     ir_conn *victim = NULL;
     for (size_t i = 0; i < ir_epc_conn_count(sn->core) && !victim; i++)
         if (ir_conn_owns_cid(ir_epc_conn_at(sn->core, i), gone.data, gone.len))
