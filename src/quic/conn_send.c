@@ -189,10 +189,13 @@ static int keepalive_due(const ir_conn *c, const qpath *path)
 static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
 {
     int mp = c->multipath;
-    for (size_t i = 0; i < p->nlcid && pktw_can_record(w); i++) {
+    /* the flags first: this runs for every 1-RTT packet and almost always finds nothing */
+    for (size_t i = 0; i < p->nlcid; i++) {
         local_cid *l = &p->lcid[i];
         if (!l->announce_pending || l->retired)
             continue;
+        if (!pktw_can_record(w))
+            break;
         ir_frame f = {.type = mp ? IR_FT_PATH_NEW_CONNECTION_ID : IR_FT_NEW_CONNECTION_ID};
         f.u.new_cid.path_id = mp ? p->id : 0;
         f.u.new_cid.seq = l->seq;
@@ -206,10 +209,12 @@ static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
         pktw_record(w, &ir_sf_new_cid, l->seq, p->id, 0, 0, 1);
         c->stats.path_cids_sent += (uint64_t)mp;
     }
-    for (size_t i = 0; i < p->nrcid && pktw_can_record(w); i++) {
+    for (size_t i = 0; i < p->nrcid; i++) {
         remote_cid *r = &p->rcid[i];
         if (!rcid_retire_due(p, i))
             continue;
+        if (!pktw_can_record(w))
+            break;
         ir_frame f = {.type = mp ? IR_FT_PATH_RETIRE_CONNECTION_ID : IR_FT_RETIRE_CONNECTION_ID};
         f.u.retire_cid.path_id = mp ? p->id : 0;
         f.u.retire_cid.seq = r->seq;
