@@ -338,6 +338,9 @@ typedef struct ir_conn_stats {
     uint64_t paths_opened, paths_abandoned;
     /* paths marked degraded (no acknowledgement while another path works) and back */
     uint64_t paths_degraded, paths_recovered;
+    /* work, not protocol: scans of every path's connection-id tables by the send side
+     * (looking for (PATH_)NEW/RETIRE_CONNECTION_ID to send) */
+    uint64_t cid_table_scans;
 } ir_conn_stats;
 
 void ir_conn_get_stats(const ir_conn *c, ir_conn_stats *out);

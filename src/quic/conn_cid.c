@@ -38,6 +38,7 @@ int ir_conn_rotate_dcid(ir_conn *c)
             continue;
         p->rcid[p->active_rcid].retire_pending = 1; /* RETIRE_CONNECTION_ID goes out */
         p->active_rcid = i;
+        ir_conn_cid_frames_due(c);
         return 0;
     }
     return -1;
@@ -92,12 +93,14 @@ void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
         if (!l)
             break;
         l->announce_pending = 1;
+        ir_conn_cid_frames_due(c);
         active++;
     }
 }
 
 void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
 {
+    ir_conn_cid_frames_due(c); /* a retirement may become due below */
     for (size_t i = 0; i < path->nrcid; i++) {
         if (path->rcid[i].seq == f->seq) {
             /* (an entry without an id: one retired already, its retirement waiting to go
@@ -185,8 +188,10 @@ static void new_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f
         return;
     for (size_t i = 0; i < p->nlcid; i++) {
         local_cid *l = &p->lcid[i];
-        if (l->seq == f->a && !l->retired)
+        if (l->seq == f->a && !l->retired) {
             l->announce_pending = 1;
+            ir_conn_cid_frames_due(c);
+        }
     }
 }
 
@@ -200,6 +205,7 @@ static void retire_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame
         memset(r, 0, sizeof *r);
         r->seq = f->a;
         r->retire_pending = 1;
+        ir_conn_cid_frames_due(c);
     }
 }
 

@@ -391,6 +391,11 @@ struct ir_conn {
     qpath *paths[IR_MAX_PATHS];
     size_t npaths; /* slots to look at: 1 without multipath, IR_MAX_PATHS with */
     qpath *send_path;
+    /* a (PATH_)NEW_CONNECTION_ID or (PATH_)RETIRE_CONNECTION_ID of some path may be due:
+     * set wherever such a flag is set or the active remote id changes
+     * (ir_conn_cid_frames_due), cleared when a look through every path's tables finds
+     * none left, so that the send path does not scan them for every packet */
+    int cid_frames_due;
     size_t send_rr; /* ir_conn_send: the slot to try first (round robin over paths) */
 
     /* flow control */
@@ -489,6 +494,12 @@ static inline void ir_conn_rnd(ir_conn *c, void *buf, size_t len)
 static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
 {
     return path == &c->path0 ? SP_INITIAL : SP_APP;
+}
+
+/* a connection-id frame may be due (struct ir_conn, cid_frames_due) */
+static inline void ir_conn_cid_frames_due(ir_conn *c)
+{
+    c->cid_frames_due = 1;
 }
 
 /* ---- between the files of the connection (docs/ARCHITECTURE.md) ---- */

@@ -142,7 +142,35 @@ static int rcid_retire_due(const qpath *p, size_t i)
     return p->rcid[i].retire_pending && i != p->active_rcid;
 }
 
-static int app_control_pending(const ir_conn *c, const qpath *path)
+static int lcid_announce_due(const qpath *p, size_t i)
+{
+    return p->lcid[i].announce_pending && !p->lcid[i].retired;
+}
+
+/* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of some path to send: the tables
+ * of every path are looked through only while the connection's mark says one may be due
+ * (set where such a flag is set), and a look that finds none clears the mark */
+static int cid_frames_pending(ir_conn *c)
+{
+    if (!c->cid_frames_due)
+        return 0;
+    c->stats.cid_table_scans++;
+    for (size_t k = 0; k < c->npaths; k++) {
+        const qpath *p = c->paths[k];
+        if (p->state != PS_LATENT && p->state != PS_OPEN)
+            continue;
+        for (size_t i = 0; i < p->nlcid; i++)
+            if (lcid_announce_due(p, i))
+                return 1;
+        for (size_t i = 0; i < p->nrcid; i++)
+            if (rcid_retire_due(p, i))
+                return 1;
+    }
+    c->cid_frames_due = 0;
+    return 0;
+}
+
+static int app_control_pending(ir_conn *c, const qpath *path)
 {
     if (ir_conn_path_frames_any(path) && ir_conn_path_frames_pending(c, path, &path->addr))
         return 1;
@@ -151,18 +179,8 @@ static int app_control_pending(const ir_conn *c, const qpath *path)
     if (c->handshake_done_pending || c->max_data_pending || c->max_streams_pending[0] ||
         c->max_streams_pending[1] || c->observed_pending || ir_nat_frames_pending(c))
         return 1;
-    /* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of every path */
-    for (size_t k = 0; k < c->npaths; k++) {
-        const qpath *p = c->paths[k];
-        if (p->state != PS_LATENT && p->state != PS_OPEN)
-            continue;
-        for (size_t i = 0; i < p->nlcid; i++)
-            if (p->lcid[i].announce_pending)
-                return 1;
-        for (size_t i = 0; i < p->nrcid; i++)
-            if (rcid_retire_due(p, i))
-                return 1;
-    }
+    if (cid_frames_pending(c))
+        return 1;
     if (c->multipath) {
         if (ir_conn_mp_frames_pending(c))
             return 1;
@@ -189,10 +207,10 @@ static int keepalive_due(const ir_conn *c, const qpath *path)
 static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
 {
     int mp = c->multipath;
-    /* the flags first: this runs for every 1-RTT packet and almost always finds nothing */
+    /* the flags first (pktw_can_record costs more than they do) */
     for (size_t i = 0; i < p->nlcid; i++) {
         local_cid *l = &p->lcid[i];
-        if (!l->announce_pending || l->retired)
+        if (!lcid_announce_due(p, i))
             continue;
         if (!pktw_can_record(w))
             break;
@@ -290,9 +308,14 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
             }
         }
     }
+    if (!c->cid_frames_due)
+        return;
+    c->stats.cid_table_scans++;
     for (size_t k = 0; k < c->npaths; k++)
         if (c->paths[k]->state == PS_LATENT || c->paths[k]->state == PS_OPEN)
             write_cid_frames(c, c->paths[k], w);
+    /* what did not fit stays due: the next look finds it (or clears the mark) */
+    (void)cid_frames_pending(c);
 }
 
 int ir_conn_cwnd_allows(const qpath *path)
@@ -346,7 +369,7 @@ uint64_t ir_conn_pace_deadline(const ir_conn *c, const qpath *path)
 }
 
 /* Does the space want a packet on the path now? */
-static int space_wants(const ir_conn *c, const qpath *path, int s)
+static int space_wants(ir_conn *c, const qpath *path, int s)
 {
     const pn_space *sp = &PNS(c, path, s);
     if (!c->epoch[s].have_tx || sp->discarded)
