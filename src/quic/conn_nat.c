@@ -33,6 +33,12 @@ typedef struct nat_remote {
     uint64_t seq;
 } nat_remote;
 
+/* client: a REACH_OUT of the round: our candidate, and whether the frame is to be sent */
+typedef struct nat_reach {
+    iroh_socket_addr a;
+    uint8_t pending;
+} nat_reach;
+
 /* an address probed in the current round (or, client, one we challenged in an answer to
  * the peer's probe: remaining 0, never sent on its own) */
 typedef struct nat_probe {
@@ -59,24 +65,26 @@ typedef struct nat_resp {
 /* path opening refused for lack of path ids or connection ids: tried again this often */
 #define NAT_OPEN_RETRY_NS (100 * NS_PER_MS)
 
+/* The tables below grow with use (table_grow), up to the bound in the comment: an idle
+ * connection with a few candidates each way holds a few entries, not the bounds' 11 KiB. */
 struct ir_nat {
-    nat_local local[NAT_LOCAL_SLOTS];
+    nat_local *local; /* slots (L_FREE ones are free): caplocal, at most NAT_LOCAL_SLOTS */
+    size_t caplocal;
     uint64_t next_seq; /* server: the next ADD_ADDRESS sequence number */
-    nat_remote remote[IR_NAT_MAX_ADDRS];
-    size_t nremote;
+    nat_remote *remote; /* at most IR_NAT_MAX_ADDRS */
+    size_t nremote, capremote;
 
     /* the round: client ours, server the peer's newest */
     uint64_t round;
-    iroh_socket_addr reach[IR_NAT_MAX_ADDRS]; /* client: the round's REACH_OUT frames */
-    uint8_t reach_pending[IR_NAT_MAX_ADDRS];
-    size_t nreach;
-    nat_probe probe[NAT_PROBES];
-    size_t nprobe;
+    nat_reach *reach; /* client: the round's REACH_OUT frames (at most IR_NAT_MAX_ADDRS) */
+    size_t nreach, capreach;
+    nat_probe *probe; /* at most NAT_PROBES */
+    size_t nprobe, capprobe;
     unsigned attempt;  /* sendings of the round's probes so far, less one */
     uint64_t retry_at; /* the next sending (UINT64_MAX: none) */
 
-    nat_resp resp[NAT_RESP];
-    size_t nresp;
+    nat_resp *resp; /* at most NAT_RESP */
+    size_t nresp, capresp;
 
     /* client: paths to open (successful probes, the relay) */
     ir_netaddr opens[NAT_OPENS];
@@ -90,8 +98,8 @@ struct ir_nat {
     uint64_t upgrade_at; /* the next 60 s check */
     int have_last;
     uint64_t last_round_at;
-    iroh_socket_addr last_local[IR_NAT_MAX_ADDRS], last_remote[IR_NAT_MAX_ADDRS];
-    size_t nlast_local, nlast_remote;
+    iroh_socket_addr *last_local, *last_remote; /* at most IR_NAT_MAX_ADDRS each */
+    size_t nlast_local, nlast_remote, caplast_local, caplast_remote;
 
     /* the policy */
     int relay_checked; /* client: the relay path was considered */
@@ -123,9 +131,54 @@ static ir_nat *nat_get(ir_conn *c)
 
 void ir_nat_free(ir_conn *c)
 {
-    free(c->nat);
+    ir_nat *n = c->nat;
+    if (n) {
+        free(n->local);
+        free(n->remote);
+        free(n->reach);
+        free(n->probe);
+        free(n->resp);
+        free(n->last_local);
+        free(n->last_remote);
+    }
+    free(n);
     c->nat = NULL;
 }
+
+size_t ir_nat_state_bytes(const ir_conn *c)
+{
+    const ir_nat *n = c->nat;
+    if (!n)
+        return 0;
+    return sizeof *n + n->caplocal * sizeof *n->local + n->capremote * sizeof *n->remote +
+           n->capreach * sizeof *n->reach + n->capprobe * sizeof *n->probe +
+           n->capresp * sizeof *n->resp +
+           (n->caplast_local + n->caplast_remote) * sizeof(iroh_socket_addr);
+}
+
+/* Makes room for `need` entries of `size` bytes in the table tab (capacity *cap), at most
+ * `max`: doubling from 4, new entries zeroed. Returns the table (moved, or tab unchanged
+ * when over max or out of memory: then *cap < need). */
+static void *table_grow(void *tab, size_t *cap, size_t need, size_t max, size_t size)
+{
+    if (need <= *cap || need > max)
+        return tab;
+    size_t ncap = *cap ? *cap : 4;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > max)
+        ncap = max;
+    uint8_t *t = realloc(tab, ncap * size);
+    if (!t)
+        return tab;
+    memset(t + *cap * size, 0, (ncap - *cap) * size);
+    *cap = ncap;
+    return t;
+}
+/* 0 when n->field has room for need entries (grown if it had not), else -1 */
+#define TABLE_GROW(n, field, capfield, need, max)                                              \
+    (((n)->field = table_grow((n)->field, &(n)->capfield, (need), (max), sizeof *(n)->field)), \
+     (need) <= (n)->capfield ? 0 : -1)
 
 /* an IPv4-mapped IPv6 address as IPv4; 0, or -1 for another family than 4 or 6 */
 static int canonical(iroh_socket_addr *out, const iroh_socket_addr *in)
@@ -250,30 +303,34 @@ static int open_path_to(const ir_conn *c, const ir_netaddr *addr)
 static size_t local_count(const ir_nat *n, int state)
 {
     size_t k = 0;
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; i < n->caplocal; i++)
         k += n->local[i].state == state;
     return k;
 }
 
 static nat_local *local_find(ir_nat *n, const iroh_socket_addr *a)
 {
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; i < n->caplocal; i++)
         if ((n->local[i].state == L_NEW || n->local[i].state == L_ADV) && sa_eq(&n->local[i].a, a))
             return &n->local[i];
     return NULL;
 }
 
-/* a slot for a new candidate: a free one, else a removal (one already sent first) */
+/* a slot for a new candidate: a free one, else a new one (the table grows), else a
+ * removal (one already sent first) */
 static nat_local *local_slot(ir_nat *n)
 {
     nat_local *gone = NULL;
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS; i++) {
+    for (size_t i = 0; i < n->caplocal; i++) {
         nat_local *l = &n->local[i];
         if (l->state == L_FREE)
             return l;
         if (l->state == L_GONE && (!gone || (gone->pending && !l->pending)))
             gone = l;
     }
+    size_t used = n->caplocal;
+    if (TABLE_GROW(n, local, caplocal, used + 1, NAT_LOCAL_SLOTS) == 0)
+        return &n->local[used];
     return gone;
 }
 
@@ -283,7 +340,7 @@ static void advertise(ir_conn *c, ir_nat *n)
     if (!c->is_server || !ir_conn_nat_traversal(c))
         return;
     size_t adv = local_count(n, L_ADV);
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS && adv < peer_limit(c); i++) {
+    for (size_t i = 0; i < n->caplocal && adv < peer_limit(c); i++) {
         nat_local *l = &n->local[i];
         if (l->state != L_NEW)
             continue;
@@ -316,7 +373,7 @@ int ir_conn_set_local_addrs(ir_conn *c, const iroh_socket_addr *addrs, size_t co
         return IR_QUIC_NO_MEMORY;
     c->now = now;
     /* gone from the set: forgotten (client, or never advertised), or REMOVE_ADDRESS */
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS; i++) {
+    for (size_t i = 0; i < n->caplocal; i++) {
         nat_local *l = &n->local[i];
         if ((l->state != L_NEW && l->state != L_ADV) || sa_in(&l->a, set, ns))
             continue;
@@ -332,7 +389,7 @@ int ir_conn_set_local_addrs(ir_conn *c, const iroh_socket_addr *addrs, size_t co
             continue;
         nat_local *l = local_slot(n);
         if (!l)
-            break; /* (cannot happen: IR_NAT_MAX_ADDRS current ones at most) */
+            break; /* no memory (with it, IR_NAT_MAX_ADDRS current ones always fit) */
         memset(l, 0, sizeof *l);
         l->a = set[i];
         l->state = L_NEW;
@@ -366,7 +423,7 @@ static nat_probe *probe_find(ir_nat *n, const ir_netaddr *to)
 
 static nat_probe *probe_add(ir_nat *n, const ir_netaddr *to, int probing)
 {
-    if (n->nprobe == NAT_PROBES)
+    if (TABLE_GROW(n, probe, capprobe, n->nprobe + 1, NAT_PROBES) != 0)
         return NULL;
     nat_probe *p = &n->probe[n->nprobe++];
     memset(p, 0, sizeof *p);
@@ -414,7 +471,7 @@ static int do_round(ir_conn *c, ir_nat *n, uint64_t now)
 {
     size_t nl = 0;
     iroh_socket_addr mine[IR_NAT_MAX_ADDRS];
-    for (size_t i = 0; i < NAT_LOCAL_SLOTS && nl < IR_NAT_MAX_ADDRS; i++)
+    for (size_t i = 0; i < n->caplocal && nl < IR_NAT_MAX_ADDRS; i++)
         if (n->local[i].state == L_NEW)
             mine[nl++] = n->local[i].a;
     if (nl == 0) {
@@ -425,8 +482,10 @@ static int do_round(ir_conn *c, ir_nat *n, uint64_t now)
     n->attempt = 0;
     n->nreach = 0;
     for (size_t i = 0; i < nl && n->nreach < peer_limit(c); i++) {
-        n->reach[n->nreach] = mine[i];
-        n->reach_pending[n->nreach++] = 1;
+        if (TABLE_GROW(n, reach, capreach, n->nreach + 1, IR_NAT_MAX_ADDRS) != 0)
+            break; /* no memory: the round goes with fewer */
+        n->reach[n->nreach].a = mine[i];
+        n->reach[n->nreach++].pending = 1;
     }
     n->nprobe = 0;
     for (size_t i = 0; i < n->nremote; i++) {
@@ -438,11 +497,13 @@ static int do_round(ir_conn *c, ir_nat *n, uint64_t now)
     arm_retry(n, now);
     n->have_last = 1;
     n->last_round_at = now;
-    memcpy(n->last_local, mine, nl * sizeof mine[0]);
-    n->nlast_local = nl;
-    for (size_t i = 0; i < n->nremote; i++)
-        n->last_remote[i] = n->remote[i].a;
-    n->nlast_remote = n->nremote;
+    /* (no memory: what fits is remembered, the rest counts as new at the next trigger) */
+    n->nlast_local = TABLE_GROW(n, last_local, caplast_local, nl, IR_NAT_MAX_ADDRS) == 0 ? nl : 0;
+    memcpy(n->last_local, mine, n->nlast_local * sizeof mine[0]);
+    n->nlast_remote = 0;
+    if (TABLE_GROW(n, last_remote, caplast_remote, n->nremote, IR_NAT_MAX_ADDRS) == 0)
+        for (size_t i = 0; i < n->nremote; i++)
+            n->last_remote[n->nlast_remote++] = n->remote[i].a;
     n->round_at = UINT64_MAX;
     return IR_QUIC_OK;
 }
@@ -452,7 +513,7 @@ static int do_round(ir_conn *c, ir_nat *n, uint64_t now)
 static void trigger(ir_conn *c, ir_nat *n, uint64_t now)
 {
     int fresh = !n->have_last;
-    for (size_t i = 0; !fresh && i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; !fresh && i < n->caplocal; i++)
         fresh = n->local[i].state == L_NEW && !sa_in(&n->local[i].a, n->last_local, n->nlast_local);
     for (size_t i = 0; !fresh && i < n->nremote; i++)
         fresh = !sa_in(&n->remote[i].a, n->last_remote, n->nlast_remote);
@@ -544,8 +605,8 @@ static void add_address(ir_conn *c, ir_nat *n, const ir_frame *f)
         return;
     }
     size_t limit = own_limit(c) < IR_NAT_MAX_ADDRS ? own_limit(c) : IR_NAT_MAX_ADDRS;
-    if (n->nremote >= limit)
-        return; /* beyond our limit: ignored */
+    if (n->nremote >= limit || TABLE_GROW(n, remote, capremote, n->nremote + 1, limit) != 0)
+        return; /* beyond our limit (or no memory): ignored */
     n->remote[n->nremote].a = a;
     n->remote[n->nremote++].seq = f->u.addr.seq;
     n->trigger_due = 1;
@@ -598,8 +659,11 @@ int ir_nat_path_challenge(ir_conn *c, qpath *path, const uint8_t data[8], const 
     ir_nat *n = c->handshake_confirmed ? nat_get(c) : NULL;
     if (!n)
         return 1;
-    if (n->nresp == NAT_RESP) {
-        memmove(&n->resp[0], &n->resp[1], (NAT_RESP - 1) * sizeof n->resp[0]);
+    if (TABLE_GROW(n, resp, capresp, n->nresp + 1, NAT_RESP) != 0) {
+        if (!n->nresp)
+            return 1; /* no memory: not answered */
+        /* full: the oldest is dropped */
+        memmove(&n->resp[0], &n->resp[1], (n->nresp - 1) * sizeof n->resp[0]);
         n->nresp--;
     }
     nat_resp *r = &n->resp[n->nresp++];
@@ -649,7 +713,7 @@ int ir_nat_frames_pending(const ir_conn *c)
         return 0;
     if (c->is_server) {
         size_t adv = 0, waiting = 0;
-        for (size_t i = 0; i < NAT_LOCAL_SLOTS; i++) {
+        for (size_t i = 0; i < n->caplocal; i++) {
             const nat_local *l = &n->local[i];
             if ((l->state == L_ADV || l->state == L_GONE) && l->pending)
                 return 1;
@@ -659,7 +723,7 @@ int ir_nat_frames_pending(const ir_conn *c)
         return waiting && adv < peer_limit(c);
     }
     for (size_t i = 0; i < n->nreach; i++)
-        if (n->reach_pending[i])
+        if (n->reach[i].pending)
             return 1;
     return 0;
 }
@@ -673,7 +737,7 @@ void ir_nat_write_frames(ir_conn *c, qpath *path, pktw *w)
     ir_frame f;
     if (c->is_server) {
         advertise(c, n);
-        for (size_t i = 0; i < NAT_LOCAL_SLOTS && pktw_can_record(w); i++) {
+        for (size_t i = 0; i < n->caplocal && pktw_can_record(w); i++) {
             nat_local *l = &n->local[i];
             if (!l->pending || (l->state != L_ADV && l->state != L_GONE))
                 continue;
@@ -692,12 +756,12 @@ void ir_nat_write_frames(ir_conn *c, qpath *path, pktw *w)
         return;
     }
     for (size_t i = 0; i < n->nreach && pktw_can_record(w); i++) {
-        if (!n->reach_pending[i])
+        if (!n->reach[i].pending)
             continue;
-        frame_addr(&f, IR_FT_REACH_OUT_V4, IR_FT_REACH_OUT_V6, n->round, &n->reach[i]);
+        frame_addr(&f, IR_FT_REACH_OUT_V4, IR_FT_REACH_OUT_V6, n->round, &n->reach[i].a);
         if (!pktw_put_frame(w, &f))
             break;
-        n->reach_pending[i] = 0;
+        n->reach[i].pending = 0;
         pktw_record(w, &ir_sf_nat_reach_out, n->round, i, 0, 0, 1);
     }
 }
@@ -706,7 +770,7 @@ void ir_nat_write_frames(ir_conn *c, qpath *path, pktw *w)
 static void nat_add_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     ir_nat *n = c->nat;
-    for (size_t i = 0; n && i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; n && i < n->caplocal; i++)
         if (n->local[i].state == L_ADV && n->local[i].seq == f->a)
             n->local[i].pending = 1;
 }
@@ -714,7 +778,7 @@ static void nat_add_lost(ir_conn *c, qpath *path, int space, const sent_frame *f
 static void nat_remove_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     ir_nat *n = c->nat;
-    for (size_t i = 0; n && i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; n && i < n->caplocal; i++)
         if (n->local[i].state == L_GONE && n->local[i].seq == f->a)
             n->local[i].pending = 1;
 }
@@ -722,7 +786,7 @@ static void nat_remove_lost(ir_conn *c, qpath *path, int space, const sent_frame
 static void nat_remove_acked(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
     ir_nat *n = c->nat;
-    for (size_t i = 0; n && i < NAT_LOCAL_SLOTS; i++)
+    for (size_t i = 0; n && i < n->caplocal; i++)
         if (n->local[i].state == L_GONE && n->local[i].seq == f->a)
             n->local[i].state = L_FREE;
 }
@@ -731,7 +795,7 @@ static void nat_reach_out_lost(ir_conn *c, qpath *path, int space, const sent_fr
 {
     ir_nat *n = c->nat;
     if (n && f->a == n->round && f->b < n->nreach)
-        n->reach_pending[f->b] = 1; /* (one of an older round is not sent again) */
+        n->reach[f->b].pending = 1; /* (one of an older round is not sent again) */
 }
 
 const sent_kind ir_sf_nat_add = {"ADD_ADDRESS", NULL, nat_add_lost, 0};

@@ -60,5 +60,7 @@ uint64_t ir_conn_nat_round(const ir_conn *c);
 size_t ir_conn_nat_remote_addrs(const ir_conn *c, iroh_socket_addr *out, size_t cap);
 /* the path iroh's selection chose (UINT64_MAX: none yet) */
 uint64_t ir_conn_nat_selected(const ir_conn *c);
+/* the bytes the NAT traversal state holds (0: none allocated); its tables grow with use */
+size_t ir_nat_state_bytes(const ir_conn *c);
 
 #endif

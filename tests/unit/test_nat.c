@@ -1557,6 +1557,54 @@ static void test_reach_out_retransmit_and_limit(void)
     net_free(&nw);
 }
 
+/* The NAT traversal state grows with use: two candidates each way cost each side under
+ * 2 KiB (it was 11 KiB whatever the use), and 32 each way (iroh's MAX_QNT_ADDRESSES, the
+ * bound) all still fit: the client learns the server's 32, the server probes the client's
+ * 32 REACH_OUT addresses. */
+static void test_state_grows_with_use(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.client_local[0] = sa4(10, 8, 0, 2, 2000);
+    nw.client_local[1] = sa4(10, 8, 1, 2, 2000);
+    nw.nclient_local = 2;
+    nw.server_local[0] = sa4(10, 8, 0, 1, 2001);
+    nw.server_local[1] = sa4(10, 8, 1, 1, 2001);
+    nw.nserver_local = 2;
+    start(&nw);
+    run_for(&nw, 1 * SEC);
+    size_t small[2];
+    for (int i = 0; i < 2; i++) {
+        small[i] = ir_nat_state_bytes(nw.c[i]);
+        CHECK(small[i] > 0 && small[i] <= 2048);
+    }
+    iroh_socket_addr got[40];
+    CHECK_EQ_INT(ir_conn_nat_remote_addrs(nw.c[0], got, 40), 2);
+    iroh_socket_addr many[2][IR_NAT_MAX_ADDRS];
+    for (int i = 0; i < IR_NAT_MAX_ADDRS; i++) {
+        many[0][i] = sa4(10, 9, (uint8_t)i, 2, 2000);
+        many[1][i] = sa4(10, 9, (uint8_t)i, 1, 2001);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(ir_conn_set_local_addrs(nw.c[i], many[i], IR_NAT_MAX_ADDRS, nw.now), IR_QUIC_OK);
+    run_for(&nw, 2 * SEC);
+    size_t n = ir_conn_nat_remote_addrs(nw.c[0], got, 40);
+    CHECK_EQ_INT(n, IR_NAT_MAX_ADDRS);
+    for (int i = 0; i < IR_NAT_MAX_ADDRS; i++)
+        CHECK(has_addr(got, n, many[1][i]));
+    CHECK(ir_conn_nat_round(nw.c[1]) >= 2);
+    size_t big[2];
+    for (int i = 0; i < 2; i++) {
+        big[i] = ir_nat_state_bytes(nw.c[i]);
+        CHECK(big[i] > small[i] && big[i] <= 12 * 1024);
+    }
+    for (int i = 0; i < 2; i++)
+        CHECK(!ir_conn_close_info(nw.c[i])->closed);
+    printf("    NAT traversal state: %zu / %zu bytes (client / server) with 2 candidates each way, "
+           "%zu / %zu with 32\n", small[0], small[1], big[0], big[1]);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1579,6 +1627,7 @@ int main(void)
     RUN(test_open_retry);
     RUN(test_response_from_elsewhere);
     RUN(test_probe_before_confirmation);
+    RUN(test_state_grows_with_use);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
