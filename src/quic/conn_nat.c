@@ -334,12 +334,20 @@ static nat_local *local_slot(ir_nat *n)
     return gone;
 }
 
+/* server: the addresses the peer may hold of ours: advertised, and removed with the
+ * REMOVE_ADDRESS not yet acknowledged (until then an ADD_ADDRESS in its place could reach
+ * the peer first and be ignored as over its limit) */
+static size_t peer_held(const ir_nat *n)
+{
+    return local_count(n, L_ADV) + local_count(n, L_GONE);
+}
+
 /* server: advertises waiting candidates as far as the peer's limit allows */
 static void advertise(ir_conn *c, ir_nat *n)
 {
     if (!c->is_server || !ir_conn_nat_traversal(c))
         return;
-    size_t adv = local_count(n, L_ADV);
+    size_t adv = peer_held(n);
     for (size_t i = 0; i < n->caplocal && adv < peer_limit(c); i++) {
         nat_local *l = &n->local[i];
         if (l->state != L_NEW)
@@ -712,15 +720,15 @@ int ir_nat_frames_pending(const ir_conn *c)
     if (!n || !ir_conn_nat_traversal(c))
         return 0;
     if (c->is_server) {
-        size_t adv = 0, waiting = 0;
+        size_t held = 0, waiting = 0;
         for (size_t i = 0; i < n->caplocal; i++) {
             const nat_local *l = &n->local[i];
             if ((l->state == L_ADV || l->state == L_GONE) && l->pending)
                 return 1;
-            adv += l->state == L_ADV;
+            held += l->state == L_ADV || l->state == L_GONE; /* as peer_held */
             waiting += l->state == L_NEW;
         }
-        return waiting && adv < peer_limit(c);
+        return waiting && held < peer_limit(c);
     }
     for (size_t i = 0; i < n->nreach; i++)
         if (n->reach[i].pending)

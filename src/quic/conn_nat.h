@@ -39,7 +39,8 @@ int ir_conn_nat_traversal(const ir_conn *c);
 /* Our own candidate direct addresses (interfaces, QAD, configured), replacing the last
  * set; copied, in canonical form (an IPv4-mapped IPv6 address counts as IPv4), duplicates
  * dropped, at most IR_NAT_MAX_ADDRS kept. Server: sent as ADD_ADDRESS / REMOVE_ADDRESS
- * (at most as many as the peer's transport parameter allows at once); client: sent as
+ * (at most as many as the peer's transport parameter allows at once, a removed one counting
+ * until its REMOVE_ADDRESS is acknowledged); client: sent as
  * REACH_OUT in its rounds (as many), and a set with a new address starts a round. May be
  * called before QNT is negotiated; without cfg.tp.nat_traversal nothing is kept (no
  * state is allocated). 0, or IR_QUIC_STREAM_ERR (an address of another family

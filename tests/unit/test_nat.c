@@ -1605,6 +1605,36 @@ static void test_state_grows_with_use(void)
     net_free(&nw);
 }
 
+/* The server replaces all its candidates while the client holds the most it takes (32,
+ * its transport parameter): the new ones are advertised only as the removals of the old
+ * ones are acknowledged, so the client, which ignores an ADD_ADDRESS beyond its limit,
+ * ends with exactly the new set, twice over. */
+static void test_candidates_replaced_at_the_limit(void)
+{
+    net nw;
+    net_init(&nw, 10);
+    nw.client_local[0] = sa4(10, 8, 0, 2, 2000);
+    nw.nclient_local = 1;
+    start(&nw);
+    iroh_socket_addr set[IR_NAT_MAX_ADDRS], got[40];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < IR_NAT_MAX_ADDRS; i++)
+            set[i] = sa4(10, 9, (uint8_t)i, 1, (uint16_t)(3000 + round));
+        CHECK_EQ_INT(ir_conn_set_local_addrs(nw.c[1], set, IR_NAT_MAX_ADDRS, nw.now), IR_QUIC_OK);
+        run_for(&nw, 2 * SEC);
+        size_t n = ir_conn_nat_remote_addrs(nw.c[0], got, 40);
+        CHECK_EQ_INT(n, IR_NAT_MAX_ADDRS);
+        int missing = 0;
+        for (int i = 0; i < IR_NAT_MAX_ADDRS; i++)
+            missing += !has_addr(got, n, set[i]);
+        if (missing)
+            printf("    round %d: %d of the server's new candidates missing at the client\n", round, missing);
+        CHECK_EQ_INT(missing, 0);
+    }
+    CHECK(!ir_conn_close_info(nw.c[0])->closed && !ir_conn_close_info(nw.c[1])->closed);
+    net_free(&nw);
+}
+
 int main(void)
 {
     setup_identities();
@@ -1628,6 +1658,7 @@ int main(void)
     RUN(test_response_from_elsewhere);
     RUN(test_probe_before_confirmation);
     RUN(test_state_grows_with_use);
+    RUN(test_candidates_replaced_at_the_limit);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     TEST_EXIT();
