@@ -275,7 +275,7 @@ int main(int argc, char **argv)
            "(qpath %zu B: packet-number space %zu B, local CIDs %zu B, remote CIDs %zu B, "
            "probes+responses %zu B), held datagram %zu B, datagram queues %zu B, epochs %zu B\n",
            sizeof(ir_conn) / 1024.0, IR_MAX_PATHS, sizeof cc->paths / 1024.0, sizeof(qpath),
-           sizeof pp->app, sizeof pp->lcid, sizeof pp->rcid, sizeof pp->probes + sizeof pp->resp,
+           sizeof pp->app, sizeof pp->cids.lcid, sizeof pp->cids.rcid, sizeof pp->probes + sizeof pp->resp,
            sizeof cc->held, sizeof cc->dg_in + sizeof cc->dg_out, sizeof cc->epoch);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);

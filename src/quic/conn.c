@@ -251,9 +251,9 @@ int ir_conn_client_new(const ir_conn_config *cfg, const ir_netaddr *path, uint64
     path0->validated = 1; /* a client trusts the address it dials */
     c->odcid.len = CLIENT_DCID_LEN;
     ir_conn_rnd(c, c->odcid.data, CLIENT_DCID_LEN);
-    path0->rcid[0].cid = c->odcid;
-    path0->nrcid = 1;
-    ir_conn_issue_cid(c, path0);
+    path0->cids.rcid[0].cid = c->odcid;
+    path0->cids.nrcid = 1;
+    ir_conn_issue_cid(c, &path0->cids);
     int rc = IROH_OK;
     if (cfg->n_candidates) {
         c->fanout = calloc(1, sizeof *c->fanout);
@@ -299,9 +299,9 @@ int ir_conn_server_new(const ir_conn_config *cfg, const ir_pkt_hdr *initial,
     if (cfg->handshake_timeout_ns)
         c->handshake_deadline = now + cfg->handshake_timeout_ns;
     c->initial_scid = initial->scid;
-    path0->rcid[0].cid = initial->scid;
-    path0->nrcid = 1;
-    ir_conn_issue_cid(c, path0);
+    path0->cids.rcid[0].cid = initial->scid;
+    path0->cids.nrcid = 1;
+    ir_conn_issue_cid(c, &path0->cids);
     int rc = ir_conn_install_initial_keys(c, &initial->dcid);
     if (rc == IROH_OK)
         rc = ir_conn_start_tls(c);
@@ -334,6 +334,8 @@ void ir_conn_free(ir_conn *c)
         if (slot && slot != &c->path0)
             free(slot);
     }
+    for (size_t i = 0; i < IR_MAX_PATHS; i++)
+        free(c->latent[i]);
     for (int s = 0; s < SP_COUNT; s++) {
         qepoch *e = &c->epoch[s];
         ir_pkt_keys_free(&e->rx);

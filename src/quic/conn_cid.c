@@ -13,13 +13,13 @@ static void reset_token_for(const ir_conn *c, const ir_cid *cid, uint8_t out[16]
     memcpy(out, full, 16);
 }
 
-local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
+local_cid *ir_conn_issue_cid(ir_conn *c, qcids *k)
 {
-    if (path->nlcid >= MAX_LOCAL_CIDS)
+    if (k->nlcid >= MAX_LOCAL_CIDS)
         return NULL;
-    local_cid *l = &path->lcid[path->nlcid++];
+    local_cid *l = &k->lcid[k->nlcid++];
     memset(l, 0, sizeof *l);
-    l->seq = path->next_lcid_seq++;
+    l->seq = k->next_lcid_seq++;
     l->cid.len = CID_LEN;
     ir_conn_rnd(c, l->cid.data, CID_LEN);
     reset_token_for(c, &l->cid, l->token);
@@ -31,13 +31,13 @@ local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path)
 int ir_conn_rotate_dcid(ir_conn *c)
 {
     qpath *p = c->send_path; /* the path data goes on */
-    if (c->state != IR_CONN_ESTABLISHED || !p->nrcid)
+    if (c->state != IR_CONN_ESTABLISHED || !p->cids.nrcid)
         return -1;
-    for (size_t i = 0; i < p->nrcid; i++) {
-        if (i == p->active_rcid || p->rcid[i].retire_pending || !p->rcid[i].cid.len)
+    for (size_t i = 0; i < p->cids.nrcid; i++) {
+        if (i == p->cids.active_rcid || p->cids.rcid[i].retire_pending || !p->cids.rcid[i].cid.len)
             continue;
-        p->rcid[p->active_rcid].retire_pending = 1; /* RETIRE_CONNECTION_ID goes out */
-        p->active_rcid = i;
+        p->cids.rcid[p->cids.active_rcid].retire_pending = 1; /* RETIRE_CONNECTION_ID goes out */
+        p->cids.active_rcid = i;
         ir_conn_cid_frames_due(c);
         return 0;
     }
@@ -47,7 +47,7 @@ int ir_conn_rotate_dcid(ir_conn *c)
 int ir_conn_peer_reset_token(const ir_conn *c, uint8_t token[16])
 {
     const qpath *p = c->send_path; /* the path data goes on */
-    const remote_cid *r = p->nrcid ? &p->rcid[p->active_rcid] : NULL;
+    const remote_cid *r = p->cids.nrcid ? &p->cids.rcid[p->cids.active_rcid] : NULL;
     if (!r || !r->has_token)
         return 0;
     memcpy(token, r->token, 16);
@@ -58,11 +58,10 @@ int ir_conn_owns_cid(const ir_conn *c, const uint8_t *cid, size_t len)
 {
     for (size_t p = 0; p < c->npaths; p++) {
         const qpath *q = c->paths[p];
-        if (q->state == PS_FREE)
-            continue;
-        for (size_t i = 0; i < q->nlcid; i++)
-            if (!q->lcid[i].retired && q->lcid[i].cid.len == len &&
-                memcmp(q->lcid[i].cid.data, cid, len) == 0)
+        const qcids *k = q->state != PS_FREE ? &q->cids : c->latent[p] ? &c->latent[p]->cids : NULL;
+        for (size_t i = 0; k && i < k->nlcid; i++)
+            if (!k->lcid[i].retired && k->lcid[i].cid.len == len &&
+                memcmp(k->lcid[i].cid.data, cid, len) == 0)
                 return 1;
     }
     return 0;
@@ -75,21 +74,19 @@ const ir_cid *ir_conn_initial_dcid(const ir_conn *c)
 
 const ir_cid *ir_conn_dcid(const qpath *path)
 {
-    return &path->rcid[path->active_rcid].cid;
+    return &path->cids.rcid[path->cids.active_rcid].cid;
 }
 
-void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
+void ir_conn_issue_more_cids(ir_conn *c, qcids *k)
 {
-    if (path->state == PS_ABANDONED || path->state == PS_FREE)
-        return; /* no new ids for a path that is going away (multipath draft 3.2.2) */
     uint64_t limit = c->peer_tp_ok ? c->peer_tp.active_connection_id_limit : 2;
     if (limit > MAX_LOCAL_CIDS)
         limit = MAX_LOCAL_CIDS;
     size_t active = 0;
-    for (size_t i = 0; i < path->nlcid; i++)
-        active += !path->lcid[i].retired;
-    while (active < limit && path->nlcid < MAX_LOCAL_CIDS) {
-        local_cid *l = ir_conn_issue_cid(c, path);
+    for (size_t i = 0; i < k->nlcid; i++)
+        active += !k->lcid[i].retired;
+    while (active < limit && k->nlcid < MAX_LOCAL_CIDS) {
+        local_cid *l = ir_conn_issue_cid(c, k);
         if (!l)
             break;
         l->announce_pending = 1;
@@ -98,43 +95,43 @@ void ir_conn_issue_more_cids(ir_conn *c, qpath *path)
     }
 }
 
-void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
+void ir_conn_new_cid_frame(ir_conn *c, qcids *k, const ir_frame_new_cid *f)
 {
     ir_conn_cid_frames_due(c); /* a retirement may become due below */
-    for (size_t i = 0; i < path->nrcid; i++) {
-        if (path->rcid[i].seq == f->seq) {
+    for (size_t i = 0; i < k->nrcid; i++) {
+        if (k->rcid[i].seq == f->seq) {
             /* (an entry without an id: one retired already, its retirement waiting to go
              * out; the same frame again is no error, RFC 9000 19.15) */
-            if (path->rcid[i].cid.len &&
-                (path->rcid[i].cid.len != f->cid_len || memcmp(path->rcid[i].cid.data, f->cid, f->cid_len)))
+            if (k->rcid[i].cid.len &&
+                (k->rcid[i].cid.len != f->cid_len || memcmp(k->rcid[i].cid.data, f->cid, f->cid_len)))
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "connection id sequence reused");
             return;
         }
     }
-    if (f->seq < path->rcid_retire_prior_to) {
+    if (f->seq < k->rcid_retire_prior_to) {
         /* already retired: retire it again right away */
-        if (path->nrcid < MAX_REMOTE_CIDS) {
-            remote_cid *r = &path->rcid[path->nrcid++];
+        if (k->nrcid < MAX_REMOTE_CIDS) {
+            remote_cid *r = &k->rcid[k->nrcid++];
             memset(r, 0, sizeof *r);
             r->seq = f->seq;
             r->retire_pending = 1;
         }
         return;
     }
-    if (f->retire_prior_to > path->rcid_retire_prior_to) {
-        path->rcid_retire_prior_to = f->retire_prior_to;
-        for (size_t i = 0; i < path->nrcid; i++)
-            if (path->rcid[i].seq < f->retire_prior_to)
-                path->rcid[i].retire_pending = 1;
+    if (f->retire_prior_to > k->rcid_retire_prior_to) {
+        k->rcid_retire_prior_to = f->retire_prior_to;
+        for (size_t i = 0; i < k->nrcid; i++)
+            if (k->rcid[i].seq < f->retire_prior_to)
+                k->rcid[i].retire_pending = 1;
     }
     size_t live = 0;
-    for (size_t i = 0; i < path->nrcid; i++)
-        live += !path->rcid[i].retire_pending;
-    if (live + 1 > c->cfg.tp.active_connection_id_limit || path->nrcid >= MAX_REMOTE_CIDS) {
+    for (size_t i = 0; i < k->nrcid; i++)
+        live += !k->rcid[i].retire_pending;
+    if (live + 1 > c->cfg.tp.active_connection_id_limit || k->nrcid >= MAX_REMOTE_CIDS) {
         ir_conn_close_with(c, 0, IR_QERR_CONNECTION_ID_LIMIT_ERROR, "too many connection ids");
         return;
     }
-    remote_cid *r = &path->rcid[path->nrcid++];
+    remote_cid *r = &k->rcid[k->nrcid++];
     memset(r, 0, sizeof *r);
     r->seq = f->seq;
     r->cid.len = f->cid_len;
@@ -142,24 +139,24 @@ void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f)
     memcpy(r->token, f->reset_token, IR_RESET_TOKEN_LEN);
     r->has_token = 1;
     /* move off a retired active id */
-    if (path->rcid[path->active_rcid].retire_pending) {
-        for (size_t i = 0; i < path->nrcid; i++) {
-            if (!path->rcid[i].retire_pending) {
-                path->active_rcid = i;
+    if (k->rcid[k->active_rcid].retire_pending) {
+        for (size_t i = 0; i < k->nrcid; i++) {
+            if (!k->rcid[i].retire_pending) {
+                k->active_rcid = i;
                 break;
             }
         }
     }
 }
 
-void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid)
+void ir_conn_retire_cid_frame(ir_conn *c, qcids *k, uint64_t seq, const ir_cid *pkt_dcid)
 {
-    if (seq >= path->next_lcid_seq) {
+    if (seq >= k->next_lcid_seq) {
         ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "retiring a connection id never issued");
         return;
     }
-    for (size_t i = 0; i < path->nlcid; i++) {
-        local_cid *l = &path->lcid[i];
+    for (size_t i = 0; i < k->nlcid; i++) {
+        local_cid *l = &k->lcid[i];
         if (l->seq != seq || l->retired)
             continue;
         if (ir_cid_eq(&l->cid, pkt_dcid)) {
@@ -171,9 +168,9 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
         if (c->cfg.on_cid)
             c->cfg.on_cid(c->cfg.cid_ctx, &l->cid, 0);
         /* reuse the slot: compact the table */
-        memmove(l, l + 1, (path->nlcid - i - 1) * sizeof *l);
-        path->nlcid--;
-        ir_conn_issue_more_cids(c, path);
+        memmove(l, l + 1, (k->nlcid - i - 1) * sizeof *l);
+        k->nlcid--;
+        ir_conn_issue_more_cids(c, k);
         return;
     }
 }
@@ -183,11 +180,11 @@ void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_ci
 /* b: the path id of the connection id (0 without multipath) */
 static void new_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
-    qpath *p = ir_conn_path_by_id(c, f->b);
-    if (!p || p->state == PS_ABANDONED)
+    qcids *k = ir_conn_cids_by_id(c, f->b);
+    if (!k)
         return;
-    for (size_t i = 0; i < p->nlcid; i++) {
-        local_cid *l = &p->lcid[i];
+    for (size_t i = 0; i < k->nlcid; i++) {
+        local_cid *l = &k->lcid[i];
         if (l->seq == f->a && !l->retired) {
             l->announce_pending = 1;
             ir_conn_cid_frames_due(c);
@@ -199,9 +196,9 @@ const sent_kind ir_sf_new_cid = {"NEW_CONNECTION_ID", NULL, new_cid_lost, 0};
 
 static void retire_cid_lost(ir_conn *c, qpath *path, int space, const sent_frame *f)
 {
-    qpath *p = ir_conn_path_by_id(c, f->b);
-    if (p && p->state != PS_ABANDONED && p->nrcid < MAX_REMOTE_CIDS) {
-        remote_cid *r = &p->rcid[p->nrcid++];
+    qcids *k = ir_conn_cids_by_id(c, f->b);
+    if (k && k->nrcid < MAX_REMOTE_CIDS) {
+        remote_cid *r = &k->rcid[k->nrcid++];
         memset(r, 0, sizeof *r);
         r->seq = f->a;
         r->retire_pending = 1;

@@ -68,8 +68,8 @@ static uint64_t tls_peer_tp(void *ctx, const uint8_t *data, size_t len)
             return IR_QERR_TRANSPORT_PARAMETER_ERROR;
         if (tp.has_stateless_reset_token) {
             /* the server's first connection id, path 0's */
-            memcpy(c->paths[0]->rcid[0].token, tp.stateless_reset_token, 16);
-            c->paths[0]->rcid[0].has_token = 1;
+            memcpy(c->paths[0]->cids.rcid[0].token, tp.stateless_reset_token, 16);
+            c->paths[0]->cids.rcid[0].has_token = 1;
         }
     }
     /* multipath needs connection ids on every path: with a zero-length one it is a
@@ -95,7 +95,7 @@ int ir_conn_start_tls(ir_conn *c)
         tp.initial_max_path_id = IR_MAX_PATHS - 1;
     c->cfg.tp.initial_max_path_id = tp.initial_max_path_id;
     tp.has_initial_scid = 1;
-    const local_cid *first = &c->paths[0]->lcid[0]; /* the handshake runs on path 0 */
+    const local_cid *first = &c->paths[0]->cids.lcid[0]; /* the handshake runs on path 0 */
     tp.initial_scid.len = first->cid.len;
     memcpy(tp.initial_scid.id, first->cid.data, first->cid.len);
     if (c->is_server) {
@@ -190,7 +190,7 @@ static void on_handshake_complete(ir_conn *c)
         ir_conn_discard_space(c, SP_HANDSHAKE);
     }
     ir_conn_mp_on_handshake(c); /* multipath on if both offered it */
-    ir_conn_issue_more_cids(c, c->paths[0]);
+    ir_conn_issue_more_cids(c, &c->paths[0]->cids);
     ir_nat_handshake_done(c);
     c->connected_pending = 1;
 }
@@ -228,7 +228,7 @@ void ir_conn_crypto_received(ir_conn *c, int space, const ir_frame_crypto *f)
 int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
 {
     if (c->is_server || c->retried || c->got_first_server_packet || h->token_len == 0 ||
-        !ir_cid_eq(&h->dcid, &c->paths[0]->lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
+        !ir_cid_eq(&h->dcid, &c->paths[0]->cids.lcid[0].cid) || ir_cid_eq(&h->scid, &c->odcid) ||
         !ir_pkt_retry_valid(p, h->pkt_len, &c->odcid))
         return 0;
     uint8_t *tok = malloc(h->token_len);
@@ -240,7 +240,7 @@ int ir_conn_follow_retry(ir_conn *c, const uint8_t *p, const ir_pkt_hdr *h)
     c->retried = 1;
     c->retry_scid = h->scid;
     qpath *path0 = c->paths[0]; /* the handshake runs on path 0 */
-    path0->rcid[0].cid = h->scid;
+    path0->cids.rcid[0].cid = h->scid;
     if (ir_conn_install_initial_keys(c, &h->scid) != IROH_OK) {
         ir_conn_close_with(c, 0, IR_QERR_INTERNAL_ERROR, "initial keys");
         return 0;

@@ -198,6 +198,26 @@ typedef struct remote_cid {
 #define MAX_LOCAL_CIDS 8
 #define MAX_REMOTE_CIDS 8
 
+/* the connection ids of one path id: ours (the peer sends to them) and the peer's */
+typedef struct qcids {
+    local_cid lcid[MAX_LOCAL_CIDS];
+    size_t nlcid;
+    uint64_t next_lcid_seq;
+    remote_cid rcid[MAX_REMOTE_CIDS];
+    size_t nrcid;
+    size_t active_rcid;
+    uint64_t rcid_retire_prior_to;
+} qcids;
+
+/* A latent path id (multipath): one up to our MAX_PATH_ID that is not open yet. It has
+ * only connection ids (so that the peer can open it, and we can); its full qpath is made
+ * when the path opens (struct ir_conn, latent[]). */
+typedef struct qlatent {
+    uint64_t id;
+    int cids_blocked_pending; /* PATH_CIDS_BLOCKED to send (we have no id of the peer's) */
+    qcids cids;
+} qlatent;
+
 /* Path validation (RFC 9000 8.2) of one address: the PATH_CHALLENGEs sent to it. Each
  * (re)transmission carries new data; the newest IR_PROBE_CHALLENGES stay outstanding, and
  * a PATH_RESPONSE to any of them validates the address. */
@@ -230,10 +250,11 @@ typedef struct qresponse {
                              * limit of a response to another address (RFC 9000 8.2.2) */
 } qresponse;
 
-/* A path slot's state (multipath): free; latent (a path id up to our MAX_PATH_ID that is
- * not open: only its connection ids, so that the peer can open it); open; abandoned
- * (PATH_ABANDON sent or received: its packet number space is kept for 3 PTOs to
- * acknowledge stragglers, then the slot is freed and MAX_PATH_ID raised by one). */
+/* A path slot's state (multipath): free (or, with latent[] of the slot set, a latent
+ * path id: qlatent); PS_LATENT only while a latent id's slot is being made (to open it,
+ * or to abandon it); open; abandoned (PATH_ABANDON sent or received: its packet number
+ * space is kept for 3 PTOs to acknowledge stragglers, then the slot is freed and
+ * MAX_PATH_ID raised by one, the new id taking the slot as latent). */
 enum { PS_FREE = 0, PS_LATENT, PS_OPEN, PS_ABANDONED };
 
 struct qpath {
@@ -252,7 +273,6 @@ struct qpath {
     int abandon_pending;             /* PATH_ABANDON to (re)send */
     uint64_t abandon_code;
     uint64_t drain_deadline;         /* abandoned: the slot is freed then */
-    int cids_blocked_pending;        /* PATH_CIDS_BLOCKED to send */
     uint64_t last_recv;              /* multipath idle timeout: the last packet on it */
     uint64_t last_eliciting_sent;    /* per-path keep-alive */
     /* fallback (multipath): no acknowledgement for IR_PATH_DEGRADE_PTOS PTOs (and at least
@@ -275,14 +295,8 @@ struct qpath {
     /* the path's 1-RTT packet number space (its own numbers, ACKs and sent packets) */
     pn_space app;
 
-    /* its connection ids: ours (the peer sends to them) and the peer's */
-    local_cid lcid[MAX_LOCAL_CIDS];
-    size_t nlcid;
-    uint64_t next_lcid_seq;
-    remote_cid rcid[MAX_REMOTE_CIDS];
-    size_t nrcid;
-    size_t active_rcid;
-    uint64_t rcid_retire_prior_to;
+    /* its connection ids (those it had as a latent id, and on) */
+    qcids cids;
 
     /* its recovery and congestion control (RFC 9002; Initial and Handshake packets
      * count on path 0) */
@@ -389,6 +403,10 @@ struct ir_conn {
      * its state and skip it, and a write to it faults instead of corrupting state. */
     qpath path0;
     qpath *paths[IR_MAX_PATHS];
+    /* a slot whose paths[] is the free placeholder may hold a latent path id instead: its
+     * connection ids only (allocated when the id becomes latent, freed when the path opens
+     * and the slot gets its qpath: path0 for slot 0, else allocated then) */
+    qlatent *latent[IR_MAX_PATHS];
     size_t npaths; /* slots to look at: 1 without multipath, IR_MAX_PATHS with */
     qpath *send_path;
     /* a (PATH_)NEW_CONNECTION_ID or (PATH_)RETIRE_CONNECTION_ID of some path may be due:
@@ -496,6 +514,22 @@ static inline int ir_conn_first_space(const ir_conn *c, const qpath *path)
     return path == &c->path0 ? SP_INITIAL : SP_APP;
 }
 
+/* the connection ids in use in slot i, an open path's or a latent id's, and their path
+ * id; NULL when the slot has neither */
+static inline qcids *ir_conn_slot_cids(ir_conn *c, size_t i, uint64_t *id)
+{
+    qpath *p = c->paths[i];
+    if (p->state == PS_OPEN) {
+        *id = p->id;
+        return &p->cids;
+    }
+    if (c->latent[i]) {
+        *id = c->latent[i]->id;
+        return &c->latent[i]->cids;
+    }
+    return NULL;
+}
+
 /* a connection-id frame may be due (struct ir_conn, cid_frames_due) */
 static inline void ir_conn_cid_frames_due(ir_conn *c)
 {
@@ -572,13 +606,16 @@ void ir_conn_enter_draining(ir_conn *c, int app, uint64_t code, const uint8_t *r
 void ir_conn_set_closed(ir_conn *c);
 
 /* conn_cid.c */
-local_cid *ir_conn_issue_cid(ir_conn *c, qpath *path);
+/* one more id of ours in k (reported through on_cid), or NULL when the table is full */
+local_cid *ir_conn_issue_cid(ir_conn *c, qcids *k);
 /* the peer's connection id we send to on the path */
 const ir_cid *ir_conn_dcid(const qpath *path);
-void ir_conn_issue_more_cids(ir_conn *c, qpath *path);
-/* NEW_CONNECTION_ID, RETIRE_CONNECTION_ID: path 0's ids (multipath draft) */
-void ir_conn_new_cid_frame(ir_conn *c, qpath *path, const ir_frame_new_cid *f);
-void ir_conn_retire_cid_frame(ir_conn *c, qpath *path, uint64_t seq, const ir_cid *pkt_dcid);
+/* ours up to the peer's active_connection_id_limit (callers: not for a path going away,
+ * multipath draft 3.2.2) */
+void ir_conn_issue_more_cids(ir_conn *c, qcids *k);
+/* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID for the ids k of a path id */
+void ir_conn_new_cid_frame(ir_conn *c, qcids *k, const ir_frame_new_cid *f);
+void ir_conn_retire_cid_frame(ir_conn *c, qcids *k, uint64_t seq, const ir_cid *pkt_dcid);
 
 /* conn_hs.c */
 int ir_conn_start_tls(ir_conn *c);
@@ -696,10 +733,18 @@ extern const sent_kind ir_sf_mp_blocked;     /* PATHS_BLOCKED, PATH_CIDS_BLOCKED
 void ir_conn_mp_on_handshake(ir_conn *c);
 /* the slot of path id, or NULL (freed, or never a slot) */
 qpath *ir_conn_path_by_id(ir_conn *c, uint64_t id);
-/* the slot whose connection id of ours is dcid, or NULL */
+/* the slot whose connection id of ours is dcid, or NULL (see ir_conn_latent_by_dcid) */
 qpath *ir_conn_path_by_dcid(ir_conn *c, const ir_cid *dcid);
-/* a packet arrived on a latent path: the server opens it (1), else 0 (drop it) */
-int ir_conn_mp_accept_path(ir_conn *c, qpath *path, const ir_netaddr *from);
+/* the latent path id whose connection id of ours is dcid, or NULL */
+qlatent *ir_conn_latent_by_dcid(ir_conn *c, const ir_cid *dcid);
+/* the latent path id `id`, or NULL */
+qlatent *ir_conn_latent_by_id(ir_conn *c, uint64_t id);
+/* the connection ids of path id `id` while they are in use: a latent id's, or an open
+ * path's; NULL for an abandoned path or an id without a slot */
+qcids *ir_conn_cids_by_id(ir_conn *c, uint64_t id);
+/* a packet arrived on a latent path id: the server opens it and returns its new path slot,
+ * else NULL (drop the packet) */
+qpath *ir_conn_mp_accept_path(ir_conn *c, qlatent *l, const ir_netaddr *from);
 /* a multipath frame (or PATH_ACK, PATH_(RETIRE_)CONNECTION_ID): 0, or -1 after closing */
 int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid);
 /* picks the path application data goes out on (validated, open, not degraded, Available

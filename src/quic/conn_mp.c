@@ -17,8 +17,8 @@
 
 /* ---- slots -------------------------------------------------------------------------------- */
 
-/* A slot not allocated (every one but slot 0 until multipath makes its id latent) points
- * here: zeroes, state PS_FREE, read-only. */
+/* A slot without a path (every one but slot 0 until a path opens in it) points here:
+ * zeroes, state PS_FREE, read-only; its latent[] may hold a latent path id. */
 const qpath ir_path_free_slot;
 
 qpath *ir_conn_path_by_id(ir_conn *c, uint64_t id)
@@ -29,17 +29,47 @@ qpath *ir_conn_path_by_id(ir_conn *c, uint64_t id)
     return NULL;
 }
 
+static int owns(const qcids *k, const ir_cid *dcid)
+{
+    for (size_t i = 0; i < k->nlcid; i++)
+        if (!k->lcid[i].retired && ir_cid_eq(&k->lcid[i].cid, dcid))
+            return 1;
+    return 0;
+}
+
 qpath *ir_conn_path_by_dcid(ir_conn *c, const ir_cid *dcid)
 {
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *p = c->paths[i];
-        if (p->state == PS_FREE)
-            continue;
-        for (size_t k = 0; k < p->nlcid; k++)
-            if (!p->lcid[k].retired && ir_cid_eq(&p->lcid[k].cid, dcid))
-                return p;
+        if (p->state != PS_FREE && owns(&p->cids, dcid))
+            return p;
     }
     return NULL;
+}
+
+qlatent *ir_conn_latent_by_dcid(ir_conn *c, const ir_cid *dcid)
+{
+    for (size_t i = 0; i < IR_MAX_PATHS; i++)
+        if (c->latent[i] && owns(&c->latent[i]->cids, dcid))
+            return c->latent[i];
+    return NULL;
+}
+
+qlatent *ir_conn_latent_by_id(ir_conn *c, uint64_t id)
+{
+    for (size_t i = 0; i < IR_MAX_PATHS; i++)
+        if (c->latent[i] && c->latent[i]->id == id)
+            return c->latent[i];
+    return NULL;
+}
+
+qcids *ir_conn_cids_by_id(ir_conn *c, uint64_t id)
+{
+    qlatent *l = ir_conn_latent_by_id(c, id);
+    if (l)
+        return &l->cids;
+    qpath *p = ir_conn_path_by_id(c, id);
+    return p && p->state == PS_OPEN ? &p->cids : NULL;
 }
 
 void ir_conn_path_release(ir_conn *c, qpath *p)
@@ -54,12 +84,31 @@ void ir_conn_path_release(ir_conn *c, qpath *p)
     p->app.nsent = p->app.capsent = p->app.nframes = p->app.capframes = 0;
 }
 
-/* a path id up to our limit, not open: its slot holds its connection ids */
-static void slot_latent(ir_conn *c, qpath *p, uint64_t id)
+/* slot i takes path id `id` as latent: its connection ids only. 0, or -1 (no memory: the
+ * slot stays free and the id without a slot) */
+static int slot_latent(ir_conn *c, size_t i, uint64_t id)
 {
+    qlatent *l = calloc(1, sizeof *l);
+    if (!l)
+        return -1;
+    l->id = id;
+    c->latent[i] = l;
+    return 0;
+}
+
+/* The latent id of slot i gets its path: a qpath (slot 0: path0, else allocated) with
+ * the id's connection ids, state PS_LATENT until the caller opens or abandons it. NULL
+ * when there is no memory (the id stays latent). */
+static qpath *slot_from_latent(ir_conn *c, size_t i)
+{
+    qlatent *l = c->latent[i];
+    qpath *p = i == 0 ? &c->path0 : malloc(sizeof *p);
+    if (!p)
+        return NULL;
     memset(p, 0, sizeof *p);
-    p->id = id;
+    p->id = l->id;
     p->state = PS_LATENT;
+    p->cids = l->cids;
     pn_space *sp = &p->app;
     sp->largest_acked = UINT64_MAX;
     sp->largest_recv = UINT64_MAX;
@@ -70,6 +119,18 @@ static void slot_latent(ir_conn *c, qpath *p, uint64_t id)
     ir_ranges_init(&sp->ack_ranges, ACK_RANGES_MAX);
     ir_rec_init(c, p);
     p->available = p->peer_available = 1;
+    c->paths[i] = p;
+    c->latent[i] = NULL;
+    free(l);
+    return p;
+}
+
+static size_t latent_slot(const ir_conn *c, const qlatent *l)
+{
+    size_t i = 0;
+    while (i < IR_MAX_PATHS && c->latent[i] != l)
+        i++;
+    return i; /* (always found: every qlatent is in the table) */
 }
 
 /* our connection ids for the latent and open paths the peer may use (ids up to both
@@ -79,8 +140,11 @@ static void issue_path_cids(ir_conn *c)
     uint64_t max = c->local_max_path_id < c->remote_max_path_id ? c->local_max_path_id : c->remote_max_path_id;
     for (size_t i = 0; i < c->npaths; i++) {
         qpath *p = c->paths[i];
-        if ((p->state == PS_LATENT || p->state == PS_OPEN) && p->id <= max)
-            ir_conn_issue_more_cids(c, p);
+        qlatent *l = c->latent[i];
+        if (p->state == PS_OPEN && p->id <= max)
+            ir_conn_issue_more_cids(c, &p->cids);
+        else if (l && l->id <= max)
+            ir_conn_issue_more_cids(c, &l->cids);
     }
 }
 
@@ -106,15 +170,10 @@ void ir_conn_mp_on_handshake(ir_conn *c)
     c->local_max_path_id = c->cfg.tp.initial_max_path_id; /* <= IR_MAX_PATHS - 1 (start_tls) */
     c->remote_max_path_id = c->peer_tp.initial_max_path_id;
     c->next_path_id = 1;
-    for (uint64_t id = 1; id <= c->local_max_path_id; id++) {
-        /* out of memory: the id stays without a slot, like a freed one (no connection
-         * ids of ours for it, so the peer cannot open it; ours refuses it with AGAIN) */
-        qpath *p = malloc(sizeof *p);
-        if (!p)
-            continue;
-        c->paths[id] = p;
-        slot_latent(c, p, id);
-    }
+    /* out of memory: an id stays without a slot, like a freed one (no connection ids of
+     * ours for it, so the peer cannot open it; ours refuses it with AGAIN) */
+    for (uint64_t id = 1; id <= c->local_max_path_id; id++)
+        (void)slot_latent(c, (size_t)id, id);
     issue_path_cids(c);
 }
 
@@ -143,7 +202,6 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
     p->abandon_code = code;
     p->abandon_pending = send_frame;
     p->status_pending = 0;
-    p->cids_blocked_pending = 0;
     memset(p->probes, 0, sizeof p->probes);
     p->nresp = 0;
     p->app.probe_pending = 0;
@@ -162,30 +220,32 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
 static void free_slot(ir_conn *c, qpath *p)
 {
     ir_rec_discard_sent(c, p, SP_APP);
-    for (size_t i = 0; i < p->nlcid; i++)
-        if (!p->lcid[i].retired && c->cfg.on_cid)
-            c->cfg.on_cid(c->cfg.cid_ctx, &p->lcid[i].cid, 0);
+    for (size_t i = 0; i < p->cids.nlcid; i++)
+        if (!p->cids.lcid[i].retired && c->cfg.on_cid)
+            c->cfg.on_cid(c->cfg.cid_ctx, &p->cids.lcid[i].cid, 0);
     ir_conn_path_release(c, p);
+    size_t i = 0;
+    while (i < IR_MAX_PATHS && c->paths[i] != p)
+        i++;
     memset(p, 0, sizeof *p);
     p->state = PS_FREE;
     if (p == c->send_path)
         ir_conn_mp_schedule(c);
-    if (c->local_max_path_id < IR_MAX_PATH_ID) {
-        /* the slot's memory takes the new id: nothing to allocate */
+    if (p != &c->path0) { /* (slot 0 is inline) */
+        if (c->send_path == p)
+            c->send_path = &c->path0; /* no open path left: never a pointer to freed memory */
+        if (i < IR_MAX_PATHS)
+            c->paths[i] = IR_PATH_FREE_SLOT;
+        free(p);
+    }
+    /* the next path id the peer may open takes the slot as latent, and our limit rises by
+     * one (without the memory for it, the limit stays) */
+    if (i < IR_MAX_PATHS && c->local_max_path_id < IR_MAX_PATH_ID &&
+        slot_latent(c, i, c->local_max_path_id + 1) == 0) {
         c->local_max_path_id++;
         c->max_path_id_pending = 1;
-        slot_latent(c, p, c->local_max_path_id);
         issue_path_cids(c);
-        return;
     }
-    if (p == &c->path0)
-        return; /* slot 0 is inline */
-    if (c->send_path == p)
-        c->send_path = &c->path0; /* no open path left: never a pointer to freed memory */
-    for (size_t i = 1; i < IR_MAX_PATHS; i++)
-        if (c->paths[i] == p)
-            c->paths[i] = IR_PATH_FREE_SLOT;
-    free(p);
 }
 
 void ir_conn_mp_schedule(ir_conn *c)
@@ -278,18 +338,21 @@ void ir_conn_mp_recovered(ir_conn *c, qpath *p, uint64_t now)
 
 /* ---- opening (client) and accepting (server) ------------------------------------------ */
 
-int ir_conn_mp_accept_path(ir_conn *c, qpath *p, const ir_netaddr *from)
+qpath *ir_conn_mp_accept_path(ir_conn *c, qlatent *l, const ir_netaddr *from)
 {
     /* only the client opens paths (noq: ServerSideNotAllowed) */
-    if (!c->is_server || c->state != IR_CONN_ESTABLISHED || p->state != PS_LATENT)
-        return 0;
+    if (!c->is_server || c->state != IR_CONN_ESTABLISHED)
+        return NULL;
+    qpath *p = slot_from_latent(c, latent_slot(c, l));
+    if (!p)
+        return NULL; /* no memory: dropped (the client's challenges come again) */
     slot_open(c, p, from, 1);
     p->initiated = 0;
     ir_conn_start_validation(c, p); /* no data on it before it answers */
     ir_conn_mp_schedule(c);          /* (only if no other path is open) */
     c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, p->id, 0);
-    return 1;
+    return p;
 }
 
 int ir_conn_multipath(const ir_conn *c)
@@ -308,13 +371,17 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
         c->paths_blocked_pending = 1; /* the peer's limit */
         return IR_QUIC_AGAIN;
     }
-    qpath *p = ir_conn_path_by_id(c, id);
-    if (!p || p->state != PS_LATENT)
+    qlatent *l = ir_conn_latent_by_id(c, id);
+    if (!l)
         return IR_QUIC_AGAIN; /* our own limit: a slot frees when an abandoned path goes */
-    if (!p->nrcid || !p->rcid[p->active_rcid].cid.len || p->rcid[p->active_rcid].retire_pending) {
-        p->cids_blocked_pending = 1; /* no connection id of the peer for it yet */
+    const qcids *k = &l->cids;
+    if (!k->nrcid || !k->rcid[k->active_rcid].cid.len || k->rcid[k->active_rcid].retire_pending) {
+        l->cids_blocked_pending = 1; /* no connection id of the peer for it yet */
         return IR_QUIC_AGAIN;
     }
+    qpath *p = slot_from_latent(c, latent_slot(c, l));
+    if (!p)
+        return IR_QUIC_AGAIN; /* no memory for the path now */
     slot_open(c, p, addr, available != 0);
     p->initiated = 1; /* an address we chose: no anti-amplification limit */
     p->status_pending = !available; /* paths are Available until told otherwise */
@@ -372,29 +439,33 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         if (id > c->local_max_path_id)
             return violation(c, nc ? "PATH_NEW_CONNECTION_ID for a path id above our maximum"
                                    : "PATH_RETIRE_CONNECTION_ID for a path id above our maximum");
-        qpath *p = ir_conn_path_by_id(c, id);
-        if (!p || p->state == PS_ABANDONED)
+        qcids *k = ir_conn_cids_by_id(c, id);
+        if (!k)
             return 0; /* a path gone: ignored (draft 4) */
         c->stats.path_cids_recv += (uint64_t)nc;
         if (nc)
-            ir_conn_new_cid_frame(c, p, &f->u.new_cid);
+            ir_conn_new_cid_frame(c, k, &f->u.new_cid);
         else
-            ir_conn_retire_cid_frame(c, p, f->u.retire_cid.seq, pkt_dcid);
+            ir_conn_retire_cid_frame(c, k, f->u.retire_cid.seq, pkt_dcid);
         return c->state >= IR_CONN_CLOSING ? -1 : 0;
     }
     case IR_FT_PATH_ABANDON: {
         uint64_t id = f->u.path_abandon.path_id;
         if (id > c->local_max_path_id)
             return violation(c, "PATH_ABANDON for a path id above our maximum");
+        qlatent *l = ir_conn_latent_by_id(c, id);
+        if (l) {
+            /* a path the client gave up before anything of it reached us: its id is done
+             * with all the same (draft 3.4), so its slot frees and our limit rises (no
+             * memory for the slot's abandoned state: ignored, the id stays latent) */
+            qpath *p = slot_from_latent(c, latent_slot(c, l));
+            if (p)
+                abandon_slot(c, p, f->u.path_abandon.error_code, 1);
+            return 0;
+        }
         qpath *p = ir_conn_path_by_id(c, id);
         if (!p)
             return 0; /* gone */
-        if (p->state == PS_LATENT) {
-            /* a path the client gave up before anything of it reached us: its id is done
-             * with all the same (draft 3.4), so its slot frees and our limit rises */
-            abandon_slot(c, p, f->u.path_abandon.error_code, 1);
-            return 0;
-        }
         if (p->state == PS_ABANDONED) {
             /* the peer's answer to ours (or its own crossing it): 3 PTOs from now */
             uint64_t d = c->now + 3 * path_pto(c, p);
@@ -450,8 +521,10 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         uint64_t id = f->u.path_cids_blocked.path_id;
         if (id > c->local_max_path_id)
             return violation(c, "PATH_CIDS_BLOCKED for a path id above our maximum");
-        qpath *p = ir_conn_path_by_id(c, id);
-        if (p && f->u.path_cids_blocked.next_seq > p->next_lcid_seq)
+        qlatent *l = ir_conn_latent_by_id(c, id);
+        qpath *p = l ? NULL : ir_conn_path_by_id(c, id);
+        const qcids *k = l ? &l->cids : p ? &p->cids : NULL;
+        if (k && f->u.path_cids_blocked.next_seq > k->next_lcid_seq)
             return violation(c, "PATH_CIDS_BLOCKED beyond the ids we issued");
         return 0; /* we always issue what the peer allows */
     }
@@ -469,7 +542,7 @@ int ir_conn_mp_frames_pending(const ir_conn *c)
     for (size_t i = 0; i < c->npaths; i++) {
         const qpath *p = c->paths[i];
         if (p->abandon_pending || (p->state == PS_OPEN && p->status_pending) ||
-            (p->state == PS_LATENT && p->cids_blocked_pending))
+            (c->latent[i] && c->latent[i]->cids_blocked_pending))
             return 1;
     }
     return 0;
@@ -513,18 +586,19 @@ void ir_conn_mp_write_frames(ir_conn *c, pktw *w)
             p->status_pending = 0;
             pktw_record(w, &ir_sf_path_status, p->id, p->status_seq++, 0, 0, 1);
         }
-        if (p->state == PS_LATENT && p->cids_blocked_pending && pktw_can_record(w)) {
+        qlatent *l = c->latent[i];
+        if (l && l->cids_blocked_pending && pktw_can_record(w)) {
             ir_frame f = {.type = IR_FT_PATH_CIDS_BLOCKED};
-            f.u.path_cids_blocked.path_id = p->id;
+            f.u.path_cids_blocked.path_id = l->id;
             uint64_t next = 0;
-            for (size_t k = 0; k < p->nrcid; k++)
-                if (p->rcid[k].seq + 1 > next)
-                    next = p->rcid[k].seq + 1;
+            for (size_t k = 0; k < l->cids.nrcid; k++)
+                if (l->cids.rcid[k].seq + 1 > next)
+                    next = l->cids.rcid[k].seq + 1;
             f.u.path_cids_blocked.next_seq = next;
             if (!pktw_put_frame(w, &f))
                 return;
-            p->cids_blocked_pending = 0;
-            pktw_record(w, &ir_sf_mp_blocked, p->id + 1, 0, 0, 0, 1);
+            l->cids_blocked_pending = 0;
+            pktw_record(w, &ir_sf_mp_blocked, l->id + 1, 0, 0, 0, 1);
         }
     }
 }

@@ -861,7 +861,7 @@ static qpath *probe_path(ir_conn *c)
         if (!info[i].validated || info[i].abandoned)
             continue;
         qpath *p = path_by_id(c, info[i].id);
-        if (p && p->nrcid)
+        if (p && p->cids.nrcid)
             return p;
     }
     return NULL;
@@ -877,7 +877,7 @@ size_t ir_nat_send(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uint64_
         memmove(&n->resp[0], &n->resp[1], (n->nresp - 1) * sizeof n->resp[0]);
         n->nresp--;
         qpath *p = path_by_id(c, r.path_id);
-        if (!p || !p->nrcid)
+        if (!p || !p->cids.nrcid)
             continue;
         off_path op = {.resp = &r};
         pkt_plan plan = {.to = &r.to, .on_path = 0, .write_frames = write_off_path, .arg = &op};

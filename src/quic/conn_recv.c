@@ -88,11 +88,11 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK for a path id above our maximum");
                 return -1;
             }
-            qpath *ap = ir_conn_path_by_id(c, f.u.ack.path_id);
-            if (ap && ap->state == PS_LATENT && f.u.ack.largest >= ap->app.next_pn) {
+            if (ir_conn_latent_by_id(c, f.u.ack.path_id)) { /* (nothing was sent on it) */
                 ir_conn_close_with(c, 0, IR_QERR_PROTOCOL_VIOLATION, "PATH_ACK of a packet never sent");
                 return -1;
             }
+            qpath *ap = ir_conn_path_by_id(c, f.u.ack.path_id);
             if (!ap || ap->state != PS_OPEN)
                 break; /* a path abandoned or gone: ignored (draft 3.4.1, 4); what was in
                         * flight on it was repaired elsewhere */
@@ -205,13 +205,13 @@ static int process_frames(ir_conn *c, qpath *path, int space, const ir_netaddr *
         case IR_FT_NEW_CONNECTION_ID:
         case IR_FT_RETIRE_CONNECTION_ID: {
             /* path 0's ids (also with multipath, where PATH_* frames are the rule) */
-            qpath *p0 = ir_conn_path_by_id(c, 0);
-            if (!p0 || p0->state == PS_ABANDONED)
+            qcids *k0 = ir_conn_cids_by_id(c, 0);
+            if (!k0)
                 break;
             if (f.type == IR_FT_NEW_CONNECTION_ID)
-                ir_conn_new_cid_frame(c, p0, &f.u.new_cid);
+                ir_conn_new_cid_frame(c, k0, &f.u.new_cid);
             else
-                ir_conn_retire_cid_frame(c, p0, f.u.retire_cid.seq, pkt_dcid);
+                ir_conn_retire_cid_frame(c, k0, f.u.retire_cid.seq, pkt_dcid);
             break;
         }
         case IR_FT_PATH_NEW_CONNECTION_ID:
@@ -314,7 +314,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
             int lists_v1 = 0;
             for (size_t o = h->pn_offset; o + 4 <= h->pkt_len; o += 4)
                 lists_v1 |= p[o] == 0 && p[o + 1] == 0 && p[o + 2] == 0 && p[o + 3] == 1;
-            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0]->lcid[0].cid)) {
+            if (!lists_v1 && ir_cid_eq(&h->dcid, &c->paths[0]->cids.lcid[0].cid)) {
                 ir_conn_close_with(c, 0, IR_QERR_NO_ERROR, "the peer does not support QUIC version 1");
                 ir_conn_set_closed(c);
             }
@@ -343,7 +343,7 @@ static int process_packet(ir_conn *c, qpath *path, const ir_netaddr *from, uint8
     if (!c->is_server && h->type != IR_PT_1RTT && !c->got_first_server_packet) {
         c->got_first_server_packet = 1;
         c->initial_scid = h->scid;
-        c->paths[0]->rcid[0].cid = h->scid;
+        c->paths[0]->cids.rcid[0].cid = h->scid;
         /* the first flight may have gone to several of the peer's addresses: path 0 is
          * wherever the first authenticated answer came from (spec quic-tls.md 2.4) */
         c->paths[0]->addr = *from;
@@ -406,14 +406,15 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         ir_pkt_hdr h0;
         if (ir_pkt_parse(data, len, CID_LEN, &h0) == 0 && h0.type == IR_PT_1RTT) {
             qpath *p = ir_conn_path_by_dcid(c, &h0.dcid);
-            if (p && p->state == PS_LATENT && !ir_conn_mp_accept_path(c, p, from))
-                p = NULL;
+            qlatent *l = p ? NULL : ir_conn_latent_by_dcid(c, &h0.dcid);
+            if (l)
+                p = ir_conn_mp_accept_path(c, l, from);
             if (!p) {
                 /* an id of a path gone (or none of ours): maybe the peer's stateless reset
                  * (the token of any path's id in use counts) */
                 for (size_t i = 0; i < c->npaths; i++) {
                     const qpath *q = c->paths[i];
-                    const remote_cid *r = q->state == PS_OPEN && q->nrcid ? &q->rcid[q->active_rcid] : NULL;
+                    const remote_cid *r = q->state == PS_OPEN && q->cids.nrcid ? &q->cids.rcid[q->cids.active_rcid] : NULL;
                     if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
                         c->close.closed = 1;
                         c->close.by_peer = 1;
@@ -443,7 +444,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         ir_pkt_hdr h;
         if (ir_pkt_parse(data + off, len - off, CID_LEN, &h) != 0)
             break;
-        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->paths[0]->lcid[0].cid) &&
+        if (off > 0 && h.type != IR_PT_1RTT && !ir_cid_eq(&h.dcid, &c->paths[0]->cids.lcid[0].cid) &&
             !ir_conn_owns_cid(c, h.dcid.data, h.dcid.len) && !ir_cid_eq(&h.dcid, &c->odcid))
             break; /* coalesced packets must share the DCID */
         processed |= process_packet(c, path, from, data + off, &h);
@@ -459,7 +460,7 @@ void ir_conn_recv(ir_conn *c, const ir_netaddr *from, uint8_t *data, size_t len,
         /* a stateless reset from the peer? (RFC 9000 10.3.1). Only the token of the
          * connection id in use counts: not those of ids we have not used, nor retired
          * ones (which are forgotten). */
-        const remote_cid *r = path->nrcid ? &path->rcid[path->active_rcid] : NULL;
+        const remote_cid *r = path->cids.nrcid ? &path->cids.rcid[path->cids.active_rcid] : NULL;
         if (r && r->has_token && ir_pkt_is_stateless_reset(data, len, r->token)) {
             c->close.closed = 1;
             c->close.by_peer = 1;

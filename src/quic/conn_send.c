@@ -137,33 +137,35 @@ static int ack_wanted(const ir_conn *c, const pn_space *sp);
 /* the peer's connection id i of path p is to be retired by a RETIRE_CONNECTION_ID now:
  * never the one in use (it is retired once another replaces it). One test for both the
  * pending check and the writer, so that neither waits on a frame the other never sends. */
-static int rcid_retire_due(const qpath *p, size_t i)
+static int rcid_retire_due(const qcids *k, size_t i)
 {
-    return p->rcid[i].retire_pending && i != p->active_rcid;
+    return k->rcid[i].retire_pending && i != k->active_rcid;
 }
 
-static int lcid_announce_due(const qpath *p, size_t i)
+static int lcid_announce_due(const qcids *k, size_t i)
 {
-    return p->lcid[i].announce_pending && !p->lcid[i].retired;
+    return k->lcid[i].announce_pending && !k->lcid[i].retired;
 }
 
-/* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of some path to send: the tables
- * of every path are looked through only while the connection's mark says one may be due
- * (set where such a flag is set), and a look that finds none clears the mark */
+/* (PATH_)NEW_CONNECTION_ID, (PATH_)RETIRE_CONNECTION_ID of some path id to send: the
+ * tables of every open path and latent id are looked through only while the
+ * connection's mark says one may be due (set where such a flag is set), and a look that
+ * finds none clears the mark */
 static int cid_frames_pending(ir_conn *c)
 {
     if (!c->cid_frames_due)
         return 0;
     c->stats.cid_table_scans++;
-    for (size_t k = 0; k < c->npaths; k++) {
-        const qpath *p = c->paths[k];
-        if (p->state != PS_LATENT && p->state != PS_OPEN)
+    for (size_t s = 0; s < c->npaths; s++) {
+        uint64_t id;
+        const qcids *k = ir_conn_slot_cids(c, s, &id);
+        if (!k)
             continue;
-        for (size_t i = 0; i < p->nlcid; i++)
-            if (lcid_announce_due(p, i))
+        for (size_t i = 0; i < k->nlcid; i++)
+            if (lcid_announce_due(k, i))
                 return 1;
-        for (size_t i = 0; i < p->nrcid; i++)
-            if (rcid_retire_due(p, i))
+        for (size_t i = 0; i < k->nrcid; i++)
+            if (rcid_retire_due(k, i))
                 return 1;
     }
     c->cid_frames_due = 0;
@@ -203,19 +205,19 @@ static int keepalive_due(const ir_conn *c, const qpath *path)
     return c->keepalive_pending || c->now >= c->last_ack_eliciting_sent + c->cfg.keep_alive_ns;
 }
 
-/* (PATH_)NEW_CONNECTION_ID and (PATH_)RETIRE_CONNECTION_ID of one path */
-static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
+/* (PATH_)NEW_CONNECTION_ID and (PATH_)RETIRE_CONNECTION_ID of one path id */
+static void write_cid_frames(ir_conn *c, qcids *k, uint64_t id, pktw *w)
 {
     int mp = c->multipath;
     /* the flags first (pktw_can_record costs more than they do) */
-    for (size_t i = 0; i < p->nlcid; i++) {
-        local_cid *l = &p->lcid[i];
-        if (!lcid_announce_due(p, i))
+    for (size_t i = 0; i < k->nlcid; i++) {
+        local_cid *l = &k->lcid[i];
+        if (!lcid_announce_due(k, i))
             continue;
         if (!pktw_can_record(w))
             break;
         ir_frame f = {.type = mp ? IR_FT_PATH_NEW_CONNECTION_ID : IR_FT_NEW_CONNECTION_ID};
-        f.u.new_cid.path_id = mp ? p->id : 0;
+        f.u.new_cid.path_id = mp ? id : 0;
         f.u.new_cid.seq = l->seq;
         f.u.new_cid.retire_prior_to = 0;
         f.u.new_cid.cid = l->cid.data;
@@ -224,27 +226,27 @@ static void write_cid_frames(ir_conn *c, qpath *p, pktw *w)
         if (!pktw_put_frame(w, &f))
             break;
         l->announce_pending = 0;
-        pktw_record(w, &ir_sf_new_cid, l->seq, p->id, 0, 0, 1);
+        pktw_record(w, &ir_sf_new_cid, l->seq, id, 0, 0, 1);
         c->stats.path_cids_sent += (uint64_t)mp;
     }
-    for (size_t i = 0; i < p->nrcid; i++) {
-        remote_cid *r = &p->rcid[i];
-        if (!rcid_retire_due(p, i))
+    for (size_t i = 0; i < k->nrcid; i++) {
+        remote_cid *r = &k->rcid[i];
+        if (!rcid_retire_due(k, i))
             continue;
         if (!pktw_can_record(w))
             break;
         ir_frame f = {.type = mp ? IR_FT_PATH_RETIRE_CONNECTION_ID : IR_FT_RETIRE_CONNECTION_ID};
-        f.u.retire_cid.path_id = mp ? p->id : 0;
+        f.u.retire_cid.path_id = mp ? id : 0;
         f.u.retire_cid.seq = r->seq;
         if (!pktw_put_frame(w, &f))
             break;
         r->retire_pending = 0;
-        pktw_record(w, &ir_sf_retire_cid, r->seq, p->id, 0, 0, 1);
+        pktw_record(w, &ir_sf_retire_cid, r->seq, id, 0, 0, 1);
         /* forget it now; a loss re-adds the retirement */
-        memmove(r, r + 1, (p->nrcid - i - 1) * sizeof *r);
-        p->nrcid--;
-        if (p->active_rcid > i)
-            p->active_rcid--;
+        memmove(r, r + 1, (k->nrcid - i - 1) * sizeof *r);
+        k->nrcid--;
+        if (k->active_rcid > i)
+            k->active_rcid--;
         i--;
     }
 }
@@ -311,9 +313,12 @@ static void write_app_control(ir_conn *c, qpath *path, pktw *w)
     if (!c->cid_frames_due)
         return;
     c->stats.cid_table_scans++;
-    for (size_t k = 0; k < c->npaths; k++)
-        if (c->paths[k]->state == PS_LATENT || c->paths[k]->state == PS_OPEN)
-            write_cid_frames(c, c->paths[k], w);
+    for (size_t s = 0; s < c->npaths; s++) {
+        uint64_t id;
+        qcids *k = ir_conn_slot_cids(c, s, &id);
+        if (k)
+            write_cid_frames(c, k, id, w);
+    }
     /* what did not fit stays due: the next look finds it (or clears the mark) */
     (void)cid_frames_pending(c);
 }
@@ -414,7 +419,7 @@ size_t ir_conn_write_packet(ir_conn *c, qpath *path, int s, uint8_t *buf, size_t
         w.hdr_len = ir_pkt_write_short(buf, cap, ir_conn_dcid(path), c->ku.key_phase, 0, pn, w.pn_len);
     else
         w.hdr_len = ir_pkt_write_long(buf, cap, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                                      IR_QUIC_V1, ir_conn_dcid(path), &c->paths[0]->lcid[0].cid,
+                                      IR_QUIC_V1, ir_conn_dcid(path), &c->paths[0]->cids.lcid[0].cid,
                                       s == SP_INITIAL ? c->retry_token : NULL,
                                       s == SP_INITIAL ? c->retry_token_len : 0, pn, w.pn_len,
                                       &w.len_off);
@@ -640,7 +645,7 @@ static size_t send_one(ir_conn *c, uint8_t *buf, size_t cap, ir_netaddr *to, uin
          * on an abandoned one, whose ids we still know */
         for (size_t i = 0; i < IR_MAX_PATHS; i++) {
             qpath *p = c->paths[i];
-            if (p->state == PS_ABANDONED && p->nrcid) {
+            if (p->state == PS_ABANDONED && p->cids.nrcid) {
                 c->send_path = p;
                 return send_on_path(c, p, buf, cap, to, now);
             }

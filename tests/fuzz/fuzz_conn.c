@@ -276,8 +276,8 @@ static void q_pop(queue *q)
 static void check_conn(const ir_conn *c)
 {
     /* what the connection reports stays within its own limits */
-    if (c->ev_n > c->ev_cap || c->paths[0]->nlcid > MAX_LOCAL_CIDS || c->paths[0]->nrcid > MAX_REMOTE_CIDS ||
-        c->paths[0]->active_rcid >= (c->paths[0]->nrcid ? c->paths[0]->nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
+    if (c->ev_n > c->ev_cap || c->paths[0]->cids.nlcid > MAX_LOCAL_CIDS || c->paths[0]->cids.nrcid > MAX_REMOTE_CIDS ||
+        c->paths[0]->cids.active_rcid >= (c->paths[0]->cids.nrcid ? c->paths[0]->cids.nrcid : 1) || c->dg_in_n > DGRAM_QUEUE ||
         c->dg_out_n > DGRAM_QUEUE || 2 * c->streams.n > c->streams.cap)
         abort();
     /* anti-amplification (RFC 9000 8.1): at most 3x what an unvalidated address sent */
@@ -293,8 +293,8 @@ static void check_conn(const ir_conn *c)
     int open = 0, sending_open = 0;
     for (size_t i = 0; i < IR_MAX_PATHS; i++) {
         const qpath *p = c->paths[i];
-        if (p->nlcid > MAX_LOCAL_CIDS || p->nrcid > MAX_REMOTE_CIDS || p->nresp > IR_MAX_RESPONSES ||
-            (p->nrcid && p->active_rcid >= p->nrcid) || p->app.nsent > p->app.capsent ||
+        if (p->cids.nlcid > MAX_LOCAL_CIDS || p->cids.nrcid > MAX_REMOTE_CIDS || p->nresp > IR_MAX_RESPONSES ||
+            (p->cids.nrcid && p->cids.active_rcid >= p->cids.nrcid) || p->app.nsent > p->app.capsent ||
             p->app.nframes > p->app.capframes)
             abort();
         if (p->state == PS_OPEN) {
@@ -501,7 +501,7 @@ static void sealed(rd *r, int sender)
     int s = space_of[space_b & 7], reserved = (space_b & 7) >= 6;
     pn_space *sp = &PNS(c, c->paths[0], s);
     qepoch *e = &c->epoch[s];
-    if (!e->have_tx || sp->discarded || c->paths[0]->nrcid == 0)
+    if (!e->have_tx || sp->discarded || c->paths[0]->cids.nrcid == 0)
         return;
     uint8_t buf[MAX_DGRAM];
     uint64_t pn = sp->next_pn++;
@@ -509,13 +509,13 @@ static void sealed(rd *r, int sender)
     if (space_b & 0x80)
         pn_len = 4;
     size_t lo = 0, h;
-    const ir_cid *dcid = &c->paths[0]->rcid[c->paths[0]->active_rcid].cid;
+    const ir_cid *dcid = &c->paths[0]->cids.rcid[c->paths[0]->cids.active_rcid].cid;
     if (s == SP_APP)
         h = ir_pkt_write_short(buf, sizeof buf, dcid, c->ku.key_phase ^ ((space_b >> 5) & 1),
                                (space_b >> 6) & 1, pn, pn_len);
     else
         h = ir_pkt_write_long(buf, sizeof buf, s == SP_INITIAL ? IR_PT_INITIAL : IR_PT_HANDSHAKE,
-                              IR_QUIC_V1, dcid, &c->paths[0]->lcid[0].cid, NULL, 0, pn, pn_len, &lo);
+                              IR_QUIC_V1, dcid, &c->paths[0]->cids.lcid[0].cid, NULL, 0, pn, pn_len, &lo);
     if (!h || h + len + 4 + IR_AEAD_TAG_LEN > sizeof buf)
         return;
     if (reserved) /* under header protection, like the packet number length */

@@ -397,8 +397,8 @@ static void crafted_short(fx_rd *r)
     ir_conn *c = W.cl;
     switch (sel & 3) {
     case 0:
-        if (c->paths[0]->nrcid)
-            cid = &c->paths[0]->rcid[c->paths[0]->active_rcid].cid;
+        if (c->paths[0]->cids.nrcid)
+            cid = &c->paths[0]->cids.rcid[c->paths[0]->cids.active_rcid].cid;
         break;
     case 2:
         cid = &W.odcid;

@@ -1597,7 +1597,7 @@ TEST(stateless_reset)
     while (a.f[0].h[1].got < (1 << 20) && step(&nw, s, limit))
         pump(&a, s);
     CHECK(a.f[0].h[1].got >= (1 << 20));
-    CHECK(s[0].c->paths[0]->rcid[s[0].c->paths[0]->active_rcid].has_token);
+    CHECK(s[0].c->paths[0]->cids.rcid[s[0].c->paths[0]->cids.active_rcid].has_token);
     ir_conn_free(s[1].c);
     s[1].c = NULL;
     nw.server_forgot = 1;
@@ -1633,9 +1633,9 @@ TEST(stateless_reset)
     ir_conn_recv(s[0].c, &nw.saddr, d, sizeof d, nw.now);
     CHECK_EQ_INT(ir_conn_get_state(s[0].c), IR_CONN_ESTABLISHED);
     int unused = 0;
-    for (size_t i = 0; i < s[0].c->paths[0]->nrcid; i++) {
-        const remote_cid *r = &s[0].c->paths[0]->rcid[i];
-        if (i == s[0].c->paths[0]->active_rcid || !r->has_token)
+    for (size_t i = 0; i < s[0].c->paths[0]->cids.nrcid; i++) {
+        const remote_cid *r = &s[0].c->paths[0]->cids.rcid[i];
+        if (i == s[0].c->paths[0]->cids.active_rcid || !r->has_token)
             continue;
         rand_bytes(NULL, d, sizeof d);
         d[0] = (uint8_t)((d[0] & 0x3f) | 0x40);
@@ -1961,7 +1961,7 @@ static size_t forge_keys(ir_conn *c, const frames *fr, uint8_t reserved, const i
                          int key_phase, uint64_t pn, uint8_t *out, size_t cap)
 {
     size_t pn_len = 4;
-    size_t h = ir_pkt_write_short(out, cap, &c->paths[0]->rcid[c->paths[0]->active_rcid].cid, key_phase, 0, pn,
+    size_t h = ir_pkt_write_short(out, cap, &c->paths[0]->cids.rcid[c->paths[0]->cids.active_rcid].cid, key_phase, 0, pn,
                                   pn_len);
     out[0] |= reserved;
     memcpy(out + h, fr->b, fr->n);
@@ -3731,16 +3731,19 @@ static int tap_mp(net *nw, side *s, int from, const uint8_t *d, size_t len)
         off += h.pkt_len;
     if (!e->have_rx || off >= len || ir_pkt_parse(copy + off, len - off, 8, &h) != 0)
         return 0;
+    /* (the first packet on a path comes to a latent id of the receiver's) */
     qpath *p = ir_conn_path_by_dcid(rx, &h.dcid);
-    if (!p)
+    qlatent *l = p ? NULL : ir_conn_latent_by_dcid(rx, &h.dcid);
+    if (!p && !l)
         return 0;
+    uint64_t pid = p ? p->id : l->id, largest = p ? p->app.largest_recv : UINT64_MAX;
     uint64_t pn;
     size_t pn_len;
     const uint8_t *payload;
     size_t plen;
-    if (ir_pkt_unprotect_header(copy + off, &h, &e->rx.hp, p->app.largest_recv, &pn, &pn_len) != 0 ||
+    if (ir_pkt_unprotect_header(copy + off, &h, &e->rx.hp, largest, &pn, &pn_len) != 0 ||
         ((copy[off] >> 2) & 1) != rx->ku.rx_phase ||
-        ir_pkt_decrypt(copy + off, &h, pn_len, &e->rx.aead, (uint32_t)p->id, pn, &payload, &plen) != 0) {
+        ir_pkt_decrypt(copy + off, &h, pn_len, &e->rx.aead, (uint32_t)pid, pn, &payload, &plen) != 0) {
         mp_tx[from].undecryptable++;
         return 0;
     }
@@ -3750,7 +3753,7 @@ static int tap_mp(net *nw, side *s, int from, const uint8_t *d, size_t len)
         ir_frame f;
         if (ir_frame_decode(&cur, &f) != 0)
             break;
-        mp_frame(&mp_tx[from], p->id, len, &f);
+        mp_frame(&mp_tx[from], pid, len, &f);
     }
     return 0;
 }
@@ -3817,9 +3820,9 @@ TEST(multipath_negotiation)
                 CHECK(m->new_cid == 0 && (i == 0 || m->path_new_cid_ids == 0xff));
                 /* the peer holds 5 of our ids for each path id it may open */
                 for (uint64_t id = 1; id <= 7; id++) {
-                    qpath *p = ir_conn_path_by_id(s[1 - i].c, id);
-                    CHECK(p && p->state == PS_LATENT);
-                    CHECK_EQ_INT(p ? (int)p->nrcid : -1, 5);
+                    qlatent *p = ir_conn_latent_by_id(s[1 - i].c, id);
+                    CHECK(p != NULL); /* latent: its ids only, no path slot yet */
+                    CHECK_EQ_INT(p ? (int)p->cids.nrcid : -1, 5);
                 }
                 CHECK_EQ_INT(live_cids[i], 8 * 5);
                 CHECK(s[i].c->local_max_path_id == 7 && s[i].c->remote_max_path_id == 7);
@@ -3949,10 +3952,10 @@ TEST(multipath_open_use_abandon)
     sides_free(s, &nw);
 }
 
-/* Path slots other than 0 are allocated when multipath makes their ids latent. Without
- * the memory for them the connection still connects and works on path 0; the ids without
- * a slot are refused (open_path: AGAIN), nothing crashes and nothing leaks (ASan). Without
- * multipath no slot is allocated at all. */
+/* A latent path id's connection ids (qlatent) are allocated when multipath makes the id
+ * latent. Without the memory for them the connection still connects and works on path 0;
+ * the ids without a slot are refused (open_path: AGAIN), nothing crashes and nothing leaks
+ * (ASan). Without multipath nothing is allocated for other path ids at all. */
 TEST(multipath_slots_without_memory)
 {
     net nw;
@@ -3964,7 +3967,7 @@ TEST(multipath_slots_without_memory)
     add_second_path(&nw);
     sides_init(s, &nw);
     long before = fa_failures();
-    fa_fail_size(sizeof(qpath));
+    fa_fail_size(sizeof(qlatent));
     CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
     fa_reset();
     CHECK(fa_failures() - before >= 2 * (IR_MAX_PATHS - 1)); /* 7 slots, each side */
@@ -3978,7 +3981,7 @@ TEST(multipath_slots_without_memory)
         CHECK(s[i].c->multipath);
         CHECK_EQ_INT((int)ir_conn_paths(s[i].c, NULL, 0), 1);
         for (size_t k = 1; k < IR_MAX_PATHS; k++)
-            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT);
+            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT && !s[i].c->latent[k]);
     }
     app_next(&a, s, 100000);
     CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
@@ -3997,7 +4000,73 @@ TEST(multipath_slots_without_memory)
     for (int i = 0; i < 2; i++) {
         CHECK(!s[i].c->multipath && s[i].c->paths[0] == &s[i].c->path0);
         for (size_t k = 1; k < IR_MAX_PATHS; k++)
+            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT && !s[i].c->latent[k]);
+    }
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
+/* With multipath on, a path slot (struct qpath, 2.2 KiB) is allocated only when a path
+ * opens: a latent path id holds its connection ids only. No allocation of a qpath's size
+ * may fail through the handshake and the ids' exchange, every latent id has its 5 ids of
+ * the peer; opening a path without the memory for its slot is refused (AGAIN) and leaves
+ * the id latent; with the memory it opens and carries data; abandoned and freed, its slot
+ * gives its memory back and the next id (8) is latent in its place, on both sides. */
+TEST(multipath_slot_on_open)
+{
+    net nw;
+    side s[2];
+    app a;
+    memset(live_cids, 0, sizeof live_cids);
+    tweak_config = mp_config;
+    net_init(&nw, 0, 10);
+    add_second_path(&nw);
+    sides_init(s, &nw);
+    long before = fa_failures();
+    fa_fail_size(sizeof(qpath));
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(fa_failures() - before, 0); /* no qpath-sized allocation was asked for */
+    drop_events(s);
+    ir_conn *cl = s[0].c;
+    for (int i = 0; i < 2; i++) {
+        for (uint64_t id = 1; id <= 7; id++) {
+            qlatent *l = ir_conn_latent_by_id(s[i].c, id);
+            CHECK(l && l->cids.nrcid == 5);
+            CHECK(!ir_conn_path_by_id(s[i].c, id));
+        }
+        for (size_t k = 1; k < IR_MAX_PATHS; k++)
             CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT);
+        CHECK_EQ_INT(live_cids[i], 8 * 5);
+    }
+    uint64_t id = 99;
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 1, nw.now, &id), IR_QUIC_AGAIN);
+    CHECK(id == 99 && fa_failures() - before == 1 && ir_conn_latent_by_id(cl, 1));
+    fa_reset();
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 1, nw.now, &id), 0);
+    CHECK(id == 1 && !ir_conn_latent_by_id(cl, 1));
+    run_for(&nw, s, 1 * SEC);
+    ir_conn_path_info buf[IR_CONN_MAX_PATHS];
+    for (int i = 0; i < 2; i++) {
+        const ir_conn_path_info *pi = info_of(s[i].c, 1, buf);
+        CHECK(pi && pi->validated);
+        CHECK(!ir_conn_latent_by_id(s[i].c, 1) && ir_conn_path_by_id(s[i].c, 1));
+    }
+    app_next(&a, s, 256 << 10);
+    CHECK(run_app(&a, &nw, s, 60 * SEC, NULL));
+    check_flows(&a);
+    app_free(&a);
+    CHECK_EQ_INT(ir_conn_path_abandon(cl, 1, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+    run_for(&nw, s, 5 * SEC);
+    for (int i = 0; i < 2; i++) {
+        CHECK(!ir_conn_path_by_id(s[i].c, 1) && !ir_conn_latent_by_id(s[i].c, 1));
+        qlatent *l = ir_conn_latent_by_id(s[i].c, 8);
+        CHECK(l && l->cids.nrcid == 5);
+        CHECK(s[i].c->local_max_path_id == 8);
+        for (size_t k = 1; k < IR_MAX_PATHS; k++)
+            CHECK(s[i].c->paths[k] == IR_PATH_FREE_SLOT);
+        CHECK_EQ_INT(live_cids[i], 8 * 5);
+        CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
     }
     tweak_config = NULL;
     sides_free(s, &nw);
@@ -4101,9 +4170,9 @@ TEST(multipath_cid_scans_per_packet)
         /* the frames still go where they are due */
         for (int i = 0; i < 2; i++) {
             for (uint64_t pid = 2; pid <= 7; pid++) {
-                qpath *p = ir_conn_path_by_id(s[1 - i].c, pid);
-                CHECK(p && p->state == PS_LATENT);
-                CHECK_EQ_INT(p ? (int)p->nrcid : -1, 5);
+                qlatent *p = ir_conn_latent_by_id(s[1 - i].c, pid);
+                CHECK(p != NULL); /* latent: its ids only, no path slot yet */
+                CHECK_EQ_INT(p ? (int)p->cids.nrcid : -1, 5);
             }
             CHECK_EQ_INT(live_cids[i], 8 * 5);
         }
@@ -4119,9 +4188,9 @@ TEST(multipath_cid_scans_per_packet)
         for (int i = 0; i < 2; i++) {
             CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
             CHECK_EQ_INT(live_cids[i], 8 * 5);
-            qpath *p = ir_conn_path_by_id(s[1 - i].c, 8);
-            CHECK(p && p->state == PS_LATENT);
-            CHECK_EQ_INT(p ? (int)p->nrcid : -1, 5);
+            qlatent *p = ir_conn_latent_by_id(s[1 - i].c, 8);
+            CHECK(p != NULL); /* latent: its ids only, no path slot yet */
+            CHECK_EQ_INT(p ? (int)p->cids.nrcid : -1, 5);
         }
         tweak_config = NULL;
         sides_free(s, &nw);
@@ -4518,6 +4587,7 @@ int main(void)
     RUN(multipath_open_use_abandon);
     RUN(multipath_many_paths);
     RUN(multipath_slots_without_memory);
+    RUN(multipath_slot_on_open);
     RUN(multipath_cid_scans_per_packet);
     RUN(multipath_stale_frames);
     RUN(multipath_last_path_abandoned);

@@ -374,7 +374,7 @@ static size_t forge(ir_conn *c, const ir_frame *fr, size_t nf, uint8_t *out, siz
     }
     qpath *p = c->paths[0];
     uint64_t pn = PNS(c, p, SP_APP).next_pn++;
-    size_t h = ir_pkt_write_short(out, cap, &p->rcid[p->active_rcid].cid, c->ku.key_phase, 0, pn, 4);
+    size_t h = ir_pkt_write_short(out, cap, &p->cids.rcid[p->cids.active_rcid].cid, c->ku.key_phase, 0, pn, 4);
     memcpy(out + h, payload, n);
     return ir_pkt_protect(out, h, 4, 0, n, &c->epoch[SP_APP].tx, 0, pn);
 }
@@ -866,7 +866,7 @@ static int tap_probes(net *nw, int from, const ir_netaddr *to, const uint64_t *t
         r->at[r->n++] = nw->now;
     /* a short header with the path's active peer connection id, one PATH_CHALLENGE */
     const qpath *p0 = nw->c[from]->paths[0];
-    const ir_cid *dc = &p0->rcid[p0->active_rcid].cid;
+    const ir_cid *dc = &p0->cids.rcid[p0->cids.active_rcid].cid;
     if (nt != 1 || t[0] != IR_FT_PATH_CHALLENGE || len >= 200 || len < 1 + (size_t)dc->len ||
         memcmp(d + 1, dc->data, dc->len) != 0)
         r->bad = 1;
@@ -932,7 +932,7 @@ static int tap_answers(net *nw, int from, const ir_netaddr *to, const uint64_t *
         chal += t[i] == IR_FT_PATH_CHALLENGE;
     }
     const qpath *p0 = nw->c[from]->paths[0];
-    const ir_cid *dc = &p0->rcid[p0->active_rcid].cid;
+    const ir_cid *dc = &p0->cids.rcid[p0->cids.active_rcid].cid;
     int cid_ok = len > dc->len && memcmp(d + 1, dc->data, dc->len) == 0;
     if (from == 1 && ir_netaddr_eq(to, &live_c) && resp) {
         srv_answers++;
