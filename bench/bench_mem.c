@@ -271,12 +271,13 @@ int main(int argc, char **argv)
 
     qpath *pp = NULL;
     ir_conn *cc = NULL;
-    printf("where the bytes go: sizeof(ir_conn) %.1f KiB, of which %d path slots %.1f KiB "
-           "(qpath %zu B: packet-number space %zu B, local CIDs %zu B, remote CIDs %zu B, "
-           "probes+responses %zu B), held datagram %zu B, datagram queues %zu B, epochs %zu B\n",
-           sizeof(ir_conn) / 1024.0, IR_MAX_PATHS, sizeof cc->paths / 1024.0, sizeof(qpath),
-           sizeof pp->app, sizeof pp->cids.lcid, sizeof pp->cids.rcid, sizeof pp->probes + sizeof pp->resp,
-           sizeof cc->held, sizeof cc->dg_in + sizeof cc->dg_out, sizeof cc->epoch);
+    printf("where the bytes go: sizeof(ir_conn) %.1f KiB, with path slot 0 inline (qpath %zu B: "
+           "packet-number space %zu B, connection ids %zu B, probes+responses %zu B; the other "
+           "slots' qpath allocated when a path opens, a latent path id's ids alone %zu B), held "
+           "datagram %zu B, epochs %zu B; datagram queues %zu B once a datagram comes or goes\n",
+           sizeof(ir_conn) / 1024.0, sizeof(qpath), sizeof pp->app, sizeof pp->cids,
+           sizeof pp->probes + sizeof pp->resp, sizeof(qlatent), sizeof cc->held, sizeof cc->epoch,
+           sizeof *cc->dg_in * DGRAM_QUEUE * 2);
     ir_tls_identity_free(cid_);
     ir_tls_identity_free(sid_);
     return st ? 1 : 0;

@@ -354,6 +354,8 @@ void ir_conn_free(ir_conn *c)
         free(c->dg_in[(c->dg_in_head + i) % DGRAM_QUEUE].data);
     for (size_t i = 0; i < c->dg_out_n; i++)
         free(c->dg_out[(c->dg_out_head + i) % DGRAM_QUEUE].data);
+    free(c->dg_in);
+    free(c->dg_out);
     free(c->ev);
     free(c);
 }

@@ -17,12 +17,22 @@ size_t ir_conn_datagram_max(const ir_conn *c)
     return room;
 }
 
+/* the ring *q, allocated when first needed: 0, or -1 (no memory) */
+static int ring(dgram **q)
+{
+    if (!*q)
+        *q = calloc(DGRAM_QUEUE, sizeof **q);
+    return *q ? 0 : -1;
+}
+
 int ir_conn_datagram_send(ir_conn *c, const uint8_t *data, size_t len)
 {
     if (c->state >= IR_CONN_CLOSING || len > ir_conn_datagram_max(c))
         return IR_QUIC_STREAM_ERR;
     if (c->dg_out_n == DGRAM_QUEUE)
         return IR_QUIC_AGAIN;
+    if (ring(&c->dg_out) != 0)
+        return IR_QUIC_NO_MEMORY;
     dgram *d = &c->dg_out[(c->dg_out_head + c->dg_out_n) % DGRAM_QUEUE];
     d->data = malloc(len ? len : 1);
     if (!d->data)
@@ -51,6 +61,8 @@ long ir_conn_datagram_recv(ir_conn *c, uint8_t *buf, size_t cap)
 
 void ir_conn_datagram_received(ir_conn *c, const uint8_t *data, size_t len)
 {
+    if (ring(&c->dg_in) != 0)
+        return; /* no memory: dropped, as datagrams may be */
     if (c->dg_in_n == DGRAM_QUEUE) { /* drop the oldest: datagrams are unreliable */
         free(c->dg_in[c->dg_in_head].data);
         c->dg_in_head = (c->dg_in_head + 1) % DGRAM_QUEUE;

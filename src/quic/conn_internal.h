@@ -440,9 +440,11 @@ struct ir_conn {
     int max_streams_pending[2];
 
     /* datagrams */
-    dgram dg_in[DGRAM_QUEUE];
+    /* (each ring of DGRAM_QUEUE entries is allocated with its first datagram: most
+     * connections never carry one) */
+    dgram *dg_in;
     size_t dg_in_head, dg_in_n;
-    dgram dg_out[DGRAM_QUEUE];
+    dgram *dg_out;
     size_t dg_out_head, dg_out_n;
 
 

@@ -3499,6 +3499,41 @@ TEST(path_response_amplification)
     sides_free(s, &nw);
 }
 
+/* The datagram queues (64 entries each way) are allocated with the first datagram: a
+ * connection that carries none does not hold them (sizeof(ir_conn) stays under 10.5 KiB;
+ * it was 12.4 KiB with them inline). Without the memory for the queue, sending says
+ * NO_MEMORY and a datagram that arrives is dropped, nothing else; with it both work. */
+TEST(datagram_queues_on_first_use)
+{
+    CHECK(sizeof(ir_conn) <= 10752);
+    net nw;
+    side s[2];
+    net_init(&nw, 0, 10);
+    sides_init(s, &nw);
+    long before = fa_failures();
+    fa_fail_size(DGRAM_QUEUE * sizeof(dgram));
+    CHECK(run_until(&nw, s, both_confirmed, 5 * SEC));
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(fa_failures() - before, 0); /* no datagram, no queue */
+    memset(dg_count, 0, sizeof dg_count);
+    uint8_t b[100];
+    dg_payload(b, 1, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), IR_QUIC_NO_MEMORY);
+    fa_reset();
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+    fa_fail_size(DGRAM_QUEUE * sizeof(dgram)); /* the receiver's queue */
+    run_reading(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(dg_count[1], 0);
+    fa_reset();
+    dg_payload(b, 2, sizeof b);
+    CHECK_EQ_INT(ir_conn_datagram_send(s[0].c, b, sizeof b), 0);
+    run_reading(&nw, s, 1 * SEC);
+    CHECK_EQ_INT(dg_count[2], 1);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ_INT(ir_conn_get_state(s[i].c), IR_CONN_ESTABLISHED);
+    sides_free(s, &nw);
+}
+
 /* A datagram queued while the path carried 1452-byte datagrams no longer fits once the
  * path's datagram size falls back to 1200 (a black hole, or the peer moving to a new
  * address, RFC 9000 9.4): it is dropped (datagrams are unreliable), and the datagrams
@@ -4580,6 +4615,7 @@ int main(void)
     RUN(probe_several_addresses);
     RUN(path_response_amplification);
     RUN(datagram_after_path_shrinks);
+    RUN(datagram_queues_on_first_use);
     RUN(client_migration_amplification);
     RUN(new_cid_retired_twice);
     RUN(paths_without_multipath);
