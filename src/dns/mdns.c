@@ -22,6 +22,8 @@ typedef struct mdns_peer {
 
 enum { PHASE_QUERY = 0, PHASE_ANSWER = 1 };
 
+static int cmp_addr(const void *a, const void *b);
+
 struct ir_mdns {
     uint8_t id[32];
     char label[IROH_ID_BASE32_LEN]; /* our id in lowercase base32: the instance label */
@@ -123,6 +125,13 @@ int ir_mdns_set_local(ir_mdns *m, const ir_endpoint_info *self)
         m->local.n_addrs = IR_ENDPOINT_INFO_MAX_ADDRS;
     m->local.relay[sizeof m->local.relay - 1] = 0;
     m->local.user_data[sizeof m->local.user_data - 1] = 0;
+    /* swarm-discovery keeps its own addresses sorted (address, then port) and deduplicated */
+    qsort(m->local.addrs, m->local.n_addrs, sizeof m->local.addrs[0], cmp_addr);
+    size_t w = 0;
+    for (size_t i = 0; i < m->local.n_addrs; i++)
+        if (w == 0 || cmp_addr(&m->local.addrs[w - 1], &m->local.addrs[i]) != 0)
+            m->local.addrs[w++] = m->local.addrs[i];
+    m->local.n_addrs = w;
     return IROH_OK;
 }
 

@@ -138,7 +138,7 @@ TEST(answer_layout)
     ir_mdns *m = ir_mdns_new(id, rng, &seed, T0);
     ir_endpoint_info self;
     local_info(&self, "https://use1-1.relay.n0.iroh.link./", "hi there", "192.168.1.10:11204",
-               "[2001:db8::1]:4433", "10.0.0.2:11204", NULL);
+               "[2001:db8::1]:4433", "10.0.0.2:11204", "10.0.0.2:11204", NULL);
     CHECK_EQ_INT(ir_mdns_set_local(m, &self), 0);
     /* a query heard over IPv6: the answer goes back over IPv6 */
     static const uint8_t query[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, '_', 'i', 'r', 'o', 'h',
@@ -184,6 +184,13 @@ TEST(answer_layout)
     CHECK(strstr(text, want) != NULL);
     snprintf(want, sizeof want, "%s-11204.local.\t0\tIN\tA\t10.0.0.2", b32);
     CHECK(strstr(text, want) != NULL);
+    /* our addresses sorted and deduplicated as swarm-discovery keeps them */
+    {
+        char w1[256], w2[256];
+        snprintf(w1, sizeof w1, "%s-11204.local.\t0\tIN\tA\t10.0.0.2", b32);
+        snprintf(w2, sizeof w2, "%s-11204.local.\t0\tIN\tA\t192.168.1.10", b32);
+        CHECK(strstr(text, w1) && strstr(text, w2) && strstr(text, w1) < strstr(text, w2));
+    }
     const ldns_rr *first = ldns_rr_list_rr(ldns_pkt_answer(p), 0);
     CHECK_EQ_INT(ldns_rr_get_type(first), LDNS_RR_TYPE_SRV);
     CHECK_EQ_INT(ldns_rdf2native_int16(ldns_rr_rdf(first, 2)), 4433);
