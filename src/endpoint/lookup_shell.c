@@ -14,12 +14,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <ldns/ldns.h>
-
 #include "base/log.h"
 #include "base/util.h"
 #include "dns/endpoint_info.h"
 #include "dns/pkarr.h"
+#include "dns/txt_query.h"
 #include "endpoint/api_internal.h"
 #include "endpoint/ep.h"
 #include "endpoint/lookup.h"
@@ -302,34 +301,30 @@ static void run_get(job *j)
     free(ei);
 }
 
-/* the TXT query for "_iroh.<z32>.<origin>." with a random ID (ldns) */
-static int dns_query(const iroh_endpoint_id *id, const char *origin, uint8_t **wire, size_t *len)
-{
-    char name[300];
-    size_t nl = ir_endpoint_info_name(id->bytes, origin, name, sizeof name - 1);
-    if (!nl)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the DNS name is too long");
-    name[nl] = '.';
-    name[nl + 1] = 0;
-    ldns_rdf *dname = ldns_dname_new_frm_str(name);
-    if (!dname)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "not a DNS name: %s", name);
-    ldns_pkt *q = ldns_pkt_query_new(dname, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, LDNS_RD);
-    if (!q)
-        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+/* which datagram is the response to a DNS attempt's query (dns/txt_query.h) */
+typedef struct dns_attempt {
+    const iroh_endpoint_id *id;
+    const char *origin;
     uint16_t qid;
-    ir_random_bytes(NULL, (uint8_t *)&qid, sizeof qid);
-    ldns_pkt_set_id(q, qid);
-    ldns_status st = ldns_pkt2wire(wire, q, len);
-    ldns_pkt_free(q);
-    return st == LDNS_STATUS_OK ? IROH_OK : ir_fail(IROH_ERR_NO_MEMORY, "cannot build the query");
+    ir_endpoint_info *ei;
+    int status; /* ir_dns_txt_status of the response */
+} dns_attempt;
+
+static int classify(void *ctx, const uint8_t *msg, size_t len)
+{
+    dns_attempt *a = ctx;
+    int st = ir_dns_txt_response(a->id->bytes, a->origin, a->qid, msg, len, a->ei, NULL);
+    if (st < 0)
+        return -1;
+    a->status = st;
+    return st == IR_DNS_TXT_TRUNCATED ? 1 : 0;
 }
 
 static void run_dns(job *j)
 {
     ir_lookup *lk = j->lk;
     req *r = j->r;
-    uint8_t *q = NULL;
+    uint8_t q[512];
     size_t qlen = 0, alen = 0;
     uint8_t *ans = malloc(IR_LOOKUP_DNS_MAX);
     ir_endpoint_info *ei = malloc(sizeof *ei);
@@ -339,28 +334,26 @@ static void run_dns(job *j)
         servers[0] = lk->cfg.dns_server;
     else
         ns = ir_lookup_resolv_conf(NULL, servers, 3);
-    int rc = ans && ei ? dns_query(&r->id, lk->cfg.origin, &q, &qlen) : IROH_ERR_NO_MEMORY;
+    dns_attempt at = {.id = &r->id, .origin = lk->cfg.origin, .ei = ei, .status = -1};
+    ir_random_bytes(NULL, (uint8_t *)&at.qid, sizeof at.qid);
+    int rc = ans && ei ? ir_dns_txt_query(r->id.bytes, lk->cfg.origin, at.qid, q, sizeof q, &qlen)
+                       : IROH_ERR_NO_MEMORY;
     int ok = 0;
     uint64_t deadline = ir_now_ns() + IR_LOOKUP_DNS_ATTEMPT_NS;
-    /* the servers in turn, each its share of the attempt's 3 s */
-    for (size_t i = 0; rc == IROH_OK && i < ns && !ok; i++) {
+    /* the servers in turn, each its share of the attempt's 3 s, until one responds */
+    for (size_t i = 0; rc == IROH_OK && i < ns; i++) {
         uint64_t now = ir_now_ns();
         if (now >= deadline)
             break;
         uint64_t d = now + (deadline - now) / (ns - i);
-        if (ir_lookup_dns_exchange(&servers[i], q, qlen, d, &lk->stop, ans, IR_LOOKUP_DNS_MAX,
-                                   &alen) != IROH_OK) {
+        if (ir_lookup_dns_exchange(&servers[i], q, qlen, classify, &at, d, &lk->stop, ans,
+                                   IR_LOOKUP_DNS_MAX, &alen) != IROH_OK) {
             IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
             continue;
         }
-        int n = ir_endpoint_info_from_dns(r->id.bytes, lk->cfg.origin, ans, alen, ei);
-        if (n > 0 && (ei->relay[0] || ei->n_addrs))
-            ok = 1;
-        else if (n < 0)
-            IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
-        break; /* an answer (also one without records) ends the attempt */
+        ok = at.status == IR_DNS_TXT_FOUND && (ei->relay[0] || ei->n_addrs);
+        break; /* a response (also NXDOMAIN) ends the attempt */
     }
-    free(q);
     pthread_mutex_lock(&lk->mu);
     int was_running = r->dns.state == IR_LOOKUP_DNS_RUNNING;
     ir_lookup_dns_result(&r->dns, j->index, ok);
