@@ -260,6 +260,9 @@ TEST(http_answer_reader)
     static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc";
     CHECK_EQ_INT(feed_text(ans, chunked, sizeof chunked - 1, 100, 0), IROH_ERR_IO);
     CHECK_EQ_INT(feed_text(ans, "garbage\r\n\r\n", 11, 100, 0), IROH_ERR_IO);
+    /* a status outside 100..599 (the fuzzer's "002") */
+    CHECK_EQ_INT(feed_text(ans, "HTTP/1.0 002 OK\r\n\r\nx", 22, 100, 1), IROH_ERR_IO);
+    CHECK_EQ_INT(feed_text(ans, "HTTP/1.1 600 X\r\n\r\n", 19, 100, 1), IROH_ERR_IO);
     CHECK_EQ_INT(feed_text(ans, "HTTP/1.1 200", 12, 100, 1), IROH_ERR_IO);
     /* a body larger than the answer's room: refused, not stored */
     char *big = malloc(20000);
