@@ -874,6 +874,25 @@ TEST(user_lookup_connect)
     iroh_endpoint_builder_free(b);
     CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
     CHECK_EQ_INT(atomic_load(&u.calls), 1);
+    /* an address with nothing usable here (IPv6 only; d has no IPv6 socket, no relay):
+     * looked up too */
+    {
+        iroh_endpoint_addr *v6 = iroh_endpoint_addr_new(&lid);
+        iroh_socket_addr a;
+        iroh_socket_addr_parse("[::1]:9", &a);
+        iroh_endpoint_addr_add_ip(v6, &a);
+        pthread_t th;
+        pthread_create(&th, NULL, accept_one, l);
+        iroh_connection *vc = NULL;
+        CHECK_EQ_INT(iroh_endpoint_connect(d, v6, "test/lookup", &vc), IROH_OK);
+        if (vc) {
+            iroh_connection_close(vc, 0, "done");
+            iroh_connection_free(vc);
+        }
+        pthread_join(th, NULL);
+        iroh_endpoint_addr_free(v6);
+        CHECK_EQ_INT(atomic_load(&u.calls), 2);
+    }
     CHECK_EQ_INT(iroh_endpoint_resolve(d, &did, 2000, &found), IROH_ERR_NOT_FOUND);
     iroh_endpoint_free(d);
     /* no_lookup drops it again */
