@@ -320,9 +320,11 @@ typedef struct pkarr_srv {
     atomic_int stop;
     pthread_mutex_t mu;
     int puts, gets, fail_puts; /* fail_puts: answer that many PUTs with 500 */
-    char key[200];             /* the z32 of the stored packet */
-    uint8_t body[2000];
-    size_t len;
+    struct stored {            /* a record per key (both endpoints of a test publish) */
+        char key[200];         /* the z32 of the stored packet */
+        uint8_t body[2000];
+        size_t len;
+    } rec[4];
     int bad_get; /* answer GETs with a packet signed by another key */
 } pkarr_srv;
 
@@ -332,6 +334,18 @@ static void srv_answer(int c, const char *status, const uint8_t *body, size_t le
     int n = snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Length: %zu\r\n\r\n", status, len);
     if (write(c, head, (size_t)n) < 0 || (len && write(c, body, len) < 0))
         return;
+}
+
+/* the record of key, or (make) a free one for it; NULL when none (s->mu held) */
+static struct stored *srv_find(pkarr_srv *s, const char *key, int make)
+{
+    for (size_t i = 0; i < sizeof s->rec / sizeof s->rec[0]; i++)
+        if (s->rec[i].len && strcmp(s->rec[i].key, key) == 0)
+            return &s->rec[i];
+    for (size_t i = 0; make && i < sizeof s->rec / sizeof s->rec[0]; i++)
+        if (!s->rec[i].len)
+            return &s->rec[i];
+    return NULL;
 }
 
 static void srv_conn(pkarr_srv *s, int c)
@@ -373,18 +387,23 @@ static void srv_conn(pkarr_srv *s, int c)
             srv_answer(c, "500 Internal Server Error", NULL, 0);
             return;
         }
-        snprintf(s->key, sizeof s->key, "%s", path + 7);
-        memcpy(s->body, body, blen < sizeof s->body ? blen : sizeof s->body);
-        s->len = blen;
+        struct stored *r = srv_find(s, path + 7, 1);
+        if (r) {
+            snprintf(r->key, sizeof r->key, "%s", path + 7);
+            r->len = blen < sizeof r->body ? blen : sizeof r->body;
+            memcpy(r->body, body, r->len);
+        }
         pthread_mutex_unlock(&s->mu);
         srv_answer(c, "204 No Content", NULL, 0);
         return;
     }
     s->gets++;
-    int have = s->len && strcmp(s->key, path + 7) == 0;
+    struct stored *r = srv_find(s, path + 7, 0);
+    int have = r != NULL;
     uint8_t copy[2000];
-    size_t len = s->len;
-    memcpy(copy, s->body, len);
+    size_t len = r ? r->len : 0;
+    if (r)
+        memcpy(copy, r->body, len);
     if (s->bad_get)
         copy[10] ^= 1; /* the signature no longer verifies */
     pthread_mutex_unlock(&s->mu);
@@ -509,8 +528,11 @@ static int wait_int(atomic_int *v, int at_least, int ms)
 static int stored_info(pkarr_srv *s, const iroh_endpoint_id *id, ir_endpoint_info *ei)
 {
     ir_pkarr_packet p;
+    char z[IROH_ID_Z32_LEN];
+    iroh_endpoint_id_to_z32(id, z, sizeof z);
     pthread_mutex_lock(&s->mu);
-    int rc = s->len ? ir_pkarr_from_relay_payload(id->bytes, s->body, s->len, &p) : -1;
+    struct stored *r = srv_find(s, z, 0);
+    int rc = r ? ir_pkarr_from_relay_payload(id->bytes, r->body, r->len, &p) : -1;
     pthread_mutex_unlock(&s->mu);
     if (rc != IROH_OK)
         return -1;
@@ -568,10 +590,7 @@ TEST(publish_resolve_connect_pkarr)
     /* published within 15 s (the contract), with the listener's address and user data */
     CHECK(wait_int(&le.published, 1, 15000));
     ir_endpoint_info ei;
-    CHECK(stored_info(&s, &lid, &ei) > 0);
-    char z[IROH_ID_Z32_LEN];
-    iroh_endpoint_id_to_z32(&lid, z, sizeof z);
-    CHECK_STR(s.key, z);
+    CHECK(stored_info(&s, &lid, &ei) > 0); /* under the listener's z32 key */
     CHECK_EQ_INT(ei.n_addrs, 1);
     CHECK_EQ_INT(ei.addrs[0].port, ep_port(l));
     CHECK_STR(ei.relay, ""); /* relays disabled: none */
@@ -1011,11 +1030,15 @@ TEST(relay_only_record_connect)
     iroh_relay_url_normalize(relay, norm, sizeof norm);
     CHECK_STR(ei.relay, norm);
     CHECK_EQ_INT(ei.n_addrs, 0);
-    /* the dialer knows the pkarr relay only, and reaches the listener through its relay */
-    b = builder(url, NULL);
+    /* the dialer knows the pkarr relay only, and reaches the listener through its relay
+     * (it publishes its own record there first: the relay keeps both) */
+    evs de = {0};
+    b = builder(url, &de);
     iroh_endpoint_builder_relay_url(b, relay);
     CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
     iroh_endpoint_builder_free(b);
+    CHECK_EQ_INT(iroh_endpoint_online(d, 10000), IROH_OK);
+    CHECK(wait_int(&de.published, 1, 15000));
     CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
     iroh_endpoint_free(d);
     iroh_endpoint_free(l);
