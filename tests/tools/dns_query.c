@@ -2,6 +2,8 @@
  *
  *   dns_query [--tcp] [--edns SIZE] [--id N] IP:PORT NAME TYPE
  *   dns_query [--tcp] --raw HEX IP:PORT          (sends these bytes as the message)
+ *   dns_query --parse FILE                       (prints a response read from FILE)
+ *   dns_query --hex NAME TYPE                    (prints a query's bytes in hex, id 0)
  *
  * Prints one line "rcode=NAME tc=0|1 aa=0|1 id=N qd=N an=N ns=N ar=N size=BYTES", then the
  * answer and authority records one per line (ldns's text form, owner lowercased).
@@ -69,8 +71,32 @@ static long read_full(int fd, uint8_t *b, size_t n)
     return (long)got;
 }
 
+static int print_answer(const uint8_t *ans, long n);
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--parse")) {
+        static uint8_t b[65536];
+        FILE *f = fopen(argv[2], "rb");
+        if (!f)
+            return 2;
+        long n = (long)fread(b, 1, sizeof b, f);
+        fclose(f);
+        return print_answer(b, n);
+    }
+    if (argc == 4 && !strcmp(argv[1], "--hex")) {
+        ldns_pkt *p = NULL;
+        uint8_t *w;
+        size_t wl;
+        if (ldns_pkt_query_new_frm_str(&p, argv[2], ldns_get_rr_type_by_name(argv[3]), LDNS_RR_CLASS_IN, 0) !=
+                LDNS_STATUS_OK ||
+            ldns_pkt2wire(&w, p, &wl) != LDNS_STATUS_OK)
+            return 2;
+        for (size_t k = 0; k < wl; k++)
+            printf("%02x", w[k]);
+        printf("\n");
+        return 0;
+    }
     int tcp = 0, edns = -1, id = 4660;
     const char *raw = NULL;
     int i = 1;
@@ -135,6 +161,15 @@ int main(int argc, char **argv)
         if (n < 0)
             return 3;
     }
+    int rc = print_answer(ans, n);
+    free(ans);
+    free(q);
+    close(fd);
+    return rc;
+}
+
+static int print_answer(const uint8_t *ans, long n)
+{
     ldns_pkt *r = NULL;
     if (ldns_wire2pkt(&r, ans, (size_t)n) != LDNS_STATUS_OK) {
         printf("unparsable answer of %ld bytes\n", n);
@@ -154,8 +189,5 @@ int main(int argc, char **argv)
             free(t);
         }
     ldns_pkt_free(r);
-    free(ans);
-    free(q);
-    close(fd);
     return 0;
 }
