@@ -93,6 +93,17 @@ TEST(store_newer_only_and_expiry)
     ir_dnss_store_free(st);
 }
 
+static long rows(sqlite3 *db)
+{
+    sqlite3_stmt *q;
+    long n = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM signed_packets", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    return n;
+}
+
 TEST(store_cache_lru_and_file)
 {
     char path[] = "/tmp/test_dnsserver_XXXXXX";
@@ -119,6 +130,10 @@ TEST(store_cache_lru_and_file)
      * the cold one (evicted) is read from the file and is gone */
     sqlite3 *db;
     CHECK_EQ_INT(sqlite3_open(path, &db), SQLITE_OK);
+    /* the writes are batched: another reader sees them once flushed */
+    CHECK_EQ_INT(rows(db), 0);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_OK);
+    CHECK_EQ_INT(rows(db), 4);
     CHECK_EQ_INT(sqlite3_exec(db, "DELETE FROM signed_packets", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     CHECK_EQ_INT(ir_dnss_store_get(st, p[2].key, T0, &got), 1);
