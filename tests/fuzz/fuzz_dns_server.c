@@ -69,7 +69,7 @@ static void check_http(const ir_buf *out)
  * then DNS bytes, as the store decides) and the relay it names */
 static uint64_t newest[4];
 static ir_pkarr_packet newest_p[4];
-static char newest_relay[4][64];
+static char newest_relay[4][IR_ENDPOINT_INFO_RELAY_MAX];
 
 static void honest(ir_dnss *s, uint8_t k, uint8_t step, uint8_t relay, uint64_t now)
 {
