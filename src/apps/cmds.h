@@ -2,6 +2,8 @@
 #ifndef IR_APPS_CMDS_H
 #define IR_APPS_CMDS_H
 
+#include <stddef.h>
+
 #include "iroh.h"
 
 /* Exit statuses: 0 success, 1 failure, 2 bad input or usage; 128 + N after signal N
@@ -26,9 +28,17 @@ int cli_read_secret_file(const char *path, iroh_secret_key *key);
 /* 0 if path is a file we can read; else EXIT_USAGE, said on stderr with the option */
 int cli_check_readable(const char *option, const char *path);
 
+/* Reads a configuration file of at most 1 MiB (NUL-terminated; free *text): 0, -1 when
+ * it does not exist (nothing said), or EXIT_USAGE said on stderr as "iroh-c: CMD: cannot
+ * read config file 'PATH': why" (cli_file.c). */
+int cli_read_config(const char *cmd, const char *path, char **text, size_t *len);
+/* Prints a parser's notes ("line N: ..." lines) as "iroh-c: CMD: PATH: line N: ...". */
+void cli_print_notes(const char *cmd, const char *path, const char *notes);
+
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
+int cmd_dns_server(int argc, char **argv);
 
 /* Signals for the network commands (stop.c). cli_stop_start, before any thread exists,
  * blocks SIGINT and SIGTERM in every thread and starts the thread that takes them; on
