@@ -126,10 +126,10 @@ static void metrics_close(ir_relay_server *srv, metrics_conn *m)
     m->deadline = 0;
 }
 
-void ir_rs_metrics_accept(ir_relay_server *srv, uint64_t now)
+void ir_rs_metrics_accept(ir_relay_server *srv, int lfd, int captive, uint64_t now)
 {
     for (int k = 0; k < 16; k++) {
-        int fd = accept4(srv->mfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         metrics_conn *m = NULL;
@@ -142,14 +142,50 @@ void ir_rs_metrics_accept(ir_relay_server *srv, uint64_t now)
             continue;
         }
         m->fd = fd;
+        m->captive = captive;
         m->in_len = 0;
         m->deadline = now + METRICS_TIMEOUT;
     }
 }
 
+/* The captive-portal listener's answer (iroh-relay's CaptivePortalService): GET
+ * /generate_204 gets 204 with X-Iroh-Response for a well-formed X-Iroh-Challenge; anything
+ * else 404 (a malformed head 400). */
+static void captive_respond(metrics_conn *m)
+{
+    ir_http_request req;
+    char head[320], extra[128] = "";
+    int n;
+    if (ir_http_parse_request(m->in, m->in_len, &req) != IROH_OK) {
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    } else if (((req.method_len == 3 && memcmp(req.method, "GET", 3) == 0) ||
+                (req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0)) &&
+               req.path_len == 13 && memcmp(req.path, "/generate_204", 13) == 0) {
+        ir_rs_challenge_response(&req, extra, sizeof extra);
+        n = snprintf(head, sizeof head, "HTTP/1.1 204 No Content\r\n%sconnection: close\r\n\r\n",
+                     extra);
+    } else {
+        int head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "content-length: 9\r\nconnection: close\r\n\r\n%s",
+                     head_only ? "" : "Not Found");
+    }
+    if (n <= 0 || (size_t)n >= sizeof head || !(m->out = malloc((size_t)n)))
+        return;
+    memcpy(m->out, head, (size_t)n);
+    m->out_len = (size_t)n;
+    m->out_off = 0;
+}
+
 /* Builds the whole response to the request head in m->in. */
 static void metrics_respond(ir_relay_server *srv, metrics_conn *m)
 {
+    if (m->captive) {
+        captive_respond(m);
+        return;
+    }
     ir_http_request req;
     int status = 200;
     const char *phrase = "OK";
