@@ -1,6 +1,8 @@
-/* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
+/* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode",
+ * or HTTPS), run as iroh-relay is: --dev, -c/--config-path FILE with its TOML keys.
  * Prints "relay listening on http://IP:PORT" once it listens (and, with --metrics-listen,
- * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it cleanly (exit
+ * "metrics listening on http://IP:PORT/metrics"; next to HTTPS "captive portal check on
+ * http://IP:PORT/generate_204"); SIGINT/SIGTERM stop it cleanly (exit
  * 130/143, as every iroh-c command; a second one exits at once); SIGUSR1 prints a
  * "relay stats: ..." line to stderr, as does the exit. */
 #include <errno.h>
@@ -178,14 +180,22 @@ static const char USAGE_RELAY[] =
     "usage: iroh-c relay [options]\n"
     "\n"
     "Runs an iroh relay server: plain HTTP (iroh's local mode) or, with --tls-cert and\n"
-    "--tls-key, HTTPS (then also QUIC address discovery on UDP 7842). Prints \"relay\n"
-    "listening on URL\" once it listens; serves until SIGINT or SIGTERM (exit 130, 143);\n"
-    "SIGUSR1 prints its counters on stderr.\n"
+    "--tls-key, HTTPS (then also QUIC address discovery on UDP 7842, and the captive-portal\n"
+    "check on plain HTTP port 80 when it can be had). Prints \"relay listening on URL\"\n"
+    "once it listens; serves until SIGINT or SIGTERM (exit 130, 143); SIGUSR1 prints its\n"
+    "counters on stderr.\n"
     "\n"
     "options:\n"
+    "  --dev                     as iroh-relay --dev: plain HTTP on [::]:3340 (or the\n"
+    "                            file's http_bind_addr), metrics on port 9090 when free;\n"
+    "                            a certificate serves only QUIC address discovery\n"
+    "  -c, --config-path FILE    iroh-relay's TOML configuration (options win; unknown\n"
+    "                            keys are an error); --config FILE is the same\n"
     "  --listen IP:PORT          where to listen (default 127.0.0.1:3340)\n"
     "  --tls-cert PEM --tls-key PEM\n"
     "                            serve HTTPS with this certificate and key\n"
+    "  --http-listen IP:PORT     with HTTPS: the plain-HTTP captive-portal check\n"
+    "                            (/generate_204) here (default: port 80 if free)\n"
     "  --qad-listen IP:PORT      QUIC address discovery here (default: the relay's IP,\n"
     "                            UDP 7842); --no-qad: none\n"
     "  --metrics-listen IP:PORT  Prometheus metrics on a separate plain-HTTP port\n"
@@ -195,8 +205,7 @@ static const char USAGE_RELAY[] =
     "  --rate-limit BYTES_PER_SEC [--rate-burst BYTES]\n"
     "                            limit what each client may send (burst: rate/10)\n"
     "  --ping-interval SECS      keepalive ping interval\n"
-    "  --header-timeout SECS     time a client has to send its HTTP request\n"
-    "  --config FILE             iroh-relay's TOML configuration (options win)\n";
+    "  --header-timeout SECS     time a client has to send its HTTP request\n";
 
 int cmd_relay(int argc, char **argv)
 {

@@ -1,5 +1,6 @@
 /* The relay server's counters as text: the one-line stats, the OpenMetrics exposition, and
- * the shell's metrics listener that serves it (plain HTTP, one response per connection). */
+ * the shell's side listeners (plain HTTP, one response per connection): the metrics one
+ * that serves it, and the captive-portal one next to HTTPS (/generate_204 only). */
 #include "server_shell.h"
 
 #include <errno.h>
