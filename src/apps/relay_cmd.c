@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "apps/cmds.h"
@@ -163,6 +164,16 @@ static int load_config(const char *path, ir_relay_file_config *fc)
     }
     cli_print_notes("relay", path, fc->notes);
     return 0;
+}
+
+/* whether this host has IPv6 (for --dev's [::]:3340) */
+static int have_ipv6(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
 }
 
 /* "IP:PORT" of addr's IP (or the default listen address's) with another port. */
@@ -405,12 +416,12 @@ int cmd_relay(int argc, char **argv)
      * IPv4-only host: 0.0.0.0:3340); a certificate ([tls] or --tls-cert) then serves QUIC
      * address discovery only, never HTTPS */
     const char *qad_cert = cfg.tls_cert_file, *qad_key = cfg.tls_key_file;
-    int dev_default_listen = 0, dev_default_metrics = 0;
+    int dev_default_metrics = 0;
     if (dev) {
-        if (!listen) {
-            cfg.listen = config_path && fc.http_bind_addr ? fc.http_bind_addr : "[::]:3340";
-            dev_default_listen = !(config_path && fc.http_bind_addr);
-        }
+        if (!listen)
+            cfg.listen = config_path && fc.http_bind_addr ? fc.http_bind_addr
+                         : have_ipv6()                     ? "[::]:3340"
+                                                           : "0.0.0.0:3340";
         cfg.tls_cert_file = cfg.tls_key_file = NULL;
         captive_file = 0;
         /* upstream's metrics default (enable_metrics, port 9090 of http_bind_addr's IP),
@@ -424,10 +435,12 @@ int cmd_relay(int argc, char **argv)
      * http_bind_addr: --http-listen or the file's http_bind_addr (explicit: must bind), else
      * port 80 of the relay's IP when it can be had */
     int captive_explicit = 0;
-    if (http_listen && !cfg.tls_cert_file)
+    if (http_listen && !cfg.tls_cert_file) {
+        ir_relay_file_config_free(&fc);
         return cli_usage("relay: --http-listen is the captive-portal port next to HTTPS (needs "
                          "--tls-cert and --tls-key, not --dev); a plain-HTTP relay answers "
                          "/generate_204 itself%s", NULL);
+    }
     if (cfg.tls_cert_file) {
         if (http_listen || (captive_file && fc.http_bind_addr)) {
             cfg.captive_listen = http_listen ? http_listen : fc.http_bind_addr;
@@ -455,13 +468,6 @@ int cmd_relay(int argc, char **argv)
     raise_fd_limit();
     ir_relay_server *srv;
     int rc = ir_relay_server_new(&cfg, &srv);
-    if (rc == IROH_ERR_IO && dev_default_listen) {
-        /* no IPv6 here: the IPv4 wildcard */
-        cfg.listen = "0.0.0.0:3340";
-        if (dev_default_metrics)
-            cfg.metrics_listen = "0.0.0.0:9090";
-        rc = ir_relay_server_new(&cfg, &srv);
-    }
     if (rc == IROH_ERR_IO && dev_default_metrics) {
         fprintf(stderr, "iroh-c: relay: no metrics on %s: %s\n", cfg.metrics_listen, iroh_last_error());
         cfg.metrics_listen = NULL;
