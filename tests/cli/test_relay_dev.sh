@@ -41,6 +41,7 @@ if unshare -n true 2> /dev/null; then
     ip link set lo up
     "$0" relay --dev > "$1/dev.out" 2> "$1/dev.err" &
     r=$!
+    trap "kill -9 $r 2> /dev/null" EXIT
     for _ in $(seq 100); do [ "$(wc -l < "$1/dev.out")" -ge 2 ] && break; sleep 0.05; done
     cat "$1/dev.out"
     echo "ping $(curl -s -o /dev/null -w "%{http_code}" --max-time 10 http://127.0.0.1:3340/ping)"
