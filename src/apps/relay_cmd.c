@@ -1,6 +1,8 @@
-/* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode").
+/* iroh-c relay: an iroh-compatible relay server (plain HTTP, spec relay.md "local mode",
+ * or HTTPS), run as iroh-relay is: --dev, -c/--config-path FILE with its TOML keys.
  * Prints "relay listening on http://IP:PORT" once it listens (and, with --metrics-listen,
- * "metrics listening on http://IP:PORT/metrics"); SIGINT/SIGTERM stop it cleanly (exit
+ * "metrics listening on http://IP:PORT/metrics"; next to HTTPS "captive portal check on
+ * http://IP:PORT/generate_204"); SIGINT/SIGTERM stop it cleanly (exit
  * 130/143, as every iroh-c command; a second one exits at once); SIGUSR1 prints a
  * "relay stats: ..." line to stderr, as does the exit. */
 #include <errno.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "apps/cmds.h"
@@ -163,6 +166,16 @@ static int load_config(const char *path, ir_relay_file_config *fc)
     return 0;
 }
 
+/* whether this host has IPv6 (for --dev's [::]:3340) */
+static int have_ipv6(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 /* "IP:PORT" of addr's IP (or the default listen address's) with another port. */
 static const char *with_port(const char *addr, uint16_t port, char *buf, size_t cap)
 {
@@ -178,14 +191,22 @@ static const char USAGE_RELAY[] =
     "usage: iroh-c relay [options]\n"
     "\n"
     "Runs an iroh relay server: plain HTTP (iroh's local mode) or, with --tls-cert and\n"
-    "--tls-key, HTTPS (then also QUIC address discovery on UDP 7842). Prints \"relay\n"
-    "listening on URL\" once it listens; serves until SIGINT or SIGTERM (exit 130, 143);\n"
-    "SIGUSR1 prints its counters on stderr.\n"
+    "--tls-key, HTTPS (then also QUIC address discovery on UDP 7842, and the captive-portal\n"
+    "check on plain HTTP port 80 when it can be had). Prints \"relay listening on URL\"\n"
+    "once it listens; serves until SIGINT or SIGTERM (exit 130, 143); SIGUSR1 prints its\n"
+    "counters on stderr.\n"
     "\n"
     "options:\n"
+    "  --dev                     as iroh-relay --dev: plain HTTP on [::]:3340 (or the\n"
+    "                            file's http_bind_addr), metrics on port 9090 when free;\n"
+    "                            a certificate serves only QUIC address discovery\n"
+    "  -c, --config-path FILE    iroh-relay's TOML configuration (options win; unknown\n"
+    "                            keys are an error); --config FILE is the same\n"
     "  --listen IP:PORT          where to listen (default 127.0.0.1:3340)\n"
     "  --tls-cert PEM --tls-key PEM\n"
     "                            serve HTTPS with this certificate and key\n"
+    "  --http-listen IP:PORT     with HTTPS: the plain-HTTP captive-portal check\n"
+    "                            (/generate_204) here (default: port 80 if free)\n"
     "  --qad-listen IP:PORT      QUIC address discovery here (default: the relay's IP,\n"
     "                            UDP 7842); --no-qad: none\n"
     "  --metrics-listen IP:PORT  Prometheus metrics on a separate plain-HTTP port\n"
@@ -195,8 +216,7 @@ static const char USAGE_RELAY[] =
     "  --rate-limit BYTES_PER_SEC [--rate-burst BYTES]\n"
     "                            limit what each client may send (burst: rate/10)\n"
     "  --ping-interval SECS      keepalive ping interval\n"
-    "  --header-timeout SECS     time a client has to send its HTTP request\n"
-    "  --config FILE             iroh-relay's TOML configuration (options win)\n";
+    "  --header-timeout SECS     time a client has to send its HTTP request\n";
 
 int cmd_relay(int argc, char **argv)
 {
@@ -209,8 +229,8 @@ int cmd_relay(int argc, char **argv)
     memset(&acl, 0, sizeof acl);
     /* the command line, applied over the config file below */
     const char *config_path = NULL, *listen = NULL, *metrics = NULL, *cert = NULL, *key = NULL;
-    const char *qad_listen = NULL;
-    int no_qad = 0, qad_on = 0, qad_explicit = 0;
+    const char *qad_listen = NULL, *http_listen = NULL;
+    int no_qad = 0, qad_on = 0, qad_explicit = 0, dev = 0;
     uint32_t rate = 0, burst = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -238,6 +258,16 @@ int cmd_relay(int argc, char **argv)
             no_qad = 1;
             continue;
         }
+        if (strcmp(a, "--dev") == 0) {
+            dev = 1;
+            continue;
+        }
+        if (strncmp(a, "--config-path=", 14) == 0 || strncmp(a, "--config=", 9) == 0) {
+            config_path = strchr(a, '=') + 1;
+            if (!*config_path)
+                return cli_usage("relay: %s needs a file", a);
+            continue;
+        }
         if ((r = cli_opt(argc, argv, &i, "--token", &v)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
@@ -251,6 +281,9 @@ int cmd_relay(int argc, char **argv)
                             : strcmp(a, "--tls-cert") == 0       ? &cert
                             : strcmp(a, "--tls-key") == 0        ? &key
                             : strcmp(a, "--config") == 0         ? &config_path
+                            : strcmp(a, "--config-path") == 0    ? &config_path
+                            : strcmp(a, "-c") == 0               ? &config_path
+                            : strcmp(a, "--http-listen") == 0    ? &http_listen
                             : strcmp(a, "--qad-listen") == 0     ? &qad_listen
                                                                  : NULL;
         if (text) {
@@ -281,7 +314,8 @@ int cmd_relay(int argc, char **argv)
     /* the config file (upstream's keys; see src/relay/config.h) */
     static ir_relay_file_config fc;
     static char listen_buf[IROH_SOCKET_ADDR_LEN], metrics_buf[IROH_SOCKET_ADDR_LEN];
-    static char cert_buf[4096], key_buf[4096];
+    static char cert_buf[4096], key_buf[4096], captive_buf[IROH_SOCKET_ADDR_LEN];
+    int captive_file = 0;
     if (config_path) {
         int st = load_config(config_path, &fc);
         if (st) {
@@ -302,9 +336,9 @@ int cmd_relay(int argc, char **argv)
                 cfg.tls_key_file = fc.manual_key_path;
             else if (snprintf(key_buf, sizeof key_buf, "%s/default.key", dir) < (int)sizeof key_buf)
                 cfg.tls_key_file = key_buf;
-            if (fc.http_bind_addr)
-                fprintf(stderr, "iroh-c: relay: %s: with [tls] everything is served over HTTPS; "
-                        "no plain-HTTP captive-portal port on http_bind_addr\n", config_path);
+            /* upstream then serves only the captive-portal check on http_bind_addr
+             * (default: port 80); --dev (below) serves everything there instead */
+            captive_file = 1;
         } else if (fc.http_bind_addr) {
             cfg.listen = fc.http_bind_addr;
         }
@@ -378,25 +412,74 @@ int cmd_relay(int argc, char **argv)
         cfg.access = check_access;
         cfg.access_ctx = &acl;
     }
+    /* --dev, as iroh-relay --dev: plain HTTP on http_bind_addr (default [::]:3340, an
+     * IPv4-only host: 0.0.0.0:3340); a certificate ([tls] or --tls-cert) then serves QUIC
+     * address discovery only, never HTTPS */
+    const char *qad_cert = cfg.tls_cert_file, *qad_key = cfg.tls_key_file;
+    int dev_default_metrics = 0;
+    if (dev) {
+        if (!listen)
+            cfg.listen = config_path && fc.http_bind_addr ? fc.http_bind_addr
+                         : have_ipv6()                     ? "[::]:3340"
+                                                           : "0.0.0.0:3340";
+        cfg.tls_cert_file = cfg.tls_key_file = NULL;
+        captive_file = 0;
+        /* upstream's metrics default (enable_metrics, port 9090 of http_bind_addr's IP),
+         * had when it can be */
+        if (!config_path && !metrics) {
+            cfg.metrics_listen = with_port(cfg.listen, 9090, metrics_buf, sizeof metrics_buf);
+            dev_default_metrics = 1;
+        }
+    }
+    /* the captive-portal check on plain HTTP next to HTTPS, as iroh-relay serves it on
+     * http_bind_addr: --http-listen or the file's http_bind_addr (explicit: must bind), else
+     * port 80 of the relay's IP when it can be had */
+    int captive_explicit = 0;
+    if (http_listen && !cfg.tls_cert_file) {
+        ir_relay_file_config_free(&fc);
+        return cli_usage("relay: --http-listen is the captive-portal port next to HTTPS (needs "
+                         "--tls-cert and --tls-key, not --dev); a plain-HTTP relay answers "
+                         "/generate_204 itself%s", NULL);
+    }
+    if (cfg.tls_cert_file) {
+        if (http_listen || (captive_file && fc.http_bind_addr)) {
+            cfg.captive_listen = http_listen ? http_listen : fc.http_bind_addr;
+            captive_explicit = 1;
+        } else {
+            cfg.captive_listen = with_port(cfg.listen, 80, captive_buf, sizeof captive_buf);
+        }
+    }
     /* QUIC address discovery (relay.md 4.3): with TLS, on the relay's IP at UDP 7842
      * unless moved by --qad-listen or turned off by --no-qad */
-    if (qad_listen && !cfg.tls_cert_file)
+    if (qad_listen && !qad_cert)
         return cli_usage("relay: --qad-listen needs --tls-cert and --tls-key (QUIC address "
                          "discovery uses the relay's certificate)%s", NULL);
     if (qad_listen)
         qad_explicit = 1;
     /* a config file follows upstream: off unless enable_quic_addr_discovery */
-    qad_on = !no_qad && cfg.tls_cert_file && cfg.tls_key_file &&
+    qad_on = !no_qad && qad_cert && qad_key &&
              (!config_path || fc.enable_qad || qad_listen);
     int bad_file;
-    if ((cfg.tls_cert_file && (bad_file = cli_check_readable("relay: TLS certificate", cfg.tls_cert_file))) ||
-        (cfg.tls_key_file && (bad_file = cli_check_readable("relay: TLS key", cfg.tls_key_file)))) {
+    if ((qad_cert && (bad_file = cli_check_readable("relay: TLS certificate", qad_cert))) ||
+        (qad_key && (bad_file = cli_check_readable("relay: TLS key", qad_key)))) {
         ir_relay_file_config_free(&fc);
         return bad_file;
     }
     raise_fd_limit();
     ir_relay_server *srv;
     int rc = ir_relay_server_new(&cfg, &srv);
+    if (rc == IROH_ERR_IO && dev_default_metrics) {
+        fprintf(stderr, "iroh-c: relay: no metrics on %s: %s\n", cfg.metrics_listen, iroh_last_error());
+        cfg.metrics_listen = NULL;
+        rc = ir_relay_server_new(&cfg, &srv);
+    }
+    if (rc == IROH_ERR_IO && cfg.captive_listen && !captive_explicit) {
+        /* the default captive-portal port is not ours to have (not root, or taken) */
+        fprintf(stderr, "iroh-c: relay: no captive-portal check on %s: %s\n", cfg.captive_listen,
+                iroh_last_error());
+        cfg.captive_listen = NULL;
+        rc = ir_relay_server_new(&cfg, &srv);
+    }
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: relay: %s\n", iroh_last_error());
         ir_relay_file_config_free(&fc);
@@ -437,7 +520,7 @@ int cmd_relay(int argc, char **argv)
             local.port = IR_QAD_DEFAULT_PORT;
             iroh_socket_addr_to_string(&local, where, sizeof where);
         }
-        if (ir_qad_server_new(where, cfg.tls_cert_file, cfg.tls_key_file, &qad) != IROH_OK) {
+        if (ir_qad_server_new(where, qad_cert, qad_key, &qad) != IROH_OK) {
             fprintf(stderr, "iroh-c: relay: QUIC address discovery on %s: %s\n", where,
                     iroh_last_error());
             if (qad_explicit) {
@@ -456,6 +539,10 @@ int cmd_relay(int argc, char **argv)
             iroh_socket_addr_to_string(&local, text, sizeof text);
             printf("QUIC address discovery on udp %s\n", text);
         }
+    }
+    if (ir_relay_server_captive_addr(srv, &local)) {
+        iroh_socket_addr_to_string(&local, text, sizeof text);
+        printf("captive portal check on http://%s/generate_204\n", text);
     }
     fflush(stdout);
 

@@ -1,4 +1,4 @@
-/* The relay server's configuration file (`iroh-c relay --config FILE`): upstream
+/* The relay server's configuration file (`iroh-c relay -c FILE`): upstream
  * iroh-relay's TOML keys (spec relay.md 5), read by a small TOML-subset parser.
  *
  * The subset: `key = value` lines, bare and quoted keys, dotted keys (`access.allowlist`),
@@ -10,7 +10,9 @@
  *
  * Keys (anything else is an error naming the line):
  *   enable_relay (bool, true; false is refused: there would be nothing to serve)
- *   http_bind_addr, metrics_bind_addr (socket address strings), enable_metrics (bool, true)
+ *   http_bind_addr, metrics_bind_addr (socket address strings), enable_metrics (bool, true);
+ *         with [tls], http_bind_addr is the plain-HTTP captive-portal port (default: port
+ *         80), and with --dev the relay's own plain-HTTP address (default [::]:3340)
  *   enable_quic_addr_discovery (bool, false; true needs [tls])
  *   key_cache_capacity (integer; accepted, ignored: our key cache has a fixed size)
  *   access = "everyone" | { allowlist = [ids] } | { denylist = [ids] } |

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One metric family: counters get the sample suffix "_total". */
+/* One metric family: counters get the sample suffix "_total" unless the name ends in it
+ * already (then family and sample share the name, as iroh-metrics writes them). */
 typedef struct ir_metric {
     const char *name, *help;
     int gauge;

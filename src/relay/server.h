@@ -90,6 +90,10 @@ typedef struct ir_relay_server_config {
     const char *tls_key_file;      /* shell: PEM private key */
     const char *metrics_listen;    /* shell: "IP:PORT" of a plain-HTTP Prometheus/OpenMetrics
                                     * endpoint (GET / or /metrics); NULL: none */
+    const char *captive_listen;    /* shell: "IP:PORT" of a plain-HTTP listener that answers
+                                    * only GET /generate_204 (the captive-portal check, with
+                                    * X-Iroh-Challenge/-Response) and 404 to anything else,
+                                    * as iroh-relay's http_bind_addr next to HTTPS; NULL: none */
     ir_relay_access_fn access;     /* NULL: everyone is allowed */
     void *access_ctx;
 } ir_relay_server_config;
@@ -204,6 +208,8 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
 void ir_relay_server_local_addr(const ir_relay_server *srv, iroh_socket_addr *out);
 /* The metrics listener's address; 0 when there is none (metrics_listen was NULL). */
 int ir_relay_server_metrics_addr(const ir_relay_server *srv, iroh_socket_addr *out);
+/* The captive-portal listener's address; 0 when there is none (captive_listen was NULL). */
+int ir_relay_server_captive_addr(const ir_relay_server *srv, iroh_socket_addr *out);
 /* Serves until ir_relay_server_stop; then closes every connection and returns IROH_OK
  * (or IROH_ERR_IO if epoll itself failed). */
 int ir_relay_server_run(ir_relay_server *srv);

@@ -215,6 +215,11 @@ static inline int ctl_full(const ir_relay_core *core, const ir_relay_conn *c)
     return c->ctl.n >= core->cfg.queue_control;
 }
 
+/* server_http.c: the "x-iroh-response: response CHALLENGE\r\n" header line answering a
+ * well-formed X-Iroh-Challenge (1..63 of [A-Za-z0-9._-]) of a /generate_204 request, into
+ * out; its length, or 0 (out "") when there is no such challenge or cap (>= 128) is short. */
+size_t ir_rs_challenge_response(const ir_http_request *req, char *out, size_t cap);
+
 /* ---- server_ratelimit.c: the receive rate limiter --------------------------------------- */
 
 int ir_rs_rl_applies(const ir_relay_conn *c);

@@ -64,6 +64,23 @@ static int is_challenge_char(char ch)
            ch == '.' || ch == '-' || ch == '_';
 }
 
+size_t ir_rs_challenge_response(const ir_http_request *req, char *out, size_t cap)
+{
+    out[0] = 0;
+    const ir_http_header *ch = ir_http_find(req->headers, req->n_headers, "x-iroh-challenge");
+    if (!ch || ch->value_len == 0 || ch->value_len >= 64)
+        return 0;
+    for (size_t i = 0; i < ch->value_len; i++)
+        if (!is_challenge_char(ch->value[i]))
+            return 0;
+    int n = snprintf(out, cap, "x-iroh-response: response %.*s\r\n", (int)ch->value_len, ch->value);
+    if (n < 0 || (size_t)n >= cap) {
+        out[0] = 0;
+        return 0;
+    }
+    return (size_t)n;
+}
+
 static int path_is(const ir_http_request *req, const char *p)
 {
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
@@ -202,16 +219,8 @@ static void handle_request(ir_relay_core *core, ir_relay_conn *c, size_t leftove
         respond(core, c, 200, "OK", "access-control-allow-origin: *\r\n", NULL, "", 0, is_head, keep,
                 now);
     } else if (path_is(&req, "/generate_204")) {
-        char extra[128] = "";
-        const ir_http_header *ch = ir_http_find(req.headers, req.n_headers, "x-iroh-challenge");
-        if (ch && ch->value_len > 0 && ch->value_len < 64) {
-            int ok = 1;
-            for (size_t i = 0; i < ch->value_len; i++)
-                ok &= is_challenge_char(ch->value[i]);
-            if (ok)
-                snprintf(extra, sizeof extra, "x-iroh-response: response %.*s\r\n",
-                         (int)ch->value_len, ch->value);
-        }
+        char extra[128];
+        ir_rs_challenge_response(&req, extra, sizeof extra);
         respond(core, c, 204, "No Content", extra, NULL, "", 0, is_head, keep, now);
     } else if (path_is(&req, "/healthz")) {
         char body[160];

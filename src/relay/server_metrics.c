@@ -1,5 +1,6 @@
 /* The relay server's counters as text: the one-line stats, the OpenMetrics exposition, and
- * the shell's metrics listener that serves it (plain HTTP, one response per connection). */
+ * the shell's side listeners (plain HTTP, one response per connection): the metrics one
+ * that serves it, and the captive-portal one next to HTTPS (/generate_204 only). */
 #include "server_shell.h"
 
 #include <errno.h>
@@ -43,8 +44,12 @@ int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap
 
 int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t cap)
 {
-    /* upstream's group "relayserver" (iroh-relay server/metrics.rs) where ours count the
-     * same thing; "accepts" upstream counts registered clients, not TCP accepts */
+    /* upstream's group "relayserver" (iroh-relay server/metrics.rs, with the help texts
+     * iroh-metrics writes: the help attribute, else the doc comment's first line) where
+     * ours count the same thing; "accepts" upstream counts registered clients, not TCP
+     * accepts. Not here: upstream's other_packets_sent/_recv and unknown_frames (never
+     * incremented there), unique_client_keys (per day; we keep no key history) and the
+     * qad_* counters (our address discovery runs in its own server; see its stats line). */
     const ir_metric m[] = {
         {"relayserver_bytes_sent", "Number of bytes sent.", 0, st->bytes_relayed},
         {"relayserver_bytes_recv", "Number of bytes received.", 0, st->dgram_bytes_recv},
@@ -53,29 +58,34 @@ int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t c
         {"relayserver_send_packets_dropped", "Number of 'send' packets dropped.", 0,
          st->dropped_absent + st->dropped_full + st->dropped_invalid},
         {"relayserver_other_packets_dropped",
-         "Number of times a non-disco, non-send packet was dropped.", 0, st->control_dropped},
+         "Number of times, non-send packet was dropped.", 0, st->control_dropped},
         {"relayserver_got_ping", "Number of times the server has received a Ping from a client.",
          0, st->pings_recv},
         {"relayserver_sent_pong", "Number of times the server has sent a Pong to a client.", 0,
          st->pongs_sent},
-        {"relayserver_bytes_rx_ratelimited",
+        {"relayserver_bytes_rx_ratelimited_total",
          "Number of bytes received from client connection which have been rate-limited.", 0,
          st->bytes_rx_ratelimited},
-        {"relayserver_conns_rx_ratelimited",
+        {"relayserver_conns_rx_ratelimited_total",
          "Number of client connections which have had any frames rate-limited.", 0,
          st->conns_rx_ratelimited},
         {"relayserver_accepts", "Number of times this server has accepted a connection.", 0,
          st->handshakes},
         {"relayserver_disconnects", "Number of clients that have then disconnected.", 0,
          st->disconnects},
-        {"relayserver_websocket_accepts", "Number of accepted websocket connections", 0,
-         st->upgrades},
         {"relayserver_clients_inactive_added",
-         "Number of client connections that became inactive (same EndpointId connected again)", 0,
-         st->clients_replaced},
+         "Number of times a client was moved into the inactive state.", 0, st->clients_replaced},
         {"relayserver_clients_inactive_removed",
-         "Number of inactive client connections that were promoted or went away", 0,
+         "Number of times a client was removed from the inactive state.", 0,
          st->clients_inactive_removed},
+        {"relayserver_http_connections", "Number of accepted HTTP(S) connections.", 0, st->accepts},
+        {"relayserver_http_connections_closed", "Number of terminated HTTP(S) connections.", 0,
+         st->accepts >= st->conns ? st->accepts - st->conns : 0},
+        /* ours: a bad request head, or no request / no handshake in time (upstream: any
+         * error but the peer's EOF, also TLS) */
+        {"relayserver_http_connections_errored",
+         "Number of HTTP(S) connections that terminated with an error.", 0,
+         st->http_bad + st->header_timeouts + st->handshake_timeouts},
         /* ours */
         {"irohc_relay_conns", "Open TCP connections.", 1, st->conns},
         {"irohc_relay_clients", "Registered relay clients (active and inactive).", 1, st->clients},
@@ -86,6 +96,8 @@ int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t c
          st->refused},
         {"irohc_relay_http_requests", "HTTP request heads parsed.", 0, st->http_requests},
         {"irohc_relay_http_bad", "Malformed or oversized HTTP request heads.", 0, st->http_bad},
+        {"irohc_relay_websocket_accepts", "Accepted WebSocket upgrades (101 sent).", 0,
+         st->upgrades},
         {"irohc_relay_upgrades_refused", "Upgrade requests answered with 400.", 0,
          st->upgrades_refused},
         {"irohc_relay_handshake_failures", "Bad ClientAuth frames, bad signatures, denials.", 0,
@@ -126,10 +138,10 @@ static void metrics_close(ir_relay_server *srv, metrics_conn *m)
     m->deadline = 0;
 }
 
-void ir_rs_metrics_accept(ir_relay_server *srv, uint64_t now)
+void ir_rs_metrics_accept(ir_relay_server *srv, int lfd, int captive, uint64_t now)
 {
     for (int k = 0; k < 16; k++) {
-        int fd = accept4(srv->mfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         metrics_conn *m = NULL;
@@ -142,14 +154,50 @@ void ir_rs_metrics_accept(ir_relay_server *srv, uint64_t now)
             continue;
         }
         m->fd = fd;
+        m->captive = captive;
         m->in_len = 0;
         m->deadline = now + METRICS_TIMEOUT;
     }
 }
 
+/* The captive-portal listener's answer (iroh-relay's CaptivePortalService): GET
+ * /generate_204 gets 204 with X-Iroh-Response for a well-formed X-Iroh-Challenge; anything
+ * else 404 (a malformed head 400). */
+static void captive_respond(metrics_conn *m)
+{
+    ir_http_request req;
+    char head[320], extra[128] = "";
+    int n;
+    if (ir_http_parse_request(m->in, m->in_len, &req) != IROH_OK) {
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    } else if (((req.method_len == 3 && memcmp(req.method, "GET", 3) == 0) ||
+                (req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0)) &&
+               req.path_len == 13 && memcmp(req.path, "/generate_204", 13) == 0) {
+        ir_rs_challenge_response(&req, extra, sizeof extra);
+        n = snprintf(head, sizeof head, "HTTP/1.1 204 No Content\r\n%sconnection: close\r\n\r\n",
+                     extra);
+    } else {
+        int head_only = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+        n = snprintf(head, sizeof head,
+                     "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "content-length: 9\r\nconnection: close\r\n\r\n%s",
+                     head_only ? "" : "Not Found");
+    }
+    if (n <= 0 || (size_t)n >= sizeof head || !(m->out = malloc((size_t)n)))
+        return;
+    memcpy(m->out, head, (size_t)n);
+    m->out_len = (size_t)n;
+    m->out_off = 0;
+}
+
 /* Builds the whole response to the request head in m->in. */
 static void metrics_respond(ir_relay_server *srv, metrics_conn *m)
 {
+    if (m->captive) {
+        captive_respond(m);
+        return;
+    }
     ir_http_request req;
     int status = 200;
     const char *phrase = "OK";

@@ -61,11 +61,13 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
         return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", listen_text);
     if (c.metrics_listen && iroh_socket_addr_parse(c.metrics_listen, &addr) != IROH_OK)
         return ir_fail(IROH_ERR_INVALID_ADDR, "invalid metrics address '%s'", c.metrics_listen);
+    if (c.captive_listen && iroh_socket_addr_parse(c.captive_listen, &addr) != IROH_OK)
+        return ir_fail(IROH_ERR_INVALID_ADDR, "invalid captive-portal address '%s'", c.captive_listen);
 
     ir_relay_server *srv = calloc(1, sizeof *srv);
     if (!srv)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-    srv->lfd = srv->epfd = srv->evfd = srv->mfd = -1;
+    srv->lfd = srv->epfd = srv->evfd = srv->mfd = srv->cfd = -1;
     for (int i = 0; i < METRICS_SLOTS; i++)
         srv->mc[i].fd = -1;
     srv->max_conns = c.max_connections ? c.max_connections : 100000;
@@ -103,6 +105,14 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
             goto fail;
         }
     }
+    if (c.captive_listen) {
+        srv->cfd = ir_tcp_listen(c.captive_listen, 64, &srv->clocal);
+        if (srv->cfd < 0) {
+            rc = srv->cfd;
+            srv->cfd = -1;
+            goto fail;
+        }
+    }
     rc = IROH_ERR_IO;
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -113,9 +123,11 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->lfd};
     struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &srv->evfd};
     struct epoll_event ev3 = {.events = EPOLLIN, .data.ptr = &srv->mfd};
+    struct epoll_event ev4 = {.events = EPOLLIN, .data.ptr = &srv->cfd};
     if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->lfd, &ev) < 0 ||
         epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->evfd, &ev2) < 0 ||
-        (srv->mfd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->mfd, &ev3) < 0)) {
+        (srv->mfd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->mfd, &ev3) < 0) ||
+        (srv->cfd >= 0 && epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->cfd, &ev4) < 0)) {
         ir_fail(IROH_ERR_IO, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
@@ -136,6 +148,14 @@ int ir_relay_server_metrics_addr(const ir_relay_server *srv, iroh_socket_addr *o
     if (srv->mfd < 0)
         return 0;
     *out = srv->mlocal;
+    return 1;
+}
+
+int ir_relay_server_captive_addr(const ir_relay_server *srv, iroh_socket_addr *out)
+{
+    if (srv->cfd < 0)
+        return 0;
+    *out = srv->clocal;
     return 1;
 }
 
@@ -421,7 +441,7 @@ int ir_relay_server_run(ir_relay_server *srv)
         uint64_t next = ir_relay_core_next_timeout(srv->core);
         if (srv->listen_paused && (!next || srv->listen_resume_at < next))
             next = srv->listen_resume_at;
-        uint64_t mnext = srv->mfd >= 0 ? ir_rs_metrics_timers(srv, now) : 0;
+        uint64_t mnext = srv->mfd >= 0 || srv->cfd >= 0 ? ir_rs_metrics_timers(srv, now) : 0;
         if (mnext && (!next || mnext < next))
             next = mnext;
         int timeout = -1;
@@ -447,7 +467,9 @@ int ir_relay_server_run(ir_relay_server *srv)
                 ssize_t r = read(srv->evfd, &v, sizeof v);
                 (void)r;
             } else if (p == &srv->mfd) {
-                ir_rs_metrics_accept(srv, now);
+                ir_rs_metrics_accept(srv, srv->mfd, 0, now);
+            } else if (p == &srv->cfd) {
+                ir_rs_metrics_accept(srv, srv->cfd, 1, now);
             } else if (ir_rs_as_metrics_conn(srv, p)) {
                 ir_rs_metrics_event(srv, p, evs[i].events);
             } else {
@@ -494,6 +516,8 @@ void ir_relay_server_free(ir_relay_server *srv)
     }
     if (srv->mfd >= 0)
         close(srv->mfd);
+    if (srv->cfd >= 0)
+        close(srv->cfd);
     if (srv->epfd >= 0)
         close(srv->epfd);
     if (srv->evfd >= 0)

@@ -2,8 +2,9 @@
 # iroh-c relay --metrics-listen: the counters as OpenMetrics text on a separate plain-HTTP
 # port (GET / and /metrics; 404 elsewhere; never on the relay port), well-formed (HELP,
 # TYPE, one sample per family, "# EOF" at the end), upstream's relayserver_* names, and
-# counters that move: TCP accepts and HTTP requests after /ping, websocket_accepts after an
-# upgrade. Bad or taken metrics addresses and bad --rate-limit/--rate-burst values fail
+# counters that move: TCP accepts (and upstream's http_connections, _closed) and HTTP
+# requests after /ping, websocket accepts after an upgrade; the rate-limit families named
+# as iroh-metrics writes them (a name ending in _total is not suffixed again). Bad or taken metrics addresses and bad --rate-limit/--rate-burst values fail
 # cleanly (the rate limit itself is tested on a virtual clock in unit/test_relay_ratelimit). Loopback only, ports chosen by the
 # kernel (port 0) and read from the command's output.
 command -v curl > /dev/null || { echo "SKIP: no curl"; exit 0; }
@@ -44,19 +45,27 @@ else ok; fi
 families=0 lacking=0
 while read -r _ _ fam kind; do
   families=$((families + 1))
-  if [ "$kind" = counter ]; then sample="${fam}_total"; else sample=$fam; fi
+  if [ "$kind" = counter ] && [ "${fam%_total}" = "$fam" ]; then sample="${fam}_total"; else sample=$fam; fi
   grep -q "^$sample [0-9]*$" <<< "$m" || { bad "family $fam ($kind) without its sample $sample"; lacking=1; }
 done < <(grep '^# TYPE ' <<< "$m")
 [ $families -gt 10 ] && [ $lacking = 0 ] && ok || bad "metric families: $families, some lacking a sample: $lacking"
 for name in relayserver_bytes_sent_total relayserver_bytes_recv_total \
     relayserver_send_packets_sent_total relayserver_send_packets_recv_total \
     relayserver_send_packets_dropped_total relayserver_got_ping_total relayserver_sent_pong_total \
-    relayserver_accepts_total relayserver_disconnects_total relayserver_websocket_accepts_total \
+    relayserver_accepts_total relayserver_disconnects_total relayserver_http_connections_total \
+    relayserver_http_connections_closed_total relayserver_http_connections_errored_total \
     relayserver_clients_inactive_added_total relayserver_clients_inactive_removed_total \
     relayserver_bytes_rx_ratelimited_total relayserver_conns_rx_ratelimited_total \
-    irohc_relay_conns irohc_relay_clients irohc_relay_tcp_accepts_total; do
+    irohc_relay_conns irohc_relay_clients irohc_relay_tcp_accepts_total irohc_relay_websocket_accepts_total; do
   [ -n "$(value "$name" "$m")" ] && ok || bad "no $name"
 done
+# iroh-relay's exact family lines for the rate-limit counters, and no doubled suffix
+for fam in relayserver_bytes_rx_ratelimited_total relayserver_conns_rx_ratelimited_total; do
+  grep -qx "# TYPE $fam counter" <<< "$m" && ok || bad "no '# TYPE $fam counter'"
+done
+grep -q '_total_total' <<< "$m" && bad "a doubled _total: $(grep _total_total <<< "$m" | head -2)" || ok
+# a name iroh 1.x does not have (websocket_accepts) is gone
+grep -q '^relayserver_websocket_accepts' <<< "$m" && bad "relayserver_websocket_accepts is not iroh's" || ok
 # / serves the same; other paths and methods do not
 [ "$(metrics / | tail -1)" = "# EOF" ] && ok || bad "GET / on the metrics port"
 [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$mport/relay")" = 404 ] && ok ||
@@ -73,14 +82,18 @@ reqs=$(value irohc_relay_http_requests_total "$(metrics)")
 for _ in 1 2 3; do curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$port/ping"; done
 m=$(metrics)
 after=$(value irohc_relay_tcp_accepts_total "$m")
+[ "$(value relayserver_http_connections_total "$m")" = "$after" ] && ok ||
+  bad "http_connections $(value relayserver_http_connections_total "$m") != tcp accepts $after"
+closed=$(value relayserver_http_connections_closed_total "$m")
+[ "$closed" -ge 3 ] && [ "$closed" -le "$after" ] && ok || bad "http_connections_closed $closed (accepts $after)"
 [ "$after" -ge $((before + 3)) ] && ok || bad "tcp accepts $before -> $after after 3 requests"
 [ "$(value irohc_relay_http_requests_total "$m")" -ge $((reqs + 3)) ] && ok || bad "http requests did not grow"
 exec 3<>"/dev/tcp/127.0.0.1/$port"
 printf 'GET /relay HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nsec-websocket-protocol: iroh-relay-v2\r\n\r\n' >&3
 head -c 12 <&3 > "$dir/upgrade"
 m=$(metrics)
-grep -q '^HTTP/1.1 101' "$dir/upgrade" && [ "$(value relayserver_websocket_accepts_total "$m")" = 1 ] && ok ||
-  bad "websocket_accepts after an upgrade: $(value relayserver_websocket_accepts_total "$m")"
+grep -q '^HTTP/1.1 101' "$dir/upgrade" && [ "$(value irohc_relay_websocket_accepts_total "$m")" = 1 ] && ok ||
+  bad "websocket accepts after an upgrade: $(value irohc_relay_websocket_accepts_total "$m")"
 [ "$(value irohc_relay_conns "$m")" -ge 1 ] && ok || bad "irohc_relay_conns gauge: $(value irohc_relay_conns "$m")"
 exec 3<&-
 
