@@ -26,6 +26,11 @@ int cli_read_secret_file(const char *path, iroh_secret_key *key);
 /* 0 if path is a file we can read; else EXIT_USAGE, said on stderr with the option */
 int cli_check_readable(const char *option, const char *path);
 
+/* an EndpointAddr as one line of JSON on stdout, the form of 'ticket decode':
+ * {"id":"<hex>","relay":"<url>"|null,"addrs":["IP:PORT",...]} (with "relays" when there
+ * are several, "custom" when there are custom addresses) */
+void cli_print_addr_json(const iroh_endpoint_addr *addr);
+
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_relay(int argc, char **argv);

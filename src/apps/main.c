@@ -279,19 +279,10 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-static int ticket_decode(int argc, char **argv)
+/* {"id":"<hex>","relay":"<url>"|null[,"relays":[...]],"addrs":["IP:PORT",...][,"custom":[...]]}
+ * and a newline on stdout: the form of ticket decode and resolve */
+void cli_print_addr_json(const iroh_endpoint_addr *addr)
 {
-    for (int i = 0; i < argc; i++)
-        if (cli_is_help(argv[i]))
-            return print_help(USAGE_TICKET);
-    if (argc == 0)
-        return cli_usage("ticket decode: a TICKET is needed%s", NULL);
-    if (argc > 1)
-        return cli_usage("ticket decode: unexpected argument '%s'", argv[1]);
-    iroh_endpoint_addr *addr;
-    int rc = iroh_endpoint_ticket_decode(argv[0], &addr);
-    if (rc != IROH_OK)
-        return cli_api_error("ticket", rc);
     char hex[IROH_ID_HEX_LEN];
     iroh_endpoint_id_to_hex(iroh_endpoint_addr_id(addr), hex, sizeof hex);
     size_t n = iroh_endpoint_addr_len(addr), relays = 0, customs = 0;
@@ -343,6 +334,22 @@ static int ticket_decode(int argc, char **argv)
         putchar(']');
     }
     puts("}");
+}
+
+static int ticket_decode(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (cli_is_help(argv[i]))
+            return print_help(USAGE_TICKET);
+    if (argc == 0)
+        return cli_usage("ticket decode: a TICKET is needed%s", NULL);
+    if (argc > 1)
+        return cli_usage("ticket decode: unexpected argument '%s'", argv[1]);
+    iroh_endpoint_addr *addr;
+    int rc = iroh_endpoint_ticket_decode(argv[0], &addr);
+    if (rc != IROH_OK)
+        return cli_api_error("ticket", rc);
+    cli_print_addr_json(addr);
     iroh_endpoint_addr_free(addr);
     return 0;
 }
