@@ -13,28 +13,12 @@
 const pk = require('./pkarr.js');
 pk.runInNetns('n0dns', ['127.0.0.1']);
 
-const { spawn } = require('child_process');
-const { loadIroh, check, finish, track, withTimeout, startRelay, irohEcho } = require('./peer.js');
+const { loadIroh, check, finish, withTimeout, startRelay, irohEcho } = require('./peer.js');
+const { irohcListener } = require('./lookup_util.js');
 const iroh = loadIroh();
-const IROH_C = process.env.IROH_C;
 const ALPN = 'lookup/n0';
 const alpnBytes = Array.from(Buffer.from(ALPN));
 const ORIGIN = 'dns.iroh.link';
-
-// `iroh-c listen --echo`: resolves to { proc, ticket, info } (info: ticket decode JSON)
-async function irohcListener(args) {
-  const p = track(spawn(IROH_C, ['listen', '--echo', '--alpn', ALPN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let err = '';
-  p.stderr.on('data', (d) => { err += d; });
-  const ticket = await withTimeout(new Promise((res, rej) => {
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(out.split('\n')[0]); });
-    p.on('close', () => rej(new Error('listen exited: ' + err)));
-  }), 20000, 'listener ticket');
-  const { spawnSync } = require('child_process');
-  const dec = spawnSync(IROH_C, ['ticket', 'decode', ticket], { encoding: 'utf8' });
-  return { proc: p, ticket, info: JSON.parse(dec.stdout) };
-}
 
 async function n0Endpoint(relayUrl) {
   const b = iroh.Endpoint.builder();
@@ -63,7 +47,7 @@ async function n0Endpoint(relayUrl) {
 
   // 1. relay= only: real iroh dials the id, finds the relay, connects through it
   {
-    const l = await irohcListener(['--relay', relay.url, '--bind', '127.0.0.1:0']);
+    const l = await irohcListener(ALPN, ['--relay', relay.url, '--bind', '127.0.0.1:0']);
     check(l.info.relay === relay.url + '/', 'the listener is homed on our relay: ' + JSON.stringify(l.info));
     const name = owner(l.info.id);
     records.set(name.toLowerCase(), pk.irohAttrs({ relay: l.info.relay }));
@@ -85,7 +69,7 @@ async function n0Endpoint(relayUrl) {
 
   // 2. addr= only, relays off on both sides: a direct connection
   {
-    const l = await irohcListener(['--no-relay', '--bind', '127.0.0.1:0']);
+    const l = await irohcListener(ALPN, ['--no-relay', '--bind', '127.0.0.1:0']);
     const name = owner(l.info.id);
     check(l.info.addrs.length >= 1, 'the listener has a direct address: ' + JSON.stringify(l.info));
     records.set(name.toLowerCase(), pk.irohAttrs({ addrs: l.info.addrs }));
