@@ -10,7 +10,8 @@
  *    endpoint runs an I/O thread of its own that does all its network I/O. Every call
  *    is safe from any thread. These block the calling thread (never the I/O thread)
  *    until they can complete, up to their time limit:
- *      iroh_endpoint_online, iroh_endpoint_connect / _connect_alpns (the handshake),
+ *      iroh_endpoint_online, iroh_endpoint_connect / _connect_alpns (the handshake,
+ *      and the address lookup before it when only an id is given), iroh_endpoint_resolve,
  *      iroh_endpoint_accept, iroh_connection_open_bi / _open_uni (while the peer's
  *      stream limit is reached), iroh_connection_accept_bi / _accept_uni,
  *      iroh_connection_read_datagram, iroh_connection_closed,
@@ -75,6 +76,8 @@
  * case-insensitive; default warn. Another value is reported once on stderr (one line
  * naming it and the accepted ones) and the default used. IROH_C_HOLEPUNCHING=0|1|2 picks
  * the holepunching extensions endpoints offer (iroh_endpoint_builder_holepunching).
+ * IROH_C_ADDRESS_LOOKUP=none turns off the n0 address lookup defaults (pkarr publishing
+ * and resolving, DNS) that builder calls did not set (see "Address lookup").
  * SSLKEYLOGFILE=path appends
  * every TLS secret in NSS key log format (through GnuTLS), so that Wireshark or tshark
  * can decrypt captured QUIC packets.
@@ -121,6 +124,7 @@ typedef enum iroh_error {
     IROH_ERR_CLOSED = -16,           /* the endpoint (or router) is closed */
     IROH_ERR_UNSUPPORTED = -17,      /* not possible with this peer or build (e.g. datagrams) */
     IROH_ERR_STATE = -18,            /* not allowed now (e.g. writing after finish) */
+    IROH_ERR_NOT_FOUND = -19,        /* no lookup found an address for the EndpointId */
 } iroh_error;
 
 /* A static English name for an error code ("invalid ticket"); never NULL. */
@@ -364,6 +368,16 @@ typedef enum iroh_event_kind {
                                       first right after CONNECTED, then at each change
                                       (a switch between relay and direct, migration) */
     IROH_EVENT_PATH_ABANDONED = 7, /* a path was abandoned (code: the PATH_ABANDON code) */
+    /* Address lookup (see "Address lookup" below). peer: our own id for PUBLISH_*, the id
+     * looked up for LOOKUP_*; lookup: which service ("pkarr", "dns", "mdns", "user"). */
+    IROH_EVENT_PUBLISHED = 8,      /* the pkarr relay accepted our record (code: the HTTP
+                                      status, 204) */
+    IROH_EVENT_PUBLISH_FAILED = 9, /* a PUT failed (code: the HTTP status, 0 when no answer
+                                      came); it is retried after k s, k = failures in a row */
+    IROH_EVENT_LOOKUP_FOUND = 10,  /* a lookup service found addresses of peer (path: the
+                                      first direct one or all zero; relay_url: its relay or
+                                      NULL); each service reports once per lookup */
+    IROH_EVENT_LOOKUP_FAILED = 11, /* a lookup of peer ended and no service found anything */
 } iroh_event_kind;
 
 typedef struct iroh_event {
@@ -378,7 +392,10 @@ typedef struct iroh_event {
                               the callback. */
     uint64_t path_id;      /* PATH_*: the path's id (0 without multipath) */
     uint64_t elapsed_us;   /* time since the connection's handshake began (a client's
-                              connect call, a server's first packet of it) */
+                              connect call, a server's first packet of it); LOOKUP_*: since
+                              the lookup began */
+    const char *lookup;    /* PUBLISH_*, LOOKUP_FOUND: the service ("pkarr", "dns", "mdns",
+                              "user"); NULL for other events. Static text. */
 } iroh_event;
 
 /* Called on the I/O thread for every event; must not block or call into the library. */
@@ -433,6 +450,79 @@ IROH_EXTERN int iroh_endpoint_builder_relay_quic_port(iroh_endpoint_builder *b, 
  * malformed address, an unspecified IP or port 0. */
 IROH_EXTERN int iroh_endpoint_builder_external_addr(iroh_endpoint_builder *b, const char *addr);
 
+/* Address lookup: dialing by EndpointId alone, as iroh's address lookup services
+ * (spec identity-tickets-discovery.md sections 4 and 5).
+ *
+ * Publishing. The endpoint publishes a signed pkarr record (a DNS packet of TXT records
+ * "_iroh.<z-base-32 id>": relay=<home relay URL>, addr=<ip:port ...> when asked,
+ * user-data=<text>) to its pkarr relay with HTTP PUT <pkarr relay>/<z32 id>: once bound
+ * and whenever its home relay, its published addresses or its user data change, with a
+ * TTL of 30 s, again every 5 minutes, and after a failed PUT again after k seconds (k =
+ * failures in a row), as iroh's PkarrPublisher. Nothing is published while there is
+ * nothing to say (no home relay, no published address, no user data).
+ *
+ * Resolving. iroh_endpoint_connect / _connect_alpns with an address that holds only the
+ * id (no relay, no direct address) first asks every configured lookup at once: DNS TXT
+ * "_iroh.<z32 id>.<origin>" (through the servers of /etc/resolv.conf, or the one given
+ * with iroh_endpoint_builder_dns_server; UDP, then TCP when the answer is truncated;
+ * attempts at 0, 200, 300, 600, 1000, 2000 and 3000 ms, each +-20 %, each waiting up to
+ * 3 s, as iroh's DnsAddressLookup), pkarr GET <pkarr relay>/<z32 id> (the signed packet is
+ * verified for that id), mDNS when on, and the user's lookups. The connection starts with
+ * the first answer; addresses found later are added to it as candidates while it is in
+ * progress. Connecting fails with IROH_ERR_NOT_FOUND when every lookup ended without an
+ * address, and the lookups count against the builder's connect timeout. Nothing here
+ * blocks the endpoint's I/O thread: names (of the pkarr relay) are resolved and user
+ * lookups run on threads of their own.
+ *
+ * Defaults, as iroh's N0 preset: publishing to and resolving from n0's pkarr relay
+ * https://dns.iroh.link/pkarr, DNS lookup under the origin dns.iroh.link through the
+ * system's resolver, only the home relay published (no direct addresses), mDNS off.
+ * (n0's servers are not reachable from every network; tests use iroh-c dns-server.)
+ * The environment variable IROH_C_ADDRESS_LOOKUP=none turns these defaults off (no
+ * publishing, no pkarr, no DNS: an endpoint that sends nothing to n0's servers; the test
+ * suite sets it); "n0" or unset keeps them; another value is reported once on stderr
+ * and the defaults kept. Each explicit builder call below overrides the environment for
+ * what it sets: with IROH_C_ADDRESS_LOOKUP=none and iroh_endpoint_builder_pkarr_relay
+ * (b, url) the endpoint publishes to and resolves from url, and uses no DNS. */
+
+/* The pkarr relay (an http:// or https:// URL, the base the z32 id is appended to, e.g.
+ * "http://127.0.0.1:8080/pkarr"): publish to it and resolve from it. NULL: no pkarr
+ * relay (neither publishing nor pkarr resolving). https relays' certificates are checked
+ * as those of relays (iroh_endpoint_builder_relay_ca_file). IROH_ERR_INVALID_ADDR for a
+ * URL that is not http(s)://HOST[:PORT]/PATH. */
+IROH_EXTERN int iroh_endpoint_builder_pkarr_relay(iroh_endpoint_builder *b, const char *url);
+/* The origin of DNS lookups: names "_iroh.<z32 id>.<origin>" are asked for (a DNS name,
+ * a trailing dot optional, e.g. "dns.iroh.link"). NULL: no DNS lookup.
+ * IROH_ERR_INVALID_ARGUMENT for a name that is not a valid DNS name. */
+IROH_EXTERN int iroh_endpoint_builder_dns_origin(iroh_endpoint_builder *b, const char *origin);
+/* The DNS server ("IP:PORT", e.g. "127.0.0.1:5353", "[::1]:53") to ask instead of the
+ * nameservers of /etc/resolv.conf. NULL: the system's. IROH_ERR_INVALID_ADDR. */
+IROH_EXTERN int iroh_endpoint_builder_dns_server(iroh_endpoint_builder *b, const char *ip_port);
+/* With on != 0 the published record also names the endpoint's direct addresses (an
+ * addr= TXT string each, as iroh writes them); off (the default, as iroh's publisher's
+ * relay-only filter) it names the home relay only. */
+IROH_EXTERN int iroh_endpoint_builder_publish_addrs(iroh_endpoint_builder *b, int on);
+/* User data published with the record (user-data=, iroh's UserData): at most 245 bytes of
+ * UTF-8 text; NULL or "": none. Published over mDNS too when on. IROH_ERR_TOO_LONG. */
+IROH_EXTERN int iroh_endpoint_builder_user_data(iroh_endpoint_builder *b, const char *data);
+/* mDNS on the local network (iroh-mdns-address-lookup: service _irohv1._udp.local. on
+ * UDP 5353, 224.0.0.251 and ff02::fb): announce this endpoint (its direct addresses,
+ * home relay and user data), answer queries, and resolve peers found on the LAN. Off by
+ * default, as in iroh. IROH_C_ADDRESS_LOOKUP does not touch it. */
+IROH_EXTERN int iroh_endpoint_builder_mdns(iroh_endpoint_builder *b, int on);
+/* Turns every lookup and publishing off (n0's defaults, a pkarr relay, DNS, mDNS and user
+ * lookups set so far), as iroh's Builder::empty(); calls after it add again. */
+IROH_EXTERN int iroh_endpoint_builder_no_lookup(iroh_endpoint_builder *b);
+/* A lookup of the user's own, like iroh's AddressLookup trait. It is called on a thread
+ * of the library (never the I/O thread, so it may block), once per lookup, with out an
+ * address holding id alone: it adds what it knows of id (iroh_endpoint_addr_add_*) and
+ * returns IROH_OK, or a negative IROH_ERR_* (IROH_ERR_NOT_FOUND) when it knows nothing.
+ * It must not call the endpoint it serves, and must return within the connect timeout:
+ * a late answer is dropped. Several may be added (at most 8), run at once. */
+typedef int (*iroh_lookup_fn)(void *ctx, const iroh_endpoint_id *id, iroh_endpoint_addr *out);
+IROH_EXTERN int iroh_endpoint_builder_address_lookup(iroh_endpoint_builder *b,
+                                                     iroh_lookup_fn fn, void *ctx);
+
 /* Binds the sockets and starts the I/O thread. The builder stays the caller's. */
 IROH_EXTERN int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out);
 
@@ -476,6 +566,14 @@ IROH_EXTERN int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_add
 IROH_EXTERN int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                             const char *const *alpns, size_t n_alpns,
                                             iroh_connection **out);
+
+/* Asks every configured lookup (see "Address lookup" above) for id at once and waits
+ * until all have ended or timeout_ms passed (-1: until all have ended, which the DNS
+ * schedule bounds to about 6 s; 0 is refused); *out is a new address (the caller frees
+ * it) with the union of what they found by then. IROH_ERR_NOT_FOUND when nothing was
+ * found (also when no lookup is configured), IROH_ERR_CLOSED, IROH_ERR_INVALID_ARGUMENT. */
+IROH_EXTERN int iroh_endpoint_resolve(iroh_endpoint *ep, const iroh_endpoint_id *id,
+                                      int timeout_ms, iroh_endpoint_addr **out);
 
 /* Waits up to timeout_ms (-1: forever) for an incoming connection. IROH_ERR_TIMEOUT, or
  * IROH_ERR_CLOSED once the endpoint is closed.

@@ -20,8 +20,9 @@ declare -A may=(
   [tls]="base crypto tls"
   [quic]="base net crypto tls quic"
   [relay]="base net relay"
-  [endpoint]="base net crypto tls quic relay endpoint"
-  [apps]="base net crypto tls quic relay endpoint apps"
+  [dns]="base dns"
+  [endpoint]="base net crypto tls quic relay dns endpoint"
+  [apps]="base net crypto tls quic relay dns endpoint apps"
 )
 
 for d in "$src"/*/; do

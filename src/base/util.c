@@ -50,6 +50,7 @@ const char *iroh_strerror(int code)
     case IROH_ERR_CLOSED: return "endpoint closed";
     case IROH_ERR_UNSUPPORTED: return "unsupported";
     case IROH_ERR_STATE: return "invalid state";
+    case IROH_ERR_NOT_FOUND: return "not found";
     }
     return "unknown error";
 }

@@ -634,6 +634,7 @@ void iroh_endpoint_builder_free(iroh_endpoint_builder *b)
         free(b->relays[i]);
     free(b->relay_token);
     free(b->relay_ca_file);
+    ir_lookup_config_clear(&b->lookup);
     memset(&b->key, 0, sizeof b->key);
     free(b);
 }

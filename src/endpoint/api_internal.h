@@ -8,6 +8,7 @@
 
 #include "endpoint/ep.h"
 #include "endpoint/ep_core.h"
+#include "endpoint/lookup.h"
 #include "iroh.h"
 
 #define MAX_ALPNS 16
@@ -37,6 +38,7 @@ struct iroh_endpoint_builder {
     int holepunching;    /* 0, 1, 2; -1: IROH_C_HOLEPUNCHING */
     iroh_socket_addr external[IR_EPC_MAX_EXTERNAL]; /* iroh_endpoint_builder_external_addr */
     size_t n_external;
+    ir_lookup_config lookup; /* address lookup (lookup_api.c) */
 };
 
 /* what a blocked call waits for (waiter.kind) */
@@ -145,6 +147,7 @@ struct iroh_endpoint {
     iroh_connection *queue_head, *queue_tail;
     size_t nqueued;
     int backlog_warned; /* said once that the backlog is full (again once it drained) */
+    ir_lookup *lookup;  /* address lookup: publishing and resolving (lookup_shell.c) */
 };
 
 /* ---- api.c for api_path.c ---------------------------------------------------------------- */

@@ -1,0 +1,134 @@
+/* Address lookup in the endpoint (spec identity-tickets-discovery.md 4.4, 4.5): what the
+ * builder configures, the sans-IO cores (the pkarr publisher's schedule, the resolver's
+ * staggered DNS schedule and the state of one lookup), and the shell that runs them
+ * (lookup_shell.c) beside the endpoint's I/O thread. */
+#ifndef IR_ENDPOINT_LOOKUP_H
+#define IR_ENDPOINT_LOOKUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iroh.h"
+
+#define IR_LOOKUP_MAX_USER 8
+#define IR_LOOKUP_USER_DATA_MAX 245 /* iroh's UserData::MAX_LENGTH */
+#define IR_LOOKUP_DEFAULT_PKARR "https://dns.iroh.link/pkarr"
+#define IR_LOOKUP_DEFAULT_ORIGIN "dns.iroh.link"
+
+/* What iroh_endpoint_builder_* set (lookup_api.c). A string NULL with its *_set flag
+ * means "off"; an unset flag means the default, unless IROH_C_ADDRESS_LOOKUP=none. */
+typedef struct ir_lookup_config {
+    int pkarr_set;
+    char *pkarr_url; /* normalized http(s) URL */
+    int origin_set;
+    char *origin; /* a DNS name without the trailing dot */
+    iroh_socket_addr dns_server; /* family 0: the nameservers of /etc/resolv.conf */
+    int publish_addrs;
+    char user_data[IR_LOOKUP_USER_DATA_MAX + 1];
+    int mdns;
+    iroh_lookup_fn user[IR_LOOKUP_MAX_USER];
+    void *user_ctx[IR_LOOKUP_MAX_USER];
+    size_t n_user;
+} ir_lookup_config;
+
+/* Frees the strings of a configuration. */
+void ir_lookup_config_clear(ir_lookup_config *c);
+/* The effective configuration: defaults and IROH_C_ADDRESS_LOOKUP applied, strings
+ * copied (clear it after). IROH_OK or IROH_ERR_NO_MEMORY. */
+int ir_lookup_config_resolve(const ir_lookup_config *in, ir_lookup_config *out);
+
+/* An http:// or https:// URL in its parts: host without brackets, port (80/443 when not
+ * given), path (with the query) from its "/". 0, or -1 when it is no such URL. */
+typedef struct ir_lookup_url {
+    int tls;
+    char host[256];
+    char host_hdr[300]; /* the authority as written, for the Host header */
+    uint16_t port;
+    char path[1024];
+} ir_lookup_url;
+int ir_lookup_url_split(const char *url, ir_lookup_url *out);
+
+/* ---- what is published ------------------------------------------------------------------ */
+
+#define IR_LOOKUP_MAX_ADDRS 16
+#define IR_LOOKUP_RELAY_MAX 512
+
+typedef struct ir_lookup_record {
+    char relay[IR_LOOKUP_RELAY_MAX]; /* "" when none */
+    iroh_socket_addr addrs[IR_LOOKUP_MAX_ADDRS];
+    size_t n_addrs;
+    char user_data[IR_LOOKUP_USER_DATA_MAX + 1];
+} ir_lookup_record;
+
+/* 1 when the record says nothing (nothing is published then) */
+int ir_lookup_record_empty(const ir_lookup_record *r);
+int ir_lookup_record_equal(const ir_lookup_record *a, const ir_lookup_record *b);
+
+/* ---- the publisher's schedule (sans-IO; time in ns of a monotonic clock) ------------------
+ *
+ * As iroh's PkarrPublisher (spec 4.4): a PUT as soon as there is something to publish
+ * and whenever it changes; after a success again after 5 minutes; after a failure again
+ * after k seconds, k = failures in a row (no cap). One PUT at a time. */
+
+#define IR_LOOKUP_TTL 30
+#define IR_LOOKUP_REPUBLISH_NS (300ull * 1000000000ull)
+
+typedef struct ir_lookup_pub {
+    ir_lookup_record want;   /* what should be published now */
+    ir_lookup_record sent;   /* what the last successful PUT published */
+    ir_lookup_record flight; /* what the PUT in flight publishes */
+    int have_sent, in_flight;
+    uint64_t due; /* the next PUT; UINT64_MAX: none */
+    unsigned failures;
+} ir_lookup_pub;
+
+void ir_lookup_pub_init(ir_lookup_pub *p);
+/* What the endpoint wants published now (its home relay, its addresses if they are
+ * published, its user data): a change makes a PUT due at once. */
+void ir_lookup_pub_set(ir_lookup_pub *p, const ir_lookup_record *r, uint64_t now);
+/* 1 when a PUT of *out must start now (it is then in flight), else 0. */
+int ir_lookup_pub_poll(ir_lookup_pub *p, uint64_t now, ir_lookup_record *out);
+/* The PUT in flight ended: ok 1 (the relay accepted it) or 0. */
+void ir_lookup_pub_done(ir_lookup_pub *p, int ok, uint64_t now);
+/* When ir_lookup_pub_poll has something to do next; UINT64_MAX: not by itself. */
+uint64_t ir_lookup_pub_next(const ir_lookup_pub *p);
+
+/* ---- the DNS lookup's staggered attempts (sans-IO) -----------------------------------------
+ *
+ * As iroh's DnsAddressLookup (spec 4.5): attempts at 0, 200, 300, 600, 1000, 2000 and
+ * 3000 ms after the start, each delay +-20 % (jitter[i] in [0, 2^32) maps to
+ * 0.8 .. 1.2), each allowed 3 s; the first answer wins, and the lookup fails once every
+ * attempt failed or ran out of time. */
+
+#define IR_LOOKUP_DNS_ATTEMPTS 7
+#define IR_LOOKUP_DNS_ATTEMPT_NS (3000ull * 1000000ull)
+
+typedef enum ir_lookup_dns_state {
+    IR_LOOKUP_DNS_RUNNING = 0,
+    IR_LOOKUP_DNS_FOUND = 1,
+    IR_LOOKUP_DNS_FAILED = 2,
+} ir_lookup_dns_state;
+
+typedef struct ir_lookup_dns {
+    uint64_t at[IR_LOOKUP_DNS_ATTEMPTS];       /* when each attempt starts */
+    uint64_t deadline[IR_LOOKUP_DNS_ATTEMPTS]; /* started + 3 s once started */
+    uint8_t attempt[IR_LOOKUP_DNS_ATTEMPTS];   /* 0 waiting, 1 running, 2 ended */
+    ir_lookup_dns_state state;
+} ir_lookup_dns;
+
+void ir_lookup_dns_start(ir_lookup_dns *d, uint64_t now,
+                         const uint32_t jitter[IR_LOOKUP_DNS_ATTEMPTS]);
+/* The index of an attempt to start now (it is then running), or -1; attempts past their
+ * 3 s end here (and the lookup fails when none is left). */
+int ir_lookup_dns_poll(ir_lookup_dns *d, uint64_t now);
+/* Attempt i ended: found 1 (an answer with addresses) or 0 (an error, no record). An
+ * attempt that already ran out of time changes nothing. */
+void ir_lookup_dns_result(ir_lookup_dns *d, int i, int found);
+/* The next time ir_lookup_dns_poll has something to do; UINT64_MAX once ended. */
+uint64_t ir_lookup_dns_next(const ir_lookup_dns *d);
+
+/* ---- the shell (lookup_shell.c) --------------------------------------------------------- */
+
+typedef struct ir_lookup ir_lookup;
+
+#endif

@@ -1,0 +1,318 @@
+/* The pkarr relay's HTTP client (spec 4.3): one request per call, HTTP/1.1 over TCP or
+ * TLS (relay/tls_stream.h), run on a job thread of the lookup shell (never the I/O
+ * thread). Every step is bounded by the caller's deadline and ends early when *stop is
+ * set. The answer's head goes through the relay's HTTP parser (relay/http.h); the body is
+ * read by Content-Length (or to the end of the connection) up to the caller's cap. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/util.h"
+#include "endpoint/ep.h"
+#include "endpoint/lookup_jobs.h"
+#include "net/netaddr.h"
+#include "relay/http.h"
+#include "relay/tls_stream.h"
+
+#define SLICE_MS 50 /* how often a wait looks at the stop flag */
+
+/* ms left until the deadline, at most SLICE_MS; -1 when it passed or stop is set */
+static int slice(uint64_t deadline, const atomic_int *stop)
+{
+    if (stop && atomic_load(stop))
+        return -1;
+    uint64_t now = ir_now_ns();
+    if (now >= deadline)
+        return -1;
+    uint64_t left = (deadline - now) / 1000000 + 1;
+    return left < SLICE_MS ? (int)left : SLICE_MS;
+}
+
+/* waits for events on fd; 1 ready, 0 deadline or stop */
+static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop)
+{
+    for (;;) {
+        int ms = slice(deadline, stop);
+        if (ms < 0)
+            return 0;
+        struct pollfd pf = {.fd = fd, .events = events};
+        int n = poll(&pf, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return 0;
+    }
+}
+
+/* the host's addresses: an IP literal, else getaddrinfo on this (job) thread */
+static int host_addrs(const ir_lookup_url *u, struct sockaddr_storage *out, socklen_t *lens,
+                      int cap, int *n)
+{
+    iroh_socket_addr ip;
+    memset(&ip, 0, sizeof ip);
+    ip.port = u->port;
+    if (inet_pton(AF_INET, u->host, ip.ip) == 1)
+        ip.family = 4;
+    else if (inet_pton(AF_INET6, u->host, ip.ip) == 1)
+        ip.family = 6;
+    if (ip.family) {
+        *n = ir_sockaddr_from_socket_addr(&ip, &out[0], &lens[0]) == 0;
+        return *n ? IROH_OK : ir_fail(IROH_ERR_INVALID_ADDR, "bad address %s", u->host);
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    char port[8];
+    snprintf(port, sizeof port, "%u", u->port);
+    int err = getaddrinfo(u->host, port, &hints, &res);
+    if (err)
+        return ir_fail(IROH_ERR_IO, "cannot resolve %s: %s", u->host, gai_strerror(err));
+    *n = 0;
+    for (struct addrinfo *ai = res; ai && *n < cap; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        memcpy(&out[*n], ai->ai_addr, ai->ai_addrlen);
+        lens[(*n)++] = ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    return *n ? IROH_OK : ir_fail(IROH_ERR_IO, "%s has no address", u->host);
+}
+
+static int tcp_connect(const ir_lookup_url *u, uint64_t deadline, const atomic_int *stop, int *fd_out)
+{
+    struct sockaddr_storage addrs[8];
+    socklen_t lens[8];
+    int n = 0;
+    int rc = host_addrs(u, addrs, lens, 8, &n);
+    if (rc != IROH_OK)
+        return rc;
+    char why[160] = "no address";
+    for (int i = 0; i < n; i++) {
+        int fd = socket(addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(why, sizeof why, "socket: %s", strerror(errno));
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (connect(fd, (struct sockaddr *)&addrs[i], lens[i]) != 0 && errno != EINPROGRESS) {
+            snprintf(why, sizeof why, "%s", strerror(errno));
+            close(fd);
+            continue;
+        }
+        if (!wait_fd(fd, POLLOUT, deadline, stop)) {
+            snprintf(why, sizeof why, "timed out");
+            close(fd);
+            break;
+        }
+        int err = 0;
+        socklen_t el = sizeof err;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            snprintf(why, sizeof why, "%s", strerror(err));
+            close(fd);
+            continue;
+        }
+        *fd_out = fd;
+        return IROH_OK;
+    }
+    return ir_fail(IROH_ERR_IO, "cannot connect to %s:%u (%s)", u->host, u->port, why);
+}
+
+/* the stream: plain TCP or TLS over it */
+typedef struct conn {
+    int fd;
+    ir_tls_stream *tls;
+    uint64_t deadline;
+    const atomic_int *stop;
+} conn;
+
+static int conn_write(conn *c, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t n;
+        if (c->tls) {
+            n = ir_tls_stream_write(c->tls, p, len);
+            if (n == IR_TLS_STREAM_AGAIN) {
+                if (!wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
+                    return ir_fail(IROH_ERR_TIMEOUT, "sending the request timed out");
+                continue;
+            }
+            if (n < 0)
+                return (int)n;
+        } else {
+            n = send(c->fd, p, len, MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                if (!wait_fd(c->fd, POLLOUT, c->deadline, c->stop))
+                    return ir_fail(IROH_ERR_TIMEOUT, "sending the request timed out");
+                continue;
+            }
+            if (n < 0)
+                return ir_fail(IROH_ERR_IO, "send: %s", strerror(errno));
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return IROH_OK;
+}
+
+/* > 0 bytes, 0 at the end, < 0 an error */
+static ssize_t conn_read(conn *c, uint8_t *buf, size_t cap)
+{
+    for (;;) {
+        ssize_t n;
+        if (c->tls) {
+            n = ir_tls_stream_read(c->tls, buf, cap);
+            if (n == IR_TLS_STREAM_AGAIN) {
+                if (ir_tls_stream_pending(c->tls))
+                    continue;
+                if (!wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
+                    return ir_fail(IROH_ERR_TIMEOUT, "no answer in time");
+                continue;
+            }
+            return n;
+        }
+        n = recv(c->fd, buf, cap, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (!wait_fd(c->fd, POLLIN, c->deadline, c->stop))
+                return ir_fail(IROH_ERR_TIMEOUT, "no answer in time");
+            continue;
+        }
+        if (n < 0)
+            return ir_fail(IROH_ERR_IO, "recv: %s", strerror(errno));
+        return n;
+    }
+}
+
+static int exchange(conn *c, const ir_lookup_url *u, const char *method, const uint8_t *body,
+                    size_t body_len, ir_lookup_http_answer *ans)
+{
+    char head[1600];
+    int hl = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iroh-c/" IROH_VERSION_STRING
+                      "\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                      method, u->path, u->host_hdr, body_len);
+    if (hl < 0 || (size_t)hl >= sizeof head)
+        return ir_fail(IROH_ERR_INVALID_ADDR, "the URL is too long");
+    int rc = conn_write(c, (const uint8_t *)head, (size_t)hl);
+    if (rc == IROH_OK && body_len)
+        rc = conn_write(c, body, body_len);
+    if (rc != IROH_OK)
+        return rc;
+    ir_http_reader *r = malloc(sizeof *r);
+    if (!r)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    ir_http_reader_init(r);
+    uint8_t buf[4096];
+    size_t used = 0, got = 0;
+    for (;;) {
+        ssize_t n = conn_read(c, buf, sizeof buf);
+        if (n <= 0) {
+            free(r);
+            return n < 0 ? (int)n : ir_fail(IROH_ERR_IO, "the server closed before answering");
+        }
+        int f = ir_http_reader_feed(r, buf, (size_t)n, &used);
+        if (f < 0) {
+            free(r);
+            return ir_fail(IROH_ERR_TOO_LONG, "the answer's head is too large");
+        }
+        if (f == 1) {
+            got = (size_t)n;
+            break;
+        }
+    }
+    ir_http_response resp;
+    if (ir_http_parse_response(r->buf, r->len, &resp) != IROH_OK) {
+        free(r);
+        return ir_fail(IROH_ERR_IO, "a malformed HTTP answer");
+    }
+    ans->status = resp.status;
+    long clen = -1;
+    const ir_http_header *h = ir_http_find(resp.headers, resp.n_headers, "content-length");
+    if (h) {
+        clen = 0;
+        for (size_t i = 0; i < h->value_len; i++) {
+            char ch = h->value[i];
+            if (ch < '0' || ch > '9' || clen > 100000000) {
+                free(r);
+                return ir_fail(IROH_ERR_IO, "a malformed Content-Length");
+            }
+            clen = clen * 10 + (ch - '0');
+        }
+    }
+    free(r);
+    ans->len = 0;
+    /* the body: what followed the head, then more until Content-Length or the end */
+    size_t have = got - used;
+    for (;;) {
+        if (clen >= 0 && ans->len + have >= (size_t)clen)
+            have = (size_t)clen - ans->len;
+        if (ans->len + have > sizeof ans->body)
+            return ir_fail(IROH_ERR_TOO_LONG, "the answer's body is over %zu bytes",
+                           sizeof ans->body);
+        memcpy(ans->body + ans->len, buf + used, have);
+        ans->len += have;
+        if (clen >= 0 && ans->len == (size_t)clen)
+            return IROH_OK;
+        ssize_t n = conn_read(c, buf, sizeof buf);
+        if (n == 0) {
+            if (clen >= 0)
+                return ir_fail(IROH_ERR_IO, "the answer ended early");
+            return IROH_OK;
+        }
+        if (n < 0)
+            return (int)n;
+        used = 0;
+        have = (size_t)n;
+    }
+}
+
+int ir_lookup_http(const char *url, const char *method, const uint8_t *body, size_t body_len,
+                   const char *ca_file, uint64_t deadline, const atomic_int *stop,
+                   ir_lookup_http_answer *ans)
+{
+    ir_lookup_url *u = malloc(sizeof *u);
+    if (!u)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    if (ir_lookup_url_split(url, u) != 0) {
+        free(u);
+        return ir_fail(IROH_ERR_INVALID_ADDR, "not an http(s) URL: %s", url);
+    }
+    conn c = {.fd = -1, .deadline = deadline, .stop = stop};
+    int rc = tcp_connect(u, deadline, stop, &c.fd);
+    if (rc == IROH_OK && u->tls) {
+        ir_tls_stream_config tc;
+        memset(&tc, 0, sizeof tc);
+        tc.server_name = u->host;
+        tc.ca_file = ca_file;
+        rc = ir_tls_stream_new(c.fd, &tc, &c.tls);
+        while (rc == IROH_OK) {
+            int h = ir_tls_stream_handshake(c.tls);
+            if (h == IROH_OK)
+                break;
+            if (h < 0) {
+                rc = h;
+                break;
+            }
+            if (!wait_fd(c.fd, ir_tls_stream_poll_events(c.tls), deadline, stop))
+                rc = ir_fail(IROH_ERR_TIMEOUT, "TLS handshake with %s timed out", u->host);
+        }
+    }
+    if (rc == IROH_OK)
+        rc = exchange(&c, u, method, body, body_len, ans);
+    ir_tls_stream_free(c.tls);
+    if (c.fd >= 0)
+        close(c.fd);
+    free(u);
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* The blocking network steps of address lookup, each run on a job thread of the lookup
+ * shell (lookup_shell.c), never on the endpoint's I/O thread: an HTTP request to the
+ * pkarr relay (lookup_http.c) and one DNS exchange, UDP then TCP when truncated
+ * (lookup_dnsio.c). Each is bounded by a deadline (ns, ir_now_ns) and ends early when
+ * *stop becomes non-zero. */
+#ifndef IR_ENDPOINT_LOOKUP_JOBS_H
+#define IR_ENDPOINT_LOOKUP_JOBS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "endpoint/lookup.h"
+#include "iroh.h"
+
+/* a pkarr answer is at most 1104 bytes; error bodies are short JSON */
+#define IR_LOOKUP_HTTP_MAX_BODY 4096
+
+typedef struct ir_lookup_http_answer {
+    int status;
+    size_t len;
+    uint8_t body[IR_LOOKUP_HTTP_MAX_BODY];
+} ir_lookup_http_answer;
+
+/* method url with body (body_len 0: none) over http:// or https:// (certificates checked
+ * against ca_file, or the system's store when NULL). IROH_OK with the answer's status
+ * and body (any status), or IROH_ERR_IO / _TIMEOUT / _HANDSHAKE / _TOO_LONG (a body
+ * over IR_LOOKUP_HTTP_MAX_BODY) / _INVALID_ADDR with iroh_last_error. */
+int ir_lookup_http(const char *url, const char *method, const uint8_t *body, size_t body_len,
+                   const char *ca_file, uint64_t deadline, const atomic_int *stop,
+                   ir_lookup_http_answer *ans);
+
+/* The nameservers of /etc/resolv.conf (path: another file, for tests), port 53, at most
+ * cap; none found: 127.0.0.1:53 as the C library does. Returns how many. */
+size_t ir_lookup_resolv_conf(const char *path, iroh_socket_addr *out, size_t cap);
+
+/* One DNS exchange with server: the query over UDP (from a fresh socket: a random port),
+ * the answer with the query's ID from the server's address; a truncated answer (TC) is
+ * asked again over TCP. IROH_OK and *len bytes of the answer in out, or IROH_ERR_TIMEOUT
+ * / _IO / _TOO_LONG. */
+#define IR_LOOKUP_DNS_MAX 65535
+int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query, size_t qlen,
+                           uint64_t deadline, const atomic_int *stop, uint8_t *out, size_t cap,
+                           size_t *len);
+
+#endif
