@@ -33,6 +33,7 @@ void cli_print_addr_json(const iroh_endpoint_addr *addr);
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 
 /* Signals for the network commands (stop.c). cli_stop_start, before any thread exists,

@@ -22,7 +22,7 @@ static const char USAGE[] =
     "  id        print the EndpointId (public key) of a secret key\n"
     "  ticket    encode or decode an EndpointTicket\n"
     "  listen    accept connections: a dumb pipe over stdin/stdout, or an echo service\n"
-    "  connect   dial a ticket: send stdin on a stream, print what comes back\n"
+    "  connect   dial a ticket or an EndpointId: send stdin on a stream, print what comes back\n"
     "  relay     run an iroh relay server\n"
     "  version   print the version\n"
     "\n"
@@ -34,6 +34,8 @@ static const char USAGE[] =
     "  IROH_LOG       log level of the library on stderr: off, error, warn (default),\n"
     "                 info, debug, trace\n"
     "  SSLKEYLOGFILE  append TLS secrets to this file (NSS key log format, for Wireshark)\n"
+    "  IROH_C_ADDRESS_LOOKUP  'none' turns the n0 address lookup defaults off (options\n"
+    "                 such as --pkarr-relay still apply); the tests set it\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 bad usage or input (one line on stderr),\n"
     "130 after SIGINT (Ctrl-C), 143 after SIGTERM.\n";

@@ -77,6 +77,9 @@ static void report_connect_error(int rc, double timeout_s)
         const char *relay = strstr(d, " (relay ");
         fprintf(stderr, "iroh-c: timed out after %g s connecting to the peer%s\n", timeout_s,
                 relay ? relay : "");
+    } else if (rc == IROH_ERR_NOT_FOUND) {
+        fprintf(stderr, "iroh-c: no address found: the address lookups know nothing of this "
+                        "EndpointId%s%s\n", *d ? ": " : "", d);
     } else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130")) {
         fprintf(stderr, "iroh-c: wrong key: the peer is not the endpoint the ticket names "
                         "(TLS unknown_ca): %s\n", d);
@@ -268,7 +271,66 @@ typedef struct net_opts {
     const char *externals[16];
     int n_externals;
     int verbose;
+    /* address lookup: publishing and resolving */
+    const char *pkarr_relay;
+    const char *dns_origin;
+    const char *dns_server;
+    int publish_addrs;
+    int mdns;
+    int no_lookup;
 } net_opts;
+
+/* The address lookup options (listen, connect, resolve): 1 if argv[*i] was one
+ * (consumed), 0 if not, -1 on a usage error (said on stderr). Values are checked when
+ * they go into the builder (lookup_apply). */
+static int lookup_opt(net_opts *o, int argc, char **argv, int *i)
+{
+    int r;
+    if (strcmp(argv[*i], "--publish-addrs") == 0) {
+        o->publish_addrs = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--mdns") == 0) {
+        o->mdns = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--no-lookup") == 0) {
+        o->no_lookup = 1;
+        return 1;
+    }
+    if ((r = cli_opt(argc, argv, i, "--pkarr-relay", &o->pkarr_relay)) != 0)
+        return r;
+    if ((r = cli_opt(argc, argv, i, "--dns-origin", &o->dns_origin)) != 0)
+        return r;
+    return cli_opt(argc, argv, i, "--dns-server", &o->dns_server);
+}
+
+/* The lookup options into the builder: 0, or an exit status (said on stderr) */
+static int lookup_apply(const net_opts *o, iroh_endpoint_builder *b)
+{
+    if (o->no_lookup) {
+        if (o->pkarr_relay || o->dns_origin || o->dns_server || o->publish_addrs || o->mdns)
+            return cli_usage("--no-lookup excludes --pkarr-relay, --dns-origin, --dns-server, "
+                             "--publish-addrs and --mdns%s", NULL);
+        iroh_endpoint_builder_no_lookup(b);
+        return 0;
+    }
+    if (o->pkarr_relay && iroh_endpoint_builder_pkarr_relay(b, o->pkarr_relay) != IROH_OK)
+        return cli_usage("--pkarr-relay: '%s' is not an http:// or https:// URL", o->pkarr_relay);
+    if (o->dns_origin && iroh_endpoint_builder_dns_origin(b, o->dns_origin) != IROH_OK)
+        return cli_usage("--dns-origin: '%s' is not a domain name", o->dns_origin);
+    if (o->dns_server) {
+        iroh_socket_addr a;
+        if (iroh_socket_addr_parse(o->dns_server, &a) != IROH_OK || a.port == 0 ||
+            iroh_endpoint_builder_dns_server(b, o->dns_server) != IROH_OK)
+            return cli_usage("--dns-server: '%s' is not an IP:PORT address", o->dns_server);
+    }
+    if (o->publish_addrs)
+        iroh_endpoint_builder_publish_addrs(b, 1);
+    if (o->mdns)
+        iroh_endpoint_builder_mdns(b, 1);
+    return 0;
+}
 
 /* 1 if argv[*i] was one of these options (consumed), 0 if not, -1 on a usage error
  * (said on stderr) */
@@ -284,6 +346,8 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
         o->verbose = 1;
         return 1;
     }
+    if ((r = lookup_opt(o, argc, argv, i)) != 0)
+        return r;
     if ((r = cli_opt(argc, argv, i, "--external-addr", &v)) != 0) {
         iroh_socket_addr a;
         static const uint8_t zero[16];
@@ -406,7 +470,7 @@ static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     for (int i = 0; i < o->n_relays; i++)
         if (iroh_endpoint_builder_relay_url(b, o->relays[i]) != IROH_OK)
             return cli_usage("--relay: '%s' is not a relay URL", o->relays[i]);
-    return 0;
+    return lookup_apply(o, b);
 }
 
 /* --alpn ALPN: 1 if consumed (added to alpns, duplicates skipped), 0 if another
@@ -457,12 +521,29 @@ static void print_stats(iroh_connection *conn)
             (unsigned long long)st.packets_lost);
 }
 
+/* the address lookup options of listen, connect and resolve, for their usage texts */
+#define LOOKUP_HELP \
+    "address lookup (publishing this endpoint's record, resolving ids; default: n0's\n" \
+    "pkarr relay https://dns.iroh.link/pkarr and DNS origin dns.iroh.link through\n" \
+    "/etc/resolv.conf, as iroh's n0 preset):\n" \
+    "  --pkarr-relay URL    publish to and resolve from this pkarr relay (http:// or\n" \
+    "                       https://, e.g. an 'iroh-c dns-server': http://HOST:PORT/pkarr)\n" \
+    "  --dns-origin ORIGIN  resolve ids as TXT _iroh.<z32 id>.ORIGIN (default dns.iroh.link)\n" \
+    "  --dns-server IP:PORT send those DNS queries here instead of /etc/resolv.conf's servers\n" \
+    "  --publish-addrs      publish the direct addresses too (default: the home relay only)\n" \
+    "  --mdns               announce and find endpoints on the local network (mDNS)\n" \
+    "  --no-lookup          no address lookup at all: nothing published, nothing resolved\n"
+
 /* ---- connect ---------------------------------------------------------------------------- */
 
 const char USAGE_CONNECT[] =
     "usage: iroh-c connect TICKET --alpn ALPN [options]\n"
+    "       iroh-c connect ID --alpn ALPN [options]\n"
     "\n"
-    "Dials the endpoint of TICKET (its relay and all its direct addresses at once), sends\n"
+    "Dials the endpoint of TICKET (its relay and all its direct addresses at once), or of\n"
+    "the EndpointId ID (64 hex or 52 base32 characters) at the addresses the address\n"
+    "lookups find for it (see below and 'iroh-c resolve'; the first answers are dialed,\n"
+    "later ones added to the attempt; --timeout covers the lookup). It sends\n"
     "stdin on one bidirectional stream, writes what comes back to stdout, and closes the\n"
     "connection once both directions are done. A closed stdout ends the transfer quietly\n"
     "(status 0); SIGINT and SIGTERM close the connection (\"interrupted\") and exit with\n"
@@ -489,8 +570,45 @@ const char USAGE_CONNECT[] =
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
+    LOOKUP_HELP
+    "\n"
     "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
-    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "warn, info, debug, trace), SSLKEYLOGFILE, IROH_C_ADDRESS_LOOKUP; see 'iroh-c --help'.\n";
+
+/* 1 if arg has the form of a bare EndpointId: 52 characters (base32), or 64 hex ones. A
+ * ticket never has either form: "endpoint" and at least 34 bytes in base32 are 63
+ * characters or more, and not hex. */
+static int looks_like_id(const char *arg)
+{
+    size_t n = strlen(arg);
+    if (n == 52)
+        return 1;
+    if (n != 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF", arg[i]))
+            return 0;
+    return 1;
+}
+
+/* What connect dials: a ticket, or a bare EndpointId whose addresses the lookups find
+ * (the endpoint resolves an address that holds only an id). 0, or an exit status (said
+ * on stderr). */
+static int parse_target(const char *arg, iroh_endpoint_addr **out)
+{
+    int rc;
+    if (looks_like_id(arg)) {
+        iroh_endpoint_id id;
+        if ((rc = iroh_endpoint_id_parse(arg, &id)) != IROH_OK)
+            return cli_api_error("endpoint id", rc);
+        if (!(*out = iroh_endpoint_addr_new(&id)))
+            return cli_api_error("endpoint id", IROH_ERR_NO_MEMORY);
+        return 0;
+    }
+    if ((rc = iroh_endpoint_ticket_decode(arg, out)) != IROH_OK)
+        return cli_api_error("ticket", rc);
+    return 0;
+}
 
 /* reads all of stdin (for --streams N, where every stream carries the same input); NULL
  * with *len 0 after a signal */
@@ -611,13 +729,13 @@ int cmd_connect(int argc, char **argv)
         }
     }
     if (!ticket)
-        return cli_usage("connect: a TICKET is needed%s", NULL);
+        return cli_usage("connect: a TICKET or an EndpointId is needed%s", NULL);
     if (!n_alpns)
         return cli_usage("connect: --alpn ALPN is needed%s", NULL);
     iroh_endpoint_addr *addr;
-    int rc = iroh_endpoint_ticket_decode(ticket, &addr);
-    if (rc != IROH_OK)
-        return cli_api_error("ticket", rc);
+    int rc = parse_target(ticket, &addr);
+    if (rc != 0)
+        return rc;
 
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b) {
@@ -707,6 +825,9 @@ const char USAGE_LISTEN[] =
     "at once (code 1, \"" BUSY_REASON "\").\n"
     "With --echo, a service: the ticket is the first line of stdout, and every stream and\n"
     "datagram of every connection is echoed until SIGINT or SIGTERM.\n"
+    "Unless --no-lookup is given, the endpoint publishes its record (its home relay; with\n"
+    "--publish-addrs its direct addresses as well) so that peers dial it by EndpointId\n"
+    "alone ('iroh-c connect ID'); see the address lookup options below.\n"
     "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
     "\n"
     "options:\n"
@@ -730,8 +851,10 @@ const char USAGE_LISTEN[] =
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
+    LOOKUP_HELP
+    "\n"
     "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
-    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "warn, info, debug, trace), SSLKEYLOGFILE, IROH_C_ADDRESS_LOOKUP; see 'iroh-c --help'.\n";
 
 typedef struct echo_job {
     iroh_send_stream *send;
