@@ -598,6 +598,7 @@ static void *io_main(void *arg)
         }
         ir_ep_process_rest(ep->ep, pf);
         dispatch(ep);
+        ir_api_lookup_dispatch(ep);
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
     }
@@ -896,6 +897,12 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
         return rc;
     }
     ep->io_started = 1;
+    if ((rc = ir_api_lookup_start(ep, b)) != IROH_OK) {
+        char saved[256];
+        snprintf(saved, sizeof saved, "%s", iroh_last_error());
+        iroh_endpoint_free(ep);
+        return ir_fail(rc, "%s", saved);
+    }
     if (ir_log_enabled(IR_LOG_INFO)) {
         char id[IROH_ID_HEX_LEN];
         iroh_endpoint_id_to_hex(&ep->id, id, sizeof id);
@@ -1023,6 +1030,61 @@ int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr, con
     return iroh_endpoint_connect_alpns(ep, addr, &alpn, 1, out);
 }
 
+/* A connect call's lookup (iroh.h "Address lookup"): what services find after the first
+ * answer becomes candidates of the connection, once its handshake is done. */
+typedef struct connect_lookup {
+    iroh_endpoint *ep;
+    iroh_connection *h;        /* the connection, once made (ep->mu) */
+    iroh_endpoint_addr *later; /* found before its handshake completed (ep->mu) */
+} connect_lookup;
+
+static void merge_addr(iroh_endpoint_addr **into, const iroh_endpoint_addr *from)
+{
+    if (!*into && !(*into = iroh_endpoint_addr_new(iroh_endpoint_addr_id(from))))
+        return;
+    size_t n = iroh_endpoint_addr_len(from);
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(from, i, &t);
+        if (t.kind == IROH_TRANSPORT_RELAY)
+            iroh_endpoint_addr_add_relay(*into, t.relay_url);
+        else if (t.kind == IROH_TRANSPORT_IP)
+            iroh_endpoint_addr_add_ip(*into, &t.ip);
+    }
+}
+
+/* a lookup service's later find (a job thread of the lookup, no lookup lock held) */
+static void connect_more(void *ctx, const iroh_endpoint_addr *found)
+{
+    connect_lookup *cl = ctx;
+    iroh_endpoint *ep = cl->ep;
+    pthread_mutex_lock(&ep->mu);
+    if (cl->h && cl->h->connected && !is_closed(cl->h)) {
+        if (ir_ep_add_candidates(ep->ep, cl->h->c, found, ir_now_ns()))
+            wake(ep);
+    } else {
+        merge_addr(&cl->later, found);
+    }
+    pthread_mutex_unlock(&ep->mu);
+}
+
+/* 1 when the address names a relay or a direct address (else it must be looked up) */
+static int has_transport(const iroh_endpoint_addr *a)
+{
+    size_t n = iroh_endpoint_addr_len(a);
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(a, i, &t);
+        if (t.kind == IROH_TRANSPORT_RELAY || t.kind == IROH_TRANSPORT_IP)
+            return 1;
+    }
+    return 0;
+}
+
+static int connect_addr(iroh_endpoint *ep, const iroh_endpoint_addr *addr, const uint8_t **ab,
+                        const size_t *al, size_t n_alpns, int timeout_ms, connect_lookup *cl,
+                        iroh_connection **out);
+
 int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *addr,
                                 const char *const *alpns, size_t n_alpns, iroh_connection **out)
 {
@@ -1036,6 +1098,50 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
         ab[i] = (const uint8_t *)alpns[i];
         al[i] = strlen(alpns[i]);
     }
+    int timeout_ms = (int)ep->connect_timeout_ms;
+    if (has_transport(addr) || !ir_lookup_can_resolve(ep->lookup))
+        return connect_addr(ep, addr, ab, al, n_alpns, timeout_ms, NULL, out);
+    /* only an id: every lookup at once, the connection starts with the first answer
+     * (within the connect timeout) */
+    pthread_mutex_lock(&ep->mu);
+    if (ep->closed) {
+        pthread_mutex_unlock(&ep->mu);
+        return endpoint_closed_error();
+    }
+    ep_enter(ep); /* iroh_endpoint_free waits for this thread */
+    pthread_mutex_unlock(&ep->mu);
+    connect_lookup cl = {.ep = ep};
+    void *token = NULL;
+    iroh_endpoint_addr *found = NULL;
+    uint64_t t0 = ir_now_ns();
+    int rc = ir_lookup_resolve(ep->lookup, iroh_endpoint_addr_id(addr),
+                               t0 + (uint64_t)timeout_ms * 1000000ull, 1, connect_more, &cl,
+                               &token, &found);
+    if (rc == IROH_OK) {
+        int left = timeout_ms - (int)((ir_now_ns() - t0) / 1000000);
+        rc = connect_addr(ep, found, ab, al, n_alpns, left > 0 ? left : 1, &cl, out);
+    } else if (rc == IROH_ERR_TIMEOUT) {
+        rc = ir_fail(IROH_ERR_TIMEOUT, "no address found for the endpoint within %d ms",
+                     timeout_ms);
+    }
+    char saved[256];
+    snprintf(saved, sizeof saved, "%s", iroh_last_error());
+    ir_lookup_forget(ep->lookup, token);
+    iroh_endpoint_addr_free(found);
+    pthread_mutex_lock(&ep->mu);
+    iroh_endpoint_addr_free(cl.later);
+    cl.later = NULL;
+    ep_leave(ep);
+    pthread_mutex_unlock(&ep->mu);
+    if (rc != IROH_OK)
+        ir_fail(rc, "%s", saved);
+    return rc;
+}
+
+static int connect_addr(iroh_endpoint *ep, const iroh_endpoint_addr *addr, const uint8_t **ab,
+                        const size_t *al, size_t n_alpns, int timeout_ms, connect_lookup *cl,
+                        iroh_connection **out)
+{
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
         pthread_mutex_unlock(&ep->mu);
@@ -1054,8 +1160,17 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
     }
     if (rc == IROH_OK) {
         h->refs = 1;
+        if (cl)
+            cl->h = h;
         wake(ep);
-        rc = wait_connected(h, (int)ep->connect_timeout_ms);
+        rc = wait_connected(h, timeout_ms);
+        if (rc == IROH_OK && cl && cl->later) {
+            /* found while the handshake ran: new paths now */
+            if (ir_ep_add_candidates(ep->ep, h->c, cl->later, ir_now_ns()))
+                wake(ep);
+        }
+        if (cl)
+            cl->h = rc == IROH_OK ? h : NULL;
         if (rc != IROH_OK) {
             /* give the handle back: the I/O thread frees it once closed */
             char saved[256];
@@ -1203,6 +1318,9 @@ void iroh_endpoint_close(iroh_endpoint *ep)
 {
     if (!ep)
         return;
+    /* lookups first (their events need the endpoint's mutex): no PUT, no lookup after
+     * this, and connect calls waiting for a lookup return */
+    ir_lookup_stop(ep->lookup);
     pthread_mutex_lock(&ep->mu);
     if (ep->closed) {
         /* another thread is closing it: return once it is closed. A user meanwhile, so
@@ -1248,6 +1366,7 @@ void iroh_endpoint_free(iroh_endpoint *ep)
     while (ep->users)
         pthread_cond_wait(&ep->cv, &ep->mu);
     pthread_mutex_unlock(&ep->mu);
+    ir_lookup_free(ep->lookup);
     for (size_t i = 0; i < ep->nconns; i++)
         free_handle(ep->conns[i]);
     free(ep->conns);

@@ -148,6 +148,17 @@ struct iroh_endpoint {
     size_t nqueued;
     int backlog_warned; /* said once that the backlog is full (again once it drained) */
     ir_lookup *lookup;  /* address lookup: publishing and resolving (lookup_shell.c) */
+    /* lookup events waiting for the I/O thread, which calls the application with them
+     * (lookup_api.c); a ring, the oldest dropped when full */
+    struct lookup_event {
+        iroh_event_kind kind;
+        iroh_endpoint_id peer;
+        const char *service;
+        uint64_t code, elapsed_us;
+        iroh_socket_addr path;
+        char relay[256];
+    } lk_events[32];
+    unsigned lk_head, lk_count;
 };
 
 /* ---- api.c for api_path.c ---------------------------------------------------------------- */
@@ -169,5 +180,18 @@ void ir_api_check_selected(iroh_endpoint *ep, iroh_connection *h);
 void ir_api_path_event(iroh_endpoint *ep, iroh_connection *h, const ir_event *ev);
 /* The builder's external addresses into an endpoint configuration. */
 void ir_api_builder_externals(const iroh_endpoint_builder *b, ir_ep_config *cfg);
+
+/* ---- lookup_api.c ------------------------------------------------------------------------ */
+
+/* A lookup event (lookup_shell.c, without the endpoint's mutex): queued for the I/O
+ * thread. a: what a LOOKUP_FOUND found (its first direct address and its relay). */
+void ir_api_lookup_event(iroh_endpoint *ep, iroh_event_kind kind, const iroh_endpoint_id *peer,
+                         const char *service, uint64_t code, const iroh_endpoint_addr *a,
+                         uint64_t elapsed_us);
+/* The I/O thread (the endpoint's mutex held): the queued lookup events to the callback. */
+void ir_api_lookup_dispatch(iroh_endpoint *ep);
+/* iroh_endpoint_bind, once the I/O thread runs: the builder's lookups start (none
+ * configured: ep->lookup stays NULL). */
+int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b);
 
 #endif

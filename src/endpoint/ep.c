@@ -513,6 +513,51 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
                           ir_now_ns(), out);
 }
 
+/* Addresses a lookup found after the connection began (spec 4.5: added as candidates):
+ * each direct address of a family we have a socket for, and each relay, that is no path
+ * of c yet becomes a new path (Backup; validated before use, selection then follows
+ * iroh's rules). Needs multipath (a connection without it keeps its one path). Returns
+ * how many paths were opened. */
+int ir_ep_add_candidates(ir_ep *ep, ir_conn *c, const iroh_endpoint_addr *addr, uint64_t now)
+{
+    if (!ir_conn_multipath(c))
+        return 0;
+    ir_conn_path_info info[IR_CONN_MAX_PATHS];
+    size_t np = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
+    if (np > IR_CONN_MAX_PATHS)
+        np = IR_CONN_MAX_PATHS;
+    const iroh_endpoint_id *rid = iroh_endpoint_addr_id(addr);
+    size_t n = iroh_endpoint_addr_len(addr);
+    int opened = 0;
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        ir_netaddr a;
+        iroh_endpoint_addr_get(addr, i, &t);
+        if (t.kind == IROH_TRANSPORT_IP) {
+            int ok = 0;
+            for (int k = 0; k < ep->nsock; k++)
+                ok |= ep->bound[k].family == t.ip.family;
+            if (!ok)
+                continue;
+            ir_netaddr_from_socket_addr(&a, &t.ip);
+        } else if (t.kind == IROH_TRANSPORT_RELAY && !ep->cfg.relays_disabled) {
+            int idx = link_for_url(ep, t.relay_url);
+            if (idx < 0)
+                continue;
+            ir_netaddr_relay(&a, (unsigned)idx, rid->bytes);
+        } else {
+            continue;
+        }
+        int known = 0;
+        for (size_t k = 0; k < np; k++)
+            known |= !info[k].abandoned && ir_netaddr_eq(&info[k].addr, &a);
+        uint64_t id;
+        if (!known && ir_conn_open_path(c, &a, 0, now, &id) == 0)
+            opened++;
+    }
+    return opened;
+}
+
 /* The UDP socket for a direct address: the one of its family. */
 static int sock_for(const ir_ep *ep, const ir_netaddr *to)
 {

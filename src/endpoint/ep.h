@@ -99,6 +99,10 @@ int ir_ep_connect(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *alpn
 int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t *const *alpns,
                         const size_t *alpn_lens, size_t n_alpns, ir_conn **out);
 
+/* Addresses found by a lookup after c began: new paths (Backup) to those that are none
+ * of c's yet, with multipath; returns how many were opened (ep.c). */
+int ir_ep_add_candidates(ir_ep *ep, ir_conn *c, const iroh_endpoint_addr *addr, uint64_t now);
+
 /* Waits up to timeout_ms (-1: until something happens) for datagrams, timers or the extra
  * descriptors, and processes what is due; sends what the connections have queued.
  * Returns the number of extra descriptors ready (their revents set), or -1. */

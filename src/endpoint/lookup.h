@@ -51,7 +51,7 @@ int ir_lookup_url_split(const char *url, ir_lookup_url *out);
 /* ---- what is published ------------------------------------------------------------------ */
 
 #define IR_LOOKUP_MAX_ADDRS 16
-#define IR_LOOKUP_RELAY_MAX 512
+#define IR_LOOKUP_RELAY_MAX 256 /* as IR_ENDPOINT_INFO_RELAY_MAX */
 
 typedef struct ir_lookup_record {
     char relay[IR_LOOKUP_RELAY_MAX]; /* "" when none */
@@ -130,5 +130,35 @@ uint64_t ir_lookup_dns_next(const ir_lookup_dns *d);
 /* ---- the shell (lookup_shell.c) --------------------------------------------------------- */
 
 typedef struct ir_lookup ir_lookup;
+
+/* Starts the lookup thread of an endpoint (api: the endpoint whose address is published
+ * and whose event callback hears the PUBLISH_* / LOOKUP_* events). cfg is the effective
+ * configuration (ir_lookup_config_resolve; copied); ca_file: https certificates (NULL:
+ * the system's store). IROH_OK, IROH_ERR_NO_MEMORY, IROH_ERR_IO. */
+struct iroh_endpoint;
+int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const char *ca_file,
+                  struct iroh_endpoint *api, ir_lookup **out);
+/* Stops (idempotent): no PUT or lookup starts after it, no event is reported, calls
+ * blocked in ir_lookup_resolve return IROH_ERR_CLOSED; waits for the user's lookups that
+ * run (the network jobs see it within 50 ms and end). Then free it (after every
+ * ir_lookup_resolve call has returned); job threads may hold it a little longer. */
+void ir_lookup_stop(ir_lookup *lk);
+void ir_lookup_free(ir_lookup *lk);
+/* 1 when at least one lookup service is configured (publishing aside). */
+int ir_lookup_can_resolve(const ir_lookup *lk);
+
+/* A lookup of id by every service at once (spec 4.5). Blocks the calling thread (never
+ * call it on the I/O thread) until every service has ended, deadline (ns, ir_now_ns)
+ * passed, or, with first, one service found something. *out: a new address with what was
+ * found by then. more (may be NULL): called on a job thread, without any lock of the
+ * lookup's held, for each later service's find after the call returned, until
+ * ir_lookup_forget(token) (token: *token_out, may be NULL when more is NULL).
+ * IROH_OK, IROH_ERR_NOT_FOUND, IROH_ERR_TIMEOUT (nothing by the deadline), IROH_ERR_CLOSED. */
+typedef void (*ir_lookup_more_fn)(void *ctx, const iroh_endpoint_addr *found);
+int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadline, int first,
+                      ir_lookup_more_fn more, void *more_ctx, void **token_out,
+                      iroh_endpoint_addr **out);
+/* No more calls of that lookup's more function after this returns. */
+void ir_lookup_forget(ir_lookup *lk, void *token);
 
 #endif

@@ -245,3 +245,98 @@ int iroh_endpoint_builder_address_lookup(iroh_endpoint_builder *b, iroh_lookup_f
     b->lookup.user_ctx[b->lookup.n_user++] = ctx;
     return IROH_OK;
 }
+
+/* ---- events --------------------------------------------------------------------------------- */
+
+void ir_api_lookup_event(iroh_endpoint *ep, iroh_event_kind kind, const iroh_endpoint_id *peer,
+                         const char *service, uint64_t code, const iroh_endpoint_addr *a,
+                         uint64_t elapsed_us)
+{
+    if (!ep->event_cb)
+        return;
+    pthread_mutex_lock(&ep->mu);
+    size_t cap = sizeof ep->lk_events / sizeof ep->lk_events[0];
+    if (ep->lk_count == cap) { /* the oldest goes */
+        ep->lk_head = (ep->lk_head + 1) % cap;
+        ep->lk_count--;
+    }
+    struct lookup_event *e = &ep->lk_events[(ep->lk_head + ep->lk_count++) % cap];
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->peer = *peer;
+    e->service = service;
+    e->code = code;
+    e->elapsed_us = elapsed_us;
+    size_t n = a ? iroh_endpoint_addr_len(a) : 0;
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(a, i, &t);
+        if (t.kind == IROH_TRANSPORT_RELAY && !e->relay[0])
+            snprintf(e->relay, sizeof e->relay, "%s", t.relay_url);
+        else if (t.kind == IROH_TRANSPORT_IP && !e->path.family)
+            e->path = t.ip;
+    }
+    pthread_mutex_unlock(&ep->mu);
+    ir_api_wake(ep);
+}
+
+void ir_api_lookup_dispatch(iroh_endpoint *ep)
+{
+    size_t cap = sizeof ep->lk_events / sizeof ep->lk_events[0];
+    while (ep->lk_count) {
+        struct lookup_event *e = &ep->lk_events[ep->lk_head];
+        ep->lk_head = (ep->lk_head + 1) % cap;
+        ep->lk_count--;
+        if (!ep->event_cb)
+            continue;
+        iroh_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = e->kind;
+        ev.peer = e->peer;
+        ev.code = e->code;
+        ev.path = e->path;
+        ev.relay_url = e->relay[0] ? e->relay : NULL;
+        ev.elapsed_us = e->elapsed_us;
+        ev.lookup = e->service;
+        ep->event_cb(ep->event_ctx, &ev);
+    }
+}
+
+/* ---- resolving ------------------------------------------------------------------------------ */
+
+int iroh_endpoint_resolve(iroh_endpoint *ep, const iroh_endpoint_id *id, int timeout_ms,
+                          iroh_endpoint_addr **out)
+{
+    if (!ep || !id || !out || timeout_ms == 0 || timeout_ms < -1)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT,
+                       "NULL argument or a timeout that is neither -1 nor positive");
+    pthread_mutex_lock(&ep->mu);
+    if (ep->closed) {
+        pthread_mutex_unlock(&ep->mu);
+        return ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
+    }
+    ep->users++; /* iroh_endpoint_free waits for this thread */
+    pthread_mutex_unlock(&ep->mu);
+    uint64_t deadline = timeout_ms < 0 ? UINT64_MAX / 2 : ir_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    int rc = ep->lookup ? ir_lookup_resolve(ep->lookup, id, deadline, 0, NULL, NULL, NULL, out)
+                        : ir_fail(IROH_ERR_NOT_FOUND, "no address lookup is configured");
+    if (rc == IROH_ERR_TIMEOUT)
+        rc = ir_fail(IROH_ERR_NOT_FOUND, "no lookup found an address within %d ms", timeout_ms);
+    pthread_mutex_lock(&ep->mu);
+    if (--ep->users == 0)
+        pthread_cond_broadcast(&ep->cv);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b)
+{
+    ir_lookup_config eff;
+    int rc = ir_lookup_config_resolve(&b->lookup, &eff);
+    if (rc != IROH_OK)
+        return rc;
+    if (eff.pkarr_url || eff.origin || eff.n_user)
+        rc = ir_lookup_new(&eff, &b->key, b->relay_ca_file, ep, &ep->lookup);
+    ir_lookup_config_clear(&eff);
+    return rc;
+}

@@ -1,0 +1,674 @@
+/* The shell of address lookup (lookup.h): one thread per endpoint that drives the sans-IO
+ * cores (the publisher's schedule, each lookup's staggered DNS attempts) on the monotonic
+ * clock, and job threads for the blocking steps (a pkarr PUT or GET, one DNS exchange, a
+ * user's lookup), so that nothing here ever blocks the endpoint's I/O thread. The
+ * endpoint's state (home relay, direct addresses) is read through the public API every
+ * 500 ms; events go to the endpoint's I/O thread, which calls the application.
+ *
+ * Locks: lk->mu, then (for events) the endpoint's mutex; never the other way round, and
+ * neither is held across a network step or a user's callback. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <ldns/ldns.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "dns/endpoint_info.h"
+#include "dns/pkarr.h"
+#include "endpoint/api_internal.h"
+#include "endpoint/ep.h"
+#include "endpoint/lookup.h"
+#include "endpoint/lookup_jobs.h"
+
+#define STATE_CHECK_NS (500ull * 1000000ull)  /* how often the endpoint's state is read */
+#define HTTP_TIMEOUT_NS (10000ull * 1000000ull) /* one pkarr PUT or GET */
+
+typedef struct req {
+    struct req *next;
+    iroh_endpoint_id id;
+    uint64_t started;
+    ir_lookup_dns dns;
+    int dns_on;
+    int pending;  /* services not yet ended (pkarr, DNS, each user lookup) */
+    int jobs;     /* job threads of it still running */
+    int caller;   /* the resolve call waits on it */
+    int forgotten; /* no more calls of more */
+    int in_more;  /* job threads inside more */
+    ir_lookup_more_fn more;
+    void *more_ctx;
+    iroh_endpoint_addr *found;
+    int n_found; /* services that found something */
+} req;
+
+struct ir_lookup {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* the lookup thread's wake-up, and every waiter's (broadcast) */
+    pthread_condattr_t cva;
+    pthread_t thread;
+    int thread_started;
+    atomic_int stop;
+    int refs;       /* the endpoint's + one per job thread */
+    int user_jobs;  /* user lookups running (ir_lookup_free waits for them) */
+    ir_lookup_config cfg;
+    iroh_secret_key key;
+    iroh_endpoint_id id;
+    char *ca_file;
+    struct iroh_endpoint *api;
+    ir_lookup_pub pub;
+    uint64_t next_state;
+    uint64_t last_ts_us; /* pkarr timestamps strictly increase */
+    req *reqs;
+};
+
+typedef enum job_kind { JOB_PUT, JOB_GET, JOB_DNS, JOB_USER } job_kind;
+
+typedef struct job {
+    ir_lookup *lk;
+    job_kind kind;
+    req *r;
+    int index; /* DNS attempt, user lookup */
+    ir_lookup_record rec; /* PUT */
+} job;
+
+static void lookup_release(ir_lookup *lk); /* with lk->mu held; unlocks */
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static void event(ir_lookup *lk, iroh_event_kind kind, const iroh_endpoint_id *peer,
+                  const char *service, uint64_t code, const iroh_endpoint_addr *a,
+                  uint64_t started)
+{
+    if (atomic_load(&lk->stop))
+        return;
+    ir_api_lookup_event(lk->api, kind, peer, service, code, a,
+                        started ? (ir_now_ns() - started) / 1000 : 0);
+}
+
+/* ---- publishing ---------------------------------------------------------------------------- */
+
+/* what the endpoint wants published now (without lk->mu) */
+static void current_record(ir_lookup *lk, ir_lookup_record *rec)
+{
+    memset(rec, 0, sizeof *rec);
+    snprintf(rec->user_data, sizeof rec->user_data, "%s", lk->cfg.user_data);
+    iroh_endpoint_addr *a = NULL;
+    if (iroh_endpoint_get_addr(lk->api, &a) != IROH_OK)
+        return;
+    size_t n = iroh_endpoint_addr_len(a);
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        if (iroh_endpoint_addr_get(a, i, &t) != IROH_OK)
+            continue;
+        if (t.kind == IROH_TRANSPORT_RELAY && !rec->relay[0] && strlen(t.relay_url) < sizeof rec->relay)
+            strcpy(rec->relay, t.relay_url);
+        else if (t.kind == IROH_TRANSPORT_IP && lk->cfg.publish_addrs &&
+                 rec->n_addrs < IR_LOOKUP_MAX_ADDRS)
+            rec->addrs[rec->n_addrs++] = t.ip;
+    }
+    iroh_endpoint_addr_free(a);
+}
+
+/* the pkarr relay payload of rec, signed now */
+static int make_payload(ir_lookup *lk, const ir_lookup_record *rec, uint8_t *out, size_t cap,
+                        size_t *len)
+{
+    ir_endpoint_info ei;
+    memset(&ei, 0, sizeof ei);
+    memcpy(ei.id, lk->id.bytes, 32);
+    snprintf(ei.relay, sizeof ei.relay, "%s", rec->relay);
+    for (size_t i = 0; i < rec->n_addrs && i < IR_ENDPOINT_INFO_MAX_ADDRS; i++)
+        ei.addrs[ei.n_addrs++] = rec->addrs[i];
+    if (rec->user_data[0]) {
+        snprintf(ei.user_data, sizeof ei.user_data, "%s", rec->user_data);
+        ei.has_user_data = 1;
+    }
+    uint8_t dns[IR_PKARR_MAX_DNS];
+    size_t dlen;
+    int rc = ir_endpoint_info_to_dns(&ei, IR_LOOKUP_TTL, dns, sizeof dns, &dlen);
+    if (rc != IROH_OK)
+        return rc;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t us = (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000;
+    pthread_mutex_lock(&lk->mu);
+    if (us <= lk->last_ts_us)
+        us = lk->last_ts_us + 1;
+    lk->last_ts_us = us;
+    pthread_mutex_unlock(&lk->mu);
+    ir_pkarr_packet *p = malloc(sizeof *p);
+    if (!p)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    rc = ir_pkarr_sign(&lk->key, us, dns, dlen, p);
+    if (rc == IROH_OK) {
+        *len = ir_pkarr_relay_payload(p, out, cap);
+        if (!*len)
+            rc = ir_fail(IROH_ERR_BUFFER_TOO_SMALL, "the pkarr payload does not fit");
+    }
+    free(p);
+    return rc;
+}
+
+/* "<base>/<z32 of id>" */
+static int pkarr_url(const ir_lookup *lk, const iroh_endpoint_id *id, char *out, size_t cap)
+{
+    char z[IROH_ID_Z32_LEN];
+    iroh_endpoint_id_to_z32(id, z, sizeof z);
+    const char *base = lk->cfg.pkarr_url;
+    size_t bl = strlen(base);
+    int n = snprintf(out, cap, "%.*s/%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, z);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static void run_put(job *j)
+{
+    ir_lookup *lk = j->lk;
+    uint8_t body[IR_PKARR_MAX_PAYLOAD];
+    size_t len = 0;
+    char url[1400];
+    ir_lookup_http_answer *ans = malloc(sizeof *ans);
+    int rc = ans ? make_payload(lk, &j->rec, body, sizeof body, &len) : IROH_ERR_NO_MEMORY;
+    if (rc == IROH_OK && pkarr_url(lk, &lk->id, url, sizeof url) != 0)
+        rc = ir_fail(IROH_ERR_INVALID_ADDR, "the pkarr URL is too long");
+    if (rc == IROH_OK)
+        rc = ir_lookup_http(url, "PUT", body, len, lk->ca_file, ir_now_ns() + HTTP_TIMEOUT_NS,
+                            &lk->stop, ans);
+    int ok = rc == IROH_OK && ans->status >= 200 && ans->status < 300;
+    int status = rc == IROH_OK ? ans->status : 0;
+    if (!ok && !atomic_load(&lk->stop)) {
+        if (rc == IROH_OK)
+            IR_LOG(IR_LOG_WARN, "pkarr publish to %s: HTTP %d %.*s", lk->cfg.pkarr_url, status,
+                   (int)(ans->len < 200 ? ans->len : 200), (const char *)ans->body);
+        else
+            IR_LOG(IR_LOG_WARN, "pkarr publish to %s: %s", lk->cfg.pkarr_url, iroh_last_error());
+    } else if (ok) {
+        IR_LOG(IR_LOG_INFO, "published to %s (relay %s, %zu addresses)", lk->cfg.pkarr_url,
+               j->rec.relay[0] ? j->rec.relay : "none", j->rec.n_addrs);
+    }
+    free(ans);
+    pthread_mutex_lock(&lk->mu);
+    ir_lookup_pub_done(&lk->pub, ok, ir_now_ns());
+    event(lk, ok ? IROH_EVENT_PUBLISHED : IROH_EVENT_PUBLISH_FAILED, &lk->id, "pkarr",
+          (uint64_t)status, NULL, 0);
+}
+
+/* ---- resolving ----------------------------------------------------------------------------- */
+
+/* what a service found for r (lk->mu held; it is dropped and taken again around more) */
+static void found(ir_lookup *lk, req *r, const ir_endpoint_info *ei, const char *service)
+{
+    iroh_endpoint_addr *a = iroh_endpoint_addr_new(&r->id);
+    if (!a)
+        return;
+    if (ei->relay[0])
+        iroh_endpoint_addr_add_relay(a, ei->relay);
+    for (size_t i = 0; i < ei->n_addrs; i++)
+        iroh_endpoint_addr_add_ip(a, &ei->addrs[i]);
+    if (iroh_endpoint_addr_len(a) == 0) {
+        iroh_endpoint_addr_free(a);
+        return;
+    }
+    r->n_found++;
+    size_t n = iroh_endpoint_addr_len(a);
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(a, i, &t);
+        if (t.kind == IROH_TRANSPORT_RELAY)
+            iroh_endpoint_addr_add_relay(r->found, t.relay_url);
+        else if (t.kind == IROH_TRANSPORT_IP)
+            iroh_endpoint_addr_add_ip(r->found, &t.ip);
+    }
+    event(lk, IROH_EVENT_LOOKUP_FOUND, &r->id, service, 0, a, r->started);
+    if (!r->caller && r->more && !r->forgotten && !atomic_load(&lk->stop)) {
+        r->in_more++;
+        pthread_mutex_unlock(&lk->mu);
+        r->more(r->more_ctx, a);
+        pthread_mutex_lock(&lk->mu);
+        r->in_more--;
+    }
+    iroh_endpoint_addr_free(a);
+    pthread_cond_broadcast(&lk->cv);
+}
+
+/* a user lookup's answer, as an endpoint info (relay and IP addresses) */
+static void addr_to_info(const iroh_endpoint_addr *a, ir_endpoint_info *ei)
+{
+    memset(ei, 0, sizeof *ei);
+    size_t n = iroh_endpoint_addr_len(a);
+    for (size_t i = 0; i < n; i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(a, i, &t);
+        if (t.kind == IROH_TRANSPORT_RELAY && !ei->relay[0] && strlen(t.relay_url) < sizeof ei->relay)
+            strcpy(ei->relay, t.relay_url);
+        else if (t.kind == IROH_TRANSPORT_IP && ei->n_addrs < IR_ENDPOINT_INFO_MAX_ADDRS)
+            ei->addrs[ei->n_addrs++] = t.ip;
+    }
+}
+
+static void run_user(job *j)
+{
+    ir_lookup *lk = j->lk;
+    req *r = j->r;
+    iroh_endpoint_addr *a = iroh_endpoint_addr_new(&r->id);
+    int rc = a ? lk->cfg.user[j->index](lk->cfg.user_ctx[j->index], &r->id, a) : IROH_ERR_NO_MEMORY;
+    ir_endpoint_info *ei = malloc(sizeof *ei);
+    if (ei && a && rc == IROH_OK)
+        addr_to_info(a, ei);
+    iroh_endpoint_addr_free(a);
+    pthread_mutex_lock(&lk->mu);
+    if (ei && rc == IROH_OK)
+        found(lk, r, ei, "user");
+    free(ei);
+    r->pending--;
+    lk->user_jobs--;
+    pthread_cond_broadcast(&lk->cv);
+}
+
+static void run_get(job *j)
+{
+    ir_lookup *lk = j->lk;
+    req *r = j->r;
+    char url[1400];
+    ir_lookup_http_answer *ans = malloc(sizeof *ans);
+    ir_pkarr_packet *p = malloc(sizeof *p);
+    ir_endpoint_info *ei = malloc(sizeof *ei);
+    int rc = ans && p && ei ? IROH_OK : IROH_ERR_NO_MEMORY;
+    if (rc == IROH_OK && pkarr_url(lk, &r->id, url, sizeof url) != 0)
+        rc = ir_fail(IROH_ERR_INVALID_ADDR, "the pkarr URL is too long");
+    if (rc == IROH_OK)
+        rc = ir_lookup_http(url, "GET", NULL, 0, lk->ca_file, ir_now_ns() + HTTP_TIMEOUT_NS,
+                            &lk->stop, ans);
+    int ok = 0;
+    if (rc == IROH_OK && ans->status == 200 &&
+        ir_pkarr_from_relay_payload(r->id.bytes, ans->body, ans->len, p) == IROH_OK &&
+        ir_endpoint_info_from_dns(r->id.bytes, NULL, p->dns, p->dns_len, ei) > 0)
+        ok = 1;
+    else if (rc == IROH_OK && ans->status == 200)
+        IR_LOG(IR_LOG_WARN, "pkarr lookup: a bad answer from %s: %s", lk->cfg.pkarr_url,
+               iroh_last_error());
+    else if (rc != IROH_OK)
+        IR_LOG(IR_LOG_DEBUG, "pkarr lookup: %s", iroh_last_error());
+    pthread_mutex_lock(&lk->mu);
+    if (ok)
+        found(lk, r, ei, "pkarr");
+    r->pending--;
+    pthread_cond_broadcast(&lk->cv);
+    free(ans);
+    free(p);
+    free(ei);
+}
+
+/* the TXT query for "_iroh.<z32>.<origin>." with a random ID (ldns) */
+static int dns_query(const iroh_endpoint_id *id, const char *origin, uint8_t **wire, size_t *len)
+{
+    char name[300];
+    size_t nl = ir_endpoint_info_name(id->bytes, origin, name, sizeof name - 1);
+    if (!nl)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the DNS name is too long");
+    name[nl] = '.';
+    name[nl + 1] = 0;
+    ldns_rdf *dname = ldns_dname_new_frm_str(name);
+    if (!dname)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "not a DNS name: %s", name);
+    ldns_pkt *q = ldns_pkt_query_new(dname, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, LDNS_RD);
+    if (!q)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    uint16_t qid;
+    ir_random_bytes(NULL, (uint8_t *)&qid, sizeof qid);
+    ldns_pkt_set_id(q, qid);
+    ldns_status st = ldns_pkt2wire(wire, q, len);
+    ldns_pkt_free(q);
+    return st == LDNS_STATUS_OK ? IROH_OK : ir_fail(IROH_ERR_NO_MEMORY, "cannot build the query");
+}
+
+static void run_dns(job *j)
+{
+    ir_lookup *lk = j->lk;
+    req *r = j->r;
+    uint8_t *q = NULL;
+    size_t qlen = 0, alen = 0;
+    uint8_t *ans = malloc(IR_LOOKUP_DNS_MAX);
+    ir_endpoint_info *ei = malloc(sizeof *ei);
+    iroh_socket_addr servers[3];
+    size_t ns = 1;
+    if (lk->cfg.dns_server.family)
+        servers[0] = lk->cfg.dns_server;
+    else
+        ns = ir_lookup_resolv_conf(NULL, servers, 3);
+    int rc = ans && ei ? dns_query(&r->id, lk->cfg.origin, &q, &qlen) : IROH_ERR_NO_MEMORY;
+    int ok = 0;
+    uint64_t deadline = ir_now_ns() + IR_LOOKUP_DNS_ATTEMPT_NS;
+    /* the servers in turn, each its share of the attempt's 3 s */
+    for (size_t i = 0; rc == IROH_OK && i < ns && !ok; i++) {
+        uint64_t now = ir_now_ns();
+        if (now >= deadline)
+            break;
+        uint64_t d = now + (deadline - now) / (ns - i);
+        if (ir_lookup_dns_exchange(&servers[i], q, qlen, d, &lk->stop, ans, IR_LOOKUP_DNS_MAX,
+                                   &alen) != IROH_OK) {
+            IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
+            continue;
+        }
+        int n = ir_endpoint_info_from_dns(r->id.bytes, lk->cfg.origin, ans, alen, ei);
+        if (n > 0 && (ei->relay[0] || ei->n_addrs))
+            ok = 1;
+        else if (n < 0)
+            IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
+        break; /* an answer (also one without records) ends the attempt */
+    }
+    free(q);
+    pthread_mutex_lock(&lk->mu);
+    int was_running = r->dns.state == IR_LOOKUP_DNS_RUNNING;
+    ir_lookup_dns_result(&r->dns, j->index, ok);
+    if (was_running && ok)
+        found(lk, r, ei, "dns");
+    if (was_running && r->dns.state != IR_LOOKUP_DNS_RUNNING)
+        r->pending--;
+    pthread_cond_broadcast(&lk->cv);
+    free(ans);
+    free(ei);
+}
+
+static void *job_main(void *arg)
+{
+    job *j = arg;
+    ir_lookup *lk = j->lk;
+    switch (j->kind) {
+    case JOB_PUT: run_put(j); break;
+    case JOB_GET: run_get(j); break;
+    case JOB_DNS: run_dns(j); break;
+    case JOB_USER: run_user(j); break;
+    }
+    /* lk->mu is held here */
+    if (j->r)
+        j->r->jobs--;
+    free(j);
+    pthread_cond_broadcast(&lk->cv);
+    lookup_release(lk);
+    return NULL;
+}
+
+/* starts a job thread (lk->mu held); 0, or -1 (the job was not started) */
+static int spawn(ir_lookup *lk, job_kind kind, req *r, int index, const ir_lookup_record *rec)
+{
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    j->lk = lk;
+    j->kind = kind;
+    j->r = r;
+    j->index = index;
+    if (rec)
+        j->rec = *rec;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, job_main, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        IR_LOG(IR_LOG_WARN, "address lookup: cannot start a thread: %s", strerror(rc));
+        free(j);
+        return -1;
+    }
+    lk->refs++;
+    if (r)
+        r->jobs++;
+    if (kind == JOB_USER)
+        lk->user_jobs++;
+    return 0;
+}
+
+/* ---- the lookup thread ----------------------------------------------------------------------- */
+
+static void ts_at(struct timespec *ts, uint64_t ns)
+{
+    ts->tv_sec = (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+static void *lookup_main(void *arg)
+{
+    ir_lookup *lk = arg;
+    pthread_mutex_lock(&lk->mu);
+    while (!atomic_load(&lk->stop)) {
+        uint64_t now = ir_now_ns();
+        if (lk->cfg.pkarr_url && now >= lk->next_state) {
+            ir_lookup_record rec;
+            pthread_mutex_unlock(&lk->mu);
+            current_record(lk, &rec);
+            pthread_mutex_lock(&lk->mu);
+            now = ir_now_ns();
+            ir_lookup_pub_set(&lk->pub, &rec, now);
+            lk->next_state = now + STATE_CHECK_NS;
+        }
+        ir_lookup_record rec;
+        if (lk->cfg.pkarr_url && ir_lookup_pub_poll(&lk->pub, now, &rec) &&
+            spawn(lk, JOB_PUT, NULL, 0, &rec) != 0)
+            ir_lookup_pub_done(&lk->pub, 0, now);
+        uint64_t next = lk->cfg.pkarr_url ? lk->next_state : now + 60000000000ull;
+        uint64_t pn = ir_lookup_pub_next(&lk->pub);
+        if (lk->cfg.pkarr_url && pn < next)
+            next = pn;
+        for (req **pp = &lk->reqs; *pp;) {
+            req *r = *pp;
+            if (r->dns_on && r->dns.state == IR_LOOKUP_DNS_RUNNING) {
+                int i;
+                while ((i = ir_lookup_dns_poll(&r->dns, now)) >= 0)
+                    if (spawn(lk, JOB_DNS, r, i, NULL) != 0)
+                        ir_lookup_dns_result(&r->dns, i, 0);
+                if (r->dns.state != IR_LOOKUP_DNS_RUNNING) {
+                    r->pending--;
+                    pthread_cond_broadcast(&lk->cv);
+                }
+                uint64_t dn = ir_lookup_dns_next(&r->dns);
+                if (dn < next)
+                    next = dn;
+            }
+            /* gone when nobody waits or will forget it, and no job of it runs (DNS
+             * attempts not yet started are dropped with it) */
+            if (!r->caller && !r->jobs && r->forgotten && !r->in_more) {
+                *pp = r->next;
+                iroh_endpoint_addr_free(r->found);
+                free(r);
+                continue;
+            }
+            pp = &r->next;
+        }
+        struct timespec ts;
+        ts_at(&ts, next);
+        pthread_cond_timedwait(&lk->cv, &lk->mu, &ts);
+    }
+    pthread_mutex_unlock(&lk->mu);
+    return NULL;
+}
+
+int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const char *ca_file,
+                  struct iroh_endpoint *api, ir_lookup **out)
+{
+    ir_lookup *lk = calloc(1, sizeof *lk);
+    if (!lk)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    lk->cfg = *cfg;
+    lk->cfg.pkarr_url = cfg->pkarr_url ? strdup(cfg->pkarr_url) : NULL;
+    lk->cfg.origin = cfg->origin ? strdup(cfg->origin) : NULL;
+    lk->ca_file = ca_file ? strdup(ca_file) : NULL;
+    if ((cfg->pkarr_url && !lk->cfg.pkarr_url) || (cfg->origin && !lk->cfg.origin) ||
+        (ca_file && !lk->ca_file)) {
+        ir_lookup_config_clear(&lk->cfg);
+        free(lk->ca_file);
+        free(lk);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    lk->key = *key;
+    iroh_secret_key_public(key, &lk->id);
+    lk->api = api;
+    lk->refs = 1;
+    atomic_init(&lk->stop, 0);
+    ir_lookup_pub_init(&lk->pub);
+    pthread_condattr_init(&lk->cva);
+    pthread_condattr_setclock(&lk->cva, CLOCK_MONOTONIC);
+    pthread_cond_init(&lk->cv, &lk->cva);
+    pthread_mutex_init(&lk->mu, NULL);
+    int rc = pthread_create(&lk->thread, NULL, lookup_main, lk);
+    if (rc != 0) {
+        pthread_mutex_lock(&lk->mu);
+        lookup_release(lk);
+        return ir_fail(IROH_ERR_IO, "cannot start the lookup thread: %s", strerror(rc));
+    }
+    lk->thread_started = 1;
+    *out = lk;
+    return IROH_OK;
+}
+
+static void lookup_release(ir_lookup *lk)
+{
+    int last = --lk->refs == 0;
+    pthread_mutex_unlock(&lk->mu);
+    if (!last)
+        return;
+    while (lk->reqs) {
+        req *r = lk->reqs;
+        lk->reqs = r->next;
+        iroh_endpoint_addr_free(r->found);
+        free(r);
+    }
+    ir_lookup_config_clear(&lk->cfg);
+    free(lk->ca_file);
+    memset(&lk->key, 0, sizeof lk->key);
+    pthread_cond_destroy(&lk->cv);
+    pthread_condattr_destroy(&lk->cva);
+    pthread_mutex_destroy(&lk->mu);
+    free(lk);
+}
+
+void ir_lookup_stop(ir_lookup *lk)
+{
+    if (!lk)
+        return;
+    pthread_mutex_lock(&lk->mu);
+    atomic_store(&lk->stop, 1);
+    pthread_cond_broadcast(&lk->cv);
+    int join = lk->thread_started;
+    lk->thread_started = 0;
+    pthread_mutex_unlock(&lk->mu);
+    if (join)
+        pthread_join(lk->thread, NULL);
+    pthread_mutex_lock(&lk->mu);
+    /* the user's callbacks must not run after the endpoint is gone; the network jobs see
+     * stop within 50 ms and report nothing */
+    while (lk->user_jobs)
+        pthread_cond_wait(&lk->cv, &lk->mu);
+    pthread_mutex_unlock(&lk->mu);
+}
+
+void ir_lookup_free(ir_lookup *lk)
+{
+    if (!lk)
+        return;
+    ir_lookup_stop(lk);
+    pthread_mutex_lock(&lk->mu);
+    lookup_release(lk);
+}
+
+int ir_lookup_can_resolve(const ir_lookup *lk)
+{
+    return lk && (lk->cfg.pkarr_url || lk->cfg.origin || lk->cfg.n_user);
+}
+
+int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadline, int first,
+                      ir_lookup_more_fn more, void *more_ctx, void **token_out,
+                      iroh_endpoint_addr **out)
+{
+    if (!ir_lookup_can_resolve(lk))
+        return ir_fail(IROH_ERR_NOT_FOUND, "no address lookup is configured");
+    req *r = calloc(1, sizeof *r);
+    if (!r || !(r->found = iroh_endpoint_addr_new(id))) {
+        free(r);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    r->id = *id;
+    r->more = more;
+    r->more_ctx = more_ctx;
+    r->caller = 1;
+    pthread_mutex_lock(&lk->mu);
+    if (atomic_load(&lk->stop)) {
+        pthread_mutex_unlock(&lk->mu);
+        iroh_endpoint_addr_free(r->found);
+        free(r);
+        return ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
+    }
+    uint64_t now = ir_now_ns();
+    r->started = now;
+    r->next = lk->reqs;
+    lk->reqs = r;
+    if (lk->cfg.origin) {
+        uint32_t jitter[IR_LOOKUP_DNS_ATTEMPTS];
+        ir_random_bytes(NULL, (uint8_t *)jitter, sizeof jitter);
+        ir_lookup_dns_start(&r->dns, now, jitter);
+        r->dns_on = 1;
+        r->pending++;
+    }
+    if (lk->cfg.pkarr_url && spawn(lk, JOB_GET, r, 0, NULL) == 0)
+        r->pending++;
+    for (size_t i = 0; i < lk->cfg.n_user; i++)
+        if (spawn(lk, JOB_USER, r, (int)i, NULL) == 0)
+            r->pending++;
+    pthread_cond_broadcast(&lk->cv); /* the lookup thread starts the DNS attempts */
+    struct timespec ts;
+    ts_at(&ts, deadline);
+    int rc = IROH_OK;
+    while (r->pending > 0 && !(first && r->n_found)) {
+        if (atomic_load(&lk->stop)) {
+            rc = ir_fail(IROH_ERR_CLOSED, "the endpoint was closed");
+            break;
+        }
+        if (pthread_cond_timedwait(&lk->cv, &lk->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    if (rc == IROH_OK && !r->n_found) {
+        rc = r->pending ? ir_fail(IROH_ERR_TIMEOUT, "no lookup found an address in time")
+                        : ir_fail(IROH_ERR_NOT_FOUND, "no lookup found an address");
+        event(lk, IROH_EVENT_LOOKUP_FAILED, id, NULL, 0, NULL, r->started);
+    }
+    if (rc == IROH_OK) {
+        iroh_endpoint_addr *copy = iroh_endpoint_addr_new(id);
+        size_t n = iroh_endpoint_addr_len(r->found);
+        for (size_t i = 0; copy && i < n; i++) {
+            iroh_transport_addr t;
+            iroh_endpoint_addr_get(r->found, i, &t);
+            if (t.kind == IROH_TRANSPORT_RELAY)
+                iroh_endpoint_addr_add_relay(copy, t.relay_url);
+            else if (t.kind == IROH_TRANSPORT_IP)
+                iroh_endpoint_addr_add_ip(copy, &t.ip);
+        }
+        if (!copy)
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+        *out = copy;
+    }
+    r->caller = 0;
+    if (rc != IROH_OK || !more)
+        r->forgotten = 1;
+    if (token_out)
+        *token_out = rc == IROH_OK && more ? r : NULL;
+    pthread_cond_broadcast(&lk->cv);
+    pthread_mutex_unlock(&lk->mu);
+    return rc;
+}
+
+void ir_lookup_forget(ir_lookup *lk, void *token)
+{
+    if (!lk || !token)
+        return;
+    pthread_mutex_lock(&lk->mu);
+    req *r = token;
+    r->forgotten = 1;
+    while (r->in_more)
+        pthread_cond_wait(&lk->cv, &lk->mu);
+    pthread_cond_broadcast(&lk->cv);
+    pthread_mutex_unlock(&lk->mu);
+}
