@@ -10,7 +10,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
 
-build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev libldns-dev)
+build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev libldns-dev libsqlite3-dev)
 test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2 iptables)
 record_pkgs=(tcpdump)
 

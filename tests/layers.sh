@@ -22,7 +22,8 @@ declare -A may=(
   [relay]="base net relay"
   [dns]="base dns"
   [endpoint]="base net crypto tls quic relay dns endpoint"
-  [apps]="base net crypto tls quic relay dns endpoint apps"
+  [dnsserver]="base net relay dns dnsserver"
+  [apps]="base net crypto tls quic relay dns endpoint dnsserver apps"
 )
 
 for d in "$src"/*/; do

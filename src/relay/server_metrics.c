@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "openmetrics.h"
 
 #define METRICS_TIMEOUT (10 * NS_PER_S)
 
@@ -40,18 +41,11 @@ int ir_relay_stats_format(const ir_relay_server_stats *st, char *buf, size_t cap
 #undef V
 }
 
-/* One metric family of the OpenMetrics text: counters get the sample suffix "_total". */
-typedef struct metric_line {
-    const char *name, *help;
-    int gauge;
-    uint64_t v;
-} metric_line;
-
 int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t cap)
 {
     /* upstream's group "relayserver" (iroh-relay server/metrics.rs) where ours count the
      * same thing; "accepts" upstream counts registered clients, not TCP accepts */
-    const metric_line m[] = {
+    const ir_metric m[] = {
         {"relayserver_bytes_sent", "Number of bytes sent.", 0, st->bytes_relayed},
         {"relayserver_bytes_recv", "Number of bytes received.", 0, st->dgram_bytes_recv},
         {"relayserver_send_packets_sent", "Number of 'send' packets relayed.", 0, st->frames_relayed},
@@ -118,21 +112,7 @@ int ir_relay_metrics_format(const ir_relay_server_stats *st, char *buf, size_t c
         {"irohc_relay_socket_bytes_sent", "Bytes written to client sockets (before TLS).", 0,
          st->bytes_sent},
     };
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
-        int w = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0,
-                         "# HELP %s %s\n# TYPE %s %s\n%s%s %llu\n", m[i].name, m[i].help,
-                         m[i].name, m[i].gauge ? "gauge" : "counter", m[i].name,
-                         m[i].gauge ? "" : "_total", (unsigned long long)m[i].v);
-        if (w < 0)
-            return w;
-        n += (size_t)w;
-    }
-    int w = snprintf(buf ? buf + (n < cap ? n : cap) : NULL, n < cap ? cap - n : 0, "# EOF\n");
-    if (w < 0)
-        return w;
-    n += (size_t)w;
-    return (int)n;
+    return ir_openmetrics_format(m, sizeof m / sizeof m[0], buf, cap);
 }
 
 static void metrics_close(ir_relay_server *srv, metrics_conn *m)

@@ -19,6 +19,7 @@
 #include "base/util.h"
 #include "handshake.h"
 #include "net/netaddr.h"
+#include "net/tcp.h"
 
 #define READ_BUF (256 * 1024)
 #define MAX_EVENTS 256
@@ -44,42 +45,6 @@ static uint64_t clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* A non-blocking listening TCP socket on text; its bound address in *bound. On failure a
- * negative IROH_ERR_* code (error detail set). */
-static int listen_on(const char *text, int backlog, iroh_socket_addr *bound)
-{
-    iroh_socket_addr addr;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (iroh_socket_addr_parse(text, &addr) != IROH_OK || ir_sockaddr_from_socket_addr(&addr, &ss, &sl) < 0) {
-        return ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", text);
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return ir_fail(IROH_ERR_IO, "socket: %s", strerror(errno));
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-        int rc = ir_fail(IROH_ERR_IO, "cannot bind %s: %s", text, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    if (listen(fd, backlog) < 0) {
-        int rc = ir_fail(IROH_ERR_IO, "cannot listen on %s: %s", text, strerror(errno));
-        close(fd);
-        return rc;
-    }
-    sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        int rc = ir_fail(IROH_ERR_IO, "getsockname: %s", strerror(errno));
-        close(fd);
-        return rc;
-    }
-    ir_socket_addr_from_sockaddr(bound, (struct sockaddr *)&ss);
-    return fd;
 }
 
 int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out)
@@ -124,14 +89,14 @@ int ir_relay_server_new(const ir_relay_server_config *cfg, ir_relay_server **out
             goto fail;
         }
     }
-    srv->lfd = listen_on(listen_text, 4096, &srv->local);
+    srv->lfd = ir_tcp_listen(listen_text, 4096, &srv->local);
     if (srv->lfd < 0) {
         rc = srv->lfd;
         srv->lfd = -1;
         goto fail;
     }
     if (c.metrics_listen) {
-        srv->mfd = listen_on(c.metrics_listen, 64, &srv->mlocal);
+        srv->mfd = ir_tcp_listen(c.metrics_listen, 64, &srv->mlocal);
         if (srv->mfd < 0) {
             rc = srv->mfd;
             srv->mfd = -1;
