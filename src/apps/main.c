@@ -23,6 +23,7 @@ static const char USAGE[] =
     "  ticket    encode or decode an EndpointTicket\n"
     "  listen    accept connections: a dumb pipe over stdin/stdout, or an echo service\n"
     "  connect   dial a ticket or an EndpointId: send stdin on a stream, print what comes back\n"
+    "  resolve   find an EndpointId's relay and addresses with the address lookups\n"
     "  relay     run an iroh relay server\n"
     "  dns-server run an iroh DNS server and pkarr relay\n"
     "  version   print the version\n"
@@ -385,7 +386,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
 } COMMANDS[] = {
     {"keygen", cmd_keygen}, {"id", cmd_id},           {"ticket", cmd_ticket}, {"listen", cmd_listen},
-    {"connect", cmd_connect}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
+    {"connect", cmd_connect}, {"resolve", cmd_resolve}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
 };
 
 static const struct command *find_command(const char *name)

@@ -1147,3 +1147,111 @@ int cmd_listen(int argc, char **argv)
     cli_stop_end();
     return cli_stop_status(status);
 }
+
+/* ---- resolve ----------------------------------------------------------------------------- */
+
+const char USAGE_RESOLVE[] =
+    "usage: iroh-c resolve ID [options]\n"
+    "\n"
+    "Asks every configured address lookup at once for the EndpointId ID (64 hex or 52\n"
+    "base32 characters) and prints the union of what they found within the timeout as one\n"
+    "line of JSON, the form of 'ticket decode':\n"
+    "{\"id\":\"<hex>\",\"relay\":\"<url>\"|null,\"addrs\":[\"IP:PORT\",...]}.\n"
+    "Exits 1, with one line on stderr and nothing on stdout, when nothing was found.\n"
+    "The endpoint that asks uses no relay and publishes nothing.\n"
+    "\n"
+    "options:\n"
+    "  --timeout SECS       how long to wait for answers (default 10)\n"
+    "  --bind IP:PORT       the local address (repeatable: one IPv4, one IPv6)\n"
+    "\n"
+    LOOKUP_HELP;
+
+int cmd_resolve(int argc, char **argv)
+{
+    const char *target = NULL;
+    double timeout_s = 10.0;
+    net_opts opts = {.quic_port = -1};
+    int r;
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (cli_is_help(argv[i])) {
+            fputs(USAGE_RESOLVE, stdout);
+            return 0;
+        }
+        if ((r = cli_opt(argc, argv, &i, "--timeout", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (parse_number(v, 0.001, 86400, &timeout_s) != 0)
+                return cli_usage("--timeout takes a number of seconds from 0.001 to 86400, not '%s'", v);
+        } else if ((r = cli_opt(argc, argv, &i, "--bind", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (opts.n_binds == 2)
+                return cli_usage("at most two --bind options (one IPv4, one IPv6)%s", NULL);
+            opts.binds[opts.n_binds++] = v;
+        } else if ((r = lookup_opt(&opts, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (argv[i][0] != '-' && !target) {
+            target = argv[i];
+        } else {
+            return cli_usage("resolve: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!target)
+        return cli_usage("resolve: an EndpointId is needed%s", NULL);
+    if (opts.no_lookup)
+        return cli_usage("resolve: --no-lookup leaves nothing to ask%s", NULL);
+    if (opts.publish_addrs)
+        return cli_usage("resolve: --publish-addrs is for listen and connect; resolve "
+                         "publishes nothing%s", NULL);
+    iroh_endpoint_id id;
+    int rc = iroh_endpoint_id_parse(target, &id);
+    if (rc != IROH_OK)
+        return cli_api_error("endpoint id", rc);
+
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    if (!b)
+        return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
+    /* no relay: nothing to publish (the record would name the home relay), and no
+     * connections to n0's relays for a lookup */
+    opts.no_relay = 1;
+    if ((rc = net_apply(&opts, b)) != 0) {
+        iroh_endpoint_builder_free(b);
+        return rc;
+    }
+    if (cli_stop_start() != 0) {
+        iroh_endpoint_builder_free(b);
+        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
+    iroh_endpoint *ep;
+    rc = iroh_endpoint_bind(b, &ep);
+    iroh_endpoint_builder_free(b);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
+        cli_stop_end();
+        return cli_stop_status(1);
+    }
+    int status = 1;
+    if (cli_stop_watch_endpoint(ep) == 0) {
+        iroh_endpoint_addr *found = NULL;
+        rc = iroh_endpoint_resolve(ep, &id, (int)(timeout_s * 1000 + 0.5), &found);
+        if (rc == IROH_OK && found && iroh_endpoint_addr_len(found) > 0) {
+            cli_print_addr_json(found);
+            status = 0;
+        } else if (!cli_stop_signal()) {
+            char hex[IROH_ID_HEX_LEN];
+            iroh_endpoint_id_to_hex(&id, hex, sizeof hex);
+            const char *d = rc != IROH_OK ? iroh_last_error() : "";
+            fprintf(stderr, "iroh-c: resolve: nothing found for %s within %g s%s%s\n", hex,
+                    timeout_s, *d ? ": " : "", d);
+        }
+        iroh_endpoint_addr_free(found);
+    }
+    cli_stop_forget_endpoint();
+    iroh_endpoint_close(ep);
+    iroh_endpoint_free(ep);
+    cli_stop_end();
+    return cli_stop_status(status);
+}

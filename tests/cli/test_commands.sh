@@ -75,7 +75,7 @@ expect 0 'keygen' '^$' -- help
 expect 0 '^iroh-c [0-9]+\.[0-9]+\.[0-9]+$' '^$' -- version
 
 # --help and -h: every command's usage on stdout, status 0
-for cmd in keygen id ticket listen connect relay version; do
+for cmd in keygen id ticket listen connect resolve relay version; do
   for h in --help -h; do
     expect 0 "^usage: iroh-c $cmd" '^$' -- $cmd $h
   done
