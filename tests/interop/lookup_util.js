@@ -17,7 +17,7 @@ async function startDnsServer(origin, { dnsPort = 0, host = '127.0.0.1', extra =
     const dp = dnsPort || await freePort();
     const hp = await freePort();
     const args = ['dns-server', '--dns-listen', `${host}:${dp}`, '--http-listen', `${host}:${hp}`,
-      '--origin', origin, ...extra];
+      '--origin', origin, '--rate-limit', 'disabled', ...extra];
     const p = track(spawn(IROH_C, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     const s = { proc: p, dnsPort: dp, httpPort: hp, host, url: `http://${host}:${hp}`,
       pkarrUrl: `http://${host}:${hp}/pkarr`, out: '', err: '' };
