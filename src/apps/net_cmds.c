@@ -406,20 +406,50 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
-/* --verbose: one line on stderr each time a connection's selected path changes (the
- * event comes on the endpoint's I/O thread; a line is one write) */
+/* --verbose: one line on stderr each time a connection's selected path changes, and for
+ * the address lookup's events: our record published (or not), what a lookup found (the
+ * events come on the endpoint's I/O thread; a line is one write) */
 static void on_path_event(void *ctx, const iroh_event *ev)
 {
     (void)ctx;
-    if (ev->kind != IROH_EVENT_PATH_SELECTED)
-        return;
     unsigned long long ms = (unsigned long long)(ev->elapsed_us + 500) / 1000;
-    if (ev->relay_url) {
-        fprintf(stderr, "iroh-c: path selected: relay %s (%llu ms)\n", ev->relay_url, ms);
-    } else {
-        char text[IROH_SOCKET_ADDR_LEN];
-        iroh_socket_addr_to_string(&ev->path, text, sizeof text);
-        fprintf(stderr, "iroh-c: path selected: direct %s (%llu ms)\n", text, ms);
+    char text[IROH_SOCKET_ADDR_LEN], who[16];
+    switch (ev->kind) {
+    case IROH_EVENT_PATH_SELECTED:
+        if (ev->relay_url) {
+            fprintf(stderr, "iroh-c: path selected: relay %s (%llu ms)\n", ev->relay_url, ms);
+        } else {
+            iroh_socket_addr_to_string(&ev->path, text, sizeof text);
+            fprintf(stderr, "iroh-c: path selected: direct %s (%llu ms)\n", text, ms);
+        }
+        return;
+    case IROH_EVENT_PUBLISHED:
+        fprintf(stderr, "iroh-c: published our record to the pkarr relay (HTTP %llu)\n",
+                (unsigned long long)ev->code);
+        return;
+    case IROH_EVENT_PUBLISH_FAILED:
+        if (ev->code)
+            fprintf(stderr, "iroh-c: publishing our record failed (HTTP %llu); retrying\n",
+                    (unsigned long long)ev->code);
+        else
+            fprintf(stderr, "iroh-c: publishing our record failed (no answer); retrying\n");
+        return;
+    case IROH_EVENT_LOOKUP_FOUND: {
+        int has_ip = ev->path.family != 0; /* all zero: no direct address */
+        iroh_endpoint_id_fmt_short(&ev->peer, who, sizeof who);
+        if (has_ip)
+            iroh_socket_addr_to_string(&ev->path, text, sizeof text);
+        fprintf(stderr, "iroh-c: lookup: %s found %s:%s%s%s%s (%llu ms)\n",
+                ev->lookup ? ev->lookup : "a lookup", who, ev->relay_url ? " relay " : "",
+                ev->relay_url ? ev->relay_url : "", has_ip ? " direct " : "", has_ip ? text : "", ms);
+        return;
+    }
+    case IROH_EVENT_LOOKUP_FAILED:
+        iroh_endpoint_id_fmt_short(&ev->peer, who, sizeof who);
+        fprintf(stderr, "iroh-c: lookup: nothing found for %s (%llu ms)\n", who, ms);
+        return;
+    default:
+        return;
     }
 }
 
@@ -557,7 +587,8 @@ const char USAGE_CONNECT[] =
     "                       at the end\n"
     "  --verbose            a line on stderr each time the selected path changes\n"
     "                       (\"iroh-c: path selected: direct IP:PORT (N ms)\" or \"relay URL\",\n"
-    "                       N from the start of the handshake)\n"
+    "                       N from the start of the handshake), and for what the address\n"
+    "                       lookups found (\"iroh-c: lookup: dns found ID: relay URL (N ms)\")\n"
     "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
     "                       random key); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
@@ -842,7 +873,8 @@ const char USAGE_LISTEN[] =
     "                       to peers for holepunching\n"
     "  --verbose            a line on stderr each time a connection's selected path\n"
     "                       changes (\"iroh-c: path selected: direct IP:PORT (N ms)\" or\n"
-    "                       \"relay URL\", N from the start of the handshake)\n"
+    "                       \"relay URL\", N from the start of the handshake), and when\n"
+    "                       the record is published (\"iroh-c: published our record...\")\n"
     "  --retry              validate clients' addresses with a QUIC Retry first\n"
     "  --relay URL          home on this relay (repeatable; default: n0's public relays);\n"
     "                       listen waits up to 5 s for it so that the ticket names it\n"

@@ -70,6 +70,11 @@ r2=$("$bin" resolve $l_id "${DNS[@]}" 2> "$dir/r2.err"); st=$?
 [ $st = 0 ] && [ "$r2" = "$r_json" ] && ok || bad "resolve through DNS: status $st '$r2' (want '$r_json'): $(cat "$dir/r2.err")"
 a_id=$l_id a_pid=$l_pid
 
+# --verbose says what the lookup found
+echo verbose | "$bin" connect $a_id --alpn lookup/a --pkarr-relay "$pkarr_url" --verbose --timeout 20 > /dev/null 2> "$dir/v.err"
+grep -q "^iroh-c: lookup: pkarr found ${a_id:0:10}: relay $relay_url/ ([0-9]* ms)$" "$dir/v.err" && ok ||
+  bad "connect ID --verbose names what the pkarr lookup found: $(cat "$dir/v.err")"
+
 for how in pkarr dns; do
   if [ $how = pkarr ]; then args=(--pkarr-relay "$pkarr_url"); target=$a_id; else
     args=("${DNS[@]}")
@@ -93,6 +98,12 @@ out=$(echo direct | "$bin" connect $l_id --alpn lookup/b --no-relay --bind 127.0
   --stats --timeout 20 2> "$dir/c.err"); st=$?
 [ $st = 0 ] && [ "$out" = direct ] && grep -q "path direct $addr" "$dir/c.err" && ok ||
   bad "connect ID --no-relay dials the published address $addr: status $st '$out': $(cat "$dir/c.err")"
+
+# listen --verbose says when its record is published
+start_listener v lookup/v --relay "$relay_url" --bind 127.0.0.1:0 --pkarr-relay "$pkarr_url" --verbose || exit 1
+for _ in $(seq 150); do grep -q "published our record" "$dir/v.err" && break; sleep 0.1; done
+grep -q "^iroh-c: published our record to the pkarr relay (HTTP 204)$" "$dir/v.err" && ok ||
+  bad "listen --verbose says its record was published: $(cat "$dir/v.err")"
 
 # --no-lookup: nothing is published
 start_listener c lookup/c --relay "$relay_url" --bind 127.0.0.1:0 --no-lookup || exit 1
