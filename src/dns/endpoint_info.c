@@ -8,6 +8,7 @@
 #include "base/addr.h"
 #include "base/encoding.h"
 #include "base/util.h"
+#include "dns_internal.h"
 
 size_t ir_endpoint_info_name(const uint8_t id[32], const char *origin, char *out, size_t cap)
 {
@@ -236,12 +237,20 @@ int ir_endpoint_info_from_dns(const uint8_t id[32], const char *origin, const ui
 {
     if (!id || !out || (!msg && len))
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "endpoint info from DNS: NULL argument");
-    char name[260];
-    if (!ir_endpoint_info_name(id, origin, name, sizeof name))
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "DNS origin too long");
     ldns_pkt *pkt = NULL;
     if (ldns_wire2pkt(&pkt, msg, len) != LDNS_STATUS_OK)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "DNS message does not parse");
+    int rc = ir_dns_endpoint_info_from_pkt(id, origin, pkt, len, out);
+    ldns_pkt_free(pkt);
+    return rc;
+}
+
+int ir_dns_endpoint_info_from_pkt(const uint8_t id[32], const char *origin, const ldns_pkt *pkt,
+                                  size_t len, ir_endpoint_info *out)
+{
+    char name[260];
+    if (!ir_endpoint_info_name(id, origin, name, sizeof name))
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "DNS origin too long");
     ldns_rdf *names[MAX_NAMES];
     size_t n_names = 0;
     uint8_t *buf = NULL;
@@ -294,7 +303,6 @@ done:
     for (size_t i = 0; i < n_names; i++)
         ldns_rdf_deep_free(names[i]);
     free(buf);
-    ldns_pkt_free(pkt);
     if (rc) {
         memset(out, 0, sizeof *out);
         memcpy(out->id, id, 32);

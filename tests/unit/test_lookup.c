@@ -706,6 +706,7 @@ static void dns_case(int truncate)
         CHECK(atomic_load(&s->tcp) >= 1);
     else
         CHECK_EQ_INT(atomic_load(&s->tcp), 0);
+    CHECK(wait_int(&de.found, 1, 2000)); /* events come through the I/O thread */
     CHECK_STR(de.found_by, "dns");
     CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
     /* NXDOMAIN on every attempt: not found once the schedule is through (about 3.6 s
