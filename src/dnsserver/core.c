@@ -136,6 +136,7 @@ int ir_dnss_dns(ir_dnss *s, int transport, const uint8_t *msg, size_t len, uint6
 
 void ir_dnss_tick(ir_dnss *s, uint64_t unix_us)
 {
+    ir_dnss_store_flush(s->store); /* the batch of writes: at least every second */
     if (s->last_tick_us && unix_us < s->last_tick_us + TICK_US)
         return;
     s->last_tick_us = unix_us;

@@ -9,10 +9,13 @@
 #include "dnsserver.h"
 
 /* The PUT rate limiter: a token bucket per client IP (IPv6 by its /64) in a fixed table
- * of RL_SETS x RL_WAYS entries (keyed hash, least recently seen entry of a set replaced),
- * so that a flood of addresses costs a bounded table, never memory. */
-#define RL_SETS 1024
-#define RL_WAYS 4
+ * of RL_SETS x RL_WAYS entries (1.3 MB; keyed hash), so that a flood of addresses costs a
+ * bounded table, never more memory. A new client takes an entry of its set that owes
+ * nothing (its bucket full again: forgetting it changes nothing), else the least recently
+ * seen one: only more than RL_WAYS new clients in one set within 4 s can make the
+ * limiter forget a client's debt. */
+#define RL_SETS 4096
+#define RL_WAYS 8
 typedef struct rl_entry {
     uint8_t ip[16];
     uint64_t seen_ns;  /* last request; 0: free */

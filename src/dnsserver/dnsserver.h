@@ -121,7 +121,8 @@ int ir_dnss_http_body_len(const ir_http_request *req, size_t *body_len);
 /* An error response with that status (for the shell's own refusals: 400, 408, 413, 503). */
 void ir_dnss_http_error(ir_dnss *s, int status, const char *detail, ir_buf *out);
 
-/* Every 10 s (the shell calls it): deletes expired packets. */
+/* Called by the shell at least every second: commits the batch of pending writes, and
+ * every 10 s deletes the expired packets. */
 void ir_dnss_tick(ir_dnss *s, uint64_t unix_us);
 
 void ir_dnss_get_stats(const ir_dnss *s, ir_dnss_stats *out);

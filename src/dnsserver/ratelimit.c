@@ -43,15 +43,17 @@ int ir_dnss_rl_allow(ir_dnss_rl *rl, const uint8_t ip[16], uint64_t now_ns)
     ir_blake3_finalize(&b, h, sizeof h);
     uint64_t v;
     memcpy(&v, h, sizeof v);
-    rl_entry *set = rl->e[v % RL_SETS], *e = NULL, *oldest = &set[0];
+    rl_entry *set = rl->e[v % RL_SETS], *e = NULL, *spare = NULL, *oldest = &set[0];
     for (int i = 0; i < RL_WAYS && !e; i++) {
         if (set[i].seen_ns && memcmp(set[i].ip, k, 16) == 0)
             e = &set[i];
+        else if (!spare && set[i].tat_ns <= now_ns)
+            spare = &set[i]; /* free, or owes nothing */
         else if (set[i].seen_ns < oldest->seen_ns)
             oldest = &set[i];
     }
     if (!e) {
-        e = oldest;
+        e = spare ? spare : oldest;
         memcpy(e->ip, k, 16);
         e->tat_ns = 0;
     }

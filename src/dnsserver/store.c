@@ -23,6 +23,8 @@ typedef struct centry {
 struct ir_dnss_store {
     sqlite3 *db;
     sqlite3_stmt *sel, *ins, *del_old, *count;
+    int in_txn;        /* writes since the last commit are in an open transaction */
+    size_t txn_writes;
     size_t cap, n, nbuckets;
     centry **buckets;
     centry *head, *tail;
@@ -192,6 +194,8 @@ void ir_dnss_store_free(ir_dnss_store *st)
 {
     if (!st)
         return;
+    if (st->db)
+        ir_dnss_store_flush(st);
     sqlite3_finalize(st->sel);
     sqlite3_finalize(st->ins);
     sqlite3_finalize(st->del_old);
@@ -255,6 +259,17 @@ int ir_dnss_store_get(ir_dnss_store *st, const uint8_t key[32], uint64_t now_us,
     return rc;
 }
 
+int ir_dnss_store_flush(ir_dnss_store *st)
+{
+    if (!st->in_txn)
+        return IROH_OK;
+    st->in_txn = 0;
+    st->txn_writes = 0;
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, "commit");
+    return IROH_OK;
+}
+
 int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p)
 {
     ir_pkarr_packet *old = malloc(sizeof *old);
@@ -283,6 +298,11 @@ int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p)
     size_t n = ir_pkarr_relay_payload(p, payload, sizeof payload);
     if (n == 0)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "packet does not fit");
+    if (!st->in_txn) {
+        if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+            return db_fail(st, "begin");
+        st->in_txn = 1;
+    }
     sqlite3_reset(st->ins);
     sqlite3_bind_blob(st->ins, 1, p->key, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st->ins, 2, (sqlite3_int64)p->timestamp_us);
@@ -296,6 +316,11 @@ int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p)
     else
         st->stats.inserted++;
     cache_set(st, p->key, p);
+    if (++st->txn_writes >= IR_DNSS_BATCH_MAX) {
+        int rc2 = ir_dnss_store_flush(st);
+        if (rc2 < 0)
+            return rc2;
+    }
     return 1;
 }
 

@@ -8,6 +8,11 @@
  * a packet is gone 7 days after its own timestamp; ir_dnss_store_expire deletes those
  * rows (the server calls it every 10 s) and lookups never return an expired packet.
  *
+ * Writes are batched as iroh-dns-server batches them: a put opens a transaction that
+ * ir_dnss_store_flush commits (the server calls it at least every second and at exit), or
+ * the put itself once IR_DNSS_BATCH_MAX writes are pending; lookups on this store see the
+ * pending writes. A crash loses at most the last second of PUTs, never the file (WAL).
+ *
  * The cache holds up to `cache_capacity` keys, present ones with their packet and absent
  * ones (a miss is remembered too: every write goes through this store, so a remembered
  * miss is replaced by the next put). Memory is bounded by the capacity, never by what
@@ -23,6 +28,7 @@
 /* iroh-dns-server's eviction: 7 days after the packet's timestamp */
 #define IR_DNSS_EXPIRY_US (7ULL * 24 * 3600 * 1000000)
 #define IR_DNSS_DEFAULT_CACHE 65536
+#define IR_DNSS_BATCH_MAX 1000
 
 typedef struct ir_dnss_store ir_dnss_store;
 
@@ -46,6 +52,9 @@ int ir_dnss_store_get(ir_dnss_store *st, const uint8_t key[32], uint64_t now_us,
 /* Stores p (verified by the caller) unless the stored packet is as recent or more:
  * 1 stored, 0 kept the stored one, or a negative IROH_ERR_IO. */
 int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p);
+
+/* Commits the pending writes: 0 or a negative IROH_ERR_IO. */
+int ir_dnss_store_flush(ir_dnss_store *st);
 
 /* Deletes the packets older than now_us - IR_DNSS_EXPIRY_US; returns how many, or a
  * negative IROH_ERR_IO. */
