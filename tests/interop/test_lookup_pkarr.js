@@ -86,6 +86,9 @@ const verifies = (hexId, payload) => {
         `--publish-addrs: every direct address of the ticket is published, one per TXT string: ${JSON.stringify(info.strings)} vs ${JSON.stringify(l.info.addrs)}`);
       check(info.strings[0].startsWith('relay=') && info.strings.slice(1).every((s) => s.startsWith('addr=')),
         'iroh\'s order: relay= first, then addr=: ' + JSON.stringify(info.strings));
+      const want = pk.pkarrDns(Buffer.from(l.info.id, 'hex'), pk.irohAttrs({ relay: l.info.relay, addrs: l.info.addrs }), 30);
+      check(pk.parsePayload(pub.payload).dns.equals(want),
+        `--publish-addrs: the packet is the JavaScript one byte for byte: ${pk.parsePayload(pub.payload).dns.toString('hex')}`);
       check(verifies(l.info.id, pub.payload), '--publish-addrs: the real peer verifies the signature');
     }
     l.proc.kill('SIGTERM');
