@@ -506,9 +506,11 @@ IROH_EXTERN int iroh_endpoint_builder_publish_addrs(iroh_endpoint_builder *b, in
  * UTF-8 text; NULL or "": none. Published over mDNS too when on. IROH_ERR_TOO_LONG. */
 IROH_EXTERN int iroh_endpoint_builder_user_data(iroh_endpoint_builder *b, const char *data);
 /* mDNS on the local network (iroh-mdns-address-lookup: service _irohv1._udp.local. on
- * UDP 5353, 224.0.0.251 and ff02::fb): announce this endpoint (its direct addresses,
- * home relay and user data), answer queries, and resolve peers found on the LAN. Off by
- * default, as in iroh. IROH_C_ADDRESS_LOOKUP does not touch it. */
+ * UDP 5353, 224.0.0.251 and ff02::fb): announce this endpoint (every direct address, the
+ * home relay and user data, as iroh), answer queries, and resolve peers found on the
+ * LAN: a lookup answers at once from what peers announced, else listens up to 10 s.
+ * Off by default, as in iroh. IROH_C_ADDRESS_LOOKUP does not touch it. When the sockets
+ * cannot be opened the endpoint works without mDNS (a warning is logged). */
 IROH_EXTERN int iroh_endpoint_builder_mdns(iroh_endpoint_builder *b, int on);
 /* Turns every lookup and publishing off (n0's defaults, a pkarr relay, DNS, mDNS and user
  * lookups set so far), as iroh's Builder::empty(); calls after it add again. */
@@ -569,7 +571,7 @@ IROH_EXTERN int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoi
 
 /* Asks every configured lookup (see "Address lookup" above) for id at once and waits
  * until all have ended or timeout_ms passed (-1: until all have ended, which the DNS
- * schedule bounds to about 6 s; 0 is refused); *out is a new address (the caller frees
+ * schedule bounds to about 7 s, mDNS's listening to 10 s; 0 is refused); *out is a new address (the caller frees
  * it) with the union of what they found by then. IROH_ERR_NOT_FOUND when nothing was
  * found (also when no lookup is configured), IROH_ERR_CLOSED, IROH_ERR_INVALID_ARGUMENT. */
 IROH_EXTERN int iroh_endpoint_resolve(iroh_endpoint *ep, const iroh_endpoint_id *id,

@@ -1,7 +1,7 @@
 /* The DNS client's I/O for address lookup (lookup_jobs.h): nameservers from
- * /etc/resolv.conf, one query over UDP, again over TCP when the answer is truncated. The
- * messages themselves are built and read with ldns (dns/ layer); here only the header's
- * ID, QR and TC bits are looked at to match and route an answer. */
+ * /etc/resolv.conf, one query over UDP, again over TCP when the response is truncated.
+ * The messages are built and read by the dns layer (dns/txt_query.h, on ldns); the
+ * caller's classify function says which datagram is the response. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -56,14 +56,9 @@ static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *st
     }
 }
 
-static int is_answer_to(const uint8_t *a, size_t len, const uint8_t *q)
-{
-    return len >= 12 && a[0] == q[0] && a[1] == q[1] && (a[2] & 0x80);
-}
-
 static int over_tcp(const struct sockaddr_storage *ss, socklen_t sl, const uint8_t *q, size_t qlen,
-                    uint64_t deadline, const atomic_int *stop, uint8_t *out, size_t cap,
-                    size_t *len)
+                    ir_lookup_dns_classify classify, void *ctx, uint64_t deadline,
+                    const atomic_int *stop, uint8_t *out, size_t cap, size_t *len)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -115,15 +110,15 @@ static int over_tcp(const struct sockaddr_storage *ss, socklen_t sl, const uint8
     close(fd);
     if (rc == IROH_OK) {
         *len = want - 2;
-        if (!is_answer_to(out, *len, q))
-            rc = ir_fail(IROH_ERR_IO, "DNS over TCP: not an answer to the query");
+        if (classify(ctx, out, *len) != 0)
+            rc = ir_fail(IROH_ERR_IO, "DNS over TCP: not the response to the query");
     }
     return rc;
 }
 
 int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query, size_t qlen,
-                           uint64_t deadline, const atomic_int *stop, uint8_t *out, size_t cap,
-                           size_t *len)
+                           ir_lookup_dns_classify classify, void *ctx, uint64_t deadline,
+                           const atomic_int *stop, uint8_t *out, size_t cap, size_t *len)
 {
     if (qlen < 12 || qlen > 65535)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "a DNS query of %zu bytes", qlen);
@@ -151,9 +146,10 @@ int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query,
             rc = ir_fail(IROH_ERR_IO, "DNS over UDP: %s", strerror(errno));
             break;
         }
-        if ((size_t)n > cap || !is_answer_to(out, (size_t)n, query))
+        int kind = (size_t)n > cap ? -1 : classify(ctx, out, (size_t)n);
+        if (kind < 0)
             continue; /* not ours: wait on */
-        if (out[2] & 0x02) {
+        if (kind == 1) {
             truncated = 1;
             break;
         }
@@ -162,6 +158,6 @@ int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query,
     }
     close(fd);
     if (rc == IROH_OK && truncated)
-        rc = over_tcp(&ss, sl, query, qlen, deadline, stop, out, cap, len);
+        rc = over_tcp(&ss, sl, query, qlen, classify, ctx, deadline, stop, out, cap, len);
     return rc;
 }

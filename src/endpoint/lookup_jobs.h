@@ -34,13 +34,15 @@ int ir_lookup_http(const char *url, const char *method, const uint8_t *body, siz
  * cap; none found: 127.0.0.1:53 as the C library does. Returns how many. */
 size_t ir_lookup_resolv_conf(const char *path, iroh_socket_addr *out, size_t cap);
 
-/* One DNS exchange with server: the query over UDP (from a fresh socket: a random port),
- * the answer with the query's ID from the server's address; a truncated answer (TC) is
- * asked again over TCP. IROH_OK and *len bytes of the answer in out, or IROH_ERR_TIMEOUT
- * / _IO / _TOO_LONG. */
+/* One DNS exchange with server: the query over UDP (from a fresh connected socket: a
+ * random port, only the server's datagrams), again over TCP when the response is
+ * truncated. classify says what a datagram is: < 0 not the response to this query (it is
+ * ignored and the wait goes on), 0 the response, 1 the response with TC set. IROH_OK and
+ * *len bytes of the response in out, or IROH_ERR_TIMEOUT / _IO / _TOO_LONG. */
 #define IR_LOOKUP_DNS_MAX 65535
+typedef int (*ir_lookup_dns_classify)(void *ctx, const uint8_t *msg, size_t len);
 int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query, size_t qlen,
-                           uint64_t deadline, const atomic_int *stop, uint8_t *out, size_t cap,
-                           size_t *len);
+                           ir_lookup_dns_classify classify, void *ctx, uint64_t deadline,
+                           const atomic_int *stop, uint8_t *out, size_t cap, size_t *len);
 
 #endif

@@ -8,18 +8,21 @@
  * Locks: lk->mu, then (for events) the endpoint's mutex; never the other way round, and
  * neither is held across a network step or a user's callback. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
-
-#include <ldns/ldns.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/util.h"
 #include "dns/endpoint_info.h"
+#include "dns/mdns_io.h"
 #include "dns/pkarr.h"
+#include "dns/txt_query.h"
 #include "endpoint/api_internal.h"
 #include "endpoint/ep.h"
 #include "endpoint/lookup.h"
@@ -27,6 +30,7 @@
 
 #define STATE_CHECK_NS (500ull * 1000000ull)  /* how often the endpoint's state is read */
 #define HTTP_TIMEOUT_NS (10000ull * 1000000ull) /* one pkarr PUT or GET */
+#define MDNS_WAIT_NS (10000ull * 1000000ull)  /* a lookup listens to mDNS this long (iroh) */
 
 typedef struct req {
     struct req *next;
@@ -34,6 +38,8 @@ typedef struct req {
     uint64_t started;
     ir_lookup_dns dns;
     int dns_on;
+    int mdns_on;  /* waiting for the peer to answer on mDNS, until mdns_until */
+    uint64_t mdns_until;
     int pending;  /* services not yet ended (pkarr, DNS, each user lookup) */
     int jobs;     /* job threads of it still running */
     int caller;   /* the resolve call waits on it */
@@ -63,7 +69,18 @@ struct ir_lookup {
     uint64_t next_state;
     uint64_t last_ts_us; /* pkarr timestamps strictly increase */
     req *reqs;
+    int wake_fd;       /* the lookup thread polls it (and mDNS's sockets) */
+    ir_mdns_io *mdns;  /* mDNS (iroh_endpoint_builder_mdns), driven by the lookup thread */
 };
+
+/* wakes the lookup thread and every waiter (lk->mu held) */
+static void kick(ir_lookup *lk)
+{
+    pthread_cond_broadcast(&lk->cv);
+    uint64_t one = 1;
+    ssize_t n = write(lk->wake_fd, &one, sizeof one);
+    (void)n;
+}
 
 typedef enum job_kind { JOB_PUT, JOB_GET, JOB_DNS, JOB_USER } job_kind;
 
@@ -91,8 +108,9 @@ static void event(ir_lookup *lk, iroh_event_kind kind, const iroh_endpoint_id *p
 
 /* ---- publishing ---------------------------------------------------------------------------- */
 
-/* what the endpoint wants published now (without lk->mu) */
-static void current_record(ir_lookup *lk, ir_lookup_record *rec)
+/* what the endpoint says of itself now (without lk->mu): its home relay and every direct
+ * address (all = 1, for mDNS), or only those it publishes to the pkarr relay */
+static void current_record(ir_lookup *lk, ir_lookup_record *rec, int all)
 {
     memset(rec, 0, sizeof *rec);
     snprintf(rec->user_data, sizeof rec->user_data, "%s", lk->cfg.user_data);
@@ -106,11 +124,25 @@ static void current_record(ir_lookup *lk, ir_lookup_record *rec)
             continue;
         if (t.kind == IROH_TRANSPORT_RELAY && !rec->relay[0] && strlen(t.relay_url) < sizeof rec->relay)
             strcpy(rec->relay, t.relay_url);
-        else if (t.kind == IROH_TRANSPORT_IP && lk->cfg.publish_addrs &&
+        else if (t.kind == IROH_TRANSPORT_IP && (all || lk->cfg.publish_addrs) &&
                  rec->n_addrs < IR_LOOKUP_MAX_ADDRS)
             rec->addrs[rec->n_addrs++] = t.ip;
     }
     iroh_endpoint_addr_free(a);
+}
+
+static void record_to_info(const iroh_endpoint_id *id, const ir_lookup_record *rec,
+                           ir_endpoint_info *ei)
+{
+    memset(ei, 0, sizeof *ei);
+    memcpy(ei->id, id->bytes, 32);
+    snprintf(ei->relay, sizeof ei->relay, "%s", rec->relay);
+    for (size_t i = 0; i < rec->n_addrs && i < IR_ENDPOINT_INFO_MAX_ADDRS; i++)
+        ei->addrs[ei->n_addrs++] = rec->addrs[i];
+    if (rec->user_data[0]) {
+        snprintf(ei->user_data, sizeof ei->user_data, "%s", rec->user_data);
+        ei->has_user_data = 1;
+    }
 }
 
 /* the pkarr relay payload of rec, signed now */
@@ -118,15 +150,7 @@ static int make_payload(ir_lookup *lk, const ir_lookup_record *rec, uint8_t *out
                         size_t *len)
 {
     ir_endpoint_info ei;
-    memset(&ei, 0, sizeof ei);
-    memcpy(ei.id, lk->id.bytes, 32);
-    snprintf(ei.relay, sizeof ei.relay, "%s", rec->relay);
-    for (size_t i = 0; i < rec->n_addrs && i < IR_ENDPOINT_INFO_MAX_ADDRS; i++)
-        ei.addrs[ei.n_addrs++] = rec->addrs[i];
-    if (rec->user_data[0]) {
-        snprintf(ei.user_data, sizeof ei.user_data, "%s", rec->user_data);
-        ei.has_user_data = 1;
-    }
+    record_to_info(&lk->id, rec, &ei);
     uint8_t dns[IR_PKARR_MAX_DNS];
     size_t dlen;
     int rc = ir_endpoint_info_to_dns(&ei, IR_LOOKUP_TTL, dns, sizeof dns, &dlen);
@@ -231,7 +255,7 @@ static void found(ir_lookup *lk, req *r, const ir_endpoint_info *ei, const char 
         r->in_more--;
     }
     iroh_endpoint_addr_free(a);
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
 }
 
 /* a user lookup's answer, as an endpoint info (relay and IP addresses) */
@@ -265,7 +289,7 @@ static void run_user(job *j)
     free(ei);
     r->pending--;
     lk->user_jobs--;
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
 }
 
 static void run_get(job *j)
@@ -296,40 +320,36 @@ static void run_get(job *j)
     if (ok)
         found(lk, r, ei, "pkarr");
     r->pending--;
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     free(ans);
     free(p);
     free(ei);
 }
 
-/* the TXT query for "_iroh.<z32>.<origin>." with a random ID (ldns) */
-static int dns_query(const iroh_endpoint_id *id, const char *origin, uint8_t **wire, size_t *len)
-{
-    char name[300];
-    size_t nl = ir_endpoint_info_name(id->bytes, origin, name, sizeof name - 1);
-    if (!nl)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "the DNS name is too long");
-    name[nl] = '.';
-    name[nl + 1] = 0;
-    ldns_rdf *dname = ldns_dname_new_frm_str(name);
-    if (!dname)
-        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "not a DNS name: %s", name);
-    ldns_pkt *q = ldns_pkt_query_new(dname, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, LDNS_RD);
-    if (!q)
-        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+/* which datagram is the response to a DNS attempt's query (dns/txt_query.h) */
+typedef struct dns_attempt {
+    const iroh_endpoint_id *id;
+    const char *origin;
     uint16_t qid;
-    ir_random_bytes(NULL, (uint8_t *)&qid, sizeof qid);
-    ldns_pkt_set_id(q, qid);
-    ldns_status st = ldns_pkt2wire(wire, q, len);
-    ldns_pkt_free(q);
-    return st == LDNS_STATUS_OK ? IROH_OK : ir_fail(IROH_ERR_NO_MEMORY, "cannot build the query");
+    ir_endpoint_info *ei;
+    int status; /* ir_dns_txt_status of the response */
+} dns_attempt;
+
+static int classify(void *ctx, const uint8_t *msg, size_t len)
+{
+    dns_attempt *a = ctx;
+    int st = ir_dns_txt_response(a->id->bytes, a->origin, a->qid, msg, len, a->ei, NULL);
+    if (st < 0)
+        return -1;
+    a->status = st;
+    return st == IR_DNS_TXT_TRUNCATED ? 1 : 0;
 }
 
 static void run_dns(job *j)
 {
     ir_lookup *lk = j->lk;
     req *r = j->r;
-    uint8_t *q = NULL;
+    uint8_t q[512];
     size_t qlen = 0, alen = 0;
     uint8_t *ans = malloc(IR_LOOKUP_DNS_MAX);
     ir_endpoint_info *ei = malloc(sizeof *ei);
@@ -339,28 +359,26 @@ static void run_dns(job *j)
         servers[0] = lk->cfg.dns_server;
     else
         ns = ir_lookup_resolv_conf(NULL, servers, 3);
-    int rc = ans && ei ? dns_query(&r->id, lk->cfg.origin, &q, &qlen) : IROH_ERR_NO_MEMORY;
+    dns_attempt at = {.id = &r->id, .origin = lk->cfg.origin, .ei = ei, .status = -1};
+    ir_random_bytes(NULL, (uint8_t *)&at.qid, sizeof at.qid);
+    int rc = ans && ei ? ir_dns_txt_query(r->id.bytes, lk->cfg.origin, at.qid, q, sizeof q, &qlen)
+                       : IROH_ERR_NO_MEMORY;
     int ok = 0;
     uint64_t deadline = ir_now_ns() + IR_LOOKUP_DNS_ATTEMPT_NS;
-    /* the servers in turn, each its share of the attempt's 3 s */
-    for (size_t i = 0; rc == IROH_OK && i < ns && !ok; i++) {
+    /* the servers in turn, each its share of the attempt's 3 s, until one responds */
+    for (size_t i = 0; rc == IROH_OK && i < ns; i++) {
         uint64_t now = ir_now_ns();
         if (now >= deadline)
             break;
         uint64_t d = now + (deadline - now) / (ns - i);
-        if (ir_lookup_dns_exchange(&servers[i], q, qlen, d, &lk->stop, ans, IR_LOOKUP_DNS_MAX,
-                                   &alen) != IROH_OK) {
+        if (ir_lookup_dns_exchange(&servers[i], q, qlen, classify, &at, d, &lk->stop, ans,
+                                   IR_LOOKUP_DNS_MAX, &alen) != IROH_OK) {
             IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
             continue;
         }
-        int n = ir_endpoint_info_from_dns(r->id.bytes, lk->cfg.origin, ans, alen, ei);
-        if (n > 0 && (ei->relay[0] || ei->n_addrs))
-            ok = 1;
-        else if (n < 0)
-            IR_LOG(IR_LOG_DEBUG, "DNS lookup: %s", iroh_last_error());
-        break; /* an answer (also one without records) ends the attempt */
+        ok = at.status == IR_DNS_TXT_FOUND && (ei->relay[0] || ei->n_addrs);
+        break; /* a response (also NXDOMAIN) ends the attempt */
     }
-    free(q);
     pthread_mutex_lock(&lk->mu);
     int was_running = r->dns.state == IR_LOOKUP_DNS_RUNNING;
     ir_lookup_dns_result(&r->dns, j->index, ok);
@@ -368,7 +386,7 @@ static void run_dns(job *j)
         found(lk, r, ei, "dns");
     if (was_running && r->dns.state != IR_LOOKUP_DNS_RUNNING)
         r->pending--;
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     free(ans);
     free(ei);
 }
@@ -387,7 +405,7 @@ static void *job_main(void *arg)
     if (j->r)
         j->r->jobs--;
     free(j);
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     lookup_release(lk);
     return NULL;
 }
@@ -431,29 +449,61 @@ static void ts_at(struct timespec *ts, uint64_t ns)
     ts->tv_nsec = (long)(ns % 1000000000ull);
 }
 
+/* mDNS (lk->mu held): datagrams, timers, and what peers announced to the lookups that
+ * wait for them */
+static void mdns_step(ir_lookup *lk, uint64_t now)
+{
+    ir_mdns_io_process(lk->mdns, now);
+    ir_mdns_event ev;
+    while (ir_mdns_poll_event(ir_mdns_io_core(lk->mdns), &ev)) {
+        if (ev.kind != IR_MDNS_EV_DISCOVERED)
+            continue;
+        for (req *r = lk->reqs; r; r = r->next) {
+            if (!r->mdns_on || memcmp(r->id.bytes, ev.info.id, 32) != 0)
+                continue;
+            r->mdns_on = 0;
+            r->pending--;
+            r->jobs++; /* found may let go of the lock: r stays */
+            found(lk, r, &ev.info, "mdns");
+            r->jobs--;
+        }
+    }
+}
+
 static void *lookup_main(void *arg)
 {
     ir_lookup *lk = arg;
     pthread_mutex_lock(&lk->mu);
     while (!atomic_load(&lk->stop)) {
         uint64_t now = ir_now_ns();
-        if (lk->cfg.pkarr_url && now >= lk->next_state) {
-            ir_lookup_record rec;
+        if ((lk->cfg.pkarr_url || lk->mdns) && now >= lk->next_state) {
+            ir_lookup_record rec, all;
             pthread_mutex_unlock(&lk->mu);
-            current_record(lk, &rec);
+            current_record(lk, &rec, 0);
+            if (lk->mdns)
+                current_record(lk, &all, 1);
             pthread_mutex_lock(&lk->mu);
             now = ir_now_ns();
             ir_lookup_pub_set(&lk->pub, &rec, now);
+            if (lk->mdns && all.n_addrs) { /* iroh announces every address and the relay */
+                ir_endpoint_info self;
+                record_to_info(&lk->id, &all, &self);
+                ir_mdns_set_local(ir_mdns_io_core(lk->mdns), &self);
+            }
             lk->next_state = now + STATE_CHECK_NS;
         }
         ir_lookup_record rec;
         if (lk->cfg.pkarr_url && ir_lookup_pub_poll(&lk->pub, now, &rec) &&
             spawn(lk, JOB_PUT, NULL, 0, &rec) != 0)
             ir_lookup_pub_done(&lk->pub, 0, now);
-        uint64_t next = lk->cfg.pkarr_url ? lk->next_state : now + 60000000000ull;
+        if (lk->mdns)
+            mdns_step(lk, now);
+        uint64_t next = lk->cfg.pkarr_url || lk->mdns ? lk->next_state : now + 60000000000ull;
         uint64_t pn = ir_lookup_pub_next(&lk->pub);
         if (lk->cfg.pkarr_url && pn < next)
             next = pn;
+        if (lk->mdns && ir_mdns_io_next_timeout(lk->mdns) < next)
+            next = ir_mdns_io_next_timeout(lk->mdns);
         for (req **pp = &lk->reqs; *pp;) {
             req *r = *pp;
             if (r->dns_on && r->dns.state == IR_LOOKUP_DNS_RUNNING) {
@@ -463,11 +513,18 @@ static void *lookup_main(void *arg)
                         ir_lookup_dns_result(&r->dns, i, 0);
                 if (r->dns.state != IR_LOOKUP_DNS_RUNNING) {
                     r->pending--;
-                    pthread_cond_broadcast(&lk->cv);
+                    kick(lk);
                 }
                 uint64_t dn = ir_lookup_dns_next(&r->dns);
                 if (dn < next)
                     next = dn;
+            }
+            if (r->mdns_on && now >= r->mdns_until) { /* nobody answered on the LAN */
+                r->mdns_on = 0;
+                r->pending--;
+                kick(lk);
+            } else if (r->mdns_on && r->mdns_until < next) {
+                next = r->mdns_until;
             }
             /* gone when nobody waits or will forget it, and no job of it runs (DNS
              * attempts not yet started are dropped with it) */
@@ -479,9 +536,24 @@ static void *lookup_main(void *arg)
             }
             pp = &r->next;
         }
-        struct timespec ts;
-        ts_at(&ts, next);
-        pthread_cond_timedwait(&lk->cv, &lk->mu, &ts);
+        /* sleep until then, or a kick, or an mDNS datagram */
+        struct pollfd pf[3] = {{.fd = lk->wake_fd, .events = POLLIN}};
+        nfds_t npf = 1;
+        for (int fam = 4; lk->mdns && fam <= 6; fam += 2) {
+            int fd = ir_mdns_io_fd(lk->mdns, fam);
+            if (fd >= 0)
+                pf[npf++] = (struct pollfd){.fd = fd, .events = POLLIN};
+        }
+        now = ir_now_ns();
+        uint64_t wait_ms = next > now ? (next - now + 999999) / 1000000 : 0;
+        pthread_mutex_unlock(&lk->mu);
+        poll(pf, npf, wait_ms > 60000 ? 60000 : (int)wait_ms);
+        if (pf[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t n = read(lk->wake_fd, &v, sizeof v);
+            (void)n;
+        }
+        pthread_mutex_lock(&lk->mu);
     }
     pthread_mutex_unlock(&lk->mu);
     return NULL;
@@ -508,12 +580,22 @@ int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const
     iroh_secret_key_public(key, &lk->id);
     lk->api = api;
     lk->refs = 1;
+    lk->wake_fd = -1;
     atomic_init(&lk->stop, 0);
     ir_lookup_pub_init(&lk->pub);
     pthread_condattr_init(&lk->cva);
     pthread_condattr_setclock(&lk->cva, CLOCK_MONOTONIC);
     pthread_cond_init(&lk->cv, &lk->cva);
     pthread_mutex_init(&lk->mu, NULL);
+    lk->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (lk->wake_fd < 0) {
+        int err = errno;
+        pthread_mutex_lock(&lk->mu);
+        lookup_release(lk);
+        return ir_fail(IROH_ERR_IO, "eventfd: %s", strerror(err));
+    }
+    if (cfg->mdns && ir_mdns_io_open(lk->id.bytes, NULL, ir_now_ns(), &lk->mdns) != IROH_OK)
+        IR_LOG(IR_LOG_WARN, "mDNS is off: %s", iroh_last_error());
     int rc = pthread_create(&lk->thread, NULL, lookup_main, lk);
     if (rc != 0) {
         pthread_mutex_lock(&lk->mu);
@@ -539,6 +621,9 @@ static void lookup_release(ir_lookup *lk)
     }
     ir_lookup_config_clear(&lk->cfg);
     free(lk->ca_file);
+    ir_mdns_io_close(lk->mdns);
+    if (lk->wake_fd >= 0)
+        close(lk->wake_fd);
     memset(&lk->key, 0, sizeof lk->key);
     pthread_cond_destroy(&lk->cv);
     pthread_condattr_destroy(&lk->cva);
@@ -552,13 +637,15 @@ void ir_lookup_stop(ir_lookup *lk)
         return;
     pthread_mutex_lock(&lk->mu);
     atomic_store(&lk->stop, 1);
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     int join = lk->thread_started;
     lk->thread_started = 0;
     pthread_mutex_unlock(&lk->mu);
     if (join)
         pthread_join(lk->thread, NULL);
     pthread_mutex_lock(&lk->mu);
+    ir_mdns_io_close(lk->mdns); /* nothing more announced or answered */
+    lk->mdns = NULL;
     /* the user's callbacks must not run after the endpoint is gone; the network jobs see
      * stop within 50 ms and report nothing */
     while (lk->user_jobs)
@@ -577,7 +664,7 @@ void ir_lookup_free(ir_lookup *lk)
 
 int ir_lookup_can_resolve(const ir_lookup *lk)
 {
-    return lk && (lk->cfg.pkarr_url || lk->cfg.origin || lk->cfg.n_user);
+    return lk && (lk->cfg.pkarr_url || lk->cfg.origin || lk->cfg.n_user || lk->cfg.mdns);
 }
 
 int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadline, int first,
@@ -618,7 +705,18 @@ int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadli
     for (size_t i = 0; i < lk->cfg.n_user; i++)
         if (spawn(lk, JOB_USER, r, (int)i, NULL) == 0)
             r->pending++;
-    pthread_cond_broadcast(&lk->cv); /* the lookup thread starts the DNS attempts */
+    if (lk->mdns) { /* what the LAN said already, else wait for an answer (iroh: 10 s) */
+        ir_endpoint_info *ei = malloc(sizeof *ei);
+        if (ei && ir_mdns_lookup(ir_mdns_io_core(lk->mdns), id->bytes, ei) && ei->n_addrs) {
+            found(lk, r, ei, "mdns");
+        } else {
+            r->mdns_on = 1;
+            r->mdns_until = now + MDNS_WAIT_NS;
+            r->pending++;
+        }
+        free(ei);
+    }
+    kick(lk); /* the lookup thread starts the DNS attempts */
     struct timespec ts;
     ts_at(&ts, deadline);
     int rc = IROH_OK;
@@ -655,7 +753,7 @@ int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadli
         r->forgotten = 1;
     if (token_out)
         *token_out = rc == IROH_OK && more ? r : NULL;
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     pthread_mutex_unlock(&lk->mu);
     return rc;
 }
@@ -669,6 +767,6 @@ void ir_lookup_forget(ir_lookup *lk, void *token)
     r->forgotten = 1;
     while (r->in_more)
         pthread_cond_wait(&lk->cv, &lk->mu);
-    pthread_cond_broadcast(&lk->cv);
+    kick(lk);
     pthread_mutex_unlock(&lk->mu);
 }

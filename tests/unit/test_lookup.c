@@ -853,6 +853,47 @@ TEST(resolv_conf)
     CHECK_STR(buf, "127.0.0.1:53");
 }
 
+/* ---- mDNS ---------------------------------------------------------------------------------- */
+
+TEST(mdns_resolve_connect)
+{
+    evs le = {0}, de = {0};
+    iroh_endpoint *l = NULL, *d = NULL;
+    iroh_endpoint_builder *b = builder(NULL, &le);
+    CHECK_EQ_INT(iroh_endpoint_builder_mdns(b, 1), IROH_OK);
+    iroh_endpoint_builder_user_data(b, "on the lan");
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    b = builder(NULL, &de);
+    CHECK_EQ_INT(iroh_endpoint_builder_mdns(b, 1), IROH_OK);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id lid;
+    iroh_endpoint_get_id(l, &lid);
+    iroh_endpoint_addr *found = NULL;
+    int rc = iroh_endpoint_resolve(d, &lid, 8000, &found);
+    if (rc == IROH_ERR_NOT_FOUND && getenv("IROH_TEST_NO_MULTICAST")) {
+        printf("skip mdns_resolve_connect: no multicast here\n");
+    } else {
+        CHECK_EQ_INT(rc, IROH_OK);
+        if (found) {
+            iroh_transport_addr t;
+            int has = 0;
+            for (size_t i = 0; i < iroh_endpoint_addr_len(found); i++) {
+                iroh_endpoint_addr_get(found, i, &t);
+                has |= t.kind == IROH_TRANSPORT_IP && t.ip.port == ep_port(l);
+            }
+            CHECK(has);
+            iroh_endpoint_addr_free(found);
+        }
+        CHECK(wait_int(&de.found, 1, 2000));
+        CHECK_STR(de.found_by, "mdns");
+        CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
+    }
+    iroh_endpoint_free(d);
+    iroh_endpoint_free(l);
+}
+
 int main(void)
 {
     setenv("IROH_C_ADDRESS_LOOKUP", "none", 1);
@@ -867,5 +908,6 @@ int main(void)
     RUN(publish_retry_backoff);
     RUN(resolve_dns_udp);
     RUN(resolve_dns_tcp_when_truncated);
+    RUN(mdns_resolve_connect);
     TEST_EXIT();
 }
