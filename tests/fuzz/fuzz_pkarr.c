@@ -1,5 +1,6 @@
-/* pkarr glue: the relay payload reader (key || payload as input) and the iroh TXT reader
- * on the DNS bytes without a signature (so the fuzzer reaches it). Whatever reads back is
+/* pkarr glue: the relay payload reader (a signed packet, key || sig || ts || dns, as
+ * input) and the iroh TXT reader on its DNS bytes without the signature check (so the
+ * fuzzer reaches it). Whatever reads back is
  * written again and must read back the same. */
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (rc > 0) {
         abort();
     }
-    /* the records of the DNS part, read as a pkarr packet of key data[0..32] */
+    /* the records of the DNS part (after key, signature and timestamp), read as a pkarr
+     * packet of key data[0..32] */
+    if (size < IR_PKARR_HEADER)
+        return 0;
     static ir_endpoint_info ei, back;
-    int n = ir_endpoint_info_from_dns(data, NULL, data + 32, size - 32, &ei);
+    int n = ir_endpoint_info_from_dns(data, NULL, data + IR_PKARR_HEADER, size - IR_PKARR_HEADER, &ei);
     if (n > 0) {
         static uint8_t dns[65536];
         size_t len = 0;

@@ -451,6 +451,77 @@ TEST(foreign_forms_and_hostile_input)
     ir_mdns_free(m);
 }
 
+/* appends a name written out in full (no compression) */
+static size_t put_name(uint8_t *b, size_t n, const char *dotted)
+{
+    while (*dotted) {
+        const char *dot = strchr(dotted, '.');
+        size_t l = dot ? (size_t)(dot - dotted) : strlen(dotted);
+        b[n++] = (uint8_t)l;
+        memcpy(b + n, dotted, l);
+        n += l;
+        dotted += l + (dot ? 1 : 0);
+    }
+    b[n++] = 0;
+    return n;
+}
+
+static size_t put_rr_head(uint8_t *b, size_t n, const char *name, uint16_t type, uint16_t rdlen)
+{
+    n = put_name(b, n, name);
+    const uint8_t h[] = { (uint8_t)(type >> 8), (uint8_t)type, 0, 1, 0, 0, 0, 0,
+                          (uint8_t)(rdlen >> 8), (uint8_t)rdlen };
+    memcpy(b + n, h, sizeof h);
+    return n + sizeof h;
+}
+
+TEST(uncompressed_answer)
+{
+    /* an answer written byte by byte without name compression (hickory may write either) */
+    uint64_t seed = 9;
+    uint8_t me[32], peer[32];
+    make_id(1, me);
+    make_id(3, peer);
+    char b32[IROH_ID_BASE32_LEN], owner[128], target[128];
+    iroh_endpoint_id_to_base32((const iroh_endpoint_id *)peer, b32, sizeof b32);
+    snprintf(owner, sizeof owner, "%s._irohv1._udp.local", b32);
+    snprintf(target, sizeof target, "%s-7777.local", b32);
+    uint8_t b[1024];
+    const uint8_t hdr[] = { 0, 0, 0x84, 0, 0, 0, 0, 2, 0, 0, 0, 2 };
+    memcpy(b, hdr, sizeof hdr);
+    size_t n = sizeof hdr;
+    /* SRV 0 0 7777 target */
+    n = put_rr_head(b, n, owner, 33, (uint16_t)(6 + strlen(target) + 2));
+    b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = 0, b[n++] = 7777 >> 8, b[n++] = 7777 & 0xff;
+    n = put_name(b, n, target);
+    /* TXT "relay=https://r.example/" */
+    const char *kv = "relay=https://r.example/";
+    n = put_rr_head(b, n, owner, 16, (uint16_t)(1 + strlen(kv)));
+    b[n++] = (uint8_t)strlen(kv);
+    memcpy(b + n, kv, strlen(kv));
+    n += strlen(kv);
+    /* A and AAAA of the target */
+    n = put_rr_head(b, n, target, 1, 4);
+    b[n++] = 192, b[n++] = 168, b[n++] = 5, b[n++] = 5;
+    n = put_rr_head(b, n, target, 28, 16);
+    memset(b + n, 0, 16);
+    b[n] = 0xfe, b[n + 1] = 0x80, b[n + 15] = 5;
+    n += 16;
+    ir_mdns *m = ir_mdns_new(me, rng, &seed, T0);
+    ir_mdns_recv(m, b, n, 4, T0);
+    ir_mdns_event ev;
+    CHECK_EQ_INT(ir_mdns_poll_event(m, &ev), 1);
+    CHECK_MEM(ev.info.id, peer, 32);
+    CHECK_STR(ev.info.relay, "https://r.example/");
+    CHECK_EQ_INT(ev.info.n_addrs, 2);
+    char a[IROH_SOCKET_ADDR_LEN];
+    iroh_socket_addr_to_string(&ev.info.addrs[0], a, sizeof a);
+    CHECK_STR(a, "192.168.5.5:7777");
+    iroh_socket_addr_to_string(&ev.info.addrs[1], a, sizeof a);
+    CHECK_STR(a, "[fe80::5]:7777");
+    ir_mdns_free(m);
+}
+
 int main(void)
 {
     RUN(query_bytes);
@@ -458,5 +529,6 @@ int main(void)
     RUN(two_find_each_other_and_expire);
     RUN(ten_peers_share_the_answers);
     RUN(foreign_forms_and_hostile_input);
+    RUN(uncompressed_answer);
     TEST_EXIT();
 }
