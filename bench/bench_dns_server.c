@@ -59,6 +59,7 @@ static void make_packet(uint32_t i, uint64_t ts, ir_pkarr_packet *p, char z[64])
 
 static void *run(void *arg)
 {
+    pthread_setname_np(pthread_self(), "dns-server"); /* for perf --sort comm */
     ir_dnss_server_run(arg);
     return NULL;
 }

@@ -151,6 +151,19 @@ curl -s --max-time 5 -o /dev/null "telnet://$dns" < "$dir/junk" 2> /dev/null
 printf 'GARBAGE\r\n\r\n' | curl -s --max-time 5 -o /dev/null "telnet://${http#http://}" 2> /dev/null
 a=$("$dq" "$dns" _iroh.$z1.dns.iroh.link TXT)
 grep -q '^rcode=NOERROR .* an=1 ' <<< "$a" && ok || bad "after junk: $a"
+# an oversized junk datagram and TCP message: FORMERR, not a crash
+big=abcd01000001000000000000$(head -c 3000 /dev/zero | xxd -p | tr -d '\n' | tr 0 f)
+a=$("$dq" --raw "$big" "$dns"); grep -q '^rcode=FORMERR' <<< "$a" && ok || bad "3 KB junk over UDP: $a"
+a=$("$dq" --tcp --raw "$big" "$dns"); grep -q '^rcode=FORMERR' <<< "$a" && ok || bad "3 KB junk over TCP: $a"
+# clients that stop halfway (an HTTP body, a DNS message over TCP) hold nobody else up
+hp=${http#http://}
+exec 3<> "/dev/tcp/${hp%:*}/${hp##*:}"
+printf 'PUT /pkarr/%s HTTP/1.1\r\nContent-Length: 196\r\n\r\nabc' $z1 >&3
+exec 4<> "/dev/tcp/${dns%:*}/${dns##*:}"
+printf '\x00\x40\xab' >&4
+a=$("$dq" --tcp "$dns" _iroh.$z1.dns.iroh.link TXT)
+grep -q '^rcode=NOERROR .* an=1 ' <<< "$a" && [ "$(code "$http/pkarr/$z1")" = 200 ] && ok || bad "a stalled client held others up: $a"
+exec 3>&- 4>&-
 
 # ---- metrics
 m=$(curl -s --max-time 10 "http://127.0.0.1:$mport/metrics")
