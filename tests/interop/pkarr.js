@@ -252,7 +252,8 @@ function tcpQuery(server, port, name, type, timeoutMs = 3000) {
 }
 
 // a UDP DNS responder on host:port; answer(question, queryBuffer) returns
-// { answers: [...], rcode } or null (no reply). Every query is logged in .log.
+// { answers: [...], rcode }, { raw: Buffer or [Buffer...] } (sent as they are) or null
+// (no reply). Every query is logged in .log.
 function dnsResponder(host, port, answer) {
   return new Promise((resolve, reject) => {
     const s = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
@@ -264,7 +265,8 @@ function dnsResponder(host, port, answer) {
       if (!q) return;
       r.log.push({ name: q.name, type: TYPE_NAME[q.type] || q.type, from: rinfo.address });
       const a = answer(q, msg);
-      if (a) s.send(buildResponse(msg, a.answers || [], a.rcode || 0), rinfo.port, rinfo.address);
+      if (a && a.raw) for (const r of [].concat(a.raw)) s.send(r, rinfo.port, rinfo.address);
+      else if (a) s.send(buildResponse(msg, a.answers || [], a.rcode || 0), rinfo.port, rinfo.address);
     });
     s.once('error', reject);
     s.bind(port, host, () => resolve(r));
