@@ -71,8 +71,9 @@ async function waitPublished(pkarrUrl, hexId, timeoutMs, pred = () => true) {
   return { ms: Date.now() - t0, payload: null, status: last && last.status };
 }
 
-// runs iroh-c to completion with input on stdin: { status, stdout, stderr, ms }
-function runIrohc(args, { input = '', env = process.env, timeoutMs = 60000 } = {}) {
+// runs iroh-c to completion with input on stdin (ended at once, or holdStdinMs later):
+// { status, stdout, stderr, ms }
+function runIrohc(args, { input = '', env = process.env, timeoutMs = 60000, holdStdinMs = 0 } = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const p = track(spawn(IROH_C, args, { stdio: ['pipe', 'pipe', 'pipe'], env }));
@@ -82,7 +83,12 @@ function runIrohc(args, { input = '', env = process.env, timeoutMs = 60000 } = {
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code, sig) => { clearTimeout(t); resolve({ status: code === null ? 128 + 9 : code, sig, stdout: out, stderr: err, ms: Date.now() - t0 }); });
     p.stdin.on('error', () => {});
-    p.stdin.end(input);
+    if (holdStdinMs) {
+      p.stdin.write(input);
+      setTimeout(() => p.stdin.end(), holdStdinMs);
+    } else {
+      p.stdin.end(input);
+    }
   });
 }
 

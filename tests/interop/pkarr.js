@@ -251,7 +251,7 @@ function tcpQuery(server, port, name, type, timeoutMs = 3000) {
   });
 }
 
-// a UDP DNS responder on host:port; answer(question, queryBuffer) returns
+// a UDP DNS responder on host:port; answer(question, queryBuffer, rinfo) returns
 // { answers: [...], rcode }, { raw: Buffer or [Buffer...] } (sent as they are) or null
 // (no reply). Every query is logged in .log.
 function dnsResponder(host, port, answer) {
@@ -264,7 +264,7 @@ function dnsResponder(host, port, answer) {
       const q = m.questions[0];
       if (!q) return;
       r.log.push({ name: q.name, type: TYPE_NAME[q.type] || q.type, from: rinfo.address });
-      const a = answer(q, msg);
+      const a = answer(q, msg, rinfo);
       if (a && a.raw) for (const r of [].concat(a.raw)) s.send(r, rinfo.port, rinfo.address);
       else if (a) s.send(buildResponse(msg, a.answers || [], a.rcode || 0), rinfo.port, rinfo.address);
     });
