@@ -73,13 +73,15 @@ static int parse_number(const char *s, double min, double max, double *out)
 static void report_connect_error(int rc, double timeout_s)
 {
     const char *d = iroh_last_error();
-    if (rc == IROH_ERR_TIMEOUT) {
+    if (rc == IROH_ERR_TIMEOUT && strstr(d, "no address found")) {
+        fprintf(stderr, "iroh-c: timed out after %g s looking up the EndpointId: no address "
+                        "lookup answered\n", timeout_s);
+    } else if (rc == IROH_ERR_TIMEOUT) {
         const char *relay = strstr(d, " (relay ");
         fprintf(stderr, "iroh-c: timed out after %g s connecting to the peer%s\n", timeout_s,
                 relay ? relay : "");
     } else if (rc == IROH_ERR_NOT_FOUND) {
-        fprintf(stderr, "iroh-c: no address found: the address lookups know nothing of this "
-                        "EndpointId%s%s\n", *d ? ": " : "", d);
+        fprintf(stderr, "iroh-c: no address found for the EndpointId%s%s\n", *d ? ": " : "", d);
     } else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130")) {
         fprintf(stderr, "iroh-c: wrong key: the peer is not the endpoint the ticket names "
                         "(TLS unknown_ca): %s\n", d);
@@ -1276,8 +1278,8 @@ int cmd_resolve(int argc, char **argv)
             char hex[IROH_ID_HEX_LEN];
             iroh_endpoint_id_to_hex(&id, hex, sizeof hex);
             const char *d = rc != IROH_OK ? iroh_last_error() : "";
-            fprintf(stderr, "iroh-c: resolve: nothing found for %s within %g s%s%s\n", hex,
-                    timeout_s, *d ? ": " : "", d);
+            /* the detail says whether the lookups ended or the time ran out */
+            fprintf(stderr, "iroh-c: resolve: nothing found for %s%s%s\n", hex, *d ? ": " : "", d);
         }
         iroh_endpoint_addr_free(found);
     }

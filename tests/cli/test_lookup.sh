@@ -120,5 +120,14 @@ el=$(( $(ms) - t0 ))
 [ $st = 1 ] && [ "$(wc -l < "$dir/c.err")" = 1 ] && grep -qi "lookup\|no address\|not found" "$dir/c.err" && ok ||
   bad "connect to an unknown id: status $st after $el ms: $(cat "$dir/c.err")"
 
+# a DNS server that never answers (a QUIC endpoint's UDP port drops the queries): the
+# connect timeout covers the lookup, said in one line
+silent=$(sed -n 's/.*"addrs":\["\([^"]*\)".*/\1/p' <<< "$("$bin" ticket decode "$(head -1 "$dir/a.out")")")
+t0=$(ms)
+one_line 1 "timed out after 2 s looking up the EndpointId" -- connect $NOBODY --alpn x --dns-server "$silent" \
+  --dns-origin $ORIGIN --timeout 2
+el=$(( $(ms) - t0 ))
+[ $el -lt 6000 ] && ok || bad "connect ID --timeout 2 with a silent DNS server took $el ms"
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
