@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/util.h"
+#include "dns/pkarr.h"
 #include "endpoint/ep.h"
 #include "endpoint/lookup_jobs.h"
 #include "net/netaddr.h"
@@ -194,6 +195,99 @@ static ssize_t conn_read(conn *c, uint8_t *buf, size_t cap)
     }
 }
 
+void ir_lookup_http_reader_init(ir_lookup_http_reader *r, ir_lookup_http_answer *ans)
+{
+    ir_http_reader_init(&r->head);
+    r->state = 0;
+    r->clen = -1;
+    r->ans = ans;
+    ans->status = 0;
+    ans->len = 0;
+}
+
+/* the body bytes of data: up to Content-Length, at most the answer's room */
+static int take_body(ir_lookup_http_reader *r, const uint8_t *data, size_t len)
+{
+    ir_lookup_http_answer *ans = r->ans;
+    if (r->clen >= 0 && (uint64_t)ans->len + len > (uint64_t)r->clen)
+        len = (size_t)r->clen - ans->len; /* what follows the body is not ours */
+    if (ans->len + len > sizeof ans->body) {
+        r->state = 3;
+        return ir_fail(IROH_ERR_TOO_LONG, "the answer's body is over %zu bytes", sizeof ans->body);
+    }
+    memcpy(ans->body + ans->len, data, len);
+    ans->len += len;
+    if (r->clen >= 0 && ans->len == (size_t)r->clen)
+        r->state = 2;
+    return r->state == 2;
+}
+
+int ir_lookup_http_reader_feed(ir_lookup_http_reader *r, const uint8_t *data, size_t len)
+{
+    if (r->state == 2)
+        return 1;
+    if (r->state == 3)
+        return ir_fail(IROH_ERR_STATE, "the answer was bad");
+    if (r->state == 1)
+        return take_body(r, data, len);
+    size_t used = 0;
+    int f = ir_http_reader_feed(&r->head, data, len, &used);
+    if (f < 0) {
+        r->state = 3;
+        return ir_fail(IROH_ERR_TOO_LONG, "the answer's head is too large");
+    }
+    if (f == 0)
+        return 0;
+    ir_http_response resp;
+    if (ir_http_parse_response(r->head.buf, r->head.len, &resp) != IROH_OK) {
+        r->state = 3;
+        return ir_fail(IROH_ERR_IO, "a malformed HTTP answer");
+    }
+    r->ans->status = resp.status;
+    const ir_http_header *h = ir_http_find(resp.headers, resp.n_headers, "content-length");
+    if (ir_http_find(resp.headers, resp.n_headers, "transfer-encoding")) {
+        r->state = 3; /* the pkarr relay sends a length; chunked bodies are not read */
+        return ir_fail(IROH_ERR_IO, "a Transfer-Encoding answer");
+    }
+    if (h) {
+        long v = 0;
+        for (size_t i = 0; i < h->value_len; i++) {
+            char ch = h->value[i];
+            if (ch < '0' || ch > '9' || v > 100000000) {
+                r->state = 3;
+                return ir_fail(IROH_ERR_IO, "a malformed Content-Length");
+            }
+            v = v * 10 + (ch - '0');
+        }
+        if (h->value_len == 0) {
+            r->state = 3;
+            return ir_fail(IROH_ERR_IO, "a malformed Content-Length");
+        }
+        r->clen = v;
+    }
+    r->state = 1;
+    if (r->clen == 0 || (resp.status >= 100 && resp.status < 200) || resp.status == 204 ||
+        resp.status == 304) {
+        r->state = 2; /* no body (RFC 9112 6.3) */
+        return 1;
+    }
+    return take_body(r, data + used, len - used);
+}
+
+int ir_lookup_http_reader_eof(ir_lookup_http_reader *r)
+{
+    if (r->state == 2)
+        return 1;
+    if (r->state == 1 && r->clen < 0) {
+        r->state = 2; /* the body ends with the connection */
+        return 1;
+    }
+    const char *why = r->state == 0 ? "the server closed before answering"
+                                    : "the answer ended early";
+    r->state = 3;
+    return ir_fail(IROH_ERR_IO, "%s", why);
+}
+
 static int exchange(conn *c, const ir_lookup_url *u, const char *method, const uint8_t *body,
                     size_t body_len, ir_lookup_http_answer *ans)
 {
@@ -209,72 +303,22 @@ static int exchange(conn *c, const ir_lookup_url *u, const char *method, const u
         rc = conn_write(c, body, body_len);
     if (rc != IROH_OK)
         return rc;
-    ir_http_reader *r = malloc(sizeof *r);
+    ir_lookup_http_reader *r = malloc(sizeof *r);
     if (!r)
         return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
-    ir_http_reader_init(r);
+    ir_lookup_http_reader_init(r, ans);
     uint8_t buf[4096];
-    size_t used = 0, got = 0;
-    for (;;) {
+    for (rc = 0; rc == 0;) {
         ssize_t n = conn_read(c, buf, sizeof buf);
-        if (n <= 0) {
-            free(r);
-            return n < 0 ? (int)n : ir_fail(IROH_ERR_IO, "the server closed before answering");
-        }
-        int f = ir_http_reader_feed(r, buf, (size_t)n, &used);
-        if (f < 0) {
-            free(r);
-            return ir_fail(IROH_ERR_TOO_LONG, "the answer's head is too large");
-        }
-        if (f == 1) {
-            got = (size_t)n;
-            break;
-        }
-    }
-    ir_http_response resp;
-    if (ir_http_parse_response(r->buf, r->len, &resp) != IROH_OK) {
-        free(r);
-        return ir_fail(IROH_ERR_IO, "a malformed HTTP answer");
-    }
-    ans->status = resp.status;
-    long clen = -1;
-    const ir_http_header *h = ir_http_find(resp.headers, resp.n_headers, "content-length");
-    if (h) {
-        clen = 0;
-        for (size_t i = 0; i < h->value_len; i++) {
-            char ch = h->value[i];
-            if (ch < '0' || ch > '9' || clen > 100000000) {
-                free(r);
-                return ir_fail(IROH_ERR_IO, "a malformed Content-Length");
-            }
-            clen = clen * 10 + (ch - '0');
-        }
+        if (n < 0)
+            rc = (int)n;
+        else if (n == 0)
+            rc = ir_lookup_http_reader_eof(r);
+        else
+            rc = ir_lookup_http_reader_feed(r, buf, (size_t)n);
     }
     free(r);
-    ans->len = 0;
-    /* the body: what followed the head, then more until Content-Length or the end */
-    size_t have = got - used;
-    for (;;) {
-        if (clen >= 0 && ans->len + have >= (size_t)clen)
-            have = (size_t)clen - ans->len;
-        if (ans->len + have > sizeof ans->body)
-            return ir_fail(IROH_ERR_TOO_LONG, "the answer's body is over %zu bytes",
-                           sizeof ans->body);
-        memcpy(ans->body + ans->len, buf + used, have);
-        ans->len += have;
-        if (clen >= 0 && ans->len == (size_t)clen)
-            return IROH_OK;
-        ssize_t n = conn_read(c, buf, sizeof buf);
-        if (n == 0) {
-            if (clen >= 0)
-                return ir_fail(IROH_ERR_IO, "the answer ended early");
-            return IROH_OK;
-        }
-        if (n < 0)
-            return (int)n;
-        used = 0;
-        have = (size_t)n;
-    }
+    return rc < 0 ? rc : IROH_OK;
 }
 
 int ir_lookup_http(const char *url, const char *method, const uint8_t *body, size_t body_len,
@@ -315,4 +359,23 @@ int ir_lookup_http(const char *url, const char *method, const uint8_t *body, siz
         close(c.fd);
     free(u);
     return rc;
+}
+
+int ir_lookup_pkarr_answer(const uint8_t id[32], const ir_lookup_http_answer *ans,
+                           ir_endpoint_info *out)
+{
+    if (ans->status == 404)
+        return 0;
+    if (ans->status != 200)
+        return ir_fail(IROH_ERR_IO, "HTTP %d", ans->status);
+    ir_pkarr_packet *p = malloc(sizeof *p);
+    if (!p)
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    int rc = ir_pkarr_from_relay_payload(id, ans->body, ans->len, p);
+    if (rc == IROH_OK)
+        rc = ir_endpoint_info_from_dns(id, NULL, p->dns, p->dns_len, out);
+    free(p);
+    if (rc < 0)
+        return rc;
+    return rc > 0 && (out->relay[0] || out->n_addrs);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns/endpoint_info.h"
 #include "endpoint/lookup.h"
 #include "iroh.h"
 
@@ -29,6 +30,30 @@ typedef struct ir_lookup_http_answer {
 int ir_lookup_http(const char *url, const char *method, const uint8_t *body, size_t body_len,
                    const char *ca_file, uint64_t deadline, const atomic_int *stop,
                    ir_lookup_http_answer *ans);
+
+/* The answer's reading, sans-IO (ir_lookup_http uses it; the fuzz target too): feed the
+ * bytes as they come: 0 more needed, 1 complete (ans holds status and body; bytes after
+ * the body are ignored), < 0 an error with a detail (a head over 16 KiB or malformed, a
+ * bad Content-Length, Transfer-Encoding, a body over IR_LOOKUP_HTTP_MAX_BODY). At the end
+ * of the connection _eof: 1 when the answer is complete (a body without Content-Length
+ * ends there), else an error. */
+#include "relay/http.h"
+typedef struct ir_lookup_http_reader {
+    ir_http_reader head;
+    int state; /* 0 head, 1 body, 2 done, 3 failed */
+    long clen; /* Content-Length; -1: to the end of the connection */
+    ir_lookup_http_answer *ans;
+} ir_lookup_http_reader;
+void ir_lookup_http_reader_init(ir_lookup_http_reader *r, ir_lookup_http_answer *ans);
+int ir_lookup_http_reader_feed(ir_lookup_http_reader *r, const uint8_t *data, size_t len);
+int ir_lookup_http_reader_eof(ir_lookup_http_reader *r);
+
+/* A pkarr relay's answer to GET <base>/<z32 of id> (spec 4.3): 1 and *out when it is a
+ * 200 with a signed packet that verifies for id and names a relay or an address, 0 when
+ * it says nothing (404, an empty record), < 0 when it is bad (another status, a packet
+ * that does not verify or parse) with a detail. */
+int ir_lookup_pkarr_answer(const uint8_t id[32], const ir_lookup_http_answer *ans,
+                           ir_endpoint_info *out);
 
 /* The nameservers of /etc/resolv.conf (path: another file, for tests), port 53, at most
  * cap; none found: 127.0.0.1:53 as the C library does. Returns how many. */

@@ -298,31 +298,28 @@ static void run_get(job *j)
     req *r = j->r;
     char url[1400];
     ir_lookup_http_answer *ans = malloc(sizeof *ans);
-    ir_pkarr_packet *p = malloc(sizeof *p);
     ir_endpoint_info *ei = malloc(sizeof *ei);
-    int rc = ans && p && ei ? IROH_OK : IROH_ERR_NO_MEMORY;
+    int rc = ans && ei ? IROH_OK : IROH_ERR_NO_MEMORY;
     if (rc == IROH_OK && pkarr_url(lk, &r->id, url, sizeof url) != 0)
         rc = ir_fail(IROH_ERR_INVALID_ADDR, "the pkarr URL is too long");
     if (rc == IROH_OK)
         rc = ir_lookup_http(url, "GET", NULL, 0, lk->ca_file, ir_now_ns() + HTTP_TIMEOUT_NS,
                             &lk->stop, ans);
     int ok = 0;
-    if (rc == IROH_OK && ans->status == 200 &&
-        ir_pkarr_from_relay_payload(r->id.bytes, ans->body, ans->len, p) == IROH_OK &&
-        ir_endpoint_info_from_dns(r->id.bytes, NULL, p->dns, p->dns_len, ei) > 0)
-        ok = 1;
-    else if (rc == IROH_OK && ans->status == 200)
-        IR_LOG(IR_LOG_WARN, "pkarr lookup: a bad answer from %s: %s", lk->cfg.pkarr_url,
-               iroh_last_error());
-    else if (rc != IROH_OK)
+    if (rc == IROH_OK) {
+        ok = ir_lookup_pkarr_answer(r->id.bytes, ans, ei);
+        if (ok < 0)
+            IR_LOG(IR_LOG_WARN, "pkarr lookup: a bad answer from %s: %s", lk->cfg.pkarr_url,
+                   iroh_last_error());
+    } else {
         IR_LOG(IR_LOG_DEBUG, "pkarr lookup: %s", iroh_last_error());
+    }
     pthread_mutex_lock(&lk->mu);
-    if (ok)
+    if (ok > 0)
         found(lk, r, ei, "pkarr");
     r->pending--;
     kick(lk);
     free(ans);
-    free(p);
     free(ei);
 }
 

@@ -221,6 +221,90 @@ TEST(builder_args)
     CHECK_EQ_INT(ir_lookup_url_split("ws://h/", &u), -1);
 }
 
+/* feeds text in pieces of n bytes; returns the last feed result (or eof's when eof) */
+static int feed_text(ir_lookup_http_answer *ans, const char *text, size_t len, size_t n, int eof)
+{
+    ir_lookup_http_reader *r = malloc(sizeof *r);
+    ir_lookup_http_reader_init(r, ans);
+    int rc = 0;
+    for (size_t off = 0; off < len && rc == 0; off += n)
+        rc = ir_lookup_http_reader_feed(r, (const uint8_t *)text + off, len - off < n ? len - off : n);
+    if (rc == 0 && eof)
+        rc = ir_lookup_http_reader_eof(r);
+    free(r);
+    return rc;
+}
+
+TEST(http_answer_reader)
+{
+    ir_lookup_http_answer *ans = malloc(sizeof *ans);
+    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-pkarr-signed-packet\r\n"
+                             "Content-Length: 5\r\n\r\nhelloEXTRA";
+    for (size_t n = 1; n <= sizeof ok; n++) {
+        CHECK_EQ_INT(feed_text(ans, ok, sizeof ok - 1, n, 0), 1);
+        CHECK_EQ_INT(ans->status, 200);
+        CHECK(ans->len == 5 && memcmp(ans->body, "hello", 5) == 0);
+    }
+    static const char nolen[] = "HTTP/1.0 404 Not Found\r\n\r\nnot here";
+    CHECK_EQ_INT(feed_text(ans, nolen, sizeof nolen - 1, 3, 0), 0); /* to the end */
+    CHECK_EQ_INT(feed_text(ans, nolen, sizeof nolen - 1, 3, 1), 1);
+    CHECK(ans->status == 404 && ans->len == 8);
+    static const char empty[] = "HTTP/1.1 204 No Content\r\n\r\n";
+    CHECK_EQ_INT(feed_text(ans, empty, sizeof empty - 1, 7, 0), 1);
+    CHECK(ans->status == 204 && ans->len == 0);
+    static const char shortb[] = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+    CHECK_EQ_INT(feed_text(ans, shortb, sizeof shortb - 1, 100, 1), IROH_ERR_IO);
+    static const char badlen[] = "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\nabc";
+    CHECK_EQ_INT(feed_text(ans, badlen, sizeof badlen - 1, 100, 0), IROH_ERR_IO);
+    static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc";
+    CHECK_EQ_INT(feed_text(ans, chunked, sizeof chunked - 1, 100, 0), IROH_ERR_IO);
+    CHECK_EQ_INT(feed_text(ans, "garbage\r\n\r\n", 11, 100, 0), IROH_ERR_IO);
+    CHECK_EQ_INT(feed_text(ans, "HTTP/1.1 200", 12, 100, 1), IROH_ERR_IO);
+    /* a body larger than the answer's room: refused, not stored */
+    char *big = malloc(20000);
+    int hl = snprintf(big, 20000, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 10000);
+    memset(big + hl, 'x', 10000);
+    CHECK_EQ_INT(feed_text(ans, big, (size_t)hl + 10000, 1000, 0), IROH_ERR_TOO_LONG);
+    CHECK(ans->len <= sizeof ans->body);
+    /* a head that never ends */
+    memset(big, 'h', 20000);
+    memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 21);
+    CHECK_EQ_INT(feed_text(ans, big, 20000, 4096, 0), IROH_ERR_TOO_LONG);
+    free(big);
+
+    /* the spec 7.3 packet as a pkarr relay's answer for its key (secret 00 01 .. 1f) */
+    iroh_secret_key sk;
+    iroh_endpoint_id id;
+    for (int i = 0; i < 32; i++)
+        sk.bytes[i] = (uint8_t)i;
+    iroh_secret_key_public(&sk, &id);
+    int n = t_unhex("da2d9c99895d23c863bce687be1a43deb49d76cdb79bdf65792e8ca389fcffca"
+                    "b3b6cba9d8ebe1124b160edf2fb50649df639602a68e6ee80b4e2b6f1c11ef0a"
+                    "00060a24181e4000"
+                    "0000 8000 0000 0001 0000 0000 05 5f69726f68 34"
+                    "79716f6f787839753361656d68386d6f3577637171313679756675366a69746f7571316f347a6137353164676572316967676879 00"
+                    "0010 0001 0000001e 002a 29 72656c61793d68747470733a2f2f757365312d312e72656c61792e6e302e69726f682e6c696e6b2e2f",
+                    ans->body, sizeof ans->body);
+    CHECK_EQ_INT(n, 196);
+    ans->len = (size_t)n;
+    ans->status = 200;
+    ir_endpoint_info ei;
+    CHECK_EQ_INT(ir_lookup_pkarr_answer(id.bytes, ans, &ei), 1);
+    CHECK_STR(ei.relay, "https://use1-1.relay.n0.iroh.link./");
+    ans->status = 404;
+    CHECK_EQ_INT(ir_lookup_pkarr_answer(id.bytes, ans, &ei), 0);
+    ans->status = 500;
+    CHECK(ir_lookup_pkarr_answer(id.bytes, ans, &ei) < 0);
+    ans->status = 200;
+    ans->body[0] ^= 1;
+    CHECK_EQ_INT(ir_lookup_pkarr_answer(id.bytes, ans, &ei), IROH_ERR_INVALID_SIGNATURE);
+    ans->body[0] ^= 1;
+    iroh_endpoint_id other = id;
+    other.bytes[31] ^= 1; /* another key: the signature is not its */
+    CHECK(ir_lookup_pkarr_answer(other.bytes, ans, &ei) < 0);
+    free(ans);
+}
+
 /* ---- a small pkarr relay (HTTP/1.1, one request per connection) ---------------------------- */
 
 typedef struct pkarr_srv {
@@ -902,6 +986,7 @@ int main(void)
     RUN(config_env);
     RUN(builder_args);
     RUN(resolv_conf);
+    RUN(http_answer_reader);
     RUN(user_lookup_connect);
     RUN(close_wakes_resolve);
     RUN(publish_resolve_connect_pkarr);
