@@ -27,6 +27,7 @@ typedef struct conn {
     uint64_t deadline;
     int closing;             /* write what is queued, then close */
     int reading_paused;
+    int more;                /* unread bytes may be left: serve again without an event */
     /* DNS over TCP: length-prefixed messages */
     uint8_t *in;
     size_t in_len;
@@ -369,16 +370,30 @@ static int flush(conn *c)
     return 1;
 }
 
+/* Reads (at most READ_ROUNDS buffers, so that one busy client cannot hold the loop),
+ * answers and writes. Edge-triggered: a connection left with unread bytes is marked
+ * `more` and served again after the next epoll_wait, which then does not sleep. */
+#define READ_ROUNDS 16
 static void conn_event(ir_dnss_server *srv, conn *c, uint32_t events)
 {
     int gone = (events & (EPOLLERR | EPOLLHUP)) != 0;
     uint8_t buf[16384];
-    while (!gone && !c->reading_paused) {
+    c->more = 0;
+    for (int round = 0; !gone && !c->closing; round++) {
+        if (c->reading_paused)
+            break;
+        if (round == READ_ROUNDS) {
+            c->more = 1;
+            break;
+        }
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            gone = !c->closing || c->out.len == c->out_off; /* an answer queued: try to send it */
-            if (n == 0 && c->kind == K_DNS_TCP && c->out.len == c->out_off)
-                gone = 1;
+            /* the peer is done sending: keep the connection only to deliver an answer */
+            gone = c->out.len == c->out_off && (!c->closing || c->kind == K_DNS_TCP || n < 0);
+            if (!gone && !c->closing)
+                gone = c->kind != K_DNS_TCP; /* an HTTP request cut short */
+            if (!gone)
+                c->closing = 1;
             break;
         }
         if (n < 0)
@@ -390,19 +405,14 @@ static void conn_event(ir_dnss_server *srv, conn *c, uint32_t events)
         }
         if (c->out.len - c->out_off > MAX_PENDING_OUT)
             c->reading_paused = 1; /* a client that sends queries and reads no answers */
-        if (c->closing)
-            break;
     }
     if (!gone) {
         int f = flush(c);
-        if (f < 0)
-            gone = 1;
-        else if (f == 1 && c->closing)
+        if (f < 0 || (f == 1 && c->closing))
             gone = 1;
         else if (f == 1 && c->reading_paused) {
-            c->reading_paused = 0;
-            conn_event(srv, c, 0);
-            return;
+            c->reading_paused = 0; /* everything written: read again (next round) */
+            c->more = 1;
         }
     }
     if (gone)
@@ -432,7 +442,10 @@ int ir_dnss_server_run(ir_dnss_server *srv)
     struct epoll_event evs[64];
     uint64_t next_timers = 0;
     while (!srv->stop) {
-        int n = epoll_wait(srv->epfd, evs, 64, 500);
+        int busy = 0;
+        for (size_t i = 0; i < srv->n_conns && !busy; i++)
+            busy = srv->conns[i]->more;
+        int n = epoll_wait(srv->epfd, evs, 64, busy ? 0 : 250);
         if (n < 0 && errno != EINTR)
             return ir_fail(IROH_ERR_IO, "epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++) {
@@ -445,6 +458,14 @@ int ir_dnss_server_run(ir_dnss_server *srv)
             case K_STOP: break;
             default: conn_event(srv, evs[i].data.ptr, evs[i].events); break;
             }
+        }
+        for (size_t i = 0; i < srv->n_conns;) { /* the connections left with more to read */
+            conn *c = srv->conns[i];
+            size_t before = srv->n_conns;
+            if (c->more)
+                conn_event(srv, c, 0);
+            if (srv->n_conns == before)
+                i++; /* else c was freed and the last one moved here */
         }
         uint64_t now = mono_ns();
         if (now >= next_timers) {

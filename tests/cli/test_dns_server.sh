@@ -164,6 +164,30 @@ printf '\x00\x40\xab' >&4
 a=$("$dq" --tcp "$dns" _iroh.$z1.dns.iroh.link TXT)
 grep -q '^rcode=NOERROR .* an=1 ' <<< "$a" && [ "$(code "$http/pkarr/$z1")" = 200 ] && ok || bad "a stalled client held others up: $a"
 exec 3>&- 4>&-
+# a client that pipelines 20,000 queries over TCP and reads no answer: others are served,
+# the server does not buffer without bound (it stops reading that client)
+q=$("$dq" --hex _iroh.$z1.dns.iroh.link TXT)
+python3 - "${dns%:*}" "${dns##*:}" "$q" > "$dir/flood.out" 2>&1 <<'PY' &
+import socket, struct, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.setblocking(False)
+m = bytes.fromhex(sys.argv[3]); one = struct.pack(">H", len(m)) + m
+data = one * 20000; sent = 0; t = time.time() + 5
+while sent < len(data) and time.time() < t:
+    try: sent += s.send(data[sent:])
+    except BlockingIOError: time.sleep(0.01)
+print("sent", sent // len(one)); sys.stdout.flush()
+time.sleep(3)
+PY
+fpid=$!; pids+=($fpid)
+sleep 1
+a=$("$dq" "$dns" _iroh.$z1.dns.iroh.link TXT)
+grep -q '^rcode=NOERROR .* an=1 ' <<< "$a" && ok || bad "a TCP flood held UDP up: $a"
+a=$("$dq" --tcp "$dns" _iroh.$z1.dns.iroh.link TXT)
+grep -q '^rcode=NOERROR .* an=1 ' <<< "$a" && ok || bad "a TCP flood held TCP up: $a"
+wait_exit $fpid 15
+rss=$(awk '/VmRSS/ {print $2}' /proc/$spid/status)
+[ "$rss" -lt 200000 ] && ok || bad "server RSS after the flood: $rss kB"
 
 # ---- metrics
 m=$(curl -s --max-time 10 "http://127.0.0.1:$mport/metrics")
