@@ -116,6 +116,19 @@ int ir_endpoint_info_to_dns(const ir_endpoint_info *ei, uint32_t ttl, uint8_t *o
                        IR_ENDPOINT_INFO_USER_DATA_MAX);
     if (strnlen(ei->relay, sizeof ei->relay) == sizeof ei->relay)
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "relay URL not terminated");
+    /* the relay as iroh writes it: RelayUrl's Display, the normalized URL */
+    ir_endpoint_info norm;
+    norm = *ei;
+    if (ei->relay[0]) {
+        char url[2 * IR_ENDPOINT_INFO_RELAY_MAX];
+        if (iroh_relay_url_normalize(ei->relay, url, sizeof url) != IROH_OK)
+            return ir_fail(IROH_ERR_INVALID_ARGUMENT, "relay \"%.64s\" is no URL", ei->relay);
+        if (strlen(url) >= sizeof norm.relay)
+            return ir_fail(IROH_ERR_TOO_LONG, "relay URL of %zu bytes (TXT strings hold 255)",
+                           strlen(url));
+        memcpy(norm.relay, url, strlen(url) + 1);
+    }
+    ei = &norm;
     char name[260];
     if (!ir_endpoint_info_name(ei->id, NULL, name, sizeof name))
         return ir_fail(IROH_ERR_INVALID_ARGUMENT, "endpoint info: no DNS name");

@@ -33,7 +33,8 @@ int ir_endpoint_info_txt_strings(const ir_endpoint_info *ei, ir_endpoint_info_tx
 /* The pkarr DNS packet as iroh builds it (spec 4.2: header 8000, answers _iroh.<z32>
  * TXT ttl, compression). IROH_ERR_TOO_LONG when a "key=value" exceeds 255 bytes,
  * IROH_ERR_BUFFER_TOO_SMALL when the message exceeds cap (pkarr: cap 1000),
- * IROH_ERR_INVALID_ARGUMENT for a relay that is no URL or user data over 245 bytes. */
+ * IROH_ERR_INVALID_ARGUMENT for a relay that is no URL or user data over 245 bytes. The
+ * relay is written normalized (iroh_relay_url_normalize), as iroh prints a RelayUrl. */
 int ir_endpoint_info_to_dns(const ir_endpoint_info *ei, uint32_t ttl, uint8_t *out,
                             size_t cap, size_t *len);
 

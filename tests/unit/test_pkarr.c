@@ -220,6 +220,19 @@ TEST(many_records_compressed)
     CHECK_MEM(&back.addrs[2], &ei.addrs[2], sizeof ei.addrs[2]);
     CHECK_EQ_INT(back.has_user_data, 1);
     CHECK_STR(back.user_data, "hello");
+    /* the relay is written as iroh writes a RelayUrl: normalized; no URL: refused */
+    {
+        ir_endpoint_info r;
+        vector_info(&r);
+        strcpy(r.relay, "HTTPS://Example.COM:443");
+        uint8_t d[IR_PKARR_MAX_DNS];
+        size_t dl = 0;
+        CHECK_EQ_INT(ir_endpoint_info_to_dns(&r, 30, d, sizeof d, &dl), 0);
+        const char *wr = "relay=https://example.com/";
+        CHECK(dl > strlen(wr) && memcmp(d + dl - strlen(wr), wr, strlen(wr)) == 0);
+        strcpy(r.relay, "not a url");
+        CHECK_EQ_INT(ir_endpoint_info_to_dns(&r, 30, d, sizeof d, &dl), IROH_ERR_INVALID_ARGUMENT);
+    }
     /* a TXT string over 255 bytes cannot be built */
     memset(ei.user_data, 'u', IR_ENDPOINT_INFO_USER_DATA_MAX);
     ei.user_data[IR_ENDPOINT_INFO_USER_DATA_MAX] = 0;
