@@ -60,7 +60,7 @@ done
 run() { # label args...: RUNS timed connects, one line of figures
   local label=$1 t0 t st fails=0
   shift
-  local conn=() total=()
+  local conn=() total=() look=()
   for _ in $(seq "$runs"); do
     rm -f "$dir/t"
     t0=$(date +%s%N)
@@ -72,14 +72,20 @@ run() { # label args...: RUNS timed connects, one line of figures
     t=$(( ($(date +%s%N) - t0) / 1000000 ))
     for _ in $(seq 20); do [ -s "$dir/t" ] && break; sleep 0.01; done
     if [ $st = 0 ] && [ "$out" = ping ] && [ -s "$dir/t" ]; then conn+=($(cat "$dir/t")); total+=($t); else fails=$((fails + 1)); fi
+    # the first answer's time as the library reports it (--verbose: "lookup: X found ... (N ms)")
+    local lk=$(sed -n 's/^iroh-c: lookup: .* found .* (\([0-9]*\) ms)$/\1/p' "$dir/c.err" | head -1)
+    [ -n "$lk" ] && look+=($lk)
   done
   if [ ${#conn[@]} = 0 ]; then
     printf '%-14s all %d runs failed: %s\n' "$label" "$runs" "$(tail -1 "$dir/c.err")"; return
   fi
   local c=($(printf '%s\n' "${conn[@]}" | sort -n)) w=($(printf '%s\n' "${total[@]}" | sort -n))
-  local n=${#c[@]}
-  printf '%-14s connected: median %4d ms (min %4d, max %4d)   whole command: median %4d ms   (%d runs%s)\n' \
-    "$label" "${c[$((n / 2))]}" "${c[0]}" "${c[$((n - 1))]}" "${w[$((n / 2))]}" "$n" \
+  local n=${#c[@]} lkm=-
+  if [ ${#look[@]} -gt 0 ]; then
+    local l=($(printf '%s\n' "${look[@]}" | sort -n)); lkm=${l[$((${#l[@]} / 2))]}
+  fi
+  printf '%-14s connected: median %4d ms (min %4d, max %4d)   first lookup answer: median %3s ms   whole command: median %4d ms   (%d runs%s)\n' \
+    "$label" "${c[$((n / 2))]}" "${c[0]}" "${c[$((n - 1))]}" "$lkm" "${w[$((n / 2))]}" "$n" \
     "$([ $fails -gt 0 ] && echo ", $fails failed")"
 }
 
