@@ -6,13 +6,17 @@
 // local relay, since n0's relays are out of reach) dials the iroh-c endpoint by id alone:
 //   1. the record names the home relay only (iroh's default): the dial goes through it;
 //   2. `--publish-addrs --no-relay` and real iroh without relays: the dial goes to the
-//      published direct address.
+//      published direct address;
+//   3. the other way on the same ground: the real peer's key signs its record (built in
+//      JavaScript, PUT to our server, as real iroh cannot reach an http pkarr relay), and
+//      iroh-c with its defaults only (n0's origin through the system resolver) dials the
+//      real peer by id.
 'use strict';
 const pk = require('./pkarr.js');
 pk.runInNetns('dials', ['127.0.0.1']);
 
-const { loadIroh, check, finish, withTimeout, startRelay, irohEcho } = require('./peer.js');
-const { startDnsServer, irohcListener, waitPublished } = require('./lookup_util.js');
+const { loadIroh, check, finish, withTimeout, startRelay, irohEcho, irohEchoServer } = require('./peer.js');
+const { startDnsServer, irohcListener, waitPublished, runIrohc, irohcEnv } = require('./lookup_util.js');
 const iroh = loadIroh();
 const ALPN = 'lookup/dials';
 const alpnBytes = Array.from(Buffer.from(ALPN));
@@ -85,6 +89,29 @@ async function dialById(ep, hex, what) {
     }
     await ep.close();
     l.proc.kill('SIGTERM');
+  }
+  // 3. iroh-c (defaults only) dials a real iroh endpoint whose record the test published
+  {
+    const b = iroh.Endpoint.builder();
+    iroh.presetMinimal(b);
+    b.alpns([alpnBytes]);
+    b.bindAddr('127.0.0.1:0');
+    const m = iroh.RelayMap.empty();
+    m.insert({ url: relay.url });
+    b.relayMode(iroh.RelayMode.custom(m));
+    const ep = await b.bind();
+    await withTimeout(ep.online(), 10000, 'real iroh online');
+    irohEchoServer(ep);
+    const key = Buffer.from(ep.id().toBytes());
+    const dns = pk.pkarrDns(key, pk.irohAttrs({ relay: ep.addr().relayUrl() }), 30);
+    const body = pk.pkarrPayload((msg) => ep.secretKey().sign(Array.from(msg)).toBytes(), BigInt(Date.now()) * 1000n, dns);
+    const put = await pk.httpRequest('PUT', `${server.pkarrUrl}/${pk.z32Encode(key)}`, body);
+    check(put.status === 204, 'PUT of the real peer\'s record: ' + put.status);
+    const input = 'iroh-c dials real iroh by id\n';
+    const r = await runIrohc(['connect', ep.id().toString(), '--alpn', ALPN, '--timeout', '20'], { input, env: irohcEnv(true) });
+    check(r.status === 0 && r.stdout === input,
+      `iroh-c connect ID with its defaults (resolv.conf, dns.iroh.link) reaches the real peer (status ${r.status}): ${r.stderr}`);
+    await ep.close();
   }
   await relay.stop();
   await server.stop();
