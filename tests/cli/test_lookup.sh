@@ -129,5 +129,23 @@ one_line 1 "timed out after 2 s looking up the EndpointId" -- connect $NOBODY --
 el=$(( $(ms) - t0 ))
 [ $el -lt 6000 ] && ok || bad "connect ID --timeout 2 with a silent DNS server took $el ms"
 
+# signals end connect and resolve while they wait for lookups (the silent DNS server)
+for cmd in connect resolve; do
+  for sig in INT TERM; do
+    args=($NOBODY --dns-server "$silent" --dns-origin $ORIGIN --timeout 20)
+    [ $cmd = connect ] && args+=(--alpn x)
+    "$bin" $cmd "${args[@]}" < /dev/null > "$dir/s.out" 2> "$dir/s.err" &
+    p=$!
+    sleep 0.7
+    t0=$(ms)
+    kill -$sig $p
+    wait_exit $p 5
+    el=$(( $(ms) - t0 ))
+    want=$([ $sig = INT ] && echo 130 || echo 143)
+    [ $st = $want ] && [ $el -lt 2000 ] && [ ! -s "$dir/s.out" ] && ok ||
+      bad "$cmd during a lookup, SIG$sig: status $st after $el ms (want $want within 2 s): $(cat "$dir/s.err")"
+  done
+done
+
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
