@@ -553,7 +553,10 @@ IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
  * IROH_ERR_BUFFER_TOO_SMALL. */
 IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len);
 
-/* Connects to addr speaking alpn; blocks until the handshake completes. The first
+/* Connects to addr speaking alpn; blocks until the handshake completes. An address with
+ * neither a relay nor a direct address (the id alone) is first looked up (see "Address
+ * lookup"; IROH_ERR_NOT_FOUND when no lookup finds it, IROH_ERR_INVALID_ADDR when none is
+ * configured). The first
  * flight goes to all of the address's direct addresses and its relay at once; the
  * connection starts on whichever answers first. With holepunching on (see
  * iroh_endpoint_builder_holepunching) and the peer agreeing, a connection that starts on

@@ -239,7 +239,8 @@ int ir_lookup_http_reader_feed(ir_lookup_http_reader *r, const uint8_t *data, si
     if (f == 0)
         return 0;
     ir_http_response resp;
-    if (ir_http_parse_response(r->head.buf, r->head.len, &resp) != IROH_OK) {
+    if (ir_http_parse_response(r->head.buf, r->head.len, &resp) != IROH_OK ||
+        resp.status < 100 || resp.status > 599) { /* RFC 9110 15: 100 to 599 */
         r->state = 3;
         return ir_fail(IROH_ERR_IO, "a malformed HTTP answer");
     }

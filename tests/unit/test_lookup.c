@@ -23,6 +23,7 @@
 #include "endpoint/ep.h"
 #include "endpoint/lookup.h"
 #include "endpoint/lookup_jobs.h"
+#include "relay/server.h"
 #include "test.h"
 
 #define MS 1000000ull
@@ -259,6 +260,9 @@ TEST(http_answer_reader)
     static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc";
     CHECK_EQ_INT(feed_text(ans, chunked, sizeof chunked - 1, 100, 0), IROH_ERR_IO);
     CHECK_EQ_INT(feed_text(ans, "garbage\r\n\r\n", 11, 100, 0), IROH_ERR_IO);
+    /* a status outside 100..599 (the fuzzer's "002") */
+    CHECK_EQ_INT(feed_text(ans, "HTTP/1.0 002 OK\r\n\r\nx", 22, 100, 1), IROH_ERR_IO);
+    CHECK_EQ_INT(feed_text(ans, "HTTP/1.1 600 X\r\n\r\n", 19, 100, 1), IROH_ERR_IO);
     CHECK_EQ_INT(feed_text(ans, "HTTP/1.1 200", 12, 100, 1), IROH_ERR_IO);
     /* a body larger than the answer's room: refused, not stored */
     char *big = malloc(20000);
@@ -937,6 +941,63 @@ TEST(resolv_conf)
     CHECK_STR(buf, "127.0.0.1:53");
 }
 
+/* ---- the n0 way: the record names the home relay only, the dialer goes through it ---- */
+
+static void *relay_main(void *arg)
+{
+    ir_relay_server_run(arg);
+    return NULL;
+}
+
+TEST(relay_only_record_connect)
+{
+    ir_relay_server_config rc;
+    ir_relay_server_config_init(&rc);
+    rc.listen = "127.0.0.1:0";
+    ir_relay_server *rs = NULL;
+    CHECK_EQ_INT(ir_relay_server_new(&rc, &rs), IROH_OK);
+    if (!rs)
+        return;
+    iroh_socket_addr ra;
+    ir_relay_server_local_addr(rs, &ra);
+    pthread_t rth;
+    pthread_create(&rth, NULL, relay_main, rs);
+    char relay[64], url[64];
+    snprintf(relay, sizeof relay, "http://127.0.0.1:%u/", ra.port);
+    pkarr_srv s;
+    srv_start(&s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/pkarr", s.port);
+    evs le = {0};
+    iroh_endpoint *l = NULL, *d = NULL;
+    iroh_endpoint_builder *b = builder(url, &le);
+    iroh_endpoint_builder_relay_url(b, relay);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id lid;
+    iroh_endpoint_get_id(l, &lid);
+    /* once online, the record names the home relay and no address (relay only) */
+    CHECK_EQ_INT(iroh_endpoint_online(l, 10000), IROH_OK);
+    CHECK(wait_int(&le.published, 1, 15000));
+    ir_endpoint_info ei;
+    CHECK(stored_info(&s, &lid, &ei) > 0);
+    char norm[128];
+    iroh_relay_url_normalize(relay, norm, sizeof norm);
+    CHECK_STR(ei.relay, norm);
+    CHECK_EQ_INT(ei.n_addrs, 0);
+    /* the dialer knows the pkarr relay only, and reaches the listener through its relay */
+    b = builder(url, NULL);
+    iroh_endpoint_builder_relay_url(b, relay);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
+    iroh_endpoint_free(d);
+    iroh_endpoint_free(l);
+    srv_stop(&s);
+    ir_relay_server_stop(rs);
+    pthread_join(rth, NULL);
+    ir_relay_server_free(rs);
+}
+
 /* ---- mDNS ---------------------------------------------------------------------------------- */
 
 TEST(mdns_resolve_connect)
@@ -993,6 +1054,7 @@ int main(void)
     RUN(publish_retry_backoff);
     RUN(resolve_dns_udp);
     RUN(resolve_dns_tcp_when_truncated);
+    RUN(relay_only_record_connect);
     RUN(mdns_resolve_connect);
     TEST_EXIT();
 }
