@@ -2,6 +2,8 @@
 #ifndef IR_APPS_CMDS_H
 #define IR_APPS_CMDS_H
 
+#include <stddef.h>
+
 #include "iroh.h"
 
 /* Exit statuses: 0 success, 1 failure, 2 bad input or usage; 128 + N after signal N
@@ -30,6 +32,13 @@ int cli_check_readable(const char *option, const char *path);
  * {"id":"<hex>","relay":"<url>"|null,"addrs":["IP:PORT",...]} (with "relays" when there
  * are several, "custom" when there are custom addresses) */
 void cli_print_addr_json(const iroh_endpoint_addr *addr);
+
+/* Reads a configuration file of at most 1 MiB (NUL-terminated; free *text): 0, -1 when
+ * it does not exist (nothing said), or EXIT_USAGE said on stderr as "iroh-c: CMD: cannot
+ * read config file 'PATH': why" (cli_file.c). */
+int cli_read_config(const char *cmd, const char *path, char **text, size_t *len);
+/* Prints a parser's notes ("line N: ..." lines) as "iroh-c: CMD: PATH: line N: ...". */
+void cli_print_notes(const char *cmd, const char *path, const char *notes);
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);

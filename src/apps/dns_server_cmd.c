@@ -49,6 +49,27 @@ static const char USAGE_DNS_SERVER[] =
     "  --cache N                 keys held in memory in front of the database (65536)\n"
     "  --config FILE             iroh-dns-server's TOML configuration (options win)\n";
 
+/* Reads and parses the config file: 0, or the exit status (said on stderr). */
+static int load_config(const char *path, ir_dnss_file_config *fc)
+{
+    char *text;
+    size_t n;
+    int st = cli_read_config("dns-server", path, &text, &n);
+    if (st < 0)
+        fprintf(stderr, "iroh-c: dns-server: config file '%s' does not exist\n", path);
+    if (st)
+        return EXIT_USAGE;
+    ir_dnss_file_config_free(fc);
+    int rc = ir_dnss_file_config_parse(text, n, fc);
+    free(text);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: dns-server: %s: %s\n", path, fc->error);
+        return EXIT_USAGE;
+    }
+    cli_print_notes("dns-server", path, fc->notes);
+    return 0;
+}
+
 static int parse_rate(const char *v, int *mode)
 {
     if (!strcmp(v, "simple"))
@@ -104,9 +125,11 @@ int cmd_dns_server(int argc, char **argv)
     ir_dnss_file_config fc;
     ir_dnss_file_config_parse("", 0, &fc);
     if (config_path) {
-        int st = ir_dnss_file_config_load(config_path, &fc);
-        if (st)
+        int st = load_config(config_path, &fc);
+        if (st) {
+            ir_dnss_file_config_free(&fc);
             return st;
+        }
         ir_dnss_file_config_apply(&fc, &cfg);
     }
     if (dns_listen)

@@ -141,30 +141,17 @@ static void raise_fd_limit(void)
  * does the same), said on stderr. 0, or the exit status for an error (said on stderr). */
 static int load_config(const char *path, ir_relay_file_config *fc)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f && errno == ENOENT) {
+    char *text;
+    size_t n;
+    int st = cli_read_config("relay", path, &text, &n);
+    if (st < 0) {
         fprintf(stderr, "iroh-c: relay: config file '%s' does not exist; using the defaults\n", path);
         ir_relay_file_config_parse("", 0, fc);
         return 0;
     }
-    enum { MAX_CONFIG = 1 << 20 };
-    char *text = malloc(MAX_CONFIG + 1);
-    size_t n = 0;
-    if (f && text) {
-        n = fread(text, 1, MAX_CONFIG + 1, f);
-        if (ferror(f))
-            n = (size_t)-1;
-    }
-    int err = errno;
-    if (f)
-        fclose(f);
-    if (!f || !text || n == (size_t)-1 || n > MAX_CONFIG) {
-        fprintf(stderr, "iroh-c: relay: cannot read config file '%s': %s\n", path,
-                !text ? "out of memory" : n != (size_t)-1 && n > MAX_CONFIG ? "larger than 1 MiB"
-                                                                         : strerror(err));
-        free(text);
+    if (st) {
         ir_relay_file_config_parse("", 0, fc);
-        return 2;
+        return st;
     }
     int rc = ir_relay_file_config_parse(text, n, fc);
     free(text);
@@ -172,12 +159,7 @@ static int load_config(const char *path, ir_relay_file_config *fc)
         fprintf(stderr, "iroh-c: relay: %s: %s\n", path, fc->error);
         return 2;
     }
-    for (const char *l = fc->notes; *l;) {
-        const char *nl = strchr(l, '\n');
-        int len = nl ? (int)(nl - l) : (int)strlen(l);
-        fprintf(stderr, "iroh-c: relay: %s: %.*s\n", path, len, l);
-        l += len + (nl != NULL);
-    }
+    cli_print_notes("relay", path, fc->notes);
     return 0;
 }
 

@@ -1,7 +1,6 @@
 /* iroh-dns-server's configuration keys: see file_config.h. */
 #include "file_config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,44 +156,6 @@ void ir_dnss_file_config_free(ir_dnss_file_config *c)
     free(c->rr_ns);
     free(c->metrics_bind);
     memset(c, 0, sizeof *c);
-}
-
-int ir_dnss_file_config_load(const char *path, ir_dnss_file_config *out)
-{
-    ir_dnss_file_config_parse("", 0, out);
-    FILE *f = fopen(path, "rb");
-    enum { MAX_CONFIG = 1 << 20 };
-    char *text = malloc(MAX_CONFIG + 1);
-    size_t n = 0;
-    int err = errno;
-    if (f && text) {
-        n = fread(text, 1, MAX_CONFIG + 1, f);
-        err = errno;
-        if (ferror(f))
-            n = (size_t)-1;
-    }
-    if (f)
-        fclose(f);
-    if (!f || !text || n == (size_t)-1 || n > MAX_CONFIG) {
-        fprintf(stderr, "iroh-c: dns-server: cannot read config file '%s': %s\n", path,
-                !text ? "out of memory" : n != (size_t)-1 && n > MAX_CONFIG ? "larger than 1 MiB" : strerror(err));
-        free(text);
-        return 2;
-    }
-    ir_dnss_file_config_free(out);
-    int rc = ir_dnss_file_config_parse(text, n, out);
-    free(text);
-    if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: dns-server: %s: %s\n", path, out->error);
-        return 2;
-    }
-    for (const char *l = out->notes; *l;) {
-        const char *nl = strchr(l, '\n');
-        int len = nl ? (int)(nl - l) : (int)strlen(l);
-        fprintf(stderr, "iroh-c: dns-server: %s: %.*s\n", path, len, l);
-        l += len + (nl != NULL);
-    }
-    return 0;
 }
 
 void ir_dnss_file_config_apply(ir_dnss_file_config *fc, ir_dnss_config *cfg)

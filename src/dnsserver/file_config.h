@@ -40,9 +40,6 @@ typedef struct ir_dnss_file_config {
  * IROH_ERR_INVALID_ARGUMENT with out->error. */
 int ir_dnss_file_config_parse(const char *text, size_t len, ir_dnss_file_config *out);
 void ir_dnss_file_config_free(ir_dnss_file_config *c);
-/* Reads and parses path (at most 1 MiB); messages on stderr as "iroh-c: dns-server: ...".
- * 0, or the exit status (2). */
-int ir_dnss_file_config_load(const char *path, ir_dnss_file_config *out);
 /* Sets the fields of cfg that the file gives (pointers into fc: keep fc alive). */
 void ir_dnss_file_config_apply(ir_dnss_file_config *fc, ir_dnss_config *cfg);
 

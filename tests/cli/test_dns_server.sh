@@ -262,6 +262,14 @@ stop
 printf '[dns]\nport = 5300\nbogus = 1\n' > "$dir/bad.toml"
 "$bin" dns-server --config "$dir/bad.toml" > /dev/null 2> "$dir/err"; st=$?
 [ $st = 2 ] && grep -q "line 3: unknown key 'dns.bogus'" "$dir/err" && ok || bad "bad config: $st $(cat "$dir/err")"
+"$bin" dns-server --config "$dir/none.toml" > /dev/null 2> "$dir/err"; st=$?
+[ $st = 2 ] && grep -q "config file '$dir/none.toml' does not exist" "$dir/err" && ok || bad "missing config: $st $(cat "$dir/err")"
+printf '[https]\nport = 8443\n[http]\nport = 0\nbind_addr = "127.0.0.1"\n[dns]\nport = 0\nbind_addr = "127.0.0.1"\n' > "$dir/https.toml"
+"$bin" dns-server --config "$dir/https.toml" > "$dir/out" 2> "$dir/err" &
+spid=$!; pids+=($spid)
+for _ in $(seq 200); do grep -q '^pkarr relay' "$dir/out" && break; sleep 0.05; done
+grep -q "https.toml: line 2: 'https.port' ignored (no HTTPS here" "$dir/err" && ok || bad "[https] note: $(cat "$dir/err")"
+stop
 "$bin" dns-server --rate-limit sometimes > /dev/null 2> "$dir/err"; st=$?
 [ $st = 2 ] && ok || bad "bad --rate-limit: $st"
 "$bin" dns-server --dns-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --origin 'bad..origin' > /dev/null 2> "$dir/err"; st=$?
