@@ -554,7 +554,8 @@ IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
 IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len);
 
 /* Connects to addr speaking alpn; blocks until the handshake completes. An address with
- * neither a relay nor a direct address (the id alone) is first looked up (see "Address
+ * neither a relay nor a direct address (the id alone), or none this endpoint can use
+ * (say IPv6 only without an IPv6 socket, relays disabled), is looked up (see "Address
  * lookup"; IROH_ERR_NOT_FOUND when no lookup finds it, IROH_ERR_INVALID_ADDR when none is
  * configured). The first
  * flight goes to all of the address's direct addresses and its relay at once; the

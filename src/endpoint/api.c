@@ -1099,8 +1099,14 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
         al[i] = strlen(alpns[i]);
     }
     int timeout_ms = (int)ep->connect_timeout_ms;
-    if (has_transport(addr) || !ir_lookup_can_resolve(ep->lookup))
-        return connect_addr(ep, addr, ab, al, n_alpns, timeout_ms, NULL, out);
+    int can_resolve = ir_lookup_can_resolve(ep->lookup);
+    if (has_transport(addr) || !can_resolve) {
+        int rc = connect_addr(ep, addr, ab, al, n_alpns, timeout_ms, NULL, out);
+        if (rc != IROH_ERR_INVALID_ADDR || !can_resolve)
+            return rc;
+        /* none of its transports is usable here (e.g. IPv6 only, and no IPv6 socket,
+         * no relay): looked up as an id alone */
+    }
     /* only an id: every lookup at once, the connection starts with the first answer
      * (within the connect timeout) */
     pthread_mutex_lock(&ep->mu);

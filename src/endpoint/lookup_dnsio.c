@@ -3,6 +3,8 @@
  * The messages are built and read by the dns layer (dns/txt_query.h, on ldns); the
  * caller's classify function says which datagram is the response. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +40,9 @@ size_t ir_lookup_resolv_conf(const char *path, iroh_socket_addr *out, size_t cap
     return n;
 }
 
-static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop)
+/* ---- socket steps the lookup's jobs share (lookup_jobs.h) ------------------------------ */
+
+int ir_lookup_wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop)
 {
     for (;;) {
         if (stop && atomic_load(stop))
@@ -48,7 +52,7 @@ static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *st
             return 0;
         uint64_t left = (deadline - now) / 1000000 + 1;
         struct pollfd pf = {.fd = fd, .events = events};
-        int r = poll(&pf, 1, left < 50 ? (int)left : 50);
+        int r = poll(&pf, 1, left < 50 ? (int)left : 50); /* stop is looked at every 50 ms */
         if (r > 0)
             return 1;
         if (r < 0 && errno != EINTR)
@@ -56,25 +60,48 @@ static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *st
     }
 }
 
+int ir_lookup_tcp_connect(const struct sockaddr_storage *ss, socklen_t len, uint64_t deadline,
+                          const atomic_int *stop, int *fd_out, char *why, size_t whylen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(why, whylen, "socket: %s", strerror(errno));
+        return IROH_ERR_IO;
+    }
+    int one = 1, err = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (const struct sockaddr *)ss, len) != 0 && errno != EINPROGRESS) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        close(fd);
+        return IROH_ERR_IO;
+    }
+    if (!ir_lookup_wait_fd(fd, POLLOUT, deadline, stop)) {
+        snprintf(why, whylen, "timed out");
+        close(fd);
+        return IROH_ERR_TIMEOUT;
+    }
+    socklen_t el = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        snprintf(why, whylen, "%s", strerror(err));
+        close(fd);
+        return IROH_ERR_IO;
+    }
+    *fd_out = fd;
+    return IROH_OK;
+}
+
+/* ---- DNS ------------------------------------------------------------------------------------ */
+
 static int over_tcp(const struct sockaddr_storage *ss, socklen_t sl, const uint8_t *q, size_t qlen,
                     ir_lookup_dns_classify classify, void *ctx, uint64_t deadline,
                     const atomic_int *stop, uint8_t *out, size_t cap, size_t *len)
 {
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return ir_fail(IROH_ERR_IO, "socket: %s", strerror(errno));
-    int rc = IROH_OK;
-    if (connect(fd, (const struct sockaddr *)ss, sl) != 0 && errno != EINPROGRESS)
-        rc = ir_fail(IROH_ERR_IO, "DNS over TCP: connect: %s", strerror(errno));
-    else if (!wait_fd(fd, POLLOUT, deadline, stop))
-        rc = ir_fail(IROH_ERR_TIMEOUT, "DNS over TCP: connect timed out");
-    else {
-        int err = 0;
-        socklen_t el = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        if (err)
-            rc = ir_fail(IROH_ERR_IO, "DNS over TCP: connect: %s", strerror(err));
-    }
+    int fd = -1;
+    char why[160];
+    int rc = ir_lookup_tcp_connect(ss, sl, deadline, stop, &fd, why, sizeof why);
+    if (rc != IROH_OK)
+        return ir_fail(rc, "DNS over TCP: connect: %s", why);
     /* two bytes of length, then the message */
     uint8_t hdr[2] = {(uint8_t)(qlen >> 8), (uint8_t)qlen};
     struct iovec iov[2] = {{hdr, 2}, {(void *)q, qlen}};
@@ -84,7 +111,7 @@ static int over_tcp(const struct sockaddr_storage *ss, socklen_t sl, const uint8
     size_t got = 0, want = 2;
     uint8_t lenb[2];
     while (rc == IROH_OK && got < want) {
-        if (!wait_fd(fd, POLLIN, deadline, stop)) {
+        if (!ir_lookup_wait_fd(fd, POLLIN, deadline, stop)) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "DNS over TCP: no answer in time");
             break;
         }
@@ -135,7 +162,7 @@ int ir_lookup_dns_exchange(const iroh_socket_addr *server, const uint8_t *query,
         rc = ir_fail(IROH_ERR_IO, "DNS over UDP: %s", strerror(errno));
     int truncated = 0;
     while (rc == IROH_OK) {
-        if (!wait_fd(fd, POLLIN, deadline, stop)) {
+        if (!ir_lookup_wait_fd(fd, POLLIN, deadline, stop)) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no DNS answer in time");
             break;
         }

@@ -23,36 +23,6 @@
 #include "relay/http.h"
 #include "relay/tls_stream.h"
 
-#define SLICE_MS 50 /* how often a wait looks at the stop flag */
-
-/* ms left until the deadline, at most SLICE_MS; -1 when it passed or stop is set */
-static int slice(uint64_t deadline, const atomic_int *stop)
-{
-    if (stop && atomic_load(stop))
-        return -1;
-    uint64_t now = ir_now_ns();
-    if (now >= deadline)
-        return -1;
-    uint64_t left = (deadline - now) / 1000000 + 1;
-    return left < SLICE_MS ? (int)left : SLICE_MS;
-}
-
-/* waits for events on fd; 1 ready, 0 deadline or stop */
-static int wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop)
-{
-    for (;;) {
-        int ms = slice(deadline, stop);
-        if (ms < 0)
-            return 0;
-        struct pollfd pf = {.fd = fd, .events = events};
-        int n = poll(&pf, 1, ms);
-        if (n > 0)
-            return 1;
-        if (n < 0 && errno != EINTR)
-            return 0;
-    }
-}
-
 /* the host's addresses: an IP literal, else getaddrinfo on this (job) thread */
 static int host_addrs(const ir_lookup_url *u, struct sockaddr_storage *out, socklen_t *lens,
                       int cap, int *n)
@@ -99,33 +69,11 @@ static int tcp_connect(const ir_lookup_url *u, uint64_t deadline, const atomic_i
         return rc;
     char why[160] = "no address";
     for (int i = 0; i < n; i++) {
-        int fd = socket(addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            snprintf(why, sizeof why, "socket: %s", strerror(errno));
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (connect(fd, (struct sockaddr *)&addrs[i], lens[i]) != 0 && errno != EINPROGRESS) {
-            snprintf(why, sizeof why, "%s", strerror(errno));
-            close(fd);
-            continue;
-        }
-        if (!wait_fd(fd, POLLOUT, deadline, stop)) {
-            snprintf(why, sizeof why, "timed out");
-            close(fd);
+        rc = ir_lookup_tcp_connect(&addrs[i], lens[i], deadline, stop, fd_out, why, sizeof why);
+        if (rc == IROH_OK)
+            return IROH_OK;
+        if (rc == IROH_ERR_TIMEOUT)
             break;
-        }
-        int err = 0;
-        socklen_t el = sizeof err;
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        if (err) {
-            snprintf(why, sizeof why, "%s", strerror(err));
-            close(fd);
-            continue;
-        }
-        *fd_out = fd;
-        return IROH_OK;
     }
     return ir_fail(IROH_ERR_IO, "cannot connect to %s:%u (%s)", u->host, u->port, why);
 }
@@ -145,7 +93,7 @@ static int conn_write(conn *c, const uint8_t *p, size_t len)
         if (c->tls) {
             n = ir_tls_stream_write(c->tls, p, len);
             if (n == IR_TLS_STREAM_AGAIN) {
-                if (!wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
+                if (!ir_lookup_wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
                     return ir_fail(IROH_ERR_TIMEOUT, "sending the request timed out");
                 continue;
             }
@@ -154,7 +102,7 @@ static int conn_write(conn *c, const uint8_t *p, size_t len)
         } else {
             n = send(c->fd, p, len, MSG_NOSIGNAL);
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-                if (!wait_fd(c->fd, POLLOUT, c->deadline, c->stop))
+                if (!ir_lookup_wait_fd(c->fd, POLLOUT, c->deadline, c->stop))
                     return ir_fail(IROH_ERR_TIMEOUT, "sending the request timed out");
                 continue;
             }
@@ -177,7 +125,7 @@ static ssize_t conn_read(conn *c, uint8_t *buf, size_t cap)
             if (n == IR_TLS_STREAM_AGAIN) {
                 if (ir_tls_stream_pending(c->tls))
                     continue;
-                if (!wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
+                if (!ir_lookup_wait_fd(c->fd, ir_tls_stream_poll_events(c->tls), c->deadline, c->stop))
                     return ir_fail(IROH_ERR_TIMEOUT, "no answer in time");
                 continue;
             }
@@ -185,7 +133,7 @@ static ssize_t conn_read(conn *c, uint8_t *buf, size_t cap)
         }
         n = recv(c->fd, buf, cap, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_fd(c->fd, POLLIN, c->deadline, c->stop))
+            if (!ir_lookup_wait_fd(c->fd, POLLIN, c->deadline, c->stop))
                 return ir_fail(IROH_ERR_TIMEOUT, "no answer in time");
             continue;
         }
@@ -349,7 +297,7 @@ int ir_lookup_http(const char *url, const char *method, const uint8_t *body, siz
                 rc = h;
                 break;
             }
-            if (!wait_fd(c.fd, ir_tls_stream_poll_events(c.tls), deadline, stop))
+            if (!ir_lookup_wait_fd(c.fd, ir_tls_stream_poll_events(c.tls), deadline, stop))
                 rc = ir_fail(IROH_ERR_TIMEOUT, "TLS handshake with %s timed out", u->host);
         }
     }

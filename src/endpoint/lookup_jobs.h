@@ -9,10 +9,19 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "dns/endpoint_info.h"
 #include "endpoint/lookup.h"
 #include "iroh.h"
+
+/* Waits until fd is ready for events: 1, or 0 when the deadline passed or *stop (may be
+ * NULL) became non-zero, looked at every 50 ms. */
+int ir_lookup_wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop);
+/* A TCP connection (non-blocking socket, TCP_NODELAY) to ss within the deadline: IROH_OK
+ * and *fd, or IROH_ERR_IO / IROH_ERR_TIMEOUT with the reason in why (no detail set). */
+int ir_lookup_tcp_connect(const struct sockaddr_storage *ss, socklen_t len, uint64_t deadline,
+                          const atomic_int *stop, int *fd, char *why, size_t whylen);
 
 /* a pkarr answer is at most 1104 bytes; error bodies are short JSON */
 #define IR_LOOKUP_HTTP_MAX_BODY 4096

@@ -503,7 +503,7 @@ static void *lookup_main(void *arg)
             next = ir_mdns_io_next_timeout(lk->mdns);
         for (req **pp = &lk->reqs; *pp;) {
             req *r = *pp;
-            if (r->dns_on && r->dns.state == IR_LOOKUP_DNS_RUNNING) {
+            if (r->dns_on && r->dns.state == IR_LOOKUP_DNS_RUNNING && !r->forgotten) {
                 int i;
                 while ((i = ir_lookup_dns_poll(&r->dns, now)) >= 0)
                     if (spawn(lk, JOB_DNS, r, i, NULL) != 0)

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "endpoint/lookup_jobs.h"
 #include "relay/server.h"
 #include "test.h"
+#include "test_cert.h"
 
 #define MS 1000000ull
 #define S 1000000000ull
@@ -872,6 +874,25 @@ TEST(user_lookup_connect)
     iroh_endpoint_builder_free(b);
     CHECK_EQ_INT(connect_by_id(d, l), IROH_OK);
     CHECK_EQ_INT(atomic_load(&u.calls), 1);
+    /* an address with nothing usable here (IPv6 only; d has no IPv6 socket, no relay):
+     * looked up too */
+    {
+        iroh_endpoint_addr *v6 = iroh_endpoint_addr_new(&lid);
+        iroh_socket_addr a;
+        iroh_socket_addr_parse("[::1]:9", &a);
+        iroh_endpoint_addr_add_ip(v6, &a);
+        pthread_t th;
+        pthread_create(&th, NULL, accept_one, l);
+        iroh_connection *vc = NULL;
+        CHECK_EQ_INT(iroh_endpoint_connect(d, v6, "test/lookup", &vc), IROH_OK);
+        if (vc) {
+            iroh_connection_close(vc, 0, "done");
+            iroh_connection_free(vc);
+        }
+        pthread_join(th, NULL);
+        iroh_endpoint_addr_free(v6);
+        CHECK_EQ_INT(atomic_load(&u.calls), 2);
+    }
     CHECK_EQ_INT(iroh_endpoint_resolve(d, &did, 2000, &found), IROH_ERR_NOT_FOUND);
     iroh_endpoint_free(d);
     /* no_lookup drops it again */
@@ -945,6 +966,12 @@ TEST(resolv_conf)
 
 static void *relay_main(void *arg)
 {
+    /* our relay server's TLS shell writes without MSG_NOSIGNAL (applications ignore
+     * SIGPIPE): a client that gives up on its certificate must not end the test */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
     ir_relay_server_run(arg);
     return NULL;
 }
@@ -996,6 +1023,74 @@ TEST(relay_only_record_connect)
     ir_relay_server_stop(rs);
     pthread_join(rth, NULL);
     ir_relay_server_free(rs);
+}
+
+/* ---- https: the pkarr client over TLS (our relay server with a certificate of this test
+ * stands in for the pkarr relay: it answers PUT /pkarr/... with 404) ---- */
+
+typedef struct code_evs {
+    atomic_int failed;
+    atomic_ullong code;
+} code_evs;
+
+static void on_code(void *ctx, const iroh_event *ev)
+{
+    code_evs *e = ctx;
+    if (ev->kind == IROH_EVENT_PUBLISH_FAILED) {
+        atomic_store(&e->code, ev->code);
+        atomic_fetch_add(&e->failed, 1);
+    }
+}
+
+static int https_put_status(const char *url, const char *ca_file)
+{
+    code_evs e = {0};
+    iroh_endpoint_builder *b = builder(url, NULL);
+    iroh_endpoint_builder_event_callback(b, on_code, &e);
+    iroh_endpoint_builder_user_data(b, "tls");
+    if (ca_file)
+        iroh_endpoint_builder_relay_ca_file(b, ca_file);
+    iroh_endpoint *l = NULL;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    CHECK(wait_int(&e.failed, 1, 10000));
+    int code = (int)atomic_load(&e.code);
+    iroh_endpoint_free(l);
+    return code;
+}
+
+TEST(pkarr_over_https)
+{
+    char dir[] = "/tmp/test_lookup_tlsXXXXXX", cert[96], key[96];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    CHECK_EQ_INT(make_cert(cert, key, "localhost", "localhost", "127.0.0.1", 7), 0);
+    ir_relay_server_config rc;
+    ir_relay_server_config_init(&rc);
+    rc.listen = "127.0.0.1:0";
+    rc.tls_cert_file = cert;
+    rc.tls_key_file = key;
+    ir_relay_server *rs = NULL;
+    CHECK_EQ_INT(ir_relay_server_new(&rc, &rs), IROH_OK);
+    if (rs) {
+        iroh_socket_addr ra;
+        ir_relay_server_local_addr(rs, &ra);
+        pthread_t rth;
+        pthread_create(&rth, NULL, relay_main, rs);
+        char url[80];
+        snprintf(url, sizeof url, "https://localhost:%u/pkarr", ra.port);
+        /* the certificate checked against the given CA file: TLS, then the server's 404 */
+        CHECK_EQ_INT(https_put_status(url, cert), 404);
+        /* against the system's store it is refused: no HTTP answer at all */
+        CHECK_EQ_INT(https_put_status(url, NULL), 0);
+        ir_relay_server_stop(rs);
+        pthread_join(rth, NULL);
+        ir_relay_server_free(rs);
+    }
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
 }
 
 /* ---- mDNS ---------------------------------------------------------------------------------- */
@@ -1055,6 +1150,7 @@ int main(void)
     RUN(resolve_dns_udp);
     RUN(resolve_dns_tcp_when_truncated);
     RUN(relay_only_record_connect);
+    RUN(pkarr_over_https);
     RUN(mdns_resolve_connect);
     TEST_EXIT();
 }
