@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +18,19 @@
 #define MAX_CONNS 1024
 #define CONN_TIMEOUT_NS (10ULL * 1000000000)  /* a request (or an idle DNS TCP connection) */
 #define MAX_PENDING_OUT (256 * 1024)           /* DNS TCP answers not yet read: stop reading */
+
+/* UDP: recvmmsg / sendmmsg batches; queries over UDP_IN bytes are junk anyway, answers
+ * over UDP never exceed IR_DNSS_UDP_MAX */
+#define UDP_BATCH 32
+#define UDP_IN 4096
+#define UDP_OUT IR_DNSS_UDP_MAX
+typedef struct udp_batch {
+    uint8_t in[UDP_BATCH][UDP_IN];
+    uint8_t out[UDP_BATCH][UDP_OUT];
+    struct sockaddr_storage from[UDP_BATCH];
+    struct mmsghdr rm[UDP_BATCH], sm[UDP_BATCH];
+    struct iovec riov[UDP_BATCH], siov[UDP_BATCH];
+} udp_batch;
 
 enum { K_UDP = 1, K_DNS_LISTEN, K_HTTP_LISTEN, K_METRICS_LISTEN, K_STOP, K_DNS_TCP, K_HTTP, K_METRICS };
 
@@ -51,7 +65,8 @@ struct ir_dnss_server {
     conn *conns[MAX_CONNS];
     size_t n_conns;
     volatile int stop;
-    uint8_t *ubuf, *abuf;
+    uint8_t *abuf;
+    udp_batch *udp_buf;
 };
 
 static uint64_t clock_of(clockid_t id, uint64_t div)
@@ -94,11 +109,11 @@ int ir_dnss_server_new(const ir_dnss_config *cfg, ir_dnss_server **out)
         rc = ir_dnss_new(cfg, srv->store, &srv->core);
     if (rc != IROH_OK)
         goto fail;
-    srv->ubuf = malloc(65536);
+    srv->udp_buf = malloc(sizeof *srv->udp_buf);
     srv->abuf = malloc(65536);
     srv->epfd = epoll_create1(EPOLL_CLOEXEC);
     srv->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!srv->ubuf || !srv->abuf || srv->epfd < 0 || srv->efd < 0) {
+    if (!srv->udp_buf || !srv->abuf || srv->epfd < 0 || srv->efd < 0) {
         rc = ir_fail(IROH_ERR_IO, "setup: %s", strerror(errno));
         goto fail;
     }
@@ -108,16 +123,23 @@ int ir_dnss_server_new(const ir_dnss_config *cfg, ir_dnss_server **out)
         rc = ir_fail(IROH_ERR_INVALID_ADDR, "invalid listen address '%s'", dl);
         goto fail;
     }
-    if ((srv->udp = ir_udp_open(&a, &srv->dns_addr)) < 0) {
-        rc = IROH_ERR_IO;
-        goto fail;
+    /* TCP on the port UDP got. With port 0 the kernel picks UDP's, which TCP may have in
+     * use: then another pick, a few times. */
+    for (int attempt = 0;; attempt++) {
+        if ((srv->udp = ir_udp_open(&a, &srv->dns_addr)) < 0) {
+            rc = IROH_ERR_IO;
+            goto fail;
+        }
+        char text[64];
+        iroh_socket_addr_to_string(&srv->dns_addr, text, sizeof text);
+        iroh_socket_addr bound;
+        if ((rc = srv->dns_l = ir_tcp_listen(text, 1024, &bound)) >= 0)
+            break;
+        if (a.port != 0 || attempt == 20)
+            goto fail;
+        close(srv->udp);
+        srv->udp = -1;
     }
-    /* TCP on the port UDP got (port 0 picks one for both) */
-    char text[64];
-    iroh_socket_addr_to_string(&srv->dns_addr, text, sizeof text);
-    iroh_socket_addr bound;
-    if ((rc = srv->dns_l = ir_tcp_listen(text, 1024, &bound)) < 0)
-        goto fail;
     if (cfg->http_listen && (rc = srv->http_l = ir_tcp_listen(cfg->http_listen, 1024, &srv->http_addr)) < 0)
         goto fail;
     if (cfg->metrics_listen && (rc = srv->metrics_l = ir_tcp_listen(cfg->metrics_listen, 64, &srv->metrics_addr)) < 0)
@@ -193,7 +215,7 @@ void ir_dnss_server_free(ir_dnss_server *srv)
             close(fds[i]);
     ir_dnss_free(srv->core);
     ir_dnss_store_free(srv->store);
-    free(srv->ubuf);
+    free(srv->udp_buf);
     free(srv->abuf);
     free(srv);
 }
@@ -203,15 +225,32 @@ void ir_dnss_server_free(ir_dnss_server *srv)
 static void udp_ready(ir_dnss_server *srv)
 {
     uint64_t now = unix_us();
-    for (int k = 0; k < 256; k++) {
-        struct sockaddr_storage from;
-        socklen_t fl = sizeof from;
-        ssize_t n = recvfrom(srv->udp, srv->ubuf, 65536, 0, (struct sockaddr *)&from, &fl);
-        if (n < 0)
+    udp_batch *u = srv->udp_buf;
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < UDP_BATCH; i++) {
+            u->riov[i] = (struct iovec){.iov_base = u->in[i], .iov_len = UDP_IN};
+            u->rm[i].msg_hdr = (struct msghdr){.msg_name = &u->from[i], .msg_namelen = sizeof u->from[i],
+                                               .msg_iov = &u->riov[i], .msg_iovlen = 1};
+        }
+        int got = recvmmsg(srv->udp, u->rm, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (got <= 0)
             return;
-        size_t alen;
-        if (ir_dnss_dns(srv->core, IR_DNSS_UDP, srv->ubuf, (size_t)n, now, srv->abuf, 65535, &alen))
-            sendto(srv->udp, srv->abuf, alen, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+        unsigned n_out = 0;
+        for (int i = 0; i < got; i++) {
+            size_t alen;
+            /* a datagram over UDP_IN bytes arrives cut (MSG_TRUNC): junk, answered as such */
+            if (!ir_dnss_dns(srv->core, IR_DNSS_UDP, u->in[i], u->rm[i].msg_len, now, u->out[n_out],
+                             UDP_OUT, &alen))
+                continue;
+            u->siov[n_out] = (struct iovec){.iov_base = u->out[n_out], .iov_len = alen};
+            u->sm[n_out].msg_hdr = (struct msghdr){.msg_name = &u->from[i], .msg_namelen = u->rm[i].msg_hdr.msg_namelen,
+                                                   .msg_iov = &u->siov[n_out], .msg_iovlen = 1};
+            n_out++;
+        }
+        if (n_out)
+            (void)sendmmsg(srv->udp, u->sm, n_out, MSG_DONTWAIT); /* a full socket drops: UDP */
+        if (got < UDP_BATCH)
+            return;
     }
 }
 
