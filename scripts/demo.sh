@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The main job: an identity, its EndpointId and a ticket; then a local relay, and two
-# endpoints connecting by public key through it (and directly); last, a dumb pipe.
+# The main job: an identity, its EndpointId and a ticket; then a local relay and a local
+# DNS / pkarr server, and two endpoints connecting by public key through them: the dialer
+# knows the EndpointId alone, finds the relay and addresses in the record the listener
+# published, starts on the relay and holepunches to a direct path; then directly, and
+# last a dumb pipe.
 set -euo pipefail
+# the demo stays on this machine: n0's lookup defaults (dns.iroh.link) off; the endpoints
+# below are given the local server instead
+export IROH_C_ADDRESS_LOOKUP=none
 bin=${1:-build/iroh-c}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -28,7 +34,7 @@ set +e
 "$bin" ticket decode "${ticket%?}x" 2>&1 | sed 's/^/   /'
 echo "   (exit status ${PIPESTATUS[0]})"
 
-say "6. A local relay server (iroh-c relay, plain HTTP on loopback):"
+say "6. A local relay server (iroh-c relay) and a local DNS and pkarr server (iroh-c dns-server):"
 set -e
 relay_out="$dir/relay.out"
 port=3340
@@ -44,27 +50,59 @@ if ! start_relay $port; then
     port=$(sed -n 's|^relay listening on http://127.0.0.1:\([0-9]*\)$|\1|p' "$relay_out")
 fi
 relay_url="http://127.0.0.1:$port"
-trap 'kill $relay $listener 2>/dev/null; rm -rf "$dir"' EXIT
+dnsd= listener=
+trap 'kill $relay $dnsd $listener 2>/dev/null; rm -rf "$dir"' EXIT
 echo "   $(head -1 "$relay_out")"
+origin=demo.iroh.test
+start_dns() { # DNS_PORT HTTP_PORT: up once its HTTP port takes connections
+    "$bin" dns-server --dns-listen "127.0.0.1:$1" --http-listen "127.0.0.1:$2" --origin $origin \
+        >"$dir/dns.out" 2>"$dir/dns.err" &
+    dnsd=$!
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+        kill -0 $dnsd 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+dns_port=5300 http_port=8053
+for try in 1 2 3 4 5 6; do
+    start_dns $dns_port $http_port && break
+    kill $dnsd 2>/dev/null || true
+    [ $try = 6 ] && { echo "   the dns-server did not start: $(cat "$dir/dns.err")"; exit 1; }
+    # a port is taken: free ones will do
+    dns_port=$((20000 + RANDOM % 30000)) http_port=$((20000 + RANDOM % 30000))
+done
+pkarr_url="http://127.0.0.1:$http_port/pkarr"
+echo "   dns-server: pkarr relay $pkarr_url, DNS on 127.0.0.1:$dns_port for *.$origin"
 
-say "7. An endpoint homed on that relay, echoing iroh-example/echo/0:"
+say "7. An endpoint homed on that relay, echoing iroh-example/echo/0, publishing its record:"
 out="$dir/listen.out"
-listener=
 "$bin" listen --alpn iroh-example/echo/0 --echo --bind 127.0.0.1:0 --relay "$relay_url" \
-    --secret-file "$dir/secret.key" >"$out" 2>/dev/null &
+    --pkarr-relay "$pkarr_url" --secret-file "$dir/secret.key" >"$out" 2>/dev/null &
+echo "   iroh-c listen --echo --relay $relay_url --pkarr-relay $pkarr_url"
 listener=$!
 for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.1; done
 lticket=$(head -1 "$out")
 echo "   EndpointId $id"
 echo "   its ticket (home relay and direct addresses): $("$bin" ticket decode "$lticket")"
+echo "   what DNS now says of it (iroh-c resolve ID; the record names the home relay only,"
+echo "   as iroh publishes by default):"
+found=
+for _ in $(seq 50); do
+    found=$("$bin" resolve "$id" --dns-server "127.0.0.1:$dns_port" --dns-origin $origin --timeout 2 2>/dev/null) && break
+    sleep 0.2
+done
+echo "   $found"
 
-say "8. A second endpoint dials it by public key alone, through the relay:"
-rticket=$("$bin" ticket encode "$id" --relay "$relay_url")
-echo "   ticket with only the id and the relay: $rticket"
-echo "   connect, send 'Hello, iroh!', and again a moment later, and read the echoes;"
-echo "   --verbose shows the connection start on the relay and holepunch to a direct path:"
+say "8. A second endpoint dials it by its EndpointId alone, resolved through the DNS server:"
+echo "   iroh-c connect $id --dns-server 127.0.0.1:$dns_port --dns-origin $origin"
+echo "   sends 'Hello, iroh!', and again a moment later, and reads the echoes; --verbose"
+echo "   shows the connection start on the relay found in the record and holepunch to a"
+echo "   direct path:"
 (echo "Hello, iroh!"; sleep 0.5; echo "Hello again, now directly!") \
-  | "$bin" connect "$rticket" --alpn iroh-example/echo/0 --relay "$relay_url" --verbose 2>&1 \
+  | "$bin" connect "$id" --alpn iroh-example/echo/0 --relay "$relay_url" \
+      --dns-server "127.0.0.1:$dns_port" --dns-origin $origin --verbose 2>&1 \
   | grep -v '^iroh-c: connected\|^iroh-c: ticket' | sed 's/^/   < /'
 kill -USR1 $relay
 sleep 0.2
@@ -78,7 +116,7 @@ say "10. A dumb pipe: listen's stdout carries only the bytes it receives (its ti
 echo "Hello from the listener" | "$bin" listen --alpn demo/pipe/0 --no-relay --bind 127.0.0.1:0 \
     >"$dir/pipe.out" 2>"$dir/pipe.err" &
 piper=$!
-trap 'kill $relay $listener $piper 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $relay $dnsd $listener $piper 2>/dev/null; rm -rf "$dir"' EXIT
 pticket=
 for _ in $(seq 100); do
     pticket=$(sed -n 's/^iroh-c: ticket: //p' "$dir/pipe.err")

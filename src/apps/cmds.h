@@ -28,6 +28,11 @@ int cli_read_secret_file(const char *path, iroh_secret_key *key);
 /* 0 if path is a file we can read; else EXIT_USAGE, said on stderr with the option */
 int cli_check_readable(const char *option, const char *path);
 
+/* an EndpointAddr as one line of JSON on stdout, the form of 'ticket decode':
+ * {"id":"<hex>","relay":"<url>"|null,"addrs":["IP:PORT",...]} (with "relays" when there
+ * are several, "custom" when there are custom addresses) */
+void cli_print_addr_json(const iroh_endpoint_addr *addr);
+
 /* Reads a configuration file of at most 1 MiB (NUL-terminated; free *text): 0, -1 when
  * it does not exist (nothing said), or EXIT_USAGE said on stderr as "iroh-c: CMD: cannot
  * read config file 'PATH': why" (cli_file.c). */
@@ -37,6 +42,7 @@ void cli_print_notes(const char *cmd, const char *path, const char *notes);
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
+int cmd_resolve(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_dns_server(int argc, char **argv);
 

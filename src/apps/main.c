@@ -22,7 +22,8 @@ static const char USAGE[] =
     "  id        print the EndpointId (public key) of a secret key\n"
     "  ticket    encode or decode an EndpointTicket\n"
     "  listen    accept connections: a dumb pipe over stdin/stdout, or an echo service\n"
-    "  connect   dial a ticket: send stdin on a stream, print what comes back\n"
+    "  connect   dial a ticket or an EndpointId: send stdin on a stream, print what comes back\n"
+    "  resolve   find an EndpointId's relay and addresses with the address lookups\n"
     "  relay     run an iroh relay server\n"
     "  dns-server run an iroh DNS server and pkarr relay\n"
     "  version   print the version\n"
@@ -35,6 +36,8 @@ static const char USAGE[] =
     "  IROH_LOG       log level of the library on stderr: off, error, warn (default),\n"
     "                 info, debug, trace\n"
     "  SSLKEYLOGFILE  append TLS secrets to this file (NSS key log format, for Wireshark)\n"
+    "  IROH_C_ADDRESS_LOOKUP  'none' turns the n0 address lookup defaults off (options\n"
+    "                 such as --pkarr-relay still apply); the tests set it\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 bad usage or input (one line on stderr),\n"
     "130 after SIGINT (Ctrl-C), 143 after SIGTERM.\n";
@@ -280,19 +283,10 @@ static void json_string(const char *s)
     putchar('"');
 }
 
-static int ticket_decode(int argc, char **argv)
+/* {"id":"<hex>","relay":"<url>"|null[,"relays":[...]],"addrs":["IP:PORT",...][,"custom":[...]]}
+ * and a newline on stdout: the form of ticket decode and resolve */
+void cli_print_addr_json(const iroh_endpoint_addr *addr)
 {
-    for (int i = 0; i < argc; i++)
-        if (cli_is_help(argv[i]))
-            return print_help(USAGE_TICKET);
-    if (argc == 0)
-        return cli_usage("ticket decode: a TICKET is needed%s", NULL);
-    if (argc > 1)
-        return cli_usage("ticket decode: unexpected argument '%s'", argv[1]);
-    iroh_endpoint_addr *addr;
-    int rc = iroh_endpoint_ticket_decode(argv[0], &addr);
-    if (rc != IROH_OK)
-        return cli_api_error("ticket", rc);
     char hex[IROH_ID_HEX_LEN];
     iroh_endpoint_id_to_hex(iroh_endpoint_addr_id(addr), hex, sizeof hex);
     size_t n = iroh_endpoint_addr_len(addr), relays = 0, customs = 0;
@@ -344,6 +338,22 @@ static int ticket_decode(int argc, char **argv)
         putchar(']');
     }
     puts("}");
+}
+
+static int ticket_decode(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (cli_is_help(argv[i]))
+            return print_help(USAGE_TICKET);
+    if (argc == 0)
+        return cli_usage("ticket decode: a TICKET is needed%s", NULL);
+    if (argc > 1)
+        return cli_usage("ticket decode: unexpected argument '%s'", argv[1]);
+    iroh_endpoint_addr *addr;
+    int rc = iroh_endpoint_ticket_decode(argv[0], &addr);
+    if (rc != IROH_OK)
+        return cli_api_error("ticket", rc);
+    cli_print_addr_json(addr);
     iroh_endpoint_addr_free(addr);
     return 0;
 }
@@ -376,7 +386,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
 } COMMANDS[] = {
     {"keygen", cmd_keygen}, {"id", cmd_id},           {"ticket", cmd_ticket}, {"listen", cmd_listen},
-    {"connect", cmd_connect}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
+    {"connect", cmd_connect}, {"resolve", cmd_resolve}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
 };
 
 static const struct command *find_command(const char *name)

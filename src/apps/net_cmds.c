@@ -73,10 +73,15 @@ static int parse_number(const char *s, double min, double max, double *out)
 static void report_connect_error(int rc, double timeout_s)
 {
     const char *d = iroh_last_error();
-    if (rc == IROH_ERR_TIMEOUT) {
+    if (rc == IROH_ERR_TIMEOUT && strstr(d, "no address found")) {
+        fprintf(stderr, "iroh-c: timed out after %g s looking up the EndpointId: no address "
+                        "lookup answered\n", timeout_s);
+    } else if (rc == IROH_ERR_TIMEOUT) {
         const char *relay = strstr(d, " (relay ");
         fprintf(stderr, "iroh-c: timed out after %g s connecting to the peer%s\n", timeout_s,
                 relay ? relay : "");
+    } else if (rc == IROH_ERR_NOT_FOUND) {
+        fprintf(stderr, "iroh-c: no address found for the EndpointId%s%s\n", *d ? ": " : "", d);
     } else if (rc == IROH_ERR_HANDSHAKE && strstr(d, "0x130")) {
         fprintf(stderr, "iroh-c: wrong key: the peer is not the endpoint the ticket names "
                         "(TLS unknown_ca): %s\n", d);
@@ -268,7 +273,66 @@ typedef struct net_opts {
     const char *externals[16];
     int n_externals;
     int verbose;
+    /* address lookup: publishing and resolving */
+    const char *pkarr_relay;
+    const char *dns_origin;
+    const char *dns_server;
+    int publish_addrs;
+    int mdns;
+    int no_lookup;
 } net_opts;
+
+/* The address lookup options (listen, connect, resolve): 1 if argv[*i] was one
+ * (consumed), 0 if not, -1 on a usage error (said on stderr). Values are checked when
+ * they go into the builder (lookup_apply). */
+static int lookup_opt(net_opts *o, int argc, char **argv, int *i)
+{
+    int r;
+    if (strcmp(argv[*i], "--publish-addrs") == 0) {
+        o->publish_addrs = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--mdns") == 0) {
+        o->mdns = 1;
+        return 1;
+    }
+    if (strcmp(argv[*i], "--no-lookup") == 0) {
+        o->no_lookup = 1;
+        return 1;
+    }
+    if ((r = cli_opt(argc, argv, i, "--pkarr-relay", &o->pkarr_relay)) != 0)
+        return r;
+    if ((r = cli_opt(argc, argv, i, "--dns-origin", &o->dns_origin)) != 0)
+        return r;
+    return cli_opt(argc, argv, i, "--dns-server", &o->dns_server);
+}
+
+/* The lookup options into the builder: 0, or an exit status (said on stderr) */
+static int lookup_apply(const net_opts *o, iroh_endpoint_builder *b)
+{
+    if (o->no_lookup) {
+        if (o->pkarr_relay || o->dns_origin || o->dns_server || o->publish_addrs || o->mdns)
+            return cli_usage("--no-lookup excludes --pkarr-relay, --dns-origin, --dns-server, "
+                             "--publish-addrs and --mdns%s", NULL);
+        iroh_endpoint_builder_no_lookup(b);
+        return 0;
+    }
+    if (o->pkarr_relay && iroh_endpoint_builder_pkarr_relay(b, o->pkarr_relay) != IROH_OK)
+        return cli_usage("--pkarr-relay: '%s' is not an http:// or https:// URL", o->pkarr_relay);
+    if (o->dns_origin && iroh_endpoint_builder_dns_origin(b, o->dns_origin) != IROH_OK)
+        return cli_usage("--dns-origin: '%s' is not a domain name", o->dns_origin);
+    if (o->dns_server) {
+        iroh_socket_addr a;
+        if (iroh_socket_addr_parse(o->dns_server, &a) != IROH_OK || a.port == 0 ||
+            iroh_endpoint_builder_dns_server(b, o->dns_server) != IROH_OK)
+            return cli_usage("--dns-server: '%s' is not an IP:PORT address", o->dns_server);
+    }
+    if (o->publish_addrs)
+        iroh_endpoint_builder_publish_addrs(b, 1);
+    if (o->mdns)
+        iroh_endpoint_builder_mdns(b, 1);
+    return 0;
+}
 
 /* 1 if argv[*i] was one of these options (consumed), 0 if not, -1 on a usage error
  * (said on stderr) */
@@ -284,6 +348,8 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
         o->verbose = 1;
         return 1;
     }
+    if ((r = lookup_opt(o, argc, argv, i)) != 0)
+        return r;
     if ((r = cli_opt(argc, argv, i, "--external-addr", &v)) != 0) {
         iroh_socket_addr a;
         static const uint8_t zero[16];
@@ -342,20 +408,50 @@ static int net_opt(net_opts *o, int argc, char **argv, int *i)
     return 0;
 }
 
-/* --verbose: one line on stderr each time a connection's selected path changes (the
- * event comes on the endpoint's I/O thread; a line is one write) */
+/* --verbose: one line on stderr each time a connection's selected path changes, and for
+ * the address lookup's events: our record published (or not), what a lookup found (the
+ * events come on the endpoint's I/O thread; a line is one write) */
 static void on_path_event(void *ctx, const iroh_event *ev)
 {
     (void)ctx;
-    if (ev->kind != IROH_EVENT_PATH_SELECTED)
-        return;
     unsigned long long ms = (unsigned long long)(ev->elapsed_us + 500) / 1000;
-    if (ev->relay_url) {
-        fprintf(stderr, "iroh-c: path selected: relay %s (%llu ms)\n", ev->relay_url, ms);
-    } else {
-        char text[IROH_SOCKET_ADDR_LEN];
-        iroh_socket_addr_to_string(&ev->path, text, sizeof text);
-        fprintf(stderr, "iroh-c: path selected: direct %s (%llu ms)\n", text, ms);
+    char text[IROH_SOCKET_ADDR_LEN], who[16];
+    switch (ev->kind) {
+    case IROH_EVENT_PATH_SELECTED:
+        if (ev->relay_url) {
+            fprintf(stderr, "iroh-c: path selected: relay %s (%llu ms)\n", ev->relay_url, ms);
+        } else {
+            iroh_socket_addr_to_string(&ev->path, text, sizeof text);
+            fprintf(stderr, "iroh-c: path selected: direct %s (%llu ms)\n", text, ms);
+        }
+        return;
+    case IROH_EVENT_PUBLISHED:
+        fprintf(stderr, "iroh-c: published our record to the pkarr relay (HTTP %llu)\n",
+                (unsigned long long)ev->code);
+        return;
+    case IROH_EVENT_PUBLISH_FAILED:
+        if (ev->code)
+            fprintf(stderr, "iroh-c: publishing our record failed (HTTP %llu); retrying\n",
+                    (unsigned long long)ev->code);
+        else
+            fprintf(stderr, "iroh-c: publishing our record failed (no answer); retrying\n");
+        return;
+    case IROH_EVENT_LOOKUP_FOUND: {
+        int has_ip = ev->path.family != 0; /* all zero: no direct address */
+        iroh_endpoint_id_fmt_short(&ev->peer, who, sizeof who);
+        if (has_ip)
+            iroh_socket_addr_to_string(&ev->path, text, sizeof text);
+        fprintf(stderr, "iroh-c: lookup: %s found %s:%s%s%s%s (%llu ms)\n",
+                ev->lookup ? ev->lookup : "a lookup", who, ev->relay_url ? " relay " : "",
+                ev->relay_url ? ev->relay_url : "", has_ip ? " direct " : "", has_ip ? text : "", ms);
+        return;
+    }
+    case IROH_EVENT_LOOKUP_FAILED:
+        iroh_endpoint_id_fmt_short(&ev->peer, who, sizeof who);
+        fprintf(stderr, "iroh-c: lookup: nothing found for %s (%llu ms)\n", who, ms);
+        return;
+    default:
+        return;
     }
 }
 
@@ -406,7 +502,7 @@ static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     for (int i = 0; i < o->n_relays; i++)
         if (iroh_endpoint_builder_relay_url(b, o->relays[i]) != IROH_OK)
             return cli_usage("--relay: '%s' is not a relay URL", o->relays[i]);
-    return 0;
+    return lookup_apply(o, b);
 }
 
 /* --alpn ALPN: 1 if consumed (added to alpns, duplicates skipped), 0 if another
@@ -457,12 +553,29 @@ static void print_stats(iroh_connection *conn)
             (unsigned long long)st.packets_lost);
 }
 
+/* the address lookup options of listen, connect and resolve, for their usage texts */
+#define LOOKUP_HELP \
+    "address lookup (publishing this endpoint's record, resolving ids; default: n0's\n" \
+    "pkarr relay https://dns.iroh.link/pkarr and DNS origin dns.iroh.link through\n" \
+    "/etc/resolv.conf, as iroh's n0 preset):\n" \
+    "  --pkarr-relay URL    publish to and resolve from this pkarr relay (http:// or\n" \
+    "                       https://, e.g. an 'iroh-c dns-server': http://HOST:PORT/pkarr)\n" \
+    "  --dns-origin ORIGIN  resolve ids as TXT _iroh.<z32 id>.ORIGIN (default dns.iroh.link)\n" \
+    "  --dns-server IP:PORT send those DNS queries here instead of /etc/resolv.conf's servers\n" \
+    "  --publish-addrs      publish the direct addresses too (default: the home relay only)\n" \
+    "  --mdns               announce and find endpoints on the local network (mDNS)\n" \
+    "  --no-lookup          no address lookup at all: nothing published, nothing resolved\n"
+
 /* ---- connect ---------------------------------------------------------------------------- */
 
 const char USAGE_CONNECT[] =
     "usage: iroh-c connect TICKET --alpn ALPN [options]\n"
+    "       iroh-c connect ID --alpn ALPN [options]\n"
     "\n"
-    "Dials the endpoint of TICKET (its relay and all its direct addresses at once), sends\n"
+    "Dials the endpoint of TICKET (its relay and all its direct addresses at once), or of\n"
+    "the EndpointId ID (64 hex or 52 base32 characters) at the addresses the address\n"
+    "lookups find for it (see below and 'iroh-c resolve'; the first answers are dialed,\n"
+    "later ones added to the attempt; --timeout covers the lookup). It sends\n"
     "stdin on one bidirectional stream, writes what comes back to stdout, and closes the\n"
     "connection once both directions are done. A closed stdout ends the transfer quietly\n"
     "(status 0); SIGINT and SIGTERM close the connection (\"interrupted\") and exit with\n"
@@ -476,7 +589,8 @@ const char USAGE_CONNECT[] =
     "                       at the end\n"
     "  --verbose            a line on stderr each time the selected path changes\n"
     "                       (\"iroh-c: path selected: direct IP:PORT (N ms)\" or \"relay URL\",\n"
-    "                       N from the start of the handshake)\n"
+    "                       N from the start of the handshake), and for what the address\n"
+    "                       lookups found (\"iroh-c: lookup: dns found ID: relay URL (N ms)\")\n"
     "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
     "                       random key); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
@@ -489,8 +603,45 @@ const char USAGE_CONNECT[] =
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
+    LOOKUP_HELP
+    "\n"
     "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
-    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "warn, info, debug, trace), SSLKEYLOGFILE, IROH_C_ADDRESS_LOOKUP; see 'iroh-c --help'.\n";
+
+/* 1 if arg has the form of a bare EndpointId: 52 characters (base32), or 64 hex ones. A
+ * ticket never has either form: "endpoint" and at least 34 bytes in base32 are 63
+ * characters or more, and not hex. */
+static int looks_like_id(const char *arg)
+{
+    size_t n = strlen(arg);
+    if (n == 52)
+        return 1;
+    if (n != 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdefABCDEF", arg[i]))
+            return 0;
+    return 1;
+}
+
+/* What connect dials: a ticket, or a bare EndpointId whose addresses the lookups find
+ * (the endpoint resolves an address that holds only an id). 0, or an exit status (said
+ * on stderr). */
+static int parse_target(const char *arg, iroh_endpoint_addr **out)
+{
+    int rc;
+    if (looks_like_id(arg)) {
+        iroh_endpoint_id id;
+        if ((rc = iroh_endpoint_id_parse(arg, &id)) != IROH_OK)
+            return cli_api_error("endpoint id", rc);
+        if (!(*out = iroh_endpoint_addr_new(&id)))
+            return cli_api_error("endpoint id", IROH_ERR_NO_MEMORY);
+        return 0;
+    }
+    if ((rc = iroh_endpoint_ticket_decode(arg, out)) != IROH_OK)
+        return cli_api_error("ticket", rc);
+    return 0;
+}
 
 /* reads all of stdin (for --streams N, where every stream carries the same input); NULL
  * with *len 0 after a signal */
@@ -611,13 +762,13 @@ int cmd_connect(int argc, char **argv)
         }
     }
     if (!ticket)
-        return cli_usage("connect: a TICKET is needed%s", NULL);
+        return cli_usage("connect: a TICKET or an EndpointId is needed%s", NULL);
     if (!n_alpns)
         return cli_usage("connect: --alpn ALPN is needed%s", NULL);
     iroh_endpoint_addr *addr;
-    int rc = iroh_endpoint_ticket_decode(ticket, &addr);
-    if (rc != IROH_OK)
-        return cli_api_error("ticket", rc);
+    int rc = parse_target(ticket, &addr);
+    if (rc != 0)
+        return rc;
 
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b) {
@@ -707,6 +858,9 @@ const char USAGE_LISTEN[] =
     "at once (code 1, \"" BUSY_REASON "\").\n"
     "With --echo, a service: the ticket is the first line of stdout, and every stream and\n"
     "datagram of every connection is echoed until SIGINT or SIGTERM.\n"
+    "Unless --no-lookup is given, the endpoint publishes its record (its home relay; with\n"
+    "--publish-addrs its direct addresses as well) so that peers dial it by EndpointId\n"
+    "alone ('iroh-c connect ID'); see the address lookup options below.\n"
     "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
     "\n"
     "options:\n"
@@ -721,7 +875,8 @@ const char USAGE_LISTEN[] =
     "                       to peers for holepunching\n"
     "  --verbose            a line on stderr each time a connection's selected path\n"
     "                       changes (\"iroh-c: path selected: direct IP:PORT (N ms)\" or\n"
-    "                       \"relay URL\", N from the start of the handshake)\n"
+    "                       \"relay URL\", N from the start of the handshake), and when\n"
+    "                       the record is published (\"iroh-c: published our record...\")\n"
     "  --retry              validate clients' addresses with a QUIC Retry first\n"
     "  --relay URL          home on this relay (repeatable; default: n0's public relays);\n"
     "                       listen waits up to 5 s for it so that the ticket names it\n"
@@ -730,8 +885,10 @@ const char USAGE_LISTEN[] =
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
     "\n"
+    LOOKUP_HELP
+    "\n"
     "environment: IROH_SECRET (a secret key), IROH_LOG (library log level: off, error,\n"
-    "warn, info, debug, trace), SSLKEYLOGFILE; see 'iroh-c --help'.\n";
+    "warn, info, debug, trace), SSLKEYLOGFILE, IROH_C_ADDRESS_LOOKUP; see 'iroh-c --help'.\n";
 
 typedef struct echo_job {
     iroh_send_stream *send;
@@ -1021,6 +1178,114 @@ int cmd_listen(int argc, char **argv)
         iroh_endpoint_close(ep);
         iroh_endpoint_free(ep);
     }
+    cli_stop_end();
+    return cli_stop_status(status);
+}
+
+/* ---- resolve ----------------------------------------------------------------------------- */
+
+const char USAGE_RESOLVE[] =
+    "usage: iroh-c resolve ID [options]\n"
+    "\n"
+    "Asks every configured address lookup at once for the EndpointId ID (64 hex or 52\n"
+    "base32 characters) and prints the union of what they found within the timeout as one\n"
+    "line of JSON, the form of 'ticket decode':\n"
+    "{\"id\":\"<hex>\",\"relay\":\"<url>\"|null,\"addrs\":[\"IP:PORT\",...]}.\n"
+    "Exits 1, with one line on stderr and nothing on stdout, when nothing was found.\n"
+    "The endpoint that asks uses no relay and publishes nothing.\n"
+    "\n"
+    "options:\n"
+    "  --timeout SECS       how long to wait for answers (default 10)\n"
+    "  --bind IP:PORT       the local address (repeatable: one IPv4, one IPv6)\n"
+    "\n"
+    LOOKUP_HELP;
+
+int cmd_resolve(int argc, char **argv)
+{
+    const char *target = NULL;
+    double timeout_s = 10.0;
+    net_opts opts = {.quic_port = -1};
+    int r;
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (cli_is_help(argv[i])) {
+            fputs(USAGE_RESOLVE, stdout);
+            return 0;
+        }
+        if ((r = cli_opt(argc, argv, &i, "--timeout", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (parse_number(v, 0.001, 86400, &timeout_s) != 0)
+                return cli_usage("--timeout takes a number of seconds from 0.001 to 86400, not '%s'", v);
+        } else if ((r = cli_opt(argc, argv, &i, "--bind", &v)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+            if (opts.n_binds == 2)
+                return cli_usage("at most two --bind options (one IPv4, one IPv6)%s", NULL);
+            opts.binds[opts.n_binds++] = v;
+        } else if ((r = lookup_opt(&opts, argc, argv, &i)) != 0) {
+            if (r < 0)
+                return EXIT_USAGE;
+        } else if (argv[i][0] != '-' && !target) {
+            target = argv[i];
+        } else {
+            return cli_usage("resolve: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!target)
+        return cli_usage("resolve: an EndpointId is needed%s", NULL);
+    if (opts.no_lookup)
+        return cli_usage("resolve: --no-lookup leaves nothing to ask%s", NULL);
+    if (opts.publish_addrs)
+        return cli_usage("resolve: --publish-addrs is for listen and connect; resolve "
+                         "publishes nothing%s", NULL);
+    iroh_endpoint_id id;
+    int rc = iroh_endpoint_id_parse(target, &id);
+    if (rc != IROH_OK)
+        return cli_api_error("endpoint id", rc);
+
+    iroh_endpoint_builder *b = iroh_endpoint_builder_new();
+    if (!b)
+        return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
+    /* no relay: nothing to publish (the record would name the home relay), and no
+     * connections to n0's relays for a lookup */
+    opts.no_relay = 1;
+    if ((rc = net_apply(&opts, b)) != 0) {
+        iroh_endpoint_builder_free(b);
+        return rc;
+    }
+    if (cli_stop_start() != 0) {
+        iroh_endpoint_builder_free(b);
+        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
+    iroh_endpoint *ep;
+    rc = iroh_endpoint_bind(b, &ep);
+    iroh_endpoint_builder_free(b);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
+        cli_stop_end();
+        return cli_stop_status(1);
+    }
+    int status = 1;
+    if (cli_stop_watch_endpoint(ep) == 0) {
+        iroh_endpoint_addr *found = NULL;
+        rc = iroh_endpoint_resolve(ep, &id, (int)(timeout_s * 1000 + 0.5), &found);
+        if (rc == IROH_OK && found && iroh_endpoint_addr_len(found) > 0) {
+            cli_print_addr_json(found);
+            status = 0;
+        } else if (!cli_stop_signal()) {
+            char hex[IROH_ID_HEX_LEN];
+            iroh_endpoint_id_to_hex(&id, hex, sizeof hex);
+            const char *d = rc != IROH_OK ? iroh_last_error() : "";
+            /* the detail says whether the lookups ended or the time ran out */
+            fprintf(stderr, "iroh-c: resolve: nothing found for %s%s%s\n", hex, *d ? ": " : "", d);
+        }
+        iroh_endpoint_addr_free(found);
+    }
+    cli_stop_forget_endpoint();
+    iroh_endpoint_close(ep);
+    iroh_endpoint_free(ep);
     cli_stop_end();
     return cli_stop_status(status);
 }

@@ -75,7 +75,7 @@ expect 0 'keygen' '^$' -- help
 expect 0 '^iroh-c [0-9]+\.[0-9]+\.[0-9]+$' '^$' -- version
 
 # --help and -h: every command's usage on stdout, status 0
-for cmd in keygen id ticket listen connect relay version; do
+for cmd in keygen id ticket listen connect resolve relay version; do
   for h in --help -h; do
     expect 0 "^usage: iroh-c $cmd" '^$' -- $cmd $h
   done
@@ -124,7 +124,7 @@ one_line "--relay-quic-port takes a port" -- listen --alpn x --relay-quic-port 7
 one_line "--relay and --no-relay" -- listen --alpn x --relay http://127.0.0.1:1 --no-relay
 one_line "'x' is not a relay URL" -- listen --alpn x --relay x
 one_line "unexpected argument '--bogus'" -- connect $T5 --alpn x --bogus
-one_line "a TICKET is needed" -- connect --alpn x
+one_line "a TICKET or an EndpointId is needed" -- connect --alpn x
 one_line "--alpn ALPN is needed" -- connect $T5
 one_line "--timeout takes" -- connect $T5 --alpn x --timeout 5x
 one_line "--timeout takes" -- connect $T5 --alpn x --timeout 0
