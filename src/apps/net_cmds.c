@@ -507,6 +507,25 @@ static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
 
 /* --alpn ALPN: 1 if consumed (added to alpns, duplicates skipped), 0 if another
  * argument, -1 on a usage error */
+/* Starts the signal watcher and binds the endpoint (the builder is freed either way):
+ * 0 and *ep, or the command's exit status with the reason on stderr. */
+static int net_bind(iroh_endpoint_builder *b, iroh_endpoint **ep)
+{
+    if (cli_stop_start() != 0) {
+        iroh_endpoint_builder_free(b);
+        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
+    int rc = iroh_endpoint_bind(b, ep);
+    iroh_endpoint_builder_free(b);
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
+        cli_stop_end();
+        return cli_stop_status(1);
+    }
+    return 0;
+}
+
 static int alpn_opt(const char **alpns, size_t *n, int argc, char **argv, int *i)
 {
     const char *v;
@@ -782,21 +801,11 @@ int cmd_connect(int argc, char **argv)
         return rc;
     }
     /* without --bind the endpoint binds both families (0.0.0.0:0 and [::]:0) */
-    if (cli_stop_start() != 0) {
-        iroh_endpoint_builder_free(b);
-        iroh_endpoint_addr_free(addr);
-        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
-        return 1;
-    }
     iroh_endpoint *ep;
-    rc = iroh_endpoint_bind(b, &ep);
-    iroh_endpoint_builder_free(b);
-    int status = 0;
-    if (rc != IROH_OK) {
+    int status = net_bind(b, &ep);
+    if (status != 0) {
         iroh_endpoint_addr_free(addr);
-        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        cli_stop_end();
-        return cli_stop_status(1);
+        return status;
     }
     iroh_connection *conn = NULL;
     if (cli_stop_watch_endpoint(ep) == 0) {
@@ -1142,19 +1151,9 @@ int cmd_listen(int argc, char **argv)
             return cli_api_error("--alpn", rc);
         }
     }
-    if (cli_stop_start() != 0) {
-        iroh_endpoint_builder_free(b);
-        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
-        return 1;
-    }
     iroh_endpoint *ep;
-    rc = iroh_endpoint_bind(b, &ep);
-    iroh_endpoint_builder_free(b);
-    if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        cli_stop_end();
-        return cli_stop_status(1);
-    }
+    if ((rc = net_bind(b, &ep)) != 0)
+        return rc;
     int status = 0;
     if (cli_stop_watch_endpoint(ep) == 0 && !opts.no_relay) {
         /* the ticket names the home relay once one is connected: wait a little for it */
@@ -1254,19 +1253,9 @@ int cmd_resolve(int argc, char **argv)
         iroh_endpoint_builder_free(b);
         return rc;
     }
-    if (cli_stop_start() != 0) {
-        iroh_endpoint_builder_free(b);
-        fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
-        return 1;
-    }
     iroh_endpoint *ep;
-    rc = iroh_endpoint_bind(b, &ep);
-    iroh_endpoint_builder_free(b);
-    if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: %s\n", iroh_last_error());
-        cli_stop_end();
-        return cli_stop_status(1);
-    }
+    if ((rc = net_bind(b, &ep)) != 0)
+        return rc;
     int status = 1;
     if (cli_stop_watch_endpoint(ep) == 0) {
         iroh_endpoint_addr *found = NULL;
