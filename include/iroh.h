@@ -459,7 +459,9 @@ IROH_EXTERN int iroh_endpoint_builder_external_addr(iroh_endpoint_builder *b, co
  * and whenever its home relay, its published addresses or its user data change, with a
  * TTL of 30 s, again every 5 minutes, and after a failed PUT again after k seconds (k =
  * failures in a row), as iroh's PkarrPublisher. Nothing is published while there is
- * nothing to say (no home relay, no published address, no user data).
+ * nothing to say (no home relay, no published address, no user data). With relays
+ * configured, the first record waits up to 5 s for the home relay, so that a published
+ * record names it (iroh would put the direct addresses alone out first).
  *
  * Resolving. iroh_endpoint_connect / _connect_alpns with an address that holds only the
  * id (no relay, no direct address) first asks every configured lookup at once: DNS TXT

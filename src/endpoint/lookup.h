@@ -24,6 +24,7 @@ typedef struct ir_lookup_config {
     char *origin; /* a DNS name without the trailing dot */
     iroh_socket_addr dns_server; /* family 0: the nameservers of /etc/resolv.conf */
     int publish_addrs;
+    int wait_home_relay; /* relays are configured: the first record waits for the home one */
     char user_data[IR_LOOKUP_USER_DATA_MAX + 1];
     int mdns;
     iroh_lookup_fn user[IR_LOOKUP_MAX_USER];

@@ -335,6 +335,8 @@ int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b)
     int rc = ir_lookup_config_resolve(&b->lookup, &eff);
     if (rc != IROH_OK)
         return rc;
+    eff.wait_home_relay = b->relay_mode == IROH_RELAY_MODE_DEFAULT ||
+                          (b->relay_mode == IROH_RELAY_MODE_CUSTOM && b->n_relays > 0);
     if (eff.pkarr_url || eff.origin || eff.n_user || eff.mdns)
         rc = ir_lookup_new(&eff, &b->key, b->relay_ca_file, ep, &ep->lookup);
     ir_lookup_config_clear(&eff);

@@ -31,6 +31,9 @@
 #define STATE_CHECK_NS (500ull * 1000000ull)  /* how often the endpoint's state is read */
 #define HTTP_TIMEOUT_NS (10000ull * 1000000ull) /* one pkarr PUT or GET */
 #define MDNS_WAIT_NS (10000ull * 1000000ull)  /* a lookup listens to mDNS this long (iroh) */
+/* With relays configured, the first record waits this long for the home relay, so that a
+ * published record names it (iroh would PUT the direct addresses alone first) */
+#define HOME_RELAY_WAIT_NS (5000ull * 1000000ull)
 
 typedef struct req {
     struct req *next;
@@ -67,6 +70,7 @@ struct ir_lookup {
     struct iroh_endpoint *api;
     ir_lookup_pub pub;
     uint64_t next_state;
+    uint64_t created; /* when the lookup (the endpoint) started */
     uint64_t last_ts_us; /* pkarr timestamps strictly increase */
     req *reqs;
     int wake_fd;       /* the lookup thread polls it (and mDNS's sockets) */
@@ -481,6 +485,9 @@ static void *lookup_main(void *arg)
                 current_record(lk, &all, 1);
             pthread_mutex_lock(&lk->mu);
             now = ir_now_ns();
+            if (!rec.relay[0] && lk->cfg.wait_home_relay && !lk->pub.have_sent &&
+                !lk->pub.in_flight && now - lk->created < HOME_RELAY_WAIT_NS)
+                memset(&rec, 0, sizeof rec); /* nothing yet: the home relay comes first */
             ir_lookup_pub_set(&lk->pub, &rec, now);
             if (lk->mdns && all.n_addrs) { /* iroh announces every address and the relay */
                 ir_endpoint_info self;
@@ -577,6 +584,7 @@ int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const
     iroh_secret_key_public(key, &lk->id);
     lk->api = api;
     lk->refs = 1;
+    lk->created = ir_now_ns();
     lk->wake_fd = -1;
     atomic_init(&lk->stop, 0);
     ir_lookup_pub_init(&lk->pub);

@@ -1048,6 +1048,67 @@ TEST(relay_only_record_connect)
     ir_relay_server_free(rs);
 }
 
+/* With relays configured and --publish-addrs, the first record already names the home
+ * relay (it waits for it up to 5 s); with a relay that never answers, the addresses alone
+ * still go out within the contract's 15 s. */
+TEST(first_record_names_home_relay)
+{
+    ir_relay_server_config rc;
+    ir_relay_server_config_init(&rc);
+    rc.listen = "127.0.0.1:0";
+    ir_relay_server *rs = NULL;
+    CHECK_EQ_INT(ir_relay_server_new(&rc, &rs), IROH_OK);
+    if (!rs)
+        return;
+    iroh_socket_addr ra;
+    ir_relay_server_local_addr(rs, &ra);
+    pthread_t rth;
+    pthread_create(&rth, NULL, relay_main, rs);
+    char relay[64], url[64], norm[128];
+    snprintf(relay, sizeof relay, "http://127.0.0.1:%u/", ra.port);
+    iroh_relay_url_normalize(relay, norm, sizeof norm);
+    pkarr_srv s;
+    srv_start(&s);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/pkarr", s.port);
+    evs le = {0};
+    iroh_endpoint *l = NULL;
+    iroh_endpoint_builder *b = builder(url, &le);
+    iroh_endpoint_builder_relay_url(b, relay);
+    iroh_endpoint_builder_publish_addrs(b, 1);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_id lid;
+    iroh_endpoint_get_id(l, &lid);
+    CHECK(wait_int(&le.published, 1, 15000));
+    ir_endpoint_info ei;
+    pthread_mutex_lock(&s.mu);
+    int puts = s.puts;
+    pthread_mutex_unlock(&s.mu);
+    CHECK_EQ_INT(puts, 1); /* the first PUT, not a second one that added the relay */
+    CHECK(stored_info(&s, &lid, &ei) > 0);
+    CHECK_STR(ei.relay, norm);
+    CHECK(ei.n_addrs >= 1);
+    iroh_endpoint_free(l);
+
+    /* a relay that refuses every connection: no home relay, the addresses go out alone */
+    evs ue = {0};
+    b = builder(url, &ue);
+    iroh_endpoint_builder_relay_url(b, "http://127.0.0.1:1/");
+    iroh_endpoint_builder_publish_addrs(b, 1);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    iroh_endpoint_get_id(l, &lid);
+    CHECK(wait_int(&ue.published, 1, 15000));
+    CHECK(stored_info(&s, &lid, &ei) > 0);
+    CHECK_STR(ei.relay, "");
+    CHECK(ei.n_addrs >= 1);
+    iroh_endpoint_free(l);
+    srv_stop(&s);
+    ir_relay_server_stop(rs);
+    pthread_join(rth, NULL);
+    ir_relay_server_free(rs);
+}
+
 /* ---- https: the pkarr client over TLS (our relay server with a certificate of this test
  * stands in for the pkarr relay: it answers PUT /pkarr/... with 404) ---- */
 
@@ -1173,6 +1234,7 @@ int main(void)
     RUN(resolve_dns_udp);
     RUN(resolve_dns_tcp_when_truncated);
     RUN(relay_only_record_connect);
+    RUN(first_record_names_home_relay);
     RUN(pkarr_over_https);
     RUN(mdns_resolve_connect);
     TEST_EXIT();
