@@ -470,8 +470,12 @@ IROH_EXTERN int iroh_endpoint_builder_external_addr(iroh_endpoint_builder *b, co
  * attempts at 0, 200, 300, 600, 1000, 2000 and 3000 ms, each +-20 %, each waiting up to
  * 3 s, as iroh's DnsAddressLookup), pkarr GET <pkarr relay>/<z32 id> (the signed packet is
  * verified for that id), mDNS when on, and the user's lookups. The connection starts with
- * the first answer; addresses found later are added to it as candidates while it is in
- * progress. Connecting fails with IROH_ERR_NOT_FOUND when every lookup ended without an
+ * the first answer; addresses found later are added to it as candidates (new paths,
+ * validated before use; with multipath), also after the connect call returned: the
+ * lookups that have not answered go on until each has answered or given up (the DNS
+ * schedule's end, about 7 s; the pkarr GET's 10 s; mDNS's 10 s), then stop. A find after
+ * the connection closed (or its handle was freed) or the endpoint closed is dropped.
+ * Connecting fails with IROH_ERR_NOT_FOUND when every lookup ended without an
  * address, and the lookups count against the builder's connect timeout. Nothing here
  * blocks the endpoint's I/O thread: names (of the pkarr relay) are resolved and user
  * lookups run on threads of their own.

@@ -365,8 +365,22 @@ static iroh_connection *new_handle(iroh_endpoint *ep, ir_conn *c, int inbound)
     return h;
 }
 
+/* A connect call's lookup (iroh.h "Address lookup"): what services find after the first
+ * answer becomes candidates of the connection, once its handshake is done, also after the
+ * connect call returned, until every service has ended (ir_lookup_keep). Allocated by the
+ * call; freed by it when the connect fails, else by the lookup's last word (found NULL). */
+typedef struct connect_lookup {
+    iroh_endpoint *ep;
+    iroh_connection *h;        /* the connection, once made, until its handle is freed
+                                  (ep->mu) */
+    int kept;                  /* the connect call returned it connected (ep->mu) */
+    iroh_endpoint_addr *later; /* found before its handshake completed (ep->mu) */
+} connect_lookup;
+
 static void free_handle(iroh_connection *h)
 {
+    if (h->late) /* its lookup goes on: nothing it finds later has a connection now */
+        h->late->h = NULL;
     free(h);
 }
 
@@ -597,8 +611,10 @@ static void *io_main(void *arg)
             }
         }
         ir_ep_process_rest(ep->ep, pf);
-        dispatch(ep);
+        /* lookup events first: one queued before this round's connection events (a find
+         * that a connection then used) is told before them */
         ir_api_lookup_dispatch(ep);
+        dispatch(ep);
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
     }
@@ -1030,13 +1046,6 @@ int iroh_endpoint_connect(iroh_endpoint *ep, const iroh_endpoint_addr *addr, con
     return iroh_endpoint_connect_alpns(ep, addr, &alpn, 1, out);
 }
 
-/* A connect call's lookup (iroh.h "Address lookup"): what services find after the first
- * answer becomes candidates of the connection, once its handshake is done. */
-typedef struct connect_lookup {
-    iroh_endpoint *ep;
-    iroh_connection *h;        /* the connection, once made (ep->mu) */
-    iroh_endpoint_addr *later; /* found before its handshake completed (ep->mu) */
-} connect_lookup;
 
 static void merge_addr(iroh_endpoint_addr **into, const iroh_endpoint_addr *from)
 {
@@ -1059,12 +1068,20 @@ static void connect_more(void *ctx, const iroh_endpoint_addr *found)
     connect_lookup *cl = ctx;
     iroh_endpoint *ep = cl->ep;
     pthread_mutex_lock(&ep->mu);
+    if (!found) { /* every service has ended, or the endpoint closed: the end of cl */
+        if (cl->h)
+            cl->h->late = NULL;
+        iroh_endpoint_addr_free(cl->later);
+        pthread_mutex_unlock(&ep->mu);
+        free(cl);
+        return;
+    }
     if (cl->h && cl->h->connected && !is_closed(cl->h)) {
         if (ir_ep_add_candidates(ep->ep, cl->h->c, found, ir_now_ns()))
             wake(ep);
-    } else {
+    } else if (!cl->kept) { /* still in the handshake */
         merge_addr(&cl->later, found);
-    }
+    } /* else the connection is over (closed, or its handle freed): dropped */
     pthread_mutex_unlock(&ep->mu);
 }
 
@@ -1116,27 +1133,42 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
     }
     ep_enter(ep); /* iroh_endpoint_free waits for this thread */
     pthread_mutex_unlock(&ep->mu);
-    connect_lookup cl = {.ep = ep};
+    connect_lookup *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        pthread_mutex_lock(&ep->mu);
+        ep_leave(ep);
+        pthread_mutex_unlock(&ep->mu);
+        return ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+    }
+    cl->ep = ep;
     void *token = NULL;
     iroh_endpoint_addr *found = NULL;
     uint64_t t0 = ir_now_ns();
     int rc = ir_lookup_resolve(ep->lookup, iroh_endpoint_addr_id(addr),
-                               t0 + (uint64_t)timeout_ms * 1000000ull, 1, connect_more, &cl,
+                               t0 + (uint64_t)timeout_ms * 1000000ull, 1, connect_more, cl,
                                &token, &found);
     if (rc == IROH_OK) {
         int left = timeout_ms - (int)((ir_now_ns() - t0) / 1000000);
-        rc = connect_addr(ep, found, ab, al, n_alpns, left > 0 ? left : 1, &cl, out);
+        rc = connect_addr(ep, found, ab, al, n_alpns, left > 0 ? left : 1, cl, out);
     } else if (rc == IROH_ERR_TIMEOUT) {
         rc = ir_fail(IROH_ERR_TIMEOUT, "no address found for the endpoint within %d ms",
                      timeout_ms);
     }
     char saved[256];
     snprintf(saved, sizeof saved, "%s", iroh_last_error());
-    ir_lookup_forget(ep->lookup, token);
     iroh_endpoint_addr_free(found);
+    if (rc == IROH_OK && token) {
+        /* connected: the services that have not answered yet go on, their finds become
+         * the connection's candidates; the lookup frees cl at its end */
+        ir_lookup_keep(ep->lookup, token);
+    } else {
+        ir_lookup_forget(ep->lookup, token);
+        pthread_mutex_lock(&ep->mu);
+        iroh_endpoint_addr_free(cl->later);
+        pthread_mutex_unlock(&ep->mu);
+        free(cl);
+    }
     pthread_mutex_lock(&ep->mu);
-    iroh_endpoint_addr_free(cl.later);
-    cl.later = NULL;
     ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     if (rc != IROH_OK)
@@ -1174,9 +1206,15 @@ static int connect_addr(iroh_endpoint *ep, const iroh_endpoint_addr *addr, const
             /* found while the handshake ran: new paths now */
             if (ir_ep_add_candidates(ep->ep, h->c, cl->later, ir_now_ns()))
                 wake(ep);
+            iroh_endpoint_addr_free(cl->later);
+            cl->later = NULL;
         }
-        if (cl)
+        if (cl) {
             cl->h = rc == IROH_OK ? h : NULL;
+            cl->kept = rc == IROH_OK;
+            if (rc == IROH_OK)
+                h->late = cl;
+        }
         if (rc != IROH_OK) {
             /* give the handle back: the I/O thread frees it once closed */
             char saved[256];

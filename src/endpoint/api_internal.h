@@ -84,6 +84,8 @@ struct iroh_connection {
     uint64_t hints_dropped; /* the core's count when the I/O thread last looked */
     int close_seen;       /* the I/O thread woke the waiters for the close */
     uint64_t started_ns;  /* the handshake began (connect call, or the first packet) */
+    struct connect_lookup *late; /* the lookup that dialed it by id, while it goes on
+                                    (api.c): cleared on either side's end (ep->mu) */
     int sel_known;        /* the selected path the last PATH_SELECTED event named */
     uint64_t sel_id;
     ir_netaddr sel_addr;

@@ -151,9 +151,13 @@ int ir_lookup_can_resolve(const ir_lookup *lk);
 /* A lookup of id by every service at once (spec 4.5). Blocks the calling thread (never
  * call it on the I/O thread) until every service has ended, deadline (ns, ir_now_ns)
  * passed, or, with first, one service found something. *out: a new address with what was
- * found by then. more (may be NULL): called on a job thread, without any lock of the
- * lookup's held, for each later service's find after the call returned, until
- * ir_lookup_forget(token) (token: *token_out, may be NULL when more is NULL).
+ * found by then. more (may be NULL): called on a job thread or the lookup thread, without
+ * any lock of the lookup's held, for each later service's find after the call returned.
+ * With IROH_OK and more, *token_out is a token the caller must pass to exactly one of
+ * ir_lookup_forget (no call of more after it returns, ctx is the caller's again) or
+ * ir_lookup_keep (the services go on: more is called for each later find until every
+ * service has ended or the lookup is stopped, then exactly once with found NULL, after
+ * which ctx is never used again: that call may free it). Otherwise *token_out is NULL.
  * IROH_OK, IROH_ERR_NOT_FOUND, IROH_ERR_TIMEOUT (nothing by the deadline), IROH_ERR_CLOSED. */
 typedef void (*ir_lookup_more_fn)(void *ctx, const iroh_endpoint_addr *found);
 int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadline, int first,
@@ -161,5 +165,8 @@ int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadli
                       iroh_endpoint_addr **out);
 /* No more calls of that lookup's more function after this returns. */
 void ir_lookup_forget(ir_lookup *lk, void *token);
+/* Lets the lookup run on after the call (see ir_lookup_resolve); when it was stopped
+ * already, more(ctx, NULL) is called here, on the calling thread. */
+void ir_lookup_keep(ir_lookup *lk, void *token);
 
 #endif

@@ -47,7 +47,9 @@ typedef struct req {
     int jobs;     /* job threads of it still running */
     int caller;   /* the resolve call waits on it */
     int forgotten; /* no more calls of more */
-    int in_more;  /* job threads inside more */
+    int held;     /* the resolve call's token is not yet kept or forgotten */
+    int done_due; /* every service ended after keep: more(ctx, NULL) is to be called */
+    int in_more;  /* threads inside more */
     ir_lookup_more_fn more;
     void *more_ctx;
     iroh_endpoint_addr *found;
@@ -530,9 +532,15 @@ static void *lookup_main(void *arg)
             } else if (r->mdns_on && r->mdns_until < next) {
                 next = r->mdns_until;
             }
+            /* kept after the call returned and every service has ended: its owner hears
+             * so once (below, without the lock), then nothing more */
+            if (!r->caller && !r->held && !r->forgotten && r->more && r->pending <= 0) {
+                r->forgotten = 1;
+                r->done_due = 1;
+            }
             /* gone when nobody waits or will forget it, and no job of it runs (DNS
              * attempts not yet started are dropped with it) */
-            if (!r->caller && !r->jobs && r->forgotten && !r->in_more) {
+            if (!r->caller && !r->jobs && r->forgotten && !r->in_more && !r->done_due) {
                 *pp = r->next;
                 iroh_endpoint_addr_free(r->found);
                 free(r);
@@ -540,6 +548,21 @@ static void *lookup_main(void *arg)
             }
             pp = &r->next;
         }
+        /* the ends of kept lookups (in_more keeps r: only this thread frees requests) */
+        int told = 0;
+        for (req *r = lk->reqs; r; r = r->next) {
+            if (!r->done_due)
+                continue;
+            r->done_due = 0;
+            r->in_more++;
+            pthread_mutex_unlock(&lk->mu);
+            r->more(r->more_ctx, NULL);
+            pthread_mutex_lock(&lk->mu);
+            r->in_more--;
+            told = 1;
+        }
+        if (told)
+            continue; /* they can go now */
         /* sleep until then, or a kick, or an mDNS datagram */
         struct pollfd pf[3] = {{.fd = lk->wake_fd, .events = POLLIN}};
         nfds_t npf = 1;
@@ -655,6 +678,24 @@ void ir_lookup_stop(ir_lookup *lk)
      * stop within 50 ms and report nothing */
     while (lk->user_jobs)
         pthread_cond_wait(&lk->cv, &lk->mu);
+    /* kept lookups end here: no find reaches their owner after stop; each hears of its
+     * end once (a held one when its caller keeps it) */
+    for (;;) {
+        req *r = lk->reqs;
+        while (r && !(r->done_due || (!r->caller && !r->held && !r->forgotten && r->more)))
+            r = r->next;
+        if (!r)
+            break;
+        r->forgotten = 1;
+        r->done_due = 0;
+        while (r->in_more)
+            pthread_cond_wait(&lk->cv, &lk->mu);
+        r->in_more++;
+        pthread_mutex_unlock(&lk->mu);
+        r->more(r->more_ctx, NULL);
+        pthread_mutex_lock(&lk->mu);
+        r->in_more--;
+    }
     pthread_mutex_unlock(&lk->mu);
 }
 
@@ -756,8 +797,9 @@ int ir_lookup_resolve(ir_lookup *lk, const iroh_endpoint_id *id, uint64_t deadli
     r->caller = 0;
     if (rc != IROH_OK || !more)
         r->forgotten = 1;
+    r->held = rc == IROH_OK && more;
     if (token_out)
-        *token_out = rc == IROH_OK && more ? r : NULL;
+        *token_out = r->held ? r : NULL;
     kick(lk);
     pthread_mutex_unlock(&lk->mu);
     return rc;
@@ -770,8 +812,32 @@ void ir_lookup_forget(ir_lookup *lk, void *token)
     pthread_mutex_lock(&lk->mu);
     req *r = token;
     r->forgotten = 1;
+    r->held = 0;
     while (r->in_more)
         pthread_cond_wait(&lk->cv, &lk->mu);
     kick(lk);
     pthread_mutex_unlock(&lk->mu);
+}
+
+void ir_lookup_keep(ir_lookup *lk, void *token)
+{
+    if (!lk || !token)
+        return;
+    pthread_mutex_lock(&lk->mu);
+    req *r = token;
+    r->held = 0;
+    if (!atomic_load(&lk->stop)) { /* the lookup thread goes on with it */
+        kick(lk);
+        pthread_mutex_unlock(&lk->mu);
+        return;
+    }
+    /* stopped: it ends now, and its owner hears so here (r stays: the lookup thread is
+     * gone or leaves without freeing requests, and ir_lookup_free waits for the caller) */
+    r->forgotten = 1;
+    while (r->in_more)
+        pthread_cond_wait(&lk->cv, &lk->mu);
+    ir_lookup_more_fn fn = r->more;
+    void *ctx = r->more_ctx;
+    pthread_mutex_unlock(&lk->mu);
+    fn(ctx, NULL);
 }

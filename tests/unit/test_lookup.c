@@ -1218,6 +1218,156 @@ TEST(mdns_resolve_connect)
     iroh_endpoint_free(l);
 }
 
+/* ---- a late find (issue 13: "addresses found later are added as candidates to the
+ * connection in progress") ------------------------------------------------------------------- */
+
+/* l's port of one family (4 or 6) */
+static uint16_t ep_port_fam(iroh_endpoint *ep, uint8_t fam)
+{
+    iroh_endpoint_addr *a;
+    uint16_t port = 0;
+    if (iroh_endpoint_get_addr(ep, &a) != IROH_OK)
+        return 0;
+    for (size_t i = 0; i < iroh_endpoint_addr_len(a); i++) {
+        iroh_transport_addr t;
+        iroh_endpoint_addr_get(a, i, &t);
+        if (t.kind == IROH_TRANSPORT_IP && t.ip.family == fam)
+            port = t.ip.port;
+    }
+    iroh_endpoint_addr_free(a);
+    return port;
+}
+
+/* two user lookups: "fast" names l's IPv4 address at once, "late" its IPv6 address only
+ * once the test lets it (go), well after the connection was made */
+typedef struct late_ctx {
+    iroh_endpoint *target;
+    atomic_int calls;    /* of the late lookup */
+    atomic_int go;       /* the late lookup's call k answers once go >= k */
+    atomic_int answered; /* late lookup calls that returned */
+} late_ctx;
+
+static int fast_lookup(void *ctx, const iroh_endpoint_id *id, iroh_endpoint_addr *out)
+{
+    late_ctx *u = ctx;
+    (void)id;
+    iroh_socket_addr a;
+    iroh_socket_addr_parse("127.0.0.1:1", &a);
+    a.port = ep_port_fam(u->target, 4);
+    return iroh_endpoint_addr_add_ip(out, &a);
+}
+
+static int late_lookup(void *ctx, const iroh_endpoint_id *id, iroh_endpoint_addr *out)
+{
+    late_ctx *u = ctx;
+    (void)id;
+    int k = atomic_fetch_add(&u->calls, 1) + 1;
+    for (int i = 0; i < 1000 && atomic_load(&u->go) < k; i++) /* at most 10 s */
+        usleep(10000);
+    iroh_socket_addr a;
+    iroh_socket_addr_parse("[::1]:1", &a);
+    a.port = ep_port_fam(u->target, 6);
+    int rc = iroh_endpoint_addr_add_ip(out, &a);
+    atomic_fetch_add(&u->answered, 1);
+    return rc;
+}
+
+/* 1 when c has a path to [::1]:port */
+static int has_v6_path(iroh_connection *c, uint16_t port)
+{
+    iroh_path_info p[16];
+    size_t n = iroh_connection_paths(c, p, 16);
+    for (size_t i = 0; i < n && i < 16; i++)
+        if (p[i].kind == IROH_PATH_DIRECT && p[i].addr.family == 6 && p[i].addr.port == port)
+            return 1;
+    return 0;
+}
+
+static iroh_endpoint_builder *dual_builder(void)
+{
+    iroh_endpoint_builder *b = builder(NULL, NULL);
+    iroh_endpoint_builder_bind_addr(b, "[::1]:0");
+    /* multipath without NAT traversal: the peer advertises no addresses, so the lookup
+     * is the only way to learn the IPv6 one */
+    iroh_endpoint_builder_holepunching(b, 1);
+    return b;
+}
+
+static void *release_soon(void *arg)
+{
+    late_ctx *u = arg;
+    usleep(200000);
+    atomic_fetch_add(&u->go, 1);
+    return NULL;
+}
+
+TEST(late_find_becomes_path)
+{
+    iroh_endpoint *l = NULL, *d = NULL;
+    iroh_endpoint_builder *b = dual_builder();
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    late_ctx u = {.target = l};
+    b = dual_builder();
+    iroh_endpoint_builder_address_lookup(b, fast_lookup, &u);
+    iroh_endpoint_builder_address_lookup(b, late_lookup, &u);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    uint16_t p6 = ep_port_fam(l, 6);
+    CHECK(p6 != 0);
+    iroh_endpoint_id lid;
+    iroh_endpoint_get_id(l, &lid);
+    iroh_endpoint_addr *only = iroh_endpoint_addr_new(&lid);
+
+    /* 1. connected on the fast answer; the late one, after connect returned, is a path */
+    pthread_t th;
+    pthread_create(&th, NULL, accept_one, l);
+    iroh_connection *c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(d, only, "test/lookup", &c), IROH_OK);
+    if (c) {
+        CHECK_EQ_INT(atomic_load(&u.answered), 0);
+        CHECK(!has_v6_path(c, p6));
+        atomic_store(&u.go, 1);
+        int seen = 0;
+        for (int i = 0; i < 500 && !(seen = has_v6_path(c, p6)); i++) /* 5 s */
+            usleep(10000);
+        CHECK(seen);
+        iroh_connection_close(c, 0, "done");
+        iroh_connection_free(c);
+    }
+    pthread_join(th, NULL);
+
+    /* 2. the connection is closed and its handle freed before the late answer: the find is
+     * dropped (no use of the freed handle, nothing leaked: ASan's build checks both) */
+    pthread_create(&th, NULL, accept_one, l);
+    c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(d, only, "test/lookup", &c), IROH_OK);
+    if (c) {
+        iroh_connection_close(c, 0, "done");
+        iroh_connection_free(c);
+    }
+    pthread_join(th, NULL);
+    usleep(100000); /* the I/O thread frees the closed connection's handle */
+    atomic_store(&u.go, 2);
+    CHECK(wait_int(&u.answered, 2, 5000));
+    usleep(200000); /* the lookup delivers (drops) it */
+
+    /* 3. the endpoint closes while the late lookup still runs */
+    pthread_create(&th, NULL, accept_one, l);
+    c = NULL;
+    CHECK_EQ_INT(iroh_endpoint_connect(d, only, "test/lookup", &c), IROH_OK);
+    pthread_t rel;
+    pthread_create(&rel, NULL, release_soon, &u);
+    iroh_endpoint_close(d); /* waits for the user's lookup, then ends its lookup */
+    CHECK_EQ_INT(atomic_load(&u.answered), 3);
+    iroh_connection_free(c);
+    pthread_join(rel, NULL);
+    pthread_join(th, NULL);
+    iroh_endpoint_free(d);
+    iroh_endpoint_addr_free(only);
+    iroh_endpoint_free(l);
+}
+
 int main(void)
 {
     setenv("IROH_C_ADDRESS_LOOKUP", "none", 1);
@@ -1229,6 +1379,7 @@ int main(void)
     RUN(http_answer_reader);
     RUN(user_lookup_connect);
     RUN(close_wakes_resolve);
+    RUN(late_find_becomes_path);
     RUN(publish_resolve_connect_pkarr);
     RUN(publish_retry_backoff);
     RUN(resolve_dns_udp);

@@ -1,28 +1,27 @@
 // "Addresses found later are added as candidates to the connection in progress" (issue
 // 13), seen from the command line: `iroh-c connect ID --verbose` asks two lookups at once.
 // The pkarr relay (our dns-server) answers at once with the listener's relay only; a DNS
-// responder of this test answers 1.5 s later with its direct address only. Holepunching's
-// NAT traversal is off on both sides (IROH_C_HOLEPUNCHING=1: multipath only), so the
-// late lookup answer is the only way the dialer can learn the direct address. The
+// responder of this test answers 1.5 s later with its direct address only. The listener
+// offers no NAT traversal (IROH_C_HOLEPUNCHING=1: multipath only), so it advertises no
+// address and the late lookup answer is the only way the dialer can learn the direct
+// address; the dialer keeps the default (mode 2), whose path selection prefers a
+// validated direct path over the relay, as iroh's does. The
 // connection must start on the relay and then select the direct path, with the echo
 // intact; and `resolve` waits for both and prints the union.
 //
-// PENDING (not run by ctest: tests/interop/pending/ is outside the test glob): it fails
-// today. The endpoint drops what a lookup finds after iroh_endpoint_connect returned
-// (src/endpoint/api.c, ir_lookup_forget once connected; docs/ARCHITECTURE.md "Address
-// lookup" says so), while iroh keeps feeding late finds to the remote's state, which
-// opens them as paths. Run by hand: IROH_C=build/iroh-c IROH_C_ADDRESS_LOOKUP=none
-// node tests/interop/pending/test_lookup_late.js; move it next to the other tests once
-// it passes.
+// Until the endpoint kept a connection's lookup running after iroh_endpoint_connect
+// returned, this failed: the DNS answer was dropped and the connection stayed relayed.
 'use strict';
-const { check, finish, freePort, startRelay } = require('../peer.js');
-const pk = require('../pkarr.js');
-const { startDnsServer, irohcListener, waitPublished, runIrohc } = require('../lookup_util.js');
+const { check, finish, freePort, startRelay } = require('./peer.js');
+const pk = require('./pkarr.js');
+const { startDnsServer, irohcListener, waitPublished, runIrohc } = require('./lookup_util.js');
 const ORIGIN = 'late.test';
 const DELAY_MS = 1500;
 
 (async () => {
-  const env = { ...process.env, IROH_C_HOLEPUNCHING: '1' };
+  const env = { ...process.env, IROH_C_HOLEPUNCHING: '1' }; // the listener's
+  const denv = { ...process.env };
+  delete denv.IROH_C_HOLEPUNCHING; // the dialer's: the default
   const relay = await startRelay();
   const server = await startDnsServer('pkarr.test');
   const l = await irohcListener('lookup/late', ['--relay', relay.url, '--bind', '127.0.0.1:0', '--pkarr-relay', server.pkarrUrl], env);
@@ -43,7 +42,7 @@ const DELAY_MS = 1500;
   // connect: relay first (pkarr), then the direct address (DNS, 1.5 s later)
   const input = 'first line\n';
   const r = await runIrohc(['connect', l.info.id, '--alpn', 'lookup/late', '--relay', relay.url, '--bind', '127.0.0.1:0',
-    '--verbose', '--timeout', '20', ...lookups], { input, env, timeoutMs: 40000, holdStdinMs: 8000 });
+    '--verbose', '--timeout', '20', ...lookups], { input, env: denv, timeoutMs: 40000, holdStdinMs: 8000 });
   const lines = r.stderr.split('\n').filter(Boolean);
   const iFound = lines.findIndex((x) => x.startsWith('iroh-c: lookup: pkarr found'));
   const iRelay = lines.findIndex((x) => x.startsWith('iroh-c: path selected: relay'));
