@@ -1363,9 +1363,16 @@ void iroh_endpoint_close(iroh_endpoint *ep)
     if (!ep)
         return;
     /* lookups first (their events need the endpoint's mutex): no PUT, no lookup after
-     * this, and connect calls waiting for a lookup return */
+     * this, and connect calls waiting for a lookup return. This thread counts as a user
+     * meanwhile, so that an iroh_endpoint_free in another thread (which stops the lookups
+     * too, and returns from that once this thread's stop is done) waits for it to leave
+     * before the memory goes. */
+    pthread_mutex_lock(&ep->mu);
+    ep_enter(ep);
+    pthread_mutex_unlock(&ep->mu);
     ir_lookup_stop(ep->lookup);
     pthread_mutex_lock(&ep->mu);
+    ep_leave(ep);
     if (ep->closed) {
         /* another thread is closing it: return once it is closed. A user meanwhile, so
          * that an iroh_endpoint_free (whose own close may be that other one) waits for

@@ -62,6 +62,7 @@ struct ir_lookup {
     pthread_condattr_t cva;
     pthread_t thread;
     int thread_started;
+    int stop_state; /* ir_lookup_stop: 0 not yet, 1 running (in one caller), 2 done */
     atomic_int stop;
     int refs;       /* the endpoint's + one per job thread */
     int user_jobs;  /* user lookups running (ir_lookup_free waits for them) */
@@ -664,6 +665,15 @@ void ir_lookup_stop(ir_lookup *lk)
     if (!lk)
         return;
     pthread_mutex_lock(&lk->mu);
+    if (lk->stop_state != 0) {
+        /* another thread stops it: return once that is done (the mDNS sockets and the
+         * kept lookups are that caller's to end, after the lookup thread has gone) */
+        while (lk->stop_state != 2)
+            pthread_cond_wait(&lk->cv, &lk->mu);
+        pthread_mutex_unlock(&lk->mu);
+        return;
+    }
+    lk->stop_state = 1;
     atomic_store(&lk->stop, 1);
     kick(lk);
     int join = lk->thread_started;
@@ -696,6 +706,8 @@ void ir_lookup_stop(ir_lookup *lk)
         pthread_mutex_lock(&lk->mu);
         r->in_more--;
     }
+    lk->stop_state = 2;
+    pthread_cond_broadcast(&lk->cv);
     pthread_mutex_unlock(&lk->mu);
 }
 

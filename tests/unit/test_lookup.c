@@ -960,6 +960,38 @@ TEST(close_wakes_resolve)
     iroh_endpoint_free(d);
 }
 
+/* close in one thread and free in another while a user lookup runs: the free waits for
+ * the close's lookup stop (found by review: the second stop returned at once, and the
+ * free could release the lookup under the first) */
+static void *resolve_bg(void *arg)
+{
+    iroh_endpoint *ep = arg;
+    iroh_endpoint_id id;
+    iroh_endpoint_get_id(ep, &id);
+    iroh_endpoint_addr *found = NULL;
+    iroh_endpoint_resolve(ep, &id, -1, &found);
+    iroh_endpoint_addr_free(found);
+    return NULL;
+}
+
+TEST(close_and_free_at_once)
+{
+    for (int round = 0; round < 5; round++) {
+        iroh_endpoint *d = NULL;
+        iroh_endpoint_builder *b = builder(NULL, NULL);
+        iroh_endpoint_builder_address_lookup(b, slow_lookup, NULL);
+        CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
+        iroh_endpoint_builder_free(b);
+        pthread_t rth, cth;
+        pthread_create(&rth, NULL, resolve_bg, d);
+        pthread_create(&cth, NULL, close_soon, d); /* closes after 100 ms */
+        usleep(150000 + (useconds_t)round * 40000);
+        iroh_endpoint_free(d); /* while the close waits for the user lookup (300 ms) */
+        pthread_join(cth, NULL);
+        pthread_join(rth, NULL);
+    }
+}
+
 TEST(resolv_conf)
 {
     char path[] = "/tmp/test_lookup_resolvXXXXXX";
@@ -1379,6 +1411,7 @@ int main(void)
     RUN(http_answer_reader);
     RUN(user_lookup_connect);
     RUN(close_wakes_resolve);
+    RUN(close_and_free_at_once);
     RUN(late_find_becomes_path);
     RUN(publish_resolve_connect_pkarr);
     RUN(publish_retry_backoff);
