@@ -414,9 +414,20 @@ static void *job_main(void *arg)
     return NULL;
 }
 
+/* Job threads at once per endpoint, and each one's stack: lookups by id come from the
+ * application (ids it may have from peers) and a slow or silent DNS / pkarr server keeps
+ * each job for seconds, so their number is bounded; past it a job counts as failed. */
+#define MAX_JOBS 64
+#define JOB_STACK (256u * 1024u)
+
 /* starts a job thread (lk->mu held); 0, or -1 (the job was not started) */
 static int spawn(ir_lookup *lk, job_kind kind, req *r, int index, const ir_lookup_record *rec)
 {
+    if (lk->refs - 1 >= MAX_JOBS) { /* refs: the endpoint's and one per job */
+        IR_LOG(IR_LOG_WARN, "address lookup: %d jobs running, this one is not started",
+               MAX_JOBS);
+        return -1;
+    }
     job *j = calloc(1, sizeof *j);
     if (!j)
         return -1;
@@ -430,6 +441,7 @@ static int spawn(ir_lookup *lk, job_kind kind, req *r, int index, const ir_looku
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, JOB_STACK);
     int rc = pthread_create(&t, &attr, job_main, j);
     pthread_attr_destroy(&attr);
     if (rc != 0) {

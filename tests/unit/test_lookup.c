@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -992,6 +993,58 @@ TEST(close_and_free_at_once)
     }
 }
 
+/* many lookups at once against a slow service: the job threads stay bounded (64) */
+static int count_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 2; /* . and .. */
+}
+
+static void *resolve_other(void *arg)
+{
+    iroh_endpoint *ep = arg;
+    iroh_endpoint_id id;
+    uint8_t k[32];
+    for (int i = 0; i < 32; i++)
+        k[i] = (uint8_t)(rand() & 0xff);
+    k[0] = 0x3b; /* hnvcpp... a valid key: retried below when not */
+    if (iroh_endpoint_id_from_bytes(k, &id) != IROH_OK)
+        iroh_endpoint_get_id(ep, &id);
+    iroh_endpoint_addr *found = NULL;
+    iroh_endpoint_resolve(ep, &id, 2000, &found);
+    iroh_endpoint_addr_free(found);
+    return NULL;
+}
+
+TEST(job_threads_bounded)
+{
+    iroh_endpoint *d = NULL;
+    iroh_endpoint_builder *b = builder(NULL, NULL);
+    iroh_endpoint_builder_address_lookup(b, slow_lookup, NULL);
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &d), IROH_OK);
+    iroh_endpoint_builder_free(b);
+    int before = count_threads();
+    enum { CALLERS = 150 };
+    pthread_t th[CALLERS];
+    for (int i = 0; i < CALLERS; i++)
+        pthread_create(&th[i], NULL, resolve_other, d);
+    usleep(150000); /* every caller is in its resolve, each user lookup sleeps 300 ms */
+    int during = count_threads();
+    for (int i = 0; i < CALLERS; i++)
+        pthread_join(th[i], NULL);
+    CHECK(before > 0);
+    CHECK(during - before <= CALLERS + 64);
+    printf("     threads: %d before, %d with %d resolves against a slow lookup\n", before, during,
+           CALLERS);
+    iroh_endpoint_free(d);
+}
+
 TEST(resolv_conf)
 {
     char path[] = "/tmp/test_lookup_resolvXXXXXX";
@@ -1412,6 +1465,7 @@ int main(void)
     RUN(user_lookup_connect);
     RUN(close_wakes_resolve);
     RUN(close_and_free_at_once);
+    RUN(job_threads_bounded);
     RUN(late_find_becomes_path);
     RUN(publish_resolve_connect_pkarr);
     RUN(publish_retry_backoff);
