@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "apps/cmds.h"
 
@@ -44,5 +45,14 @@ void cli_print_notes(const char *cmd, const char *path, const char *notes)
         int n = nl ? (int)(nl - l) : (int)strlen(l);
         fprintf(stderr, "iroh-c: %s: %s: %.*s\n", cmd, path, n, l);
         l += n + (nl != NULL);
+    }
+}
+
+void cli_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
 }

@@ -39,6 +39,9 @@ void cli_print_addr_json(const iroh_endpoint_addr *addr);
 int cli_read_config(const char *cmd, const char *path, char **text, size_t *len);
 /* Prints a parser's notes ("line N: ..." lines) as "iroh-c: CMD: PATH: line N: ...". */
 void cli_print_notes(const char *cmd, const char *path, const char *notes);
+/* A server takes the hard limit of open files (thousands of clients, thousands of
+ * descriptors); below it, accept fails with EMFILE long before the server's own limit. */
+void cli_raise_fd_limit(void);
 
 int cmd_listen(int argc, char **argv);
 int cmd_connect(int argc, char **argv);

@@ -167,6 +167,7 @@ int cmd_dns_server(int argc, char **argv)
         cfg.n_origins = n_origins;
     }
     ir_dnss_server *srv;
+    cli_raise_fd_limit();
     int rc = ir_dnss_server_new(&cfg, &srv);
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: dns-server: %s\n", iroh_last_error());

@@ -130,16 +130,6 @@ static uint32_t parse_bytes(const char *s)
     return (uint32_t)v;
 }
 
-/* Thousands of clients need thousands of descriptors: take the hard limit. */
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
 /* Reads and parses the config file into *fc. A missing file gives the defaults (upstream
  * does the same), said on stderr. 0, or the exit status for an error (said on stderr). */
 static int load_config(const char *path, ir_relay_file_config *fc)
@@ -465,7 +455,7 @@ int cmd_relay(int argc, char **argv)
         ir_relay_file_config_free(&fc);
         return bad_file;
     }
-    raise_fd_limit();
+    cli_raise_fd_limit();
     ir_relay_server *srv;
     int rc = ir_relay_server_new(&cfg, &srv);
     if (rc == IROH_ERR_IO && dev_default_metrics) {

@@ -16,6 +16,9 @@
 #include "net/udp.h"
 
 #define MAX_CONNS 1024
+/* DNS over TCP may hold at most this many of them, so that a client keeping DNS
+ * connections open cannot shut the pkarr relay, DoH and metrics out */
+#define MAX_DNS_TCP_CONNS (MAX_CONNS * 3 / 4)
 #define CONN_TIMEOUT_NS (10ULL * 1000000000)  /* a request (or an idle DNS TCP connection) */
 #define MAX_PENDING_OUT (256 * 1024)           /* DNS TCP answers not yet read: stop reading */
 
@@ -64,6 +67,7 @@ struct ir_dnss_server {
     iroh_socket_addr dns_addr, http_addr, metrics_addr;
     conn *conns[MAX_CONNS];
     size_t n_conns;
+    size_t n_dns_tcp; /* of them DNS over TCP */
     volatile int stop;
     uint8_t *abuf;
     udp_batch *udp_buf;
@@ -198,6 +202,7 @@ static void conn_free(ir_dnss_server *srv, conn *c)
     for (size_t i = 0; i < srv->n_conns; i++)
         if (srv->conns[i] == c) {
             srv->conns[i] = srv->conns[--srv->n_conns];
+            srv->n_dns_tcp -= c->kind == K_DNS_TCP;
             break;
         }
     free(c);
@@ -264,7 +269,9 @@ static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
         int fd = accept4(lfd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        conn *c = srv->n_conns < MAX_CONNS ? calloc(1, sizeof *c) : NULL;
+        int room = srv->n_conns < MAX_CONNS &&
+                   (kind != K_DNS_TCP || srv->n_dns_tcp < MAX_DNS_TCP_CONNS);
+        conn *c = room ? calloc(1, sizeof *c) : NULL;
         if (c && kind != K_DNS_TCP && !(c->head = malloc(sizeof *c->head))) {
             free(c);
             c = NULL;
@@ -286,6 +293,7 @@ static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
             ir_http_reader_init(c->head);
         ir_buf_init(&c->out);
         srv->conns[srv->n_conns++] = c;
+        srv->n_dns_tcp += kind == K_DNS_TCP;
     }
 }
 
