@@ -1080,21 +1080,44 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-TEST(relay_only_record_connect)
+/* our relay server on a loopback port, on a thread of its own: the server (NULL when it
+ * could not start) and its URL */
+typedef struct test_relay {
+    ir_relay_server *rs;
+    pthread_t th;
+    char url[64];
+} test_relay;
+
+static ir_relay_server *relay_start(test_relay *r)
 {
     ir_relay_server_config rc;
     ir_relay_server_config_init(&rc);
     rc.listen = "127.0.0.1:0";
-    ir_relay_server *rs = NULL;
-    CHECK_EQ_INT(ir_relay_server_new(&rc, &rs), IROH_OK);
-    if (!rs)
-        return;
+    r->rs = NULL;
+    CHECK_EQ_INT(ir_relay_server_new(&rc, &r->rs), IROH_OK);
+    if (!r->rs)
+        return NULL;
     iroh_socket_addr ra;
-    ir_relay_server_local_addr(rs, &ra);
-    pthread_t rth;
-    pthread_create(&rth, NULL, relay_main, rs);
-    char relay[64], url[64];
-    snprintf(relay, sizeof relay, "http://127.0.0.1:%u/", ra.port);
+    ir_relay_server_local_addr(r->rs, &ra);
+    snprintf(r->url, sizeof r->url, "http://127.0.0.1:%u/", ra.port);
+    pthread_create(&r->th, NULL, relay_main, r->rs);
+    return r->rs;
+}
+
+static void relay_end(test_relay *r)
+{
+    ir_relay_server_stop(r->rs);
+    pthread_join(r->th, NULL);
+    ir_relay_server_free(r->rs);
+}
+
+TEST(relay_only_record_connect)
+{
+    test_relay tr;
+    if (!relay_start(&tr))
+        return;
+    const char *relay = tr.url;
+    char url[64];
     pkarr_srv s;
     srv_start(&s);
     snprintf(url, sizeof url, "http://127.0.0.1:%u/pkarr", s.port);
@@ -1128,9 +1151,7 @@ TEST(relay_only_record_connect)
     iroh_endpoint_free(d);
     iroh_endpoint_free(l);
     srv_stop(&s);
-    ir_relay_server_stop(rs);
-    pthread_join(rth, NULL);
-    ir_relay_server_free(rs);
+    relay_end(&tr);
 }
 
 /* With relays configured and --publish-addrs, the first record already names the home
@@ -1138,19 +1159,11 @@ TEST(relay_only_record_connect)
  * still go out within the contract's 15 s. */
 TEST(first_record_names_home_relay)
 {
-    ir_relay_server_config rc;
-    ir_relay_server_config_init(&rc);
-    rc.listen = "127.0.0.1:0";
-    ir_relay_server *rs = NULL;
-    CHECK_EQ_INT(ir_relay_server_new(&rc, &rs), IROH_OK);
-    if (!rs)
+    test_relay tr;
+    if (!relay_start(&tr))
         return;
-    iroh_socket_addr ra;
-    ir_relay_server_local_addr(rs, &ra);
-    pthread_t rth;
-    pthread_create(&rth, NULL, relay_main, rs);
-    char relay[64], url[64], norm[128];
-    snprintf(relay, sizeof relay, "http://127.0.0.1:%u/", ra.port);
+    const char *relay = tr.url;
+    char url[64], norm[128];
     iroh_relay_url_normalize(relay, norm, sizeof norm);
     pkarr_srv s;
     srv_start(&s);
@@ -1189,9 +1202,7 @@ TEST(first_record_names_home_relay)
     CHECK(ei.n_addrs >= 1);
     iroh_endpoint_free(l);
     srv_stop(&s);
-    ir_relay_server_stop(rs);
-    pthread_join(rth, NULL);
-    ir_relay_server_free(rs);
+    relay_end(&tr);
 }
 
 /* ---- https: the pkarr client over TLS (our relay server with a certificate of this test
