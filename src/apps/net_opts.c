@@ -442,3 +442,17 @@ void print_ticket(iroh_endpoint *ep, int to_stdout)
     free(ticket);
     iroh_endpoint_addr_free(me);
 }
+
+int dumbpipe_send_hello(iroh_send_stream *send)
+{
+    return iroh_send_stream_write_all(send, (const uint8_t *)DUMBPIPE_HELLO, DUMBPIPE_HELLO_LEN);
+}
+
+int dumbpipe_read_hello(iroh_recv_stream *recv)
+{
+    uint8_t got[DUMBPIPE_HELLO_LEN];
+    int rc = iroh_recv_stream_read_exact(recv, got, sizeof got);
+    if (rc != IROH_OK)
+        return rc;
+    return memcmp(got, DUMBPIPE_HELLO, DUMBPIPE_HELLO_LEN) == 0 ? IROH_OK : 1;
+}

@@ -9,6 +9,18 @@
 
 #define MAX_ALPNS 16
 
+/* dumbpipe's protocol (n0-computer/dumbpipe): its ALPN, and the 5 bytes the side that
+ * opens a bidirectional stream writes first; the accepting side reads and checks them
+ * before any data (that is what makes the stream exist for the peer) */
+#define DUMBPIPE_ALPN "DUMBPIPEV0"
+#define DUMBPIPE_HELLO "hello"
+#define DUMBPIPE_HELLO_LEN 5
+/* the opener's side: writes the hello (IROH_OK, or the library's error) */
+int dumbpipe_send_hello(iroh_send_stream *send);
+/* the acceptor's side: reads the hello: IROH_OK if it is exactly "hello", 1 for other
+ * bytes, else the stream's error (e.g. IROH_ERR_FINISHED_EARLY: it ended first) */
+int dumbpipe_read_hello(iroh_recv_stream *recv);
+
 /* the endpoint options of listen, connect and the tunnels: identity, relays, lookup */
 typedef struct net_opts {
     const char *relays[8];
