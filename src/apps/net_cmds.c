@@ -15,12 +15,16 @@
 #include <unistd.h>
 
 #include "apps/net_opts.h"
+#include "apps/progress.h"
 
 #define IO_CHUNK 65536
 
 /* what a busy dumb-pipe listener tells further clients */
 #define BUSY_CODE 1
 #define BUSY_REASON "busy: this listener serves one connection"
+/* what a dumbpipe listener tells a peer whose stream does not start with the hello */
+#define HELLO_CODE 2
+#define HELLO_REASON "invalid handshake: the stream did not start with \"hello\""
 
 /* Waits until fd has input (or its end) or until woken: by wake (if >= 0) or by a signal.
  * 1: read fd now; 0: woken. */
@@ -44,6 +48,8 @@ static int wait_input(int fd, int wake)
 typedef struct pump {
     iroh_send_stream *send;
     int wake; /* read end of the pipe that ends the thread */
+    int recv_only; /* stdin is not read: the stream is finished at once */
+    progress *prog;
     int rc;
     char detail[300];
 } pump;
@@ -57,7 +63,7 @@ static void *stdin_to_stream(void *arg)
         snprintf(p->detail, sizeof p->detail, "out of memory");
         return NULL;
     }
-    for (;;) {
+    while (!p->recv_only) {
         if (!wait_input(0, p->wake))
             goto out; /* the transfer ended (or a signal): nothing more to do */
         ssize_t n = read(0, buf, IO_CHUNK);
@@ -73,6 +79,7 @@ static void *stdin_to_stream(void *arg)
             break;
         if ((p->rc = iroh_send_stream_write_all(p->send, buf, (size_t)n)) != IROH_OK)
             break;
+        progress_sent(p->prog, (uint64_t)n);
     }
     if (p->rc == IROH_OK)
         p->rc = iroh_send_stream_finish(p->send);
@@ -88,7 +95,8 @@ out:
 }
 
 /* The stream into stdout until its end; *out_closed when stdout went away (EPIPE). */
-static int stream_to_stdout(iroh_recv_stream *recv, int *out_closed, char *detail, size_t len)
+static int stream_to_stdout(iroh_recv_stream *recv, progress *prog, int *out_closed,
+                            char *detail, size_t len)
 {
     uint8_t *buf = malloc(IO_CHUNK);
     if (!buf) {
@@ -113,6 +121,7 @@ static int stream_to_stdout(iroh_recv_stream *recv, int *out_closed, char *detai
             }
             break;
         }
+        progress_received(prog, n);
     }
     free(buf);
     return rc;
@@ -124,10 +133,11 @@ typedef struct pipe_result {
     int output_closed;   /* stdout went away: a quiet end */
 } pipe_result;
 
-/* Pipes stdin/stdout over the stream pair of conn. The stdin thread is always joined
- * before this returns, so the caller may free the streams. */
+/* Pipes stdin/stdout over the stream pair of conn (recv_only: stdin is not read, the
+ * send stream is finished at once); prog counts the bytes. The stdin thread is always
+ * joined before this returns, so the caller may free the streams. */
 static void pipe_streams(iroh_connection *conn, iroh_send_stream *send, iroh_recv_stream *recv,
-                         pipe_result *res)
+                         int recv_only, progress *prog, pipe_result *res)
 {
     memset(res, 0, sizeof *res);
     int wake[2];
@@ -136,7 +146,7 @@ static void pipe_streams(iroh_connection *conn, iroh_send_stream *send, iroh_rec
         snprintf(res->detail, sizeof res->detail, "pipe: %s", strerror(errno));
         return;
     }
-    pump p = {send, wake[0], IROH_OK, ""};
+    pump p = {send, wake[0], recv_only, prog, IROH_OK, ""};
     pthread_t th;
     if (pthread_create(&th, NULL, stdin_to_stream, &p) != 0) {
         res->rc = IROH_ERR_IO;
@@ -145,7 +155,7 @@ static void pipe_streams(iroh_connection *conn, iroh_send_stream *send, iroh_rec
         close(wake[1]);
         return;
     }
-    int rc = stream_to_stdout(recv, &res->output_closed, res->detail, sizeof res->detail);
+    int rc = stream_to_stdout(recv, prog, &res->output_closed, res->detail, sizeof res->detail);
     if (res->output_closed || rc != IROH_OK) {
         /* the transfer is over: tell the peer, and end the stdin thread, wherever it
          * waits (on stdin: the wake pipe; in the library: the closed connection) */
@@ -173,8 +183,8 @@ static void pipe_streams(iroh_connection *conn, iroh_send_stream *send, iroh_rec
 /* ---- connect ---------------------------------------------------------------------------- */
 
 const char USAGE_CONNECT[] =
-    "usage: iroh-c connect TICKET --alpn ALPN [options]\n"
-    "       iroh-c connect ID --alpn ALPN [options]\n"
+    "usage: iroh-c connect TICKET [--alpn ALPN] [options]\n"
+    "       iroh-c connect ID [--alpn ALPN] [options]\n"
     "\n"
     "Dials the endpoint of TICKET (its relay and all its direct addresses at once), or of\n"
     "the EndpointId ID (64 hex or 52 base32 characters) at the addresses the address\n"
@@ -184,9 +194,16 @@ const char USAGE_CONNECT[] =
     "connection once both directions are done. A closed stdout ends the transfer quietly\n"
     "(status 0); SIGINT and SIGTERM close the connection (\"interrupted\") and exit with\n"
     "130 and 143. Failures say why on one line and exit 1.\n"
+    "Without --alpn it speaks dumbpipe's protocol (ALPN " DUMBPIPE_ALPN ": the stream starts\n"
+    "with the 5 bytes \"" DUMBPIPE_HELLO "\", which the listener checks), so 'iroh-c listen' and\n"
+    "'dumbpipe listen' both take it; with --alpn the stream carries stdin alone.\n"
+    "On a terminal, stderr shows a progress line (bytes each way, rate, path).\n"
     "\n"
     "options:\n"
-    "  --alpn ALPN          the protocol to speak (repeatable: offered by preference)\n"
+    "  --alpn ALPN          speak this protocol instead, with no hello (repeatable:\n"
+    "                       offered by preference)\n"
+    "  --recv-only          send nothing: stdin is not read, our side is finished at once\n"
+    "  --quiet              no progress line, no note of a generated secret key\n"
     "  --timeout SECS       give up connecting after SECS (default 10)\n"
     "  --streams N          send all of stdin on each of N streams of one connection\n"
     "  --stats              the selected path, RTT, path MTU and packet counts on stderr\n"
@@ -195,8 +212,9 @@ const char USAGE_CONNECT[] =
     "                       (\"iroh-c: path selected: direct IP:PORT (N ms)\" or \"relay URL\",\n"
     "                       N from the start of the handshake), and for what the address\n"
     "                       lookups found (\"iroh-c: lookup: dns found ID: relay URL (N ms)\")\n"
-    "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, else a new\n"
-    "                       random key); the file must be private (chmod 600)\n"
+    "  --secret-file FILE   this endpoint's secret key (default: IROH_SECRET, hex or\n"
+    "                       base32, else a new random key, shown on a terminal as\n"
+    "                       dumbpipe does); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
     "                       default: any port, both families)\n"
     "  --external-addr IP:PORT  an address this endpoint is reachable at besides its own\n"
@@ -245,7 +263,7 @@ static uint8_t *slurp_stdin(size_t *len)
 }
 
 /* --streams N: stdin on each of N streams, the answers to stdout in turn */
-static int connect_streams(iroh_connection *conn, long streams)
+static int connect_streams(iroh_connection *conn, long streams, int dumbpipe)
 {
     size_t len = 0;
     uint8_t *input = slurp_stdin(&len);
@@ -263,7 +281,8 @@ static int connect_streams(iroh_connection *conn, long streams)
         int rc = iroh_connection_open_bi(conn, &send, &recv);
         char detail[300] = "";
         if (rc == IROH_OK) {
-            if ((rc = iroh_send_stream_write_all(send, input, len)) != IROH_OK ||
+            if ((dumbpipe && (rc = dumbpipe_send_hello(send)) != IROH_OK) ||
+                (rc = iroh_send_stream_write_all(send, input, len)) != IROH_OK ||
                 (rc = iroh_send_stream_finish(send)) != IROH_OK ||
                 (rc = iroh_recv_stream_read_to_end(recv, (size_t)1 << 30, &back, &blen)) != IROH_OK)
                 snprintf(detail, sizeof detail, "%s", iroh_last_error());
@@ -299,7 +318,7 @@ int cmd_connect(int argc, char **argv)
     size_t n_alpns = 0;
     double timeout_s = 10.0, streams = 1;
     net_opts opts = {.quic_port = -1};
-    int r, stats = 0;
+    int r, stats = 0, recv_only = 0;
     for (int i = 0; i < argc; i++) {
         const char *v;
         if (cli_is_help(argv[i])) {
@@ -321,6 +340,8 @@ int cmd_connect(int argc, char **argv)
                 return cli_usage("--streams takes a whole number from 1 to 10000, not '%s'", v);
         } else if (strcmp(argv[i], "--stats") == 0) {
             stats = 1;
+        } else if (strcmp(argv[i], "--recv-only") == 0) {
+            recv_only = 1;
         } else if ((r = net_opt(&opts, argc, argv, &i)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
@@ -332,8 +353,13 @@ int cmd_connect(int argc, char **argv)
     }
     if (!ticket)
         return cli_usage("connect: a TICKET or an EndpointId is needed%s", NULL);
-    if (!n_alpns)
-        return cli_usage("connect: --alpn ALPN is needed%s", NULL);
+    if (recv_only && streams != 1)
+        return cli_usage("connect: --recv-only and --streams exclude each other (--streams "
+                         "sends stdin on each stream)%s", NULL);
+    /* no --alpn: dumbpipe's protocol */
+    int dumbpipe = n_alpns == 0;
+    if (dumbpipe)
+        alpns[n_alpns++] = DUMBPIPE_ALPN;
     iroh_endpoint_addr *addr;
     int rc = parse_target(ticket, &addr);
     if (rc != 0)
@@ -361,7 +387,12 @@ int cmd_connect(int argc, char **argv)
     if (cli_stop_watch_endpoint(ep) == 0) {
         rc = iroh_endpoint_connect_alpns(ep, addr, alpns, n_alpns, &conn);
         if (rc != IROH_OK) {
-            if (!cli_stop_signal())
+            int no_dumbpipe = dumbpipe && rc == IROH_ERR_HANDSHAKE &&
+                              strstr(iroh_last_error(), "0x178");
+            if (no_dumbpipe && !cli_stop_signal())
+                fprintf(stderr, "iroh-c: the peer does not speak dumbpipe's protocol (ALPN "
+                                DUMBPIPE_ALPN "; give its protocol with --alpn)\n");
+            else if (!cli_stop_signal())
                 report_connect_error(rc, timeout_s);
             status = 1;
             conn = NULL;
@@ -373,21 +404,31 @@ int cmd_connect(int argc, char **argv)
             iroh_send_stream *send;
             iroh_recv_stream *recv;
             pipe_result res;
+            progress *prog = progress_start(opts.quiet);
+            progress_set_conn(prog, conn);
             rc = iroh_connection_open_bi(conn, &send, &recv);
-            if (rc == IROH_OK) {
-                pipe_streams(conn, send, recv, &res);
+            /* dumbpipe: the opener writes the hello first (it makes the stream exist for
+             * the peer, whatever stdin holds) */
+            if (rc == IROH_OK && dumbpipe && (rc = dumbpipe_send_hello(send)) != IROH_OK) {
+                res.rc = rc;
+                snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
+                iroh_send_stream_free(send);
+                iroh_recv_stream_free(recv);
+            } else if (rc == IROH_OK) {
+                pipe_streams(conn, send, recv, recv_only, prog, &res);
                 iroh_send_stream_free(send);
                 iroh_recv_stream_free(recv);
             } else {
                 res.rc = rc;
                 snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
             }
+            progress_stop(prog);
             if (res.rc != IROH_OK) {
                 report_end(conn, res.rc, res.detail);
                 status = 1;
             }
         } else {
-            status = connect_streams(conn, (long)streams);
+            status = connect_streams(conn, (long)streams, dumbpipe);
         }
         if (stats)
             print_stats(conn);
@@ -408,9 +449,13 @@ int cmd_connect(int argc, char **argv)
 /* ---- listen ------------------------------------------------------------------------------ */
 
 const char USAGE_LISTEN[] =
-    "usage: iroh-c listen --alpn ALPN [--alpn ALPN]... [--echo] [options]\n"
+    "usage: iroh-c listen [--alpn ALPN]... [--echo] [options]\n"
     "\n"
-    "Accepts connections for each ALPN given. Without --echo, a dumb pipe: the first\n"
+    "Accepts connections for each ALPN given; without --alpn, for dumbpipe's protocol\n"
+    "(ALPN " DUMBPIPE_ALPN "): each stream must start with the 5 bytes \"" DUMBPIPE_HELLO "\", checked\n"
+    "before any data (a peer that sends other bytes is told \"invalid handshake\", its\n"
+    "connection closed with code 2, and listen exits 1), so 'iroh-c connect' and\n"
+    "'dumbpipe connect' both reach it. Without --echo, a dumb pipe: the first\n"
     "connection's first bidirectional stream carries stdin to the peer and the peer's\n"
     "data to stdout. stdout carries exactly the bytes received; the ticket and all\n"
     "messages go to stderr (\"iroh-c: ticket: endpoint...\"). Further clients are refused\n"
@@ -422,11 +467,19 @@ const char USAGE_LISTEN[] =
     "alone ('iroh-c connect ID'); see the address lookup options below.\n"
     "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
     "\n"
+    "On a terminal, stderr shows a progress line (bytes each way, rate, path).\n"
+    "\n"
     "options:\n"
-    "  --alpn ALPN          a protocol to accept (repeatable: all are served)\n"
+    "  --alpn ALPN          a protocol to accept instead, with no hello (repeatable: all\n"
+    "                       are served)\n"
     "  --echo               the echo service instead of the pipe\n"
+    "  --recv-only          pipe: send nothing (stdin is not read, our side is finished)\n"
+    "  --stats              pipe: the selected path, RTT, path MTU and packet counts on\n"
+    "                       stderr at the end, as connect --stats\n"
+    "  --quiet              no progress line, no note of a generated secret key\n"
     "  --secret-file FILE   the secret key, for a stable EndpointId (default: IROH_SECRET,\n"
-    "                       else a new random key); the file must be private (chmod 600)\n"
+    "                       hex or base32, else a new random key, shown on a terminal\n"
+    "                       as dumbpipe does); the file must be private (chmod 600)\n"
     "  --bind IP:PORT       the local address, exactly (repeatable: one IPv4, one IPv6;\n"
     "                       default: any port on every interface of both families)\n"
     "  --external-addr IP:PORT  an address this endpoint is reachable at besides its own\n"
@@ -452,12 +505,20 @@ const char USAGE_LISTEN[] =
 typedef struct echo_job {
     iroh_send_stream *send;
     iroh_recv_stream *recv;
+    int hello; /* dumbpipe: the stream starts with the hello, not echoed */
 } echo_job;
 
 static void *echo_stream(void *arg)
 {
     echo_job *j = arg;
     uint8_t *buf = malloc(IO_CHUNK);
+    if (j->hello && dumbpipe_read_hello(j->recv) != IROH_OK) {
+        /* not dumbpipe's protocol: this stream ends both ways, the others go on */
+        iroh_recv_stream_stop(j->recv, HELLO_CODE);
+        iroh_send_stream_reset(j->send, HELLO_CODE);
+        free(buf);
+        buf = NULL;
+    }
     while (buf) {
         size_t n;
         if (iroh_recv_stream_read(j->recv, buf, IO_CHUNK, &n) != IROH_OK || n == 0)
@@ -465,7 +526,8 @@ static void *echo_stream(void *arg)
         if (iroh_send_stream_write_all(j->send, buf, n) != IROH_OK)
             break;
     }
-    iroh_send_stream_finish(j->send);
+    if (buf)
+        iroh_send_stream_finish(j->send);
     free(buf);
     iroh_send_stream_free(j->send);
     iroh_recv_stream_free(j->recv);
@@ -484,10 +546,10 @@ static void *echo_datagrams(void *arg)
 }
 
 /* the --echo protocol handler: every bidirectional stream and datagram comes back; a
- * signal closes the connection, which ends every call below */
+ * signal closes the connection, which ends every call below. ctx non-NULL: dumbpipe's
+ * protocol (each stream's hello is checked and not echoed). */
 static int echo_handler(void *ctx, iroh_connection *conn)
 {
-    (void)ctx;
     if (cli_stop_watch_conn(conn) != 0)
         return 0;
     pthread_t dg;
@@ -500,6 +562,7 @@ static int echo_handler(void *ctx, iroh_connection *conn)
             free(j);
             break;
         }
+        j->hello = ctx != NULL;
         if (nt == cap) {
             size_t nc = cap ? cap * 2 : 16;
             pthread_t *p = realloc(threads, nc * sizeof *p);
@@ -525,13 +588,15 @@ static int echo_handler(void *ctx, iroh_connection *conn)
 }
 
 /* Serves until a signal. *ep_freed when the router took the endpoint (and freed it). */
-static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns, int *ep_freed)
+static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns, int dumbpipe,
+                      int *ep_freed)
 {
+    static int dumbpipe_ctx; /* any non-NULL pointer: the handlers check the hello */
     iroh_router_builder *rb = iroh_router_builder_new(ep);
     iroh_router *router = NULL;
     int rc = rb ? IROH_OK : IROH_ERR_NO_MEMORY;
     for (size_t i = 0; i < n_alpns && rc == IROH_OK; i++)
-        rc = iroh_router_builder_accept(rb, alpns[i], echo_handler, NULL);
+        rc = iroh_router_builder_accept(rb, alpns[i], echo_handler, dumbpipe ? &dumbpipe_ctx : NULL);
     char detail[300];
     snprintf(detail, sizeof detail, "%s", iroh_last_error());
     if (rb && iroh_router_spawn(rb, &router) != IROH_OK) { /* consumes the builder */
@@ -578,7 +643,14 @@ static void *refuse_others(void *arg)
     return NULL;
 }
 
-static int serve_pipe(iroh_endpoint *ep, size_t n_alpns)
+typedef struct pipe_opts {
+    int dumbpipe;  /* the stream starts with the hello: checked */
+    int recv_only; /* stdin is not read */
+    int stats;     /* --stats */
+    int quiet;     /* no progress line */
+} pipe_opts;
+
+static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
 {
     iroh_connection *conn = NULL;
     int rc = IROH_OK;
@@ -610,9 +682,23 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns)
         iroh_send_stream *send;
         iroh_recv_stream *recv;
         pipe_result res;
+        int bad_hello = 0;
+        progress *prog = progress_start(po->quiet);
+        progress_set_conn(prog, conn);
         rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
-        if (rc == IROH_OK) {
-            pipe_streams(conn, send, recv, &res);
+        /* dumbpipe: the hello before any data; other bytes end the connection */
+        if (rc == IROH_OK && po->dumbpipe && (rc = dumbpipe_read_hello(recv)) != IROH_OK) {
+            if (rc == 1) {
+                bad_hello = 1;
+                iroh_connection_close(conn, HELLO_CODE, HELLO_REASON);
+            } else {
+                res.rc = rc;
+                snprintf(res.detail, sizeof res.detail, "before its hello: %s", iroh_last_error());
+            }
+            iroh_send_stream_free(send);
+            iroh_recv_stream_free(recv);
+        } else if (rc == IROH_OK) {
+            pipe_streams(conn, send, recv, po->recv_only, prog, &res);
             /* the peer reads last: wait for its close, briefly */
             if (res.rc == IROH_OK && !res.output_closed)
                 iroh_connection_closed(conn, 5000);
@@ -622,10 +708,17 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns)
             res.rc = rc;
             snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
         }
-        if (res.rc != IROH_OK) {
+        progress_stop(prog);
+        if (bad_hello) {
+            fprintf(stderr, "iroh-c: %s does not speak dumbpipe's protocol (its stream did "
+                            "not start with \"" DUMBPIPE_HELLO "\"): connection closed\n", hex);
+            status = 1;
+        } else if (res.rc != IROH_OK) {
             report_end(conn, res.rc, res.detail);
             status = 1;
         }
+        if (po->stats)
+            print_stats(conn);
     }
     cli_stop_forget_conn(conn);
     iroh_connection_free(conn);
@@ -642,6 +735,7 @@ int cmd_listen(int argc, char **argv)
     const char *alpns[MAX_ALPNS];
     size_t n_alpns = 0;
     int echo = 0, retry = 0, r;
+    pipe_opts po = {0};
     net_opts opts = {.quic_port = -1};
     for (int i = 0; i < argc; i++) {
         if (cli_is_help(argv[i])) {
@@ -655,6 +749,10 @@ int cmd_listen(int argc, char **argv)
             echo = 1;
         } else if (strcmp(argv[i], "--retry") == 0) {
             retry = 1;
+        } else if (strcmp(argv[i], "--recv-only") == 0) {
+            po.recv_only = 1;
+        } else if (strcmp(argv[i], "--stats") == 0) {
+            po.stats = 1;
         } else if ((r = net_opt(&opts, argc, argv, &i)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
@@ -662,8 +760,13 @@ int cmd_listen(int argc, char **argv)
             return cli_usage("listen: unexpected argument '%s'", argv[i]);
         }
     }
-    if (!n_alpns)
-        return cli_usage("listen: --alpn ALPN is needed%s", NULL);
+    if (echo && (po.recv_only || po.stats))
+        return cli_usage("listen: --recv-only and --stats are for the pipe, not --echo%s", NULL);
+    /* no --alpn: dumbpipe's protocol */
+    po.dumbpipe = n_alpns == 0;
+    po.quiet = opts.quiet;
+    if (po.dumbpipe)
+        alpns[n_alpns++] = DUMBPIPE_ALPN;
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
@@ -693,11 +796,11 @@ int cmd_listen(int argc, char **argv)
         print_ticket(ep, echo);
         if (echo) {
             int freed = 0;
-            status = serve_echo(ep, alpns, n_alpns, &freed);
+            status = serve_echo(ep, alpns, n_alpns, po.dumbpipe, &freed);
             if (freed)
                 ep = NULL;
         } else {
-            status = serve_pipe(ep, n_alpns);
+            status = serve_pipe(ep, n_alpns, &po);
         }
     }
     if (ep) {
@@ -777,6 +880,7 @@ int cmd_resolve(int argc, char **argv)
     /* no relay: nothing to publish (the record would name the home relay), and no
      * connections to n0's relays for a lookup */
     opts.no_relay = 1;
+    opts.quiet = 1; /* a throwaway identity: not worth a note */
     if ((rc = net_apply(&opts, b)) != 0) {
         iroh_endpoint_builder_free(b);
         return rc;

@@ -162,6 +162,10 @@ int net_opt(net_opts *o, int argc, char **argv, int *i)
         o->verbose = 1;
         return 1;
     }
+    if (strcmp(argv[*i], "--quiet") == 0) {
+        o->quiet = 1;
+        return 1;
+    }
     if ((r = lookup_opt(o, argc, argv, i)) != 0)
         return r;
     if ((r = cli_opt(argc, argv, i, "--external-addr", &v)) != 0) {
@@ -276,8 +280,10 @@ int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     int rc;
     if (o->no_relay && o->n_relays)
         return cli_usage("--relay and --no-relay exclude each other%s", NULL);
-    /* the identity: --secret-file, else IROH_SECRET, else a new random key */
+    /* the identity: --secret-file, else IROH_SECRET (hex or base32), else a new random
+     * key, said on stderr as dumbpipe does when stderr is a terminal (not with --quiet) */
     iroh_secret_key key;
+    char made[IROH_ID_HEX_LEN] = ""; /* a new key, in hex (64 characters, as an id) */
     const char *env = getenv("IROH_SECRET");
     if (o->secret_file) {
         if ((rc = cli_read_secret_file(o->secret_file, &key)) != 0)
@@ -289,6 +295,14 @@ int net_apply(const net_opts *o, iroh_endpoint_builder *b)
                             "characters): %s\n", iroh_last_error());
             return EXIT_USAGE;
         }
+        iroh_endpoint_builder_secret_key(b, &key);
+    } else if (!o->quiet && isatty(2)) {
+        /* as dumbpipe: a new key, shown (once every option passed) so that the user can
+         * keep this EndpointId; only to a person at a terminal: a secret does not belong
+         * in the logs of scripts, whose stderr carries only what went wrong */
+        if ((rc = iroh_secret_key_generate(&key)) != IROH_OK ||
+            (rc = iroh_secret_key_to_hex(&key, made, sizeof made)) != IROH_OK)
+            return cli_api_error("secret key", rc);
         iroh_endpoint_builder_secret_key(b, &key);
     }
     memset(&key, 0, sizeof key);
@@ -316,7 +330,14 @@ int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     for (int i = 0; i < o->n_relays; i++)
         if (iroh_endpoint_builder_relay_url(b, o->relays[i]) != IROH_OK)
             return cli_usage("--relay: '%s' is not a relay URL", o->relays[i]);
-    return lookup_apply(o, b);
+    if ((rc = lookup_apply(o, b)) != 0)
+        return rc;
+    if (*made) {
+        fprintf(stderr, "iroh-c: using secret key %s (IROH_SECRET=<it> keeps this EndpointId)\n",
+                made);
+        memset(made, 0, sizeof made);
+    }
+    return 0;
 }
 
 /* Starts the signal watcher and binds the endpoint (the builder is freed either way):

@@ -35,6 +35,7 @@ typedef struct net_opts {
     const char *externals[16];
     int n_externals;
     int verbose;
+    int quiet; /* --quiet: no progress line, no note of a generated secret key */
     /* address lookup: publishing and resolving */
     const char *pkarr_relay;
     const char *dns_origin;

@@ -117,7 +117,8 @@ one_line "unexpected argument 'b'" -- ticket decode a b
 one_line "unknown subcommand 'bogus'" -- ticket bogus
 one_line "unexpected argument 'x'" -- version x
 one_line "unexpected argument '--bogus'" -- listen --bogus
-one_line "--alpn ALPN is needed" -- listen
+one_line "--recv-only and --stats are for the pipe" -- listen --echo --recv-only
+one_line "--recv-only and --stats are for the pipe" -- listen --alpn x --echo --stats
 one_line "--alpn needs a value" -- listen --alpn
 one_line "'nonsense' is not an IP:PORT" -- listen --alpn x --bind nonsense
 one_line "--relay-quic-port takes a port" -- listen --alpn x --relay-quic-port 70000
@@ -125,7 +126,7 @@ one_line "--relay and --no-relay" -- listen --alpn x --relay http://127.0.0.1:1 
 one_line "'x' is not a relay URL" -- listen --alpn x --relay x
 one_line "unexpected argument '--bogus'" -- connect $T5 --alpn x --bogus
 one_line "a TICKET or an EndpointId is needed" -- connect --alpn x
-one_line "--alpn ALPN is needed" -- connect $T5
+one_line "--recv-only and --streams exclude each other" -- connect $T5 --recv-only --streams 2
 one_line "--timeout takes" -- connect $T5 --alpn x --timeout 5x
 one_line "--timeout takes" -- connect $T5 --alpn x --timeout 0
 one_line "--streams takes" -- connect $T5 --alpn x --streams 2x

@@ -1,0 +1,107 @@
+// dumbpipe's protocol on the real iroh peer (n0's Node.js binding), for the interop
+// tests: ALPN "DUMBPIPEV0"; the side that opens a bidirectional stream writes the 5
+// bytes "hello" first, the accepting side reads and checks them before any data.
+//
+//   const dp = require('./dumbpipe_peer');
+//   const ep = await dp.endpoint(iroh);                 // loopback, no relay
+//   dp.listen(ep, { input })      -> { remoteId, received }    accept, read hello, pipe
+//   dp.connect(ep, addr, { input }) -> { received }            open_bi, write hello, pipe
+//
+// The local side of the pipe is either a Buffer (`input`: written, then the stream is
+// finished; what comes back is collected into `received`) or a Node stream (`socket`:
+// a net.Socket or any Duplex; its data goes out on the stream, its end finishes the
+// stream, and the stream's data and end go into it), so a tunnel test can forward a TCP
+// connection over one stream.
+'use strict';
+
+const ALPN = 'DUMBPIPEV0';
+const HELLO = Buffer.from('hello');
+const bytes = (b) => Array.from(Buffer.isBuffer(b) ? b : Buffer.from(b));
+const CHUNK = 64 * 1024;
+
+// an iroh endpoint that accepts dumbpipe's ALPN (and any extra ones), bound to
+// 127.0.0.1:0; relayUrl: home on that relay instead of none
+async function endpoint(iroh, { relayUrl, alpns = [ALPN], secretKey } = {}) {
+  const b = iroh.Endpoint.builder();
+  iroh.presetMinimal(b);
+  b.alpns(alpns.map(bytes));
+  b.bindAddr('127.0.0.1:0');
+  if (secretKey) b.secretKey(secretKey);
+  if (relayUrl) {
+    const m = iroh.RelayMap.empty();
+    m.insert({ url: relayUrl });
+    b.relayMode(iroh.RelayMode.custom(m));
+  } else {
+    b.relayMode(iroh.RelayMode.disabled());
+  }
+  return b.bind();
+}
+
+// Pipes a bidirectional stream (bi: { send, recv }) to the local side: a Buffer
+// (local.input; resolves to { received: Buffer }) or a Node stream (local.socket;
+// resolves to {} once both directions ended).
+async function pipe(bi, local) {
+  const received = [];
+  const out = (async () => {
+    if (local.socket) {
+      for await (const chunk of local.socket) await bi.send.writeAll(bytes(chunk));
+    } else if (local.input && local.input.length) {
+      for (let i = 0; i < local.input.length; i += CHUNK)
+        await bi.send.writeAll(bytes(local.input.subarray(i, i + CHUNK)));
+    }
+    await bi.send.finish();
+  })();
+  const back = (async () => {
+    for (;;) {
+      const chunk = await bi.recv.read(CHUNK);
+      if (!chunk.length) break; // the end of the stream
+      if (local.socket) {
+        if (!local.socket.write(Buffer.from(chunk)))
+          await new Promise((res) => local.socket.once('drain', res));
+      } else {
+        received.push(Buffer.from(chunk));
+      }
+    }
+    if (local.socket) local.socket.end();
+  })();
+  await Promise.all([out, back]);
+  return local.socket ? {} : { received: Buffer.concat(received) };
+}
+
+// The accepting side: takes the endpoint's next connection, accepts its first
+// bidirectional stream, reads the hello (rejects on other bytes, after closing the
+// connection with code 2) and pipes. Resolves to { conn, remoteId, hello, received }.
+// closeAfter (default true): close the connection once the pipe is done; dumbpipe's
+// listener exits then, which closes it too.
+async function listen(ep, local = {}, { closeAfter = true, waitClosedMs = 0 } = {}) {
+  const inc = await ep.acceptNext();
+  if (!inc) throw new Error('the endpoint closed');
+  const conn = await (await inc.accept()).connect();
+  const remoteId = conn.remoteId().toString();
+  const bi = await conn.acceptBi();
+  const hello = Buffer.from(await bi.recv.readExact(HELLO.length));
+  if (!hello.equals(HELLO)) {
+    conn.close(2n, bytes('invalid handshake'));
+    throw new Error(`invalid handshake from ${remoteId}: ${JSON.stringify(hello.toString('latin1'))}`);
+  }
+  const r = await pipe(bi, local);
+  // the connecting side reads last and closes; wait for that a little, then close
+  if (waitClosedMs) await Promise.race([conn.closed(), new Promise((res) => setTimeout(res, waitClosedMs))]);
+  if (closeAfter) conn.close(0n, bytes('done'));
+  return Object.assign({ conn, remoteId, hello }, r);
+}
+
+// The connecting side: dials addr (an EndpointAddr) with dumbpipe's ALPN, opens a
+// bidirectional stream, writes the hello (or `hello`, to test a listener's check) and
+// pipes. Resolves to { conn, received }; the connection is closed at the end, as
+// dumbpipe's connect does when it exits.
+async function connect(ep, addr, local = {}, { hello = HELLO, closeAfter = true } = {}) {
+  const conn = await ep.connect(addr, bytes(ALPN));
+  const bi = await conn.openBi();
+  await bi.send.writeAll(bytes(hello));
+  const r = await pipe(bi, local);
+  if (closeAfter) conn.close(0n, bytes('bye'));
+  return Object.assign({ conn }, r);
+}
+
+module.exports = { ALPN, HELLO, endpoint, pipe, listen, connect };
