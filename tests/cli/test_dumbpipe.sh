@@ -105,8 +105,9 @@ if ! command -v script > /dev/null; then
   echo "note: no script(1) (util-linux bsdutils): the progress line on a terminal is not tested"
 else
   # (script -e: its status is the command's; the typescript holds what the terminal got)
-  on_tty() { # TYPESCRIPT COMMAND: runs COMMAND with a terminal as its stderr
-    script -qefc "$2" "$1" < /dev/null > /dev/null
+  on_tty() { # TYPESCRIPT COMMAND [COLUMNS]: runs COMMAND with a terminal as its stderr,
+    # COLUMNS wide (default 200, so that the lines below are never cut)
+    script -qefc "stty cols ${3:-200}; $2" "$1" < /dev/null > /dev/null
   }
   listen_bg p1
   # 8 pieces 0.25 s apart: the transfer takes about 2 s
@@ -144,6 +145,14 @@ else
   on_tty "$dir/q1.ts" "printf quiet | timeout -k 5 30 '$bin' connect --no-relay --quiet '$ticket' > /dev/null"; status=$?
   wait_exit $lpid 10
   [ $status = 0 ] && ! grep -q 'iroh-c: sent\|using secret key' "$dir/q1.ts" && ok || bad "connect --quiet on a terminal: status $status: $(cat -v "$dir/q1.ts")"
+  # a narrow terminal: the line is cut to its width - 1, so that it never wraps (a
+  # wrapped line could not be redrawn in place)
+  listen_bg n1
+  on_tty "$dir/n1.ts" "printf narrow | timeout -k 5 30 '$bin' connect --no-relay '$ticket' > /dev/null" 40; status=$?
+  wait_exit $lpid 10
+  lines=$(grep -o $'\riroh-c: sent[^\r\e]*' "$dir/n1.ts" | tr -d '\r')
+  [ $status = 0 ] && [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | awk '{ if (length($0) > m) m = length($0) } END { print m }')" = 39 ] &&
+    ok || bad "the progress line on a 40-column terminal: $(cat -v "$dir/n1.ts")"
   # IROH_SECRET set: no note
   listen_bg q2
   on_tty "$dir/q2.ts" "printf x | IROH_SECRET=$(cat "$dir/shown.key") timeout -k 5 30 '$bin' connect --no-relay '$ticket' > /dev/null"; status=$?
