@@ -1,6 +1,7 @@
 // dumbpipe's protocol between iroh-c and the real iroh peer (dumbpipe_peer.js), both
 // ways on loopback: `iroh-c listen` and `iroh-c connect` without --alpn speak
-// DUMBPIPEV0 with the hello; data both ways; connect --recv-only; a peer whose stream
+// DUMBPIPEV0 with the hello; data both ways; connect --recv-only; the echo service on
+// DUMBPIPEV0 (streams of one connection, one without the hello); a peer whose stream
 // does not start with "hello" is refused (iroh-c exits 1, the peer sees the close);
 // --alpn keeps the raw pipe (no hello); IROH_SECRET in hex and in base32 gives the
 // EndpointId iroh derives from that key.
@@ -132,6 +133,30 @@ async function main() {
       `listen's message for a wrong hello: ${res.stderr}`);
     check(res.stdout.length === 0, `listen wrote ${res.stdout.length} bytes of a peer with a wrong hello`);
     check(err && /invalid handshake/.test(String(err.message || err)), `the peer was not told: ${err}`);
+  }
+
+  // ---- the echo service on dumbpipe's protocol: streams of one connection --------------
+  {
+    const e = irohC(['listen', '--no-relay', '--bind', '127.0.0.1:0', '--echo'], { input: null });
+    const ticket = await withTimeout(new Promise((res) => {
+      let out = '';
+      e.proc.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(out.split('\n')[0]); });
+    }), 20000, 'the echo ticket');
+    const conn = await client.connect(iroh.EndpointTicket.fromString(ticket).endpointAddr(), Array.from(Buffer.from(dp.ALPN)));
+    const inputs = [pattern(1000, 6), pattern(70000, 7), pattern(5, 8)];
+    const backs = await withTimeout(Promise.all(inputs.map((input) => dp.openStream(conn, { input }))), 30000, 'echo streams');
+    check(backs.every((b, i) => b.received.equals(inputs[i])), `echo (dumbpipe) over 3 streams: ${backs.map((b) => b.received.length)}`);
+    let err = null;
+    try {
+      await withTimeout(dp.openStream(conn, { input: Buffer.from('x') }, { hello: 'howdy' }), 20000, 'a stream without the hello');
+    } catch (x) { err = x; }
+    check(err !== null, 'the echo service echoed a stream that did not start with the hello');
+    const again = await withTimeout(dp.openStream(conn, { input: Buffer.from('still here') }), 20000, 'echo after a bad stream');
+    check(again.received.toString() === 'still here', `echo after a bad stream: ${again.received}`);
+    conn.close(0n, Array.from(Buffer.from('bye')));
+    e.proc.kill('SIGTERM');
+    const res = await withTimeout(e.done, 10000, 'the echo listener exit');
+    check(res.code === 143, `the echo listener after SIGTERM: ${res.code}: ${res.stderr}`);
   }
 
   // ---- --alpn: the raw pipe, no hello, for other protocols ------------------------------
