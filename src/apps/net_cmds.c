@@ -197,7 +197,8 @@ const char USAGE_CONNECT[] =
     "Without --alpn it speaks dumbpipe's protocol (ALPN " DUMBPIPE_ALPN ": the stream starts\n"
     "with the 5 bytes \"" DUMBPIPE_HELLO "\", which the listener checks), so 'iroh-c listen' and\n"
     "'dumbpipe listen' both take it; with --alpn the stream carries stdin alone.\n"
-    "On a terminal, stderr shows a progress line (bytes each way, rate, path).\n"
+    "When stderr is a terminal (and stdout is not), it shows a progress line: bytes each\n"
+    "way, rate, path.\n"
     "\n"
     "options:\n"
     "  --alpn ALPN          speak this protocol instead, with no hello (repeatable:\n"
@@ -404,7 +405,8 @@ int cmd_connect(int argc, char **argv)
             iroh_send_stream *send;
             iroh_recv_stream *recv;
             pipe_result res;
-            progress *prog = progress_start(opts.quiet);
+            /* not when stdout is the terminal too: the data would mix with the line */
+            progress *prog = progress_start(opts.quiet || isatty(1));
             progress_set_conn(prog, conn);
             rc = iroh_connection_open_bi(conn, &send, &recv);
             /* dumbpipe: the opener writes the hello first (it makes the stream exist for
@@ -467,7 +469,8 @@ const char USAGE_LISTEN[] =
     "alone ('iroh-c connect ID'); see the address lookup options below.\n"
     "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
     "\n"
-    "On a terminal, stderr shows a progress line (bytes each way, rate, path).\n"
+    "When stderr is a terminal (and stdout is not), it shows a progress line: bytes each\n"
+    "way, rate, path.\n"
     "\n"
     "options:\n"
     "  --alpn ALPN          a protocol to accept instead, with no hello (repeatable: all\n"
@@ -683,7 +686,7 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
         iroh_recv_stream *recv;
         pipe_result res;
         int bad_hello = 0;
-        progress *prog = progress_start(po->quiet);
+        progress *prog = progress_start(po->quiet || isatty(1)); /* as in connect */
         progress_set_conn(prog, conn);
         rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
         /* dumbpipe: the hello before any data; other bytes end the connection */

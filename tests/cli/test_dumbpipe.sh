@@ -153,6 +153,11 @@ else
   lines=$(grep -o $'\riroh-c: sent[^\r\e]*' "$dir/n1.ts" | tr -d '\r')
   [ $status = 0 ] && [ -n "$lines" ] && [ "$(printf '%s\n' "$lines" | awk '{ if (length($0) > m) m = length($0) } END { print m }')" = 39 ] &&
     ok || bad "the progress line on a 40-column terminal: $(cat -v "$dir/n1.ts")"
+  # stdout on the terminal too: no progress line, it would mix with the data
+  listen_bg o1
+  on_tty "$dir/o1.ts" "printf out | timeout -k 5 30 '$bin' connect --no-relay '$ticket'"; status=$?
+  wait_exit $lpid 10
+  [ $status = 0 ] && ! grep -q 'iroh-c: sent' "$dir/o1.ts" && ok || bad "connect with stdout on the terminal drew a progress line: $status: $(cat -v "$dir/o1.ts")"
   # IROH_SECRET set: no note
   listen_bg q2
   on_tty "$dir/q2.ts" "printf x | IROH_SECRET=$(cat "$dir/shown.key") timeout -k 5 30 '$bin' connect --no-relay '$ticket' > /dev/null"; status=$?
