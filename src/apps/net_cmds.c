@@ -25,6 +25,9 @@
 /* what a dumbpipe listener tells a peer whose stream does not start with the hello */
 #define HELLO_CODE 2
 #define HELLO_REASON "invalid handshake: the stream did not start with \"hello\""
+/* how long a peer may take to send its hello, once its stream is open */
+#define HELLO_TIMEOUT_MS 10000
+#define HELLO_TIMEOUT_REASON "invalid handshake: no \"hello\" within 10 s"
 
 /* Waits until fd has input (or its end) or until woken: by wake (if >= 0) or by a signal.
  * 1: read fd now; 0: woken. */
@@ -455,20 +458,19 @@ const char USAGE_LISTEN[] =
     "\n"
     "Accepts connections for each ALPN given; without --alpn, for dumbpipe's protocol\n"
     "(ALPN " DUMBPIPE_ALPN "): each stream must start with the 5 bytes \"" DUMBPIPE_HELLO "\", checked\n"
-    "before any data (a peer that sends other bytes is told \"invalid handshake\", its\n"
-    "connection closed with code 2, and listen exits 1), so 'iroh-c connect' and\n"
-    "'dumbpipe connect' both reach it. Without --echo, a dumb pipe: the first\n"
-    "connection's first bidirectional stream carries stdin to the peer and the peer's\n"
-    "data to stdout. stdout carries exactly the bytes received; the ticket and all\n"
-    "messages go to stderr (\"iroh-c: ticket: endpoint...\"). Further clients are refused\n"
-    "at once (code 1, \"" BUSY_REASON "\").\n"
+    "before any data (a peer that sends other bytes, or none within 10 s, is told\n"
+    "\"invalid handshake\", its connection closed with code 2, and listen exits 1), so\n"
+    "'iroh-c connect' and 'dumbpipe connect' both reach it. Without --echo, a dumb\n"
+    "pipe: the first connection's first bidirectional stream carries stdin to the peer\n"
+    "and the peer's data to stdout. stdout carries exactly the bytes received; the\n"
+    "ticket and all messages go to stderr (\"iroh-c: ticket: endpoint...\"). Further\n"
+    "clients are refused at once (code 1, \"" BUSY_REASON "\").\n"
     "With --echo, a service: the ticket is the first line of stdout, and every stream and\n"
     "datagram of every connection is echoed until SIGINT or SIGTERM.\n"
     "Unless --no-lookup is given, the endpoint publishes its record (its home relay; with\n"
     "--publish-addrs its direct addresses as well) so that peers dial it by EndpointId\n"
     "alone ('iroh-c connect ID'); see the address lookup options below.\n"
     "SIGINT and SIGTERM close open connections (\"interrupted\") and exit with 130 and 143.\n"
-    "\n"
     "When stderr is a terminal (and stdout is not), it shows a progress line: bytes each\n"
     "way, rate, path.\n"
     "\n"
@@ -515,7 +517,10 @@ static void *echo_stream(void *arg)
 {
     echo_job *j = arg;
     uint8_t *buf = malloc(IO_CHUNK);
-    if (j->hello && dumbpipe_read_hello(j->recv) != IROH_OK) {
+    if (j->hello)
+        iroh_recv_stream_set_timeout(j->recv, HELLO_TIMEOUT_MS);
+    if (j->hello && (dumbpipe_read_hello(j->recv) != IROH_OK ||
+                     iroh_recv_stream_set_timeout(j->recv, -1) != IROH_OK)) {
         /* not dumbpipe's protocol: this stream ends both ways, the others go on */
         iroh_recv_stream_stop(j->recv, HELLO_CODE);
         iroh_send_stream_reset(j->send, HELLO_CODE);
@@ -689,18 +694,25 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
         progress *prog = progress_start(po->quiet || isatty(1)); /* as in connect */
         progress_set_conn(prog, conn);
         rc = iroh_connection_accept_bi(conn, -1, &send, &recv);
-        /* dumbpipe: the hello before any data; other bytes end the connection */
-        if (rc == IROH_OK && po->dumbpipe && (rc = dumbpipe_read_hello(recv)) != IROH_OK) {
-            if (rc == 1) {
-                bad_hello = 1;
-                iroh_connection_close(conn, HELLO_CODE, HELLO_REASON);
+        int opened = rc == IROH_OK;
+        /* dumbpipe: the hello (within HELLO_TIMEOUT_MS) before any data; other bytes, or
+         * none in time, end the connection */
+        if (opened && po->dumbpipe) {
+            iroh_recv_stream_set_timeout(recv, HELLO_TIMEOUT_MS);
+            if ((rc = dumbpipe_read_hello(recv)) == IROH_OK)
+                rc = iroh_recv_stream_set_timeout(recv, -1);
+        }
+        if (opened && rc != IROH_OK) {
+            if (rc == 1 || rc == IROH_ERR_TIMEOUT) {
+                bad_hello = rc == 1 ? 1 : 2;
+                iroh_connection_close(conn, HELLO_CODE, rc == 1 ? HELLO_REASON : HELLO_TIMEOUT_REASON);
             } else {
                 res.rc = rc;
                 snprintf(res.detail, sizeof res.detail, "before its hello: %s", iroh_last_error());
             }
             iroh_send_stream_free(send);
             iroh_recv_stream_free(recv);
-        } else if (rc == IROH_OK) {
+        } else if (opened) {
             pipe_streams(conn, send, recv, po->recv_only, prog, &res);
             /* the peer reads last: wait for its close, briefly */
             if (res.rc == IROH_OK && !res.output_closed)
@@ -712,9 +724,13 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
             snprintf(res.detail, sizeof res.detail, "%s", iroh_last_error());
         }
         progress_stop(prog);
-        if (bad_hello) {
+        if (bad_hello == 1) {
             fprintf(stderr, "iroh-c: %s does not speak dumbpipe's protocol (its stream did "
                             "not start with \"" DUMBPIPE_HELLO "\"): connection closed\n", hex);
+            status = 1;
+        } else if (bad_hello == 2) {
+            fprintf(stderr, "iroh-c: %s sent no \"" DUMBPIPE_HELLO "\" within %d s: connection "
+                            "closed\n", hex, HELLO_TIMEOUT_MS / 1000);
             status = 1;
         } else if (res.rc != IROH_OK) {
             report_end(conn, res.rc, res.detail);

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # dumbpipe's protocol as the default of listen and connect (ALPN DUMBPIPEV0, the opener
 # writes "hello", the listener checks it): data both ways; a stream that does not start
-# with the hello (a refusal, exit 1 on the listener, the reason at the peer); --alpn
-# keeps the raw pipe; --recv-only on both sides; listen --stats; the echo service
-# without --alpn; and on a terminal (script(1) gives one) the progress line, erased at
-# the end, none with --quiet or when stderr is not a terminal, and the note of a newly
-# made secret key, as dumbpipe shows it. (Against the real iroh peer: interop/test_dumbpipe.js.)
+# with the hello, ends inside it or stalls in it for 10 s (a refusal, exit 1 on the
+# listener, the reason at the peer); --alpn keeps the raw pipe; --recv-only on both
+# sides; listen --stats; the echo service without --alpn; and on a terminal (script(1)
+# gives one) the progress line, erased at the end, cut to the width, none with --quiet,
+# off a terminal or with stdout on it, and the note of a newly made secret key, as
+# dumbpipe shows it. (Against the real iroh peer: interop/test_dumbpipe.js.)
 source "$(dirname "$0")/common.bash"
 
 pipe_ticket() { # file -> the ticket a pipe listener printed on stderr
@@ -60,6 +61,19 @@ printf 'hel' | timeout -k 5 30 "$bin" connect --no-relay --alpn DUMBPIPEV0 "$tic
 wait_exit $lpid 10
 [ $st = 1 ] && grep -q "^iroh-c: before its hello: " "$dir/short.err" && ok || bad "listen, a stream ending inside the hello: status $st: $(cat "$dir/short.err")"
 [ ! -s "$dir/short.out" ] && ok || bad "listen wrote part of a hello: $(cat "$dir/short.out")"
+
+# a stream that stalls inside the hello: closed after 10 s (the listener's bound)
+listen_bg stall
+printf 'hel' >&7
+t0=$(ms)
+timeout -k 5 60 "$bin" connect --no-relay --alpn DUMBPIPEV0 "$ticket" <&7 > /dev/null 2> "$dir/stc.err"; status=$?
+took=$(( $(ms) - t0 ))
+wait_exit $lpid 10
+[ $st = 1 ] && grep -q "^iroh-c: [0-9a-f]\{64\} sent no \"hello\" within 10 s: connection closed$" "$dir/stall.err" &&
+  ok || bad "listen, a stalled hello: status $st: $(cat "$dir/stall.err")"
+[ $status = 1 ] && [ "$(cat "$dir/stc.err")" = 'iroh-c: the peer closed the connection: invalid handshake: no "hello" within 10 s (code 2)' ] &&
+  ok || bad "the peer with a stalled hello: status $status: $(cat "$dir/stc.err")"
+[ $took -ge 9000 ] && [ $took -le 30000 ] && ok || bad "a stalled hello was closed after $took ms (want 10 s)"
 
 # --- --alpn: the raw pipe on both sides, and it does not meet the default ---
 listen_bg raw --alpn raw/0
