@@ -43,7 +43,7 @@ one_line 2 "--pkarr-relay: 'not a url' is not" -- resolve $ID --pkarr-relay "not
 one_line 2 "--pkarr-relay needs a value" -- connect $ID --alpn x --pkarr-relay
 one_line 2 "--dns-origin needs a value" -- listen --alpn x --dns-origin
 "$bin" resolve --help | grep -q -- "--pkarr-relay URL" && ok || bad "resolve --help names --pkarr-relay"
-"$bin" connect --help | grep -q -- "connect ID --alpn" && ok || bad "connect --help names the bare id form"
+"$bin" connect --help | grep -q -- "connect ID \[--alpn ALPN\]" && ok || bad "connect --help names the bare id form"
 "$bin" --help | grep -q "^  resolve " && ok || bad "iroh-c --help lists resolve"
 # an id and no lookup: nothing to dial, said at once
 t0=$(ms)
