@@ -46,6 +46,11 @@
 /* concurrent streams the peer may open on one connection (iroh's default is 100): the
  * connect side opens one per local connection */
 #define TUNNEL_MAX_STREAMS 1024
+/* forwards at once, each two threads: more local connections (or peer streams) are
+ * refused with a reset until some end */
+#define MAX_FORWARDS 2048
+/* how long a peer may take to send its hello */
+#define HELLO_TIMEOUT_MS 10000
 /* how long a connection to the local target may take */
 #define TARGET_CONNECT_MS 10000
 /* the stream error code when the local side failed (dumbpipe resets with 0 as well) */
@@ -103,11 +108,22 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-/* runs j on a detached thread counted in t->active: 0, or -1 (j not taken) */
+/* runs j on a detached thread counted in t->active: 0, or -1 (j not taken; said once
+ * per burst when MAX_FORWARDS are running) */
 static int spawn_job(tunnel *t, job *j)
 {
     pthread_t th;
+    static int said_full;
     pthread_mutex_lock(&t->mu);
+    if (t->active >= MAX_FORWARDS) {
+        if (!said_full)
+            fprintf(stderr, "iroh-c: %s: %d connections are being forwarded: refusing more\n",
+                    t->cmd, MAX_FORWARDS);
+        said_full = 1;
+        pthread_mutex_unlock(&t->mu);
+        return -1;
+    }
+    said_full = 0;
     t->active++;
     pthread_mutex_unlock(&t->mu);
     if (pthread_create(&th, &t->attr, job_main, j) != 0) {
@@ -429,7 +445,10 @@ static void *serve_stream(job *j)
     snprintf(who, sizeof who, "stream %llu of %s",
              (unsigned long long)iroh_recv_stream_id(j->recv), j->peer);
     if (!t->raw) {
+        /* a peer that opens streams and says nothing holds no thread for long */
+        iroh_recv_stream_set_timeout(j->recv, HELLO_TIMEOUT_MS);
         int rc = dumbpipe_read_hello(j->recv);
+        iroh_recv_stream_set_timeout(j->recv, -1);
         if (rc != IROH_OK) {
             if (!cli_stop_signal())
                 fprintf(stderr, "iroh-c: %s: %s: %s\n", t->cmd, who,
@@ -522,10 +541,12 @@ static int run_listen(tunnel *t, int *ep_freed)
     fprintf(stderr, "iroh-c: forwarding incoming streams to %s\n", t->where);
     cli_stop_wait();
     /* the watcher closed the connections and the endpoint: every forward wakes (its
-     * stream calls fail, its polls see the stop fd) and ends */
-    wait_jobs(t);
+     * stream calls fail, its polls see the stop fd) and ends; the shutdown waits for
+     * the handlers, so no forward starts after wait_jobs, and the forwards' streams are
+     * all freed before the endpoint */
     cli_stop_forget_endpoint();
     iroh_router_shutdown(router);
+    wait_jobs(t);
     iroh_router_free(router); /* frees the endpoint */
     *ep_freed = 1;
     return 0;
