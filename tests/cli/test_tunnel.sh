@@ -101,6 +101,20 @@ for _ in $(seq 100); do [ -s "$dir/ports.rst" ] && break; sleep 0.05; done
 [ "$(cat "$dir/ports.rst" 2> /dev/null)" = reset ] && ok || bad "the client's reset reached the server as '$(cat "$dir/ports.rst" 2> /dev/null)'"
 kill $crpid $lrpid 2> /dev/null
 
+# --- a target that refuses: the stream is reset, so the client sees a reset ----------
+dead_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+"$bin" listen-tcp --no-relay --bind 127.0.0.1:0 --host "127.0.0.1:$dead_port" 2> "$dir/ld.err" &
+pids+=($!); ldpid=$!
+dticket=$(ticket_of "$dir/ld.err") || bad "no ticket: $(cat "$dir/ld.err")"
+"$bin" connect-tcp --no-relay --addr 127.0.0.1:0 "$dticket" 2> "$dir/cd.err" &
+pids+=($!); cdpid=$!
+dport=$(port_of "$dir/cd.err") || bad "no port: $(cat "$dir/cd.err")"
+out=$(timeout 20 node "$helper" expect-reset "$dport" 2>&1)
+[ "$out" = reset ] && ok || bad "a refused target reached the client as '$out'"
+grep -q "cannot connect to 127.0.0.1:$dead_port: Connection refused (stream reset)" "$dir/ld.err" && ok ||
+  bad "listen-tcp did not say the target refused: $(cat "$dir/ld.err")"
+kill $cdpid $ldpid 2> /dev/null
+
 # --- the connection is dialed again after the listener went away ---------------------
 lport=$("$bin" ticket decode "$ticket" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).addrs[0].split(':').pop()))")
 kill -TERM $lpid; wait_exit $lpid 10
