@@ -59,7 +59,9 @@
 /* the connection shared by the connect side's forwards: freed by the last reference */
 typedef struct shared_conn {
     iroh_connection *h;
-    unsigned refs; /* under tunnel.mu */
+    unsigned refs;    /* under tunnel.mu */
+    unsigned streams; /* streams opened on it, under tunnel.mu */
+    int own;          /* one local connection's alone (tunnel.per_stream) */
 } shared_conn;
 
 typedef struct tunnel {
@@ -82,6 +84,9 @@ typedef struct tunnel {
     pthread_cond_t cv;
     size_t active;            /* running forward threads */
     shared_conn *conn;        /* connect side: the current connection, or NULL */
+    int per_stream;           /* connect side: a connection per local connection, under
+                                 mu (--connection-per-stream, or a peer found to close
+                                 its connection after one stream: dumbpipe 0.39) */
 } tunnel;
 
 /* ---- threads --------------------------------------------------------------------------- */
@@ -397,7 +402,7 @@ static void stream_to_socket(fwd *f)
 /* forwards between fd and the stream pair until both directions are done; closes fd and
  * frees the streams */
 static void forward(tunnel *t, int fd, iroh_send_stream *send, iroh_recv_stream *recv,
-                    const char *who)
+                    const char *who, int flush_ms)
 {
     fwd f = {.t = t, .fd = fd, .send = send, .recv = recv};
     atomic_init(&f.aborted, 0);
@@ -423,6 +428,9 @@ static void forward(tunnel *t, int fd, iroh_send_stream *send, iroh_recv_stream 
     close_socket(fd, aborted);
     if (f.abort_fd >= 0)
         close(f.abort_fd);
+    /* a connection of this stream alone is closed next: let the peer have it all */
+    if (!aborted && flush_ms)
+        iroh_send_stream_flushed(send, flush_ms);
     /* a finished send stream is delivered after this; an aborted one was reset */
     iroh_send_stream_free(send);
     iroh_recv_stream_free(recv);
@@ -470,7 +478,7 @@ static void *serve_stream(job *j)
     }
     if (t->verbose)
         fprintf(stderr, "iroh-c: %s: %s -> %s\n", t->cmd, who, t->where);
-    forward(t, fd, j->send, j->recv, who);
+    forward(t, fd, j->send, j->recv, who, 0);
     return NULL;
 out:
     iroh_send_stream_free(j->send);
@@ -567,8 +575,37 @@ static void conn_release(tunnel *t, shared_conn *sc)
     }
 }
 
-/* the shared connection, dialed if there is none or it died (dead: the one the caller
- * found dead, dropped if it is still the current one): a reference, or NULL (said) */
+/* a new connection to the peer with one reference (refs), or NULL (said) */
+static shared_conn *conn_dial(tunnel *t, unsigned refs)
+{
+    iroh_connection *h = NULL;
+    shared_conn *sc;
+    int rc = iroh_endpoint_connect_alpns(t->ep, t->peer, t->alpns, t->n_alpns, &h);
+    if (rc != IROH_OK) {
+        if (!cli_stop_signal())
+            report_connect_error(rc, t->timeout_s);
+        return NULL;
+    }
+    if (!(sc = calloc(1, sizeof *sc))) {
+        iroh_connection_close(h, 0, "out of memory");
+        iroh_connection_free(h);
+        return NULL;
+    }
+    sc->h = h;
+    sc->refs = refs;
+    /* after a signal the watcher has closed it already: it goes with its users */
+    cli_stop_watch_conn(h);
+    if (t->verbose) {
+        char peer[IROH_ID_HEX_LEN];
+        peer_hex(h, peer);
+        fprintf(stderr, "iroh-c: %s: connected to %s\n", t->cmd, peer);
+    }
+    return sc;
+}
+
+/* the shared connection, dialed if there is none or it died (dead: one the caller found
+ * dead and still holds, dropped if it is still the current one); with per_stream a new
+ * connection of the caller's own. A reference, or NULL (said). */
 static shared_conn *conn_get(tunnel *t, shared_conn *dead)
 {
     shared_conn *drop = NULL, *sc = NULL;
@@ -576,37 +613,38 @@ static shared_conn *conn_get(tunnel *t, shared_conn *dead)
     if (t->conn && (t->conn == dead || iroh_connection_closed(t->conn->h, 0) == IROH_OK)) {
         iroh_close_reason why;
         iroh_connection_close_reason(t->conn->h, &why);
+        /* dumbpipe 0.39's listen-tcp serves the first stream of a connection and then
+         * drops it (code 0, no reason): the streams that come meanwhile are never
+         * served, so from now on each local connection gets a connection of its own.
+         * (A peer that drops the connection otherwise costs only more connections.) */
+        int one_stream_peer = why.kind == IROH_CLOSE_APPLICATION && why.code == 0 &&
+                              !why.reason[0] && t->conn->streams > 0;
         if (!cli_stop_signal())
-            fprintf(stderr, "iroh-c: %s: the connection ended (%s%s%s): dialing again\n", t->cmd,
+            fprintf(stderr, "iroh-c: %s: the connection ended (%s%s%s)%s\n", t->cmd,
                     why.by_peer ? "by the peer" : "locally", why.reason[0] ? ": " : "",
-                    why.reason);
+                    why.reason,
+                    one_stream_peer ? ": the peer serves one stream per connection (as "
+                                      "dumbpipe's listen-tcp): a connection for each local "
+                                      "connection from now on"
+                                    : ": dialing again");
+        if (one_stream_peer)
+            t->per_stream = 1;
         drop = t->conn;
         t->conn = NULL;
     }
-    if (!t->conn && !cli_stop_signal()) {
-        /* dialed under the lock: local connections that come meanwhile wait for this
-         * one dial instead of starting their own */
-        iroh_connection *h = NULL;
-        int rc = iroh_endpoint_connect_alpns(t->ep, t->peer, t->alpns, t->n_alpns, &h);
-        if (rc != IROH_OK) {
-            if (!cli_stop_signal())
-                report_connect_error(rc, t->timeout_s);
-        } else if (!(t->conn = calloc(1, sizeof *t->conn))) {
-            iroh_connection_close(h, 0, "out of memory");
-            iroh_connection_free(h);
-        } else {
-            t->conn->h = h;
-            t->conn->refs = 1; /* the tunnel's own */
-            if (cli_stop_watch_conn(h) != 0) {
-                /* a signal came: the watcher closed it; it goes with the tunnel */
-            }
-            if (t->verbose) {
-                char peer[IROH_ID_HEX_LEN];
-                peer_hex(h, peer);
-                fprintf(stderr, "iroh-c: %s: connected to %s\n", t->cmd, peer);
-            }
-        }
+    if (t->per_stream) {
+        pthread_mutex_unlock(&t->mu);
+        if (drop)
+            conn_release(t, drop);
+        if (cli_stop_signal() || !(sc = conn_dial(t, 1)))
+            return NULL;
+        sc->own = 1;
+        return sc;
     }
+    /* dialed under the lock: local connections that come meanwhile wait for this one
+     * dial instead of starting their own */
+    if (!t->conn && !cli_stop_signal())
+        t->conn = conn_dial(t, 1); /* the tunnel's own reference */
     if ((sc = t->conn))
         sc->refs++;
     pthread_mutex_unlock(&t->mu);
@@ -627,14 +665,21 @@ static void *serve_local(job *j)
     iroh_send_stream *send = NULL;
     iroh_recv_stream *recv = NULL;
     shared_conn *sc = NULL, *dead = NULL;
-    int rc = IROH_ERR_CLOSED;
     /* a connection that died since the last use is found here, dropped and dialed
-     * again: one retry */
+     * again: one retry. dead keeps its reference until conn_get has compared it, so
+     * its address cannot be a new connection's meanwhile. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (!(sc = conn_get(t, dead)))
+        sc = conn_get(t, dead);
+        if (dead)
+            conn_release(t, dead);
+        dead = NULL;
+        if (!sc)
             break;
-        if ((rc = iroh_connection_open_bi(sc->h, &send, &recv)) == IROH_OK &&
-            (t->raw || (rc = dumbpipe_send_hello(send)) == IROH_OK))
+        pthread_mutex_lock(&t->mu);
+        sc->streams++;
+        pthread_mutex_unlock(&t->mu);
+        if (iroh_connection_open_bi(sc->h, &send, &recv) == IROH_OK &&
+            (t->raw || dumbpipe_send_hello(send) == IROH_OK))
             break;
         if (send) {
             iroh_send_stream_free(send);
@@ -642,15 +687,19 @@ static void *serve_local(job *j)
             send = NULL;
             recv = NULL;
         }
-        dead = sc;
-        int closed = iroh_connection_closed(sc->h, 0) == IROH_OK;
-        if (!closed || cli_stop_signal()) {
-            fprintf(stderr, "iroh-c: %s: cannot open a stream: %s\n", t->cmd, iroh_last_error());
-            attempt = 2;
+        if (iroh_connection_closed(sc->h, 0) != IROH_OK || cli_stop_signal()) {
+            if (!cli_stop_signal())
+                fprintf(stderr, "iroh-c: %s: cannot open a stream: %s\n", t->cmd,
+                        iroh_last_error());
+            conn_release(t, sc);
+            sc = NULL;
+            break;
         }
-        conn_release(t, sc);
+        dead = sc;
         sc = NULL;
     }
+    if (dead)
+        conn_release(t, dead);
     if (!send) {
         close_socket(j->fd, 1); /* the local client sees a reset, not an empty answer */
         return NULL;
@@ -659,7 +708,9 @@ static void *serve_local(job *j)
     snprintf(who, sizeof who, "stream %llu", (unsigned long long)iroh_send_stream_id(send));
     if (t->verbose)
         fprintf(stderr, "iroh-c: %s: local connection -> %s\n", t->cmd, who);
-    forward(t, j->fd, send, recv, who);
+    /* a connection of its own is closed after the forward: what was sent is delivered
+     * first (up to 5 s) */
+    forward(t, j->fd, send, recv, who, sc->own ? 5000 : 0);
     conn_release(t, sc);
     return NULL;
 }
@@ -763,6 +814,12 @@ static int run_connect(tunnel *t)
     "\n" LOOKUP_HELP "\n" \
     "environment: IROH_SECRET (a secret key), IROH_LOG; see 'iroh-c --help'.\n"
 
+#define CONNECT_PER_STREAM_HELP \
+    "  --connection-per-stream  a connection of its own for each local connection, as\n" \
+    "                       dumbpipe's connect-tcp dials (default: one for all; chosen\n" \
+    "                       by itself once the peer closes a connection after its first\n" \
+    "                       stream, as dumbpipe 0.39's listen-tcp does)\n"
+
 static const char USAGE_LISTEN_TCP[] =
     "usage: iroh-c listen-tcp --host HOST:PORT [options]\n"
     "\n"
@@ -786,7 +843,8 @@ static const char USAGE_CONNECT_TCP[] =
     "\n"
     "options:\n"
     "  --addr IP:PORT       where to accept TCP connections (e.g. 127.0.0.1:8080)\n"
-    "  --timeout SECS       give up each dial after SECS (default 10)\n" TUNNEL_OPTS_HELP;
+    "  --timeout SECS       give up each dial after SECS (default 10)\n"
+    CONNECT_PER_STREAM_HELP TUNNEL_OPTS_HELP;
 
 static const char USAGE_LISTEN_UNIX[] =
     "usage: iroh-c listen-unix --path PATH [options]\n"
@@ -805,7 +863,8 @@ static const char USAGE_CONNECT_UNIX[] =
     "\n"
     "options:\n"
     "  --path PATH          the unix socket to create\n"
-    "  --timeout SECS       give up each dial after SECS (default 10)\n" TUNNEL_OPTS_HELP;
+    "  --timeout SECS       give up each dial after SECS (default 10)\n"
+    CONNECT_PER_STREAM_HELP TUNNEL_OPTS_HELP;
 
 static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, char **argv)
 {
@@ -838,6 +897,8 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
         } else if ((r = net_opt(&opts, argc, argv, &i)) != 0) {
             if (r < 0)
                 return EXIT_USAGE;
+        } else if (!listen_side && strcmp(argv[i], "--connection-per-stream") == 0) {
+            t.per_stream = 1;
         } else if (!listen_side && argv[i][0] != '-' && !target) {
             target = argv[i];
         } else {

@@ -65,7 +65,7 @@ function connectTcp(ep, addr) {
       await forward(socket, bi);
       // dumbpipe drops the connection when the forward is done; wait for our FIN's ack
       await new Promise((res) => setTimeout(res, 100));
-      conn.close(0n, bytes('done'));
+      conn.close(0n, []);
     } catch (e) {
       socket.destroy();
     }
@@ -99,7 +99,7 @@ function listenTcp(ep, port, { perConnection = false } = {}) {
         if (perConnection) {
           const bi = await conn.acceptBi();
           await serveStream(bi, port, state).catch(() => {});
-          conn.close(0n, bytes('done'));
+          conn.close(0n, []); // as dropping it: code 0, no reason
           return;
         }
         for (;;) {
