@@ -84,6 +84,7 @@ typedef struct tunnel {
     pthread_cond_t cv;
     size_t active;            /* running forward threads */
     shared_conn *conn;        /* connect side: the current connection, or NULL */
+    atomic_uint dial_failures; /* connect side: failed dials of the shared connection */
     int per_stream;           /* connect side: a connection per local connection, under
                                  mu (--connection-per-stream, or a peer found to close
                                  its connection after one stream: dumbpipe 0.39) */
@@ -609,6 +610,7 @@ static shared_conn *conn_dial(tunnel *t, unsigned refs)
 static shared_conn *conn_get(tunnel *t, shared_conn *dead)
 {
     shared_conn *drop = NULL, *sc = NULL;
+    unsigned failures = atomic_load(&t->dial_failures); /* before waiting for the lock */
     pthread_mutex_lock(&t->mu);
     if (t->conn && (t->conn == dead || iroh_connection_closed(t->conn->h, 0) == IROH_OK)) {
         iroh_close_reason why;
@@ -642,9 +644,13 @@ static shared_conn *conn_get(tunnel *t, shared_conn *dead)
         return sc;
     }
     /* dialed under the lock: local connections that come meanwhile wait for this one
-     * dial instead of starting their own */
-    if (!t->conn && !cli_stop_signal())
-        t->conn = conn_dial(t, 1); /* the tunnel's own reference */
+     * dial instead of starting their own; if it fails, they fail with it (the lock is
+     * taken again below and sees the count move) instead of each waiting out a dial of
+     * its own against a peer that is not there */
+    if (!t->conn && !cli_stop_signal() && failures == atomic_load(&t->dial_failures)) {
+        if (!(t->conn = conn_dial(t, 1))) /* the tunnel's own reference */
+            atomic_fetch_add(&t->dial_failures, 1);
+    }
     if ((sc = t->conn))
         sc->refs++;
     pthread_mutex_unlock(&t->mu);
