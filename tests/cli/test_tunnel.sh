@@ -185,6 +185,16 @@ pids+=($!); cupid=$!
 for _ in $(seq 100); do [ -S "$dir/c.sock" ] && break; sleep 0.05; done
 out=$(curl -sS --max-time 20 --unix-socket "$dir/c.sock" http://x/hello 2>&1)
 [ "$out" = "hello world" ] && ok || bad "curl over unix sockets through the tunnel: '$out': $(cat "$dir/lu.err" "$dir/cu.err")"
+# half-close over unix sockets both ways
+"$bin" listen-unix --no-relay --bind 127.0.0.1:0 --path "$dir/web.sock.half" 2> "$dir/luh.err" &
+pids+=($!); luhpid=$!
+uhticket=$(ticket_of "$dir/luh.err") || bad "no ticket: $(cat "$dir/luh.err")"
+"$bin" connect-unix --no-relay --path "$dir/ch.sock" "$uhticket" 2> "$dir/cuh.err" &
+pids+=($!); cuhpid=$!
+for _ in $(seq 100); do [ -S "$dir/ch.sock" ] && break; sleep 0.05; done
+out=$(timeout 20 node "$helper" half "$dir/ch.sock" 200000 2>&1)
+[ "$out" = "got 200000" ] && ok || bad "half-close over unix sockets through the tunnel: '$out'"
+kill $luhpid $cuhpid 2> /dev/null
 # an existing socket file: a clear error, not a takeover
 "$bin" connect-unix --no-relay --path "$dir/c.sock" "$uticket" 2> "$dir/cu2.err"
 status=$?

@@ -1,7 +1,8 @@
 // The local services and clients of tests/cli/test_tunnel.sh (not a test itself).
 //   node tunnel_helper.js servers PORTFILE [UNIXPATH]
 //       starts the services on 127.0.0.1 (and an HTTP server on the unix socket UNIXPATH)
-//       and writes their ports to PORTFILE as JSON {http, half, rst}:
+//       and writes their ports to PORTFILE as JSON {http, half, rst} (and the half
+//       server on the unix socket UNIXPATH.half too):
 //       http: GET /hello -> "hello world\n"; GET /bytes/N -> N bytes (pattern i % 251),
 //             answered after 300 ms so that parallel requests overlap; GET /stats -> JSON
 //             {conns, peak}: the TCP connections seen and the most open at once
@@ -9,6 +10,7 @@
 //       rst:  the first byte 'R': resets the connection (RST) at once; 'W': waits and
 //             writes "reset" or "end" to PORTFILE.rst for how the client's side ended
 //   node tunnel_helper.js half PORT N       sends N bytes, half-closes, prints the answer
+//                                           (PORT: a port on 127.0.0.1 or a unix socket)
 //   node tunnel_helper.js expect-reset PORT prints "reset" (exit 0) if the server's RST
 //                                           arrives as a reset, else what came (exit 1)
 //   node tunnel_helper.js send-reset PORT   connects, sends 'W', resets after 300 ms
@@ -52,12 +54,13 @@ async function servers(portfile, unixPath) {
     conns++; open++; peak = Math.max(peak, open);
     s.on('close', () => open--);
   });
-  const half = net.createServer((s) => {
+  const halfServer = (s) => {
     let n = 0;
     s.on('data', (d) => { n += d.length; });
     s.on('end', () => s.end('got ' + n + '\n'));
     s.on('error', () => {});
-  });
+  };
+  const half = net.createServer(halfServer);
   const rst = net.createServer((s) => {
     s.once('data', (d) => {
       if (d[0] === 0x52 /* R */) {
@@ -71,17 +74,20 @@ async function servers(portfile, unixPath) {
     });
     s.on('error', () => {});
   });
-  const ports = { http: await listen(web), half: await listen(half), rst: await listen(rst) };
+  const ports = { http: await listen(web), half: await listen(net.createServer(halfServer)),
+    rst: await listen(rst) };
   if (unixPath) {
     const u = http.createServer(handler);
     await new Promise((res) => u.listen(unixPath, res));
+    await new Promise((res) => half.listen(unixPath + '.half', res));
   }
   fs.writeFileSync(portfile + '.tmp', JSON.stringify(ports));
   fs.renameSync(portfile + '.tmp', portfile);
 }
 
 function half(port, n) {
-  const s = net.connect(Number(port), '127.0.0.1', () => {
+  const where = /^\d+$/.test(port) ? [Number(port), '127.0.0.1'] : [port];
+  const s = net.connect(...where, () => {
     s.end(pattern(Number(n)));
   });
   let got = '';
