@@ -459,10 +459,16 @@ static void *serve_stream(job *j)
         int rc = dumbpipe_read_hello(j->recv);
         iroh_recv_stream_set_timeout(j->recv, -1);
         if (rc != IROH_OK) {
-            if (!cli_stop_signal())
-                fprintf(stderr, "iroh-c: %s: %s: %s\n", t->cmd, who,
-                        rc == 1 ? "invalid handshake (not dumbpipe's \"hello\"): stream reset"
-                                : iroh_last_error());
+            if (!cli_stop_signal()) {
+                if (rc == 1)
+                    fprintf(stderr, "iroh-c: %s: %s: invalid handshake (not dumbpipe's "
+                                    "\"hello\"): stream reset\n", t->cmd, who);
+                else if (rc == IROH_ERR_TIMEOUT)
+                    fprintf(stderr, "iroh-c: %s: %s: no hello within %d s: stream reset\n",
+                            t->cmd, who, HELLO_TIMEOUT_MS / 1000);
+                else
+                    fprintf(stderr, "iroh-c: %s: %s: %s\n", t->cmd, who, iroh_last_error());
+            }
             iroh_send_stream_reset(j->send, RESET_CODE);
             iroh_recv_stream_stop(j->recv, RESET_CODE);
             goto out;

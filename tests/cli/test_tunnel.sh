@@ -215,6 +215,14 @@ grep -q "invalid handshake" "$dir/lw.err" && ok || bad "listen-tcp did not repor
 out=$(printf 'hello' | cat - <(printf 'GET /hello HTTP/1.0\r\n\r\n') |
   timeout 20 "$bin" connect --no-relay --alpn DUMBPIPEV0 "$wticket" 2> "$dir/w2.err" | tail -1)
 [ "$out" = "hello world" ] && ok || bad "the listener after a wrong hello: '$out': $(cat "$dir/w2.err" "$dir/lw.err")"
+# a peer that opens a stream and never finishes its hello holds it 10 s at most
+(printf 'he'; sleep 15) | timeout 20 "$bin" connect --no-relay --alpn DUMBPIPEV0 "$wticket" > /dev/null 2> "$dir/w3.err" &
+w3pid=$!; pids+=($w3pid)
+t0=$(ms)
+wait_line "$dir/lw.err" 's/.*\(no hello within 10 s: stream reset\)$/\1/p' 400 > /dev/null && ok ||
+  bad "listen-tcp did not give up on a hello that never came: $(cat "$dir/lw.err")"
+wait_exit $w3pid 10
+[ $st = 1 ] && grep -q "the peer reset the stream" "$dir/w3.err" && ok || bad "the silent peer was not reset: status $st: $(cat "$dir/w3.err")"
 kill $lwpid 2> /dev/null
 
 # --- usage errors ------------------------------------------------------------------------
