@@ -37,6 +37,7 @@ bench: build
 	@cmake --build build --target benches -j $(JOBS)
 	@for b in build/bench/bench_*; do echo "== $$b"; $$b; done
 	@echo "== bench/pipe.sh (the dumb pipe, 512 MiB over loopback)"; bash bench/pipe.sh build/iroh-c 512 3
+	@echo "== bench/tunnel.sh (one TCP connection through connect-tcp / listen-tcp against the pipe, 512 MiB)"; bash bench/tunnel.sh build/iroh-c 512 3
 	@echo "== bench/connect_by_id.sh (connect by EndpointId through a local dns-server, against a ticket)"; bash bench/connect_by_id.sh build/iroh-c 10
 	@echo "== bench/holepunch.sh (relay to direct through two NATs in network namespaces; needs root)"; bash bench/holepunch.sh build/iroh-c 7 2
 

@@ -2,7 +2,8 @@
 # Installs what building and testing iroh-c needs, only where it is missing.
 #   scripts/install-deps.sh build   Debian packages for the library and the command
 #   scripts/install-deps.sh test    the above, plus clang (sanitizer/fuzz build), iptables
-#                                   (the NAT routers of the network-namespace tests) and
+#                                   (the NAT routers of the network-namespace tests),
+#                                   curl and openssh (through the tunnels of cli/test_tunnel) and
 #                                   the npm test peer in tests/interop/node_modules
 #   scripts/install-deps.sh record  tcpdump, for scripts/record-corpus.sh
 # Debian packages are installed with apt-get, which needs root (or sudo).
@@ -11,7 +12,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 what=${1:-build}
 
 build_pkgs=(pkg-config nettle-dev libgmp-dev libgnutls28-dev libidn2-dev libldns-dev libsqlite3-dev)
-test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2 iptables)
+test_pkgs=(clang libclang-rt-14-dev openssl curl iproute2 iptables openssh-server openssh-client)
 record_pkgs=(tcpdump)
 
 missing=()

@@ -23,6 +23,10 @@ static const char USAGE[] =
     "  ticket    encode or decode an EndpointTicket\n"
     "  listen    accept connections: a dumb pipe over stdin/stdout, or an echo service\n"
     "  connect   dial a ticket or an EndpointId: send stdin on a stream, print what comes back\n"
+    "  listen-tcp   forward incoming streams to a TCP service (HOST:PORT), as dumbpipe\n"
+    "  connect-tcp  accept local TCP connections, each carried over a stream to a ticket\n"
+    "  listen-unix  forward incoming streams to a unix socket, as dumbpipe\n"
+    "  connect-unix accept connections on a unix socket, each carried over a stream\n"
     "  resolve   find an EndpointId's relay and addresses with the address lookups\n"
     "  relay     run an iroh relay server\n"
     "  dns-server run an iroh DNS server and pkarr relay\n"
@@ -386,7 +390,8 @@ static const struct command {
     int (*run)(int argc, char **argv);
 } COMMANDS[] = {
     {"keygen", cmd_keygen}, {"id", cmd_id},           {"ticket", cmd_ticket}, {"listen", cmd_listen},
-    {"connect", cmd_connect}, {"resolve", cmd_resolve}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
+    {"connect", cmd_connect}, {"listen-tcp", cmd_listen_tcp}, {"connect-tcp", cmd_connect_tcp},
+    {"listen-unix", cmd_listen_unix}, {"connect-unix", cmd_connect_unix}, {"resolve", cmd_resolve}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
 };
 
 static const struct command *find_command(const char *name)
