@@ -48,6 +48,7 @@ int cmd_connect(int argc, char **argv);
 int cmd_resolve(int argc, char **argv);
 int cmd_relay(int argc, char **argv);
 int cmd_dns_server(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Signals for the network commands (stop.c). cli_stop_start, before any thread exists,
  * blocks SIGINT and SIGTERM in every thread and starts the thread that takes them; on
