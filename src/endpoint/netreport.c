@@ -380,7 +380,7 @@ size_t ir_nr_captive_request(const char *host, uint16_t port, char *buf, size_t 
 int ir_nr_captive_answer(const char *host, const uint8_t *data, size_t len, int eof)
 {
     size_t end = 0;
-    for (size_t i = 0; i + 3 < len && i < HEAD_MAX; i++)
+    for (size_t i = 0; i + 4 <= len && i + 4 <= HEAD_MAX; i++) /* the head's end within 4 KiB */
         if (memcmp(data + i, "\r\n\r\n", 4) == 0) {
             end = i + 2; /* through the last header line's CRLF */
             break;
