@@ -24,15 +24,18 @@
 
 enum { JOB_RESOLVE = 1, JOB_HTTPS, JOB_CAPTIVE };
 
+/* A job is shared by its (detached) thread and the shell, each holding a reference: the
+ * shell never waits for a thread (getaddrinfo cannot be bounded), and a job outlives the
+ * shell if need be, with its own copies of what it reads. */
 typedef struct nr_job {
-    int used;
-    pthread_t th;
+    atomic_int refs;
     atomic_int done;
+    atomic_int stop; /* the shell is gone or the probe no longer wanted */
     int kind, relay;
     uint32_t probe;
     uint64_t deadline;
-    const char *url, *ca_file;
-    const atomic_int *stop;
+    char url[512];
+    char *ca_file;
     /* results */
     int ok;
     uint64_t latency;
@@ -48,8 +51,7 @@ struct ir_nrs {
     char host[IR_NR_MAX_RELAYS][256];
     size_t n;
     const char *ca_file;
-    atomic_int stop;
-    nr_job jobs[MAX_JOBS];
+    nr_job *jobs[MAX_JOBS];
     uint32_t run; /* the core's run the per-run state below belongs to */
     struct {
         int state; /* 0 not asked, 1 resolving, 2 done */
@@ -102,7 +104,7 @@ static void job_https(nr_job *j)
     if (!ans)
         return;
     uint64_t t0 = ir_now_ns();
-    int rc = ir_lookup_http(url, "GET", NULL, 0, j->ca_file, j->deadline, j->stop, ans);
+    int rc = ir_lookup_http(url, "GET", NULL, 0, j->ca_file, j->deadline, &j->stop, ans);
     uint64_t t1 = ir_now_ns();
     if (rc == IROH_OK && ans->status >= 200 && ans->status < 300) {
         j->ok = 1;
@@ -136,7 +138,7 @@ static void job_captive(nr_job *j)
         struct sockaddr_storage ss;
         memset(&ss, 0, sizeof ss);
         memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-        if (ir_lookup_tcp_connect(&ss, ai->ai_addrlen, j->deadline, j->stop, &fd, why,
+        if (ir_lookup_tcp_connect(&ss, ai->ai_addrlen, j->deadline, &j->stop, &fd, why,
                                   sizeof why) != IROH_OK)
             fd = -1;
     }
@@ -147,7 +149,7 @@ static void job_captive(nr_job *j)
     size_t rl = ir_nr_captive_request(u.host, port == 80 ? 0 : port, req, sizeof req);
     size_t off = 0;
     while (rl && off < rl) {
-        if (!ir_lookup_wait_fd(fd, POLLOUT, j->deadline, j->stop))
+        if (!ir_lookup_wait_fd(fd, POLLOUT, j->deadline, &j->stop))
             goto out;
         ssize_t w = send(fd, req + off, rl - off, MSG_NOSIGNAL);
         if (w <= 0)
@@ -157,7 +159,7 @@ static void job_captive(nr_job *j)
     uint8_t buf[4200];
     size_t len = 0;
     for (;;) {
-        if (!ir_lookup_wait_fd(fd, POLLIN, j->deadline, j->stop))
+        if (!ir_lookup_wait_fd(fd, POLLIN, j->deadline, &j->stop))
             goto out;
         ssize_t r = recv(fd, buf + len, sizeof buf - len, 0);
         if (r < 0)
@@ -174,42 +176,65 @@ out:
     close(fd);
 }
 
+static void job_put(nr_job *j)
+{
+    if (atomic_fetch_sub(&j->refs, 1) == 1) {
+        free(j->ca_file);
+        free(j);
+    }
+}
+
 static void *job_main(void *arg)
 {
     nr_job *j = arg;
-    if (j->kind == JOB_RESOLVE)
-        job_resolve(j);
-    else if (j->kind == JOB_HTTPS)
-        job_https(j);
-    else
-        job_captive(j);
+    if (!atomic_load(&j->stop)) {
+        if (j->kind == JOB_RESOLVE)
+            job_resolve(j);
+        else if (j->kind == JOB_HTTPS)
+            job_https(j);
+        else
+            job_captive(j);
+    }
     atomic_store(&j->done, 1);
+    job_put(j);
     return NULL;
 }
 
 static nr_job *job_start(ir_nrs *s, int kind, int relay, uint32_t probe, uint64_t deadline)
 {
-    for (size_t i = 0; i < MAX_JOBS; i++) {
-        nr_job *j = &s->jobs[i];
-        if (j->used)
-            continue;
-        memset(j, 0, sizeof *j);
-        j->used = 1;
-        j->kind = kind;
-        j->relay = relay;
-        j->probe = probe;
-        j->deadline = deadline;
-        j->url = s->urls[relay];
-        j->ca_file = s->ca_file;
-        j->stop = &s->stop;
-        atomic_store(&j->done, 0);
-        if (pthread_create(&j->th, NULL, job_main, j) != 0) {
-            j->used = 0;
-            return NULL;
-        }
-        return j;
+    size_t i = 0;
+    while (i < MAX_JOBS && s->jobs[i])
+        i++;
+    if (i == MAX_JOBS)
+        return NULL;
+    nr_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    j->relay = relay;
+    j->probe = probe;
+    j->deadline = deadline;
+    snprintf(j->url, sizeof j->url, "%s", s->urls[relay]);
+    if (s->ca_file && !(j->ca_file = strdup(s->ca_file))) {
+        free(j);
+        return NULL;
     }
-    return NULL;
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->done, 0);
+    atomic_init(&j->stop, 0);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, job_main, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(j->ca_file);
+        free(j);
+        return NULL;
+    }
+    s->jobs[i] = j;
+    return j;
 }
 
 /* ---- on the I/O thread ----------------------------------------------------------------- */
@@ -252,19 +277,24 @@ static void qad_drop(ir_nrs *s, int k, uint64_t now)
 static void reap(ir_nrs *s, uint64_t now)
 {
     for (size_t i = 0; i < MAX_JOBS; i++) {
-        nr_job *j = &s->jobs[i];
-        if (!j->used || !atomic_load(&j->done))
+        nr_job *j = s->jobs[i];
+        if (!j)
             continue;
-        pthread_join(j->th, NULL);
-        j->used = 0;
+        if (!atomic_load(&j->done)) {
+            /* a probe given up (timed out, its run over) stops early where it can */
+            if (j->kind != JOB_RESOLVE && !ir_nr_probe_active(&s->nr, j->probe))
+                atomic_store(&j->stop, 1);
+            continue;
+        }
+        s->jobs[i] = NULL;
         if (j->kind == JOB_RESOLVE) {
-            if (j->probe != s->run)
-                continue; /* an earlier run's */
-            s->res[j->relay].state = 2;
-            s->res[j->relay].has4 = j->has4;
-            s->res[j->relay].has6 = j->has6;
-            s->res[j->relay].a4 = j->a4;
-            s->res[j->relay].a6 = j->a6;
+            if (j->probe == s->run) { /* not an earlier run's */
+                s->res[j->relay].state = 2;
+                s->res[j->relay].has4 = j->has4;
+                s->res[j->relay].has6 = j->has6;
+                s->res[j->relay].a4 = j->a4;
+                s->res[j->relay].a6 = j->a6;
+            }
         } else if (!j->ok) {
             ir_nr_probe_failed(&s->nr, j->probe, now);
         } else if (j->kind == JOB_HTTPS) {
@@ -272,6 +302,7 @@ static void reap(ir_nrs *s, uint64_t now)
         } else {
             ir_nr_captive_result(&s->nr, j->probe, j->portal, now);
         }
+        job_put(j);
     }
 }
 
@@ -370,7 +401,7 @@ uint64_t ir_nrs_timeout(const ir_nrs *s, uint64_t now)
     uint64_t t = ir_nr_timeout(&s->nr);
     int busy = 0;
     for (size_t i = 0; i < MAX_JOBS && !busy; i++)
-        busy = s->jobs[i].used;
+        busy = s->jobs[i] != NULL;
     for (int k = 0; k < MAX_QAD && !busy; k++)
         busy = s->qad[k].used && !s->qad[k].conn;
     if (busy && now + TICK_NS < t)
@@ -402,10 +433,11 @@ void ir_nrs_free(ir_nrs *s, uint64_t now)
 {
     if (!s)
         return;
-    atomic_store(&s->stop, 1);
     for (size_t i = 0; i < MAX_JOBS; i++)
-        if (s->jobs[i].used)
-            pthread_join(s->jobs[i].th, NULL);
+        if (s->jobs[i]) { /* the thread finishes on its own and frees the job */
+            atomic_store(&s->jobs[i]->stop, 1);
+            job_put(s->jobs[i]);
+        }
     for (int k = 0; k < MAX_QAD; k++)
         if (s->qad[k].used)
             qad_drop(s, k, now);

@@ -27,8 +27,8 @@ void ir_nrs_trigger(ir_nrs *s, uint64_t now);
 const ir_nr_report *ir_nrs_report(const ir_nrs *s, uint64_t *generation);
 const char *ir_nrs_url(const ir_nrs *s, size_t i);
 size_t ir_nrs_relays(const ir_nrs *s);
-/* Stops the threads (waits for them: each ends within a probe deadline, getaddrinfo
- * excepted) and closes the QAD connections; before the endpoint core is freed. */
+/* Tells the threads to stop (they are detached and free their own state; nothing waits
+ * for a getaddrinfo) and closes the QAD connections; before the endpoint core is freed. */
 void ir_nrs_free(ir_nrs *s, uint64_t now);
 
 #endif
