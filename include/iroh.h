@@ -379,7 +379,8 @@ typedef enum iroh_event_kind {
                                       NULL); each service reports once per lookup */
     IROH_EVENT_LOOKUP_FAILED = 11, /* a lookup of peer ended and no service found anything */
     IROH_EVENT_NET_REPORT = 13,    /* a net report completed and differs from the one before
-                                      (or is the first): iroh_endpoint_net_report */
+                                      (or is the first): iroh_endpoint_net_report reads it
+                                      (peer: our own id; no other field) */
 } iroh_event_kind;
 
 typedef struct iroh_event {
