@@ -378,6 +378,9 @@ typedef enum iroh_event_kind {
                                       first direct one or all zero; relay_url: its relay or
                                       NULL); each service reports once per lookup */
     IROH_EVENT_LOOKUP_FAILED = 11, /* a lookup of peer ended and no service found anything */
+    IROH_EVENT_NET_REPORT = 13,    /* a net report completed and differs from the one before
+                                      (or is the first): iroh_endpoint_net_report reads it
+                                      (peer: our own id; no other field) */
 } iroh_event_kind;
 
 typedef struct iroh_event {
@@ -558,6 +561,50 @@ IROH_EXTERN int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms);
 /* Copies the home relay's URL into buf. IROH_ERR_STATE when there is none (yet),
  * IROH_ERR_BUFFER_TOO_SMALL. */
 IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t len);
+
+/* The net report (iroh's net_report::Report): what the endpoint finds out about its
+ * network from its configured relays. A report runs at bind, again every 60 s and after
+ * iroh_endpoint_network_change, each within 5 s: QUIC address discovery over IPv4 and
+ * IPv6 to each https relay (the first 5; on the relay's QUIC port, see
+ * iroh_endpoint_builder_relay_quic_port), HTTP(S) GET <relay>/ping for latency (at 200,
+ * 300, 400 ms; in the first report and every 5 minutes), and in the first report the
+ * captive-portal check: plain HTTP GET /generate_204 at one relay (port 80 of an https
+ * relay's host, as iroh; an http:// relay's own port). Tri-state fields are 1, 0 or -1
+ * (unknown, iroh's None). */
+#define IROH_NET_REPORT_MAX_RELAYS 8
+typedef struct iroh_net_report_relay {
+    const char *url;              /* normalized; valid while the endpoint lives */
+    uint64_t latency_ipv4_us;     /* QAD over IPv4: the connection's round trip; 0: none */
+    uint64_t latency_ipv6_us;     /* QAD over IPv6 */
+    uint64_t latency_https_us;    /* GET /ping, connect and TLS included */
+} iroh_net_report_relay;
+typedef struct iroh_net_report {
+    uint64_t generation; /* grows with every report that differs from the one before */
+    int udp_v4, udp_v6;  /* a QAD round trip completed over IPv4 / IPv6 */
+    int mapping_varies_by_dest_ipv4; /* relays saw different addresses (needs two) */
+    int mapping_varies_by_dest_ipv6;
+    int has_global_v4, has_global_v6;
+    iroh_socket_addr global_v4, global_v6; /* our public address as the first relay saw it */
+    const char *preferred_relay; /* the lowest latency (sticky unless another is below
+                                    2/3 of it), NULL: none answered; valid as url */
+    int captive_portal;
+    size_t n_relays;
+    iroh_net_report_relay relays[IROH_NET_REPORT_MAX_RELAYS];
+} iroh_net_report;
+/* Copies the last complete report. IROH_ERR_STATE before the first one completed (or
+ * without relays, or with the net report off); IROH_ERR_CLOSED after close. Any thread. */
+IROH_EXTERN int iroh_endpoint_net_report(iroh_endpoint *ep, iroh_net_report *out);
+/* Waits up to timeout_ms (-1: forever) for a report of a generation above `after`
+ * (0: any report) and copies it. IROH_ERR_TIMEOUT, IROH_ERR_STATE without a net report,
+ * IROH_ERR_CLOSED. */
+IROH_EXTERN int iroh_endpoint_net_report_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms,
+                                              iroh_net_report *out);
+typedef enum iroh_net_report_mode {
+    IROH_NET_REPORT_OFF = 0,
+    IROH_NET_REPORT_ON = 1,         /* the default */
+    IROH_NET_REPORT_NO_CAPTIVE = 2, /* on, without the captive-portal check */
+} iroh_net_report_mode;
+IROH_EXTERN int iroh_endpoint_builder_net_report(iroh_endpoint_builder *b, int mode);
 
 /* Connects to addr speaking alpn; blocks until the handshake completes. An address with
  * neither a relay nor a direct address (the id alone), or none this endpoint can use

@@ -53,6 +53,7 @@ int cmd_listen_tcp(int argc, char **argv);
 int cmd_connect_tcp(int argc, char **argv);
 int cmd_listen_unix(int argc, char **argv);
 int cmd_connect_unix(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* Signals for the network commands (stop.c). cli_stop_start, before any thread exists,
  * blocks SIGINT and SIGTERM in every thread and starts the thread that takes them; on

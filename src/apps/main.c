@@ -30,6 +30,7 @@ static const char USAGE[] =
     "  resolve   find an EndpointId's relay and addresses with the address lookups\n"
     "  relay     run an iroh relay server\n"
     "  dns-server run an iroh DNS server and pkarr relay\n"
+    "  report    run a net report against relays: UDP, public address, NAT, latencies\n"
     "  version   print the version\n"
     "\n"
     "'iroh-c <command> --help' (or 'iroh-c help <command>') describes a command.\n"
@@ -391,7 +392,8 @@ static const struct command {
 } COMMANDS[] = {
     {"keygen", cmd_keygen}, {"id", cmd_id},           {"ticket", cmd_ticket}, {"listen", cmd_listen},
     {"connect", cmd_connect}, {"listen-tcp", cmd_listen_tcp}, {"connect-tcp", cmd_connect_tcp},
-    {"listen-unix", cmd_listen_unix}, {"connect-unix", cmd_connect_unix}, {"resolve", cmd_resolve}, {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"version", cmd_version},
+    {"listen-unix", cmd_listen_unix}, {"connect-unix", cmd_connect_unix}, {"resolve", cmd_resolve},
+    {"relay", cmd_relay}, {"dns-server", cmd_dns_server}, {"report", cmd_report}, {"version", cmd_version},
 };
 
 static const struct command *find_command(const char *name)

@@ -615,6 +615,7 @@ static void *io_main(void *arg)
          * that a connection then used) is told before them */
         ir_api_lookup_dispatch(ep);
         dispatch(ep);
+        ir_api_net_report_dispatch(ep);
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
     }
@@ -638,6 +639,7 @@ iroh_endpoint_builder *iroh_endpoint_builder_new(void)
     b->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     b->relay_quic_port = -1;
     b->holepunching = -1;
+    b->net_report = IROH_NET_REPORT_ON;
     return b;
 }
 
@@ -888,6 +890,8 @@ int iroh_endpoint_bind(const iroh_endpoint_builder *b, iroh_endpoint **out)
     cfg.relay_ca_file = b->relay_ca_file;
     cfg.qad_client = b->relay_quic_port != 0;
     cfg.qad_port = b->relay_quic_port > 0 ? (uint16_t)b->relay_quic_port : 0;
+    cfg.net_report = b->net_report != IROH_NET_REPORT_OFF;
+    cfg.no_captive_check = b->net_report == IROH_NET_REPORT_NO_CAPTIVE;
     ir_api_builder_externals(b, &cfg);
     cfg.relays_disabled = b->relay_mode == IROH_RELAY_MODE_DISABLED;
     ep->connect_timeout_ms = b->connect_timeout_ms;
@@ -1009,6 +1013,109 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
     ep_leave(ep);
     pthread_mutex_unlock(&ep->mu);
     return rc;
+}
+
+/* ---- the net report ------------------------------------------------------------------ */
+
+static int copy_net_report(iroh_endpoint *ep, iroh_net_report *out)
+{
+    const char *urls[IR_EP_MAX_RELAYS];
+    size_t n;
+    uint64_t gen;
+    const ir_nr_report *r = ir_ep_net_report(ep->ep, &gen, urls, &n);
+    if (!n)
+        return ir_fail(IROH_ERR_STATE, "no net report (no relays, or turned off)");
+    if (!r)
+        return ir_fail(IROH_ERR_STATE, "the first net report has not completed yet");
+    memset(out, 0, sizeof *out);
+    out->generation = gen;
+    out->udp_v4 = r->udp_v4;
+    out->udp_v6 = r->udp_v6;
+    out->mapping_varies_by_dest_ipv4 = r->varies_v4;
+    out->mapping_varies_by_dest_ipv6 = r->varies_v6;
+    out->has_global_v4 = r->has_global_v4;
+    out->has_global_v6 = r->has_global_v6;
+    out->global_v4 = r->global_v4;
+    out->global_v6 = r->global_v6;
+    out->preferred_relay = r->preferred >= 0 ? urls[r->preferred] : NULL;
+    out->captive_portal = r->captive;
+    out->n_relays = n;
+    for (size_t i = 0; i < n && i < IROH_NET_REPORT_MAX_RELAYS; i++) {
+        out->relays[i].url = urls[i];
+        out->relays[i].latency_ipv4_us = (r->lat_v4[i] + 999) / 1000;
+        out->relays[i].latency_ipv6_us = (r->lat_v6[i] + 999) / 1000;
+        out->relays[i].latency_https_us = (r->lat_https[i] + 999) / 1000;
+    }
+    return IROH_OK;
+}
+
+int iroh_endpoint_net_report_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms,
+                                  iroh_net_report *out)
+{
+    int rc = check_args(ep != NULL && out != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    deadline d = deadline_in(timeout_ms);
+    pthread_mutex_lock(&ep->mu);
+    ep_enter(ep);
+    for (;;) {
+        if (ep->closed) {
+            rc = endpoint_closed_error();
+            break;
+        }
+        rc = copy_net_report(ep, out);
+        if (rc == IROH_OK && out->generation > after)
+            break;
+        const char *urls[IR_EP_MAX_RELAYS];
+        size_t n;
+        ir_ep_net_report(ep->ep, NULL, urls, &n);
+        if (!n)
+            break; /* there will be none: IROH_ERR_STATE */
+        if (wait_on(ep, &ep->waiters, W_NET_REPORT, 0, NULL, &d) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "no new net report within %d ms", timeout_ms);
+            break;
+        }
+    }
+    ep_leave(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_endpoint_net_report(iroh_endpoint *ep, iroh_net_report *out)
+{
+    if (!ep || !out)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "NULL argument");
+    pthread_mutex_lock(&ep->mu);
+    int rc = ep->closed ? endpoint_closed_error() : copy_net_report(ep, out);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+void ir_api_net_report_dispatch(iroh_endpoint *ep)
+{
+    const char *urls[IR_EP_MAX_RELAYS];
+    size_t n;
+    uint64_t gen;
+    ir_ep_net_report(ep->ep, &gen, urls, &n);
+    if (gen == ep->nr_generation)
+        return;
+    ep->nr_generation = gen;
+    wake_kinds(ep->waiters, W_NET_REPORT);
+    if (ep->event_cb) {
+        iroh_event ev;
+        memset(&ev, 0, sizeof ev);
+        ev.kind = IROH_EVENT_NET_REPORT;
+        ev.peer = ep->id;
+        ep->event_cb(ep->event_ctx, &ev);
+    }
+}
+
+int iroh_endpoint_builder_net_report(iroh_endpoint_builder *b, int mode)
+{
+    if (!b || mode < IROH_NET_REPORT_OFF || mode > IROH_NET_REPORT_NO_CAPTIVE)
+        return ir_fail(IROH_ERR_INVALID_ARGUMENT, "net report mode 0, 1 or 2");
+    b->net_report = mode;
+    return IROH_OK;
 }
 
 /* a connection we dial: until its handshake completes */

@@ -36,6 +36,7 @@ struct iroh_endpoint_builder {
     char *relay_ca_file;
     int relay_quic_port; /* QUIC address discovery port of https relays; -1: 7842 */
     int holepunching;    /* 0, 1, 2; -1: IROH_C_HOLEPUNCHING */
+    int net_report;      /* IROH_NET_REPORT_*; builder_new sets ON */
     iroh_socket_addr external[IR_EPC_MAX_EXTERNAL]; /* iroh_endpoint_builder_external_addr */
     size_t n_external;
     ir_lookup_config lookup; /* address lookup (lookup_api.c) */
@@ -52,6 +53,7 @@ enum {
     W_STATE = 1 << 6,    /* the handshake completed or the connection closed */
     W_INCOMING = 1 << 7, /* (endpoint) a connection joined the accept queue */
     W_ONLINE = 1 << 8,   /* (endpoint) the home relay connected */
+    W_NET_REPORT = 1 << 10, /* (endpoint) a new net report */
 };
 #define W_STREAM (W_READ | W_WRITE | W_FLUSHED)
 
@@ -141,6 +143,7 @@ struct iroh_endpoint {
     void *filter_ctx;
     iroh_event_callback event_cb;
     void *event_ctx;
+    uint64_t nr_generation; /* the net report's last generation told (api_netreport.c) */
     iroh_connection **conns;
     size_t nconns, capconns;
     /* inbound connections whose handshake completed (and that the accept filter let
@@ -192,6 +195,9 @@ void ir_api_lookup_event(iroh_endpoint *ep, iroh_event_kind kind, const iroh_end
                          uint64_t elapsed_us);
 /* The I/O thread (the endpoint's mutex held): the queued lookup events to the callback. */
 void ir_api_lookup_dispatch(iroh_endpoint *ep);
+/* IROH_EVENT_NET_REPORT when the net report's generation grew (api_netreport.c); on the
+ * I/O thread with ep->mu held */
+void ir_api_net_report_dispatch(iroh_endpoint *ep);
 /* iroh_endpoint_bind, once the I/O thread runs: the builder's lookups start (none
  * configured: ep->lookup stays NULL). */
 int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b);

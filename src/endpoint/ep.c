@@ -21,6 +21,7 @@
 #include "base/util.h"
 #include "crypto/crypto.h"
 #include "endpoint/ep_core.h"
+#include "endpoint/netreport_shell.h"
 #include "endpoint/qad.h"
 #include "endpoint/relay_link.h"
 #include "net/udp.h"
@@ -71,6 +72,9 @@ struct ir_ep {
     ir_tls_identity *qad_ident;
     iroh_socket_addr public_addr;
     int have_public;
+    /* the net report (netreport_shell.h) over the configured relays, or NULL */
+    ir_nrs *nrs;
+    const char *nr_urls[IR_EP_MAX_RELAYS];
     /* network changes: a netlink socket that reports address and link changes (-1 where
      * there is none: then the interfaces are read again every IF_POLL_NS), and when the
      * interfaces are to be read next */
@@ -277,6 +281,8 @@ static void sockets_changed(ir_ep *ep, uint64_t now)
 void ir_ep_network_change(ir_ep *ep)
 {
     read_interfaces(ep, ir_now_ns());
+    if (ep->nrs)
+        ir_nrs_trigger(ep->nrs, ir_now_ns());
 }
 
 int ir_ep_add_external_addr(ir_ep *ep, const iroh_socket_addr *a)
@@ -413,6 +419,21 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
         ir_rlink_want(ep->links[idx], 1, now);
     }
     ep->nconfigured = ep->nlinks;
+    if (cfg->net_report && ep->nconfigured) {
+        int have4 = 0, have6 = 0;
+        for (int i = 0; i < ep->nsock; i++) {
+            have4 |= ep->bound[i].family == 4;
+            have6 |= ep->bound[i].family == 6;
+        }
+        for (size_t i = 0; i < ep->nconfigured; i++)
+            ep->nr_urls[i] = ir_rlink_url(ep->links[i]);
+        ep->nrs = ir_nrs_new(ep, ep->nr_urls, ep->nconfigured, ep->relay_ca_file, have4, have6,
+                             !cfg->no_captive_check);
+        if (!ep->nrs) {
+            rc = ir_fail(IROH_ERR_NO_MEMORY, "out of memory");
+            goto fail;
+        }
+    }
     ep->cfg.relay_urls = NULL; /* not kept: the links have their own copies */
     ep->cfg.relay_token = NULL;
     ep->cfg.relay_ca_file = NULL;
@@ -428,6 +449,7 @@ void ir_ep_free(ir_ep *ep)
 {
     if (!ep)
         return;
+    ir_nrs_free(ep->nrs, ir_now_ns()); /* its threads, its QAD connections */
     ir_epc_free(ep->core); /* the connections (also the address discovery one) */
     for (int i = 0; i < MAX_SOCKS; i++)
         if (ep->fd[i] >= 0)
@@ -733,21 +755,21 @@ static void qad_close(ir_ep *ep, uint64_t now, int retry_soon)
     ep->qad_retry_at = now + (retry_soon ? 0 : QAD_RETRY_NS);
 }
 
-static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
+/* An internal QAD connection from our socket of ip's family to ip (port: the QAD port),
+ * the relay's certificate checked for host. */
+static int qad_connect(ir_ep *ep, const char *host, const iroh_socket_addr *ip_in, uint64_t now,
+                       uint64_t keep_alive_ns, ir_conn **out)
 {
-    iroh_socket_addr ip;
-    if (ir_rlink_remote_ip(l, &ip) != 0)
-        return;
+    iroh_socket_addr ip = *ip_in;
     ip.port = ep->cfg.qad_port ? ep->cfg.qad_port : IR_QAD_DEFAULT_PORT;
     ir_netaddr path;
     ir_netaddr_from_socket_addr(&path, &ip);
     if (sock_for(ep, &path) < 0)
-        return; /* no socket of the relay's family */
-    ep->qad_retry_at = now + QAD_RETRY_NS; /* if this fails at once */
-    if (!ep->qad_ident &&
-        ir_tls_identity_new_x509_client(ep->relay_ca_file, &ep->qad_ident) != IROH_OK) {
-        IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
-        return;
+        return ir_fail(IROH_ERR_INVALID_ADDR, "no socket of the relay's family");
+    if (!ep->qad_ident) {
+        int rc = ir_tls_identity_new_x509_client(ep->relay_ca_file, &ep->qad_ident);
+        if (rc != IROH_OK)
+            return rc;
     }
     static const uint8_t alpn[] = IR_QAD_ALPN;
     const uint8_t *alpns[1] = {alpn};
@@ -755,7 +777,7 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     ir_conn_config cfg;
     ir_epc_base_config(ep->core, &cfg);
     cfg.identity = ep->qad_ident;
-    cfg.tls_server_name = ir_rlink_host(l);
+    cfg.tls_server_name = host;
     cfg.alpns = alpns;
     cfg.alpn_lens = lens;
     cfg.n_alpns = 1;
@@ -766,14 +788,58 @@ static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
     cfg.tp.has_initial_max_path_id = 0;
     cfg.tp.nat_traversal = 0;
     cfg.tp.max_idle_timeout = 35000;
-    cfg.keep_alive_ns = 25ull * 1000000000ull;
+    cfg.keep_alive_ns = keep_alive_ns;
     cfg.tp.initial_max_streams_bidi = cfg.tp.initial_max_streams_uni = 0;
-    if (ir_epc_connect_cfg(ep->core, &cfg, &path, 1, 1, now, &ep->qad) != IROH_OK) {
+    return ir_epc_connect_cfg(ep->core, &cfg, &path, 1, 1, now, out);
+}
+
+static void qad_start(ir_ep *ep, ir_rlink *l, uint64_t now)
+{
+    iroh_socket_addr ip;
+    if (ir_rlink_remote_ip(l, &ip) != 0)
+        return;
+    ep->qad_retry_at = now + QAD_RETRY_NS; /* if this fails at once */
+    if (qad_connect(ep, ir_rlink_host(l), &ip, now, 25ull * 1000000000ull, &ep->qad) != IROH_OK) {
         ep->qad = NULL;
         IR_LOG(IR_LOG_DEBUG, "address discovery: %s", iroh_last_error());
         return;
     }
     IR_LOG(IR_LOG_DEBUG, "address discovery with %s started", ir_rlink_url(l));
+}
+
+int ir_ep_qad_probe_open(ir_ep *ep, const char *host, const iroh_socket_addr *ip, uint64_t now,
+                         ir_conn **out)
+{
+    *out = NULL;
+    int rc = qad_connect(ep, host, ip, now, 0, out);
+    if (rc != IROH_OK) {
+        *out = NULL;
+        IR_LOG(IR_LOG_DEBUG, "net report: QAD with %s: %s", host, iroh_last_error());
+    }
+    return rc;
+}
+
+void ir_ep_qad_probe_close(ir_ep *ep, ir_conn *c, uint64_t now)
+{
+    if (ir_conn_get_state(c) < IR_CONN_CLOSING) {
+        ir_conn_close(c, 1, 1, "finished", now); /* as iroh's client */
+        ir_epc_flush_conn(ep->core, c, now);
+    }
+    ir_epc_release(ep->core, c, 1, now);
+}
+
+const ir_nr_report *ir_ep_net_report(const ir_ep *ep, uint64_t *generation, const char **urls,
+                                     size_t *n)
+{
+    *n = 0;
+    if (generation)
+        *generation = 0;
+    if (!ep->nrs)
+        return NULL;
+    *n = ir_nrs_relays(ep->nrs);
+    for (size_t i = 0; i < *n; i++)
+        urls[i] = ir_nrs_url(ep->nrs, i);
+    return ir_nrs_report(ep->nrs, generation);
 }
 
 static void qad_tick(ir_ep *ep, uint64_t now)
@@ -850,6 +916,8 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
     }
     choose_home(ep, now);
     qad_tick(ep, now);
+    if (ep->nrs)
+        ir_nrs_tick(ep->nrs, now);
 }
 
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
@@ -865,6 +933,11 @@ static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
         t = ep->qad_retry_at;
     if (ep->if_check_at < t)
         t = ep->if_check_at;
+    if (ep->nrs) {
+        uint64_t d = ir_nrs_timeout(ep->nrs, now);
+        if (d < t)
+            t = d;
+    }
     if (ep->nlinks > ep->nconfigured && ep->links_check_at < t)
         t = ep->links_check_at;
     if (t == UINT64_MAX)

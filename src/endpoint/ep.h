@@ -12,6 +12,7 @@
 
 #include "iroh.h"
 #include "quic/conn.h"
+#include "endpoint/netreport.h"
 
 typedef struct ir_ep ir_ep;
 
@@ -50,6 +51,11 @@ typedef struct ir_ep_config {
      * (0: 7842) */
     int qad_client;
     uint16_t qad_port;
+    /* the net report (netreport.h) over the configured relays: QAD probes (https relays,
+     * on qad_port), HTTPS /ping latency, the captive-portal check (unless
+     * no_captive_check) */
+    int net_report;
+    int no_captive_check;
     /* ... and the relay's side: an X.509 identity (PEM certificate chain and key) instead
      * of the raw public key, ALPN /iroh-qad/0, no streams, each client's address reported */
     const char *x509_cert_file, *x509_key_file;
@@ -172,6 +178,18 @@ const char *ir_ep_home_relay(const ir_ep *ep);
 int ir_ep_relay_problem(const ir_ep *ep, const char **url, const char **why);
 /* The number of relays configured. */
 size_t ir_ep_relay_count(const ir_ep *ep);
+
+/* The net report: the last complete report (NULL: none yet, or no net report), its
+ * generation (0: none), the relays' URLs (urls: IR_EP_MAX_RELAYS entries, valid while
+ * the endpoint lives) and their number; the report's relay indexes refer to them. */
+const ir_nr_report *ir_ep_net_report(const ir_ep *ep, uint64_t *generation, const char **urls,
+                                     size_t *n);
+/* The net report's QAD probes (netreport_shell.c): an internal connection to ip (its
+ * port replaced by the QAD port) checked for host's certificate; closed and freed by
+ * ir_ep_qad_probe_close. */
+int ir_ep_qad_probe_open(ir_ep *ep, const char *host, const iroh_socket_addr *ip, uint64_t now,
+                         ir_conn **out);
+void ir_ep_qad_probe_close(ir_ep *ep, ir_conn *c, uint64_t now);
 
 /* What became of datagrams that would have started a connection. */
 typedef struct ir_ep_counters {

@@ -22,7 +22,8 @@
 #define MAX_DGRAM 1500
 #define OUR_CID_LEN 8
 #define IR_EPC_BATCH 32 /* datagrams per GSO send (64 KiB at most: 43 x 1500) */
-#define MAX_AUX 2       /* internal connections */
+#define MAX_AUX 12      /* internal connections: the home relay's QAD and the net report's
+                         * QAD probes (5 relays, 2 families) */
 
 typedef struct conn_slot conn_slot;
 

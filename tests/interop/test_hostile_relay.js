@@ -28,7 +28,7 @@ function hostileRelay(port, scenarios) {
   const sockets = [];
   const srv = net.createServer((c) => {
     sockets.push(c);
-    const mode = scenarios[Math.min(k++, scenarios.length - 1)];
+    let mode;
     let req = Buffer.alloc(0);
     let upgraded = false;
     c.on('error', () => {});
@@ -37,6 +37,13 @@ function hostileRelay(port, scenarios) {
       req = Buffer.concat([req, d]);
       if (!req.includes('\r\n\r\n')) return;
       upgraded = true;
+      // the endpoint's net report asks GET /ping and /generate_204 too: not a relay
+      // connection, no scenario spent on it
+      if (!/sec-websocket-key:/i.test(req.toString())) {
+        c.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      mode = scenarios[Math.min(k++, scenarios.length - 1)];
       if (mode === 'garbage') { c.end(crypto.randomBytes(300)); return; }
       const key = /sec-websocket-key: *([^\r\n]+)/i.exec(req.toString())[1];
       const acc = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
