@@ -492,6 +492,7 @@ static void dispatch(iroh_endpoint *ep)
                 }
                 if (h->inbound && !admit(ep, h))
                     break;
+                ir_api_obs_conn(ep, h, IR_EV_CONNECTED, 0);
                 emit(ep, IROH_EVENT_CONNECTED, h);
                 break;
             case IR_EV_PATH_CHANGED:
@@ -501,6 +502,8 @@ static void dispatch(iroh_endpoint *ep)
             case IR_EV_PATH_SELECTED:
                 path_news = 1;
                 ir_api_path_event(ep, h, &ev);
+                if (ev.type == IR_EV_PATH_OPENED || ev.type == IR_EV_PATH_ABANDONED)
+                    ir_api_obs_conn(ep, h, ev.type, ev.stream_id);
                 break;
             case IR_EV_CLOSED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -528,6 +531,7 @@ static void dispatch(iroh_endpoint *ep)
                            (unsigned long long)st.paths_abandoned);
                 }
                 wake_kinds(h->waiters, W_ALL);
+                ir_api_obs_conn(ep, h, IR_EV_CLOSED, 0);
                 emit(ep, IROH_EVENT_CLOSED, h);
                 break;
             case IR_EV_STREAM_OPENED:
@@ -553,8 +557,10 @@ static void dispatch(iroh_endpoint *ep)
             }
         }
         /* (events the core could not queue count as news too) */
-        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped)
+        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped) {
             ir_api_check_selected(ep, h);
+            ir_api_obs_conn(ep, h, 0, 0); /* its paths into the remote table */
+        }
         if (h->waiters)
             wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:
@@ -615,6 +621,7 @@ static void *io_main(void *arg)
          * that a connection then used) is told before them */
         ir_api_lookup_dispatch(ep);
         dispatch(ep);
+        ir_api_obs_round(ep); /* the own address: IROH_EVENT_ADDR_CHANGED */
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
     }
@@ -1117,6 +1124,11 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
     }
     int timeout_ms = (int)ep->connect_timeout_ms;
     int can_resolve = ir_lookup_can_resolve(ep->lookup);
+    if (has_transport(addr)) { /* what the application says of the peer (a ticket) */
+        pthread_mutex_lock(&ep->mu);
+        ir_api_remote_note_addr(ep, addr, IROH_ADDR_SOURCE_APP, NULL);
+        pthread_mutex_unlock(&ep->mu);
+    }
     if (has_transport(addr) || !can_resolve) {
         int rc = connect_addr(ep, addr, ab, al, n_alpns, timeout_ms, NULL, out);
         if (rc != IROH_ERR_INVALID_ADDR || !can_resolve)
@@ -1418,6 +1430,7 @@ void iroh_endpoint_free(iroh_endpoint *ep)
         pthread_cond_wait(&ep->cv, &ep->mu);
     pthread_mutex_unlock(&ep->mu);
     ir_lookup_free(ep->lookup);
+    ir_api_obs_free(ep);
     for (size_t i = 0; i < ep->nconns; i++)
         free_handle(ep->conns[i]);
     free(ep->conns);
