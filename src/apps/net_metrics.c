@@ -182,8 +182,27 @@ int net_metrics_start(const net_opts *o, iroh_endpoint *ep)
         return 1;
     }
     srv.running = 1;
-    if (o->verbose)
-        fprintf(stderr, "iroh-c: metrics at http://%s/metrics\n", o->metrics_addr);
+    /* the address bound (port 0: the kernel's choice), so a scraper can find it */
+    struct sockaddr_storage got;
+    socklen_t gl = sizeof got;
+    iroh_socket_addr ga;
+    char text[IROH_SOCKET_ADDR_LEN];
+    if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+        memset(&ga, 0, sizeof ga);
+        if (got.ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)&got;
+            ga.family = 4;
+            memcpy(ga.ip, &s4->sin_addr, 4);
+            ga.port = ntohs(s4->sin_port);
+        } else {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&got;
+            ga.family = 6;
+            memcpy(ga.ip, &s6->sin6_addr, 16);
+            ga.port = ntohs(s6->sin6_port);
+        }
+        if (iroh_socket_addr_to_string(&ga, text, sizeof text) == IROH_OK)
+            fprintf(stderr, "iroh-c: metrics at http://%s/metrics\n", text);
+    }
     return 0;
 }
 

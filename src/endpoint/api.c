@@ -581,6 +581,7 @@ static void *io_main(void *arg)
     iroh_endpoint *ep = arg;
     pthread_mutex_lock(&ep->mu);
     int nsock = ir_ep_socket_count(ep->ep);
+    ir_api_obs_round(ep); /* the first look at the own address, before any wait */
     while (!ep->stop) {
         struct pollfd pf[IR_EP_MAX_FDS + 1];
         int timeout = -1;
