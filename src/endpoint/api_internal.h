@@ -174,6 +174,7 @@ struct iroh_endpoint {
         uint64_t conns_opened, conns_closed, conns_direct;
         uint64_t paths_direct, paths_relay;
         uint64_t ip_paths_added, ip_paths_removed, relay_paths_added, relay_paths_removed;
+        uint64_t holepunch_closed; /* holepunching rounds of connections now closed */
     } mc;
 };
 

@@ -300,6 +300,8 @@ void ir_api_obs_conn(iroh_endpoint *ep, iroh_connection *h, int kind, uint64_t p
         note_conn(ep, h, now); /* what it knew, kept */
         h->obs_opened = 2;
         ep->mc.conns_closed++;
+        if (!h->inbound) /* a client's rounds are its own holepunching attempts */
+            ep->mc.holepunch_closed += ir_conn_nat_round(h->c);
         ir_conn_path_info p[16];
         size_t np = ir_conn_paths(h->c, p, 16);
         for (size_t i = 0; i < np && i < 16; i++)
@@ -443,8 +445,13 @@ static size_t collect(iroh_endpoint *ep, iroh_metric *m, size_t cap)
     ir_ep_get_metrics(ep->ep, &s);
     ir_ep_get_counters(ep->ep, &c);
     a = ep->mc;
-    for (size_t i = 0; i < ep->nconns; i++)
-        conns += ep->conns[i]->connected && ir_conn_get_state(ep->conns[i]->c) < IR_CONN_CLOSING;
+    uint64_t holepunch = a.holepunch_closed;
+    for (size_t i = 0; i < ep->nconns; i++) {
+        iroh_connection *h = ep->conns[i];
+        conns += h->connected && ir_conn_get_state(h->c) < IR_CONN_CLOSING;
+        if (h->obs_opened == 1 && !h->inbound)
+            holepunch += ir_conn_nat_round(h->c);
+    }
     pthread_mutex_unlock(&ep->mu);
     const struct {
         const char *name, *help;
@@ -469,6 +476,13 @@ static size_t collect(iroh_endpoint *ep, iroh_metric *m, size_t cap)
         {"socket_relay_conns_success",
          "Number of connections to a relay server that were established.",
          IROH_METRIC_COUNTER, s.relay_conns_success},
+        {"socket_relay_conns_failed", "Number of failed attempts to connect to a relay server.",
+         IROH_METRIC_COUNTER, s.relay_conns_failed},
+        {"socket_relay_conns_closed", "Number of connections to a relay server that ended.",
+         IROH_METRIC_COUNTER, s.relay_conns_closed},
+        {"socket_holepunch_attempts",
+         "The number of times holepunching is initiated on a connection (client side).",
+         IROH_METRIC_COUNTER, holepunch},
         {"socket_paths_direct", "The number of network paths to peers that are direct.",
          IROH_METRIC_COUNTER, a.paths_direct},
         {"socket_paths_relay", "The number of network paths to peers that are relayed.",

@@ -730,9 +730,14 @@ void ir_ep_get_metrics(const ir_ep *ep, ir_ep_metrics *out)
     uint64_t *to = (uint64_t *)out;
     for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
         to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
-    out->relay_conns_success = 0;
-    for (size_t i = 0; i < ep->nlinks; i++)
+    out->relay_conns_success = out->relay_conns_failed = out->relay_conns_closed = 0;
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        uint64_t f, c;
+        ir_rlink_counts(ep->links[i], &f, &c);
         out->relay_conns_success += ir_rlink_connects(ep->links[i]);
+        out->relay_conns_failed += f;
+        out->relay_conns_closed += c;
+    }
 }
 
 /* QUIC address discovery (spec relay.md 4.3): a connection from our UDP socket to the

@@ -195,7 +195,7 @@ typedef struct ir_ep_metrics {
     uint64_t recv_data_ipv4, recv_data_ipv6, recv_data_relay;
     uint64_t recv_datagrams;
     uint64_t relay_home_change;
-    uint64_t relay_conns_success;
+    uint64_t relay_conns_success, relay_conns_failed, relay_conns_closed;
     uint64_t link_change;
 } ir_ep_metrics;
 void ir_ep_get_metrics(const ir_ep *ep, ir_ep_metrics *out);

@@ -556,14 +556,33 @@ TEST(relay_then_direct)
     CHECK_EQ_INT((int)metric(cli, "socket_transport_relay_paths_added"), 1);
     CHECK_EQ_INT((int)metric(cli, "socket_num_conns_direct"), 1);
     CHECK_EQ_INT((int)metric(cli, "socket_num_conns_opened"), 1);
+    /* the client holepunched (NAT traversal rounds), the server did not */
+    CHECK(metric(cli, "socket_holepunch_attempts") >= 1);
+    CHECK_EQ_INT((int)metric(srv, "socket_holepunch_attempts"), 0);
+    CHECK_EQ_INT((int)metric(srv, "socket_relay_conns_failed"), 0);
+    CHECK_EQ_INT((int)metric(srv, "socket_relay_conns_closed"), 0);
 
     iroh_connection_close(c, 0, "bye");
     iroh_connection_closed(s.conn, 3000);
+    uint64_t hp = metric(cli, "socket_holepunch_attempts");
+    usleep(100000);
+    CHECK_EQ_INT((long long)metric(cli, "socket_holepunch_attempts"), (long long)hp); /* kept */
     iroh_connection_free(c);
     iroh_connection_free(s.conn);
+    /* the relay goes away: the server's relay connection ended, its attempts fail */
+    relay_stop(&r);
+    uint64_t closed = 0, failed = 0;
+    for (int i = 0; i < 500 && (!closed || !failed); i++) {
+        closed = metric(srv, "socket_relay_conns_closed");
+        failed = metric(srv, "socket_relay_conns_failed");
+        if (!closed || !failed)
+            usleep(10000);
+    }
+    CHECK_EQ_INT((int)closed, 1);
+    CHECK(failed >= 1);
+    CHECK_EQ_INT((int)metric(srv, "socket_relay_conns_success"), 1);
     iroh_endpoint_free(cli);
     iroh_endpoint_free(srv);
-    relay_stop(&r);
 }
 
 int main(void)
