@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -66,6 +67,22 @@ static int read_head(int c, char *buf, size_t cap)
     }
 }
 
+/* send(2) until done, never raising SIGPIPE: 0, or -1 */
+static int send_all(int c, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(c, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 static void respond(int c, int status, const char *reason, const char *type, const char *body,
                     size_t len)
 {
@@ -73,8 +90,8 @@ static void respond(int c, int status, const char *reason, const char *type, con
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n", status, reason, type, len);
-    if (write_all_fd(c, (const uint8_t *)head, (size_t)n) == 0 && len)
-        write_all_fd(c, (const uint8_t *)body, len);
+    if (send_all(c, head, (size_t)n) == 0 && len)
+        send_all(c, body, len);
 }
 
 static void serve(int c)
@@ -129,6 +146,8 @@ static void *server_main(void *arg)
                 usleep(100000); /* no descriptor now: not a busy loop */
             continue;
         }
+        struct timeval tv = {.tv_sec = HEAD_TIMEOUT_MS / 1000};
+        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* a reader that stalls */
         serve(c);
         close(c);
     }

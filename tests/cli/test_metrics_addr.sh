@@ -61,6 +61,14 @@ grep -q '^# TYPE socket_recv_data_ipv4 counter$' <<< "$m" && ok || bad "no socke
 [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$lport/nope")" = 404 ] && ok ||
   bad "GET /nope is not 404"
 
+# hostile clients: a silent connection and an endless head cost the server a moment,
+# then it answers again
+exec 4<> "/dev/tcp/127.0.0.1/$lport"
+head -c 20000 /dev/zero | tr '\0' 'a' | curl -s --max-time 10 -o /dev/null --data-binary @- \
+  -H "X-Junk: $(head -c 5000 /dev/zero | tr '\0' 'b')" "http://127.0.0.1:$lport/metrics"
+[ "$(scrape "$lport" | tail -1)" = "# EOF" ] && ok || bad "no answer after a silent and a junk client"
+exec 4>&-
+
 # a second command on the same metrics port: exit 1, one line
 "$bin" listen --alpn m/0 --no-relay --bind 127.0.0.1:0 --metrics-addr "127.0.0.1:$lport" \
   < /dev/null > /dev/null 2> "$dir/e2" &
