@@ -571,9 +571,16 @@ IROH_EXTERN int iroh_endpoint_home_relay(iroh_endpoint *ep, char *buf, size_t le
 
 /* The own-address watcher. A counter that grows by one each time the endpoint's address
  * (iroh_endpoint_get_addr: its direct addresses and home relay) changes, the moment the
- * IROH_EVENT_ADDR_CHANGED event is raised (0 before the I/O thread first looked, 1 once it
- * has). A program without a callback compares it with the value it last saw. */
+ * IROH_EVENT_ADDR_CHANGED event is raised; 0 until the endpoint first has an address (its
+ * sockets' or interfaces' addresses, seen in the I/O thread's first rounds). A program
+ * without a callback compares it with the value it last saw, or waits for a change. */
 IROH_EXTERN uint64_t iroh_endpoint_addr_generation(iroh_endpoint *ep);
+/* Blocks until the generation is above `after` (0: the first look) or timeout_ms passed
+ * (-1: no limit); *generation (may be NULL) gets it. IROH_ERR_TIMEOUT, IROH_ERR_CLOSED
+ * (also when the endpoint is closed while waiting), IROH_ERR_INVALID_ARGUMENT. The
+ * address itself: iroh_endpoint_get_addr. Loop: wait(g), get_addr, print a ticket, g = *generation. */
+IROH_EXTERN int iroh_endpoint_addr_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms,
+                                        uint64_t *generation);
 
 /* What the endpoint knows of a peer, as iroh's Endpoint::remote_info: every address it
  * has for the peer and where each came from, whether one is in use, the latency and when

@@ -581,7 +581,9 @@ static void *io_main(void *arg)
     iroh_endpoint *ep = arg;
     pthread_mutex_lock(&ep->mu);
     int nsock = ir_ep_socket_count(ep->ep);
-    ir_api_obs_round(ep); /* the first look at the own address, before any wait */
+    /* the first look at the own address, before any wait (a caller may already wait) */
+    if (ir_api_obs_round(ep) && ep->waiters)
+        wake_kinds(ep->waiters, W_ADDR);
     while (!ep->stop) {
         struct pollfd pf[IR_EP_MAX_FDS + 1];
         int timeout = -1;
@@ -618,11 +620,13 @@ static void *io_main(void *arg)
             }
         }
         ir_ep_process_rest(ep->ep, pf);
+        /* the own address: IROH_EVENT_ADDR_CHANGED, iroh_endpoint_addr_wait */
+        if (ir_api_obs_round(ep) && ep->waiters)
+            wake_kinds(ep->waiters, W_ADDR);
         /* lookup events first: one queued before this round's connection events (a find
          * that a connection then used) is told before them */
         ir_api_lookup_dispatch(ep);
         dispatch(ep);
-        ir_api_obs_round(ep); /* the own address: IROH_EVENT_ADDR_CHANGED */
         if (ep->waiters && (!ir_ep_relay_count(ep->ep) || ir_ep_home_relay(ep->ep)))
             wake_kinds(ep->waiters, W_ONLINE);
     }
@@ -1011,6 +1015,34 @@ int iroh_endpoint_online(iroh_endpoint *ep, int timeout_ms)
         if (wait_on(ep, &ep->waiters, W_ONLINE, 0, NULL, &d) != 0) {
             rc = ir_fail(IROH_ERR_TIMEOUT, "no relay connected within %d ms%s", timeout_ms,
                          relay_problem(ep));
+            break;
+        }
+    }
+    ep_leave(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
+int iroh_endpoint_addr_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms, uint64_t *generation)
+{
+    int rc = check_args(ep != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    deadline d = deadline_in(timeout_ms);
+    pthread_mutex_lock(&ep->mu);
+    ep_enter(ep);
+    for (;;) {
+        if (ep->closed) {
+            rc = endpoint_closed_error();
+            break;
+        }
+        if (ep->addr_gen > after) {
+            if (generation)
+                *generation = ep->addr_gen;
+            break;
+        }
+        if (wait_on(ep, &ep->waiters, W_ADDR, 0, NULL, &d) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "the address did not change within %d ms", timeout_ms);
             break;
         }
     }

@@ -52,6 +52,7 @@ enum {
     W_STATE = 1 << 6,    /* the handshake completed or the connection closed */
     W_INCOMING = 1 << 7, /* (endpoint) a connection joined the accept queue */
     W_ONLINE = 1 << 8,   /* (endpoint) the home relay connected */
+    W_ADDR = 1 << 9,     /* (endpoint) the own address changed (api_obs.c) */
 };
 #define W_STREAM (W_READ | W_WRITE | W_FLUSHED)
 
@@ -201,8 +202,8 @@ void ir_api_builder_externals(const iroh_endpoint_builder *b, ir_ep_config *cfg)
 /* ---- api_obs.c: watchers, remote info, metrics (the endpoint's mutex held) ---------------- */
 
 /* The I/O thread after each round: the own address compared with the last look; on a
- * change IROH_EVENT_ADDR_CHANGED and the lookup's publisher told. */
-void ir_api_obs_round(iroh_endpoint *ep);
+ * change (returns 1) IROH_EVENT_ADDR_CHANGED and the lookup's publisher told. */
+int ir_api_obs_round(iroh_endpoint *ep);
 /* What an address given to connect (IROH_ADDR_SOURCE_APP) or found by a lookup
  * (IROH_ADDR_SOURCE_LOOKUP, service) says of its peer, into the remote table. */
 void ir_api_remote_note_addr(iroh_endpoint *ep, const iroh_endpoint_addr *a, unsigned source,

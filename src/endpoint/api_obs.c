@@ -25,18 +25,18 @@ static int same_ip(const iroh_socket_addr *a, const iroh_socket_addr *b)
     return a->family == b->family && a->port == b->port && memcmp(a->ip, b->ip, n) == 0;
 }
 
-void ir_api_obs_round(iroh_endpoint *ep)
+int ir_api_obs_round(iroh_endpoint *ep)
 {
     iroh_socket_addr now[32];
     size_t n = ir_ep_addrs(ep->ep, now, 32);
     const char *home = ir_ep_home_relay(ep->ep);
-    int changed = ep->addr_gen == 0 || n != ep->addr_n ||
+    /* (the last look starts empty: an endpoint without any address has nothing to tell) */
+    int changed = n != ep->addr_n ||
                   strncmp(home ? home : "", ep->addr_relay, sizeof ep->addr_relay) != 0;
     for (size_t i = 0; i < n && !changed; i++)
         changed = !same_ip(&now[i], &ep->addr_last[i]);
     if (!changed)
-        return;
-    int first = ep->addr_gen == 0;
+        return 0;
     ep->addr_gen++;
     memcpy(ep->addr_last, now, n * sizeof now[0]);
     ep->addr_n = n;
@@ -45,10 +45,8 @@ void ir_api_obs_round(iroh_endpoint *ep)
      * its start anyway */
     if (ep->lookup)
         ir_lookup_addr_changed(ep->lookup);
-    if (first && n == 0 && !home)
-        return; /* nothing yet: no change to tell of */
     if (!ep->event_cb)
-        return;
+        return 1;
     iroh_event ev;
     memset(&ev, 0, sizeof ev);
     ev.kind = IROH_EVENT_ADDR_CHANGED;
@@ -58,6 +56,7 @@ void ir_api_obs_round(iroh_endpoint *ep)
         ev.path = now[0];
     ev.relay_url = home;
     ep->event_cb(ep->event_ctx, &ev);
+    return 1;
 }
 
 uint64_t iroh_endpoint_addr_generation(iroh_endpoint *ep)

@@ -150,6 +150,51 @@ TEST(addr_changed_event)
     iroh_endpoint_free(ep);
 }
 
+typedef struct waiter_arg {
+    iroh_endpoint *ep;
+    uint64_t after, got;
+    int rc;
+} waiter_arg;
+
+static void *addr_waiter(void *arg)
+{
+    waiter_arg *w = arg;
+    w->rc = iroh_endpoint_addr_wait(w->ep, w->after, -1, &w->got);
+    return NULL;
+}
+
+TEST(addr_wait)
+{
+    iroh_endpoint *ep = bind_ep(0, NULL);
+    if (!ep)
+        return;
+    uint64_t g = 0;
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(ep, 0, 5000, &g), IROH_OK);
+    CHECK(g >= 1);
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(ep, g, 0, NULL), IROH_ERR_TIMEOUT);
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(ep, g, 50, NULL), IROH_ERR_TIMEOUT);
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(ep, g, -2, NULL), IROH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(NULL, g, 0, NULL), IROH_ERR_INVALID_ARGUMENT);
+    /* a blocked waiter wakes for the change */
+    waiter_arg w = {ep, g, 0, -100};
+    pthread_t th;
+    pthread_create(&th, NULL, addr_waiter, &w);
+    usleep(100000);
+    CHECK_EQ_INT(iroh_endpoint_add_external_addr(ep, "198.51.100.8:4000"), IROH_OK);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(w.rc, IROH_OK);
+    CHECK_EQ_INT((long long)w.got, (long long)g + 1);
+    /* and for the close */
+    w = (waiter_arg){ep, g + 1, 0, -100};
+    pthread_create(&th, NULL, addr_waiter, &w);
+    usleep(100000);
+    iroh_endpoint_close(ep);
+    pthread_join(th, NULL);
+    CHECK_EQ_INT(w.rc, IROH_ERR_CLOSED);
+    CHECK_EQ_INT(iroh_endpoint_addr_wait(ep, 0, 0, NULL), IROH_ERR_CLOSED);
+    iroh_endpoint_free(ep);
+}
+
 TEST(addr_generation_without_callback)
 {
     iroh_endpoint *ep = bind_ep(0, NULL);
@@ -590,6 +635,7 @@ int main(void)
     setenv("IROH_C_ADDRESS_LOOKUP", "none", 1);
     RUN(addr_changed_event);
     RUN(addr_generation_without_callback);
+    RUN(addr_wait);
     RUN(remote_info_direct);
     RUN(remote_info_lookup_source);
     RUN(metrics_text);
