@@ -378,6 +378,14 @@ typedef enum iroh_event_kind {
                                       first direct one or all zero; relay_url: its relay or
                                       NULL); each service reports once per lookup */
     IROH_EVENT_LOOKUP_FAILED = 11, /* a lookup of peer ended and no service found anything */
+    /* The endpoint's own address (iroh's Endpoint::watch_addr): its direct addresses or
+     * its home relay changed (an interface came or went, QUIC address discovery found a
+     * new public address, an external address was added or removed, the home relay
+     * changed or went down). peer: our own id; relay_url: the home relay now (NULL: none);
+     * path: the first direct address (all zero: none); code: the number of direct
+     * addresses. iroh_endpoint_get_addr reads the whole address (e.g. for a fresh ticket);
+     * not from the callback, which must not call into the library. */
+    IROH_EVENT_ADDR_CHANGED = 12,
     IROH_EVENT_NET_REPORT = 13,    /* a net report completed and differs from the one before
                                       (or is the first): iroh_endpoint_net_report reads it
                                       (peer: our own id; no other field) */
@@ -605,6 +613,99 @@ typedef enum iroh_net_report_mode {
     IROH_NET_REPORT_NO_CAPTIVE = 2, /* on, without the captive-portal check */
 } iroh_net_report_mode;
 IROH_EXTERN int iroh_endpoint_builder_net_report(iroh_endpoint_builder *b, int mode);
+
+/* ---- What the endpoint sees: watchers, remote info, metrics ---- */
+
+/* The own-address watcher. A counter that grows by one each time the endpoint's address
+ * (iroh_endpoint_get_addr: its direct addresses and home relay) changes, the moment the
+ * IROH_EVENT_ADDR_CHANGED event is raised; 0 until the endpoint first has an address (its
+ * sockets' or interfaces' addresses, seen in the I/O thread's first rounds). A program
+ * without a callback compares it with the value it last saw, or waits for a change. */
+IROH_EXTERN uint64_t iroh_endpoint_addr_generation(iroh_endpoint *ep);
+/* Blocks until the generation is above `after` (0: the first look) or timeout_ms passed
+ * (-1: no limit); *generation (may be NULL) gets it. IROH_ERR_TIMEOUT, IROH_ERR_CLOSED
+ * (also when the endpoint is closed while waiting), IROH_ERR_INVALID_ARGUMENT. The
+ * address itself: iroh_endpoint_get_addr. Loop: wait(g), get_addr, print a ticket, g = *generation. */
+IROH_EXTERN int iroh_endpoint_addr_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms,
+                                        uint64_t *generation);
+
+/* What the endpoint knows of a peer, as iroh's Endpoint::remote_info: every address it
+ * has for the peer and where each came from, whether one is in use, the latency and when
+ * the peer was last heard. A snapshot, not updated. */
+typedef enum iroh_addr_source {
+    IROH_ADDR_SOURCE_APP = 1 << 0,        /* given to connect (a ticket, the application) */
+    IROH_ADDR_SOURCE_LOOKUP = 1 << 1,     /* found by an address lookup (see `lookup`) */
+    IROH_ADDR_SOURCE_HOLEPUNCH = 1 << 2,  /* the peer advertised it for holepunching (n0
+                                             NAT traversal's ADD_ADDRESS) */
+    IROH_ADDR_SOURCE_CONNECTION = 1 << 3, /* a path of a connection with the peer: the
+                                             address it reached us from or we it at */
+} iroh_addr_source;
+
+#define IROH_REMOTE_MAX_ADDRS 16
+#define IROH_RELAY_URL_LEN 256
+
+typedef struct iroh_remote_addr {
+    iroh_transport_kind kind;            /* IROH_TRANSPORT_IP or IROH_TRANSPORT_RELAY */
+    iroh_socket_addr ip;                 /* IP */
+    char relay_url[IROH_RELAY_URL_LEN];  /* RELAY: the relay's URL */
+    unsigned sources;                    /* iroh_addr_source bits: every way we learned it */
+    const char *lookup;                  /* LOOKUP: the last service that found it ("pkarr",
+                                            "dns", "mdns", "user"); else NULL. Static text. */
+    int active;                          /* a path of an open connection uses it now
+                                            (iroh's TransportAddrUsage::Active) */
+    uint64_t rtt_us;                     /* the smoothed RTT of the path on it, last known;
+                                            0: none measured */
+    int64_t last_seen_ms;                /* ms since a packet of the peer last came on it;
+                                            -1: never */
+} iroh_remote_addr;
+
+typedef struct iroh_remote_info {
+    iroh_endpoint_id id;
+    size_t n_addrs;                          /* addrs[0 .. n_addrs-1]: the active ones first */
+    iroh_remote_addr addrs[IROH_REMOTE_MAX_ADDRS];
+    char relay_url[IROH_RELAY_URL_LEN];      /* the peer's relay as last learned ("" none) */
+    uint64_t latency_us;                     /* the RTT of the selected path of its newest
+                                                open connection, else the last known; 0:
+                                                unknown */
+    int64_t last_seen_ms;                    /* ms since anything last came from the peer;
+                                                -1: never */
+    unsigned connections;                    /* open connections with the peer now */
+    int conn_type;                           /* the newest open connection's selected path:
+                                                IROH_PATH_DIRECT or IROH_PATH_RELAY; -1 when
+                                                there is none */
+} iroh_remote_info;
+
+/* Fills *out. IROH_ERR_NOT_FOUND when the endpoint has never had an address of the peer
+ * nor a connection with it. The endpoint keeps what it learned for the 256 peers it
+ * used last (at most IROH_REMOTE_MAX_ADDRS addresses each, the oldest dropped). */
+IROH_EXTERN int iroh_endpoint_remote_info(iroh_endpoint *ep, const iroh_endpoint_id *id,
+                                          iroh_remote_info *out);
+
+/* Metrics: a snapshot of the endpoint's counters, named as iroh names them (its metrics
+ * groups "socket" and "net_report": "socket_send_ipv4", ...) where iroh has the
+ * counter, "irohc_" names for the rest. */
+typedef enum iroh_metric_kind {
+    IROH_METRIC_COUNTER = 0, /* only grows */
+    IROH_METRIC_GAUGE = 1,   /* a current value */
+} iroh_metric_kind;
+
+typedef struct iroh_metric {
+    const char *name;  /* static text */
+    const char *help;  /* static text, one line */
+    iroh_metric_kind kind;
+    uint64_t value;
+} iroh_metric;
+
+/* Fills up to cap entries of out and returns how many metrics there are (out may be NULL
+ * when cap is 0); the list and its order are the same for every call. 0 for NULL ep. */
+IROH_EXTERN size_t iroh_endpoint_metrics(iroh_endpoint *ep, iroh_metric *out, size_t cap);
+
+/* The same as text in the Prometheus / OpenMetrics exposition format, as iroh-metrics
+ * writes it ("# HELP", "# TYPE", counters' samples with the suffix _total, a final
+ * "# EOF" line). With buf NULL (or too small: IROH_ERR_BUFFER_TOO_SMALL) *needed tells
+ * the size including the NUL; needed may be NULL. */
+IROH_EXTERN int iroh_endpoint_metrics_text(iroh_endpoint *ep, char *buf, size_t buflen,
+                                           size_t *needed);
 
 /* Connects to addr speaking alpn; blocks until the handshake completes. An address with
  * neither a relay nor a direct address (the id alone), or none this endpoint can use

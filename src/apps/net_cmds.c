@@ -228,6 +228,7 @@ const char USAGE_CONNECT[] =
     "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
+    METRICS_HELP
     "\n"
     LOOKUP_HELP
     "\n"
@@ -388,7 +389,7 @@ int cmd_connect(int argc, char **argv)
         return status;
     }
     iroh_connection *conn = NULL;
-    if (cli_stop_watch_endpoint(ep) == 0) {
+    if ((status = net_metrics_start(&opts, ep)) == 0 && cli_stop_watch_endpoint(ep) == 0) {
         rc = iroh_endpoint_connect_alpns(ep, addr, alpns, n_alpns, &conn);
         if (rc != IROH_OK) {
             int no_dumbpipe = dumbpipe && rc == IROH_ERR_HANDSHAKE &&
@@ -444,6 +445,7 @@ int cmd_connect(int argc, char **argv)
         cli_stop_forget_conn(conn);
         iroh_connection_free(conn);
     }
+    net_metrics_stop();
     cli_stop_forget_endpoint();
     iroh_endpoint_close(ep);
     iroh_endpoint_free(ep);
@@ -501,6 +503,7 @@ const char USAGE_LISTEN[] =
     "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n"
     "  --relay-token TOKEN  access token for relays that require one\n"
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n"
+    METRICS_HELP
     "\n"
     LOOKUP_HELP
     "\n"
@@ -615,6 +618,7 @@ static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpn
         fprintf(stderr, "iroh-c: router: %s\n", detail);
         if (router) {
             cli_stop_forget_endpoint();
+            net_metrics_stop();
             iroh_router_free(router); /* frees the endpoint too */
             *ep_freed = 1;
         }
@@ -624,6 +628,7 @@ static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpn
     /* the watcher closed the connections ("interrupted") and the endpoint; the router
      * waits for the handlers, which those closes end */
     cli_stop_forget_endpoint();
+    net_metrics_stop(); /* it reads the endpoint the router frees */
     iroh_router_shutdown(router);
     iroh_router_free(router); /* frees the endpoint too */
     *ep_freed = 1;
@@ -804,14 +809,14 @@ int cmd_listen(int argc, char **argv)
     iroh_endpoint *ep;
     if ((rc = net_bind(b, &ep)) != 0)
         return rc;
-    int status = 0;
-    if (cli_stop_watch_endpoint(ep) == 0 && !opts.no_relay) {
+    int status = net_metrics_start(&opts, ep);
+    if (status == 0 && cli_stop_watch_endpoint(ep) == 0 && !opts.no_relay) {
         /* the ticket names the home relay once one is connected: wait a little for it */
         if (iroh_endpoint_online(ep, 5000) != IROH_OK && !cli_stop_signal())
             fprintf(stderr, "iroh-c: no home relay yet, the ticket has direct addresses "
                             "only: %s\n", iroh_last_error());
     }
-    if (!cli_stop_signal()) {
+    if (status == 0 && !cli_stop_signal()) {
         print_ticket(ep, echo);
         if (echo) {
             int freed = 0;
@@ -822,6 +827,7 @@ int cmd_listen(int argc, char **argv)
             status = serve_pipe(ep, n_alpns, &po);
         }
     }
+    net_metrics_stop();
     if (ep) {
         cli_stop_forget_endpoint();
         iroh_endpoint_close(ep);

@@ -186,6 +186,17 @@ int net_opt(net_opts *o, int argc, char **argv, int *i)
         o->externals[o->n_externals++] = v;
         return 1;
     }
+    if ((r = cli_opt(argc, argv, i, "--metrics-addr", &v)) != 0) {
+        iroh_socket_addr a;
+        if (r < 0)
+            return -1;
+        if (iroh_socket_addr_parse(v, &a) != IROH_OK) {
+            cli_usage("--metrics-addr: '%s' is not an IP:PORT address", v);
+            return -1;
+        }
+        o->metrics_addr = v;
+        return 1;
+    }
     if ((r = cli_opt(argc, argv, i, "--relay-quic-port", &v)) != 0) {
         double port;
         if (r < 0)

@@ -43,6 +43,7 @@ typedef struct net_opts {
     int publish_addrs;
     int mdns;
     int no_lookup;
+    const char *metrics_addr; /* --metrics-addr IP:PORT (checked by net_opt); NULL: none */
 } net_opts;
 
 /* one of the endpoint options (net_opts above): 1 if argv[*i] was one (consumed), 0 if
@@ -77,6 +78,18 @@ int looks_like_id(const char *arg);
 int parse_target(const char *arg, iroh_endpoint_addr **out);
 /* the endpoint's ticket: on stdout as its first line, or on stderr as "iroh-c: ticket: " */
 void print_ticket(iroh_endpoint *ep, int to_stdout);
+
+/* --metrics-addr: after net_bind, serves the endpoint's metrics (iroh_endpoint_metrics_text)
+ * over plain HTTP at GET /metrics (and /) on the address until net_metrics_stop; one
+ * server per process. 0 (also without the option), or 1 when the address cannot be
+ * bound (said on stderr). net_metrics_stop (idempotent, also when none runs) must come
+ * before the endpoint is freed: the server reads it. */
+int net_metrics_start(const net_opts *o, iroh_endpoint *ep);
+void net_metrics_stop(void);
+/* the option's line for the usage texts */
+#define METRICS_HELP \
+    "  --metrics-addr IP:PORT  serve the endpoint's counters in the Prometheus text format\n" \
+    "                       at http://IP:PORT/metrics (iroh's metric names)\n"
 
 /* the address lookup options of listen, connect and resolve, for their usage texts */
 #define LOOKUP_HELP \

@@ -492,6 +492,7 @@ static void dispatch(iroh_endpoint *ep)
                 }
                 if (h->inbound && !admit(ep, h))
                     break;
+                ir_api_obs_conn(ep, h, IR_EV_CONNECTED, 0);
                 emit(ep, IROH_EVENT_CONNECTED, h);
                 break;
             case IR_EV_PATH_CHANGED:
@@ -501,6 +502,8 @@ static void dispatch(iroh_endpoint *ep)
             case IR_EV_PATH_SELECTED:
                 path_news = 1;
                 ir_api_path_event(ep, h, &ev);
+                if (ev.type == IR_EV_PATH_OPENED || ev.type == IR_EV_PATH_ABANDONED)
+                    ir_api_obs_conn(ep, h, ev.type, ev.stream_id);
                 break;
             case IR_EV_CLOSED:
                 if (ir_log_enabled(IR_LOG_INFO)) {
@@ -528,6 +531,7 @@ static void dispatch(iroh_endpoint *ep)
                            (unsigned long long)st.paths_abandoned);
                 }
                 wake_kinds(h->waiters, W_ALL);
+                ir_api_obs_conn(ep, h, IR_EV_CLOSED, 0);
                 emit(ep, IROH_EVENT_CLOSED, h);
                 break;
             case IR_EV_STREAM_OPENED:
@@ -553,8 +557,10 @@ static void dispatch(iroh_endpoint *ep)
             }
         }
         /* (events the core could not queue count as news too) */
-        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped)
+        if (path_news || ir_conn_hints_dropped(h->c) != h->hints_dropped) {
             ir_api_check_selected(ep, h);
+            ir_api_obs_conn(ep, h, 0, 0); /* its paths into the remote table */
+        }
         if (h->waiters)
             wake_by_state(h);
         /* the application is done with it (or never had it) and the connection is over:
@@ -575,6 +581,9 @@ static void *io_main(void *arg)
     iroh_endpoint *ep = arg;
     pthread_mutex_lock(&ep->mu);
     int nsock = ir_ep_socket_count(ep->ep);
+    /* the first look at the own address, before any wait (a caller may already wait) */
+    if (ir_api_obs_round(ep) && ep->waiters)
+        wake_kinds(ep->waiters, W_ADDR);
     while (!ep->stop) {
         struct pollfd pf[IR_EP_MAX_FDS + 1];
         int timeout = -1;
@@ -611,6 +620,9 @@ static void *io_main(void *arg)
             }
         }
         ir_ep_process_rest(ep->ep, pf);
+        /* the own address: IROH_EVENT_ADDR_CHANGED, iroh_endpoint_addr_wait */
+        if (ir_api_obs_round(ep) && ep->waiters)
+            wake_kinds(ep->waiters, W_ADDR);
         /* lookup events first: one queued before this round's connection events (a find
          * that a connection then used) is told before them */
         ir_api_lookup_dispatch(ep);
@@ -1118,6 +1130,34 @@ int iroh_endpoint_builder_net_report(iroh_endpoint_builder *b, int mode)
     return IROH_OK;
 }
 
+int iroh_endpoint_addr_wait(iroh_endpoint *ep, uint64_t after, int timeout_ms, uint64_t *generation)
+{
+    int rc = check_args(ep != NULL, timeout_ms);
+    if (rc != IROH_OK)
+        return rc;
+    deadline d = deadline_in(timeout_ms);
+    pthread_mutex_lock(&ep->mu);
+    ep_enter(ep);
+    for (;;) {
+        if (ep->closed) {
+            rc = endpoint_closed_error();
+            break;
+        }
+        if (ep->addr_gen > after) {
+            if (generation)
+                *generation = ep->addr_gen;
+            break;
+        }
+        if (wait_on(ep, &ep->waiters, W_ADDR, 0, NULL, &d) != 0) {
+            rc = ir_fail(IROH_ERR_TIMEOUT, "the address did not change within %d ms", timeout_ms);
+            break;
+        }
+    }
+    ep_leave(ep);
+    pthread_mutex_unlock(&ep->mu);
+    return rc;
+}
+
 /* a connection we dial: until its handshake completes */
 static int wait_connected(iroh_connection *h, int timeout_ms)
 {
@@ -1224,6 +1264,11 @@ int iroh_endpoint_connect_alpns(iroh_endpoint *ep, const iroh_endpoint_addr *add
     }
     int timeout_ms = (int)ep->connect_timeout_ms;
     int can_resolve = ir_lookup_can_resolve(ep->lookup);
+    if (has_transport(addr)) { /* what the application says of the peer (a ticket) */
+        pthread_mutex_lock(&ep->mu);
+        ir_api_remote_note_addr(ep, addr, IROH_ADDR_SOURCE_APP, NULL);
+        pthread_mutex_unlock(&ep->mu);
+    }
     if (has_transport(addr) || !can_resolve) {
         int rc = connect_addr(ep, addr, ab, al, n_alpns, timeout_ms, NULL, out);
         if (rc != IROH_ERR_INVALID_ADDR || !can_resolve)
@@ -1525,6 +1570,7 @@ void iroh_endpoint_free(iroh_endpoint *ep)
         pthread_cond_wait(&ep->cv, &ep->mu);
     pthread_mutex_unlock(&ep->mu);
     ir_lookup_free(ep->lookup);
+    ir_api_obs_free(ep);
     for (size_t i = 0; i < ep->nconns; i++)
         free_handle(ep->conns[i]);
     free(ep->conns);

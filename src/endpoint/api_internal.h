@@ -53,6 +53,7 @@ enum {
     W_STATE = 1 << 6,    /* the handshake completed or the connection closed */
     W_INCOMING = 1 << 7, /* (endpoint) a connection joined the accept queue */
     W_ONLINE = 1 << 8,   /* (endpoint) the home relay connected */
+    W_ADDR = 1 << 9,     /* (endpoint) the own address changed (api_obs.c) */
     W_NET_REPORT = 1 << 10, /* (endpoint) a new net report */
 };
 #define W_STREAM (W_READ | W_WRITE | W_FLUSHED)
@@ -91,6 +92,8 @@ struct iroh_connection {
     int sel_known;        /* the selected path the last PATH_SELECTED event named */
     uint64_t sel_id;
     ir_netaddr sel_addr;
+    int obs_opened;       /* counted in the metrics as opened (api_obs.c) */
+    int obs_direct;       /* ... and as direct (a direct path was selected once) */
 };
 
 /* what both kinds of stream handle share (their first member) */
@@ -164,6 +167,19 @@ struct iroh_endpoint {
         char relay[256];
     } lk_events[32];
     unsigned lk_head, lk_count;
+    /* what the endpoint sees (api_obs.c): the own-address watcher's last look, the remote
+     * table, the API's metric counters */
+    uint64_t addr_gen;
+    size_t addr_n;
+    iroh_socket_addr addr_last[32];
+    char addr_relay[256];
+    struct ir_remotes *remotes;
+    struct ir_api_counters {
+        uint64_t conns_opened, conns_closed, conns_direct;
+        uint64_t paths_direct, paths_relay;
+        uint64_t ip_paths_added, ip_paths_removed, relay_paths_added, relay_paths_removed;
+        uint64_t holepunch_closed; /* holepunching rounds of connections now closed */
+    } mc;
 };
 
 /* ---- api.c for api_path.c ---------------------------------------------------------------- */
@@ -185,6 +201,22 @@ void ir_api_check_selected(iroh_endpoint *ep, iroh_connection *h);
 void ir_api_path_event(iroh_endpoint *ep, iroh_connection *h, const ir_event *ev);
 /* The builder's external addresses into an endpoint configuration. */
 void ir_api_builder_externals(const iroh_endpoint_builder *b, ir_ep_config *cfg);
+
+/* ---- api_obs.c: watchers, remote info, metrics (the endpoint's mutex held) ---------------- */
+
+/* The I/O thread after each round: the own address compared with the last look; on a
+ * change (returns 1) IROH_EVENT_ADDR_CHANGED and the lookup's publisher told. */
+int ir_api_obs_round(iroh_endpoint *ep);
+/* What an address given to connect (IROH_ADDR_SOURCE_APP) or found by a lookup
+ * (IROH_ADDR_SOURCE_LOOKUP, service) says of its peer, into the remote table. */
+void ir_api_remote_note_addr(iroh_endpoint *ep, const iroh_endpoint_addr *a, unsigned source,
+                             const char *service);
+/* The I/O thread, for each connection event: its paths into the remote table, the
+ * metrics' counters (kind: IR_EV_CONNECTED, IR_EV_CLOSED, IR_EV_PATH_OPENED,
+ * IR_EV_PATH_ABANDONED; 0 for path news without a count). */
+void ir_api_obs_conn(iroh_endpoint *ep, iroh_connection *h, int kind, uint64_t path_id);
+/* iroh_endpoint_free: the remote table goes. */
+void ir_api_obs_free(iroh_endpoint *ep);
 
 /* ---- lookup_api.c ------------------------------------------------------------------------ */
 

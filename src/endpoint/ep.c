@@ -83,7 +83,10 @@ struct ir_ep {
     int pf_nl; /* the netlink socket's index in the last prepare's pollfds, -1: none */
     uint64_t if_check_at;
     uint64_t links_check_at; /* next look at which relay links connections use as paths */
+    ir_ep_metrics m; /* the metrics' counters (ir_ep_get_metrics; relaxed atomics) */
 };
+
+#define COUNT(ep, field, n) __atomic_fetch_add(&(ep)->m.field, (uint64_t)(n), __ATOMIC_RELAXED)
 
 /* links dialed for peers close after 60 s unused (IR_RLC_IDLE_CLOSE_NS); one a connection
  * has a path through is kept: looked at this often */
@@ -106,6 +109,8 @@ static void relay_recv(void *ctx, unsigned idx, const uint8_t src[32], uint8_t *
     ir_ep *ep = ctx;
     ir_netaddr from;
     ir_netaddr_relay(&from, idx, src);
+    COUNT(ep, recv_data_relay, len);
+    COUNT(ep, recv_datagrams, 1);
     ir_epc_recv(ep->core, &from, data, len, now);
 }
 
@@ -153,6 +158,7 @@ static void choose_home(ir_ep *ep, uint64_t now)
     if (best == ep->home)
         return;
     ep->home = best;
+    COUNT(ep, relay_home_change, 1);
     IR_LOG(IR_LOG_INFO, "home relay: %s (%.1f ms)", ir_rlink_url(ep->links[best]),
            (double)lat[best] / 1e6);
 }
@@ -267,6 +273,7 @@ static void netlink_drain(ir_ep *ep, uint64_t now)
         break;
     }
     if (got) {
+        COUNT(ep, link_change, 1);
         IR_LOG(IR_LOG_DEBUG, "network change: reading the interfaces again");
         read_interfaces(ep, now);
     }
@@ -596,8 +603,10 @@ static int send_relay(ir_ep *ep, const ir_netaddr *to, const uint8_t *buf, size_
     const uint8_t *id;
     if (!ir_netaddr_is_relay(to, &idx, &id))
         return 0;
-    if (idx < ep->nlinks)
+    if (idx < ep->nlinks) {
+        COUNT(ep, send_relay, len);
         ir_rlink_send(ep->links[idx], id, buf, len, seg, ir_now_ns());
+    }
     return 1;
 }
 
@@ -615,6 +624,10 @@ static void send_batch(ir_ep *ep, const ir_netaddr *to, const uint8_t *cbuf, siz
     int sock = sock_for(ep, to);
     if (sock < 0 || ir_netaddr_to_sockaddr(to, &ss, &sl) != 0)
         return;
+    if (ep->bound[sock].family == 6)
+        COUNT(ep, send_ipv6, len);
+    else
+        COUNT(ep, send_ipv4, len);
     if (len <= seg) {
         (void)sendto(ep->fd[sock], buf, len, 0, (struct sockaddr *)&ss, sl);
         return;
@@ -731,6 +744,22 @@ void ir_ep_flush(ir_ep *ep)
 void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out)
 {
     ir_epc_get_counters(ep->core, out);
+}
+
+void ir_ep_get_metrics(const ir_ep *ep, ir_ep_metrics *out)
+{
+    const uint64_t *from = (const uint64_t *)&ep->m;
+    uint64_t *to = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+        to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+    out->relay_conns_success = out->relay_conns_failed = out->relay_conns_closed = 0;
+    for (size_t i = 0; i < ep->nlinks; i++) {
+        uint64_t f, c;
+        ir_rlink_counts(ep->links[i], &f, &c);
+        out->relay_conns_success += ir_rlink_connects(ep->links[i]);
+        out->relay_conns_failed += f;
+        out->relay_conns_closed += c;
+    }
 }
 
 /* QUIC address discovery (spec relay.md 4.3): a connection from our UDP socket to the
@@ -1013,8 +1042,14 @@ int ir_ep_read(ir_ep *ep, int i)
 /* Step 2, the core (the caller's lock): what ir_ep_read read, into the core. */
 void ir_ep_deliver(ir_ep *ep, uint64_t now)
 {
-    for (int k = 0; k < ep->nrx; k++)
+    for (int k = 0; k < ep->nrx; k++) {
+        if (ep->rx_from[k].data[0] == 6)
+            COUNT(ep, recv_data_ipv6, ep->rx_len[k]);
+        else
+            COUNT(ep, recv_data_ipv4, ep->rx_len[k]);
         ir_epc_recv(ep->core, &ep->rx_from[k], ep->rx_buf[k], ep->rx_len[k], now);
+    }
+    COUNT(ep, recv_datagrams, ep->nrx);
     ep->nrx = 0;
 }
 

@@ -203,6 +203,21 @@ typedef struct ir_ep_counters {
 } ir_ep_counters;
 void ir_ep_get_counters(const ir_ep *ep, ir_ep_counters *out);
 
+/* What the shell counts for the endpoint's metrics (iroh's socket metrics group, see
+ * api_obs.c): UDP payload bytes by family and relayed datagram bytes, each way; QUIC
+ * datagrams received; home relay changes (the first choice included); relay links that
+ * came up; interface change events read. Kept with relaxed atomics: the deferred sends
+ * run without the caller's lock. */
+typedef struct ir_ep_metrics {
+    uint64_t send_ipv4, send_ipv6, send_relay;
+    uint64_t recv_data_ipv4, recv_data_ipv6, recv_data_relay;
+    uint64_t recv_datagrams;
+    uint64_t relay_home_change;
+    uint64_t relay_conns_success, relay_conns_failed, relay_conns_closed;
+    uint64_t link_change;
+} ir_ep_metrics;
+void ir_ep_get_metrics(const ir_ep *ep, ir_ep_metrics *out);
+
 
 uint64_t ir_now_ns(void);
 

@@ -145,6 +145,10 @@ int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const
  * ir_lookup_resolve call has returned); job threads may hold it a little longer. */
 void ir_lookup_stop(ir_lookup *lk);
 void ir_lookup_free(ir_lookup *lk);
+/* The endpoint's address (home relay, direct addresses) changed: the lookup thread reads
+ * it again and publishes what changed. Takes no lock (the I/O thread calls it with the
+ * endpoint's mutex held, which comes after the lookup's); safe until ir_lookup_free. */
+void ir_lookup_addr_changed(ir_lookup *lk);
 /* 1 when at least one lookup service is configured (publishing aside). */
 int ir_lookup_can_resolve(const ir_lookup *lk);
 

@@ -252,6 +252,11 @@ void ir_api_lookup_event(iroh_endpoint *ep, iroh_event_kind kind, const iroh_end
                          const char *service, uint64_t code, const iroh_endpoint_addr *a,
                          uint64_t elapsed_us)
 {
+    if (kind == IROH_EVENT_LOOKUP_FOUND && a) { /* the remote table keeps the find */
+        pthread_mutex_lock(&ep->mu);
+        ir_api_remote_note_addr(ep, a, IROH_ADDR_SOURCE_LOOKUP, service);
+        pthread_mutex_unlock(&ep->mu);
+    }
     if (!ep->event_cb)
         return;
     pthread_mutex_lock(&ep->mu);
@@ -337,8 +342,12 @@ int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b)
         return rc;
     eff.wait_home_relay = b->relay_mode == IROH_RELAY_MODE_DEFAULT ||
                           (b->relay_mode == IROH_RELAY_MODE_CUSTOM && b->n_relays > 0);
+    ir_lookup *lk = NULL;
     if (eff.pkarr_url || eff.origin || eff.n_user || eff.mdns)
-        rc = ir_lookup_new(&eff, &b->key, b->relay_ca_file, ep, &ep->lookup);
+        rc = ir_lookup_new(&eff, &b->key, b->relay_ca_file, ep, &lk);
+    pthread_mutex_lock(&ep->mu); /* the I/O thread tells it of address changes */
+    ep->lookup = lk;
+    pthread_mutex_unlock(&ep->mu);
     ir_lookup_config_clear(&eff);
     return rc;
 }

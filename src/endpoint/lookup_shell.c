@@ -2,8 +2,10 @@
  * cores (the publisher's schedule, each lookup's staggered DNS attempts) on the monotonic
  * clock, and job threads for the blocking steps (a pkarr PUT or GET, one DNS exchange, a
  * user's lookup), so that nothing here ever blocks the endpoint's I/O thread. The
- * endpoint's state (home relay, direct addresses) is read through the public API every
- * 500 ms; events go to the endpoint's I/O thread, which calls the application.
+ * endpoint's state (home relay, direct addresses) is read through the public API at the
+ * start and whenever the endpoint's address watcher says it changed
+ * (ir_lookup_addr_changed, from the I/O thread); events go to the endpoint's I/O thread,
+ * which calls the application.
  *
  * Locks: lk->mu, then (for events) the endpoint's mutex; never the other way round, and
  * neither is held across a network step or a user's callback. */
@@ -28,7 +30,6 @@
 #include "endpoint/lookup.h"
 #include "endpoint/lookup_jobs.h"
 
-#define STATE_CHECK_NS (500ull * 1000000ull)  /* how often the endpoint's state is read */
 #define HTTP_TIMEOUT_NS (10000ull * 1000000ull) /* one pkarr PUT or GET */
 #define MDNS_WAIT_NS (10000ull * 1000000ull)  /* a lookup listens to mDNS this long (iroh) */
 /* With relays configured, the first record waits this long for the home relay, so that a
@@ -72,7 +73,8 @@ struct ir_lookup {
     char *ca_file;
     struct iroh_endpoint *api;
     ir_lookup_pub pub;
-    uint64_t next_state;
+    atomic_int addr_dirty; /* the endpoint's address changed: read it again */
+    uint64_t next_state;   /* the home relay's wait ends: read it again (UINT64_MAX: no) */
     uint64_t created; /* when the lookup (the endpoint) started */
     uint64_t last_ts_us; /* pkarr timestamps strictly increase */
     req *reqs;
@@ -492,7 +494,8 @@ static void *lookup_main(void *arg)
     pthread_mutex_lock(&lk->mu);
     while (!atomic_load(&lk->stop)) {
         uint64_t now = ir_now_ns();
-        if ((lk->cfg.pkarr_url || lk->mdns) && now >= lk->next_state) {
+        if ((lk->cfg.pkarr_url || lk->mdns) &&
+            (atomic_exchange(&lk->addr_dirty, 0) || now >= lk->next_state)) {
             ir_lookup_record rec, all;
             pthread_mutex_unlock(&lk->mu);
             current_record(lk, &rec, 0);
@@ -500,16 +503,18 @@ static void *lookup_main(void *arg)
                 current_record(lk, &all, 1);
             pthread_mutex_lock(&lk->mu);
             now = ir_now_ns();
+            lk->next_state = UINT64_MAX;
             if (!rec.relay[0] && lk->cfg.wait_home_relay && !lk->pub.have_sent &&
-                !lk->pub.in_flight && now - lk->created < HOME_RELAY_WAIT_NS)
+                !lk->pub.in_flight && now - lk->created < HOME_RELAY_WAIT_NS) {
                 memset(&rec, 0, sizeof rec); /* nothing yet: the home relay comes first */
+                lk->next_state = lk->created + HOME_RELAY_WAIT_NS; /* then without it */
+            }
             ir_lookup_pub_set(&lk->pub, &rec, now);
             if (lk->mdns && all.n_addrs) { /* iroh announces every address and the relay */
                 ir_endpoint_info self;
                 record_to_info(&lk->id, &all, &self);
                 ir_mdns_set_local(ir_mdns_io_core(lk->mdns), &self);
             }
-            lk->next_state = now + STATE_CHECK_NS;
         }
         ir_lookup_record rec;
         if (lk->cfg.pkarr_url && ir_lookup_pub_poll(&lk->pub, now, &rec) &&
@@ -599,6 +604,14 @@ static void *lookup_main(void *arg)
     return NULL;
 }
 
+void ir_lookup_addr_changed(ir_lookup *lk)
+{
+    atomic_store(&lk->addr_dirty, 1);
+    uint64_t one = 1;
+    ssize_t n = write(lk->wake_fd, &one, sizeof one); /* no lock: see lookup.h */
+    (void)n;
+}
+
 int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const char *ca_file,
                   struct iroh_endpoint *api, ir_lookup **out)
 {
@@ -623,6 +636,7 @@ int ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key, const
     lk->created = ir_now_ns();
     lk->wake_fd = -1;
     atomic_init(&lk->stop, 0);
+    atomic_init(&lk->addr_dirty, 1);
     ir_lookup_pub_init(&lk->pub);
     pthread_condattr_init(&lk->cva);
     pthread_condattr_setclock(&lk->cva, CLOCK_MONOTONIC);

@@ -318,6 +318,11 @@ uint64_t ir_rlink_connects(const ir_rlink *l)
     return ir_rlc_connects(l->core);
 }
 
+void ir_rlink_counts(const ir_rlink *l, uint64_t *failures, uint64_t *closes)
+{
+    ir_rlc_counts(l->core, failures, closes);
+}
+
 /* The attempt failed before the transport was up: close, and the core backs off. */
 static void failed(ir_rlink *l, uint64_t now, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

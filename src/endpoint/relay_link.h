@@ -82,5 +82,7 @@ int ir_rlink_is_tls(const ir_rlink *l);
 int ir_rlink_remote_ip(const ir_rlink *l, iroh_socket_addr *out);
 /* Times the link came up (authenticated); for tests and stats. */
 uint64_t ir_rlink_connects(const ir_rlink *l);
+/* ir_rlc_counts */
+void ir_rlink_counts(const ir_rlink *l, uint64_t *failures, uint64_t *closes);
 
 #endif

@@ -34,6 +34,8 @@ struct ir_rlc {
     uint64_t retry_at;
     uint64_t latency;
     uint64_t connects;
+    uint64_t failures, closes; /* attempts that failed; connections (up) that ended */
+    int up;                    /* this connection was authenticated (counted in connects) */
     char err[256]; /* why the last attempt failed */
     queued q[IR_RLC_QUEUE_MAX];
     int qn;
@@ -129,6 +131,12 @@ uint64_t ir_rlc_connects(const ir_rlc *c)
     return c->connects;
 }
 
+void ir_rlc_counts(const ir_rlc *c, uint64_t *failures, uint64_t *closes)
+{
+    *failures = c->failures;
+    *closes = c->closes;
+}
+
 int ir_rlc_queued(const ir_rlc *c)
 {
     return c->qn;
@@ -139,8 +147,14 @@ uint64_t ir_rlc_retry_at(const ir_rlc *c)
     return c->st == IR_RLC_BACKOFF ? c->retry_at : 0;
 }
 
-static void close_client(ir_rlc *c)
+/* failure: the attempt failed (counted as such unless it was up) */
+static void close_client(ir_rlc *c, int failure)
 {
+    if (c->up)
+        c->closes++;
+    else if (failure)
+        c->failures++;
+    c->up = 0;
     ir_relay_client_free(c->cli);
     c->cli = NULL;
     c->established = 0;
@@ -159,7 +173,7 @@ static void failed(ir_rlc *c, uint64_t now, const char *fmt, ...)
     va_end(ap);
     memcpy(c->err, text, sizeof text);
     int was_established = c->established;
-    close_client(c);
+    close_client(c, 1);
     if (!c->wanted) {
         c->st = IR_RLC_IDLE;
         drop_queue(c);
@@ -320,7 +334,7 @@ void ir_rlc_tick(ir_rlc *c, uint64_t now)
         now - c->last_used >= IR_RLC_IDLE_CLOSE_NS && c->qn == 0) {
         IR_LOG(IR_LOG_DEBUG, "relay %s: unused for 60 s, closing", c->url);
         c->wanted = 0;
-        close_client(c);
+        close_client(c, 0);
         c->st = IR_RLC_IDLE;
         return;
     }
@@ -340,6 +354,7 @@ void ir_rlc_pump(ir_rlc *c, uint64_t now)
         switch (ev.kind) {
         case IR_RELAY_EV_READY:
             c->connects++;
+            c->up = 1;
             c->err[0] = 0;
             IR_LOG(IR_LOG_DEBUG, "relay %s: connected", c->url);
             flush_queue(c, now);

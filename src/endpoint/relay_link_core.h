@@ -107,6 +107,9 @@ int ir_rlc_established(const ir_rlc *c);
 uint64_t ir_rlc_latency(const ir_rlc *c);
 const char *ir_rlc_last_error(const ir_rlc *c);
 uint64_t ir_rlc_connects(const ir_rlc *c);
+/* Attempts that failed before the relay authenticated us (the transport, the handshake),
+ * and authenticated connections that ended (broken, refused later, closed unused). */
+void ir_rlc_counts(const ir_rlc *c, uint64_t *failures, uint64_t *closes);
 /* Datagrams waiting for the link to come up. */
 int ir_rlc_queued(const ir_rlc *c);
 /* The time the next attempt starts (state BACKOFF), else 0. */

@@ -255,6 +255,7 @@ typedef struct ir_conn_path_info {
                             * path works; skipped by selection, probed until it answers */
     uint64_t rtt_ns, min_rtt_ns, cwnd, max_datagram;
     uint64_t pkts_sent, pkts_recv, pkts_lost, bytes_sent, bytes_recv;
+    uint64_t last_recv_ns; /* when the last packet came on it (the caller's clock); 0: none */
 } ir_conn_path_info;
 /* Up to cap paths (open and abandoned-not-yet-gone), by path id; returns how many exist. */
 size_t ir_conn_paths(const ir_conn *c, ir_conn_path_info *out, size_t cap);

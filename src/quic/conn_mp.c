@@ -711,6 +711,7 @@ static void path_info(const ir_conn *c, const qpath *p, ir_conn_path_info *o)
     o->pkts_lost = p->pkts_lost;
     o->bytes_sent = p->tx_bytes;
     o->bytes_recv = p->rx_bytes;
+    o->last_recv_ns = p->pkts_recv ? p->last_recv : 0;
 }
 
 size_t ir_conn_paths(const ir_conn *c, ir_conn_path_info *out, size_t cap)
