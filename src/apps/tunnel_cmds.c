@@ -548,6 +548,7 @@ static int run_listen(tunnel *t, int *ep_freed)
         fprintf(stderr, "iroh-c: router: %s\n", detail);
         if (router) {
             cli_stop_forget_endpoint();
+            net_metrics_stop(); /* it reads the endpoint the router frees */
             iroh_router_free(router); /* frees the endpoint too */
             *ep_freed = 1;
         }
@@ -562,6 +563,7 @@ static int run_listen(tunnel *t, int *ep_freed)
     cli_stop_forget_endpoint();
     iroh_router_shutdown(router);
     wait_jobs(t);
+    net_metrics_stop(); /* it reads the endpoint the router frees */
     iroh_router_free(router); /* frees the endpoint */
     *ep_freed = 1;
     return 0;
@@ -823,6 +825,8 @@ static int run_connect(tunnel *t)
     "  --relay-ca PEM       trust this certificate for https relays (not the system's)\n" \
     "  --relay-token TOKEN  access token for relays that require one\n" \
     "  --relay-quic-port N  the relays' UDP port for address discovery (default 7842, 0: off)\n" \
+    METRICS_HELP \
+    "  --quiet              no note of a generated secret key on a terminal\n" \
     "\n" LOOKUP_HELP "\n" \
     "environment: IROH_SECRET (a secret key), IROH_LOG; see 'iroh-c --help'.\n"
 
@@ -965,14 +969,14 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
     pthread_attr_setstacksize(&t.join_attr, THREAD_STACK);
     pthread_mutex_init(&t.mu, NULL);
     pthread_cond_init(&t.cv, NULL);
-    int status = 0;
-    if (cli_stop_watch_endpoint(t.ep) == 0 && listen_side && !opts.no_relay) {
+    int status = net_metrics_start(&opts, t.ep);
+    if (status == 0 && cli_stop_watch_endpoint(t.ep) == 0 && listen_side && !opts.no_relay) {
         if (iroh_endpoint_online(t.ep, 5000) != IROH_OK && !cli_stop_signal())
             fprintf(stderr, "iroh-c: no home relay yet, the ticket has direct addresses "
                             "only: %s\n", iroh_last_error());
     }
     int ep_freed = 0;
-    if (!cli_stop_signal()) {
+    if (status == 0 && !cli_stop_signal()) {
         if (listen_side) {
             print_ticket(t.ep, 0);
             status = run_listen(&t, &ep_freed);
@@ -980,6 +984,7 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
             status = run_connect(&t);
         }
     }
+    net_metrics_stop();
     if (!ep_freed) {
         cli_stop_forget_endpoint();
         iroh_endpoint_close(t.ep);

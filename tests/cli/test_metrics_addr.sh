@@ -116,5 +116,19 @@ wait_exit $lpid 20
 # the servers are gone with their commands
 curl -s --max-time 2 "http://127.0.0.1:$lport/metrics" > /dev/null && bad "metrics still answered" || ok
 
+# the tunnels take it too: listen-tcp serves its counters until Ctrl-C, then stops them
+"$bin" listen-tcp --host 127.0.0.1:9 --no-relay --bind 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
+  < /dev/null > /dev/null 2> "$dir/tun.err" &
+tpid=$!
+pids+=($tpid)
+tport=$(metrics_port "$dir/tun.err") || bad "listen-tcp printed no metrics line: $(cat "$dir/tun.err")"
+[ "$(scrape "${tport:-1}" | tail -1)" = "# EOF" ] && ok || bad "listen-tcp's metrics not served"
+"$bin" connect-tcp --addr 127.0.0.1:0 --metrics-addr nope endpointaaaa > /dev/null 2> "$dir/e"; st=$?
+[ $st = 2 ] && [ "$(wc -l < "$dir/e")" = 1 ] && ok || bad "connect-tcp --metrics-addr nope: exit $st"
+kill -INT $tpid
+wait_exit $tpid 20
+[ $st = 130 ] && ok || bad "listen-tcp exited $st after SIGINT: $(cat "$dir/tun.err")"
+curl -s --max-time 2 "http://127.0.0.1:${tport:-1}/metrics" > /dev/null && bad "tunnel metrics still answered" || ok
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
