@@ -24,11 +24,14 @@ san: test-deps
 	@CC=clang cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DIROH_SANITIZE=ON -DIROH_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-san -j $(JOBS)
 
+# both suites run even when the first fails; the status is a failure if either failed
 test: test-deps build san
 	@echo "== sanitizer build (clang, ASan+UBSan): unit tests and fuzz corpora =="
-	@cd build-san && ctest --output-on-failure -j $(JOBS)
-	@echo "== main build (gcc): unit, command-line and interop tests =="
-	@cd build && ctest --output-on-failure -j $(JOBS)
+	@s=0; (cd build-san && ctest --output-on-failure -j $(JOBS)) || s=1; \
+	echo "== main build (gcc): unit, command-line and interop tests =="; \
+	(cd build && ctest --output-on-failure -j $(JOBS)) || s=$$((s + 2)); \
+	case $$s in 1) echo "== FAILED: the sanitizer suite";; 2) echo "== FAILED: the main suite";; \
+	3) echo "== FAILED: both suites";; esac; exit $$s
 
 demo: build
 	@bash scripts/demo.sh build/iroh-c
