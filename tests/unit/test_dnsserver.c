@@ -93,6 +93,55 @@ TEST(store_newer_only_and_expiry)
     ir_dnss_store_free(st);
 }
 
+/* A timestamp of 2^63 or more (pkarr's is a u64) is stored and served, and the sweep does
+ * not take it for an expired one (SQLite's signed integer made it negative: the next sweep
+ * deleted the row) */
+TEST(store_timestamp_above_int64)
+{
+    ir_dnss_store *st;
+    CHECK_EQ_INT(ir_dnss_store_open(NULL, 0, &st), IROH_OK);
+    static ir_pkarr_packet p, got;
+    uint64_t big = (1ULL << 63) + 5;
+    packet(20, big, "https://a.example./", &p);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &p), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_expire(st, T0), 0);
+    CHECK_EQ_INT(ir_dnss_store_count(st), 1);
+    CHECK_EQ_INT(ir_dnss_store_get(st, p.key, T0, &got), 1);
+    CHECK(got.timestamp_us == big);
+    ir_dnss_store_free(st);
+}
+
+/* A COMMIT that fails with the transaction left open (here a deferred foreign key that a
+ * trigger breaks) loses that batch but does not wedge the store: the next put begins a
+ * new transaction and is committed (before: every BEGIN failed from then on), and the
+ * cache does not serve the lost packet */
+TEST(store_failed_commit_goes_on)
+{
+    ir_dnss_store *st;
+    CHECK_EQ_INT(ir_dnss_store_open(NULL, 0, &st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_exec(st, "PRAGMA foreign_keys=ON;"
+                                        "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+                                        "CREATE TABLE child(p INTEGER REFERENCES parent(id)"
+                                        " DEFERRABLE INITIALLY DEFERRED);"
+                                        "CREATE TRIGGER breaks AFTER INSERT ON signed_packets"
+                                        " BEGIN INSERT INTO child VALUES (1); END;"),
+                 IROH_OK);
+    static ir_pkarr_packet a, b, got;
+    packet(21, T0, "https://a.example./", &a);
+    packet(22, T0, "https://b.example./", &b);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &a), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_ERR_IO);
+    /* the trigger goes (and what it inserted, should the transaction still be open) */
+    CHECK_EQ_INT(ir_dnss_store_exec(st, "DROP TRIGGER breaks; DELETE FROM child;"), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &b), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_get(st, b.key, T0, &got), 1);
+    CHECK_EQ_INT(ir_dnss_store_get(st, a.key, T0, &got), 0); /* lost with its batch */
+    CHECK_EQ_INT(ir_dnss_store_count(st), 1);
+    ir_dnss_store_free(st);
+}
+
 static long rows(sqlite3 *db)
 {
     sqlite3_stmt *q;
@@ -605,6 +654,8 @@ int main(void)
 {
     RUN(store_newer_only_and_expiry);
     RUN(store_cache_lru_and_file);
+    RUN(store_timestamp_above_int64);
+    RUN(store_failed_commit_goes_on);
     RUN(dns_answers_spec_vector);
     RUN(dns_relative_owner_and_junk);
     RUN(dns_truncation_by_edns_size);
