@@ -68,6 +68,10 @@ struct ir_dnss_server {
     conn *conns[MAX_CONNS];
     size_t n_conns;
     size_t n_dns_tcp; /* of them DNS over TCP */
+    /* out of file descriptors (EMFILE below MAX_CONNS, ENFILE): the listeners are not
+     * watched until then (a readable listener we cannot accept from would wake epoll
+     * at once, again and again), or until a connection closes */
+    uint64_t accept_paused_until;
     volatile int stop;
     uint8_t *abuf;
     udp_batch *udp_buf;
@@ -191,10 +195,13 @@ void ir_dnss_server_get_stats(const ir_dnss_server *srv, ir_dnss_stats *out)
     ir_dnss_get_stats(srv->core, out);
 }
 
+static void accept_resume(ir_dnss_server *srv);
+
 static void conn_free(ir_dnss_server *srv, conn *c)
 {
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    accept_resume(srv); /* a descriptor is free again */
     free(c->in);
     free(c->head);
     free(c->body);
@@ -261,12 +268,39 @@ static void udp_ready(ir_dnss_server *srv)
 
 /* ---- TCP connections ------------------------------------------------------------------- */
 
+#define ACCEPT_PAUSE_NS (100ULL * 1000000)
+
+/* the listeners watched (on) or not (off) */
+static void listeners_watch(ir_dnss_server *srv, int on)
+{
+    int fds[3] = {srv->dns_l, srv->http_l, srv->metrics_l};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = &srv->tags[1 + i]};
+        if (fds[i] >= 0)
+            epoll_ctl(srv->epfd, EPOLL_CTL_MOD, fds[i], &ev);
+    }
+}
+
+static void accept_resume(ir_dnss_server *srv)
+{
+    if (srv->accept_paused_until) {
+        srv->accept_paused_until = 0;
+        listeners_watch(srv, 1);
+    }
+}
+
 static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
 {
     for (int k = 0; k < 64; k++) {
         struct sockaddr_storage from;
         socklen_t fl = sizeof from;
         int fd = accept4(lfd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* the clients wait in the backlog until a descriptor frees */
+            srv->accept_paused_until = mono_ns() + ACCEPT_PAUSE_NS;
+            listeners_watch(srv, 0);
+            return;
+        }
         if (fd < 0)
             return;
         int room = srv->n_conns < MAX_CONNS &&
@@ -515,6 +549,8 @@ int ir_dnss_server_run(ir_dnss_server *srv)
                 i++; /* else c was freed and the last one moved here */
         }
         uint64_t now = mono_ns();
+        if (srv->accept_paused_until && now >= srv->accept_paused_until)
+            accept_resume(srv);
         if (now >= next_timers) {
             timers(srv);
             next_timers = now + 250000000ULL;
