@@ -19,6 +19,9 @@
 /* DNS over TCP may hold at most this many of them, so that a client keeping DNS
  * connections open cannot shut the pkarr relay, DoH and metrics out */
 #define MAX_DNS_TCP_CONNS (MAX_CONNS * 3 / 4)
+/* one client IP (an IPv6 /64 counts as one) may hold at most this many connections of
+ * each kind (DNS over TCP, HTTP, metrics), so that one host cannot take every slot */
+#define MAX_CONNS_PER_IP 128
 #define CONN_TIMEOUT_NS (10ULL * 1000000000)  /* a request (or an idle DNS TCP connection) */
 #define MAX_PENDING_OUT (256 * 1024)           /* DNS TCP answers not yet read: stop reading */
 
@@ -289,6 +292,17 @@ static void accept_resume(ir_dnss_server *srv)
     }
 }
 
+/* the open connections of this kind from ip's host (IPv4) or /64 (IPv6) */
+static size_t conns_of(const ir_dnss_server *srv, const uint8_t ip[16], int kind)
+{
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    size_t cmp = memcmp(ip, v4, 12) == 0 ? 16 : 8;
+    size_t n = 0;
+    for (size_t i = 0; i < srv->n_conns; i++)
+        n += srv->conns[i]->kind == kind && memcmp(srv->conns[i]->ip, ip, cmp) == 0;
+    return n;
+}
+
 static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
 {
     for (int k = 0; k < 64; k++) {
@@ -303,8 +317,11 @@ static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
         }
         if (fd < 0)
             return;
+        uint8_t ip[16];
+        ip16_of(&from, ip);
         int room = srv->n_conns < MAX_CONNS &&
-                   (kind != K_DNS_TCP || srv->n_dns_tcp < MAX_DNS_TCP_CONNS);
+                   (kind != K_DNS_TCP || srv->n_dns_tcp < MAX_DNS_TCP_CONNS) &&
+                   conns_of(srv, ip, kind) < MAX_CONNS_PER_IP;
         conn *c = room ? calloc(1, sizeof *c) : NULL;
         if (c && kind != K_DNS_TCP && !(c->head = malloc(sizeof *c->head))) {
             free(c);
@@ -321,7 +338,7 @@ static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
         ir_dnss_count_tcp(srv->core, 1);
         c->kind = kind;
         c->fd = fd;
-        ip16_of(&from, c->ip);
+        memcpy(c->ip, ip, 16);
         c->deadline = mono_ns() + CONN_TIMEOUT_NS;
         if (c->head)
             ir_http_reader_init(c->head);
