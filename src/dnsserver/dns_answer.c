@@ -267,7 +267,12 @@ int ir_dnss_answer(ir_dnss *s, int transport, const uint8_t *msg, size_t len, ui
         return 0;
     }
     int rc = 0;
-    if (ldns_pkt_get_opcode(q) != LDNS_PACKET_QUERY) {
+    if (ldns_pkt_edns(q) && ldns_pkt_edns_version(q) > 0) {
+        /* RFC 6891 6.1.3: a version we do not implement gets BADVERS (16: 1 in the OPT's
+         * extended RCODE, 0 in the header) and our version, 0, nothing else */
+        ldns_pkt_set_rcode(r, 0);
+        ldns_pkt_set_edns_extended_rcode(r, 1);
+    } else if (ldns_pkt_get_opcode(q) != LDNS_PACKET_QUERY) {
         ldns_pkt_set_rcode(r, LDNS_RCODE_NOTIMPL);
     } else if (ldns_pkt_qdcount(q) != 1 || ldns_rr_list_rr_count(ldns_pkt_question(q)) != 1) {
         ldns_pkt_set_rcode(r, LDNS_RCODE_FORMERR);
@@ -277,7 +282,9 @@ int ir_dnss_answer(ir_dnss *s, int transport, const uint8_t *msg, size_t len, ui
     }
     uint8_t rcode = ldns_pkt_get_rcode(r);
     size_t ancount = ldns_pkt_ancount(r);
-    if (rcode == LDNS_RCODE_NOERROR && ancount)
+    if (ldns_pkt_edns_extended_rcode(r))
+        s->st.dns_lookup_error++;
+    else if (rcode == LDNS_RCODE_NOERROR && ancount)
         s->st.dns_lookup_success++;
     else if (rcode == LDNS_RCODE_NOERROR || rcode == LDNS_RCODE_NXDOMAIN)
         s->st.dns_lookup_notfound++;
@@ -307,6 +314,7 @@ int ir_dnss_answer(ir_dnss *s, int transport, const uint8_t *msg, size_t len, ui
         if (t) {
             ldns_pkt_set_aa(t, ldns_pkt_aa(r));
             ldns_pkt_set_rcode(t, rcode);
+            ldns_pkt_set_edns_extended_rcode(t, ldns_pkt_edns_extended_rcode(r));
             ldns_pkt_set_tc(t, true);
             sent = to_wire(t, out, limit, out_len) == 0;
             ldns_pkt_free(t);

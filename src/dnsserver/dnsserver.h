@@ -25,7 +25,8 @@
  *    NOTIMP; a message ldns cannot parse, or with other than one question: FORMERR (a
  *    message shorter than a header, or a response, gets nothing);
  *  - over UDP an answer longer than the client's limit (512 bytes, or its EDNS size up to
- *    1232) is cut to header and question with TC set; EDNS is answered with EDNS.
+ *    1232) is cut to header and question with TC set; EDNS is answered with EDNS
+ *    (version 0; a query of a higher EDNS version gets BADVERS, RFC 6891 6.1.3).
  * HTTP (iroh-dns-server's routes and status codes, spec 4.3, 4.6):
  *  - PUT /pkarr/<z32>: 204 stored (or an older packet kept), 400 bad key / payload
  *    (signature, size, DNS packet) / timestamp older than the 7-day expiry, 429 over the

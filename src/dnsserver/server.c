@@ -19,6 +19,9 @@
 /* DNS over TCP may hold at most this many of them, so that a client keeping DNS
  * connections open cannot shut the pkarr relay, DoH and metrics out */
 #define MAX_DNS_TCP_CONNS (MAX_CONNS * 3 / 4)
+/* one client IP (an IPv6 /64 counts as one) may hold at most this many connections of
+ * each kind (DNS over TCP, HTTP, metrics), so that one host cannot take every slot */
+#define MAX_CONNS_PER_IP 128
 #define CONN_TIMEOUT_NS (10ULL * 1000000000)  /* a request (or an idle DNS TCP connection) */
 #define MAX_PENDING_OUT (256 * 1024)           /* DNS TCP answers not yet read: stop reading */
 
@@ -68,6 +71,10 @@ struct ir_dnss_server {
     conn *conns[MAX_CONNS];
     size_t n_conns;
     size_t n_dns_tcp; /* of them DNS over TCP */
+    /* out of file descriptors (EMFILE below MAX_CONNS, ENFILE): the listeners are not
+     * watched until then (a readable listener we cannot accept from would wake epoll
+     * at once, again and again), or until a connection closes */
+    uint64_t accept_paused_until;
     volatile int stop;
     uint8_t *abuf;
     udp_batch *udp_buf;
@@ -191,10 +198,13 @@ void ir_dnss_server_get_stats(const ir_dnss_server *srv, ir_dnss_stats *out)
     ir_dnss_get_stats(srv->core, out);
 }
 
+static void accept_resume(ir_dnss_server *srv);
+
 static void conn_free(ir_dnss_server *srv, conn *c)
 {
     epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    accept_resume(srv); /* a descriptor is free again */
     free(c->in);
     free(c->head);
     free(c->body);
@@ -261,16 +271,57 @@ static void udp_ready(ir_dnss_server *srv)
 
 /* ---- TCP connections ------------------------------------------------------------------- */
 
+#define ACCEPT_PAUSE_NS (100ULL * 1000000)
+
+/* the listeners watched (on) or not (off) */
+static void listeners_watch(ir_dnss_server *srv, int on)
+{
+    int fds[3] = {srv->dns_l, srv->http_l, srv->metrics_l};
+    for (int i = 0; i < 3; i++) {
+        struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = &srv->tags[1 + i]};
+        if (fds[i] >= 0)
+            epoll_ctl(srv->epfd, EPOLL_CTL_MOD, fds[i], &ev);
+    }
+}
+
+static void accept_resume(ir_dnss_server *srv)
+{
+    if (srv->accept_paused_until) {
+        srv->accept_paused_until = 0;
+        listeners_watch(srv, 1);
+    }
+}
+
+/* the open connections of this kind from ip's host (IPv4) or /64 (IPv6) */
+static size_t conns_of(const ir_dnss_server *srv, const uint8_t ip[16], int kind)
+{
+    static const uint8_t v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    size_t cmp = memcmp(ip, v4, 12) == 0 ? 16 : 8;
+    size_t n = 0;
+    for (size_t i = 0; i < srv->n_conns; i++)
+        n += srv->conns[i]->kind == kind && memcmp(srv->conns[i]->ip, ip, cmp) == 0;
+    return n;
+}
+
 static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
 {
     for (int k = 0; k < 64; k++) {
         struct sockaddr_storage from;
         socklen_t fl = sizeof from;
         int fd = accept4(lfd, (struct sockaddr *)&from, &fl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* the clients wait in the backlog until a descriptor frees */
+            srv->accept_paused_until = mono_ns() + ACCEPT_PAUSE_NS;
+            listeners_watch(srv, 0);
+            return;
+        }
         if (fd < 0)
             return;
+        uint8_t ip[16];
+        ip16_of(&from, ip);
         int room = srv->n_conns < MAX_CONNS &&
-                   (kind != K_DNS_TCP || srv->n_dns_tcp < MAX_DNS_TCP_CONNS);
+                   (kind != K_DNS_TCP || srv->n_dns_tcp < MAX_DNS_TCP_CONNS) &&
+                   conns_of(srv, ip, kind) < MAX_CONNS_PER_IP;
         conn *c = room ? calloc(1, sizeof *c) : NULL;
         if (c && kind != K_DNS_TCP && !(c->head = malloc(sizeof *c->head))) {
             free(c);
@@ -287,7 +338,7 @@ static void accept_ready(ir_dnss_server *srv, int lfd, int kind)
         ir_dnss_count_tcp(srv->core, 1);
         c->kind = kind;
         c->fd = fd;
-        ip16_of(&from, c->ip);
+        memcpy(c->ip, ip, 16);
         c->deadline = mono_ns() + CONN_TIMEOUT_NS;
         if (c->head)
             ir_http_reader_init(c->head);
@@ -515,6 +566,8 @@ int ir_dnss_server_run(ir_dnss_server *srv)
                 i++; /* else c was freed and the last one moved here */
         }
         uint64_t now = mono_ns();
+        if (srv->accept_paused_until && now >= srv->accept_paused_until)
+            accept_resume(srv);
         if (now >= next_timers) {
             timers(srv);
             next_timers = now + 250000000ULL;

@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,15 +261,34 @@ int ir_dnss_store_get(ir_dnss_store *st, const uint8_t key[32], uint64_t now_us,
     return rc;
 }
 
+/* forgets every cached key (the database is the truth again) */
+static void cache_clear(ir_dnss_store *st)
+{
+    while (st->head)
+        cache_drop(st, cache_slot(st, st->head->key));
+}
+
 int ir_dnss_store_flush(ir_dnss_store *st)
 {
     if (!st->in_txn)
         return IROH_OK;
     st->in_txn = 0;
     st->txn_writes = 0;
-    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        return db_fail(st, "commit");
-    return IROH_OK;
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+        return IROH_OK;
+    int rc = db_fail(st, "commit");
+    /* The batch is lost, as a crash would lose it, but the store goes on: a transaction
+     * SQLite left open is rolled back (else every later BEGIN fails), and the cache, which
+     * holds the batch's packets, is emptied so that it says what the file says. */
+    if (!sqlite3_get_autocommit(st->db))
+        (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    cache_clear(st);
+    return rc;
+}
+
+int ir_dnss_store_exec(ir_dnss_store *st, const char *sql)
+{
+    return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? IROH_OK : db_fail(st, "exec");
 }
 
 int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p)
@@ -306,7 +326,9 @@ int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p)
     }
     sqlite3_reset(st->ins);
     sqlite3_bind_blob(st->ins, 1, p->key, 32, SQLITE_STATIC);
-    sqlite3_bind_int64(st->ins, 2, (sqlite3_int64)p->timestamp_us);
+    /* the ts column only orders expiry: a timestamp of 2^63 or more (SQLite's integers are
+     * signed) is kept as the largest, never as a negative that the next sweep deletes */
+    sqlite3_bind_int64(st->ins, 2, p->timestamp_us > INT64_MAX ? INT64_MAX : (sqlite3_int64)p->timestamp_us);
     sqlite3_bind_blob(st->ins, 3, payload, (int)n, SQLITE_STATIC);
     int rc = sqlite3_step(st->ins);
     sqlite3_reset(st->ins);

@@ -2,11 +2,12 @@
  * cache in front, so that a hot key is answered without touching the file.
  *
  * Rows are (key BLOB PRIMARY KEY, ts INTEGER, payload BLOB): the pkarr relay payload
- * (sig || timestamp || dns) as the PUT carried it, already verified. A packet replaces
- * the stored one only when it is more recent (ir_pkarr_more_recent: larger timestamp;
- * on a tie the larger DNS bytes), as iroh-dns-server's store does. Expiry is iroh's:
- * a packet is gone 7 days after its own timestamp; ir_dnss_store_expire deletes those
- * rows (the server calls it every 10 s) and lookups never return an expired packet.
+ * (sig || timestamp || dns) as the PUT carried it, already verified; ts is the packet's
+ * timestamp for expiry, at most 2^63 - 1 (the payload keeps the exact one). A packet
+ * replaces the stored one only when it is more recent (ir_pkarr_more_recent: larger
+ * timestamp; on a tie the larger DNS bytes), as iroh-dns-server's store does. Expiry is
+ * iroh's: a packet is gone 7 days after its own timestamp; ir_dnss_store_expire deletes
+ * those rows (the server calls it every 10 s) and lookups never return an expired packet.
  *
  * Writes are batched as iroh-dns-server batches them: a put opens a transaction that
  * ir_dnss_store_flush commits (the server calls it at least every second and at exit), or
@@ -53,8 +54,12 @@ int ir_dnss_store_get(ir_dnss_store *st, const uint8_t key[32], uint64_t now_us,
  * 1 stored, 0 kept the stored one, or a negative IROH_ERR_IO. */
 int ir_dnss_store_put(ir_dnss_store *st, const ir_pkarr_packet *p);
 
-/* Commits the pending writes: 0 or a negative IROH_ERR_IO. */
+/* Commits the pending writes: 0 or a negative IROH_ERR_IO. A failed commit loses the
+ * batch (as a crash would: the transaction is rolled back, the cache emptied) and the
+ * store goes on with the next put. */
 int ir_dnss_store_flush(ir_dnss_store *st);
+/* Runs SQL on the store's connection (tests: making a commit fail). 0 or IROH_ERR_IO. */
+int ir_dnss_store_exec(ir_dnss_store *st, const char *sql);
 
 /* Deletes the packets older than now_us - IR_DNSS_EXPIRY_US; returns how many, or a
  * negative IROH_ERR_IO. */

@@ -545,8 +545,11 @@ int ir_ep_connect_alpns(ir_ep *ep, const iroh_endpoint_addr *addr, const uint8_t
 /* Addresses a lookup found after the connection began (spec 4.5: added as candidates):
  * each direct address of a family we have a socket for, and each relay, that is no path
  * of c yet becomes a new path (Backup; validated before use, selection then follows
- * iroh's rules). Needs multipath (a connection without it keeps its one path). Returns
- * how many paths were opened. */
+ * iroh's rules). When the connection cannot open one yet (right after the handshake the
+ * peer's connection ids for the next path id may still be on their way; all path ids may
+ * be in use) the connection keeps the address and opens it when it can (ir_conn_add_path,
+ * a bounded queue). Needs multipath (a connection without it keeps its one path). Returns
+ * how many addresses were opened or kept. */
 int ir_ep_add_candidates(ir_ep *ep, ir_conn *c, const iroh_endpoint_addr *addr, uint64_t now)
 {
     if (!ir_conn_multipath(c))
@@ -580,8 +583,7 @@ int ir_ep_add_candidates(ir_ep *ep, ir_conn *c, const iroh_endpoint_addr *addr, 
         int known = 0;
         for (size_t k = 0; k < np; k++)
             known |= !info[k].abandoned && ir_netaddr_eq(&info[k].addr, &a);
-        uint64_t id;
-        if (!known && ir_conn_open_path(c, &a, 0, now, &id) == 0)
+        if (!known && ir_conn_add_path(c, &a, now) == 0)
             opened++;
     }
     return opened;

@@ -9,10 +9,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/util.h"
@@ -23,9 +25,104 @@
 #include "relay/http.h"
 #include "relay/tls_stream.h"
 
-/* the host's addresses: an IP literal, else getaddrinfo on this (job) thread */
-static int host_addrs(const ir_lookup_url *u, struct sockaddr_storage *out, socklen_t *lens,
-                      int cap, int *n)
+/* getaddrinfo on a thread of its own, so that the job can give up at its deadline (or
+ * when the lookup stops) while the system's resolver still waits for its servers (glibc:
+ * 5 s per server and try): whichever of the two is left last frees the call. */
+typedef struct gai_call {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, abandoned, err;
+    char host[256], port[8];
+    struct addrinfo *res;
+} gai_call;
+
+static void gai_call_free(gai_call *g)
+{
+    if (g->res)
+        freeaddrinfo(g->res);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+static void *gai_main(void *arg)
+{
+    gai_call *g = arg;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_ADDRCONFIG;
+    int err = getaddrinfo(g->host, g->port, &hints, &res);
+    pthread_mutex_lock(&g->mu);
+    g->err = err;
+    g->res = err ? NULL : res;
+    g->done = 1;
+    int gone = g->abandoned;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (gone)
+        gai_call_free(g);
+    return NULL;
+}
+
+/* 0 and *res (freeaddrinfo), an EAI_* code (EAI_AGAIN also when the deadline passed), or
+ * -1 when stop was set */
+static int resolve(const char *host, uint16_t port, uint64_t deadline, const atomic_int *stop,
+                   struct addrinfo **res)
+{
+    *res = NULL;
+    gai_call *g = calloc(1, sizeof *g);
+    if (!g || strlen(host) >= sizeof g->host) {
+        free(g);
+        return EAI_MEMORY;
+    }
+    snprintf(g->host, sizeof g->host, "%s", host);
+    snprintf(g->port, sizeof g->port, "%u", port);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, gai_main, g);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        gai_call_free(g);
+        return EAI_SYSTEM;
+    }
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (g->done)
+            break;
+        uint64_t now = ir_now_ns();
+        if (now >= deadline || (stop && atomic_load(stop)))
+            break;
+        uint64_t until = deadline - now > 100000000ull ? now + 100000000ull : deadline;
+        struct timespec ts = {.tv_sec = (time_t)(until / 1000000000ull), .tv_nsec = (long)(until % 1000000000ull)};
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    if (!g->done) {
+        int stopped = stop && atomic_load(stop);
+        g->abandoned = 1; /* the thread frees it */
+        pthread_mutex_unlock(&g->mu);
+        return stopped ? -1 : EAI_AGAIN;
+    }
+    int err = g->err;
+    *res = g->res;
+    g->res = NULL;
+    pthread_mutex_unlock(&g->mu);
+    gai_call_free(g);
+    return err;
+}
+
+/* the host's addresses: an IP literal, else getaddrinfo within the deadline */
+static int host_addrs(const ir_lookup_url *u, uint64_t deadline, const atomic_int *stop,
+                      struct sockaddr_storage *out, socklen_t *lens, int cap, int *n)
 {
     iroh_socket_addr ip;
     memset(&ip, 0, sizeof ip);
@@ -38,14 +135,12 @@ static int host_addrs(const ir_lookup_url *u, struct sockaddr_storage *out, sock
         *n = ir_sockaddr_from_socket_addr(&ip, &out[0], &lens[0]) == 0;
         return *n ? IROH_OK : ir_fail(IROH_ERR_INVALID_ADDR, "bad address %s", u->host);
     }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    char port[8];
-    snprintf(port, sizeof port, "%u", u->port);
-    int err = getaddrinfo(u->host, port, &hints, &res);
+    struct addrinfo *res = NULL;
+    int err = resolve(u->host, u->port, deadline, stop, &res);
+    if (err == EAI_AGAIN && !res && ir_now_ns() >= deadline)
+        return ir_fail(IROH_ERR_TIMEOUT, "cannot resolve %s: no answer in time", u->host);
+    if (err == -1)
+        return ir_fail(IROH_ERR_TIMEOUT, "cannot resolve %s: stopped", u->host);
     if (err)
         return ir_fail(IROH_ERR_IO, "cannot resolve %s: %s", u->host, gai_strerror(err));
     *n = 0;
@@ -64,7 +159,7 @@ static int tcp_connect(const ir_lookup_url *u, uint64_t deadline, const atomic_i
     struct sockaddr_storage addrs[8];
     socklen_t lens[8];
     int n = 0;
-    int rc = host_addrs(u, addrs, lens, 8, &n);
+    int rc = host_addrs(u, deadline, stop, addrs, lens, 8, &n);
     if (rc != IROH_OK)
         return rc;
     char why[160] = "no address";

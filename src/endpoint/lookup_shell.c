@@ -98,6 +98,7 @@ typedef struct job {
     job_kind kind;
     req *r;
     int index; /* DNS attempt, user lookup */
+    uint64_t deadline; /* DNS attempt: the core's (ir_lookup_dns_poll), so both agree */
     ir_lookup_record rec; /* PUT */
 } job;
 
@@ -351,6 +352,10 @@ static int classify(void *ctx, const uint8_t *msg, size_t len)
     return st == IR_DNS_TXT_TRUNCATED ? 1 : 0;
 }
 
+/* a DNS job stops waiting this long before the core ends its attempt, so that its
+ * report (taking the lock) comes while the attempt still runs */
+#define DNS_REPORT_NS (250ull * 1000000ull)
+
 static void run_dns(job *j)
 {
     ir_lookup *lk = j->lk;
@@ -370,7 +375,10 @@ static void run_dns(job *j)
     int rc = ans && ei ? ir_dns_txt_query(r->id.bytes, lk->cfg.origin, at.qid, q, sizeof q, &qlen)
                        : IROH_ERR_NO_MEMORY;
     int ok = 0;
-    uint64_t deadline = ir_now_ns() + IR_LOOKUP_DNS_ATTEMPT_NS;
+    /* the attempt's end as the core set it, less a moment to report: an answer within
+     * it counts (a deadline of the job's own, from its later start, outlived the core's,
+     * which then dropped the answer as too late) */
+    uint64_t deadline = j->deadline > DNS_REPORT_NS ? j->deadline - DNS_REPORT_NS : 0;
     /* the servers in turn, each its share of the attempt's 3 s, until one responds */
     for (size_t i = 0; rc == IROH_OK && i < ns; i++) {
         uint64_t now = ir_now_ns();
@@ -437,6 +445,8 @@ static int spawn(ir_lookup *lk, job_kind kind, req *r, int index, const ir_looku
     j->kind = kind;
     j->r = r;
     j->index = index;
+    if (kind == JOB_DNS && r && index >= 0 && index < IR_LOOKUP_DNS_ATTEMPTS)
+        j->deadline = r->dns.deadline[index];
     if (rec)
         j->rec = *rec;
     pthread_t t;
@@ -532,7 +542,9 @@ static void *lookup_main(void *arg)
             req *r = *pp;
             if (r->dns_on && r->dns.state == IR_LOOKUP_DNS_RUNNING && !r->forgotten) {
                 int i;
-                while ((i = ir_lookup_dns_poll(&r->dns, now)) >= 0)
+                /* a fresh clock: the attempt's deadline starts now, not when this turn of
+                 * the loop began (mDNS callbacks and thread starts take time) */
+                while ((i = ir_lookup_dns_poll(&r->dns, ir_now_ns())) >= 0)
                     if (spawn(lk, JOB_DNS, r, i, NULL) != 0)
                         ir_lookup_dns_result(&r->dns, i, 0);
                 if (r->dns.state != IR_LOOKUP_DNS_RUNNING) {

@@ -208,6 +208,7 @@ static int common_init(ir_conn *c, const ir_conn_config *cfg, const ir_netaddr *
     path->available = path->peer_available = 1;
     path->last_recv = path->last_eliciting_sent = now;
     c->no_path_deadline = UINT64_MAX;
+    c->want_at = UINT64_MAX;
     for (int s = 0; s < SP_COUNT; s++) {
         pn_space *sp = &PNS(c, path, s);
         sp->largest_acked = UINT64_MAX;
@@ -321,6 +322,7 @@ void ir_conn_free(ir_conn *c)
     free(c->retry_token);
     free(c->fanout);
     ir_nat_free(c);
+    free(c->want);
     for (size_t i = 0; i <= SP_HANDSHAKE + IR_MAX_PATHS; i++) {
         /* the Initial and Handshake spaces, then each allocated path slot's 1-RTT space */
         qpath *slot = i < SP_APP ? NULL : c->paths[i - SP_APP];

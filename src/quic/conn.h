@@ -223,6 +223,18 @@ int ir_conn_multipath(const ir_conn *c);
  * IR_QUIC_STREAM_ERR when multipath is not negotiated or we are the server. */
 int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_t now,
                       uint64_t *path_id);
+/* Client: a path to addr (Backup) now if the connection can open one, else as soon as it
+ * can: the address is kept and opened when the peer's connection ids for the next path id
+ * arrive, its MAX_PATH_ID rises or one of our path slots frees (the connection's timer
+ * does it; IR_EV_PATH_OPENED tells). An address that is already an open path's, or already
+ * kept, is taken as is. At most IR_CONN_PATH_QUEUE addresses wait at once. 0 (opened or
+ * kept); IR_QUIC_AGAIN when that many wait already (nothing kept); IR_QUIC_NO_MEMORY;
+ * IR_QUIC_STREAM_ERR when multipath is not negotiated, we are the server, or the
+ * connection is closing. */
+#define IR_CONN_PATH_QUEUE 8
+int ir_conn_add_path(ir_conn *c, const ir_netaddr *addr, uint64_t now);
+/* how many addresses wait for a path (ir_conn_add_path) */
+size_t ir_conn_paths_waiting(const ir_conn *c);
 /* Local path status (PATH_STATUS_AVAILABLE / _BACKUP is sent). 0, or IR_QUIC_STREAM_ERR
  * (no such open path, or no multipath). */
 int ir_conn_path_set_status(ir_conn *c, uint64_t path_id, int available);

@@ -371,6 +371,12 @@ struct ir_conn {
      * the next path id we open; frames to send */
     uint64_t local_max_path_id, remote_max_path_id, next_path_id;
     int max_path_id_pending, paths_blocked_pending;
+    /* client: addresses waiting for a path (ir_conn_add_path), oldest first, in a table
+     * of IR_CONN_PATH_QUEUE allocated with the first; tried at want_at (UINT64_MAX: when
+     * something frees a path id or brings connection ids) */
+    ir_netaddr *want;
+    size_t nwant;
+    uint64_t want_at;
     uint64_t no_path_deadline; /* the peer abandoned our last path: closed then */
     uint64_t now;
 

@@ -215,6 +215,14 @@ static void abandon_slot(ir_conn *c, qpath *p, uint64_t code, int send_frame)
         ir_conn_mp_schedule(c);
 }
 
+/* something may let a waiting address open (connection ids, a path id, a slot): the
+ * timer tries at once (outside the frame being processed) */
+static void wake_waiting(ir_conn *c)
+{
+    if (c->nwant)
+        c->want_at = c->now;
+}
+
 /* 3 PTOs after the abandonment: the slot goes, and our limit rises by one (a new path id
  * the peer may open takes the slot) */
 static void free_slot(ir_conn *c, qpath *p)
@@ -245,6 +253,7 @@ static void free_slot(ir_conn *c, qpath *p)
         c->local_max_path_id++;
         c->max_path_id_pending = 1;
         issue_path_cids(c);
+        wake_waiting(c);
     }
 }
 
@@ -360,28 +369,29 @@ int ir_conn_multipath(const ir_conn *c)
     return c->multipath;
 }
 
-int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_t now,
-                      uint64_t *path_id)
+/* why a path could not open: the peer's limit or its connection ids, or one of our slots
+ * (each comes with an event that wakes the waiting addresses), or memory (tried again) */
+enum { OPEN_OK = 0, OPEN_WAIT, OPEN_NOMEM };
+#define WANT_RETRY_NS (100 * NS_PER_MS)
+
+static int open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_t *path_id)
 {
-    c->now = now;
-    if (!c->multipath || c->is_server || c->state != IR_CONN_ESTABLISHED || !addr || !path_id)
-        return IR_QUIC_STREAM_ERR;
     uint64_t id = c->next_path_id;
     if (id > c->remote_max_path_id) {
         c->paths_blocked_pending = 1; /* the peer's limit */
-        return IR_QUIC_AGAIN;
+        return OPEN_WAIT;
     }
     qlatent *l = ir_conn_latent_by_id(c, id);
     if (!l)
-        return IR_QUIC_AGAIN; /* our own limit: a slot frees when an abandoned path goes */
+        return OPEN_WAIT; /* our own limit: a slot frees when an abandoned path goes */
     const qcids *k = &l->cids;
     if (!k->nrcid || !k->rcid[k->active_rcid].cid.len || k->rcid[k->active_rcid].retire_pending) {
         l->cids_blocked_pending = 1; /* no connection id of the peer for it yet */
-        return IR_QUIC_AGAIN;
+        return OPEN_WAIT;
     }
     qpath *p = slot_from_latent(c, latent_slot(c, l));
     if (!p)
-        return IR_QUIC_AGAIN; /* no memory for the path now */
+        return OPEN_NOMEM; /* no memory for the path now */
     slot_open(c, p, addr, available != 0);
     p->initiated = 1; /* an address we chose: no anti-amplification limit */
     p->status_pending = !available; /* paths are Available until told otherwise */
@@ -391,7 +401,67 @@ int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_
     c->stats.paths_opened++;
     ir_conn_push_event(c, IR_EV_PATH_OPENED, id, 0);
     *path_id = id;
+    return OPEN_OK;
+}
+
+int ir_conn_open_path(ir_conn *c, const ir_netaddr *addr, int available, uint64_t now,
+                      uint64_t *path_id)
+{
+    c->now = now;
+    if (!c->multipath || c->is_server || c->state != IR_CONN_ESTABLISHED || !addr || !path_id)
+        return IR_QUIC_STREAM_ERR;
+    return open_path(c, addr, available, path_id) == OPEN_OK ? 0 : IR_QUIC_AGAIN;
+}
+
+/* ---- addresses waiting for a path (ir_conn_add_path) ---------------------------------- */
+
+/* 1 if an open path goes to addr */
+static int path_to(const ir_conn *c, const ir_netaddr *addr)
+{
+    for (size_t i = 0; i < c->npaths; i++)
+        if (c->paths[i]->state == PS_OPEN && ir_netaddr_eq(&c->paths[i]->addr, addr))
+            return 1;
     return 0;
+}
+
+/* opens paths to the waiting addresses, oldest first, until one cannot open */
+static void open_waiting(ir_conn *c, uint64_t now)
+{
+    c->want_at = UINT64_MAX;
+    while (c->nwant) {
+        uint64_t id;
+        int rc = path_to(c, &c->want[0]) ? OPEN_OK : open_path(c, &c->want[0], 0, &id);
+        if (rc == OPEN_NOMEM)
+            c->want_at = now + WANT_RETRY_NS;
+        if (rc != OPEN_OK)
+            return; /* OPEN_WAIT: an event wakes it (wake_waiting) */
+        memmove(&c->want[0], &c->want[1], (c->nwant - 1) * sizeof c->want[0]);
+        c->nwant--;
+    }
+}
+
+int ir_conn_add_path(ir_conn *c, const ir_netaddr *addr, uint64_t now)
+{
+    c->now = now;
+    if (!c->multipath || c->is_server || c->state != IR_CONN_ESTABLISHED || !addr)
+        return IR_QUIC_STREAM_ERR;
+    if (path_to(c, addr))
+        return 0;
+    for (size_t i = 0; i < c->nwant; i++)
+        if (ir_netaddr_eq(&c->want[i], addr))
+            return 0;
+    if (c->nwant == IR_CONN_PATH_QUEUE)
+        return IR_QUIC_AGAIN;
+    if (!c->want && !(c->want = malloc(IR_CONN_PATH_QUEUE * sizeof *c->want)))
+        return IR_QUIC_NO_MEMORY;
+    c->want[c->nwant++] = *addr;
+    c->want_at = now; /* opened from the timer: never inside the caller's frame processing */
+    return 0;
+}
+
+size_t ir_conn_paths_waiting(const ir_conn *c)
+{
+    return c->nwant;
 }
 
 int ir_conn_path_set_status(ir_conn *c, uint64_t path_id, int available)
@@ -443,8 +513,10 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         if (!k)
             return 0; /* a path gone: ignored (draft 4) */
         c->stats.path_cids_recv += (uint64_t)nc;
-        if (nc)
+        if (nc) {
             ir_conn_new_cid_frame(c, k, &f->u.new_cid);
+            wake_waiting(c); /* perhaps the next path id's first */
+        }
         else
             ir_conn_retire_cid_frame(c, k, f->u.retire_cid.seq, pkt_dcid);
         return c->state >= IR_CONN_CLOSING ? -1 : 0;
@@ -511,6 +583,7 @@ int ir_conn_mp_frame(ir_conn *c, const ir_frame *f, const ir_cid *pkt_dcid)
         if (f->u.limit > c->remote_max_path_id) {
             c->remote_max_path_id = f->u.limit;
             issue_path_cids(c);
+            wake_waiting(c);
         }
         return 0;
     case IR_FT_PATHS_BLOCKED:
@@ -647,6 +720,8 @@ uint64_t ir_conn_mp_timer(const ir_conn *c)
     uint64_t t = c->no_path_deadline;
     if (c->state != IR_CONN_ESTABLISHED)
         return t;
+    if (c->nwant && c->want_at < t)
+        t = c->want_at;
     int open = open_paths(c, NULL);
     for (size_t i = 0; i < c->npaths; i++) {
         const qpath *p = c->paths[i];
@@ -687,6 +762,8 @@ void ir_conn_mp_on_timeout(ir_conn *c, uint64_t now)
         if (!open_paths(c, NULL))
             ir_conn_close_with(c, 0, IR_QERR_NO_VIABLE_PATH, "no viable path");
     }
+    if (c->state == IR_CONN_ESTABLISHED && c->nwant && now >= c->want_at)
+        open_waiting(c, now);
 }
 
 /* ---- the path list ------------------------------------------------------------------------ */

@@ -3,10 +3,10 @@
  *
  * The state is allocated when first needed (QNT frames, our candidates, the policy once
  * multipath is on) and is bounded: IR_NAT_MAX_ADDRS candidates each way, one probe entry
- * per probed address, a few queued answers and path openings. A peer's frames cost it
- * bytes, never our memory: excess ADD_ADDRESS frames are ignored, a REACH_OUT over our
- * limit closes the connection, and answers to its probes beyond the queue drop the
- * oldest. */
+ * per probed address, a few queued answers (the paths it opens wait in the connection's
+ * bounded queue, ir_conn_add_path). A peer's frames cost it bytes, never our memory:
+ * excess ADD_ADDRESS frames are ignored, a REACH_OUT over our limit closes the
+ * connection, and answers to its probes beyond the queue drop the oldest. */
 
 #include <stdlib.h>
 #include <string.h>
@@ -60,10 +60,7 @@ typedef struct nat_resp {
 #define NAT_LOCAL_SLOTS (2 * IR_NAT_MAX_ADDRS)
 #define NAT_PROBES (IR_NAT_MAX_ADDRS + 8)
 #define NAT_RESP 8
-#define NAT_OPENS 8
 #define NAT_RELAYS 4
-/* path opening refused for lack of path ids or connection ids: tried again this often */
-#define NAT_OPEN_RETRY_NS (100 * NS_PER_MS)
 
 /* The tables below grow with use (table_grow), up to the bound in the comment: an idle
  * connection with a few candidates each way holds a few entries, not the bounds' 11 KiB. */
@@ -85,11 +82,6 @@ struct ir_nat {
 
     nat_resp *resp; /* at most NAT_RESP */
     size_t nresp, capresp;
-
-    /* client: paths to open (successful probes, the relay) */
-    ir_netaddr opens[NAT_OPENS];
-    size_t nopens;
-    uint64_t open_at;
 
     /* client: iroh's round triggers */
     int started;         /* the handshake is confirmed: rounds may run */
@@ -123,7 +115,7 @@ static ir_nat *nat_get(ir_conn *c)
         c->nat_nomem = 1;
         return NULL;
     }
-    n->retry_at = n->round_at = n->upgrade_at = n->open_at = UINT64_MAX;
+    n->retry_at = n->round_at = n->upgrade_at = UINT64_MAX;
     n->selected = UINT64_MAX;
     c->nat = n;
     return n;
@@ -284,16 +276,6 @@ static int validated_path_to(const ir_conn *c, const ir_netaddr *addr)
     size_t n = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
     for (size_t i = 0; i < n && i < IR_CONN_MAX_PATHS; i++)
         if (info[i].validated && !info[i].abandoned && ir_netaddr_eq(&info[i].addr, addr))
-            return 1;
-    return 0;
-}
-
-static int open_path_to(const ir_conn *c, const ir_netaddr *addr)
-{
-    ir_conn_path_info info[IR_CONN_MAX_PATHS];
-    size_t n = ir_conn_paths(c, info, IR_CONN_MAX_PATHS);
-    for (size_t i = 0; i < n && i < IR_CONN_MAX_PATHS; i++)
-        if (!info[i].abandoned && ir_netaddr_eq(&info[i].addr, addr))
             return 1;
     return 0;
 }
@@ -698,14 +680,8 @@ int ir_nat_path_response(ir_conn *c, const uint8_t data[8], const ir_netaddr *fr
             p->succeeded = 1;
             p->pending = 0;
             p->remaining = 0;
-            if (!c->is_server) {
-                size_t j = 0;
-                while (j < n->nopens && !ir_netaddr_eq(&n->opens[j], from))
-                    j++;
-                if (j == n->nopens && n->nopens < NAT_OPENS)
-                    n->opens[n->nopens++] = *from;
-                n->open_at = c->now; /* opened from the timer, outside packet processing */
-            }
+            if (!c->is_server) /* a path there (Backup), once the connection can */
+                (void)ir_conn_add_path(c, from, c->now);
             return 1;
         }
     }
@@ -989,27 +965,8 @@ static void consider_relay(ir_conn *c, ir_nat *n)
     qpath *p0 = path_by_id(c, 0);
     if (c->is_server || !p0 || !is_direct(c, &p0->addr, NULL))
         return;
-    for (size_t i = 0; i < n->nrelays && n->nopens < NAT_OPENS; i++) {
-        n->opens[n->nopens++] = n->relays[i];
-        n->open_at = c->now;
-    }
-}
-
-static void open_paths(ir_conn *c, ir_nat *n, uint64_t now)
-{
-    while (n->nopens) {
-        ir_netaddr a = n->opens[0];
-        if (!open_path_to(c, &a)) {
-            uint64_t id;
-            if (ir_conn_open_path(c, &a, 0, now, &id) == IR_QUIC_AGAIN) {
-                n->open_at = now + NAT_OPEN_RETRY_NS; /* no path id or connection id yet */
-                return;
-            }
-        }
-        memmove(&n->opens[0], &n->opens[1], (n->nopens - 1) * sizeof n->opens[0]);
-        n->nopens--;
-    }
-    n->open_at = UINT64_MAX;
+    for (size_t i = 0; i < n->nrelays; i++)
+        (void)ir_conn_add_path(c, &n->relays[i], c->now);
 }
 
 /* no direct path with an RTT of at most 10 ms: iroh looks for a better one */
@@ -1048,8 +1005,6 @@ uint64_t ir_nat_timer(const ir_conn *c)
     if (!n)
         return policy_active(c) && !c->nat_nomem ? c->now : UINT64_MAX;
     uint64_t t = n->retry_at;
-    if (n->nopens && n->open_at < t)
-        t = n->open_at;
     if (!c->is_server && ir_conn_nat_traversal(c)) {
         if (!n->started)
             return c->now;
@@ -1106,6 +1061,4 @@ void ir_nat_on_timeout(ir_conn *c, uint64_t now)
         if (!n->policy_started || paths_sig(c) != n->sig)
             apply_policy(c, n, now);
     }
-    if (n->nopens && now >= n->open_at)
-        open_paths(c, n, now);
 }

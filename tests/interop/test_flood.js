@@ -49,7 +49,9 @@ function startFlood(addr, mode) {
 function runConnect(ticket, input) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const p = track(spawn(IROH_C, ['connect', '--no-relay', ticket, '--alpn', ALPN, '--timeout', '10'],
+    // (--verbose: when the handshake ended shows in a failure's message, apart from the
+    // process's start)
+    const p = track(spawn(IROH_C, ['connect', '--no-relay', '--verbose', ticket, '--alpn', ALPN, '--timeout', '10'],
       { stdio: ['pipe', 'pipe', 'pipe'] }));
     const out = [], err = [];
     p.stdout.on('data', (d) => out.push(d));

@@ -96,7 +96,34 @@ class Raw {
       this.isClosed = true; sockets.delete(this.sock); this.wake(); res(Date.now());
     }));
     this.sock.on('error', () => {});
-    this.sock.on('data', (d) => { this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d; this.wake(); });
+    this.msgs = []; // WebSocket messages parsed as they came (once answering pings)
+    this.sock.on('data', (d) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+      if (this.autoPong) this.parseAll();
+      this.wake();
+    });
+  }
+  // A registered client answers the relay's pings when they arrive, as a real client's
+  // reader does, not only when the test happens to read from it: a slow (loaded) run of
+  // the test must not get its idle raw clients cut off with "pong timeout".
+  answerPings() { this.autoPong = true; this.parseAll(); }
+  parseAll() {
+    for (let m; (m = this.parseOne()) !== undefined;) {
+      if (m.opcode === 2 && m.payload[0] === 0x09 && m.payload.length === 9) this.send(wsFrame(2, Buffer.concat([Buffer.from([0x0a]), m.payload.subarray(1)])));
+      else this.msgs.push(m);
+    }
+  }
+  // one server WebSocket frame (unmasked) from the buffer, or undefined when incomplete
+  parseOne() {
+    const b = this.buf;
+    if (b.length < 2) return undefined;
+    let len = b[1] & 0x7f, off = 2;
+    if (len === 126) { if (b.length < 4) return undefined; len = b.readUInt16BE(2); off = 4; }
+    else if (len === 127) { if (b.length < 10) return undefined; len = Number(b.readBigUInt64BE(2)); off = 10; }
+    if (b.length < off + len) return undefined;
+    const msg = { opcode: b[0] & 0x0f, payload: Buffer.from(b.subarray(off, off + len)) };
+    this.buf = b.subarray(off + len);
+    return msg;
   }
   wake() { const w = this.waiters; this.waiters = []; w.forEach((f) => f()); }
   send(b) { if (!this.isClosed) this.sock.write(Buffer.from(b)); }
@@ -123,17 +150,7 @@ class Raw {
   }
   // one server WebSocket frame (unmasked), or null once closed
   readMessage(ms = 5000) {
-    return this.until(() => {
-      const b = this.buf;
-      if (b.length < 2) return undefined;
-      let len = b[1] & 0x7f, off = 2;
-      if (len === 126) { if (b.length < 4) return undefined; len = b.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (b.length < 10) return undefined; len = Number(b.readBigUInt64BE(2)); off = 10; }
-      if (b.length < off + len) return undefined;
-      const msg = { opcode: b[0] & 0x0f, payload: Buffer.from(b.subarray(off, off + len)) };
-      this.buf = b.subarray(off + len);
-      return msg;
-    }, ms, 'WebSocket message');
+    return this.until(() => (this.msgs.length ? this.msgs.shift() : this.parseOne()), ms, 'WebSocket message');
   }
   close() { this.sock.destroy(); }
 }
@@ -161,6 +178,7 @@ async function relayClient(port, { key = newKey(), proto, badSig = false, authFr
   if (badSig) sig[10] ^= 1;
   r.send(wsFrame(2, authFrame || Buffer.concat([Buffer.from([1]), key.pub, Buffer.from([0x40]), sig])));
   const first = await r.readMessage();
+  r.answerPings();
   return { r, key, first };
 }
 

@@ -4041,6 +4041,82 @@ TEST(multipath_slots_without_memory)
     sides_free(s, &nw);
 }
 
+static int client_established(side *s)
+{
+    return s[0].c && ir_conn_get_state(s[0].c) == IR_CONN_ESTABLISHED;
+}
+
+/* An address added while no path can open is kept (ir_conn_add_path) and opened when the
+ * connection can: right after the client's handshake (the server has not read its
+ * Finished, so none of its connection ids for path 1 has come), and with every path id in
+ * use (one abandoned and freed: MAX_PATH_ID rises, the ids of path 8 come, it opens). The
+ * queue is bounded and takes an address once. */
+TEST(multipath_path_waits_until_it_can_open)
+{
+    net nw;
+    side s[2];
+    memset(pev, 0, sizeof pev);
+    tweak_config = mp_config;
+    net_init(&nw, 0, 10);
+    nw.nalt = 2;
+    set_addr(&nw.alt[0].server, "server-2");
+    set_addr(&nw.alt[0].client, "client-2");
+    set_addr(&nw.alt[1].server, "server-3");
+    set_addr(&nw.alt[1].client, "client-3");
+    sides_init(s, &nw);
+    CHECK(run_until(&nw, s, client_established, 5 * SEC));
+    ir_conn *cl = s[0].c;
+    CHECK(ir_conn_multipath(cl));
+    uint64_t id = 99;
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 0, nw.now, &id), IR_QUIC_AGAIN);
+    CHECK_EQ_INT(ir_conn_add_path(cl, &nw.alt[0].server, nw.now), 0);
+    CHECK_EQ_INT(ir_conn_add_path(cl, &nw.alt[0].server, nw.now), 0); /* kept once */
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), 1);
+    run_for(&nw, s, 1 * SEC);
+    CHECK(both_confirmed(s));
+    CHECK_EQ_INT(ir_conn_add_path(s[1].c, &nw.caddr, nw.now), IR_QUIC_STREAM_ERR); /* server */
+    ir_conn_path_info buf[IR_CONN_MAX_PATHS];
+    const ir_conn_path_info *pi = info_of(cl, 1, buf);
+    CHECK(pi && pi->validated && ir_netaddr_eq(&pi->addr, &nw.alt[0].server));
+    CHECK(has_event(s, 0, IR_EV_PATH_OPENED, 1, 0));
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), 0);
+    CHECK_EQ_INT(ir_conn_add_path(cl, &nw.alt[0].server, nw.now), 0); /* a path goes there */
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), 0);
+
+    /* every path id in use */
+    for (uint64_t k = 2; k <= cl->remote_max_path_id; k++)
+        CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[0].server, 0, nw.now, &id), 0);
+    CHECK_EQ_INT(ir_conn_open_path(cl, &nw.alt[1].server, 0, nw.now, &id), IR_QUIC_AGAIN);
+    CHECK_EQ_INT(ir_conn_add_path(cl, &nw.alt[1].server, nw.now), 0);
+    run_for(&nw, s, 1 * SEC);
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), 1);
+    CHECK(!info_of(cl, 8, buf));
+    CHECK_EQ_INT(ir_conn_path_abandon(cl, 2, IR_PATH_APPLICATION_ABANDON, nw.now), 0);
+    run_for(&nw, s, 5 * SEC);
+    pi = info_of(cl, 8, buf);
+    CHECK(pi && pi->validated && ir_netaddr_eq(&pi->addr, &nw.alt[1].server));
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), 0);
+    CHECK(has_event(s, 0, IR_EV_PATH_OPENED, 8, 0));
+
+    /* the bound: IR_CONN_PATH_QUEUE addresses wait at most (every id is in use again) */
+    for (int k = 0; k < IR_CONN_PATH_QUEUE; k++) {
+        ir_netaddr w;
+        char name[8];
+        snprintf(name, sizeof name, "wait-%d", k);
+        set_addr(&w, name);
+        CHECK_EQ_INT(ir_conn_add_path(cl, &w, nw.now), 0);
+        CHECK_EQ_INT(ir_conn_add_path(cl, &w, nw.now), 0);
+    }
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), IR_CONN_PATH_QUEUE);
+    ir_netaddr more;
+    set_addr(&more, "one-more");
+    CHECK_EQ_INT(ir_conn_add_path(cl, &more, nw.now), IR_QUIC_AGAIN);
+    CHECK_EQ_INT((int)ir_conn_paths_waiting(cl), IR_CONN_PATH_QUEUE);
+    CHECK_EQ_INT(ir_conn_get_state(cl), IR_CONN_ESTABLISHED);
+    tweak_config = NULL;
+    sides_free(s, &nw);
+}
+
 /* With multipath on, a path slot (struct qpath, 2.2 KiB) is allocated only when a path
  * opens: a latent path id holds its connection ids only. No allocation of a qpath's size
  * may fail through the handshake and the ids' exchange, every latent id has its 5 ids of
@@ -4624,6 +4700,7 @@ int main(void)
     RUN(multipath_many_paths);
     RUN(multipath_slots_without_memory);
     RUN(multipath_slot_on_open);
+    RUN(multipath_path_waits_until_it_can_open);
     RUN(multipath_cid_scans_per_packet);
     RUN(multipath_stale_frames);
     RUN(multipath_last_path_abandoned);

@@ -93,6 +93,55 @@ TEST(store_newer_only_and_expiry)
     ir_dnss_store_free(st);
 }
 
+/* A timestamp of 2^63 or more (pkarr's is a u64) is stored and served, and the sweep does
+ * not take it for an expired one (SQLite's signed integer made it negative: the next sweep
+ * deleted the row) */
+TEST(store_timestamp_above_int64)
+{
+    ir_dnss_store *st;
+    CHECK_EQ_INT(ir_dnss_store_open(NULL, 0, &st), IROH_OK);
+    static ir_pkarr_packet p, got;
+    uint64_t big = (1ULL << 63) + 5;
+    packet(20, big, "https://a.example./", &p);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &p), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_expire(st, T0), 0);
+    CHECK_EQ_INT(ir_dnss_store_count(st), 1);
+    CHECK_EQ_INT(ir_dnss_store_get(st, p.key, T0, &got), 1);
+    CHECK(got.timestamp_us == big);
+    ir_dnss_store_free(st);
+}
+
+/* A COMMIT that fails with the transaction left open (here a deferred foreign key that a
+ * trigger breaks) loses that batch but does not wedge the store: the next put begins a
+ * new transaction and is committed (before: every BEGIN failed from then on), and the
+ * cache does not serve the lost packet */
+TEST(store_failed_commit_goes_on)
+{
+    ir_dnss_store *st;
+    CHECK_EQ_INT(ir_dnss_store_open(NULL, 0, &st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_exec(st, "PRAGMA foreign_keys=ON;"
+                                        "CREATE TABLE parent(id INTEGER PRIMARY KEY);"
+                                        "CREATE TABLE child(p INTEGER REFERENCES parent(id)"
+                                        " DEFERRABLE INITIALLY DEFERRED);"
+                                        "CREATE TRIGGER breaks AFTER INSERT ON signed_packets"
+                                        " BEGIN INSERT INTO child VALUES (1); END;"),
+                 IROH_OK);
+    static ir_pkarr_packet a, b, got;
+    packet(21, T0, "https://a.example./", &a);
+    packet(22, T0, "https://b.example./", &b);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &a), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_ERR_IO);
+    /* the trigger goes (and what it inserted, should the transaction still be open) */
+    CHECK_EQ_INT(ir_dnss_store_exec(st, "DROP TRIGGER breaks; DELETE FROM child;"), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_put(st, &b), 1);
+    CHECK_EQ_INT(ir_dnss_store_flush(st), IROH_OK);
+    CHECK_EQ_INT(ir_dnss_store_get(st, b.key, T0, &got), 1);
+    CHECK_EQ_INT(ir_dnss_store_get(st, a.key, T0, &got), 0); /* lost with its batch */
+    CHECK_EQ_INT(ir_dnss_store_count(st), 1);
+    ir_dnss_store_free(st);
+}
+
 static long rows(sqlite3 *db)
 {
     sqlite3_stmt *q;
@@ -443,6 +492,52 @@ TEST(dns_truncation_by_edns_size)
     core_free();
 }
 
+/* RFC 6891 6.1.3: a query with EDNS version 1 gets BADVERS (extended RCODE 16: 1 in the
+ * OPT record, 0 in the header), our version 0 and no answer, over UDP and TCP; version 0
+ * is answered */
+TEST(dns_edns_version_badvers)
+{
+    core_new("dns.iroh.link", IR_DNSS_RATE_SIMPLE);
+    static ir_pkarr_packet p;
+    packet(5, T0, "https://a.example./", &p);
+    CHECK_EQ_INT(ir_dnss_store_put(g_st, &p), 1);
+    char z[64], name[200];
+    z32_of(5, z);
+    snprintf(name, sizeof name, "_iroh.%s.dns.iroh.link.", z);
+    int transports[2] = {IR_DNSS_UDP, IR_DNSS_TCP};
+    for (int v = 0; v <= 1; v++) {
+        for (int k = 0; k < 2; k++) {
+            ldns_pkt *q = NULL;
+            CHECK(ldns_pkt_query_new_frm_str(&q, name, LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, LDNS_RD) ==
+                  LDNS_STATUS_OK);
+            ldns_pkt_set_id(q, 0x4242);
+            ldns_pkt_set_edns_udp_size(q, 1232);
+            ldns_pkt_set_edns_version(q, (uint8_t)v);
+            uint8_t *w = NULL;
+            size_t wl = 0;
+            CHECK(ldns_pkt2wire(&w, q, &wl) == LDNS_STATUS_OK);
+            ldns_pkt_free(q);
+            static uint8_t out[65536];
+            size_t n = 0;
+            CHECK_EQ_INT(ir_dnss_dns(g_s, transports[k], w, wl, T0, out, sizeof out, &n), 1);
+            free(w);
+            ldns_pkt *r = NULL;
+            CHECK(ldns_wire2pkt(&r, out, n) == LDNS_STATUS_OK);
+            if (!r)
+                continue;
+            CHECK_EQ_INT(ldns_pkt_id(r), 0x4242);
+            CHECK(ldns_pkt_edns(r));
+            CHECK_EQ_INT(ldns_pkt_edns_version(r), 0);
+            CHECK_EQ_INT(ldns_pkt_get_rcode(r), 0);
+            CHECK_EQ_INT(ldns_pkt_edns_extended_rcode(r), (v == 1 ? 1 : 0));
+            CHECK_EQ_INT((int)ldns_pkt_ancount(r), (v == 1 ? 0 : 1));
+            CHECK_EQ_INT((int)ldns_pkt_qdcount(r), 1);
+            ldns_pkt_free(r);
+        }
+    }
+    core_free();
+}
+
 /* ---- the rate limiter and the HTTP routes ----------------------------------------------- */
 
 TEST(ratelimit_burst_refill_per_ip)
@@ -559,9 +654,12 @@ int main(void)
 {
     RUN(store_newer_only_and_expiry);
     RUN(store_cache_lru_and_file);
+    RUN(store_timestamp_above_int64);
+    RUN(store_failed_commit_goes_on);
     RUN(dns_answers_spec_vector);
     RUN(dns_relative_owner_and_junk);
     RUN(dns_truncation_by_edns_size);
+    RUN(dns_edns_version_badvers);
     RUN(ratelimit_burst_refill_per_ip);
     RUN(http_routes);
     TEST_EXIT();

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ldns/ldns.h>
@@ -1464,6 +1467,71 @@ TEST(late_find_becomes_path)
     iroh_endpoint_free(l);
 }
 
+/* The pkarr relay's host name is resolved within the caller's deadline: in a network and
+ * mount namespace of its own, /etc/resolv.conf names a DNS server that never answers
+ * (glibc waits 5 s per try, twice per query), and ir_lookup_http to a host name gives up
+ * at its 1 s deadline (getaddrinfo held the job until the resolver gave up: 10 s and
+ * more). Needs root. */
+static void silent_resolver_child(void)
+{
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+        printf("skip: unshare / mount: %s\n", strerror(errno));
+        return;
+    }
+    /* an address besides loopback, so that AI_ADDRCONFIG asks for IPv4 */
+    CHECK_EQ_INT(system("ip link set lo up && ip link add d0 type veth peer name d1 && "
+                        "ip addr add 10.9.9.9/24 dev d0 && ip link set d0 up && ip link set d1 up"), 0);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(53)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(s >= 0 && bind(s, (struct sockaddr *)&sin, sizeof sin) == 0); /* never answers */
+    char path[] = "/tmp/test_lookup_resolv_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *conf = "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n";
+    CHECK(write(fd, conf, strlen(conf)) == (ssize_t)strlen(conf));
+    close(fd);
+    if (mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL) != 0) {
+        printf("skip: bind mount over /etc/resolv.conf: %s\n", strerror(errno));
+        unlink(path);
+        close(s);
+        return;
+    }
+    ir_lookup_http_answer *ans = malloc(sizeof *ans);
+    atomic_int stop = 0;
+    uint64_t t0 = ir_now_ns();
+    int rc = ir_lookup_http("http://pkarr.silent-resolver.example:8080/pkarr/x", "GET", NULL, 0, NULL,
+                            t0 + 1000000000ull, &stop, ans);
+    uint64_t ms = (ir_now_ns() - t0) / 1000000;
+    printf("    silent resolver: gave up after %llu ms: %s\n", (unsigned long long)ms, iroh_last_error());
+    CHECK(rc < 0);
+    CHECK(ms < 3000); /* the 1 s deadline, generously */
+    free(ans);
+    umount("/etc/resolv.conf");
+    unlink(path);
+    close(s);
+}
+
+TEST(getaddrinfo_keeps_the_deadline)
+{
+    if (geteuid() != 0) {
+        printf("skip: network namespaces need root\n");
+        return;
+    }
+    fflush(NULL);
+    int before = t_failures;
+    pid_t pid = fork();
+    if (pid == 0) {
+        silent_resolver_child();
+        fflush(NULL);
+        _exit(t_failures != before ? 1 : 0);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void)
 {
     setenv("IROH_C_ADDRESS_LOOKUP", "none", 1);
@@ -1486,5 +1554,6 @@ int main(void)
     RUN(first_record_names_home_relay);
     RUN(pkarr_over_https);
     RUN(mdns_resolve_connect);
+    RUN(getaddrinfo_keeps_the_deadline);
     TEST_EXIT();
 }
