@@ -347,6 +347,10 @@ int ir_api_lookup_start(iroh_endpoint *ep, const iroh_endpoint_builder *b)
         rc = ir_lookup_new(&eff, &b->key, b->relay_ca_file, ep, &lk);
     pthread_mutex_lock(&ep->mu); /* the I/O thread tells it of address changes */
     ep->lookup = lk;
+    /* a change the I/O thread saw while the lookup started (ep->lookup still NULL) was
+     * told to nobody: the publisher looks at the address once more */
+    if (lk)
+        ir_lookup_addr_changed(lk);
     pthread_mutex_unlock(&ep->mu);
     ir_lookup_config_clear(&eff);
     return rc;
