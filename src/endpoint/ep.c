@@ -81,6 +81,7 @@ struct ir_ep {
     iroh_socket_addr asked[MAX_SOCKS]; /* what each socket was bound to (for a rebind) */
     int nl_fd;
     int pf_nl; /* the netlink socket's index in the last prepare's pollfds, -1: none */
+    int pf_nrs; /* the net report's wake-up (a probe job ended), the same */
     uint64_t if_check_at;
     uint64_t links_check_at; /* next look at which relay links connections use as paths */
     ir_ep_metrics m; /* the metrics' counters (ir_ep_get_metrics; relaxed atomics) */
@@ -345,6 +346,7 @@ int ir_ep_new(const ir_ep_config *cfg, ir_ep **out)
     ep->fd[0] = ep->fd[1] = -1;
     ep->nl_fd = -1;
     ep->pf_nl = -1;
+    ep->pf_nrs = -1;
     ep->home = -1;
     ep->qad_link = -1;
     iroh_secret_key_public(&cfg->key, &ep->id);
@@ -947,8 +949,11 @@ static void run_links(ir_ep *ep, const struct pollfd *pf, uint64_t now)
     }
     choose_home(ep, now);
     qad_tick(ep, now);
-    if (ep->nrs)
+    if (ep->nrs) {
+        if (pf && ep->pf_nrs >= 0 && pf[ep->pf_nrs].revents)
+            ir_nrs_woken(ep->nrs);
         ir_nrs_tick(ep->nrs, now);
+    }
 }
 
 static int next_timeout_ms(ir_ep *ep, uint64_t now, int cap_ms)
@@ -1007,6 +1012,9 @@ int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms)
         pf[n].revents = 0;
         ep->pf_nl = n++;
     }
+    ep->pf_nrs = -1;
+    if (ep->nrs && ir_nrs_pollfd(ep->nrs, &pf[n]))
+        ep->pf_nrs = n++;
     return n;
 }
 

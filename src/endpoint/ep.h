@@ -118,7 +118,7 @@ int ir_ep_poll(ir_ep *ep, int timeout_ms, struct pollfd *extra, size_t nextra);
  * thread of the public API): ir_ep_prepare fills at most IR_EP_MAX_FDS entries of pf
  * with the sockets, returns their count, and lowers *timeout_ms (-1 = none) to the next
  * timer; after poll(2), ir_ep_process handles what is ready and due. */
-#define IR_EP_MAX_FDS (3 + IR_EP_MAX_RELAYS) /* sockets, relay links, netlink */
+#define IR_EP_MAX_FDS (4 + IR_EP_MAX_RELAYS) /* sockets, relay links, netlink, net report */
 int ir_ep_prepare(ir_ep *ep, struct pollfd *pf, int *timeout_ms);
 void ir_ep_process(ir_ep *ep, const struct pollfd *pf);
 

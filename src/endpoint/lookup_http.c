@@ -31,7 +31,7 @@
 typedef struct gai_call {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int done, abandoned, err;
+    int done, abandoned, err, socktype, flags;
     char host[256], port[8];
     struct addrinfo *res;
 } gai_call;
@@ -51,9 +51,9 @@ static void *gai_main(void *arg)
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
-    int err = getaddrinfo(g->host, g->port, &hints, &res);
+    hints.ai_socktype = g->socktype;
+    hints.ai_flags = g->flags;
+    int err = getaddrinfo(g->host, g->port[0] ? g->port : NULL, &hints, &res);
     pthread_mutex_lock(&g->mu);
     g->err = err;
     g->res = err ? NULL : res;
@@ -66,10 +66,8 @@ static void *gai_main(void *arg)
     return NULL;
 }
 
-/* 0 and *res (freeaddrinfo), an EAI_* code (EAI_AGAIN also when the deadline passed), or
- * -1 when stop was set */
-static int resolve(const char *host, uint16_t port, uint64_t deadline, const atomic_int *stop,
-                   struct addrinfo **res)
+int ir_lookup_getaddrinfo(const char *host, uint16_t port, int socktype, int flags,
+                          uint64_t deadline, const atomic_int *stop, struct addrinfo **res)
 {
     *res = NULL;
     gai_call *g = calloc(1, sizeof *g);
@@ -78,7 +76,10 @@ static int resolve(const char *host, uint16_t port, uint64_t deadline, const ato
         return EAI_MEMORY;
     }
     snprintf(g->host, sizeof g->host, "%s", host);
-    snprintf(g->port, sizeof g->port, "%u", port);
+    if (port)
+        snprintf(g->port, sizeof g->port, "%u", port);
+    g->socktype = socktype;
+    g->flags = flags;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -136,7 +137,8 @@ static int host_addrs(const ir_lookup_url *u, uint64_t deadline, const atomic_in
         return *n ? IROH_OK : ir_fail(IROH_ERR_INVALID_ADDR, "bad address %s", u->host);
     }
     struct addrinfo *res = NULL;
-    int err = resolve(u->host, u->port, deadline, stop, &res);
+    int err = ir_lookup_getaddrinfo(u->host, u->port, SOCK_STREAM, AI_ADDRCONFIG, deadline,
+                                    stop, &res);
     if (err == EAI_AGAIN && !res && ir_now_ns() >= deadline)
         return ir_fail(IROH_ERR_TIMEOUT, "cannot resolve %s: no answer in time", u->host);
     if (err == -1)

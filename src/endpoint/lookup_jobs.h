@@ -15,6 +15,14 @@
 #include "endpoint/lookup.h"
 #include "iroh.h"
 
+/* getaddrinfo(host, port (0: none), hints of socktype and flags) on a thread of its own,
+ * so that the caller gives up at the deadline or when *stop (may be NULL) is set while the
+ * system's resolver still waits for its servers (lookup_http.c): 0 and *res
+ * (freeaddrinfo), an EAI_* code (EAI_AGAIN also when the deadline passed), or -1 when
+ * stop was set. */
+struct addrinfo;
+int ir_lookup_getaddrinfo(const char *host, uint16_t port, int socktype, int flags,
+                          uint64_t deadline, const atomic_int *stop, struct addrinfo **res);
 /* Waits until fd is ready for events: 1, or 0 when the deadline passed or *stop (may be
  * NULL) became non-zero, looked at every 50 ms. */
 int ir_lookup_wait_fd(int fd, short events, uint64_t deadline, const atomic_int *stop);

@@ -1,6 +1,7 @@
 /* The net report's shell (netreport_shell.h). */
 #include "endpoint/netreport_shell.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,7 +20,6 @@
 #include "endpoint/lookup_jobs.h"
 #include "net/netaddr.h"
 
-#define TICK_NS (10ull * 1000000ull)
 #define MAX_JOBS (IR_NR_MAX_RELAYS * (1 + IR_NR_HTTPS_ATTEMPTS) + 2)
 #define MAX_QAD (IR_NR_MAX_QAD_RELAYS * 2)
 
@@ -31,6 +32,7 @@ typedef struct nr_job {
     atomic_int refs;
     atomic_int done;
     atomic_int stop; /* the shell is gone or the probe no longer wanted */
+    int wake;        /* the shell's eventfd (a dup: the job may outlive the shell) */
     int kind, relay;
     uint32_t probe;
     uint64_t deadline;
@@ -51,6 +53,7 @@ struct ir_nrs {
     char host[IR_NR_MAX_RELAYS][256];
     size_t n;
     const char *ca_file;
+    int wake_fd; /* the jobs write it when they finish (the I/O thread polls it) */
     nr_job *jobs[MAX_JOBS];
     uint32_t run; /* the core's run the per-run state below belongs to */
     struct {
@@ -73,11 +76,8 @@ static void job_resolve(nr_job *j)
     ir_lookup_url u;
     if (ir_lookup_url_split(j->url, &u) != 0)
         return;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    if (getaddrinfo(u.host, NULL, &hints, &res) != 0)
+    struct addrinfo *res = NULL;
+    if (ir_lookup_getaddrinfo(u.host, 0, SOCK_DGRAM, 0, j->deadline, &j->stop, &res) != 0)
         return;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         iroh_socket_addr a;
@@ -124,13 +124,9 @@ static void job_captive(nr_job *j)
     /* iroh asks http://<host>/generate_204 (port 80); a plain-http relay answers on its
      * own port */
     uint16_t port = u.tls ? 80 : u.port;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", port);
-    if (getaddrinfo(u.host, ps, &hints, &res) != 0 || !res)
+    struct addrinfo *res = NULL;
+    if (ir_lookup_getaddrinfo(u.host, port, SOCK_STREAM, 0, j->deadline, &j->stop, &res) != 0 ||
+        !res)
         return;
     int fd = -1;
     char why[128];
@@ -179,6 +175,8 @@ out:
 static void job_put(nr_job *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) == 1) {
+        if (j->wake >= 0)
+            close(j->wake);
         free(j->ca_file);
         free(j);
     }
@@ -196,6 +194,9 @@ static void *job_main(void *arg)
             job_captive(j);
     }
     atomic_store(&j->done, 1);
+    uint64_t one = 1; /* the I/O thread reaps it now: no polling while jobs are out */
+    ssize_t n = write(j->wake, &one, sizeof one);
+    (void)n;
     job_put(j);
     return NULL;
 }
@@ -219,6 +220,12 @@ static nr_job *job_start(ir_nrs *s, int kind, int relay, uint32_t probe, uint64_
         free(j);
         return NULL;
     }
+    j->wake = fcntl(s->wake_fd, F_DUPFD_CLOEXEC, 0);
+    if (j->wake < 0) {
+        free(j->ca_file);
+        free(j);
+        return NULL;
+    }
     atomic_init(&j->refs, 2);
     atomic_init(&j->done, 0);
     atomic_init(&j->stop, 0);
@@ -229,6 +236,7 @@ static nr_job *job_start(ir_nrs *s, int kind, int relay, uint32_t probe, uint64_
     int rc = pthread_create(&t, &attr, job_main, j);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        close(j->wake);
         free(j->ca_file);
         free(j);
         return NULL;
@@ -245,6 +253,11 @@ ir_nrs *ir_nrs_new(ir_ep *ep, const char *const *urls, size_t n, const char *ca_
     ir_nrs *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0) {
+        free(s);
+        return NULL;
+    }
     s->ep = ep;
     s->urls = urls;
     s->n = n > IR_NR_MAX_RELAYS ? IR_NR_MAX_RELAYS : n;
@@ -274,18 +287,23 @@ static void qad_drop(ir_nrs *s, int k, uint64_t now)
     memset(&s->qad[k], 0, sizeof s->qad[k]);
 }
 
+/* a probe given up (timed out, its run over) stops early where it can */
+static void stop_unwanted(ir_nrs *s)
+{
+    for (size_t i = 0; i < MAX_JOBS; i++) {
+        nr_job *j = s->jobs[i];
+        if (j && j->kind != JOB_RESOLVE && !atomic_load(&j->done) &&
+            !ir_nr_probe_active(&s->nr, j->probe))
+            atomic_store(&j->stop, 1);
+    }
+}
+
 static void reap(ir_nrs *s, uint64_t now)
 {
     for (size_t i = 0; i < MAX_JOBS; i++) {
         nr_job *j = s->jobs[i];
-        if (!j)
+        if (!j || !atomic_load(&j->done))
             continue;
-        if (!atomic_load(&j->done)) {
-            /* a probe given up (timed out, its run over) stops early where it can */
-            if (j->kind != JOB_RESOLVE && !ir_nr_probe_active(&s->nr, j->probe))
-                atomic_store(&j->stop, 1);
-            continue;
-        }
         s->jobs[i] = NULL;
         if (j->kind == JOB_RESOLVE) {
             if (j->probe == s->run) { /* not an earlier run's */
@@ -394,19 +412,28 @@ void ir_nrs_tick(ir_nrs *s, uint64_t now)
         for (int k = 0; k < MAX_QAD; k++)
             if (s->qad[k].used)
                 qad_drop(s, k, now);
+    stop_unwanted(s);
+}
+
+int ir_nrs_pollfd(const ir_nrs *s, struct pollfd *pf)
+{
+    pf->fd = s->wake_fd;
+    pf->events = POLLIN;
+    pf->revents = 0;
+    return 1;
+}
+
+void ir_nrs_woken(ir_nrs *s)
+{
+    uint64_t v;
+    ssize_t n = read(s->wake_fd, &v, sizeof v);
+    (void)n;
 }
 
 uint64_t ir_nrs_timeout(const ir_nrs *s, uint64_t now)
 {
-    uint64_t t = ir_nr_timeout(&s->nr);
-    int busy = 0;
-    for (size_t i = 0; i < MAX_JOBS && !busy; i++)
-        busy = s->jobs[i] != NULL;
-    for (int k = 0; k < MAX_QAD && !busy; k++)
-        busy = s->qad[k].used && !s->qad[k].conn;
-    if (busy && now + TICK_NS < t)
-        t = now + TICK_NS;
-    return t;
+    (void)now; /* the jobs wake the I/O thread when they end (wake_fd): no polling */
+    return ir_nr_timeout(&s->nr);
 }
 
 void ir_nrs_trigger(ir_nrs *s, uint64_t now)
@@ -441,5 +468,6 @@ void ir_nrs_free(ir_nrs *s, uint64_t now)
     for (int k = 0; k < MAX_QAD; k++)
         if (s->qad[k].used)
             qad_drop(s, k, now);
+    close(s->wake_fd);
     free(s);
 }

@@ -4,8 +4,9 @@
  * as for its https URL, ALPN /iroh-qad/0), closed once the relay told the address; the
  * relays' names are resolved, the HTTPS latency probes (GET <relay>/ping) and the
  * captive-portal check (plain HTTP GET /generate_204) run on short-lived threads, each
- * within its probe's deadline. While any of them is out the shell wants a tick every
- * 10 ms. */
+ * within its probe's deadline (name lookups too: endpoint/lookup_jobs.h). A job that ends
+ * writes the shell's eventfd, which the I/O thread polls (ir_nrs_pollfd): no timer runs
+ * while jobs are out. */
 #ifndef IR_ENDPOINT_NETREPORT_SHELL_H
 #define IR_ENDPOINT_NETREPORT_SHELL_H
 
@@ -22,6 +23,11 @@ ir_nrs *ir_nrs_new(ir_ep *ep, const char *const *urls, size_t n, const char *ca_
                    int have_v4, int have_v6, int captive_check);
 void ir_nrs_tick(ir_nrs *s, uint64_t now);
 uint64_t ir_nrs_timeout(const ir_nrs *s, uint64_t now);
+/* the descriptor to poll for POLLIN (a job ended): fills *pf, returns 1; when it is
+ * readable, ir_nrs_woken clears it, then ir_nrs_tick reaps */
+struct pollfd;
+int ir_nrs_pollfd(const ir_nrs *s, struct pollfd *pf);
+void ir_nrs_woken(ir_nrs *s);
 void ir_nrs_trigger(ir_nrs *s, uint64_t now);
 /* the last complete report (NULL: none yet) and its generation */
 const ir_nr_report *ir_nrs_report(const ir_nrs *s, uint64_t *generation);
