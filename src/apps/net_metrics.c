@@ -1,12 +1,16 @@
 /* --metrics-addr IP:PORT: a small plain-HTTP server on its own thread that answers
  * GET /metrics (and GET /) with the endpoint's counters in the Prometheus / OpenMetrics
- * text format (iroh_endpoint_metrics_text); other paths 404, other methods 405. One
- * request per connection, served in turn: a client gets 2 s to send its request head
- * (at most 4 KiB), so a slow or silent one delays a scrape by that much at most and
- * costs no memory beyond the head. */
+ * text format (iroh_endpoint_metrics_text); HEAD the same head without the body, other
+ * paths 404, other methods 405. One request per connection. Up to MAX_CLIENTS
+ * connections are read at once (one poll(2) loop), each with 2 s to send its request
+ * head (at most 4 KiB, a buffer of its own): a slow or silent client costs its slot for
+ * 2 s and no more, and never delays the others. With every slot taken, new connections
+ * wait in the listen backlog until one frees. The answer (a few KiB, which the socket
+ * buffer takes at once) is written in one go, at most 2 s (SO_SNDTIMEO). */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,14 @@
 
 #define HEAD_MAX 4096
 #define HEAD_TIMEOUT_MS 2000
+#define MAX_CLIENTS 32
+
+typedef struct client {
+    int fd; /* -1: a free slot */
+    uint64_t deadline;
+    size_t len;
+    char head[HEAD_MAX];
+} client;
 
 static struct metrics_server {
     int running;
@@ -28,6 +40,7 @@ static struct metrics_server {
     int stop_fd; /* an eventfd: written by net_metrics_stop */
     iroh_endpoint *ep;
     pthread_t thread;
+    client *clients; /* MAX_CLIENTS slots, while running */
 } srv = {.fd = -1, .stop_fd = -1};
 
 static uint64_t now_ms(void)
@@ -37,120 +50,134 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* the request head of c, until its blank line: 0, or -1 (timeout, too long, closed, stop) */
-static int read_head(int c, char *buf, size_t cap)
-{
-    size_t len = 0;
-    uint64_t end = now_ms() + HEAD_TIMEOUT_MS;
-    for (;;) {
-        uint64_t t = now_ms();
-        if (t >= end)
-            return -1;
-        struct pollfd pf[2] = {{.fd = c, .events = POLLIN}, {.fd = srv.stop_fd, .events = POLLIN}};
-        if (poll(pf, 2, (int)(end - t)) < 0 && errno != EINTR)
-            return -1;
-        if (pf[1].revents)
-            return -1;
-        if (!pf[0].revents)
-            continue;
-        ssize_t n = recv(c, buf + len, cap - 1 - len, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return -1;
-        if (n > 0) {
-            len += (size_t)n;
-            buf[len] = 0;
-            if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-                return 0;
-            if (len == cap - 1)
-                return -1;
-        }
-    }
-}
-
-/* send(2) until done, never raising SIGPIPE: 0, or -1 */
-static int send_all(int c, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(c, p, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void respond(int c, int status, const char *reason, const char *type, const char *body,
-                    size_t len)
+                    size_t len, int with_body)
 {
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n", status, reason, type, len);
-    if (send_all(c, head, (size_t)n) == 0 && len)
-        send_all(c, body, len);
+    if (write_all_fd(c, (const uint8_t *)head, (size_t)n) == 0 && len && with_body)
+        write_all_fd(c, (const uint8_t *)body, len);
 }
 
-static void serve(int c)
+/* answers the complete request head in head */
+static void serve(int c, char *head)
 {
-    char head[HEAD_MAX];
-    if (read_head(c, head, sizeof head) != 0)
-        return;
     char method[16], path[256];
     if (sscanf(head, "%15s %255s", method, path) != 2) {
-        respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12);
+        respond(c, 400, "Bad Request", "text/plain", "bad request\n", 12, 1);
         return;
     }
     char *q = strchr(path, '?');
     if (q)
         *q = 0;
     if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
-        respond(c, 404, "Not Found", "text/plain", "not found\n", 10);
+        respond(c, 404, "Not Found", "text/plain", "not found\n", 10, 1);
         return;
     }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        respond(c, 405, "Method Not Allowed", "text/plain", "method not allowed\n", 19);
+    int is_head = strcmp(method, "HEAD") == 0;
+    if (strcmp(method, "GET") != 0 && !is_head) {
+        respond(c, 405, "Method Not Allowed", "text/plain", "method not allowed\n", 19, 1);
         return;
     }
     size_t need = 0;
     iroh_endpoint_metrics_text(srv.ep, NULL, 0, &need);
     char *text = need ? malloc(need) : NULL;
     if (!text || iroh_endpoint_metrics_text(srv.ep, text, need, NULL) != IROH_OK) {
-        respond(c, 500, "Internal Server Error", "text/plain", "error\n", 6);
+        respond(c, 500, "Internal Server Error", "text/plain", "error\n", 6, 1);
         free(text);
         return;
     }
-    size_t len = strlen(text);
+    /* HEAD: GET's head, its Content-Length included, without the body (RFC 9110 9.3.2) */
     respond(c, 200, "OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text,
-            strcmp(method, "HEAD") == 0 ? 0 : len);
+            strlen(text), !is_head);
     free(text);
+}
+
+static void drop(client *k)
+{
+    close(k->fd);
+    k->fd = -1;
+}
+
+/* more bytes of k's head: answered and closed once complete; closed on an error, the
+ * end of the connection or a head over HEAD_MAX */
+static void client_read(client *k)
+{
+    ssize_t n = recv(k->fd, k->head + k->len, HEAD_MAX - 1 - k->len, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        drop(k);
+        return;
+    }
+    k->len += (size_t)n;
+    k->head[k->len] = 0;
+    if (strstr(k->head, "\r\n\r\n") || strstr(k->head, "\n\n")) {
+        serve(k->fd, k->head);
+        drop(k);
+    } else if (k->len == HEAD_MAX - 1) {
+        drop(k);
+    }
 }
 
 static void *server_main(void *arg)
 {
     (void)arg;
+    client *cl = srv.clients;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = srv.fd, .events = POLLIN}, {.fd = srv.stop_fd, .events = POLLIN}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+        struct pollfd pf[2 + MAX_CLIENTS];
+        int idx[MAX_CLIENTS];
+        int n = 0, free_slot = -1;
+        uint64_t now = now_ms(), next = UINT64_MAX;
+        pf[n++] = (struct pollfd){.fd = srv.stop_fd, .events = POLLIN};
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            if (cl[i].fd < 0) {
+                if (free_slot < 0)
+                    free_slot = i;
+                continue;
+            }
+            if (cl[i].deadline <= now) { /* too slow: its slot goes to the next */
+                drop(&cl[i]);
+                if (free_slot < 0)
+                    free_slot = i;
+                continue;
+            }
+            if (cl[i].deadline < next)
+                next = cl[i].deadline;
+            idx[n - 1] = i;
+            pf[n++] = (struct pollfd){.fd = cl[i].fd, .events = POLLIN};
+        }
+        int nclients = n - 1;
+        if (free_slot >= 0) /* all slots taken: new ones wait in the backlog */
+            pf[n++] = (struct pollfd){.fd = srv.fd, .events = POLLIN};
+        int timeout = next == UINT64_MAX ? -1 : (int)(next - now);
+        if (poll(pf, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
-        if (pf[1].revents)
+        if (pf[0].revents)
             break;
-        if (!pf[0].revents)
+        for (int j = 0; j < nclients; j++)
+            if (pf[1 + j].revents)
+                client_read(&cl[idx[j]]);
+        if (free_slot < 0 || !pf[n - 1].revents)
             continue;
-        int c = accept4(srv.fd, NULL, NULL, SOCK_CLOEXEC);
+        int c = accept4(srv.fd, NULL, NULL, SOCK_CLOEXEC); /* reads: MSG_DONTWAIT */
         if (c < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 usleep(100000); /* no descriptor now: not a busy loop */
             continue;
         }
+        /* the answer is written blocking, 2 s at most for a reader that stalls */
         struct timeval tv = {.tv_sec = HEAD_TIMEOUT_MS / 1000};
-        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* a reader that stalls */
-        serve(c);
-        close(c);
+        setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        cl[free_slot].fd = c;
+        cl[free_slot].len = 0;
+        cl[free_slot].deadline = now_ms() + HEAD_TIMEOUT_MS;
     }
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (cl[i].fd >= 0)
+            drop(&cl[i]);
     return NULL;
 }
 
@@ -191,12 +218,21 @@ int net_metrics_start(const net_opts *o, iroh_endpoint *ep)
     }
     srv.fd = fd;
     srv.ep = ep;
+    srv.clients = malloc(MAX_CLIENTS * sizeof *srv.clients);
+    for (int i = 0; srv.clients && i < MAX_CLIENTS; i++)
+        srv.clients[i].fd = -1;
+    /* a client gone before its answer: EPIPE, not the process's death */
+    signal(SIGPIPE, SIG_IGN);
     srv.stop_fd = eventfd(0, EFD_CLOEXEC);
-    if (srv.stop_fd < 0 || pthread_create(&srv.thread, NULL, server_main, NULL) != 0) {
-        fprintf(stderr, "iroh-c: --metrics-addr: cannot start the server: %s\n", strerror(errno));
+    if (!srv.clients || srv.stop_fd < 0 ||
+        pthread_create(&srv.thread, NULL, server_main, NULL) != 0) {
+        fprintf(stderr, "iroh-c: --metrics-addr: cannot start the server: %s\n",
+                srv.clients ? strerror(errno) : "out of memory");
         close(fd);
         if (srv.stop_fd >= 0)
             close(srv.stop_fd);
+        free(srv.clients);
+        srv.clients = NULL;
         srv.fd = srv.stop_fd = -1;
         return 1;
     }
@@ -235,6 +271,8 @@ void net_metrics_stop(void)
     pthread_join(srv.thread, NULL);
     close(srv.fd);
     close(srv.stop_fd);
+    free(srv.clients);
+    srv.clients = NULL;
     srv.fd = srv.stop_fd = -1;
     srv.ep = NULL;
     srv.running = 0;

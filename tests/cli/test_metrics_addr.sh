@@ -69,6 +69,32 @@ head -c 20000 /dev/zero | tr '\0' 'a' | curl -s --max-time 10 -o /dev/null --dat
 [ "$(scrape "$lport" | tail -1)" = "# EOF" ] && ok || bad "no answer after a silent and a junk client"
 exec 4>&-
 
+# many silent clients at once (as many as the old server's listen backlog): each costs a
+# slot for 2 s, none delays a scrape (served one at a time, they delayed it ~32 s)
+silent=()
+for _ in $(seq 16); do
+  exec {sfd}<> "/dev/tcp/127.0.0.1/$lport" && silent+=("$sfd")
+done
+t0=$(date +%s%N)
+m=$(curl -s --max-time 8 "http://127.0.0.1:$lport/metrics" | tr -d '\r')
+t1=$(date +%s%N)
+[ "$(tail -1 <<< "$m")" = "# EOF" ] && ok ||
+  bad "no scrape answer with 16 silent clients within 8 s ($(( (t1 - t0) / 1000000 )) ms)"
+for sfd in "${silent[@]}"; do exec {sfd}>&-; done
+
+# HEAD: GET's head (its Content-Length) without a body; retried if a counter changed
+# between the two requests
+hd_ok=0
+for _ in 1 2 3; do
+  h=$(curl -s -I --max-time 10 "http://127.0.0.1:$lport/metrics" | tr -d '\r')
+  g=$(curl -s -D - -o "$dir/get.body" --max-time 10 "http://127.0.0.1:$lport/metrics" | tr -d '\r')
+  hl=$(sed -n 's/^[Cc]ontent-[Ll]ength: \([0-9]*\)$/\1/p' <<< "$h")
+  gl=$(sed -n 's/^[Cc]ontent-[Ll]ength: \([0-9]*\)$/\1/p' <<< "$g")
+  [ "$(head -1 <<< "$h")" = "HTTP/1.1 200 OK" ] && [ -n "$hl" ] && [ "$hl" != 0 ] &&
+    [ "$hl" = "$gl" ] && [ "$gl" = "$(stat -c %s "$dir/get.body")" ] && { hd_ok=1; break; }
+done
+[ $hd_ok = 1 ] && ok || bad "HEAD /metrics: Content-Length '$hl', GET's '$gl'"
+
 # a second command on the same metrics port: exit 1, one line
 "$bin" listen --alpn m/0 --no-relay --bind 127.0.0.1:0 --metrics-addr "127.0.0.1:$lport" \
   < /dev/null > /dev/null 2> "$dir/e2" &
