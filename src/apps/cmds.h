@@ -32,6 +32,8 @@ int cli_check_readable(const char *option, const char *path);
  * {"id":"<hex>","relay":"<url>"|null,"addrs":["IP:PORT",...]} (with "relays" when there
  * are several, "custom" when there are custom addresses) */
 void cli_print_addr_json(const iroh_endpoint_addr *addr);
+/* s as a JSON string on stdout (quotes, backslashes and control characters escaped) */
+void cli_json_string(const char *s);
 
 /* Reads a configuration file of at most 1 MiB (NUL-terminated; free *text): 0, -1 when
  * it does not exist (nothing said), or EXIT_USAGE said on stderr as "iroh-c: CMD: cannot

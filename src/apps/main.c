@@ -273,7 +273,8 @@ static int ticket_encode(int argc, char **argv)
     return status;
 }
 
-static void json_string(const char *s)
+/* s as a JSON string on stdout (quotes, backslashes and control characters escaped) */
+void cli_json_string(const char *s)
 {
     putchar('"');
     for (; *s; s++) {
@@ -304,7 +305,7 @@ void cli_print_addr_json(const iroh_endpoint_addr *addr)
     printf("{\"id\":\"%s\",\"relay\":", hex);
     const char *relay = iroh_endpoint_addr_relay_url(addr);
     if (relay)
-        json_string(relay);
+        cli_json_string(relay);
     else
         fputs("null", stdout);
     if (relays > 1) {
@@ -315,7 +316,7 @@ void cli_print_addr_json(const iroh_endpoint_addr *addr)
                 continue;
             if (k++)
                 putchar(',');
-            json_string(t.relay_url);
+            cli_json_string(t.relay_url);
         }
         putchar(']');
     }

@@ -30,21 +30,6 @@ static const char USAGE_REPORT[] =
     "exit status: 0 a report was made (whatever it found), 1 none within the timeout,\n"
     "2 bad usage.\n";
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 static void json_tri(int v)
 {
     fputs(v < 0 ? "null" : v ? "true" : "false", stdout);
@@ -63,7 +48,7 @@ static void json_latencies(const iroh_net_report *r, int which)
         if (!first)
             putchar(',');
         first = 0;
-        json_str(l->url);
+        cli_json_string(l->url);
         printf(":{\"secs\":%llu,\"nanos\":%llu}", (unsigned long long)(us / 1000000),
                (unsigned long long)(us % 1000000 * 1000));
     }
@@ -81,7 +66,7 @@ static void print_json(const iroh_net_report *r)
     json_tri(r->mapping_varies_by_dest_ipv6);
     fputs(",\"preferred_relay\":", stdout);
     if (r->preferred_relay)
-        json_str(r->preferred_relay);
+        cli_json_string(r->preferred_relay);
     else
         fputs("null", stdout);
     fputs(",\"relay_latency\":{\"ipv4\":", stdout);
@@ -93,14 +78,14 @@ static void print_json(const iroh_net_report *r)
     fputs("},\"global_v4\":", stdout);
     if (r->has_global_v4) {
         iroh_socket_addr_to_string(&r->global_v4, a, sizeof a);
-        json_str(a);
+        cli_json_string(a);
     } else {
         fputs("null", stdout);
     }
     fputs(",\"global_v6\":", stdout);
     if (r->has_global_v6) {
         iroh_socket_addr_to_string(&r->global_v6, a, sizeof a);
-        json_str(a);
+        cli_json_string(a);
     } else {
         fputs("null", stdout);
     }
