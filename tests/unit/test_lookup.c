@@ -4,6 +4,7 @@
  * a small DNS server run by this test: publishing (within the contract's 15 s, again on a
  * change, retried after a failure), resolving by pkarr, by DNS (UDP, then TCP when
  * truncated) and by a lookup of the user's, and connecting by id alone. */
+/* link-wrap: ir_lookup_new */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -638,6 +639,56 @@ TEST(publish_resolve_connect_pkarr)
     CHECK_EQ_INT(iroh_endpoint_resolve(d, &lid, 5000, &found), IROH_ERR_NOT_FOUND);
     iroh_endpoint_free(d);
     iroh_endpoint_free(l);
+    srv_stop(&s);
+}
+
+/* an address change the I/O thread sees while the lookup is being started (ep->lookup
+ * not yet set) still reaches the publisher: ir_lookup_new (wrapped) waits, once the
+ * lookup runs and published its first record, for the endpoint to take a new external
+ * address before it returns */
+int __real_ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key,
+                         const char *ca_file, struct iroh_endpoint *api, ir_lookup **out);
+int __wrap_ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key,
+                         const char *ca_file, struct iroh_endpoint *api, ir_lookup **out);
+static evs *change_during_start; /* set: the wrapper makes the change */
+
+int __wrap_ir_lookup_new(const ir_lookup_config *cfg, const iroh_secret_key *key,
+                         const char *ca_file, struct iroh_endpoint *api, ir_lookup **out)
+{
+    int rc = __real_ir_lookup_new(cfg, key, ca_file, api, out);
+    if (rc == IROH_OK && change_during_start) {
+        CHECK(wait_int(&change_during_start->published, 1, 15000));
+        CHECK_EQ_INT(iroh_endpoint_add_external_addr(api, "192.0.2.9:4433"), IROH_OK);
+        usleep(500 * 1000); /* the I/O thread's round sees it */
+        change_during_start = NULL;
+    }
+    return rc;
+}
+
+TEST(addr_change_while_lookup_starts)
+{
+    pkarr_srv s;
+    srv_start(&s);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/pkarr", s.port);
+    evs le = {0};
+    iroh_endpoint_builder *b = builder(url, &le);
+    iroh_endpoint_builder_publish_addrs(b, 1);
+    iroh_endpoint *l = NULL;
+    change_during_start = &le;
+    CHECK_EQ_INT(iroh_endpoint_bind(b, &l), IROH_OK);
+    change_during_start = NULL;
+    iroh_endpoint_builder_free(b);
+    if (l) {
+        iroh_endpoint_id lid;
+        iroh_endpoint_get_id(l, &lid);
+        /* the changed address is published (before the fix: only with the next change) */
+        CHECK(wait_int(&le.published, 2, 5000));
+        ir_endpoint_info ei;
+        CHECK(stored_info(&s, &lid, &ei) > 0);
+        CHECK_EQ_INT(ei.n_addrs, 2);
+        iroh_endpoint_free(l);
+    }
     srv_stop(&s);
 }
 
@@ -1547,6 +1598,7 @@ int main(void)
     RUN(job_threads_bounded);
     RUN(late_find_becomes_path);
     RUN(publish_resolve_connect_pkarr);
+    RUN(addr_change_while_lookup_starts);
     RUN(publish_retry_backoff);
     RUN(resolve_dns_udp);
     RUN(resolve_dns_tcp_when_truncated);
