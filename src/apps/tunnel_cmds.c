@@ -84,7 +84,9 @@ typedef struct tunnel {
     pthread_cond_t cv;
     size_t active;            /* running forward threads */
     shared_conn *conn;        /* connect side: the current connection, or NULL */
-    atomic_uint dial_failures; /* connect side: failed dials of the shared connection */
+    int dialing;              /* connect side: a dial of the shared connection is under
+                                 way (outside mu), under mu */
+    unsigned dial_gen;        /* connect side: dials ended, under mu (cv on each) */
     int per_stream;           /* connect side: a connection per local connection, under
                                  mu (--connection-per-stream, or a peer found to close
                                  its connection after one stream: dumbpipe 0.39) */
@@ -618,7 +620,6 @@ static shared_conn *conn_dial(tunnel *t, unsigned refs)
 static shared_conn *conn_get(tunnel *t, shared_conn *dead)
 {
     shared_conn *drop = NULL, *sc = NULL;
-    unsigned failures = atomic_load(&t->dial_failures); /* before waiting for the lock */
     pthread_mutex_lock(&t->mu);
     if (t->conn && (t->conn == dead || iroh_connection_closed(t->conn->h, 0) == IROH_OK)) {
         iroh_close_reason why;
@@ -651,15 +652,34 @@ static shared_conn *conn_get(tunnel *t, shared_conn *dead)
         sc->own = 1;
         return sc;
     }
-    /* dialed under the lock: local connections that come meanwhile wait for this one
-     * dial instead of starting their own; if it fails, they fail with it (the lock is
-     * taken again below and sees the count move) instead of each waiting out a dial of
-     * its own against a peer that is not there */
-    if (!t->conn && !cli_stop_signal() && failures == atomic_load(&t->dial_failures)) {
-        if (!(t->conn = conn_dial(t, 1))) /* the tunnel's own reference */
-            atomic_fetch_add(&t->dial_failures, 1);
+    /* dialed outside the lock (the accept loop and the other forwards go on meanwhile);
+     * local connections that come during a dial wait for that one dial instead of
+     * starting their own, and if it fails they fail with it instead of each waiting out
+     * a dial of its own against a peer that is not there */
+    while (!(sc = t->conn) && !cli_stop_signal()) {
+        if (t->dialing) {
+            unsigned gen = t->dial_gen;
+            while (t->dialing && t->dial_gen == gen)
+                pthread_cond_wait(&t->cv, &t->mu);
+            if (!t->conn)
+                break; /* that dial failed: so does this local connection */
+            continue;
+        }
+        t->dialing = 1;
+        pthread_mutex_unlock(&t->mu);
+        if (drop)
+            conn_release(t, drop);
+        drop = NULL;
+        shared_conn *n = conn_dial(t, 1); /* the tunnel's own reference */
+        pthread_mutex_lock(&t->mu);
+        t->dialing = 0;
+        t->dial_gen++;
+        t->conn = n; /* only a dialer sets it, and there is one at a time */
+        pthread_cond_broadcast(&t->cv);
+        if (!n)
+            break;
     }
-    if ((sc = t->conn))
+    if (sc)
         sc->refs++;
     pthread_mutex_unlock(&t->mu);
     if (drop)
