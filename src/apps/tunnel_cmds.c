@@ -53,6 +53,8 @@
 #define HELLO_TIMEOUT_MS 10000
 /* how long a connection to the local target may take */
 #define TARGET_CONNECT_MS 10000
+/* how often a forward waiting for its local side to read checks the peer's end */
+#define PEER_CHECK_MS 1000
 /* the stream error code when the local side failed (dumbpipe resets with 0 as well) */
 #define RESET_CODE 0
 
@@ -360,7 +362,22 @@ static void *socket_to_stream(void *arg)
     return NULL;
 }
 
-/* receive stream -> socket, in the calling thread */
+/* whether the peer reset the receive stream or the connection ended, asked without
+ * taking any data: a read of 0 bytes that may not wait returns IROH_ERR_TIMEOUT while
+ * the stream is open (data waiting or not), OK at its end, and the error otherwise */
+static int peer_gone(fwd *f)
+{
+    size_t n;
+    iroh_recv_stream_set_timeout(f->recv, 0);
+    int rc = iroh_recv_stream_read(f->recv, NULL, 0, &n);
+    iroh_recv_stream_set_timeout(f->recv, -1);
+    return rc != IROH_OK && rc != IROH_ERR_TIMEOUT;
+}
+
+/* receive stream -> socket, in the calling thread. While the local side takes nothing,
+ * the peer is asked every PEER_CHECK_MS whether it reset the stream or the connection
+ * ended, so a local client that neither reads nor sends holds its forward (and the
+ * connection) only that long after the peer has gone. */
 static void stream_to_socket(fwd *f)
 {
     uint8_t *buf = malloc(IO_CHUNK);
@@ -385,8 +402,13 @@ static void stream_to_socket(fwd *f)
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0 && errno == EAGAIN) {
-                if (!wait_fd(f->fd, POLLOUT, f->abort_fd, -1, NULL))
+                int to = 0;
+                if (!wait_fd(f->fd, POLLOUT, f->abort_fd, PEER_CHECK_MS, &to) && !to)
                     break;
+                if (to && peer_gone(f)) {
+                    fwd_abort(f, 1);
+                    break;
+                }
                 continue;
             }
             if (w < 0)

@@ -144,6 +144,27 @@ n_dials=$(grep -c "timed out" "$dir/cg.err")
 grep -q "timed out" "$dir/cg.err" && ok || bad "connect-tcp did not say the dial timed out: $(cat "$dir/cg.err")"
 kill $cgpid 2> /dev/null
 
+# --- a forward waiting on a local client that neither reads nor sends notices that the
+# connection ended (the listener stopped) within a few seconds, not when the client acts
+"$bin" listen-tcp --no-relay --bind 127.0.0.1:0 --host "127.0.0.1:$http_port" 2> "$dir/ls.err" &
+lspid=$!; pids+=($lspid)
+sticket=$(ticket_of "$dir/ls.err") || bad "no ticket: $(cat "$dir/ls.err")"
+"$bin" connect-tcp --no-relay --verbose --addr 127.0.0.1:0 "$sticket" 2> "$dir/cs.err" &
+cspid=$!; pids+=($cspid)
+sport=$(port_of "$dir/cs.err") || bad "no port: $(cat "$dir/cs.err")"
+node "$helper" stall "$sport" /bytes/50000000 > "$dir/stall2.out" &
+stallpid=$!; pids+=($stallpid)
+for _ in $(seq 100); do [ -s "$dir/stall2.out" ] && break; sleep 0.05; done
+sleep 1.5 # the answer fills the client's socket: the forward waits to write
+kill -TERM $lspid; wait_exit $lspid 10
+ended=no
+for _ in $(seq 200); do
+  grep -q "connect-tcp: stream [0-9]* reset by the peer" "$dir/cs.err" && ended=yes && break
+  sleep 0.05
+done
+[ $ended = yes ] && ok || bad "a forward stalled on its local client did not see the connection end within 10 s: $(cat "$dir/cs.err")"
+kill $stallpid $cspid 2> /dev/null; wait $stallpid 2> /dev/null
+
 # --- the connection is dialed again after the listener went away ---------------------
 lport=$("$bin" ticket decode "$ticket" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).addrs[0].split(':').pop()))")
 kill -TERM $lpid; wait_exit $lpid 10
