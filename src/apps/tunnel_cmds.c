@@ -571,7 +571,12 @@ static int run_listen(tunnel *t, int *ep_freed)
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: router: %s\n", detail);
         if (router) {
+            /* spawned with the handlers added before the failure (the builder has no
+             * free but the spawn): their forwards use t, which is on the caller's
+             * stack, so they end before the router goes */
             cli_stop_forget_endpoint();
+            iroh_router_shutdown(router);
+            wait_jobs(t);
             net_metrics_stop(); /* it reads the endpoint the router frees */
             iroh_router_free(router); /* frees the endpoint too */
             *ep_freed = 1;
@@ -815,7 +820,7 @@ static int run_connect(tunnel *t)
     int lfd = listen_local(t);
     if (lfd < 0)
         return 1;
-    int status = 0;
+    int status = 0, accept_err = 0; /* the errno of the current accept failures */
     for (;;) {
         if (!wait_fd(lfd, POLLIN, -1, -1, NULL))
             break; /* a signal */
@@ -823,12 +828,18 @@ static int run_connect(tunnel *t)
         if (fd < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
                 continue;
-            /* EMFILE and the like: say so, and give the running forwards time to end
-             * instead of spinning on the readable listener */
-            fprintf(stderr, "iroh-c: %s: accept: %s\n", t->cmd, strerror(errno));
+            /* EMFILE and the like: say so once for the episode, and give the running
+             * forwards time to end instead of spinning on the readable listener */
+            if (accept_err != errno)
+                fprintf(stderr, "iroh-c: %s: accept: %s (retrying)\n", t->cmd,
+                        strerror(errno));
+            accept_err = errno;
             poll(NULL, 0, 200);
             continue;
         }
+        if (accept_err)
+            fprintf(stderr, "iroh-c: %s: accepting again\n", t->cmd);
+        accept_err = 0;
         job *j = calloc(1, sizeof *j);
         if (!j || (j->t = t, j->fn = serve_local, j->fd = fd, spawn_job(t, j) != 0)) {
             fprintf(stderr, "iroh-c: %s: cannot take a local connection: out of resources\n",

@@ -144,6 +144,16 @@ n_dials=$(grep -c "timed out" "$dir/cg.err")
 grep -q "timed out" "$dir/cg.err" && ok || bad "connect-tcp did not say the dial timed out: $(cat "$dir/cg.err")"
 kill $cgpid 2> /dev/null
 
+# --- out of file descriptors: accept fails with EMFILE while the clients wait for a dial
+# (the gone peer again); said once for the episode, not every 200 ms
+(ulimit -n 48; exec "$bin" connect-tcp --no-relay --timeout 30 --addr 127.0.0.1:0 "$gticket") 2> "$dir/ce.err" &
+cepid=$!; pids+=($cepid)
+eport=$(port_of "$dir/ce.err") || bad "no port: $(cat "$dir/ce.err")"
+node -e "const a=[];for(let i=0;i<80;i++){const s=require('net').connect($eport,'127.0.0.1');s.on('error',()=>{});a.push(s)}setTimeout(()=>process.exit(0),3000)"
+n_acc=$(grep -c "accept: Too many open files" "$dir/ce.err")
+[ "$n_acc" = 1 ] && ok || bad "EMFILE said $n_acc times in 3 s (once is due): $(head -3 "$dir/ce.err")"
+kill $cepid 2> /dev/null
+
 # --- a forward waiting on a local client that neither reads nor sends notices that the
 # connection ended (the listener stopped) within a few seconds, not when the client acts
 "$bin" listen-tcp --no-relay --bind 127.0.0.1:0 --host "127.0.0.1:$http_port" 2> "$dir/ls.err" &
