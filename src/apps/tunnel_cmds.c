@@ -49,6 +49,9 @@
 /* forwards at once, each two threads: more local connections (or peer streams) are
  * refused with a reset until some end */
 #define MAX_FORWARDS 2048
+/* listen side: forwards at once for one peer (EndpointId), so that one peer cannot take
+ * every slot: a quarter of the total */
+#define PEER_SHARE 4
 /* how long a peer may take to send its hello */
 #define HELLO_TIMEOUT_MS 10000
 /* how long a connection to the local target may take */
@@ -85,6 +88,12 @@ typedef struct tunnel {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t active;            /* running forward threads */
+    unsigned max_forwards;    /* MAX_FORWARDS (IROH_C_TUNNEL_MAX_FORWARDS in the tests) */
+    struct peer_slot {        /* listen side: forwards per peer, under mu; max_forwards */
+        iroh_endpoint_id id;
+        unsigned n;
+        int said;
+    } *peers;
     shared_conn *conn;        /* connect side: the current connection, or NULL */
     int dialing;              /* connect side: a dial of the shared connection is under
                                  way (outside mu), under mu */
@@ -103,41 +112,78 @@ typedef struct job {
     char peer[IROH_ID_HEX_LEN]; /* listen side: the peer's short id (for messages) */
     iroh_send_stream *send;  /* listen side: the accepted stream */
     iroh_recv_stream *recv;
+    int slot;                /* listen side: its peer's entry in t->peers, else -1 */
 } job;
 
 static void *job_main(void *arg)
 {
     job *j = arg;
     tunnel *t = j->t;
+    int slot = j->slot;
     j->fn(j);
     free(j);
     pthread_mutex_lock(&t->mu);
+    if (slot >= 0)
+        t->peers[slot].n--;
     t->active--;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
 
-/* runs j on a detached thread counted in t->active: 0, or -1 (j not taken; said once
- * per burst when MAX_FORWARDS are running) */
-static int spawn_job(tunnel *t, job *j)
+/* runs j on a detached thread counted in t->active (and, with peer, in that peer's
+ * entry of t->peers): 0, or -1 (j not taken; said once per burst when max_forwards are
+ * running, or that peer's share) */
+static int spawn_job(tunnel *t, job *j, const iroh_endpoint_id *peer, const char *who)
 {
     pthread_t th;
     static int said_full;
+    int slot = -1;
+    j->slot = -1;
     pthread_mutex_lock(&t->mu);
-    if (t->active >= MAX_FORWARDS) {
+    if (t->active >= t->max_forwards) {
         if (!said_full)
-            fprintf(stderr, "iroh-c: %s: %d connections are being forwarded: refusing more\n",
-                    t->cmd, MAX_FORWARDS);
+            fprintf(stderr, "iroh-c: %s: %u connections are being forwarded: refusing more\n",
+                    t->cmd, t->max_forwards);
         said_full = 1;
         pthread_mutex_unlock(&t->mu);
         return -1;
     }
     said_full = 0;
+    if (peer && t->peers) {
+        /* at most active peers have forwards: a free entry is always there */
+        for (unsigned i = 0; i < t->max_forwards; i++) {
+            if (t->peers[i].n && memcmp(&t->peers[i].id, peer, sizeof *peer) == 0) {
+                slot = (int)i;
+                break;
+            }
+            if (slot < 0 && !t->peers[i].n)
+                slot = (int)i;
+        }
+        struct peer_slot *ps = &t->peers[slot];
+        if (!ps->n) {
+            ps->id = *peer;
+            ps->said = 0;
+        }
+        unsigned share = t->max_forwards / PEER_SHARE ? t->max_forwards / PEER_SHARE : 1;
+        if (ps->n >= share) {
+            if (!ps->said)
+                fprintf(stderr, "iroh-c: %s: %s has %u streams being forwarded: refusing "
+                                "more of its streams\n", t->cmd, who, share);
+            ps->said = 1;
+            pthread_mutex_unlock(&t->mu);
+            return -1;
+        }
+        ps->said = 0;
+        ps->n++;
+        j->slot = slot;
+    }
     t->active++;
     pthread_mutex_unlock(&t->mu);
     if (pthread_create(&th, &t->attr, job_main, j) != 0) {
         pthread_mutex_lock(&t->mu);
+        if (slot >= 0)
+            t->peers[slot].n--;
         t->active--;
         pthread_cond_broadcast(&t->cv);
         pthread_mutex_unlock(&t->mu);
@@ -525,6 +571,8 @@ static int tunnel_handler(void *ctx, iroh_connection *conn)
     if (cli_stop_watch_conn(conn) != 0)
         return 0;
     char peer[IROH_ID_HEX_LEN];
+    iroh_endpoint_id peer_id;
+    iroh_connection_remote_id(conn, &peer_id);
     peer_hex(conn, peer);
     if (t->verbose)
         fprintf(stderr, "iroh-c: %s: connection from %s\n", t->cmd, peer);
@@ -539,9 +587,7 @@ static int tunnel_handler(void *ctx, iroh_connection *conn)
             free(j);
             break;
         }
-        if (spawn_job(t, j) != 0) {
-            fprintf(stderr, "iroh-c: %s: cannot start a thread for a stream of %s\n", t->cmd,
-                    peer);
+        if (spawn_job(t, j, &peer_id, peer) != 0) {
             iroh_send_stream_reset(j->send, RESET_CODE);
             iroh_recv_stream_stop(j->recv, RESET_CODE);
             iroh_send_stream_free(j->send);
@@ -841,7 +887,7 @@ static int run_connect(tunnel *t)
             fprintf(stderr, "iroh-c: %s: accepting again\n", t->cmd);
         accept_err = 0;
         job *j = calloc(1, sizeof *j);
-        if (!j || (j->t = t, j->fn = serve_local, j->fd = fd, spawn_job(t, j) != 0)) {
+        if (!j || (j->t = t, j->fn = serve_local, j->fd = fd, spawn_job(t, j, NULL, NULL) != 0)) {
             fprintf(stderr, "iroh-c: %s: cannot take a local connection: out of resources\n",
                     t->cmd);
             free(j);
@@ -941,7 +987,12 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
                                     : (is_unix ? USAGE_CONNECT_UNIX : USAGE_CONNECT_TCP);
     const char *where_opt = is_unix ? "--path" : listen_side ? "--host" : "--addr";
     const char *target = NULL;
-    tunnel t = {.cmd = cmd, .is_unix = is_unix, .timeout_s = 10.0};
+    tunnel t = {.cmd = cmd, .is_unix = is_unix, .timeout_s = 10.0,
+                .max_forwards = MAX_FORWARDS};
+    /* the tests' way to reach the limits with a few connections */
+    const char *mf = getenv("IROH_C_TUNNEL_MAX_FORWARDS");
+    if (mf && atoi(mf) > 0 && atoi(mf) <= MAX_FORWARDS)
+        t.max_forwards = (unsigned)atoi(mf);
     net_opts opts = {.quic_port = -1};
     int r;
     for (int i = 0; i < argc; i++) {
@@ -1030,7 +1081,9 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
     }
     int ep_freed = 0;
     if (status == 0 && !cli_stop_signal()) {
-        if (listen_side) {
+        if (listen_side && !(t.peers = calloc(t.max_forwards, sizeof *t.peers))) {
+            status = cli_api_error("listen", IROH_ERR_NO_MEMORY);
+        } else if (listen_side) {
             print_ticket(t.ep, 0);
             status = run_listen(&t, &ep_freed);
         } else {
@@ -1043,6 +1096,7 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
         iroh_endpoint_close(t.ep);
         iroh_endpoint_free(t.ep);
     }
+    free(t.peers);
     pthread_attr_destroy(&t.attr);
     pthread_attr_destroy(&t.join_attr);
     pthread_mutex_destroy(&t.mu);

@@ -175,6 +175,32 @@ done
 [ $ended = yes ] && ok || bad "a forward stalled on its local client did not see the connection end within 10 s: $(cat "$dir/cs.err")"
 kill $stallpid $cspid 2> /dev/null; wait $stallpid 2> /dev/null
 
+# --- one peer cannot take every forward of a listener: a quarter each (8 in all here,
+# so 2 per peer); the third stream of one peer is reset, another peer is still served
+IROH_C_TUNNEL_MAX_FORWARDS=8 "$bin" listen-tcp --no-relay --bind 127.0.0.1:0 --host "127.0.0.1:$http_port" 2> "$dir/lq.err" &
+lqpid=$!; pids+=($lqpid)
+qticket=$(ticket_of "$dir/lq.err") || bad "no ticket: $(cat "$dir/lq.err")"
+"$bin" connect-tcp --no-relay --addr 127.0.0.1:0 "$qticket" 2> "$dir/cq1.err" &
+cq1pid=$!; pids+=($cq1pid)
+q1port=$(port_of "$dir/cq1.err") || bad "no port: $(cat "$dir/cq1.err")"
+qstall=()
+for i in 1 2; do
+  node "$helper" stall "$q1port" /bytes/50000000 > "$dir/qs.$i" &
+  qstall+=($!); pids+=($!)
+  for _ in $(seq 100); do [ -s "$dir/qs.$i" ] && break; sleep 0.05; done
+done
+sleep 1 # both forwards running
+out=$(timeout 20 node "$helper" expect-reset "$q1port" 2>&1)
+[ "$out" = reset ] && ok || bad "a peer's third stream over its share: '$out' (want a reset): $(cat "$dir/lq.err")"
+grep -q "has 2 streams being forwarded: refusing more of its streams" "$dir/lq.err" && ok ||
+  bad "listen-tcp did not say it refused a peer over its share: $(cat "$dir/lq.err")"
+"$bin" connect-tcp --no-relay --addr 127.0.0.1:0 "$qticket" 2> "$dir/cq2.err" &
+cq2pid=$!; pids+=($cq2pid)
+q2port=$(port_of "$dir/cq2.err") || bad "no port: $(cat "$dir/cq2.err")"
+out=$(curl -sS --max-time 20 "http://127.0.0.1:$q2port/hello" 2>&1)
+[ "$out" = "hello world" ] && ok || bad "another peer next to one at its share: '$out'"
+kill "${qstall[@]}" $cq1pid $cq2pid $lqpid 2> /dev/null
+
 # --- the connection is dialed again after the listener went away ---------------------
 lport=$("$bin" ticket decode "$ticket" | node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(JSON.parse(s).addrs[0].split(':').pop()))")
 kill -TERM $lpid; wait_exit $lpid 10
