@@ -28,6 +28,8 @@
 /* how long a peer may take to send its hello, once its stream is open */
 #define HELLO_TIMEOUT_MS 10000
 #define HELLO_TIMEOUT_REASON "invalid handshake: no \"hello\" within 10 s"
+#define HELLO_SHORT_REASON "invalid handshake: the stream ended inside the \"hello\""
+#define HELLO_RESET_REASON "invalid handshake: the stream was reset before its \"hello\""
 
 /* Waits until fd has input (or its end) or until woken: by wake (if >= 0) or by a signal.
  * 1: read fd now; 0: woken. */
@@ -708,9 +710,17 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
                 rc = iroh_recv_stream_set_timeout(recv, -1);
         }
         if (opened && rc != IROH_OK) {
-            if (rc == 1 || rc == IROH_ERR_TIMEOUT) {
-                bad_hello = rc == 1 ? 1 : 2;
-                iroh_connection_close(conn, HELLO_CODE, rc == 1 ? HELLO_REASON : HELLO_TIMEOUT_REASON);
+            /* a hello cut short by the stream's end or a reset is no hello either: the
+             * peer is told so, as for wrong bytes */
+            if (rc == 1 || rc == IROH_ERR_TIMEOUT || rc == IROH_ERR_FINISHED_EARLY ||
+                rc == IROH_ERR_STREAM_RESET) {
+                bad_hello = rc == 1 ? 1 : rc == IROH_ERR_TIMEOUT ? 2
+                          : rc == IROH_ERR_FINISHED_EARLY ? 3 : 4;
+                iroh_connection_close(conn, HELLO_CODE,
+                                      rc == 1                  ? HELLO_REASON
+                                      : rc == IROH_ERR_TIMEOUT ? HELLO_TIMEOUT_REASON
+                                      : rc == IROH_ERR_FINISHED_EARLY ? HELLO_SHORT_REASON
+                                                                      : HELLO_RESET_REASON);
             } else {
                 res.rc = rc;
                 snprintf(res.detail, sizeof res.detail, "before its hello: %s", iroh_last_error());
@@ -732,6 +742,11 @@ static int serve_pipe(iroh_endpoint *ep, size_t n_alpns, const pipe_opts *po)
         if (bad_hello == 1) {
             fprintf(stderr, "iroh-c: %s does not speak dumbpipe's protocol (its stream did "
                             "not start with \"" DUMBPIPE_HELLO "\"): connection closed\n", hex);
+            status = 1;
+        } else if (bad_hello >= 3) {
+            fprintf(stderr, "iroh-c: %s %s before its \"" DUMBPIPE_HELLO "\" was complete: "
+                            "connection closed\n", hex,
+                    bad_hello == 3 ? "ended its stream" : "reset its stream");
             status = 1;
         } else if (bad_hello == 2) {
             fprintf(stderr, "iroh-c: %s sent no \"" DUMBPIPE_HELLO "\" within %d s: connection "

@@ -49,10 +49,15 @@
 /* forwards at once, each two threads: more local connections (or peer streams) are
  * refused with a reset until some end */
 #define MAX_FORWARDS 2048
+/* listen side: forwards at once for one peer (EndpointId), so that one peer cannot take
+ * every slot: a quarter of the total */
+#define PEER_SHARE 4
 /* how long a peer may take to send its hello */
 #define HELLO_TIMEOUT_MS 10000
 /* how long a connection to the local target may take */
 #define TARGET_CONNECT_MS 10000
+/* how often a forward waiting for its local side to read checks the peer's end */
+#define PEER_CHECK_MS 1000
 /* the stream error code when the local side failed (dumbpipe resets with 0 as well) */
 #define RESET_CODE 0
 
@@ -83,8 +88,16 @@ typedef struct tunnel {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     size_t active;            /* running forward threads */
+    unsigned max_forwards;    /* MAX_FORWARDS (IROH_C_TUNNEL_MAX_FORWARDS in the tests) */
+    struct peer_slot {        /* listen side: forwards per peer, under mu; max_forwards */
+        iroh_endpoint_id id;
+        unsigned n;
+        int said;
+    } *peers;
     shared_conn *conn;        /* connect side: the current connection, or NULL */
-    atomic_uint dial_failures; /* connect side: failed dials of the shared connection */
+    int dialing;              /* connect side: a dial of the shared connection is under
+                                 way (outside mu), under mu */
+    unsigned dial_gen;        /* connect side: dials ended, under mu (cv on each) */
     int per_stream;           /* connect side: a connection per local connection, under
                                  mu (--connection-per-stream, or a peer found to close
                                  its connection after one stream: dumbpipe 0.39) */
@@ -99,41 +112,78 @@ typedef struct job {
     char peer[IROH_ID_HEX_LEN]; /* listen side: the peer's short id (for messages) */
     iroh_send_stream *send;  /* listen side: the accepted stream */
     iroh_recv_stream *recv;
+    int slot;                /* listen side: its peer's entry in t->peers, else -1 */
 } job;
 
 static void *job_main(void *arg)
 {
     job *j = arg;
     tunnel *t = j->t;
+    int slot = j->slot;
     j->fn(j);
     free(j);
     pthread_mutex_lock(&t->mu);
+    if (slot >= 0)
+        t->peers[slot].n--;
     t->active--;
     pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
     return NULL;
 }
 
-/* runs j on a detached thread counted in t->active: 0, or -1 (j not taken; said once
- * per burst when MAX_FORWARDS are running) */
-static int spawn_job(tunnel *t, job *j)
+/* runs j on a detached thread counted in t->active (and, with peer, in that peer's
+ * entry of t->peers): 0, or -1 (j not taken; said once per burst when max_forwards are
+ * running, or that peer's share) */
+static int spawn_job(tunnel *t, job *j, const iroh_endpoint_id *peer, const char *who)
 {
     pthread_t th;
     static int said_full;
+    int slot = -1;
+    j->slot = -1;
     pthread_mutex_lock(&t->mu);
-    if (t->active >= MAX_FORWARDS) {
+    if (t->active >= t->max_forwards) {
         if (!said_full)
-            fprintf(stderr, "iroh-c: %s: %d connections are being forwarded: refusing more\n",
-                    t->cmd, MAX_FORWARDS);
+            fprintf(stderr, "iroh-c: %s: %u connections are being forwarded: refusing more\n",
+                    t->cmd, t->max_forwards);
         said_full = 1;
         pthread_mutex_unlock(&t->mu);
         return -1;
     }
     said_full = 0;
+    if (peer && t->peers) {
+        /* at most active peers have forwards: a free entry is always there */
+        for (unsigned i = 0; i < t->max_forwards; i++) {
+            if (t->peers[i].n && memcmp(&t->peers[i].id, peer, sizeof *peer) == 0) {
+                slot = (int)i;
+                break;
+            }
+            if (slot < 0 && !t->peers[i].n)
+                slot = (int)i;
+        }
+        struct peer_slot *ps = &t->peers[slot];
+        if (!ps->n) {
+            ps->id = *peer;
+            ps->said = 0;
+        }
+        unsigned share = t->max_forwards / PEER_SHARE ? t->max_forwards / PEER_SHARE : 1;
+        if (ps->n >= share) {
+            if (!ps->said)
+                fprintf(stderr, "iroh-c: %s: %s has %u streams being forwarded: refusing "
+                                "more of its streams\n", t->cmd, who, share);
+            ps->said = 1;
+            pthread_mutex_unlock(&t->mu);
+            return -1;
+        }
+        ps->said = 0;
+        ps->n++;
+        j->slot = slot;
+    }
     t->active++;
     pthread_mutex_unlock(&t->mu);
     if (pthread_create(&th, &t->attr, job_main, j) != 0) {
         pthread_mutex_lock(&t->mu);
+        if (slot >= 0)
+            t->peers[slot].n--;
         t->active--;
         pthread_cond_broadcast(&t->cv);
         pthread_mutex_unlock(&t->mu);
@@ -358,7 +408,22 @@ static void *socket_to_stream(void *arg)
     return NULL;
 }
 
-/* receive stream -> socket, in the calling thread */
+/* whether the peer reset the receive stream or the connection ended, asked without
+ * taking any data: a read of 0 bytes that may not wait returns IROH_ERR_TIMEOUT while
+ * the stream is open (data waiting or not), OK at its end, and the error otherwise */
+static int peer_gone(fwd *f)
+{
+    size_t n;
+    iroh_recv_stream_set_timeout(f->recv, 0);
+    int rc = iroh_recv_stream_read(f->recv, NULL, 0, &n);
+    iroh_recv_stream_set_timeout(f->recv, -1);
+    return rc != IROH_OK && rc != IROH_ERR_TIMEOUT;
+}
+
+/* receive stream -> socket, in the calling thread. While the local side takes nothing,
+ * the peer is asked every PEER_CHECK_MS whether it reset the stream or the connection
+ * ended, so a local client that neither reads nor sends holds its forward (and the
+ * connection) only that long after the peer has gone. */
 static void stream_to_socket(fwd *f)
 {
     uint8_t *buf = malloc(IO_CHUNK);
@@ -383,8 +448,13 @@ static void stream_to_socket(fwd *f)
             if (w < 0 && errno == EINTR)
                 continue;
             if (w < 0 && errno == EAGAIN) {
-                if (!wait_fd(f->fd, POLLOUT, f->abort_fd, -1, NULL))
+                int to = 0;
+                if (!wait_fd(f->fd, POLLOUT, f->abort_fd, PEER_CHECK_MS, &to) && !to)
                     break;
+                if (to && peer_gone(f)) {
+                    fwd_abort(f, 1);
+                    break;
+                }
                 continue;
             }
             if (w < 0)
@@ -501,6 +571,8 @@ static int tunnel_handler(void *ctx, iroh_connection *conn)
     if (cli_stop_watch_conn(conn) != 0)
         return 0;
     char peer[IROH_ID_HEX_LEN];
+    iroh_endpoint_id peer_id;
+    iroh_connection_remote_id(conn, &peer_id);
     peer_hex(conn, peer);
     if (t->verbose)
         fprintf(stderr, "iroh-c: %s: connection from %s\n", t->cmd, peer);
@@ -515,9 +587,7 @@ static int tunnel_handler(void *ctx, iroh_connection *conn)
             free(j);
             break;
         }
-        if (spawn_job(t, j) != 0) {
-            fprintf(stderr, "iroh-c: %s: cannot start a thread for a stream of %s\n", t->cmd,
-                    peer);
+        if (spawn_job(t, j, &peer_id, peer) != 0) {
             iroh_send_stream_reset(j->send, RESET_CODE);
             iroh_recv_stream_stop(j->recv, RESET_CODE);
             iroh_send_stream_free(j->send);
@@ -547,7 +617,12 @@ static int run_listen(tunnel *t, int *ep_freed)
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: router: %s\n", detail);
         if (router) {
+            /* spawned with the handlers added before the failure (the builder has no
+             * free but the spawn): their forwards use t, which is on the caller's
+             * stack, so they end before the router goes */
             cli_stop_forget_endpoint();
+            iroh_router_shutdown(router);
+            wait_jobs(t);
             net_metrics_stop(); /* it reads the endpoint the router frees */
             iroh_router_free(router); /* frees the endpoint too */
             *ep_freed = 1;
@@ -618,7 +693,6 @@ static shared_conn *conn_dial(tunnel *t, unsigned refs)
 static shared_conn *conn_get(tunnel *t, shared_conn *dead)
 {
     shared_conn *drop = NULL, *sc = NULL;
-    unsigned failures = atomic_load(&t->dial_failures); /* before waiting for the lock */
     pthread_mutex_lock(&t->mu);
     if (t->conn && (t->conn == dead || iroh_connection_closed(t->conn->h, 0) == IROH_OK)) {
         iroh_close_reason why;
@@ -651,15 +725,34 @@ static shared_conn *conn_get(tunnel *t, shared_conn *dead)
         sc->own = 1;
         return sc;
     }
-    /* dialed under the lock: local connections that come meanwhile wait for this one
-     * dial instead of starting their own; if it fails, they fail with it (the lock is
-     * taken again below and sees the count move) instead of each waiting out a dial of
-     * its own against a peer that is not there */
-    if (!t->conn && !cli_stop_signal() && failures == atomic_load(&t->dial_failures)) {
-        if (!(t->conn = conn_dial(t, 1))) /* the tunnel's own reference */
-            atomic_fetch_add(&t->dial_failures, 1);
+    /* dialed outside the lock (the accept loop and the other forwards go on meanwhile);
+     * local connections that come during a dial wait for that one dial instead of
+     * starting their own, and if it fails they fail with it instead of each waiting out
+     * a dial of its own against a peer that is not there */
+    while (!(sc = t->conn) && !cli_stop_signal()) {
+        if (t->dialing) {
+            unsigned gen = t->dial_gen;
+            while (t->dialing && t->dial_gen == gen)
+                pthread_cond_wait(&t->cv, &t->mu);
+            if (!t->conn)
+                break; /* that dial failed: so does this local connection */
+            continue;
+        }
+        t->dialing = 1;
+        pthread_mutex_unlock(&t->mu);
+        if (drop)
+            conn_release(t, drop);
+        drop = NULL;
+        shared_conn *n = conn_dial(t, 1); /* the tunnel's own reference */
+        pthread_mutex_lock(&t->mu);
+        t->dialing = 0;
+        t->dial_gen++;
+        t->conn = n; /* only a dialer sets it, and there is one at a time */
+        pthread_cond_broadcast(&t->cv);
+        if (!n)
+            break;
     }
-    if ((sc = t->conn))
+    if (sc)
         sc->refs++;
     pthread_mutex_unlock(&t->mu);
     if (drop)
@@ -773,7 +866,7 @@ static int run_connect(tunnel *t)
     int lfd = listen_local(t);
     if (lfd < 0)
         return 1;
-    int status = 0;
+    int status = 0, accept_err = 0; /* the errno of the current accept failures */
     for (;;) {
         if (!wait_fd(lfd, POLLIN, -1, -1, NULL))
             break; /* a signal */
@@ -781,14 +874,20 @@ static int run_connect(tunnel *t)
         if (fd < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)
                 continue;
-            /* EMFILE and the like: say so, and give the running forwards time to end
-             * instead of spinning on the readable listener */
-            fprintf(stderr, "iroh-c: %s: accept: %s\n", t->cmd, strerror(errno));
+            /* EMFILE and the like: say so once for the episode, and give the running
+             * forwards time to end instead of spinning on the readable listener */
+            if (accept_err != errno)
+                fprintf(stderr, "iroh-c: %s: accept: %s (retrying)\n", t->cmd,
+                        strerror(errno));
+            accept_err = errno;
             poll(NULL, 0, 200);
             continue;
         }
+        if (accept_err)
+            fprintf(stderr, "iroh-c: %s: accepting again\n", t->cmd);
+        accept_err = 0;
         job *j = calloc(1, sizeof *j);
-        if (!j || (j->t = t, j->fn = serve_local, j->fd = fd, spawn_job(t, j) != 0)) {
+        if (!j || (j->t = t, j->fn = serve_local, j->fd = fd, spawn_job(t, j, NULL, NULL) != 0)) {
             fprintf(stderr, "iroh-c: %s: cannot take a local connection: out of resources\n",
                     t->cmd);
             free(j);
@@ -888,7 +987,12 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
                                     : (is_unix ? USAGE_CONNECT_UNIX : USAGE_CONNECT_TCP);
     const char *where_opt = is_unix ? "--path" : listen_side ? "--host" : "--addr";
     const char *target = NULL;
-    tunnel t = {.cmd = cmd, .is_unix = is_unix, .timeout_s = 10.0};
+    tunnel t = {.cmd = cmd, .is_unix = is_unix, .timeout_s = 10.0,
+                .max_forwards = MAX_FORWARDS};
+    /* the tests' way to reach the limits with a few connections */
+    const char *mf = getenv("IROH_C_TUNNEL_MAX_FORWARDS");
+    if (mf && atoi(mf) > 0 && atoi(mf) <= MAX_FORWARDS)
+        t.max_forwards = (unsigned)atoi(mf);
     net_opts opts = {.quic_port = -1};
     int r;
     for (int i = 0; i < argc; i++) {
@@ -977,7 +1081,9 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
     }
     int ep_freed = 0;
     if (status == 0 && !cli_stop_signal()) {
-        if (listen_side) {
+        if (listen_side && !(t.peers = calloc(t.max_forwards, sizeof *t.peers))) {
+            status = cli_api_error("listen", IROH_ERR_NO_MEMORY);
+        } else if (listen_side) {
             print_ticket(t.ep, 0);
             status = run_listen(&t, &ep_freed);
         } else {
@@ -990,6 +1096,7 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
         iroh_endpoint_close(t.ep);
         iroh_endpoint_free(t.ep);
     }
+    free(t.peers);
     pthread_attr_destroy(&t.attr);
     pthread_attr_destroy(&t.join_attr);
     pthread_mutex_destroy(&t.mu);

@@ -59,7 +59,11 @@ wait_exit $lpid 10
 listen_bg short
 printf 'hel' | timeout -k 5 30 "$bin" connect --no-relay --alpn DUMBPIPEV0 "$ticket" > /dev/null 2> "$dir/sc.err"; status=$?
 wait_exit $lpid 10
-[ $st = 1 ] && grep -q "^iroh-c: before its hello: " "$dir/short.err" && ok || bad "listen, a stream ending inside the hello: status $st: $(cat "$dir/short.err")"
+[ $st = 1 ] && grep -q "^iroh-c: [0-9a-f]\{64\} ended its stream before its \"hello\" was complete: connection closed$" "$dir/short.err" &&
+  ok || bad "listen, a stream ending inside the hello: status $st: $(cat "$dir/short.err")"
+# the peer is told it was an invalid handshake (code 2), as for wrong bytes
+[ $status = 1 ] && [ "$(cat "$dir/sc.err")" = 'iroh-c: the peer closed the connection: invalid handshake: the stream ended inside the "hello" (code 2)' ] &&
+  ok || bad "the peer with a short hello: status $status: $(cat "$dir/sc.err")"
 [ ! -s "$dir/short.out" ] && ok || bad "listen wrote part of a hello: $(cat "$dir/short.out")"
 
 # a stream that stalls inside the hello: closed after 10 s (the listener's bound)

@@ -121,6 +121,9 @@ function stall(port, path) {
     console.log('connected');
   });
   s.on('error', () => process.exit(1));
+  // a paused socket keeps no event loop alive: without this node exits (closing the
+  // socket) as soon as the request is written, and nothing stalls
+  setInterval(() => {}, 1 << 30);
 }
 
 if (mode === 'servers') servers(a1, a2);
