@@ -28,16 +28,20 @@ wait_url() { # file -> the relay's URL
 }
 
 qport=$((20000 + RANDOM % 30000))
-start_relay() { # name listen qad-listen [more options] -> URL on stdout
+# start_relay name listen qad-listen [more options]: the relay's URL in $url. Runs in this
+# shell, not in $(...), so that its pid reaches pids and the cleanup stops it.
+start_relay() {
   local name=$1 listen=$2 qad=$3; shift 3
   "$bin" relay --listen "$listen" --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" \
     --qad-listen "$qad" --http-listen "${listen%:*}:0" "$@" > "$dir/$name.out" 2> "$dir/$name.err" &
   pids+=($!)
-  wait_url "$dir/$name.out" || { bad "relay $name did not start: $(cat "$dir/$name.err")"; return 1; }
+  url=$(wait_url "$dir/$name.out") || { bad "relay $name did not start: $(cat "$dir/$name.err")"; return 1; }
   for _ in $(seq 50); do grep -q "QUIC address discovery on" "$dir/$name.out" && break; sleep 0.05; done
 }
-url1=$(start_relay r1 127.0.0.1:0 "127.0.0.1:$qport") || exit 1
-url2=$(start_relay r2 127.0.0.2:0 "127.0.0.2:$qport") || exit 1
+start_relay r1 127.0.0.1:0 "127.0.0.1:$qport" || exit 1
+url1=$url
+start_relay r2 127.0.0.2:0 "127.0.0.2:$qport" || exit 1
+url2=$url
 common=(--relay-ca "$dir/cert.pem" --relay-quic-port "$qport" --no-captive-check)
 
 # ---- two relays, JSON --------------------------------------------------------------------
@@ -115,7 +119,8 @@ grep -q '^{"udp_v4":false,"udp_v6":false,.*"preferred_relay":null,"relay_latency
 
 # ---- IPv6 ----------------------------------------------------------------------------------
 if ip -6 addr show dev lo 2>/dev/null | grep -q "::1/128"; then
-  url3=$(start_relay r3 "[::1]:0" "[::1]:$qport") || exit 1
+  start_relay r3 "[::1]:0" "[::1]:$qport" || exit 1
+  url3=$url
   "$bin" report --relay "$url1" --relay "$url3" "${common[@]}" --json > "$dir/v6.json" 2> "$dir/v6.err"; st=$?
   check=$(node -e '
 const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
