@@ -16,6 +16,8 @@
 // connection over one stream.
 'use strict';
 
+const { irohPeer } = require('./peer.js');
+
 const ALPN = 'DUMBPIPEV0';
 const HELLO = Buffer.from('hello');
 const bytes = (b) => Array.from(Buffer.isBuffer(b) ? b : Buffer.from(b));
@@ -23,21 +25,8 @@ const CHUNK = 64 * 1024;
 
 // an iroh endpoint that accepts dumbpipe's ALPN (and any extra ones), bound to
 // 127.0.0.1:0; relayUrl: home on that relay instead of none
-async function endpoint(iroh, { relayUrl, alpns = [ALPN], secretKey } = {}) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  b.alpns(alpns.map(bytes));
-  b.bindAddr('127.0.0.1:0');
-  if (secretKey) b.secretKey(secretKey);
-  if (relayUrl) {
-    const m = iroh.RelayMap.empty();
-    m.insert({ url: relayUrl });
-    b.relayMode(iroh.RelayMode.custom(m));
-  } else {
-    b.relayMode(iroh.RelayMode.disabled());
-  }
-  return b.bind();
-}
+const endpoint = (iroh, { relayUrl, alpns = [ALPN], secretKey } = {}) =>
+  irohPeer(iroh, { relayUrl, alpns, secretKey });
 
 // Pipes a bidirectional stream (bi: { send, recv }) to the local side: a Buffer
 // (local.input; resolves to { received: Buffer }) or a Node stream (local.socket;

@@ -15,19 +15,9 @@
 'use strict';
 const net = require('net');
 
-const ALPN = 'DUMBPIPEV0';
-const HELLO = Buffer.from('hello');
+const { ALPN, HELLO, endpoint } = require('./dumbpipe_peer.js');
 const CHUNK = 64 * 1024;
 const bytes = (b) => Array.from(Buffer.isBuffer(b) ? b : Buffer.from(b));
-
-async function endpoint(iroh) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
-  b.alpns([bytes(ALPN)]);
-  b.bindAddr('127.0.0.1:0');
-  b.relayMode(iroh.RelayMode.disabled());
-  return b.bind();
-}
 
 // a TCP socket <-> a stream pair, both directions with their ends (half-close); resolves
 // when both are done; a failure on one side destroys the other

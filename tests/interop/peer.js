@@ -157,17 +157,28 @@ function irohEchoServer(ep, onConn) {
   })().catch(() => {});
 }
 
-// an iroh endpoint (iroh = the loaded binding) on loopback homed on our relay at url
-async function irohRelayPeer(iroh, url, alpns) {
+// an iroh endpoint (iroh = the loaded binding) on 127.0.0.1:0: homed on our relay at
+// relayUrl, or with relays off when there is none; alpns: strings; n0: iroh's n0 preset
+// (its address lookup) instead of the minimal one; secretKey: its identity
+async function irohPeer(iroh, { relayUrl = null, alpns = null, n0 = false, secretKey = null } = {}) {
   const b = iroh.Endpoint.builder();
-  iroh.presetMinimal(b);
+  if (n0) iroh.presetN0(b);
+  else iroh.presetMinimal(b);
   if (alpns) b.alpns(alpns.map((a) => Array.from(Buffer.from(a))));
   b.bindAddr('127.0.0.1:0');
-  const m = iroh.RelayMap.empty();
-  m.insert({ url });
-  b.relayMode(iroh.RelayMode.custom(m));
+  if (secretKey) b.secretKey(secretKey);
+  if (relayUrl) {
+    const m = iroh.RelayMap.empty();
+    m.insert({ url: relayUrl });
+    b.relayMode(iroh.RelayMode.custom(m));
+  } else {
+    b.relayMode(iroh.RelayMode.disabled());
+  }
   return b.bind();
 }
+
+// an iroh endpoint on loopback homed on our relay at url
+const irohRelayPeer = (iroh, url, alpns) => irohPeer(iroh, { relayUrl: url, alpns });
 
 // sends n bytes of pattern(n, seed) on a new stream of an iroh connection; true if they
 // all come back
@@ -184,4 +195,4 @@ const pathsText = (conn) => JSON.stringify(conn.paths().map((p) =>
   ({ relay: p.isRelay, ip: p.isIp, selected: p.isSelected, addr: p.remoteAddr })));
 
 module.exports = { loadIroh, run, rng, check, finish, track, killAll, withTimeout, freePort,
-  startRelay, pattern, irohEchoServer, irohRelayPeer, irohEcho, pathsText };
+  startRelay, pattern, irohEchoServer, irohPeer, irohRelayPeer, irohEcho, pathsText };

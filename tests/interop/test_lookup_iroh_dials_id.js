@@ -15,27 +15,14 @@
 const pk = require('./pkarr.js');
 pk.runInNetns('dials', ['127.0.0.1']);
 
-const { loadIroh, check, finish, withTimeout, startRelay, irohEcho, irohEchoServer } = require('./peer.js');
+const { loadIroh, check, finish, withTimeout, startRelay, irohPeer, irohEcho, irohEchoServer } = require('./peer.js');
 const { startDnsServer, irohcListener, waitPublished, runIrohc, irohcEnv } = require('./lookup_util.js');
 const iroh = loadIroh();
 const ALPN = 'lookup/dials';
 const alpnBytes = Array.from(Buffer.from(ALPN));
 const ORIGIN = 'dns.iroh.link';
 
-async function n0Endpoint(relayUrl) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetN0(b);
-  b.alpns([alpnBytes]);
-  b.bindAddr('127.0.0.1:0');
-  if (relayUrl) {
-    const m = iroh.RelayMap.empty();
-    m.insert({ url: relayUrl });
-    b.relayMode(iroh.RelayMode.custom(m));
-  } else {
-    b.relayMode(iroh.RelayMode.disabled());
-  }
-  return b.bind();
-}
+const n0Endpoint = (relayUrl) => irohPeer(iroh, { relayUrl, alpns: [ALPN], n0: true });
 
 async function dialById(ep, hex, what) {
   const t0 = Date.now();
@@ -92,14 +79,7 @@ async function dialById(ep, hex, what) {
   }
   // 3. iroh-c (defaults only) dials a real iroh endpoint whose record the test published
   {
-    const b = iroh.Endpoint.builder();
-    iroh.presetMinimal(b);
-    b.alpns([alpnBytes]);
-    b.bindAddr('127.0.0.1:0');
-    const m = iroh.RelayMap.empty();
-    m.insert({ url: relay.url });
-    b.relayMode(iroh.RelayMode.custom(m));
-    const ep = await b.bind();
+    const ep = await irohPeer(iroh, { relayUrl: relay.url, alpns: [ALPN] });
     await withTimeout(ep.online(), 10000, 'real iroh online');
     irohEchoServer(ep);
     const key = Buffer.from(ep.id().toBytes());

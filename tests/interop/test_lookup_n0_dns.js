@@ -13,27 +13,14 @@
 const pk = require('./pkarr.js');
 pk.runInNetns('n0dns', ['127.0.0.1']);
 
-const { loadIroh, check, finish, withTimeout, startRelay, irohEcho } = require('./peer.js');
+const { loadIroh, check, finish, withTimeout, startRelay, irohPeer, irohEcho } = require('./peer.js');
 const { irohcListener } = require('./lookup_util.js');
 const iroh = loadIroh();
 const ALPN = 'lookup/n0';
 const alpnBytes = Array.from(Buffer.from(ALPN));
 const ORIGIN = 'dns.iroh.link';
 
-async function n0Endpoint(relayUrl) {
-  const b = iroh.Endpoint.builder();
-  iroh.presetN0(b);
-  b.alpns([alpnBytes]);
-  b.bindAddr('127.0.0.1:0');
-  if (relayUrl) {
-    const m = iroh.RelayMap.empty();
-    m.insert({ url: relayUrl });
-    b.relayMode(iroh.RelayMode.custom(m));
-  } else {
-    b.relayMode(iroh.RelayMode.disabled());
-  }
-  return b.bind();
-}
+const n0Endpoint = (relayUrl) => irohPeer(iroh, { relayUrl, alpns: [ALPN], n0: true });
 
 (async () => {
   const records = new Map(); // lowercase owner name -> TXT strings

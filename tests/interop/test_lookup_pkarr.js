@@ -13,7 +13,7 @@
 //      `iroh-c resolve` prints what it found like `ticket decode`; `connect ID --no-relay`
 //      dials the direct addresses found.
 'use strict';
-const { loadIroh, check, finish, withTimeout, startRelay, irohEchoServer } = require('./peer.js');
+const { loadIroh, check, finish, withTimeout, startRelay, irohPeer, irohEchoServer } = require('./peer.js');
 const pk = require('./pkarr.js');
 const { startDnsServer, irohcListener, waitPublished, runIrohc } = require('./lookup_util.js');
 const iroh = loadIroh();
@@ -96,14 +96,7 @@ const verifies = (hexId, payload) => {
 
   // ---- 3. the real peer's key signs, we PUT, iroh-c connects by id -----------------------
   {
-    const b = iroh.Endpoint.builder();
-    iroh.presetMinimal(b);
-    b.alpns([Array.from(Buffer.from(ALPN))]);
-    b.bindAddr('127.0.0.1:0');
-    const m = iroh.RelayMap.empty();
-    m.insert({ url: relay.url });
-    b.relayMode(iroh.RelayMode.custom(m));
-    const ep = await b.bind();
+    const ep = await irohPeer(iroh, { relayUrl: relay.url, alpns: [ALPN] });
     await withTimeout(ep.online(), 10000, 'real iroh online');
     irohEchoServer(ep);
     const hex = ep.id().toString();
