@@ -378,14 +378,9 @@ int cmd_connect(int argc, char **argv)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
     }
     iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(timeout_s * 1000 + 0.5));
-    if ((rc = net_apply(&opts, b)) != 0) {
-        iroh_endpoint_builder_free(b);
-        iroh_endpoint_addr_free(addr);
-        return rc;
-    }
     /* without --bind the endpoint binds both families (0.0.0.0:0 and [::]:0) */
     iroh_endpoint *ep;
-    int status = net_bind(b, &ep);
+    int status = net_bind(&opts, b, &ep);
     if (status != 0) {
         iroh_endpoint_addr_free(addr);
         return status;
@@ -810,10 +805,6 @@ int cmd_listen(int argc, char **argv)
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
     int rc;
-    if ((rc = net_apply(&opts, b)) != 0) {
-        iroh_endpoint_builder_free(b);
-        return rc;
-    }
     iroh_endpoint_builder_retry(b, retry);
     for (size_t i = 0; i < n_alpns; i++) {
         if ((rc = iroh_endpoint_builder_alpn(b, alpns[i])) != IROH_OK) {
@@ -822,7 +813,7 @@ int cmd_listen(int argc, char **argv)
         }
     }
     iroh_endpoint *ep;
-    if ((rc = net_bind(b, &ep)) != 0)
+    if ((rc = net_bind(&opts, b, &ep)) != 0)
         return rc;
     int status = net_metrics_start(&opts, ep);
     if (status == 0 && cli_stop_watch_endpoint(ep) == 0 && !opts.no_relay) {
@@ -921,12 +912,8 @@ int cmd_resolve(int argc, char **argv)
      * connections to n0's relays for a lookup */
     opts.no_relay = 1;
     opts.quiet = 1; /* a throwaway identity: not worth a note */
-    if ((rc = net_apply(&opts, b)) != 0) {
-        iroh_endpoint_builder_free(b);
-        return rc;
-    }
     iroh_endpoint *ep;
-    if ((rc = net_bind(b, &ep)) != 0)
+    if ((rc = net_bind(&opts, b, &ep)) != 0)
         return rc;
     int status = 1;
     if (cli_stop_watch_endpoint(ep) == 0) {

@@ -286,7 +286,7 @@ static void on_path_event(void *ctx, const iroh_event *ev)
 
 /* The options into the builder: 0, or an exit status (said on stderr). Files named by
  * the options are checked here, at the start, not when they are first needed. */
-int net_apply(const net_opts *o, iroh_endpoint_builder *b)
+static int net_apply(const net_opts *o, iroh_endpoint_builder *b)
 {
     int rc;
     if (o->no_relay && o->n_relays)
@@ -351,16 +351,21 @@ int net_apply(const net_opts *o, iroh_endpoint_builder *b)
     return 0;
 }
 
-/* Starts the signal watcher and binds the endpoint (the builder is freed either way):
- * 0 and *ep, or the command's exit status with the reason on stderr. */
-int net_bind(iroh_endpoint_builder *b, iroh_endpoint **ep)
+/* Applies the options, starts the signal watcher and binds the endpoint (the builder is
+ * freed either way): 0 and *ep, or the command's exit status with the reason on stderr. */
+int net_bind(const net_opts *o, iroh_endpoint_builder *b, iroh_endpoint **ep)
 {
+    int rc = net_apply(o, b);
+    if (rc != 0) {
+        iroh_endpoint_builder_free(b);
+        return rc;
+    }
     if (cli_stop_start() != 0) {
         iroh_endpoint_builder_free(b);
         fprintf(stderr, "iroh-c: cannot set up signal handling: %s\n", strerror(errno));
         return 1;
     }
-    int rc = iroh_endpoint_bind(b, ep);
+    rc = iroh_endpoint_bind(b, ep);
     iroh_endpoint_builder_free(b);
     if (rc != IROH_OK) {
         fprintf(stderr, "iroh-c: %s\n", iroh_last_error());

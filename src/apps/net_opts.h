@@ -49,16 +49,14 @@ typedef struct net_opts {
 /* one of the endpoint options (net_opts above): 1 if argv[*i] was one (consumed), 0 if
  * not, -1 on a usage error (said on stderr) */
 int net_opt(net_opts *o, int argc, char **argv, int *i);
-/* the options into the builder: 0, or an exit status (said on stderr); files named by
- * the options are checked here */
-int net_apply(const net_opts *o, iroh_endpoint_builder *b);
-/* starts the signal watcher and binds (the builder is freed either way): 0 and *ep, or
- * the exit status with the reason on stderr */
-int net_bind(iroh_endpoint_builder *b, iroh_endpoint **ep);
+/* the options into the builder (files they name are checked here), then starts the
+ * signal watcher and binds (the builder is freed either way): 0 and *ep, or the exit
+ * status with the reason on stderr */
+int net_bind(const net_opts *o, iroh_endpoint_builder *b, iroh_endpoint **ep);
 /* --alpn ALPN: 1 if consumed (added, duplicates skipped), 0 if another argument, -1 on a
  * usage error; at most MAX_ALPNS */
 int alpn_opt(const char **alpns, size_t *n, int argc, char **argv, int *i);
-/* lookup options alone (resolve): as net_opt / net_apply for the lookup fields */
+/* lookup options alone (resolve): as net_opt / net_bind do for the lookup fields */
 int lookup_opt(net_opts *o, int argc, char **argv, int *i);
 int lookup_apply(const net_opts *o, iroh_endpoint_builder *b);
 

@@ -168,16 +168,10 @@ int cmd_report(int argc, char **argv)
     iroh_endpoint_builder *b = iroh_endpoint_builder_new();
     if (!b)
         return cli_api_error("endpoint", IROH_ERR_NO_MEMORY);
-    int rc = net_apply(&opts, b);
-    if (rc == 0)
-        iroh_endpoint_builder_net_report(b, captive ? IROH_NET_REPORT_ON
-                                                    : IROH_NET_REPORT_NO_CAPTIVE);
-    if (rc != 0) {
-        iroh_endpoint_builder_free(b);
-        return rc;
-    }
+    iroh_endpoint_builder_net_report(b, captive ? IROH_NET_REPORT_ON : IROH_NET_REPORT_NO_CAPTIVE);
     iroh_endpoint *ep;
-    if ((rc = net_bind(b, &ep)) != 0)
+    int rc;
+    if ((rc = net_bind(&opts, b, &ep)) != 0)
         return rc;
     int status = 1;
     if (cli_stop_watch_endpoint(ep) == 0) {

@@ -1060,11 +1060,11 @@ static int run_tunnel(const char *cmd, int is_unix, int listen_side, int argc, c
     } else {
         iroh_endpoint_builder_connect_timeout_ms(b, (uint32_t)(t.timeout_s * 1000 + 0.5));
     }
-    if (rc != 0 || (rc = net_apply(&opts, b)) != 0) {
+    if (rc != 0) {
         iroh_endpoint_builder_free(b);
         goto out_addr;
     }
-    if ((rc = net_bind(b, &t.ep)) != 0)
+    if ((rc = net_bind(&opts, b, &t.ep)) != 0)
         goto out_addr;
     pthread_attr_init(&t.attr);
     pthread_attr_setstacksize(&t.attr, THREAD_STACK);
