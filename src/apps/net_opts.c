@@ -122,7 +122,7 @@ int lookup_opt(net_opts *o, int argc, char **argv, int *i)
 }
 
 /* The lookup options into the builder: 0, or an exit status (said on stderr) */
-int lookup_apply(const net_opts *o, iroh_endpoint_builder *b)
+static int lookup_apply(const net_opts *o, iroh_endpoint_builder *b)
 {
     if (o->no_lookup) {
         if (o->pkarr_relay || o->dns_origin || o->dns_server || o->publish_addrs || o->mdns)

@@ -56,9 +56,8 @@ int net_bind(const net_opts *o, iroh_endpoint_builder *b, iroh_endpoint **ep);
 /* --alpn ALPN: 1 if consumed (added, duplicates skipped), 0 if another argument, -1 on a
  * usage error; at most MAX_ALPNS */
 int alpn_opt(const char **alpns, size_t *n, int argc, char **argv, int *i);
-/* lookup options alone (resolve): as net_opt / net_bind do for the lookup fields */
+/* lookup options alone (resolve): as net_opt does for the lookup fields */
 int lookup_opt(net_opts *o, int argc, char **argv, int *i);
-int lookup_apply(const net_opts *o, iroh_endpoint_builder *b);
 
 /* write(2) until done (EINTR retried): 0, or -1 with errno */
 int write_all_fd(int fd, const uint8_t *p, size_t n);
