@@ -977,6 +977,9 @@ IROH_EXTERN int iroh_router_builder_max_handlers(iroh_router_builder *rb, uint32
 /* Starts the accept loop; consumes the builder (also on failure). Connections whose ALPN
  * has no handler are closed with code 0, as iroh's router does. */
 IROH_EXTERN int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out);
+/* Frees a builder that will not be spawned (NULL is ignored); the endpoint stays the
+ * caller's. */
+IROH_EXTERN void iroh_router_builder_free(iroh_router_builder *rb);
 IROH_EXTERN iroh_endpoint *iroh_router_endpoint(const iroh_router *r);
 /* Stops accepting (within 200 ms), closes the connections of running handlers with
  * application code 0 and reason "shutting down" (so handlers blocked on them return

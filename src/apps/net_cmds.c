@@ -595,32 +595,15 @@ static int echo_handler(void *ctx, iroh_connection *conn)
     return 0;
 }
 
-/* Serves until a signal. *ep_freed when the router took the endpoint (and freed it). */
+/* Serves until a signal. *ep_freed when the router took the endpoint (and freed it): not
+ * when no router started. */
 static int serve_echo(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns, int dumbpipe,
                       int *ep_freed)
 {
     static int dumbpipe_ctx; /* any non-NULL pointer: the handlers check the hello */
-    iroh_router_builder *rb = iroh_router_builder_new(ep);
-    iroh_router *router = NULL;
-    int rc = rb ? IROH_OK : IROH_ERR_NO_MEMORY;
-    for (size_t i = 0; i < n_alpns && rc == IROH_OK; i++)
-        rc = iroh_router_builder_accept(rb, alpns[i], echo_handler, dumbpipe ? &dumbpipe_ctx : NULL);
-    char detail[300];
-    snprintf(detail, sizeof detail, "%s", iroh_last_error());
-    if (rb && iroh_router_spawn(rb, &router) != IROH_OK) { /* consumes the builder */
-        rc = rc != IROH_OK ? rc : IROH_ERR_IO;
-        snprintf(detail, sizeof detail, "%s", iroh_last_error());
-    }
-    if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: router: %s\n", detail);
-        if (router) {
-            cli_stop_forget_endpoint();
-            net_metrics_stop();
-            iroh_router_free(router); /* frees the endpoint too */
-            *ep_freed = 1;
-        }
+    iroh_router *router;
+    if (net_router(ep, alpns, n_alpns, echo_handler, dumbpipe ? &dumbpipe_ctx : NULL, &router) != 0)
         return 1;
-    }
     cli_stop_wait();
     /* the watcher closed the connections ("interrupted") and the endpoint; the router
      * waits for the handlers, which those closes end */

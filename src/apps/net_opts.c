@@ -493,3 +493,22 @@ int dumbpipe_read_hello(iroh_recv_stream *recv)
         return rc;
     return memcmp(got, DUMBPIPE_HELLO, DUMBPIPE_HELLO_LEN) == 0 ? IROH_OK : 1;
 }
+
+int net_router(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns,
+               iroh_protocol_handler fn, void *ctx, iroh_router **out)
+{
+    *out = NULL;
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    int rc = rb ? IROH_OK : IROH_ERR_NO_MEMORY;
+    for (size_t i = 0; i < n_alpns && rc == IROH_OK; i++)
+        rc = iroh_router_builder_accept(rb, alpns[i], fn, ctx);
+    if (rc != IROH_OK)
+        iroh_router_builder_free(rb); /* not half a router: none */
+    else
+        rc = iroh_router_spawn(rb, out); /* consumes the builder */
+    if (rc != IROH_OK) {
+        fprintf(stderr, "iroh-c: router: %s\n", iroh_last_error());
+        return 1;
+    }
+    return 0;
+}

@@ -53,6 +53,10 @@ int net_opt(net_opts *o, int argc, char **argv, int *i);
  * signal watcher and binds (the builder is freed either way): 0 and *ep, or the exit
  * status with the reason on stderr */
 int net_bind(const net_opts *o, iroh_endpoint_builder *b, iroh_endpoint **ep);
+/* A router on ep with the same handler and ctx for every ALPN: 0 and *out, or 1 said on
+ * stderr ("iroh-c: router: why"), with no router (the endpoint stays the caller's). */
+int net_router(iroh_endpoint *ep, const char *const *alpns, size_t n_alpns,
+               iroh_protocol_handler fn, void *ctx, iroh_router **out);
 /* --alpn ALPN: 1 if consumed (added, duplicates skipped), 0 if another argument, -1 on a
  * usage error; at most MAX_ALPNS */
 int alpn_opt(const char **alpns, size_t *n, int argc, char **argv, int *i);

@@ -603,32 +603,9 @@ static int tunnel_handler(void *ctx, iroh_connection *conn)
 /* serves until a signal; *ep_freed when the router took the endpoint (and freed it) */
 static int run_listen(tunnel *t, int *ep_freed)
 {
-    iroh_router_builder *rb = iroh_router_builder_new(t->ep);
-    iroh_router *router = NULL;
-    int rc = rb ? IROH_OK : IROH_ERR_NO_MEMORY;
-    for (size_t i = 0; i < t->n_alpns && rc == IROH_OK; i++)
-        rc = iroh_router_builder_accept(rb, t->alpns[i], tunnel_handler, t);
-    char detail[300];
-    snprintf(detail, sizeof detail, "%s", iroh_last_error());
-    if (rb && iroh_router_spawn(rb, &router) != IROH_OK) {
-        rc = rc != IROH_OK ? rc : IROH_ERR_IO;
-        snprintf(detail, sizeof detail, "%s", iroh_last_error());
-    }
-    if (rc != IROH_OK) {
-        fprintf(stderr, "iroh-c: router: %s\n", detail);
-        if (router) {
-            /* spawned with the handlers added before the failure (the builder has no
-             * free but the spawn): their forwards use t, which is on the caller's
-             * stack, so they end before the router goes */
-            cli_stop_forget_endpoint();
-            iroh_router_shutdown(router);
-            wait_jobs(t);
-            net_metrics_stop(); /* it reads the endpoint the router frees */
-            iroh_router_free(router); /* frees the endpoint too */
-            *ep_freed = 1;
-        }
-        return 1;
-    }
+    iroh_router *router;
+    if (net_router(t->ep, t->alpns, t->n_alpns, tunnel_handler, t, &router) != 0)
+        return 1; /* no router: no forward started */
     fprintf(stderr, "iroh-c: forwarding incoming streams to %s\n", t->where);
     cli_stop_wait();
     /* the watcher closed the connections and the endpoint: every forward wakes (its

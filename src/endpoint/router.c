@@ -26,7 +26,6 @@ struct iroh_router_builder {
     iroh_endpoint *ep;
     protocol p[MAX_PROTOCOLS];
     size_t n;
-    int failed;
     uint32_t max_handlers;
 };
 
@@ -243,6 +242,14 @@ static void free_protocols(protocol *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(p[i].alpn);
+}
+
+void iroh_router_builder_free(iroh_router_builder *rb)
+{
+    if (!rb)
+        return;
+    free_protocols(rb->p, rb->n);
+    free(rb);
 }
 
 int iroh_router_spawn(iroh_router_builder *rb, iroh_router **out)

@@ -520,6 +520,27 @@ TEST(router_with_several_alpns)
     iroh_router_free(router);
 }
 
+TEST(router_builder_free_without_spawn)
+{
+    /* a builder given up on: its protocols go (ASan's leak check), the endpoint stays the
+     * caller's and works, and a router can still be made on it */
+    iroh_endpoint *ep = bind_ep(0, NULL);
+    iroh_router_builder *rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "proto/1", answer, "one"), IROH_OK);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "proto/2", answer, "two"), IROH_OK);
+    iroh_router_builder_free(rb);
+    iroh_router_builder_free(NULL);
+    iroh_endpoint_addr *addr = NULL;
+    CHECK_EQ_INT(iroh_endpoint_get_addr(ep, &addr), IROH_OK);
+    iroh_endpoint_addr_free(addr);
+    rb = iroh_router_builder_new(ep);
+    CHECK_EQ_INT(iroh_router_builder_accept(rb, "proto/1", answer, "one"), IROH_OK);
+    iroh_router *router = NULL;
+    CHECK_EQ_INT(iroh_router_spawn(rb, &router), IROH_OK);
+    CHECK_EQ_INT(iroh_router_shutdown(router), IROH_OK);
+    iroh_router_free(router); /* frees the endpoint */
+}
+
 TEST(retry_both_ends)
 {
     /* our server validates with a Retry, our client follows it */
@@ -2467,6 +2488,7 @@ int main(void)
     RUN(all_direct_addresses_at_once);
     RUN(retry_both_ends);
     RUN(router_with_several_alpns);
+    RUN(router_builder_free_without_spawn);
     RUN(connect_errors);
     RUN(stream_states);
     RUN(accept_filter);
